@@ -1,0 +1,27 @@
+# Makefile for the pipeline extension (PGXS)
+
+EXTENSION = pipeline
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = pipeline
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# zstd is linked here although the archive (a later release) is its first user,
+# so that every build already proves the library is present.
+ZSTD_CFLAGS := $(shell pkg-config --cflags libzstd 2>/dev/null)
+ZSTD_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null || echo -lzstd)
+PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS)
+SHLIB_LINK = $(ZSTD_LIBS)
+
+# pg_regress suites: sql/<name>.sql against expected/<name>.out
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-config=$(srcdir)/test/pipeline.conf --load-extension=pg_cron
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --temp-config=$(srcdir)/test/pipeline.conf
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,359 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Reading and writing the extension's catalog tables: definitions,
+ *	  cursors and run history.
+ *
+ * Every function here expects an open SPI connection and does its work as
+ * the extension (pipeline_become_internal); callers check permissions first.
+ * Values are returned in the SPI procedure's memory context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+
+#include "pipeline.h"
+
+#define DEF_COLUMNS \
+	"id, name, owner::oid, source::oid, target::oid, coalesce(tombstones::oid, 0), " \
+	"key, strategy, sequence_by, delete_when, columns, filter, on_schema_change, " \
+	"batch_size, schedule, tombstone_retention::text, search_path, source_columns, " \
+	"paused, version"
+
+static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
+
+/*
+ * text_array_to_list
+ *		A text[] datum as a List of C strings.
+ */
+static List *
+text_array_to_list(Datum array)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/*
+ * def_from_result
+ *		Builds a PipelineDef from row 0 of the last SPI result.
+ */
+static PipelineDef *
+def_from_result(void)
+{
+	PipelineDef *def = palloc0(sizeof(PipelineDef));
+	bool		isnull;
+	Datum		d;
+
+	def->id = pipeline_result_int64(0, 0);
+	def->name = pipeline_result_text(0, 1);
+	def->owner = DatumGetObjectId(pipeline_result_datum(0, 2, &isnull));
+	def->source = DatumGetObjectId(pipeline_result_datum(0, 3, &isnull));
+	def->target = DatumGetObjectId(pipeline_result_datum(0, 4, &isnull));
+	def->tombstones = DatumGetObjectId(pipeline_result_datum(0, 5, &isnull));
+	d = pipeline_result_datum(0, 6, &isnull);
+	def->key = isnull ? NIL : text_array_to_list(d);
+	def->strategy = pipeline_result_text(0, 7);
+	def->sequence_by = pipeline_result_text(0, 8);
+	def->delete_when = pipeline_result_text(0, 9);
+	def->columns = DatumGetJsonbPCopy(pipeline_result_datum(0, 10, &isnull));
+	def->filter = pipeline_result_text(0, 11);
+	def->on_schema_change = pipeline_result_text(0, 12);
+	def->batch_size = pipeline_result_int64(0, 13);
+	def->schedule = pipeline_result_text(0, 14);
+	def->tombstone_retention = pipeline_result_text(0, 15);
+	def->search_path = pipeline_result_text(0, 16);
+	def->source_columns = DatumGetJsonbPCopy(pipeline_result_datum(0, 17, &isnull));
+	def->paused = DatumGetBool(pipeline_result_datum(0, 18, &isnull));
+	def->version = (int32) pipeline_result_int64(0, 19);
+	return def;
+}
+
+/*
+ * load_where
+ *		Loads the definition matching "<column> = $1", or NULL.
+ */
+static PipelineDef *
+load_where(const char *column, Oid argtype, Datum arg, DefLock lock)
+{
+	PipelineUserContext ctx;
+	PipelineDef *def = NULL;
+	char	   *sql;
+
+	sql = psprintf("SELECT " DEF_COLUMNS " FROM pipeline.pipeline_defs WHERE %s = $1%s",
+				   column, lock_clause[lock]);
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec(sql, 1, &argtype, &arg, NULL, lock == DEF_LOCK_NONE, 1) == 1)
+		def = def_from_result();
+	pipeline_restore_user(&ctx);
+	return def;
+}
+
+/*
+ * pipeline_load
+ *		The definition of the named pipeline, optionally row-locked; NULL
+ *		when it does not exist and missing_ok.
+ */
+PipelineDef *
+pipeline_load(const char *name, bool missing_ok, DefLock lock)
+{
+	PipelineDef *def;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null"),
+				 errdetail("Every pipeline function needs the name of a pipeline."),
+				 errhint("Pass the name given to pipeline.create_pipeline.")));
+	def = load_where("name", TEXTOID, CStringGetTextDatum(name), lock);
+	if (def == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name),
+				 errdetail("No pipeline of that name is defined in this database."),
+				 errhint("See SELECT name FROM pipeline.pipelines for the pipelines you can manage.")));
+	return def;
+}
+
+/*
+ * pipeline_load_by_id
+ *		The definition with the given id, or NULL when it was dropped.
+ */
+PipelineDef *
+pipeline_load_by_id(int64 id, DefLock lock)
+{
+	return load_where("id", INT8OID, Int64GetDatum(id), lock);
+}
+
+/*
+ * exec_internal
+ *		Runs a catalog statement as the extension.
+ */
+static int
+exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	PipelineUserContext ctx;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * pipeline_run_start
+ *		Records a new run as 'running' and returns its id.
+ */
+int64
+pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, OIDOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(def->id);
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = ObjectIdGetDatum(run_as);
+	exec_internal("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
+				  "VALUES ($1, $2, $3::regrole) RETURNING run_id", 3, types, values, NULL);
+	return pipeline_result_int64(0, 0);
+}
+
+/*
+ * counts_args
+ *		Fills parameters $2..$10 of a run_log update from counts.
+ */
+static void
+counts_args(const RunCounts *counts, Oid *types, Datum *values)
+{
+	int64		fields[7] = {counts->read, counts->inserted, counts->updated, counts->deleted,
+	counts->stale, counts->filtered, counts->quarantined};
+
+	for (int i = 0; i < 7; i++)
+	{
+		types[i] = INT8OID;
+		values[i] = Int64GetDatum(fields[i]);
+	}
+	types[7] = INT4OID;
+	values[7] = Int32GetDatum(counts->batches);
+}
+
+#define COUNTS_SET \
+	"rows_read = $2, rows_inserted = $3, rows_updated = $4, rows_deleted = $5, " \
+	"rows_stale = $6, rows_filtered = $7, rows_quarantined = $8, batches = $9"
+
+/*
+ * pipeline_run_progress
+ *		Stores a running run's counts and the rows it has pending in all.
+ */
+void
+pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
+{
+	Oid			types[10];
+	Datum		values[10];
+
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(run_id);
+	counts_args(counts, types + 1, values + 1);
+	types[9] = INT8OID;
+	values[9] = Int64GetDatum(pending);
+	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $10 "
+				  "WHERE run_id = $1", 10, types, values, NULL);
+}
+
+/*
+ * pipeline_run_finish
+ *		Closes a run with its final status, counts and error (if any).
+ */
+void
+pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
+					const char *sqlstate, const char *message)
+{
+	Oid			types[12];
+	Datum		values[12];
+	char		nulls[12];
+
+	memset(nulls, ' ', sizeof(nulls));
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(run_id);
+	counts_args(counts, types + 1, values + 1);
+	types[9] = TEXTOID;
+	values[9] = CStringGetTextDatum(status);
+	types[10] = TEXTOID;
+	types[11] = TEXTOID;
+	if (sqlstate)
+		values[10] = CStringGetTextDatum(sqlstate);
+	else
+		nulls[10] = 'n';
+	if (message)
+		values[11] = CStringGetTextDatum(message);
+	else
+		nulls[11] = 'n';
+	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $10, "
+				  "error_sqlstate = $11, error_message = $12, finished_at = clock_timestamp() "
+				  "WHERE run_id = $1", 12, types, values, nulls);
+}
+
+/*
+ * pipeline_fail_interrupted_runs
+ *		Marks failed the runs of a pipeline still recorded as running.  The
+ *		caller holds the pipeline's run lock, so none of them can be alive:
+ *		their session ended (crash, restart, terminated backend) mid-run.
+ */
+void
+pipeline_fail_interrupted_runs(int64 pipeline_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(pipeline_id);
+
+	exec_internal("UPDATE pipeline.run_log SET status = 'failed', "
+				  "finished_at = clock_timestamp(), error_sqlstate = '57P02', "
+				  "error_message = 'run interrupted: the session running it ended "
+				  "(server crash or restart, or terminated backend) before it finished' "
+				  "WHERE pipeline_id = $1 AND status = 'running'", 1, &type, &value, NULL);
+}
+
+/*
+ * pipeline_cursor_read
+ *		The pipeline's consumed snapshot and partial position, row-locked
+ *		until the end of the transaction.
+ */
+void
+pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(pipeline_id);
+	bool		isnull;
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT consumed, partial_xid, partial_seq FROM pipeline.cursors "
+					  "WHERE pipeline_id = $1 FOR UPDATE", 1, &type, &value, NULL,
+					  false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("pipeline %lld has no cursor", (long long) pipeline_id),
+				 errdetail("Every pipeline has one row in pipeline.cursors; this one's is missing."),
+				 errhint("Drop and recreate the pipeline.")));
+	*consumed = datumCopy(pipeline_result_datum(0, 0, &isnull), false, -1);
+	partial->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 1, &isnull));
+	partial->valid = !isnull;
+	partial->seq = pipeline_result_int64(0, 2);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_cursor_write
+ *		Moves the pipeline's cursor; commits with the batch it records.
+ */
+void
+pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial)
+{
+	Oid			types[4] = {INT8OID, PG_SNAPSHOTOID, XID8OID, INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(pipeline_id);
+	values[1] = consumed;
+	if (partial->valid)
+	{
+		values[2] = FullTransactionIdGetDatum(partial->xid);
+		values[3] = Int64GetDatum(partial->seq);
+	}
+	else
+		nulls[2] = nulls[3] = 'n';
+	exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
+				  "partial_seq = $4, updated_at = now() WHERE pipeline_id = $1",
+				  4, types, values, nulls);
+}
+
+/*
+ * pipeline_source_columns_json
+ *		The source's columns (but _xid and _seq) as a jsonb array of
+ *		{"name", "type"} objects, in column order.
+ */
+Jsonb *
+pipeline_source_columns_json(Oid source)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(source);
+	bool		isnull;
+
+	exec_internal("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
+				  "'type', format_type(atttypid, atttypmod)) ORDER BY attnum), '[]') "
+				  "FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 "
+				  "AND NOT attisdropped AND attname NOT IN ('_xid', '_seq')",
+				  1, &type, &value, NULL);
+	return DatumGetJsonbPCopy(pipeline_result_datum(0, 0, &isnull));
+}
+
+/*
+ * pipeline_store_source_columns
+ *		Records the source's columns as accepted (after a schema change was
+ *		applied), bumping the definition's version.
+ */
+void
+pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns)
+{
+	Oid			types[2] = {INT8OID, JSONBOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(pipeline_id);
+	values[1] = JsonbPGetDatum(columns);
+	exec_internal("UPDATE pipeline.pipeline_defs SET source_columns = $2, "
+				  "version = version + 1, altered_at = now() WHERE id = $1",
+				  2, types, values, NULL);
+}

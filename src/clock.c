@@ -1,0 +1,297 @@
+/*-------------------------------------------------------------------------
+ *
+ * clock.c
+ *	  The logical transaction clock that stamps staged rows, and snapshot
+ *	  arithmetic on it.
+ *
+ * Staged rows carry _xid = the writer's 64-bit transaction id plus an
+ * offset.  The offset lives in pipeline.clock and is zero until a logical
+ * restore (pg_dump/pg_restore into another installation) brings cursors
+ * taken on the old cluster: their generation differs from ours, so the
+ * offset jumps past every id the old cluster can have handed out.  Rows
+ * written after the restore then sort after everything restored, and the
+ * restored cursors keep telling consumed rows from pending ones exactly.
+ *
+ * pg_upgrade and physical copies keep both the transaction counter and the
+ * clock table, so nothing moves there.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_current_xid);
+PG_FUNCTION_INFO_V1(pipeline_current_snapshot);
+PG_FUNCTION_INFO_V1(pipeline_adopt_restored_cursor);
+PG_FUNCTION_INFO_V1(pipeline_snapshot_prefix);
+
+/*
+ * How far past a restored cursor the clock jumps: a whole epoch of
+ * transaction ids.  Rows the old cluster wrote after its newest cursor fit
+ * unless a pipeline went four billion transactions without a run.
+ */
+#define RESTORE_MARGIN (UINT64CONST(1) << 32)
+
+/* Backend-local copy of pipeline.clock, dropped on relcache invalidation. */
+static bool clock_valid = false;
+static uint64 clock_offset = 0;
+static int64 clock_generation = 0;
+static Oid	clock_relid = InvalidOid;
+
+/*
+ * clock_invalidate
+ *		Relcache callback: forget the cached clock when pipeline.clock is
+ *		invalidated (the offset changed) or on a full reset.
+ */
+static void
+clock_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == clock_relid)
+		clock_valid = false;
+}
+
+/*
+ * pipeline_clock_init
+ *		Registers the invalidation callback; called once from _PG_init.
+ */
+void
+pipeline_clock_init(void)
+{
+	CacheRegisterRelcacheCallback(clock_invalidate, (Datum) 0);
+}
+
+/*
+ * clock_load
+ *		Reads pipeline.clock into the backend cache when needed.  The caller
+ *		must be in a transaction.
+ */
+static void
+clock_load(void)
+{
+	Oid			nsp;
+	int			ret;
+	bool		isnull;
+
+	if (clock_valid)
+		return;
+
+	nsp = get_namespace_oid(PIPELINE_SCHEMA, false);
+	clock_relid = get_relname_relid("clock", nsp);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute("SELECT generation, xid_offset FROM pipeline.clock", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("pipeline clock is missing"),
+				 errdetail("Table pipeline.clock must hold exactly one row."),
+				 errhint("Reinstall the extension with DROP EXTENSION pipeline and CREATE EXTENSION pipeline.")));
+	clock_generation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	clock_offset = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+	clock_valid = true;
+}
+
+/*
+ * shift_snapshot
+ *		Returns a copy of a pg_snapshot with every id moved by the offset.
+ */
+static Datum
+shift_snapshot(Datum snapshot, uint64 offset)
+{
+	PipelineSnapshot *src = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
+	PipelineSnapshot *dst;
+	Size		size = PIPELINE_SNAPSHOT_SIZE(src->nxip);
+
+	dst = palloc(size);
+	memcpy(dst, src, size);
+	dst->xmin = FullTransactionIdFromU64(U64FromFullTransactionId(src->xmin) + offset);
+	dst->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(src->xmax) + offset);
+	for (uint32 i = 0; i < src->nxip; i++)
+		dst->xip[i] = FullTransactionIdFromU64(U64FromFullTransactionId(src->xip[i]) + offset);
+	return PointerGetDatum(dst);
+}
+
+/*
+ * pipeline_current_xid
+ *		SQL: pipeline.current_xid() -> xid8.  The default of every source's
+ *		_xid column; assigns a transaction id like pg_current_xact_id().
+ */
+Datum
+pipeline_current_xid(PG_FUNCTION_ARGS)
+{
+	FullTransactionId xid = GetTopFullTransactionId();
+
+	clock_load();
+	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromU64(U64FromFullTransactionId(xid) +
+														 clock_offset));
+}
+
+/*
+ * pipeline_current_snapshot
+ *		SQL: pipeline.current_snapshot() -> pg_snapshot on the logical clock.
+ */
+Datum
+pipeline_current_snapshot(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(pipeline_logical_snapshot());
+}
+
+/*
+ * pipeline_logical_snapshot
+ *		The active snapshot on the logical clock, as a pg_snapshot datum.
+ */
+Datum
+pipeline_logical_snapshot(void)
+{
+	Datum		snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
+
+	clock_load();
+	return shift_snapshot(snap, clock_offset);
+}
+
+/*
+ * pipeline_adopt_restored_cursor
+ *		BEFORE INSERT trigger on pipeline.cursors.  A cursor of this
+ *		installation passes unchanged; one restored from another moves the
+ *		clock past its ids and is stamped with our generation.
+ */
+Datum
+pipeline_adopt_restored_cursor(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+	int			attgen,
+				attconsumed;
+	bool		isnull;
+	int64		generation;
+	PipelineSnapshot *consumed;
+	uint64		next_real;
+	uint64		needed;
+	Datum		newgen;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "adopt_restored_cursor must be a BEFORE ROW trigger");
+
+	tuple = trigdata->tg_trigtuple;
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	attgen = SPI_fnumber(tupdesc, "generation");
+	attconsumed = SPI_fnumber(tupdesc, "consumed");
+	if (attgen <= 0 || attconsumed <= 0)
+		elog(ERROR, "pipeline.cursors lacks its generation or consumed column");
+
+	clock_load();
+	generation = DatumGetInt64(SPI_getbinval(tuple, tupdesc, attgen, &isnull));
+	if (!isnull && generation == clock_generation)
+		return PointerGetDatum(tuple);
+
+	consumed = (PipelineSnapshot *) PG_DETOAST_DATUM(SPI_getbinval(tuple, tupdesc,
+																   attconsumed, &isnull));
+	next_real = U64FromFullTransactionId(ReadNextFullTransactionId());
+	needed = U64FromFullTransactionId(consumed->xmax) + RESTORE_MARGIN;
+	if (needed > next_real + clock_offset)
+	{
+		Oid			argtypes[1] = {INT8OID};
+		Datum		args[1];
+
+		args[0] = Int64GetDatum((int64) (needed - next_real));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("UPDATE pipeline.clock SET xid_offset = $1",
+								  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not move the pipeline clock");
+		SPI_finish();
+		CacheInvalidateRelcacheByRelid(clock_relid);
+		clock_valid = false;
+		clock_load();
+	}
+
+	newgen = Int64GetDatum(clock_generation);
+	{
+		int			cols[1] = {attgen};
+		bool		nulls[1] = {false};
+
+		tuple = heap_modify_tuple_by_cols(tuple, tupdesc, 1, cols, &newgen, nulls);
+	}
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * fxid_cmp
+ *		qsort comparator for FullTransactionId.
+ */
+static int
+fxid_cmp(const void *a, const void *b)
+{
+	uint64		x = U64FromFullTransactionId(*(const FullTransactionId *) a);
+	uint64		y = U64FromFullTransactionId(*(const FullTransactionId *) b);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * pipeline_snapshot_datum_prefix
+ *		The cursor after consuming, in (_xid, _seq) order, every row pending
+ *		between 'consumed' and 'upto' whose _xid is below 'boundary'; the
+ *		boundary transaction itself stays pending (the caller records how far
+ *		into it the batch went).  Below the boundary the result sees what
+ *		'upto' sees, above it what 'consumed' sees.
+ */
+Datum
+pipeline_snapshot_datum_prefix(Datum consumed_d, Datum upto_d, FullTransactionId boundary)
+{
+	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(consumed_d);
+	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(upto_d);
+	PipelineSnapshot *m;
+	uint64		b = U64FromFullTransactionId(boundary);
+	uint64		xmax = Max(b, U64FromFullTransactionId(c->xmax));
+	uint32		n = 0;
+
+	m = palloc0(PIPELINE_SNAPSHOT_SIZE(s->nxip + c->nxip + 1));
+	for (uint32 i = 0; i < s->nxip; i++)
+		if (U64FromFullTransactionId(s->xip[i]) < b)
+			m->xip[n++] = s->xip[i];
+	if (b < xmax)
+		m->xip[n++] = boundary;
+	for (uint32 i = 0; i < c->nxip; i++)
+		if (U64FromFullTransactionId(c->xip[i]) > b)
+			m->xip[n++] = c->xip[i];
+	qsort(m->xip, n, sizeof(FullTransactionId), fxid_cmp);
+
+	m->nxip = n;
+	m->xmax = FullTransactionIdFromU64(xmax);
+	m->xmin = n > 0 ? m->xip[0] : m->xmax;
+	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
+	return PointerGetDatum(m);
+}
+
+/*
+ * pipeline_snapshot_prefix
+ *		SQL: pipeline.snapshot_prefix(consumed, upto, boundary).
+ */
+Datum
+pipeline_snapshot_prefix(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(pipeline_snapshot_datum_prefix(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+												   PG_GETARG_FULLTRANSACTIONID(2)));
+}

@@ -1,0 +1,1075 @@
+/*-------------------------------------------------------------------------
+ *
+ * define.c
+ *	  create_pipeline, alter_pipeline, drop_pipeline, pause, resume,
+ *	  prepare_source and discard_quarantine: everything that changes a
+ *	  definition, with the validation that keeps bad definitions out.
+ *
+ * A definition is validated as a whole, as its owner would run it: every
+ * expression is parsed against the source, the target's key index and
+ * privileges are checked, and the batch statement itself is prepared, so
+ * that what is accepted here runs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/varlena.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_create_pipeline);
+PG_FUNCTION_INFO_V1(pipeline_alter_pipeline);
+PG_FUNCTION_INFO_V1(pipeline_drop_pipeline);
+PG_FUNCTION_INFO_V1(pipeline_pause);
+PG_FUNCTION_INFO_V1(pipeline_resume);
+PG_FUNCTION_INFO_V1(pipeline_prepare_source);
+PG_FUNCTION_INFO_V1(pipeline_discard_quarantine);
+
+/* ---------------------------------------------------------------- helpers */
+
+/*
+ * arg_text
+ *		A text argument as a C string, or NULL.
+ */
+static char *
+arg_text(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * empty_to_null
+ *		alter_pipeline clears an optional expression with ''.
+ */
+static char *
+empty_to_null(char *s)
+{
+	return (s != NULL && s[0] == '\0') ? NULL : s;
+}
+
+/*
+ * text_list_from_array
+ *		A text[] argument as a List of names; NULL elements are an error.
+ */
+static List *
+text_list_from_array(Datum array, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain null", what),
+					 errdetail("Element %d of %s is null.", i + 1, what),
+					 errhint("List column names, for example ARRAY['order_id'].")));
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	}
+	return result;
+}
+
+/*
+ * list_to_text_array
+ *		A List of names as a text[] datum.
+ */
+static Datum
+list_to_text_array(List *names)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, names)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * relation_description
+ *		"table raw.orders" for messages.
+ */
+static char *
+relation_description(Oid relid)
+{
+	return pipeline_qualified_name(relid);
+}
+
+/*
+ * require_privilege
+ *		Errors unless the owner holds 'mode' on a relation.
+ */
+static void
+require_privilege(Oid owner, Oid relid, AclMode mode, const char *privilege, const char *role_of)
+{
+	if (pg_class_aclcheck(relid, owner, mode) == ACLCHECK_OK)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for %s %s", role_of, relation_description(relid)),
+			 errdetail("Role \"%s\" owns the pipeline and lacks the %s privilege on it.",
+					   GetUserNameFromId(owner, false), privilege),
+			 errhint("GRANT %s ON %s TO %s;", privilege, relation_description(relid),
+					 quote_identifier(GetUserNameFromId(owner, false)))));
+}
+
+/*
+ * require_table
+ *		Errors unless relid is a table (plain or partitioned).
+ */
+static void
+require_table(Oid relid, const char *role)
+{
+	char		kind = get_rel_relkind(relid);
+
+	if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("%s %s is not a table", role, relation_description(relid)),
+			 errdetail("Pipelines read from and write to tables (plain or partitioned), not views or other relations."),
+			 errhint("Use a table as the %s.", role)));
+}
+
+/* ------------------------------------------------------ probing expressions */
+
+/*
+ * probe
+ *		Parses and plans "SELECT <expr> FROM <source> s LIMIT 0" as the owner
+ *		and returns the expression's type.  A failure becomes an error that
+ *		names the part of the definition at fault.
+ */
+static void
+probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, int32 *typmod)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *sql = psprintf("SELECT (%s) FROM %s s LIMIT 0", expr,
+							   pipeline_qualified_name(def->source));
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		PipelineUserContext ctx;
+
+		pipeline_become_owner(def, &ctx);
+		pipeline_exec(sql, 0, NULL, NULL, NULL, true, 0);
+		pipeline_restore_user(&ctx);
+		*typid = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+		*typmod = TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypmod;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("invalid %s: %s", what, edata->message),
+				 errdetail("The expression is: %s", expr),
+				 errhint("Expressions are SQL over the columns of the source %s, run as the pipeline's owner.",
+						 pipeline_qualified_name(def->source))));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * probe_boolean
+ *		Probes an optional expression that must be boolean.
+ */
+static void
+probe_boolean(const PipelineDef *def, const char *expr, const char *what)
+{
+	Oid			typid;
+	int32		typmod;
+
+	if (expr == NULL)
+		return;
+	probe(def, expr, what, &typid, &typmod);
+	if (typid != BOOLOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be a boolean expression", what),
+				 errdetail("The expression \"%s\" is of type %s.", expr, format_type_be(typid)),
+				 errhint("Write a condition, for example op = 'd'.")));
+}
+
+/*
+ * mapped_column_names
+ *		"a, b, c" of the mapping's target columns, for messages.
+ */
+static char *
+mapped_column_names(PipelineMapping *map)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
+	return pipeline_quote_list(names, NULL);
+}
+
+/*
+ * probe_mapping
+ *		Types every mapped column and checks key and sequence_by.
+ */
+static void
+probe_mapping(const PipelineDef *def, PipelineMapping *map)
+{
+	ListCell   *lc;
+
+	if (map->columns == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\" maps no columns", def->name),
+				 errdetail("No target column is fed by the source or by the columns mapping."),
+				 errhint("Map at least one column, or use a target whose columns share names with the source.")));
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		probe(def, cm->expr, psprintf("mapping for column \"%s\"", cm->column),
+			  &cm->typid, &cm->typmod);
+		if (cm->typid == UNKNOWNOID)
+			cm->typid = TEXTOID;
+	}
+	foreach(lc, def->key)
+		if (pipeline_mapping_column(map, lfirst(lc)) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" is not a column of the pipeline's target",
+							(char *) lfirst(lc)),
+					 errdetail("The target's mapped columns are: %s.", mapped_column_names(map)),
+					 errhint("Name one of them (names are exact, without SQL quoting), or map it with columns => '{\"%s\": \"...\"}'.",
+							 (char *) lfirst(lc))));
+	if (def->sequence_by)
+	{
+		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
+
+		if (cm == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("sequence_by column \"%s\" is not a column of the pipeline's target", def->sequence_by),
+					 errdetail("The target keeps each row's version in that column to discard stale events."),
+					 errhint("Name a column of the source (or of the columns mapping) that orders events, such as updated_at.")));
+		if (!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("sequence_by column \"%s\" has type %s, which cannot be ordered",
+							def->sequence_by, format_type_be(cm->typid)),
+					 errdetail("Latest-wins needs a type with a default btree ordering."),
+					 errhint("Use a timestamp, a number or another ordered type, or map the column to one (columns => '{\"%s\": \"...::timestamptz\"}').",
+							 def->sequence_by)));
+	}
+	probe_boolean(def, def->delete_when, "delete_when");
+	probe_boolean(def, def->filter, "filter");
+}
+
+/* ------------------------------------------------------------ the target */
+
+/*
+ * key_index_exists
+ *		Whether the target has a unique, non-partial index on exactly the
+ *		key columns (what INSERT ... ON CONFLICT needs).
+ */
+static bool
+key_index_exists(Oid target, List *key)
+{
+	Relation	rel = table_open(target, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+		bool		matches;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		index = (Form_pg_index) GETSTRUCT(tup);
+		matches = index->indisunique && index->indisvalid &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+			index->indnkeyatts == list_length(key);
+		for (int i = 0; matches && i < index->indnkeyatts; i++)
+		{
+			char	   *att = get_attname(target, index->indkey.values[i], true);
+			ListCell   *kc;
+
+			matches = false;
+			foreach(kc, key)
+				if (att && strcmp(att, lfirst(kc)) == 0)
+					matches = true;
+		}
+		ReleaseSysCache(tup);
+		if (matches)
+		{
+			found = true;
+			break;
+		}
+	}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * check_existing_target
+ *		An existing target must be a table the owner may write, with a unique
+ *		index on the key for the merge strategy.
+ */
+static void
+check_existing_target(const PipelineDef *def)
+{
+	bool		merge = strcmp(def->strategy, "merge") == 0;
+
+	require_table(def->target, "target");
+	require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
+	if (!merge)
+		return;
+	require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
+	require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
+	if (def->delete_when)
+		require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
+	if (!key_index_exists(def->target, def->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("target %s has no unique index on the key (%s)",
+						relation_description(def->target), pipeline_quote_list(def->key, NULL)),
+				 errdetail("The merge strategy upserts with INSERT ... ON CONFLICT, which needs a unique index on exactly the key columns."),
+				 errhint("CREATE UNIQUE INDEX ON %s (%s);", relation_description(def->target),
+						 pipeline_quote_list(def->key, NULL))));
+}
+
+/*
+ * column_definitions
+ *		"a type, b type" for the mapped columns (all, or only the key and
+ *		sequence_by columns when 'key_only').
+ */
+static char *
+column_definitions(const PipelineDef *def, PipelineMapping *map, bool key_only)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		bool		is_seq = def->sequence_by && strcmp(def->sequence_by, cm->column) == 0;
+
+		if (key_only && !cm->is_key && !is_seq)
+			continue;
+		appendStringInfo(&buf, "%s%s %s%s", buf.len ? ", " : "", quote_identifier(cm->column),
+						 format_type_with_typemod(cm->typid, cm->typmod),
+						 key_only ? " NOT NULL" : "");
+	}
+	return buf.data;
+}
+
+/*
+ * run_as_owner
+ *		Runs one utility statement as the pipeline's owner.
+ */
+static void
+run_as_owner(const PipelineDef *def, const char *sql)
+{
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(def, &ctx);
+	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * create_target
+ *		Creates a missing target from the mapping, with the key as primary
+ *		key, as the pipeline's owner.
+ */
+static Oid
+create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
+{
+	char	   *name = quote_qualified_identifier(rv->schemaname, rv->relname);
+	char	   *pk = def->key != NIL && strcmp(def->strategy, "merge") == 0
+		? psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL)) : "";
+
+	run_as_owner(def, psprintf("CREATE TABLE %s (%s%s)", name,
+							   column_definitions(def, map, false), pk));
+	CommandCounterIncrement();
+	return RangeVarGetRelid(rv, NoLock, false);
+}
+
+/*
+ * create_tombstones
+ *		Creates the table that remembers deletes next to the target: key,
+ *		sequence_by value and when.  Needed when deletes meet sequence_by.
+ */
+static Oid
+create_tombstones(const PipelineDef *def, PipelineMapping *map)
+{
+	Oid			nsp = get_rel_namespace(def->target);
+	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, "tombstones",
+											 nsp, false);
+	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
+
+	run_as_owner(def, psprintf("CREATE TABLE %s (%s, deleted_at timestamptz NOT NULL DEFAULT now(), "
+							   "PRIMARY KEY (%s))",
+							   name, column_definitions(def, map, true),
+							   pipeline_quote_list(def->key, NULL)));
+	run_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
+							   quote_literal_cstr(psprintf("deletes applied by pipeline %s, kept for its tombstone_retention so that older events cannot bring rows back",
+														   def->name))));
+	CommandCounterIncrement();
+	return get_relname_relid(relname, nsp);
+}
+
+/*
+ * drop_tombstones
+ *		Drops a pipeline's tombstone table, if it has one.
+ */
+static void
+drop_tombstones(const PipelineDef *def)
+{
+	PipelineUserContext ctx;
+
+	if (!OidIsValid(def->tombstones) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->tombstones)))
+		return;
+	pipeline_become_internal(&ctx);
+	pipeline_exec(psprintf("DROP TABLE %s", pipeline_qualified_name(def->tombstones)),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * check_batch_statement
+ *		Prepares the batch statement as the owner so that a definition that
+ *		cannot run (say, an expression whose type does not fit the target
+ *		column) is refused now rather than at the first run.
+ */
+static void
+check_batch_statement(const PipelineDef *def, PipelineMapping *map)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *sql = pipeline_batch_sql(def, map, BATCH_FROM_STAGING);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		PipelineUserContext ctx;
+		Oid			types[BATCH_NPARAMS] = {XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID,
+			INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID};
+
+		pipeline_become_owner(def, &ctx);
+		if (SPI_prepare(sql, BATCH_NPARAMS, types) == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		pipeline_restore_user(&ctx);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("pipeline \"%s\" cannot write its target: %s", def->name, edata->message),
+				 edata->detail ? errdetail("%s", edata->detail)
+				 : errdetail("The statement that merges a batch into %s does not compile.",
+							 relation_description(def->target)),
+				 errhint("Check that each mapped expression's type fits its target column.")));
+	}
+	PG_END_TRY();
+}
+
+/* ------------------------------------------------------------ the source */
+
+/*
+ * prepare_source
+ *		Makes a table a change log: adds _xid (the writer's transaction on
+ *		the logical clock) and _seq (order within a transaction) with their
+ *		defaults, and an index on both.  Existing rows get the current
+ *		transaction, so a new pipeline consumes them too.
+ */
+static void
+prepare_source(Oid source)
+{
+	AttrNumber	xid_att = get_attnum(source, PIPELINE_XID_COLUMN);
+	AttrNumber	seq_att = get_attnum(source, PIPELINE_SEQ_COLUMN);
+	char	   *src = pipeline_qualified_name(source);
+	Oid			nsp = get_rel_namespace(source);
+	StringInfoData sql;
+
+	require_table(source, "source");
+	if (xid_att != InvalidAttrNumber && seq_att != InvalidAttrNumber)
+	{
+		if (get_atttype(source, xid_att) != XID8OID || get_atttype(source, seq_att) != INT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("source %s has columns _xid or _seq of the wrong type", src),
+					 errdetail("A pipeline source carries _xid xid8 and _seq bigint, filled by their defaults."),
+					 errhint("Rename the table's own _xid and _seq columns, then create the pipeline again.")));
+		return;
+	}
+	if (!pg_class_ownercheck(source, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s to make it a pipeline source", src),
+				 errdetail("The first pipeline that reads a table adds the columns _xid and _seq and an index to it."),
+				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
+						 src, src)));
+
+	initStringInfo(&sql);
+	if (seq_att == InvalidAttrNumber)
+	{
+		char	   *seqname = quote_qualified_identifier(get_namespace_name(nsp),
+														 ChooseRelationName(get_rel_name(source), "_seq", "seq", nsp, false));
+
+		pipeline_exec(psprintf("CREATE SEQUENCE %s CACHE 1000", seqname), 0, NULL, NULL, NULL,
+					  false, 0);
+		appendStringInfo(&sql, "ADD COLUMN _seq bigint NOT NULL DEFAULT nextval(%s)",
+						 quote_literal_cstr(seqname));
+		pipeline_exec(psprintf("ALTER TABLE %s %s%s", src, sql.data,
+							   xid_att == InvalidAttrNumber
+							   ? ", ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()" : ""),
+					  0, NULL, NULL, NULL, false, 0);
+		pipeline_exec(psprintf("ALTER SEQUENCE %s OWNED BY %s._seq", seqname, src), 0, NULL, NULL,
+					  NULL, false, 0);
+	}
+	else
+		pipeline_exec(psprintf("ALTER TABLE %s ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()",
+							   src), 0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("CREATE INDEX ON %s (_xid, _seq)", src), 0, NULL, NULL, NULL, false, 0);
+	CommandCounterIncrement();
+}
+
+/* ------------------------------------------------------- option checking */
+
+/*
+ * check_choice
+ *		Errors unless value is one of the NULL-terminated choices.
+ */
+static void
+check_choice(const char *option, const char *value, const char *const *choices)
+{
+	StringInfoData all;
+
+	initStringInfo(&all);
+	for (const char *const *c = choices; *c; c++)
+	{
+		if (strcmp(value, *c) == 0)
+			return;
+		appendStringInfo(&all, "%s%s", all.len ? ", " : "", *c);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\"", option, value),
+			 errdetail("%s must be one of: %s.", option, all.data),
+			 errhint("Pass one of the listed values.")));
+}
+
+/*
+ * check_options
+ *		The definition's scalar options: strategy, on_schema_change,
+ *		batch_size, schedule, columns, key, and their combinations.
+ */
+static void
+check_options(const PipelineDef *def)
+{
+	static const char *const strategies[] = {"append", "merge", NULL};
+	static const char *const schema_modes[] = {"ignore", "fail", "append_new_columns",
+	"sync_all_columns", NULL};
+	bool		merge;
+
+	if (def->name == NULL || def->name[0] == '\0' || strlen(def->name) > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid pipeline name"),
+				 errdetail("A pipeline name is 1 to %d bytes long.", NAMEDATALEN - 1),
+				 errhint("Choose a shorter, non-empty name.")));
+	check_choice("strategy", def->strategy, strategies);
+	check_choice("on_schema_change", def->on_schema_change, schema_modes);
+	if (def->batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive"),
+				 errdetail("batch_size was %lld.", (long long) def->batch_size),
+				 errhint("The default, 100000, suits most pipelines.")));
+	if (strcmp(def->schedule, "manual") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("schedule \"%s\" is not supported", def->schedule),
+				 errdetail("This version runs pipelines when pipeline.run is called."),
+				 errhint("Use schedule => 'manual' and schedule CALL pipeline.run('%s') with pg_cron.",
+						 def->name)));
+	if (!JB_ROOT_IS_OBJECT(def->columns) || JB_ROOT_IS_SCALAR(def->columns))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns must be a JSON object"),
+				 errdetail("columns maps target column names to SQL expressions."),
+				 errhint("Write for example '{\"amount\": \"amount::numeric(12,2)\"}'.")));
+
+	merge = strcmp(def->strategy, "merge") == 0;
+	if (merge && def->key == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the merge strategy needs a key"),
+				 errdetail("Rows are matched to target rows by their key."),
+				 errhint("Pass key => ARRAY['id'], or use strategy => 'append'.")));
+	if (!merge && (def->sequence_by || def->delete_when))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the append strategy takes no %s", def->sequence_by ? "sequence_by" : "delete_when"),
+				 errdetail("Append inserts every staged row; versions and deletes need a key to apply to."),
+				 errhint("Use strategy => 'merge' with a key.")));
+}
+
+/* ------------------------------------------------------------ validation */
+
+/*
+ * validate_and_build
+ *		Checks a whole definition as its owner would run it; creates the
+ *		target (when 'target_rv' is given and missing) and the tombstone
+ *		table.  On return def->target and def->tombstones are set.
+ */
+static void
+validate_and_build(PipelineDef *def, RangeVar *target_rv)
+{
+	PipelineMapping *map;
+
+	check_options(def);
+	require_table(def->source, "source");
+	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	if (OidIsValid(def->target))
+	{
+		if (def->target == def->source)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("source and target are the same table %s", relation_description(def->source)),
+					 errdetail("A pipeline reads its source and writes its target; one table cannot be both."),
+					 errhint("Write to another table.")));
+		check_existing_target(def);
+	}
+
+	map = pipeline_build_mapping(def);
+	probe_mapping(def, map);
+	if (!OidIsValid(def->target))
+		def->target = create_target(def, map, target_rv);
+
+	map = pipeline_build_mapping(def);
+	probe_mapping(def, map);
+	if (strcmp(def->strategy, "merge") == 0 && def->sequence_by && def->delete_when)
+		def->tombstones = create_tombstones(def, map);
+	else
+		def->tombstones = InvalidOid;
+	check_batch_statement(def, map);
+}
+
+/*
+ * parse_target
+ *		The target argument ('schema.table', quoted as SQL) as a RangeVar.
+ */
+static RangeVar *
+parse_target(const char *target)
+{
+	List	   *names;
+
+	if (target == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target must not be null"),
+				 errdetail("A pipeline writes to one target table."),
+				 errhint("Pass target => 'schema.table' (it is created when missing).")));
+	names = stringToQualifiedNameList(target);
+	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * save_definition
+ *		Inserts or updates a definition row (as the extension).
+ */
+static int64
+save_definition(PipelineDef *def, bool insert)
+{
+	Oid			types[17] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
+		TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+	TEXTOID, JSONBOID};
+	Datum		values[17];
+	char		nulls[17];
+	PipelineUserContext ctx;
+	char	   *sql;
+	int64		id;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = ObjectIdGetDatum(def->owner);
+	values[2] = ObjectIdGetDatum(def->source);
+	values[3] = ObjectIdGetDatum(def->target);
+	values[4] = ObjectIdGetDatum(def->tombstones);
+	if (def->key != NIL)
+		values[5] = list_to_text_array(def->key);
+	else
+		nulls[5] = 'n';
+	values[6] = CStringGetTextDatum(def->strategy);
+#define OPTIONAL_TEXT(i, s) do { if (s) values[i] = CStringGetTextDatum(s); else nulls[i] = 'n'; } while (0)
+	OPTIONAL_TEXT(7, def->sequence_by);
+	OPTIONAL_TEXT(8, def->delete_when);
+	values[9] = JsonbPGetDatum(def->columns);
+	OPTIONAL_TEXT(10, def->filter);
+	values[11] = CStringGetTextDatum(def->on_schema_change);
+	values[12] = Int64GetDatum(def->batch_size);
+	values[13] = CStringGetTextDatum(def->schedule);
+	values[14] = CStringGetTextDatum(def->tombstone_retention);
+	values[15] = CStringGetTextDatum(def->search_path);
+	values[16] = JsonbPGetDatum(def->source_columns);
+#undef OPTIONAL_TEXT
+
+	if (insert)
+		sql = "INSERT INTO pipeline.pipeline_defs (name, owner, source, target, tombstones, key, "
+			"strategy, sequence_by, delete_when, columns, filter, on_schema_change, batch_size, "
+			"schedule, tombstone_retention, search_path, source_columns) VALUES ($1, $2::regrole, "
+			"$3::regclass, $4::regclass, nullif($5, 0)::regclass, $6, $7, $8, $9, $10, $11, $12, $13, "
+			"$14, $15::interval, $16, $17) RETURNING id";
+	else
+		sql = psprintf("UPDATE pipeline.pipeline_defs SET name = $1, owner = $2::regrole, "
+					   "source = $3::regclass, target = $4::regclass, "
+					   "tombstones = nullif($5, 0)::regclass, key = $6, strategy = $7, "
+					   "sequence_by = $8, delete_when = $9, columns = $10, filter = $11, "
+					   "on_schema_change = $12, batch_size = $13, schedule = $14, "
+					   "tombstone_retention = $15::interval, search_path = $16, source_columns = $17, "
+					   "version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
+					   (long long) def->id);
+	pipeline_become_internal(&ctx);
+	pipeline_exec(sql, 17, types, values, nulls, false, 0);
+	id = pipeline_result_int64(0, 0);
+	pipeline_restore_user(&ctx);
+	return id;
+}
+
+/*
+ * create_cursor
+ *		A new pipeline starts before every row its source holds.
+ */
+static void
+create_cursor(int64 pipeline_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(pipeline_id);
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	pipeline_exec("INSERT INTO pipeline.cursors (pipeline_id, consumed, generation) "
+				  "SELECT $1, '1:1:', generation FROM pipeline.clock", 1, &type, &value, NULL,
+				  false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * refuse_duplicate
+ *		Errors when a pipeline of that name exists.
+ */
+static void
+refuse_duplicate(const char *name)
+{
+	if (pipeline_load(name, true, DEF_LOCK_NONE) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("pipeline \"%s\" already exists", name),
+				 errdetail("Pipeline names are unique within a database."),
+				 errhint("Choose another name, or change the existing pipeline with pipeline.alter_pipeline.")));
+}
+
+/* -------------------------------------------------------- SQL functions */
+
+/*
+ * pipeline_create_pipeline
+ *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
+ *		sequence_by, delete_when, columns, filter, on_schema_change,
+ *		batch_size, schedule, tombstone_retention) -> id.
+ */
+Datum
+pipeline_create_pipeline(PG_FUNCTION_ARGS)
+{
+	PipelineDef *def = palloc0(sizeof(PipelineDef));
+	RangeVar   *target_rv;
+	int64		id;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source must not be null"),
+				 errdetail("A pipeline reads one staging table."),
+				 errhint("Pass source => 'schema.table'.")));
+	def->name = arg_text(fcinfo, 0);
+	def->owner = GetUserId();
+	def->source = PG_GETARG_OID(1);
+	target_rv = parse_target(arg_text(fcinfo, 2));
+	def->key = PG_ARGISNULL(3) ? NIL : text_list_from_array(PG_GETARG_DATUM(3), "key");
+	def->strategy = PG_ARGISNULL(4) ? "merge" : arg_text(fcinfo, 4);
+	def->sequence_by = empty_to_null(arg_text(fcinfo, 5));
+	def->delete_when = empty_to_null(arg_text(fcinfo, 6));
+	def->columns = PG_ARGISNULL(7) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(7);
+	def->filter = empty_to_null(arg_text(fcinfo, 8));
+	def->on_schema_change = PG_ARGISNULL(9) ? "ignore" : arg_text(fcinfo, 9);
+	def->batch_size = PG_ARGISNULL(10) ? 100000 : PG_GETARG_INT64(10);
+	def->schedule = PG_ARGISNULL(11) ? "manual" : arg_text(fcinfo, 11);
+	def->tombstone_retention = PG_ARGISNULL(12) ? "7 days"
+		: DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(12)));
+	def->search_path = pstrdup(namespace_search_path);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_options(def);
+	refuse_duplicate(def->name);
+	def->target = RangeVarGetRelid(target_rv, NoLock, true);
+	prepare_source(def->source);
+	def->source_columns = pipeline_source_columns_json(def->source);
+	validate_and_build(def, target_rv);
+	id = save_definition(def, true);
+	create_cursor(id);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * pipeline_alter_pipeline
+ *		SQL: pipeline.alter_pipeline(name, key, sequence_by, delete_when,
+ *		columns, filter, on_schema_change, batch_size, schedule,
+ *		tombstone_retention, new_name).  NULL keeps a setting.  Waits for a
+ *		running batch; the run's next batch uses the new definition.  The
+ *		source's current columns become the accepted ones.
+ */
+Datum
+pipeline_alter_pipeline(PG_FUNCTION_ARGS)
+{
+	PipelineDef *def;
+	PipelineDef *old;
+	char	   *new_name = arg_text(fcinfo, 10);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_UPDATE);
+	pipeline_check_manage(def);
+	old = palloc(sizeof(PipelineDef));
+	memcpy(old, def, sizeof(PipelineDef));
+
+	if (!PG_ARGISNULL(1))
+		def->key = text_list_from_array(PG_GETARG_DATUM(1), "key");
+	if (!PG_ARGISNULL(2))
+		def->sequence_by = empty_to_null(arg_text(fcinfo, 2));
+	if (!PG_ARGISNULL(3))
+		def->delete_when = empty_to_null(arg_text(fcinfo, 3));
+	if (!PG_ARGISNULL(4))
+		def->columns = PG_GETARG_JSONB_P(4);
+	if (!PG_ARGISNULL(5))
+		def->filter = empty_to_null(arg_text(fcinfo, 5));
+	if (!PG_ARGISNULL(6))
+		def->on_schema_change = arg_text(fcinfo, 6);
+	if (!PG_ARGISNULL(7))
+		def->batch_size = PG_GETARG_INT64(7);
+	if (!PG_ARGISNULL(8))
+		def->schedule = arg_text(fcinfo, 8);
+	if (!PG_ARGISNULL(9))
+		def->tombstone_retention = DatumGetCString(DirectFunctionCall1(interval_out,
+																	   PG_GETARG_DATUM(9)));
+	if (new_name != NULL && strcmp(new_name, def->name) != 0)
+	{
+		def->name = new_name;
+		check_options(def);
+		refuse_duplicate(new_name);
+	}
+	def->search_path = pstrdup(namespace_search_path);
+	def->source_columns = pipeline_source_columns_json(def->source);
+
+	/* Tombstones follow the key and the sequence_by column: rebuild them. */
+	drop_tombstones(old);
+	def->tombstones = InvalidOid;
+	CommandCounterIncrement();
+	validate_and_build(def, NULL);
+	save_definition(def, false);
+	pipeline_forget_statements(def->id);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_drop_pipeline
+ *		SQL: pipeline.drop_pipeline(name, if_exists).  Waits for a running
+ *		batch; the run then stops.  Removes cursor, history, quarantine and
+ *		tombstones; the source keeps its _xid/_seq columns (other pipelines
+ *		may read it) and the target stays.
+ */
+Datum
+pipeline_drop_pipeline(PG_FUNCTION_ARGS)
+{
+	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	char	   *name = arg_text(fcinfo, 0);
+	PipelineDef *def;
+	PipelineUserContext ctx;
+	Oid			type = INT8OID;
+	Datum		value;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = pipeline_load(name, if_exists, DEF_LOCK_UPDATE);
+	if (def == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" does not exist, skipping", name)));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	pipeline_check_manage(def);
+	drop_tombstones(def);
+	value = Int64GetDatum(def->id);
+	pipeline_become_internal(&ctx);
+	pipeline_exec("DELETE FROM pipeline.pipeline_defs WHERE id = $1", 1, &type, &value, NULL,
+				  false, 0);
+	pipeline_restore_user(&ctx);
+	pipeline_forget_statements(def->id);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * set_paused
+ *		Shared body of pause and resume.
+ */
+static void
+set_paused(FunctionCallInfo fcinfo, bool paused)
+{
+	PipelineDef *def;
+	PipelineUserContext ctx;
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		values[2];
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
+	pipeline_check_manage(def);
+	values[0] = Int64GetDatum(def->id);
+	values[1] = BoolGetDatum(paused);
+	pipeline_become_internal(&ctx);
+	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2 WHERE id = $1", 2, types,
+				  values, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+}
+
+/*
+ * pipeline_pause
+ *		SQL: pipeline.pause(name).  A running run stops after its batch.
+ */
+Datum
+pipeline_pause(PG_FUNCTION_ARGS)
+{
+	set_paused(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_resume
+ *		SQL: pipeline.resume(name).
+ */
+Datum
+pipeline_resume(PG_FUNCTION_ARGS)
+{
+	set_paused(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_prepare_source
+ *		SQL: pipeline.prepare_source(source).  What create_pipeline does to a
+ *		new source, for its owner to run ahead of another role's pipeline.
+ */
+Datum
+pipeline_prepare_source(PG_FUNCTION_ARGS)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_source(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_discard_quarantine
+ *		SQL: pipeline.discard_quarantine(name, ids) -> rows deleted.
+ */
+Datum
+pipeline_discard_quarantine(PG_FUNCTION_ARGS)
+{
+	PipelineDef *def;
+	PipelineUserContext ctx;
+	Oid			types[2] = {INT8OID, INT8ARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
+	pipeline_check_manage(def);
+	values[0] = Int64GetDatum(def->id);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+		values[1] = PG_GETARG_DATUM(1);
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("DELETE FROM pipeline.quarantine_log WHERE pipeline_id = $1 "
+					  "AND requeued_at IS NULL AND ($2 IS NULL OR id = ANY ($2))",
+					  2, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}

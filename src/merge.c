@@ -1,0 +1,491 @@
+/*-------------------------------------------------------------------------
+ *
+ * merge.c
+ *	  Runs a batch statement, keeping every good row of a batch that has bad
+ *	  ones.
+ *
+ * The batch statement runs in a subtransaction.  When it fails on a row
+ * (a data exception or an integrity violation), the row mark (mark.c) names
+ * the row: it is quarantined with the error and the statement is retried
+ * without it.  After a few named rows, or when the error cannot be pinned
+ * to a row (an AFTER trigger such as a foreign key), the range is split in
+ * two and each half is merged the same way, down to single rows.  Errors
+ * that are not about a row (cancel, shutdown, out of memory, permission)
+ * fail the run.
+ *
+ * Prepared statements are cached per backend, per pipeline, and rebuilt
+ * when the definition or the columns of the mapping change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "pipeline.h"
+
+/* Named rows retried in one range before it is split. */
+#define NAMED_RETRIES_BEFORE_SPLIT 4
+
+/* The prepared statements of one pipeline, for one kind of source. */
+typedef struct PipelineStatements
+{
+	int64		pipeline_id;
+	BatchSource from;
+	char	   *signature;		/* what they were built from */
+	char	   *batch_sql;		/* kept: mark.c watches it by text */
+	SPIPlanPtr	batch;
+	SPIPlanPtr	count;
+	SPIPlanPtr	nth;
+	SPIPlanPtr	quarantine_row;
+} PipelineStatements;
+
+static MemoryContext statements_context = NULL;
+static List *statements = NIL;
+
+static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
+	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
+	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, INT8OID
+};
+
+/*
+ * mapping_signature
+ *		Text that changes whenever the statements must be rebuilt.
+ */
+static char *
+mapping_signature(const PipelineDef *def, const PipelineMapping *map)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%d/%u/%u/%u/%u", def->version, def->owner, def->source,
+					 def->target, def->tombstones);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		appendStringInfo(&buf, "|%s=%s", cm->column, cm->expr);
+	}
+	foreach(lc, map->source_columns)
+		appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * forget_entry
+ *		Frees one cache entry and its plans.
+ */
+static void
+forget_entry(PipelineStatements *st)
+{
+	SPIPlanPtr	plans[4] = {st->batch, st->count, st->nth, st->quarantine_row};
+
+	for (int i = 0; i < 4; i++)
+		if (plans[i])
+			SPI_freeplan(plans[i]);
+	statements = list_delete_ptr(statements, st);
+	pfree(st->signature);
+	pfree(st->batch_sql);
+	pfree(st);
+}
+
+/*
+ * pipeline_forget_statements
+ *		Drops the cached statements of a pipeline (after alter or drop).
+ */
+void
+pipeline_forget_statements(int64 pipeline_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, statements)
+	{
+		PipelineStatements *st = lfirst(lc);
+
+		if (st->pipeline_id == pipeline_id)
+		{
+			forget_entry(st);
+			return pipeline_forget_statements(pipeline_id);
+		}
+	}
+}
+
+/*
+ * get_statements
+ *		The pipeline's prepared statements for a kind of source, built and
+ *		prepared (as the owner) when missing or out of date.
+ */
+static PipelineStatements *
+get_statements(const PipelineDef *def, BatchSource from)
+{
+	PipelineMapping *map = pipeline_build_mapping(def);
+	char	   *signature = mapping_signature(def, map);
+	PipelineStatements *st = NULL;
+	ListCell   *lc;
+	MemoryContext old;
+	PipelineUserContext ctx;
+
+	foreach(lc, statements)
+	{
+		PipelineStatements *candidate = lfirst(lc);
+
+		if (candidate->pipeline_id == def->id && candidate->from == from)
+		{
+			st = candidate;
+			break;
+		}
+	}
+	if (st != NULL && strcmp(st->signature, signature) == 0)
+		return st;
+	if (st != NULL)
+		forget_entry(st);
+
+	if (statements_context == NULL)
+		statements_context = AllocSetContextCreate(TopMemoryContext, "pipeline statements",
+												   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(statements_context);
+	st = palloc0(sizeof(PipelineStatements));
+	st->pipeline_id = def->id;
+	st->from = from;
+	st->signature = pstrdup(signature);
+	MemoryContextSwitchTo(old);
+
+	pipeline_become_owner(def, &ctx);
+	{
+		char	   *batch_sql = pipeline_batch_sql(def, map, from);
+
+		st->batch_sql = MemoryContextStrdup(statements_context, batch_sql);
+		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)"),
+										  BATCH_NPARAMS, (Oid *) batch_param_types);
+		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $12 LIMIT 1",
+												 pipeline_pending_sql(def, map, from,
+																	  "s._xid, s._seq")),
+										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
+		{
+			Oid			qtypes[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, XID8OID, INT8OID};
+
+			st->quarantine_row = pipeline_prepare_kept(pipeline_raw_row_sql(def, from), 6, qtypes);
+		}
+	}
+	pipeline_restore_user(&ctx);
+
+	old = MemoryContextSwitchTo(statements_context);
+	statements = lappend(statements, st);
+	MemoryContextSwitchTo(old);
+	return st;
+}
+
+/*
+ * run_plan
+ *		Executes a prepared statement as the pipeline's owner.
+ */
+static void
+run_plan(const PipelineDef *def, SPIPlanPtr plan, Datum *values, const char *nulls, long limit)
+{
+	PipelineUserContext ctx;
+	int			ret;
+
+	pipeline_become_owner(def, &ctx);
+	ret = SPI_execute_plan(plan, values, nulls, false, limit);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * seq_array
+ *		The excluded _seq values as a bigint[] datum.
+ */
+static Datum
+seq_array(List *seqs)
+{
+	int			n = list_length(seqs);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, seqs)
+		elems[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * range_params
+ *		A copy of the batch parameters for the range (lo, hi], excluding seqs.
+ */
+static void
+range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *excluded,
+			 Datum *out, char *nulls)
+{
+	memcpy(out, base, sizeof(Datum) * BATCH_NPARAMS);
+	out[3] = FullTransactionIdGetDatum(lo->xid);
+	out[4] = Int64GetDatum(lo->seq);
+	out[5] = FullTransactionIdGetDatum(hi->xid);
+	out[6] = Int64GetDatum(hi->seq);
+	out[8] = seq_array(excluded);
+	memset(nulls, ' ', BATCH_NPARAMS + 1);
+	if (base[10] == (Datum) 0)
+		nulls[10] = 'n';
+}
+
+/*
+ * pipeline_count_pending
+ *		Rows pending between the bounds in params ($4..$7).
+ */
+int64
+pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params)
+{
+	PipelineStatements *st = get_statements(def, from);
+	char		nulls[BATCH_NPARAMS + 1];
+
+	memset(nulls, ' ', sizeof(nulls));
+	if (params[10] == (Datum) 0)
+		nulls[10] = 'n';
+	run_plan(def, st->count, params, nulls, 1);
+	return pipeline_result_int64(0, 0);
+}
+
+/*
+ * pipeline_nth_pending
+ *		The position of the n-th (from 0) pending row after $4/$5 and up to
+ *		$6/$7; false when there are fewer rows.
+ */
+bool
+pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, int64 n,
+					 RowPosition *row)
+{
+	PipelineStatements *st = get_statements(def, from);
+	Datum		values[BATCH_NPARAMS + 1];
+	char		nulls[BATCH_NPARAMS + 1];
+	bool		isnull;
+
+	memcpy(values, params, sizeof(Datum) * BATCH_NPARAMS);
+	values[BATCH_NPARAMS] = Int64GetDatum(n);
+	memset(nulls, ' ', sizeof(nulls));
+	if (params[10] == (Datum) 0)
+		nulls[10] = 'n';
+	run_plan(def, st->nth, values, nulls, 1);
+	if (SPI_processed == 0)
+		return false;
+	row->valid = true;
+	row->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 0, &isnull));
+	row->seq = pipeline_result_int64(0, 1);
+	return true;
+}
+
+/*
+ * is_row_error
+ *		Whether an error is about the data of a row, so that quarantining the
+ *		row is the right answer, rather than failing the run.
+ */
+static bool
+is_row_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+		case ERRCODE_WITH_CHECK_OPTION_VIOLATION:
+		case ERRCODE_CARDINALITY_VIOLATION:
+		case ERRCODE_SQL_ROUTINE_EXCEPTION:
+		case ERRCODE_EXTERNAL_ROUTINE_EXCEPTION:
+		case ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION:
+		case ERRCODE_PLPGSQL_ERROR:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * quarantine_row
+ *		Puts one row in the quarantine with the error that rejected it.
+ */
+static void
+quarantine_row(const PipelineDef *def, PipelineStatements *st, int64 run_id,
+			   const RowPosition *row, ErrorData *edata)
+{
+	Datum		values[6];
+	char	   *reason = edata->detail
+		? psprintf("%s (%s)", edata->message, edata->detail)
+		: pstrdup(edata->message);
+
+	values[0] = Int64GetDatum(def->id);
+	values[1] = Int64GetDatum(run_id);
+	values[2] = CStringGetTextDatum(reason);
+	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[4] = FullTransactionIdGetDatum(row->xid);
+	values[5] = Int64GetDatum(row->seq);
+	run_plan(def, st->quarantine_row, values, NULL, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "could not quarantine staged row (%llu, %lld)",
+			 (unsigned long long) U64FromFullTransactionId(row->xid), (long long) row->seq);
+}
+
+/*
+ * try_batch
+ *		One attempt at the batch statement over (lo, hi] in a subtransaction.
+ *		Returns NULL and adds to counts on success; on a row error, returns
+ *		the error (the subtransaction rolled back); other errors propagate.
+ */
+static ErrorData *
+try_batch(const PipelineDef *def, PipelineStatements *st, Datum *params, const char *nulls,
+		  RunCounts *counts)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		pipeline_mark_arm(st->batch_sql);
+		run_plan(def, st->batch, params, nulls, 0);
+		pipeline_mark_disarm();
+		counts->read += pipeline_result_int64(0, 0);
+		counts->filtered += pipeline_result_int64(0, 1);
+		counts->inserted += pipeline_result_int64(0, 2);
+		counts->updated += pipeline_result_int64(0, 3);
+		counts->deleted += pipeline_result_int64(0, 4);
+		counts->quarantined += pipeline_result_int64(0, 6);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		pipeline_mark_disarm();
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (!is_row_error(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * seq_listed
+ *		Whether seq is in a List of int64 pointers.
+ */
+static bool
+seq_listed(List *seqs, int64 seq)
+{
+	ListCell   *lc;
+
+	foreach(lc, seqs)
+		if (*(int64 *) lfirst(lc) == seq)
+			return true;
+	return false;
+}
+
+/*
+ * merge_range
+ *		Merges the pending rows in (lo, hi], isolating bad rows.
+ */
+static void
+merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 run_id,
+			RowPosition lo, RowPosition hi, List *excluded, RunCounts *counts)
+{
+	Datum		params[BATCH_NPARAMS + 1];
+	char		nulls[BATCH_NPARAMS + 1];
+	int			named = 0;
+
+	for (;;)
+	{
+		ErrorData  *edata;
+		RowPosition culprit;
+		int64		rows;
+		RowPosition mid;
+
+		range_params(base, &lo, &hi, excluded, params, nulls);
+		edata = try_batch(def, st, params, nulls, counts);
+		if (edata == NULL)
+			return;
+
+		if (pipeline_mark_get(&culprit) && named < NAMED_RETRIES_BEFORE_SPLIT &&
+			!seq_listed(excluded, culprit.seq))
+		{
+			int64	   *seq = palloc(sizeof(int64));
+
+			quarantine_row(def, st, run_id, &culprit, edata);
+			counts->read++;
+			counts->quarantined++;
+			*seq = culprit.seq;
+			excluded = lappend(list_copy(excluded), seq);
+			named++;
+			continue;
+		}
+
+		/* Not pinned to a row, or many bad rows: split the range. */
+		run_plan(def, st->count, params, nulls, 1);
+		rows = pipeline_result_int64(0, 0);
+		if (rows == 0)
+			ReThrowError(edata);	/* not caused by any row of the batch */
+		if (rows == 1)
+		{
+			int64	   *seq = palloc(sizeof(int64));
+
+			if (!pipeline_nth_pending(def, st->from, params, 0, &culprit))
+				ReThrowError(edata);
+			quarantine_row(def, st, run_id, &culprit, edata);
+			counts->read++;
+			counts->quarantined++;
+			*seq = culprit.seq;
+			excluded = lappend(list_copy(excluded), seq);
+			continue;			/* the range is now empty; the retry counts nothing */
+		}
+		if (!pipeline_nth_pending(def, st->from, params, rows / 2 - 1, &mid))
+			ReThrowError(edata);
+		merge_range(def, st, base, run_id, lo, mid, excluded, counts);
+		merge_range(def, st, base, run_id, mid, hi, excluded, counts);
+		return;
+	}
+}
+
+/*
+ * pipeline_merge_batch
+ *		Merges one batch: the pending rows between params $4/$5 (exclusive)
+ *		and $6/$7 (inclusive).  Adds what it did to counts; the stale count is
+ *		what remains of the rows read.
+ */
+void
+pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
+					 int64 run_id, RunCounts *counts)
+{
+	PipelineStatements *st = get_statements(def, from);
+	RunCounts	batch = {0};
+	RowPosition lo,
+				hi;
+
+	lo.valid = hi.valid = true;
+	lo.xid = DatumGetFullTransactionId(params[3]);
+	lo.seq = DatumGetInt64(params[4]);
+	hi.xid = DatumGetFullTransactionId(params[5]);
+	hi.seq = DatumGetInt64(params[6]);
+	merge_range(def, st, params, run_id, lo, hi, NIL, &batch);
+
+	batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
+		batch.deleted - batch.quarantined;
+	counts->read += batch.read;
+	counts->filtered += batch.filtered;
+	counts->inserted += batch.inserted;
+	counts->updated += batch.updated;
+	counts->deleted += batch.deleted;
+	counts->quarantined += batch.quarantined;
+	counts->stale += batch.stale;
+	counts->batches++;
+}

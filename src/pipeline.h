@@ -1,0 +1,180 @@
+/*-------------------------------------------------------------------------
+ *
+ * pipeline.h
+ *	  Declarations shared by the parts of the pipeline extension.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include "postgres.h"
+
+#include "compat.h"
+#include "executor/spi.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+#define PIPELINE_SCHEMA "pipeline"
+
+/* Columns every source carries: the writer's transaction and a tie-breaker. */
+#define PIPELINE_XID_COLUMN "_xid"
+#define PIPELINE_SEQ_COLUMN "_seq"
+
+/* A pipeline definition, as stored in pipeline.pipeline_defs. */
+typedef struct PipelineDef
+{
+	int64		id;
+	char	   *name;
+	Oid			owner;
+	Oid			source;
+	Oid			target;
+	Oid			tombstones;		/* InvalidOid when the pipeline keeps none */
+	List	   *key;			/* of char *, target column names */
+	char	   *strategy;		/* "append" or "merge" */
+	char	   *sequence_by;	/* target column, or NULL */
+	char	   *delete_when;	/* boolean expression over the source row */
+	Jsonb	   *columns;		/* target column -> expression (or null) */
+	char	   *filter;			/* boolean expression over the source row */
+	char	   *on_schema_change;
+	int64		batch_size;
+	char	   *schedule;
+	char	   *tombstone_retention;	/* interval, as text */
+	char	   *search_path;
+	Jsonb	   *source_columns;
+	bool		paused;
+	int32		version;
+} PipelineDef;
+
+/* One target column and the SQL expression (over the source row) feeding it. */
+typedef struct ColumnMap
+{
+	char	   *column;			/* target column name */
+	char	   *expr;			/* SQL text, source columns unqualified */
+	Oid			typid;			/* type of the expression */
+	int32		typmod;
+	bool		is_key;
+} ColumnMap;
+
+/* How the rows of a source become rows of a target. */
+typedef struct PipelineMapping
+{
+	List	   *columns;		/* of ColumnMap *, in target column order */
+	List	   *source_columns; /* of char *, source columns but _xid/_seq */
+	bool		target_exists;
+} PipelineMapping;
+
+/* Where a batch's rows come from. */
+typedef enum BatchSource
+{
+	BATCH_FROM_STAGING,			/* pending rows of the source table */
+	BATCH_FROM_QUARANTINE		/* quarantined rows put back by requeue */
+} BatchSource;
+
+/* What one batch (or a whole run) did. */
+typedef struct RunCounts
+{
+	int64		read;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		stale;
+	int64		filtered;
+	int64		quarantined;
+	int32		batches;
+} RunCounts;
+
+/* A position in a source's total order of staged rows: (_xid, _seq). */
+typedef struct RowPosition
+{
+	bool		valid;
+	FullTransactionId xid;
+	int64		seq;
+} RowPosition;
+
+/* Saved user id, security context and GUC nest level. */
+typedef struct PipelineUserContext
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+	int			guc_nest_level;
+} PipelineUserContext;
+
+/* pipeline.c */
+extern void _PG_init(void);
+
+/* clock.c */
+extern void pipeline_clock_init(void);
+extern Datum pipeline_logical_snapshot(void);
+extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
+											FullTransactionId boundary);
+
+/* mark.c */
+extern void pipeline_mark_init(void);
+extern void pipeline_mark_arm(const char *statement);
+extern void pipeline_mark_disarm(void);
+extern bool pipeline_mark_get(RowPosition *row);
+
+/* security.c */
+extern void pipeline_become_internal(PipelineUserContext *saved);
+extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
+extern void pipeline_restore_user(PipelineUserContext *saved);
+extern void pipeline_check_manage(const PipelineDef *def);
+
+/* sqlexec.c */
+extern int	pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls, bool read_only, long limit);
+extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types);
+extern Datum pipeline_result_datum(int row, int col, bool *isnull);
+extern int64 pipeline_result_int64(int row, int col);
+extern char *pipeline_result_text(int row, int col);
+extern char *pipeline_qualified_name(Oid relid);
+extern char *pipeline_quote_list(List *names, const char *prefix);
+
+/* catalog.c */
+/* Row locks taken on a definition while reading it. */
+typedef enum DefLock
+{
+	DEF_LOCK_NONE,
+	DEF_LOCK_SHARE,				/* a batch: blocks alter and drop until commit */
+	DEF_LOCK_UPDATE				/* alter and drop: wait for the running batch */
+} DefLock;
+
+extern PipelineDef *pipeline_load(const char *name, bool missing_ok, DefLock lock);
+extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
+extern int64 pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as);
+extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
+extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
+								const char *sqlstate, const char *message);
+extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
+extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
+extern void pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial);
+extern Jsonb *pipeline_source_columns_json(Oid source);
+extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
+
+/* mapping.c */
+extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
+extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
+extern void pipeline_apply_schema_change(PipelineDef *def);
+
+/* merge_sql.c */
+extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
+								BatchSource from);
+extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
+								  BatchSource from, const char *select_list);
+extern char *pipeline_raw_row_sql(const PipelineDef *def, BatchSource from);
+
+/* merge.c: statements take these parameters (see merge_sql.c) */
+#define BATCH_NPARAMS 11
+extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params);
+extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
+								 int64 n, RowPosition *row);
+extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
+								 int64 run_id, RunCounts *counts);
+extern void pipeline_forget_statements(int64 pipeline_id);
+
+/* run.c: SQL-callable only */
+
+/* define.c: SQL-callable only */
+
+#endif							/* PIPELINE_H */

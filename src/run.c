@@ -1,0 +1,623 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.c
+ *	  pipeline.run and pipeline.requeue_quarantine: drive a run batch by
+ *	  batch, each batch committed together with the cursor it advances.
+ *
+ * A run takes the pipeline's snapshot S once, at its start, and consumes
+ * every staged row whose _xid S sees and the cursor does not.  Rows are
+ * consumed in (_xid, _seq) order in batches of batch_size; after each batch
+ * the cursor becomes "everything S sees below the last transaction, what
+ * the old cursor saw above it, and the last transaction up to the last
+ * _seq" (snapshot_prefix plus a partial position).  A run that starts from
+ * such a partial position first finishes that one transaction (phase A),
+ * then consumes the rest (phase B), so one cursor never needs two partial
+ * positions.
+ *
+ * Called with CALL outside a transaction block, each batch commits on its
+ * own; otherwise the whole run is one transaction.  Two runs of a pipeline
+ * never overlap: the second returns at once with status 'skipped'.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_run);
+PG_FUNCTION_INFO_V1(pipeline_requeue_quarantine);
+
+/* Distinguishes the run lock from other advisory locks on the same ids. */
+#define RUN_LOCK_CLASS 0x5049
+
+/* The state of a run between its batches. */
+typedef struct RunState
+{
+	PipelineDef *def;
+	BatchSource from;
+	bool		atomic;			/* all in the caller's transaction */
+	int64		run_id;
+	int64		max_rows;		/* -1: no limit */
+	Datum		requeue_ids;	/* bigint[], or 0 for all */
+	Datum		snapshot;		/* S: what this run may consume */
+	RunCounts	counts;
+	int64		pending;
+	const char *status;
+	const char *message;
+} RunState;
+
+/*
+ * run_lock_tag
+ *		The advisory lock that keeps runs of one pipeline from overlapping.
+ */
+static void
+run_lock_tag(LOCKTAG *tag, int64 pipeline_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (pipeline_id >> 32),
+						 (uint32) pipeline_id, RUN_LOCK_CLASS);
+}
+
+/*
+ * running_backend
+ *		The pid holding a pipeline's run lock, or 0.
+ */
+static int
+running_backend(int64 pipeline_id)
+{
+	Oid			types[3] = {OIDOID, OIDOID, INT4OID};
+	Datum		values[3];
+	PipelineUserContext ctx;
+	int			pid = 0;
+
+	values[0] = ObjectIdGetDatum((Oid) (pipeline_id >> 32));
+	values[1] = ObjectIdGetDatum((Oid) pipeline_id);
+	values[2] = Int32GetDatum(RUN_LOCK_CLASS);
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+					  "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+					  "AND classid = $1 AND objid = $2 AND objsubid = $3 AND granted",
+					  3, types, values, NULL, true, 1) == 1)
+		pid = (int) pipeline_result_int64(0, 0);
+	pipeline_restore_user(&ctx);
+	return pid;
+}
+
+/*
+ * visible_in
+ *		Whether snapshot s sees transaction x as finished.
+ */
+static bool
+visible_in(const PipelineSnapshot *s, FullTransactionId x)
+{
+	uint64		v = U64FromFullTransactionId(x);
+
+	if (v < U64FromFullTransactionId(s->xmin))
+		return true;
+	if (v >= U64FromFullTransactionId(s->xmax))
+		return false;
+	for (uint32 i = 0; i < s->nxip; i++)
+		if (FullTransactionIdEquals(s->xip[i], x))
+			return false;
+	return true;
+}
+
+/*
+ * committed_in_progress
+ *		The ids the cursor saw in progress that the run's snapshot sees
+ *		finished, as an xid8[] datum: their rows are pending.
+ */
+static Datum
+committed_in_progress(Datum cursor, Datum snapshot)
+{
+	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
+	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(c->nxip, 1));
+	int			n = 0;
+
+	for (uint32 i = 0; i < c->nxip; i++)
+		if (visible_in(s, c->xip[i]))
+			elems[n++] = FullTransactionIdGetDatum(c->xip[i]);
+	return PointerGetDatum(construct_array(elems, n, XID8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/*
+ * with_finished
+ *		A copy of snapshot c that also sees transaction x as finished.
+ */
+static Datum
+with_finished(Datum cursor, FullTransactionId x)
+{
+	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
+	PipelineSnapshot *m = palloc0(PIPELINE_SNAPSHOT_SIZE(c->nxip));
+	uint32		n = 0;
+
+	for (uint32 i = 0; i < c->nxip; i++)
+		if (!FullTransactionIdEquals(c->xip[i], x))
+			m->xip[n++] = c->xip[i];
+	m->nxip = n;
+	m->xmax = c->xmax;
+	if (FullTransactionIdFollowsOrEquals(x, c->xmax))
+		m->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(x) + 1);
+	m->xmin = n > 0 ? m->xip[0] : m->xmax;
+	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
+	return PointerGetDatum(m);
+}
+
+/*
+ * position
+ *		A RowPosition from its parts.
+ */
+static RowPosition
+position(FullTransactionId xid, int64 seq)
+{
+	RowPosition p;
+
+	p.valid = true;
+	p.xid = xid;
+	p.seq = seq;
+	return p;
+}
+
+/*
+ * set_bounds
+ *		Stores the range (lo, hi] in a batch parameter array.
+ */
+static void
+set_bounds(Datum *params, RowPosition lo, RowPosition hi)
+{
+	params[3] = FullTransactionIdGetDatum(lo.xid);
+	params[4] = Int64GetDatum(lo.seq);
+	params[5] = FullTransactionIdGetDatum(hi.xid);
+	params[6] = Int64GetDatum(hi.seq);
+}
+
+/*
+ * commit_batch
+ *		Ends a batch: commits when running outside a transaction block.
+ */
+static void
+commit_batch(RunState *rs)
+{
+	if (!rs->atomic)
+		SPI_commit();
+}
+
+/*
+ * start_batch
+ *		Begins a batch: re-reads the definition, locked against alter and
+ *		drop until the batch commits.  Returns false when the run must stop
+ *		(the pipeline was dropped or paused meanwhile).
+ */
+static bool
+start_batch(RunState *rs)
+{
+	PipelineDef *def = pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE);
+
+	if (def == NULL)
+	{
+		rs->status = "cancelled";
+		rs->message = "pipeline was dropped while running";
+		return false;
+	}
+	if (def->paused)
+	{
+		rs->status = "cancelled";
+		rs->message = "pipeline was paused while running";
+		return false;
+	}
+	rs->def = def;
+	return true;
+}
+
+/*
+ * consume
+ *		Merges the pending rows of one phase in batches, advancing the cursor
+ *		after each.  'cursor' is the phase's starting cursor, 'end' the last
+ *		position of the phase; 'advance' computes the cursor after a batch
+ *		that ended at a given row (or reached the end).  Returns false when
+ *		the run stopped early.
+ */
+typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
+							   RowPosition last, Datum *consumed, RowPosition *partial);
+
+static bool
+consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition end,
+		CursorAdvance advance)
+{
+	for (;;)
+	{
+		int64		n = rs->def->batch_size;
+		RowPosition hi;
+		bool		reached_end;
+		Datum		consumed;
+		RowPosition partial;
+
+		if (rs->max_rows >= 0)
+			n = Min(n, rs->max_rows - rs->counts.read);
+		if (n <= 0)
+			return true;
+
+		set_bounds(params, lo, end);
+		reached_end = !pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
+		if (reached_end)
+			hi = end;
+		set_bounds(params, lo, hi);
+		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, &rs->counts);
+
+		if (rs->from == BATCH_FROM_STAGING)
+		{
+			advance(rs, cursor, reached_end, hi, &consumed, &partial);
+			pipeline_cursor_write(rs->def->id, consumed, &partial);
+		}
+		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+		commit_batch(rs);
+		if (reached_end)
+			return true;
+		if (!start_batch(rs))
+			return false;
+		lo = hi;
+	}
+}
+
+/*
+ * advance_partial_phase
+ *		Phase A: the cursor keeps its snapshot and moves its partial position
+ *		until the partial transaction is finished.
+ */
+static void
+advance_partial_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition last,
+					  Datum *consumed, RowPosition *partial)
+{
+	if (reached_end)
+	{
+		*consumed = with_finished(cursor, last.xid);
+		partial->valid = false;
+	}
+	else
+	{
+		*consumed = cursor;
+		*partial = last;
+	}
+}
+
+/*
+ * advance_main_phase
+ *		Phase B: everything the run's snapshot sees below the last row's
+ *		transaction, the old cursor above it, that transaction partially.
+ */
+static void
+advance_main_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition last,
+				   Datum *consumed, RowPosition *partial)
+{
+	if (reached_end)
+	{
+		*consumed = rs->snapshot;
+		partial->valid = false;
+	}
+	else
+	{
+		*consumed = pipeline_snapshot_datum_prefix(cursor, rs->snapshot, last.xid);
+		*partial = last;
+	}
+}
+
+/*
+ * base_params
+ *		A batch parameter array for this run.
+ */
+static void
+base_params(RunState *rs, Datum *params, Datum candidates, FullTransactionId new_from)
+{
+	memset(params, 0, sizeof(Datum) * (BATCH_NPARAMS + 1));
+	params[0] = candidates;
+	params[1] = FullTransactionIdGetDatum(new_from);
+	params[2] = rs->snapshot;
+	params[7] = Int64GetDatum(rs->run_id);
+	params[8] = PointerGetDatum(construct_empty_array(INT8OID));
+	params[9] = Int64GetDatum(rs->def->id);
+	params[10] = rs->requeue_ids;
+}
+
+/*
+ * run_staging
+ *		Consumes the source's pending rows: phase A, then phase B.
+ */
+static void
+run_staging(RunState *rs)
+{
+	Datum		cursor;
+	RowPosition partial;
+	Datum		params_a[BATCH_NPARAMS + 1];
+	Datum		params_b[BATCH_NPARAMS + 1];
+	PipelineSnapshot *s;
+	FullTransactionId none = FullTransactionIdFromU64(0);
+	RowPosition start = position(none, PG_INT64_MIN);
+	RowPosition end_a,
+				end_b;
+	Datum		cursor_b;
+
+	pipeline_cursor_read(rs->def->id, &cursor, &partial);
+	rs->snapshot = pipeline_logical_snapshot();
+	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
+
+	/* Phase A: the rest of the transaction the cursor stopped inside. */
+	cursor_b = partial.valid ? with_finished(cursor, partial.xid) : cursor;
+	if (partial.valid)
+	{
+		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
+
+		base_params(rs, params_a,
+					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE)),
+					s->xmax);
+		end_a = position(partial.xid, PG_INT64_MAX);
+		set_bounds(params_a, partial, end_a);
+		rs->pending += pipeline_count_pending(rs->def, rs->from, params_a);
+	}
+
+	/* Phase B: everything else the snapshot sees, in (_xid, _seq) order. */
+	base_params(rs, params_b, committed_in_progress(cursor_b, rs->snapshot),
+				((PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b))->xmax);
+	end_b = position(s->xmax, PG_INT64_MIN);
+	set_bounds(params_b, start, end_b);
+	rs->pending += pipeline_count_pending(rs->def, rs->from, params_b);
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+
+	if (partial.valid &&
+		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase))
+		return;
+	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
+		return;
+	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase);
+}
+
+/*
+ * run_requeue
+ *		Puts quarantined rows back through the pipeline as one batch, and
+ *		marks them requeued (those that fail again are quarantined anew).
+ */
+static void
+run_requeue(RunState *rs)
+{
+	Datum		params[BATCH_NPARAMS + 1];
+	FullTransactionId none = FullTransactionIdFromU64(0);
+	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	PipelineUserContext ctx;
+
+	rs->snapshot = pipeline_logical_snapshot();
+	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	set_bounds(params, position(none, PG_INT64_MIN),
+			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
+	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, &rs->counts);
+
+	values[0] = Int64GetDatum(rs->def->id);
+	values[1] = Int64GetDatum(rs->run_id);
+	values[2] = rs->requeue_ids;
+	if (rs->requeue_ids == (Datum) 0)
+		nulls[2] = 'n';
+	pipeline_become_internal(&ctx);
+	pipeline_exec("UPDATE pipeline.quarantine_log SET requeued_at = clock_timestamp(), "
+				  "requeue_run_id = $2 WHERE pipeline_id = $1 AND requeued_at IS NULL "
+				  "AND run_id <> $2 AND ($3 IS NULL OR id = ANY ($3))",
+				  3, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * cleanup_tombstones
+ *		Forgets deletes older than the pipeline's tombstone retention.
+ */
+static void
+cleanup_tombstones(const PipelineDef *def)
+{
+	PipelineUserContext ctx;
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(def->tombstone_retention);
+
+	if (!OidIsValid(def->tombstones))
+		return;
+	pipeline_become_owner(def, &ctx);
+	pipeline_exec(psprintf("DELETE FROM %s WHERE deleted_at < now() - $1::interval",
+						   pipeline_qualified_name(def->tombstones)),
+				  1, &type, &value, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * execute_run
+ *		The body of a run, between taking and releasing the run lock.
+ */
+static void
+execute_run(RunState *rs)
+{
+	pipeline_fail_interrupted_runs(rs->def->id);
+	rs->run_id = pipeline_run_start(rs->def, rs->from == BATCH_FROM_STAGING ? "run" : "requeue",
+									GetUserId());
+	commit_batch(rs);			/* the running run is visible from now on */
+	if (!start_batch(rs))
+		return;
+	if (rs->from == BATCH_FROM_STAGING)
+	{
+		pipeline_apply_schema_change(rs->def);
+		cleanup_tombstones(rs->def);
+		run_staging(rs);
+	}
+	else
+		run_requeue(rs);
+	if (rs->status == NULL)
+		rs->status = "succeeded";
+	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
+		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+	commit_batch(rs);
+}
+
+/*
+ * record_failure
+ *		After an error outside a transaction block: rolls back, records the
+ *		run as failed in a transaction of its own, and commits that.
+ */
+static void
+record_failure(RunState *rs, ErrorData *edata)
+{
+	SPI_rollback();
+	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE) != NULL)
+	{
+		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
+							unpack_sql_state(edata->sqlerrcode), edata->message);
+		SPI_commit();
+	}
+}
+
+/*
+ * result_row
+ *		The procedure's result: run id, status and counts.
+ */
+static Datum
+result_row(FunctionCallInfo fcinfo, RunState *rs)
+{
+	TupleDesc	tupdesc;
+	Datum		values[10];
+	bool		nulls[10] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pipeline.run must return a record");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Int64GetDatum(rs->run_id);
+	nulls[0] = rs->run_id == 0;
+	values[1] = CStringGetTextDatum(rs->status);
+	values[2] = Int64GetDatum(rs->counts.read);
+	values[3] = Int64GetDatum(rs->counts.inserted);
+	values[4] = Int64GetDatum(rs->counts.updated);
+	values[5] = Int64GetDatum(rs->counts.deleted);
+	values[6] = Int64GetDatum(rs->counts.stale);
+	values[7] = Int64GetDatum(rs->counts.filtered);
+	values[8] = Int64GetDatum(rs->counts.quarantined);
+	values[9] = Int32GetDatum(rs->counts.batches);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * run_pipeline
+ *		Shared body of run and requeue_quarantine.
+ */
+static Datum
+run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum requeue_ids)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+	MemoryContext callcxt = CurrentMemoryContext;
+	LOCKTAG		tag;
+	char	   *name;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null"),
+				 errdetail("pipeline.run needs the name of the pipeline to run."),
+				 errhint("Pass the name given to pipeline.create_pipeline.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+				   !castNode(CallContext, fcinfo->context)->atomic);
+	rs->from = from;
+	rs->max_rows = max_rows;
+	rs->requeue_ids = requeue_ids;
+
+	if (SPI_connect_ext(rs->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rs->def = pipeline_load(name, false, DEF_LOCK_NONE);
+	pipeline_check_manage(rs->def);
+
+	if (rs->def->paused)
+	{
+		rs->status = "paused";
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" is paused", name),
+				 errhint("Call pipeline.resume('%s') to let it run.", name)));
+		SPI_finish();
+		MemoryContextSwitchTo(callcxt);
+		return result_row(fcinfo, rs);
+	}
+
+	run_lock_tag(&tag, rs->def->id);
+	if (LockAcquire(&tag, ExclusiveLock, !rs->atomic, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		int			pid = running_backend(rs->def->id);
+
+		rs->status = "skipped";
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" is already running", name),
+				 errdetail("Backend %d is running it; runs of one pipeline never overlap.", pid),
+				 errhint("Wait for that run to finish, or watch it in pipeline.runs.")));
+		SPI_finish();
+		MemoryContextSwitchTo(callcxt);
+		return result_row(fcinfo, rs);
+	}
+
+	PG_TRY();
+	{
+		execute_run(rs);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (rs->atomic)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(callcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		record_failure(rs, edata);
+		LockRelease(&tag, ExclusiveLock, true);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	if (!rs->atomic)
+		LockRelease(&tag, ExclusiveLock, true);
+	SPI_finish();
+	MemoryContextSwitchTo(callcxt);
+	result = result_row(fcinfo, rs);
+	return result;
+}
+
+/*
+ * pipeline_run
+ *		SQL: CALL pipeline.run(pipeline_name, max_rows => NULL).
+ */
+Datum
+pipeline_run(PG_FUNCTION_ARGS)
+{
+	int64		max_rows = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1);
+
+	if (max_rows == 0 || max_rows < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be positive"),
+				 errdetail("max_rows was %lld.", (long long) max_rows),
+				 errhint("Pass NULL to consume every pending row.")));
+	return run_pipeline(fcinfo, BATCH_FROM_STAGING, max_rows, (Datum) 0);
+}
+
+/*
+ * pipeline_requeue_quarantine
+ *		SQL: CALL pipeline.requeue_quarantine(pipeline_name, ids => NULL).
+ */
+Datum
+pipeline_requeue_quarantine(PG_FUNCTION_ARGS)
+{
+	return run_pipeline(fcinfo, BATCH_FROM_QUARANTINE, -1,
+						PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1));
+}

@@ -1,0 +1,94 @@
+/*-------------------------------------------------------------------------
+ *
+ * security.c
+ *	  Whose privileges each piece of work runs with.
+ *
+ * Two contexts exist.  The extension's own bookkeeping (catalog rows, run
+ * history) runs as the bootstrap superuser with search_path pinned to
+ * pg_catalog, after the API function has checked that the caller may manage
+ * the pipeline: callers never get write access to the catalog tables.  A
+ * pipeline's own SQL (mapping expressions, filters, the batch statement)
+ * runs as the pipeline's owner, in a security-restricted operation, with
+ * the search_path captured when the pipeline was defined -- whoever
+ * started the run (a superuser, pg_cron, a worker).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+
+#include "pipeline.h"
+
+/*
+ * switch_user
+ *		Becomes 'userid' with extra security-context flags and a search_path,
+ *		saving the previous state for pipeline_restore_user.
+ */
+static void
+switch_user(Oid userid, int extra_flags, const char *search_path,
+			PipelineUserContext *saved)
+{
+	GetUserIdAndSecContext(&saved->saved_userid, &saved->saved_sec_context);
+	SetUserIdAndSecContext(userid, saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   extra_flags);
+	saved->guc_nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * pipeline_become_internal
+ *		Runs the extension's bookkeeping as the bootstrap superuser with a
+ *		search_path no user can plant objects in.
+ */
+void
+pipeline_become_internal(PipelineUserContext *saved)
+{
+	switch_user(BOOTSTRAP_SUPERUSERID, 0, "pg_catalog, pg_temp", saved);
+}
+
+/*
+ * pipeline_become_owner
+ *		Runs a pipeline's SQL with its owner's privileges.
+ */
+void
+pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved)
+{
+	switch_user(def->owner, SECURITY_RESTRICTED_OPERATION, def->search_path, saved);
+}
+
+/*
+ * pipeline_restore_user
+ *		Undoes pipeline_become_internal or pipeline_become_owner.  On error,
+ *		transaction abort restores both user and GUCs by itself.
+ */
+void
+pipeline_restore_user(PipelineUserContext *saved)
+{
+	AtEOXact_GUC(true, saved->guc_nest_level);
+	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
+}
+
+/*
+ * pipeline_check_manage
+ *		Errors unless the current user may manage the pipeline: a superuser,
+ *		or a member of the owning role.
+ */
+void
+pipeline_check_manage(const PipelineDef *def)
+{
+	Oid			userid = GetUserId();
+
+	if (superuser_arg(userid) || has_privs_of_role(userid, def->owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("must be owner of pipeline \"%s\"", def->name),
+			 errdetail("Pipeline \"%s\" is owned by role \"%s\".", def->name,
+					   GetUserNameFromId(def->owner, false)),
+			 errhint("Run this as the owning role, a member of it, or a superuser.")));
+}

@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqlexec.c
+ *	  Small helpers around SPI and around quoting names into SQL text.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "pipeline.h"
+
+/*
+ * pipeline_exec
+ *		Runs one parameterised statement through SPI (already connected) and
+ *		returns SPI_processed; errors on an SPI failure code.
+ */
+int
+pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
+			  const char *nulls, bool read_only, long limit)
+{
+	int			ret;
+
+	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, limit);
+	if (ret < 0)
+		elog(ERROR, "SPI failed (%s) running: %s", SPI_result_code_string(ret), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * pipeline_prepare_kept
+ *		Prepares a statement, always planned with its actual parameters (the
+ *		batch bounds decide between index and sequential scans), and keeps
+ *		the plan beyond the current SPI connection.
+ */
+SPIPlanPtr
+pipeline_prepare_kept(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed (%s) for: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
+ * pipeline_result_datum
+ *		A value of the last SPI result (row and column from 0).
+ */
+Datum
+pipeline_result_datum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col + 1, isnull);
+}
+
+/*
+ * pipeline_result_int64
+ *		A bigint (or smaller integer) of the last SPI result; NULL reads as 0.
+ */
+int64
+pipeline_result_int64(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pipeline_result_datum(row, col, &isnull);
+
+	if (isnull)
+		return 0;
+	switch (SPI_gettypeid(SPI_tuptable->tupdesc, col + 1))
+	{
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT2OID:
+			return DatumGetInt16(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/*
+ * pipeline_result_text
+ *		A value of the last SPI result as text, or NULL.
+ */
+char *
+pipeline_result_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col + 1);
+}
+
+/*
+ * pipeline_qualified_name
+ *		schema.relation, each part quoted as needed.
+ */
+char *
+pipeline_qualified_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("A pipeline refers to a table that has been dropped."),
+				 errhint("Drop the pipeline with pipeline.drop_pipeline, or recreate the table and the pipeline.")));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+/*
+ * pipeline_quote_list
+ *		"prefix.a, prefix.b" for a list of column names (no prefix when NULL).
+ */
+char *
+pipeline_quote_list(List *names, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		if (prefix)
+			appendStringInfo(&buf, "%s.", prefix);
+		appendStringInfoString(&buf, quote_identifier(lfirst(lc)));
+	}
+	return buf.data;
+}
