@@ -162,6 +162,8 @@ get_statements(const PipelineDef *def, BatchSource from)
 		char	   *batch_sql = pipeline_batch_sql(def, map, from);
 
 		st->batch_sql = MemoryContextStrdup(statements_context, batch_sql);
+		ereport(DEBUG1,
+				(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, batch_sql)));
 		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
 		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)"),
 										  BATCH_NPARAMS, (Oid *) batch_param_types);

@@ -77,19 +77,20 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 /*
  * raw_source
  *		FROM item and join condition that find a batch row's raw source row
- *		(alias s, joined to batch alias b), and the jsonb of that raw row.
+ *		(alias s, joined to the rejected batch rows, alias r), and the jsonb of
+ *		that raw row.
  */
 static void
 raw_source(const PipelineDef *def, BatchSource from, char **from_item, char **raw_expr)
 {
 	if (from == BATCH_FROM_QUARANTINE)
 	{
-		*from_item = "pipeline.quarantine_log s ON s.id = b.__pl_seq";
+		*from_item = "pipeline.quarantine_log s ON s.id = r.__pl_seq";
 		*raw_expr = "s.raw_row";
 	}
 	else
 	{
-		*from_item = psprintf("%s s ON s._xid = b.__pl_xid AND s._seq = b.__pl_seq",
+		*from_item = psprintf("%s s ON s._xid = r.__pl_xid AND s._seq = r.__pl_seq",
 							  pipeline_qualified_name(def->source));
 		*raw_expr = "to_jsonb(s) - '_xid' - '_seq'";
 	}
@@ -136,19 +137,44 @@ key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
- * any_key_null
- *		"b.k1 IS NULL OR b.k2 IS NULL".
+ * rules_pass
+ *		"(rule1) AND (rule2) ...": the row may be merged.
  */
 static char *
-any_key_null(const PipelineDef *def, const char *alias)
+rules_pass(List *rules)
 {
 	StringInfoData buf;
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	foreach(lc, def->key)
-		appendStringInfo(&buf, "%s%s.%s IS NULL", buf.len ? " OR " : "", alias,
-						 quote_identifier(lfirst(lc)));
+	appendStringInfoString(&buf, "true");
+	foreach(lc, rules)
+		appendStringInfo(&buf, " AND %s", ((RowRule *) lfirst(lc))->passes);
+	return buf.data;
+}
+
+/*
+ * reject_reason
+ *		CASE giving ARRAY[reason, sqlstate] of the first rule a row fails.
+ */
+static char *
+reject_reason(List *rules)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (rules == NIL)
+		return "NULL::text[]";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "CASE");
+	foreach(lc, rules)
+	{
+		RowRule    *rule = lfirst(lc);
+
+		appendStringInfo(&buf, " WHEN NOT %s THEN ARRAY[%s, %s]", rule->passes,
+						 quote_literal_cstr(rule->reason), quote_literal_cstr(rule->sqlstate));
+	}
+	appendStringInfoString(&buf, " END");
 	return buf.data;
 }
 
@@ -212,30 +238,23 @@ insert_column_lists(const PipelineMapping *map, const char *a, char **columns, c
 
 /*
  * append_quarantine_cte
- *		Rows that pass the filter but have a NULL key or NULL sequence value
- *		go to the quarantine in the same statement.
+ *		Rows that pass the filter but fail a rule go to the quarantine with
+ *		the rule's reason, in the same statement.
  */
 static void
-append_quarantine_cte(StringInfo sql, const PipelineDef *def, BatchSource from)
+append_quarantine_cte(StringInfo sql, const PipelineDef *def, BatchSource from, List *rules)
 {
 	char	   *from_item,
 			   *raw_expr;
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
 
 	raw_source(def, from, &from_item, &raw_expr);
 	appendStringInfo(sql,
 					 ", quarantined AS (INSERT INTO pipeline.quarantine_log "
 					 "(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) "
-					 "SELECT $10, $8, CASE WHEN %s THEN %s ELSE %s END, '23502', %s, "
-					 "b.__pl_xid, b.__pl_seq FROM batch b JOIN %s "
-					 "WHERE b.__pl_keep IS TRUE AND (%s%s%s%s) RETURNING 1)",
-					 any_key_null(def, "b"),
-					 quote_literal_cstr(psprintf("null key: %s must not be null",
-												 pipeline_quote_list(def->key, NULL))),
-					 quote_literal_cstr(psprintf("null sequence_by value: %s must not be null",
-												 seq ? seq : "")),
-					 raw_expr, from_item, any_key_null(def, "b"),
-					 seq ? " OR b." : "", seq ? seq : "", seq ? " IS NULL" : "");
+					 "SELECT $10, $8, r.__pl_reject[1], r.__pl_reject[2], %s, r.__pl_xid, r.__pl_seq "
+					 "FROM (SELECT __pl_xid, __pl_seq, %s AS __pl_reject FROM batch "
+					 "WHERE __pl_keep IS TRUE) r JOIN %s WHERE r.__pl_reject IS NOT NULL RETURNING 1)",
+					 raw_expr, reject_reason(rules), from_item);
 }
 
 /*
@@ -254,18 +273,17 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
 			   *vals;
 	StringInfoData set;
 	ListCell   *lc;
+	List	   *rules = pipeline_row_rules(def, map);
 
 	initStringInfo(&sql);
 	append_batch_cte(&sql, def, map, from);
 
-	/* Latest event per key: by sequence_by, then by arrival. */
+	/* Latest valid event per key: by sequence_by, then by arrival. */
 	appendStringInfo(&sql,
-					 ", latest AS (SELECT DISTINCT ON (%s) * FROM batch b "
-					 "WHERE b.__pl_keep IS TRUE AND NOT (%s)%s%s%s "
+					 ", latest AS (SELECT DISTINCT ON (%s) * FROM batch "
+					 "WHERE __pl_keep IS TRUE AND %s "
 					 "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC)",
-					 keys, any_key_null(def, "b"),
-					 seq ? " AND b." : "", seq ? seq : "", seq ? " IS NOT NULL" : "",
-					 keys, seq ? seq : "", seq ? " DESC, " : "");
+					 keys, rules_pass(rules), keys, seq ? seq : "", seq ? " DESC, " : "");
 
 	/* Upserts: never over a newer version, never over a newer delete. */
 	insert_column_lists(map, "l", &cols, &vals);
@@ -315,7 +333,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
 						 target, key_match(def, "t", "l"), seq, seq,
 						 keys, seq, seq, seq, seq);
 
-	append_quarantine_cte(&sql, def, from);
+	append_quarantine_cte(&sql, def, from, rules);
 
 	appendStringInfo(&sql,
 					 " SELECT (SELECT count(*) FROM batch), "
@@ -338,17 +356,21 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
 	StringInfoData sql;
 	char	   *cols,
 			   *vals;
+	List	   *rules = pipeline_row_rules(def, map);
 
 	initStringInfo(&sql);
 	append_batch_cte(&sql, def, map, from);
 	insert_column_lists(map, "b", &cols, &vals);
 	appendStringInfo(&sql,
-					 ", appended AS (INSERT INTO %s (%s) SELECT %s FROM batch b "
-					 "WHERE b.__pl_keep IS TRUE RETURNING 1) "
-					 "SELECT (SELECT count(*) FROM batch), "
-					 "(SELECT count(*) FROM batch WHERE __pl_keep IS NOT TRUE), "
-					 "(SELECT count(*) FROM appended), 0::bigint, 0::bigint, 0::bigint, 0::bigint",
-					 pipeline_qualified_name(def->target), cols, vals);
+					 ", appended AS (INSERT INTO %s (%s) SELECT %s FROM "
+					 "(SELECT * FROM batch WHERE __pl_keep IS TRUE AND %s) b RETURNING 1)",
+					 pipeline_qualified_name(def->target), cols, vals, rules_pass(rules));
+	append_quarantine_cte(&sql, def, from, rules);
+	appendStringInfoString(&sql,
+						   " SELECT (SELECT count(*) FROM batch), "
+						   "(SELECT count(*) FROM batch WHERE __pl_keep IS NOT TRUE), "
+						   "(SELECT count(*) FROM appended), 0::bigint, 0::bigint, 0::bigint, "
+						   "(SELECT count(*) FROM quarantined)");
 	return sql.data;
 }
 

@@ -64,6 +64,14 @@ typedef struct PipelineMapping
 	bool		target_exists;
 } PipelineMapping;
 
+/* A condition a mapped row must pass to be merged, and why it failed. */
+typedef struct RowRule
+{
+	char	   *passes;			/* SQL boolean over the batch row, never NULL */
+	char	   *reason;
+	const char *sqlstate;
+} RowRule;
+
 /* Where a batch's rows come from. */
 typedef enum BatchSource
 {
@@ -156,6 +164,9 @@ extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
 extern void pipeline_apply_schema_change(PipelineDef *def);
+
+/* rules.c */
+extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 
 /* merge_sql.c */
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
