@@ -30,6 +30,7 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "pipeline.h"
 
@@ -53,6 +54,9 @@ typedef struct RunState
 	int64		pending;
 	const char *status;
 	const char *message;
+	/* outside a transaction block: the subtransaction of the current step */
+	ResourceOwner step_owner;
+	MemoryContext step_context;
 } RunState;
 
 /*
@@ -182,14 +186,49 @@ set_bounds(Datum *params, RowPosition lo, RowPosition hi)
 }
 
 /*
+ * begin_step
+ *		Outside a transaction block, the work between two commits runs in a
+ *		subtransaction: when it fails, rolling that back leaves a clean
+ *		transaction in which the failure can be recorded.
+ */
+static void
+begin_step(RunState *rs)
+{
+	if (rs->atomic)
+		return;
+	rs->step_owner = CurrentResourceOwner;
+	rs->step_context = CurrentMemoryContext;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(rs->step_context);
+}
+
+/*
  * commit_batch
- *		Ends a batch: commits when running outside a transaction block.
+ *		Ends a step: outside a transaction block, commits it and begins the
+ *		next one.
  */
 static void
 commit_batch(RunState *rs)
 {
-	if (!rs->atomic)
-		SPI_commit();
+	if (rs->atomic)
+		return;
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
+	SPI_commit();
+	begin_step(rs);
+}
+
+/*
+ * abort_step
+ *		After an error outside a transaction block: rolls the step back.
+ */
+static void
+abort_step(RunState *rs)
+{
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
 }
 
 /*
@@ -373,6 +412,15 @@ run_staging(RunState *rs)
 	rs->pending += pipeline_count_pending(rs->def, rs->from, params_b);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 
+	/* Nothing pending: skip the batch statement, only move the cursor up. */
+	if (rs->pending == 0)
+	{
+		RowPosition none_pending = {0};
+
+		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending);
+		return;
+	}
+
 	if (partial.valid &&
 		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase))
 		return;
@@ -443,6 +491,7 @@ cleanup_tombstones(const PipelineDef *def)
 static void
 execute_run(RunState *rs)
 {
+	begin_step(rs);
 	pipeline_fail_interrupted_runs(rs->def->id);
 	rs->run_id = pipeline_run_start(rs->def, rs->from == BATCH_FROM_STAGING ? "run" : "requeue",
 									GetUserId());
@@ -461,24 +510,28 @@ execute_run(RunState *rs)
 		rs->status = "succeeded";
 	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
 		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
-	commit_batch(rs);
+	if (!rs->atomic)
+	{
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(rs->step_context);
+		CurrentResourceOwner = rs->step_owner;
+		SPI_commit();
+	}
 }
 
 /*
  * record_failure
- *		After an error outside a transaction block: rolls back, records the
- *		run as failed in a transaction of its own, and commits that.
+ *		After an error outside a transaction block: rolls the failed step
+ *		back and records the run as failed, committed.
  */
 static void
 record_failure(RunState *rs, ErrorData *edata)
 {
-	SPI_rollback();
+	abort_step(rs);
 	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE) != NULL)
-	{
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
 							unpack_sql_state(edata->sqlerrcode), edata->message);
-		SPI_commit();
-	}
+	SPI_commit();
 }
 
 /*
