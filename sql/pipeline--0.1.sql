@@ -164,6 +164,18 @@ COMMENT ON FUNCTION pipeline.adopt_restored_cursor() IS
 CREATE TRIGGER adopt_restored_cursor BEFORE INSERT ON pipeline.cursors
     FOR EACH ROW EXECUTE FUNCTION pipeline.adopt_restored_cursor();
 
+/*
+ * A pipeline depends on its source, target and tombstone tables: dropping one
+ * fails, or with CASCADE drops the pipeline too.
+ */
+CREATE FUNCTION pipeline.on_sql_drop() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pipeline_on_sql_drop'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.on_sql_drop() IS
+    'event trigger: refuses to drop a table a pipeline uses unless the DROP cascades, then drops the pipeline too';
+CREATE EVENT TRIGGER pipeline_on_sql_drop ON sql_drop
+    EXECUTE FUNCTION pipeline.on_sql_drop();
+
 /* Row-level security: a role sees the pipelines it is a member of the owner of. */
 CREATE FUNCTION pipeline.may_manage(pipeline_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE

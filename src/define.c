@@ -469,15 +469,9 @@ create_tombstones(const PipelineDef *def, PipelineMapping *map)
 static void
 drop_tombstones(const PipelineDef *def)
 {
-	PipelineUserContext ctx;
-
-	if (!OidIsValid(def->tombstones) ||
-		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->tombstones)))
-		return;
-	pipeline_become_internal(&ctx);
-	pipeline_exec(psprintf("DROP TABLE %s", pipeline_qualified_name(def->tombstones)),
-				  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	if (OidIsValid(def->tombstones) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->tombstones)))
+		pipeline_drop_own_table(def->tombstones);
 }
 
 /*

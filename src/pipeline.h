@@ -165,6 +165,9 @@ extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
 extern void pipeline_apply_schema_change(PipelineDef *def);
 
+/* dependencies.c */
+extern void pipeline_drop_own_table(Oid relid);
+
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 

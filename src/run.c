@@ -575,13 +575,7 @@ run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum re
 	char	   *name;
 	Datum		result;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null"),
-				 errdetail("pipeline.run needs the name of the pipeline to run."),
-				 errhint("Pass the name given to pipeline.create_pipeline.")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 				   !castNode(CallContext, fcinfo->context)->atomic);
 	rs->from = from;

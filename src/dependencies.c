@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * dependencies.c
+ *	  Pipelines depend on their source, target and tombstone tables the way
+ *	  PostgreSQL objects depend on each other: dropping such a table fails
+ *	  unless the DROP says CASCADE, and then the pipelines go with it.
+ *
+ * PostgreSQL cannot record that dependency itself (a definition is a row,
+ * not an object), so an sql_drop event trigger enforces it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "utils/syscache.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_on_sql_drop);
+
+/* Set while the extension drops a tombstone table of its own. */
+static bool dropping_own_table = false;
+
+/*
+ * pipeline_drop_own_table
+ *		Drops a table the extension created for a pipeline (the caller has
+ *		checked it may), without the event trigger objecting.
+ */
+void
+pipeline_drop_own_table(Oid relid)
+{
+	PipelineUserContext ctx;
+	char	   *sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
+
+	pipeline_become_internal(&ctx);
+	dropping_own_table = true;
+	PG_TRY();
+	{
+		pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		dropping_own_table = false;
+	}
+	PG_END_TRY();
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * drop_behavior
+ *		Whether the DROP statement being run said CASCADE.
+ */
+static bool
+drop_cascades(Node *parsetree)
+{
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, DropStmt))
+		return ((DropStmt *) parsetree)->behavior == DROP_CASCADE;
+	if (IsA(parsetree, DropOwnedStmt))
+		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
+	return false;
+}
+
+/* Pipelines (alias d) using a relation the DROP removed. */
+#define USES_DROPPED_RELATION \
+	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
+	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid)"
+
+/*
+ * pipeline_on_sql_drop
+ *		Event trigger on sql_drop: refuses to drop a table a pipeline uses,
+ *		or with CASCADE drops those pipelines too.
+ */
+Datum
+pipeline_on_sql_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	PipelineUserContext ctx;
+	int			n;
+	SPITupleTable *dropped;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "on_sql_drop must be called as an event trigger");
+	if (dropping_own_table)
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_become_internal(&ctx);
+	if (!drop_cascades(trigdata->parsetree))
+	{
+		if (pipeline_exec("SELECT d.name, o.object_identity FROM pipeline.pipeline_defs d, "
+						  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION,
+						  0, NULL, NULL, NULL, true, 1) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop %s because pipeline \"%s\" uses it",
+							pipeline_result_text(0, 1), pipeline_result_text(0, 0)),
+					 errdetail("A pipeline reads its source and writes its target and tombstone tables."),
+					 errhint("Drop the pipeline first with pipeline.drop_pipeline('%s'), or use DROP ... CASCADE to drop it too.",
+							 pipeline_result_text(0, 0))));
+	}
+	else
+	{
+		n = pipeline_exec("DELETE FROM pipeline.pipeline_defs d "
+						  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
+						  " RETURNING d.id, d.name, coalesce(d.tombstones::oid, 0)",
+						  0, NULL, NULL, NULL, false, 0);
+		dropped = SPI_tuptable;
+
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			tombstones = DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc,
+																	3, &isnull));
+
+			ereport(NOTICE,
+					(errmsg("drop cascades to pipeline \"%s\"",
+							SPI_getvalue(dropped->vals[i], dropped->tupdesc, 2))));
+			pipeline_forget_statements(DatumGetInt64(SPI_getbinval(dropped->vals[i],
+																   dropped->tupdesc, 1, &isnull)));
+			if (OidIsValid(tombstones) &&
+				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tombstones)))
+				pipeline_drop_own_table(tombstones);
+		}
+	}
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
