@@ -449,6 +449,7 @@ run_requeue(RunState *rs)
 	set_bounds(params, position(none, PG_INT64_MIN),
 			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
 	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 	pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, &rs->counts);
 
 	values[0] = Int64GetDatum(rs->def->id);
