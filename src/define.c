@@ -248,6 +248,34 @@ mapped_column_names(PipelineMapping *map)
 }
 
 /*
+ * check_mapped_columns_exist
+ *		Every column the columns object maps to an expression must be a
+ *		column of the target (a new target is made of them).
+ */
+static void
+check_mapped_columns_exist(const PipelineDef *def, PipelineMapping *map)
+{
+	JsonbIterator *it = JsonbIteratorInit(&def->columns->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *column = NULL;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			column = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && v.type != jbvNull &&
+				 pipeline_mapping_column(map, column) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("columns maps \"%s\", which is not a column of target %s",
+							column, pipeline_qualified_name(def->target)),
+					 errdetail("The target's mapped columns are: %s.", mapped_column_names(map)),
+					 errhint("Add the column to the target with ALTER TABLE, or remove it from the mapping.")));
+	}
+}
+
+/*
  * probe_mapping
  *		Types every mapped column and checks key and sequence_by.
  */
@@ -256,6 +284,7 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 {
 	ListCell   *lc;
 
+	check_mapped_columns_exist(def, map);
 	if (map->columns == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
