@@ -28,26 +28,6 @@
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
 
 /*
- * text_array_to_list
- *		A text[] datum as a List of C strings.
- */
-static List *
-text_array_to_list(Datum array)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	List	   *result = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-		if (!nulls[i])
-			result = lappend(result, TextDatumGetCString(elems[i]));
-	return result;
-}
-
-/*
  * def_from_result
  *		Builds a PipelineDef from row 0 of the last SPI result.
  */
@@ -65,7 +45,7 @@ def_from_result(void)
 	def->target = DatumGetObjectId(pipeline_result_datum(0, 4, &isnull));
 	def->tombstones = DatumGetObjectId(pipeline_result_datum(0, 5, &isnull));
 	d = pipeline_result_datum(0, 6, &isnull);
-	def->key = isnull ? NIL : text_array_to_list(d);
+	def->key = isnull ? NIL : pipeline_text_array_to_list(d, "key");
 	def->strategy = pipeline_result_text(0, 7);
 	def->sequence_by = pipeline_result_text(0, 8);
 	def->delete_when = pipeline_result_text(0, 9);

@@ -72,33 +72,6 @@ empty_to_null(char *s)
 }
 
 /*
- * text_list_from_array
- *		A text[] argument as a List of names; NULL elements are an error.
- */
-static List *
-text_list_from_array(Datum array, const char *what)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	List	   *result = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain null", what),
-					 errdetail("Element %d of %s is null.", i + 1, what),
-					 errhint("List column names, for example ARRAY['order_id'].")));
-		result = lappend(result, TextDatumGetCString(elems[i]));
-	}
-	return result;
-}
-
-/*
  * list_to_text_array
  *		A List of names as a text[] datum.
  */
@@ -162,6 +135,32 @@ require_table(Oid relid, const char *role)
 
 /* ------------------------------------------------------ probing expressions */
 
+/* What probe() runs in a subtransaction. */
+typedef struct ProbeCall
+{
+	const PipelineDef *def;
+	const char *sql;
+	Oid			typid;
+	int32		typmod;
+} ProbeCall;
+
+/*
+ * probe_query
+ *		Runs a probe's query as the owner and reads the result type.
+ */
+static void
+probe_query(void *arg)
+{
+	ProbeCall  *call = arg;
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(call->def, &ctx);
+	pipeline_exec(call->sql, 0, NULL, NULL, NULL, true, 0);
+	pipeline_restore_user(&ctx);
+	call->typid = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+	call->typmod = TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypmod;
+}
+
 /*
  * probe
  *		Parses and plans "SELECT <expr> FROM <source> s LIMIT 0" as the owner
@@ -171,44 +170,21 @@ require_table(Oid relid, const char *role)
 static void
 probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, int32 *typmod)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	char	   *sql = psprintf("SELECT (%s) FROM %s s LIMIT 0", expr,
-							   pipeline_qualified_name(def->source));
+	ProbeCall	call = {def, NULL, InvalidOid, -1};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		PipelineUserContext ctx;
-
-		pipeline_become_owner(def, &ctx);
-		pipeline_exec(sql, 0, NULL, NULL, NULL, true, 0);
-		pipeline_restore_user(&ctx);
-		*typid = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-		*typmod = TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypmod;
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+	call.sql = psprintf("SELECT (%s) FROM %s s LIMIT 0", expr,
+						pipeline_qualified_name(def->source));
+	edata = pipeline_try(probe_query, &call);
+	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("invalid %s: %s", what, edata->message),
 				 errdetail("The expression is: %s", expr),
 				 errhint("Expressions are SQL over the columns of the source %s, run as the pipeline's owner.",
 						 pipeline_qualified_name(def->source))));
-	}
-	PG_END_TRY();
+	*typid = call.typid;
+	*typmod = call.typmod;
 }
 
 /*
@@ -503,6 +479,31 @@ drop_tombstones(const PipelineDef *def)
 		pipeline_drop_own_table(def->tombstones);
 }
 
+/* What check_batch_statement() prepares in a subtransaction. */
+typedef struct PrepareCall
+{
+	const PipelineDef *def;
+	const char *sql;
+} PrepareCall;
+
+/*
+ * prepare_batch_statement
+ *		Prepares (and forgets) the batch statement as the owner.
+ */
+static void
+prepare_batch_statement(void *arg)
+{
+	PrepareCall *call = arg;
+	PipelineUserContext ctx;
+	Oid			types[BATCH_NPARAMS] = {XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID,
+		INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID};
+
+	pipeline_become_owner(call->def, &ctx);
+	if (SPI_prepare(call->sql, BATCH_NPARAMS, types) == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	pipeline_restore_user(&ctx);
+}
+
 /*
  * check_batch_statement
  *		Prepares the batch statement as the owner so that a definition that
@@ -512,36 +513,10 @@ drop_tombstones(const PipelineDef *def)
 static void
 check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	char	   *sql = pipeline_batch_sql(def, map, BATCH_FROM_STAGING);
+	PrepareCall call = {def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING)};
+	ErrorData  *edata = pipeline_try(prepare_batch_statement, &call);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		PipelineUserContext ctx;
-		Oid			types[BATCH_NPARAMS] = {XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID,
-			INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID};
-
-		pipeline_become_owner(def, &ctx);
-		if (SPI_prepare(sql, BATCH_NPARAMS, types) == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		pipeline_restore_user(&ctx);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("pipeline \"%s\" cannot write its target: %s", def->name, edata->message),
@@ -549,8 +524,6 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 				 : errdetail("The statement that merges a batch into %s does not compile.",
 							 relation_description(def->target)),
 				 errhint("Check that each mapped expression's type fits its target column.")));
-	}
-	PG_END_TRY();
 }
 
 /* ------------------------------------------------------------ the source */
@@ -875,7 +848,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->owner = GetUserId();
 	def->source = PG_GETARG_OID(1);
 	target_rv = parse_target(arg_text(fcinfo, 2));
-	def->key = PG_ARGISNULL(3) ? NIL : text_list_from_array(PG_GETARG_DATUM(3), "key");
+	def->key = PG_ARGISNULL(3) ? NIL : pipeline_text_array_to_list(PG_GETARG_DATUM(3), "key");
 	def->strategy = PG_ARGISNULL(4) ? "merge" : arg_text(fcinfo, 4);
 	def->sequence_by = empty_to_null(arg_text(fcinfo, 5));
 	def->delete_when = empty_to_null(arg_text(fcinfo, 6));
@@ -926,7 +899,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	memcpy(old, def, sizeof(PipelineDef));
 
 	if (!PG_ARGISNULL(1))
-		def->key = text_list_from_array(PG_GETARG_DATUM(1), "key");
+		def->key = pipeline_text_array_to_list(PG_GETARG_DATUM(1), "key");
 	if (!PG_ARGISNULL(2))
 		def->sequence_by = empty_to_null(arg_text(fcinfo, 2));
 	if (!PG_ARGISNULL(3))

@@ -332,50 +332,58 @@ quarantine_row(const PipelineDef *def, PipelineStatements *st, int64 run_id,
 			 (unsigned long long) U64FromFullTransactionId(row->xid), (long long) row->seq);
 }
 
+/* What try_batch() runs in a subtransaction. */
+typedef struct BatchCall
+{
+	const PipelineDef *def;
+	PipelineStatements *st;
+	Datum	   *params;
+	const char *nulls;
+	RunCounts  *counts;
+} BatchCall;
+
+/*
+ * execute_batch
+ *		Runs the batch statement with the row mark armed; adds its counts.
+ */
+static void
+execute_batch(void *arg)
+{
+	BatchCall  *call = arg;
+
+	pipeline_mark_arm(call->st->batch_sql);
+	PG_TRY();
+	{
+		run_plan(call->def, call->st->batch, call->params, call->nulls, 0);
+	}
+	PG_FINALLY();
+	{
+		pipeline_mark_disarm();
+	}
+	PG_END_TRY();
+	call->counts->read += pipeline_result_int64(0, 0);
+	call->counts->filtered += pipeline_result_int64(0, 1);
+	call->counts->inserted += pipeline_result_int64(0, 2);
+	call->counts->updated += pipeline_result_int64(0, 3);
+	call->counts->deleted += pipeline_result_int64(0, 4);
+	call->counts->quarantined += pipeline_result_int64(0, 6);
+}
+
 /*
  * try_batch
- *		One attempt at the batch statement over (lo, hi] in a subtransaction.
- *		Returns NULL and adds to counts on success; on a row error, returns
- *		the error (the subtransaction rolled back); other errors propagate.
+ *		One attempt at the batch statement in a subtransaction.  Returns NULL
+ *		and adds to counts on success; on a row error, returns the error (the
+ *		subtransaction rolled back); other errors propagate.
  */
 static ErrorData *
 try_batch(const PipelineDef *def, PipelineStatements *st, Datum *params, const char *nulls,
 		  RunCounts *counts)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	BatchCall	call = {def, st, params, nulls, counts};
+	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		pipeline_mark_arm(st->batch_sql);
-		run_plan(def, st->batch, params, nulls, 0);
-		pipeline_mark_disarm();
-		counts->read += pipeline_result_int64(0, 0);
-		counts->filtered += pipeline_result_int64(0, 1);
-		counts->inserted += pipeline_result_int64(0, 2);
-		counts->updated += pipeline_result_int64(0, 3);
-		counts->deleted += pipeline_result_int64(0, 4);
-		counts->quarantined += pipeline_result_int64(0, 6);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		pipeline_mark_disarm();
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (!is_row_error(edata->sqlerrcode))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	if (edata != NULL && !is_row_error(edata->sqlerrcode))
+		ReThrowError(edata);
 	return edata;
 }
 

@@ -138,6 +138,8 @@ extern int64 pipeline_result_int64(int row, int col);
 extern char *pipeline_result_text(int row, int col);
 extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
+extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern List *pipeline_text_array_to_list(Datum array, const char *what);
 
 /* catalog.c */
 /* Row locks taken on a definition while reading it. */

@@ -7,10 +7,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/array.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "pipeline.h"
 
@@ -132,4 +137,65 @@ pipeline_quote_list(List *names, const char *prefix)
 		appendStringInfoString(&buf, quote_identifier(lfirst(lc)));
 	}
 	return buf.data;
+}
+
+/*
+ * pipeline_try
+ *		Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded, or
+ *		its error once the subtransaction is rolled back (the caller decides
+ *		whether to re-raise, wrap or absorb it).
+ */
+ErrorData *
+pipeline_try(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/*
+ * pipeline_text_array_to_list
+ *		A text[] datum as a List of C strings.  A NULL element is an error
+ *		naming 'what'.
+ */
+List *
+pipeline_text_array_to_list(Datum array, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain null", what),
+					 errdetail("Element %d of %s is null.", i + 1, what),
+					 errhint("List column names, for example ARRAY['order_id'].")));
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	}
+	return result;
 }
