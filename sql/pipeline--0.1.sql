@@ -319,7 +319,7 @@ CREATE FUNCTION pipeline.discard_quarantine(pipeline_name text, ids bigint[] DEF
 COMMENT ON FUNCTION pipeline.discard_quarantine(text, bigint[]) IS
     'deletes quarantined rows of a pipeline (all, or the given ids); returns how many';
 
-/* Internal: marks the staged row a batch statement is working on (poison-row isolation). */
+/* Internal: watch a batch statement row by row (poison-row isolation, tallies; see mark.c). */
 CREATE FUNCTION pipeline.mark_row(xid8, bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_mark_row'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
@@ -330,6 +330,17 @@ CREATE FUNCTION pipeline.mark_value(xid8, bigint, anyelement) RETURNS anyelement
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION pipeline.mark_value(xid8, bigint, anyelement) IS
     'internal: records the row being written and returns the value unchanged';
+
+CREATE FUNCTION pipeline.keep_row(boolean) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_keep_row'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.keep_row(boolean) IS
+    'internal: whether the filter keeps a row (false for NULL); counts the rows it skips';
+CREATE FUNCTION pipeline.reject_row(xid8, bigint, integer) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_reject_row'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.reject_row(xid8, bigint, integer) IS
+    'internal: records a row that failed a row rule, for the quarantine; returns false';
 
 /* Internal: the cursor after consuming every pending row up to one transaction. */
 CREATE FUNCTION pipeline.snapshot_prefix(consumed pg_snapshot, upto pg_snapshot, boundary xid8)

@@ -209,21 +209,6 @@ probe_boolean(const PipelineDef *def, const char *expr, const char *what)
 }
 
 /*
- * mapped_column_names
- *		"a, b, c" of the mapping's target columns, for messages.
- */
-static char *
-mapped_column_names(PipelineMapping *map)
-{
-	List	   *names = NIL;
-	ListCell   *lc;
-
-	foreach(lc, map->columns)
-		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
-	return pipeline_quote_list(names, NULL);
-}
-
-/*
  * check_mapped_columns_exist
  *		Every column the columns object maps to an expression must be a
  *		column of the target (a new target is made of them).
@@ -246,7 +231,7 @@ check_mapped_columns_exist(const PipelineDef *def, PipelineMapping *map)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("columns maps \"%s\", which is not a column of target %s",
 							column, pipeline_qualified_name(def->target)),
-					 errdetail("The target's mapped columns are: %s.", mapped_column_names(map)),
+					 errdetail("The target's mapped columns are: %s.", pipeline_mapping_column_list(map)),
 					 errhint("Add the column to the target with ALTER TABLE, or remove it from the mapping.")));
 	}
 }
@@ -282,7 +267,7 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("key column \"%s\" is not a column of the pipeline's target",
 							(char *) lfirst(lc)),
-					 errdetail("The target's mapped columns are: %s.", mapped_column_names(map)),
+					 errdetail("The target's mapped columns are: %s.", pipeline_mapping_column_list(map)),
 					 errhint("Name one of them (names are exact, without SQL quoting), or map it with columns => '{\"%s\": \"...\"}'.",
 							 (char *) lfirst(lc))));
 	if (def->sequence_by)
@@ -513,7 +498,8 @@ prepare_batch_statement(void *arg)
 static void
 check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
-	PrepareCall call = {def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING)};
+	PrepareCall call = {def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
+													pipeline_row_rules(def, map))};
 	ErrorData  *edata = pipeline_try(prepare_batch_statement, &call);
 
 	if (edata != NULL)

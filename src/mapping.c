@@ -199,6 +199,21 @@ pipeline_mapping_column(const PipelineMapping *map, const char *column)
 }
 
 /*
+ * pipeline_mapping_column_list
+ *		"a, b, c": the mapped target columns, quoted, in order.
+ */
+char *
+pipeline_mapping_column_list(const PipelineMapping *map)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
+	return pipeline_quote_list(names, NULL);
+}
+
+/*
  * column_type_from_json
  *		The "type" of the entry named 'name' in a source_columns array, or
  *		NULL when absent.

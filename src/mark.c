@@ -1,11 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * mark.c
- *	  Names the staged row a failing batch statement was working on.
+ *	  Watches a running batch statement row by row: which staged row it is
+ *	  working on, how many rows it read and filtered, and which rows failed
+ *	  a row rule.
  *
  * A batch is one set-based statement.  When a row in it raises an error
- * (a cast in a mapping, a CHECK or NOT NULL violation in the target), the
- * whole statement fails, and PostgreSQL does not say which row did it.  The
+ * (a cast in a mapping, a unique violation in the target), the whole
+ * statement fails, and PostgreSQL does not say which row did it.  The
  * statement therefore calls pipeline.mark_row(_xid, _seq) before it
  * evaluates a row's expressions, and pipeline.mark_value(...) as it hands a
  * row to INSERT, so that the last mark names the culprit.  The merge then
@@ -17,24 +19,34 @@
  * mark is cleared when the batch statement reaches ExecutorFinish; the merge
  * then narrows the failing range by bisection instead.
  *
+ * The same per-row calls keep the batch's tallies, so that the statement
+ * streams its rows once instead of materialising them to count them:
+ * mark_row counts rows read, keep_row counts rows the filter skipped, and
+ * reject_row records rows that failed a row rule, for merge.c to quarantine
+ * right after the statement.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "executor/executor.h"
 #include "fmgr.h"
-#include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 
 #include "pipeline.h"
 
 PG_FUNCTION_INFO_V1(pipeline_mark_row);
 PG_FUNCTION_INFO_V1(pipeline_mark_value);
+PG_FUNCTION_INFO_V1(pipeline_keep_row);
+PG_FUNCTION_INFO_V1(pipeline_reject_row);
 
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
-/* The batch statement being watched (NULL when none), and its last mark. */
+/* The batch statement being watched (NULL when none) and what it did. */
 static const char *armed_statement = NULL;
 static RowPosition last_mark;
+static BatchTally tally;
+static MemoryContext tally_context = NULL;
 
 /*
  * mark_executor_finish
@@ -67,19 +79,25 @@ pipeline_mark_init(void)
 
 /*
  * pipeline_mark_arm
- *		Starts watching a batch statement (its exact SQL text) and clears the
- *		mark.  The text must stay allocated until pipeline_mark_disarm.
+ *		Starts watching a batch statement (its exact SQL text): clears the
+ *		mark and the tallies.  The text must stay allocated until
+ *		pipeline_mark_disarm.
  */
 void
 pipeline_mark_arm(const char *statement)
 {
+	if (tally_context == NULL)
+		tally_context = AllocSetContextCreate(TopMemoryContext, "pipeline batch tally",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(tally_context);
 	armed_statement = statement;
 	last_mark.valid = false;
+	memset(&tally, 0, sizeof(tally));
 }
 
 /*
  * pipeline_mark_disarm
- *		Stops watching; the mark is kept for pipeline_mark_get.
+ *		Stops watching; the mark and tallies are kept for the caller.
  */
 void
 pipeline_mark_disarm(void)
@@ -99,17 +117,14 @@ pipeline_mark_get(RowPosition *row)
 }
 
 /*
- * set_mark
- *		Records a row position while a statement is being watched.
+ * pipeline_mark_tally
+ *		What the last watched statement read, filtered and rejected.  The
+ *		rejected list lives until the next pipeline_mark_arm.
  */
-static inline void
-set_mark(FunctionCallInfo fcinfo)
+const BatchTally *
+pipeline_mark_tally(void)
 {
-	if (armed_statement == NULL || PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		return;
-	last_mark.valid = true;
-	last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
-	last_mark.seq = PG_GETARG_INT64(1);
+	return &tally;
 }
 
 /*
@@ -120,7 +135,13 @@ set_mark(FunctionCallInfo fcinfo)
 Datum
 pipeline_mark_row(PG_FUNCTION_ARGS)
 {
-	set_mark(fcinfo);
+	if (armed_statement != NULL)
+	{
+		last_mark.valid = true;
+		last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
+		last_mark.seq = PG_GETARG_INT64(1);
+		tally.read++;
+	}
 	PG_RETURN_BOOL(true);
 }
 
@@ -132,8 +153,51 @@ pipeline_mark_row(PG_FUNCTION_ARGS)
 Datum
 pipeline_mark_value(PG_FUNCTION_ARGS)
 {
-	set_mark(fcinfo);
+	if (armed_statement != NULL && !PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+	{
+		last_mark.valid = true;
+		last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
+		last_mark.seq = PG_GETARG_INT64(1);
+	}
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+}
+
+/*
+ * pipeline_keep_row
+ *		SQL: pipeline.keep_row(filter result) -> whether the row is kept.
+ *		Counts the rows the filter skips (false or NULL).
+ */
+Datum
+pipeline_keep_row(PG_FUNCTION_ARGS)
+{
+	bool		keep = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
+
+	if (!keep && armed_statement != NULL)
+		tally.filtered++;
+	PG_RETURN_BOOL(keep);
+}
+
+/*
+ * pipeline_reject_row
+ *		SQL: pipeline.reject_row(_xid, _seq, rule) -> false.  Records a row
+ *		that failed row rule number 'rule'.
+ */
+Datum
+pipeline_reject_row(PG_FUNCTION_ARGS)
+{
+	if (armed_statement != NULL)
+	{
+		RejectedRow *row = MemoryContextAlloc(tally_context, sizeof(RejectedRow));
+		MemoryContext old = MemoryContextSwitchTo(tally_context);
+
+		row->position.valid = true;
+		row->position.xid = PG_GETARG_FULLTRANSACTIONID(0);
+		row->position.seq = PG_GETARG_INT64(1);
+		row->rule = PG_GETARG_INT32(2);
+		tally.rejected = lappend(tally.rejected, row);
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_BOOL(false);
 }

@@ -43,7 +43,8 @@ typedef struct PipelineStatements
 	SPIPlanPtr	batch;
 	SPIPlanPtr	count;
 	SPIPlanPtr	nth;
-	SPIPlanPtr	quarantine_row;
+	SPIPlanPtr	quarantine;
+	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 } PipelineStatements;
 
 static MemoryContext statements_context = NULL;
@@ -79,13 +80,35 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
+ * copy_rules
+ *		A copy of a list of row rules in the current memory context.
+ */
+static List *
+copy_rules(List *rules)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, rules)
+	{
+		RowRule    *rule = palloc(sizeof(RowRule));
+
+		rule->passes = pstrdup(((RowRule *) lfirst(lc))->passes);
+		rule->reason = pstrdup(((RowRule *) lfirst(lc))->reason);
+		rule->sqlstate = pstrdup(((RowRule *) lfirst(lc))->sqlstate);
+		copy = lappend(copy, rule);
+	}
+	return copy;
+}
+
+/*
  * forget_entry
  *		Frees one cache entry and its plans.
  */
 static void
 forget_entry(PipelineStatements *st)
 {
-	SPIPlanPtr	plans[4] = {st->batch, st->count, st->nth, st->quarantine_row};
+	SPIPlanPtr	plans[4] = {st->batch, st->count, st->nth, st->quarantine};
 
 	for (int i = 0; i < 4; i++)
 		if (plans[i])
@@ -131,6 +154,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	ListCell   *lc;
 	MemoryContext old;
 	PipelineUserContext ctx;
+	List	   *rules;
 
 	foreach(lc, statements)
 	{
@@ -157,25 +181,28 @@ get_statements(const PipelineDef *def, BatchSource from)
 	st->signature = pstrdup(signature);
 	MemoryContextSwitchTo(old);
 
+	rules = pipeline_row_rules(def, map);	/* SPI: returns in SPI's context */
+	old = MemoryContextSwitchTo(statements_context);
+	st->rules = copy_rules(rules);
+	MemoryContextSwitchTo(old);
+
 	pipeline_become_owner(def, &ctx);
 	{
-		char	   *batch_sql = pipeline_batch_sql(def, map, from);
+		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules);
+		Oid			qtypes[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID};
 
 		st->batch_sql = MemoryContextStrdup(statements_context, batch_sql);
 		ereport(DEBUG1,
 				(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, batch_sql)));
 		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)"),
+		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)", false),
 										  BATCH_NPARAMS, (Oid *) batch_param_types);
 		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $12 LIMIT 1",
 												 pipeline_pending_sql(def, map, from,
-																	  "s._xid, s._seq")),
+																	  "s._xid, s._seq", true)),
 										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
-		{
-			Oid			qtypes[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, XID8OID, INT8OID};
-
-			st->quarantine_row = pipeline_prepare_kept(pipeline_raw_row_sql(def, from), 6, qtypes);
-		}
+		st->quarantine = pipeline_prepare_kept(pipeline_quarantine_sql(def, from), 6, qtypes);
 	}
 	pipeline_restore_user(&ctx);
 
@@ -308,28 +335,74 @@ is_row_error(int sqlerrcode)
 }
 
 /*
- * quarantine_row
- *		Puts one row in the quarantine with the error that rejected it.
+ * quarantine_rows
+ *		Puts rows in the quarantine, each with its reason and SQLSTATE, in one
+ *		statement that reads their raw rows from the source.
  */
 static void
-quarantine_row(const PipelineDef *def, PipelineStatements *st, int64 run_id,
-			   const RowPosition *row, ErrorData *edata)
+quarantine_rows(const PipelineDef *def, PipelineStatements *st, int64 run_id, int n,
+				Datum *xids, Datum *seqs, Datum *reasons, Datum *sqlstates)
 {
 	Datum		values[6];
-	char	   *reason = edata->detail
-		? psprintf("%s (%s)", edata->message, edata->detail)
-		: pstrdup(edata->message);
 
 	values[0] = Int64GetDatum(def->id);
 	values[1] = Int64GetDatum(run_id);
-	values[2] = CStringGetTextDatum(reason);
-	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[4] = FullTransactionIdGetDatum(row->xid);
-	values[5] = Int64GetDatum(row->seq);
-	run_plan(def, st->quarantine_row, values, NULL, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "could not quarantine staged row (%llu, %lld)",
-			 (unsigned long long) U64FromFullTransactionId(row->xid), (long long) row->seq);
+	values[2] = PointerGetDatum(construct_array(xids, n, XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(sqlstates, n, TEXTOID, -1, false, TYPALIGN_INT));
+	run_plan(def, st->quarantine, values, NULL, 0);
+	if (SPI_processed != (uint64) n)
+		elog(ERROR, "quarantined %llu of %d rejected rows", (unsigned long long) SPI_processed, n);
+}
+
+/*
+ * quarantine_failed_row
+ *		Puts the row an error was pinned to in the quarantine, with the error.
+ */
+static void
+quarantine_failed_row(const PipelineDef *def, PipelineStatements *st, int64 run_id,
+					  const RowPosition *row, ErrorData *edata)
+{
+	Datum		xid = FullTransactionIdGetDatum(row->xid);
+	Datum		seq = Int64GetDatum(row->seq);
+	Datum		reason = CStringGetTextDatum(edata->detail
+											 ? psprintf("%s (%s)", edata->message, edata->detail)
+											 : edata->message);
+	Datum		sqlstate = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+
+	quarantine_rows(def, st, run_id, 1, &xid, &seq, &reason, &sqlstate);
+}
+
+/*
+ * quarantine_rejected
+ *		Puts the rows the batch statement rejected in the quarantine, with the
+ *		reason of the rule each one failed.
+ */
+static void
+quarantine_rejected(const PipelineDef *def, PipelineStatements *st, int64 run_id,
+					List *rejected)
+{
+	int			n = list_length(rejected);
+	Datum	   *xids = palloc(sizeof(Datum) * n);
+	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	Datum	   *reasons = palloc(sizeof(Datum) * n);
+	Datum	   *sqlstates = palloc(sizeof(Datum) * n);
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, rejected)
+	{
+		RejectedRow *row = lfirst(lc);
+		RowRule    *rule = list_nth(st->rules, row->rule);
+
+		xids[i] = FullTransactionIdGetDatum(row->position.xid);
+		seqs[i] = Int64GetDatum(row->position.seq);
+		reasons[i] = CStringGetTextDatum(rule->reason);
+		sqlstates[i] = CStringGetTextDatum(rule->sqlstate);
+		i++;
+	}
+	quarantine_rows(def, st, run_id, n, xids, seqs, reasons, sqlstates);
 }
 
 /* What try_batch() runs in a subtransaction. */
@@ -339,6 +412,7 @@ typedef struct BatchCall
 	PipelineStatements *st;
 	Datum	   *params;
 	const char *nulls;
+	int64		run_id;
 	RunCounts  *counts;
 } BatchCall;
 
@@ -351,6 +425,8 @@ execute_batch(void *arg)
 {
 	BatchCall  *call = arg;
 
+	const BatchTally *tally;
+
 	pipeline_mark_arm(call->st->batch_sql);
 	PG_TRY();
 	{
@@ -361,12 +437,16 @@ execute_batch(void *arg)
 		pipeline_mark_disarm();
 	}
 	PG_END_TRY();
-	call->counts->read += pipeline_result_int64(0, 0);
-	call->counts->filtered += pipeline_result_int64(0, 1);
-	call->counts->inserted += pipeline_result_int64(0, 2);
-	call->counts->updated += pipeline_result_int64(0, 3);
-	call->counts->deleted += pipeline_result_int64(0, 4);
-	call->counts->quarantined += pipeline_result_int64(0, 6);
+	call->counts->inserted += pipeline_result_int64(0, 0);
+	call->counts->updated += pipeline_result_int64(0, 1);
+	call->counts->deleted += pipeline_result_int64(0, 2);
+
+	tally = pipeline_mark_tally();
+	call->counts->read += tally->read;
+	call->counts->filtered += tally->filtered;
+	call->counts->quarantined += list_length(tally->rejected);
+	if (tally->rejected != NIL)
+		quarantine_rejected(call->def, call->st, call->run_id, tally->rejected);
 }
 
 /*
@@ -377,9 +457,9 @@ execute_batch(void *arg)
  */
 static ErrorData *
 try_batch(const PipelineDef *def, PipelineStatements *st, Datum *params, const char *nulls,
-		  RunCounts *counts)
+		  int64 run_id, RunCounts *counts)
 {
-	BatchCall	call = {def, st, params, nulls, counts};
+	BatchCall	call = {def, st, params, nulls, run_id, counts};
 	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
 	if (edata != NULL && !is_row_error(edata->sqlerrcode))
@@ -422,7 +502,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		RowPosition mid;
 
 		range_params(base, &lo, &hi, excluded, params, nulls);
-		edata = try_batch(def, st, params, nulls, counts);
+		edata = try_batch(def, st, params, nulls, run_id, counts);
 		if (edata == NULL)
 			return;
 
@@ -431,7 +511,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		{
 			int64	   *seq = palloc(sizeof(int64));
 
-			quarantine_row(def, st, run_id, &culprit, edata);
+			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
 			counts->quarantined++;
 			*seq = culprit.seq;
@@ -451,7 +531,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 
 			if (!pipeline_nth_pending(def, st->from, params, 0, &culprit))
 				ReThrowError(edata);
-			quarantine_row(def, st, run_id, &culprit, edata);
+			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
 			counts->quarantined++;
 			*seq = culprit.seq;

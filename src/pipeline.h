@@ -100,6 +100,21 @@ typedef struct RowPosition
 	int64		seq;
 } RowPosition;
 
+/* A row a batch statement rejected for failing row rule number 'rule'. */
+typedef struct RejectedRow
+{
+	RowPosition position;
+	int			rule;
+} RejectedRow;
+
+/* What a batch statement read, filtered and rejected (counted by mark.c). */
+typedef struct BatchTally
+{
+	int64		read;
+	int64		filtered;
+	List	   *rejected;		/* of RejectedRow * */
+} BatchTally;
+
 /* Saved user id, security context and GUC nest level. */
 typedef struct PipelineUserContext
 {
@@ -122,6 +137,7 @@ extern void pipeline_mark_init(void);
 extern void pipeline_mark_arm(const char *statement);
 extern void pipeline_mark_disarm(void);
 extern bool pipeline_mark_get(RowPosition *row);
+extern const BatchTally *pipeline_mark_tally(void);
 
 /* security.c */
 extern void pipeline_become_internal(PipelineUserContext *saved);
@@ -165,6 +181,7 @@ extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 /* mapping.c */
 extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
+extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern void pipeline_apply_schema_change(PipelineDef *def);
 
 /* dependencies.c */
@@ -175,10 +192,10 @@ extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *m
 
 /* merge_sql.c */
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
-								BatchSource from);
+								BatchSource from, List *rules);
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
-								  BatchSource from, const char *select_list);
-extern char *pipeline_raw_row_sql(const PipelineDef *def, BatchSource from);
+								  BatchSource from, const char *select_list, bool narrow);
+extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 
 /* merge.c: statements take these parameters (see merge_sql.c) */
 #define BATCH_NPARAMS 11

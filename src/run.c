@@ -264,18 +264,23 @@ start_batch(RunState *rs)
  *		after each.  'cursor' is the phase's starting cursor, 'end' the last
  *		position of the phase; 'advance' computes the cursor after a batch
  *		that ended at a given row (or reached the end).  Returns false when
- *		the run stopped early.
+ *		the run stopped early.  'phase_pending' is the number of rows the
+ *		phase holds (counted at the start of the run: the set is fixed by the
+ *		cursor and the run's snapshot).
  */
 typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
 							   RowPosition last, Datum *consumed, RowPosition *partial);
 
 static bool
 consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition end,
-		CursorAdvance advance)
+		CursorAdvance advance, int64 phase_pending)
 {
+	int64		read_before = rs->counts.read;
+
 	for (;;)
 	{
 		int64		n = rs->def->batch_size;
+		int64		remaining = phase_pending - (rs->counts.read - read_before);
 		RowPosition hi;
 		bool		reached_end;
 		Datum		consumed;
@@ -286,8 +291,10 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 		if (n <= 0)
 			return true;
 
+		/* The rest fits in this batch: no need to look for its last row. */
 		set_bounds(params, lo, end);
-		reached_end = !pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
+		reached_end = remaining <= n ||
+			!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
 		if (reached_end)
 			hi = end;
 		set_bounds(params, lo, hi);
@@ -379,11 +386,13 @@ run_staging(RunState *rs)
 	Datum		params_a[BATCH_NPARAMS + 1];
 	Datum		params_b[BATCH_NPARAMS + 1];
 	PipelineSnapshot *s;
-	FullTransactionId none = FullTransactionIdFromU64(0);
-	RowPosition start = position(none, PG_INT64_MIN);
+	PipelineSnapshot *c;
+	RowPosition start;
 	RowPosition end_a,
 				end_b;
 	Datum		cursor_b;
+	int64		pending_a = 0,
+				pending_b;
 
 	pipeline_cursor_read(rs->def->id, &cursor, &partial);
 	rs->snapshot = pipeline_logical_snapshot();
@@ -401,15 +410,20 @@ run_staging(RunState *rs)
 					s->xmax);
 		end_a = position(partial.xid, PG_INT64_MAX);
 		set_bounds(params_a, partial, end_a);
-		rs->pending += pipeline_count_pending(rs->def, rs->from, params_a);
+		pending_a = pipeline_count_pending(rs->def, rs->from, params_a);
 	}
 
-	/* Phase B: everything else the snapshot sees, in (_xid, _seq) order. */
-	base_params(rs, params_b, committed_in_progress(cursor_b, rs->snapshot),
-				((PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b))->xmax);
+	/*
+	 * Phase B: everything else the snapshot sees, in (_xid, _seq) order.
+	 * Nothing below the cursor's xmin can be pending.
+	 */
+	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
+	base_params(rs, params_b, committed_in_progress(cursor_b, rs->snapshot), c->xmax);
+	start = position(c->xmin, PG_INT64_MIN);
 	end_b = position(s->xmax, PG_INT64_MIN);
 	set_bounds(params_b, start, end_b);
-	rs->pending += pipeline_count_pending(rs->def, rs->from, params_b);
+	pending_b = pipeline_count_pending(rs->def, rs->from, params_b);
+	rs->pending = pending_a + pending_b;
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 
 	/* Nothing pending: skip the batch statement, only move the cursor up. */
@@ -422,11 +436,11 @@ run_staging(RunState *rs)
 	}
 
 	if (partial.valid &&
-		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase))
+		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase, pending_a))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
 		return;
-	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase);
+	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b);
 }
 
 /*
