@@ -145,12 +145,15 @@ accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource fr
 
 		appendStringInfo(&list, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
-	appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter ? def->filter : "true");
-	appendStringInfo(&list, ", (%s)::boolean AS __pl_del",
-					 def->delete_when ? def->delete_when : "false");
+	if (def->filter)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
+	if (def->delete_when)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
 
 	initStringInfo(&accept);
-	appendStringInfoString(&accept, "CASE WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
+	appendStringInfoString(&accept, "CASE");
+	if (def->filter)
+		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
 						 ((RowRule *) lfirst(lc))->passes, i++);
@@ -192,11 +195,12 @@ insert_column_lists(const PipelineMapping *map, const char *a, char **columns, c
 
 /*
  * upsert_cte
- *		upserted AS (INSERT ... ON CONFLICT ...): never over a newer version,
- *		never over a newer delete.
+ *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
+ *		a subquery): never over a newer version, never over a newer delete.
  */
 static void
-upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
+upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+		   const char *latest)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
@@ -215,8 +219,9 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
 							 quote_identifier(cm->column), quote_identifier(cm->column));
 	}
-	appendStringInfo(sql, ", upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM latest l WHERE %s",
-					 pipeline_qualified_name(def->target), cols, vals,
+	appendStringInfo(sql, "%supserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
+					 def->delete_when ? ", " : "", pipeline_qualified_name(def->target), cols, vals,
+					 latest,
 					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
 	if (OidIsValid(def->tombstones))
 		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s >= l.%s)",
@@ -278,16 +283,30 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
 	const char *deletes = "0::bigint";
+	char	   *latest;
 
-	/* Latest accepted event per key: by sequence_by, then by arrival. */
+	/*
+	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
+	 * once (no deletes), it stays a subquery: a CTE holding volatile
+	 * functions would be materialised.
+	 */
+	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
+					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
+					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
+					  accepted_rows(def, map, from, rules),
+					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "WITH latest AS (SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
-					 "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC)",
-					 keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					 accepted_rows(def, map, from, rules),
-					 keys, seq ? seq : "", seq ? " DESC, " : "");
-	upsert_cte(&sql, def, map);
+	if (def->delete_when)
+	{
+		appendStringInfo(&sql, "WITH latest AS (%s)", latest);
+		latest = "latest";
+	}
+	else
+	{
+		appendStringInfoString(&sql, "WITH ");
+		latest = psprintf("(%s)", latest);
+	}
+	upsert_cte(&sql, def, map, latest);
 	if (def->delete_when)
 		deletes = delete_ctes(&sql, def);
 

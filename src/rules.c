@@ -33,14 +33,17 @@
 
 /*
  * add_rule
- *		Appends a rule.  'passes' must never be NULL for a row.
+ *		Appends a rule.  'passes' must never be NULL for a row.  Rules about
+ *		the row's contents do not apply to delete events.
  */
 static List *
-add_rule(List *rules, char *passes, char *reason, const char *sqlstate, bool for_deletes)
+add_rule(const PipelineDef *def, List *rules, char *passes, char *reason, const char *sqlstate,
+		 bool for_deletes)
 {
 	RowRule    *rule = palloc(sizeof(RowRule));
 
-	rule->passes = for_deletes ? passes : psprintf("(__pl_del IS TRUE OR %s)", passes);
+	rule->passes = (for_deletes || def->delete_when == NULL) ? passes
+		: psprintf("(__pl_del IS TRUE OR %s)", passes);
 	rule->reason = reason;
 	rule->sqlstate = sqlstate;
 	return lappend(rules, rule);
@@ -139,7 +142,7 @@ constraint_rules(const PipelineDef *def, const PipelineMapping *map, List *rules
 		if (isnull || !all_mapped(def, map, conkey, &columns))
 			continue;
 		if (kind[0] == 'c')
-			rules = add_rule(rules, psprintf("(%s) IS NOT FALSE", pipeline_result_text(i, 2)),
+			rules = add_rule(def, rules, psprintf("(%s) IS NOT FALSE", pipeline_result_text(i, 2)),
 							 psprintf("new row violates check constraint \"%s\"", name),
 							 "23514", false);
 		else
@@ -150,7 +153,7 @@ constraint_rules(const PipelineDef *def, const PipelineMapping *map, List *rules
 			if (match[0] != 's' ||
 				pg_class_aclcheck(referenced, def->owner, ACL_SELECT) != ACLCHECK_OK)
 				continue;
-			rules = add_rule(rules,
+			rules = add_rule(def, rules,
 							 psprintf("(%s)", foreign_key_condition(columns, referenced,
 																	 pipeline_result_datum(i, 5, &isnull))),
 							 psprintf("new row violates foreign key constraint \"%s\"", name),
@@ -192,12 +195,12 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 	if (merge)
 	{
 		foreach(lc, def->key)
-			rules = add_rule(rules, psprintf("%s IS NOT NULL", quote_identifier(lfirst(lc))),
+			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(lfirst(lc))),
 							 psprintf("null key: %s must not be null",
 									  quote_identifier(lfirst(lc))),
 							 "23502", true);
 		if (def->sequence_by)
-			rules = add_rule(rules, psprintf("%s IS NOT NULL", quote_identifier(def->sequence_by)),
+			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(def->sequence_by)),
 							 psprintf("null sequence_by value: %s must not be null",
 									  quote_identifier(def->sequence_by)),
 							 "23502", true);
@@ -209,7 +212,7 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 
 		if (cm->is_key || att == InvalidAttrNumber || !column_not_null(def->target, att))
 			continue;
-		rules = add_rule(rules, psprintf("%s IS NOT NULL", quote_identifier(cm->column)),
+		rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(cm->column)),
 						 psprintf("null value in column \"%s\" violates not-null constraint",
 								  cm->column),
 						 "23502", false);
