@@ -175,6 +175,8 @@ COMMENT ON FUNCTION pipeline.on_sql_drop() IS
     'event trigger: refuses to drop a table a pipeline uses unless the DROP cascades, then drops the pipeline too';
 CREATE EVENT TRIGGER pipeline_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pipeline.on_sql_drop();
+COMMENT ON EVENT TRIGGER pipeline_on_sql_drop IS
+    'keeps pipelines consistent with the tables they use (see pipeline.on_sql_drop)';
 
 /* Row-level security: a role sees the pipelines it is a member of the owner of. */
 CREATE FUNCTION pipeline.may_manage(pipeline_id bigint) RETURNS boolean

@@ -1,0 +1,26 @@
+-- Installing the extension: its objects, each with a comment.
+CREATE EXTENSION pipeline;
+
+SELECT extversion, extrelocatable, extnamespace::regnamespace FROM pg_extension WHERE extname = 'pipeline';
+
+-- Every function, table, view and sequence of the extension, and whether it
+-- is documented with COMMENT ON (sequences are documented by their table).
+SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
+       obj_description(d.objid, c.relname) IS NOT NULL AS commented
+  FROM pg_depend d
+  JOIN pg_class c ON c.oid = d.classid
+ WHERE d.refclassid = 'pg_extension'::regclass
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pipeline')
+   AND d.deptype = 'e'
+   AND NOT (d.classid = 'pg_class'::regclass AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S')
+ ORDER BY 1;
+
+-- The clock starts at offset zero with a generation of its own.
+SELECT xid_offset, generation <> 0 AS has_generation FROM pipeline.clock;
+SELECT pipeline.current_xid() = pg_current_xact_id() AS same_as_core_xid;
+
+-- Roles read the catalog through row-level security, and cannot write it.
+SELECT relname, relrowsecurity FROM pg_class
+ WHERE relnamespace = 'pipeline'::regnamespace AND relkind = 'r' ORDER BY 1;
+SELECT has_table_privilege('public', 'pipeline.pipeline_defs', 'INSERT') AS public_can_insert_defs,
+       has_table_privilege('public', 'pipeline.cursors', 'UPDATE') AS public_can_update_cursors;

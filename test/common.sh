@@ -1,0 +1,45 @@
+# Shared by test/check.sh and test/demo.sh: locate the tools, build and
+# install the extension, and run commands as an unprivileged user (initdb
+# refuses root).
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+TEST_USER=${PIPELINE_TEST_USER:-pipeline_ci}
+
+# prepare_machine: dependencies, build, install (as root when we are root).
+prepare_machine() {
+    bash "$REPO/test/install_deps.sh"
+    PG_CONFIG=$(command -v pg_config)
+    BINDIR=$("$PG_CONFIG" --bindir)
+    PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" ${PG_CFLAGS:+PG_CFLAGS="$PG_CFLAGS"} >/dev/null
+    if [ "$(id -u)" -eq 0 ]; then
+        make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+    else
+        make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null ||
+            { echo "make install failed: run as root" >&2; exit 1; }
+    fi
+}
+
+# scratch_copy DIR: a copy of the tracked tree (plus untracked, unignored
+# files) in DIR, owned by the test user when we are root.
+scratch_copy() {
+    local dir=$1
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$REPO" && { git ls-files -co --exclude-standard 2>/dev/null || find . -type f -not -path './.git/*'; } |
+        tar -cf - -T - 2>/dev/null) | tar -xf - -C "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$TEST_USER"
+        chown -R "$TEST_USER" "$dir"
+    fi
+}
+
+# as_test_user CMD...: runs a command as the unprivileged user (or as is).
+as_test_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$TEST_USER" -- env PATH="$BINDIR:$PATH" "$@"
+    else
+        env PATH="$BINDIR:$PATH" "$@"
+    fi
+}
