@@ -1,0 +1,105 @@
+-- A demo pipeline, end to end: e-commerce order events land in a staging
+-- table and are merged, exactly once, into a curated table.
+\pset footer off
+\echo
+\echo '== 1. A staging table, as Kafka Connect or an application would write it'
+CREATE SCHEMA raw;
+CREATE SCHEMA silver;
+CREATE TABLE raw.orders (
+    order_id    bigint,
+    customer    text,
+    email       text,
+    amount      text,          -- arrives as text; the pipeline casts it
+    status      text,
+    op          text,          -- 'u' upsert, 'd' delete (CDC style)
+    updated_at  timestamptz
+);
+
+\echo '== 2. The pipeline: merge by order_id, latest updated_at wins, deletes, a mapping, a filter'
+SELECT pipeline.create_pipeline(
+    name        => 'orders_silver',
+    source      => 'raw.orders',
+    target      => 'silver.orders',
+    key         => ARRAY['order_id'],
+    strategy    => 'merge',
+    sequence_by => 'updated_at',
+    delete_when => $$op = 'd'$$,
+    columns     => '{"amount": "amount::numeric(12,2)", "email": "lower(email)", "op": null}',
+    filter      => $$status IS DISTINCT FROM 'test'$$) AS pipeline_id;
+\d silver.orders
+
+\echo '== 3. First load: 5000 new orders'
+INSERT INTO raw.orders
+SELECT g, 'customer_' || (g % 700), 'Customer_' || (g % 700) || '@Example.com',
+       to_char(10 + (g * 37) % 490 + (g % 100) / 100.0, 'FM9999990.00'), 'new', 'u',
+       timestamptz '2026-11-01 08:00' + g * interval '1 second'
+  FROM generate_series(1, 5000) g;
+CALL pipeline.run('orders_silver');
+
+\echo '== 4. Second wave: payments, late (out-of-order) events, cancellations, duplicates, test orders, bad rows'
+BEGIN;
+-- 1500 orders paid, one hour later
+INSERT INTO raw.orders
+SELECT g, 'customer_' || (g % 700), 'customer_' || (g % 700) || '@example.com',
+       to_char(10 + (g * 37) % 490 + (g % 100) / 100.0, 'FM9999990.00'), 'paid', 'u',
+       timestamptz '2026-11-01 09:00' + g * interval '1 second'
+  FROM generate_series(1, 1500) g;
+-- 300 late events older than what the target already holds: discarded as stale
+INSERT INTO raw.orders
+SELECT g, 'customer_' || (g % 700), 'old@example.com', '1.00', 'draft', 'u',
+       timestamptz '2026-10-31 00:00' + g * interval '1 second'
+  FROM generate_series(2001, 2300) g;
+-- 100 cancellations (deletes)
+INSERT INTO raw.orders (order_id, op, updated_at)
+SELECT g, 'd', timestamptz '2026-11-01 10:00' FROM generate_series(4901, 5000) g;
+-- three events for order 42 in one batch: the latest wins
+INSERT INTO raw.orders VALUES
+    (42, 'customer_42', 'c42@example.com', '99.00', 'shipped',   'u', '2026-11-01 12:00'),
+    (42, 'customer_42', 'c42@example.com', '99.00', 'delivered', 'u', '2026-11-01 15:00'),
+    (42, 'customer_42', 'c42@example.com', '99.00', 'paid',      'u', '2026-11-01 11:00');
+-- 20 test orders: filtered out
+INSERT INTO raw.orders
+SELECT 900000 + g, 'qa', 'qa@example.com', '0.01', 'test', 'u', now() FROM generate_series(1, 20) g;
+-- bad rows: an amount that is not a number, and orders without id
+INSERT INTO raw.orders VALUES
+    (6001, 'customer_1', 'c1@example.com', 'n/a',   'new', 'u', '2026-11-01 13:00'),
+    (6002, 'customer_2', 'c2@example.com', '12,50', 'new', 'u', '2026-11-01 13:00'),
+    (NULL, 'customer_3', 'c3@example.com', '5.00',  'new', 'u', '2026-11-01 13:00');
+COMMIT;
+-- a late cancellation of an order already deleted, older than the delete: stale
+INSERT INTO raw.orders (order_id, customer, amount, status, op, updated_at)
+VALUES (4950, 'customer_1', '5.00', 'new', 'u', '2026-11-01 09:30');
+CALL pipeline.run('orders_silver');
+
+\echo '== 5. The curated table'
+SELECT count(*) AS orders, sum(amount) AS revenue,
+       count(*) FILTER (WHERE status = 'paid') AS paid,
+       count(*) FILTER (WHERE status = 'new') AS still_new
+  FROM silver.orders;
+SELECT order_id, status, amount, updated_at FROM silver.orders WHERE order_id IN (42, 2001, 4950);
+
+\echo '== 6. Run history'
+SELECT run_id, kind, status, rows_read AS read, rows_inserted AS inserted, rows_updated AS updated,
+       rows_deleted AS deleted, rows_stale AS stale, rows_filtered AS filtered,
+       rows_quarantined AS quarantined, batches
+  FROM pipeline.runs ORDER BY run_id;
+
+\echo '== 7. The quarantine: every row that could not be merged, with the reason'
+SELECT id, reason, sqlstate, raw_row->>'order_id' AS order_id, raw_row->>'amount' AS amount
+  FROM pipeline.quarantine ORDER BY id;
+
+\echo '== 8. Fix the bad amounts, requeue them; drop the row without an id'
+UPDATE pipeline.quarantine
+   SET raw_row = jsonb_set(raw_row, '{amount}', to_jsonb(replace(replace(raw_row->>'amount', 'n/a', '0'), ',', '.')))
+ WHERE sqlstate = '22P02';
+CALL pipeline.requeue_quarantine('orders_silver');
+SELECT pipeline.discard_quarantine('orders_silver') AS discarded;
+SELECT order_id, amount, status FROM silver.orders WHERE order_id IN (6001, 6002) ORDER BY 1;
+
+\echo '== 9. Nothing pending: a run now reads nothing'
+CALL pipeline.run('orders_silver');
+
+\echo '== 10. Scheduled by pg_cron, every minute'
+SELECT cron.schedule('orders_silver', '* * * * *', $$CALL pipeline.run('orders_silver')$$) > 0 AS scheduled;
+SELECT jobname, schedule, command FROM cron.job;
+SELECT name, state, last_status, strategy, key, sequence_by FROM pipeline.pipelines;
