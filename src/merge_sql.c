@@ -160,7 +160,8 @@ accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource fr
 	appendStringInfoString(&accept, " ELSE true END");
 
 	return psprintf("(%s OFFSET 0) b WHERE %s",
-					pipeline_pending_sql(def, map, from, list.data, false), accept.data);
+					pipeline_pending_sql(def, map, from, list.data, false),
+					(def->filter || rules) ? accept.data : "true");
 }
 
 /*
