@@ -74,7 +74,7 @@ if [ ${#taps[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/tap"
     for t in "${taps[@]}"; do
         if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" \
-            PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" top_builddir="$PGXS_DIR/.." \
+            PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" PG_TEST_PORT_DIR="$WORK/tap" \
             prove -I "$PGXS_DIR/test/perl" "$t"; then
             passed=$((passed + 1))
         else
