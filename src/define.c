@@ -205,7 +205,7 @@ probe_boolean(const PipelineDef *def, const char *expr, const char *what)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s must be a boolean expression", what),
 				 errdetail("The expression \"%s\" is of type %s.", expr, format_type_be(typid)),
-				 errhint("Write a condition, for example op = 'd'.")));
+				 errhint("Write a condition over the source's columns, such as status <> 'test'.")));
 }
 
 /*
@@ -481,7 +481,7 @@ prepare_batch_statement(void *arg)
 	PrepareCall *call = arg;
 	PipelineUserContext ctx;
 	Oid			types[BATCH_NPARAMS] = {XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID,
-		INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID};
+		INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID};
 
 	pipeline_become_owner(call->def, &ctx);
 	if (SPI_prepare(call->sql, BATCH_NPARAMS, types) == NULL)
@@ -518,7 +518,7 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
  * prepare_source
  *		Makes a table a change log: adds _xid (the writer's transaction on
  *		the logical clock) and _seq (order within a transaction) with their
- *		defaults, and an index on both.  Existing rows get the current
+ *		defaults, and a unique index on both.  Existing rows get the current
  *		transaction, so a new pipeline consumes them too.
  */
 static void
@@ -569,7 +569,15 @@ prepare_source(Oid source)
 	else
 		pipeline_exec(psprintf("ALTER TABLE %s ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()",
 							   src), 0, NULL, NULL, NULL, false, 0);
-	pipeline_exec(psprintf("CREATE INDEX ON %s (_xid, _seq)", src), 0, NULL, NULL, NULL, false, 0);
+	/*
+	 * (_xid, _seq) identifies a staged row: unique, so that a writer forcing
+	 * a duplicate _seq fails at once.  A partitioned table can only have a
+	 * unique index that contains its partition key; there _seq's sequence
+	 * alone keeps it unique.
+	 */
+	pipeline_exec(psprintf("CREATE %sINDEX ON %s (_xid, _seq)",
+						   get_rel_relkind(source) == RELKIND_RELATION ? "UNIQUE " : "", src),
+				  0, NULL, NULL, NULL, false, 0);
 	CommandCounterIncrement();
 }
 
@@ -853,6 +861,15 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	check_options(def);
 	refuse_duplicate(def->name);
 	def->target = RangeVarGetRelid(target_rv, NoLock, true);
+	if (!OidIsValid(def->target) && target_rv->schemaname &&
+		!OidIsValid(get_namespace_oid(target_rv->schemaname, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" of target %s does not exist", target_rv->schemaname,
+						quote_qualified_identifier(target_rv->schemaname, target_rv->relname)),
+				 errdetail("A missing target is created, but not its schema."),
+				 errhint("CREATE SCHEMA %s; then create the pipeline again.",
+						 quote_identifier(target_rv->schemaname))));
 	prepare_source(def->source);
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);

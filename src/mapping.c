@@ -226,18 +226,18 @@ column_type_from_json(Jsonb *columns, const char *name)
 	JsonbIteratorToken tok;
 	char	   *current_name = NULL;
 
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
 		if (tok == WJB_KEY && v.val.string.len == 4 &&
 			strncmp(v.val.string.val, "name", 4) == 0)
 		{
-			tok = JsonbIteratorNext(&it, &v, true);
+			tok = JsonbIteratorNext(&it, &v, false);
 			current_name = pnstrdup(v.val.string.val, v.val.string.len);
 		}
 		else if (tok == WJB_KEY && v.val.string.len == 4 &&
 				 strncmp(v.val.string.val, "type", 4) == 0)
 		{
-			tok = JsonbIteratorNext(&it, &v, true);
+			tok = JsonbIteratorNext(&it, &v, false);
 			if (current_name && strcmp(current_name, name) == 0)
 				return pnstrdup(v.val.string.val, v.val.string.len);
 		}
@@ -257,11 +257,11 @@ column_names_from_json(Jsonb *columns)
 	JsonbIteratorToken tok;
 	List	   *names = NIL;
 
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 		if (tok == WJB_KEY && v.val.string.len == 4 &&
 			strncmp(v.val.string.val, "name", 4) == 0)
 		{
-			JsonbIteratorNext(&it, &v, true);
+			JsonbIteratorNext(&it, &v, false);
 			names = lappend(names, pnstrdup(v.val.string.val, v.val.string.len));
 		}
 	return names;

@@ -52,7 +52,7 @@ static List *statements = NIL;
 
 static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
 	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, INT8OID
+	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID, INT8OID
 };
 
 /*
@@ -198,7 +198,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
 		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)", false),
 										  BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $12 LIMIT 1",
+		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $13 LIMIT 1",
 												 pipeline_pending_sql(def, map, from,
 																	  "s._xid, s._seq", true)),
 										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
@@ -230,25 +230,33 @@ run_plan(const PipelineDef *def, SPIPlanPtr plan, Datum *values, const char *nul
 }
 
 /*
- * seq_array
- *		The excluded _seq values as a bigint[] datum.
+ * excluded_arrays
+ *		The excluded rows' _xid and _seq as an xid8[] and a bigint[] datum.
  */
-static Datum
-seq_array(List *seqs)
+static void
+excluded_arrays(List *excluded, Datum *xids, Datum *seqs)
 {
-	int			n = list_length(seqs);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			n = list_length(excluded);
+	Datum	   *x = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *q = palloc(sizeof(Datum) * Max(n, 1));
 	int			i = 0;
 	ListCell   *lc;
 
-	foreach(lc, seqs)
-		elems[i++] = Int64GetDatum(*(int64 *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	foreach(lc, excluded)
+	{
+		RowPosition *row = lfirst(lc);
+
+		x[i] = FullTransactionIdGetDatum(row->xid);
+		q[i++] = Int64GetDatum(row->seq);
+	}
+	*xids = PointerGetDatum(construct_array(x, n, XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	*seqs = PointerGetDatum(construct_array(q, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /*
  * range_params
- *		A copy of the batch parameters for the range (lo, hi], excluding seqs.
+ *		A copy of the batch parameters for the range (lo, hi], without the
+ *		excluded rows.
  */
 static void
 range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *excluded,
@@ -259,7 +267,7 @@ range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *ex
 	out[4] = Int64GetDatum(lo->seq);
 	out[5] = FullTransactionIdGetDatum(hi->xid);
 	out[6] = Int64GetDatum(hi->seq);
-	out[8] = seq_array(excluded);
+	excluded_arrays(excluded, &out[11], &out[8]);
 	memset(nulls, ' ', BATCH_NPARAMS + 1);
 	if (base[10] == (Datum) 0)
 		nulls[10] = 'n';
@@ -468,18 +476,35 @@ try_batch(const PipelineDef *def, PipelineStatements *st, Datum *params, const c
 }
 
 /*
- * seq_listed
- *		Whether seq is in a List of int64 pointers.
+ * position_listed
+ *		Whether a row position is in a List of RowPosition pointers.
  */
 static bool
-seq_listed(List *seqs, int64 seq)
+position_listed(List *rows, const RowPosition *row)
 {
 	ListCell   *lc;
 
-	foreach(lc, seqs)
-		if (*(int64 *) lfirst(lc) == seq)
+	foreach(lc, rows)
+	{
+		RowPosition *r = lfirst(lc);
+
+		if (FullTransactionIdEquals(r->xid, row->xid) && r->seq == row->seq)
 			return true;
+	}
 	return false;
+}
+
+/*
+ * exclude
+ *		A copy of the excluded list with one more row.
+ */
+static List *
+exclude(List *excluded, const RowPosition *row)
+{
+	RowPosition *copy = palloc(sizeof(RowPosition));
+
+	*copy = *row;
+	return lappend(list_copy(excluded), copy);
 }
 
 /*
@@ -507,15 +532,12 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 			return;
 
 		if (pipeline_mark_get(&culprit) && named < NAMED_RETRIES_BEFORE_SPLIT &&
-			!seq_listed(excluded, culprit.seq))
+			!position_listed(excluded, &culprit))
 		{
-			int64	   *seq = palloc(sizeof(int64));
-
 			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
 			counts->quarantined++;
-			*seq = culprit.seq;
-			excluded = lappend(list_copy(excluded), seq);
+			excluded = exclude(excluded, &culprit);
 			named++;
 			continue;
 		}
@@ -527,15 +549,12 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 			ReThrowError(edata);	/* not caused by any row of the batch */
 		if (rows == 1)
 		{
-			int64	   *seq = palloc(sizeof(int64));
-
 			if (!pipeline_nth_pending(def, st->from, params, 0, &culprit))
 				ReThrowError(edata);
 			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
 			counts->quarantined++;
-			*seq = culprit.seq;
-			excluded = lappend(list_copy(excluded), seq);
+			excluded = exclude(excluded, &culprit);
 			continue;			/* the range is now empty; the retry counts nothing */
 		}
 		if (!pipeline_nth_pending(def, st->from, params, rows / 2 - 1, &mid))

@@ -13,7 +13,8 @@
  *	$4,$5			(_xid, _seq) the batch starts after (exclusive)
  *	$6,$7			(_xid, _seq) the batch ends at (inclusive)
  *	$8	bigint		run id
- *	$9	bigint[]	_seq of rows already quarantined by this batch
+ *	$9	bigint[]	_seq and
+ *	$12 xid8[]		_xid of the rows already quarantined by this batch
  *	$10 bigint		pipeline id
  *	$11 bigint[]	quarantine ids to requeue (NULL: all)
  *
@@ -37,14 +38,20 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "catalog/pg_class.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "pipeline.h"
+
+/* Rows this batch already quarantined, matched on (_xid, _seq) exactly. */
+#define NOT_EXCLUDED \
+	"(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest($12::xid8[], $9::bigint[]) AS e(x, q))"
 
 /*
  * pipeline_pending_sql
  *		A query returning the pending rows between the bounds, minus the
- *		rows in $9: "SELECT <select_list> FROM (...) s", where s has the
+ *		rows in $12/$9: "SELECT <select_list> FROM (...) s", where s has the
  *		source's columns plus _xid and _seq.  'ordered' reads the two index
  *		ranges separately (UNION ALL), so that rows can come out in (_xid,
  *		_seq) order without a sort; otherwise one scan serves both.
@@ -63,7 +70,7 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
 						"WHERE q.pipeline_id = $10 AND q.requeued_at IS NULL "
 						"AND ($11 IS NULL OR q.id = ANY ($11))) s "
-						"WHERE %s AND s._seq <> ALL ($9)",
+						"WHERE %s AND " NOT_EXCLUDED,
 						select_list, pipeline_quote_list(map->source_columns, "r"), src, bounds);
 	if (ordered)
 		return psprintf("SELECT %s FROM ("
@@ -71,11 +78,11 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"UNION ALL "
 						"SELECT s._xid, s._seq FROM %s s WHERE s._xid >= $2 AND %s "
 						"AND pg_visible_in_snapshot(s._xid, $3)) s "
-						"WHERE s._seq <> ALL ($9)",
+						"WHERE " NOT_EXCLUDED,
 						select_list, src, bounds, src, bounds);
 	return psprintf("SELECT %s FROM %s s WHERE %s "
 					"AND (s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3))) "
-					"AND s._seq <> ALL ($9)",
+					"AND " NOT_EXCLUDED,
 					select_list, src, bounds);
 }
 
@@ -236,7 +243,16 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 		if (seq)
 			appendStringInfo(sql, " WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq);
 	}
-	appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS inserted)");
+	/*
+	 * Inserted or updated: a fresh tuple has no xmax.  A partitioned target
+	 * cannot return system columns; there, ask whether the key existed in
+	 * the statement's snapshot (which does not see the rows it writes).
+	 */
+	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
+		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS inserted)",
+						 pipeline_qualified_name(def->target), key_match(def, "p", "t"));
+	else
+		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS inserted)");
 }
 
 /*

@@ -198,7 +198,7 @@ extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping 
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 
 /* merge.c: statements take these parameters (see merge_sql.c) */
-#define BATCH_NPARAMS 11
+#define BATCH_NPARAMS 12
 extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params);
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
 								 int64 n, RowPosition *row);

@@ -370,6 +370,7 @@ base_params(RunState *rs, Datum *params, Datum candidates, FullTransactionId new
 	params[2] = rs->snapshot;
 	params[7] = Int64GetDatum(rs->run_id);
 	params[8] = PointerGetDatum(construct_empty_array(INT8OID));
+	params[11] = PointerGetDatum(construct_empty_array(XID8OID));
 	params[9] = Int64GetDatum(rs->def->id);
 	params[10] = rs->requeue_ids;
 }
