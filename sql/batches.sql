@@ -24,6 +24,15 @@ SELECT run_id, rows_pending, rows_read, batches, progress_pct FROM pipeline.runs
 SELECT partial_xid IS NULL AS cursor_complete FROM pipeline.cursors
  WHERE pipeline_id = (SELECT id FROM pipeline.pipelines WHERE name = 'b_small');
 
+-- The rest of a partly consumed transaction fits in one batch: only the
+-- rows after the cursor's position are read.
+CREATE TABLE b.once (id int);
+SELECT pipeline.create_pipeline('b_once', 'b.once', 'b.once_log', strategy => 'append') > 0 AS created;
+INSERT INTO b.once SELECT g FROM generate_series(1, 100) g;
+CALL pipeline.run('b_once', max_rows => 30);
+CALL pipeline.run('b_once');
+SELECT count(*) AS appended, count(DISTINCT id) AS distinct_ids FROM b.once_log;
+
 -- The other pipeline on the same source has its own cursor.
 CALL pipeline.run('b_log');
 SELECT count(*) AS appended, count(DISTINCT v) AS distinct_rows FROM b.log;

@@ -499,7 +499,7 @@ static void
 check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
 	PrepareCall call = {def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
-													pipeline_row_rules(def, map))};
+													pipeline_row_rules(def, map), PENDING_RANGE)};
 	ErrorData  *edata = pipeline_try(prepare_batch_statement, &call);
 
 	if (edata != NULL)

@@ -40,7 +40,9 @@ typedef struct PipelineStatements
 	BatchSource from;
 	char	   *signature;		/* what they were built from */
 	char	   *batch_sql;		/* kept: mark.c watches it by text */
-	SPIPlanPtr	batch;
+	SPIPlanPtr	batch;			/* a range of the pending rows */
+	char	   *whole_sql;
+	SPIPlanPtr	whole;			/* all pending rows, nothing excluded */
 	SPIPlanPtr	count;
 	SPIPlanPtr	nth;
 	SPIPlanPtr	quarantine;
@@ -108,14 +110,15 @@ copy_rules(List *rules)
 static void
 forget_entry(PipelineStatements *st)
 {
-	SPIPlanPtr	plans[4] = {st->batch, st->count, st->nth, st->quarantine};
+	SPIPlanPtr	plans[5] = {st->batch, st->whole, st->count, st->nth, st->quarantine};
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (plans[i])
 			SPI_freeplan(plans[i]);
 	statements = list_delete_ptr(statements, st);
 	pfree(st->signature);
 	pfree(st->batch_sql);
+	pfree(st->whole_sql);
 	pfree(st);
 }
 
@@ -188,19 +191,24 @@ get_statements(const PipelineDef *def, BatchSource from)
 
 	pipeline_become_owner(def, &ctx);
 	{
-		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules);
+		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules, PENDING_RANGE);
+		char	   *whole_sql = pipeline_batch_sql(def, map, from, st->rules, PENDING_WHOLE);
 		Oid			qtypes[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID};
 
 		st->batch_sql = MemoryContextStrdup(statements_context, batch_sql);
+		st->whole_sql = MemoryContextStrdup(statements_context, whole_sql);
 		ereport(DEBUG1,
-				(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, batch_sql)));
+				(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, whole_sql)));
 		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)", false),
+		st->whole = pipeline_prepare_kept(st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)",
+															   PENDING_RANGE),
 										  BATCH_NPARAMS, (Oid *) batch_param_types);
 		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $13 LIMIT 1",
 												 pipeline_pending_sql(def, map, from,
-																	  "s._xid, s._seq", true)),
+																	  "s._xid, s._seq",
+																	  PENDING_ORDERED)),
 										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
 		st->quarantine = pipeline_prepare_kept(pipeline_quarantine_sql(def, from), 6, qtypes);
 	}
@@ -418,6 +426,7 @@ typedef struct BatchCall
 {
 	const PipelineDef *def;
 	PipelineStatements *st;
+	bool		whole;			/* run the whole-phase variant */
 	Datum	   *params;
 	const char *nulls;
 	int64		run_id;
@@ -435,10 +444,11 @@ execute_batch(void *arg)
 
 	const BatchTally *tally;
 
-	pipeline_mark_arm(call->st->batch_sql);
+	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql);
 	PG_TRY();
 	{
-		run_plan(call->def, call->st->batch, call->params, call->nulls, 0);
+		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,
+				 call->params, call->nulls, 0);
 	}
 	PG_FINALLY();
 	{
@@ -464,10 +474,10 @@ execute_batch(void *arg)
  *		subtransaction rolled back); other errors propagate.
  */
 static ErrorData *
-try_batch(const PipelineDef *def, PipelineStatements *st, Datum *params, const char *nulls,
-		  int64 run_id, RunCounts *counts)
+try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *params,
+		  const char *nulls, int64 run_id, RunCounts *counts)
 {
-	BatchCall	call = {def, st, params, nulls, run_id, counts};
+	BatchCall	call = {def, st, whole, params, nulls, run_id, counts};
 	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
 	if (edata != NULL && !is_row_error(edata->sqlerrcode))
@@ -513,13 +523,13 @@ exclude(List *excluded, const RowPosition *row)
  */
 static void
 merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 run_id,
-			RowPosition lo, RowPosition hi, List *excluded, RunCounts *counts)
+			bool whole, RowPosition lo, RowPosition hi, List *excluded, RunCounts *counts)
 {
 	Datum		params[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 	int			named = 0;
 
-	for (;;)
+	for (;; whole = false)
 	{
 		ErrorData  *edata;
 		RowPosition culprit;
@@ -527,7 +537,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		RowPosition mid;
 
 		range_params(base, &lo, &hi, excluded, params, nulls);
-		edata = try_batch(def, st, params, nulls, run_id, counts);
+		edata = try_batch(def, st, whole, params, nulls, run_id, counts);
 		if (edata == NULL)
 			return;
 
@@ -559,8 +569,8 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		}
 		if (!pipeline_nth_pending(def, st->from, params, rows / 2 - 1, &mid))
 			ReThrowError(edata);
-		merge_range(def, st, base, run_id, lo, mid, excluded, counts);
-		merge_range(def, st, base, run_id, mid, hi, excluded, counts);
+		merge_range(def, st, base, run_id, false, lo, mid, excluded, counts);
+		merge_range(def, st, base, run_id, false, mid, hi, excluded, counts);
 		return;
 	}
 }
@@ -568,12 +578,13 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 /*
  * pipeline_merge_batch
  *		Merges one batch: the pending rows between params $4/$5 (exclusive)
- *		and $6/$7 (inclusive).  Adds what it did to counts; the stale count is
+ *		and $6/$7 (inclusive); 'whole_phase' when those bounds hold every
+ *		pending row, so that the first attempt can skip testing them.  Adds what it did to counts; the stale count is
  *		what remains of the rows read.
  */
 void
 pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-					 int64 run_id, RunCounts *counts)
+					 int64 run_id, bool whole_phase, RunCounts *counts)
 {
 	PipelineStatements *st = get_statements(def, from);
 	RunCounts	batch = {0};
@@ -585,7 +596,7 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
 	lo.seq = DatumGetInt64(params[4]);
 	hi.xid = DatumGetFullTransactionId(params[5]);
 	hi.seq = DatumGetInt64(params[6]);
-	merge_range(def, st, params, run_id, lo, hi, NIL, &batch);
+	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
 
 	batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
 		batch.deleted - batch.quarantined;

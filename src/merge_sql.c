@@ -50,18 +50,22 @@
 
 /*
  * pipeline_pending_sql
- *		A query returning the pending rows between the bounds, minus the
- *		rows in $12/$9: "SELECT <select_list> FROM (...) s", where s has the
- *		source's columns plus _xid and _seq.  'ordered' reads the two index
- *		ranges separately (UNION ALL), so that rows can come out in (_xid,
- *		_seq) order without a sort; otherwise one scan serves both.
+ *		A query returning the pending rows: "SELECT <select_list> FROM (...) s",
+ *		where s has the source's columns plus _xid and _seq.  By 'shape':
+ *		PENDING_RANGE keeps the rows between the bounds ($4..$7) less those
+ *		already quarantined ($12/$9); PENDING_ORDERED does the same reading
+ *		the two index ranges separately (UNION ALL), so that rows come out in
+ *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
+ *		row (a batch that is the whole of its phase, on its first attempt),
+ *		sparing each row the bound and exclusion tests.
  */
 char *
 pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-					 const char *select_list, bool ordered)
+					 const char *select_list, PendingShape shape)
 {
 	char	   *src = pipeline_qualified_name(def->source);
 	const char *bounds = "(s._xid, s._seq) > ($4, $5) AND (s._xid, s._seq) <= ($6, $7)";
+	const char *pending = "(s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3)))";
 
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
@@ -69,10 +73,10 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"FROM pipeline.quarantine_log q "
 						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
 						"WHERE q.pipeline_id = $10 AND q.requeued_at IS NULL "
-						"AND ($11 IS NULL OR q.id = ANY ($11))) s "
-						"WHERE %s AND " NOT_EXCLUDED,
-						select_list, pipeline_quote_list(map->source_columns, "r"), src, bounds);
-	if (ordered)
+						"AND ($11 IS NULL OR q.id = ANY ($11))) s%s",
+						select_list, pipeline_quote_list(map->source_columns, "r"), src,
+						shape == PENDING_WHOLE ? "" : psprintf(" WHERE %s AND " NOT_EXCLUDED, bounds));
+	if (shape == PENDING_ORDERED)
 		return psprintf("SELECT %s FROM ("
 						"SELECT s._xid, s._seq FROM %s s WHERE s._xid = ANY ($1) AND %s "
 						"UNION ALL "
@@ -80,10 +84,10 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"AND pg_visible_in_snapshot(s._xid, $3)) s "
 						"WHERE " NOT_EXCLUDED,
 						select_list, src, bounds, src, bounds);
-	return psprintf("SELECT %s FROM %s s WHERE %s "
-					"AND (s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3))) "
-					"AND " NOT_EXCLUDED,
-					select_list, src, bounds);
+	if (shape == PENDING_WHOLE)
+		return psprintf("SELECT %s FROM %s s WHERE %s", select_list, src, pending);
+	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND " NOT_EXCLUDED,
+					select_list, src, bounds, pending);
 }
 
 /*
@@ -136,7 +140,8 @@ key_match(const PipelineDef *def, const char *a, const char *b)
  *		handed to reject_row (rule numbers index 'rules').
  */
 static char *
-accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules)
+accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
+			  PendingShape shape)
 {
 	StringInfoData list,
 				accept;
@@ -167,7 +172,7 @@ accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource fr
 	appendStringInfoString(&accept, " ELSE true END");
 
 	return psprintf("(%s OFFSET 0) b WHERE %s",
-					pipeline_pending_sql(def, map, from, list.data, false),
+					pipeline_pending_sql(def, map, from, list.data, shape),
 					(def->filter || rules) ? accept.data : "true");
 }
 
@@ -294,7 +299,8 @@ delete_ctes(StringInfo sql, const PipelineDef *def)
  *		The batch statement of the merge strategy (SCD type 1).
  */
 static char *
-merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules)
+merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
+		  PendingShape shape)
 {
 	StringInfoData sql;
 	char	   *keys = pipeline_quote_list(def->key, NULL);
@@ -310,7 +316,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
 					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  accepted_rows(def, map, from, rules),
+					  accepted_rows(def, map, from, rules, shape),
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
 	if (def->delete_when)
@@ -343,7 +349,8 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
  *		The batch statement of the append strategy.
  */
 static char *
-append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules)
+append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
+		   PendingShape shape)
 {
 	char	   *cols,
 			   *vals;
@@ -352,20 +359,21 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 	return psprintf("WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1) "
 					"SELECT count(*), 0::bigint, 0::bigint FROM appended",
 					pipeline_qualified_name(def->target), cols, vals,
-					accepted_rows(def, map, from, rules));
+					accepted_rows(def, map, from, rules, shape));
 }
 
 /*
  * pipeline_batch_sql
- *		The statement that merges one batch, given the pipeline's row rules.
+ *		The statement that merges one batch, given the pipeline's row rules
+ *		and which rows it reads (PENDING_RANGE or PENDING_WHOLE).
  *		It returns one row: target rows inserted, updated, and delete events
  *		applied; rows read, filtered and rejected are tallied by mark.c.
  */
 char *
 pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-				   List *rules)
+				   List *rules, PendingShape shape)
 {
 	if (strcmp(def->strategy, "append") == 0)
-		return append_sql(def, map, from, rules);
-	return merge_sql(def, map, from, rules);
+		return append_sql(def, map, from, rules, shape);
+	return merge_sql(def, map, from, rules, shape);
 }

@@ -190,11 +190,18 @@ extern void pipeline_drop_own_table(Oid relid);
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 
-/* merge_sql.c */
+/* merge_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
+typedef enum PendingShape
+{
+	PENDING_RANGE,
+	PENDING_ORDERED,
+	PENDING_WHOLE
+} PendingShape;
+
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
-								BatchSource from, List *rules);
+								BatchSource from, List *rules, PendingShape shape);
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
-								  BatchSource from, const char *select_list, bool narrow);
+								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 
 /* merge.c: statements take these parameters (see merge_sql.c) */
@@ -203,7 +210,7 @@ extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Da
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
 								 int64 n, RowPosition *row);
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-								 int64 run_id, RunCounts *counts);
+								 int64 run_id, bool whole_phase, RunCounts *counts);
 extern void pipeline_forget_statements(int64 pipeline_id);
 
 /* run.c: SQL-callable only */

@@ -173,6 +173,16 @@ position(FullTransactionId xid, int64 seq)
 }
 
 /*
+ * position_equal
+ *		Whether two row positions are the same.
+ */
+static bool
+position_equal(RowPosition a, RowPosition b)
+{
+	return FullTransactionIdEquals(a.xid, b.xid) && a.seq == b.seq;
+}
+
+/*
  * set_bounds
  *		Stores the range (lo, hi] in a batch parameter array.
  */
@@ -266,16 +276,19 @@ start_batch(RunState *rs)
  *		that ended at a given row (or reached the end).  Returns false when
  *		the run stopped early.  'phase_pending' is the number of rows the
  *		phase holds (counted at the start of the run: the set is fixed by the
- *		cursor and the run's snapshot).
+ *		cursor and the run's snapshot).  'bounds_implied' when the phase's
+ *		bounds follow from its snapshot test (phase B; in phase A the lower
+ *		bound is what leaves out the rows already consumed).
  */
 typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
 							   RowPosition last, Datum *consumed, RowPosition *partial);
 
 static bool
 consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition end,
-		CursorAdvance advance, int64 phase_pending)
+		CursorAdvance advance, int64 phase_pending, bool bounds_implied)
 {
 	int64		read_before = rs->counts.read;
+	RowPosition phase_start = lo;
 
 	for (;;)
 	{
@@ -298,7 +311,9 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 		if (reached_end)
 			hi = end;
 		set_bounds(params, lo, hi);
-		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, &rs->counts);
+		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id,
+							 bounds_implied && reached_end && position_equal(lo, phase_start),
+							 &rs->counts);
 
 		if (rs->from == BATCH_FROM_STAGING)
 		{
@@ -437,11 +452,18 @@ run_staging(RunState *rs)
 	}
 
 	if (partial.valid &&
-		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase, pending_a))
+		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
 		return;
-	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b);
+	if (pending_b == 0)
+	{
+		RowPosition none_pending = {0};
+
+		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending);
+		return;
+	}
+	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
 }
 
 /*
@@ -465,7 +487,7 @@ run_requeue(RunState *rs)
 			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
 	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-	pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, &rs->counts);
+	pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, true, &rs->counts);
 
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);

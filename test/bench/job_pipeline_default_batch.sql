@@ -1,0 +1,1 @@
+CALL pipeline.run('bench');
