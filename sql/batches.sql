@@ -33,6 +33,15 @@ CALL pipeline.run('b_once', max_rows => 30);
 CALL pipeline.run('b_once');
 SELECT count(*) AS appended, count(DISTINCT id) AS distinct_ids FROM b.once_log;
 
+-- A table created LIKE a source has _xid and _seq but not their defaults
+-- nor the index: the first pipeline on it completes them.
+CREATE TABLE b.copy (LIKE b.src);
+SELECT pipeline.create_pipeline('b_copy', 'b.copy', 'b.copy_log', strategy => 'append') > 0 AS created;
+INSERT INTO b.copy (id, v) VALUES (1, 1), (2, 2);
+CALL pipeline.run('b_copy');
+SELECT count(*) AS appended FROM b.copy_log;
+SELECT indexdef FROM pg_indexes WHERE schemaname = 'b' AND tablename = 'copy';
+
 -- The other pipeline on the same source has its own cursor.
 CALL pipeline.run('b_log');
 SELECT count(*) AS appended, count(DISTINCT v) AS distinct_rows FROM b.log;

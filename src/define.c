@@ -15,11 +15,13 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -515,69 +517,129 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 /* ------------------------------------------------------------ the source */
 
 /*
+ * column_has_default
+ *		Whether a column has a default expression.
+ */
+static bool
+column_has_default(Oid relid, AttrNumber attnum)
+{
+	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	bool		result = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_attribute) GETSTRUCT(tup))->atthasdef;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+/*
+ * change_log_index_exists
+ *		Whether the source has an index on (_xid, _seq).
+ */
+static bool
+change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
+{
+	Relation	rel = table_open(source, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		index = (Form_pg_index) GETSTRUCT(tup);
+		found = index->indnkeyatts >= 2 && index->indkey.values[0] == xid_att &&
+			index->indkey.values[1] == seq_att &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+		ReleaseSysCache(tup);
+		if (found)
+			break;
+	}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * prepare_source
- *		Makes a table a change log: adds _xid (the writer's transaction on
- *		the logical clock) and _seq (order within a transaction) with their
- *		defaults, and a unique index on both.  Existing rows get the current
- *		transaction, so a new pipeline consumes them too.
+ *		Makes a table a change log: _xid (the writer's transaction on the
+ *		logical clock) and _seq (order within a transaction) with their
+ *		defaults, and a unique index on both.  Completes whatever is missing
+ *		(a table created LIKE a source has the columns but not their
+ *		defaults).  Existing rows get the current transaction, so a new
+ *		pipeline consumes them too.
  */
 static void
 prepare_source(Oid source)
 {
 	AttrNumber	xid_att = get_attnum(source, PIPELINE_XID_COLUMN);
 	AttrNumber	seq_att = get_attnum(source, PIPELINE_SEQ_COLUMN);
+	bool		add_xid = xid_att == InvalidAttrNumber;
+	bool		add_seq = seq_att == InvalidAttrNumber;
+	bool		xid_default = add_xid || !column_has_default(source, xid_att);
+	bool		seq_default = add_seq || !column_has_default(source, seq_att);
+	bool		need_index;
 	char	   *src = pipeline_qualified_name(source);
 	Oid			nsp = get_rel_namespace(source);
-	StringInfoData sql;
+	char	   *seqname = NULL;
+	StringInfoData actions;
 
 	require_table(source, "source");
-	if (xid_att != InvalidAttrNumber && seq_att != InvalidAttrNumber)
-	{
-		if (get_atttype(source, xid_att) != XID8OID || get_atttype(source, seq_att) != INT8OID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("source %s has columns _xid or _seq of the wrong type", src),
-					 errdetail("A pipeline source carries _xid xid8 and _seq bigint, filled by their defaults."),
-					 errhint("Rename the table's own _xid and _seq columns, then create the pipeline again.")));
+	if ((!add_xid && get_atttype(source, xid_att) != XID8OID) ||
+		(!add_seq && get_atttype(source, seq_att) != INT8OID))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("source %s has columns _xid or _seq of the wrong type", src),
+				 errdetail("A pipeline source carries _xid xid8 and _seq bigint, filled by their defaults."),
+				 errhint("Rename the table's own _xid and _seq columns, then create the pipeline again.")));
+	need_index = add_xid || add_seq || !change_log_index_exists(source, xid_att, seq_att);
+	if (!xid_default && !seq_default && !need_index)
 		return;
-	}
 	if (!pg_class_ownercheck(source, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s to make it a pipeline source", src),
-				 errdetail("The first pipeline that reads a table adds the columns _xid and _seq and an index to it."),
+				 errdetail("The first pipeline that reads a table gives it the columns _xid and _seq, their defaults and an index."),
 				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
 						 src, src)));
 
-	initStringInfo(&sql);
-	if (seq_att == InvalidAttrNumber)
+	initStringInfo(&actions);
+	if (seq_default)
 	{
-		char	   *seqname = quote_qualified_identifier(get_namespace_name(nsp),
-														 ChooseRelationName(get_rel_name(source), "_seq", "seq", nsp, false));
-
+		seqname = quote_qualified_identifier(get_namespace_name(nsp),
+											 ChooseRelationName(get_rel_name(source), "_seq", "seq",
+																nsp, false));
 		pipeline_exec(psprintf("CREATE SEQUENCE %s CACHE 1000", seqname), 0, NULL, NULL, NULL,
 					  false, 0);
-		appendStringInfo(&sql, "ADD COLUMN _seq bigint NOT NULL DEFAULT nextval(%s)",
-						 quote_literal_cstr(seqname));
-		pipeline_exec(psprintf("ALTER TABLE %s %s%s", src, sql.data,
-							   xid_att == InvalidAttrNumber
-							   ? ", ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()" : ""),
-					  0, NULL, NULL, NULL, false, 0);
+		appendStringInfo(&actions, add_seq ? "ADD COLUMN _seq bigint NOT NULL DEFAULT nextval(%s)"
+						 : "ALTER COLUMN _seq SET DEFAULT nextval(%s)", quote_literal_cstr(seqname));
+	}
+	if (xid_default)
+		appendStringInfo(&actions, "%s%s", actions.len ? ", " : "",
+						 add_xid ? "ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()"
+						 : "ALTER COLUMN _xid SET DEFAULT pipeline.current_xid()");
+	if (actions.len > 0)
+		pipeline_exec(psprintf("ALTER TABLE %s %s", src, actions.data), 0, NULL, NULL, NULL,
+					  false, 0);
+	if (seqname)
 		pipeline_exec(psprintf("ALTER SEQUENCE %s OWNED BY %s._seq", seqname, src), 0, NULL, NULL,
 					  NULL, false, 0);
-	}
-	else
-		pipeline_exec(psprintf("ALTER TABLE %s ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()",
-							   src), 0, NULL, NULL, NULL, false, 0);
+
 	/*
 	 * (_xid, _seq) identifies a staged row: unique, so that a writer forcing
 	 * a duplicate _seq fails at once.  A partitioned table can only have a
 	 * unique index that contains its partition key; there _seq's sequence
 	 * alone keeps it unique.
 	 */
-	pipeline_exec(psprintf("CREATE %sINDEX ON %s (_xid, _seq)",
-						   get_rel_relkind(source) == RELKIND_RELATION ? "UNIQUE " : "", src),
-				  0, NULL, NULL, NULL, false, 0);
+	if (need_index)
+		pipeline_exec(psprintf("CREATE %sINDEX ON %s (_xid, _seq)",
+							   get_rel_relkind(source) == RELKIND_RELATION ? "UNIQUE " : "", src),
+					  0, NULL, NULL, NULL, false, 0);
 	CommandCounterIncrement();
 }
 
