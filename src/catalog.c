@@ -100,12 +100,22 @@ pipeline_load(const char *name, bool missing_ok, DefLock lock)
 				 errhint("Pass the name given to pipeline.create_pipeline.")));
 	def = load_where("name", TEXTOID, CStringGetTextDatum(name), lock);
 	if (def == NULL && !missing_ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", name),
-				 errdetail("No pipeline of that name is defined in this database."),
-				 errhint("See SELECT name FROM pipeline.pipelines for the pipelines you can manage.")));
+		pipeline_report_missing(name);
 	return def;
+}
+
+/*
+ * pipeline_report_missing
+ *		Errors that the named pipeline does not exist.
+ */
+void
+pipeline_report_missing(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("pipeline \"%s\" does not exist", name),
+			 errdetail("No pipeline of that name is defined in this database."),
+			 errhint("See SELECT name FROM pipeline.pipelines for the pipelines you can manage.")));
 }
 
 /*

@@ -152,20 +152,67 @@ pipeline_current_xid(PG_FUNCTION_ARGS)
 Datum
 pipeline_current_snapshot(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(pipeline_logical_snapshot());
-}
-
-/*
- * pipeline_logical_snapshot
- *		The active snapshot on the logical clock, as a pg_snapshot datum.
- */
-Datum
-pipeline_logical_snapshot(void)
-{
 	Datum		snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
 
 	clock_load();
-	return shift_snapshot(snap, clock_offset);
+	PG_RETURN_DATUM(shift_snapshot(snap, clock_offset));
+}
+
+/*
+ * with_own_transaction
+ *		A copy of a pg_snapshot that also counts the caller's own transaction
+ *		as in progress.  pg_current_snapshot() leaves it out, which would let
+ *		a run inside a writer's transaction mark that transaction consumed
+ *		while it can still stage rows.
+ */
+static Datum
+with_own_transaction(Datum snapshot)
+{
+	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
+	PipelineSnapshot *m;
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	uint32		n = 0;
+
+	if (!FullTransactionIdIsValid(own) || FullTransactionIdFollowsOrEquals(own, s->xmax))
+		return snapshot;
+	for (uint32 i = 0; i < s->nxip; i++)
+		if (FullTransactionIdEquals(s->xip[i], own))
+			return snapshot;
+
+	m = palloc0(PIPELINE_SNAPSHOT_SIZE(s->nxip + 1));
+	for (uint32 i = 0; i < s->nxip; i++)
+	{
+		if (n == i && FullTransactionIdPrecedes(own, s->xip[i]))
+			m->xip[n++] = own;
+		m->xip[n++] = s->xip[i];
+	}
+	if (n == s->nxip)
+		m->xip[n++] = own;
+	m->nxip = n;
+	m->xmax = s->xmax;
+	m->xmin = FullTransactionIdPrecedes(own, s->xmin) ? own : s->xmin;
+	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
+	return PointerGetDatum(m);
+}
+
+/*
+ * pipeline_run_snapshot
+ *		What a run may consume, on the logical clock: a snapshot taken now
+ *		(not the calling statement's, which in a transaction block predates
+ *		the run lock and the cursor read), with the caller's own transaction
+ *		in progress.  Under REPEATABLE READ this is the transaction's
+ *		snapshot, the one every batch statement reads with.
+ */
+Datum
+pipeline_run_snapshot(void)
+{
+	Datum		snap;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
+	PopActiveSnapshot();
+	clock_load();
+	return shift_snapshot(with_own_transaction(snap), clock_offset);
 }
 
 /*

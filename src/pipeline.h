@@ -128,7 +128,7 @@ extern void _PG_init(void);
 
 /* clock.c */
 extern void pipeline_clock_init(void);
-extern Datum pipeline_logical_snapshot(void);
+extern Datum pipeline_run_snapshot(void);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
 
@@ -167,6 +167,7 @@ typedef enum DefLock
 } DefLock;
 
 extern PipelineDef *pipeline_load(const char *name, bool missing_ok, DefLock lock);
+extern void pipeline_report_missing(const char *name) pg_attribute_noreturn();
 extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
 extern int64 pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);

@@ -411,7 +411,7 @@ run_staging(RunState *rs)
 				pending_b;
 
 	pipeline_cursor_read(rs->def->id, &cursor, &partial);
-	rs->snapshot = pipeline_logical_snapshot();
+	rs->snapshot = pipeline_run_snapshot();
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
 
 	/* Phase A: the rest of the transaction the cursor stopped inside. */
@@ -481,7 +481,7 @@ run_requeue(RunState *rs)
 	char		nulls[3] = {' ', ' ', ' '};
 	PipelineUserContext ctx;
 
-	rs->snapshot = pipeline_logical_snapshot();
+	rs->snapshot = pipeline_run_snapshot();
 	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)), none);
 	set_bounds(params, position(none, PG_INT64_MIN),
 			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
@@ -530,6 +530,14 @@ static void
 execute_run(RunState *rs)
 {
 	begin_step(rs);
+
+	/*
+	 * Lock the definition before recording the run: an uncommitted drop
+	 * makes this wait, and once it commits the run fails as a run of a
+	 * missing pipeline, not on run_log's foreign key.
+	 */
+	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) == NULL)
+		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(rs->def->id);
 	rs->run_id = pipeline_run_start(rs->def, rs->from == BATCH_FROM_STAGING ? "run" : "requeue",
 									GetUserId());

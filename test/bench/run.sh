@@ -77,8 +77,22 @@ sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WO
 # timed_file FILE: runs a script in one session; prints the milliseconds its
 # statements took (psql's \timing, summed: connection set-up excluded).
 timed_file() {
-    { echo '\timing on'; cat "$1"; } | sql | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' |
-        awk '{s += $1} END {printf "%.1f\n", s}'
+    local t0 o0 s0 ms
+    t0=$(cpu_busy) o0=$(cpu_ours) s0=$(date +%s%N)
+    ms=$({ echo '\timing on'; cat "$1"; } | sql | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' |
+        awk '{s += $1} END {printf "%.1f\n", s}')
+    echo "$(( ($(cpu_busy) - t0) - ($(cpu_ours) - o0) )) $(( ($(date +%s%N) - s0) / 1000000 ))" >> "$WORK/others"
+    echo "$ms"
+}
+# CPU time (clock ticks) used by the whole machine, and by our cluster
+# (postmaster, its live children, and the children it has reaped): their
+# difference over a timed step is what other processes took meanwhile.
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+cpu_ours() {
+    local pm
+    pm=$(head -1 "$DATA/postmaster.pid")
+    cat "/proc/$pm/stat" $(pgrep -P "$pm" | sed 's|.*|/proc/&/stat|') 2>/dev/null |
+        awk -v pm="$pm" '{sub(/^.*\) /, ""); t += $12 + $13; if (NR == 1) t += $14 + $15} END {print t}'
 }
 timed_sql() { echo "$1" > "$WORK/stmt.sql"; timed_file "$WORK/stmt.sql"; }
 th() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }   # 1234567 -> 1,234,567
@@ -310,7 +324,9 @@ say "3. Overhead of a run with nothing pending (CALL pipeline.run, median of 10)
 say "   100k-row staging history: $(echo "${empty[small,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[small,cold]}" | median) ms (first call in a new session)"
 say "   $(th "$history_big")-row staging history: $(echo "${empty[big,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[big,cold]}" | median) ms (first call in a new session)"
 say "   (a run commits twice: once to show itself as running, once at its end)"
-say ""
+say "$(awk -v hz="$(getconf CLK_TCK)" '{o += $1; w += $2; p = $2 ? 100000 * $1 / hz / $2 : 0; if (p > m) m = p}
+    END {printf "CPU taken by other processes during the timed steps: %.0f%% of one core on average, %.0f%% at most in one step", 100000 * o / hz / w, m}' "$WORK/others")"
+say "(the benchmark uses one core; the figures are clean when that stays near 0)"
 say "raw timings: results/$(basename "$RAW")"
 cp "$OUT" "$HERE/results/latest.txt"
 echo "results written to $OUT"

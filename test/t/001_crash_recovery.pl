@@ -1,103 +1,246 @@
-# Exactly once across crashes: kill -9 the backend running a large run, and
-# the postmaster during another, restart, run again, and check that each
-# target equals what one clean run produces and that the interrupted runs are
-# recorded as failed.
+# Exactly once across crashes and killed runs.
+#
+# A backlog of 300,000 staged rows (three transactions: one large, one of
+# stale versions, one of newer versions of the same keys) feeds a merge
+# pipeline with sequence_by and an append pipeline, 20,000 rows a batch.
+# Runs are interrupted in the middle, each time after some batches have
+# committed:
+#   1. kill -9 of the backend running 'merged' (the postmaster restarts
+#      everything);
+#   2. a power loss while 'merged' (resuming inside the large transaction)
+#      and 'appended' run at once: postmaster and all its children killed
+#      with SIGKILL together;
+#   3. pg_terminate_backend of a run of 'appended' (no restart);
+#   4. pg_cancel_backend of a run of 'appended' (the run records its own
+#      failure).
+# After each interruption each target must be exactly what the pipeline's
+# cursor says was consumed (the cursor commits with the merge), and the
+# rows read recorded by the runs must add up to it.  Finally, after runs to
+# completion, 'merged' must hold the latest version of every key (what one
+# run without interruption produces), 'appended' every staged row exactly
+# once, and each interrupted run must be recorded as failed (57P02 when its
+# session died: the next run of the pipeline marks it).
 use strict;
 use warnings;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes;
+use Time::HiRes qw(usleep);
+
+plan skip_all => 'needs /proc to find the server processes'
+  unless -d '/proc/self';
+
+my $total = 300000;
+my $batch = 20000;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pipeline'\nrestart_after_crash = on");
+	"shared_preload_libraries = 'pipeline'\nrestart_after_crash = on\n");
 $node->start;
 
-# 400k staged rows in one transaction: 50k keys, versions v increasing.
 $node->safe_psql(
-	'postgres', q{
+	'postgres', qq{
 	CREATE EXTENSION pipeline;
 	CREATE TABLE src (id int, v int, pad text);
 	SELECT pipeline.create_pipeline('merged', 'src', 'tgt_merged', key => ARRAY['id'],
-	                                 sequence_by => 'v', batch_size => 20000);
+	                                sequence_by => 'v', batch_size => $batch);
 	SELECT pipeline.create_pipeline('appended', 'src', 'tgt_appended', strategy => 'append',
-	                                 batch_size => 20000);
-	INSERT INTO src SELECT g % 50000, g, repeat('x', 40) FROM generate_series(1, 400000) g;
-	-- a second transaction, so that the cursor moves across transactions too
-	INSERT INTO src SELECT g % 50000, 400000 + g, 'y' FROM generate_series(1, 20000) g;
+	                                batch_size => $batch);
+	-- 260,000 rows in one transaction: 50,000 keys, five or six versions each
+	INSERT INTO src SELECT g % 50000, g, 'r' || g FROM generate_series(1, 260000) g;
+	-- older versions of 20,000 keys, committed later: stale
+	INSERT INTO src SELECT g % 50000, -g, 'stale' FROM generate_series(1, 20000) g;
+	-- newer versions of 20,000 keys
+	INSERT INTO src SELECT g % 50000, 400000 + g, 'u' || g FROM generate_series(1, 20000) g;
 });
+is($node->safe_psql('postgres', 'SELECT count(*) FROM src'), $total, 'backlog staged');
 
-# start_run: starts CALL pipeline.run(name) in the background and waits until
-# it has committed some batches but not all.
+# consumed_sql: the staged rows a pipeline's cursor says are consumed: those
+# whose _xid its snapshot sees, except the partial transaction, of which
+# only the rows up to partial_seq.
+sub consumed_sql
+{
+	my ($name) = @_;
+	return qq{
+	SELECT s.id, s.v, s.pad
+	  FROM src s, pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
+	 WHERE d.name = '$name'
+	   AND ((pg_visible_in_snapshot(s._xid, c.consumed) AND s._xid IS DISTINCT FROM c.partial_xid)
+	        OR (s._xid = c.partial_xid AND s._seq <= c.partial_seq))};
+}
+
+# differences: rows in one query's result and not the other's (multisets).
+sub differences
+{
+	my ($a, $b) = @_;
+	return $node->safe_psql(
+		'postgres', qq{
+	SELECT count(*) FROM (
+	  (SELECT * FROM ($a) x EXCEPT ALL SELECT * FROM ($b) y)
+	  UNION ALL
+	  (SELECT * FROM ($b) y EXCEPT ALL SELECT * FROM ($a) x)) d});
+}
+
+# check_consistent: each target is exactly what its cursor says was
+# consumed, and the rows read by its runs add up to the rows consumed.
+sub check_consistent
+{
+	my ($when) = @_;
+	my $merged = "SELECT DISTINCT ON (id) id, v, pad FROM (" . consumed_sql('merged') . ") c ORDER BY id, v DESC";
+	is(differences($merged, 'SELECT id, v, pad FROM tgt_merged'),
+		'0', "$when: merged target is the merge of the rows its cursor consumed");
+	is(differences(consumed_sql('appended'), 'SELECT id, v, pad FROM tgt_appended'),
+		'0', "$when: appended target holds exactly the rows its cursor consumed");
+	foreach my $name ('merged', 'appended')
+	{
+		is( $node->safe_psql(
+				'postgres', qq{
+			SELECT (SELECT count(*) FROM (} . consumed_sql($name) . qq{) c)
+			     = (SELECT coalesce(sum(rows_read), 0) FROM pipeline.runs WHERE pipeline = '$name')}),
+			't', "$when: rows read by the runs of $name add up to what its cursor consumed");
+	}
+}
+
+# start_run: CALL pipeline.run(name) in a background psql; returns the
+# harness and the id of the last run before it.
 sub start_run
 {
 	my ($name) = @_;
-	my $session = $node->background_psql('postgres', on_error_stop => 0);
-	$session->query_until(qr/started/, "\\echo started\nCALL pipeline.run('$name');\n");
-	$node->poll_query_until('postgres',
-		"SELECT rows_read > 0 AND rows_read < rows_pending FROM pipeline.runs "
-		  . "WHERE pipeline = '$name' AND status = 'running'")
-	  or die "run of $name never got under way";
-	return $session;
+	my $before = $node->safe_psql('postgres', 'SELECT coalesce(max(run_id), 0) FROM pipeline.run_log');
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c', "CALL pipeline.run('$name')" ],
+		'<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return { h => $h, out => \$out, err => \$err, after => $before, name => $name };
 }
 
-# Crash 1: kill -9 the backend running 'merged'; the postmaster restarts all.
-my $session = start_run('merged');
-my $pid = $node->safe_psql('postgres',
-	"SELECT backend_pid FROM pipeline.runs WHERE pipeline = 'merged' AND status = 'running'");
-kill 'KILL', $pid;
-eval { $session->quit };
-$node->poll_query_until('postgres', 'SELECT true') or die "server did not come back";
-
-# Crash 2: kill -9 the whole server (postmaster and every backend at once,
-# as a power loss would) during the run of 'appended'.
-$session = start_run('appended');
-my $postmaster = $node->{_pid};
-my @children = split /\s+/, `pgrep -P $postmaster`;
-my @killed = ($postmaster, grep { /^\d+$/ } @children);
-kill 'KILL', @killed;
-$node->{_pid} = undef;
-eval { $session->quit };
-foreach my $try (1 .. 100)
+# wait_mid_run: waits until the run has committed some batches and has at
+# least two more to go; returns its backend's pid.
+sub wait_mid_run
 {
-	last unless grep { kill 0, $_ } @killed;
-	Time::HiRes::usleep(100_000);
+	my ($run) = @_;
+	my $cond = "SELECT rows_read > 0 AND rows_read <= rows_pending - 2 * $batch FROM pipeline.runs "
+	  . "WHERE pipeline = '$run->{name}' AND run_id > $run->{after} AND status = 'running'";
+	$node->poll_query_until('postgres', $cond)
+	  or die "run of $run->{name} never got under way";
+	return $node->safe_psql('postgres',
+		"SELECT backend_pid FROM pipeline.runs WHERE pipeline = '$run->{name}' AND run_id > $run->{after}");
 }
-$node->start;
 
-# Run both to completion.
+# finish_run: waits for the background psql to exit; returns its stderr.
+sub finish_run
+{
+	my ($run) = @_;
+	$run->{h}->finish;
+	return ${ $run->{err} };
+}
+
+# server_processes: the postmaster's pid and those of its children.
+sub server_processes
+{
+	my ($pm) = split /\n/, PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid');
+	my @children;
+	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
+	foreach my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		# "pid (comm) state ppid ...": comm may hold spaces and parentheses
+		push @children, $pid if defined $stat && $stat =~ /^.*\)\s+\S+\s+(\d+)\s/ && $1 == $pm;
+	}
+	closedir $dh;
+	return ($pm, @children);
+}
+
+# gone: whether none of the processes exists any more (not even as a
+# zombie: a new postmaster refuses to start while the old one's pid exists).
+sub gone
+{
+	return !grep { kill 0, $_ } @_;
+}
+
+# ---- 1. kill -9 of the backend running 'merged'
+my $run = start_run('merged');
+my $pid = wait_mid_run($run);
+my $log_offset = -s $node->logfile;
+kill 'KILL', $pid;
+like(finish_run($run), qr/server closed the connection unexpectedly|terminating connection/,
+	'the session running merged was killed');
+$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
+$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
+check_consistent('after kill -9 of the backend');
+my $left = $node->safe_psql('postgres',
+	"SELECT partial_xid IS NOT NULL FROM pipeline.cursors c JOIN pipeline.pipeline_defs d "
+	  . "ON d.id = c.pipeline_id WHERE d.name = 'merged'");
+is($left, 't', 'merged stopped inside the large transaction (the next run resumes there)');
+
+# ---- 2. power loss while 'merged' and 'appended' both run
+my $run_m = start_run('merged');
+my $run_a = start_run('appended');
+wait_mid_run($run_m);
+wait_mid_run($run_a);
+my ($postmaster, @children) = server_processes();
+kill 'STOP', $postmaster;    # no new children from here on
+($postmaster, @children) = server_processes();
+kill 'KILL', @children;
+$node->kill9;                # the postmaster, and forget it is running
+foreach my $try (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
+{
+	last if gone($postmaster, @children);
+	usleep(100_000);
+}
+ok(gone($postmaster, @children), 'every server process is gone');
+finish_run($run_m);
+finish_run($run_a);
+$node->start;
+check_consistent('after a power loss');
+
+# ---- 3. pg_terminate_backend of a run of 'appended'
+$run = start_run('appended');
+$pid = wait_mid_run($run);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+like(finish_run($run), qr/terminating connection due to administrator command/,
+	'the session running appended was terminated');
+check_consistent('after pg_terminate_backend');
+
+# ---- 4. pg_cancel_backend of a run of 'appended'
+$run = start_run('appended');
+$pid = wait_mid_run($run);
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+like(finish_run($run), qr/canceling statement due to user request/, 'the run of appended was cancelled');
+check_consistent('after pg_cancel_backend');
+
+# ---- runs to completion
 $node->safe_psql('postgres', "CALL pipeline.run('merged')");
 $node->safe_psql('postgres', "CALL pipeline.run('appended')");
 
-is( $node->safe_psql(
-		'postgres', q{
-	SELECT count(*) FROM (SELECT DISTINCT ON (id) id, v FROM src ORDER BY id, v DESC) e
-	FULL JOIN tgt_merged t USING (id) WHERE e.v IS DISTINCT FROM t.v}),
+is( differences(
+		'SELECT id, v, pad FROM tgt_merged',
+		'SELECT DISTINCT ON (id) id, v, pad FROM src ORDER BY id, v DESC'),
 	'0',
-	'merged target equals the latest version of every key');
+	'merged holds the latest version of every key');
+is(differences('SELECT id, v, pad FROM tgt_appended', 'SELECT id, v, pad FROM src'),
+	'0', 'appended holds every staged row exactly once');
+check_consistent('after the runs to completion');
 
 is( $node->safe_psql(
 		'postgres', q{
-	SELECT (SELECT count(*) FROM src) = count(*) AND count(*) = count(DISTINCT v) FROM tgt_appended}),
-	't',
-	'appended target holds every staged row exactly once');
-
+	SELECT string_agg(pipeline || ':' || status || ':' || error_sqlstate, ',' ORDER BY pipeline, run_id)
+	  FROM pipeline.runs WHERE status <> 'succeeded'}),
+	'appended:failed:57P02,appended:failed:57P02,appended:failed:57014,'
+	  . 'merged:failed:57P02,merged:failed:57P02',
+	'each interrupted run is recorded as failed');
 is( $node->safe_psql(
 		'postgres', q{
-	SELECT pipeline, status, error_sqlstate FROM pipeline.runs
-	 WHERE status <> 'succeeded' ORDER BY run_id}),
-	"merged|failed|57P02\nappended|failed|57P02",
-	'interrupted runs are recorded as failed');
-
-is( $node->safe_psql(
-		'postgres', q{
-	SELECT pipeline, sum(rows_read) FROM pipeline.runs GROUP BY pipeline ORDER BY pipeline}),
-	"appended|420000\nmerged|420000",
+	SELECT string_agg(pipeline || ':' || sum, ',' ORDER BY pipeline)
+	  FROM (SELECT pipeline, sum(rows_read) FROM pipeline.runs GROUP BY pipeline) s}),
+	"appended:$total,merged:$total",
 	'every staged row was read once per pipeline, across the interrupted runs');
-
 like($node->safe_psql('postgres', "CALL pipeline.run('merged')"),
 	qr/^\d+\|succeeded\|0\|/, 'nothing is left pending');
 
