@@ -9,7 +9,7 @@
 # installed extension.  Either way on a throwaway cluster of its own, removed
 # at the end.  Prints the figures and writes them to test/bench/results/.
 #
-# Environment: BENCH_REPEAT (3) repetitions of each timed step;
+# Environment: BENCH_REPEAT (5) repetitions of each timed step;
 # BENCH_BIG_TARGET (10000000) rows of the big target of the incremental
 # measurement; BENCH_BUILD (1; 0 skips the build and install as root);
 # BENCH_PROFILE (0; 1 also writes EXPLAIN ANALYZE plans of the pipeline's
