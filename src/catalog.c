@@ -153,13 +153,19 @@ pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as)
 {
 	Oid			types[3] = {INT8OID, TEXTOID, OIDOID};
 	Datum		values[3];
+	PipelineUserContext ctx;
+	int64		run_id;
 
 	values[0] = Int64GetDatum(def->id);
 	values[1] = CStringGetTextDatum(kind);
 	values[2] = ObjectIdGetDatum(run_as);
-	exec_internal("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
-				  "VALUES ($1, $2, $3::regrole) RETURNING run_id", 3, types, values, NULL);
-	return pipeline_result_int64(0, 0);
+	pipeline_become_internal(&ctx);
+	pipeline_exec("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
+				  "VALUES ($1, $2, $3::regrole) RETURNING run_id", 3, types, values, NULL, false, 0);
+	run_id = pipeline_result_int64(0, 0);
+	pipeline_purge_history("run_log", "finished_at", "pipeline_id", def->id);
+	pipeline_restore_user(&ctx);
+	return run_id;
 }
 
 /*

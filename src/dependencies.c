@@ -72,6 +72,32 @@ drop_cascades(Node *parsetree)
 	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid)"
 
 /*
+ * drop_freshness_checks
+ *		A freshness check goes with its relation (and its pg_cron job with
+ *		it).  The caller runs as the extension, connected to SPI.
+ */
+static void
+drop_freshness_checks(void)
+{
+	int			n = pipeline_exec("DELETE FROM pipeline.freshness_checks c "
+								  "USING pg_event_trigger_dropped_objects() o "
+								  "WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 "
+								  "AND o.objid = c.relation::oid RETURNING c.id",
+								  0, NULL, NULL, NULL, false, 0);
+	SPITupleTable *dropped = SPI_tuptable;
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 1,
+													 &isnull));
+
+		ereport(NOTICE, (errmsg("drop removes freshness check %lld", (long long) id)));
+		pipeline_cron_sync(id);
+	}
+}
+
+/*
  * pipeline_on_sql_drop
  *		Event trigger on sql_drop: refuses to drop a table a pipeline uses,
  *		or with CASCADE drops those pipelines too.
@@ -129,6 +155,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 				pipeline_drop_own_table(tombstones);
 		}
 	}
+	drop_freshness_checks();
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -24,4 +24,5 @@ _PG_init(void)
 {
 	pipeline_clock_init();
 	pipeline_mark_init();
+	pipeline_history_init();
 }

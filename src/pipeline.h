@@ -142,7 +142,10 @@ extern const BatchTally *pipeline_mark_tally(void);
 /* security.c */
 extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
+extern void pipeline_become_role(Oid role, const char *search_path,
+								 PipelineUserContext *saved);
 extern void pipeline_restore_user(PipelineUserContext *saved);
+extern void pipeline_check_role(Oid role, const char *what);
 extern void pipeline_check_manage(const PipelineDef *def);
 
 /* sqlexec.c */
@@ -213,6 +216,17 @@ extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
 								 int64 run_id, bool whole_phase, RunCounts *counts);
 extern void pipeline_forget_statements(int64 pipeline_id);
+
+/* history.c */
+extern int	pipeline_history_retention;
+extern void pipeline_history_init(void);
+extern void pipeline_purge_history(const char *table, const char *time_column,
+								   const char *key_column, int64 key);
+
+/* cron.c */
+extern char *pipeline_cron_normalize_schedule(char *schedule);
+extern void pipeline_cron_validate_schedule(const char *schedule);
+extern void pipeline_cron_sync(int64 check_id);
 
 /* run.c: SQL-callable only */
 

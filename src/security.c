@@ -58,7 +58,38 @@ pipeline_become_internal(PipelineUserContext *saved)
 void
 pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved)
 {
-	switch_user(def->owner, SECURITY_RESTRICTED_OPERATION, def->search_path, saved);
+	pipeline_become_role(def->owner, def->search_path, saved);
+}
+
+/*
+ * pipeline_become_role
+ *		Runs SQL a role defined (a pipeline's, a freshness check's) with that
+ *		role's privileges, in a security-restricted operation, with the
+ *		search_path captured at definition.
+ */
+void
+pipeline_become_role(Oid role, const char *search_path, PipelineUserContext *saved)
+{
+	switch_user(role, SECURITY_RESTRICTED_OPERATION, search_path, saved);
+}
+
+/*
+ * pipeline_check_role
+ *		Errors unless the current user may manage an object 'role' owns: a
+ *		superuser, or a member of that role.  'what' names the object.
+ */
+void
+pipeline_check_role(Oid role, const char *what)
+{
+	Oid			userid = GetUserId();
+
+	if (superuser_arg(userid) || has_privs_of_role(userid, role))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("must be owner of %s", what),
+			 errdetail("It is owned by role \"%s\".", GetUserNameFromId(role, false)),
+			 errhint("Run this as the owning role, a member of it, or a superuser.")));
 }
 
 /*
@@ -81,14 +112,5 @@ pipeline_restore_user(PipelineUserContext *saved)
 void
 pipeline_check_manage(const PipelineDef *def)
 {
-	Oid			userid = GetUserId();
-
-	if (superuser_arg(userid) || has_privs_of_role(userid, def->owner))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("must be owner of pipeline \"%s\"", def->name),
-			 errdetail("Pipeline \"%s\" is owned by role \"%s\".", def->name,
-					   GetUserNameFromId(def->owner, false)),
-			 errhint("Run this as the owning role, a member of it, or a superuser.")));
+	pipeline_check_role(def->owner, psprintf("pipeline \"%s\"", def->name));
 }

@@ -49,6 +49,14 @@ $node->safe_psql(
 	                                sequence_by => 'v', batch_size => $batch);
 	SELECT pipeline.create_pipeline('appended', 'src', 'tgt_appended', strategy => 'append',
 	                                batch_size => $batch);
+	-- Each batch takes at least 0.2 s, so that a run stays mid-way long
+	-- enough for the test to see it there and interrupt it.
+	CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql
+	    AS \$\$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END \$\$;
+	CREATE TRIGGER slow_batch AFTER INSERT ON tgt_merged
+	    FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();
+	CREATE TRIGGER slow_batch AFTER INSERT ON tgt_appended
+	    FOR EACH STATEMENT EXECUTE FUNCTION slow_batch();
 	-- 260,000 rows in one transaction: 50,000 keys, five or six versions each
 	INSERT INTO src SELECT g % 50000, g, 'r' || g FROM generate_series(1, 260000) g;
 	-- older versions of 20,000 keys, committed later: stale

@@ -1,0 +1,353 @@
+/*-------------------------------------------------------------------------
+ *
+ * cron.c
+ *	  Scheduled freshness checks as pg_cron jobs.
+ *
+ * Each scheduled check is the pg_cron job pipeline_freshness_<db>_<id>,
+ * running SELECT pipeline.check_freshness(<id>) in the check's database as
+ * the check's owner.  pg_cron keeps its jobs in the one database named by
+ * cron.database_name.  When that is this database, jobs are written in the
+ * caller's transaction.  Otherwise a short-lived background worker connects
+ * to the cron database and writes them just before the caller's
+ * transaction commits (an error there aborts the commit); the jobs then
+ * follow the checks as committed, except in the rare case where the
+ * commit itself fails afterwards, which the next change of the check
+ * repairs.
+ *
+ * The job always matches the check as it is now (sync, not add/remove), so
+ * every path -- add, alter, drop, a dropped relation -- calls the same
+ * pipeline_cron_sync.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/dsm.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "pipeline.h"
+
+PGDLLEXPORT void pipeline_cron_call_main(Datum arg);
+
+/* A statement for the worker to run in the cron database, and its outcome. */
+typedef struct CronCall
+{
+	char		database[NAMEDATALEN];
+	bool		done;
+	char		error[1024];
+	char		sql[FLEXIBLE_ARRAY_MEMBER];
+} CronCall;
+
+/* Checks whose job must be synced in the cron database at commit. */
+static List *pending_syncs = NIL;
+static bool callback_registered = false;
+
+/*
+ * pipeline_cron_normalize_schedule
+ *		NULL for no schedule ('manual' or NULL), the trimmed text otherwise.
+ */
+char *
+pipeline_cron_normalize_schedule(char *schedule)
+{
+	if (schedule == NULL)
+		return NULL;
+	while (*schedule == ' ')
+		schedule++;
+	if (strcmp(schedule, "manual") == 0)
+		return NULL;
+	return schedule;
+}
+
+/*
+ * pipeline_cron_validate_schedule
+ *		Errors unless 'schedule' is what pg_cron accepts: five cron fields,
+ *		an @keyword, or '<1-59> seconds'.
+ */
+void
+pipeline_cron_validate_schedule(const char *schedule)
+{
+	int			fields = 0;
+	bool		in_field = false;
+	int			seconds;
+	char		unit[16];
+
+	if (schedule == NULL)
+		return;
+	if (sscanf(schedule, "%d %15s", &seconds, unit) == 2 &&
+		(strcmp(unit, "seconds") == 0 || strcmp(unit, "second") == 0) &&
+		seconds >= 1 && seconds <= 59)
+		return;
+	if (schedule[0] == '@')
+	{
+		if (strcmp(schedule, "@yearly") == 0 || strcmp(schedule, "@annually") == 0 ||
+			strcmp(schedule, "@monthly") == 0 || strcmp(schedule, "@weekly") == 0 ||
+			strcmp(schedule, "@daily") == 0 || strcmp(schedule, "@hourly") == 0)
+			return;
+		fields = -1;
+	}
+	for (const char *c = schedule; fields >= 0 && *c; c++)
+	{
+		if (*c == ' ' || *c == '\t')
+			in_field = false;
+		else if (strchr("0123456789*,/-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", *c))
+		{
+			fields += in_field ? 0 : 1;
+			in_field = true;
+		}
+		else
+			fields = -1;
+	}
+	if (fields != 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid schedule \"%s\"", schedule),
+				 errdetail("A schedule is cron text (five fields), an @keyword such as @hourly, or '<1-59> seconds'."),
+				 errhint("For example '*/5 * * * *' for every five minutes, or 'manual' for none.")));
+}
+
+/*
+ * job_sql
+ *		The statement that makes the cron database's job for a check match
+ *		the check: schedule (insert or update) or delete it.
+ */
+static char *
+job_sql(int64 id, const char *schedule, Oid owner)
+{
+	char	   *db = get_database_name(MyDatabaseId);
+	char	   *name = psprintf("pipeline_freshness_%s_%lld", db, (long long) id);
+
+	if (schedule == NULL)
+		return psprintf("DELETE FROM cron.job WHERE jobname = %s", quote_literal_cstr(name));
+	return psprintf("SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
+					quote_literal_cstr(name), quote_literal_cstr(schedule),
+					quote_literal_cstr(psprintf("SELECT pipeline.check_freshness(%lld)",
+												(long long) id)),
+					quote_literal_cstr(db),
+					quote_literal_cstr(GetUserNameFromId(owner, false)));
+}
+
+/*
+ * check_schedule
+ *		The schedule and owner of a check as this transaction sees it; NULL
+ *		schedule when it has none or no longer exists.
+ */
+static char *
+check_schedule(int64 id, Oid *owner)
+{
+	PipelineUserContext ctx;
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(id);
+	char	   *schedule = NULL;
+
+	pipeline_become_internal(&ctx);
+	/* not read-only: it must see the caller's own change of the check */
+	if (pipeline_exec("SELECT schedule, owner FROM pipeline.freshness_checks WHERE id = $1",
+					  1, &type, &value, NULL, false, 1) == 1)
+	{
+		bool		isnull;
+
+		(void) pipeline_result_datum(0, 0, &isnull);
+		if (!isnull)
+			schedule = pipeline_result_text(0, 0);
+		*owner = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+	}
+	pipeline_restore_user(&ctx);
+	return schedule;
+}
+
+/*
+ * run_in_cron_database
+ *		Runs a statement in the cron database through a background worker
+ *		and waits for it; errors with the worker's error.
+ */
+static void
+run_in_cron_database(const char *database, const char *sql)
+{
+	Size		size = offsetof(CronCall, sql) + strlen(sql) + 1;
+	dsm_segment *seg = dsm_create(size, 0);
+	CronCall   *call = dsm_segment_address(seg);
+	BackgroundWorker worker = {0};
+	BackgroundWorkerHandle *handle;
+
+	strlcpy(call->database, database, NAMEDATALEN);
+	call->done = false;
+	call->error[0] = '\0';
+	strcpy(call->sql, sql);
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strcpy(worker.bgw_library_name, "pipeline");
+	strcpy(worker.bgw_function_name, "pipeline_cron_call_main");
+	strcpy(worker.bgw_name, "pipeline cron job sync");
+	strcpy(worker.bgw_type, "pipeline cron job sync");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a background worker to write the pg_cron job"),
+				 errdetail("pg_cron keeps its jobs in database \"%s\"; a worker connects there to write them.",
+						   database),
+				 errhint("Raise max_worker_processes, or retry when fewer background workers run.")));
+	if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
+		elog(ERROR, "the pg_cron job worker did not stop");
+	if (!call->done)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not write the pg_cron job in database \"%s\"", database),
+				 errdetail("%s", call->error[0] ? call->error : "The worker stopped without an answer."),
+				 errhint("Check that pg_cron is installed there (CREATE EXTENSION pg_cron in database \"%s\").",
+						 database)));
+	dsm_detach(seg);
+}
+
+/*
+ * pipeline_cron_call_main
+ *		Background worker: runs one statement in the cron database as the
+ *		bootstrap superuser and reports how it went.
+ */
+void
+pipeline_cron_call_main(Datum arg)
+{
+	dsm_segment *seg;
+	CronCall   *call;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	seg = dsm_attach(DatumGetUInt32(arg));
+	if (seg == NULL)
+		ereport(ERROR, (errmsg("pipeline cron job sync: shared memory segment is gone")));
+	call = dsm_segment_address(seg);
+	BackgroundWorkerInitializeConnection(call->database, NULL, 0);
+
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, call->sql);
+		if (SPI_execute(call->sql, false, 0) < 0)
+			elog(ERROR, "could not run: %s", call->sql);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		call->done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		strlcpy(call->error, edata->message, sizeof(call->error));
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(seg);
+	proc_exit(0);
+}
+
+/*
+ * sync_pending
+ *		Transaction callback: just before commit, writes the jobs of the
+ *		checks changed in this transaction into the cron database.
+ */
+static void
+sync_pending(XactEvent event, void *arg)
+{
+	List	   *ids = pending_syncs;
+	ListCell   *lc;
+	const char *database = GetConfigOption("cron.database_name", true, false);
+
+	if (event != XACT_EVENT_PRE_COMMIT)
+	{
+		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+			pending_syncs = NIL;
+		return;
+	}
+	if (ids == NIL || database == NULL)
+		return;
+	pending_syncs = NIL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	foreach(lc, ids)
+	{
+		int64		id = *(int64 *) lfirst(lc);
+		Oid			owner = InvalidOid;
+		char	   *schedule = check_schedule(id, &owner);
+
+		run_in_cron_database(database, job_sql(id, schedule, owner));
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+}
+
+/*
+ * pipeline_cron_sync
+ *		Makes the pg_cron job of a check match the check as this transaction
+ *		sees it.  The caller is connected to SPI.
+ */
+void
+pipeline_cron_sync(int64 id)
+{
+	const char *database = GetConfigOption("cron.database_name", true, false);
+	Oid			owner = InvalidOid;
+	char	   *schedule = check_schedule(id, &owner);
+
+	if (database == NULL)
+	{
+		if (schedule != NULL)
+			ereport(NOTICE,
+					(errmsg("pg_cron is not loaded, so freshness check %lld will not run on its schedule",
+							(long long) id),
+					 errhint("Add pg_cron to shared_preload_libraries, or call pipeline.check_freshness(%lld) from any scheduler.",
+							 (long long) id)));
+		return;
+	}
+	if (strcmp(database, get_database_name(MyDatabaseId)) != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		int64	   *copy = palloc(sizeof(int64));
+
+		*copy = id;
+		pending_syncs = lappend(pending_syncs, copy);
+		MemoryContextSwitchTo(old);
+		if (!callback_registered)
+			RegisterXactCallback(sync_pending, NULL);
+		callback_registered = true;
+		return;
+	}
+	if (!OidIsValid(get_extension_oid("pg_cron", true)))
+	{
+		if (schedule != NULL)
+			ereport(NOTICE,
+					(errmsg("pg_cron is not installed in this database, so freshness check %lld will not run on its schedule",
+							(long long) id),
+					 errhint("Run CREATE EXTENSION pg_cron, then re-add the check; or call pipeline.check_freshness(%lld) from any scheduler.",
+							 (long long) id)));
+		return;
+	}
+	{
+		PipelineUserContext ctx;
+
+		pipeline_become_internal(&ctx);
+		pipeline_exec(job_sql(id, schedule, owner), 0, NULL, NULL, NULL, false, 0);
+		pipeline_restore_user(&ctx);
+	}
+}

@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *	  Retention of run history, freshness results and alerts.
+ *
+ * A continuous pipeline runs every second; its history must not grow the
+ * catalog without bound.  Whoever adds a row (a run, a check, an alert)
+ * deletes the rows of the same pipeline or check older than
+ * pipeline.history_retention, through an index on (key, time), so each
+ * call only touches rows that are due.  The newest run of a pipeline that
+ * changed its target is always kept: freshness checks without a column
+ * read it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/guc.h"
+
+#include "pipeline.h"
+
+/* pipeline.history_retention, in seconds; -1 keeps everything. */
+int			pipeline_history_retention = 30 * 24 * 3600;
+
+/*
+ * pipeline_history_init
+ *		Defines pipeline.history_retention; called once from _PG_init.
+ */
+void
+pipeline_history_init(void)
+{
+	DefineCustomIntVariable("pipeline.history_retention",
+							"How long run history, freshness results and alerts are kept.",
+							"Older rows are deleted as new ones are added; -1 keeps everything.",
+							&pipeline_history_retention,
+							30 * 24 * 3600, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/*
+ * pipeline_purge_history
+ *		Deletes the rows of pipeline.<table> whose <key_column> is 'key' (all
+ *		rows when key_column is NULL) and whose <time_column> is older than
+ *		the retention.  The caller runs as the extension.
+ */
+void
+pipeline_purge_history(const char *table, const char *time_column, const char *key_column,
+					   int64 key)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	const char *keep = "";
+
+	if (pipeline_history_retention < 0)
+		return;
+	if (strcmp(table, "run_log") == 0)
+		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
+			"WHERE pipeline_id = $1 AND status = 'succeeded' "
+			"AND rows_inserted + rows_updated + rows_deleted > 0)";
+	values[0] = Int64GetDatum(key);
+	values[1] = Int32GetDatum(pipeline_history_retention);
+	pipeline_exec(psprintf("DELETE FROM pipeline.%s WHERE %s%s%s "
+						   "%s < now() - make_interval(secs => $2)%s",
+						   table, key_column ? key_column : "", key_column ? " = $1 AND" : "",
+						   key_column ? "" : "$1 IS NOT NULL AND", time_column, keep),
+				  2, types, values, NULL, false, 0);
+}
