@@ -103,3 +103,11 @@ CALL pipeline.run('orders_silver');
 SELECT cron.schedule('orders_silver', '* * * * *', $$CALL pipeline.run('orders_silver')$$) > 0 AS scheduled;
 SELECT jobname, schedule, command FROM cron.job;
 SELECT name, state, last_status, strategy, key, sequence_by FROM pipeline.pipelines;
+
+\echo '== 11. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
+SELECT pipeline.add_freshness_check('silver.orders', warn_after => '15 minutes', error_after => '1 hour',
+                                    schedule => '*/5 * * * *') AS check_id \gset
+SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_minute
+  FROM pipeline.check_freshness(:check_id);
+SELECT id, relation, state, schedule, attainment_7d FROM pipeline.freshness;
+SELECT jobname, schedule, command FROM cron.job ORDER BY jobid;
