@@ -230,7 +230,7 @@ pipeline_cron_call_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	seg = dsm_attach(DatumGetUInt32(arg));
 	if (seg == NULL)
-		ereport(ERROR, (errmsg("pipeline cron job sync: shared memory segment is gone")));
+		elog(ERROR, "pipeline cron job sync: shared memory segment is gone");
 	call = dsm_segment_address(seg);
 	BackgroundWorkerInitializeConnection(call->database, NULL, 0);
 
@@ -299,6 +299,21 @@ sync_pending(XactEvent event, void *arg)
 }
 
 /*
+ * notice_unscheduled
+ *		Tells the caller that a scheduled check will not run on its schedule,
+ *		why, and what to do about it.
+ */
+static void
+notice_unscheduled(int64 id, const char *why, const char *remedy)
+{
+	ereport(NOTICE,
+			(errmsg("%s, so freshness check %lld will not run on its schedule",
+					why, (long long) id),
+			 errhint("%s or call pipeline.check_freshness(%lld) from any scheduler.",
+					 remedy, (long long) id)));
+}
+
+/*
  * pipeline_cron_sync
  *		Makes the pg_cron job of a check match the check as this transaction
  *		sees it.  The caller is connected to SPI.
@@ -313,11 +328,8 @@ pipeline_cron_sync(int64 id)
 	if (database == NULL)
 	{
 		if (schedule != NULL)
-			ereport(NOTICE,
-					(errmsg("pg_cron is not loaded, so freshness check %lld will not run on its schedule",
-							(long long) id),
-					 errhint("Add pg_cron to shared_preload_libraries, or call pipeline.check_freshness(%lld) from any scheduler.",
-							 (long long) id)));
+			notice_unscheduled(id, "pg_cron is not loaded",
+							   "Add pg_cron to shared_preload_libraries,");
 		return;
 	}
 	if (strcmp(database, get_database_name(MyDatabaseId)) != 0)
@@ -336,11 +348,8 @@ pipeline_cron_sync(int64 id)
 	if (!OidIsValid(get_extension_oid("pg_cron", true)))
 	{
 		if (schedule != NULL)
-			ereport(NOTICE,
-					(errmsg("pg_cron is not installed in this database, so freshness check %lld will not run on its schedule",
-							(long long) id),
-					 errhint("Run CREATE EXTENSION pg_cron, then re-add the check; or call pipeline.check_freshness(%lld) from any scheduler.",
-							 (long long) id)));
+			notice_unscheduled(id, "pg_cron is not installed in this database",
+							   "Run CREATE EXTENSION pg_cron, then re-add the check;");
 		return;
 	}
 	{

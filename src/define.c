@@ -298,14 +298,19 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 /* ------------------------------------------------------------ the target */
 
 /*
- * key_index_exists
- *		Whether the target has a unique, non-partial index on exactly the
- *		key columns (what INSERT ... ON CONFLICT needs).
+ * IndexMatch
+ *		Whether one index (its pg_index tuple) is the one looked for.
+ */
+typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
+
+/*
+ * has_index
+ *		Whether any index of a table satisfies 'match'.
  */
 static bool
-key_index_exists(Oid target, List *key)
+has_index(Oid relid, IndexMatch match, void *arg)
 {
-	Relation	rel = table_open(target, AccessShareLock);
+	Relation	rel = table_open(relid, AccessShareLock);
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 	bool		found = false;
@@ -313,35 +318,56 @@ key_index_exists(Oid target, List *key)
 	foreach(lc, indexes)
 	{
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-		Form_pg_index index;
-		bool		matches;
 
 		if (!HeapTupleIsValid(tup))
 			continue;
-		index = (Form_pg_index) GETSTRUCT(tup);
-		matches = index->indisunique && index->indisvalid &&
-			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
-			index->indnkeyatts == list_length(key);
-		for (int i = 0; matches && i < index->indnkeyatts; i++)
-		{
-			char	   *att = get_attname(target, index->indkey.values[i], true);
-			ListCell   *kc;
-
-			matches = false;
-			foreach(kc, key)
-				if (att && strcmp(att, lfirst(kc)) == 0)
-					matches = true;
-		}
+		found = match(relid, tup, arg);
 		ReleaseSysCache(tup);
-		if (matches)
-		{
-			found = true;
+		if (found)
 			break;
-		}
 	}
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * is_key_index
+ *		IndexMatch: a unique, valid, non-partial index on plain columns that
+ *		are exactly the key (a List of column names), in any order -- what
+ *		INSERT ... ON CONFLICT needs.
+ */
+static bool
+is_key_index(Oid relid, HeapTuple tup, void *arg)
+{
+	List	   *key = (List *) arg;
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+	bool		matches;
+
+	matches = index->indisunique && index->indisvalid &&
+		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+		index->indnkeyatts == list_length(key);
+	for (int i = 0; matches && i < index->indnkeyatts; i++)
+	{
+		char	   *att = get_attname(relid, index->indkey.values[i], true);
+		ListCell   *kc;
+
+		matches = false;
+		foreach(kc, key)
+			if (att && strcmp(att, lfirst(kc)) == 0)
+				matches = true;
+	}
+	return matches;
+}
+
+/*
+ * key_index_exists
+ *		Whether the target has a unique index on exactly the key columns.
+ */
+static bool
+key_index_exists(Oid target, List *key)
+{
+	return has_index(target, is_key_index, key);
 }
 
 /*
@@ -535,34 +561,31 @@ column_has_default(Oid relid, AttrNumber attnum)
 }
 
 /*
+ * is_change_log_index
+ *		IndexMatch: a non-partial index leading with (_xid, _seq), whose
+ *		attribute numbers 'arg' holds.
+ */
+static bool
+is_change_log_index(Oid relid, HeapTuple tup, void *arg)
+{
+	AttrNumber *atts = (AttrNumber *) arg;
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+
+	return index->indnkeyatts >= 2 && index->indkey.values[0] == atts[0] &&
+		index->indkey.values[1] == atts[1] &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+}
+
+/*
  * change_log_index_exists
  *		Whether the source has an index on (_xid, _seq).
  */
 static bool
 change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
 {
-	Relation	rel = table_open(source, AccessShareLock);
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
+	AttrNumber	atts[2] = {xid_att, seq_att};
 
-	foreach(lc, indexes)
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-		Form_pg_index index;
-
-		if (!HeapTupleIsValid(tup))
-			continue;
-		index = (Form_pg_index) GETSTRUCT(tup);
-		found = index->indnkeyatts >= 2 && index->indkey.values[0] == xid_att &&
-			index->indkey.values[1] == seq_att &&
-			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
-		ReleaseSysCache(tup);
-		if (found)
-			break;
-	}
-	table_close(rel, AccessShareLock);
-	return found;
+	return has_index(source, is_change_log_index, atts);
 }
 
 /*

@@ -43,3 +43,17 @@ as_test_user() {
         env PATH="$BINDIR:$PATH" "$@"
     fi
 }
+
+# start_cluster DATA SOCKET_DIR PORT SETTINGS: initdb (as the unprivileged
+# user) a throwaway cluster reachable only through SOCKET_DIR, with SETTINGS
+# (postgresql.conf lines) appended, and start it; the log is SOCKET_DIR/server.log.
+start_cluster() {
+    as_test_user initdb -D "$1" -A trust -U postgres >/dev/null
+    cat >> "$1/postgresql.conf" <<CONF
+port = $3
+listen_addresses = ''
+unix_socket_directories = '$2'
+$4
+CONF
+    as_test_user pg_ctl -D "$1" -l "$2/server.log" -w start >/dev/null
+}

@@ -20,15 +20,8 @@ stop_cluster() {
 }
 trap stop_cluster EXIT
 
-as_test_user initdb -D "$DATA" -A trust -U postgres >/dev/null
-cat >> "$DATA/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pipeline,pg_cron'
-cron.database_name = 'pipeline_demo'
-CONF
-as_test_user pg_ctl -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
+start_cluster "$DATA" "$WORK" "$PORT" "shared_preload_libraries = 'pipeline,pg_cron'
+cron.database_name = 'pipeline_demo'"
 as_test_user createdb -h "$WORK" -p "$PORT" -U postgres pipeline_demo
 as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d pipeline_demo -X -q \
     -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION pg_cron' -c 'CREATE EXTENSION pipeline'

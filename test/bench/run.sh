@@ -61,16 +61,9 @@ autovacuum = off
 synchronous_commit = on
 jit = off"
 
-as_test_user initdb -D "$DATA" -A trust -U postgres >/dev/null
-cat >> "$DATA/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pipeline'
+start_cluster "$DATA" "$WORK" "$PORT" "shared_preload_libraries = 'pipeline'
 log_min_messages = warning
-$SETTINGS
-CONF
-as_test_user pg_ctl -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
+$SETTINGS"
 
 # sql ARGS...: psql as the unprivileged user; a script comes on stdin.
 sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
