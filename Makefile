@@ -25,3 +25,7 @@ PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: every object depends on every header,
+# so that a changed struct never leaves an object built with its old layout.
+$(OBJS): $(wildcard src/*.h)

@@ -61,7 +61,7 @@ SELECT count(*) AS after_run FROM b.log WHERE id = 500;
 SELECT pipeline.pause('b_log');
 INSERT INTO b.src VALUES (501, 5001);
 CALL pipeline.run('b_log');
-SELECT name, state FROM pipeline.pipelines WHERE name = 'b_log';
+SELECT pipeline, state FROM pipeline.status WHERE pipeline = 'b_log';
 SELECT pipeline.resume('b_log');
 CALL pipeline.run('b_log');
 

@@ -44,7 +44,15 @@ SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e_ok', 'e.src', '
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], strategy => 'scd9')$sql$);
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], on_schema_change => 'maybe')$sql$);
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], batch_size => 0)$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '30 seconds')$sql$);
+-- malformed schedules: not a schedule, a cron field out of range, a date
+-- that never comes, months in an interval, less than a second, a bad @ form
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => 'every five minutes')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '61 * * * *')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '0 0 31 2 *')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '1 month')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '500 milliseconds')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '@reboot')$sql$);
+SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '*/0 * * * *')$sql$);
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1')$sql$);
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id', NULL])$sql$);
 SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', strategy => 'append', sequence_by => 'ts')$sql$);

@@ -62,6 +62,8 @@ CREATE TABLE pipeline.pipeline_defs (
     search_path         text NOT NULL,
     source_columns      jsonb NOT NULL,
     paused              boolean NOT NULL DEFAULT false,
+    suspended_at        timestamptz,
+    statement_timeout   interval CHECK (statement_timeout > interval '0'),
     version             integer NOT NULL DEFAULT 1,
     created_at          timestamptz NOT NULL DEFAULT now(),
     altered_at          timestamptz NOT NULL DEFAULT now()
@@ -72,6 +74,10 @@ COMMENT ON COLUMN pipeline.pipeline_defs.tombstones IS
     'table next to the target remembering applied deletes (merge with sequence_by and delete_when)';
 COMMENT ON COLUMN pipeline.pipeline_defs.source_columns IS
     'the source''s columns (name and type) when the pipeline was defined or last synchronised; on_schema_change compares against it';
+COMMENT ON COLUMN pipeline.pipeline_defs.statement_timeout IS
+    'longest a batch statement may take; a batch over it is cancelled and the run fails (NULL: no limit)';
+COMMENT ON COLUMN pipeline.pipeline_defs.suspended_at IS
+    'set when pipeline.suspend_after consecutive runs failed; resume() clears it';
 COMMENT ON COLUMN pipeline.pipeline_defs.search_path IS
     'search_path captured at definition; mapping expressions are parsed with it at run time';
 
@@ -84,12 +90,15 @@ CREATE TABLE pipeline.cursors (
     partial_seq     bigint,
     generation      bigint NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    caught_up_at    timestamptz,
     CHECK ((partial_xid IS NULL) = (partial_seq IS NULL))
 );
 COMMENT ON TABLE pipeline.cursors IS
     'each pipeline''s consumed position: a snapshot of the logical clock plus, inside one large transaction, the last _seq consumed';
 COMMENT ON COLUMN pipeline.cursors.consumed IS
     'rows whose _xid is visible in this snapshot are consumed (but see partial_xid)';
+COMMENT ON COLUMN pipeline.cursors.caught_up_at IS
+    'when the snapshot was taken that the cursor last consumed completely: every pending row was committed after it';
 COMMENT ON COLUMN pipeline.cursors.partial_xid IS
     'a transaction consumed only up to partial_seq; its other rows are still pending';
 
@@ -122,6 +131,57 @@ CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
 
+/*
+ * Totals of every run ever finished, per pipeline: the counters behind
+ * pipeline.metrics() (they only grow, whatever the history retention
+ * deletes) and the current streak of failed runs.
+ */
+CREATE FUNCTION pipeline.run_duration_bounds() RETURNS float8[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT '{0.01,0.05,0.1,0.5,1,5,10,30,60,300,900,3600}'::float8[] $$;
+COMMENT ON FUNCTION pipeline.run_duration_bounds() IS
+    'upper bounds, in seconds, of the buckets of the run duration histogram';
+
+CREATE TABLE pipeline.run_totals (
+    pipeline_id             bigint PRIMARY KEY
+                            REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    runs_succeeded          bigint NOT NULL DEFAULT 0,
+    runs_failed             bigint NOT NULL DEFAULT 0,
+    runs_cancelled          bigint NOT NULL DEFAULT 0,
+    rows_read               bigint NOT NULL DEFAULT 0,
+    rows_inserted           bigint NOT NULL DEFAULT 0,
+    rows_updated            bigint NOT NULL DEFAULT 0,
+    rows_deleted            bigint NOT NULL DEFAULT 0,
+    rows_stale              bigint NOT NULL DEFAULT 0,
+    rows_filtered           bigint NOT NULL DEFAULT 0,
+    rows_quarantined        bigint NOT NULL DEFAULT 0,
+    duration_seconds_sum    float8 NOT NULL DEFAULT 0,
+    duration_le             bigint[] NOT NULL,
+    consecutive_failures    integer NOT NULL DEFAULT 0,
+    last_success_at         timestamptz,
+    last_failure_at         timestamptz
+);
+COMMENT ON TABLE pipeline.run_totals IS
+    'counters over every finished run of a pipeline, kept whatever the history retention deletes';
+COMMENT ON COLUMN pipeline.run_totals.duration_le IS
+    'cumulative histogram: element i counts the runs that took at most run_duration_bounds()[i] seconds';
+COMMENT ON COLUMN pipeline.run_totals.consecutive_failures IS
+    'failed runs since the last successful one (cancelled runs neither break nor extend the streak)';
+
+/*
+ * When the scheduler (a background worker) runs each scheduled pipeline
+ * next.  Runtime state, not dumped: a restored pipeline is scheduled anew.
+ */
+CREATE TABLE pipeline.schedule_state (
+    pipeline_id     bigint PRIMARY KEY
+                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    next_run_at     timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pipeline.schedule_state IS
+    'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time)';
+
 /* Rows that could not be merged, with the reason. */
 CREATE TABLE pipeline.quarantine_log (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -150,6 +210,7 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_defs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.cursors', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.run_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.quarantine_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.quarantine_log_id_seq', '');
 
@@ -190,6 +251,8 @@ COMMENT ON FUNCTION pipeline.may_manage(bigint) IS
 ALTER TABLE pipeline.pipeline_defs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.cursors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.run_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.run_totals ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.schedule_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.quarantine_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.pipeline_defs
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
@@ -197,12 +260,16 @@ CREATE POLICY owner_only ON pipeline.cursors
     USING (pipeline.may_manage(pipeline_id));
 CREATE POLICY owner_only ON pipeline.run_log
     USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.run_totals
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.schedule_state
+    USING (pipeline.may_manage(pipeline_id));
 CREATE POLICY owner_only ON pipeline.quarantine_log
     USING (pipeline.may_manage(pipeline_id));
 
 GRANT USAGE ON SCHEMA pipeline TO PUBLIC;
 GRANT SELECT ON pipeline.pipeline_defs, pipeline.cursors, pipeline.run_log,
-    pipeline.quarantine_log TO PUBLIC;
+    pipeline.run_totals, pipeline.schedule_state, pipeline.quarantine_log TO PUBLIC;
 /* A run's batch statement executes as the pipeline's owner and writes quarantine rows itself. */
 GRANT INSERT ON pipeline.quarantine_log TO PUBLIC;
 GRANT UPDATE (raw_row) ON pipeline.quarantine_log TO PUBLIC;
@@ -224,11 +291,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     on_schema_change    text DEFAULT 'ignore',
     batch_size          bigint DEFAULT 100000,
     schedule            text DEFAULT 'manual',
-    tombstone_retention interval DEFAULT '7 days')
+    tombstone_retention interval DEFAULT '7 days',
+    statement_timeout   interval DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -242,12 +310,20 @@ CREATE FUNCTION pipeline.alter_pipeline(
     batch_size          bigint DEFAULT NULL,
     schedule            text DEFAULT NULL,
     tombstone_retention interval DEFAULT NULL,
-    new_name            text DEFAULT NULL)
+    new_name            text DEFAULT NULL,
+    statement_timeout   interval DEFAULT NULL)
     RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_alter_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text) IS
-    'changes the given settings of a pipeline (NULL keeps a setting; an empty string clears sequence_by, delete_when and filter)';
+COMMENT ON FUNCTION pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text, interval) IS
+    'changes the given settings of a pipeline (NULL keeps a setting; an empty string clears sequence_by, delete_when and filter, statement_timeout 0 removes the limit)';
+
+CREATE FUNCTION pipeline.next_run_after(schedule text, after timestamptz DEFAULT now())
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'pipeline_next_run_after'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.next_run_after(text, timestamptz) IS
+    'when a schedule (an interval or cron text, UTC) runs next after a time; NULL for manual and continuous; checks the schedule';
 
 CREATE FUNCTION pipeline.drop_pipeline(name text, if_exists boolean DEFAULT false)
     RETURNS void
@@ -358,33 +434,32 @@ COMMENT ON FUNCTION pipeline.snapshot_prefix(pg_snapshot, pg_snapshot, xid8) IS
 CREATE VIEW pipeline.pipelines WITH (security_invoker = true) AS
 SELECT d.name, d.owner, d.source, d.target, d.strategy, d.key, d.sequence_by,
        d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
-       d.schedule, d.tombstone_retention,
-       CASE WHEN d.paused THEN 'paused'
-            WHEN r.status = 'running' THEN 'running'
-            WHEN r.status = 'failed' THEN 'failing'
-            ELSE 'idle' END AS state,
-       r.run_id AS last_run_id, r.status AS last_status, r.finished_at AS last_finished_at,
+       d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
        d.created_at, d.altered_at, d.id
   FROM pipeline.pipeline_defs d
-  LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id
-  LEFT JOIN LATERAL (SELECT * FROM pipeline.run_log l WHERE l.pipeline_id = d.id
-                      ORDER BY l.run_id DESC LIMIT 1) r ON true;
+  LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 COMMENT ON VIEW pipeline.pipelines IS
-    'pipelines the current role may manage, with their state and last run';
+    'the definitions of the pipelines the current role may manage (pipeline.status shows what they are doing)';
 
 CREATE VIEW pipeline.runs WITH (security_invoker = true) AS
 SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
-       coalesce(l.finished_at, clock_timestamp()) - l.started_at AS duration,
+       e.elapsed AS duration,
        l.rows_pending, l.rows_read, l.rows_inserted, l.rows_updated, l.rows_deleted,
        l.rows_stale, l.rows_filtered, l.rows_quarantined, l.batches,
        CASE WHEN l.rows_pending > 0
             THEN round(100.0 * l.rows_read / l.rows_pending, 1) END AS progress_pct,
+       CASE WHEN e.secs > 0 THEN round((l.rows_read / e.secs)::numeric, 1) END AS rows_per_second,
+       CASE WHEN l.status = 'running' AND l.rows_read > 0
+            THEN e.elapsed * (greatest(l.rows_pending - l.rows_read, 0)::float8 / l.rows_read)
+       END AS estimated_remaining,
        l.error_sqlstate, l.error_message, l.backend_pid, l.run_as
   FROM pipeline.run_log l
-  JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id;
+  JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id,
+  LATERAL (SELECT coalesce(l.finished_at, clock_timestamp()) - l.started_at AS elapsed) e0,
+  LATERAL (SELECT e0.elapsed, extract(epoch FROM e0.elapsed)::float8 AS secs) e;
 COMMENT ON VIEW pipeline.runs IS
-    'run history; a running run''s row is updated after every committed batch (rows_read of rows_pending)';
+    'run history; a running run''s row is updated after every committed batch (rows_read of rows_pending, estimated_remaining at the rate so far)';
 
 CREATE VIEW pipeline.quarantine WITH (security_invoker = true) AS
 SELECT q.id,
@@ -473,6 +548,18 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.freshness_results', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.freshness_results_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.alerts', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.alerts_id_seq', '');
+
+/*
+ * A check's pg_cron job follows its row: add, alter, drop, a dropped
+ * relation, and pg_restore loading the table all keep the job in step.
+ */
+CREATE FUNCTION pipeline.sync_freshness_job() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pipeline_sync_freshness_job'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.sync_freshness_job() IS
+    'trigger: makes the pg_cron job of a freshness check match its row (scheduled, rescheduled or removed)';
+CREATE TRIGGER sync_freshness_job AFTER INSERT OR UPDATE OR DELETE ON pipeline.freshness_checks
+    FOR EACH ROW EXECUTE FUNCTION pipeline.sync_freshness_job();
 
 ALTER TABLE pipeline.freshness_checks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.freshness_results ENABLE ROW LEVEL SECURITY;
@@ -586,3 +673,242 @@ CREATE FUNCTION pipeline.freshness_attainment(since interval DEFAULT '7 days')
 COMMENT ON FUNCTION pipeline.freshness_attainment(interval) IS
     'SLO attainment: the share of each check''s results within the window that passed';
 GRANT SELECT ON pipeline.freshness TO PUBLIC;
+
+/* ------------------------------------------------------ operator's view */
+
+CREATE FUNCTION pipeline.backlog(
+    pipeline_name       text,
+    exact               boolean DEFAULT false,
+    quiet               boolean DEFAULT false,
+    OUT pending_rows    bigint,
+    OUT pending_exact   boolean,
+    OUT oldest_pending_at timestamptz)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'pipeline_backlog'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.backlog(text, boolean, boolean) IS
+    'staged rows waiting for a pipeline (counted up to 10000, estimated beyond, all counted with exact => true) and since when; quiet => true gives NULLs instead of an error';
+
+/* Whether a run of the pipeline holds its run lock (see run.c) right now. */
+CREATE FUNCTION pipeline.is_running(pipeline_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT EXISTS (SELECT 1 FROM pg_locks k
+                      WHERE k.locktype = 'advisory' AND k.granted
+                        AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND k.classid = (pipeline_id >> 32)::oid
+                        AND k.objid = (pipeline_id & 4294967295)::oid
+                        AND k.objsubid = 20553)
+    $$;
+COMMENT ON FUNCTION pipeline.is_running(bigint) IS
+    'true while a session runs the pipeline (it holds the pipeline''s run lock)';
+
+CREATE VIEW pipeline.status WITH (security_invoker = true) AS
+SELECT d.name AS pipeline,
+       CASE WHEN d.paused THEN 'paused'
+            WHEN d.suspended_at IS NOT NULL THEN 'suspended'
+            WHEN pipeline.is_running(d.id) THEN 'running'
+            WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
+            WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
+            ELSE 'idle' END AS state,
+       b.pending_rows, b.pending_exact, b.oldest_pending_at,
+       CASE WHEN b.pending_rows = 0 THEN interval '0'
+            ELSE date_trunc('milliseconds', clock_timestamp() - b.oldest_pending_at) END AS lag,
+       cur.run_id AS running_run_id, cur.progress_pct, cur.duration AS running_for,
+       date_trunc('milliseconds', cur.estimated_remaining) AS estimated_remaining,
+       last.run_id AS last_run_id, last.status AS last_status, last.finished_at AS last_run_at,
+       t.last_success_at, t.last_failure_at AS last_error_at,
+       err.error_sqlstate AS last_error_sqlstate, err.error_message AS last_error,
+       coalesce(t.consecutive_failures, 0) AS consecutive_failures,
+       thr.rows_per_second,
+       d.schedule,
+       CASE WHEN NOT d.paused AND d.suspended_at IS NULL THEN ss.next_run_at END AS next_run_at,
+       d.suspended_at, d.id
+  FROM pipeline.pipeline_defs d
+  LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
+  LEFT JOIN pipeline.schedule_state ss ON ss.pipeline_id = d.id AND d.schedule <> 'manual'
+  LEFT JOIN LATERAL pipeline.backlog(d.name, quiet => true) b ON true
+  LEFT JOIN LATERAL (SELECT r.* FROM pipeline.runs r
+                      WHERE r.run_id = (SELECT max(l.run_id) FROM pipeline.run_log l
+                                         WHERE l.pipeline_id = d.id AND l.status = 'running')
+                        AND pipeline.is_running(d.id)) cur ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
+                      WHERE l.pipeline_id = d.id AND l.status <> 'running'
+                      ORDER BY l.run_id DESC LIMIT 1) last ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
+                      WHERE l.pipeline_id = d.id AND l.status = 'failed'
+                      ORDER BY l.run_id DESC LIMIT 1) err ON true
+  LEFT JOIN LATERAL (SELECT round((sum(l.rows_read)
+                                   / nullif(sum(extract(epoch FROM l.finished_at - l.started_at)), 0))::numeric,
+                                  1) AS rows_per_second
+                       FROM (SELECT * FROM pipeline.run_log l
+                              WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
+                              ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
+COMMENT ON VIEW pipeline.status IS
+    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput';
+
+/*
+ * Prometheus text exposition format (version 0.0.4).  Label values are
+ * escaped as the format requires; families come in a fixed order, each
+ * with its HELP and TYPE lines.
+ */
+CREATE FUNCTION pipeline.prometheus_labels(VARIADIC pairs text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT '{' || string_agg(pairs[i] || '="'
+                               || replace(replace(replace(coalesce(pairs[i + 1], ''),
+                                                          '\', '\\'), '"', '\"'), E'\n', '\n')
+                               || '"', ',' ORDER BY i) || '}'
+        FROM generate_subscripts(pairs, 1) i
+       WHERE i % 2 = 1
+    $$;
+COMMENT ON FUNCTION pipeline.prometheus_labels(text[]) IS
+    'internal: {name="value",...} from name, value pairs, values escaped for the Prometheus text format';
+
+CREATE FUNCTION pipeline.metrics() RETURNS text
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+WITH p AS (
+    SELECT s.id, s.pipeline, s.state, s.pending_rows, s.lag, s.consecutive_failures,
+           d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
+           t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
+           t.rows_filtered, t.rows_quarantined, t.duration_seconds_sum, t.duration_le,
+           t.last_success_at,
+           (SELECT count(*) FROM pipeline.quarantine_log q
+             WHERE q.pipeline_id = s.id AND q.requeued_at IS NULL) AS quarantined
+      FROM pipeline.status s
+      JOIN pipeline.pipeline_defs d ON d.id = s.id
+      LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
+),
+f AS (
+    SELECT c.id, c.relation::text AS relation, coalesce(c.column_name, '') AS column_name,
+           c.state, c.lag, c.attainment_7d
+      FROM pipeline.freshness c
+),
+families (ord, name, type, help) AS (VALUES
+    (1, 'pipeline_info', 'gauge', 'A defined pipeline, with its source, target and strategy; always 1.'),
+    (2, 'pipeline_state', 'gauge', 'The pipeline''s state: 1 for its current state, 0 for the others.'),
+    (3, 'pipeline_runs_total', 'counter', 'Finished runs, by status.'),
+    (4, 'pipeline_rows_read_total', 'counter', 'Staged rows read by runs.'),
+    (5, 'pipeline_rows_total', 'counter', 'Rows processed by runs, by outcome.'),
+    (6, 'pipeline_run_duration_seconds', 'histogram', 'Duration of finished runs.'),
+    (7, 'pipeline_consecutive_failures', 'gauge', 'Failed runs since the last successful run.'),
+    (8, 'pipeline_pending_rows', 'gauge', 'Staged rows waiting for the pipeline (planner estimate; exactly 0 when none wait).'),
+    (9, 'pipeline_lag_seconds', 'gauge', 'Age of the oldest staged row waiting for the pipeline (0 when none wait).'),
+    (10, 'pipeline_quarantined_rows', 'gauge', 'Rows waiting in quarantine.'),
+    (11, 'pipeline_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the last successful run.'),
+    (12, 'pipeline_freshness_state', 'gauge', 'A freshness check''s state: 1 for its current state, 0 for the others.'),
+    (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
+    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.')
+),
+samples (ord, grp, k, sample, labels, value) AS (
+    SELECT 1, p.pipeline, 0, 'pipeline_info',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline,
+                                      'source', p.source::text, 'target', p.target::text,
+                                      'strategy', p.strategy), '1'
+      FROM p
+    UNION ALL
+    SELECT 2, p.pipeline, st.i, 'pipeline_state',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'state', st.s),
+           (p.state = st.s)::int::text
+      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended']) WITH ORDINALITY st(s, i)
+    UNION ALL
+    SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'status', r.s),
+           r.n::text
+      FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
+                              (2, 'failed', coalesce(p.runs_failed, 0)),
+                              (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
+    UNION ALL
+    SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           coalesce(p.rows_read, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'outcome', r.s),
+           r.n::text
+      FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
+                              (2, 'updated', coalesce(p.rows_updated, 0)),
+                              (3, 'deleted', coalesce(p.rows_deleted, 0)),
+                              (4, 'stale', coalesce(p.rows_stale, 0)),
+                              (5, 'filtered', coalesce(p.rows_filtered, 0)),
+                              (6, 'quarantined', coalesce(p.rows_quarantined, 0))) r(i, s, n)
+    UNION ALL
+    SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'le', h.le),
+           h.n::text
+      FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
+                         FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
+                       UNION ALL
+                       SELECT 1000, '+Inf',
+                              coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
+    UNION ALL
+    SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           coalesce(p.duration_seconds_sum, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.consecutive_failures::text
+      FROM p
+    UNION ALL
+    SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.pending_rows::text
+      FROM p
+    UNION ALL
+    SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           extract(epoch FROM p.lag)::float8::text
+      FROM p WHERE p.lag IS NOT NULL
+    UNION ALL
+    SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.quarantined::text
+      FROM p
+    UNION ALL
+    SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           extract(epoch FROM p.last_success_at)::float8::text
+      FROM p WHERE p.last_success_at IS NOT NULL
+    UNION ALL
+    SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name, 'state', st.s),
+           (f.state = st.s)::int::text
+      FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
+    UNION ALL
+    SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name),
+           extract(epoch FROM f.lag)::float8::text
+      FROM f WHERE f.lag IS NOT NULL
+    UNION ALL
+    SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name),
+           f.attainment_7d::float8::text
+      FROM f WHERE f.attainment_7d IS NOT NULL
+)
+SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
+  FROM (SELECT fa.ord,
+               '# HELP ' || fa.name || ' ' || fa.help || E'\n'
+               || '# TYPE ' || fa.name || ' ' || fa.type || E'\n'
+               || string_agg(s.sample || s.labels || ' ' || s.value || E'\n', ''
+                             ORDER BY s.grp, s.k) AS block
+          FROM families fa JOIN samples s ON s.ord = fa.ord
+         GROUP BY fa.ord, fa.name, fa.type, fa.help) b
+$$;
+COMMENT ON FUNCTION pipeline.metrics() IS
+    'the pipelines and freshness checks the current role may see, in the Prometheus text exposition format';
+GRANT SELECT ON pipeline.status TO PUBLIC;

@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "pipeline.h"
 
@@ -23,7 +24,8 @@
 	"id, name, owner::oid, source::oid, target::oid, coalesce(tombstones::oid, 0), " \
 	"key, strategy, sequence_by, delete_when, columns, filter, on_schema_change, " \
 	"batch_size, schedule, tombstone_retention::text, search_path, source_columns, " \
-	"paused, version"
+	"paused, version, suspended_at IS NOT NULL, statement_timeout::text, " \
+	"coalesce(extract(epoch FROM statement_timeout) * 1000, 0)::bigint"
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
 
@@ -59,6 +61,9 @@ def_from_result(void)
 	def->source_columns = DatumGetJsonbPCopy(pipeline_result_datum(0, 17, &isnull));
 	def->paused = DatumGetBool(pipeline_result_datum(0, 18, &isnull));
 	def->version = (int32) pipeline_result_int64(0, 19);
+	def->suspended = DatumGetBool(pipeline_result_datum(0, 20, &isnull));
+	def->statement_timeout = pipeline_result_text(0, 21);
+	def->statement_timeout_ms = pipeline_result_int64(0, 22);
 	return def;
 }
 
@@ -221,6 +226,7 @@ pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 	Oid			types[12];
 	Datum		values[12];
 	char		nulls[12];
+	PipelineUserContext ctx;
 
 	memset(nulls, ' ', sizeof(nulls));
 	types[0] = INT8OID;
@@ -238,9 +244,12 @@ pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 		values[11] = CStringGetTextDatum(message);
 	else
 		nulls[11] = 'n';
-	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $10, "
+	pipeline_become_internal(&ctx);
+	pipeline_exec("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $10, "
 				  "error_sqlstate = $11, error_message = $12, finished_at = clock_timestamp() "
-				  "WHERE run_id = $1", 12, types, values, nulls);
+				  "WHERE run_id = $1", 12, types, values, nulls, false, 0);
+	pipeline_record_outcome(run_id);
+	pipeline_restore_user(&ctx);
 }
 
 /*
@@ -254,12 +263,25 @@ pipeline_fail_interrupted_runs(int64 pipeline_id)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(pipeline_id);
+	PipelineUserContext ctx;
+	int64	   *interrupted;
+	uint64		n;
 
-	exec_internal("UPDATE pipeline.run_log SET status = 'failed', "
+	pipeline_become_internal(&ctx);
+	pipeline_exec("UPDATE pipeline.run_log SET status = 'failed', "
 				  "finished_at = clock_timestamp(), error_sqlstate = '57P02', "
 				  "error_message = 'run interrupted: the session running it ended "
 				  "(server crash or restart, or terminated backend) before it finished' "
-				  "WHERE pipeline_id = $1 AND status = 'running'", 1, &type, &value, NULL);
+				  "WHERE pipeline_id = $1 AND status = 'running' RETURNING run_id",
+				  1, &type, &value, NULL, false, 0);
+	/* Each outcome runs statements of its own: read the ids first. */
+	n = SPI_processed;
+	interrupted = palloc(sizeof(int64) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+		interrupted[i] = pipeline_result_int64(i, 0);
+	for (uint64 i = 0; i < n; i++)
+		pipeline_record_outcome(interrupted[i]);
+	pipeline_restore_user(&ctx);
 }
 
 /*
@@ -294,13 +316,16 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 /*
  * pipeline_cursor_write
  *		Moves the pipeline's cursor; commits with the batch it records.
+ *		caught_up_at, when not 0, is the time just before the snapshot the
+ *		cursor now equals was taken: every row still pending committed later.
  */
 void
-pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial)
+pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial,
+					  TimestampTz caught_up_at)
 {
-	Oid			types[4] = {INT8OID, PG_SNAPSHOTOID, XID8OID, INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {INT8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(pipeline_id);
 	values[1] = consumed;
@@ -311,9 +336,12 @@ pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *part
 	}
 	else
 		nulls[2] = nulls[3] = 'n';
+	values[4] = TimestampTzGetDatum(caught_up_at);
+	nulls[4] = caught_up_at ? ' ' : 'n';
 	exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
-				  "partial_seq = $4, updated_at = now() WHERE pipeline_id = $1",
-				  4, types, values, nulls);
+				  "partial_seq = $4, updated_at = now(), "
+				  "caught_up_at = coalesce($5, caught_up_at) WHERE pipeline_id = $1",
+				  5, types, values, nulls);
 }
 
 /*

@@ -140,6 +140,7 @@ pipeline_current_xid(PG_FUNCTION_ARGS)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
 
+	pipeline_note_staged_rows();	/* the commit wakes continuous pipelines */
 	clock_load();
 	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromU64(U64FromFullTransactionId(xid) +
 														 clock_offset));

@@ -14,17 +14,20 @@
  * commit itself fails afterwards, which the next change of the check
  * repairs.
  *
- * The job always matches the check as it is now (sync, not add/remove), so
- * every path -- add, alter, drop, a dropped relation -- calls the same
- * pipeline_cron_sync.
+ * The job always matches the check as it is now (sync, not add/remove): a
+ * row trigger on freshness_checks syncs it after every change of the row,
+ * so add, alter, drop, a dropped relation and pg_restore all keep it.  DROP EXTENSION deletes every job of the database
+ * (pipeline_cron_drop_all_jobs, from the utility hook).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -41,6 +44,8 @@
 
 PGDLLEXPORT void pipeline_cron_call_main(Datum arg);
 
+PG_FUNCTION_INFO_V1(pipeline_sync_freshness_job);
+
 /* A statement for the worker to run in the cron database, and its outcome. */
 typedef struct CronCall
 {
@@ -52,6 +57,8 @@ typedef struct CronCall
 
 /* Checks whose job must be synced in the cron database at commit. */
 static List *pending_syncs = NIL;
+/* The extension was dropped: delete every job of this database at commit. */
+static bool pending_drop_all = false;
 static bool callback_registered = false;
 
 /*
@@ -118,6 +125,30 @@ pipeline_cron_validate_schedule(const char *schedule)
 }
 
 /*
+ * job_prefix
+ *		What the names of this database's jobs start with; the check's id
+ *		follows.
+ */
+static char *
+job_prefix(void)
+{
+	return psprintf("pipeline_freshness_%s_", get_database_name(MyDatabaseId));
+}
+
+/*
+ * drop_all_sql
+ *		The statement that deletes every job of this database's checks.
+ */
+static char *
+drop_all_sql(void)
+{
+	char	   *prefix = quote_literal_cstr(job_prefix());
+
+	return psprintf("DELETE FROM cron.job WHERE starts_with(jobname, %s) "
+					"AND substr(jobname, length(%s) + 1) ~ '^[0-9]+$'", prefix, prefix);
+}
+
+/*
  * job_sql
  *		The statement that makes the cron database's job for a check match
  *		the check: schedule (insert or update) or delete it.
@@ -126,7 +157,7 @@ static char *
 job_sql(int64 id, const char *schedule, Oid owner)
 {
 	char	   *db = get_database_name(MyDatabaseId);
-	char	   *name = psprintf("pipeline_freshness_%s_%lld", db, (long long) id);
+	char	   *name = psprintf("%s%lld", job_prefix(), (long long) id);
 
 	if (schedule == NULL)
 		return psprintf("DELETE FROM cron.job WHERE jobname = %s", quote_literal_cstr(name));
@@ -178,7 +209,6 @@ run_in_cron_database(const char *database, const char *sql)
 	Size		size = offsetof(CronCall, sql) + strlen(sql) + 1;
 	dsm_segment *seg = dsm_create(size, 0);
 	CronCall   *call = dsm_segment_address(seg);
-	BackgroundWorker worker = {0};
 	BackgroundWorkerHandle *handle;
 
 	strlcpy(call->database, database, NAMEDATALEN);
@@ -186,17 +216,9 @@ run_in_cron_database(const char *database, const char *sql)
 	call->error[0] = '\0';
 	strcpy(call->sql, sql);
 
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strcpy(worker.bgw_library_name, "pipeline");
-	strcpy(worker.bgw_function_name, "pipeline_cron_call_main");
-	strcpy(worker.bgw_name, "pipeline cron job sync");
-	strcpy(worker.bgw_type, "pipeline cron job sync");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!pipeline_start_worker("pipeline_cron_call_main", "pipeline cron job sync",
+							   "pipeline cron job sync",
+							   UInt32GetDatum(dsm_segment_handle(seg)), &handle))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start a background worker to write the pg_cron job"),
@@ -205,6 +227,7 @@ run_in_cron_database(const char *database, const char *sql)
 				 errhint("Raise max_worker_processes, or retry when fewer background workers run.")));
 	if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
 		elog(ERROR, "the pg_cron job worker did not stop");
+	pfree(handle);
 	if (!call->done)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -271,18 +294,28 @@ static void
 sync_pending(XactEvent event, void *arg)
 {
 	List	   *ids = pending_syncs;
+	bool		drop_all = pending_drop_all;
 	ListCell   *lc;
 	const char *database = GetConfigOption("cron.database_name", true, false);
 
 	if (event != XACT_EVENT_PRE_COMMIT)
 	{
 		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		{
 			pending_syncs = NIL;
+			pending_drop_all = false;
+		}
 		return;
 	}
-	if (ids == NIL || database == NULL)
-		return;
 	pending_syncs = NIL;
+	pending_drop_all = false;
+	if ((ids == NIL && !drop_all) || database == NULL)
+		return;
+	if (drop_all)
+	{
+		run_in_cron_database(database, drop_all_sql());
+		return;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -296,6 +329,18 @@ sync_pending(XactEvent event, void *arg)
 	}
 	PopActiveSnapshot();
 	SPI_finish();
+}
+
+/*
+ * at_commit
+ *		Makes sure sync_pending runs at the end of this transaction.
+ */
+static void
+at_commit(void)
+{
+	if (!callback_registered)
+		RegisterXactCallback(sync_pending, NULL);
+	callback_registered = true;
 }
 
 /*
@@ -314,12 +359,12 @@ notice_unscheduled(int64 id, const char *why, const char *remedy)
 }
 
 /*
- * pipeline_cron_sync
+ * cron_sync
  *		Makes the pg_cron job of a check match the check as this transaction
  *		sees it.  The caller is connected to SPI.
  */
-void
-pipeline_cron_sync(int64 id)
+static void
+cron_sync(int64 id)
 {
 	const char *database = GetConfigOption("cron.database_name", true, false);
 	Oid			owner = InvalidOid;
@@ -334,15 +379,19 @@ pipeline_cron_sync(int64 id)
 	}
 	if (strcmp(database, get_database_name(MyDatabaseId)) != 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-		int64	   *copy = palloc(sizeof(int64));
+		MemoryContext old;
+		int64	   *copy;
+		ListCell   *lc;
 
+		foreach(lc, pending_syncs)
+			if (*(int64 *) lfirst(lc) == id)
+				return;			/* synced at commit already */
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		copy = palloc(sizeof(int64));
 		*copy = id;
 		pending_syncs = lappend(pending_syncs, copy);
 		MemoryContextSwitchTo(old);
-		if (!callback_registered)
-			RegisterXactCallback(sync_pending, NULL);
-		callback_registered = true;
+		at_commit();
 		return;
 	}
 	if (!OidIsValid(get_extension_oid("pg_cron", true)))
@@ -359,4 +408,60 @@ pipeline_cron_sync(int64 id)
 		pipeline_exec(job_sql(id, schedule, owner), 0, NULL, NULL, NULL, false, 0);
 		pipeline_restore_user(&ctx);
 	}
+}
+
+/*
+ * pipeline_cron_drop_all_jobs
+ *		The extension was just dropped in this transaction: deletes the jobs
+ *		of every check of this database, now or (in another cron database)
+ *		when the transaction commits.
+ */
+void
+pipeline_cron_drop_all_jobs(void)
+{
+	const char *database = GetConfigOption("cron.database_name", true, false);
+
+	if (database == NULL)
+		return;
+	if (strcmp(database, get_database_name(MyDatabaseId)) != 0)
+	{
+		pending_drop_all = true;
+		at_commit();
+		return;
+	}
+	if (!OidIsValid(get_extension_oid("pg_cron", true)))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_exec(drop_all_sql(), 0, NULL, NULL, NULL, false, 0);
+	SPI_finish();
+}
+
+/*
+ * pipeline_sync_freshness_job
+ *		AFTER INSERT, UPDATE or DELETE row trigger on freshness_checks: the
+ *		check's job follows every change of its row, whoever makes it (the
+ *		API, a dropped relation, pg_restore loading the table).
+ */
+Datum
+pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	row;
+	bool		isnull;
+	int			id_column;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "pipeline.sync_freshness_job must be called as a trigger");
+	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		: trigdata->tg_trigtuple;
+	id_column = SPI_fnumber(trigdata->tg_relation->rd_att, "id");
+	if (id_column <= 0)
+		elog(ERROR, "pipeline.freshness_checks lacks its id column");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cron_sync(DatumGetInt64(heap_getattr(row, id_column, trigdata->tg_relation->rd_att,
+										 &isnull)));
+	SPI_finish();
+	return PointerGetDatum(NULL);
 }

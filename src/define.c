@@ -692,9 +692,55 @@ check_choice(const char *option, const char *value, const char *const *choices)
 }
 
 /*
+ * normalized_schedule
+ *		The schedule as it is stored, after checking it (schedule.c); a
+ *		schedule other than 'manual' needs the background workers, which
+ *		exist only with the library in shared_preload_libraries.
+ */
+static char *
+normalized_schedule(const char *text)
+{
+	PipelineSchedule schedule;
+
+	pipeline_schedule_parse(text, &schedule);
+	if (schedule.kind != SCHEDULE_MANUAL && pipeline_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("schedule \"%s\" needs the pipeline background workers", text),
+				 errdetail("The pipeline library is not in shared_preload_libraries, so no worker runs scheduled pipelines."),
+				 errhint("Add pipeline to shared_preload_libraries and restart the server, or use schedule => 'manual' and CALL pipeline.run yourself.")));
+	return pstrdup(schedule.text);
+}
+
+/*
+ * statement_timeout_arg
+ *		A statement_timeout argument as interval text; NULL for none (SQL
+ *		NULL or zero).  Errors when negative.
+ */
+static char *
+statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
+{
+	Interval   *span;
+
+	if (PG_ARGISNULL(arg))
+		return NULL;
+	span = PG_GETARG_INTERVAL_P(arg);
+	if (span->month == 0 && span->day == 0 && span->time == 0)
+		return NULL;
+	if (span->month < 0 || span->day < 0 || span->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("statement_timeout must not be negative"),
+				 errdetail("statement_timeout was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(span)))),
+				 errhint("Pass how long one batch may take, such as '5 minutes', or 0 for no limit.")));
+	return DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(span)));
+}
+
+/*
  * check_options
  *		The definition's scalar options: strategy, on_schema_change,
- *		batch_size, schedule, columns, key, and their combinations.
+ *		batch_size, columns, key, and their combinations.
  */
 static void
 check_options(const PipelineDef *def)
@@ -718,13 +764,6 @@ check_options(const PipelineDef *def)
 				 errmsg("batch_size must be positive"),
 				 errdetail("batch_size was %lld.", (long long) def->batch_size),
 				 errhint("The default, 100000, suits most pipelines.")));
-	if (strcmp(def->schedule, "manual") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("schedule \"%s\" is not supported", def->schedule),
-				 errdetail("This version runs pipelines when pipeline.run is called."),
-				 errhint("Use schedule => 'manual' and schedule CALL pipeline.run('%s') with pg_cron.",
-						 def->name)));
 	if (!JB_ROOT_IS_OBJECT(def->columns) || JB_ROOT_IS_SCALAR(def->columns))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -814,11 +853,11 @@ parse_target(const char *target)
 static int64
 save_definition(PipelineDef *def, bool insert)
 {
-	Oid			types[17] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
+	Oid			types[18] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
 		TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, JSONBOID};
-	Datum		values[17];
-	char		nulls[17];
+	TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[18];
+	char		nulls[18];
 	PipelineUserContext ctx;
 	char	   *sql;
 	int64		id;
@@ -845,14 +884,16 @@ save_definition(PipelineDef *def, bool insert)
 	values[14] = CStringGetTextDatum(def->tombstone_retention);
 	values[15] = CStringGetTextDatum(def->search_path);
 	values[16] = JsonbPGetDatum(def->source_columns);
+	OPTIONAL_TEXT(17, def->statement_timeout);
 #undef OPTIONAL_TEXT
 
 	if (insert)
 		sql = "INSERT INTO pipeline.pipeline_defs (name, owner, source, target, tombstones, key, "
 			"strategy, sequence_by, delete_when, columns, filter, on_schema_change, batch_size, "
-			"schedule, tombstone_retention, search_path, source_columns) VALUES ($1, $2::regrole, "
+			"schedule, tombstone_retention, search_path, source_columns, statement_timeout) "
+			"VALUES ($1, $2::regrole, "
 			"$3::regclass, $4::regclass, nullif($5, 0)::regclass, $6, $7, $8, $9, $10, $11, $12, $13, "
-			"$14, $15::interval, $16, $17) RETURNING id";
+			"$14, $15::interval, $16, $17, $18::interval) RETURNING id";
 	else
 		sql = psprintf("UPDATE pipeline.pipeline_defs SET name = $1, owner = $2::regrole, "
 					   "source = $3::regclass, target = $4::regclass, "
@@ -860,10 +901,10 @@ save_definition(PipelineDef *def, bool insert)
 					   "sequence_by = $8, delete_when = $9, columns = $10, filter = $11, "
 					   "on_schema_change = $12, batch_size = $13, schedule = $14, "
 					   "tombstone_retention = $15::interval, search_path = $16, source_columns = $17, "
-					   "version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
+					   "statement_timeout = $18::interval, version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
 					   (long long) def->id);
 	pipeline_become_internal(&ctx);
-	pipeline_exec(sql, 17, types, values, nulls, false, 0);
+	pipeline_exec(sql, 18, types, values, nulls, false, 0);
 	id = pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
 	return id;
@@ -936,9 +977,10 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->filter = empty_to_null(arg_text(fcinfo, 8));
 	def->on_schema_change = PG_ARGISNULL(9) ? "ignore" : arg_text(fcinfo, 9);
 	def->batch_size = PG_ARGISNULL(10) ? 100000 : PG_GETARG_INT64(10);
-	def->schedule = PG_ARGISNULL(11) ? "manual" : arg_text(fcinfo, 11);
+	def->schedule = normalized_schedule(PG_ARGISNULL(11) ? "manual" : arg_text(fcinfo, 11));
 	def->tombstone_retention = PG_ARGISNULL(12) ? "7 days"
 		: DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(12)));
+	def->statement_timeout = statement_timeout_arg(fcinfo, 13);
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1001,10 +1043,12 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(7))
 		def->batch_size = PG_GETARG_INT64(7);
 	if (!PG_ARGISNULL(8))
-		def->schedule = arg_text(fcinfo, 8);
+		def->schedule = normalized_schedule(arg_text(fcinfo, 8));
 	if (!PG_ARGISNULL(9))
 		def->tombstone_retention = DatumGetCString(DirectFunctionCall1(interval_out,
 																	   PG_GETARG_DATUM(9)));
+	if (!PG_ARGISNULL(11))
+		def->statement_timeout = statement_timeout_arg(fcinfo, 11);
 	if (new_name != NULL && strcmp(new_name, def->name) != 0)
 	{
 		def->name = new_name;
@@ -1066,7 +1110,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 
 /*
  * set_paused
- *		Shared body of pause and resume.
+ *		Shared body of pause and resume (which also lifts a suspension).
  */
 static void
 set_paused(FunctionCallInfo fcinfo, bool paused)
@@ -1083,7 +1127,8 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	values[0] = Int64GetDatum(def->id);
 	values[1] = BoolGetDatum(paused);
 	pipeline_become_internal(&ctx);
-	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2 WHERE id = $1", 2, types,
+	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2, "
+				  "suspended_at = CASE WHEN $2 THEN suspended_at END WHERE id = $1", 2, types,
 				  values, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 	SPI_finish();

@@ -74,7 +74,7 @@ drop_cascades(Node *parsetree)
 /*
  * drop_freshness_checks
  *		A freshness check goes with its relation (and its pg_cron job with
- *		it).  The caller runs as the extension, connected to SPI.
+ *		it, by the trigger on freshness_checks).  The caller runs as the extension, connected to SPI.
  */
 static void
 drop_freshness_checks(void)
@@ -93,7 +93,6 @@ drop_freshness_checks(void)
 													 &isnull));
 
 		ereport(NOTICE, (errmsg("drop removes freshness check %lld", (long long) id)));
-		pipeline_cron_sync(id);
 	}
 }
 

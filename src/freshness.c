@@ -18,7 +18,6 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -481,38 +480,33 @@ evaluate(const FreshnessCheck *check, FreshnessResult *result)
 
 /*
  * raise_alert
- *		Records a change of state and sends it as NOTIFY pipeline_alerts.
+ *		Tells of a check's change of state (see alerts.c).
  */
 static void
 raise_alert(const FreshnessCheck *check, const char *previous, const FreshnessResult *result)
 {
-	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	PipelineUserContext ctx;
+	PipelineAlert alert = {0};
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char	   *relation = pipeline_qualified_name(check->relation);
 
 	values[0] = Int64GetDatum(check->id);
-	values[1] = CStringGetTextDatum(pipeline_qualified_name(check->relation));
-	values[2] = previous ? CStringGetTextDatum(previous) : (Datum) 0;
-	nulls[2] = previous ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(result->status);
-	values[4] = result->message ? CStringGetTextDatum(result->message) : (Datum) 0;
-	nulls[4] = result->message ? ' ' : 'n';
-	values[5] = ObjectIdGetDatum(check->owner);
-	values[6] = result->lag ? CStringGetTextDatum(result->lag) : (Datum) 0;
-	nulls[6] = result->lag ? ' ' : 'n';
+	values[1] = CStringGetTextDatum(relation);
+	values[2] = result->lag ? CStringGetTextDatum(result->lag) : (Datum) 0;
+	nulls[2] = result->lag ? ' ' : 'n';
+	pipeline_exec("SELECT jsonb_build_object('check_id', $1, 'relation', $2, 'lag', $3)::text",
+				  3, types, values, nulls, true, 1);
 
-	pipeline_become_internal(&ctx);
-	pipeline_exec("INSERT INTO pipeline.alerts AS a (kind, check_id, subject, previous_state, "
-				  "state, message, owner, payload) "
-				  "VALUES ('freshness', $1, $2, $3, $4, $5, $6, jsonb_build_object("
-				  "'kind', 'freshness', 'check_id', $1, 'relation', $2, 'database', current_database(), "
-				  "'previous_state', $3, 'state', $4, 'lag', $7, 'message', $5, "
-				  "'raised_at', clock_timestamp())) RETURNING payload::text",
-				  7, types, values, nulls, false, 1);
-	Async_Notify("pipeline_alerts", pipeline_result_text(0, 0));
-	pipeline_purge_history("alerts", "raised_at", NULL, 0);
-	pipeline_restore_user(&ctx);
+	alert.kind = "freshness";
+	alert.check_id = check->id;
+	alert.subject = relation;
+	alert.previous_state = previous;
+	alert.state = result->status;
+	alert.message = result->message;
+	alert.owner = check->owner;
+	alert.details = pipeline_result_text(0, 0);
+	pipeline_raise_alert(&alert);
 }
 
 /*
@@ -658,7 +652,6 @@ pipeline_add_freshness_check(PG_FUNCTION_ARGS)
 	check.search_path = GetConfigOptionByName("search_path", NULL, false);
 	validate_settings(&check);
 	check.id = store_check(&check);
-	pipeline_cron_sync(check.id);
 	SPI_finish();
 	PG_RETURN_INT64(check.id);
 }
@@ -694,7 +687,6 @@ pipeline_alter_freshness_check(PG_FUNCTION_ARGS)
 		check.timezone = arg_text_or_null(fcinfo, 6);
 	validate_settings(&check);
 	store_check(&check);
-	pipeline_cron_sync(check.id);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -726,7 +718,6 @@ pipeline_drop_freshness_check(PG_FUNCTION_ARGS)
 	pipeline_exec("DELETE FROM pipeline.freshness_checks WHERE id = $1", 1, &type, &value,
 				  NULL, false, 0);
 	pipeline_restore_user(&ctx);
-	pipeline_cron_sync(check.id);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "pipeline.h"
 
@@ -25,4 +26,14 @@ _PG_init(void)
 	pipeline_clock_init();
 	pipeline_mark_init();
 	pipeline_history_init();
+	pipeline_outcome_init();
+	pipeline_utility_init();
+	pipeline_scheduler_init();
+	pipeline_run_worker_init();
+	/* the background workers need shared memory: only when preloaded */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		pipeline_shared_state_init();
+		pipeline_launcher_register();
+	}
 }

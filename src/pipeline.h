@@ -11,8 +11,12 @@
 #include "postgres.h"
 
 #include "compat.h"
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
+#include "storage/lwlock.h"
+#include <signal.h>
 #include "utils/jsonb.h"
 
 #define PIPELINE_SCHEMA "pipeline"
@@ -43,6 +47,9 @@ typedef struct PipelineDef
 	char	   *search_path;
 	Jsonb	   *source_columns;
 	bool		paused;
+	bool		suspended;		/* too many failed runs in a row */
+	char	   *statement_timeout;	/* interval text, or NULL for none */
+	int64		statement_timeout_ms;	/* 0: none */
 	int32		version;
 } PipelineDef;
 
@@ -123,6 +130,78 @@ typedef struct PipelineUserContext
 	int			guc_nest_level;
 } PipelineUserContext;
 
+/* An alert to raise (see alerts.c); ids are 0 and strings NULL when absent. */
+typedef struct PipelineAlert
+{
+	const char *kind;			/* "freshness" or "pipeline" */
+	int64		check_id;
+	int64		pipeline_id;
+	const char *subject;		/* the relation checked, or the pipeline's name */
+	const char *previous_state;
+	const char *state;
+	const char *message;
+	Oid			owner;
+	const char *details;		/* a JSON object added to the payload */
+} PipelineAlert;
+
+/* A schedule (schedule.c). */
+typedef enum PipelineScheduleKind
+{
+	SCHEDULE_MANUAL,
+	SCHEDULE_CONTINUOUS,
+	SCHEDULE_INTERVAL,
+	SCHEDULE_CRON
+} PipelineScheduleKind;
+
+typedef struct PipelineSchedule
+{
+	PipelineScheduleKind kind;
+	const char *text;			/* as it is stored */
+	int64		interval;		/* SCHEDULE_INTERVAL, microseconds */
+	uint64		minutes;		/* SCHEDULE_CRON: bit sets */
+	uint32		hours;
+	uint32		days;
+	uint16		months;
+	uint8		weekdays;
+	bool		any_day;		/* day of month is "*" */
+	bool		any_weekday;	/* day of week is "*" */
+} PipelineSchedule;
+
+/* Shared memory of the background workers (shared_state.c). */
+typedef struct PipelineDatabaseSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		scheduler_pid;	/* 0: no scheduler */
+	struct Latch *scheduler_latch;
+	bool		starting;		/* the launcher registered a scheduler */
+	bool		no_extension;	/* the last scheduler found no extension */
+	bool		recheck;		/* CREATE EXTENSION ran here since */
+	TimestampTz blocked_until;	/* a DROP/RENAME DATABASE wants it alone */
+} PipelineDatabaseSlot;
+
+typedef struct PipelineWorkerSlot
+{
+	bool		in_use;
+	Oid			dboid;
+	int64		pipeline_id;
+	Oid			owner;
+	bool		continuous;
+	uint64		launch_id;
+	pid_t		pid;			/* 0 until the worker started */
+	struct Latch *latch;
+	struct Latch *scheduler_latch;
+} PipelineWorkerSlot;
+
+typedef struct PipelineShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	struct Latch *launcher_latch;
+	uint64		last_launch_id; /* tells apart the workers a slot served */
+	PipelineWorkerSlot *workers;	/* pipeline_max_workers of them */
+	PipelineDatabaseSlot databases[FLEXIBLE_ARRAY_MEMBER];	/* pipeline_max_databases */
+} PipelineShared;
+
 /* pipeline.c */
 extern void _PG_init(void);
 
@@ -178,7 +257,8 @@ extern void pipeline_run_finish(int64 run_id, const char *status, const RunCount
 								const char *sqlstate, const char *message);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
 extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
-extern void pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial);
+extern void pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial,
+								  TimestampTz caught_up_at);
 extern Jsonb *pipeline_source_columns_json(Oid source);
 extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 
@@ -223,12 +303,59 @@ extern void pipeline_history_init(void);
 extern void pipeline_purge_history(const char *table, const char *time_column,
 								   const char *key_column, int64 key);
 
+/* alerts.c */
+extern void pipeline_raise_alert(const PipelineAlert *alert);
+
+/* outcome.c */
+extern int	pipeline_suspend_after_failures;
+extern void pipeline_outcome_init(void);
+extern void pipeline_record_outcome(int64 run_id);
+
 /* cron.c */
 extern char *pipeline_cron_normalize_schedule(char *schedule);
 extern void pipeline_cron_validate_schedule(const char *schedule);
-extern void pipeline_cron_sync(int64 check_id);
+extern void pipeline_cron_drop_all_jobs(void);
 
-/* run.c: SQL-callable only */
+/* utility.c */
+extern void pipeline_utility_init(void);
+
+/* schedule.c */
+extern void pipeline_schedule_parse(const char *text, PipelineSchedule *schedule);
+extern TimestampTz pipeline_schedule_next(const PipelineSchedule *schedule, TimestampTz after);
+
+/* shared_state.c */
+extern int	pipeline_max_workers;
+extern int	pipeline_max_databases;
+extern PipelineShared *pipeline_shared;
+extern void pipeline_shared_state_init(void);
+extern PipelineDatabaseSlot *pipeline_database_slot(Oid dboid, bool create);
+extern PipelineWorkerSlot *pipeline_worker_slot_of(Oid dboid, int64 pipeline_id);
+extern void pipeline_note_staged_rows(void);
+extern void pipeline_wake_launcher(void);
+extern void pipeline_want_scheduler(void);
+extern void pipeline_stop_database_workers(Oid dboid);
+extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
+								  Datum arg, BackgroundWorkerHandle **handle);
+
+/* launcher.c */
+extern int	pipeline_launcher_naptime;
+extern void pipeline_launcher_register(void);
+
+/* scheduler.c */
+extern int	pipeline_retry_base;
+extern int	pipeline_retry_max;
+extern void pipeline_scheduler_init(void);
+extern int64 pipeline_retry_delay_ms(int64 pipeline_id, int32 failures);
+
+/* run_worker.c */
+extern volatile sig_atomic_t pipeline_stop_requested;
+extern int	pipeline_continuous_naptime;
+extern int	pipeline_continuous_min_interval;
+extern void pipeline_run_worker_init(void);
+
+/* run.c */
+extern void pipeline_fail_dead_runs(void);
+
 
 /* define.c: SQL-callable only */
 

@@ -31,6 +31,8 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "pipeline.h"
 
@@ -50,6 +52,7 @@ typedef struct RunState
 	int64		max_rows;		/* -1: no limit */
 	Datum		requeue_ids;	/* bigint[], or 0 for all */
 	Datum		snapshot;		/* S: what this run may consume */
+	TimestampTz snapshot_at;	/* just before S was taken */
 	RunCounts	counts;
 	int64		pending;
 	const char *status;
@@ -93,6 +96,39 @@ running_backend(int64 pipeline_id)
 		pid = (int) pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
 	return pid;
+}
+
+/*
+ * pipeline_fail_dead_runs
+ *		Marks failed the runs recorded as running whose session is gone (a
+ *		crash or a restart ended them), for every pipeline whose run lock is
+ *		free.  The scheduler calls it when it starts.  The caller is in a
+ *		transaction, connected to SPI.
+ */
+void
+pipeline_fail_dead_runs(void)
+{
+	PipelineUserContext ctx;
+	int64	   *ids;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT DISTINCT pipeline_id FROM pipeline.run_log WHERE status = 'running'",
+					  0, NULL, NULL, NULL, true, 0);
+	pipeline_restore_user(&ctx);
+	ids = palloc(sizeof(int64) * (n + 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = pipeline_result_int64(i, 0);
+	for (int i = 0; i < n; i++)
+	{
+		LOCKTAG		tag;
+
+		run_lock_tag(&tag, ids[i]);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+			continue;			/* a live run */
+		pipeline_fail_interrupted_runs(ids[i]);
+		LockRelease(&tag, ExclusiveLock, false);
+	}
 }
 
 /*
@@ -245,7 +281,8 @@ abort_step(RunState *rs)
  * start_batch
  *		Begins a batch: re-reads the definition, locked against alter and
  *		drop until the batch commits.  Returns false when the run must stop
- *		(the pipeline was dropped or paused meanwhile).
+ *		(the pipeline was dropped or paused meanwhile, or the worker running
+ *		it got SIGTERM).
  */
 static bool
 start_batch(RunState *rs)
@@ -264,8 +301,74 @@ start_batch(RunState *rs)
 		rs->message = "pipeline was paused while running";
 		return false;
 	}
+	if (pipeline_stop_requested)
+	{
+		rs->status = "cancelled";
+		rs->message = "the background worker running it was asked to stop (server shutdown, SIGTERM, or a statement on its database)";
+		return false;
+	}
 	rs->def = def;
 	return true;
+}
+
+/*
+ * arm_batch_timeout
+ *		Starts the pipeline's statement_timeout for one batch statement.
+ *		Statements inside a procedure do not arm statement_timeout, so the
+ *		timer is set here; a sooner deadline of the caller's own
+ *		statement_timeout is kept.  Returns that deadline (0: none), for
+ *		disarm_batch_timeout.
+ */
+static TimestampTz
+arm_batch_timeout(const PipelineDef *def)
+{
+	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
+		get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	TimestampTz mine;
+
+	if (def->statement_timeout_ms <= 0)
+		return outer;
+	mine = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), def->statement_timeout_ms);
+	if (outer == 0 || mine < outer)
+		enable_timeout_at(STATEMENT_TIMEOUT, mine);
+	return outer;
+}
+
+/*
+ * disarm_batch_timeout
+ *		After the batch: back to the caller's deadline, if it had one.
+ */
+static void
+disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
+{
+	if (def->statement_timeout_ms <= 0)
+		return;
+	if (outer != 0)
+		enable_timeout_at(STATEMENT_TIMEOUT, outer);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+/*
+ * merge_timed_batch
+ *		One batch statement under the pipeline's statement_timeout; the
+ *		timer is disarmed however the statement ends, so that a failed batch
+ *		does not leave it to cancel what follows.
+ */
+static void
+merge_timed_batch(RunState *rs, Datum *params, bool whole_phase)
+{
+	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
+
+	PG_TRY();
+	{
+		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, whole_phase, &rs->counts);
+	}
+	PG_FINALLY();
+	{
+		disarm_batch_timeout(rs->def, outer_deadline);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -311,14 +414,15 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 		if (reached_end)
 			hi = end;
 		set_bounds(params, lo, hi);
-		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id,
-							 bounds_implied && reached_end && position_equal(lo, phase_start),
-							 &rs->counts);
+		merge_timed_batch(rs, params,
+						  bounds_implied && reached_end && position_equal(lo, phase_start));
 
 		if (rs->from == BATCH_FROM_STAGING)
 		{
 			advance(rs, cursor, reached_end, hi, &consumed, &partial);
-			pipeline_cursor_write(rs->def->id, consumed, &partial);
+			/* advance_main_phase hands back S itself once all is consumed */
+			pipeline_cursor_write(rs->def->id, consumed, &partial,
+								  consumed == rs->snapshot ? rs->snapshot_at : 0);
 		}
 		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 		commit_batch(rs);
@@ -411,6 +515,7 @@ run_staging(RunState *rs)
 				pending_b;
 
 	pipeline_cursor_read(rs->def->id, &cursor, &partial);
+	rs->snapshot_at = GetCurrentTimestamp();
 	rs->snapshot = pipeline_run_snapshot();
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
 
@@ -447,7 +552,7 @@ run_staging(RunState *rs)
 	{
 		RowPosition none_pending = {0};
 
-		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending);
+		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
 		return;
 	}
 
@@ -460,7 +565,7 @@ run_staging(RunState *rs)
 	{
 		RowPosition none_pending = {0};
 
-		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending);
+		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
 		return;
 	}
 	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
@@ -633,11 +738,13 @@ run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum re
 	rs->def = pipeline_load(name, false, DEF_LOCK_NONE);
 	pipeline_check_manage(rs->def);
 
-	if (rs->def->paused)
+	if (rs->def->paused || rs->def->suspended)
 	{
-		rs->status = "paused";
+		rs->status = rs->def->paused ? "paused" : "suspended";
 		ereport(NOTICE,
-				(errmsg("pipeline \"%s\" is paused", name),
+				(errmsg("pipeline \"%s\" is %s", name, rs->status),
+				 rs->def->paused ? 0 :
+				 errdetail("It was suspended after pipeline.suspend_after_failures failed runs in a row; pipeline.status shows its last error."),
 				 errhint("Call pipeline.resume('%s') to let it run.", name)));
 		SPI_finish();
 		MemoryContextSwitchTo(callcxt);

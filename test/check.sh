@@ -75,7 +75,7 @@ if [ ${#taps[@]} -gt 0 ]; then
     for t in "${taps[@]}"; do
         if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" \
             PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" PG_TEST_PORT_DIR="$WORK/tap" \
-            prove -I "$PGXS_DIR/test/perl" "$t"; then
+            prove -I "$PGXS_DIR/test/perl" -I test/perl "$t"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))

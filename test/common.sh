@@ -1,6 +1,6 @@
-# Shared by test/check.sh and test/demo.sh: locate the tools, build and
-# install the extension, and run commands as an unprivileged user (initdb
-# refuses root).
+# Shared by test/check.sh, test/demo.sh and the benchmarks: locate the
+# tools, build and install the extension, and run commands as an
+# unprivileged user (initdb refuses root).
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
@@ -56,4 +56,35 @@ unix_socket_directories = '$2'
 $4
 CONF
     as_test_user pg_ctl -D "$1" -l "$2/server.log" -w start >/dev/null
+}
+
+# bench_setup: for the benchmarks.  As root (unless BENCH_BUILD=0) installs
+# what is missing, builds and installs; otherwise checks that the extension
+# is installed.  Then a work directory WORK (cluster data in DATA) owned by
+# the test user, removed on exit with its cluster.
+bench_setup() {
+    if [ "$(id -u)" -eq 0 ] && [ "${BENCH_BUILD:-1}" = 1 ]; then
+        prepare_machine
+    else
+        PG_CONFIG=$(command -v "$PG_CONFIG" || true)
+        [ -n "$PG_CONFIG" ] || { echo "pg_config not found: install PostgreSQL 15 and its server headers" >&2; exit 1; }
+        BINDIR=$("$PG_CONFIG" --bindir)
+        if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/pipeline.control" ] ||
+           [ ! -f "$("$PG_CONFIG" --pkglibdir)/pipeline.so" ]; then
+            echo "the pipeline extension is not installed: run this as root, or 'make && sudo make install' first" >&2
+            exit 1
+        fi
+        if [ "$(id -u)" -eq 0 ]; then
+            id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$TEST_USER"
+        fi
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-bench.XXXXXX")
+    [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK"
+    DATA="$WORK/data"
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    as_test_user pg_ctl -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
 }

@@ -99,10 +99,25 @@ SELECT order_id, amount, status FROM silver.orders WHERE order_id IN (6001, 6002
 \echo '== 9. Nothing pending: a run now reads nothing'
 CALL pipeline.run('orders_silver');
 
-\echo '== 10. Scheduled by pg_cron, every minute'
-SELECT cron.schedule('orders_silver', '* * * * *', $$CALL pipeline.run('orders_silver')$$) > 0 AS scheduled;
-SELECT jobname, schedule, command FROM cron.job;
-SELECT name, state, last_status, strategy, key, sequence_by FROM pipeline.pipelines;
+\echo '== 10. Continuous: the background workers merge every commit to raw.orders, within milliseconds'
+SELECT pipeline.alter_pipeline('orders_silver', schedule => 'continuous');
+INSERT INTO raw.orders (order_id, customer, amount, status, updated_at)
+VALUES (7001, 'dora', '12.50', 'placed', now()), (42, 'customer_42', '99.00', 'refunded', now());
+-- no CALL: wait (at most 10 s) until the worker has merged them
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        EXIT WHEN (SELECT count(*) FROM silver.orders
+                    WHERE order_id = 7001 OR (order_id = 42 AND status = 'refunded')) = 2;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+SELECT order_id, customer, amount, status FROM silver.orders WHERE order_id IN (42, 7001) ORDER BY 1;
+SELECT run_id, status, rows_read, rows_inserted, rows_updated, run_as
+  FROM pipeline.runs WHERE rows_read > 0 ORDER BY run_id DESC LIMIT 1;
+SELECT backend_type, application_name FROM pg_stat_activity
+ WHERE backend_type LIKE 'pipeline%' ORDER BY backend_type;
+SELECT name, strategy, key, sequence_by, schedule FROM pipeline.pipelines;
 
 \echo '== 11. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
 SELECT pipeline.add_freshness_check('silver.orders', warn_after => '15 minutes', error_after => '1 hour',
@@ -111,3 +126,10 @@ SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_
   FROM pipeline.check_freshness(:check_id);
 SELECT id, relation, state, schedule, attainment_7d FROM pipeline.freshness;
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobid;
+
+\echo '== 12. The operator''s view: what each pipeline is doing, and the same for Prometheus'
+SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_failures,
+       rows_per_second > 0 AS has_throughput
+  FROM pipeline.status;
+SELECT line FROM regexp_split_to_table(pipeline.metrics(), E'\n') line
+ WHERE line ~ '^pipeline_(state|runs_total|rows_total|pending_rows|quarantined_rows)\{' AND line !~ '} 0$';

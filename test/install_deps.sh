@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron libzstd-dev
-          pkg-config make gcc libipc-run-perl perl)
+          pkg-config make gcc libipc-run-perl perl prometheus)
 
 missing=()
 for p in "${packages[@]}"; do

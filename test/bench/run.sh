@@ -24,30 +24,7 @@ BIG=${BENCH_BIG_TARGET:-10000000}
 SMALL=100000
 PORT=${BENCH_PORT:-55470}
 
-if [ "$(id -u)" -eq 0 ] && [ "${BENCH_BUILD:-1}" = 1 ]; then
-    prepare_machine
-else
-    PG_CONFIG=$(command -v "$PG_CONFIG" || true)
-    [ -n "$PG_CONFIG" ] || { echo "pg_config not found: install PostgreSQL 15 and its server headers" >&2; exit 1; }
-    BINDIR=$("$PG_CONFIG" --bindir)
-    if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/pipeline.control" ] ||
-       [ ! -f "$("$PG_CONFIG" --pkglibdir)/pipeline.so" ]; then
-        echo "the pipeline extension is not installed: run this as root, or 'make && sudo make install' first" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" -eq 0 ]; then
-        id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$TEST_USER"
-    fi
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-bench.XXXXXX")
-[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK"
-DATA="$WORK/data"
-cleanup() {
-    as_test_user pg_ctl -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup
 
 # The server settings, the same for every contender.
 SETTINGS="shared_buffers = '1GB'
@@ -317,6 +294,38 @@ say "3. Overhead of a run with nothing pending (CALL pipeline.run, median of 10)
 say "   100k-row staging history: $(echo "${empty[small,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[small,cold]}" | median) ms (first call in a new session)"
 say "   $(th "$history_big")-row staging history: $(echo "${empty[big,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[big,cold]}" | median) ms (first call in a new session)"
 say "   (a run commits twice: once to show itself as running, once at its end)"
+# --------------------------------------------- 4. reading the operator's view
+echo "status and metrics..."
+sql -c "CREATE SCHEMA ops" -c "
+DO \$\$
+BEGIN
+    FOR i IN 1..100 LOOP
+        EXECUTE format('CREATE TABLE ops.s%s (id int, v int)', i);
+        PERFORM pipeline.create_pipeline('ops_' || i, format('ops.s%s', i)::regclass,
+                                         format('ops.t%s', i), key => ARRAY['id']);
+        EXECUTE format('INSERT INTO ops.s%s SELECT g, g FROM generate_series(1, 1000) g', i);
+    END LOOP;
+END \$\$"
+for i in $(seq 100); do echo "CALL pipeline.run('ops_$i');"; done | sql >/dev/null
+# backlogs of 200 to 20,000 rows: half above what backlog() counts before it estimates
+sql -c "DO \$\$ BEGIN FOR i IN 1..100 LOOP
+            EXECUTE format('INSERT INTO ops.s%s SELECT g, g FROM generate_series(1, %s) g', i, i * 200);
+        END LOOP; END \$\$" -c "ANALYZE"
+declare -A view
+for q in status metrics; do
+    case $q in
+        status) stmt="SELECT count(*) FROM pipeline.status;" ;;
+        metrics) stmt="SELECT length(pipeline.metrics());" ;;
+    esac
+    view[$q]=$({ echo "$stmt"; echo '\timing on'; for i in $(seq 15); do echo "$stmt"; done; } |
+               sql | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | paste -sd' ')
+    for v in ${view[$q]}; do raw view "$q" - "$v"; done
+done
+n=$(sql -At -c "SELECT count(*) FROM pipeline.pipelines")
+say "4. Reading the operator's view with $n pipelines, backlogs of 200 to 20,000 rows (median of 15, warm session):"
+say "   SELECT count(*) FROM pipeline.status: $(echo "${view[status]}" | median) ms"
+say "   SELECT pipeline.metrics():            $(echo "${view[metrics]}" | median) ms"
+say ""
 say "$(awk -v hz="$(getconf CLK_TCK)" '{o += $1; w += $2; p = $2 ? 100000 * $1 / hz / $2 : 0; if (p > m) m = p}
     END {printf "CPU taken by other processes during the timed steps: %.0f%% of one core on average, %.0f%% at most in one step", 100000 * o / hz / w, m}' "$WORK/others")"
 say "(the benchmark uses one core; the figures are clean when that stays near 0)"

@@ -24,6 +24,7 @@ use strict;
 use warnings;
 
 use IPC::Run;
+use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -147,31 +148,6 @@ sub finish_run
 	return ${ $run->{err} };
 }
 
-# server_processes: the postmaster's pid and those of its children.
-sub server_processes
-{
-	my ($pm) = split /\n/, PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid');
-	my @children;
-	opendir(my $dh, '/proc') or die "cannot read /proc: $!";
-	foreach my $pid (grep { /^\d+$/ } readdir $dh)
-	{
-		open(my $fh, '<', "/proc/$pid/stat") or next;
-		my $stat = <$fh>;
-		close $fh;
-		# "pid (comm) state ppid ...": comm may hold spaces and parentheses
-		push @children, $pid if defined $stat && $stat =~ /^.*\)\s+\S+\s+(\d+)\s/ && $1 == $pm;
-	}
-	closedir $dh;
-	return ($pm, @children);
-}
-
-# gone: whether none of the processes exists any more (not even as a
-# zombie: a new postmaster refuses to start while the old one's pid exists).
-sub gone
-{
-	return !grep { kill 0, $_ } @_;
-}
-
 # ---- 1. kill -9 of the backend running 'merged'
 my $run = start_run('merged');
 my $pid = wait_mid_run($run);
@@ -192,17 +168,7 @@ my $run_m = start_run('merged');
 my $run_a = start_run('appended');
 wait_mid_run($run_m);
 wait_mid_run($run_a);
-my ($postmaster, @children) = server_processes();
-kill 'STOP', $postmaster;    # no new children from here on
-($postmaster, @children) = server_processes();
-kill 'KILL', @children;
-$node->kill9;                # the postmaster, and forget it is running
-foreach my $try (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
-{
-	last if gone($postmaster, @children);
-	usleep(100_000);
-}
-ok(gone($postmaster, @children), 'every server process is gone');
+ok(power_loss($node), 'every server process is gone');
 finish_run($run_m);
 finish_run($run_a);
 $node->start;

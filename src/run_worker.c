@@ -1,0 +1,309 @@
+/*-------------------------------------------------------------------------
+ *
+ * run_worker.c
+ *	  A run worker: runs one pipeline for its scheduler, as the pipeline's
+ *	  owner.
+ *
+ * The worker executes CALL pipeline.run(<name>) as a top-level statement,
+ * exactly what a client's CALL does: each batch commits with its cursor,
+ * and the run records itself in pipeline.runs.  It connects as the
+ * bootstrap superuser (PostgreSQL 15 does not let a background worker log
+ * in as a NOLOGIN role, which owner roles often are) and runs the statement
+ * with the owner as its user id, locked so that nothing inside can change
+ * it back: a pipeline gains no privilege from running in a worker.
+ *
+ * A worker of a scheduled pipeline runs it once and stops.  A worker of a
+ * continuous pipeline stays: it waits on its latch, which every commit of
+ * staged rows in the database sets (shared_state.c), and runs again, but
+ * not sooner than pipeline.continuous_min_interval after its last run
+ * started, so that a stream of small commits makes fewer, larger runs; it
+ * stops when the pipeline fails (its scheduler retries it after a backoff),
+ * is paused, suspended, dropped or no longer continuous.  SIGTERM (server
+ * shutdown, DROP DATABASE) lets the batch in progress commit and stops the
+ * run before the next one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "parser/analyze.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pipeline.h"
+
+PGDLLEXPORT void pipeline_run_worker_main(Datum arg);
+
+/* Set by SIGTERM in a run worker: stop after the batch in progress. */
+volatile sig_atomic_t pipeline_stop_requested = false;
+
+/* pipeline.continuous_naptime and continuous_min_interval, in milliseconds */
+int			pipeline_continuous_naptime = 5000;
+int			pipeline_continuous_min_interval = 50;
+
+static PipelineWorkerSlot *my_slot = NULL;
+
+/*
+ * pipeline_run_worker_init
+ *		Defines pipeline.continuous_naptime; called once from _PG_init.
+ */
+void
+pipeline_run_worker_init(void)
+{
+	DefineCustomIntVariable("pipeline.continuous_naptime",
+							"How long a continuous pipeline waits for a commit before it looks for rows anyway.",
+							"Commits of staged rows wake it at once; this only bounds the wait.",
+							&pipeline_continuous_naptime, 5000, 10, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.continuous_min_interval",
+							"Shortest time between the starts of two runs of a continuous pipeline.",
+							"Commits arriving meanwhile are merged together by the next run: fewer, larger runs under a heavy load.",
+							&pipeline_continuous_min_interval, 50, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/*
+ * pause_between_runs
+ *		Waits until pipeline.continuous_min_interval has passed since the
+ *		last run started (commits meanwhile only set the latch), then until
+ *		the latch is set by a commit, or continuous_naptime.
+ */
+static void
+pause_between_runs(TimestampTz run_started)
+{
+	long		elapsed_ms = (long) ((GetCurrentTimestamp() - run_started) / 1000);
+
+	if (elapsed_ms < pipeline_continuous_min_interval && !pipeline_stop_requested)
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 pipeline_continuous_min_interval - elapsed_ms, PG_WAIT_EXTENSION);
+	if (!pipeline_stop_requested)
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 pipeline_continuous_naptime, PG_WAIT_EXTENSION);
+}
+
+/*
+ * request_stop
+ *		SIGTERM: finish the batch in progress, then stop.
+ */
+static void
+request_stop(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	pipeline_stop_requested = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * release_worker_slot
+ *		on_shmem_exit: frees the slot and wakes the scheduler.
+ */
+static void
+release_worker_slot(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->in_use = false;
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		if (my_slot->scheduler_latch)
+			SetLatch(my_slot->scheduler_latch);
+	}
+	LWLockRelease(pipeline_shared->lock);
+}
+
+/*
+ * run_top_level
+ *		Runs one SQL statement as a client's simple query would: its own
+ *		transaction, a top-level portal (so that CALL may commit), results
+ *		discarded.  Errors propagate.
+ */
+static void
+run_top_level(const char *sql)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pipeline worker statement",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	RawStmt    *raw;
+	List	   *plans;
+	Portal		portal;
+	DestReceiver *dest;
+	QueryCompletion qc;
+	bool		snapshot_set = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	debug_query_string = sql;
+	pgstat_report_activity(STATE_RUNNING, sql);
+
+	raw = linitial_node(RawStmt, pg_parse_query(sql));
+	if (analyze_requires_snapshot(raw))
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		snapshot_set = true;
+	}
+	plans = pg_plan_queries(pg_analyze_and_rewrite_fixedparams(raw, sql, NULL, 0, NULL),
+							sql, CURSOR_OPT_PARALLEL_OK, NULL);
+	if (snapshot_set)
+		PopActiveSnapshot();
+
+	portal = CreatePortal("", true, true);
+	portal->visible = false;
+	PortalDefineQuery(portal, NULL, sql, CreateCommandTag(raw->stmt), plans, NULL);
+	PortalStart(portal, NULL, 0, InvalidSnapshot);
+	dest = CreateDestReceiver(DestNone);
+	(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
+	dest->rDestroy(dest);
+	PortalDrop(portal, false);
+	CommitTransactionCommand();
+
+	debug_query_string = NULL;
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * still_wanted
+ *		Whether the pipeline should run (again): it exists, is neither
+ *		paused nor suspended, and (for another run) is still continuous.
+ *		Sets *name to its current name, allocated in cxt.
+ */
+static bool
+still_wanted(bool again, MemoryContext cxt, char **name)
+{
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		values[2];
+	bool		wanted = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = Int64GetDatum(my_slot->pipeline_id);
+	values[1] = BoolGetDatum(again);
+	/* the extension may have been dropped meanwhile */
+	if (OidIsValid(get_extension_oid("pipeline", true)) &&
+		pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE id = $1 AND NOT paused "
+					  "AND suspended_at IS NULL AND (NOT $2 OR schedule = 'continuous')",
+					  2, types, values, NULL, true, 1) == 1)
+	{
+		*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
+		wanted = true;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return wanted;
+}
+
+/*
+ * run_once
+ *		One run of the pipeline as its owner; false when it failed (the run
+ *		recorded its error itself; the log gets it too).
+ */
+static bool
+run_once(const char *name)
+{
+	MemoryContext old = CurrentMemoryContext;
+	Oid			saved_user;
+	int			saved_context;
+	volatile bool ok = true;
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(my_slot->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+		run_top_level(psprintf("CALL pipeline.run(%s)", quote_literal_cstr(name)));
+		SetUserIdAndSecContext(saved_user, saved_context);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		SetUserIdAndSecContext(saved_user, saved_context);
+		debug_query_string = NULL;
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * pipeline_run_worker_main
+ *		A run worker; the argument is its slot.
+ */
+void
+pipeline_run_worker_main(Datum arg)
+{
+	char	   *name = NULL;
+	bool		again = false;
+	MemoryContext iteration;
+
+	my_slot = &pipeline_shared->workers[DatumGetInt32(arg)];
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, request_stop);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(my_slot->dboid, InvalidOid, 0);
+
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+	LWLockRelease(pipeline_shared->lock);
+	before_shmem_exit(release_worker_slot, (Datum) 0);
+	/* what one run allocates outside its transactions, freed before the next */
+	iteration = AllocSetContextCreate(TopMemoryContext, "pipeline worker run",
+									  ALLOCSET_SMALL_SIZES);
+
+	for (;;)
+	{
+		TimestampTz run_started;
+
+		MemoryContextReset(iteration);
+		if (pipeline_stop_requested || !still_wanted(again, iteration, &name))
+			break;
+		MemoryContextSwitchTo(iteration);
+		run_started = GetCurrentTimestamp();
+
+		pgstat_report_appname(psprintf("pipeline worker: %s", name));
+		ResetLatch(MyLatch);	/* commits from now on wake the next run */
+		if (!run_once(name) || !my_slot->continuous)
+			break;
+		again = true;
+		pause_between_runs(run_started);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+	proc_exit(0);
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Benchmark of the background workers: how long a staged row takes from its
+# commit to its visibility in the target, with a continuous pipeline and
+# with the best pg_cron can do (a run every minute), side by side in one
+# run; and what a continuous pipeline costs the writers.  See README.md.
+#
+#   bash test/bench/latency.sh
+#
+# As root: installs what is missing, builds and installs the extension.
+# Environment: LATENCY_SECONDS (30) of load per rate; INGEST_SECONDS (20)
+# per ingest round; BENCH_BUILD, BENCH_PORT (55471).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../common.sh"
+
+SECONDS_PER_RATE=${LATENCY_SECONDS:-30}
+INGEST_SECONDS=${INGEST_SECONDS:-20}
+PORT=${BENCH_PORT:-55471}
+bench_setup
+
+# Commit timestamps date both ends of a row's trip: its commit into
+# staging, and the commit of the batch that wrote it into the target.
+SETTINGS="shared_buffers = '512MB'
+max_wal_size = '4GB'
+checkpoint_timeout = '30min'
+track_commit_timestamp = on
+synchronous_commit = on
+jit = off
+max_worker_processes = 16
+cron.database_name = 'bench'
+cron.use_background_workers = on"
+start_cluster "$DATA" "$WORK" "$PORT" "shared_preload_libraries = 'pipeline,pg_cron'
+log_min_messages = warning
+$SETTINGS"
+
+sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$PORT" -U postgres -d bench -X -q -v ON_ERROR_STOP=1 "$@"; }
+pgbench() { as_test_user "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -U postgres -n "$@" bench; }
+
+mkdir -p "$HERE/results"
+OUT="$HERE/results/latency-$(date -u +%Y%m%d-%H%M%S).txt"
+: > "$OUT"
+say() { echo "$*" | tee -a "$OUT"; }
+
+as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -c 'CREATE DATABASE bench'
+sql <<'SQL'
+CREATE EXTENSION pipeline;
+CREATE EXTENSION pg_cron;
+CREATE SEQUENCE event_ids;
+CREATE TABLE events (id bigint, customer int, amount numeric(12,2), payload text);
+-- the continuous pipeline, and one run by pg_cron every minute
+SELECT pipeline.create_pipeline('live', 'events', 'events_live', key => ARRAY['id'],
+                                schedule => 'continuous');
+SELECT pipeline.create_pipeline('cron', 'events', 'events_cron', key => ARRAY['id']);
+SELECT pipeline.pause('cron');
+-- the latency of every row that reached a target during a phase
+CREATE FUNCTION latency(target regclass, since timestamptz, OUT rows bigint,
+                        OUT p50 float8, OUT p95 float8, OUT p99 float8, OUT max float8)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format($q$
+        SELECT count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
+          FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(t.xmin)
+                                          - pg_xact_commit_timestamp(s.xmin)) * 1000 AS ms
+                  FROM events s JOIN %s t USING (id)
+                 WHERE pg_xact_commit_timestamp(s.xmin) >= $1) l$q$, target)
+      INTO rows, p50, p95, p99, max USING since;
+END $$;
+SQL
+cat > "$WORK/insert.sql" <<'SQL'
+INSERT INTO events (id, customer, amount, payload)
+SELECT nextval('event_ids'), (random() * 10000)::int, round((random() * 500)::numeric, 2),
+       md5(random()::text) FROM generate_series(1, :n);
+SQL
+chown "$TEST_USER" "$WORK/insert.sql" 2>/dev/null || true
+
+say "pipeline latency benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "$(sql -Atc 'SELECT version()' | cut -d, -f1), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+say "latency: commit timestamp of the target row's batch minus that of the staged row (track_commit_timestamp)"
+say ""
+
+# load RATE_ROWS SECONDS: 4 pgbench clients staging RATE_ROWS rows/s, 100
+# transactions a second (of 10 rows at 1,000 rows/s, of 100 at 10,000).
+load() { pgbench -c 4 -j 2 -T "$2" -R 100 -D n=$(( $1 / 100 )) -f "$WORK/insert.sql" >/dev/null 2>&1; }
+
+# wait_caught_up TARGET: until every staged row is in the target.
+wait_caught_up() {
+    for _ in $(seq 600); do
+        [ "$(sql -Atc "SELECT (SELECT count(*) FROM events) = (SELECT count(*) FROM $1)")" = t ] && return
+        sleep 0.5
+    done
+    echo "$1 did not catch up" >&2
+    exit 1
+}
+
+report() {  # report LABEL TARGET SINCE
+    sql -Atc "SELECT format('%-52s %7s rows  p50 %8s ms  p95 %8s ms  p99 %8s ms  max %8s ms', \$label\$$1\$label\$, rows,
+                     round(p50::numeric, 1), round(p95::numeric, 1), round(p99::numeric, 1), round(max::numeric, 1))
+                FROM latency('$2', '$3')" | tee -a "$OUT"
+}
+
+say "1. Commit-to-target latency"
+for rate in 1000 10000; do
+    echo "continuous pipeline at $rate rows/s..."
+    since=$(sql -Atc 'SELECT clock_timestamp()')
+    load "$rate" "$SECONDS_PER_RATE"
+    wait_caught_up events_live
+    report "continuous pipeline, $rate rows/s" events_live "$since"
+done
+
+echo "pg_cron every minute at 1000 rows/s (two minutes of load)..."
+sql -c "SELECT pipeline.resume('cron')" \
+    -c "SELECT cron.schedule('cron_run', '* * * * *', \$\$CALL pipeline.run('cron')\$\$)" >/dev/null
+sql -c "CALL pipeline.run('cron')" >/dev/null           # catch up with the earlier phases
+since=$(sql -Atc 'SELECT clock_timestamp()')
+load 1000 120
+wait_caught_up events_cron
+report "pg_cron '* * * * *' CALL pipeline.run, 1000 rows/s" events_cron "$since"
+sql -c "SELECT cron.unschedule('cron_run')" -c "SELECT pipeline.pause('cron')" >/dev/null
+say "(pg_cron 1.4 schedules by the minute: a row waits for the next whole minute, 30 s on average)"
+say ""
+
+say "2. Ingest cost: staging throughput, 8 pgbench clients, 10-row transactions, no rate limit"
+declare -A tps
+for round in 1 2 3; do
+    for mode in without with; do
+        if [ $mode = without ]; then sql -c "SELECT pipeline.pause('live')" >/dev/null
+        else sql -c "SELECT pipeline.resume('live')" >/dev/null; fi
+        echo "ingest round $round, $mode the continuous pipeline..."
+        t=$(pgbench -c 8 -j 2 -T "$INGEST_SECONDS" -D n=10 -f "$WORK/insert.sql" 2>/dev/null |
+            sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        tps[$mode]+="$t "
+        sql -c "SELECT pipeline.resume('live')" >/dev/null
+        wait_caught_up events_live
+    done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+without=$(echo "${tps[without]}" | median)
+with=$(echo "${tps[with]}" | median)
+say "   without a pipeline:           $(awk "BEGIN {printf \"%8.0f transactions/s (%.0f rows/s)\", $without, $without * 10}")   rounds: ${tps[without]}"
+say "   with a continuous pipeline:   $(awk "BEGIN {printf \"%8.0f transactions/s (%.0f rows/s)\", $with, $with * 10}")   rounds: ${tps[with]}"
+say "   ratio with / without: $(awk "BEGIN {printf \"%.2f\", $with / $without}")"
+say "results written to $OUT"
