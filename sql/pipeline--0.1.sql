@@ -47,6 +47,7 @@ CREATE TABLE pipeline.pipeline_defs (
     source              regclass NOT NULL,
     target              regclass NOT NULL,
     tombstones          regclass,
+    change_log          regclass,
     key                 text[],
     strategy            text NOT NULL CHECK (strategy IN ('append', 'merge')),
     sequence_by         text,
@@ -72,6 +73,8 @@ COMMENT ON TABLE pipeline.pipeline_defs IS
     'pipeline definitions; change them with create_pipeline, alter_pipeline and drop_pipeline';
 COMMENT ON COLUMN pipeline.pipeline_defs.tombstones IS
     'table next to the target remembering applied deletes (merge with sequence_by and delete_when)';
+COMMENT ON COLUMN pipeline.pipeline_defs.change_log IS
+    'where the pipeline publishes the changes it makes to its target, while pipelines read the target (its <target>_changes table)';
 COMMENT ON COLUMN pipeline.pipeline_defs.source_columns IS
     'the source''s columns (name and type) when the pipeline was defined or last synchronised; on_schema_change compares against it';
 COMMENT ON COLUMN pipeline.pipeline_defs.statement_timeout IS
@@ -432,7 +435,7 @@ COMMENT ON FUNCTION pipeline.snapshot_prefix(pg_snapshot, pg_snapshot, xid8) IS
 /* ---------------------------------------------------------------- views */
 
 CREATE VIEW pipeline.pipelines WITH (security_invoker = true) AS
-SELECT d.name, d.owner, d.source, d.target, d.strategy, d.key, d.sequence_by,
+SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.sequence_by,
        d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
        d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
@@ -441,6 +444,14 @@ SELECT d.name, d.owner, d.source, d.target, d.strategy, d.key, d.sequence_by,
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 COMMENT ON VIEW pipeline.pipelines IS
     'the definitions of the pipelines the current role may manage (pipeline.status shows what they are doing)';
+
+CREATE VIEW pipeline.dependencies WITH (security_invoker = true) AS
+SELECT u.name AS upstream, u.target AS relation, r.source AS change_log,
+       r.name AS downstream, r.target AS downstream_target
+  FROM pipeline.pipeline_defs r
+  JOIN pipeline.pipeline_defs u ON u.change_log = r.source;
+COMMENT ON VIEW pipeline.dependencies IS
+    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log)';
 
 CREATE VIEW pipeline.runs WITH (security_invoker = true) AS
 SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
@@ -469,7 +480,7 @@ SELECT q.id,
  WHERE q.requeued_at IS NULL;
 COMMENT ON VIEW pipeline.quarantine IS
     'rows waiting in quarantine; UPDATE raw_row to fix one, then requeue_quarantine';
-GRANT SELECT ON pipeline.pipelines, pipeline.runs, pipeline.quarantine TO PUBLIC;
+GRANT SELECT ON pipeline.pipelines, pipeline.dependencies, pipeline.runs, pipeline.quarantine TO PUBLIC;
 GRANT UPDATE (raw_row) ON pipeline.quarantine TO PUBLIC;
 
 /* ------------------------------------------------------------ freshness */

@@ -25,7 +25,9 @@
 	"key, strategy, sequence_by, delete_when, columns, filter, on_schema_change, " \
 	"batch_size, schedule, tombstone_retention::text, search_path, source_columns, " \
 	"paused, version, suspended_at IS NOT NULL, statement_timeout::text, " \
-	"coalesce(extract(epoch FROM statement_timeout) * 1000, 0)::bigint"
+	"coalesce(extract(epoch FROM statement_timeout) * 1000, 0)::bigint, " \
+	"coalesce(change_log::oid, 0), EXISTS (SELECT 1 FROM pipeline.pipeline_defs u " \
+	"WHERE u.change_log = pipeline_defs.source)"
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
 
@@ -64,6 +66,8 @@ def_from_result(void)
 	def->suspended = DatumGetBool(pipeline_result_datum(0, 20, &isnull));
 	def->statement_timeout = pipeline_result_text(0, 21);
 	def->statement_timeout_ms = pipeline_result_int64(0, 22);
+	def->change_log = DatumGetObjectId(pipeline_result_datum(0, 23, &isnull));
+	def->reads_change_log = DatumGetBool(pipeline_result_datum(0, 24, &isnull));
 	return def;
 }
 

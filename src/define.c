@@ -589,7 +589,7 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
 }
 
 /*
- * prepare_source
+ * pipeline_add_change_columns
  *		Makes a table a change log: _xid (the writer's transaction on the
  *		logical clock) and _seq (order within a transaction) with their
  *		defaults, and a unique index on both.  Completes whatever is missing
@@ -597,8 +597,8 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
  *		defaults).  Existing rows get the current transaction, so a new
  *		pipeline consumes them too.
  */
-static void
-prepare_source(Oid source)
+void
+pipeline_add_change_columns(Oid source)
 {
 	AttrNumber	xid_att = get_attnum(source, PIPELINE_XID_COLUMN);
 	AttrNumber	seq_att = get_attnum(source, PIPELINE_SEQ_COLUMN);
@@ -853,11 +853,11 @@ parse_target(const char *target)
 static int64
 save_definition(PipelineDef *def, bool insert)
 {
-	Oid			types[18] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
+	Oid			types[19] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
 		TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, JSONBOID, TEXTOID};
-	Datum		values[18];
-	char		nulls[18];
+	TEXTOID, JSONBOID, TEXTOID, OIDOID};
+	Datum		values[19];
+	char		nulls[19];
 	PipelineUserContext ctx;
 	char	   *sql;
 	int64		id;
@@ -886,14 +886,15 @@ save_definition(PipelineDef *def, bool insert)
 	values[16] = JsonbPGetDatum(def->source_columns);
 	OPTIONAL_TEXT(17, def->statement_timeout);
 #undef OPTIONAL_TEXT
+	values[18] = ObjectIdGetDatum(def->change_log);
 
 	if (insert)
 		sql = "INSERT INTO pipeline.pipeline_defs (name, owner, source, target, tombstones, key, "
 			"strategy, sequence_by, delete_when, columns, filter, on_schema_change, batch_size, "
-			"schedule, tombstone_retention, search_path, source_columns, statement_timeout) "
-			"VALUES ($1, $2::regrole, "
+			"schedule, tombstone_retention, search_path, source_columns, statement_timeout, "
+			"change_log) VALUES ($1, $2::regrole, "
 			"$3::regclass, $4::regclass, nullif($5, 0)::regclass, $6, $7, $8, $9, $10, $11, $12, $13, "
-			"$14, $15::interval, $16, $17, $18::interval) RETURNING id";
+			"$14, $15::interval, $16, $17, $18::interval, nullif($19, 0)::regclass) RETURNING id";
 	else
 		sql = psprintf("UPDATE pipeline.pipeline_defs SET name = $1, owner = $2::regrole, "
 					   "source = $3::regclass, target = $4::regclass, "
@@ -901,10 +902,11 @@ save_definition(PipelineDef *def, bool insert)
 					   "sequence_by = $8, delete_when = $9, columns = $10, filter = $11, "
 					   "on_schema_change = $12, batch_size = $13, schedule = $14, "
 					   "tombstone_retention = $15::interval, search_path = $16, source_columns = $17, "
-					   "statement_timeout = $18::interval, version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
+					   "statement_timeout = $18::interval, change_log = nullif($19, 0)::regclass, "
+					   "version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
 					   (long long) def->id);
 	pipeline_become_internal(&ctx);
-	pipeline_exec(sql, 18, types, values, nulls, false, 0);
+	pipeline_exec(sql, 19, types, values, nulls, false, 0);
 	id = pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
 	return id;
@@ -912,20 +914,56 @@ save_definition(PipelineDef *def, bool insert)
 
 /*
  * create_cursor
- *		A new pipeline starts before every row its source holds.
+ *		A new pipeline starts before every row its source holds; one reading
+ *		a change log starts now, after the rows it was seeded with
+ *		(change_log.c).
  */
 static void
-create_cursor(int64 pipeline_id)
+create_cursor(const PipelineDef *def)
 {
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(pipeline_id);
+	Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', 'n'};
 	PipelineUserContext ctx;
 
+	values[0] = Int64GetDatum(def->id);
+	if (def->reads_change_log)
+	{
+		values[1] = pipeline_run_snapshot();
+		nulls[1] = ' ';
+	}
 	pipeline_become_internal(&ctx);
 	pipeline_exec("INSERT INTO pipeline.cursors (pipeline_id, consumed, generation) "
-				  "SELECT $1, '1:1:', generation FROM pipeline.clock", 1, &type, &value, NULL,
-				  false, 0);
+				  "SELECT $1, coalesce($2, '1:1:'), generation FROM pipeline.clock",
+				  2, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
+}
+
+/*
+ * resolve_source
+ *		A source that is another pipeline's target is read through its change
+ *		log (change_log.c): the pipeline reads the log instead, and a merge
+ *		applies the log's deletes unless told otherwise.  Any other source
+ *		gets its _xid and _seq.  Refuses a pipeline that would close a cycle.
+ */
+static void
+resolve_source(PipelineDef *def)
+{
+	Oid			log;
+
+	require_table(def->source, "source");
+	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	pipeline_refuse_cycle(def->source, def->target);
+	log = pipeline_join_change_log(def->source, def->owner);
+	if (!OidIsValid(log))
+	{
+		pipeline_add_change_columns(def->source);
+		return;
+	}
+	def->source = log;
+	def->reads_change_log = true;
+	if (strcmp(def->strategy, "merge") == 0 && def->delete_when == NULL)
+		def->delete_when = "_op = 'delete'";
 }
 
 /*
@@ -956,7 +994,6 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 {
 	PipelineDef *def = palloc0(sizeof(PipelineDef));
 	RangeVar   *target_rv;
-	int64		id;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -997,13 +1034,16 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 				 errdetail("A missing target is created, but not its schema."),
 				 errhint("CREATE SCHEMA %s; then create the pipeline again.",
 						 quote_identifier(target_rv->schemaname))));
-	prepare_source(def->source);
+	resolve_source(def);
+	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);
-	id = save_definition(def, true);
-	create_cursor(id);
+	def->id = save_definition(def, true);
+	if (def->reads_change_log)
+		pipeline_seed_change_log(def);
+	create_cursor(def);
 	SPI_finish();
-	PG_RETURN_INT64(id);
+	PG_RETURN_INT64(def->id);
 }
 
 /*
@@ -1097,6 +1137,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	pipeline_check_manage(def);
+	pipeline_refuse_last_writer_drop(def);
 	drop_tombstones(def);
 	value = Int64GetDatum(def->id);
 	pipeline_become_internal(&ctx);
@@ -1104,6 +1145,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 				  false, 0);
 	pipeline_restore_user(&ctx);
 	pipeline_forget_statements(def->id);
+	pipeline_release_change_logs();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1166,7 +1208,7 @@ pipeline_prepare_source(PG_FUNCTION_ARGS)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_source(PG_GETARG_OID(0));
+	pipeline_add_change_columns(PG_GETARG_OID(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -3,7 +3,8 @@
  * dependencies.c
  *	  Pipelines depend on their source, target and tombstone tables the way
  *	  PostgreSQL objects depend on each other: dropping such a table fails
- *	  unless the DROP says CASCADE, and then the pipelines go with it.
+ *	  unless the DROP says CASCADE, and then the pipelines go with it -- and
+ *	  the pipelines downstream of them, through their targets' change logs.
  *
  * PostgreSQL cannot record that dependency itself (a definition is a row,
  * not an object), so an sql_drop event trigger enforces it.
@@ -97,6 +98,25 @@ drop_freshness_checks(void)
 }
 
 /*
+ * drop_unwritten_change_log
+ *		Drops a change log whose writers are all gone, CASCADE: this trigger
+ *		fires again for it and drops the pipelines reading it.
+ */
+static void
+drop_unwritten_change_log(Oid log)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(log);
+
+	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, value) ||
+		pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1",
+					  1, &type, &value, NULL, false, 1) > 0)
+		return;
+	pipeline_exec(psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
+				  0, NULL, NULL, NULL, false, 0);
+}
+
+/*
  * pipeline_on_sql_drop
  *		Event trigger on sql_drop: refuses to drop a table a pipeline uses,
  *		or with CASCADE drops those pipelines too.
@@ -132,9 +152,13 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		List	   *logs = NIL;
+		ListCell   *lc;
+
 		n = pipeline_exec("DELETE FROM pipeline.pipeline_defs d "
 						  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
-						  " RETURNING d.id, d.name, coalesce(d.tombstones::oid, 0)",
+						  " RETURNING d.id, d.name, coalesce(d.tombstones::oid, 0), "
+						  "coalesce(d.change_log::oid, 0)",
 						  0, NULL, NULL, NULL, false, 0);
 		dropped = SPI_tuptable;
 
@@ -152,7 +176,18 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 			if (OidIsValid(tombstones) &&
 				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tombstones)))
 				pipeline_drop_own_table(tombstones);
+			logs = lappend_oid(logs, DatumGetObjectId(SPI_getbinval(dropped->vals[i],
+																	dropped->tupdesc, 4, &isnull)));
 		}
+		/* writers of a dropped change log stop publishing */
+		pipeline_exec("UPDATE pipeline.pipeline_defs d SET change_log = NULL, version = version + 1 "
+					  "FROM pg_event_trigger_dropped_objects() o WHERE o.classid = 'pg_class'::regclass "
+					  "AND o.objsubid = 0 AND o.objid = d.change_log::oid",
+					  0, NULL, NULL, NULL, false, 0);
+		/* a change log no pipeline writes any more goes, with its readers */
+		foreach(lc, logs)
+			drop_unwritten_change_log(lfirst_oid(lc));
+		pipeline_release_change_logs();
 	}
 	drop_freshness_checks();
 	pipeline_restore_user(&ctx);

@@ -149,13 +149,20 @@ pipeline_build_mapping(const PipelineDef *def)
 		return map;
 	}
 
-	/* A new target: the source's columns, then the mapping's extra ones. */
+	/*
+	 * A new target: the source's columns (but a change log's own, unless
+	 * mapped), then the mapping's extra ones.
+	 */
 	foreach(lc, map->source_columns)
 	{
 		char	   *column = lfirst(lc);
 
 		if (!mapping_lookup(def->columns, column, &expr))
+		{
+			if (def->reads_change_log && pipeline_is_change_log_column(column))
+				continue;
 			expr = pstrdup(quote_identifier(column));
+		}
 		if (expr != NULL)
 			add_column(map, def, column, expr);
 	}

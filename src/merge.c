@@ -78,6 +78,13 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	}
 	foreach(lc, map->source_columns)
 		appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
+	/* the change log it publishes to, and the columns published */
+	if (OidIsValid(def->change_log))
+	{
+		appendStringInfo(&buf, "|log %u", def->change_log);
+		foreach(lc, pipeline_change_log_columns(def))
+			appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
+	}
 	return buf.data;
 }
 

@@ -15,7 +15,7 @@
  *	$8	bigint		run id
  *	$9	bigint[]	_seq and
  *	$12 xid8[]		_xid of the rows already quarantined by this batch
- *	$10 bigint		pipeline id
+ *	$10 bigint		pipeline id (a change log's reader reads rows _for it or all)
  *	$11 bigint[]	quarantine ids to requeue (NULL: all)
  *
  * Pending rows are read through the (_xid, _seq) index, never by scanning
@@ -66,6 +66,13 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 	char	   *src = pipeline_qualified_name(def->source);
 	const char *bounds = "(s._xid, s._seq) > ($4, $5) AND (s._xid, s._seq) <= ($6, $7)";
 	const char *pending = "(s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3)))";
+
+	/* a change log's reader skips the rows other readers were seeded with */
+	if (def->reads_change_log && from == BATCH_FROM_STAGING)
+	{
+		bounds = psprintf("%s AND (s._for IS NULL OR s._for = $10)", bounds);
+		pending = psprintf("%s AND (s._for IS NULL OR s._for = $10)", pending);
+	}
 
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
@@ -207,6 +214,44 @@ insert_column_lists(const PipelineMapping *map, const char *a, char **columns, c
 }
 
 /*
+ * published_returning
+ *		", t.a, t.b": what a data-modifying CTE of a pipeline whose target has
+ *		a change log returns of each row it wrote, for publish_cte; "" when
+ *		the target has none.
+ */
+static char *
+published_returning(const PipelineDef *def)
+{
+	if (!OidIsValid(def->change_log))
+		return "";
+	return psprintf(", %s", pipeline_quote_list(pipeline_change_log_columns(def), "t"));
+}
+
+/*
+ * publish_cte
+ *		", published AS (INSERT INTO <change log> ...)": the batch's net
+ *		changes -- the rows CTE 'written' returned, and with 'deletes' those
+ *		CTE "deleted" returned -- added to the target's change log in the
+ *		same statement (change_log.c).  Nothing when the target has none.
+ */
+static void
+publish_cte(StringInfo sql, const PipelineDef *def, const char *written, bool deletes)
+{
+	char	   *cols;
+	StringInfoData rows;
+
+	if (!OidIsValid(def->change_log))
+		return;
+	cols = pipeline_quote_list(pipeline_change_log_columns(def), NULL);
+	initStringInfo(&rows);
+	appendStringInfo(&rows, "SELECT %s, 'upsert' FROM %s", cols, written);
+	if (deletes)
+		appendStringInfo(&rows, " UNION ALL SELECT %s, 'delete' FROM deleted", cols);
+	appendStringInfo(sql, ", published AS (INSERT INTO %s (%s, _op) %s RETURNING 1)",
+					 pipeline_qualified_name(def->change_log), cols, rows.data);
+}
+
+/*
  * upsert_cte
  *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
  *		a subquery): never over a newer version, never over a newer delete.
@@ -254,10 +299,11 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	 * the statement's snapshot (which does not see the rows it writes).
 	 */
 	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
-		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS inserted)",
+		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
 						 pipeline_qualified_name(def->target), key_match(def, "p", "t"));
 	else
-		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS inserted)");
+		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS __pl_inserted");
+	appendStringInfo(sql, "%s)", published_returning(def));
 }
 
 /*
@@ -277,7 +323,7 @@ delete_ctes(StringInfo sql, const PipelineDef *def)
 					 target, key_match(def, "t", "l"));
 	if (seq)
 		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
-	appendStringInfoString(sql, " RETURNING 1)");
+	appendStringInfo(sql, " RETURNING 1%s)", published_returning(def));
 	if (!OidIsValid(def->tombstones))
 		return "(SELECT count(*) FROM latest WHERE __pl_del)";
 
@@ -337,10 +383,12 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	 * Every data-modifying CTE is read here, so that it runs while the row
 	 * marks are live (see mark.c).
 	 */
+	publish_cte(&sql, def, "upserted", def->delete_when != NULL);
 	appendStringInfo(&sql,
-					 " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
-					 "%s%s FROM upserted",
-					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "");
+					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
+					 "%s%s%s FROM upserted",
+					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
+					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
 }
 
@@ -355,11 +403,17 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 	char	   *cols,
 			   *vals;
 
+	StringInfoData sql;
+
 	insert_column_lists(map, "b", &cols, &vals);
-	return psprintf("WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1) "
-					"SELECT count(*), 0::bigint, 0::bigint FROM appended",
-					pipeline_qualified_name(def->target), cols, vals,
-					accepted_rows(def, map, from, rules, shape));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1%s)",
+					 pipeline_qualified_name(def->target), cols, vals,
+					 accepted_rows(def, map, from, rules, shape), published_returning(def));
+	publish_cte(&sql, def, "appended", false);
+	appendStringInfo(&sql, " SELECT count(*), 0::bigint, 0::bigint%s FROM appended",
+					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
+	return sql.data;
 }
 
 /*

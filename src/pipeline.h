@@ -51,6 +51,8 @@ typedef struct PipelineDef
 	char	   *statement_timeout;	/* interval text, or NULL for none */
 	int64		statement_timeout_ms;	/* 0: none */
 	int32		version;
+	Oid			change_log;		/* where it publishes its changes, or InvalidOid */
+	bool		reads_change_log;	/* its source is another target's change log */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */
@@ -271,6 +273,21 @@ extern void pipeline_apply_schema_change(PipelineDef *def);
 /* dependencies.c */
 extern void pipeline_drop_own_table(Oid relid);
 
+/* change_log.c */
+extern bool pipeline_is_change_log_column(const char *name);
+extern List *pipeline_change_log_columns(const PipelineDef *def);
+extern void pipeline_sync_change_log(const PipelineDef *def);
+extern Oid	pipeline_published_change_log(Oid target, Oid owner);
+extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
+extern void pipeline_seed_change_log(const PipelineDef *def);
+extern void pipeline_trim_change_log(const PipelineDef *def);
+extern void pipeline_release_change_logs(void);
+extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);
+extern void pipeline_refuse_cycle(Oid source, Oid target);
+
+/* define.c */
+extern void pipeline_add_change_columns(Oid source);
+
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 
@@ -355,8 +372,5 @@ extern void pipeline_run_worker_init(void);
 
 /* run.c */
 extern void pipeline_fail_dead_runs(void);
-
-
-/* define.c: SQL-callable only */
 
 #endif							/* PIPELINE_H */

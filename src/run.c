@@ -652,6 +652,8 @@ execute_run(RunState *rs)
 	if (rs->from == BATCH_FROM_STAGING)
 	{
 		pipeline_apply_schema_change(rs->def);
+		pipeline_sync_change_log(rs->def);
+		pipeline_trim_change_log(rs->def);
 		cleanup_tombstones(rs->def);
 		run_staging(rs);
 	}

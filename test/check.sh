@@ -79,6 +79,8 @@ if [ ${#taps[@]} -gt 0 ]; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))
+            # the failed assertions first: a log's tail may not reach them
+            grep -h -B1 -A8 -E '^not ok|Failed test' "$WORK"/tap/tmp_check/log/regress_log_* || true
             for log in "$WORK"/tap/tmp_check/log/*; do
                 [ -f "$log" ] && { echo "---- $log"; tail -n 60 "$log"; }
             done

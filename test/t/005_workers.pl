@@ -96,10 +96,12 @@ is( $node->safe_psql(
 $node->safe_psql(
 	'shop', q{
 	CREATE TABLE orders (id bigint, amount text);
+	BEGIN;  -- one commit: the worker never sees the pipeline before the schema change
 	SELECT pipeline.create_pipeline('orders_strict', 'orders', 'orders_clean', key => ARRAY['id'],
 	                                 on_schema_change => 'fail', schedule => 'continuous');
 	ALTER TABLE orders ADD COLUMN note text;
 	INSERT INTO orders (id, amount) VALUES (1, '1');
+	COMMIT;
 });
 ok( $node->poll_query_until(
 		'shop', q{SELECT state = 'suspended' FROM pipeline.status WHERE pipeline = 'orders_strict'}),

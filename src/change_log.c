@@ -1,0 +1,491 @@
+/*-------------------------------------------------------------------------
+ *
+ * change_log.c
+ *	  Pipelines reading other pipelines' targets: the change log a target's
+ *	  pipelines publish, and the DAG it makes.
+ *
+ * A curated table is updated in place, so it cannot serve as a source the
+ * way a staging table does.  When a pipeline is defined on another
+ * pipeline's target T, T gets a change log: a table <T>_changes next to
+ * it, with T's columns plus _op ('upsert' or 'delete') and _for, made a
+ * source like any staging table (_xid, _seq, their index).  From then on
+ * every pipeline writing T adds its net changes to the log in the batch
+ * statement that makes them (merge_sql.c): the row as upserted, or the row
+ * as it was when deleted, so the log commits with the merge and its
+ * cursor.  The downstream pipeline's source is the log; it consumes it
+ * exactly once with its own cursor, like any source, and several
+ * pipelines can read one log (fan-out).
+ *
+ * A pipeline joining a log starts from T's rows as they are: they are
+ * copied into the log as upserts marked _for that pipeline (no other
+ * consumer reads them), and its cursor starts at the snapshot of that
+ * copy.  While that happens the writers of T are locked out (their
+ * definitions are locked FOR UPDATE, which waits for a running batch), so
+ * no change is both in the copy and pending, or in neither.
+ *
+ * Rows every consumer has consumed are deleted from the log at the start
+ * of a consumer's run.  A pipeline joining the log holds the log's lock
+ * exclusively until it commits; trimming takes it shared, without
+ * waiting, so it never deletes rows the newcomer's cursor still needs.
+ *
+ * The log stays as long as a pipeline reads it: dropping the last reader
+ * drops it, and writers stop publishing.  A pipeline that would close a
+ * cycle (its target already feeds its source) is refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "pipeline.h"
+
+/* Advisory lock class of a change log: joiners exclusive, trimmers shared. */
+#define CHANGE_LOG_LOCK_CLASS 0x504C
+
+/*
+ * change_log_lock
+ *		Takes the lock of a change log, for the rest of the transaction;
+ *		false when 'wait' is false and someone else holds it.
+ */
+static bool
+change_log_lock(Oid log, LOCKMODE mode, bool wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, log, CHANGE_LOG_LOCK_CLASS);
+	return LockAcquire(&tag, mode, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * exec_internal_oid
+ *		Runs a query with one oid parameter as the extension; the number of
+ *		rows it returned or changed.  Never read-only: it must see what this
+ *		transaction just wrote (a log made a moment ago).
+ */
+static int
+exec_internal_oid(const char *sql, Oid arg)
+{
+	PipelineUserContext ctx;
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(arg);
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec(sql, 1, &type, &value, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * pipeline_is_change_log_column
+ *		Whether a source column is one a change log adds to its target's
+ *		(not mapped to a downstream target unless asked for).
+ */
+bool
+pipeline_is_change_log_column(const char *name)
+{
+	return strcmp(name, "_op") == 0 || strcmp(name, "_for") == 0;
+}
+
+/*
+ * pipeline_change_log_columns
+ *		The columns a writer publishes: its target's columns the log also
+ *		has, in target order.  A column added to the target since the log
+ *		was made is added to the log at the writer's next run.
+ */
+List *
+pipeline_change_log_columns(const PipelineDef *def)
+{
+	Relation	rel = table_open(def->target, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *columns = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			get_attnum(def->change_log, NameStr(att->attname)) != InvalidAttrNumber)
+			columns = lappend(columns, pstrdup(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	return columns;
+}
+
+/*
+ * pipeline_sync_change_log
+ *		Adds to a writer's change log the columns its target gained, so that
+ *		they are published (the log's readers see a schema change of their
+ *		source and follow their on_schema_change).
+ */
+void
+pipeline_sync_change_log(const PipelineDef *def)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	StringInfoData add;
+	PipelineUserContext ctx;
+
+	if (!OidIsValid(def->change_log))
+		return;
+	initStringInfo(&add);
+	rel = table_open(def->target, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			get_attnum(def->change_log, NameStr(att->attname)) == InvalidAttrNumber)
+			appendStringInfo(&add, "%sADD COLUMN %s %s", add.len ? ", " : "",
+							 quote_identifier(NameStr(att->attname)),
+							 format_type_with_typemod(att->atttypid, att->atttypmod));
+	}
+	table_close(rel, AccessShareLock);
+	if (add.len == 0)
+		return;
+	pipeline_become_internal(&ctx);
+	pipeline_exec(psprintf("ALTER TABLE %s %s", pipeline_qualified_name(def->change_log), add.data),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	CommandCounterIncrement();
+}
+
+/*
+ * relation_owner
+ *		The role owning a relation.
+ */
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * create_change_log
+ *		Creates the change log of 'target', owned by the target's owner, and
+ *		makes it a source.  Returns its oid.
+ */
+static Oid
+create_change_log(Oid target)
+{
+	Oid			nsp = get_rel_namespace(target);
+	Oid			owner = relation_owner(target);
+	char	   *relname = ChooseRelationName(get_rel_name(target), NULL, "changes", nsp, false);
+	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
+	PipelineUserContext ctx;
+	Oid			log;
+	const char *const own[] = {"_op", "_for", PIPELINE_XID_COLUMN, PIPELINE_SEQ_COLUMN};
+
+	for (int i = 0; i < lengthof(own); i++)
+		if (get_attnum(target, own[i]) != InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("target %s has a column named %s, which its change log needs",
+							pipeline_qualified_name(target), own[i]),
+					 errdetail("A pipeline reading another pipeline's target reads its change log: the target's columns plus _op, _for, _xid and _seq."),
+					 errhint("Rename the column %s of %s.", own[i], pipeline_qualified_name(target))));
+
+	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+	pipeline_exec(psprintf("CREATE TABLE %s (LIKE %s, _op text NOT NULL "
+						   "CHECK (_op IN ('upsert', 'delete')), _for bigint)",
+						   name, pipeline_qualified_name(target)),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("COMMENT ON TABLE %s IS %s", name,
+						   quote_literal_cstr(psprintf("changes the pipelines writing %s made to it, read by the pipelines defined on it",
+													   pipeline_qualified_name(target)))),
+				  0, NULL, NULL, NULL, false, 0);
+	CommandCounterIncrement();
+	log = get_relname_relid(relname, nsp);
+	pipeline_add_change_columns(log);
+	pipeline_restore_user(&ctx);
+	return log;
+}
+
+/*
+ * grant_on_log
+ *		Lets 'role' read or write the log, as the log's owner (nothing when
+ *		the role owns it).
+ */
+static void
+grant_on_log(Oid log, const char *privilege, Oid role)
+{
+	Oid			owner = relation_owner(log);
+	PipelineUserContext ctx;
+
+	if (role == owner)
+		return;
+	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+	pipeline_exec(psprintf("GRANT %s ON %s TO %s", privilege, pipeline_qualified_name(log),
+						   quote_identifier(GetUserNameFromId(role, false))),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_published_change_log
+ *		For a new pipeline writing 'target': the target's change log when it
+ *		has one (readers exist), with INSERT granted to 'owner'; else
+ *		InvalidOid.
+ */
+Oid
+pipeline_published_change_log(Oid target, Oid owner)
+{
+	Oid			log = InvalidOid;
+
+	if (!OidIsValid(target))
+		return InvalidOid;
+	if (exec_internal_oid("SELECT change_log::oid FROM pipeline.pipeline_defs "
+						  "WHERE target = $1 AND change_log IS NOT NULL LIMIT 1",
+						  target) == 1)
+	{
+		bool		isnull;
+
+		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+		grant_on_log(log, "INSERT", owner);
+	}
+	return log;
+}
+
+/*
+ * pipeline_join_change_log
+ *		When 'relation' is a pipeline's target (or its change log), returns
+ *		the change log a new pipeline owned by 'reader' reads instead,
+ *		creating it on first use; else InvalidOid.  Locks the target's
+ *		writers until commit (see the file comment).
+ */
+Oid
+pipeline_join_change_log(Oid relation, Oid reader)
+{
+	Oid			target = relation;
+	Oid			log = InvalidOid;
+	int			writers;
+	SPITupleTable *rows;
+	bool		isnull;
+
+	/* the writers of the relation, or of the target whose log it is */
+	writers = exec_internal_oid("SELECT id, target::oid, coalesce(change_log::oid, 0) "
+								"FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
+								"ORDER BY id FOR UPDATE", relation);
+	if (writers == 0)
+		return InvalidOid;
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("a pipeline reading another pipeline's target must be created in a READ COMMITTED transaction"),
+				 errdetail("It starts from the target's rows as they are once the writing pipelines are locked, which an older snapshot would not show."),
+				 errhint("Run create_pipeline outside a REPEATABLE READ or SERIALIZABLE transaction.")));
+	rows = SPI_tuptable;
+	for (int i = 0; i < writers; i++)
+	{
+		Oid			known = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+
+		target = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		if (OidIsValid(known))
+			log = known;
+	}
+
+	if (OidIsValid(log))
+		change_log_lock(log, ExclusiveLock, true);
+	else
+	{
+		log = create_change_log(target);
+		change_log_lock(log, ExclusiveLock, true);
+		exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
+								   "version = version + 1 WHERE target = $1", log),
+						  target);
+		/* every writer's owner appends to the log */
+		exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs WHERE target = $1",
+						  target);
+		rows = SPI_tuptable;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			grant_on_log(log, "INSERT",
+						 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
+	}
+	grant_on_log(log, "SELECT", reader);
+	CommandCounterIncrement();
+	return log;
+}
+
+/*
+ * pipeline_seed_change_log
+ *		Copies the target's rows into the log as upserts for the new reader
+ *		'def' alone; its cursor then starts at the current snapshot.
+ */
+void
+pipeline_seed_change_log(const PipelineDef *def)
+{
+	PipelineUserContext ctx;
+	Oid			target = InvalidOid;
+	StringInfoData cols;
+	Relation	rel;
+	TupleDesc	desc;
+
+	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 LIMIT 1",
+						  def->source) == 1)
+	{
+		bool		isnull;
+
+		target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	}
+	if (!OidIsValid(target))
+		return;
+
+	initStringInfo(&cols);
+	rel = table_open(target, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			get_attnum(def->source, NameStr(att->attname)) != InvalidAttrNumber)
+			appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+
+	pipeline_become_internal(&ctx);
+	pipeline_exec(psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
+						   pipeline_qualified_name(def->source), cols.data, cols.data,
+						   (long long) def->id, pipeline_qualified_name(target)),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_trim_change_log
+ *		Deletes the rows of a reader's change log that every reader has
+ *		consumed.  Skipped while a new reader joins the log.
+ */
+void
+pipeline_trim_change_log(const PipelineDef *def)
+{
+	if (!def->reads_change_log || !change_log_lock(def->source, ShareLock, false))
+		return;
+	exec_internal_oid(psprintf("DELETE FROM %s WHERE _xid < ("
+							   "SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
+							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
+							   "WHERE d.source = $1)",
+							   pipeline_qualified_name(def->source)),
+					  def->source);
+}
+
+/*
+ * pipeline_release_change_logs
+ *		Drops the change logs no pipeline reads any more; their writers stop
+ *		publishing.
+ */
+void
+pipeline_release_change_logs(void)
+{
+	int			n;
+	SPITupleTable *rows;
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT DISTINCT w.change_log::oid FROM pipeline.pipeline_defs w "
+					  "WHERE w.change_log IS NOT NULL AND NOT EXISTS "
+					  "(SELECT 1 FROM pipeline.pipeline_defs r WHERE r.source = w.change_log)",
+					  0, NULL, NULL, NULL, false, 0);
+	rows = SPI_tuptable;
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			log = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+
+		exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 FOR UPDATE",
+						  log);
+		exec_internal_oid("UPDATE pipeline.pipeline_defs SET change_log = NULL, version = version + 1 "
+						  "WHERE change_log = $1", log);
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
+			pipeline_drop_own_table(log);
+	}
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_refuse_last_writer_drop
+ *		Errors when dropping 'def' would leave the pipelines reading its
+ *		target's change log without a writer.
+ */
+void
+pipeline_refuse_last_writer_drop(const PipelineDef *def)
+{
+	if (!OidIsValid(def->change_log) ||
+		exec_internal_oid(psprintf("SELECT string_agg(quote_ident(r.name), ', ' ORDER BY r.name) "
+								   "FROM pipeline.pipeline_defs r WHERE r.source = $1 "
+								   "AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
+								   "WHERE w.change_log = $1 AND w.id <> %lld) HAVING count(*) > 0",
+								   (long long) def->id),
+						  def->change_log) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("cannot drop pipeline \"%s\" because pipelines read its target", def->name),
+			 errdetail("Pipelines reading %s through its change log: %s.",
+					   pipeline_qualified_name(def->target), pipeline_result_text(0, 0)),
+			 errhint("Drop those pipelines first.")));
+}
+
+/*
+ * pipeline_refuse_cycle
+ *		Errors when a pipeline from 'source' (a relation, or a change log:
+ *		its target counts) to 'target' would close a cycle: when the target
+ *		already feeds the source through other pipelines.
+ */
+void
+pipeline_refuse_cycle(Oid source, Oid target)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(source), ObjectIdGetDatum(target)};
+	PipelineUserContext ctx;
+	int			n;
+
+	if (!OidIsValid(target))
+		return;
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("WITH RECURSIVE edge AS ("
+					  "  SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
+					  "                    WHERE u.change_log = d.source LIMIT 1), d.source)::oid AS src, "
+					  "         d.target::oid AS dst, d.name FROM pipeline.pipeline_defs d), "
+					  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
+					  "                           WHERE u.change_log = $1 LIMIT 1), $1)::oid AS rel), "
+					  "reach (rel, path, seen) AS ("
+					  "  SELECT $2::oid, '', ARRAY[$2::oid] "
+					  "  UNION ALL SELECT e.dst, r.path || ' -> ' || e.dst::regclass::text "
+					  "                      || ' (pipeline ' || quote_ident(e.name) || ')', r.seen || e.dst "
+					  "    FROM reach r JOIN edge e ON e.src = r.rel WHERE e.dst <> ALL (r.seen)) "
+					  "SELECT r.path FROM reach r, start s WHERE r.rel = s.rel LIMIT 1",
+					  2, types, values, NULL, true, 1);
+	pipeline_restore_user(&ctx);
+	if (n == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			 errmsg("pipeline would close a cycle: its target %s already feeds its source",
+					pipeline_qualified_name(target)),
+			 errdetail("%s%s -> back to this pipeline's source.", pipeline_qualified_name(target),
+					   pipeline_result_text(0, 0)),
+			 errhint("Pipelines form a DAG; write to a table that does not feed the source.")));
+}
