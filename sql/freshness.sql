@@ -180,6 +180,26 @@ SELECT pipeline.add_freshness_check('fr."Order Items"', 'Shipped At', warn_after
 SELECT relation, status FROM pipeline.check_freshness(:quoted);
 SELECT column_name FROM pipeline.freshness WHERE id = :quoted;
 
+-- An alert whose message would make NOTIFY's payload too long once escaped
+-- for JSON (NOTIFY takes under 8000 bytes) is still raised: the payload
+-- leaves the message out, the alerts row keeps it.
+CREATE TABLE fr.boom_on (on_ boolean);
+CREATE FUNCTION fr.boom() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM fr.boom_on) THEN
+        RAISE EXCEPTION USING MESSAGE = repeat(E'\x01', 1900);
+    END IF;
+    RETURN true;
+END $$;
+SELECT pipeline.add_freshness_check('fr."Order Items"', 'Shipped At', warn_after => '1 hour',
+                                    filter => 'fr.boom()') AS boom \gset
+SELECT status FROM pipeline.check_freshness(:boom);
+INSERT INTO fr.boom_on VALUES (true);
+SELECT status, length(message) AS message_length FROM pipeline.check_freshness(:boom);
+SELECT state, length(message) AS message_length, payload ? 'message' AS payload_has_message,
+       payload->>'message_omitted' AS message_omitted
+  FROM pipeline.alerts WHERE check_id = :boom ORDER BY id DESC LIMIT 1;
+
 SELECT pipeline.drop_pipeline('fr_orders');
 DROP SCHEMA fr CASCADE;
 DROP ROLE fr_alice, fr_bob;

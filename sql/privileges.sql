@@ -19,7 +19,7 @@ CALL pipeline.run('pr_alice');
 \set VERBOSITY terse
 SELECT pipeline.create_pipeline('pr_sneaky', 'pr.alice_src', 'pr.alice_sneaky', key => ARRAY['id'],
     columns => '{"stolen": "(SELECT value FROM pr.secrets s WHERE s.id = secret_id)"}');
--- alice may not build on a table she cannot read, nor prepare one she does not own
+-- alice may not build on a table she cannot read
 SELECT pipeline.create_pipeline('pr_shared', 'pr.shared_src', 'pr.alice_shared', key => ARRAY['id']);
 \set VERBOSITY default
 RESET ROLE;
@@ -54,8 +54,14 @@ SELECT status, error_sqlstate, error_message, run_as = 'pr_alice'::regrole AS ru
 GRANT SELECT ON pr.alice_src TO pr_alice;
 CALL pipeline.run('pr_alice');
 
--- The owner of a table lets another role build on it with prepare_source.
+-- Reading is not enough to make a table a source: that is its owner's call.
 GRANT SELECT ON pr.shared_src TO pr_alice;
+SET ROLE pr_alice;
+\set VERBOSITY terse
+SELECT pipeline.create_pipeline('pr_shared', 'pr.shared_src', 'pr.alice_shared', key => ARRAY['id']);
+\set VERBOSITY default
+RESET ROLE;
+-- The owner of a table lets another role build on it with prepare_source.
 SELECT pipeline.prepare_source('pr.shared_src');
 SET ROLE pr_alice;
 SELECT pipeline.create_pipeline('pr_shared', 'pr.shared_src', 'pr.alice_shared', key => ARRAY['id']) > 0 AS created;

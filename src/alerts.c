@@ -20,7 +20,11 @@
 
 #include "pipeline.h"
 
-/* NOTIFY's payload limit is 8000 bytes; the message is cut well below it. */
+/*
+ * NOTIFY's payload limit is 8000 bytes; the message is cut well below it,
+ * and left out of the payload (not of the alerts row) if escaping it for
+ * JSON still makes the payload too long.
+ */
 #define ALERT_MESSAGE_MAX 2000
 
 /*
@@ -73,7 +77,8 @@ pipeline_raise_alert(const PipelineAlert *alert)
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object("
 				  "'kind', $1, 'database', current_database(), 'previous_state', $5, "
 				  "'state', $6, 'message', $7, 'raised_at', clock_timestamp()) || $9) "
-				  "RETURNING payload::text",
+				  "RETURNING CASE WHEN octet_length(payload::text) < 8000 THEN payload::text "
+				  "ELSE (payload - 'message' || '{\"message_omitted\": true}')::text END",
 				  9, types, values, nulls, false, 1);
 	Async_Notify("pipeline_alerts", pipeline_result_text(0, 0));
 	pipeline_purge_history("alerts", "raised_at", NULL, 0);

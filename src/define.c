@@ -803,15 +803,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 	require_table(def->source, "source");
 	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
 	if (OidIsValid(def->target))
-	{
-		if (def->target == def->source)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("source and target are the same table %s", relation_description(def->source)),
-					 errdetail("A pipeline reads its source and writes its target; one table cannot be both."),
-					 errhint("Write to another table.")));
 		check_existing_target(def);
-	}
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
@@ -952,6 +944,12 @@ resolve_source(PipelineDef *def)
 	Oid			log;
 
 	require_table(def->source, "source");
+	if (def->target == def->source)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source and target are the same table %s", relation_description(def->source)),
+				 errdetail("A pipeline reads its source and writes its target; one table cannot be both."),
+				 errhint("Write to another table.")));
 	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
 	pipeline_refuse_cycle(def->source, def->target);
 	log = pipeline_join_change_log(def->source, def->owner);

@@ -119,7 +119,26 @@ SELECT backend_type, application_name FROM pg_stat_activity
  WHERE backend_type LIKE 'pipeline%' ORDER BY backend_type;
 SELECT name, strategy, key, sequence_by, schedule FROM pipeline.pipelines;
 
-\echo '== 11. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
+\echo '== 11. A DAG: gold.last_order (each customer''s latest order) reads the changes of silver.orders'
+CREATE SCHEMA gold;
+SELECT pipeline.create_pipeline('last_order_gold', 'silver.orders', 'gold.last_order',
+    key => ARRAY['customer'], sequence_by => 'updated_at', filter => $$_op = 'upsert'$$,
+    schedule => 'continuous') > 0 AS created;
+SELECT upstream, relation, change_log, downstream FROM pipeline.dependencies;
+-- a new order at the raw end flows raw -> silver -> gold with no CALL
+INSERT INTO raw.orders (order_id, customer, amount, status, updated_at)
+VALUES (7002, 'dora', '30.00', 'placed', now() + interval '1 second');
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        EXIT WHEN EXISTS (SELECT FROM gold.last_order WHERE customer = 'dora' AND order_id = 7002);
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+SELECT customer, order_id, amount, status FROM gold.last_order WHERE customer = 'dora';
+SELECT count(*) AS customers FROM gold.last_order;
+
+\echo '== 12. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
 SELECT pipeline.add_freshness_check('silver.orders', warn_after => '15 minutes', error_after => '1 hour',
                                     schedule => '*/5 * * * *') AS check_id \gset
 SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_minute
@@ -127,7 +146,7 @@ SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_
 SELECT id, relation, state, schedule, attainment_7d FROM pipeline.freshness;
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobid;
 
-\echo '== 12. The operator''s view: what each pipeline is doing, and the same for Prometheus'
+\echo '== 13. The operator''s view: what each pipeline is doing, and the same for Prometheus'
 SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_failures,
        rows_per_second > 0 AS has_throughput
   FROM pipeline.status;

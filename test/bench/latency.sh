@@ -2,7 +2,8 @@
 # Benchmark of the background workers: how long a staged row takes from its
 # commit to its visibility in the target, with a continuous pipeline and
 # with the best pg_cron can do (a run every minute), side by side in one
-# run; and what a continuous pipeline costs the writers.  See README.md.
+# run; what a continuous pipeline costs the writers; and the end-to-end
+# latency of a three-stage DAG (raw -> silver -> gold).  See README.md.
 #
 #   bash test/bench/latency.sh
 #
@@ -142,4 +143,25 @@ with=$(echo "${tps[with]}" | median)
 say "   without a pipeline:           $(awk "BEGIN {printf \"%8.0f transactions/s (%.0f rows/s)\", $without, $without * 10}")   rounds: ${tps[without]}"
 say "   with a continuous pipeline:   $(awk "BEGIN {printf \"%8.0f transactions/s (%.0f rows/s)\", $with, $with * 10}")   rounds: ${tps[with]}"
 say "   ratio with / without: $(awk "BEGIN {printf \"%.2f\", $with / $without}")"
+say ""
+
+say "3. Three-stage DAG: events (raw) -> events_silver -> events_gold, both continuous;"
+say "   gold reads silver's change log, published in silver's merge transaction"
+sql -c "SELECT pipeline.pause('live')" >/dev/null
+sql <<'SQL' >/dev/null
+SELECT pipeline.create_pipeline('silver', 'events', 'events_silver', key => ARRAY['id'],
+                                schedule => 'continuous');
+SELECT pipeline.create_pipeline('gold', 'events_silver', 'events_gold', key => ARRAY['id'],
+                                columns => '{"payload": null}', schedule => 'continuous');
+SQL
+wait_caught_up events_silver
+wait_caught_up events_gold
+for rate in 1000 10000; do
+    echo "DAG at $rate rows/s..."
+    since=$(sql -Atc 'SELECT clock_timestamp()')
+    load "$rate" "$SECONDS_PER_RATE"
+    wait_caught_up events_gold
+    report "raw -> silver, $rate rows/s" events_silver "$since"
+    report "raw -> silver -> gold (end to end), $rate rows/s" events_gold "$since"
+done
 say "results written to $OUT"

@@ -1,0 +1,151 @@
+-- Pipelines reading other pipelines' targets (a DAG): the target's change
+-- log, filled by the upstream merge in its own statement; a reader that
+-- joins late starts from the target's rows; fan-out to a merge and an
+-- append reader; stale events publish nothing; trimming of consumed
+-- changes; schema changes; pipeline.dependencies; cycles, drops, bad
+-- inputs and privileges.
+SET client_min_messages = warning;
+\set VERBOSITY terse
+CREATE FUNCTION up_error_of(statement text)
+    RETURNS TABLE (code text, message text, detail text, hint text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN NEXT;
+END $$;
+CREATE SCHEMA "Sales Dept";
+CREATE TABLE "Sales Dept"."Raw Orders" (order_id bigint, "Customer" text, amount numeric,
+                                        op text, ts bigint);
+SELECT pipeline.create_pipeline('up_silver', '"Sales Dept"."Raw Orders"', '"Sales Dept"."Order Items"',
+    key => ARRAY['order_id'], sequence_by => 'ts', delete_when => $$op = 'd'$$,
+    columns => '{"op": null}') > 0 AS created;
+INSERT INTO "Sales Dept"."Raw Orders" VALUES (1, 'ann', 10, 'u', 1), (2, 'bob', 20, 'u', 1),
+                                             (3, 'cat', 30, 'u', 1);
+CALL pipeline.run('up_silver');
+-- no reader yet: nothing is published
+SELECT change_log FROM pipeline.pipelines WHERE name = 'up_silver';
+
+-- A reader defined now starts from the target's three rows.
+SELECT pipeline.create_pipeline('up_gold', '"Sales Dept"."Order Items"', 'public.gold_customers',
+    key => ARRAY['Customer'], columns => '{"order_id": null, "ts": null}') > 0 AS created;
+SELECT name, source, target, change_log, delete_when FROM pipeline.pipelines
+ WHERE name LIKE 'up\_%' ORDER BY name;
+SELECT attname FROM pg_attribute
+ WHERE attrelid = '"Sales Dept"."Order Items_changes"'::regclass AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+-- Fan-out: an append reader keeps every change, its kind mapped from _op.
+SELECT pipeline.create_pipeline('up_audit', '"Sales Dept"."Order Items"', 'public.order_changes',
+    strategy => 'append', columns => '{"op": "_op"}') > 0 AS created;
+SELECT * FROM pipeline.dependencies ORDER BY downstream;
+CALL pipeline.run('up_gold');
+CALL pipeline.run('up_audit');
+SELECT * FROM gold_customers ORDER BY "Customer";
+
+-- Upstream: an update, a delete, a stale event (older ts: discarded, so
+-- not published) and a new row.
+INSERT INTO "Sales Dept"."Raw Orders" VALUES (1, 'ann', 11, 'u', 2), (2, 'bob', 20, 'd', 2),
+                                             (3, 'cat', 99, 'u', 0), (4, 'dan', 40, 'u', 1);
+CALL pipeline.run('up_silver');
+SELECT _op, _for IS NULL AS for_all, order_id, "Customer", amount
+  FROM "Sales Dept"."Order Items_changes" WHERE _for IS NULL ORDER BY _xid, _seq;
+CALL pipeline.run('up_gold');
+CALL pipeline.run('up_audit');
+SELECT * FROM gold_customers ORDER BY "Customer";
+SELECT op, order_id, "Customer", amount FROM order_changes ORDER BY order_id, amount, op;
+
+-- Trimming: changes every reader consumed leave the log at a reader's next
+-- run; an unconsumed change stays.
+INSERT INTO "Sales Dept"."Raw Orders" VALUES (5, 'eve', 50, 'u', 1);
+CALL pipeline.run('up_silver');
+CALL pipeline.run('up_gold');
+SELECT count(*) AS changes_left, min(order_id) AS the_one FROM "Sales Dept"."Order Items_changes";
+CALL pipeline.run('up_audit');
+CALL pipeline.run('up_gold');
+SELECT count(*) AS changes_left FROM "Sales Dept"."Order Items_changes";
+
+-- A column added to the upstream target is added to the log at the
+-- writer's next run, and published from then on.
+ALTER TABLE "Sales Dept"."Order Items" ADD COLUMN note text DEFAULT 'n/a';
+INSERT INTO "Sales Dept"."Raw Orders" VALUES (6, 'fay', 60, 'u', 1);
+CALL pipeline.run('up_silver');
+SELECT order_id, note FROM "Sales Dept"."Order Items_changes" ORDER BY _xid, _seq;
+
+-- A chain: a reader of a reader's target.
+SELECT pipeline.create_pipeline('up_platinum', 'public.gold_customers', 'public.platinum',
+    key => ARRAY['Customer']) > 0 AS created;
+SELECT upstream, downstream FROM pipeline.dependencies ORDER BY upstream, downstream;
+
+-- Cycles are refused, however long.
+\x on
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_loop', 'public.platinum', '"Sales Dept"."Raw Orders"',
+    strategy => 'append')$sql$);
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items"', '"Sales Dept"."Order Items"',
+    key => ARRAY['order_id'])$sql$);
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items_changes"',
+    '"Sales Dept"."Order Items"', key => ARRAY['order_id'])$sql$);
+
+-- The last writer of a log with readers cannot be dropped.
+SELECT * FROM up_error_of($sql$SELECT pipeline.drop_pipeline('up_silver')$sql$);
+
+-- A reader is created in READ COMMITTED only.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_rr', '"Sales Dept"."Order Items"', 'public.rr_target',
+    key => ARRAY['order_id'])$sql$);
+ROLLBACK;
+
+-- A target with a column named like the log's own cannot be read.
+CREATE TABLE up_src (id bigint, _op text);
+SELECT pipeline.create_pipeline('up_ops', 'up_src', 'up_ops_target', key => ARRAY['id']) > 0 AS created;
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_ops_reader', 'up_ops_target', 'up_ops_copy', key => ARRAY['id'])$sql$);
+\x off
+SELECT count(*) AS logs FROM pg_class WHERE relname = 'up_ops_target_changes';
+
+-- Privileges: a role must be able to read the upstream target; then it
+-- is granted SELECT on the log, and its runs read it as that role.
+CREATE ROLE up_reader;
+CREATE SCHEMA up_own AUTHORIZATION up_reader;
+GRANT USAGE ON SCHEMA "Sales Dept" TO up_reader;
+SET ROLE up_reader;
+\x on
+SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_theirs', '"Sales Dept"."Order Items"', 'up_own.copy',
+    key => ARRAY['order_id'])$sql$);
+\x off
+RESET ROLE;
+GRANT SELECT ON "Sales Dept"."Order Items" TO up_reader;
+SET ROLE up_reader;
+SELECT pipeline.create_pipeline('up_theirs', '"Sales Dept"."Order Items"', 'up_own.copy',
+    key => ARRAY['order_id']) > 0 AS created;
+CALL pipeline.run('up_theirs');
+SELECT order_id, "Customer", amount FROM up_own.copy ORDER BY order_id;
+RESET ROLE;
+SELECT has_table_privilege('up_reader', '"Sales Dept"."Order Items_changes"', 'SELECT') AS can_read_log,
+       has_table_privilege('up_reader', '"Sales Dept"."Order Items_changes"', 'INSERT') AS can_write_log;
+
+-- Long names: the log's name is shortened to fit in 63 bytes.
+CREATE TABLE up_long_src (id bigint);
+SELECT pipeline.create_pipeline('up_long', 'up_long_src',
+    'public.t23456789012345678901234567890123456789012345678901234567890123',
+    strategy => 'append') > 0 AS created;
+SELECT pipeline.create_pipeline('up_long_reader',
+    'public.t23456789012345678901234567890123456789012345678901234567890123',
+    'up_long_copy', strategy => 'append') > 0 AS created;
+SELECT change_log FROM pipeline.pipelines WHERE name = 'up_long';
+
+-- Dropping the readers drops the log; the writer stops publishing.
+SELECT pipeline.drop_pipeline('up_long_reader');
+SELECT change_log FROM pipeline.pipelines WHERE name = 'up_long';
+SELECT count(*) AS logs FROM pg_class WHERE relname LIKE 't2345%changes';
+
+-- DROP ... CASCADE of an upstream target takes the whole DAG below it.
+DROP TABLE "Sales Dept"."Order Items" CASCADE;
+SELECT name FROM pipeline.pipelines WHERE name LIKE 'up\_%' ORDER BY name;
+SELECT count(*) AS logs FROM pg_class WHERE relname IN ('Order Items_changes', 'gold_customers_changes');
+
+DROP SCHEMA up_own CASCADE;
+DROP OWNED BY up_reader;
+DROP ROLE up_reader;
+DROP FUNCTION up_error_of(text);
