@@ -10,7 +10,9 @@ SELECT s, pipeline.next_run_after(s, '2026-11-23 10:07:30+00') AS next
     '* * * * *', '*/15 * * * *', '5/20 * * * *', '0 * * * *', '0 6 * * *',
     '30 2 * * mon-fri', '0 0 * * sun', '0 0 * * 7', '0 0 1 * *', '0 0 1 jan *',
     '0 9-17/4 * * *', '0,30 8 * * 1,3,5', '0 0 13 * fri', '0 12 29 2 *',
-    '@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@Midnight']) s;
+    '@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@Midnight',
+    -- a day field starting with '*' means both days must match, else either
+    '0 0 */2 * tue', '0 0 1-31/2 * tue']) s;
 
 -- A schedule is stored in its canonical form.  (Paused, so that the
 -- background workers leave it alone while the test runs.)

@@ -165,8 +165,8 @@ typedef struct PipelineSchedule
 	uint32		days;
 	uint16		months;
 	uint8		weekdays;
-	bool		any_day;		/* day of month is "*" */
-	bool		any_weekday;	/* day of week is "*" */
+	bool		any_day;		/* day of month starts with "*" */
+	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
 
 /* Shared memory of the background workers (shared_state.c). */

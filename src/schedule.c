@@ -102,7 +102,9 @@ parse_value(const char **p, const char *const *names, int nnames, int name_base,
 /*
  * parse_field
  *		One cron field ("*", "1,5", "9-17", "*\/15", "mon-fri") into a bit
- *		set over lo..hi; sets *star for an unrestricted "*".
+ *		set over lo..hi; sets *star when the field starts with "*" ("*" or
+ *		"*\/2"), which is what decides, as in vixie cron and pg_cron, whether
+ *		day of month and day of week must both match or either.
  */
 static uint64
 parse_field(const char *field, int lo, int hi, const char *const *names, int nnames,
@@ -111,7 +113,7 @@ parse_field(const char *field, int lo, int hi, const char *const *names, int nna
 	uint64		bits = 0;
 	const char *p = field;
 
-	*star = strcmp(field, "*") == 0;
+	*star = field[0] == '*';
 	for (;;)
 	{
 		int			from = lo,
