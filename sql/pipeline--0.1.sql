@@ -279,6 +279,21 @@ GRANT UPDATE (raw_row) ON pipeline.quarantine_log TO PUBLIC;
 REVOKE ALL ON pipeline.clock FROM PUBLIC;
 GRANT SELECT ON pipeline.clock TO PUBLIC;
 
+/*
+ * Captured tables: an application's table whose inserts, updates and
+ * deletes statement-level triggers copy into its change log (capture.c).
+ */
+CREATE TABLE pipeline.captures (
+    relation    regclass PRIMARY KEY,
+    change_log  regclass NOT NULL UNIQUE,
+    key         text[] NOT NULL,
+    captured_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pipeline.captures IS
+    'tables captured with pipeline.capture: their change log and primary key';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.captures', '');
+GRANT SELECT ON pipeline.captures TO PUBLIC;
+
 /* ---------------------------------------------------------------- API */
 
 CREATE FUNCTION pipeline.create_pipeline(
@@ -431,6 +446,24 @@ CREATE FUNCTION pipeline.snapshot_prefix(consumed pg_snapshot, upto pg_snapshot,
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pipeline.snapshot_prefix(pg_snapshot, pg_snapshot, xid8) IS
     'internal: a snapshot that sees what upto sees below boundary and what consumed sees above it';
+
+CREATE FUNCTION pipeline.capture(relation regclass) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'pipeline_capture'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION pipeline.capture(regclass) IS
+    'makes a table with a primary key a source: its inserts, updates and deletes go to <table>_changes, which pipelines on the table read; returns the change log';
+
+CREATE FUNCTION pipeline.uncapture(relation regclass, if_exists boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_uncapture'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.uncapture(regclass, boolean) IS
+    'stops capturing a table: drops its triggers and change log (refused while pipelines read it)';
+
+CREATE FUNCTION pipeline.capture_changes() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pipeline_capture_changes'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.capture_changes() IS
+    'internal: the statement-level trigger that copies a captured table''s changes into its change log';
 
 /* ---------------------------------------------------------------- views */
 

@@ -27,7 +27,8 @@
 	"paused, version, suspended_at IS NOT NULL, statement_timeout::text, " \
 	"coalesce(extract(epoch FROM statement_timeout) * 1000, 0)::bigint, " \
 	"coalesce(change_log::oid, 0), EXISTS (SELECT 1 FROM pipeline.pipeline_defs u " \
-	"WHERE u.change_log = pipeline_defs.source)"
+	"WHERE u.change_log = pipeline_defs.source) OR EXISTS (SELECT 1 FROM pipeline.captures c " \
+	"WHERE c.change_log = pipeline_defs.source)"
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
 

@@ -101,6 +101,29 @@ pipeline_is_change_log_column(const char *name)
 }
 
 /*
+ * pipeline_shared_columns
+ *		The columns of 'relation' (not dropped) that 'log' also has, in the
+ *		relation's order: what is copied into the log.
+ */
+List *
+pipeline_shared_columns(Oid relation, Oid log)
+{
+	Relation	rel = table_open(relation, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *columns = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && get_attnum(log, NameStr(att->attname)) != InvalidAttrNumber)
+			columns = lappend(columns, pstrdup(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	return columns;
+}
+
+/*
  * pipeline_change_log_columns
  *		The columns a writer publishes: its target's columns the log also
  *		has, in target order.  A column added to the target since the log
@@ -109,47 +132,31 @@ pipeline_is_change_log_column(const char *name)
 List *
 pipeline_change_log_columns(const PipelineDef *def)
 {
-	Relation	rel = table_open(def->target, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	List	   *columns = NIL;
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped &&
-			get_attnum(def->change_log, NameStr(att->attname)) != InvalidAttrNumber)
-			columns = lappend(columns, pstrdup(NameStr(att->attname)));
-	}
-	table_close(rel, AccessShareLock);
-	return columns;
+	return pipeline_shared_columns(def->target, def->change_log);
 }
 
 /*
- * pipeline_sync_change_log
- *		Adds to a writer's change log the columns its target gained, so that
- *		they are published (the log's readers see a schema change of their
+ * pipeline_add_missing_columns
+ *		Adds to a change log the columns its relation gained, so that they
+ *		are published (the log's readers see a schema change of their
  *		source and follow their on_schema_change).
  */
 void
-pipeline_sync_change_log(const PipelineDef *def)
+pipeline_add_missing_columns(Oid relation, Oid log)
 {
 	Relation	rel;
 	TupleDesc	desc;
 	StringInfoData add;
 	PipelineUserContext ctx;
 
-	if (!OidIsValid(def->change_log))
-		return;
 	initStringInfo(&add);
-	rel = table_open(def->target, AccessShareLock);
+	rel = table_open(relation, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (!att->attisdropped &&
-			get_attnum(def->change_log, NameStr(att->attname)) == InvalidAttrNumber)
+		if (!att->attisdropped && get_attnum(log, NameStr(att->attname)) == InvalidAttrNumber)
 			appendStringInfo(&add, "%sADD COLUMN %s %s", add.len ? ", " : "",
 							 quote_identifier(NameStr(att->attname)),
 							 format_type_with_typemod(att->atttypid, att->atttypmod));
@@ -158,18 +165,29 @@ pipeline_sync_change_log(const PipelineDef *def)
 	if (add.len == 0)
 		return;
 	pipeline_become_internal(&ctx);
-	pipeline_exec(psprintf("ALTER TABLE %s %s", pipeline_qualified_name(def->change_log), add.data),
+	pipeline_exec(psprintf("ALTER TABLE %s %s", pipeline_qualified_name(log), add.data),
 				  0, NULL, NULL, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 	CommandCounterIncrement();
 }
 
 /*
- * relation_owner
+ * pipeline_sync_change_log
+ *		Brings a writer's change log up to date with its target's columns.
+ */
+void
+pipeline_sync_change_log(const PipelineDef *def)
+{
+	if (OidIsValid(def->change_log))
+		pipeline_add_missing_columns(def->target, def->change_log);
+}
+
+/*
+ * pipeline_relation_owner
  *		The role owning a relation.
  */
-static Oid
-relation_owner(Oid relid)
+Oid
+pipeline_relation_owner(Oid relid)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
@@ -182,15 +200,16 @@ relation_owner(Oid relid)
 }
 
 /*
- * create_change_log
- *		Creates the change log of 'target', owned by the target's owner, and
- *		makes it a source.  Returns its oid.
+ * pipeline_create_change_log
+ *		Creates the change log of 'target' (a pipeline's target, or a
+ *		captured table), owned by the target's owner, and makes it a source.
+ *		Returns its oid.
  */
-static Oid
-create_change_log(Oid target)
+Oid
+pipeline_create_change_log(Oid target)
 {
 	Oid			nsp = get_rel_namespace(target);
-	Oid			owner = relation_owner(target);
+	Oid			owner = pipeline_relation_owner(target);
 	char	   *relname = ChooseRelationName(get_rel_name(target), NULL, "changes", nsp, false);
 	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
 	PipelineUserContext ctx;
@@ -230,7 +249,7 @@ create_change_log(Oid target)
 static void
 grant_on_log(Oid log, const char *privilege, Oid role)
 {
-	Oid			owner = relation_owner(log);
+	Oid			owner = pipeline_relation_owner(log);
 	PipelineUserContext ctx;
 
 	if (role == owner)
@@ -268,6 +287,23 @@ pipeline_published_change_log(Oid target, Oid owner)
 }
 
 /*
+ * refuse_old_snapshot
+ *		A reader joining a log starts from its table's rows as they are once
+ *		their writers are locked out, which a transaction snapshot taken
+ *		earlier would not show.
+ */
+static void
+refuse_old_snapshot(void)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("a pipeline reading another pipeline's target or a captured table must be created in a READ COMMITTED transaction"),
+				 errdetail("It starts from the table's rows as they are once its writers are locked out, which an older snapshot would not show."),
+				 errhint("Run create_pipeline outside a REPEATABLE READ or SERIALIZABLE transaction.")));
+}
+
+/*
  * pipeline_join_change_log
  *		When 'relation' is a pipeline's target (or its change log), returns
  *		the change log a new pipeline owned by 'reader' reads instead,
@@ -283,18 +319,26 @@ pipeline_join_change_log(Oid relation, Oid reader)
 	SPITupleTable *rows;
 	bool		isnull;
 
+	/* a captured table (or its log): its writers are the application's */
+	if (exec_internal_oid("SELECT relation::oid, change_log::oid FROM pipeline.captures "
+						  "WHERE relation = $1 OR change_log = $1 FOR UPDATE", relation) == 1)
+	{
+		target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+		log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+		refuse_old_snapshot();
+		LockRelationOid(target, ShareLock);
+		change_log_lock(log, ExclusiveLock, true);
+		grant_on_log(log, "SELECT", reader);
+		return log;
+	}
+
 	/* the writers of the relation, or of the target whose log it is */
 	writers = exec_internal_oid("SELECT id, target::oid, coalesce(change_log::oid, 0) "
 								"FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
 								"ORDER BY id FOR UPDATE", relation);
 	if (writers == 0)
 		return InvalidOid;
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("a pipeline reading another pipeline's target must be created in a READ COMMITTED transaction"),
-				 errdetail("It starts from the target's rows as they are once the writing pipelines are locked, which an older snapshot would not show."),
-				 errhint("Run create_pipeline outside a REPEATABLE READ or SERIALIZABLE transaction.")));
+	refuse_old_snapshot();
 	rows = SPI_tuptable;
 	for (int i = 0; i < writers; i++)
 	{
@@ -309,7 +353,7 @@ pipeline_join_change_log(Oid relation, Oid reader)
 		change_log_lock(log, ExclusiveLock, true);
 	else
 	{
-		log = create_change_log(target);
+		log = pipeline_create_change_log(target);
 		change_log_lock(log, ExclusiveLock, true);
 		exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
 								   "version = version + 1 WHERE target = $1", log),
@@ -341,8 +385,9 @@ pipeline_seed_change_log(const PipelineDef *def)
 	Relation	rel;
 	TupleDesc	desc;
 
-	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 LIMIT 1",
-						  def->source) == 1)
+	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
+						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
+						  "LIMIT 1", def->source) == 1)
 	{
 		bool		isnull;
 
@@ -467,10 +512,14 @@ pipeline_refuse_cycle(Oid source, Oid target)
 	pipeline_become_internal(&ctx);
 	n = pipeline_exec("WITH RECURSIVE edge AS ("
 					  "  SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
-					  "                    WHERE u.change_log = d.source LIMIT 1), d.source)::oid AS src, "
+					  "                    WHERE u.change_log = d.source LIMIT 1), "
+					  "                   (SELECT c.relation FROM pipeline.captures c "
+					  "                    WHERE c.change_log = d.source), d.source)::oid AS src, "
 					  "         d.target::oid AS dst, d.name FROM pipeline.pipeline_defs d), "
 					  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
-					  "                           WHERE u.change_log = $1 LIMIT 1), $1)::oid AS rel), "
+					  "                           WHERE u.change_log = $1 LIMIT 1), "
+					  "                          (SELECT c.relation FROM pipeline.captures c "
+					  "                           WHERE c.change_log = $1), $1)::oid AS rel), "
 					  "reach (rel, path, seen) AS ("
 					  "  SELECT $2::oid, '', ARRAY[$2::oid] "
 					  "  UNION ALL SELECT e.dst, r.path || ' -> ' || e.dst::regclass::text "

@@ -1038,7 +1038,10 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	validate_and_build(def, target_rv);
 	def->id = save_definition(def, true);
 	if (def->reads_change_log)
+	{
 		pipeline_seed_change_log(def);
+		pipeline_capture_readers_changed(def->source);
+	}
 	create_cursor(def);
 	SPI_finish();
 	PG_RETURN_INT64(def->id);
@@ -1143,6 +1146,8 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 				  false, 0);
 	pipeline_restore_user(&ctx);
 	pipeline_forget_statements(def->id);
+	if (def->reads_change_log)
+		pipeline_capture_readers_changed(def->source);
 	pipeline_release_change_logs();
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -97,6 +97,59 @@ drop_freshness_checks(void)
 	}
 }
 
+/* Captures (alias c) of a table, or with a log, the DROP removed. */
+#define DROPS_CAPTURE \
+	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
+	"AND o.objid IN (c.relation::oid, c.change_log::oid)"
+
+/*
+ * refuse_drop_of_read_capture
+ *		Without CASCADE, a captured table whose changes pipelines read
+ *		stays.
+ */
+static void
+refuse_drop_of_read_capture(void)
+{
+	if (pipeline_exec("SELECT o.object_identity, r.name FROM pipeline.captures c "
+					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
+					  "AND o.objsubid = 0 AND o.objid = c.relation::oid "
+					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log LIMIT 1",
+					  0, NULL, NULL, NULL, true, 1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop %s because pipeline \"%s\" reads its captured changes",
+						pipeline_result_text(0, 0), pipeline_result_text(0, 1)),
+				 errdetail("The pipeline reads the table's change log, which goes with the table."),
+				 errhint("Drop the pipeline first with pipeline.drop_pipeline('%s'), or use DROP ... CASCADE to drop it too.",
+						 pipeline_result_text(0, 1))));
+}
+
+/*
+ * drop_captures
+ *		A capture goes with its table (and its log with it) or with its log
+ *		(and the table's capture triggers with it).
+ */
+static void
+drop_captures(bool cascade)
+{
+	int			n = pipeline_exec("DELETE FROM pipeline.captures c "
+								  "USING pg_event_trigger_dropped_objects() o WHERE " DROPS_CAPTURE
+								  " RETURNING c.relation::oid, c.change_log::oid",
+								  0, NULL, NULL, NULL, false, 0);
+	SPITupleTable *dropped = SPI_tuptable;
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		pipeline_forget_capture(DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 1,
+															   &isnull)),
+								DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 2,
+															   &isnull)),
+								cascade);
+	}
+}
+
 /*
  * drop_unwritten_change_log
  *		Drops a change log whose writers are all gone, CASCADE: this trigger
@@ -139,6 +192,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 	pipeline_become_internal(&ctx);
 	if (!drop_cascades(trigdata->parsetree))
 	{
+		refuse_drop_of_read_capture();
 		if (pipeline_exec("SELECT d.name, o.object_identity FROM pipeline.pipeline_defs d, "
 						  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION,
 						  0, NULL, NULL, NULL, true, 1) > 0)
@@ -189,6 +243,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 			drop_unwritten_change_log(lfirst_oid(lc));
 		pipeline_release_change_logs();
 	}
+	drop_captures(drop_cascades(trigdata->parsetree));
 	drop_freshness_checks();
 	pipeline_restore_user(&ctx);
 	SPI_finish();

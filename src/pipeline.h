@@ -275,8 +275,12 @@ extern void pipeline_drop_own_table(Oid relid);
 
 /* change_log.c */
 extern bool pipeline_is_change_log_column(const char *name);
+extern Oid	pipeline_relation_owner(Oid relid);
+extern List *pipeline_shared_columns(Oid relation, Oid log);
 extern List *pipeline_change_log_columns(const PipelineDef *def);
+extern void pipeline_add_missing_columns(Oid relation, Oid log);
 extern void pipeline_sync_change_log(const PipelineDef *def);
+extern Oid	pipeline_create_change_log(Oid target);
 extern Oid	pipeline_published_change_log(Oid target, Oid owner);
 extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
 extern void pipeline_seed_change_log(const PipelineDef *def);
@@ -284,6 +288,10 @@ extern void pipeline_trim_change_log(const PipelineDef *def);
 extern void pipeline_release_change_logs(void);
 extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);
 extern void pipeline_refuse_cycle(Oid source, Oid target);
+
+/* capture.c */
+extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
+extern void pipeline_capture_readers_changed(Oid log);
 
 /* define.c */
 extern void pipeline_add_change_columns(Oid source);

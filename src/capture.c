@@ -1,0 +1,498 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *	  Capture of plain tables: an application's table becomes a source
+ *	  without an external CDC system.
+ *
+ * pipeline.capture(table) gives the table a change log, the same kind a
+ * pipeline's target gets when other pipelines read it (change_log.c):
+ * <table>_changes, with the table's columns plus _op ('upsert' or
+ * 'delete'), _for, _xid and _seq.  Four statement-level triggers fill it,
+ * reading the statement's transition tables, so that a statement writing
+ * many rows costs one INSERT into the log, not one per row:
+ *
+ *	INSERT		every new row, as an upsert;
+ *	UPDATE		every new row as an upsert, and as a delete every old row
+ *				whose primary key no new row has (a key change);
+ *	DELETE		every old row, as a delete;
+ *	TRUNCATE	(before it) every row of the table, as a delete, so that
+ *				readers empty too; it costs a read of the table.
+ *
+ * The log is written as the table's owner, whoever writes the table.  A
+ * pipeline whose source is a captured table reads its log instead, starting
+ * from the table's rows (change_log.c seeds them); the table is locked in
+ * SHARE mode meanwhile, so no write is both in the copy and in the log.
+ *
+ * The triggers' statements are prepared once per backend and table, and
+ * forgotten when the table or its log changes (a relcache invalidation);
+ * a column added to the table is added to the log when they are rebuilt.
+ * While no pipeline reads the log, the triggers log nothing: a reader
+ * starts from the table's rows anyway.  A reader joining or leaving sends
+ * the table's relcache invalidation, so that every backend looks again
+ * before its next write (a writer takes its lock on the table, and with it
+ * the invalidation, before its statement runs; the joiner's SHARE lock
+ * waits for the writers already running).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_capture);
+PG_FUNCTION_INFO_V1(pipeline_uncapture);
+PG_FUNCTION_INFO_V1(pipeline_capture_changes);
+
+/* The statements the triggers run, per table and event. */
+typedef enum CaptureEvent
+{
+	CAPTURE_INSERT,
+	CAPTURE_UPDATE,
+	CAPTURE_DELETE,
+	CAPTURE_TRUNCATE,
+	CAPTURE_EVENTS
+} CaptureEvent;
+
+typedef struct CapturePlans
+{
+	Oid			relation;
+	Oid			change_log;
+	Oid			owner;
+	bool		has_readers;	/* else there is nothing to log */
+	SPIPlanPtr	plans[CAPTURE_EVENTS];
+} CapturePlans;
+
+static List *capture_plans = NIL;	/* of CapturePlans *; list and entries in TopMemoryContext */
+static bool capture_callback_registered = false;
+
+/* The triggers capture() creates: name, timing and event, transition tables. */
+static const char *const capture_triggers[CAPTURE_EVENTS][2] = {
+	{"pipeline_capture_insert", "AFTER INSERT ON %s REFERENCING NEW TABLE AS pl_new"},
+	{"pipeline_capture_update", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS pl_old NEW TABLE AS pl_new"},
+	{"pipeline_capture_delete", "AFTER DELETE ON %s REFERENCING OLD TABLE AS pl_old"},
+	{"pipeline_capture_truncate", "BEFORE TRUNCATE ON %s"},
+};
+
+/*
+ * forget_plans
+ *		Frees the cached statements of a table.
+ */
+static void
+forget_plans(CapturePlans *cp)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	for (int i = 0; i < CAPTURE_EVENTS; i++)
+		if (cp->plans[i])
+			SPI_freeplan(cp->plans[i]);
+	capture_plans = list_delete_ptr(capture_plans, cp);
+	pfree(cp);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * capture_invalidate
+ *		Relcache callback: a change to a captured table or its log (or a
+ *		full reset) drops the statements built from them.
+ */
+static void
+capture_invalidate(Datum arg, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, capture_plans)
+	{
+		CapturePlans *cp = lfirst(lc);
+
+		if (relid == InvalidOid || relid == cp->relation || relid == cp->change_log)
+		{
+			forget_plans(cp);
+			capture_invalidate(arg, relid);		/* the list changed under us */
+			return;
+		}
+	}
+}
+
+/*
+ * primary_key_columns
+ *		The names of a table's primary key columns; NIL without one.
+ */
+static List *
+primary_key_columns(Oid relid)
+{
+	Oid			index = InvalidOid;
+	List	   *names = NIL;
+	Relation	rel = table_open(relid, AccessShareLock);
+	HeapTuple	tup;
+
+	index = RelationGetPrimaryKeyIndex(rel);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(index))
+		return NIL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for index %u", index);
+	for (int i = 0; i < ((Form_pg_index) GETSTRUCT(tup))->indnkeyatts; i++)
+		names = lappend(names, get_attname(relid, ((Form_pg_index) GETSTRUCT(tup))->indkey.values[i],
+										   false));
+	ReleaseSysCache(tup);
+	return names;
+}
+
+/*
+ * capture_sql
+ *		The statement one trigger runs to fill the log.
+ */
+static char *
+capture_sql(CaptureEvent event, Oid relation, Oid log, List *key)
+{
+	char	   *cols = pipeline_quote_list(pipeline_shared_columns(relation, log), NULL);
+	char	   *old_cols = pipeline_quote_list(pipeline_shared_columns(relation, log), "o");
+	char	   *into = psprintf("INSERT INTO %s (%s, _op) ", pipeline_qualified_name(log), cols);
+	StringInfoData gone;
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case CAPTURE_INSERT:
+			return psprintf("%sSELECT %s, 'upsert' FROM pl_new", into, cols);
+		case CAPTURE_DELETE:
+			return psprintf("%sSELECT %s, 'delete' FROM pl_old", into, cols);
+		case CAPTURE_TRUNCATE:
+			return psprintf("%sSELECT %s, 'delete' FROM %s", into, cols,
+							pipeline_qualified_name(relation));
+		default:
+			break;
+	}
+	/* an old row whose key no new row has: its key changed, a delete */
+	initStringInfo(&gone);
+	foreach(lc, key)
+	{
+		const char *k = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&gone, "%sn.%s = o.%s", gone.len ? " AND " : "", k, k);
+	}
+	return psprintf("%sSELECT %s, 'upsert' FROM pl_new UNION ALL SELECT %s, 'delete' FROM pl_old o "
+					"WHERE NOT EXISTS (SELECT 1 FROM pl_new n WHERE %s)",
+					into, cols, old_cols, gone.data);
+}
+
+/*
+ * plans_for
+ *		The cached statements of a captured table, building the entry (and
+ *		bringing the log's columns up to date) when missing.  The caller is
+ *		connected to SPI with the trigger's transition tables registered.
+ */
+static CapturePlans *
+plans_for(Oid relation)
+{
+	ListCell   *lc;
+	CapturePlans *cp;
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relation);
+	PipelineUserContext ctx;
+	MemoryContext old;
+	bool		isnull;
+	int			n;
+
+	foreach(lc, capture_plans)
+		if (((CapturePlans *) lfirst(lc))->relation == relation)
+			return lfirst(lc);
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT c.change_log::oid, EXISTS (SELECT 1 FROM pipeline.pipeline_defs r "
+					  "WHERE r.source = c.change_log) FROM pipeline.captures c WHERE c.relation = $1",
+					  1, &type, &value, NULL, false, 1);
+	pipeline_restore_user(&ctx);
+	if (n != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is not captured", pipeline_qualified_name(relation)),
+				 errdetail("It has the capture triggers of the pipeline extension, but pipeline.captures does not list it."),
+				 errhint("Run SELECT pipeline.capture('%s'), or drop the triggers named pipeline_capture_*.",
+						 pipeline_qualified_name(relation))));
+	if (!capture_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(capture_invalidate, (Datum) 0);
+		capture_callback_registered = true;
+	}
+	cp = MemoryContextAllocZero(TopMemoryContext, sizeof(CapturePlans));
+	cp->relation = relation;
+	cp->change_log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	cp->has_readers = DatumGetBool(pipeline_result_datum(0, 1, &isnull));
+	cp->owner = pipeline_relation_owner(relation);
+	if (cp->has_readers)
+		pipeline_add_missing_columns(relation, cp->change_log);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	capture_plans = lappend(capture_plans, cp);
+	MemoryContextSwitchTo(old);
+	return cp;
+}
+
+/*
+ * pipeline_capture_changes
+ *		The statement-level trigger of a captured table (see above).
+ */
+Datum
+pipeline_capture_changes(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent ev;
+	CaptureEvent event;
+	CapturePlans *cp;
+	PipelineUserContext ctx;
+	Oid			relation;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		elog(ERROR, "capture_changes must be a statement-level trigger");
+	ev = trigdata->tg_event;
+	event = TRIGGER_FIRED_BY_INSERT(ev) ? CAPTURE_INSERT
+		: TRIGGER_FIRED_BY_UPDATE(ev) ? CAPTURE_UPDATE
+		: TRIGGER_FIRED_BY_DELETE(ev) ? CAPTURE_DELETE : CAPTURE_TRUNCATE;
+	relation = RelationGetRelid(trigdata->tg_relation);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+	cp = plans_for(relation);
+	if (!cp->has_readers)
+	{
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
+	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);
+	if (cp->plans[event] == NULL)
+		cp->plans[event] = pipeline_prepare_kept(capture_sql(event, relation, cp->change_log,
+															 primary_key_columns(relation)),
+												 0, NULL);
+	if (SPI_execute_plan(cp->plans[event], NULL, NULL, false, 0) < 0)
+		elog(ERROR, "capture of changes to %s failed", pipeline_qualified_name(relation));
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * pipeline_capture_readers_changed
+ *		A pipeline started or stopped reading 'log': if it is a capture's,
+ *		every backend rechecks at its next write whether to log.
+ */
+void
+pipeline_capture_readers_changed(Oid log)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(log);
+	PipelineUserContext ctx;
+	bool		isnull;
+
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT relation::oid FROM pipeline.captures WHERE change_log = $1",
+					  1, &type, &value, NULL, false, 1) == 1)
+		CacheInvalidateRelcacheByRelid(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)));
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * refuse_capture
+ *		Errors for a table that cannot be captured: not a table the caller
+ *		owns, one of the extension's sources, targets or logs, or without a
+ *		primary key.
+ */
+static void
+refuse_capture(Oid relation)
+{
+	char	   *name = pipeline_qualified_name(relation);
+	char		kind = get_rel_relkind(relation);
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relation);
+	PipelineUserContext ctx;
+	int			n;
+
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is not a table", name),
+				 errdetail("Only tables can be captured."),
+				 errhint("Capture the table the view or relation reads.")));
+	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
+	if (get_attnum(relation, PIPELINE_XID_COLUMN) != InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is a pipeline source already", name),
+				 errdetail("It has an _xid column: pipelines read its rows as they are appended."),
+				 errhint("Capture is for tables whose rows are updated and deleted; a staging table needs none.")));
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
+					  "UNION ALL SELECT 1 FROM pipeline.captures WHERE change_log = $1",
+					  1, &type, &value, NULL, false, 1);
+	pipeline_restore_user(&ctx);
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is a pipeline's target or change log", name),
+				 errdetail("The pipelines writing a target publish its changes themselves."),
+				 errhint("Create the pipeline with the target as its source.")));
+	if (primary_key_columns(relation) == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s has no primary key", name),
+				 errdetail("A captured update that changes a row's key is a delete of the old key, which needs the key."),
+				 errhint("ALTER TABLE %s ADD PRIMARY KEY (...), then capture it.", name)));
+}
+
+/*
+ * pipeline_capture
+ *		SQL: pipeline.capture(relation) -> its change log.  Idempotent.
+ */
+Datum
+pipeline_capture(PG_FUNCTION_ARGS)
+{
+	Oid			relation = PG_GETARG_OID(0);
+	Oid			types[3] = {OIDOID, OIDOID, TEXTARRAYOID};
+	Datum		values[3];
+	PipelineUserContext ctx;
+	Oid			log;
+	char	   *name = pipeline_qualified_name(relation);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = ObjectIdGetDatum(relation);
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT change_log::oid FROM pipeline.captures WHERE relation = $1",
+					  1, types, values, NULL, false, 1) == 1)
+	{
+		bool		isnull;
+
+		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+		pipeline_restore_user(&ctx);
+		SPI_finish();
+		PG_RETURN_OID(log);
+	}
+	pipeline_restore_user(&ctx);
+
+	refuse_capture(relation);
+	log = pipeline_create_change_log(relation);
+	for (int i = 0; i < CAPTURE_EVENTS; i++)
+		pipeline_exec(psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
+							   "EXECUTE FUNCTION pipeline.capture_changes()",
+							   capture_triggers[i][0], psprintf(capture_triggers[i][1], name)),
+					  0, NULL, NULL, NULL, false, 0);
+
+	values[1] = ObjectIdGetDatum(log);
+	{
+		List	   *key = primary_key_columns(relation);
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(key));
+		ListCell   *lc;
+		int			i = 0;
+
+		foreach(lc, key)
+			elems[i++] = CStringGetTextDatum(lfirst(lc));
+		values[2] = PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	pipeline_become_internal(&ctx);
+	pipeline_exec("INSERT INTO pipeline.captures (relation, change_log, key) "
+				  "VALUES ($1::regclass, $2::regclass, $3)", 3, types, values, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+	PG_RETURN_OID(log);
+}
+
+/*
+ * pipeline_forget_capture
+ *		Removes a table's capture: its catalog row and, when they still
+ *		exist, its triggers and its log -- with 'cascade', by DROP ...
+ *		CASCADE, which drops the pipelines reading it; else the caller has
+ *		checked that none does.  The caller runs as the extension, connected
+ *		to SPI.
+ */
+void
+pipeline_forget_capture(Oid relation, Oid log, bool cascade)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relation);
+
+	pipeline_exec("DELETE FROM pipeline.captures WHERE relation = $1", 1, &type, &value, NULL,
+				  false, 0);
+	if (SearchSysCacheExists1(RELOID, value))
+		for (int i = 0; i < CAPTURE_EVENTS; i++)
+			pipeline_exec(psprintf("DROP TRIGGER IF EXISTS %s ON %s", capture_triggers[i][0],
+								   pipeline_qualified_name(relation)),
+						  0, NULL, NULL, NULL, false, 0);
+	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
+		return;
+	if (cascade)
+		pipeline_exec(psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
+					  0, NULL, NULL, NULL, false, 0);
+	else
+		pipeline_drop_own_table(log);
+}
+
+/*
+ * pipeline_uncapture
+ *		SQL: pipeline.uncapture(relation, if_exists).  Refused while
+ *		pipelines read the table's changes.
+ */
+Datum
+pipeline_uncapture(PG_FUNCTION_ARGS)
+{
+	Oid			relation = PG_GETARG_OID(0);
+	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relation);
+	PipelineUserContext ctx;
+	char	   *name = pipeline_qualified_name(relation);
+	Oid			log;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT change_log::oid, (SELECT string_agg(quote_ident(r.name), ', ' ORDER BY r.name) "
+					  "FROM pipeline.pipeline_defs r WHERE r.source = c.change_log) "
+					  "FROM pipeline.captures c WHERE c.relation = $1 FOR UPDATE",
+					  1, &type, &value, NULL, false, 1) == 0)
+	{
+		pipeline_restore_user(&ctx);
+		if (!if_exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s is not captured", name),
+					 errdetail("pipeline.captures does not list it."),
+					 errhint("Pass if_exists => true to ignore this.")));
+		ereport(NOTICE, (errmsg("table %s is not captured, skipping", name)));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	(void) pipeline_result_datum(0, 1, &isnull);
+	if (!isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot stop capturing %s because pipelines read its changes", name),
+				 errdetail("Pipelines reading its change log: %s.", pipeline_result_text(0, 1)),
+				 errhint("Drop those pipelines first.")));
+	pipeline_forget_capture(relation, log, false);
+	pipeline_restore_user(&ctx);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
