@@ -24,7 +24,7 @@
  * SHARE mode meanwhile, so no write is both in the copy and in the log.
  *
  * The triggers' statements are prepared once per backend and table, and
- * forgotten when the table or its log changes (a relcache invalidation);
+ * rebuilt after the table or its log changed (a relcache invalidation);
  * a column added to the table is added to the log when they are rebuilt.
  * While no pipeline reads the log, the triggers log nothing: a reader
  * starts from the table's rows anyway.  A reader joining or leaving sends
@@ -53,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "pipeline.h"
@@ -77,6 +78,7 @@ typedef struct CapturePlans
 	Oid			change_log;
 	Oid			owner;
 	bool		has_readers;	/* else there is nothing to log */
+	bool		valid;			/* false: rebuild before the next use */
 	SPIPlanPtr	plans[CAPTURE_EVENTS];
 } CapturePlans;
 
@@ -111,7 +113,10 @@ forget_plans(CapturePlans *cp)
 /*
  * capture_invalidate
  *		Relcache callback: a change to a captured table or its log (or a
- *		full reset) drops the statements built from them.
+ *		full reset) outdates the statements built from them.  They are
+ *		rebuilt at their next use, not freed here: invalidations arrive
+ *		while a statement executes (when it takes a lock), possibly this
+ *		very one.
  */
 static void
 capture_invalidate(Datum arg, Oid relid)
@@ -123,11 +128,7 @@ capture_invalidate(Datum arg, Oid relid)
 		CapturePlans *cp = lfirst(lc);
 
 		if (relid == InvalidOid || relid == cp->relation || relid == cp->change_log)
-		{
-			forget_plans(cp);
-			capture_invalidate(arg, relid);		/* the list changed under us */
-			return;
-		}
+			cp->valid = false;
 	}
 }
 
@@ -210,17 +211,35 @@ plans_for(Oid relation)
 	Datum		value = ObjectIdGetDatum(relation);
 	PipelineUserContext ctx;
 	MemoryContext old;
+	SPIPlanPtr	plan;
 	bool		isnull;
 	int			n;
 
 	foreach(lc, capture_plans)
-		if (((CapturePlans *) lfirst(lc))->relation == relation)
-			return lfirst(lc);
+	{
+		cp = lfirst(lc);
+		if (cp->relation != relation)
+			continue;
+		if (cp->valid)
+			return cp;
+		forget_plans(cp);
+		break;
+	}
 
+	/*
+	 * Read with the latest snapshot, not the writer's: a REPEATABLE READ
+	 * writer must see a reader that joined after its snapshot was taken
+	 * (the reader's copy of the table does not hold this write).
+	 */
 	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT c.change_log::oid, EXISTS (SELECT 1 FROM pipeline.pipeline_defs r "
-					  "WHERE r.source = c.change_log) FROM pipeline.captures c WHERE c.relation = $1",
-					  1, &type, &value, NULL, false, 1);
+	plan = SPI_prepare("SELECT c.change_log::oid, EXISTS (SELECT 1 FROM pipeline.pipeline_defs r "
+					   "WHERE r.source = c.change_log) FROM pipeline.captures c WHERE c.relation = $1",
+					   1, &type);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, &value, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.captures");
+	n = (int) SPI_processed;
 	pipeline_restore_user(&ctx);
 	if (n != 1)
 		ereport(ERROR,
@@ -238,6 +257,7 @@ plans_for(Oid relation)
 	cp->relation = relation;
 	cp->change_log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 	cp->has_readers = DatumGetBool(pipeline_result_datum(0, 1, &isnull));
+	cp->valid = true;
 	cp->owner = pipeline_relation_owner(relation);
 	if (cp->has_readers)
 		pipeline_add_missing_columns(relation, cp->change_log);

@@ -32,6 +32,10 @@
  * drops it, and writers stop publishing.  A pipeline that would close a
  * cycle (its target already feeds its source) is refused.
  *
+ * A captured table (capture.c) has the same kind of log, written by its
+ * triggers instead of by pipelines; readers join it the same way, with the
+ * table locked in SHARE mode instead of writers' definitions.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -73,8 +73,9 @@ for round in $(seq "$ROUNDS"); do
         fi
         sql -c 'CHECKPOINT' >/dev/null
         echo "round $round, $mode..."
-        t=$(pgbench -c 8 -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/oltp.sql" 2>/dev/null |
-            sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        pgbench -c 8 -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/oltp.sql" >"$WORK/pgbench.out" 2>&1 ||
+            { cat "$WORK/pgbench.out" >&2; exit 1; }
+        t=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out")
         tps[$mode]+="$t "
     done
 done
