@@ -7,8 +7,7 @@ MODULE_big = pipeline
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-# zstd is linked here although the archive (a later release) is its first user,
-# so that every build already proves the library is present.
+# zstd: pipeline.zstd_compress/zstd_decompress (src/zstd.c)
 ZSTD_CFLAGS := $(shell pkg-config --cflags libzstd 2>/dev/null)
 ZSTD_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null || echo -lzstd)
 PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS)

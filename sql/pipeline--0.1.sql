@@ -465,6 +465,18 @@ CREATE FUNCTION pipeline.capture_changes() RETURNS trigger
 COMMENT ON FUNCTION pipeline.capture_changes() IS
     'internal: the statement-level trigger that copies a captured table''s changes into its change log';
 
+CREATE FUNCTION pipeline.zstd_compress(data bytea, level integer DEFAULT 3) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'pipeline_zstd_compress'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.zstd_compress(bytea, integer) IS
+    'a zstd frame of the data, with its size and a checksum (level -131072 to 22, not 0; default 3)';
+
+CREATE FUNCTION pipeline.zstd_decompress(data bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'pipeline_zstd_decompress'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.zstd_decompress(bytea) IS
+    'the content of zstd frames; an error for anything that is not valid, complete zstd';
+
 /* ---------------------------------------------------------------- views */
 
 CREATE VIEW pipeline.pipelines WITH (security_invoker = true) AS
