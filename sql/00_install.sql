@@ -24,3 +24,17 @@ SELECT relname, relrowsecurity FROM pg_class
  WHERE relnamespace = 'pipeline'::regnamespace AND relkind = 'r' ORDER BY 1;
 SELECT has_table_privilege('public', 'pipeline.pipeline_defs', 'INSERT') AS public_can_insert_defs,
        has_table_privilege('public', 'pipeline.cursors', 'UPDATE') AS public_can_update_cursors;
+
+-- A helper for the later files: the SQLSTATE, message, detail and hint of
+-- the error a statement raises (or 'no error').
+CREATE FUNCTION public.error_of(statement text)
+    RETURNS TABLE (code text, message text, detail text, hint text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN NEXT;
+END $$;

@@ -6,17 +6,6 @@
 -- owner; new columns follow; bad inputs; uncapture and DROP TABLE.
 SET client_min_messages = warning;
 \set VERBOSITY terse
-CREATE FUNCTION cap_error_of(statement text)
-    RETURNS TABLE (code text, message text, detail text, hint text)
-    LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN NEXT;
-END $$;
 CREATE SCHEMA cap;
 CREATE TABLE cap."Customers" (id int PRIMARY KEY, name text, tier text);
 INSERT INTO cap."Customers" VALUES (1, 'ann', 'gold'), (2, 'bob', 'silver');
@@ -84,20 +73,20 @@ SELECT _op, id, email FROM cap."Customers_changes" WHERE id = 6;
 -- Bad inputs.
 \x on
 CREATE TABLE cap.no_key (id int);
-SELECT * FROM cap_error_of($$SELECT pipeline.capture('cap.no_key')$$);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.no_key')$$);
 CREATE VIEW cap.v AS SELECT 1 AS one;
-SELECT * FROM cap_error_of($$SELECT pipeline.capture('cap.v')$$);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.v')$$);
 CREATE TABLE cap.staged (id int PRIMARY KEY);
 SELECT pipeline.create_pipeline('cap_staged', 'cap.staged', 'cap.staged_copy', key => ARRAY['id']) > 0 AS created;
-SELECT * FROM cap_error_of($$SELECT pipeline.capture('cap.staged')$$);
-SELECT * FROM cap_error_of($$SELECT pipeline.capture('cap.staged_copy')$$);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.staged')$$);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.staged_copy')$$);
 CREATE TABLE cap.theirs (id int PRIMARY KEY);
 SET ROLE cap_app;
-SELECT * FROM cap_error_of($$SELECT pipeline.capture('cap.theirs')$$);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.theirs')$$);
 RESET ROLE;
-SELECT * FROM cap_error_of($$SELECT pipeline.uncapture('cap."Customers"')$$);
-SELECT * FROM cap_error_of($$SELECT pipeline.uncapture('cap.theirs')$$);
-SELECT * FROM cap_error_of($$DROP TABLE cap."Customers"$$);
+SELECT * FROM error_of($$SELECT pipeline.uncapture('cap."Customers"')$$);
+SELECT * FROM error_of($$SELECT pipeline.uncapture('cap.theirs')$$);
+SELECT * FROM error_of($$DROP TABLE cap."Customers"$$);
 \x off
 SELECT pipeline.uncapture('cap.theirs', if_exists => true);
 
@@ -121,4 +110,3 @@ SELECT pipeline.drop_pipeline('cap_staged');
 DROP SCHEMA cap CASCADE;
 DROP OWNED BY cap_app;
 DROP ROLE cap_app;
-DROP FUNCTION cap_error_of(text);

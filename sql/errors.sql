@@ -7,81 +7,70 @@ CREATE TABLE e.no_key_index (id int, name text);
 CREATE VIEW e.a_view AS SELECT * FROM e.src;
 SELECT pipeline.create_pipeline('e_ok', 'e.src', 'e.ok', key => ARRAY['id']) > 0 AS created;
 
--- Each error with its SQLSTATE, message, detail and hint.
-CREATE FUNCTION e.error_of(statement text)
-    RETURNS TABLE (code text, message text, detail text, hint text)
-    LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN NEXT;
-END $$;
+-- Each error with its SQLSTATE, message, detail and hint (error_of: see 00_install).
 \x on
 -- unknown source (the regclass argument itself)
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.missing', 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.missing', 'e.t1', key => ARRAY['id'])$sql$);
 -- unknown target schema
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'nowhere.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'nowhere.t1', key => ARRAY['id'])$sql$);
 -- key column that does not exist
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['nope'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['nope'])$sql$);
 -- sequence_by of types that cannot be ordered
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'doc')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'pt')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'nope')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'doc')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'pt')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], sequence_by => 'nope')$sql$);
 -- mapping expressions that do not parse, or name a missing column
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": "upper(name"}')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": "upper(nom)"}')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": 42}')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '["name"]')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": "upper(name"}')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": "upper(nom)"}')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '{"name": 42}')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], columns => '["name"]')$sql$);
 -- delete_when and filter must be boolean
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], delete_when => 'flag')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], filter => 'name || ''x''')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], filter => 'flag >')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], delete_when => 'flag')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], filter => 'name || ''x''')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], filter => 'flag >')$sql$);
 -- options
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e_ok', 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], strategy => 'scd9')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], on_schema_change => 'maybe')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], batch_size => 0)$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e_ok', 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], strategy => 'scd9')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], on_schema_change => 'maybe')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], batch_size => 0)$sql$);
 -- malformed schedules: not a schedule, a cron field out of range, a date
 -- that never comes, months in an interval, less than a second, a bad @ form
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => 'every five minutes')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '61 * * * *')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '0 0 31 2 *')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '1 month')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '500 milliseconds')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '@reboot')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '*/0 * * * *')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id', NULL])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', strategy => 'append', sequence_by => 'ts')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('', 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline(NULL, 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', NULL, 'e.t1', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', NULL, key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => 'every five minutes')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '61 * * * *')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '0 0 31 2 *')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '1 month')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '500 milliseconds')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '@reboot')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id'], schedule => '*/0 * * * *')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', key => ARRAY['id', NULL])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.t1', strategy => 'append', sequence_by => 'ts')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('', 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline(NULL, 'e.src', 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', NULL, 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', NULL, key => ARRAY['id'])$sql$);
 -- targets and sources of the wrong kind
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.no_key_index', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.src', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.a_view', 'e.t1', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.a_view', key => ARRAY['id'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.no_key_index', key => ARRAY['id'],
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.no_key_index', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.src', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.a_view', 'e.t1', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.a_view', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.no_key_index', key => ARRAY['id'],
     columns => '{"extra": "1"}', strategy => 'append')$sql$);
 -- a mapped expression whose type does not fit the existing target column
-SELECT * FROM e.error_of($sql$CREATE TABLE e.typed (id int PRIMARY KEY, name int)$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.typed', key => ARRAY['id'], columns => '{"name": "doc"}')$sql$);
+SELECT * FROM error_of($sql$CREATE TABLE e.typed (id int PRIMARY KEY, name int)$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('e1', 'e.src', 'e.typed', key => ARRAY['id'], columns => '{"name": "doc"}')$sql$);
 -- functions given a missing pipeline, and bad run arguments
-SELECT * FROM e.error_of($sql$SELECT pipeline.alter_pipeline('nope', batch_size => 10)$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.drop_pipeline('nope')$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.pause('nope')$sql$);
-SELECT * FROM e.error_of($sql$CALL pipeline.run('nope')$sql$);
-SELECT * FROM e.error_of($sql$CALL pipeline.run(NULL)$sql$);
-SELECT * FROM e.error_of($sql$CALL pipeline.run('e_ok', max_rows => 0)$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.alter_pipeline('e_ok', key => ARRAY['name'])$sql$);
-SELECT * FROM e.error_of($sql$SELECT pipeline.alter_pipeline('e_ok', new_name => 'e_ok')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.alter_pipeline('nope', batch_size => 10)$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.drop_pipeline('nope')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.pause('nope')$sql$);
+SELECT * FROM error_of($sql$CALL pipeline.run('nope')$sql$);
+SELECT * FROM error_of($sql$CALL pipeline.run(NULL)$sql$);
+SELECT * FROM error_of($sql$CALL pipeline.run('e_ok', max_rows => 0)$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.alter_pipeline('e_ok', key => ARRAY['name'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.alter_pipeline('e_ok', new_name => 'e_ok')$sql$);
 -- dropping a table a pipeline uses
-SELECT * FROM e.error_of($sql$DROP TABLE e.ok$sql$);
-SELECT * FROM e.error_of($sql$DROP TABLE e.src$sql$);
+SELECT * FROM error_of($sql$DROP TABLE e.ok$sql$);
+SELECT * FROM error_of($sql$DROP TABLE e.src$sql$);
 \x off
 
 -- Nothing was created by the failed calls.

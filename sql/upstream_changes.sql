@@ -6,17 +6,6 @@
 -- inputs and privileges.
 SET client_min_messages = warning;
 \set VERBOSITY terse
-CREATE FUNCTION up_error_of(statement text)
-    RETURNS TABLE (code text, message text, detail text, hint text)
-    LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN NEXT;
-END $$;
 CREATE SCHEMA "Sales Dept";
 CREATE TABLE "Sales Dept"."Raw Orders" (order_id bigint, "Customer" text, amount numeric,
                                         op text, ts bigint);
@@ -81,26 +70,26 @@ SELECT upstream, downstream FROM pipeline.dependencies ORDER BY upstream, downst
 
 -- Cycles are refused, however long.
 \x on
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_loop', 'public.platinum', '"Sales Dept"."Raw Orders"',
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_loop', 'public.platinum', '"Sales Dept"."Raw Orders"',
     strategy => 'append')$sql$);
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items"', '"Sales Dept"."Order Items"',
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items"', '"Sales Dept"."Order Items"',
     key => ARRAY['order_id'])$sql$);
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items_changes"',
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_self', '"Sales Dept"."Order Items_changes"',
     '"Sales Dept"."Order Items"', key => ARRAY['order_id'])$sql$);
 
 -- The last writer of a log with readers cannot be dropped.
-SELECT * FROM up_error_of($sql$SELECT pipeline.drop_pipeline('up_silver')$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.drop_pipeline('up_silver')$sql$);
 
 -- A reader is created in READ COMMITTED only.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_rr', '"Sales Dept"."Order Items"', 'public.rr_target',
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_rr', '"Sales Dept"."Order Items"', 'public.rr_target',
     key => ARRAY['order_id'])$sql$);
 ROLLBACK;
 
 -- A target with a column named like the log's own cannot be read.
 CREATE TABLE up_src (id bigint, _op text);
 SELECT pipeline.create_pipeline('up_ops', 'up_src', 'up_ops_target', key => ARRAY['id']) > 0 AS created;
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_ops_reader', 'up_ops_target', 'up_ops_copy', key => ARRAY['id'])$sql$);
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_ops_reader', 'up_ops_target', 'up_ops_copy', key => ARRAY['id'])$sql$);
 \x off
 SELECT count(*) AS logs FROM pg_class WHERE relname = 'up_ops_target_changes';
 
@@ -111,7 +100,7 @@ CREATE SCHEMA up_own AUTHORIZATION up_reader;
 GRANT USAGE ON SCHEMA "Sales Dept" TO up_reader;
 SET ROLE up_reader;
 \x on
-SELECT * FROM up_error_of($sql$SELECT pipeline.create_pipeline('up_theirs', '"Sales Dept"."Order Items"', 'up_own.copy',
+SELECT * FROM error_of($sql$SELECT pipeline.create_pipeline('up_theirs', '"Sales Dept"."Order Items"', 'up_own.copy',
     key => ARRAY['order_id'])$sql$);
 \x off
 RESET ROLE;
@@ -148,4 +137,3 @@ SELECT count(*) AS logs FROM pg_class WHERE relname IN ('Order Items_changes', '
 DROP SCHEMA up_own CASCADE;
 DROP OWNED BY up_reader;
 DROP ROLE up_reader;
-DROP FUNCTION up_error_of(text);

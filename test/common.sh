@@ -84,6 +84,23 @@ bench_setup() {
     trap bench_cleanup EXIT
 }
 
+# bench_clients DB: sql and pgbench, run as the test user against database
+# DB of the throwaway cluster (socket directory $WORK, port $PORT).
+bench_clients() {
+    BENCH_DB=$1
+    sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$PORT" -U postgres -d "$BENCH_DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
+    pgbench() { as_test_user "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -U postgres -n "$@" "$BENCH_DB"; }
+}
+
+# bench_results NAME: OUT, results/NAME-<time>.txt next to the script, and
+# say, which prints a line and adds it to OUT.
+bench_results() {
+    mkdir -p "$HERE/results"
+    OUT="$HERE/results/$1-$(date -u +%Y%m%d-%H%M%S).txt"
+    : > "$OUT"
+    say() { echo "$*" | tee -a "$OUT"; }
+}
+
 bench_cleanup() {
     as_test_user pg_ctl -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$WORK"

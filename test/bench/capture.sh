@@ -26,13 +26,8 @@ checkpoint_timeout = '30min'
 synchronous_commit = on
 jit = off"
 
-sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$PORT" -U postgres -d bench -X -q -v ON_ERROR_STOP=1 "$@"; }
-pgbench() { as_test_user "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -U postgres -n "$@" bench; }
-
-mkdir -p "$HERE/results"
-OUT="$HERE/results/capture-$(date -u +%Y%m%d-%H%M%S).txt"
-: > "$OUT"
-say() { echo "$*" | tee -a "$OUT"; }
+bench_clients bench
+bench_results capture
 
 as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -c 'CREATE DATABASE bench'
 sql <<'SQL'

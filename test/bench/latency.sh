@@ -34,13 +34,8 @@ start_cluster "$DATA" "$WORK" "$PORT" "shared_preload_libraries = 'pipeline,pg_c
 log_min_messages = warning
 $SETTINGS"
 
-sql() { as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$PORT" -U postgres -d bench -X -q -v ON_ERROR_STOP=1 "$@"; }
-pgbench() { as_test_user "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -U postgres -n "$@" bench; }
-
-mkdir -p "$HERE/results"
-OUT="$HERE/results/latency-$(date -u +%Y%m%d-%H%M%S).txt"
-: > "$OUT"
-say() { echo "$*" | tee -a "$OUT"; }
+bench_clients bench
+bench_results latency
 
 as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -c 'CREATE DATABASE bench'
 sql <<'SQL'
