@@ -37,6 +37,22 @@ static ZSTD_CCtx *cctx = NULL;
 static ZSTD_DCtx *dctx = NULL;
 
 /*
+ * out_of_memory
+ *		zstd could not allocate its working memory.
+ */
+static void
+out_of_memory(void) pg_attribute_noreturn();
+static void
+out_of_memory(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 errdetail("zstd could not allocate its working memory."),
+			 errhint("Retry when the server has more free memory.")));
+}
+
+/*
  * corrupt
  *		Reports input that is not valid zstd.
  */
@@ -80,7 +96,7 @@ pipeline_zstd_compress(PG_FUNCTION_ARGS)
 				 errdetail("Its compressed form could exceed the largest bytea value."),
 				 errhint("Compress smaller pieces.")));
 	if (cctx == NULL && (cctx = ZSTD_createCCtx()) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		out_of_memory();
 	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
@@ -180,7 +196,7 @@ pipeline_zstd_decompress(PG_FUNCTION_ARGS)
 	size_t		n;
 
 	if (dctx == NULL && (dctx = ZSTD_createDCtx()) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		out_of_memory();
 	if (len == 0)
 		corrupt("it is empty");
 	size = content_size(src, len);
