@@ -2,6 +2,7 @@
 # restored into another cluster, keeps definitions, cursors, history and
 # quarantine, and its cursors stay exact: consumed rows are not applied
 # again, pending ones and rows written after the restore are applied once.
+# The same holds for a DAG's change log and a captured table.
 use strict;
 use warnings;
 
@@ -85,6 +86,60 @@ is($new->safe_psql('app', 'SELECT count(*) FROM src'), '1501', 'sources keep the
 is($new->safe_psql('app', 'SELECT count(*) FROM log_tgt'), '1501', 'targets stay');
 $new->safe_psql('app', 'CREATE EXTENSION pipeline');
 is($new->safe_psql('app', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'a fresh install starts empty');
+
+# A DAG (a pipeline reading another's target through its change log) and a
+# captured table, each with changes consumed and changes pending at dump
+# time: after the restore, the readers take up exactly where they were and
+# the capture triggers log again.
+$old->safe_psql('postgres', 'CREATE DATABASE flow');
+$old->safe_psql(
+	'flow', q{
+	CREATE EXTENSION pipeline;
+	CREATE TABLE raw (id int, v int);
+	SELECT pipeline.create_pipeline('silver', 'raw', 'silver', key => ARRAY['id'], sequence_by => 'v');
+	SELECT pipeline.create_pipeline('gold', 'silver', 'gold', key => ARRAY['id']);
+	CREATE TABLE accounts (id int PRIMARY KEY, balance int);
+	SELECT pipeline.capture('accounts');
+	SELECT pipeline.create_pipeline('accounts_copy', 'accounts', 'accounts_copy', key => ARRAY['id']);
+	INSERT INTO raw SELECT g % 50, g FROM generate_series(1, 200) g;
+	INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 50) g;
+	CALL pipeline.run('silver');
+	CALL pipeline.run('gold');
+	CALL pipeline.run('accounts_copy');
+	-- pending at dump time
+	INSERT INTO raw SELECT g % 50, g FROM generate_series(201, 300) g;
+	CALL pipeline.run('silver');
+	UPDATE accounts SET balance = balance + 1 WHERE id <= 10;
+	DELETE FROM accounts WHERE id > 45;
+});
+my $flow_dump = $old->basedir . '/flow.dump';
+$old->command_ok([ 'pg_dump', '-Fc', '-f', $flow_dump, '-d', $old->connstr('flow') ], 'pg_dump of a DAG and a capture');
+$new->safe_psql('postgres', 'CREATE DATABASE flow');
+$new->command_ok([ 'pg_restore', '-d', $new->connstr('flow'), $flow_dump ], 'pg_restore of a DAG and a capture');
+is($new->safe_psql('flow', q{SELECT upstream || ' > ' || downstream FROM pipeline.dependencies}),
+	'silver > gold', 'the DAG is restored');
+is($new->safe_psql('flow', q{SELECT relation || ' ' || change_log FROM pipeline.captures}),
+	'accounts accounts_changes', 'the capture is restored');
+$new->safe_psql(
+	'flow', q{
+	INSERT INTO raw SELECT g % 50, g FROM generate_series(301, 400) g;
+	UPDATE accounts SET balance = 0 WHERE id = 1;
+	INSERT INTO accounts VALUES (99, 1);
+	CALL pipeline.run('silver');
+	CALL pipeline.run('gold');
+	CALL pipeline.run('accounts_copy');
+});
+is( $new->safe_psql(
+		'flow', q{
+	SELECT (SELECT count(*) FROM (TABLE silver EXCEPT TABLE gold) a) + (SELECT count(*) FROM (TABLE gold EXCEPT TABLE silver) b),
+	       (SELECT count(*) FROM silver), (SELECT min(v) FROM silver)}),
+	'0|50|351', 'after the restore, gold equals silver, which holds the latest version of every key');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT (SELECT count(*) FROM (TABLE accounts EXCEPT TABLE accounts_copy) a)
+	     + (SELECT count(*) FROM (TABLE accounts_copy EXCEPT TABLE accounts) b),
+	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1)}),
+	'0|46|0', 'the copy of the captured table equals it: changes before and after the dump applied once');
 
 $old->stop;
 $new->stop;
