@@ -114,6 +114,31 @@ RESET ROLE;
 SELECT has_table_privilege('up_reader', '"Sales Dept"."Order Items_changes"', 'SELECT') AS can_read_log,
        has_table_privilege('up_reader', '"Sales Dept"."Order Items_changes"', 'INSERT') AS can_write_log;
 
+-- A writer owned by a role other than the target's owner may still
+-- publish: the log's owner (the target's) grants it INSERT.
+CREATE ROLE up_writer;
+CREATE TABLE up_wsrc (id int, v int);
+ALTER TABLE up_wsrc OWNER TO up_writer;
+CREATE TABLE up_wtarget (id int PRIMARY KEY, v int);
+GRANT SELECT, INSERT, UPDATE, DELETE ON up_wtarget TO up_writer;
+GRANT CREATE, USAGE ON SCHEMA public TO up_writer;
+SET ROLE up_writer;
+SELECT pipeline.create_pipeline('up_w', 'up_wsrc', 'up_wtarget', key => ARRAY['id']) > 0 AS created;
+RESET ROLE;
+SELECT pipeline.create_pipeline('up_w_reader', 'up_wtarget', 'up_wcopy', key => ARRAY['id']) > 0 AS created;
+SELECT has_table_privilege('up_writer', 'up_wtarget_changes', 'INSERT') AS writer_may_publish;
+INSERT INTO up_wsrc VALUES (1, 10), (2, 20);
+SET ROLE up_writer;
+CALL pipeline.run('up_w');
+RESET ROLE;
+CALL pipeline.run('up_w_reader');
+SELECT * FROM up_wcopy ORDER BY id;
+SELECT pipeline.drop_pipeline('up_w_reader');
+SELECT pipeline.drop_pipeline('up_w');
+DROP TABLE up_wsrc, up_wtarget, up_wcopy;
+REVOKE CREATE, USAGE ON SCHEMA public FROM up_writer;
+DROP ROLE up_writer;
+
 -- Long names: the log's name is shortened to fit in 63 bytes.
 CREATE TABLE up_long_src (id bigint);
 SELECT pipeline.create_pipeline('up_long', 'up_long_src',

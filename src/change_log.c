@@ -248,20 +248,27 @@ pipeline_create_change_log(Oid target)
 /*
  * grant_on_log
  *		Lets 'role' read or write the log, as the log's owner (nothing when
- *		the role owns it).
+ *		the role owns it).  Writing takes a number from _seq's sequence too.
  */
 static void
 grant_on_log(Oid log, const char *privilege, Oid role)
 {
 	Oid			owner = pipeline_relation_owner(log);
+	const char *grantee;
 	PipelineUserContext ctx;
 
 	if (role == owner)
 		return;
+	grantee = quote_identifier(GetUserNameFromId(role, false));
 	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
-	pipeline_exec(psprintf("GRANT %s ON %s TO %s", privilege, pipeline_qualified_name(log),
-						   quote_identifier(GetUserNameFromId(role, false))),
+	pipeline_exec(psprintf("GRANT %s ON %s TO %s", privilege, pipeline_qualified_name(log), grantee),
 				  0, NULL, NULL, NULL, false, 0);
+	if (strcmp(privilege, "INSERT") == 0 &&
+		pipeline_exec(psprintf("SELECT pg_get_serial_sequence(%s, '_seq')",
+							   quote_literal_cstr(pipeline_qualified_name(log))),
+					  0, NULL, NULL, NULL, false, 1) == 1 && pipeline_result_text(0, 0) != NULL)
+		pipeline_exec(psprintf("GRANT USAGE ON SEQUENCE %s TO %s", pipeline_result_text(0, 0), grantee),
+					  0, NULL, NULL, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 }
 
