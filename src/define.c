@@ -1043,6 +1043,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 		pipeline_capture_readers_changed(def->source);
 	}
 	create_cursor(def);
+	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_INT64(def->id);
 }
@@ -1106,6 +1107,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	validate_and_build(def, NULL);
 	save_definition(def, false);
 	pipeline_forget_statements(def->id);
+	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1176,6 +1178,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 				  "suspended_at = CASE WHEN $2 THEN suspended_at END WHERE id = $1", 2, types,
 				  values, NULL, false, 0);
 	pipeline_restore_user(&ctx);
+	pipeline_schedules_changed();
 	SPI_finish();
 }
 

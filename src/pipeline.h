@@ -358,6 +358,7 @@ extern PipelineWorkerSlot *pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
 extern void pipeline_note_staged_rows(void);
 extern void pipeline_wake_launcher(void);
 extern void pipeline_want_scheduler(void);
+extern void pipeline_schedules_changed(void);
 extern void pipeline_stop_database_workers(Oid dboid);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
 								  Datum arg, BackgroundWorkerHandle **handle);

@@ -16,6 +16,9 @@
  * pipeline runs next is kept in pipeline.schedule_state for the status
  * view.
  *
+ * Between passes it sleeps until the next pipeline is due, or until
+ * something changes (see SCHEDULER_NAPTIME_MS).
+ *
  * The scheduler stops when the extension is dropped from its database, on
  * SIGTERM, and before DROP DATABASE (the utility hook asks it to).  On
  * start it marks failed the runs a crash left "running".
@@ -50,8 +53,16 @@ PGDLLEXPORT void pipeline_scheduler_main(Datum arg);
 int			pipeline_retry_base = 5000;
 int			pipeline_retry_max = 300000;
 
-/* How long the scheduler sleeps at most between two passes. */
-#define SCHEDULER_NAPTIME_MS 1000
+/*
+ * How long the scheduler sleeps at most between two passes.  It wakes
+ * sooner when a pipeline is due, when a definition or pause changes (at
+ * commit, see pipeline_schedules_changed), when a run worker exits, and on
+ * SIGHUP; the cap only bounds how long a dropped extension or a worker that
+ * never started goes unnoticed.
+ */
+#define SCHEDULER_NAPTIME_MS 10000
+/* ... and while a due pipeline waits for a free run worker. */
+#define SCHEDULER_BUSY_NAPTIME_MS 1000
 
 /* A scheduled pipeline, as one pass sees it. */
 typedef struct ScheduledPipeline
@@ -423,6 +434,9 @@ schedule_pass(bool *installed)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
+	/* no free worker: look again soon (a worker of another database may exit) */
+	if (full)
+		wake = Min(wake, TimestampTzPlusMilliseconds(now, SCHEDULER_BUSY_NAPTIME_MS));
 	return Max(1, (long) ((wake - now) / 1000));
 }
 

@@ -50,6 +50,8 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool staged_rows_in_xact = false;
 /* This transaction created the extension (see pipeline_want_scheduler). */
 static bool created_extension_in_xact = false;
+/* This transaction changed a schedule (see pipeline_schedules_changed). */
+static bool schedules_changed_in_xact = false;
 static bool wake_callback_registered = false;
 
 /*
@@ -197,8 +199,19 @@ wake_on_commit(XactEvent event, void *arg)
 	}
 	if (event == XACT_EVENT_COMMIT && created_extension_in_xact)
 		pipeline_wake_launcher();
+	if (event == XACT_EVENT_COMMIT && schedules_changed_in_xact && pipeline_shared != NULL)
+	{
+		PipelineDatabaseSlot *db;
+
+		LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+		db = pipeline_database_slot(MyDatabaseId, false);
+		if (db != NULL && db->scheduler_latch != NULL)
+			SetLatch(db->scheduler_latch);
+		LWLockRelease(pipeline_shared->lock);
+	}
 	staged_rows_in_xact = false;
 	created_extension_in_xact = false;
+	schedules_changed_in_xact = false;
 }
 
 /*
@@ -227,6 +240,20 @@ pipeline_note_staged_rows(void)
 		return;
 	register_wake_callback();
 	staged_rows_in_xact = true;
+}
+
+/*
+ * pipeline_schedules_changed
+ *		A pipeline was defined, altered, paused or resumed: when this
+ *		transaction commits, the database's scheduler looks again at once.
+ */
+void
+pipeline_schedules_changed(void)
+{
+	if (pipeline_shared == NULL)
+		return;
+	register_wake_callback();
+	schedules_changed_in_xact = true;
 }
 
 /*
