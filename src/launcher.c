@@ -222,6 +222,7 @@ void
 pipeline_launcher_main(Datum arg)
 {
 	int			nap = 0;
+	MemoryContext pass;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -232,12 +233,14 @@ pipeline_launcher_main(Datum arg)
 											   sizeof(BackgroundWorkerHandle *) * pipeline_max_databases);
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
-	pipeline_shared->launcher_pid = MyProcPid;
 	pipeline_shared->launcher_latch = MyLatch;
 	for (int i = 0; i < pipeline_max_databases; i++)
 		pipeline_shared->databases[i].starting = false;
 	LWLockRelease(pipeline_shared->lock);
 
+	/* what one pass allocates (the database list, worker names) */
+	pass = AllocSetContextCreate(TopMemoryContext, "pipeline launcher pass",
+								 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -247,8 +250,11 @@ pipeline_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		pgstat_report_activity(STATE_RUNNING, "looking for databases with pipelines");
+		MemoryContextReset(pass);
+		MemoryContextSwitchTo(pass);
 		forget_failed_starts();
 		start_schedulers(nap++);
+		MemoryContextSwitchTo(TopMemoryContext);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 pipeline_launcher_naptime, PG_WAIT_EXTENSION);

@@ -197,7 +197,6 @@ typedef struct PipelineWorkerSlot
 typedef struct PipelineShared
 {
 	LWLock	   *lock;
-	pid_t		launcher_pid;
 	struct Latch *launcher_latch;
 	uint64		last_launch_id; /* tells apart the workers a slot served */
 	PipelineWorkerSlot *workers;	/* pipeline_max_workers of them */
@@ -381,5 +380,6 @@ extern void pipeline_run_worker_init(void);
 
 /* run.c */
 extern void pipeline_fail_dead_runs(void);
+extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 #endif							/* PIPELINE_H */

@@ -120,15 +120,25 @@ pipeline_fail_dead_runs(void)
 	for (int i = 0; i < n; i++)
 		ids[i] = pipeline_result_int64(i, 0);
 	for (int i = 0; i < n; i++)
-	{
-		LOCKTAG		tag;
+		if (!pipeline_run_lock_held(ids[i]))	/* else a live run */
+			pipeline_fail_interrupted_runs(ids[i]);
+}
 
-		run_lock_tag(&tag, ids[i]);
-		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-			continue;			/* a live run */
-		pipeline_fail_interrupted_runs(ids[i]);
-		LockRelease(&tag, ExclusiveLock, false);
-	}
+/*
+ * pipeline_run_lock_held
+ *		Whether a session (of any database's client or worker) holds the
+ *		pipeline's run lock: a run of it is in progress.
+ */
+bool
+pipeline_run_lock_held(int64 pipeline_id)
+{
+	LOCKTAG		tag;
+
+	run_lock_tag(&tag, pipeline_id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, false);
+	return false;
 }
 
 /*

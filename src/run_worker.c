@@ -198,6 +198,7 @@ still_wanted(bool again, MemoryContext cxt, char **name)
 	Oid			types[2] = {INT8OID, BOOLOID};
 	Datum		values[2];
 	bool		wanted = false;
+	PipelineUserContext ctx;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -207,13 +208,18 @@ still_wanted(bool again, MemoryContext cxt, char **name)
 	values[0] = Int64GetDatum(my_slot->pipeline_id);
 	values[1] = BoolGetDatum(again);
 	/* the extension may have been dropped meanwhile */
-	if (OidIsValid(get_extension_oid("pipeline", true)) &&
-		pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE id = $1 AND NOT paused "
-					  "AND suspended_at IS NULL AND (NOT $2 OR schedule = 'continuous')",
-					  2, types, values, NULL, true, 1) == 1)
+	if (OidIsValid(get_extension_oid("pipeline", true)))
 	{
-		*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
-		wanted = true;
+		/* never with the database's search_path: this process is a superuser */
+		pipeline_become_internal(&ctx);
+		if (pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE id = $1 AND NOT paused "
+						  "AND suspended_at IS NULL AND (NOT $2 OR schedule = 'continuous')",
+						  2, types, values, NULL, true, 1) == 1)
+		{
+			*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
+			wanted = true;
+		}
+		pipeline_restore_user(&ctx);
 	}
 	SPI_finish();
 	PopActiveSnapshot();

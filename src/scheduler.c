@@ -369,7 +369,10 @@ start_worker(const ScheduledPipeline *p)
 
 /*
  * is_running
- *		Whether a run worker of this database runs the pipeline.
+ *		Whether the pipeline runs: in a run worker of this database, or in
+ *		any session holding its run lock (a client's CALL).  A worker
+ *		started then would only find the run lock taken, exit, and be
+ *		started again at once.
  */
 static bool
 is_running(int64 pipeline_id)
@@ -379,7 +382,7 @@ is_running(int64 pipeline_id)
 	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
 	running = pipeline_worker_slot_of(MyDatabaseId, pipeline_id) != NULL;
 	LWLockRelease(pipeline_shared->lock);
-	return running;
+	return running || pipeline_run_lock_held(pipeline_id);
 }
 
 /*
@@ -396,6 +399,7 @@ schedule_pass(bool *installed)
 	List	   *pipelines;
 	ListCell   *lc;
 	bool		full = false;
+	PipelineUserContext ctx;
 
 	forget_stopped_workers();
 	SetCurrentStatementStartTimestamp();
@@ -410,6 +414,8 @@ schedule_pass(bool *installed)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* never with the database's search_path: this process is a superuser */
+	pipeline_become_internal(&ctx);
 	pipelines = read_scheduled();
 	foreach(lc, pipelines)
 	{
@@ -430,6 +436,7 @@ schedule_pass(bool *installed)
 		if (due > now && due < wake)
 			wake = due;
 	}
+	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

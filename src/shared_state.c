@@ -176,13 +176,16 @@ pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
  * wake_on_commit
  *		Transaction callback: after a commit that staged rows, sets the
  *		latches of this database's continuous run workers (the scheduler
- *		starts a missing one at its next pass, within a second).
+ *		starts a missing one at its next pass).  PREPARE TRANSACTION only
+ *		forgets: COMMIT PREPARED runs elsewhere, and the workers find its
+ *		rows within pipeline.continuous_naptime.
  */
 static void
 wake_on_commit(XactEvent event, void *arg)
 {
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
 		return;
 	if (event == XACT_EVENT_COMMIT && staged_rows_in_xact && pipeline_shared != NULL)
 	{

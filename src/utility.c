@@ -120,15 +120,12 @@ pipeline_process_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 
 	if (watch && !OidIsValid(get_extension_oid("pipeline", true)))
 	{
-		Oid			saved_userid;
-		int			saved_sec_context;
+		PipelineUserContext ctx;
 
 		/* pg_cron's catalog belongs to a superuser; the extension is gone */
-		GetUserIdAndSecContext(&saved_userid, &saved_sec_context);
-		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-							   saved_sec_context | SECURITY_RESTRICTED_OPERATION);
+		pipeline_become_internal(&ctx);
 		pipeline_cron_drop_all_jobs();
-		SetUserIdAndSecContext(saved_userid, saved_sec_context);
+		pipeline_restore_user(&ctx);
 	}
 }
 

@@ -180,6 +180,56 @@ is( $node->safe_psql(
 	'42501|permission denied for table secrets|analyst|0',
 	'permission denied, as in the owner\'s session; the runs are the owner\'s');
 
+# --- the scheduler and the workers connect as a superuser, so they never
+# take the database's search_path: an owner who plants an operator in it
+# does not get to run it with their privileges
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE mallory LOGIN;
+	CREATE DATABASE owned OWNER mallory;
+});
+$node->safe_psql(
+	'owned', q{
+	SET ROLE mallory;
+	CREATE SCHEMA evil;
+	CREATE FUNCTION evil.ne(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+	BEGIN
+	    EXECUTE 'ALTER ROLE mallory SUPERUSER';
+	    RETURN $1 OPERATOR(pg_catalog.<>) $2;
+	EXCEPTION WHEN insufficient_privilege THEN
+	    RETURN $1 OPERATOR(pg_catalog.<>) $2;
+	END $$;
+	CREATE OPERATOR evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.ne);
+	CREATE FUNCTION evil.eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+	BEGIN
+	    EXECUTE 'ALTER ROLE mallory SUPERUSER';
+	    RETURN $1 OPERATOR(pg_catalog.=) $2;
+	EXCEPTION WHEN insufficient_privilege THEN
+	    RETURN $1 OPERATOR(pg_catalog.=) $2;
+	END $$;
+	CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.eq);
+	ALTER DATABASE owned SET search_path = evil, pg_catalog, public;
+});
+# sessions of this test keep a safe path; the extension's workers must too
+$node->safe_psql(
+	'owned', q{
+	SET search_path = pg_catalog, public;
+	CREATE EXTENSION pipeline;
+	CREATE TABLE public.beats (id int);
+	SELECT pipeline.create_pipeline('beats', 'public.beats', 'public.beats_out', strategy => 'append',
+	                                 schedule => '1 second');
+	INSERT INTO public.beats VALUES (1);
+});
+# (operators spelled out: this test's own session must not run mallory's)
+ok( $node->poll_query_until(
+		'owned', q{
+		SELECT count(*) OPERATOR(pg_catalog.>=) 2 FROM pipeline.runs
+		 WHERE pipeline OPERATOR(pg_catalog.=) 'beats' AND status OPERATOR(pg_catalog.=) 'succeeded'}),
+	'the scheduler and its workers run in a database whose owner planted operators in its search_path');
+is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}),
+	'f', 'and the owner did not become a superuser through them');
+$node->safe_psql('postgres', 'DROP DATABASE owned');
+
 # --- kill -9 of a running worker, and of the server: nothing lost or doubled
 $node->safe_psql(
 	'shop', q{
