@@ -106,6 +106,31 @@ SELECT count(*) AS captures FROM pipeline.captures;
 SELECT name FROM pipeline.pipelines WHERE name LIKE 'cap\_%' ORDER BY name;
 SELECT count(*) AS logs FROM pg_class WHERE relname = 'Customers_changes';
 
+-- Later changes to a captured table do not break its writers: a NOT NULL
+-- dropped (the log never copies one), a column named like the log's own
+-- (not copied), the primary key dropped (a key change is still found by
+-- the key captured).
+CREATE TABLE cap.later (id int PRIMARY KEY, v text NOT NULL);
+SELECT pipeline.capture('cap.later');
+SELECT pipeline.create_pipeline('cap_later', 'cap.later', 'cap.later_copy', strategy => 'append',
+    columns => '{"op": "_op"}') > 0 AS created;
+ALTER TABLE cap.later ALTER COLUMN v DROP NOT NULL;
+ALTER TABLE cap.later ADD COLUMN _op text;
+INSERT INTO cap.later VALUES (1, NULL, 'mine');
+ALTER TABLE cap.later DROP CONSTRAINT later_pkey;
+UPDATE cap.later SET id = 10 WHERE id = 1;
+CALL pipeline.run('cap_later');
+SELECT op, id, v FROM cap.later_copy ORDER BY op DESC, id;
+-- partitioned tables and row-level use of the trigger function are refused
+\x on
+CREATE TABLE cap.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+SELECT * FROM error_of($$SELECT pipeline.capture('cap.parted')$$);
+SELECT * FROM error_of($$CREATE TRIGGER by_row AFTER INSERT ON cap.no_key FOR EACH ROW
+                         EXECUTE FUNCTION pipeline.capture_changes();
+                         INSERT INTO cap.no_key VALUES (1)$$);
+\x off
+SELECT pipeline.drop_pipeline('cap_later');
+
 SELECT pipeline.drop_pipeline('cap_staged');
 DROP SCHEMA cap CASCADE;
 DROP OWNED BY cap_app;

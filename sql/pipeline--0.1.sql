@@ -69,6 +69,9 @@ CREATE TABLE pipeline.pipeline_defs (
     created_at          timestamptz NOT NULL DEFAULT now(),
     altered_at          timestamptz NOT NULL DEFAULT now()
 );
+/* every batch asks whether its source is a change log, and who reads one */
+CREATE INDEX ON pipeline.pipeline_defs (change_log);
+CREATE INDEX ON pipeline.pipeline_defs (source);
 COMMENT ON TABLE pipeline.pipeline_defs IS
     'pipeline definitions; change them with create_pipeline, alter_pipeline and drop_pipeline';
 COMMENT ON COLUMN pipeline.pipeline_defs.tombstones IS
@@ -852,7 +855,7 @@ families (ord, name, type, help) AS (VALUES
     (5, 'pipeline_rows_total', 'counter', 'Rows processed by runs, by outcome.'),
     (6, 'pipeline_run_duration_seconds', 'histogram', 'Duration of finished runs.'),
     (7, 'pipeline_consecutive_failures', 'gauge', 'Failed runs since the last successful run.'),
-    (8, 'pipeline_pending_rows', 'gauge', 'Staged rows waiting for the pipeline (planner estimate; exactly 0 when none wait).'),
+    (8, 'pipeline_pending_rows', 'gauge', 'Staged rows waiting for the pipeline (counted up to 10000, estimated beyond; exactly 0 when none wait).'),
     (9, 'pipeline_lag_seconds', 'gauge', 'Age of the oldest staged row waiting for the pipeline (0 when none wait).'),
     (10, 'pipeline_quarantined_rows', 'gauge', 'Rows waiting in quarantine.'),
     (11, 'pipeline_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the last successful run.'),

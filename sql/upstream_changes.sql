@@ -63,6 +63,19 @@ INSERT INTO "Sales Dept"."Raw Orders" VALUES (6, 'fay', 60, 'u', 1);
 CALL pipeline.run('up_silver');
 SELECT order_id, note FROM "Sales Dept"."Order Items_changes" ORDER BY _xid, _seq;
 
+-- A reader that follows its source's new columns gets the target's new
+-- column, not the log's own _op and _for.
+SELECT pipeline.create_pipeline('up_follow', '"Sales Dept"."Order Items"', 'public.follow_copy',
+    key => ARRAY['order_id'], on_schema_change => 'append_new_columns') > 0 AS created;
+ALTER TABLE "Sales Dept"."Order Items" ADD COLUMN region text;
+INSERT INTO "Sales Dept"."Raw Orders" VALUES (7, 'gil', 70, 'u', 1);
+CALL pipeline.run('up_silver');
+CALL pipeline.run('up_follow');
+SELECT attname FROM pg_attribute WHERE attrelid = 'public.follow_copy'::regclass AND attnum > 0
+   AND NOT attisdropped ORDER BY attnum;
+SELECT pipeline.drop_pipeline('up_follow');
+DROP TABLE public.follow_copy;
+
 -- A chain: a reader of a reader's target.
 SELECT pipeline.create_pipeline('up_platinum', 'public.gold_customers', 'public.platinum',
     key => ARRAY['Customer']) > 0 AS created;

@@ -228,6 +228,10 @@ pipeline_backlog(PG_FUNCTION_ARGS)
 	pipeline_check_manage(b.def);
 	read_cursor(b.def->id, &b.cursor);
 	b.source = pipeline_qualified_name(b.def->source);
+	/* a change log's reader does not count rows seeded for other readers */
+	if (b.def->reads_change_log)
+		b.source = psprintf("(SELECT * FROM %s WHERE _for IS NULL OR _for = " INT64_FORMAT ") s",
+							b.source, b.def->id);
 	b.exact = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 
 	if (!quiet)

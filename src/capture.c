@@ -46,7 +46,6 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -79,6 +78,7 @@ typedef struct CapturePlans
 	Oid			owner;
 	bool		has_readers;	/* else there is nothing to log */
 	bool		valid;			/* false: rebuild before the next use */
+	char	   *key_match;		/* "n.k = o.k AND ..." over the captured key */
 	SPIPlanPtr	plans[CAPTURE_EVENTS];
 } CapturePlans;
 
@@ -105,6 +105,7 @@ forget_plans(CapturePlans *cp)
 	for (int i = 0; i < CAPTURE_EVENTS; i++)
 		if (cp->plans[i])
 			SPI_freeplan(cp->plans[i]);
+	pfree(cp->key_match);
 	capture_plans = list_delete_ptr(capture_plans, cp);
 	pfree(cp);
 	MemoryContextSwitchTo(old);
@@ -159,17 +160,36 @@ primary_key_columns(Oid relid)
 }
 
 /*
+ * key_match
+ *		"n.k1 = o.k1 AND ..." over the key captured with the table (its
+ *		primary key then: dropping it later changes nothing here).
+ */
+static char *
+key_match(List *key)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, key)
+	{
+		const char *k = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%sn.%s = o.%s", buf.len ? " AND " : "", k, k);
+	}
+	return buf.data;
+}
+
+/*
  * capture_sql
  *		The statement one trigger runs to fill the log.
  */
 static char *
-capture_sql(CaptureEvent event, Oid relation, Oid log, List *key)
+capture_sql(CaptureEvent event, Oid relation, Oid log, const char *key_match)
 {
 	char	   *cols = pipeline_quote_list(pipeline_shared_columns(relation, log), NULL);
 	char	   *old_cols = pipeline_quote_list(pipeline_shared_columns(relation, log), "o");
 	char	   *into = psprintf("INSERT INTO %s (%s, _op) ", pipeline_qualified_name(log), cols);
-	StringInfoData gone;
-	ListCell   *lc;
 
 	switch (event)
 	{
@@ -184,16 +204,9 @@ capture_sql(CaptureEvent event, Oid relation, Oid log, List *key)
 			break;
 	}
 	/* an old row whose key no new row has: its key changed, a delete */
-	initStringInfo(&gone);
-	foreach(lc, key)
-	{
-		const char *k = quote_identifier(lfirst(lc));
-
-		appendStringInfo(&gone, "%sn.%s = o.%s", gone.len ? " AND " : "", k, k);
-	}
 	return psprintf("%sSELECT %s, 'upsert' FROM pl_new UNION ALL SELECT %s, 'delete' FROM pl_old o "
 					"WHERE NOT EXISTS (SELECT 1 FROM pl_new n WHERE %s)",
-					into, cols, old_cols, gone.data);
+					into, cols, old_cols, key_match);
 }
 
 /*
@@ -233,8 +246,8 @@ plans_for(Oid relation)
 	 */
 	pipeline_become_internal(&ctx);
 	plan = SPI_prepare("SELECT c.change_log::oid, EXISTS (SELECT 1 FROM pipeline.pipeline_defs r "
-					   "WHERE r.source = c.change_log) FROM pipeline.captures c WHERE c.relation = $1",
-					   1, &type);
+					   "WHERE r.source = c.change_log), c.key FROM pipeline.captures c "
+					   "WHERE c.relation = $1", 1, &type);
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, &value, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 1) != SPI_OK_SELECT)
@@ -257,6 +270,9 @@ plans_for(Oid relation)
 	cp->relation = relation;
 	cp->change_log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 	cp->has_readers = DatumGetBool(pipeline_result_datum(0, 1, &isnull));
+	cp->key_match = MemoryContextStrdup(TopMemoryContext,
+										key_match(pipeline_text_array_to_list(pipeline_result_datum(0, 2, &isnull),
+																			  "key")));
 	cp->valid = true;
 	cp->owner = pipeline_relation_owner(relation);
 	if (cp->has_readers)
@@ -282,7 +298,11 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 	Oid			relation;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		elog(ERROR, "capture_changes must be a statement-level trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline.capture_changes must be called as a statement-level trigger"),
+				 errdetail("It copies a statement's transition tables into a change log."),
+				 errhint("Use pipeline.capture(table), which creates its triggers.")));
 	ev = trigdata->tg_event;
 	event = TRIGGER_FIRED_BY_INSERT(ev) ? CAPTURE_INSERT
 		: TRIGGER_FIRED_BY_UPDATE(ev) ? CAPTURE_UPDATE
@@ -302,7 +322,7 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);
 	if (cp->plans[event] == NULL)
 		cp->plans[event] = pipeline_prepare_kept(capture_sql(event, relation, cp->change_log,
-															 primary_key_columns(relation)),
+															 cp->key_match),
 												 0, NULL);
 	if (SPI_execute_plan(cp->plans[event], NULL, NULL, false, 0) < 0)
 		elog(ERROR, "capture of changes to %s failed", pipeline_qualified_name(relation));
@@ -347,12 +367,12 @@ refuse_capture(Oid relation)
 	PipelineUserContext ctx;
 	int			n;
 
-	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+	if (kind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s is not a table", name),
-				 errdetail("Only tables can be captured."),
-				 errhint("Capture the table the view or relation reads.")));
+				 errmsg("%s is not a plain table", name),
+				 errdetail("Only plain tables can be captured: writes addressed to a partition would not fire a partitioned table's statement triggers."),
+				 errhint("Capture the table the view reads, or each partition.")));
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
 	if (get_attnum(relation, PIPELINE_XID_COLUMN) != InvalidAttrNumber)
 		ereport(ERROR,
@@ -418,16 +438,7 @@ pipeline_capture(PG_FUNCTION_ARGS)
 					  0, NULL, NULL, NULL, false, 0);
 
 	values[1] = ObjectIdGetDatum(log);
-	{
-		List	   *key = primary_key_columns(relation);
-		Datum	   *elems = palloc(sizeof(Datum) * list_length(key));
-		ListCell   *lc;
-		int			i = 0;
-
-		foreach(lc, key)
-			elems[i++] = CStringGetTextDatum(lfirst(lc));
-		values[2] = PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
-	}
+	values[2] = pipeline_list_to_text_array(primary_key_columns(relation));
 	pipeline_become_internal(&ctx);
 	pipeline_exec("INSERT INTO pipeline.captures (relation, change_log, key) "
 				  "VALUES ($1::regclass, $2::regclass, $3)", 3, types, values, NULL, false, 0);

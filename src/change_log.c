@@ -105,12 +105,26 @@ pipeline_is_change_log_column(const char *name)
 }
 
 /*
- * pipeline_shared_columns
- *		The columns of 'relation' (not dropped) that 'log' also has, in the
- *		relation's order: what is copied into the log.
+ * is_log_own_column
+ *		Whether a column name is one a change log has of its own.
  */
-List *
-pipeline_shared_columns(Oid relation, Oid log)
+static bool
+is_log_own_column(const char *name)
+{
+	return pipeline_is_change_log_column(name) || strcmp(name, PIPELINE_XID_COLUMN) == 0 ||
+		strcmp(name, PIPELINE_SEQ_COLUMN) == 0;
+}
+
+/*
+ * log_columns
+ *		The columns of 'relation' its change log holds, in the relation's
+ *		order, each as "name type" (with 'typed') or "name", quoted: every
+ *		column but dropped ones and those named like the log's own (a column
+ *		the relation gained after its log was made must not shadow them).
+ *		With 'log' valid, only the columns it has (in_log) or lacks.
+ */
+static List *
+log_columns(Oid relation, Oid log, bool in_log, bool typed)
 {
 	Relation	rel = table_open(relation, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -119,12 +133,30 @@ pipeline_shared_columns(Oid relation, Oid log)
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
 
-		if (!att->attisdropped && get_attnum(log, NameStr(att->attname)) != InvalidAttrNumber)
-			columns = lappend(columns, pstrdup(NameStr(att->attname)));
+		if (att->attisdropped || is_log_own_column(name))
+			continue;
+		if (OidIsValid(log) && (get_attnum(log, name) != InvalidAttrNumber) != in_log)
+			continue;
+		columns = lappend(columns, typed
+						  ? psprintf("%s %s", quote_identifier(name),
+									 format_type_with_typemod(att->atttypid, att->atttypmod))
+						  : pstrdup(name));
 	}
 	table_close(rel, AccessShareLock);
 	return columns;
+}
+
+/*
+ * pipeline_shared_columns
+ *		The columns of 'relation' that its log 'log' has: what is copied
+ *		into the log.
+ */
+List *
+pipeline_shared_columns(Oid relation, Oid log)
+{
+	return log_columns(relation, log, true, false);
 }
 
 /*
@@ -140,34 +172,42 @@ pipeline_change_log_columns(const PipelineDef *def)
 }
 
 /*
+ * join_list
+ *		"a, b, c" from a List of strings already quoted.
+ */
+static char *
+join_list(List *items)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, items)
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
  * pipeline_add_missing_columns
  *		Adds to a change log the columns its relation gained, so that they
  *		are published (the log's readers see a schema change of their
- *		source and follow their on_schema_change).
+ *		source and follow their on_schema_change).  IF NOT EXISTS: two
+ *		sessions may find the same column missing.
  */
 void
 pipeline_add_missing_columns(Oid relation, Oid log)
 {
-	Relation	rel;
-	TupleDesc	desc;
+	List	   *missing = log_columns(relation, log, false, true);
 	StringInfoData add;
 	PipelineUserContext ctx;
+	ListCell   *lc;
 
-	initStringInfo(&add);
-	rel = table_open(relation, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && get_attnum(log, NameStr(att->attname)) == InvalidAttrNumber)
-			appendStringInfo(&add, "%sADD COLUMN %s %s", add.len ? ", " : "",
-							 quote_identifier(NameStr(att->attname)),
-							 format_type_with_typemod(att->atttypid, att->atttypmod));
-	}
-	table_close(rel, AccessShareLock);
-	if (add.len == 0)
+	if (missing == NIL)
 		return;
+	initStringInfo(&add);
+	foreach(lc, missing)
+		appendStringInfo(&add, "%sADD COLUMN IF NOT EXISTS %s", add.len ? ", " : "",
+						 (char *) lfirst(lc));
 	pipeline_become_internal(&ctx);
 	pipeline_exec(psprintf("ALTER TABLE %s %s", pipeline_qualified_name(log), add.data),
 				  0, NULL, NULL, NULL, false, 0);
@@ -230,9 +270,10 @@ pipeline_create_change_log(Oid target)
 					 errhint("Rename the column %s of %s.", own[i], pipeline_qualified_name(target))));
 
 	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
-	pipeline_exec(psprintf("CREATE TABLE %s (LIKE %s, _op text NOT NULL "
+	/* the columns and their types only: a NOT NULL the target drops later must not bind the log */
+	pipeline_exec(psprintf("CREATE TABLE %s (%s, _op text NOT NULL "
 						   "CHECK (_op IN ('upsert', 'delete')), _for bigint)",
-						   name, pipeline_qualified_name(target)),
+						   name, join_list(log_columns(target, InvalidOid, false, true))),
 				  0, NULL, NULL, NULL, false, 0);
 	pipeline_exec(psprintf("COMMENT ON TABLE %s IS %s", name,
 						   quote_literal_cstr(psprintf("changes the pipelines writing %s made to it, read by the pipelines defined on it",
@@ -370,10 +411,11 @@ pipeline_join_change_log(Oid relation, Oid reader)
 								   "version = version + 1 WHERE target = $1", log),
 						  target);
 		/* every writer's owner appends to the log */
-		exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs WHERE target = $1",
-						  target);
+		writers = exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs "
+									"WHERE target = $1", target);
 		rows = SPI_tuptable;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		/* grant_on_log runs statements of its own: SPI_processed changes */
+		for (int i = 0; i < writers; i++)
 			grant_on_log(log, "INSERT",
 						 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
 	}
@@ -392,9 +434,7 @@ pipeline_seed_change_log(const PipelineDef *def)
 {
 	PipelineUserContext ctx;
 	Oid			target = InvalidOid;
-	StringInfoData cols;
-	Relation	rel;
-	TupleDesc	desc;
+	char	   *cols;
 
 	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
 						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
@@ -407,23 +447,10 @@ pipeline_seed_change_log(const PipelineDef *def)
 	if (!OidIsValid(target))
 		return;
 
-	initStringInfo(&cols);
-	rel = table_open(target, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped &&
-			get_attnum(def->source, NameStr(att->attname)) != InvalidAttrNumber)
-			appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
-							 quote_identifier(NameStr(att->attname)));
-	}
-	table_close(rel, AccessShareLock);
-
+	cols = pipeline_quote_list(pipeline_shared_columns(target, def->source), NULL);
 	pipeline_become_internal(&ctx);
 	pipeline_exec(psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
-						   pipeline_qualified_name(def->source), cols.data, cols.data,
+						   pipeline_qualified_name(def->source), cols, cols,
 						   (long long) def->id, pipeline_qualified_name(target)),
 				  0, NULL, NULL, NULL, false, 0);
 	pipeline_restore_user(&ctx);

@@ -74,22 +74,6 @@ empty_to_null(char *s)
 }
 
 /*
- * list_to_text_array
- *		A List of names as a text[] datum.
- */
-static Datum
-list_to_text_array(List *names)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, names)
-		elems[i++] = CStringGetTextDatum(lfirst(lc));
-	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/*
  * relation_description
  *		"table raw.orders" for messages.
  */
@@ -861,7 +845,7 @@ save_definition(PipelineDef *def, bool insert)
 	values[3] = ObjectIdGetDatum(def->target);
 	values[4] = ObjectIdGetDatum(def->tombstones);
 	if (def->key != NIL)
-		values[5] = list_to_text_array(def->key);
+		values[5] = pipeline_list_to_text_array(def->key);
 	else
 		nulls[5] = 'n';
 	values[6] = CStringGetTextDatum(def->strategy);

@@ -100,6 +100,18 @@ list_has_string(List *list, const char *s)
 }
 
 /*
+ * follows_source
+ *		Whether a source column the mapping does not name goes to the target
+ *		by itself: all do, but a change log's own (_op, _for), which a
+ *		reader maps only when asked to.
+ */
+static bool
+follows_source(const PipelineDef *def, const char *column)
+{
+	return !(def->reads_change_log && pipeline_is_change_log_column(column));
+}
+
+/*
  * add_column
  *		Appends a ColumnMap to the mapping.
  */
@@ -159,7 +171,7 @@ pipeline_build_mapping(const PipelineDef *def)
 
 		if (!mapping_lookup(def->columns, column, &expr))
 		{
-			if (def->reads_change_log && pipeline_is_change_log_column(column))
+			if (!follows_source(def, column))
 				continue;
 			expr = pstrdup(quote_identifier(column));
 		}
@@ -352,7 +364,7 @@ pipeline_apply_schema_change(PipelineDef *def)
 		char	   *new_type = column_type_from_json(now_cols, name);
 		bool		mapped = mapping_lookup(def->columns, name, &ignored);
 
-		if (mapped)
+		if (mapped || !follows_source(def, name))
 			continue;			/* the mapping decides this column, not the source */
 		if (!list_has_string(target_columns, name))
 			alter_target(def, psprintf("ADD COLUMN %s %s", quote_identifier(name), new_type));

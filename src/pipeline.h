@@ -239,6 +239,7 @@ extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
+extern Datum pipeline_list_to_text_array(List *names);
 
 /* catalog.c */
 /* Row locks taken on a definition while reading it. */

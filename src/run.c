@@ -602,7 +602,7 @@ run_requeue(RunState *rs)
 			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
 	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-	pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, true, &rs->counts);
+	merge_timed_batch(rs, params, true);
 
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);

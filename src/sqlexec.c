@@ -173,6 +173,22 @@ pipeline_try(void (*fn) (void *arg), void *arg)
 }
 
 /*
+ * pipeline_list_to_text_array
+ *		A List of C strings as a text[] datum.
+ */
+Datum
+pipeline_list_to_text_array(List *names)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, names)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
  * pipeline_text_array_to_list
  *		A text[] datum as a List of C strings.  A NULL element is an error
  *		naming 'what'.

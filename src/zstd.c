@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include <zstd.h>
@@ -50,6 +51,22 @@ out_of_memory(void)
 			 errmsg("out of memory"),
 			 errdetail("zstd could not allocate its working memory."),
 			 errhint("Retry when the server has more free memory.")));
+}
+
+/*
+ * too_large
+ *		Reports content larger than a bytea can hold.
+ */
+static void
+too_large(void) pg_attribute_noreturn();
+static void
+too_large(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("decompressed value too large"),
+			 errdetail("It exceeds the largest bytea value, 1 GB."),
+			 errhint("Decompress it outside the database.")));
 }
 
 /*
@@ -118,7 +135,7 @@ pipeline_zstd_compress(PG_FUNCTION_ARGS)
 static bytea *
 decompress_streaming(const char *src, size_t len)
 {
-	size_t		cap = Max(len * 4, 1024);
+	size_t		cap = Min(Max(len * 4, 1024), MAX_CONTENT);
 	bytea	   *out = palloc(VARHDRSZ + cap);
 	ZSTD_inBuffer input = {src, len, 0};
 	ZSTD_outBuffer output = {VARDATA(out), cap, 0};
@@ -130,16 +147,13 @@ decompress_streaming(const char *src, size_t len)
 		if (output.pos == output.size)
 		{
 			if (cap >= MAX_CONTENT)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("decompressed value too large"),
-						 errdetail("It exceeds the largest bytea value."),
-						 errhint("Decompress it outside the database.")));
+				too_large();
 			cap = Min(cap * 2, MAX_CONTENT);
 			out = repalloc(out, VARHDRSZ + cap);
 			output.dst = VARDATA(out);
 			output.size = cap;
 		}
+		CHECK_FOR_INTERRUPTS();
 		ret = ZSTD_decompressStream(dctx, &output, &input);
 		if (ZSTD_isError(ret))
 			corrupt(ZSTD_getErrorName(ret));
@@ -174,7 +188,7 @@ content_size(const char *src, size_t len)
 			return ZSTD_CONTENTSIZE_ERROR;
 		total += size;
 		if (total > MAX_CONTENT)
-			return total;		/* the caller refuses it */
+			return total;		/* the caller refuses it: no need to read on */
 		src += frame;
 		len -= frame;
 	}
@@ -202,6 +216,8 @@ pipeline_zstd_decompress(PG_FUNCTION_ARGS)
 	size = content_size(src, len);
 	if (size == ZSTD_CONTENTSIZE_ERROR)
 		corrupt("its frames are malformed or truncated");
+	if (size != ZSTD_CONTENTSIZE_UNKNOWN && size > MAX_CONTENT)
+		too_large();
 	/*
 	 * Frames that do not state their size, or state a large one, are
 	 * decompressed in steps: a damaged header must not make us allocate a
