@@ -342,7 +342,7 @@ COMMENT ON FUNCTION pipeline.alter_pipeline(text, text[], text, text, jsonb, tex
 CREATE FUNCTION pipeline.next_run_after(schedule text, after timestamptz DEFAULT now())
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'pipeline_next_run_after'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE;  -- parsing an interval uses a subtransaction
 COMMENT ON FUNCTION pipeline.next_run_after(text, timestamptz) IS
     'when a schedule (an interval or cron text, UTC) runs next after a time; NULL for manual and continuous; checks the schedule';
 

@@ -37,3 +37,9 @@ SELECT pipeline.next_run_after('', now());
 
 SELECT pipeline.drop_pipeline('sc_every');
 DROP SCHEMA sc CASCADE;
+
+-- Usable in a query planned for parallel workers (parsing an interval
+-- takes a subtransaction, so the function stays in the leader).
+SET force_parallel_mode = on;
+SELECT pipeline.next_run_after('5 minutes', '2026-11-23 10:07:30+00') AS next;
+RESET force_parallel_mode;
