@@ -9,7 +9,7 @@ TEST_USER=${PIPELINE_TEST_USER:-pipeline_ci}
 # prepare_machine: dependencies, build, install (as root when we are root).
 prepare_machine() {
     bash "$REPO/test/install_deps.sh"
-    PG_CONFIG=$(command -v pg_config)
+    PG_CONFIG=$(command -v "$PG_CONFIG")
     BINDIR=$("$PG_CONFIG" --bindir)
     PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/..
     make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" ${PG_CFLAGS:+PG_CFLAGS="$PG_CFLAGS"} >/dev/null
