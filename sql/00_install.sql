@@ -38,3 +38,22 @@ EXCEPTION WHEN OTHERS THEN
                             detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
     RETURN NEXT;
 END $$;
+
+-- Each later file numbers the extension's ids (runs, pipelines, quarantined
+-- rows, checks...) from a base of its own, so that the ids in its expected
+-- output do not depend on which files ran before it.
+CREATE PROCEDURE public.number_ids_from(base bigint)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    seq regclass;
+BEGIN
+    FOR seq IN
+        SELECT pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)::regclass
+          FROM pg_attribute a
+          JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'pipeline' AND c.relkind = 'r' AND a.attidentity <> ''
+    LOOP
+        PERFORM setval(seq, base);
+    END LOOP;
+END $$;

@@ -1,5 +1,6 @@
 -- Bounded batches, max_rows, runs inside a transaction block, one source
 -- feeding two pipelines, and progress in pipeline.runs.
+CALL number_ids_from(10000);
 SET client_min_messages = warning;
 CREATE SCHEMA b;
 CREATE TABLE b.src (id int, v int);

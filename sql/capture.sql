@@ -4,6 +4,7 @@
 -- pipeline on the table reads that log, starting from the table's rows;
 -- TRUNCATE empties the readers too; the log is written as the table's
 -- owner; new columns follow; bad inputs; uncapture and DROP TABLE.
+CALL number_ids_from(20000);
 SET client_min_messages = warning;
 \set VERBOSITY terse
 CREATE SCHEMA cap;

@@ -1,5 +1,6 @@
 -- Bad input gets a clear error (SQLSTATE, message, detail, hint) and
 -- changes nothing.
+CALL number_ids_from(30000);
 SET client_min_messages = warning;
 CREATE SCHEMA e;
 CREATE TABLE e.src (id int, name text, doc json, pt point, ts timestamptz, flag int);

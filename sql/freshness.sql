@@ -1,6 +1,7 @@
 -- Freshness checks: every state, each kind of column, the deadline form, the
 -- last-merge form, alerts on changes of state, pg_cron jobs, privileges,
 -- retention, and bad input.
+CALL number_ids_from(40000);
 SET client_min_messages = warning;
 CREATE SCHEMA fr;
 CREATE TABLE fr.events (id int, at timestamptz, local_at timestamp, day date);

@@ -1,5 +1,6 @@
 -- The merge strategy: latest wins, stale events are discarded, deletes leave
 -- tombstones, composite keys, and merging without sequence_by.
+CALL number_ids_from(50000);
 SET client_min_messages = warning;
 CREATE SCHEMA m;
 

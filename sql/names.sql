@@ -1,5 +1,6 @@
 -- Names that need quoting: spaces, mixed case, reserved words, quotes,
 -- 63-byte identifiers.
+CALL number_ids_from(60000);
 SET client_min_messages = warning;
 CREATE SCHEMA "Sales Data";
 CREATE TABLE "Sales Data"."Order Items" ("Order Id" int, "select" text, "User" text, "Qty ""x""" int,

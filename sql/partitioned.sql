@@ -1,4 +1,5 @@
 -- Partitioned staging tables and partitioned targets.
+CALL number_ids_from(70000);
 SET client_min_messages = warning;
 CREATE SCHEMA pt;
 CREATE TABLE pt.events (id int, day date, amount int) PARTITION BY RANGE (day);

@@ -1,5 +1,6 @@
 -- Roles: a pipeline belongs to its creator, runs with its owner's
 -- privileges whoever calls it, and other roles neither see nor touch it.
+CALL number_ids_from(80000);
 SET client_min_messages = warning;
 CREATE SCHEMA pr;
 CREATE ROLE pr_alice;

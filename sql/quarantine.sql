@@ -1,5 +1,6 @@
 -- Nothing is dropped silently: rows that cannot be merged land in the
 -- quarantine with their reason; the rest of the batch merges.
+CALL number_ids_from(90000);
 SET client_min_messages = warning;
 CREATE SCHEMA q;
 CREATE TABLE q.parents (id int PRIMARY KEY);

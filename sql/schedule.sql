@@ -1,6 +1,7 @@
 -- Schedules: the forms create_pipeline accepts and when each runs next
 -- (pipeline.next_run_after; cron text is UTC).  The background workers that
 -- run them are tested in test/t/005_workers.pl.
+CALL number_ids_from(100000);
 SET client_min_messages = warning;
 SET timezone = 'UTC';
 SELECT s, pipeline.next_run_after(s, '2026-11-23 10:07:30+00') AS next

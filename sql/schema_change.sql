@@ -1,4 +1,5 @@
 -- on_schema_change: what a run does when the source's columns change.
+CALL number_ids_from(110000);
 SET client_min_messages = notice;
 CREATE SCHEMA sc;
 CREATE TABLE sc.src (id int, a text);

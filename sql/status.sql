@@ -1,6 +1,7 @@
 -- The operator's view: pipeline.status and backlog, progress columns of
 -- pipeline.runs, failure streaks, suspension and pipeline alerts, run
 -- totals that survive the history retention, and metrics().
+CALL number_ids_from(120000);
 SET client_min_messages = notice;
 CREATE SCHEMA st;
 CREATE TABLE st.src (id int, v text);

@@ -2,6 +2,7 @@
 -- cancelled and the run fails (the workers retry it); without a limit the
 -- same batch goes through; the caller's own, shorter statement_timeout is
 -- kept.
+CALL number_ids_from(130000);
 SET client_min_messages = warning;
 \set VERBOSITY terse
 CREATE SCHEMA tm;

@@ -4,6 +4,7 @@
 -- append reader; stale events publish nothing; trimming of consumed
 -- changes; schema changes; pipeline.dependencies; cycles, drops, bad
 -- inputs and privileges.
+CALL number_ids_from(140000);
 SET client_min_messages = warning;
 \set VERBOSITY terse
 CREATE SCHEMA "Sales Dept";

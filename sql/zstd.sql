@@ -3,6 +3,7 @@
 -- frames), and corrupt input: random bytes, every truncation and every bit
 -- flip of a valid value raise an error (a flip zstd cannot notice may only
 -- give back the original), never a crash and never other data.
+CALL number_ids_from(150000);
 SET client_min_messages = warning;
 \set VERBOSITY terse
 
