@@ -185,21 +185,22 @@ pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as)
 static void
 counts_args(const RunCounts *counts, Oid *types, Datum *values)
 {
-	int64		fields[7] = {counts->read, counts->inserted, counts->updated, counts->deleted,
-	counts->stale, counts->filtered, counts->quarantined};
+	int64		fields[8] = {counts->read, counts->inserted, counts->updated, counts->deleted,
+	counts->stale, counts->filtered, counts->quarantined, counts->dropped};
 
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 	{
 		types[i] = INT8OID;
 		values[i] = Int64GetDatum(fields[i]);
 	}
-	types[7] = INT4OID;
-	values[7] = Int32GetDatum(counts->batches);
+	types[8] = INT4OID;
+	values[8] = Int32GetDatum(counts->batches);
 }
 
 #define COUNTS_SET \
 	"rows_read = $2, rows_inserted = $3, rows_updated = $4, rows_deleted = $5, " \
-	"rows_stale = $6, rows_filtered = $7, rows_quarantined = $8, batches = $9"
+	"rows_stale = $6, rows_filtered = $7, rows_quarantined = $8, rows_dropped = $9, " \
+	"batches = $10"
 
 /*
  * pipeline_run_progress
@@ -208,16 +209,16 @@ counts_args(const RunCounts *counts, Oid *types, Datum *values)
 void
 pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
 {
-	Oid			types[10];
-	Datum		values[10];
+	Oid			types[11];
+	Datum		values[11];
 
 	types[0] = INT8OID;
 	values[0] = Int64GetDatum(run_id);
 	counts_args(counts, types + 1, values + 1);
-	types[9] = INT8OID;
-	values[9] = Int64GetDatum(pending);
-	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $10 "
-				  "WHERE run_id = $1", 10, types, values, NULL);
+	types[10] = INT8OID;
+	values[10] = Int64GetDatum(pending);
+	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
+				  "WHERE run_id = $1", 11, types, values, NULL);
 }
 
 /*
@@ -228,31 +229,31 @@ void
 pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 					const char *sqlstate, const char *message)
 {
-	Oid			types[12];
-	Datum		values[12];
-	char		nulls[12];
+	Oid			types[13];
+	Datum		values[13];
+	char		nulls[13];
 	PipelineUserContext ctx;
 
 	memset(nulls, ' ', sizeof(nulls));
 	types[0] = INT8OID;
 	values[0] = Int64GetDatum(run_id);
 	counts_args(counts, types + 1, values + 1);
-	types[9] = TEXTOID;
-	values[9] = CStringGetTextDatum(status);
 	types[10] = TEXTOID;
+	values[10] = CStringGetTextDatum(status);
 	types[11] = TEXTOID;
+	types[12] = TEXTOID;
 	if (sqlstate)
-		values[10] = CStringGetTextDatum(sqlstate);
-	else
-		nulls[10] = 'n';
-	if (message)
-		values[11] = CStringGetTextDatum(message);
+		values[11] = CStringGetTextDatum(sqlstate);
 	else
 		nulls[11] = 'n';
+	if (message)
+		values[12] = CStringGetTextDatum(message);
+	else
+		nulls[12] = 'n';
 	pipeline_become_internal(&ctx);
-	pipeline_exec("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $10, "
-				  "error_sqlstate = $11, error_message = $12, finished_at = clock_timestamp() "
-				  "WHERE run_id = $1", 12, types, values, nulls, false, 0);
+	pipeline_exec("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $11, "
+				  "error_sqlstate = $12, error_message = $13, finished_at = clock_timestamp() "
+				  "WHERE run_id = $1", 13, types, values, nulls, false, 0);
 	pipeline_record_outcome(run_id);
 	pipeline_restore_user(&ctx);
 }

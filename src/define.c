@@ -502,17 +502,33 @@ prepare_batch_statement(void *arg)
 }
 
 /*
+ * pipeline_try_batch_statement
+ *		Prepares a batch statement as the owner, in a subtransaction; returns
+ *		the error it raised, or NULL.
+ */
+ErrorData *
+pipeline_try_batch_statement(const PipelineDef *def, const char *sql)
+{
+	PrepareCall call = {def, sql};
+
+	return pipeline_try(prepare_batch_statement, &call);
+}
+
+/*
  * check_batch_statement
  *		Prepares the batch statement as the owner so that a definition that
  *		cannot run (say, an expression whose type does not fit the target
- *		column) is refused now rather than at the first run.
+ *		column, or a check over a column the mapping no longer has) is
+ *		refused now rather than at the first run.
  */
 static void
 check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
-	PrepareCall call = {def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
-													pipeline_row_rules(def, map), PENDING_RANGE)};
-	ErrorData  *edata = pipeline_try(prepare_batch_statement, &call);
+	ErrorData  *edata = pipeline_try_batch_statement(def,
+													 pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
+																		pipeline_row_rules(def, map),
+																		pipeline_load_checks(def, map),
+																		PENDING_RANGE));
 
 	if (edata != NULL)
 		ereport(ERROR,
@@ -521,7 +537,7 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 				 edata->detail ? errdetail("%s", edata->detail)
 				 : errdetail("The statement that merges a batch into %s does not compile.",
 							 relation_description(def->target)),
-				 errhint("Check that each mapped expression's type fits its target column.")));
+				 errhint("Check that each mapped expression's type fits its target column, and that the pipeline's data quality checks name mapped columns.")));
 }
 
 /* ------------------------------------------------------------ the source */
@@ -653,11 +669,11 @@ pipeline_add_change_columns(Oid source)
 /* ------------------------------------------------------- option checking */
 
 /*
- * check_choice
+ * pipeline_check_choice
  *		Errors unless value is one of the NULL-terminated choices.
  */
-static void
-check_choice(const char *option, const char *value, const char *const *choices)
+void
+pipeline_check_choice(const char *option, const char *value, const char *const *choices)
 {
 	StringInfoData all;
 
@@ -740,8 +756,8 @@ check_options(const PipelineDef *def)
 				 errmsg("invalid pipeline name"),
 				 errdetail("A pipeline name is 1 to %d bytes long.", NAMEDATALEN - 1),
 				 errhint("Choose a shorter, non-empty name.")));
-	check_choice("strategy", def->strategy, strategies);
-	check_choice("on_schema_change", def->on_schema_change, schema_modes);
+	pipeline_check_choice("strategy", def->strategy, strategies);
+	pipeline_check_choice("on_schema_change", def->on_schema_change, schema_modes);
 	if (def->batch_size <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -800,6 +816,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
+	pipeline_checks_verify_columns(def, map);
 	check_batch_statement(def, map);
 }
 

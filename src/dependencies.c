@@ -5,6 +5,8 @@
  *	  PostgreSQL objects depend on each other: dropping such a table fails
  *	  unless the DROP says CASCADE, and then the pipelines go with it -- and
  *	  the pipelines downstream of them, through their targets' change logs.
+ *	  A data quality check depends on the table it looks rows up in the
+ *	  same way (checks.c).
  *
  * PostgreSQL cannot record that dependency itself (a definition is a row,
  * not an object), so an sql_drop event trigger enforces it.
@@ -247,6 +249,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 			drop_unwritten_change_log(lfirst_oid(lc));
 		pipeline_release_change_logs();
 	}
+	pipeline_checks_on_drop(drop_cascades(trigdata->parsetree));
 	drop_captures(drop_cascades(trigdata->parsetree));
 	drop_freshness_checks();
 	pipeline_restore_user(&ctx);

@@ -21,9 +21,10 @@
  *
  * The same per-row calls keep the batch's tallies, so that the statement
  * streams its rows once instead of materialising them to count them:
- * mark_row counts rows read, keep_row counts rows the filter skipped, and
+ * mark_row counts rows read, keep_row counts rows the filter skipped,
  * reject_row records rows that failed a row rule, for merge.c to quarantine
- * right after the statement.
+ * right after the statement, and check_row applies the data quality checks
+ * (checks.c) a row failed and counts each check's failures.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +32,7 @@
 
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 
 #include "pipeline.h"
@@ -39,11 +41,13 @@ PG_FUNCTION_INFO_V1(pipeline_mark_row);
 PG_FUNCTION_INFO_V1(pipeline_mark_value);
 PG_FUNCTION_INFO_V1(pipeline_keep_row);
 PG_FUNCTION_INFO_V1(pipeline_reject_row);
+PG_FUNCTION_INFO_V1(pipeline_check_row);
 
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
 /* The batch statement being watched (NULL when none) and what it did. */
 static const char *armed_statement = NULL;
+static List *armed_checks = NIL;	/* of QualityCheck *, by number */
 static RowPosition last_mark;
 static BatchTally tally;
 static MemoryContext tally_context = NULL;
@@ -79,18 +83,19 @@ pipeline_mark_init(void)
 
 /*
  * pipeline_mark_arm
- *		Starts watching a batch statement (its exact SQL text): clears the
- *		mark and the tallies.  The text must stay allocated until
- *		pipeline_mark_disarm.
+ *		Starts watching a batch statement (its exact SQL text) that applies
+ *		'checks': clears the mark and the tallies.  The text and the checks
+ *		must stay allocated until pipeline_mark_disarm.
  */
 void
-pipeline_mark_arm(const char *statement)
+pipeline_mark_arm(const char *statement, List *checks)
 {
 	if (tally_context == NULL)
 		tally_context = AllocSetContextCreate(TopMemoryContext, "pipeline batch tally",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(tally_context);
 	armed_statement = statement;
+	armed_checks = checks;
 	last_mark.valid = false;
 	memset(&tally, 0, sizeof(tally));
 }
@@ -103,6 +108,7 @@ void
 pipeline_mark_disarm(void)
 {
 	armed_statement = NULL;
+	armed_checks = NIL;
 }
 
 /*
@@ -196,8 +202,98 @@ pipeline_reject_row(PG_FUNCTION_ARGS)
 		row->position.xid = PG_GETARG_FULLTRANSACTIONID(0);
 		row->position.seq = PG_GETARG_INT64(1);
 		row->rule = PG_GETARG_INT32(2);
+		row->failed_checks = 0;
 		tally.rejected = lappend(tally.rejected, row);
 		MemoryContextSwitchTo(old);
 	}
 	PG_RETURN_BOOL(false);
+}
+
+/*
+ * reject_for_checks
+ *		Records a row that failed checks whose strongest action is
+ *		quarantine.
+ */
+static void
+reject_for_checks(FullTransactionId xid, int64 seq, uint64 failed)
+{
+	RejectedRow *row = MemoryContextAlloc(tally_context, sizeof(RejectedRow));
+	MemoryContext old = MemoryContextSwitchTo(tally_context);
+
+	row->position.valid = true;
+	row->position.xid = xid;
+	row->position.seq = seq;
+	row->rule = -1;
+	row->failed_checks = failed;
+	tally.rejected = lappend(tally.rejected, row);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * fail_row
+ *		A row failed a check whose action is fail: the run fails.
+ */
+static void
+fail_row(const QualityCheck *check, FullTransactionId xid, int64 seq)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PIPELINE_CHECK_FAILED),
+			 errmsg("data quality check \"%s\" failed on a row", check->name),
+			 errdetail("The staged row with _seq = %lld (_xid %llu) fails it, and the check's action is fail: the batch was not merged and the pipeline's cursor did not move.",
+					   (long long) seq, (unsigned long long) U64FromFullTransactionId(xid)),
+			 errhint("Fix or remove the staged row, or change the check's action to quarantine to set such rows aside.")));
+}
+
+/*
+ * pipeline_check_row
+ *		SQL: pipeline.check_row(_xid, _seq, VARIADIC passed boolean[]) ->
+ *		whether the row is merged; called only for rows that failed a check.
+ *		passed[i] is whether the row passed check number i.  Counts each
+ *		check's failures; of the failed checks' actions the strongest
+ *		applies: fail raises, quarantine records the row (with every check
+ *		it failed), drop counts it, warn keeps it.
+ */
+Datum
+pipeline_check_row(PG_FUNCTION_ARGS)
+{
+	ArrayType  *passed = PG_GETARG_ARRAYTYPE_P(2);
+	int			n = ArrayGetNItems(ARR_NDIM(passed), ARR_DIMS(passed));
+	bool	   *ok = (bool *) ARR_DATA_PTR(passed);
+	uint64		failed = 0;
+	int			strongest = -1;
+	int			culprit = -1;
+
+	if (armed_statement == NULL || ARR_HASNULL(passed) || n != list_length(armed_checks))
+		PG_RETURN_BOOL(true);
+	for (int i = 0; i < n; i++)
+	{
+		QualityCheck *check;
+
+		if (ok[i])
+			continue;
+		check = list_nth(armed_checks, i);
+		failed |= UINT64CONST(1) << i;
+		tally.check_failing[i]++;
+		if ((int) check->action > strongest)
+		{
+			strongest = check->action;
+			culprit = i;
+		}
+	}
+	switch (strongest)
+	{
+		case CHECK_FAIL:
+			fail_row(list_nth(armed_checks, culprit), PG_GETARG_FULLTRANSACTIONID(0),
+					 PG_GETARG_INT64(1));
+			break;
+		case CHECK_QUARANTINE:
+			reject_for_checks(PG_GETARG_FULLTRANSACTIONID(0), PG_GETARG_INT64(1), failed);
+			PG_RETURN_BOOL(false);
+		case CHECK_DROP:
+			tally.dropped++;
+			PG_RETURN_BOOL(false);
+		default:
+			break;
+	}
+	PG_RETURN_BOOL(true);
 }

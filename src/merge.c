@@ -47,6 +47,7 @@ typedef struct PipelineStatements
 	SPIPlanPtr	nth;
 	SPIPlanPtr	quarantine;
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
+	List	   *checks;			/* of QualityCheck *: check_row's check numbers */
 } PipelineStatements;
 
 static MemoryContext statements_context = NULL;
@@ -111,6 +112,30 @@ copy_rules(List *rules)
 }
 
 /*
+ * copy_checks
+ *		A copy of a list of compiled checks in the current memory context.
+ */
+static List *
+copy_checks(List *checks)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, checks)
+	{
+		QualityCheck *check = palloc(sizeof(QualityCheck));
+
+		memcpy(check, lfirst(lc), sizeof(QualityCheck));
+		check->name = pstrdup(check->name);
+		check->kind = pstrdup(check->kind);
+		check->passes = check->passes ? pstrdup(check->passes) : NULL;
+		check->window = check->window ? pstrdup(check->window) : NULL;
+		copy = lappend(copy, check);
+	}
+	return copy;
+}
+
+/*
  * forget_entry
  *		Frees one cache entry and its plans.
  */
@@ -165,6 +190,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	MemoryContext old;
 	PipelineUserContext ctx;
 	List	   *rules;
+	List	   *checks;
 
 	foreach(lc, statements)
 	{
@@ -192,14 +218,18 @@ get_statements(const PipelineDef *def, BatchSource from)
 	MemoryContextSwitchTo(old);
 
 	rules = pipeline_row_rules(def, map);	/* SPI: returns in SPI's context */
+	checks = pipeline_load_checks(def, map);
 	old = MemoryContextSwitchTo(statements_context);
 	st->rules = copy_rules(rules);
+	st->checks = copy_checks(checks);
 	MemoryContextSwitchTo(old);
 
 	pipeline_become_owner(def, &ctx);
 	{
-		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules, PENDING_RANGE);
-		char	   *whole_sql = pipeline_batch_sql(def, map, from, st->rules, PENDING_WHOLE);
+		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules, st->checks,
+													   PENDING_RANGE);
+		char	   *whole_sql = pipeline_batch_sql(def, map, from, st->rules, st->checks,
+													   PENDING_WHOLE);
 		Oid			qtypes[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID};
 
@@ -398,9 +428,27 @@ quarantine_failed_row(const PipelineDef *def, PipelineStatements *st, int64 run_
 }
 
 /*
+ * failed_checks_reason
+ *		"failed data quality checks \"a\", \"b\"": the checks in a row's bit set.
+ */
+static char *
+failed_checks_reason(List *checks, uint64 failed)
+{
+	StringInfoData buf;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < list_length(checks); i++)
+		if (failed & (UINT64CONST(1) << i))
+			appendStringInfo(&buf, "%s\"%s\"", n++ ? ", " : "",
+							 ((QualityCheck *) list_nth(checks, i))->name);
+	return psprintf("failed data quality check%s %s", n > 1 ? "s" : "", buf.data);
+}
+
+/*
  * quarantine_rejected
  *		Puts the rows the batch statement rejected in the quarantine, with the
- *		reason of the rule each one failed.
+ *		reason of the rule each one failed, or the checks.
  */
 static void
 quarantine_rejected(const PipelineDef *def, PipelineStatements *st, int64 run_id,
@@ -417,12 +465,21 @@ quarantine_rejected(const PipelineDef *def, PipelineStatements *st, int64 run_id
 	foreach(lc, rejected)
 	{
 		RejectedRow *row = lfirst(lc);
-		RowRule    *rule = list_nth(st->rules, row->rule);
 
 		xids[i] = FullTransactionIdGetDatum(row->position.xid);
 		seqs[i] = Int64GetDatum(row->position.seq);
-		reasons[i] = CStringGetTextDatum(rule->reason);
-		sqlstates[i] = CStringGetTextDatum(rule->sqlstate);
+		if (row->rule >= 0)
+		{
+			RowRule    *rule = list_nth(st->rules, row->rule);
+
+			reasons[i] = CStringGetTextDatum(rule->reason);
+			sqlstates[i] = CStringGetTextDatum(rule->sqlstate);
+		}
+		else
+		{
+			reasons[i] = CStringGetTextDatum(failed_checks_reason(st->checks, row->failed_checks));
+			sqlstates[i] = CStringGetTextDatum(unpack_sql_state(ERRCODE_PIPELINE_CHECK_FAILED));
+		}
 		i++;
 	}
 	quarantine_rows(def, st, run_id, n, xids, seqs, reasons, sqlstates);
@@ -451,7 +508,7 @@ execute_batch(void *arg)
 
 	const BatchTally *tally;
 
-	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql);
+	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql, call->st->checks);
 	PG_TRY();
 	{
 		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,
@@ -469,9 +526,11 @@ execute_batch(void *arg)
 	tally = pipeline_mark_tally();
 	call->counts->read += tally->read;
 	call->counts->filtered += tally->filtered;
+	call->counts->dropped += tally->dropped;
 	call->counts->quarantined += list_length(tally->rejected);
 	if (tally->rejected != NIL)
 		quarantine_rejected(call->def, call->st, call->run_id, tally->rejected);
+	pipeline_checks_add_statement(tally);
 }
 
 /*
@@ -488,7 +547,12 @@ try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *par
 	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
 	if (edata != NULL && !is_row_error(edata->sqlerrcode))
+	{
+		/* a row failed a check whose action is fail: keep the counts */
+		if (edata->sqlerrcode == ERRCODE_PIPELINE_CHECK_FAILED)
+			pipeline_checks_fail_statement(def, st->checks, pipeline_mark_tally(), run_id);
 		ReThrowError(edata);
+	}
 	return edata;
 }
 
@@ -603,16 +667,19 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
 	lo.seq = DatumGetInt64(params[4]);
 	hi.xid = DatumGetFullTransactionId(params[5]);
 	hi.seq = DatumGetInt64(params[6]);
+	pipeline_checks_begin_batch(st->checks);
 	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
+	pipeline_checks_end_batch(def, st->checks, batch.read, run_id);
 
 	batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
-		batch.deleted - batch.quarantined;
+		batch.deleted - batch.quarantined - batch.dropped;
 	counts->read += batch.read;
 	counts->filtered += batch.filtered;
 	counts->inserted += batch.inserted;
 	counts->updated += batch.updated;
 	counts->deleted += batch.deleted;
 	counts->quarantined += batch.quarantined;
+	counts->dropped += batch.dropped;
 	counts->stale += batch.stale;
 	counts->batches++;
 }

@@ -141,19 +141,84 @@ key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
+ * checks_failed
+ *		"NOT (<passes 0> AND ...) AND NOT pipeline.check_row(b.__pl_xid,
+ *		b.__pl_seq, <passes 0>, ...)": true when the row failed a check
+ *		whose action keeps it out of the target.  Rows passing every check
+ *		(most) cost no function call; check_row gets each check's result by
+ *		number (batch checks pass there).
+ */
+static char *
+checks_failed(List *checks)
+{
+	StringInfoData all,
+				call;
+	ListCell   *lc;
+
+	initStringInfo(&all);
+	initStringInfo(&call);
+	foreach(lc, checks)
+	{
+		QualityCheck *check = lfirst(lc);
+
+		if (check->passes)
+			appendStringInfo(&all, "%s%s", all.len ? " AND " : "", check->passes);
+		appendStringInfo(&call, ", %s", check->passes ? check->passes : "true");
+	}
+	if (all.len == 0)
+		return NULL;
+	return psprintf("NOT (%s) AND NOT pipeline.check_row(b.__pl_xid, b.__pl_seq%s)",
+					all.data, call.data);
+}
+
+/*
+ * check_windows
+ *		"w.*, <window> AS __pl_u0, ...": the window columns checks need over
+ *		the mapped rows (alias w), or NULL when none does.
+ */
+static char *
+check_windows(List *checks)
+{
+	StringInfoData list;
+	ListCell   *lc;
+	int			i = 0;
+	bool		any = false;
+
+	initStringInfo(&list);
+	appendStringInfoString(&list, "w.*");
+	foreach(lc, checks)
+	{
+		QualityCheck *check = lfirst(lc);
+
+		if (check->window)
+		{
+			appendStringInfo(&list, ", %s AS __pl_u%d", check->window, i);
+			any = true;
+		}
+		i++;
+	}
+	return any ? list.data : NULL;
+}
+
+/*
  * accepted_rows
  *		"(SELECT ... mapped row ... OFFSET 0) b WHERE <accepted>": the batch's
  *		rows, each marked and mapped once, filtered, with rows failing a rule
- *		handed to reject_row (rule numbers index 'rules').
+ *		handed to reject_row (rule numbers index 'rules'), and the rows left
+ *		handed to check_row when the pipeline has data quality checks
+ *		(delete events are not checked).
  */
 static char *
 accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-			  PendingShape shape)
+			  List *checks, PendingShape shape)
 {
 	StringInfoData list,
 				accept;
 	ListCell   *lc;
 	int			i = 0;
+	char	   *rows;
+	char	   *windows = check_windows(checks);
+	char	   *failed = checks_failed(checks);
 
 	initStringInfo(&list);
 	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
@@ -176,11 +241,17 @@ accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource fr
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
 						 ((RowRule *) lfirst(lc))->passes, i++);
+	if (failed)
+		appendStringInfo(&accept, " WHEN %s%s THEN false",
+						 def->delete_when ? "b.__pl_del IS NOT TRUE AND " : "", failed);
 	appendStringInfoString(&accept, " ELSE true END");
 
-	return psprintf("(%s OFFSET 0) b WHERE %s",
-					pipeline_pending_sql(def, map, from, list.data, shape),
-					(def->filter || rules) ? accept.data : "true");
+	/* a uniqueness check counts values over the batch: one more level */
+	rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, map, from, list.data, shape));
+	if (windows)
+		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
+	return psprintf("%s b WHERE %s", rows,
+					(def->filter || rules || failed) ? accept.data : "true");
 }
 
 /*
@@ -346,7 +417,7 @@ delete_ctes(StringInfo sql, const PipelineDef *def)
  */
 static char *
 merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-		  PendingShape shape)
+		  List *checks, PendingShape shape)
 {
 	StringInfoData sql;
 	char	   *keys = pipeline_quote_list(def->key, NULL);
@@ -362,7 +433,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
 					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  accepted_rows(def, map, from, rules, shape),
+					  accepted_rows(def, map, from, rules, checks, shape),
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
 	if (def->delete_when)
@@ -398,7 +469,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
  */
 static char *
 append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-		   PendingShape shape)
+		   List *checks, PendingShape shape)
 {
 	char	   *cols,
 			   *vals;
@@ -409,7 +480,7 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1%s)",
 					 pipeline_qualified_name(def->target), cols, vals,
-					 accepted_rows(def, map, from, rules, shape), published_returning(def));
+					 accepted_rows(def, map, from, rules, checks, shape), published_returning(def));
 	publish_cte(&sql, def, "appended", false);
 	appendStringInfo(&sql, " SELECT count(*), 0::bigint, 0::bigint%s FROM appended",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
@@ -419,15 +490,16 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 /*
  * pipeline_batch_sql
  *		The statement that merges one batch, given the pipeline's row rules
- *		and which rows it reads (PENDING_RANGE or PENDING_WHOLE).
+ *		and data quality checks, and which rows it reads (PENDING_RANGE or
+ *		PENDING_WHOLE).
  *		It returns one row: target rows inserted, updated, and delete events
  *		applied; rows read, filtered and rejected are tallied by mark.c.
  */
 char *
 pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-				   List *rules, PendingShape shape)
+				   List *rules, List *checks, PendingShape shape)
 {
 	if (strcmp(def->strategy, "append") == 0)
-		return append_sql(def, map, from, rules, shape);
-	return merge_sql(def, map, from, rules, shape);
+		return append_sql(def, map, from, rules, checks, shape);
+	return merge_sql(def, map, from, rules, checks, shape);
 }

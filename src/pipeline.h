@@ -81,6 +81,46 @@ typedef struct RowRule
 	const char *sqlstate;
 } RowRule;
 
+/* What a row failing a data quality check does (checks.c), mildest first. */
+typedef enum CheckAction
+{
+	CHECK_WARN,					/* kept and counted */
+	CHECK_DROP,					/* discarded and counted */
+	CHECK_QUARANTINE,			/* to the quarantine, with the failed checks */
+	CHECK_FAIL					/* the run fails; its batch is not merged */
+} CheckAction;
+
+/* A condition on a batch's failing rows: "> 10" or ">= 2.5%". */
+typedef struct CheckThreshold
+{
+	bool		set;
+	char		op[3];			/* >, >=, <, <=, =, != */
+	double		value;
+	bool		percent;		/* value is a share of the rows checked, in % */
+} CheckThreshold;
+
+/* SQLSTATE of a failed data quality check (a class of the extension's own). */
+#define ERRCODE_PIPELINE_CHECK_FAILED MAKE_SQLSTATE('P','L','0','0','1')
+
+/* The most checks a pipeline may have (a row's failures are a bit set). */
+#define PIPELINE_MAX_CHECKS 64
+
+/* A data quality check, compiled for the batch statement. */
+typedef struct QualityCheck
+{
+	int64		id;
+	char	   *name;
+	char	   *kind;
+	CheckAction action;
+	char	   *passes;			/* SQL boolean over the batch row; NULL: batch check */
+	char	   *window;			/* a window column passes reads (unique), or NULL */
+	int64		min_rows;		/* row_count bounds; -1: none */
+	int64		max_rows;
+	double		mostly;			/* 0: not set */
+	CheckThreshold warn_if;
+	CheckThreshold error_if;
+} QualityCheck;
+
 /* Where a batch's rows come from. */
 typedef enum BatchSource
 {
@@ -98,6 +138,7 @@ typedef struct RunCounts
 	int64		stale;
 	int64		filtered;
 	int64		quarantined;
+	int64		dropped;		/* by data quality checks */
 	int32		batches;
 } RunCounts;
 
@@ -109,19 +150,25 @@ typedef struct RowPosition
 	int64		seq;
 } RowPosition;
 
-/* A row a batch statement rejected for failing row rule number 'rule'. */
+/*
+ * A row a batch statement rejected: for failing row rule number 'rule', or
+ * (rule -1) for failing the data quality checks in 'failed_checks'.
+ */
 typedef struct RejectedRow
 {
 	RowPosition position;
 	int			rule;
+	uint64		failed_checks;	/* bit i: check number i */
 } RejectedRow;
 
-/* What a batch statement read, filtered and rejected (counted by mark.c). */
+/* What a batch statement read, filtered, checked and rejected (mark.c). */
 typedef struct BatchTally
 {
 	int64		read;
 	int64		filtered;
+	int64		dropped;
 	List	   *rejected;		/* of RejectedRow * */
+	int64		check_failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
 } BatchTally;
 
 /* Saved user id, security context and GUC nest level. */
@@ -214,7 +261,7 @@ extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 
 /* mark.c */
 extern void pipeline_mark_init(void);
-extern void pipeline_mark_arm(const char *statement);
+extern void pipeline_mark_arm(const char *statement, List *checks);
 extern void pipeline_mark_disarm(void);
 extern bool pipeline_mark_get(RowPosition *row);
 extern const BatchTally *pipeline_mark_tally(void);
@@ -295,6 +342,23 @@ extern void pipeline_capture_readers_changed(Oid log);
 
 /* define.c */
 extern void pipeline_add_change_columns(Oid source);
+extern void pipeline_check_choice(const char *option, const char *value,
+								  const char *const *choices);
+extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
+
+/* checks.c */
+extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
+extern void pipeline_checks_on_drop(bool cascade);
+extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
+
+/* check_results.c */
+extern void pipeline_checks_begin_batch(List *checks);
+extern void pipeline_checks_add_statement(const BatchTally *tally);
+extern void pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read,
+									  int64 run_id);
+extern void pipeline_checks_fail_statement(const PipelineDef *def, List *checks,
+										   const BatchTally *tally, int64 run_id);
+extern void pipeline_checks_save_pending(int64 run_id);
 
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
@@ -308,7 +372,8 @@ typedef enum PendingShape
 } PendingShape;
 
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
-								BatchSource from, List *rules, PendingShape shape);
+								BatchSource from, List *rules, List *checks,
+								PendingShape shape);
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);

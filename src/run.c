@@ -685,15 +685,19 @@ execute_run(RunState *rs)
 /*
  * record_failure
  *		After an error outside a transaction block: rolls the failed step
- *		back and records the run as failed, committed.
+ *		back and records the run as failed, committed, with the data quality
+ *		results of the batch that failed.
  */
 static void
 record_failure(RunState *rs, ErrorData *edata)
 {
 	abort_step(rs);
 	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE) != NULL)
+	{
+		pipeline_checks_save_pending(rs->run_id);
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
 							unpack_sql_state(edata->sqlerrcode), edata->message);
+	}
 	SPI_commit();
 }
 

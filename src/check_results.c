@@ -1,0 +1,396 @@
+/*-------------------------------------------------------------------------
+ *
+ * check_results.c
+ *	  Judges a batch by its data quality checks and keeps every check's
+ *	  result of every run in pipeline.check_results.
+ *
+ * The batch statement counts, per check, the rows that failed it and the
+ * rows it saw (mark.c).  Once the batch's statements have all succeeded,
+ * but before the batch commits, each check's counts meet its thresholds:
+ * warn_if makes the result WARN, error_if (or mostly) and a row_count out
+ * of bounds with action fail make it FAIL and fail the run, so that the
+ * batch is rolled back: nothing of it merged, the cursor where it was.
+ *
+ * A batch's results are added to the run's rows in check_results in the
+ * batch's own transaction.  When the batch fails, they are kept here and
+ * written by run.c once the failed batch has been rolled back, so a failed
+ * run shows which check failed it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "nodes/pg_list.h"
+
+#include "pipeline.h"
+
+/* A check's result in one batch. */
+typedef enum CheckStatus
+{
+	STATUS_PASS,
+	STATUS_WARN,
+	STATUS_FAIL
+} CheckStatus;
+
+static const char *const status_names[] = {"PASS", "WARN", "FAIL"};
+
+typedef struct BatchResult
+{
+	CheckStatus status;
+	int64		failing;
+	int64		total;
+	double		observed;
+	char	   *message;		/* NULL when it passed */
+	bool		unjudged;		/* a row_count of a batch that did not finish */
+} BatchResult;
+
+/* The current batch's counts, summed over its successful statements. */
+static int	batch_nchecks = 0;
+static int64 batch_checked = 0;
+static int64 batch_failing[PIPELINE_MAX_CHECKS];
+
+/* Results of a failed batch, waiting for run.c to record the failure. */
+static MemoryContext pending_context = NULL;
+static int64 pending_run_id = 0;
+static int64 pending_pipeline_id = 0;
+static List *pending_checks = NIL;	/* of QualityCheck *, copied */
+static BatchResult pending[PIPELINE_MAX_CHECKS];
+
+/*
+ * threshold_met
+ *		Whether 'failing' of 'total' rows meet a threshold.
+ */
+static bool
+threshold_met(const CheckThreshold *t, int64 failing, int64 total)
+{
+	double		x = t->percent ? (total > 0 ? 100.0 * failing / total : 0) : (double) failing;
+
+	if (!t->set)
+		return false;
+	if (strcmp(t->op, ">") == 0)
+		return x > t->value;
+	if (strcmp(t->op, ">=") == 0)
+		return x >= t->value;
+	if (strcmp(t->op, "<") == 0)
+		return x < t->value;
+	if (strcmp(t->op, "<=") == 0)
+		return x <= t->value;
+	if (strcmp(t->op, "=") == 0)
+		return x == t->value;
+	return x != t->value;
+}
+
+/*
+ * threshold_text
+ *		"> 5%" for messages.
+ */
+static char *
+threshold_text(const CheckThreshold *t)
+{
+	return psprintf("%s %g%s", t->op, t->value, t->percent ? "%" : "");
+}
+
+/*
+ * pipeline_checks_begin_batch
+ *		Starts counting a batch's check failures.
+ */
+void
+pipeline_checks_begin_batch(List *checks)
+{
+	batch_nchecks = list_length(checks);
+	batch_checked = 0;
+	memset(batch_failing, 0, sizeof(batch_failing));
+	pending_run_id = 0;
+}
+
+/*
+ * pipeline_checks_add_statement
+ *		Adds the counts of a batch statement that succeeded.  The rows
+ *		checked are the rows read that the filter kept and no row rule
+ *		rejected (delete events among them, which pass).
+ */
+void
+pipeline_checks_add_statement(const BatchTally *tally)
+{
+	ListCell   *lc;
+
+	batch_checked += tally->read - tally->filtered;
+	foreach(lc, tally->rejected)
+		if (((RejectedRow *) lfirst(lc))->rule >= 0)
+			batch_checked--;
+	for (int i = 0; i < batch_nchecks; i++)
+		batch_failing[i] += tally->check_failing[i];
+}
+
+/*
+ * judge_row_count
+ *		A row_count check's result for a batch of 'rows' rows.
+ */
+static BatchResult
+judge_row_count(const QualityCheck *check, int64 rows)
+{
+	BatchResult r = {STATUS_PASS, 0, 1, (double) rows, NULL, false};
+
+	if ((check->min_rows >= 0 && rows < check->min_rows) ||
+		(check->max_rows >= 0 && rows > check->max_rows))
+	{
+		r.failing = 1;
+		r.status = check->action == CHECK_FAIL ? STATUS_FAIL : STATUS_WARN;
+		if (check->max_rows < 0)
+			r.message = psprintf("batch of %lld rows, fewer than the minimum of %lld",
+								 (long long) rows, (long long) check->min_rows);
+		else if (check->min_rows < 0)
+			r.message = psprintf("batch of %lld rows, more than the maximum of %lld",
+								 (long long) rows, (long long) check->max_rows);
+		else
+			r.message = psprintf("batch of %lld rows, outside %lld to %lld", (long long) rows,
+								 (long long) check->min_rows, (long long) check->max_rows);
+	}
+	return r;
+}
+
+/*
+ * judge_rows
+ *		A row check's result from its failing and checked rows.
+ */
+static BatchResult
+judge_rows(const QualityCheck *check, int64 failing, int64 total)
+{
+	BatchResult r = {STATUS_PASS, failing, total, total > 0 ? (double) failing / total : 0, NULL, false};
+	char	   *share = psprintf("%lld of %lld rows failed (%.2f%%)", (long long) failing,
+								 (long long) total, 100.0 * r.observed);
+
+	if (check->action == CHECK_FAIL && failing > 0)
+	{
+		r.status = STATUS_FAIL;
+		r.message = psprintf("%s; its action is fail", share);
+	}
+	else if (threshold_met(&check->error_if, failing, total))
+	{
+		r.status = STATUS_FAIL;
+		r.message = check->mostly > 0
+			? psprintf("%s, fewer than mostly = %g passed", share, check->mostly)
+			: psprintf("%s, error_if %s", share, threshold_text(&check->error_if));
+	}
+	else if (threshold_met(&check->warn_if, failing, total))
+	{
+		r.status = STATUS_WARN;
+		r.message = psprintf("%s, warn_if %s", share, threshold_text(&check->warn_if));
+	}
+	return r;
+}
+
+/*
+ * save_results
+ *		Adds a batch's results to the run's rows in check_results.
+ */
+static void
+save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *results)
+{
+	int			n = 0;
+	Datum		names[PIPELINE_MAX_CHECKS];
+	Datum		ids[PIPELINE_MAX_CHECKS];
+	Datum		statuses[PIPELINE_MAX_CHECKS];
+	Datum		failing[PIPELINE_MAX_CHECKS];
+	Datum		totals[PIPELINE_MAX_CHECKS];
+	Datum		observed[PIPELINE_MAX_CHECKS];
+	Datum		messages[PIPELINE_MAX_CHECKS];
+	bool		message_nulls[PIPELINE_MAX_CHECKS];
+	Oid			types[9] = {INT8OID, INT8OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[9];
+	int			dims[1];
+	int			lbs[1] = {1};
+	PipelineUserContext ctx;
+
+	for (int i = 0; i < list_length(checks); i++)
+	{
+		QualityCheck *check = list_nth(checks, i);
+
+		if (results[i].unjudged)
+			continue;
+		names[n] = CStringGetTextDatum(check->name);
+		ids[n] = Int64GetDatum(check->id);
+		statuses[n] = CStringGetTextDatum(status_names[results[i].status]);
+		failing[n] = Int64GetDatum(results[i].failing);
+		totals[n] = Int64GetDatum(results[i].total);
+		observed[n] = Float8GetDatum(results[i].observed);
+		message_nulls[n] = results[i].message == NULL;
+		messages[n] = message_nulls[n] ? (Datum) 0 : CStringGetTextDatum(results[i].message);
+		n++;
+	}
+	dims[0] = n;
+	values[0] = Int64GetDatum(run_id);
+	values[1] = Int64GetDatum(pipeline_id);
+	values[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(statuses, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(failing, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[6] = PointerGetDatum(construct_array(totals, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[7] = PointerGetDatum(construct_array(observed, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_md_array(messages, message_nulls, 1, dims, lbs, TEXTOID,
+												   -1, false, TYPALIGN_INT));
+
+	/*
+	 * The worst status of the run's batches stays.  A row check's observed
+	 * value is its failing share over the whole run; a row_count's is the
+	 * row count of its last batch out of bounds (or of the last batch, while
+	 * none was).
+	 */
+	pipeline_become_internal(&ctx);
+	pipeline_exec("INSERT INTO pipeline.check_results AS t (run_id, pipeline_id, check_name, "
+				  "check_id, status, failing, total, observed, batches, message) "
+				  "SELECT $1, $2, r.name, r.id, r.status, r.failing, r.total, round(r.observed::numeric, 6), 1, r.message "
+				  "FROM unnest($3, $4, $5, $6, $7, $8, $9) "
+				  "AS r(name, id, status, failing, total, observed, message) "
+				  "ON CONFLICT (run_id, check_name) DO UPDATE SET "
+				  "status = (ARRAY['PASS', 'WARN', 'FAIL'])[greatest("
+				  "array_position('{PASS,WARN,FAIL}'::text[], t.status), "
+				  "array_position('{PASS,WARN,FAIL}'::text[], excluded.status))], "
+				  "observed = CASE WHEN (SELECT c.kind FROM pipeline.checks c WHERE c.id = t.check_id) "
+				  "= 'row_count' THEN CASE WHEN excluded.failing > 0 OR t.failing = 0 "
+				  "THEN excluded.observed ELSE t.observed END "
+				  "ELSE round((t.failing + excluded.failing)::numeric / nullif(t.total + excluded.total, 0), 6) END, "
+				  "failing = t.failing + excluded.failing, total = t.total + excluded.total, "
+				  "batches = t.batches + 1, message = coalesce(excluded.message, t.message), "
+				  "checked_at = excluded.checked_at",
+				  9, types, values, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * raise_check_failure
+ *		Fails the run for the first check whose batch result is FAIL.
+ */
+static void
+raise_check_failure(const PipelineDef *def, List *checks, const BatchResult *results)
+{
+	for (int i = 0; i < list_length(checks); i++)
+	{
+		QualityCheck *check = list_nth(checks, i);
+
+		if (results[i].status != STATUS_FAIL)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_PIPELINE_CHECK_FAILED),
+				 errmsg("data quality check \"%s\" of pipeline \"%s\" failed: %s",
+						check->name, def->name, results[i].message),
+				 errdetail("The batch was not merged and the pipeline's cursor did not move."),
+				 errhint("pipeline.check_results shows the run's checks, and pipeline.checks the check's definition; fix the staged rows or the check, then run again.")));
+	}
+}
+
+/*
+ * keep_pending
+ *		Keeps a failed batch's results for pipeline_checks_save_pending.
+ */
+static void
+keep_pending(const PipelineDef *def, List *checks, const BatchResult *results, int64 run_id)
+{
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (pending_context == NULL)
+		pending_context = AllocSetContextCreate(TopMemoryContext, "pipeline check results",
+												ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(pending_context);
+	old = MemoryContextSwitchTo(pending_context);
+	pending_checks = NIL;
+	foreach(lc, checks)
+	{
+		QualityCheck *copy = palloc(sizeof(QualityCheck));
+
+		memcpy(copy, lfirst(lc), sizeof(QualityCheck));
+		copy->name = pstrdup(copy->name);
+		pending_checks = lappend(pending_checks, copy);
+	}
+	for (int i = 0; i < list_length(checks); i++)
+	{
+		pending[i] = results[i];
+		pending[i].message = results[i].message ? pstrdup(results[i].message) : NULL;
+	}
+	MemoryContextSwitchTo(old);
+	pending_run_id = run_id;
+	pending_pipeline_id = def->id;
+}
+
+/*
+ * judge_batch
+ *		Each check's result for the batch counted so far ('rows_read' rows).
+ *		Saves them, or, when one failed, keeps them and fails the run.
+ */
+static void
+judge_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
+{
+	BatchResult results[PIPELINE_MAX_CHECKS] = {0};
+	bool		failed = false;
+
+	for (int i = 0; i < list_length(checks); i++)
+	{
+		QualityCheck *check = list_nth(checks, i);
+
+		results[i] = check->passes == NULL ? judge_row_count(check, rows_read)
+			: judge_rows(check, batch_failing[i], batch_checked);
+		failed |= results[i].status == STATUS_FAIL;
+	}
+	if (!failed)
+	{
+		save_results(run_id, def->id, checks, results);
+		return;
+	}
+	keep_pending(def, checks, results, run_id);
+	raise_check_failure(def, checks, results);
+}
+
+/*
+ * pipeline_checks_end_batch
+ *		After a batch's statements succeeded, before it commits: judges it.
+ */
+void
+pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
+{
+	if (checks != NIL)
+		judge_batch(def, checks, rows_read, run_id);
+}
+
+/*
+ * pipeline_checks_fail_statement
+ *		A batch statement failed on a row whose check has action fail: keeps
+ *		the batch's results, counting that statement's rows so far.
+ */
+void
+pipeline_checks_fail_statement(const PipelineDef *def, List *checks, const BatchTally *tally,
+							   int64 run_id)
+{
+	BatchResult results[PIPELINE_MAX_CHECKS] = {0};
+
+	pipeline_checks_add_statement(tally);
+	for (int i = 0; i < list_length(checks); i++)
+	{
+		QualityCheck *check = list_nth(checks, i);
+
+		if (check->passes != NULL)
+			results[i] = judge_rows(check, batch_failing[i], batch_checked);
+		else
+			results[i].unjudged = true;
+	}
+	keep_pending(def, checks, results, run_id);
+}
+
+/*
+ * pipeline_checks_save_pending
+ *		After a failed batch was rolled back: records its check results in
+ *		the run that failed.
+ */
+void
+pipeline_checks_save_pending(int64 run_id)
+{
+	if (pending_run_id == 0 || pending_run_id != run_id)
+		return;
+	save_results(run_id, pending_pipeline_id, pending_checks, pending);
+	pending_run_id = 0;
+}
