@@ -131,6 +131,19 @@ SELECT max(id) AS last_merged FROM strict_orders;
 SELECT r.check_name, r.status, r.failing, r.total, r.observed, r.message FROM pipeline.check_results r
  WHERE r.run_id = (SELECT max(run_id) FROM pipeline.runs WHERE pipeline = 'qc_fail') ORDER BY 1;
 
+-- A row failing a cast (isolated by a retry) and rows failing a check in
+-- the same batch: the retried statement's counts are the ones kept.
+CREATE TABLE raw4 (id int, amount text);
+SELECT pipeline.create_pipeline('qc_cast', 'raw4', 'cast_out', key => '{id}',
+                                columns => '{"amount": "amount::numeric"}') > 0 AS created;
+SELECT pipeline.add_check('qc_cast', 'positive', 'amount > 0') > 0 AS added;
+INSERT INTO raw4 VALUES (1, '5'), (2, 'x'), (3, '-1'), (4, '7');
+CALL pipeline.run('qc_cast');
+SELECT * FROM cast_out ORDER BY id;
+SELECT raw_row->>'id' AS id, reason, sqlstate FROM pipeline.quarantine WHERE pipeline = 'qc_cast' ORDER BY 1;
+SELECT check_name, status, failing, total FROM pipeline.check_results
+ WHERE pipeline_id = (SELECT id FROM pipeline.pipelines WHERE name = 'qc_cast');
+
 -- unique on an append pipeline (no key): any repeat within the batch fails.
 CREATE TABLE raw3 (v text);
 SELECT pipeline.create_pipeline('qc_append', 'raw3', 'log3', strategy => 'append') > 0 AS created;

@@ -1,7 +1,8 @@
 # Survives the operator's tools: a pg_dump of a database with pipelines,
 # restored into another cluster, keeps definitions, cursors, history and
-# quarantine, and its cursors stay exact: consumed rows are not applied
-# again, pending ones and rows written after the restore are applied once.
+# quarantine, data quality checks and their results, and its cursors stay
+# exact: consumed rows are not applied again, pending ones and rows written
+# after the restore are applied once.
 # The same holds for a DAG's change log and a captured table.
 use strict;
 use warnings;
@@ -26,6 +27,7 @@ $old->safe_psql(
 	SELECT pipeline.create_pipeline('log', 'src', 'log_tgt', strategy => 'append');
 	SELECT pipeline.create_pipeline('latest', 'src', 'latest_tgt', key => ARRAY['id'],
 	                                 sequence_by => 'v', columns => '{"v": "v::int"}');
+	SELECT pipeline.add_check('latest', 'v_below_100000', 'v < 100000', action => 'drop');
 	INSERT INTO src SELECT g % 100, g, 'consumed' FROM generate_series(1, 1000) g;
 	INSERT INTO src VALUES (NULL, 5000, 'bad');      -- quarantined by 'latest'
 	CALL pipeline.run('log');
@@ -52,10 +54,18 @@ is( $new->safe_psql(
 	'definitions restored');
 is($new->safe_psql('app', 'SELECT count(*) FROM pipeline.quarantine'),
 	'1', 'quarantine restored');
+is( $new->safe_psql(
+		'app', q{
+	SELECT string_agg(c.name || ':' || r.status || ':' || r.total, ',' ORDER BY r.run_id)
+	  FROM pipeline.checks c JOIN pipeline.check_results r ON r.check_id = c.id}),
+	'v_below_100000:PASS:1000,v_below_100000:PASS:100',
+	'checks and their results restored');
 
-# written after the restore, on the new cluster's transaction ids
+# written after the restore, on the new cluster's transaction ids; one row
+# fails the restored check and is dropped
 $new->safe_psql('app',
-	"INSERT INTO src SELECT g % 100, g, 'after restore' FROM generate_series(1301, 1500) g");
+	"INSERT INTO src SELECT g % 100, g, 'after restore' FROM generate_series(1301, 1500) g;"
+	  . "INSERT INTO src VALUES (7, 200000, 'too big')");
 $new->safe_psql('app', "CALL pipeline.run('log')");
 $new->safe_psql('app', "CALL pipeline.run('latest')");
 
@@ -67,23 +77,30 @@ is( $new->safe_psql(
 is( $new->safe_psql(
 		'app', q{
 	SELECT count(*) FROM (SELECT DISTINCT ON (id) id, v FROM src WHERE id IS NOT NULL
-	                      ORDER BY id, v DESC) e
+	                      AND v < 100000 ORDER BY id, v DESC) e
 	FULL JOIN latest_tgt t USING (id) WHERE e.v IS DISTINCT FROM t.v}),
 	'0',
-	'merge target holds the latest version of every key');
+	'merge target holds the latest version of every key, without the dropped row');
+is( $new->safe_psql(
+		'app', q{
+	SELECT rows_dropped || ':' || r.status || ':' || r.failing FROM pipeline.runs u
+	  JOIN pipeline.check_results r USING (run_id) WHERE u.pipeline = 'latest'
+	 ORDER BY run_id DESC LIMIT 1}),
+	'1:WARN:1',
+	'the restored check applies to rows written after the restore');
 is( $new->safe_psql(
 		'app', q{
 	SELECT string_agg(pipeline || ':' || rows_read, ',' ORDER BY run_id)
 	  FROM pipeline.runs WHERE status = 'succeeded'}),
-	'log:1001,latest:1001,latest:100,log:500,latest:400',
+	'log:1001,latest:1001,latest:100,log:501,latest:401',
 	'each run after the restore read only what was pending');
 
 # DROP EXTENSION refuses while sources depend on it, and CASCADE leaves the data.
 my ($ret, $stdout, $stderr) = $new->psql('app', 'DROP EXTENSION pipeline');
 like($stderr, qr/depends on function pipeline\.current_xid/, 'DROP EXTENSION refuses while sources use it');
 $new->safe_psql('app', 'DROP EXTENSION pipeline CASCADE');
-is($new->safe_psql('app', 'SELECT count(*) FROM src'), '1501', 'sources keep their rows after DROP EXTENSION CASCADE');
-is($new->safe_psql('app', 'SELECT count(*) FROM log_tgt'), '1501', 'targets stay');
+is($new->safe_psql('app', 'SELECT count(*) FROM src'), '1502', 'sources keep their rows after DROP EXTENSION CASCADE');
+is($new->safe_psql('app', 'SELECT count(*) FROM log_tgt'), '1502', 'targets stay');
 $new->safe_psql('app', 'CREATE EXTENSION pipeline');
 is($new->safe_psql('app', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'a fresh install starts empty');
 
