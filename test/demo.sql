@@ -27,6 +27,14 @@ SELECT pipeline.create_pipeline(
     columns     => '{"amount": "amount::numeric(12,2)", "email": "lower(email)", "op": null}',
     filter      => $$status IS DISTINCT FROM 'test'$$) AS pipeline_id;
 \d silver.orders
+-- data quality checks, evaluated inside each merge: an unknown status is
+-- let through and counted, a negative amount or a malformed email is
+-- quarantined
+SELECT pipeline.add_check('orders_silver', 'known_status', kind => 'accepted_values', column_name => 'status',
+                          accepted_values => '{new,paid,shipped,delivered}', action => 'warn') AS check_id;
+SELECT pipeline.add_check('orders_silver', 'amount_not_negative', 'amount >= 0') AS check_id;
+SELECT pipeline.add_check('orders_silver', 'email_format', kind => 'regex', column_name => 'email',
+                          pattern => '^[^@ ]+@[^@ ]+\.[a-z]+$') AS check_id;
 
 \echo '== 3. First load: 5000 new orders'
 INSERT INTO raw.orders
@@ -83,6 +91,10 @@ SELECT run_id, kind, status, rows_read AS read, rows_inserted AS inserted, rows_
        rows_deleted AS deleted, rows_stale AS stale, rows_filtered AS filtered,
        rows_quarantined AS quarantined, batches
   FROM pipeline.runs ORDER BY run_id;
+-- the data quality checks of the second wave: 300 late 'draft' events warned about
+SELECT check_name, status, failing, total, message FROM pipeline.check_results
+ WHERE run_id = (SELECT max(run_id) FROM pipeline.runs WHERE pipeline = 'orders_silver')
+ ORDER BY check_name;
 
 \echo '== 7. The quarantine: every row that could not be merged, with the reason'
 SELECT id, reason, sqlstate, raw_row->>'order_id' AS order_id, raw_row->>'amount' AS amount
