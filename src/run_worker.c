@@ -14,7 +14,8 @@
  *
  * A worker of a scheduled pipeline runs it once and stops.  A worker of a
  * continuous pipeline stays: it waits on its latch, which every commit of
- * staged rows in the database sets (shared_state.c), and runs again, but
+ * staged rows in the database sets (shared_state.c), and runs again when
+ * rows wait for its pipeline (a commit to another source only wakes it), but
  * not sooner than pipeline.continuous_min_interval after its last run
  * started, so that a stream of small commits makes fewer, larger runs; it
  * stops when the pipeline fails (its scheduler retries it after a backoff),
@@ -187,19 +188,41 @@ run_top_level(const char *sql)
 }
 
 /*
+ * nothing_pending
+ *		Whether the pipeline has no staged row waiting (an error reading its
+ *		backlog says no: the run will report it).
+ */
+static bool
+nothing_pending(const char *name)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(name);
+	bool		isnull;
+
+	if (pipeline_exec("SELECT pending_rows = 0 FROM pipeline.backlog($1, quiet => true)",
+					  1, &type, &value, NULL, true, 1) != 1)
+		return false;
+	return DatumGetBool(pipeline_result_datum(0, 0, &isnull)) && !isnull;
+}
+
+/*
  * still_wanted
  *		Whether the pipeline should run (again): it exists, is neither
  *		paused nor suspended, and (for another run) is still continuous.
- *		Sets *name to its current name, allocated in cxt.
+ *		Sets *name to its current name, allocated in cxt, and, for another
+ *		run, *idle when no staged row waits for it: a commit to another
+ *		source woke the worker, and an empty run would only fill the run
+ *		history.
  */
 static bool
-still_wanted(bool again, MemoryContext cxt, char **name)
+still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 {
 	Oid			types[2] = {INT8OID, BOOLOID};
 	Datum		values[2];
 	bool		wanted = false;
 	PipelineUserContext ctx;
 
+	*idle = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -218,6 +241,7 @@ still_wanted(bool again, MemoryContext cxt, char **name)
 		{
 			*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
 			wanted = true;
+			*idle = again && nothing_pending(*name);
 		}
 		pipeline_restore_user(&ctx);
 	}
@@ -291,17 +315,20 @@ pipeline_run_worker_main(Datum arg)
 	for (;;)
 	{
 		TimestampTz run_started;
+		bool		idle;
 
 		MemoryContextReset(iteration);
-		if (pipeline_stop_requested || !still_wanted(again, iteration, &name))
+		ResetLatch(MyLatch);	/* commits from now on wake the next run */
+		run_started = GetCurrentTimestamp();
+		if (pipeline_stop_requested || !still_wanted(again, iteration, &name, &idle))
 			break;
 		MemoryContextSwitchTo(iteration);
-		run_started = GetCurrentTimestamp();
-
-		pgstat_report_appname(psprintf("pipeline worker: %s", name));
-		ResetLatch(MyLatch);	/* commits from now on wake the next run */
-		if (!run_once(name) || !my_slot->continuous)
-			break;
+		if (!idle)
+		{
+			pgstat_report_appname(psprintf("pipeline worker: %s", name));
+			if (!run_once(name) || !my_slot->continuous)
+				break;
+		}
 		again = true;
 		pause_between_runs(run_started);
 		CHECK_FOR_INTERRUPTS();

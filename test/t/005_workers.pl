@@ -13,6 +13,7 @@ use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('workers');
 $node->init;
@@ -25,6 +26,7 @@ pipeline.launcher_naptime = '1s'
 pipeline.retry_base = '200ms'
 pipeline.retry_max = '1s'
 pipeline.suspend_after_failures = 3
+pipeline.continuous_naptime = '300ms'
 });
 $node->start;
 
@@ -67,6 +69,25 @@ ok( $node->poll_query_until(
 $node->safe_psql('shop', 'INSERT INTO events SELECT g, 2 FROM generate_series(1, 1000) g');
 ok($node->poll_query_until('shop', 'SELECT sum(v) = 2000 FROM events_latest'),
 	'the next commit is merged too');
+
+# An idle continuous pipeline records no runs: commits to another source
+# wake its worker (and the naptime, 300 ms here, every few tenths of a
+# second) without a run.  (A bounded wait: absence cannot be polled for.)
+$node->safe_psql('shop', q{
+	CREATE TABLE other_events (id bigint);
+	SELECT pipeline.prepare_source('other_events');
+});
+my $runs_before = $node->safe_psql('shop', "SELECT count(*) FROM pipeline.runs WHERE pipeline = 'events_live'");
+for my $i (1 .. 10)
+{
+	$node->safe_psql('shop', "INSERT INTO other_events VALUES ($i)");
+	usleep(200_000);
+}
+is($node->safe_psql('shop', "SELECT count(*) FROM pipeline.runs WHERE pipeline = 'events_live'"),
+	$runs_before, 'commits to another source and the naptime wake the worker without a run');
+$node->safe_psql('shop', 'INSERT INTO events VALUES (1, 3)');
+ok($node->poll_query_until('shop', 'SELECT v = 3 FROM events_latest WHERE id = 1'),
+	'the idle worker still merges the next commit to its source');
 
 # --- interval schedule: runs again and again, never two at once
 $node->safe_psql(
