@@ -29,7 +29,11 @@
  * waiting, so it never deletes rows the newcomer's cursor still needs.
  *
  * The log stays as long as a pipeline reads it: dropping the last reader
- * drops it, and writers stop publishing.  A pipeline that would close a
+ * drops it, and writers stop publishing.  Creating a writer, joining a
+ * reader and dropping a log take one lock keyed on the target first, so
+ * that a writer created while a reader joins is not saved without the log
+ * (it would never publish to it), and a reader does not join a log the
+ * last reader's drop is removing.  A pipeline that would close a
  * cycle (its target already feeds its source) is refused.
  *
  * A captured table (capture.c) has the same kind of log, written by its
@@ -59,6 +63,9 @@
 /* Advisory lock class of a change log: joiners exclusive, trimmers shared. */
 #define CHANGE_LOG_LOCK_CLASS 0x504C
 
+/* Advisory lock class of a target: who writes it and who reads its log. */
+#define TARGET_LOCK_CLASS 0x5054
+
 /*
  * change_log_lock
  *		Takes the lock of a change log, for the rest of the transaction;
@@ -71,6 +78,22 @@ change_log_lock(Oid log, LOCKMODE mode, bool wait)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, log, CHANGE_LOG_LOCK_CLASS);
 	return LockAcquire(&tag, mode, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * lock_target
+ *		Serializes, until commit, the changes of who writes 'target' and who
+ *		reads its change log (see the file comment).  Taken before the
+ *		catalog is read, so that what is read afterwards is what the other
+ *		party committed.
+ */
+static void
+lock_target(Oid target)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, target, TARGET_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /*
@@ -326,6 +349,7 @@ pipeline_published_change_log(Oid target, Oid owner)
 
 	if (!OidIsValid(target))
 		return InvalidOid;
+	lock_target(target);
 	if (exec_internal_oid("SELECT change_log::oid FROM pipeline.pipeline_defs "
 						  "WHERE target = $1 AND change_log IS NOT NULL LIMIT 1",
 						  target) == 1)
@@ -384,7 +408,13 @@ pipeline_join_change_log(Oid relation, Oid reader)
 		return log;
 	}
 
-	/* the writers of the relation, or of the target whose log it is */
+	/* the target: the relation, or the target whose log it is */
+	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs "
+						  "WHERE target = $1 OR change_log = $1 LIMIT 1", relation) == 0)
+		return InvalidOid;
+	lock_target(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)));
+
+	/* its writers, as committed once the lock is ours */
 	writers = exec_internal_oid("SELECT id, target::oid, coalesce(change_log::oid, 0) "
 								"FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
 								"ORDER BY id FOR UPDATE", relation);
@@ -496,7 +526,15 @@ pipeline_release_change_logs(void)
 	{
 		bool		isnull;
 		Oid			log = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		int			targets = exec_internal_oid("SELECT DISTINCT target::oid FROM pipeline.pipeline_defs "
+												"WHERE change_log = $1", log);
+		SPITupleTable *found = SPI_tuptable;
 
+		for (int t = 0; t < targets; t++)
+			lock_target(DatumGetObjectId(SPI_getbinval(found->vals[t], found->tupdesc, 1, &isnull)));
+		/* a reader that joined meanwhile keeps the log */
+		if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1", log) > 0)
+			continue;
 		exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 FOR UPDATE",
 						  log);
 		exec_internal_oid("UPDATE pipeline.pipeline_defs SET change_log = NULL, version = version + 1 "
