@@ -250,11 +250,13 @@ tombstone_ctes(StringInfo sql, const PipelineDef *def)
  * versions_ctes
  *		changes: whether each point changes the key's state (existence or a
  *		tracked column) from the point before it; grouped: the start of the
- *		stretch each point belongs to, and whether it is its last point;
- *		versions: one row per stretch, with the values of its last point,
- *		its end (the next stretch's start), __pl_live false where the key
- *		does not exist, whether an event starts it (__pl_start_prio) and
- *		whether an event starts the next one.
+ *		stretch each point belongs to, whether an event starts it (the
+ *		latest change made by an event is the latest change), and whether it
+ *		is its last point; versions: one row per stretch, with the values of
+ *		its last point, its end (the next stretch's start), __pl_live false
+ *		where the key does not exist, and whether an event starts the next
+ *		one.  Every window is over a key's points in sequence_by order, so
+ *		that one sort serves them all.
  */
 static void
 versions_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
@@ -277,16 +279,15 @@ versions_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map
 					 tracked.data, keys);
 	appendStringInfo(sql, ", grouped AS (SELECT c.*, "
 					 "max(CASE WHEN __pl_change THEN __pl_at END) OVER w AS __pl_start, "
-					 "lead(__pl_change, 1, true) OVER w AS __pl_last "
+					 "max(CASE WHEN __pl_change AND __pl_prio = 2 THEN __pl_at END) OVER w "
+					 "IS NOT DISTINCT FROM max(CASE WHEN __pl_change THEN __pl_at END) OVER w "
+					 "AS __pl_start_event, lead(__pl_change, 1, true) OVER w AS __pl_last "
 					 "FROM changes c WINDOW w AS (PARTITION BY %s ORDER BY __pl_at))", keys);
-	appendStringInfo(sql, ", versions AS (SELECT v.*, lead(__pl_start) OVER n AS __pl_end, "
+	appendStringInfo(sql, ", versions AS (SELECT g.*, lead(__pl_start) OVER n AS __pl_end, "
 					 "lead(__pl_live) OVER n AS __pl_next_live, "
-					 "lead(__pl_start_prio) OVER n AS __pl_next_prio "
-					 "FROM (SELECT g.*, first_value(__pl_prio) OVER (PARTITION BY %s, __pl_start "
-					 "ORDER BY __pl_at) AS __pl_start_prio FROM grouped g "
-					 "WHERE __pl_start IS NOT NULL) v "
-					 "WHERE __pl_last WINDOW n AS (PARTITION BY %s ORDER BY __pl_start))",
-					 keys, keys);
+					 "lead(__pl_start_event) OVER n AS __pl_next_event FROM grouped g "
+					 "WHERE __pl_last AND __pl_start IS NOT NULL "
+					 "WINDOW n AS (PARTITION BY %s ORDER BY __pl_at))", keys);
 }
 
 /*
@@ -326,9 +327,9 @@ diff_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 					 "e.__start_at AS __pl_old_start, CASE WHEN e.__start_at IS NULL THEN 'i' "
 					 "WHEN v.__pl_start IS NULL THEN 'd' WHEN %se.__end_at IS DISTINCT FROM v.__pl_end "
 					 "THEN 'u' END AS __pl_action, "
-					 "(v.__pl_start_prio = 2)::int + (v.__pl_prio = 2 AND v.__pl_at <> v.__pl_start)::int "
+					 "v.__pl_start_event::int + (v.__pl_prio = 2 AND v.__pl_at <> v.__pl_start)::int "
 					 "AS __pl_upserts, "
-					 "(v.__pl_next_live IS FALSE AND v.__pl_next_prio = 2)::int AS __pl_deletes "
+					 "(v.__pl_next_live IS FALSE AND v.__pl_next_event)::int AS __pl_deletes "
 					 "FROM (SELECT * FROM versions WHERE __pl_live) v FULL JOIN existing e ON %s "
 					 "AND v.__pl_start = e.__start_at)",
 					 keys.data, pipeline_quote_list(value_columns(map), "v"), differs.data,
