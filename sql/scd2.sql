@@ -207,6 +207,22 @@ CALL pipeline.run('d_prices');
 SELECT * FROM d.price_history ORDER BY __start_at;
 SELECT reason, sqlstate FROM pipeline.quarantine WHERE pipeline = 'd_prices';
 
+-- A partitioned target and a composite key.
+CREATE TABLE d.regional (region text, id int, city text, v int);
+CREATE TABLE d.regional_history (region text, id int, city text, v int, __start_at int, __end_at int,
+                                 PRIMARY KEY (region, id, __start_at)) PARTITION BY LIST (region);
+CREATE TABLE d.regional_history_eu PARTITION OF d.regional_history FOR VALUES IN ('eu');
+CREATE TABLE d.regional_history_us PARTITION OF d.regional_history FOR VALUES IN ('us');
+CREATE UNIQUE INDEX ON d.regional_history (region, id) WHERE __end_at IS NULL;
+SELECT pipeline.create_pipeline('d_regional', 'd.regional', 'd.regional_history',
+    key => ARRAY['region', 'id'], strategy => 'scd2', sequence_by => 'v') > 0 AS created;
+INSERT INTO d.regional VALUES ('eu', 1, 'a', 1), ('us', 1, 'b', 1), ('eu', 1, 'c', 3), ('us', 1, 'd', 2),
+                              ('eu', 1, 'e', 2);
+CALL pipeline.run('d_regional');
+INSERT INTO d.regional VALUES ('us', 1, 'f', 1);
+CALL pipeline.run('d_regional');
+SELECT tableoid::regclass AS partition, * FROM d.regional_history ORDER BY region, id, __start_at;
+
 -- Change logs: a pipeline reading an scd2 target gets the versions written
 -- as upserts and the versions merged away as deletes; keyed on (key,
 -- __start_at) it mirrors the history, late events included.
