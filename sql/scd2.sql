@@ -207,6 +207,14 @@ CALL pipeline.run('d_prices');
 SELECT * FROM d.price_history ORDER BY __start_at;
 SELECT reason, sqlstate FROM pipeline.quarantine WHERE pipeline = 'd_prices';
 
+-- A tracked type without equality (json) is compared by its text.
+CREATE TABLE d.docs (id int, doc json, v int);
+SELECT pipeline.create_pipeline('d_docs', 'd.docs', 'd.doc_history', key => ARRAY['id'],
+    strategy => 'scd2', sequence_by => 'v') > 0 AS created;
+INSERT INTO d.docs VALUES (1, '{"a": 1}', 1), (1, '{"a": 1}', 2), (1, '{"a": 2}', 3);
+CALL pipeline.run('d_docs');
+SELECT * FROM d.doc_history ORDER BY __start_at;
+
 -- A partitioned target and a composite key.
 CREATE TABLE d.regional (region text, id int, city text, v int);
 CREATE TABLE d.regional_history (region text, id int, city text, v int, __start_at int, __end_at int,
