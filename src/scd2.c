@@ -23,6 +23,8 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "miscadmin.h"
 #include "nodes/primnodes.h"
@@ -381,19 +383,24 @@ pipeline_scd2_lock_target(const PipelineDef *def)
 
 /*
  * is_version_index
- *		Whether an index is one of the two unique indexes of an scd2 target.
+ *		Whether an index is one of the two unique indexes of an scd2 target,
+ *		or of one of its partitions (which reports the violations).
  */
 static bool
 is_version_index(const PipelineDef *def, Oid index)
 {
 	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+	Oid			rel;
 	bool		result;
 
 	if (!HeapTupleIsValid(tup))
 		return false;
-	result = ((Form_pg_index) GETSTRUCT(tup))->indrelid == def->target &&
-		(is_current_index(def->target, tup, def->key) ||
-		 is_start_index(def->target, tup, start_index_columns(def)));
+	rel = ((Form_pg_index) GETSTRUCT(tup))->indrelid;
+	result = (rel == def->target ||
+			  (get_rel_relispartition(rel) &&
+			   list_member_oid(get_partition_ancestors(rel), def->target))) &&
+		(is_current_index(rel, tup, def->key) ||
+		 is_start_index(rel, tup, start_index_columns(def)));
 	ReleaseSysCache(tup);
 	return result;
 }
@@ -411,9 +418,9 @@ void
 pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata)
 {
 	if (!is_scd2(def) || edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
-		edata->constraint_name == NULL ||
+		edata->constraint_name == NULL || edata->schema_name == NULL ||
 		!is_version_index(def, get_relname_relid(edata->constraint_name,
-												  get_rel_namespace(def->target))))
+												  get_namespace_oid(edata->schema_name, true))))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
