@@ -250,8 +250,8 @@ tombstone_ctes(StringInfo sql, const PipelineDef *def)
  * versions_ctes
  *		changes: whether each point changes the key's state (existence or a
  *		tracked column) from the point before it; grouped: the start of the
- *		stretch each point belongs to, whether an event starts it (the
- *		latest change made by an event is the latest change), and whether it
+ *		stretch each point belongs to, the latest change made by an event
+ *		(when it is the stretch's start, an event starts it), and whether it
  *		is its last point; versions: one row per stretch, with the values of
  *		its last point, its end (the next stretch's start), __pl_live false
  *		where the key does not exist, and whether an event starts the next
@@ -280,13 +280,13 @@ versions_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map
 	appendStringInfo(sql, ", grouped AS (SELECT c.*, "
 					 "max(CASE WHEN __pl_change THEN __pl_at END) OVER w AS __pl_start, "
 					 "max(CASE WHEN __pl_change AND __pl_prio = 2 THEN __pl_at END) OVER w "
-					 "IS NOT DISTINCT FROM max(CASE WHEN __pl_change THEN __pl_at END) OVER w "
-					 "AS __pl_start_event, lead(__pl_change, 1, true) OVER w AS __pl_last "
+					 "AS __pl_event_start, lead(__pl_change, 1, true) OVER w AS __pl_last "
 					 "FROM changes c WINDOW w AS (PARTITION BY %s ORDER BY __pl_at))", keys);
-	appendStringInfo(sql, ", versions AS (SELECT g.*, lead(__pl_start) OVER n AS __pl_end, "
+	appendStringInfo(sql, ", versions AS (SELECT v.*, lead(__pl_start) OVER n AS __pl_end, "
 					 "lead(__pl_live) OVER n AS __pl_next_live, "
-					 "lead(__pl_start_event) OVER n AS __pl_next_event FROM grouped g "
-					 "WHERE __pl_last AND __pl_start IS NOT NULL "
+					 "lead(__pl_start_event) OVER n AS __pl_next_event "
+					 "FROM (SELECT g.*, __pl_event_start IS NOT DISTINCT FROM __pl_start "
+					 "AS __pl_start_event FROM grouped g WHERE __pl_last AND __pl_start IS NOT NULL) v "
 					 "WINDOW n AS (PARTITION BY %s ORDER BY __pl_at))", keys);
 }
 
