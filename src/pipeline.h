@@ -297,6 +297,7 @@ extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
 extern void pipeline_capture_readers_changed(Oid log);
 
 /* define.c */
+/* Whether an index of relid (its pg_index tuple) is the one looked for. */
 typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
 extern void pipeline_add_change_columns(Oid source);
 extern bool pipeline_has_index(Oid relid, IndexMatch match, void *arg);
