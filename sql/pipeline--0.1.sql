@@ -49,7 +49,7 @@ CREATE TABLE pipeline.pipeline_defs (
     tombstones          regclass,
     change_log          regclass,
     key                 text[],
-    strategy            text NOT NULL CHECK (strategy IN ('append', 'merge')),
+    strategy            text NOT NULL CHECK (strategy IN ('append', 'merge', 'scd2')),
     sequence_by         text,
     delete_when         text,
     columns             jsonb NOT NULL DEFAULT '{}',
@@ -65,6 +65,7 @@ CREATE TABLE pipeline.pipeline_defs (
     paused              boolean NOT NULL DEFAULT false,
     suspended_at        timestamptz,
     statement_timeout   interval CHECK (statement_timeout > interval '0'),
+    track_history       text[] CHECK (track_history <> '{}'),
     version             integer NOT NULL DEFAULT 1,
     created_at          timestamptz NOT NULL DEFAULT now(),
     altered_at          timestamptz NOT NULL DEFAULT now()
@@ -75,13 +76,15 @@ CREATE INDEX ON pipeline.pipeline_defs (source);
 COMMENT ON TABLE pipeline.pipeline_defs IS
     'pipeline definitions; change them with create_pipeline, alter_pipeline and drop_pipeline';
 COMMENT ON COLUMN pipeline.pipeline_defs.tombstones IS
-    'table next to the target remembering applied deletes (merge with sequence_by and delete_when)';
+    'table next to the target remembering applied deletes (merge and scd2 with sequence_by and delete_when)';
 COMMENT ON COLUMN pipeline.pipeline_defs.change_log IS
     'where the pipeline publishes the changes it makes to its target, while pipelines read the target (its <target>_changes table)';
 COMMENT ON COLUMN pipeline.pipeline_defs.source_columns IS
     'the source''s columns (name and type) when the pipeline was defined or last synchronised; on_schema_change compares against it';
 COMMENT ON COLUMN pipeline.pipeline_defs.statement_timeout IS
     'longest a batch statement may take; a batch over it is cancelled and the run fails (NULL: no limit)';
+COMMENT ON COLUMN pipeline.pipeline_defs.track_history IS
+    'scd2: the columns whose changes open a new version (NULL: every mapped column but the key and sequence_by); the others are updated in place';
 COMMENT ON COLUMN pipeline.pipeline_defs.suspended_at IS
     'set when pipeline.suspend_after consecutive runs failed; resume() clears it';
 COMMENT ON COLUMN pipeline.pipeline_defs.search_path IS
@@ -315,11 +318,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     batch_size          bigint DEFAULT 100000,
     schedule            text DEFAULT 'manual',
     tombstone_retention interval DEFAULT '7 days',
-    statement_timeout   interval DEFAULT NULL)
+    statement_timeout   interval DEFAULT NULL,
+    track_history       text[] DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[]) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -334,12 +338,13 @@ CREATE FUNCTION pipeline.alter_pipeline(
     schedule            text DEFAULT NULL,
     tombstone_retention interval DEFAULT NULL,
     new_name            text DEFAULT NULL,
-    statement_timeout   interval DEFAULT NULL)
+    statement_timeout   interval DEFAULT NULL,
+    track_history       text[] DEFAULT NULL)
     RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_alter_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text, interval) IS
-    'changes the given settings of a pipeline (NULL keeps a setting; an empty string clears sequence_by, delete_when and filter, statement_timeout 0 removes the limit)';
+COMMENT ON FUNCTION pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text, interval, text[]) IS
+    'changes the given settings of a pipeline (NULL keeps a setting; an empty string clears sequence_by, delete_when and filter, statement_timeout 0 removes the limit, an empty track_history restores the default)';
 
 CREATE FUNCTION pipeline.next_run_after(schedule text, after timestamptz DEFAULT now())
     RETURNS timestamptz
@@ -486,7 +491,7 @@ COMMENT ON FUNCTION pipeline.zstd_decompress(bytea) IS
 
 CREATE VIEW pipeline.pipelines WITH (security_invoker = true) AS
 SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.sequence_by,
-       d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
+       d.track_history, d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
        d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
        d.created_at, d.altered_at, d.id

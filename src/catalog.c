@@ -28,7 +28,7 @@
 	"coalesce(extract(epoch FROM statement_timeout) * 1000, 0)::bigint, " \
 	"coalesce(change_log::oid, 0), EXISTS (SELECT 1 FROM pipeline.pipeline_defs u " \
 	"WHERE u.change_log = pipeline_defs.source) OR EXISTS (SELECT 1 FROM pipeline.captures c " \
-	"WHERE c.change_log = pipeline_defs.source)"
+	"WHERE c.change_log = pipeline_defs.source), track_history"
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
 
@@ -69,6 +69,8 @@ def_from_result(void)
 	def->statement_timeout_ms = pipeline_result_int64(0, 22);
 	def->change_log = DatumGetObjectId(pipeline_result_datum(0, 23, &isnull));
 	def->reads_change_log = DatumGetBool(pipeline_result_datum(0, 24, &isnull));
+	d = pipeline_result_datum(0, 25, &isnull);
+	def->track_history = isnull ? NIL : pipeline_text_array_to_list(d, "track_history");
 	return def;
 }
 

@@ -277,22 +277,18 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 	}
 	probe_boolean(def, def->delete_when, "delete_when");
 	probe_boolean(def, def->filter, "filter");
+	if (strcmp(def->strategy, "scd2") == 0)
+		pipeline_scd2_check_mapping(def, map);
 }
 
 /* ------------------------------------------------------------ the target */
 
 /*
- * IndexMatch
- *		Whether one index (its pg_index tuple) is the one looked for.
- */
-typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
-
-/*
- * has_index
+ * pipeline_has_index
  *		Whether any index of a table satisfies 'match'.
  */
-static bool
-has_index(Oid relid, IndexMatch match, void *arg)
+bool
+pipeline_has_index(Oid relid, IndexMatch match, void *arg)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	List	   *indexes = RelationGetIndexList(rel);
@@ -315,6 +311,34 @@ has_index(Oid relid, IndexMatch match, void *arg)
 }
 
 /*
+ * pipeline_index_on_exactly
+ *		Whether an index (its pg_index tuple) is unique, valid and on plain
+ *		columns that are exactly 'columns' (a List of names), in any order.
+ *		Its predicate, if any, is the caller's to check.
+ */
+bool
+pipeline_index_on_exactly(Oid relid, HeapTuple tup, List *columns)
+{
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+	bool		matches;
+
+	matches = index->indisunique && index->indisvalid &&
+		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+		index->indnkeyatts == list_length(columns);
+	for (int i = 0; matches && i < index->indnkeyatts; i++)
+	{
+		char	   *att = get_attname(relid, index->indkey.values[i], true);
+		ListCell   *kc;
+
+		matches = false;
+		foreach(kc, columns)
+			if (att && strcmp(att, lfirst(kc)) == 0)
+				matches = true;
+	}
+	return matches;
+}
+
+/*
  * is_key_index
  *		IndexMatch: a unique, valid, non-partial index on plain columns that
  *		are exactly the key (a List of column names), in any order -- what
@@ -323,25 +347,8 @@ has_index(Oid relid, IndexMatch match, void *arg)
 static bool
 is_key_index(Oid relid, HeapTuple tup, void *arg)
 {
-	List	   *key = (List *) arg;
-	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
-	bool		matches;
-
-	matches = index->indisunique && index->indisvalid &&
-		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
-		heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
-		index->indnkeyatts == list_length(key);
-	for (int i = 0; matches && i < index->indnkeyatts; i++)
-	{
-		char	   *att = get_attname(relid, index->indkey.values[i], true);
-		ListCell   *kc;
-
-		matches = false;
-		foreach(kc, key)
-			if (att && strcmp(att, lfirst(kc)) == 0)
-				matches = true;
-	}
-	return matches;
+	return pipeline_index_on_exactly(relid, tup, (List *) arg) &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
 }
 
 /*
@@ -351,28 +358,30 @@ is_key_index(Oid relid, HeapTuple tup, void *arg)
 static bool
 key_index_exists(Oid target, List *key)
 {
-	return has_index(target, is_key_index, key);
+	return pipeline_has_index(target, is_key_index, key);
 }
 
 /*
  * check_existing_target
  *		An existing target must be a table the owner may write, with a unique
- *		index on the key for the merge strategy.
+ *		index on the key for the merge strategy.  An scd2 target's version
+ *		columns and indexes are checked with its mapping (scd2.c).
  */
 static void
 check_existing_target(const PipelineDef *def)
 {
-	bool		merge = strcmp(def->strategy, "merge") == 0;
+	bool		scd2 = strcmp(def->strategy, "scd2") == 0;
 
 	require_table(def->target, "target");
 	require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
-	if (!merge)
+	if (strcmp(def->strategy, "append") == 0)
 		return;
 	require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
 	require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
-	if (def->delete_when)
+	/* scd2 deletes the versions a late event merges into their neighbour */
+	if (def->delete_when || scd2)
 		require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
-	if (!key_index_exists(def->target, def->key))
+	if (!scd2 && !key_index_exists(def->target, def->key))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("target %s has no unique index on the key (%s)",
@@ -425,17 +434,24 @@ run_as_owner(const PipelineDef *def, const char *sql)
 /*
  * create_target
  *		Creates a missing target from the mapping, with the key as primary
- *		key, as the pipeline's owner.
+ *		key (for scd2: the version columns and indexes), as the pipeline's
+ *		owner.
  */
 static Oid
 create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
 {
 	char	   *name = quote_qualified_identifier(rv->schemaname, rv->relname);
-	char	   *pk = def->key != NIL && strcmp(def->strategy, "merge") == 0
-		? psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL)) : "";
+	bool		scd2 = strcmp(def->strategy, "scd2") == 0;
+	char	   *elements = "";
 
+	if (scd2)
+		elements = pipeline_scd2_table_elements(def, map);
+	else if (strcmp(def->strategy, "merge") == 0)
+		elements = psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
 	run_as_owner(def, psprintf("CREATE TABLE %s (%s%s)", name,
-							   column_definitions(def, map, false), pk));
+							   column_definitions(def, map, false), elements));
+	if (scd2)
+		run_as_owner(def, pipeline_scd2_current_index_sql(def, name));
 	CommandCounterIncrement();
 	return RangeVarGetRelid(rv, NoLock, false);
 }
@@ -444,6 +460,8 @@ create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
  * create_tombstones
  *		Creates the table that remembers deletes next to the target: key,
  *		sequence_by value and when.  Needed when deletes meet sequence_by.
+ *		merge remembers the latest delete of a key; scd2 every delete, so
+ *		that a late event before one ends there (several per key).
  */
 static Oid
 create_tombstones(const PipelineDef *def, PipelineMapping *map)
@@ -452,11 +470,13 @@ create_tombstones(const PipelineDef *def, PipelineMapping *map)
 	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, "tombstones",
 											 nsp, false);
 	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
+	char	   *pk = pipeline_quote_list(def->key, NULL);
 
+	if (strcmp(def->strategy, "scd2") == 0)
+		pk = psprintf("%s, %s", pk, quote_identifier(def->sequence_by));
 	run_as_owner(def, psprintf("CREATE TABLE %s (%s, deleted_at timestamptz NOT NULL DEFAULT now(), "
 							   "PRIMARY KEY (%s))",
-							   name, column_definitions(def, map, true),
-							   pipeline_quote_list(def->key, NULL)));
+							   name, column_definitions(def, map, true), pk));
 	run_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
 							   quote_literal_cstr(psprintf("deletes applied by pipeline %s, kept for its tombstone_retention so that older events cannot bring rows back",
 														   def->name))));
@@ -585,7 +605,7 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
 {
 	AttrNumber	atts[2] = {xid_att, seq_att};
 
-	return has_index(source, is_change_log_index, atts);
+	return pipeline_has_index(source, is_change_log_index, atts);
 }
 
 /*
@@ -745,10 +765,10 @@ statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
 static void
 check_options(const PipelineDef *def)
 {
-	static const char *const strategies[] = {"append", "merge", NULL};
+	static const char *const strategies[] = {"append", "merge", "scd2", NULL};
 	static const char *const schema_modes[] = {"ignore", "fail", "append_new_columns",
 	"sync_all_columns", NULL};
-	bool		merge;
+	bool		keyed;
 
 	if (def->name == NULL || def->name[0] == '\0' || strlen(def->name) > NAMEDATALEN - 1)
 		ereport(ERROR,
@@ -771,19 +791,20 @@ check_options(const PipelineDef *def)
 				 errdetail("columns maps target column names to SQL expressions."),
 				 errhint("Write for example '{\"amount\": \"amount::numeric(12,2)\"}'.")));
 
-	merge = strcmp(def->strategy, "merge") == 0;
-	if (merge && def->key == NIL)
+	keyed = strcmp(def->strategy, "append") != 0;
+	if (keyed && def->key == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the merge strategy needs a key"),
+				 errmsg("the %s strategy needs a key", def->strategy),
 				 errdetail("Rows are matched to target rows by their key."),
 				 errhint("Pass key => ARRAY['id'], or use strategy => 'append'.")));
-	if (!merge && (def->sequence_by || def->delete_when))
+	if (!keyed && (def->sequence_by || def->delete_when))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the append strategy takes no %s", def->sequence_by ? "sequence_by" : "delete_when"),
 				 errdetail("Append inserts every staged row; versions and deletes need a key to apply to."),
 				 errhint("Use strategy => 'merge' with a key.")));
+	pipeline_scd2_check_options(def);
 }
 
 /* ------------------------------------------------------------ validation */
@@ -812,7 +833,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
-	if (strcmp(def->strategy, "merge") == 0 && def->sequence_by && def->delete_when)
+	if (strcmp(def->strategy, "append") != 0 && def->sequence_by && def->delete_when)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
@@ -846,11 +867,11 @@ parse_target(const char *target)
 static int64
 save_definition(PipelineDef *def, bool insert)
 {
-	Oid			types[19] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
+	Oid			types[20] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
 		TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, JSONBOID, TEXTOID, OIDOID};
-	Datum		values[19];
-	char		nulls[19];
+	TEXTOID, JSONBOID, TEXTOID, OIDOID, TEXTARRAYOID};
+	Datum		values[20];
+	char		nulls[20];
 	PipelineUserContext ctx;
 	char	   *sql;
 	int64		id;
@@ -880,14 +901,18 @@ save_definition(PipelineDef *def, bool insert)
 	OPTIONAL_TEXT(17, def->statement_timeout);
 #undef OPTIONAL_TEXT
 	values[18] = ObjectIdGetDatum(def->change_log);
+	if (def->track_history != NIL)
+		values[19] = pipeline_list_to_text_array(def->track_history);
+	else
+		nulls[19] = 'n';
 
 	if (insert)
 		sql = "INSERT INTO pipeline.pipeline_defs (name, owner, source, target, tombstones, key, "
 			"strategy, sequence_by, delete_when, columns, filter, on_schema_change, batch_size, "
 			"schedule, tombstone_retention, search_path, source_columns, statement_timeout, "
-			"change_log) VALUES ($1, $2::regrole, "
+			"change_log, track_history) VALUES ($1, $2::regrole, "
 			"$3::regclass, $4::regclass, nullif($5, 0)::regclass, $6, $7, $8, $9, $10, $11, $12, $13, "
-			"$14, $15::interval, $16, $17, $18::interval, nullif($19, 0)::regclass) RETURNING id";
+			"$14, $15::interval, $16, $17, $18::interval, nullif($19, 0)::regclass, $20) RETURNING id";
 	else
 		sql = psprintf("UPDATE pipeline.pipeline_defs SET name = $1, owner = $2::regrole, "
 					   "source = $3::regclass, target = $4::regclass, "
@@ -896,10 +921,10 @@ save_definition(PipelineDef *def, bool insert)
 					   "on_schema_change = $12, batch_size = $13, schedule = $14, "
 					   "tombstone_retention = $15::interval, search_path = $16, source_columns = $17, "
 					   "statement_timeout = $18::interval, change_log = nullif($19, 0)::regclass, "
-					   "version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
+					   "track_history = $20, version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
 					   (long long) def->id);
 	pipeline_become_internal(&ctx);
-	pipeline_exec(sql, 19, types, values, nulls, false, 0);
+	pipeline_exec(sql, 20, types, values, nulls, false, 0);
 	id = pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
 	return id;
@@ -936,7 +961,7 @@ create_cursor(const PipelineDef *def)
  * resolve_source
  *		A source that is another pipeline's target is read through its change
  *		log (change_log.c): the pipeline reads the log instead, and a merge
- *		applies the log's deletes unless told otherwise.  Any other source
+ *		or scd2 applies the log's deletes unless told otherwise.  Any other source
  *		gets its _xid and _seq.  Refuses a pipeline that would close a cycle.
  */
 static void
@@ -961,7 +986,7 @@ resolve_source(PipelineDef *def)
 	}
 	def->source = log;
 	def->reads_change_log = true;
-	if (strcmp(def->strategy, "merge") == 0 && def->delete_when == NULL)
+	if (strcmp(def->strategy, "append") != 0 && def->delete_when == NULL)
 		def->delete_when = "_op = 'delete'";
 }
 
@@ -986,7 +1011,8 @@ refuse_duplicate(const char *name)
  * pipeline_create_pipeline
  *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
  *		sequence_by, delete_when, columns, filter, on_schema_change,
- *		batch_size, schedule, tombstone_retention) -> id.
+ *		batch_size, schedule, tombstone_retention, statement_timeout,
+ *		track_history) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -1017,6 +1043,8 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->tombstone_retention = PG_ARGISNULL(12) ? "7 days"
 		: DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(12)));
 	def->statement_timeout = statement_timeout_arg(fcinfo, 13);
+	if (!PG_ARGISNULL(14))
+		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(14), "track_history");
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1053,9 +1081,10 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
  * pipeline_alter_pipeline
  *		SQL: pipeline.alter_pipeline(name, key, sequence_by, delete_when,
  *		columns, filter, on_schema_change, batch_size, schedule,
- *		tombstone_retention, new_name).  NULL keeps a setting.  Waits for a
- *		running batch; the run's next batch uses the new definition.  The
- *		source's current columns become the accepted ones.
+ *		tombstone_retention, new_name, statement_timeout, track_history).
+ *		NULL keeps a setting (an empty track_history restores the default).
+ *		Waits for a running batch; the run's next batch uses the new
+ *		definition.  The source's current columns become the accepted ones.
  */
 Datum
 pipeline_alter_pipeline(PG_FUNCTION_ARGS)
@@ -1092,6 +1121,8 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 																	   PG_GETARG_DATUM(9)));
 	if (!PG_ARGISNULL(11))
 		def->statement_timeout = statement_timeout_arg(fcinfo, 11);
+	if (!PG_ARGISNULL(12))
+		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(12), "track_history");
 	if (new_name != NULL && strcmp(new_name, def->name) != 0)
 	{
 		def->name = new_name;

@@ -103,12 +103,14 @@ list_has_string(List *list, const char *s)
  * follows_source
  *		Whether a source column the mapping does not name goes to the target
  *		by itself: all do, but a change log's own (_op, _for), which a
- *		reader maps only when asked to.
+ *		reader maps only when asked to, and the version columns an scd2
+ *		pipeline writes itself (its source may be another scd2 target).
  */
 static bool
 follows_source(const PipelineDef *def, const char *column)
 {
-	return !(def->reads_change_log && pipeline_is_change_log_column(column));
+	return !(def->reads_change_log && pipeline_is_change_log_column(column)) &&
+		!pipeline_is_version_column(def, column);
 }
 
 /*
@@ -150,6 +152,8 @@ pipeline_build_mapping(const PipelineDef *def)
 		{
 			char	   *column = lfirst(lc);
 
+			if (pipeline_is_version_column(def, column))
+				continue;
 			if (mapping_lookup(def->columns, column, &expr))
 			{
 				if (expr != NULL)
@@ -379,15 +383,16 @@ pipeline_apply_schema_change(PipelineDef *def)
 			char	   *name = lfirst(lc);
 
 			if (list_has_string(new_names, name) || mapping_lookup(def->columns, name, &ignored) ||
-				!list_has_string(target_columns, name))
+				!list_has_string(target_columns, name) || !follows_source(def, name))
 				continue;
 			if (list_has_string(def->key, name) ||
-				(def->sequence_by && strcmp(def->sequence_by, name) == 0))
+				(def->sequence_by && strcmp(def->sequence_by, name) == 0) ||
+				list_has_string(def->track_history, name))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 						 errmsg("source of pipeline \"%s\" lost column \"%s\", which the pipeline needs",
 								def->name, name),
-						 errdetail("\"%s\" is part of the key or the sequence_by column.", name),
+						 errdetail("\"%s\" is part of the key, the sequence_by column or track_history.", name),
 						 errhint("Map the column to an expression with pipeline.alter_pipeline(columns => ...), or restore it in the source.")));
 			alter_target(def, psprintf("DROP COLUMN %s", quote_identifier(name)));
 		}

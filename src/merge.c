@@ -25,6 +25,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -74,8 +75,14 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
+		Oid			type;
+		int32		typmod;
+		Oid			collation;
 
-		appendStringInfo(&buf, "|%s=%s", cm->column, cm->expr);
+		/* scd2 statements convert values to the target column's type */
+		get_atttypetypmodcoll(def->target, get_attnum(def->target, cm->column),
+							  &type, &typmod, &collation);
+		appendStringInfo(&buf, "|%s=%s:%u/%d", cm->column, cm->expr, type, typmod);
 	}
 	foreach(lc, map->source_columns)
 		appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
@@ -522,6 +529,9 @@ execute_batch(void *arg)
 	call->counts->inserted += pipeline_result_int64(0, 0);
 	call->counts->updated += pipeline_result_int64(0, 1);
 	call->counts->deleted += pipeline_result_int64(0, 2);
+	/* one scd2 event may write several versions: it counts its stale events */
+	if (strcmp(call->def->strategy, "scd2") == 0)
+		call->counts->stale += pipeline_result_int64(0, 3);
 
 	tally = pipeline_mark_tally();
 	call->counts->read += tally->read;
@@ -553,6 +563,8 @@ try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *par
 			pipeline_checks_fail_statement(def, st->checks, pipeline_mark_tally(), run_id);
 		ReThrowError(edata);
 	}
+	if (edata != NULL)
+		pipeline_scd2_check_conflict(def, edata);
 	return edata;
 }
 
@@ -650,8 +662,10 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
  * pipeline_merge_batch
  *		Merges one batch: the pending rows between params $4/$5 (exclusive)
  *		and $6/$7 (inclusive); 'whole_phase' when those bounds hold every
- *		pending row, so that the first attempt can skip testing them.  Adds what it did to counts; the stale count is
- *		what remains of the rows read.
+ *		pending row, so that the first attempt can skip testing them.  Adds
+ *		what it did to counts; the stale count is what remains of the rows
+ *		read (scd2 statements count it themselves).  An scd2 batch first
+ *		waits for the other batches writing its target.
  */
 void
 pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
@@ -667,12 +681,14 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
 	lo.seq = DatumGetInt64(params[4]);
 	hi.xid = DatumGetFullTransactionId(params[5]);
 	hi.seq = DatumGetInt64(params[6]);
+	pipeline_scd2_lock_target(def);
 	pipeline_checks_begin_batch(st->checks);
 	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
 	pipeline_checks_end_batch(def, st->checks, batch.read, run_id);
 
-	batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
-		batch.deleted - batch.quarantined - batch.dropped;
+	if (strcmp(def->strategy, "scd2") != 0)
+		batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
+			batch.deleted - batch.quarantined - batch.dropped;
 	counts->read += batch.read;
 	counts->filtered += batch.filtered;
 	counts->inserted += batch.inserted;

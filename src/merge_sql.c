@@ -121,11 +121,11 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 }
 
 /*
- * key_match
+ * pipeline_key_match
  *		"a.k1 = b.k1 AND a.k2 = b.k2" over the key columns.
  */
-static char *
-key_match(const PipelineDef *def, const char *a, const char *b)
+char *
+pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -201,16 +201,16 @@ check_windows(List *checks)
 }
 
 /*
- * accepted_rows
+ * pipeline_accepted_rows
  *		"(SELECT ... mapped row ... OFFSET 0) b WHERE <accepted>": the batch's
  *		rows, each marked and mapped once, filtered, with rows failing a rule
  *		handed to reject_row (rule numbers index 'rules'), and the rows left
  *		handed to check_row when the pipeline has data quality checks
  *		(delete events are not checked).
  */
-static char *
-accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-			  List *checks, PendingShape shape)
+char *
+pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+					   List *rules, List *checks, PendingShape shape)
 {
 	StringInfoData list,
 				accept;
@@ -255,12 +255,13 @@ accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource fr
 }
 
 /*
- * insert_column_lists
+ * pipeline_insert_column_lists
  *		The INSERT column list and the matching SELECT list from alias 'a',
  *		the first value wrapped in mark_value so a failing row is named.
  */
-static void
-insert_column_lists(const PipelineMapping *map, const char *a, char **columns, char **values)
+void
+pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **columns,
+							 char **values)
 {
 	StringInfoData cols,
 				vals;
@@ -287,8 +288,8 @@ insert_column_lists(const PipelineMapping *map, const char *a, char **columns, c
 /*
  * published_returning
  *		", t.a, t.b": what a data-modifying CTE of a pipeline whose target has
- *		a change log returns of each row it wrote, for publish_cte; "" when
- *		the target has none.
+ *		a change log returns of each row it wrote, for pipeline_publish_cte;
+ *		"" when the target has none.
  */
 static char *
 published_returning(const PipelineDef *def)
@@ -299,14 +300,14 @@ published_returning(const PipelineDef *def)
 }
 
 /*
- * publish_cte
+ * pipeline_publish_cte
  *		", published AS (INSERT INTO <change log> ...)": the batch's net
  *		changes -- the rows CTE 'written' returned, and with 'deletes' those
  *		CTE "deleted" returned -- added to the target's change log in the
  *		same statement (change_log.c).  Nothing when the target has none.
  */
-static void
-publish_cte(StringInfo sql, const PipelineDef *def, const char *written, bool deletes)
+void
+pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written, bool deletes)
 {
 	char	   *cols;
 	StringInfoData rows;
@@ -338,7 +339,7 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	StringInfoData set;
 	ListCell   *lc;
 
-	insert_column_lists(map, "l", &cols, &vals);
+	pipeline_insert_column_lists(map, "l", &cols, &vals);
 	initStringInfo(&set);
 	foreach(lc, map->columns)
 	{
@@ -354,7 +355,7 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
 	if (OidIsValid(def->tombstones))
 		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s >= l.%s)",
-						 pipeline_qualified_name(def->tombstones), key_match(def, "x", "l"),
+						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
 						 seq, seq);
 	if (set.len == 0)
 		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
@@ -371,7 +372,7 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	 */
 	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
 		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
-						 pipeline_qualified_name(def->target), key_match(def, "p", "t"));
+						 pipeline_qualified_name(def->target), pipeline_key_match(def, "p", "t"));
 	else
 		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS __pl_inserted");
 	appendStringInfo(sql, "%s)", published_returning(def));
@@ -391,7 +392,7 @@ delete_ctes(StringInfo sql, const PipelineDef *def)
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
 
 	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s",
-					 target, key_match(def, "t", "l"));
+					 target, pipeline_key_match(def, "t", "l"));
 	if (seq)
 		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
 	appendStringInfo(sql, " RETURNING 1%s)", published_returning(def));
@@ -406,7 +407,7 @@ delete_ctes(StringInfo sql, const PipelineDef *def)
 					 "WHERE x.%s < EXCLUDED.%s RETURNING 1)",
 					 pipeline_qualified_name(def->tombstones), keys, seq,
 					 pipeline_quote_list(def->key, "l"), seq,
-					 target, key_match(def, "t", "l"), seq, seq,
+					 target, pipeline_key_match(def, "t", "l"), seq, seq,
 					 keys, seq, seq, seq, seq);
 	return "(SELECT count(*) FROM tombstoned)";
 }
@@ -433,7 +434,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
 					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  accepted_rows(def, map, from, rules, checks, shape),
+					  pipeline_accepted_rows(def, map, from, rules, checks, shape),
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
 	if (def->delete_when)
@@ -454,7 +455,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, 
 	 * Every data-modifying CTE is read here, so that it runs while the row
 	 * marks are live (see mark.c).
 	 */
-	publish_cte(&sql, def, "upserted", def->delete_when != NULL);
+	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
 					 "%s%s%s FROM upserted",
@@ -476,12 +477,13 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 
 	StringInfoData sql;
 
-	insert_column_lists(map, "b", &cols, &vals);
+	pipeline_insert_column_lists(map, "b", &cols, &vals);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1%s)",
 					 pipeline_qualified_name(def->target), cols, vals,
-					 accepted_rows(def, map, from, rules, checks, shape), published_returning(def));
-	publish_cte(&sql, def, "appended", false);
+					 pipeline_accepted_rows(def, map, from, rules, checks, shape),
+					 published_returning(def));
+	pipeline_publish_cte(&sql, def, "appended", false);
 	appendStringInfo(&sql, " SELECT count(*), 0::bigint, 0::bigint%s FROM appended",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
@@ -493,7 +495,8 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
  *		and data quality checks, and which rows it reads (PENDING_RANGE or
  *		PENDING_WHOLE).
  *		It returns one row: target rows inserted, updated, and delete events
- *		applied; rows read, filtered and rejected are tallied by mark.c.
+ *		applied (scd2 adds its stale events, see merge_scd2_sql.c); rows read,
+ *		filtered and rejected are tallied by mark.c.
  */
 char *
 pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
@@ -501,5 +504,7 @@ pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSour
 {
 	if (strcmp(def->strategy, "append") == 0)
 		return append_sql(def, map, from, rules, checks, shape);
+	if (strcmp(def->strategy, "scd2") == 0)
+		return pipeline_scd2_sql(def, map, from, rules, checks, shape);
 	return merge_sql(def, map, from, rules, checks, shape);
 }

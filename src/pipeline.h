@@ -13,6 +13,7 @@
 #include "compat.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "postmaster/bgworker.h"
 #include "storage/lwlock.h"
@@ -35,7 +36,7 @@ typedef struct PipelineDef
 	Oid			target;
 	Oid			tombstones;		/* InvalidOid when the pipeline keeps none */
 	List	   *key;			/* of char *, target column names */
-	char	   *strategy;		/* "append" or "merge" */
+	char	   *strategy;		/* "append", "merge" or "scd2" */
 	char	   *sequence_by;	/* target column, or NULL */
 	char	   *delete_when;	/* boolean expression over the source row */
 	Jsonb	   *columns;		/* target column -> expression (or null) */
@@ -53,6 +54,8 @@ typedef struct PipelineDef
 	int32		version;
 	Oid			change_log;		/* where it publishes its changes, or InvalidOid */
 	bool		reads_change_log;	/* its source is another target's change log */
+	List	   *track_history;	/* scd2: of char *; NIL: every column but key
+								 * and sequence_by */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */
@@ -341,10 +344,14 @@ extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
 extern void pipeline_capture_readers_changed(Oid log);
 
 /* define.c */
+/* Whether an index of relid (its pg_index tuple) is the one looked for. */
+typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
 extern void pipeline_add_change_columns(Oid source);
 extern void pipeline_check_choice(const char *option, const char *value,
 								  const char *const *choices);
 extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
+extern bool pipeline_has_index(Oid relid, IndexMatch match, void *arg);
+extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *columns);
 
 /* checks.c */
 extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
@@ -377,6 +384,30 @@ extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *m
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
+extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
+extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map,
+									BatchSource from, List *rules, List *checks,
+									PendingShape shape);
+extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
+										 char **columns, char **values);
+extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
+								 bool deletes);
+
+/* merge_scd2_sql.c */
+extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
+							   BatchSource from, List *rules, List *checks, PendingShape shape);
+
+/* scd2.c: the version columns of an scd2 target */
+#define PIPELINE_START_COLUMN "__start_at"
+#define PIPELINE_END_COLUMN "__end_at"
+extern bool pipeline_is_version_column(const PipelineDef *def, const char *name);
+extern void pipeline_scd2_check_options(const PipelineDef *def);
+extern void pipeline_scd2_check_mapping(const PipelineDef *def, const PipelineMapping *map);
+extern List *pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map);
+extern char *pipeline_scd2_table_elements(const PipelineDef *def, const PipelineMapping *map);
+extern char *pipeline_scd2_current_index_sql(const PipelineDef *def, const char *target);
+extern void pipeline_scd2_lock_target(const PipelineDef *def);
+extern void pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata);
 
 /* merge.c: statements take these parameters (see merge_sql.c) */
 #define BATCH_NPARAMS 12

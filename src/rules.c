@@ -190,9 +190,9 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 {
 	List	   *rules = NIL;
 	ListCell   *lc;
-	bool		merge = strcmp(def->strategy, "merge") == 0;
+	bool		keyed = strcmp(def->strategy, "append") != 0;
 
-	if (merge)
+	if (keyed)
 	{
 		foreach(lc, def->key)
 			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(lfirst(lc))),

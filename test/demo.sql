@@ -150,7 +150,22 @@ END $$;
 SELECT customer, order_id, amount, status FROM gold.last_order WHERE customer = 'dora';
 SELECT count(*) AS customers FROM gold.last_order;
 
-\echo '== 12. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
+\echo '== 12. History (SCD type 2): every status each order went through, late events slotted in'
+SELECT pipeline.create_pipeline('order_history', 'raw.orders', 'silver.order_history',
+    key => ARRAY['order_id'], strategy => 'scd2', sequence_by => 'updated_at',
+    delete_when => $$op = 'd'$$, filter => $$status IS DISTINCT FROM 'test'$$,
+    columns => '{"amount": "amount::numeric(12,2)", "email": "lower(email)", "op": null}',
+    track_history => ARRAY['status']) > 0 AS created;
+CALL pipeline.run('order_history');
+-- a late event: order 42 was packed at 13:00, between shipped (12:00) and delivered (15:00)
+INSERT INTO raw.orders VALUES (42, 'customer_42', 'c42@example.com', '99.00', 'packed', 'u', '2026-11-01 13:00');
+CALL pipeline.run('order_history');
+SELECT order_id, status, updated_at, __start_at, __end_at FROM silver.order_history
+ WHERE order_id = 42 ORDER BY __start_at;
+SELECT count(*) AS versions, count(*) FILTER (WHERE __end_at IS NULL) AS current_orders
+  FROM silver.order_history;
+
+\echo '== 13. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
 SELECT pipeline.add_freshness_check('silver.orders', warn_after => '15 minutes', error_after => '1 hour',
                                     schedule => '*/5 * * * *') AS check_id \gset
 SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_minute
@@ -158,7 +173,7 @@ SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_
 SELECT id, relation, state, schedule, attainment_7d FROM pipeline.freshness;
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobid;
 
-\echo '== 13. The operator''s view: what each pipeline is doing, and the same for Prometheus'
+\echo '== 14. The operator''s view: what each pipeline is doing, and the same for Prometheus'
 SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_failures,
        rows_per_second > 0 AS has_throughput
   FROM pipeline.status;
