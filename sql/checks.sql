@@ -144,6 +144,17 @@ SELECT raw_row->>'id' AS id, reason, sqlstate FROM pipeline.quarantine WHERE pip
 SELECT check_name, status, failing, total FROM pipeline.check_results
  WHERE pipeline_id = (SELECT id FROM pipeline.pipelines WHERE name = 'qc_cast');
 
+-- Checks apply to the events of an scd2 pipeline too: the quarantined
+-- event opens no version.
+CREATE TABLE raw5 (id int, city text, at int);
+SELECT pipeline.create_pipeline('qc_scd2', 'raw5', 'dim5', key => '{id}', sequence_by => 'at',
+                                strategy => 'scd2') > 0 AS created;
+SELECT pipeline.add_check('qc_scd2', 'has_city', kind => 'not_null', column_name => 'city') > 0 AS added;
+INSERT INTO raw5 VALUES (1, 'Paris', 1), (1, NULL, 2), (1, 'Lyon', 3);
+CALL pipeline.run('qc_scd2');
+SELECT id, city, __start_at, __end_at FROM dim5 ORDER BY __start_at;
+SELECT raw_row->>'at' AS at, reason FROM pipeline.quarantine WHERE pipeline = 'qc_scd2';
+
 -- unique on an append pipeline (no key): any repeat within the batch fails.
 CREATE TABLE raw3 (v text);
 SELECT pipeline.create_pipeline('qc_append', 'raw3', 'log3', strategy => 'append') > 0 AS created;
