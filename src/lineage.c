@@ -47,6 +47,7 @@
 #include "parser/parser.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -71,6 +72,33 @@ typedef struct LineageWalk
 } LineageWalk;
 
 static bool lineage_walker(Node *node, LineageWalk *w);
+
+/* OpenLineage settings; the SQL of pipeline--0.1.sql reads them. */
+static char *openlineage_namespace = NULL;
+static bool openlineage_outbox = true;
+static int	openlineage_retention = 7 * 24 * 3600;
+
+/*
+ * pipeline_lineage_init
+ *		Defines the OpenLineage settings.
+ */
+void
+pipeline_lineage_init(void)
+{
+	DefineCustomStringVariable("pipeline.openlineage_namespace",
+							   "OpenLineage namespace of this server's datasets and jobs.",
+							   "As the specification names PostgreSQL datasets, postgres://host:port; "
+							   "empty: postgres://localhost:<port>.",
+							   &openlineage_namespace, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pipeline.openlineage_outbox",
+							 "Whether runs record their OpenLineage events in pipeline.openlineage_outbox.",
+							 NULL, &openlineage_outbox, true, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.openlineage_retention",
+							"How long OpenLineage events stay in the outbox, shipped or not.",
+							"-1 keeps everything.",
+							&openlineage_retention, 7 * 24 * 3600, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+}
 
 /*
  * add_edge
