@@ -1752,3 +1752,160 @@ CREATE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_acknowledge(bigint[]) IS
     'marks events as shipped (those of pipelines the current role may manage); returns how many';
+
+/* ---------------------------------------------------- row-level provenance */
+
+/*
+ * Where each run started and ended in its source: the cursor before its
+ * first batch and after its last.  The staged rows a run consumed are those
+ * pending at the first and consumed at the second.
+ */
+CREATE TABLE pipeline.run_positions (
+    run_id              bigint PRIMARY KEY
+                        REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
+    pipeline_id         bigint NOT NULL
+                        REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    source              regclass NOT NULL,
+    before_consumed     pg_snapshot NOT NULL,
+    before_partial_xid  xid8,
+    before_partial_seq  bigint,
+    after_consumed      pg_snapshot,
+    after_partial_xid   xid8,
+    after_partial_seq   bigint
+);
+COMMENT ON TABLE pipeline.run_positions IS
+    'the cursor of each run (of kind run) before its first batch and after its last: which staged rows it consumed (see run_staged_rows)';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.run_positions', '');
+ALTER TABLE pipeline.run_positions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.run_positions
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.run_positions TO PUBLIC;
+
+CREATE FUNCTION pipeline.record_run_position() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+          IF NEW.status = 'running' AND NEW.kind = 'run' THEN
+              INSERT INTO pipeline.run_positions (run_id, pipeline_id, source, before_consumed,
+                                                  before_partial_xid, before_partial_seq)
+              SELECT NEW.run_id, NEW.pipeline_id, d.source, c.consumed, c.partial_xid, c.partial_seq
+                FROM pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
+               WHERE c.pipeline_id = NEW.pipeline_id;
+          END IF;
+      ELSE
+          UPDATE pipeline.run_positions p
+             SET after_consumed = c.consumed, after_partial_xid = c.partial_xid,
+                 after_partial_seq = c.partial_seq
+            FROM pipeline.cursors c
+           WHERE p.run_id = NEW.run_id AND c.pipeline_id = NEW.pipeline_id;
+      END IF;
+      RETURN NULL;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.record_run_position() IS
+    'trigger: records the cursor of a run when it starts and when it ends';
+CREATE TRIGGER record_run_position_start AFTER INSERT ON pipeline.run_log
+    FOR EACH ROW EXECUTE FUNCTION pipeline.record_run_position();
+CREATE TRIGGER record_run_position_end AFTER UPDATE OF status ON pipeline.run_log
+    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+    EXECUTE FUNCTION pipeline.record_run_position();
+
+CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
+    RETURNS TABLE (_xid xid8, _seq bigint, staged_row jsonb)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      p pipeline.run_positions;
+    BEGIN
+      SELECT * INTO p FROM pipeline.run_positions r WHERE r.run_id = $1;
+      IF NOT FOUND OR p.after_consumed IS NULL THEN
+          RAISE EXCEPTION 'run % has no recorded staged rows', $1
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'Staged rows are recorded for finished runs of kind run of pipelines the current role may manage; requeue runs read the quarantine.',
+                      HINT = 'Find runs in pipeline.runs; the rows a requeue run read are in pipeline.quarantine_log (requeue_run_id).';
+      END IF;
+      /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
+      RETURN QUERY EXECUTE format(
+          'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM %s s '
+          'WHERE (pg_visible_in_snapshot(s._xid, $1) OR (s._xid = $2 AND s._seq <= $3)) '
+          'AND NOT pg_visible_in_snapshot(s._xid, $4) AND ($5 IS NULL OR s._xid <> $5 OR s._seq > $6) '
+          'AND s._xid >= pg_snapshot_xmin($4) '
+          'ORDER BY s._xid, s._seq', p.source)
+        USING p.after_consumed, p.after_partial_xid, p.after_partial_seq,
+              p.before_consumed, p.before_partial_xid, p.before_partial_seq;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
+    'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
+
+CREATE FUNCTION pipeline.current_run_id(pipeline_id bigint) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT max(l.run_id) FROM pipeline.run_log l
+       WHERE l.pipeline_id = $1 AND l.status = 'running' AND l.backend_pid = pg_backend_pid()
+    $$;
+COMMENT ON FUNCTION pipeline.current_run_id(bigint) IS
+    'the run of the pipeline this session is running now (NULL outside one); the mapping of a provenance column';
+
+/*
+ * Provenance column: a target column mapped to the run that writes the
+ * row.  The scalar subquery is evaluated once per batch statement.
+ */
+CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      d pipeline.pipeline_defs;
+    BEGIN
+      SELECT * INTO d FROM pipeline.pipeline_defs p WHERE p.name = pipeline_name;
+      IF NOT FOUND THEN
+          RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'There is no pipeline of that name that the current role may manage.',
+                      HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = d.target
+                        AND a.attname = column_name AND NOT a.attisdropped) THEN
+          EXECUTE format('ALTER TABLE %s ADD COLUMN %I bigint', d.target, column_name);
+      END IF;
+      PERFORM pipeline.alter_pipeline(pipeline_name, columns => d.columns || jsonb_build_object(
+          column_name, format('(SELECT pipeline.current_run_id(%s))', d.id)));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.enable_provenance(text, text) IS
+    'adds a bigint column to the pipeline''s target (when missing) that each merged row gets the id of the run that wrote or last changed it';
+
+CREATE FUNCTION pipeline.disable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      d pipeline.pipeline_defs;
+    BEGIN
+      SELECT * INTO d FROM pipeline.pipeline_defs p WHERE p.name = pipeline_name;
+      IF NOT FOUND THEN
+          RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'There is no pipeline of that name that the current role may manage.',
+                      HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
+      END IF;
+      IF d.columns->>column_name IS NULL THEN
+          RAISE EXCEPTION 'pipeline "%" keeps no provenance in column "%"', pipeline_name, column_name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Its columns mapping does not map that column.',
+                      HINT = 'Name the column given to enable_provenance.';
+      END IF;
+      PERFORM pipeline.alter_pipeline(pipeline_name,
+          columns => d.columns || jsonb_build_object(column_name, NULL::text));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.disable_provenance(text, text) IS
+    'stops writing the provenance column (it stays in the target with its last values; new rows get NULL)';
