@@ -1159,27 +1159,23 @@ CREATE POLICY owner_only ON pipeline.lineage_edges
     USING (pipeline.may_manage(pipeline_id));
 GRANT SELECT ON pipeline.lineage_edges TO PUBLIC;
 
+/* No SET clause, so that the planner inlines it into pipeline.lineage. */
 CREATE FUNCTION pipeline.may_see(relation regclass) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT coalesce(has_table_privilege(relation, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER')
-                      OR has_any_column_privilege(relation, 'SELECT,INSERT,UPDATE,REFERENCES'), false)
+      SELECT coalesce(pg_catalog.has_table_privilege(relation, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER')
+                      OR pg_catalog.has_any_column_privilege(relation, 'SELECT,INSERT,UPDATE,REFERENCES'), false)
     $$;
 COMMENT ON FUNCTION pipeline.may_see(regclass) IS
     'true when the current role holds some privilege on the relation (or on one of its columns); lineage shows only such relations';
 
-CREATE FUNCTION pipeline.may_see_column(relation regclass, column_name text) RETURNS boolean
+CREATE FUNCTION pipeline.may_see_column(relation regclass, attnum smallint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT column_name IS NULL
-             OR EXISTS (SELECT 1 FROM pg_attribute a
-                         WHERE a.attrelid = relation AND a.attname = column_name AND NOT a.attisdropped
-                           AND has_column_privilege(relation, a.attnum, 'SELECT,INSERT,UPDATE,REFERENCES'))
+      SELECT coalesce(pg_catalog.has_column_privilege(relation, attnum, 'SELECT,INSERT,UPDATE,REFERENCES'), false)
     $$;
-COMMENT ON FUNCTION pipeline.may_see_column(regclass, text) IS
-    'true for a NULL column, or a column of the relation (still there under that name) on which the current role holds some privilege';
+COMMENT ON FUNCTION pipeline.may_see_column(regclass, smallint) IS
+    'true when the current role holds some privilege on the column (false for a column no longer there)';
 
 /*
  * One row per edge: the stored edges, and the views and materialized views
@@ -1189,9 +1185,13 @@ COMMENT ON FUNCTION pipeline.may_see_column(regclass, text) IS
  */
 CREATE VIEW pipeline.lineage AS
 WITH RECURSIVE stored AS (
-    SELECT d.name AS pipeline, e.*
+    SELECT d.name AS pipeline, e.*, sa.attnum AS source_attnum, ta.attnum AS target_attnum
       FROM pipeline.lineage_edges e
       JOIN pipeline.pipeline_defs d ON d.id = e.pipeline_id
+      LEFT JOIN pg_attribute sa ON sa.attrelid = e.source AND sa.attname = e.source_column
+                               AND NOT sa.attisdropped
+      LEFT JOIN pg_attribute ta ON ta.attrelid = e.target AND ta.attname = e.target_column
+                               AND NOT ta.attisdropped
      WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
 ),
 views (source, target) AS (
@@ -1214,8 +1214,8 @@ SELECT s.pipeline,
        s.lineage_type, s.subtype, s.origin, s.transformation
   FROM stored s
  WHERE pipeline.may_see(s.source) AND pipeline.may_see(s.target)
-   AND pipeline.may_see_column(s.source, s.source_column)
-   AND pipeline.may_see_column(s.target, s.target_column)
+   AND (s.source_column IS NULL OR pipeline.may_see_column(s.source, s.source_attnum))
+   AND (s.target_column IS NULL OR pipeline.may_see_column(s.target, s.target_attnum))
 UNION ALL
 SELECT NULL, 'table', v.source::regclass, NULL, v.target::regclass, NULL, 'DIRECT', NULL,
        CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, NULL
@@ -1256,11 +1256,14 @@ CREATE FUNCTION pipeline.downstream(relation regclass, depth integer DEFAULT NUL
           UNION
           SELECT w.depth + 1, e.target FROM walk w JOIN e ON e.source = w.relation
            WHERE w.depth < coalesce($2, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
-             (SELECT array_agg(DISTINCT e.via ORDER BY e.via) FROM e JOIN nearest f ON f.relation = e.source
-               WHERE e.target = n.relation AND f.depth = n.depth - 1)
-        FROM nearest n WHERE n.depth > 0
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
+      via AS (SELECT e.target AS relation, f.depth + 1 AS depth,
+                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
+                FROM e JOIN nearest f ON f.relation = e.source
+               GROUP BY e.target, f.depth + 1)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
+        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+       WHERE n.depth > 0
        ORDER BY n.depth, n.relation::text
     $$;
 COMMENT ON FUNCTION pipeline.downstream(regclass, integer) IS
@@ -1279,11 +1282,14 @@ CREATE FUNCTION pipeline.upstream(relation regclass, depth integer DEFAULT NULL)
           UNION
           SELECT w.depth + 1, e.source FROM walk w JOIN e ON e.target = w.relation
            WHERE w.depth < coalesce($2, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
-             (SELECT array_agg(DISTINCT e.via ORDER BY e.via) FROM e JOIN nearest f ON f.relation = e.target
-               WHERE e.source = n.relation AND f.depth = n.depth - 1)
-        FROM nearest n WHERE n.depth > 0
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
+      via AS (SELECT e.source AS relation, f.depth + 1 AS depth,
+                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
+                FROM e JOIN nearest f ON f.relation = e.target
+               GROUP BY e.source, f.depth + 1)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
+        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+       WHERE n.depth > 0
        ORDER BY n.depth, n.relation::text
     $$;
 COMMENT ON FUNCTION pipeline.upstream(regclass, integer) IS
@@ -1353,8 +1359,9 @@ COMMENT ON FUNCTION pipeline.dot_record_field(text) IS
  * Graphviz DOT of the lineage: relations as boxes (views dashed,
  * materialized views rounded), pipelines as ellipses between them; edges
  * that only decide are dashed.  With columns, a relation is a record of its
- * name and the columns on column edges (one field each, stacked from left
- * to right ranks), and column edges join the fields.
+ * name (port t) and the columns on column edges (ports c<attnum>, stacked
+ * in left-to-right ranks); column edges leave a field on its east side and
+ * enter one on its west side, a row edge enters the name.
  */
 CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boolean DEFAULT false)
     RETURNS text
@@ -1371,12 +1378,19 @@ CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boo
                                   AND l.target IN (SELECT relation FROM near)))),
       rels AS (SELECT t.source AS relation FROM t UNION SELECT t.target FROM t
                UNION SELECT $1 WHERE $1 IS NOT NULL),
-      cols AS (SELECT r.relation, a.attnum, a.attname::text AS name
-                 FROM rels r JOIN pg_attribute a ON a.attrelid = r.relation
-                WHERE $2 AND a.attnum > 0 AND NOT a.attisdropped
-                  AND EXISTS (SELECT 1 FROM l WHERE l.level = 'column'
-                                AND ((l.source = r.relation AND l.source_column = a.attname)
-                                     OR (l.target = r.relation AND l.target_column = a.attname)))),
+      cols AS (SELECT DISTINCT c.relation, a.attnum, a.attname::text AS name
+                 FROM (SELECT l.source AS relation, l.source_column AS name FROM l
+                        WHERE l.level = 'column'
+                       UNION
+                       SELECT l.target, l.target_column FROM l
+                        WHERE l.level = 'column' AND l.target_column IS NOT NULL) c
+                 JOIN pg_attribute a ON a.attrelid = c.relation AND a.attname = c.name
+                WHERE $2 AND c.relation IN (SELECT r.relation FROM rels r)),
+      fields AS (SELECT c.relation, string_agg('|<c' || c.attnum || '> ' || pipeline.dot_record_field(c.name),
+                                               '' ORDER BY c.attnum) AS list
+                   FROM cols c GROUP BY c.relation),
+      /* with columns, a table edge joins a relation's title field (port t) */
+      p AS (SELECT CASE WHEN $2 THEN ':t' ELSE '' END AS title),
       nodes (ord, line) AS (
           SELECT 1, '  ' || pipeline.dot_quote('rel:' || r.relation::text) || ' [shape='
                  || CASE WHEN $2 THEN 'record' ELSE 'box' END
@@ -1385,37 +1399,33 @@ CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boo
                          WHEN 'materialized view' THEN ', style=rounded' ELSE '' END
                  || ', label='
                  || CASE WHEN $2
-                         THEN '"' || pipeline.dot_record_field(r.relation::text)
-                              || coalesce((SELECT string_agg('|<c' || c.attnum || '> '
-                                                             || pipeline.dot_record_field(c.name),
-                                                             '' ORDER BY c.attnum)
-                                             FROM cols c WHERE c.relation = r.relation), '')
-                              || '"'
+                         THEN '"<t> ' || pipeline.dot_record_field(r.relation::text)
+                              || coalesce(f.list, '') || '"'
                          ELSE pipeline.dot_quote(r.relation::text) END
                  || '];'
-            FROM rels r
+            FROM rels r LEFT JOIN fields f ON f.relation = r.relation
           UNION ALL
           SELECT 2, '  ' || pipeline.dot_quote('pipeline:' || p.pipeline)
                  || ' [shape=ellipse, style=filled, fillcolor="#dde8f7", label='
                  || pipeline.dot_quote(p.pipeline) || '];'
             FROM (SELECT DISTINCT t.pipeline FROM t WHERE t.pipeline IS NOT NULL) p),
       edges (ord, line) AS (
-          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || ' -> '
+          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
                  || pipeline.dot_quote('pipeline:' || t.pipeline)
                  || CASE WHEN t.lineage_type = 'INDIRECT' THEN ' [style=dashed];' ELSE ';' END
-            FROM t WHERE t.pipeline IS NOT NULL
+            FROM t, p WHERE t.pipeline IS NOT NULL
           UNION
           SELECT 3, '  ' || pipeline.dot_quote('pipeline:' || t.pipeline) || ' -> '
-                 || pipeline.dot_quote('rel:' || t.target::text) || ';'
-            FROM t WHERE t.pipeline IS NOT NULL
+                 || pipeline.dot_quote('rel:' || t.target::text) || p.title || ';'
+            FROM t, p WHERE t.pipeline IS NOT NULL
           UNION
-          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || ' -> '
-                 || pipeline.dot_quote('rel:' || t.target::text) || ' [style=dotted];'
-            FROM t WHERE t.pipeline IS NULL
+          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
+                 || pipeline.dot_quote('rel:' || t.target::text) || p.title || ' [style=dotted];'
+            FROM t, p WHERE t.pipeline IS NULL
           UNION
-          SELECT 4, '  ' || pipeline.dot_quote('rel:' || c.source::text) || ':c' || sa.attnum || ' -> '
+          SELECT 4, '  ' || pipeline.dot_quote('rel:' || c.source::text) || ':c' || sa.attnum || ':e -> '
                  || pipeline.dot_quote('rel:' || c.target::text)
-                 || coalesce(':c' || ta.attnum, '')
+                 || coalesce(':c' || ta.attnum, ':t') || ':w'
                  || ' [color=gray40' || CASE WHEN c.lineage_type = 'INDIRECT' THEN ', style=dashed' ELSE '' END
                  || ', tooltip=' || pipeline.dot_quote(c.pipeline || ': ' || c.transformation) || '];'
             FROM l c
