@@ -44,6 +44,15 @@ SELECT pipeline, source, target, lineage_type FROM pipeline.lineage
  WHERE level = 'table' AND pipeline IS NOT NULL ORDER BY 1, 2::text;
 -- a change log's own columns (_op of the default delete_when) give no edge
 SELECT count(*) AS op_edges FROM pipeline.lineage WHERE source_column LIKE '\_%';
+-- a pipeline on a captured table: the table itself is the source
+CREATE TABLE app_users (id int PRIMARY KEY, email text);
+SELECT pipeline.capture('app_users');
+SELECT pipeline.create_pipeline('users_silver', 'app_users', 'silver_users', key => '{id}',
+    columns => '{"email": "lower(email)"}') > 0 AS created;
+SELECT level, source, source_column, target_column, lineage_type FROM pipeline.lineage
+ WHERE pipeline = 'users_silver' ORDER BY 1 DESC, 3;
+SELECT pipeline.drop_pipeline('users_silver');
+SELECT pipeline.uncapture('app_users');
 
 -- Views and materialized views on targets (and views on those) are part of
 -- the graph, from pg_depend.
