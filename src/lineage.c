@@ -38,7 +38,6 @@
 #include "postgres.h"
 
 #include "access/relation.h"
-#include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -47,7 +46,6 @@
 #include "parser/parser.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -72,33 +70,6 @@ typedef struct LineageWalk
 } LineageWalk;
 
 static bool lineage_walker(Node *node, LineageWalk *w);
-
-/* OpenLineage settings; the SQL of pipeline--0.1.sql reads them. */
-static char *openlineage_namespace = NULL;
-static bool openlineage_outbox = true;
-static int	openlineage_retention = 7 * 24 * 3600;
-
-/*
- * pipeline_lineage_init
- *		Defines the OpenLineage settings.
- */
-void
-pipeline_lineage_init(void)
-{
-	DefineCustomStringVariable("pipeline.openlineage_namespace",
-							   "OpenLineage namespace of this server's datasets and jobs.",
-							   "As the specification names PostgreSQL datasets, postgres://host:port; "
-							   "empty: postgres://localhost:<port>.",
-							   &openlineage_namespace, "", PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("pipeline.openlineage_outbox",
-							 "Whether runs record their OpenLineage events in pipeline.openlineage_outbox.",
-							 NULL, &openlineage_outbox, true, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("pipeline.openlineage_retention",
-							"How long OpenLineage events stay in the outbox, shipped or not.",
-							"-1 keeps everything.",
-							&openlineage_retention, 7 * 24 * 3600, -1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-}
 
 /*
  * add_edge
@@ -408,10 +379,12 @@ insert_edge(const PipelineDef *def, Oid source, const char *source_column,
 			const char *target_column, bool indirect, const char *subtype,
 			const char *origin, const char *transformation)
 {
-	Oid			types[8] = {INT8OID, OIDOID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
+	Oid			types[9] = {INT8OID, OIDOID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(def->id);
 	values[1] = ObjectIdGetDatum(source);
 	values[2] = CStringGetTextDatum(source_column);
@@ -423,11 +396,11 @@ insert_edge(const PipelineDef *def, Oid source, const char *source_column,
 	values[5] = CStringGetTextDatum(indirect ? "INDIRECT" : "DIRECT");
 	values[6] = CStringGetTextDatum(subtype);
 	values[7] = CStringGetTextDatum(origin);
-	pipeline_exec(psprintf("INSERT INTO pipeline.lineage_edges (pipeline_id, source, source_column, "
-						   "target, target_column, lineage_type, subtype, origin, transformation) "
-						   "VALUES ($1, $2::regclass, $3, $4::regclass, $5, $6, $7, $8, %s) "
-						   "ON CONFLICT DO NOTHING", quote_literal_cstr(transformation)),
-				  8, types, values, nulls, false, 0);
+	values[8] = CStringGetTextDatum(transformation);
+	pipeline_exec("INSERT INTO pipeline.lineage_edges (pipeline_id, source, source_column, "
+				  "target, target_column, lineage_type, subtype, origin, transformation) "
+				  "VALUES ($1, $2::regclass, $3, $4::regclass, $5, $6, $7, $8, $9) "
+				  "ON CONFLICT DO NOTHING", 9, types, values, nulls, false, 0);
 }
 
 /*
