@@ -1119,3 +1119,811 @@ $$;
 COMMENT ON FUNCTION pipeline.metrics() IS
     'the pipelines and freshness checks the current role may see, in the Prometheus text exposition format';
 GRANT SELECT ON pipeline.status TO PUBLIC;
+
+/* -------------------------------------------------------------- lineage */
+
+/*
+ * Lineage catalog (lineage.c): the edges of each pipeline, recomputed by
+ * parse analysis of its definition whenever it is saved.  A column edge
+ * has both column names, a row edge (filter, delete_when, sequence_by: it
+ * decides whether a row lands) no target column, a table edge neither.
+ */
+CREATE TABLE pipeline.lineage_edges (
+    pipeline_id     bigint NOT NULL
+                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    source          regclass NOT NULL,
+    source_column   text,
+    target          regclass NOT NULL,
+    target_column   text,
+    lineage_type    text NOT NULL CHECK (lineage_type IN ('DIRECT', 'INDIRECT')),
+    subtype         text CHECK (subtype IN ('IDENTITY', 'TRANSFORMATION', 'AGGREGATION',
+                                            'FILTER', 'CONDITIONAL', 'SORT', 'GROUP_BY')),
+    origin          text NOT NULL CHECK (origin IN ('pipeline', 'mapping', 'filter',
+                                                    'delete_when', 'sequence_by')),
+    transformation  text,
+    CHECK ((source_column IS NULL) = (subtype IS NULL)),
+    CHECK (source_column IS NOT NULL OR target_column IS NULL),
+    UNIQUE NULLS NOT DISTINCT (pipeline_id, source, source_column, target, target_column,
+                               lineage_type, subtype, origin)
+);
+CREATE INDEX ON pipeline.lineage_edges (source);
+CREATE INDEX ON pipeline.lineage_edges (target);
+COMMENT ON TABLE pipeline.lineage_edges IS
+    'lineage of each pipeline from parse analysis of its definition (read pipeline.lineage, which adds views and checks privileges)';
+COMMENT ON COLUMN pipeline.lineage_edges.source IS
+    'the relation read; for a pipeline reading a change log, the relation the log records';
+COMMENT ON COLUMN pipeline.lineage_edges.target_column IS
+    'the target column computed; NULL on an edge of the filter, delete_when or sequence_by, which decides whether a whole row lands';
+COMMENT ON COLUMN pipeline.lineage_edges.lineage_type IS
+    'DIRECT: the value flows into the target; INDIRECT: it only decides which value or which row (CASE conditions, filters, subquery conditions)';
+COMMENT ON COLUMN pipeline.lineage_edges.transformation IS
+    'the expression of the definition the edge comes from';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.lineage_edges', '');
+ALTER TABLE pipeline.lineage_edges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.lineage_edges
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.lineage_edges TO PUBLIC;
+
+/* No SET clause, so that the planner inlines it into pipeline.lineage. */
+CREATE FUNCTION pipeline.may_see(relation regclass) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      SELECT coalesce(pg_catalog.has_table_privilege(relation, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER')
+                      OR pg_catalog.has_any_column_privilege(relation, 'SELECT,INSERT,UPDATE,REFERENCES'), false)
+    $$;
+COMMENT ON FUNCTION pipeline.may_see(regclass) IS
+    'true when the current role holds some privilege on the relation (or on one of its columns); lineage shows only such relations';
+
+CREATE FUNCTION pipeline.may_see_column(relation regclass, attnum smallint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      SELECT coalesce(pg_catalog.has_column_privilege(relation, attnum, 'SELECT,INSERT,UPDATE,REFERENCES'), false)
+    $$;
+COMMENT ON FUNCTION pipeline.may_see_column(regclass, smallint) IS
+    'true when the current role holds some privilege on the column (false for a column no longer there)';
+
+/*
+ * One row per edge: the stored edges, and the views and materialized views
+ * that depend (pg_depend on their rewrite rule) on a relation of the graph,
+ * transitively.  Not security_invoker: it reads every pipeline's edges and
+ * shows those whose both ends the current role may see.  "stored" is read
+ * once, so that the planner inlines it and a query on table edges skips
+ * the column checks.
+ */
+CREATE VIEW pipeline.lineage AS
+WITH RECURSIVE stored AS (
+    SELECT d.name AS pipeline, e.*, sa.attnum AS source_attnum, ta.attnum AS target_attnum
+      FROM pipeline.lineage_edges e
+      JOIN pipeline.pipeline_defs d ON d.id = e.pipeline_id
+      LEFT JOIN pg_attribute sa ON sa.attrelid = e.source AND sa.attname = e.source_column
+                               AND NOT sa.attisdropped
+      LEFT JOIN pg_attribute ta ON ta.attrelid = e.target AND ta.attname = e.target_column
+                               AND NOT ta.attisdropped
+     WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+),
+views (source, target) AS (
+    SELECT dep.refobjid, rw.ev_class
+      FROM pg_depend dep
+      JOIN pg_rewrite rw ON rw.oid = dep.objid
+     WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
+       AND dep.refobjid <> rw.ev_class
+       AND dep.refobjid IN (SELECT e.source FROM pipeline.lineage_edges e
+                            UNION SELECT e.target FROM pipeline.lineage_edges e)
+    UNION
+    SELECT dep.refobjid, rw.ev_class
+      FROM views v
+      JOIN pg_depend dep ON dep.refobjid = v.target AND dep.refclassid = 'pg_class'::regclass
+                        AND dep.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite rw ON rw.oid = dep.objid AND rw.ev_class <> v.target
+)
+SELECT s.pipeline,
+       CASE WHEN s.source_column IS NULL THEN 'table' ELSE 'column' END AS level,
+       s.source, s.source_column, s.target, s.target_column,
+       s.lineage_type, s.subtype, s.origin, s.transformation
+  FROM stored s
+ WHERE pipeline.may_see(s.source) AND pipeline.may_see(s.target)
+   AND (s.source_column IS NULL OR pipeline.may_see_column(s.source, s.source_attnum))
+   AND (s.target_column IS NULL OR pipeline.may_see_column(s.target, s.target_attnum))
+UNION ALL
+SELECT NULL, 'table', v.source::regclass, NULL, v.target::regclass, NULL, 'DIRECT', NULL,
+       CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, NULL
+  FROM views v
+  JOIN pg_class c ON c.oid = v.target
+ WHERE pipeline.may_see(v.source::regclass) AND pipeline.may_see(v.target::regclass);
+COMMENT ON VIEW pipeline.lineage IS
+    'one row per lineage edge (table: relation to relation through a pipeline or a view; column: source column to target column), of the relations and columns the current role may see';
+GRANT SELECT ON pipeline.lineage TO PUBLIC;
+
+CREATE FUNCTION pipeline.relation_kind(relation regclass) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+                            WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                            WHEN 'f' THEN 'foreign table' ELSE 'other' END
+        FROM pg_class c WHERE c.oid = relation
+    $$;
+COMMENT ON FUNCTION pipeline.relation_kind(regclass) IS
+    'internal: table, partitioned table, view, materialized view or foreign table';
+
+/*
+ * Impact analysis over the table edges.  The walk keeps (depth, relation)
+ * pairs only, so that a DAG's many paths collapse; each relation is
+ * reported at its shortest distance.
+ */
+CREATE FUNCTION pipeline.downstream(relation regclass, depth integer DEFAULT NULL)
+    RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH RECURSIVE e AS MATERIALIZED (
+          SELECT DISTINCT l.source, l.target, coalesce(l.pipeline, l.origin) AS via
+            FROM pipeline.lineage l WHERE l.level = 'table'),
+      walk (depth, relation) AS (
+          SELECT 0, $1
+          UNION
+          SELECT w.depth + 1, e.target FROM walk w JOIN e ON e.source = w.relation
+           WHERE w.depth < coalesce($2, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
+      via AS (SELECT e.target AS relation, f.depth + 1 AS depth,
+                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
+                FROM e JOIN nearest f ON f.relation = e.source
+               GROUP BY e.target, f.depth + 1)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
+        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+       WHERE n.depth > 0
+       ORDER BY n.depth, n.relation::text
+    $$;
+COMMENT ON FUNCTION pipeline.downstream(regclass, integer) IS
+    'impact analysis: the relations (targets, views, materialized views) computed from a relation, at most depth steps away (NULL: any), with the pipelines or views leading to each';
+
+CREATE FUNCTION pipeline.upstream(relation regclass, depth integer DEFAULT NULL)
+    RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH RECURSIVE e AS MATERIALIZED (
+          SELECT DISTINCT l.source, l.target, coalesce(l.pipeline, l.origin) AS via
+            FROM pipeline.lineage l WHERE l.level = 'table'),
+      walk (depth, relation) AS (
+          SELECT 0, $1
+          UNION
+          SELECT w.depth + 1, e.source FROM walk w JOIN e ON e.target = w.relation
+           WHERE w.depth < coalesce($2, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
+      via AS (SELECT e.source AS relation, f.depth + 1 AS depth,
+                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
+                FROM e JOIN nearest f ON f.relation = e.target
+               GROUP BY e.source, f.depth + 1)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
+        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+       WHERE n.depth > 0
+       ORDER BY n.depth, n.relation::text
+    $$;
+COMMENT ON FUNCTION pipeline.upstream(regclass, integer) IS
+    'the relations a relation is computed from, at most depth steps away (NULL: any), with the pipelines or views leading from each';
+
+/*
+ * Column lineage: every edge on the way from the staging columns to a
+ * column, each at the shortest distance from it.  Row edges (no target
+ * column) bear on every column of their target.
+ */
+CREATE FUNCTION pipeline.column_lineage(relation regclass, column_name text)
+    RETURNS TABLE (depth integer, source regclass, source_column text, target regclass,
+                   target_column text, pipeline text, lineage_type text, subtype text,
+                   origin text, transformation text)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2
+                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+          RAISE EXCEPTION 'column "%" of relation % does not exist', $2, $1
+                USING ERRCODE = 'undefined_column',
+                      DETAIL = 'column_lineage follows the lineage of one column of a relation.',
+                      HINT = 'Name a column as it is spelled in the catalog, without SQL quoting.';
+      END IF;
+      RETURN QUERY
+      WITH RECURSIVE e AS MATERIALIZED (
+          SELECT * FROM pipeline.lineage l WHERE l.level = 'column'),
+      walk (depth, relation, column_name) AS (
+          SELECT 0, $1, $2
+          UNION
+          SELECT w.depth + 1, e.source, e.source_column
+            FROM walk w JOIN e ON e.target = w.relation
+                              AND (e.target_column = w.column_name OR e.target_column IS NULL)
+           WHERE w.depth < 1000),
+      nearest AS (SELECT w.relation, w.column_name, min(w.depth) AS depth
+                    FROM walk w GROUP BY w.relation, w.column_name)
+      SELECT min(n.depth)::integer + 1, e.source, e.source_column, e.target, e.target_column, e.pipeline,
+             e.lineage_type, e.subtype, e.origin, e.transformation
+        FROM nearest n
+        JOIN e ON e.target = n.relation
+              AND (e.target_column = n.column_name OR e.target_column IS NULL)
+       GROUP BY e.source, e.source_column, e.target, e.target_column, e.pipeline,
+                e.lineage_type, e.subtype, e.origin, e.transformation
+       ORDER BY 1, e.target::text, e.target_column NULLS LAST, e.source::text, e.source_column,
+                e.origin, e.lineage_type;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.column_lineage(regclass, text) IS
+    'where a column comes from: every column edge on the way back to the staging columns, DIRECT (the value flows) or INDIRECT (it decides), with its expression';
+
+CREATE FUNCTION pipeline.dot_quote(name text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT '"' || replace(replace(name, '\', '\\'), '"', '\"') || '"' $$;
+COMMENT ON FUNCTION pipeline.dot_quote(text) IS
+    'internal: a Graphviz DOT quoted string';
+
+CREATE FUNCTION pipeline.dot_record_field(name text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT regexp_replace(name, '([\\{}|<>" ])', '\\\1', 'g') $$;
+COMMENT ON FUNCTION pipeline.dot_record_field(text) IS
+    'internal: text escaped for a field of a Graphviz record label, itself inside a DOT quoted string';
+
+/*
+ * Graphviz DOT of the lineage: relations as boxes (views dashed,
+ * materialized views rounded), pipelines as ellipses between them; edges
+ * that only decide are dashed.  With columns, a relation is a record of its
+ * name (port t) and the columns on column edges (ports c<attnum>, stacked
+ * in left-to-right ranks); column edges leave a field on its east side and
+ * enter one on its west side, a row edge enters the name.
+ */
+CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boolean DEFAULT false)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH l AS MATERIALIZED (SELECT * FROM pipeline.lineage),
+      near AS (
+          SELECT $1 AS relation WHERE $1 IS NOT NULL
+          UNION SELECT u.relation FROM pipeline.upstream($1) u WHERE $1 IS NOT NULL
+          UNION SELECT d.relation FROM pipeline.downstream($1) d WHERE $1 IS NOT NULL),
+      t AS (SELECT * FROM l WHERE l.level = 'table'
+              AND ($1 IS NULL OR (l.source IN (SELECT relation FROM near)
+                                  AND l.target IN (SELECT relation FROM near)))),
+      rels AS (SELECT t.source AS relation FROM t UNION SELECT t.target FROM t
+               UNION SELECT $1 WHERE $1 IS NOT NULL),
+      cols AS (SELECT DISTINCT c.relation, a.attnum, a.attname::text AS name
+                 FROM (SELECT l.source AS relation, l.source_column AS name FROM l
+                        WHERE l.level = 'column'
+                       UNION
+                       SELECT l.target, l.target_column FROM l
+                        WHERE l.level = 'column' AND l.target_column IS NOT NULL) c
+                 JOIN pg_attribute a ON a.attrelid = c.relation AND a.attname = c.name
+                WHERE $2 AND c.relation IN (SELECT r.relation FROM rels r)),
+      fields AS (SELECT c.relation, string_agg('|<c' || c.attnum || '> ' || pipeline.dot_record_field(c.name),
+                                               '' ORDER BY c.attnum) AS list
+                   FROM cols c GROUP BY c.relation),
+      /* with columns, a table edge joins a relation's title field (port t) */
+      p AS (SELECT CASE WHEN $2 THEN ':t' ELSE '' END AS title),
+      nodes (ord, line) AS (
+          SELECT 1, '  ' || pipeline.dot_quote('rel:' || r.relation::text) || ' [shape='
+                 || CASE WHEN $2 THEN 'record' ELSE 'box' END
+                 || CASE pipeline.relation_kind(r.relation)
+                         WHEN 'view' THEN ', style=dashed'
+                         WHEN 'materialized view' THEN ', style=rounded' ELSE '' END
+                 || ', label='
+                 || CASE WHEN $2
+                         THEN '"<t> ' || pipeline.dot_record_field(r.relation::text)
+                              || coalesce(f.list, '') || '"'
+                         ELSE pipeline.dot_quote(r.relation::text) END
+                 || '];'
+            FROM rels r LEFT JOIN fields f ON f.relation = r.relation
+          UNION ALL
+          SELECT 2, '  ' || pipeline.dot_quote('pipeline:' || p.pipeline)
+                 || ' [shape=ellipse, style=filled, fillcolor="#dde8f7", label='
+                 || pipeline.dot_quote(p.pipeline) || '];'
+            FROM (SELECT DISTINCT t.pipeline FROM t WHERE t.pipeline IS NOT NULL) p),
+      edges (ord, line) AS (
+          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
+                 || pipeline.dot_quote('pipeline:' || t.pipeline)
+                 || CASE WHEN t.lineage_type = 'INDIRECT' THEN ' [style=dashed];' ELSE ';' END
+            FROM t, p WHERE t.pipeline IS NOT NULL
+          UNION
+          SELECT 3, '  ' || pipeline.dot_quote('pipeline:' || t.pipeline) || ' -> '
+                 || pipeline.dot_quote('rel:' || t.target::text) || p.title || ';'
+            FROM t, p WHERE t.pipeline IS NOT NULL
+          UNION
+          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
+                 || pipeline.dot_quote('rel:' || t.target::text) || p.title || ' [style=dotted];'
+            FROM t, p WHERE t.pipeline IS NULL
+          UNION
+          SELECT 4, '  ' || pipeline.dot_quote('rel:' || c.source::text) || ':c' || sa.attnum || ':e -> '
+                 || pipeline.dot_quote('rel:' || c.target::text)
+                 || coalesce(':c' || ta.attnum, ':t') || ':w'
+                 || ' [color=gray40' || CASE WHEN c.lineage_type = 'INDIRECT' THEN ', style=dashed' ELSE '' END
+                 || ', tooltip=' || pipeline.dot_quote(c.pipeline || ': ' || c.transformation) || '];'
+            FROM l c
+            JOIN pg_attribute sa ON sa.attrelid = c.source AND sa.attname = c.source_column
+            LEFT JOIN pg_attribute ta ON ta.attrelid = c.target AND ta.attname = c.target_column
+           WHERE $2 AND c.level = 'column'
+             AND c.source IN (SELECT relation FROM rels) AND c.target IN (SELECT relation FROM rels))
+      SELECT 'digraph lineage {' || E'\n'
+             || '  rankdir=LR;' || E'\n'
+             || '  node [fontname="Helvetica", fontsize=10];' || E'\n'
+             || '  edge [color=gray20];' || E'\n'
+             || coalesce((SELECT string_agg(x.line, E'\n' ORDER BY x.ord, x.line)
+                            FROM (SELECT * FROM nodes UNION ALL SELECT * FROM edges) x) || E'\n', '')
+             || '}' || E'\n'
+    $$;
+COMMENT ON FUNCTION pipeline.lineage_dot(regclass, boolean) IS
+    'Graphviz DOT of the lineage the current role may see (of one relation: its upstream and downstream), with column edges when columns is true';
+
+/* ----------------------------------------------------------- OpenLineage */
+
+/*
+ * OpenLineage (spec 2-0-2): each run is a job run with a RunEvent at its
+ * start and at its end.  runId is a random UUID kept with the run.
+ */
+ALTER TABLE pipeline.run_log ADD COLUMN run_uuid uuid NOT NULL DEFAULT gen_random_uuid();
+COMMENT ON COLUMN pipeline.run_log.run_uuid IS
+    'the run''s OpenLineage runId: random, kept with the run (by dump and restore too)';
+
+CREATE FUNCTION pipeline.openlineage_namespace() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT coalesce(nullif(current_setting('pipeline.openlineage_namespace', true), ''),
+                      'postgres://localhost:' || current_setting('port'))
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_namespace() IS
+    'the OpenLineage namespace of this server''s datasets and jobs: pipeline.openlineage_namespace, or postgres://localhost:<port>';
+
+CREATE FUNCTION pipeline.openlineage_facet(schema_url text, body jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
+                                             || (SELECT e.extversion FROM pg_extension e
+                                                  WHERE e.extname = 'pipeline'),
+                                '_schemaURL', schema_url) || body
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_facet(text, jsonb) IS
+    'internal: an OpenLineage facet: the body with _producer and _schemaURL';
+
+CREATE FUNCTION pipeline.openlineage_time(t timestamptz) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
+COMMENT ON FUNCTION pipeline.openlineage_time(timestamptz) IS
+    'internal: a time in ISO 8601, UTC';
+
+/* A dataset as the specification names PostgreSQL's, with its schema facet. */
+CREATE FUNCTION pipeline.openlineage_dataset(relation regclass) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT jsonb_build_object(
+               'namespace', pipeline.openlineage_namespace(),
+               'name', current_database() || '.' || n.nspname || '.' || c.relname,
+               'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
+                   'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
+                   jsonb_build_object('fields', coalesce(
+                       (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
+                                                            'type', format_type(f.atttypid, f.atttypmod),
+                                                            'ordinal_position', f.position)
+                                         ORDER BY f.position)
+                          FROM (SELECT a.attname, a.atttypid, a.atttypmod,
+                                       row_number() OVER (ORDER BY a.attnum) AS position
+                                  FROM pg_attribute a
+                                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                   AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.oid = relation
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_dataset(regclass) IS
+    'internal: an OpenLineage dataset (namespace postgres://host:port, name database.schema.table) with its schema facet';
+
+/* The columnLineage facet of a pipeline's target, from its stored edges. */
+CREATE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH f AS (
+          SELECT e.target_column, e.source, e.source_column,
+                 jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
+                                              'description', e.origin || ': ' || e.transformation)
+                           ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
+            FROM pipeline.lineage_edges e
+           WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
+             AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+           GROUP BY e.target_column, e.source, e.source_column),
+      i AS (
+          SELECT f.target_column,
+                 jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
+                                              'field', f.source_column,
+                                              'transformations', f.transformations)
+                           ORDER BY d.ds->>'name', f.source_column) AS input_fields
+            FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+           GROUP BY f.target_column)
+      SELECT pipeline.openlineage_facet(
+               'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
+               jsonb_build_object(
+                 'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
+                                                             jsonb_build_object('inputFields', i.input_fields))
+                                       FROM i WHERE i.target_column IS NOT NULL), '{}'),
+                 'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]')))
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_column_lineage(bigint) IS
+    'internal: the OpenLineage columnLineage facet of a pipeline''s target (fields per column; dataset: the filter, delete_when and sequence_by)';
+
+CREATE FUNCTION pipeline.openlineage_event(run_id bigint, event_type text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      r record;
+      d record;
+      kind text;
+      terminal text;
+      ns text := pipeline.openlineage_namespace();
+      run_facets jsonb := '{}';
+      source_relation regclass;
+      inputs jsonb;
+      output jsonb;
+      assertions jsonb;
+      parent record;
+    BEGIN
+      SELECT l.* INTO r FROM pipeline.run_log l WHERE l.run_id = $1;
+      IF NOT FOUND THEN
+          RAISE EXCEPTION 'run % does not exist', $1
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'There is no such run, or it is a run of a pipeline the current role may not manage.',
+                      HINT = 'Find runs in pipeline.runs.';
+      END IF;
+      SELECT p.* INTO d FROM pipeline.pipeline_defs p WHERE p.id = r.pipeline_id;
+      terminal := CASE r.status WHEN 'succeeded' THEN 'COMPLETE' WHEN 'failed' THEN 'FAIL'
+                                WHEN 'cancelled' THEN 'ABORT' END;
+      kind := upper(coalesce($2, coalesce(terminal, 'START')));
+      IF kind NOT IN ('START', 'COMPLETE', 'FAIL', 'ABORT') OR (kind <> 'START' AND kind IS DISTINCT FROM terminal) THEN
+          RAISE EXCEPTION 'run % has no % event', $1, kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The run''s status is %s; it has a START event%s.', r.status,
+                                      coalesce(' and a ' || terminal || ' event', '')),
+                      HINT = 'Pass START, the run''s end event (COMPLETE, FAIL or ABORT), or NULL for its latest.';
+      END IF;
+
+      IF kind = 'FAIL' THEN
+          run_facets := run_facets || jsonb_build_object('errorMessage', pipeline.openlineage_facet(
+              'https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet',
+              jsonb_build_object('message', coalesce(r.error_message, 'failed'),
+                                 'programmingLanguage', 'SQL')
+              || CASE WHEN r.error_sqlstate IS NOT NULL
+                      THEN jsonb_build_object('stackTrace', 'SQLSTATE ' || r.error_sqlstate) ELSE '{}' END));
+      END IF;
+      /* in a DAG: the upstream run whose changes this run went on from */
+      SELECT u.name, l.run_uuid INTO parent
+        FROM pipeline.pipeline_defs u JOIN pipeline.run_log l ON l.pipeline_id = u.id
+       WHERE u.change_log = d.source AND l.status = 'succeeded' AND l.finished_at <= r.started_at
+       ORDER BY l.finished_at DESC LIMIT 1;
+      IF FOUND THEN
+          run_facets := run_facets || jsonb_build_object('parent', pipeline.openlineage_facet(
+              'https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet',
+              jsonb_build_object('run', jsonb_build_object('runId', parent.run_uuid),
+                                 'job', jsonb_build_object('namespace', ns,
+                                                           'name', current_database() || '.' || parent.name))));
+      END IF;
+
+      SELECT e.source INTO source_relation FROM pipeline.lineage_edges e
+       WHERE e.pipeline_id = d.id AND e.origin = 'pipeline' AND e.lineage_type = 'DIRECT'
+         AND e.source = coalesce((SELECT u.target FROM pipeline.pipeline_defs u
+                                   WHERE u.change_log = d.source LIMIT 1),
+                                 (SELECT c.relation FROM pipeline.captures c WHERE c.change_log = d.source),
+                                 d.source);
+      IF kind <> 'START' THEN
+          SELECT jsonb_agg(jsonb_build_object(
+                   'assertion', c.kind, 'success', cr.status = 'PASS',
+                   'severity', CASE WHEN c.action = 'fail' OR cr.status = 'FAIL' THEN 'error' ELSE 'warn' END,
+                   'name', cr.check_name,
+                   'actual', cr.failing::text || ' of ' || cr.total::text || ' failing')
+                   || CASE WHEN c.column_name IS NOT NULL THEN jsonb_build_object('column', c.column_name)
+                           ELSE '{}' END
+                   || CASE WHEN c.expression IS NOT NULL
+                           THEN jsonb_build_object('content', c.expression, 'contentType', 'sql') ELSE '{}' END
+                   ORDER BY cr.check_name)
+            INTO assertions
+            FROM pipeline.check_results cr
+            LEFT JOIN pipeline.checks c ON c.id = cr.check_id
+           WHERE cr.run_id = r.run_id;
+      END IF;
+      SELECT jsonb_agg(pipeline.openlineage_dataset(x.source)
+                       || CASE WHEN x.source = source_relation AND assertions IS NOT NULL
+                               THEN jsonb_build_object('inputFacets', jsonb_build_object(
+                                      'dataQualityAssertions', pipeline.openlineage_facet(
+                                        'https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet',
+                                        jsonb_build_object('assertions', assertions))))
+                               ELSE '{}' END
+                       ORDER BY x.source = source_relation DESC, x.source::text)
+        INTO inputs
+        FROM (SELECT DISTINCT e.source FROM pipeline.lineage_edges e
+               WHERE e.pipeline_id = d.id AND e.origin = 'pipeline'
+                 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)) x;
+
+      output := pipeline.openlineage_dataset(d.target);
+      output := jsonb_set(output, '{facets,columnLineage}', pipeline.openlineage_column_lineage(d.id));
+      IF kind <> 'START' THEN
+          output := output || jsonb_build_object('outputFacets', jsonb_build_object(
+              'outputStatistics', pipeline.openlineage_facet(
+                'https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet',
+                jsonb_build_object('rowCount', r.rows_inserted + r.rows_updated + r.rows_deleted))));
+      END IF;
+
+      RETURN jsonb_build_object(
+        'eventType', kind,
+        'eventTime', pipeline.openlineage_time(CASE WHEN kind = 'START' THEN r.started_at
+                                                    ELSE coalesce(r.finished_at, r.started_at) END),
+        'producer', 'urn:postgresql:extension:pipeline:'
+                    || (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'pipeline'),
+        'schemaURL', 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent',
+        'run', jsonb_build_object('runId', r.run_uuid, 'facets', run_facets),
+        'job', jsonb_build_object(
+                 'namespace', ns,
+                 'name', current_database() || '.' || d.name,
+                 'facets', jsonb_build_object('jobType', pipeline.openlineage_facet(
+                     'https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet',
+                     jsonb_build_object('processingType', 'BATCH', 'integration', 'PIPELINE',
+                                        'jobType', 'JOB')))),
+        'inputs', coalesce(inputs, '[]'),
+        'outputs', jsonb_build_array(output));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_event(bigint, text) IS
+    'the OpenLineage RunEvent (spec 2-0-2) of a run as jsonb: START, or its end (COMPLETE, FAIL, ABORT; NULL: the latest), with schema, columnLineage, outputStatistics, dataQualityAssertions, errorMessage and parent facets';
+
+/*
+ * The outbox: every run's events, in the order they happened, for a
+ * shipper outside the database to read and acknowledge.  A trigger on the
+ * run log fills it; a failure to build an event is a warning, never a
+ * failed run.
+ */
+CREATE TABLE pipeline.openlineage_outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline_id     bigint NOT NULL
+                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    run_id          bigint NOT NULL,
+    event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
+    event           jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    acknowledged_at timestamptz,
+    UNIQUE (run_id, event_type)
+);
+CREATE INDEX ON pipeline.openlineage_outbox (id) WHERE acknowledged_at IS NULL;
+CREATE INDEX ON pipeline.openlineage_outbox (created_at);
+COMMENT ON TABLE pipeline.openlineage_outbox IS
+    'OpenLineage events of every run, in order, until pipeline.openlineage_retention; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox_id_seq', '');
+ALTER TABLE pipeline.openlineage_outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.openlineage_outbox
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
+GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
+
+CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      kind text := CASE NEW.status WHEN 'running' THEN 'START' WHEN 'succeeded' THEN 'COMPLETE'
+                                   WHEN 'failed' THEN 'FAIL' WHEN 'cancelled' THEN 'ABORT' END;
+      retention integer := coalesce((SELECT g.setting::integer FROM pg_settings g
+                                      WHERE g.name = 'pipeline.openlineage_retention'), 604800);
+    BEGIN
+      IF NOT coalesce(current_setting('pipeline.openlineage_outbox', true), 'on')::boolean
+         OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
+          RETURN NULL;          -- a restored run is history, not news
+      END IF;
+      BEGIN
+          IF kind <> 'START' AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_outbox o
+                                              WHERE o.run_id = NEW.run_id AND o.event_type = 'START') THEN
+              INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
+              VALUES (NEW.pipeline_id, NEW.run_id, 'START', pipeline.openlineage_event(NEW.run_id, 'START'));
+          END IF;
+          INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
+          VALUES (NEW.pipeline_id, NEW.run_id, kind, pipeline.openlineage_event(NEW.run_id, kind))
+          ON CONFLICT DO NOTHING;
+          IF retention >= 0 THEN
+              DELETE FROM pipeline.openlineage_outbox o
+               WHERE o.created_at < clock_timestamp() - make_interval(secs => retention);
+          END IF;
+      EXCEPTION WHEN OTHERS THEN
+          RAISE WARNING 'could not record the OpenLineage % event of run %: %', kind, NEW.run_id, SQLERRM
+                USING DETAIL = 'The run goes on; only its event is missing from pipeline.openlineage_outbox.',
+                      HINT = 'pipeline.openlineage_event(run_id) builds it again.';
+      END;
+      RETURN NULL;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
+    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention';
+CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
+    FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
+CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION pipeline.openlineage_on_run();
+
+CREATE FUNCTION pipeline.openlineage_pending(max_events integer DEFAULT 100)
+    RETURNS TABLE (id bigint, event jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT o.id, o.event FROM pipeline.openlineage_outbox o
+       WHERE o.acknowledged_at IS NULL ORDER BY o.id LIMIT max_events
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_pending(integer) IS
+    'the oldest events not acknowledged yet, in order (of the pipelines the current role may manage)';
+
+CREATE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH a AS (
+          UPDATE pipeline.openlineage_outbox o SET acknowledged_at = clock_timestamp()
+           WHERE o.id = ANY (ids) AND o.acknowledged_at IS NULL
+          RETURNING 1)
+      SELECT count(*) FROM a
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_acknowledge(bigint[]) IS
+    'marks events as shipped (those of pipelines the current role may manage); returns how many';
+
+/* ---------------------------------------------------- row-level provenance */
+
+/*
+ * Where each run started and ended in its source: the cursor before its
+ * first batch and after its last.  The staged rows a run consumed are those
+ * pending at the first and consumed at the second.
+ */
+CREATE TABLE pipeline.run_positions (
+    run_id              bigint PRIMARY KEY
+                        REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
+    pipeline_id         bigint NOT NULL
+                        REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    source              regclass NOT NULL,
+    before_consumed     pg_snapshot NOT NULL,
+    before_partial_xid  xid8,
+    before_partial_seq  bigint,
+    after_consumed      pg_snapshot,
+    after_partial_xid   xid8,
+    after_partial_seq   bigint
+);
+COMMENT ON TABLE pipeline.run_positions IS
+    'the cursor of each run (of kind run) before its first batch and after its last: which staged rows it consumed (see run_staged_rows)';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.run_positions', '');
+ALTER TABLE pipeline.run_positions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.run_positions
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.run_positions TO PUBLIC;
+
+CREATE FUNCTION pipeline.record_run_position() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+          IF NEW.status = 'running' AND NEW.kind = 'run' THEN
+              INSERT INTO pipeline.run_positions (run_id, pipeline_id, source, before_consumed,
+                                                  before_partial_xid, before_partial_seq)
+              SELECT NEW.run_id, NEW.pipeline_id, d.source, c.consumed, c.partial_xid, c.partial_seq
+                FROM pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
+               WHERE c.pipeline_id = NEW.pipeline_id;
+          END IF;
+      ELSE
+          UPDATE pipeline.run_positions p
+             SET after_consumed = c.consumed, after_partial_xid = c.partial_xid,
+                 after_partial_seq = c.partial_seq
+            FROM pipeline.cursors c
+           WHERE p.run_id = NEW.run_id AND c.pipeline_id = NEW.pipeline_id;
+      END IF;
+      RETURN NULL;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.record_run_position() IS
+    'trigger: records the cursor of a run when it starts and when it ends';
+CREATE TRIGGER record_run_position_start AFTER INSERT ON pipeline.run_log
+    FOR EACH ROW EXECUTE FUNCTION pipeline.record_run_position();
+CREATE TRIGGER record_run_position_end AFTER UPDATE OF status ON pipeline.run_log
+    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+    EXECUTE FUNCTION pipeline.record_run_position();
+
+CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
+    RETURNS TABLE (_xid xid8, _seq bigint, staged_row jsonb)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      p pipeline.run_positions;
+    BEGIN
+      SELECT * INTO p FROM pipeline.run_positions r WHERE r.run_id = $1;
+      IF NOT FOUND OR p.after_consumed IS NULL THEN
+          RAISE EXCEPTION 'run % has no recorded staged rows', $1
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'Staged rows are recorded for finished runs of kind run of pipelines the current role may manage; requeue runs read the quarantine.',
+                      HINT = 'Find runs in pipeline.runs; the rows a requeue run read are in pipeline.quarantine_log (requeue_run_id).';
+      END IF;
+      /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
+      RETURN QUERY EXECUTE format(
+          'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM %s s '
+          'WHERE (pg_visible_in_snapshot(s._xid, $1) OR (s._xid = $2 AND s._seq <= $3)) '
+          'AND NOT pg_visible_in_snapshot(s._xid, $4) AND ($5 IS NULL OR s._xid <> $5 OR s._seq > $6) '
+          'AND s._xid >= pg_snapshot_xmin($4) '
+          'ORDER BY s._xid, s._seq', p.source)
+        USING p.after_consumed, p.after_partial_xid, p.after_partial_seq,
+              p.before_consumed, p.before_partial_xid, p.before_partial_seq;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
+    'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
+
+CREATE FUNCTION pipeline.current_run_id(pipeline_id bigint) RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT max(l.run_id) FROM pipeline.run_log l
+       WHERE l.pipeline_id = $1 AND l.status = 'running' AND l.backend_pid = pg_backend_pid()
+    $$;
+COMMENT ON FUNCTION pipeline.current_run_id(bigint) IS
+    'the run of the pipeline this session is running now (NULL outside one); the mapping of a provenance column';
+
+/*
+ * Provenance column: a target column mapped to the run that writes the
+ * row.  The scalar subquery is evaluated once per batch statement.
+ */
+CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      d pipeline.pipeline_defs;
+    BEGIN
+      SELECT * INTO d FROM pipeline.pipeline_defs p WHERE p.name = pipeline_name;
+      IF NOT FOUND THEN
+          RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'There is no pipeline of that name that the current role may manage.',
+                      HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = d.target
+                        AND a.attname = column_name AND NOT a.attisdropped) THEN
+          EXECUTE format('ALTER TABLE %s ADD COLUMN %I bigint', d.target, column_name);
+      END IF;
+      PERFORM pipeline.alter_pipeline(pipeline_name, columns => d.columns || jsonb_build_object(
+          column_name, format('(SELECT pipeline.current_run_id(%s))', d.id)));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.enable_provenance(text, text) IS
+    'adds a bigint column to the pipeline''s target (when missing) that each merged row gets the id of the run that wrote or last changed it';
+
+CREATE FUNCTION pipeline.disable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      d pipeline.pipeline_defs;
+    BEGIN
+      SELECT * INTO d FROM pipeline.pipeline_defs p WHERE p.name = pipeline_name;
+      IF NOT FOUND THEN
+          RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'There is no pipeline of that name that the current role may manage.',
+                      HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
+      END IF;
+      IF d.columns->>column_name IS NULL THEN
+          RAISE EXCEPTION 'pipeline "%" keeps no provenance in column "%"', pipeline_name, column_name
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Its columns mapping does not map that column.',
+                      HINT = 'Name the column given to enable_provenance.';
+      END IF;
+      PERFORM pipeline.alter_pipeline(pipeline_name,
+          columns => d.columns || jsonb_build_object(column_name, NULL::text));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.disable_provenance(text, text) IS
+    'stops writing the provenance column (it stays in the target with its last values; new rows get NULL)';

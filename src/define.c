@@ -1066,6 +1066,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);
 	def->id = save_definition(def, true);
+	pipeline_save_lineage(def);
 	if (def->reads_change_log)
 	{
 		pipeline_seed_change_log(def);
@@ -1138,6 +1139,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	validate_and_build(def, NULL);
 	save_definition(def, false);
+	pipeline_save_lineage(def);
 	pipeline_forget_statements(def->id);
 	pipeline_schedules_changed();
 	SPI_finish();

@@ -400,4 +400,5 @@ pipeline_apply_schema_change(PipelineDef *def)
 	pipeline_store_source_columns(def->id, now_cols);
 	def->source_columns = now_cols;
 	def->version++;
+	pipeline_save_lineage(def);
 }

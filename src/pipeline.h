@@ -367,6 +367,12 @@ extern void pipeline_checks_fail_statement(const PipelineDef *def, List *checks,
 										   const BatchTally *tally, int64 run_id);
 extern void pipeline_checks_save_pending(int64 run_id);
 
+/* lineage.c */
+extern void pipeline_save_lineage(const PipelineDef *def);
+
+/* openlineage.c */
+extern void pipeline_openlineage_init(void);
+
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 

@@ -179,3 +179,18 @@ SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_fa
   FROM pipeline.status;
 SELECT line FROM regexp_split_to_table(pipeline.metrics(), E'\n') line
  WHERE line ~ '^pipeline_(state|runs_total|rows_total|pending_rows|quarantined_rows)\{' AND line !~ '} 0$';
+
+\echo '== 14. Lineage: where a gold column comes from, what a change to raw.orders reaches, the run as OpenLineage'
+CREATE VIEW gold.big_spenders AS SELECT customer, amount FROM gold.last_order WHERE amount >= 100;
+SELECT depth, source, source_column, target, target_column, lineage_type, subtype, origin
+  FROM pipeline.column_lineage('gold.last_order', 'amount');
+SELECT relation, depth, relation_kind, via FROM pipeline.downstream('raw.orders');
+-- each pipeline's last run that wrote rows, as its OpenLineage COMPLETE event
+SELECT DISTINCT ON (e#>>'{job,name}') e->>'eventType' AS event, e#>>'{job,name}' AS job,
+       e#>>'{inputs,0,name}' AS input, e#>>'{outputs,0,name}' AS output,
+       e#>>'{outputs,0,outputFacets,outputStatistics,rowCount}' AS rows_written
+  FROM pipeline.openlineage_outbox o, LATERAL (SELECT o.event AS e) x
+ WHERE o.event_type = 'COMPLETE' AND (e#>>'{outputs,0,outputFacets,outputStatistics,rowCount}')::bigint > 0
+ ORDER BY e#>>'{job,name}', o.id DESC;
+-- the README's picture: pipeline.lineage_dot() | dot -Tsvg
+SELECT pipeline.lineage_dot();

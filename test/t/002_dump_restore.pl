@@ -1,6 +1,6 @@
 # Survives the operator's tools: a pg_dump of a database with pipelines,
 # restored into another cluster, keeps definitions, cursors, history and
-# quarantine, data quality checks and their results, and its cursors stay
+# quarantine, data quality checks and their results, lineage, and its cursors stay
 # exact: consumed rows are not applied again, pending ones and rows written
 # after the restore are applied once.
 # The same holds for a DAG's change log and a captured table.
@@ -60,6 +60,13 @@ is( $new->safe_psql(
 	  FROM pipeline.checks c JOIN pipeline.check_results r ON r.check_id = c.id}),
 	'v_below_100000:PASS:1000,v_below_100000:PASS:100',
 	'checks and their results restored');
+is( $new->safe_psql(
+		'app', q{
+	SELECT string_agg(source_column || '>' || coalesce(target_column, '*') || ':' || lineage_type, ','
+	                  ORDER BY source_column, target_column)
+	  FROM pipeline.lineage WHERE pipeline = 'latest' AND level = 'column'}),
+	'id>id:DIRECT,note>note:DIRECT,v>v:DIRECT,v>*:INDIRECT',
+	'lineage restored');
 
 # written after the restore, on the new cluster's transaction ids; one row
 # fails the restored check and is dropped
