@@ -742,7 +742,7 @@ COMMENT ON FUNCTION pipeline.archived_rows(bigint, anyelement) IS
 CREATE FUNCTION pipeline.archived_rows_jsonb(batch_id bigint)
     RETURNS TABLE (_xid xid8, _seq bigint, raw_row jsonb)
     AS 'MODULE_PATHNAME', 'pipeline_archived_rows_jsonb'
-    LANGUAGE C STABLE STRICT;
+    LANGUAGE C STABLE;
 COMMENT ON FUNCTION pipeline.archived_rows_jsonb(bigint) IS
     'the rows of an archive batch as jsonb objects of their columns when archived, whatever the table became since';
 
@@ -750,7 +750,7 @@ CREATE FUNCTION pipeline.archive_unpack(batch pipeline.archive_batches, dictiona
                                         row_type anyelement)
     RETURNS SETOF anyelement
     AS 'MODULE_PATHNAME', 'pipeline_archive_unpack'
-    LANGUAGE C IMMUTABLE;
+    LANGUAGE C STABLE;
 COMMENT ON FUNCTION pipeline.archive_unpack(pipeline.archive_batches, bytea, anyelement) IS
     'internal: the rows of a batch (read by a replay) as a row type, columns matched by name';
 

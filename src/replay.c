@@ -59,7 +59,8 @@ pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 	if (req->has_since && req->has_until && req->since >= req->until)
 		bad_range("since must be before until",
 				  psprintf("A replay merges the rows of the runs started from since (%s) until before until (%s).",
-						   timestamptz_to_str(req->since), timestamptz_to_str(req->until)));
+						   pstrdup(timestamptz_to_str(req->since)),
+						   pstrdup(timestamptz_to_str(req->until))));
 	if (req->has_first && req->has_last && req->first_run > req->last_run)
 		bad_range("first_run must not be after last_run",
 				  psprintf("A replay merges the rows of runs %lld to %lld, which is none.",
