@@ -114,6 +114,7 @@ typedef struct BatchWriter
 	int64		dictionary_id;	/* 0: none */
 	bytea	   *dictionary;
 	ArchiveEncoder *enc;
+	SPIPlanPtr	delete_plan;	/* prepared at the first batch */
 	Oid		   *rels;			/* each row's table (a partition) and ctid */
 	ItemPointerData *tids;
 	RowPosition first;
@@ -395,25 +396,33 @@ use_dictionary(BatchWriter *w)
 /*
  * delete_archived
  *		Deletes the rows of the batch from the staging table, by table (a
- *		partition) and ctid; returns how many it found.
+ *		partition) and ctid; returns how many it found.  The statement is
+ *		planned generically, not for the list at hand: a list of thousands
+ *		of ctids is costed above a scan of the whole table, and the index
+ *		cannot help when one transaction staged them all.
  */
 static int64
 delete_archived(BatchWriter *w)
 {
 	int			n = w->enc->rows;
-	char	   *sql = psprintf("DELETE FROM %s s WHERE s.tableoid = $1 AND s.ctid = ANY ($2)",
-							   pipeline_qualified_name(w->r->source));
+	Oid			types[2] = {OIDOID, TIDARRAYOID};
 	Datum	   *tids = palloc(sizeof(Datum) * n);
 	bool	   *done = palloc0(sizeof(bool) * n);
 	PipelineUserContext ctx;
 	int64		deleted = 0;
 
 	pipeline_become_role(w->r->owner, "pg_catalog, pg_temp", &ctx);
+	if (w->delete_plan == NULL)
+		w->delete_plan = SPI_prepare_cursor(psprintf("DELETE FROM %s s WHERE s.tableoid = $1 "
+													 "AND s.ctid = ANY ($2)", w->source_name),
+											2, types, CURSOR_OPT_GENERIC_PLAN);
+	if (w->delete_plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	for (int i = 0; i < n; i++)
 	{
-		Oid			types[2] = {OIDOID, TIDARRAYOID};
 		Datum		values[2];
 		int			k = 0;
+		int			ret;
 
 		if (done[i])
 			continue;
@@ -427,7 +436,10 @@ delete_archived(BatchWriter *w)
 		values[0] = ObjectIdGetDatum(w->rels[i]);
 		values[1] = PointerGetDatum(construct_array(tids, k, TIDOID, sizeof(ItemPointerData),
 													false, TYPALIGN_SHORT));
-		deleted += pipeline_exec(sql, 2, types, values, NULL, false, 0);
+		ret = SPI_execute_plan(w->delete_plan, values, NULL, false, 0);
+		if (ret < 0)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		deleted += SPI_processed;
 	}
 	pipeline_restore_user(&ctx);
 	return deleted;
