@@ -724,8 +724,18 @@ pipeline_archive_after_run(const PipelineDef *def)
 {
 	ErrorData  *error;
 
+	Oid			types[2] = {OIDOID, INT4OID};
+	Datum		values[2];
+
 	/* change logs are trimmed, not archived; an old snapshot misses readers */
 	if (pipeline_archive_interval < 0 || def->reads_change_log || IsolationUsesXactSnapshot())
+		return;
+	/* most sources have no retention: one probe, no subtransaction */
+	values[0] = ObjectIdGetDatum(def->source);
+	values[1] = Int32GetDatum(pipeline_archive_interval);
+	if (exec_internal("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
+					  "OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
+					  2, types, values, NULL) == 0)
 		return;
 	error = pipeline_try(auto_pass, (void *) &def->source);
 	if (error == NULL)

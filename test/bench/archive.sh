@@ -78,10 +78,11 @@ say "$(sql -Atc 'SELECT version()' | cut -d, -f1), $(nproc) cores, load average 
 say "events: $ROWS rows (event_id bigint, occurred_at, received_at timestamptz, source text, payload jsonb of $(sql -Atc 'SELECT round(avg(octet_length(payload::text))) FROM events_gen') bytes as text)"
 say ""
 
-# round ROWS LEVEL BATCH_ROWS DICTIONARY_SIZE: a fresh staging table of the
-# first ROWS events, merged by a run (a merge pipeline by event_id), then
-# archived by one pass.  Sets merge_ms, archive_ms, heap (bytes of the
-# table's heap), total (with its index), raw, compressed, dict, batches.
+# round ROWS LEVEL BATCH_ROWS DICTIONARY_SIZE [ARCHIVE]: a fresh staging
+# table of the first ROWS events, merged by a run (a merge pipeline by
+# event_id), then archived (or with ARCHIVE false only deleted) by one
+# pass.  Sets merge_ms, archive_ms, heap (bytes of the table's heap), total
+# (with its index), raw, compressed, dict, batches.
 round() {
     sql >/dev/null <<SQL
 SELECT pipeline.drop_pipeline('events', if_exists => true);
@@ -94,7 +95,7 @@ SELECT pipeline.create_pipeline('events', 'events', 'events_merged', key => ARRA
                                 sequence_by => 'received_at');
 INSERT INTO events SELECT * FROM events_gen WHERE event_id <= $1;
 SELECT pipeline.set_retention('events', keep => '0', compression_level => $2, batch_rows => $3,
-                              dictionary_size => $4);
+                              dictionary_size => $4, archive => ${5:-true});
 VACUUM ANALYZE events;
 CHECKPOINT;
 SQL
@@ -104,7 +105,7 @@ SQL
     total=$(sql -Atc "SELECT pg_total_relation_size('events')")
     archive_ms=$(timed "SELECT * FROM pipeline.archive('events');")
     read -r raw compressed batches dict < <(sql -At -F ' ' -c "
-        SELECT sum(raw_bytes), sum(compressed_bytes), count(*),
+        SELECT coalesce(sum(raw_bytes), 0), coalesce(sum(compressed_bytes), 0), count(*),
                coalesce((SELECT sum(octet_length(dictionary)) FROM pipeline.archive_dictionaries), 0)
           FROM pipeline.archive_batches")
     [ "$(sql -Atc 'SELECT count(*) FROM events')" = 0 ] || { echo "rows left in the staging table" >&2; exit 1; }
@@ -122,8 +123,12 @@ for level in 3 9 19; do
         "heap / archived $(ratio "$heap" "$compressed")x, heap and index / archived $(ratio "$total" "$compressed")x; pass $(printf '%.0f' "$archive_ms") ms"
 done
 say ""
+echo "retention without archive..."
+round "$ROWS" 3 10000 0 false
 say "2. cost of archiving, level 3: merge run $(printf '%.0f' "$merge3") ms, archive pass $(printf '%.0f' "$archive3") ms:" \
     "archive / merge = $(awk "BEGIN {printf \"%.2f\", $archive3 / $merge3}")"
+say "   the same rows deleted without archive (archive => false): merge run $(printf '%.0f' "$merge_ms") ms," \
+    "pass $(printf '%.0f' "$archive_ms") ms: delete / merge = $(awk "BEGIN {printf \"%.2f\", $archive_ms / $merge_ms}")"
 say ""
 say "3. $SMALL_ROWS events, small batches, level 3: without and with a dictionary (its bytes counted)"
 for batch in 10 100; do
