@@ -7,6 +7,8 @@
 CALL number_ids_from(190000);
 SET client_min_messages = warning;
 SET pipeline.archive_interval = -1;
+CREATE SCHEMA rp;
+SET search_path = rp, public;
 
 CREATE TABLE orders (order_id int, status text, amount text, updated_at timestamptz, op text);
 SELECT pipeline.create_pipeline('orders', 'orders', 'orders_cur', key => ARRAY['order_id'],
@@ -147,3 +149,8 @@ CREATE ROLE replay_other;
 SET ROLE replay_other;
 SELECT * FROM error_of($$CALL pipeline.replay('orders')$$);
 RESET ROLE;
+
+-- Dropping the tables drops their pipelines.
+RESET search_path;
+DROP SCHEMA rp CASCADE;
+DROP ROLE replay_other;

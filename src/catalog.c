@@ -351,7 +351,7 @@ pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *parti
 {
 	Oid			types[4] = {INT8OID};
 	Datum		values[4];
-	char		nulls[4];
+	char		nulls[4] = {' '};
 
 	values[0] = Int64GetDatum(run_id);
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
@@ -373,7 +373,7 @@ pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
 {
 	Oid			types[5] = {INT8OID, InvalidOid, InvalidOid, InvalidOid, TIMESTAMPTZOID};
 	Datum		values[5];
-	char		nulls[5];
+	char		nulls[5] = {' '};
 
 	values[0] = Int64GetDatum(pipeline_id);
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
