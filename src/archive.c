@@ -34,8 +34,8 @@
  * row is taken, or whose last pass is younger than
  * pipeline.archive_interval.
  *
- * Rows are read and deleted as the table's owner, who set the retention;
- * the catalog is written as the extension.
+ * Rows are read and deleted as the table's owner (only the owner may set
+ * its retention); the catalog is written as the extension.
  *
  *-------------------------------------------------------------------------
  */
@@ -115,6 +115,7 @@ typedef struct BatchWriter
 	bytea	   *dictionary;
 	ArchiveEncoder *enc;
 	SPIPlanPtr	delete_plan;	/* prepared at the first batch */
+	MemoryContext batch_context;	/* reset after each batch */
 	Oid		   *rels;			/* each row's table (a partition) and ctid */
 	ItemPointerData *tids;
 	RowPosition first;
@@ -454,17 +455,21 @@ static void
 flush_batch(BatchWriter *w, ArchivePass *result)
 {
 	StringInfo	buf = &w->enc->buf;
-	uint32		crc = pipeline_archive_checksum(buf->data, buf->len);
-	bytea	   *payload = pipeline_zstd_compress_bytes(buf->data, buf->len, w->r->level,
-													   w->dictionary);
+	uint32		crc;
+	bytea	   *payload;
 	Oid			types[15] = {OIDOID, TEXTOID, XID8OID, INT8OID, XID8OID, INT8OID, INT4OID,
 		INT8OID, INT8OID, JSONBOID, TEXTOID, INT8OID, INT4OID, INT8OID, BYTEAOID};
 	Datum		values[15];
 	char		nulls[15];
 	int64		deleted;
+	MemoryContext old;
 
 	if (w->enc->rows == 0)
 		return;
+	/* what a batch allocates goes with it: a pass may write thousands */
+	old = MemoryContextSwitchTo(w->batch_context);
+	crc = pipeline_archive_checksum(buf->data, buf->len);
+	payload = pipeline_zstd_compress_bytes(buf->data, buf->len, w->r->level, w->dictionary);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = ObjectIdGetDatum(w->r->source);
 	values[1] = CStringGetTextDatum(w->source_name);
@@ -503,7 +508,8 @@ flush_batch(BatchWriter *w, ArchivePass *result)
 	result->raw_bytes += buf->len;
 	result->compressed_bytes += VARSIZE(payload) - VARHDRSZ;
 	pipeline_archive_encoder_reset(w->enc);
-	pfree(payload);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(w->batch_context);
 }
 
 /*
@@ -554,6 +560,8 @@ write_batches(const Retention *r, Datum eligible, ArchivePass *result)
 	use_dictionary(&w);
 	w.rels = palloc(sizeof(Oid) * r->batch_rows);
 	w.tids = palloc(sizeof(ItemPointerData) * r->batch_rows);
+	w.batch_context = AllocSetContextCreate(CurrentMemoryContext, "archive batch",
+											ALLOCSET_DEFAULT_SIZES);
 	sql = psprintf("SELECT s.tableoid, s.ctid, s._xid, s._seq, %s FROM %s s "
 				   "WHERE s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
 				   "ORDER BY s._xid, s._seq", column_list(w.columns), w.source_name);
@@ -600,6 +608,7 @@ write_batches(const Retention *r, Datum eligible, ArchivePass *result)
 	if (w.enc != NULL)
 		flush_batch(&w, result);
 	MemoryContextDelete(rows_context);
+	MemoryContextDelete(w.batch_context);
 }
 
 /*
