@@ -140,12 +140,12 @@ pipeline_archive_init(void)
 }
 
 /*
- * pipeline_archive_lock
+ * archive_lock
  *		Takes the lock of a staging table's archive passes until the end of
  *		the transaction; false when 'wait' is false and it is taken.
  */
-bool
-pipeline_archive_lock(Oid source, bool wait)
+static bool
+archive_lock(Oid source, bool wait)
 {
 	LOCKTAG		tag;
 
@@ -166,7 +166,7 @@ pipeline_archive_new_reader(Oid source)
 	Datum		value = ObjectIdGetDatum(source);
 	PipelineUserContext ctx;
 
-	pipeline_archive_lock(source, true);
+	archive_lock(source, true);
 	pipeline_become_internal(&ctx);
 	pipeline_exec("DELETE FROM pipeline.archive_marks WHERE source = $1", 1, &type, &value,
 				  NULL, false, 0);
@@ -717,7 +717,7 @@ auto_pass(void *arg)
 	Retention  *r = load_retention(source, true);
 	ArchivePass result = {0};
 
-	if (r != NULL && pipeline_archive_lock(source, false))
+	if (r != NULL && archive_lock(source, false))
 		archive_pass(r, &result);
 }
 
@@ -987,7 +987,7 @@ pipeline_archive(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(source),
 						psprintf("table %s", pipeline_qualified_name(source)));
-	pipeline_archive_lock(source, true);
+	archive_lock(source, true);
 	r = load_retention(source, false);
 	if (r == NULL)
 		report_no_retention(source);

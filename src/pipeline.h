@@ -463,7 +463,6 @@ extern uint32 pipeline_archive_checksum(const char *data, size_t len);
 /* archive.c */
 extern int	pipeline_archive_interval;
 extern void pipeline_archive_init(void);
-extern bool pipeline_archive_lock(Oid source, bool wait);
 extern void pipeline_archive_new_reader(Oid source);
 extern void pipeline_archive_after_run(const PipelineDef *def);
 
