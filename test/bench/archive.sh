@@ -41,7 +41,7 @@ as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -c 'CREATE
 # Events as a product's tracking collects them: ids, two timestamps, a
 # source, and a JSON payload of about 450 bytes (event type, session, user,
 # device, page, properties, a random trace id), generated deterministically.
-sql -v rows="$ROWS" <<'SQL'
+sql -v rows="$ROWS" >/dev/null <<'SQL'
 CREATE EXTENSION pipeline;
 SELECT setseed(0.42);
 CREATE TABLE events_gen AS
@@ -115,7 +115,7 @@ ratio() { awk "BEGIN {printf \"%.1f\", $1 / $2}"; }
 mb() { awk "BEGIN {printf \"%.1f MB\", $1 / 1048576}"; }
 
 say "1. $ROWS events, batches of 10,000 rows: heap size against archived size"
-for level in 3 9 19; do
+for level in 1 3 9 19; do
     echo "level $level..."
     round "$ROWS" "$level" 10000 0
     [ "$level" = 3 ] && { merge3=$merge_ms; archive3=$archive_ms; }
