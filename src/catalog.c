@@ -322,34 +322,73 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 }
 
 /*
- * pipeline_cursor_write
- *		Moves the pipeline's cursor; commits with the batch it records.
- *		caught_up_at, when not 0, is the time just before the snapshot the
- *		cursor now equals was taken: every row still pending committed later.
+ * cursor_args
+ *		Fills parameters $2..$4 of a cursor statement: the consumed
+ *		snapshot and the partial position (NULLs when none).
  */
-void
-pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial,
-					  TimestampTz caught_up_at)
+static void
+cursor_args(Datum consumed, const RowPosition *partial, Oid *types, Datum *values, char *nulls)
 {
-	Oid			types[5] = {INT8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	values[0] = Int64GetDatum(pipeline_id);
-	values[1] = consumed;
+	types[0] = PG_SNAPSHOTOID;
+	types[1] = XID8OID;
+	types[2] = INT8OID;
+	values[0] = consumed;
+	nulls[0] = nulls[1] = nulls[2] = ' ';
 	if (partial->valid)
 	{
-		values[2] = FullTransactionIdGetDatum(partial->xid);
-		values[3] = Int64GetDatum(partial->seq);
+		values[1] = FullTransactionIdGetDatum(partial->xid);
+		values[2] = Int64GetDatum(partial->seq);
 	}
 	else
-		nulls[2] = nulls[3] = 'n';
+		nulls[1] = nulls[2] = 'n';
+}
+
+/*
+ * pipeline_run_cursor_start
+ *		Records the cursor a run starts from (and, until its first batch
+ *		commits, ends at): what it consumes is what lies between the two,
+ *		which is what a replay of it merges again.
+ */
+void
+pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *partial)
+{
+	Oid			types[4] = {INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' '};
+
+	values[0] = Int64GetDatum(run_id);
+	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
+	exec_internal("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
+				  "cursor_before_seq = $4, cursor_after = $2, cursor_after_xid = $3, "
+				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
+}
+
+/*
+ * pipeline_cursor_write
+ *		Moves the pipeline's cursor, and the end of run_id's consumed range
+ *		with it; commits with the batch it records.  caught_up_at, when not
+ *		0, is the time just before the snapshot the cursor now equals was
+ *		taken: every row still pending committed later.
+ */
+void
+pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
+					  const RowPosition *partial, TimestampTz caught_up_at)
+{
+	Oid			types[5] = {INT8OID, InvalidOid, InvalidOid, InvalidOid, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' '};
+
+	values[0] = Int64GetDatum(pipeline_id);
+	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
 	values[4] = TimestampTzGetDatum(caught_up_at);
 	nulls[4] = caught_up_at ? ' ' : 'n';
 	exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
 				  "partial_seq = $4, updated_at = now(), "
 				  "caught_up_at = coalesce($5, caught_up_at) WHERE pipeline_id = $1",
 				  5, types, values, nulls);
+	values[0] = Int64GetDatum(run_id);
+	exec_internal("UPDATE pipeline.run_log SET cursor_after = $2, cursor_after_xid = $3, "
+				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
 
 /*

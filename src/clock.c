@@ -343,3 +343,41 @@ pipeline_snapshot_prefix(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(pipeline_snapshot_datum_prefix(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
 												   PG_GETARG_FULLTRANSACTIONID(2)));
 }
+
+/*
+ * pipeline_snapshot_intersection
+ *		A snapshot that sees what both a and b see: below the smaller xmax,
+ *		and in progress in neither.
+ */
+Datum
+pipeline_snapshot_intersection(Datum a_d, Datum b_d)
+{
+	PipelineSnapshot *a = (PipelineSnapshot *) PG_DETOAST_DATUM(a_d);
+	PipelineSnapshot *b = (PipelineSnapshot *) PG_DETOAST_DATUM(b_d);
+	PipelineSnapshot *m = palloc0(PIPELINE_SNAPSHOT_SIZE(a->nxip + b->nxip));
+	uint64		xmax = Min(U64FromFullTransactionId(a->xmax), U64FromFullTransactionId(b->xmax));
+	uint32		n = 0;
+
+	for (uint32 i = 0; i < a->nxip; i++)
+		if (U64FromFullTransactionId(a->xip[i]) < xmax)
+			m->xip[n++] = a->xip[i];
+	for (uint32 i = 0; i < b->nxip; i++)
+		if (U64FromFullTransactionId(b->xip[i]) < xmax)
+			m->xip[n++] = b->xip[i];
+	qsort(m->xip, n, sizeof(FullTransactionId), fxid_cmp);
+	/* the same id in progress in both appears once */
+	if (n > 1)
+	{
+		uint32		kept = 1;
+
+		for (uint32 i = 1; i < n; i++)
+			if (!FullTransactionIdEquals(m->xip[i], m->xip[kept - 1]))
+				m->xip[kept++] = m->xip[i];
+		n = kept;
+	}
+	m->nxip = n;
+	m->xmax = FullTransactionIdFromU64(xmax);
+	m->xmin = n > 0 ? m->xip[0] : m->xmax;
+	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
+	return PointerGetDatum(m);
+}

@@ -1061,6 +1061,8 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 				 errdetail("A missing target is created, but not its schema."),
 				 errhint("CREATE SCHEMA %s; then create the pipeline again.",
 						 quote_identifier(target_rv->schemaname))));
+	/* a pass in progress ends first; later ones account for this reader */
+	pipeline_archive_new_reader(def->source);
 	resolve_source(def);
 	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);

@@ -99,6 +99,28 @@ drop_freshness_checks(void)
 	}
 }
 
+/*
+ * forget_dropped_sources
+ *		A dropped staging table's retention setting goes with it; its
+ *		archive batches and dictionaries stay, no longer tied to a table
+ *		(source NULL, source_name kept): only superusers read them then, and
+ *		a table created later with the same oid does not inherit them.  The
+ *		caller runs as the extension, connected to SPI.
+ */
+static void
+forget_dropped_sources(void)
+{
+	const char *dropped = "pg_event_trigger_dropped_objects() o "
+		"WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = ";
+
+	pipeline_exec(psprintf("DELETE FROM pipeline.retention r USING %s r.source::oid", dropped),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("UPDATE pipeline.archive_batches b SET source = NULL FROM %s b.source::oid",
+						   dropped), 0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("UPDATE pipeline.archive_dictionaries d SET source = NULL FROM %s d.source::oid",
+						   dropped), 0, NULL, NULL, NULL, false, 0);
+}
+
 /* Captures (alias c) of a table, or with a log, the DROP removed. */
 #define DROPS_CAPTURE \
 	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
@@ -252,6 +274,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 	pipeline_checks_on_drop(drop_cascades(trigdata->parsetree));
 	drop_captures(drop_cascades(trigdata->parsetree));
 	drop_freshness_checks();
+	forget_dropped_sources();
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -435,7 +435,7 @@ newest_merge(const FreshnessCheck *check, FreshnessResult *result)
 	pipeline_become_internal(&ctx);
 	pipeline_exec("SELECT max(l.finished_at) FROM pipeline.pipeline_defs d "
 				  "JOIN pipeline.run_log l ON l.pipeline_id = d.id "
-				  "WHERE d.target = $1 AND l.status = 'succeeded' "
+				  "WHERE d.target = $1 AND l.status = 'succeeded' AND l.kind <> 'replay' "
 				  "AND l.rows_inserted + l.rows_updated + l.rows_deleted > 0",
 				  1, &type, &value, NULL, true, 1);
 	d = pipeline_result_datum(0, 0, &isnull);

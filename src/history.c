@@ -8,8 +8,8 @@
  * deletes the rows of the same pipeline or check older than
  * pipeline.history_retention, through an index on (key, time), so each
  * call only touches rows that are due.  The newest run of a pipeline that
- * changed its target is always kept: freshness checks without a column
- * read it.
+ * brought changes to its target (a replay brings none that are new) is
+ * always kept: freshness checks without a column read it.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,7 +57,7 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 		return;
 	if (strcmp(table, "run_log") == 0)
 		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
-			"WHERE pipeline_id = $1 AND status = 'succeeded' "
+			"WHERE pipeline_id = $1 AND status = 'succeeded' AND kind <> 'replay' "
 			"AND rows_inserted + rows_updated + rows_deleted > 0)";
 	values[0] = Int64GetDatum(key);
 	values[1] = Int32GetDatum(pipeline_history_retention);

@@ -56,7 +56,9 @@ static List *statements = NIL;
 
 static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
 	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID, INT8OID
+	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID,
+	PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
+	INT8OID						/* the n of pipeline_nth_pending */
 };
 
 /*
@@ -249,10 +251,11 @@ get_statements(const PipelineDef *def, BatchSource from)
 		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)",
 															   PENDING_RANGE),
 										  BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $13 LIMIT 1",
+		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
 												 pipeline_pending_sql(def, map, from,
 																	  "s._xid, s._seq",
-																	  PENDING_ORDERED)),
+																	  PENDING_ORDERED),
+												 BATCH_NPARAMS + 1),
 										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
 		st->quarantine = pipeline_prepare_kept(pipeline_quarantine_sql(def, from), 6, qtypes);
 	}
@@ -306,6 +309,21 @@ excluded_arrays(List *excluded, Datum *xids, Datum *seqs)
 }
 
 /*
+ * param_nulls
+ *		The nulls of a batch parameter array: the requeue ids ($11) and the
+ *		replay's cursor ($13) when not given.
+ */
+static void
+param_nulls(const Datum *params, char *nulls)
+{
+	memset(nulls, ' ', BATCH_NPARAMS + 1);
+	if (params[10] == (Datum) 0)
+		nulls[10] = 'n';
+	if (params[12] == (Datum) 0)
+		nulls[12] = 'n';
+}
+
+/*
  * range_params
  *		A copy of the batch parameters for the range (lo, hi], without the
  *		excluded rows.
@@ -320,9 +338,7 @@ range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *ex
 	out[5] = FullTransactionIdGetDatum(hi->xid);
 	out[6] = Int64GetDatum(hi->seq);
 	excluded_arrays(excluded, &out[11], &out[8]);
-	memset(nulls, ' ', BATCH_NPARAMS + 1);
-	if (base[10] == (Datum) 0)
-		nulls[10] = 'n';
+	param_nulls(out, nulls);
 }
 
 /*
@@ -335,9 +351,7 @@ pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params)
 	PipelineStatements *st = get_statements(def, from);
 	char		nulls[BATCH_NPARAMS + 1];
 
-	memset(nulls, ' ', sizeof(nulls));
-	if (params[10] == (Datum) 0)
-		nulls[10] = 'n';
+	param_nulls(params, nulls);
 	run_plan(def, st->count, params, nulls, 1);
 	return pipeline_result_int64(0, 0);
 }
@@ -358,9 +372,7 @@ pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, in
 
 	memcpy(values, params, sizeof(Datum) * BATCH_NPARAMS);
 	values[BATCH_NPARAMS] = Int64GetDatum(n);
-	memset(nulls, ' ', sizeof(nulls));
-	if (params[10] == (Datum) 0)
-		nulls[10] = 'n';
+	param_nulls(values, nulls);
 	run_plan(def, st->nth, values, nulls, 1);
 	if (SPI_processed == 0)
 		return false;

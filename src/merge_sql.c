@@ -17,11 +17,19 @@
  *	$12 xid8[]		_xid of the rows already quarantined by this batch
  *	$10 bigint		pipeline id (a change log's reader reads rows _for it or all)
  *	$11 bigint[]	quarantine ids to requeue (NULL: all)
+ *	$13 pg_snapshot	a replay: the cursor before the first replayed run, with
+ *	$14,$15			its partial position ((0, 0) when none); $3 is the cursor
+ *	$16,$17			after the last replayed run, with its partial position
  *
  * Pending rows are read through the (_xid, _seq) index, never by scanning
  * consumed rows: the rows of transactions the cursor saw in progress ($1),
  * and the rows of transactions it had not seen ($2 and up), between the
  * batch's bounds.
+ *
+ * A replay reads instead the rows that lie between two cursors, from the
+ * staging table and from the archive batches overlapping the bounds, in
+ * one statement, so that one snapshot sees each row in exactly one of them
+ * (an archive pass moves rows from one to the other in one transaction).
  *
  * The rows stream through the statement once: a subquery evaluates each
  * row's mark, mapped expressions, filter and delete_when (OFFSET 0 keeps the
@@ -49,6 +57,33 @@
 	"(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest($12::xid8[], $9::bigint[]) AS e(x, q))"
 
 /*
+ * Rows the replayed runs consumed: those the cursor after them ($3, partial
+ * $16/$17) had consumed and the cursor before them ($13, partial $14/$15)
+ * had not.
+ */
+#define REPLAYED \
+	"(pg_visible_in_snapshot(s._xid, $3) OR (s._xid = $16 AND s._seq <= $17)) " \
+	"AND NOT pg_visible_in_snapshot(s._xid, $13) AND NOT (s._xid = $14 AND s._seq <= $15)"
+
+/*
+ * replay_relation
+ *		"(...)": the source's rows still staged and those of its archive
+ *		batches that may hold rows between _xid 'lo' and 'hi' (SQL
+ *		expressions), as rows of the source.
+ */
+static char *
+replay_relation(const PipelineDef *def, const char *lo, const char *hi)
+{
+	char	   *src = pipeline_qualified_name(def->source);
+
+	return psprintf("(SELECT * FROM %s UNION ALL SELECT a.* FROM pipeline.archive_batches b "
+					"LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id "
+					"CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%s) a "
+					"WHERE b.source = '%u'::oid::regclass AND b.last_xid >= %s AND b.first_xid <= %s)",
+					src, src, def->source, lo, hi);
+}
+
+/*
  * pipeline_pending_sql
  *		A query returning the pending rows: "SELECT <select_list> FROM (...) s",
  *		where s has the source's columns plus _xid and _seq.  By 'shape':
@@ -57,7 +92,8 @@
  *		the two index ranges separately (UNION ALL), so that rows come out in
  *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
  *		row (a batch that is the whole of its phase, on its first attempt),
- *		sparing each row the bound and exclusion tests.
+ *		sparing each row the bound and exclusion tests.  A replay's rows
+ *		come in one shape.
  */
 char *
 pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
@@ -74,6 +110,9 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 		pending = psprintf("%s AND (s._for IS NULL OR s._for = $10)", pending);
 	}
 
+	if (from == BATCH_FROM_REPLAY)
+		return psprintf("SELECT %s FROM %s s WHERE %s AND " REPLAYED " AND " NOT_EXCLUDED,
+						select_list, replay_relation(def, "$4", "$6"), bounds);
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
 						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
@@ -111,6 +150,11 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 	const char *rejected = "unnest($3::xid8[], $4::bigint[], $5::text[], $6::text[]) "
 		"AS r(xid, seq, reason, sqlstate)";
 
+	if (from == BATCH_FROM_REPLAY)
+		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, to_jsonb(x) - '_xid' - '_seq', "
+						"x._xid, x._seq FROM %s CROSS JOIN LATERAL (SELECT * FROM %s s "
+						"WHERE s._xid = r.xid AND s._seq = r.seq) x",
+						insert, rejected, replay_relation(def, "r.xid", "r.xid"));
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, q.raw_row, q.source_xid, "
 						"q.source_seq FROM %s JOIN pipeline.quarantine_log q ON q.id = r.seq",

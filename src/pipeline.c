@@ -27,6 +27,7 @@ _PG_init(void)
 	pipeline_mark_init();
 	pipeline_history_init();
 	pipeline_openlineage_init();
+	pipeline_archive_init();
 	pipeline_outcome_init();
 	pipeline_utility_init();
 	pipeline_scheduler_init();

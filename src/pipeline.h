@@ -13,6 +13,7 @@
 #include "compat.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "postmaster/bgworker.h"
@@ -128,7 +129,8 @@ typedef struct QualityCheck
 typedef enum BatchSource
 {
 	BATCH_FROM_STAGING,			/* pending rows of the source table */
-	BATCH_FROM_QUARANTINE		/* quarantined rows put back by requeue */
+	BATCH_FROM_QUARANTINE,		/* quarantined rows put back by requeue */
+	BATCH_FROM_REPLAY			/* rows earlier runs consumed, staged or archived */
 } BatchSource;
 
 /* What one batch (or a whole run) did. */
@@ -261,6 +263,7 @@ extern void pipeline_clock_init(void);
 extern Datum pipeline_run_snapshot(void);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
+extern Datum pipeline_snapshot_intersection(Datum a, Datum b);
 
 /* mark.c */
 extern void pipeline_mark_init(void);
@@ -309,8 +312,9 @@ extern void pipeline_run_finish(int64 run_id, const char *status, const RunCount
 								const char *sqlstate, const char *message);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
 extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
-extern void pipeline_cursor_write(int64 pipeline_id, Datum consumed, const RowPosition *partial,
-								  TimestampTz caught_up_at);
+extern void pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *partial);
+extern void pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
+								  const RowPosition *partial, TimestampTz caught_up_at);
 extern Jsonb *pipeline_source_columns_json(Oid source);
 extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 
@@ -416,7 +420,7 @@ extern void pipeline_scd2_lock_target(const PipelineDef *def);
 extern void pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata);
 
 /* merge.c: statements take these parameters (see merge_sql.c) */
-#define BATCH_NPARAMS 12
+#define BATCH_NPARAMS 17
 extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params);
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
 								 int64 n, RowPosition *row);
@@ -484,5 +488,83 @@ extern void pipeline_run_worker_init(void);
 /* run.c */
 extern void pipeline_fail_dead_runs(void);
 extern bool pipeline_run_lock_held(int64 pipeline_id);
+
+/* replay.c: which runs a replay merges again, as the caller asked */
+typedef struct ReplayRequest
+{
+	bool		has_since;
+	TimestampTz since;
+	bool		has_until;
+	TimestampTz until;
+	bool		has_first;
+	int64		first_run;
+	bool		has_last;
+	int64		last_run;
+} ReplayRequest;
+
+/* The rows between two cursors: consumed by 'after', not by 'before'. */
+typedef struct ReplayRange
+{
+	int64		first_run;
+	int64		last_run;
+	Datum		before;			/* pg_snapshot */
+	RowPosition before_partial;
+	Datum		after;
+	RowPosition after_partial;
+} ReplayRange;
+
+extern void pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req);
+extern bool pipeline_replay_range(const PipelineDef *def, const ReplayRequest *req,
+								  int64 replay_run_id, ReplayRange *range);
+
+/* zstd.c */
+extern void pipeline_zstd_check_level(int level);
+extern bytea *pipeline_zstd_compress_bytes(const char *src, size_t len, int level,
+										   const bytea *dictionary);
+extern bytea *pipeline_zstd_decompress_bytes(const char *src, size_t len,
+											 const bytea *dictionary, const char **why);
+extern bytea *pipeline_zstd_train(const char *samples, const size_t *sizes, unsigned nsamples,
+								  size_t capacity, const char **why);
+
+/* archive_format.c: a batch's rows, encoded (see the file comment) */
+#define PIPELINE_ARCHIVE_HEADER_SIZE 6
+
+typedef struct ArchiveEncoder
+{
+	int			first;			/* first archived column of the rows (from 1) */
+	int			ncols;
+	FmgrInfo   *output;			/* each column's output function */
+	StringInfoData buf;			/* the uncompressed payload so far */
+	int			rows;
+} ArchiveEncoder;
+
+/* A batch as pipeline.archive_batches holds it, to be read back. */
+typedef struct ArchivedBatch
+{
+	int64		id;
+	Oid			source;			/* InvalidOid once the table was dropped */
+	char	   *source_name;
+	bytea	   *payload;
+	int64		raw_bytes;
+	int64		checksum;
+	int64		row_count;
+	Jsonb	   *columns;
+	char	   *fingerprint;
+	bytea	   *dictionary;		/* NULL: none */
+} ArchivedBatch;
+
+extern int	pipeline_archive_pin_formats(void);
+extern void pipeline_archive_unpin_formats(int level);
+extern void pipeline_archive_columns(Oid relid, Jsonb **columns, char **fingerprint);
+extern ArchiveEncoder *pipeline_archive_encoder(TupleDesc desc, int first);
+extern void pipeline_archive_encoder_reset(ArchiveEncoder *enc);
+extern void pipeline_archive_encode_row(ArchiveEncoder *enc, HeapTuple tuple, TupleDesc desc);
+extern uint32 pipeline_archive_checksum(const char *data, size_t len);
+
+/* archive.c */
+extern int	pipeline_archive_interval;
+extern void pipeline_archive_init(void);
+extern void pipeline_archive_new_reader(Oid source);
+extern void pipeline_archive_after_run(const PipelineDef *def);
 
 #endif							/* PIPELINE_H */

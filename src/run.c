@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * run.c
- *	  pipeline.run and pipeline.requeue_quarantine: drive a run batch by
+ *	  pipeline.run, requeue_quarantine and replay: drive a run batch by
  *	  batch, each batch committed together with the cursor it advances.
  *
  * A run takes the pipeline's snapshot S once, at its start, and consumes
@@ -14,9 +14,16 @@
  * then consumes the rest (phase B), so one cursor never needs two partial
  * positions.
  *
+ * Each run records the cursor it started from and the one after its last
+ * batch, so that a replay can merge its rows again (replay.c).  A replay is
+ * a run over those rows, read from the staging table and the archive, that
+ * never moves the cursor.  A successful run ends with an archive pass on
+ * its source when one is due (archive.c).
+ *
  * Called with CALL outside a transaction block, each batch commits on its
  * own; otherwise the whole run is one transaction.  Two runs of a pipeline
- * never overlap: the second returns at once with status 'skipped'.
+ * (replays included) never overlap: the second returns at once with status
+ * 'skipped'.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,9 +45,13 @@
 
 PG_FUNCTION_INFO_V1(pipeline_run);
 PG_FUNCTION_INFO_V1(pipeline_requeue_quarantine);
+PG_FUNCTION_INFO_V1(pipeline_replay);
 
 /* Distinguishes the run lock from other advisory locks on the same ids. */
 #define RUN_LOCK_CLASS 0x5049
+
+/* run_log.kind of a run, by what it reads. */
+static const char *const run_kind[] = {"run", "requeue", "replay"};
 
 /* The state of a run between its batches. */
 typedef struct RunState
@@ -51,6 +62,7 @@ typedef struct RunState
 	int64		run_id;
 	int64		max_rows;		/* -1: no limit */
 	Datum		requeue_ids;	/* bigint[], or 0 for all */
+	ReplayRequest replay;		/* a replay: which runs */
 	Datum		snapshot;		/* S: what this run may consume */
 	TimestampTz snapshot_at;	/* just before S was taken */
 	RunCounts	counts;
@@ -431,7 +443,7 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 		{
 			advance(rs, cursor, reached_end, hi, &consumed, &partial);
 			/* advance_main_phase hands back S itself once all is consumed */
-			pipeline_cursor_write(rs->def->id, consumed, &partial,
+			pipeline_cursor_write(rs->def->id, rs->run_id, consumed, &partial,
 								  consumed == rs->snapshot ? rs->snapshot_at : 0);
 		}
 		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
@@ -525,6 +537,7 @@ run_staging(RunState *rs)
 				pending_b;
 
 	pipeline_cursor_read(rs->def->id, &cursor, &partial);
+	pipeline_run_cursor_start(rs->run_id, cursor, &partial);
 	rs->snapshot_at = GetCurrentTimestamp();
 	rs->snapshot = pipeline_run_snapshot();
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
@@ -562,7 +575,8 @@ run_staging(RunState *rs)
 	{
 		RowPosition none_pending = {0};
 
-		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
+		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
+							  rs->snapshot_at);
 		return;
 	}
 
@@ -575,7 +589,8 @@ run_staging(RunState *rs)
 	{
 		RowPosition none_pending = {0};
 
-		pipeline_cursor_write(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
+		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
+							  rs->snapshot_at);
 		return;
 	}
 	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
@@ -618,6 +633,50 @@ run_requeue(RunState *rs)
 }
 
 /*
+ * run_replay
+ *		Merges again the rows the selected runs consumed, in batches, without
+ *		touching the cursor: those between the cursor before the first run
+ *		and the cursor after the last.
+ */
+static void
+run_replay(RunState *rs)
+{
+	Datum		params[BATCH_NPARAMS + 1];
+	ReplayRange range;
+	PipelineSnapshot *before;
+	PipelineSnapshot *after;
+	FullTransactionId last_xid;
+	RowPosition lo,
+				hi;
+
+	if (!pipeline_replay_range(rs->def, &rs->replay, rs->run_id, &range))
+		return;
+	rs->snapshot = range.after;
+	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)),
+				FullTransactionIdFromU64(0));
+	/* a missing partial position is (0, 0): no row has _xid 0 */
+	params[12] = range.before;
+	params[13] = FullTransactionIdGetDatum(range.before_partial.xid);
+	params[14] = Int64GetDatum(range.before_partial.seq);
+	params[15] = FullTransactionIdGetDatum(range.after_partial.xid);
+	params[16] = Int64GetDatum(range.after_partial.seq);
+
+	/* nothing below the first cursor's xmin, nor past the last one's end */
+	before = (PipelineSnapshot *) PG_DETOAST_DATUM(range.before);
+	after = (PipelineSnapshot *) PG_DETOAST_DATUM(range.after);
+	last_xid = after->xmax;
+	if (range.after_partial.valid && FullTransactionIdFollows(range.after_partial.xid, last_xid))
+		last_xid = range.after_partial.xid;
+	lo = position(before->xmin, PG_INT64_MIN);
+	hi = position(last_xid, PG_INT64_MAX);
+	set_bounds(params, lo, hi);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+	if (rs->pending > 0)
+		consume(rs, params, (Datum) 0, lo, hi, NULL, rs->pending, false);
+}
+
+/*
  * cleanup_tombstones
  *		Forgets deletes older than the pipeline's tombstone retention.
  */
@@ -654,8 +713,7 @@ execute_run(RunState *rs)
 	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) == NULL)
 		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(rs->def->id);
-	rs->run_id = pipeline_run_start(rs->def, rs->from == BATCH_FROM_STAGING ? "run" : "requeue",
-									GetUserId());
+	rs->run_id = pipeline_run_start(rs->def, run_kind[rs->from], GetUserId());
 	commit_batch(rs);			/* the running run is visible from now on */
 	if (!start_batch(rs))
 		return;
@@ -667,12 +725,20 @@ execute_run(RunState *rs)
 		cleanup_tombstones(rs->def);
 		run_staging(rs);
 	}
+	else if (rs->from == BATCH_FROM_REPLAY)
+	{
+		pipeline_apply_schema_change(rs->def);
+		pipeline_sync_change_log(rs->def);
+		run_replay(rs);
+	}
 	else
 		run_requeue(rs);
 	if (rs->status == NULL)
 		rs->status = "succeeded";
 	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
 		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+	if (rs->from == BATCH_FROM_STAGING && strcmp(rs->status, "succeeded") == 0)
+		pipeline_archive_after_run(rs->def);
 	if (!rs->atomic)
 	{
 		ReleaseCurrentSubTransaction();
@@ -731,12 +797,12 @@ result_row(FunctionCallInfo fcinfo, RunState *rs)
 
 /*
  * run_pipeline
- *		Shared body of run and requeue_quarantine.
+ *		Shared body of run, requeue_quarantine and replay; 'rs' says which,
+ *		and with what arguments.
  */
 static Datum
-run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum requeue_ids)
+run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 {
-	RunState   *rs = palloc0(sizeof(RunState));
 	MemoryContext callcxt = CurrentMemoryContext;
 	LOCKTAG		tag;
 	char	   *name;
@@ -745,14 +811,13 @@ run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum re
 	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 				   !castNode(CallContext, fcinfo->context)->atomic);
-	rs->from = from;
-	rs->max_rows = max_rows;
-	rs->requeue_ids = requeue_ids;
 
 	if (SPI_connect_ext(rs->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rs->def = pipeline_load(name, false, DEF_LOCK_NONE);
 	pipeline_check_manage(rs->def);
+	if (rs->from == BATCH_FROM_REPLAY)
+		pipeline_replay_check(rs->def, &rs->replay);
 
 	if (rs->def->paused || rs->def->suspended)
 	{
@@ -816,6 +881,7 @@ run_pipeline(FunctionCallInfo fcinfo, BatchSource from, int64 max_rows, Datum re
 Datum
 pipeline_run(PG_FUNCTION_ARGS)
 {
+	RunState   *rs = palloc0(sizeof(RunState));
 	int64		max_rows = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1);
 
 	if (max_rows == 0 || max_rows < -1)
@@ -824,7 +890,9 @@ pipeline_run(PG_FUNCTION_ARGS)
 				 errmsg("max_rows must be positive"),
 				 errdetail("max_rows was %lld.", (long long) max_rows),
 				 errhint("Pass NULL to consume every pending row.")));
-	return run_pipeline(fcinfo, BATCH_FROM_STAGING, max_rows, (Datum) 0);
+	rs->from = BATCH_FROM_STAGING;
+	rs->max_rows = max_rows;
+	return run_pipeline(fcinfo, rs);
 }
 
 /*
@@ -834,6 +902,35 @@ pipeline_run(PG_FUNCTION_ARGS)
 Datum
 pipeline_requeue_quarantine(PG_FUNCTION_ARGS)
 {
-	return run_pipeline(fcinfo, BATCH_FROM_QUARANTINE, -1,
-						PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1));
+	RunState   *rs = palloc0(sizeof(RunState));
+
+	rs->from = BATCH_FROM_QUARANTINE;
+	rs->max_rows = -1;
+	rs->requeue_ids = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	return run_pipeline(fcinfo, rs);
+}
+
+/*
+ * pipeline_replay
+ *		SQL: CALL pipeline.replay(pipeline_name, since, until, first_run,
+ *		last_run): merges again the rows of the runs started in [since,
+ *		until) and numbered first_run to last_run (NULL: no bound).
+ */
+Datum
+pipeline_replay(PG_FUNCTION_ARGS)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+	ReplayRequest *req = &rs->replay;
+
+	rs->from = BATCH_FROM_REPLAY;
+	rs->max_rows = -1;
+	req->has_since = !PG_ARGISNULL(1);
+	req->since = req->has_since ? PG_GETARG_TIMESTAMPTZ(1) : 0;
+	req->has_until = !PG_ARGISNULL(2);
+	req->until = req->has_until ? PG_GETARG_TIMESTAMPTZ(2) : 0;
+	req->has_first = !PG_ARGISNULL(3);
+	req->first_run = req->has_first ? PG_GETARG_INT64(3) : 0;
+	req->has_last = !PG_ARGISNULL(4);
+	req->last_run = req->has_last ? PG_GETARG_INT64(4) : 0;
+	return run_pipeline(fcinfo, rs);
 }

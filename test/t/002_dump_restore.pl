@@ -1,9 +1,10 @@
 # Survives the operator's tools: a pg_dump of a database with pipelines,
 # restored into another cluster, keeps definitions, cursors, history and
-# quarantine, data quality checks and their results, lineage, and its cursors stay
-# exact: consumed rows are not applied again, pending ones and rows written
-# after the restore are applied once.
-# The same holds for a DAG's change log and a captured table.
+# quarantine, data quality checks and their results, lineage, and its
+# cursors stay exact: consumed rows are not applied again, pending ones and
+# rows written after the restore are applied once.  The same holds for a
+# DAG's change log and a captured table, and for the archive of consumed
+# rows.
 use strict;
 use warnings;
 
@@ -164,6 +165,43 @@ is( $new->safe_psql(
 	     + (SELECT count(*) FROM (TABLE accounts_copy EXCEPT TABLE accounts) b),
 	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1)}),
 	'0|46|0', 'the copy of the captured table equals it: changes before and after the dump applied once');
+
+# The archive: batches (compressed with a dictionary), the retention
+# setting and the runs' cursors survive too.  After the restore the batches
+# read back identically, passes go on, and a replay merges the archived
+# rows and those written since.
+$old->safe_psql('postgres', 'CREATE DATABASE arch');
+$old->safe_psql(
+	'arch', q{
+	SET pipeline.archive_interval = -1;
+	CREATE EXTENSION pipeline;
+	CREATE TABLE ev (id int, kind text, at timestamptz);
+	SELECT pipeline.create_pipeline('ev', 'ev', 'ev_cur', key => ARRAY['id']);
+	SELECT pipeline.set_retention('ev', keep => '0', batch_rows => 100, dictionary_size => 1024);
+	INSERT INTO ev SELECT g, (ARRAY['view', 'click'])[g % 2 + 1], '2026-01-01'::timestamptz + g * interval '1 min'
+	  FROM generate_series(1, 2000) g;
+	CALL pipeline.run('ev');
+	SELECT pipeline.archive('ev');
+	INSERT INTO ev SELECT g, 'pending', now() FROM generate_series(2001, 2100) g;
+});
+my $archived = q{SELECT count(*), md5(string_agg(a::text, ',' ORDER BY a._seq))
+                   FROM pipeline.archive_batches b, pipeline.archived_rows(b.id, NULL::ev) a};
+my $before = $old->safe_psql('arch', $archived);
+like($before, qr/^2000\|/, 'the old cluster archived the consumed rows');
+my $arch_dump = $old->basedir . '/arch.dump';
+$old->command_ok([ 'pg_dump', '-Fc', '-f', $arch_dump, '-d', $old->connstr('arch') ], 'pg_dump of an archive');
+$new->safe_psql('postgres', 'CREATE DATABASE arch');
+$new->command_ok([ 'pg_restore', '-d', $new->connstr('arch'), $arch_dump ], 'pg_restore of an archive');
+is($new->safe_psql('arch', $archived), $before, 'the restored batches read back identically');
+is( $new->safe_psql(
+		'arch', q{SELECT count(*) FILTER (WHERE dictionary_id IS NOT NULL), count(*) FROM pipeline.archive_batches}),
+	'20|20', 'the restored batches keep their dictionary');
+$new->safe_psql('arch', q{SET pipeline.archive_interval = -1; CALL pipeline.run('ev');});
+is($new->safe_psql('arch', q{SELECT rows_archived FROM pipeline.archive('ev')}),
+	'100', 'after the restore a pass archives what was pending');
+$new->safe_psql('arch', q{DELETE FROM ev_cur; CALL pipeline.replay('ev');});
+is($new->safe_psql('arch', 'SELECT count(*), count(DISTINCT id) FROM ev_cur'),
+	'2100|2100', 'a replay merges the rows archived before the dump and after the restore');
 
 $old->stop;
 $new->stop;
