@@ -2012,73 +2012,22 @@ COMMENT ON FUNCTION pipeline.openlineage_acknowledge(bigint[]) IS
 /* ---------------------------------------------------- row-level provenance */
 
 /*
- * Where each run started and ended in its source: the cursor before its
- * first batch and after its last.  The staged rows a run consumed are those
- * pending at the first and consumed at the second.
+ * The staged rows of a run: pending at its start and consumed at its end
+ * (run_log.cursor_before, cursor_after), read from the source and from the
+ * source's archive batches, where retention moved them.
  */
-CREATE TABLE pipeline.run_positions (
-    run_id              bigint PRIMARY KEY
-                        REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
-    pipeline_id         bigint NOT NULL
-                        REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
-    source              regclass NOT NULL,
-    before_consumed     pg_snapshot NOT NULL,
-    before_partial_xid  xid8,
-    before_partial_seq  bigint,
-    after_consumed      pg_snapshot,
-    after_partial_xid   xid8,
-    after_partial_seq   bigint
-);
-COMMENT ON TABLE pipeline.run_positions IS
-    'the cursor of each run (of kind run) before its first batch and after its last: which staged rows it consumed (see run_staged_rows)';
-SELECT pg_catalog.pg_extension_config_dump('pipeline.run_positions', '');
-ALTER TABLE pipeline.run_positions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON pipeline.run_positions
-    USING (pipeline.may_manage(pipeline_id));
-GRANT SELECT ON pipeline.run_positions TO PUBLIC;
-
-CREATE FUNCTION pipeline.record_run_position() RETURNS trigger
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    BEGIN
-      IF TG_OP = 'INSERT' THEN
-          IF NEW.status = 'running' AND NEW.kind = 'run' THEN
-              INSERT INTO pipeline.run_positions (run_id, pipeline_id, source, before_consumed,
-                                                  before_partial_xid, before_partial_seq)
-              SELECT NEW.run_id, NEW.pipeline_id, d.source, c.consumed, c.partial_xid, c.partial_seq
-                FROM pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
-               WHERE c.pipeline_id = NEW.pipeline_id;
-          END IF;
-      ELSE
-          UPDATE pipeline.run_positions p
-             SET after_consumed = c.consumed, after_partial_xid = c.partial_xid,
-                 after_partial_seq = c.partial_seq
-            FROM pipeline.cursors c
-           WHERE p.run_id = NEW.run_id AND c.pipeline_id = NEW.pipeline_id;
-      END IF;
-      RETURN NULL;
-    END
-    $$;
-COMMENT ON FUNCTION pipeline.record_run_position() IS
-    'trigger: records the cursor of a run when it starts and when it ends';
-CREATE TRIGGER record_run_position_start AFTER INSERT ON pipeline.run_log
-    FOR EACH ROW EXECUTE FUNCTION pipeline.record_run_position();
-CREATE TRIGGER record_run_position_end AFTER UPDATE OF status ON pipeline.run_log
-    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
-    EXECUTE FUNCTION pipeline.record_run_position();
-
 CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
     RETURNS TABLE (_xid xid8, _seq bigint, staged_row jsonb)
     LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
-      p pipeline.run_positions;
+      l pipeline.run_log;
+      src regclass;
     BEGIN
-      SELECT * INTO p FROM pipeline.run_positions r WHERE r.run_id = $1;
-      IF NOT FOUND OR p.after_consumed IS NULL THEN
+      SELECT r.* INTO l FROM pipeline.run_log r WHERE r.run_id = $1;
+      SELECT d.source INTO src FROM pipeline.pipeline_defs d WHERE d.id = l.pipeline_id;
+      IF NOT FOUND OR l.kind <> 'run' OR l.cursor_before IS NULL OR l.cursor_after IS NULL THEN
           RAISE EXCEPTION 'run % has no recorded staged rows', $1
                 USING ERRCODE = 'undefined_object',
                       DETAIL = 'Staged rows are recorded for finished runs of kind run of pipelines the current role may manage; requeue runs read the quarantine.',
@@ -2086,13 +2035,17 @@ CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
       END IF;
       /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
       RETURN QUERY EXECUTE format(
-          'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM %s s '
+          'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM ('
+          'SELECT * FROM %1$s UNION ALL SELECT a.* FROM pipeline.archive_batches b '
+          'LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id '
+          'CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%1$s) a '
+          'WHERE b.source = %2$L::regclass AND b.last_xid >= pg_snapshot_xmin($4)) s '
           'WHERE (pg_visible_in_snapshot(s._xid, $1) OR (s._xid = $2 AND s._seq <= $3)) '
           'AND NOT pg_visible_in_snapshot(s._xid, $4) AND ($5 IS NULL OR s._xid <> $5 OR s._seq > $6) '
           'AND s._xid >= pg_snapshot_xmin($4) '
-          'ORDER BY s._xid, s._seq', p.source)
-        USING p.after_consumed, p.after_partial_xid, p.after_partial_seq,
-              p.before_consumed, p.before_partial_xid, p.before_partial_seq;
+          'ORDER BY s._xid, s._seq', src, src::text)
+        USING l.cursor_after, l.cursor_after_xid, l.cursor_after_seq,
+              l.cursor_before, l.cursor_before_xid, l.cursor_before_seq;
     END
     $$;
 COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS

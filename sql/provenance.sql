@@ -38,10 +38,17 @@ SELECT staged_row->>'id' AS id, staged_row->>'_op' AS op FROM pipeline.run_stage
 INSERT INTO raw SELECT g, 'bulk', NULL FROM generate_series(10, 14) g;
 CALL pipeline.run('pv_silver', max_rows => 2);     -- run 220005
 CALL pipeline.run('pv_silver');                    -- run 220006
-SELECT after_partial_xid IS NOT NULL AS stopped_inside FROM pipeline.run_positions WHERE run_id = 220005;
+SELECT cursor_after_xid IS NOT NULL AS stopped_inside FROM pipeline.run_log WHERE run_id = 220005;
 SELECT (SELECT array_agg((staged_row->>'id')::int) FROM pipeline.run_staged_rows(220005)) AS first_run,
        (SELECT array_agg((staged_row->>'id')::int) FROM pipeline.run_staged_rows(220006)) AS second_run;
 SELECT id, __run_id FROM silver WHERE id >= 10 ORDER BY id;
+
+-- Rows that retention moved into the archive are still a run's staged rows.
+SELECT pipeline.set_retention('raw', keep => '0');
+SELECT rows_archived > 0 AS archived FROM pipeline.archive('raw');
+SELECT count(*) AS still_staged FROM raw WHERE id < 10;
+SELECT staged_row FROM pipeline.run_staged_rows(220003);
+SELECT pipeline.drop_retention('raw');
 
 -- Turned off: the column stays, new rows get NULL.
 SELECT pipeline.disable_provenance('pv_silver');
@@ -64,5 +71,4 @@ DROP ROLE pv_other;
 
 SELECT pipeline.drop_pipeline('pv_gold');
 SELECT pipeline.drop_pipeline('pv_silver');
-SELECT count(*) AS positions_left FROM pipeline.run_positions;
 DROP SCHEMA pv CASCADE;
