@@ -180,7 +180,7 @@ SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_fa
 SELECT line FROM regexp_split_to_table(pipeline.metrics(), E'\n') line
  WHERE line ~ '^pipeline_(state|runs_total|rows_total|pending_rows|quarantined_rows)\{' AND line !~ '} 0$';
 
-\echo '== 14. Lineage: where a gold column comes from, what a change to raw.orders reaches, the run as OpenLineage'
+\echo '== 15. Lineage: where a gold column comes from, what a change to raw.orders reaches, the run as OpenLineage'
 CREATE VIEW gold.big_spenders AS SELECT customer, amount FROM gold.last_order WHERE amount >= 100;
 SELECT depth, source, source_column, target, target_column, lineage_type, subtype, origin
   FROM pipeline.column_lineage('gold.last_order', 'amount');
