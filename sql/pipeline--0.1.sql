@@ -1487,31 +1487,42 @@ COMMENT ON FUNCTION pipeline.relation_kind(regclass) IS
 /*
  * Impact analysis over the table edges.  The walk keeps (depth, relation)
  * pairs only, so that a DAG's many paths collapse; each relation is
- * reported at its shortest distance.
+ * reported at its shortest distance.  'down' walks from sources to
+ * targets, otherwise back.
  */
-CREATE FUNCTION pipeline.downstream(relation regclass, depth integer DEFAULT NULL)
+CREATE FUNCTION pipeline.lineage_walk(relation regclass, depth integer, down boolean)
     RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
       WITH RECURSIVE e AS MATERIALIZED (
-          SELECT DISTINCT l.source, l.target, coalesce(l.pipeline, l.origin) AS via
+          SELECT DISTINCT CASE WHEN $3 THEN l.source ELSE l.target END AS here,
+                          CASE WHEN $3 THEN l.target ELSE l.source END AS next,
+                          coalesce(l.pipeline, l.origin) AS via
             FROM pipeline.lineage l WHERE l.level = 'table'),
       walk (depth, relation) AS (
           SELECT 0, $1
           UNION
-          SELECT w.depth + 1, e.target FROM walk w JOIN e ON e.source = w.relation
+          SELECT w.depth + 1, e.next FROM walk w JOIN e ON e.here = w.relation
            WHERE w.depth < coalesce($2, 1000)),
       nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
-      via AS (SELECT e.target AS relation, f.depth + 1 AS depth,
+      via AS (SELECT e.next AS relation, f.depth + 1 AS depth,
                      array_agg(DISTINCT e.via ORDER BY e.via) AS via
-                FROM e JOIN nearest f ON f.relation = e.source
-               GROUP BY e.target, f.depth + 1)
+                FROM e JOIN nearest f ON f.relation = e.here
+               GROUP BY e.next, f.depth + 1)
       SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
         FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
        WHERE n.depth > 0
        ORDER BY n.depth, n.relation::text
     $$;
+COMMENT ON FUNCTION pipeline.lineage_walk(regclass, integer, boolean) IS
+    'internal: the walk of downstream (down) and upstream';
+
+CREATE FUNCTION pipeline.downstream(relation regclass, depth integer DEFAULT NULL)
+    RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM pipeline.lineage_walk($1, $2, true) $$;
 COMMENT ON FUNCTION pipeline.downstream(regclass, integer) IS
     'impact analysis: the relations (targets, views, materialized views) computed from a relation, at most depth steps away (NULL: any), with the pipelines or views leading to each';
 
@@ -1519,25 +1530,7 @@ CREATE FUNCTION pipeline.upstream(relation regclass, depth integer DEFAULT NULL)
     RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    AS $$
-      WITH RECURSIVE e AS MATERIALIZED (
-          SELECT DISTINCT l.source, l.target, coalesce(l.pipeline, l.origin) AS via
-            FROM pipeline.lineage l WHERE l.level = 'table'),
-      walk (depth, relation) AS (
-          SELECT 0, $1
-          UNION
-          SELECT w.depth + 1, e.source FROM walk w JOIN e ON e.target = w.relation
-           WHERE w.depth < coalesce($2, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
-      via AS (SELECT e.source AS relation, f.depth + 1 AS depth,
-                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
-                FROM e JOIN nearest f ON f.relation = e.target
-               GROUP BY e.source, f.depth + 1)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
-        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
-       WHERE n.depth > 0
-       ORDER BY n.depth, n.relation::text
-    $$;
+    AS $$ SELECT * FROM pipeline.lineage_walk($1, $2, false) $$;
 COMMENT ON FUNCTION pipeline.upstream(regclass, integer) IS
     'the relations a relation is computed from, at most depth steps away (NULL: any), with the pipelines or views leading from each';
 
