@@ -173,22 +173,6 @@ pipeline_archive_new_reader(Oid source)
 	pipeline_restore_user(&ctx);
 }
 
-/*
- * exec_internal
- *		Runs a catalog statement as the extension; returns SPI_processed.
- */
-static int
-exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	PipelineUserContext ctx;
-	int			n;
-
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
-	pipeline_restore_user(&ctx);
-	return n;
-}
-
 /* --------------------------------------------------------- eligibility */
 
 /*
@@ -205,7 +189,7 @@ readers_consumed(Oid source)
 	Datum		all = (Datum) 0;
 	int			n;
 
-	n = exec_internal("SELECT c.consumed FROM pipeline.cursors c "
+	n = pipeline_exec_internal("SELECT c.consumed FROM pipeline.cursors c "
 					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
 					  1, &type, &value, NULL);
 	for (int i = 0; i < n; i++)
@@ -237,26 +221,26 @@ eligible_snapshot(const Retention *r)
 	values[0] = ObjectIdGetDatum(r->source);
 	if (r->keep_zero || current == (Datum) 0)
 	{
-		exec_internal("DELETE FROM pipeline.archive_marks WHERE source = $1", 1, types, values, NULL);
+		pipeline_exec_internal("DELETE FROM pipeline.archive_marks WHERE source = $1", 1, types, values, NULL);
 		return current;
 	}
 
 	/* taken after the cursors were read: they had consumed it all by then */
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[2] = current;
-	exec_internal("INSERT INTO pipeline.archive_marks (source, taken_at, consumed) "
+	pipeline_exec_internal("INSERT INTO pipeline.archive_marks (source, taken_at, consumed) "
 				  "SELECT $1, $2, $3 FROM pipeline.retention r WHERE r.source = $1 "
 				  "AND NOT EXISTS (SELECT 1 FROM pipeline.archive_marks m "
 				  "WHERE m.source = $1 AND m.taken_at > $2 - r.keep / 10)",
 				  3, types, values, NULL);
-	if (exec_internal("SELECT m.consumed, m.taken_at FROM pipeline.archive_marks m "
+	if (pipeline_exec_internal("SELECT m.consumed, m.taken_at FROM pipeline.archive_marks m "
 					  "JOIN pipeline.retention r ON r.source = m.source "
 					  "WHERE m.source = $1 AND m.taken_at <= $2 - r.keep "
 					  "ORDER BY m.taken_at DESC LIMIT 1", 2, types, values, NULL) == 0)
 		return (Datum) 0;
 	current = datumCopy(pipeline_result_datum(0, 0, &isnull), false, -1);
 	values[1] = pipeline_result_datum(0, 1, &isnull);
-	exec_internal("DELETE FROM pipeline.archive_marks WHERE source = $1 AND taken_at < $2",
+	pipeline_exec_internal("DELETE FROM pipeline.archive_marks WHERE source = $1 AND taken_at < $2",
 				  2, types, values, NULL);
 	return current;
 }
@@ -354,7 +338,7 @@ train_dictionary(const Retention *r, Jsonb *columns, const char *fingerprint, co
 	values[3] = Int32GetDatum(nsamples);
 	values[4] = Int64GetDatum(enc->buf.len - PIPELINE_ARCHIVE_HEADER_SIZE);
 	values[5] = PointerGetDatum(dict);
-	exec_internal("INSERT INTO pipeline.archive_dictionaries (source, source_name, "
+	pipeline_exec_internal("INSERT INTO pipeline.archive_dictionaries (source, source_name, "
 				  "schema_fingerprint, sample_rows, sample_bytes, dictionary) "
 				  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", 6, types, values, NULL);
 	return pipeline_result_int64(0, 0);
@@ -378,7 +362,7 @@ use_dictionary(BatchWriter *w)
 		return;
 	values[0] = ObjectIdGetDatum(w->r->source);
 	values[1] = CStringGetTextDatum(w->fingerprint);
-	if (exec_internal("SELECT max(id) FROM pipeline.archive_dictionaries "
+	if (pipeline_exec_internal("SELECT max(id) FROM pipeline.archive_dictionaries "
 					  "WHERE source = $1 AND schema_fingerprint = $2", 2, types, values, NULL) == 1)
 		w->dictionary_id = pipeline_result_int64(0, 0);
 	if (w->dictionary_id == 0)
@@ -387,7 +371,7 @@ use_dictionary(BatchWriter *w)
 		return;
 	values[0] = Int64GetDatum(w->dictionary_id);
 	types[0] = INT8OID;
-	exec_internal("SELECT dictionary FROM pipeline.archive_dictionaries WHERE id = $1",
+	pipeline_exec_internal("SELECT dictionary FROM pipeline.archive_dictionaries WHERE id = $1",
 				  1, types, values, NULL);
 	w->dictionary = DatumGetByteaPCopy(pipeline_result_datum(0, 0, &isnull));
 }
@@ -487,7 +471,7 @@ flush_batch(BatchWriter *w, ArchivePass *result)
 	values[13] = Int64GetDatum(w->dictionary_id);
 	nulls[13] = w->dictionary_id == 0 ? 'n' : ' ';
 	values[14] = PointerGetDatum(payload);
-	exec_internal("INSERT INTO pipeline.archive_batches (source, source_name, first_xid, "
+	pipeline_exec_internal("INSERT INTO pipeline.archive_batches (source, source_name, first_xid, "
 				  "first_seq, last_xid, last_seq, row_count, raw_bytes, compressed_bytes, "
 				  "columns, schema_fingerprint, checksum, compression_level, dictionary_id, "
 				  "payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
@@ -640,11 +624,11 @@ drop_old_batches(const Retention *r, ArchivePass *result)
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(r->source);
 
-	result->dropped = exec_internal("DELETE FROM pipeline.archive_batches b "
+	result->dropped = pipeline_exec_internal("DELETE FROM pipeline.archive_batches b "
 									"USING pipeline.retention r WHERE r.source = $1 "
 									"AND b.source = $1 AND b.created_at < now() - r.archive_keep",
 									1, &type, &value, NULL);
-	exec_internal("DELETE FROM pipeline.archive_dictionaries d WHERE d.source = $1 "
+	pipeline_exec_internal("DELETE FROM pipeline.archive_dictionaries d WHERE d.source = $1 "
 				  "AND d.id < (SELECT max(n.id) FROM pipeline.archive_dictionaries n "
 				  "WHERE n.source = $1) AND NOT EXISTS (SELECT 1 FROM pipeline.archive_batches b "
 				  "WHERE b.dictionary_id = d.id)", 1, &type, &value, NULL);
@@ -667,7 +651,7 @@ archive_pass(const Retention *r, ArchivePass *result)
 	else if (eligible != (Datum) 0)
 		delete_eligible(r, eligible, result);
 	drop_old_batches(r, result);
-	exec_internal("UPDATE pipeline.retention SET last_pass_at = clock_timestamp() WHERE source = $1",
+	pipeline_exec_internal("UPDATE pipeline.retention SET last_pass_at = clock_timestamp() WHERE source = $1",
 				  1, &type, &value, NULL);
 }
 
@@ -687,7 +671,7 @@ load_retention(Oid source, bool due_only)
 
 	values[0] = ObjectIdGetDatum(source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
-	if (exec_internal(psprintf("SELECT keep = interval '0', archive, compression_level, "
+	if (pipeline_exec_internal(psprintf("SELECT keep = interval '0', archive, compression_level, "
 							   "dictionary_size, batch_rows FROM pipeline.retention "
 							   "WHERE source = $1%s",
 							   due_only ? " AND (last_pass_at IS NULL OR last_pass_at <= "
@@ -742,7 +726,7 @@ pipeline_archive_after_run(const PipelineDef *def)
 	/* most sources have no retention: one probe, no subtransaction */
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
-	if (exec_internal("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
+	if (pipeline_exec_internal("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
 					  "OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
 					  2, types, values, NULL) == 0)
 		return;
@@ -791,7 +775,7 @@ check_source(Oid source)
 				 errmsg("table %s is not a pipeline source", name),
 				 errdetail("Retention archives rows by the _xid and _seq columns a pipeline source carries."),
 				 errhint("Run SELECT pipeline.prepare_source('%s'), or create a pipeline on it.", name)));
-	if (exec_internal("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 "
+	if (pipeline_exec_internal("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 "
 					  "UNION ALL SELECT 1 FROM pipeline.captures WHERE change_log = $1",
 					  1, &type, &value, NULL) > 0)
 		ereport(ERROR,
@@ -901,7 +885,7 @@ pipeline_set_retention(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(batch_rows);
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
-	exec_internal("INSERT INTO pipeline.retention (source, keep, archive, compression_level, "
+	pipeline_exec_internal("INSERT INTO pipeline.retention (source, keep, archive, compression_level, "
 				  "dictionary_size, batch_rows, archive_keep) VALUES ($1, $2, $3, $4, $5, $6, $7) "
 				  "ON CONFLICT (source) DO UPDATE SET keep = EXCLUDED.keep, "
 				  "archive = EXCLUDED.archive, compression_level = EXCLUDED.compression_level, "
@@ -947,7 +931,7 @@ pipeline_drop_retention(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(source),
 						psprintf("table %s", pipeline_qualified_name(source)));
-	if (exec_internal("DELETE FROM pipeline.retention WHERE source = $1", 1, &type, &value,
+	if (pipeline_exec_internal("DELETE FROM pipeline.retention WHERE source = $1", 1, &type, &value,
 					  NULL) == 0)
 	{
 		if (!if_exists)

@@ -141,22 +141,6 @@ pipeline_load_by_id(int64 id, DefLock lock)
 }
 
 /*
- * exec_internal
- *		Runs a catalog statement as the extension.
- */
-static int
-exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	PipelineUserContext ctx;
-	int			n;
-
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
-	pipeline_restore_user(&ctx);
-	return n;
-}
-
-/*
  * pipeline_run_start
  *		Records a new run as 'running' and returns its id.
  */
@@ -219,7 +203,7 @@ pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
 	counts_args(counts, types + 1, values + 1);
 	types[10] = INT8OID;
 	values[10] = Int64GetDatum(pending);
-	exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
+	pipeline_exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
 				  "WHERE run_id = $1", 11, types, values, NULL);
 }
 
@@ -358,7 +342,7 @@ pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *parti
 
 	values[0] = Int64GetDatum(run_id);
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
-	exec_internal("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
+	pipeline_exec_internal("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
 				  "cursor_before_seq = $4, cursor_after = $2, cursor_after_xid = $3, "
 				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
@@ -382,12 +366,12 @@ pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
 	values[4] = TimestampTzGetDatum(caught_up_at);
 	nulls[4] = caught_up_at ? ' ' : 'n';
-	exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
+	pipeline_exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
 				  "partial_seq = $4, updated_at = now(), "
 				  "caught_up_at = coalesce($5, caught_up_at) WHERE pipeline_id = $1",
 				  5, types, values, nulls);
 	values[0] = Int64GetDatum(run_id);
-	exec_internal("UPDATE pipeline.run_log SET cursor_after = $2, cursor_after_xid = $3, "
+	pipeline_exec_internal("UPDATE pipeline.run_log SET cursor_after = $2, cursor_after_xid = $3, "
 				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
 
@@ -403,7 +387,7 @@ pipeline_source_columns_json(Oid source)
 	Datum		value = ObjectIdGetDatum(source);
 	bool		isnull;
 
-	exec_internal("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
+	pipeline_exec_internal("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
 				  "'type', format_type(atttypid, atttypmod)) ORDER BY attnum), '[]') "
 				  "FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 "
 				  "AND NOT attisdropped AND attname NOT IN ('_xid', '_seq')",
@@ -424,7 +408,7 @@ pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns)
 
 	values[0] = Int64GetDatum(pipeline_id);
 	values[1] = JsonbPGetDatum(columns);
-	exec_internal("UPDATE pipeline.pipeline_defs SET source_columns = $2, "
+	pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET source_columns = $2, "
 				  "version = version + 1, altered_at = now() WHERE id = $1",
 				  2, types, values, NULL);
 }

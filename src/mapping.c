@@ -27,12 +27,12 @@
 #include "pipeline.h"
 
 /*
- * mapping_lookup
+ * pipeline_mapping_lookup
  *		Looks a target column up in the `columns` object: returns false when
  *		it is not mapped; otherwise sets *expr (NULL for a JSON null).
  */
-static bool
-mapping_lookup(Jsonb *columns, const char *column, char **expr)
+bool
+pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr)
 {
 	JsonbValue	key;
 	JsonbValue *val;
@@ -154,7 +154,7 @@ pipeline_build_mapping(const PipelineDef *def)
 
 			if (pipeline_is_version_column(def, column))
 				continue;
-			if (mapping_lookup(def->columns, column, &expr))
+			if (pipeline_mapping_lookup(def->columns, column, &expr))
 			{
 				if (expr != NULL)
 					add_column(map, def, column, expr);
@@ -173,7 +173,7 @@ pipeline_build_mapping(const PipelineDef *def)
 	{
 		char	   *column = lfirst(lc);
 
-		if (!mapping_lookup(def->columns, column, &expr))
+		if (!pipeline_mapping_lookup(def->columns, column, &expr))
 		{
 			if (!follows_source(def, column))
 				continue;
@@ -195,7 +195,7 @@ pipeline_build_mapping(const PipelineDef *def)
 				continue;
 			column = pnstrdup(v.val.string.val, v.val.string.len);
 			if (!list_has_string(map->source_columns, column) &&
-				mapping_lookup(def->columns, column, &expr) && expr != NULL)
+				pipeline_mapping_lookup(def->columns, column, &expr) && expr != NULL)
 				add_column(map, def, column, expr);
 		}
 	}
@@ -366,7 +366,7 @@ pipeline_apply_schema_change(PipelineDef *def)
 		char	   *name = lfirst(lc);
 		char	   *old_type = column_type_from_json(def->source_columns, name);
 		char	   *new_type = column_type_from_json(now_cols, name);
-		bool		mapped = mapping_lookup(def->columns, name, &ignored);
+		bool		mapped = pipeline_mapping_lookup(def->columns, name, &ignored);
 
 		if (mapped || !follows_source(def, name))
 			continue;			/* the mapping decides this column, not the source */
@@ -382,7 +382,7 @@ pipeline_apply_schema_change(PipelineDef *def)
 		{
 			char	   *name = lfirst(lc);
 
-			if (list_has_string(new_names, name) || mapping_lookup(def->columns, name, &ignored) ||
+			if (list_has_string(new_names, name) || pipeline_mapping_lookup(def->columns, name, &ignored) ||
 				!list_has_string(target_columns, name) || !follows_source(def, name))
 				continue;
 			if (list_has_string(def->key, name) ||

@@ -291,6 +291,8 @@ extern char *pipeline_result_text(int row, int col);
 extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
+								   const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 
@@ -320,6 +322,7 @@ extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 
 /* mapping.c */
 extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
+extern bool pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
 extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern void pipeline_apply_schema_change(PipelineDef *def);

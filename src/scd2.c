@@ -62,23 +62,6 @@ pipeline_is_version_column(const PipelineDef *def, const char *name)
 }
 
 /*
- * maps_column
- *		Whether the columns object maps 'column' to an expression.
- */
-static bool
-maps_column(Jsonb *columns, const char *column)
-{
-	JsonbValue	key;
-	JsonbValue *val;
-
-	key.type = jbvString;
-	key.val.string.val = (char *) column;
-	key.val.string.len = strlen(column);
-	val = findJsonbValueFromContainer(&columns->root, JB_FOBJECT, &key);
-	return val != NULL && val->type != jbvNull;
-}
-
-/*
  * pipeline_scd2_check_options
  *		The options that concern scd2: track_history only with it; with it,
  *		sequence_by is required and the version columns are not mapped.
@@ -87,6 +70,7 @@ void
 pipeline_scd2_check_options(const PipelineDef *def)
 {
 	const char *const version_columns[] = {PIPELINE_START_COLUMN, PIPELINE_END_COLUMN};
+	char	   *expr;
 
 	if (!is_scd2(def))
 	{
@@ -105,7 +89,7 @@ pipeline_scd2_check_options(const PipelineDef *def)
 				 errdetail("A version starts at the sequence_by value of the event that opened it and ends at that of the event that replaced or deleted it."),
 				 errhint("Pass sequence_by => 'updated_at' (a column that orders the events of a key).")));
 	for (int i = 0; i < lengthof(version_columns); i++)
-		if (maps_column(def->columns, version_columns[i]))
+		if (pipeline_mapping_lookup(def->columns, version_columns[i], &expr) && expr != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("columns must not map \"%s\"", version_columns[i]),

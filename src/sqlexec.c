@@ -215,3 +215,19 @@ pipeline_text_array_to_list(Datum array, const char *what)
 	}
 	return result;
 }
+
+/*
+ * pipeline_exec_internal
+ *		Runs a catalog statement as the extension; returns SPI_processed.
+ */
+int
+pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	PipelineUserContext ctx;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
