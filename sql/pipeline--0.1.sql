@@ -2055,12 +2055,11 @@ COMMENT ON FUNCTION pipeline.current_run_id(bigint) IS
     'the run of the pipeline this session is running now (NULL outside one); the mapping of a provenance column';
 
 /*
- * Provenance column: a target column mapped to the run that writes the
- * row.  The scalar subquery is evaluated once per batch statement.
+ * The definition of a pipeline the current role may manage (row-level
+ * security of pipeline_defs), for the provenance functions below.
  */
-CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
-    RETURNS void
-    LANGUAGE plpgsql VOLATILE
+CREATE FUNCTION pipeline.managed_definition(pipeline_name text) RETURNS pipeline.pipeline_defs
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
@@ -2073,6 +2072,24 @@ CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text 
                       DETAIL = 'There is no pipeline of that name that the current role may manage.',
                       HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
       END IF;
+      RETURN d;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.managed_definition(text) IS
+    'internal: the definition of a pipeline the current role may manage, or an error';
+
+/*
+ * Provenance column: a target column mapped to the run that writes the
+ * row.  The scalar subquery is evaluated once per batch statement.
+ */
+CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      d pipeline.pipeline_defs := pipeline.managed_definition(pipeline_name);
+    BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = d.target
                         AND a.attname = column_name AND NOT a.attisdropped) THEN
           EXECUTE format('ALTER TABLE %s ADD COLUMN %I bigint', d.target, column_name);
@@ -2090,15 +2107,8 @@ CREATE FUNCTION pipeline.disable_provenance(pipeline_name text, column_name text
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
-      d pipeline.pipeline_defs;
+      d pipeline.pipeline_defs := pipeline.managed_definition(pipeline_name);
     BEGIN
-      SELECT * INTO d FROM pipeline.pipeline_defs p WHERE p.name = pipeline_name;
-      IF NOT FOUND THEN
-          RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
-                USING ERRCODE = 'undefined_object',
-                      DETAIL = 'There is no pipeline of that name that the current role may manage.',
-                      HINT = 'List pipelines with SELECT name FROM pipeline.pipelines.';
-      END IF;
       IF d.columns->>column_name IS NULL THEN
           RAISE EXCEPTION 'pipeline "%" keeps no provenance in column "%"', pipeline_name, column_name
                 USING ERRCODE = 'invalid_parameter_value',

@@ -205,7 +205,6 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 	Datum		values[9];
 	int			dims[1];
 	int			lbs[1] = {1};
-	PipelineUserContext ctx;
 
 	for (int i = 0; i < list_length(checks); i++)
 	{
@@ -241,25 +240,23 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 	 * row count of its last batch out of bounds (or of the last batch, while
 	 * none was).
 	 */
-	pipeline_become_internal(&ctx);
-	pipeline_exec("INSERT INTO pipeline.check_results AS t (run_id, pipeline_id, check_name, "
-				  "check_id, status, failing, total, observed, batches, message) "
-				  "SELECT $1, $2, r.name, r.id, r.status, r.failing, r.total, round(r.observed::numeric, 6), 1, r.message "
-				  "FROM unnest($3, $4, $5, $6, $7, $8, $9) "
-				  "AS r(name, id, status, failing, total, observed, message) "
-				  "ON CONFLICT (run_id, check_name) DO UPDATE SET "
-				  "status = (ARRAY['PASS', 'WARN', 'FAIL'])[greatest("
-				  "array_position('{PASS,WARN,FAIL}'::text[], t.status), "
-				  "array_position('{PASS,WARN,FAIL}'::text[], excluded.status))], "
-				  "observed = CASE WHEN (SELECT c.kind FROM pipeline.checks c WHERE c.id = t.check_id) "
-				  "= 'row_count' THEN CASE WHEN excluded.failing > 0 OR t.failing = 0 "
-				  "THEN excluded.observed ELSE t.observed END "
-				  "ELSE round((t.failing + excluded.failing)::numeric / nullif(t.total + excluded.total, 0), 6) END, "
-				  "failing = t.failing + excluded.failing, total = t.total + excluded.total, "
-				  "batches = t.batches + 1, message = coalesce(excluded.message, t.message), "
-				  "checked_at = excluded.checked_at",
-				  9, types, values, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_internal("INSERT INTO pipeline.check_results AS t (run_id, pipeline_id, check_name, "
+						   "check_id, status, failing, total, observed, batches, message) "
+						   "SELECT $1, $2, r.name, r.id, r.status, r.failing, r.total, round(r.observed::numeric, 6), 1, r.message "
+						   "FROM unnest($3, $4, $5, $6, $7, $8, $9) "
+						   "AS r(name, id, status, failing, total, observed, message) "
+						   "ON CONFLICT (run_id, check_name) DO UPDATE SET "
+						   "status = (ARRAY['PASS', 'WARN', 'FAIL'])[greatest("
+						   "array_position('{PASS,WARN,FAIL}'::text[], t.status), "
+						   "array_position('{PASS,WARN,FAIL}'::text[], excluded.status))], "
+						   "observed = CASE WHEN (SELECT c.kind FROM pipeline.checks c WHERE c.id = t.check_id) "
+						   "= 'row_count' THEN CASE WHEN excluded.failing > 0 OR t.failing = 0 "
+						   "THEN excluded.observed ELSE t.observed END "
+						   "ELSE round((t.failing + excluded.failing)::numeric / nullif(t.total + excluded.total, 0), 6) END, "
+						   "failing = t.failing + excluded.failing, total = t.total + excluded.total, "
+						   "batches = t.batches + 1, message = coalesce(excluded.message, t.message), "
+						   "checked_at = excluded.checked_at",
+						   9, types, values, NULL);
 }
 
 /*
@@ -292,22 +289,13 @@ static void
 keep_pending(const PipelineDef *def, List *checks, const BatchResult *results, int64 run_id)
 {
 	MemoryContext old;
-	ListCell   *lc;
 
 	if (pending_context == NULL)
 		pending_context = AllocSetContextCreate(TopMemoryContext, "pipeline check results",
 												ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(pending_context);
 	old = MemoryContextSwitchTo(pending_context);
-	pending_checks = NIL;
-	foreach(lc, checks)
-	{
-		QualityCheck *copy = palloc(sizeof(QualityCheck));
-
-		memcpy(copy, lfirst(lc), sizeof(QualityCheck));
-		copy->name = pstrdup(copy->name);
-		pending_checks = lappend(pending_checks, copy);
-	}
+	pending_checks = pipeline_copy_checks(checks);
 	for (int i = 0; i < list_length(checks); i++)
 	{
 		pending[i] = results[i];

@@ -308,21 +308,42 @@ pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(def->id);
-	PipelineUserContext ctx;
 	List	   *checks = NIL;
 	List	   *stored = NIL;
 	int			n;
 
-	pipeline_become_internal(&ctx);
 	/* not read-only: add_check compiles the check it has just stored */
-	n = pipeline_exec("SELECT " CHECK_COLUMNS " FROM pipeline.checks WHERE pipeline_id = $1 "
-					  "ORDER BY id", 1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	n = pipeline_exec_internal("SELECT " CHECK_COLUMNS " FROM pipeline.checks WHERE pipeline_id = $1 "
+							   "ORDER BY id", 1, &type, &value, NULL);
 	for (int i = 0; i < n; i++)
 		stored = lappend(stored, stored_check(i));
 	for (int i = 0; i < n; i++)
 		checks = lappend(checks, compile_check(def, list_nth(stored, i), i));
 	return checks;
+}
+
+/*
+ * pipeline_copy_checks
+ *		A copy of a list of compiled checks in the current memory context.
+ */
+List *
+pipeline_copy_checks(List *checks)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, checks)
+	{
+		QualityCheck *check = palloc(sizeof(QualityCheck));
+
+		memcpy(check, lfirst(lc), sizeof(QualityCheck));
+		check->name = pstrdup(check->name);
+		check->kind = pstrdup(check->kind);
+		check->passes = check->passes ? pstrdup(check->passes) : NULL;
+		check->window = check->window ? pstrdup(check->window) : NULL;
+		copy = lappend(copy, check);
+	}
+	return copy;
 }
 
 /*
@@ -335,14 +356,11 @@ pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *ma
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(def->id);
-	PipelineUserContext ctx;
 	int			n;
 
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT name, column_name FROM pipeline.checks "
-					  "WHERE pipeline_id = $1 AND column_name IS NOT NULL ORDER BY id",
-					  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	n = pipeline_exec_internal("SELECT name, column_name FROM pipeline.checks "
+							   "WHERE pipeline_id = $1 AND column_name IS NOT NULL ORDER BY id",
+							   1, &type, &value, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		char	   *column = pipeline_result_text(i, 1);
@@ -724,12 +742,9 @@ bump_version(const PipelineDef *def)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(def->id);
-	PipelineUserContext ctx;
 
-	pipeline_become_internal(&ctx);
-	pipeline_exec("UPDATE pipeline.pipeline_defs SET version = version + 1, altered_at = now() "
-				  "WHERE id = $1", 1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET version = version + 1, altered_at = now() "
+						   "WHERE id = $1", 1, &type, &value, NULL);
 	pipeline_forget_statements(def->id);
 }
 
@@ -801,7 +816,6 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 	bool		if_exists = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
-	PipelineUserContext ctx;
 	int			n;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -810,10 +824,8 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 	pipeline_check_manage(def);
 	values[0] = Int64GetDatum(def->id);
 	values[1] = CStringGetTextDatum(name ? name : "");
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("DELETE FROM pipeline.checks WHERE pipeline_id = $1 AND name = $2",
-					  2, types, values, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	n = pipeline_exec_internal("DELETE FROM pipeline.checks WHERE pipeline_id = $1 AND name = $2",
+							   2, types, values, NULL);
 	if (n == 0 && !if_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -121,30 +121,6 @@ copy_rules(List *rules)
 }
 
 /*
- * copy_checks
- *		A copy of a list of compiled checks in the current memory context.
- */
-static List *
-copy_checks(List *checks)
-{
-	List	   *copy = NIL;
-	ListCell   *lc;
-
-	foreach(lc, checks)
-	{
-		QualityCheck *check = palloc(sizeof(QualityCheck));
-
-		memcpy(check, lfirst(lc), sizeof(QualityCheck));
-		check->name = pstrdup(check->name);
-		check->kind = pstrdup(check->kind);
-		check->passes = check->passes ? pstrdup(check->passes) : NULL;
-		check->window = check->window ? pstrdup(check->window) : NULL;
-		copy = lappend(copy, check);
-	}
-	return copy;
-}
-
-/*
  * forget_entry
  *		Frees one cache entry and its plans.
  */
@@ -230,7 +206,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	checks = pipeline_load_checks(def, map);
 	old = MemoryContextSwitchTo(statements_context);
 	st->rules = copy_rules(rules);
-	st->checks = copy_checks(checks);
+	st->checks = pipeline_copy_checks(checks);
 	MemoryContextSwitchTo(old);
 
 	pipeline_become_owner(def, &ctx);

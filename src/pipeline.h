@@ -362,6 +362,7 @@ extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *co
 
 /* checks.c */
 extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
+extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);
 extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
 
