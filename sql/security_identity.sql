@@ -119,6 +119,15 @@ RESET ROLE;
 SELECT si_priv.breach();
 SELECT attname, atttypid::regtype FROM pg_attribute
  WHERE attrelid = 'si.cap_changes'::regclass AND attname = 'w';
+-- the capture trigger function attached again, under another name
+SET ROLE si_evil;
+CREATE TRIGGER again AFTER INSERT ON si.cap REFERENCING NEW TABLE AS pl_new
+    FOR EACH STATEMENT EXECUTE FUNCTION pipeline.capture_changes();
+\x on
+SELECT * FROM error_of('INSERT INTO si.cap (id, v) VALUES (3, 3)');
+\x off
+DROP TRIGGER again ON si.cap;
+RESET ROLE;
 
 -- requeue, replay, an archive pass
 CALL pipeline.requeue_quarantine('si_p');
