@@ -2078,9 +2078,16 @@ CREATE FUNCTION pipeline.managed_definition(pipeline_name text) RETURNS pipeline
 COMMENT ON FUNCTION pipeline.managed_definition(text) IS
     'internal: the definition of a pipeline the current role may manage, or an error';
 
+CREATE FUNCTION pipeline.add_provenance_column(relation regclass, column_name text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_add_provenance_column'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION pipeline.add_provenance_column(regclass, text) IS
+    'internal: adds a bigint column to a table when missing, as the table''s owner (the caller must be a member of it or a superuser)';
+
 /*
  * Provenance column: a target column mapped to the run that writes the
- * row.  The scalar subquery is evaluated once per batch statement.
+ * row.  The scalar subquery is evaluated once per batch statement.  The
+ * column is added as the target's owner, whoever enables provenance.
  */
 CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text DEFAULT '__run_id')
     RETURNS void
@@ -2090,10 +2097,7 @@ CREATE FUNCTION pipeline.enable_provenance(pipeline_name text, column_name text 
     DECLARE
       d pipeline.pipeline_defs := pipeline.managed_definition(pipeline_name);
     BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = d.target
-                        AND a.attname = column_name AND NOT a.attisdropped) THEN
-          EXECUTE format('ALTER TABLE %s ADD COLUMN %I bigint', d.target, column_name);
-      END IF;
+      PERFORM pipeline.add_provenance_column(d.target, column_name);
       PERFORM pipeline.alter_pipeline(pipeline_name, columns => d.columns || jsonb_build_object(
           column_name, format('(SELECT pipeline.current_run_id(%s))', d.id)));
     END

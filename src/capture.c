@@ -18,7 +18,15 @@
  *	TRUNCATE	(before it) every row of the table, as a delete, so that
  *				readers empty too; it costs a read of the table.
  *
- * The log is written as the table's owner, whoever writes the table.  A
+ * The log is written as the log's owner -- the table's owner, who owned
+ * the table when it was captured -- whoever writes the table, in a
+ * security-restricted operation with search_path pinned to pg_catalog:
+ * the log is that role's, and so are its triggers and its columns' types,
+ * which must not run with the privileges of whoever happened to write the
+ * table (a superuser, say).  The writer needs no privilege on the log.  The
+ * trigger function refuses to run as anything but the capture trigger of a
+ * captured table, so that nobody can make it write into another role's
+ * log by attaching it to a table of their own.  A
  * pipeline whose source is a captured table reads its log instead, starting
  * from the table's rows (change_log.c seeds them); the table is locked in
  * SHARE mode meanwhile, so no write is both in the copy and in the log.
@@ -75,7 +83,7 @@ typedef struct CapturePlans
 {
 	Oid			relation;
 	Oid			change_log;
-	Oid			owner;
+	Oid			owner;			/* the log's: the statements run as this role */
 	bool		has_readers;	/* else there is nothing to log */
 	bool		valid;			/* false: rebuild before the next use */
 	char	   *key_match;		/* "n.k = o.k AND ..." over the captured key */
@@ -274,7 +282,7 @@ plans_for(Oid relation)
 										key_match(pipeline_text_array_to_list(pipeline_result_datum(0, 2, &isnull),
 																			  "key")));
 	cp->valid = true;
-	cp->owner = pipeline_relation_owner(relation);
+	cp->owner = pipeline_relation_owner(cp->change_log);
 	if (cp->has_readers)
 		pipeline_add_missing_columns(relation, cp->change_log);
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -284,8 +292,37 @@ plans_for(Oid relation)
 }
 
 /*
+ * refuse_foreign_trigger
+ *		Errors unless the trigger firing is the one pipeline.capture
+ *		created for 'event': its name, a statement-level trigger, AFTER
+ *		(BEFORE for TRUNCATE) with the transition tables it reads.  Whether
+ *		the table is captured, plans_for checks.
+ */
+static void
+refuse_foreign_trigger(TriggerData *trigdata, CaptureEvent event)
+{
+	TriggerEvent ev = trigdata->tg_event;
+	bool		before = event == CAPTURE_TRUNCATE;
+
+	if (TRIGGER_FIRED_FOR_STATEMENT(ev) &&
+		strcmp(trigdata->tg_trigger->tgname, capture_triggers[event][0]) == 0 &&
+		(before ? TRIGGER_FIRED_BEFORE(ev) : TRIGGER_FIRED_AFTER(ev)) &&
+		(event == CAPTURE_DELETE || event == CAPTURE_TRUNCATE || trigdata->tg_newtable != NULL) &&
+		(event == CAPTURE_INSERT || event == CAPTURE_TRUNCATE || trigdata->tg_oldtable != NULL))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("pipeline.capture_changes must be fired by the capture triggers of a captured table"),
+			 errdetail("Trigger \"%s\" on %s is not the trigger pipeline.capture creates for this event.",
+					   trigdata->tg_trigger->tgname,
+					   pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation))),
+			 errhint("Use pipeline.capture(table), which creates its triggers; drop this one.")));
+}
+
+/*
  * pipeline_capture_changes
- *		The statement-level trigger of a captured table (see above).
+ *		The statement-level trigger of a captured table (see above).  Fired
+ *		by an application's write, it writes the log as the log's owner.
  */
 Datum
 pipeline_capture_changes(PG_FUNCTION_ARGS)
@@ -297,7 +334,7 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 	PipelineUserContext ctx;
 	Oid			relation;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pipeline.capture_changes must be called as a statement-level trigger"),
@@ -307,6 +344,7 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 	event = TRIGGER_FIRED_BY_INSERT(ev) ? CAPTURE_INSERT
 		: TRIGGER_FIRED_BY_UPDATE(ev) ? CAPTURE_UPDATE
 		: TRIGGER_FIRED_BY_DELETE(ev) ? CAPTURE_DELETE : CAPTURE_TRUNCATE;
+	refuse_foreign_trigger(trigdata, event);
 	relation = RelationGetRelid(trigdata->tg_relation);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -432,10 +470,12 @@ pipeline_capture(PG_FUNCTION_ARGS)
 	refuse_capture(relation);
 	log = pipeline_create_change_log(relation);
 	for (int i = 0; i < CAPTURE_EVENTS; i++)
-		pipeline_exec(psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
-							   "EXECUTE FUNCTION pipeline.capture_changes()",
-							   capture_triggers[i][0], psprintf(capture_triggers[i][1], name)),
-					  0, NULL, NULL, NULL, false, 0);
+		pipeline_exec_as_relation_owner(relation,
+										psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
+												 "EXECUTE FUNCTION pipeline.capture_changes()",
+												 capture_triggers[i][0],
+												 psprintf(capture_triggers[i][1], name)),
+										0, NULL, NULL, NULL);
 
 	values[1] = ObjectIdGetDatum(log);
 	values[2] = pipeline_list_to_text_array(primary_key_columns(relation));
@@ -452,8 +492,9 @@ pipeline_capture(PG_FUNCTION_ARGS)
  *		Removes a table's capture: its catalog row and, when they still
  *		exist, its triggers and its log -- with 'cascade', by DROP ...
  *		CASCADE, which drops the pipelines reading it; else the caller has
- *		checked that none does.  The caller runs as the extension, connected
- *		to SPI.
+ *		checked that none does.  The catalog row goes as the extension (the
+ *		caller's identity), triggers and log as their owners.  The caller
+ *		is connected to SPI.
  */
 void
 pipeline_forget_capture(Oid relation, Oid log, bool cascade)
@@ -465,14 +506,17 @@ pipeline_forget_capture(Oid relation, Oid log, bool cascade)
 				  false, 0);
 	if (SearchSysCacheExists1(RELOID, value))
 		for (int i = 0; i < CAPTURE_EVENTS; i++)
-			pipeline_exec(psprintf("DROP TRIGGER IF EXISTS %s ON %s", capture_triggers[i][0],
-								   pipeline_qualified_name(relation)),
-						  0, NULL, NULL, NULL, false, 0);
+			pipeline_exec_as_relation_owner(relation,
+											psprintf("DROP TRIGGER IF EXISTS %s ON %s",
+													 capture_triggers[i][0],
+													 pipeline_qualified_name(relation)),
+											0, NULL, NULL, NULL);
 	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
 		return;
 	if (cascade)
-		pipeline_exec(psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
-					  0, NULL, NULL, NULL, false, 0);
+		pipeline_exec_as_relation_owner(log, psprintf("DROP TABLE %s CASCADE",
+													  pipeline_qualified_name(log)),
+										0, NULL, NULL, NULL);
 	else
 		pipeline_drop_own_table(log);
 }

@@ -222,7 +222,6 @@ pipeline_add_missing_columns(Oid relation, Oid log)
 {
 	List	   *missing = log_columns(relation, log, false, true);
 	StringInfoData add;
-	PipelineUserContext ctx;
 	ListCell   *lc;
 
 	if (missing == NIL)
@@ -231,10 +230,10 @@ pipeline_add_missing_columns(Oid relation, Oid log)
 	foreach(lc, missing)
 		appendStringInfo(&add, "%sADD COLUMN IF NOT EXISTS %s", add.len ? ", " : "",
 						 (char *) lfirst(lc));
-	pipeline_become_internal(&ctx);
-	pipeline_exec(psprintf("ALTER TABLE %s %s", pipeline_qualified_name(log), add.data),
-				  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	/* as the log's owner: a domain's CHECK runs on the new column's rows */
+	pipeline_exec_as_relation_owner(log, psprintf("ALTER TABLE %s %s", pipeline_qualified_name(log),
+												  add.data),
+									0, NULL, NULL, NULL);
 	CommandCounterIncrement();
 }
 
@@ -457,12 +456,13 @@ pipeline_join_change_log(Oid relation, Oid reader)
 /*
  * pipeline_seed_change_log
  *		Copies the target's rows into the log as upserts for the new reader
- *		'def' alone; its cursor then starts at the current snapshot.
+ *		'def' alone; its cursor then starts at the current snapshot.  The
+ *		copy runs as the log's owner, who owns the target too (the log was
+ *		made for it).
  */
 void
 pipeline_seed_change_log(const PipelineDef *def)
 {
-	PipelineUserContext ctx;
 	Oid			target = InvalidOid;
 	char	   *cols;
 
@@ -478,30 +478,42 @@ pipeline_seed_change_log(const PipelineDef *def)
 		return;
 
 	cols = pipeline_quote_list(pipeline_shared_columns(target, def->source), NULL);
-	pipeline_become_internal(&ctx);
-	pipeline_exec(psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
-						   pipeline_qualified_name(def->source), cols, cols,
-						   (long long) def->id, pipeline_qualified_name(target)),
-				  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	/* the log's triggers and its columns' domain checks run as its owner */
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
+											 pipeline_qualified_name(def->source), cols, cols,
+											 (long long) def->id, pipeline_qualified_name(target)),
+									0, NULL, NULL, NULL);
 }
 
 /*
  * pipeline_trim_change_log
  *		Deletes the rows of a reader's change log that every reader has
- *		consumed.  Skipped while a new reader joins the log.
+ *		consumed.  Skipped while a new reader joins the log.  The horizon
+ *		is read from the catalog as the extension, the rows are deleted as
+ *		the log's owner.
  */
 void
 pipeline_trim_change_log(const PipelineDef *def)
 {
+	Oid			type = XID8OID;
+	Datum		horizon;
+	bool		isnull;
+
 	if (!def->reads_change_log || !change_log_lock(def->source, ShareLock, false))
 		return;
-	exec_internal_oid(psprintf("DELETE FROM %s WHERE _xid < ("
-							   "SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
-							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
-							   "WHERE d.source = $1)",
-							   pipeline_qualified_name(def->source)),
+	/* what every reader consumed, from the catalog, as the extension */
+	exec_internal_oid("SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
+					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
 					  def->source);
+	horizon = pipeline_result_datum(0, 0, &isnull);
+	if (isnull)
+		return;
+	/* the delete, as the log's owner: its triggers run with no more than that */
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("DELETE FROM %s WHERE _xid < $1",
+											 pipeline_qualified_name(def->source)),
+									1, &type, &horizon, NULL);
 }
 
 /*

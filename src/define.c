@@ -49,6 +49,7 @@ PG_FUNCTION_INFO_V1(pipeline_drop_pipeline);
 PG_FUNCTION_INFO_V1(pipeline_pause);
 PG_FUNCTION_INFO_V1(pipeline_resume);
 PG_FUNCTION_INFO_V1(pipeline_prepare_source);
+PG_FUNCTION_INFO_V1(pipeline_add_provenance_column);
 PG_FUNCTION_INFO_V1(pipeline_discard_quarantine);
 
 /* ---------------------------------------------------------------- helpers */
@@ -615,7 +616,9 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
  *		defaults, and a unique index on both.  Completes whatever is missing
  *		(a table created LIKE a source has the columns but not their
  *		defaults).  Existing rows get the current transaction, so a new
- *		pipeline consumes them too.
+ *		pipeline consumes them too.  The caller must own the table (or be a
+ *		member of its owner, or a superuser); the statements run as its
+ *		owner.
  */
 void
 pipeline_add_change_columns(Oid source)
@@ -631,6 +634,7 @@ pipeline_add_change_columns(Oid source)
 	Oid			nsp = get_rel_namespace(source);
 	char	   *seqname = NULL;
 	StringInfoData actions;
+	PipelineUserContext ctx;
 
 	require_table(source, "source");
 	if ((!add_xid && get_atttype(source, xid_att) != XID8OID) ||
@@ -651,6 +655,13 @@ pipeline_add_change_columns(Oid source)
 				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
 						 src, src)));
 
+	/*
+	 * As the table's owner, whoever creates the pipeline: the rewrite and the
+	 * index build run the owner's code (its triggers do not fire, but its
+	 * domains' checks and index expressions do), and the sequence is the
+	 * owner's.
+	 */
+	pipeline_become_relation_owner(source, &ctx);
 	initStringInfo(&actions);
 	if (seq_default)
 	{
@@ -683,6 +694,7 @@ pipeline_add_change_columns(Oid source)
 		pipeline_exec(psprintf("CREATE %sINDEX ON %s (_xid, _seq)",
 							   get_rel_relkind(source) == RELKIND_RELATION ? "UNIQUE " : "", src),
 					  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
 	CommandCounterIncrement();
 }
 
@@ -1251,6 +1263,33 @@ pipeline_prepare_source(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_add_change_columns(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_add_provenance_column
+ *		SQL: pipeline.add_provenance_column(relation, column_name), for
+ *		enable_provenance: adds a bigint column to a target when missing, as
+ *		the target's owner (whoever enables provenance, a superuser say).
+ *		The caller must be allowed to alter the table: a member of its
+ *		owning role, or a superuser.
+ */
+Datum
+pipeline_add_provenance_column(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *column = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *name = pipeline_qualified_name(relid);
+
+	pipeline_check_role(pipeline_relation_owner(relid), psprintf("table %s", name));
+	if (get_attnum(relid, column) != InvalidAttrNumber)
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_exec_as_relation_owner(relid, psprintf("ALTER TABLE %s ADD COLUMN %s bigint", name,
+													quote_identifier(column)),
+									0, NULL, NULL, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -30,8 +30,10 @@ static bool dropping_own_table = false;
 
 /*
  * pipeline_drop_own_table
- *		Drops a table the extension created for a pipeline (the caller has
- *		checked it may), without the event trigger objecting.
+ *		Drops a table the extension created for a pipeline (a tombstone
+ *		table, a change log; the caller has checked it may), without the
+ *		event trigger objecting.  As the table's owner, in a
+ *		security-restricted operation: it is the owner's table.
  */
 void
 pipeline_drop_own_table(Oid relid)
@@ -39,7 +41,7 @@ pipeline_drop_own_table(Oid relid)
 	PipelineUserContext ctx;
 	char	   *sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
 
-	pipeline_become_internal(&ctx);
+	pipeline_become_relation_owner(relid, &ctx);
 	dropping_own_table = true;
 	PG_TRY();
 	{
@@ -177,7 +179,8 @@ drop_captures(bool cascade)
 /*
  * drop_unwritten_change_log
  *		Drops a change log whose writers are all gone, CASCADE: this trigger
- *		fires again for it and drops the pipelines reading it.
+ *		fires again for it and drops the pipelines reading it.  As the log's
+ *		owner: it is that role's table.
  */
 static void
 drop_unwritten_change_log(Oid log)
@@ -189,8 +192,8 @@ drop_unwritten_change_log(Oid log)
 		pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1",
 					  1, &type, &value, NULL, false, 1) > 0)
 		return;
-	pipeline_exec(psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
-				  0, NULL, NULL, NULL, false, 0);
+	pipeline_exec_as_relation_owner(log, psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
+									0, NULL, NULL, NULL);
 }
 
 /*

@@ -277,6 +277,7 @@ extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
 extern void pipeline_become_role(Oid role, const char *search_path,
 								 PipelineUserContext *saved);
+extern void pipeline_become_relation_owner(Oid relid, PipelineUserContext *saved);
 extern void pipeline_restore_user(PipelineUserContext *saved);
 extern void pipeline_check_role(Oid role, const char *what);
 extern void pipeline_check_manage(const PipelineDef *def);
@@ -291,6 +292,8 @@ extern char *pipeline_result_text(int row, int col);
 extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
+											Oid *types, Datum *values, const char *nulls);
 extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
 								   const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);

@@ -678,22 +678,21 @@ run_replay(RunState *rs)
 
 /*
  * cleanup_tombstones
- *		Forgets deletes older than the pipeline's tombstone retention.
+ *		Forgets deletes older than the pipeline's tombstone retention, as
+ *		the tombstone table's owner.
  */
 static void
 cleanup_tombstones(const PipelineDef *def)
 {
-	PipelineUserContext ctx;
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
 	if (!OidIsValid(def->tombstones))
 		return;
-	pipeline_become_owner(def, &ctx);
-	pipeline_exec(psprintf("DELETE FROM %s WHERE deleted_at < now() - $1::interval",
-						   pipeline_qualified_name(def->tombstones)),
-				  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_as_relation_owner(def->tombstones,
+									psprintf("DELETE FROM %s WHERE deleted_at < now() - $1::interval",
+											 pipeline_qualified_name(def->tombstones)),
+									1, &type, &value, NULL);
 }
 
 /*

@@ -6,11 +6,21 @@
  * Two contexts exist.  The extension's own bookkeeping (catalog rows, run
  * history) runs as the bootstrap superuser with search_path pinned to
  * pg_catalog, after the API function has checked that the caller may manage
- * the pipeline: callers never get write access to the catalog tables.  A
- * pipeline's own SQL (mapping expressions, filters, the batch statement)
- * runs as the pipeline's owner, in a security-restricted operation, with
- * the search_path captured when the pipeline was defined -- whoever
- * started the run (a superuser, pg_cron, a worker).
+ * the pipeline: callers never get write access to the catalog tables.  That
+ * identity touches the pipeline schema's catalogs only, never a relation a
+ * user owns: a trigger, a rule or a domain's CHECK the owner put there would
+ * run as superuser.  A pipeline's own SQL (mapping expressions, filters, the
+ * batch statement) runs as the pipeline's owner, and whatever the extension
+ * does to a relation a user owns (a change log, a staging table, a captured
+ * table) runs as that relation's owner (pipeline_become_relation_owner);
+ * both in a security-restricted operation, with a pinned search_path --
+ * whoever started the work (a superuser, pg_cron, a worker).
+ *
+ * Settings the user's code changes in there (set_config(..., false) in a
+ * mapping, say) are rolled back when the extension switches back, as
+ * PostgreSQL does after its own security-restricted operations (index
+ * builds, REFRESH MATERIALIZED VIEW): nothing of the owner's survives into
+ * the caller's session, whose next statements may run as a superuser.
  *
  *-------------------------------------------------------------------------
  */
@@ -93,14 +103,31 @@ pipeline_check_role(Oid role, const char *what)
 }
 
 /*
+ * pipeline_become_relation_owner
+ *		Runs a statement the extension makes on a relation a user owns (a
+ *		change log, a staging table, a captured table) as that relation's
+ *		owner, in a security-restricted operation, with search_path pinned
+ *		to pg_catalog: the owner's triggers, rules and domain checks on it
+ *		then run with no more than the owner's privileges.
+ */
+void
+pipeline_become_relation_owner(Oid relid, PipelineUserContext *saved)
+{
+	pipeline_become_role(pipeline_relation_owner(relid), "pg_catalog, pg_temp", saved);
+}
+
+/*
  * pipeline_restore_user
- *		Undoes pipeline_become_internal or pipeline_become_owner.  On error,
- *		transaction abort restores both user and GUCs by itself.
+ *		Undoes pipeline_become_internal, pipeline_become_owner,
+ *		pipeline_become_role or pipeline_become_relation_owner, rolling back
+ *		every setting changed since, SET (not only SET LOCAL) included:
+ *		the code that ran may be another role's.  On error, (sub)transaction
+ *		abort restores both user and settings by itself.
  */
 void
 pipeline_restore_user(PipelineUserContext *saved)
 {
-	AtEOXact_GUC(true, saved->guc_nest_level);
+	AtEOXact_GUC(false, saved->guc_nest_level);
 	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
 }
 

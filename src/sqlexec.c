@@ -218,7 +218,9 @@ pipeline_text_array_to_list(Datum array, const char *what)
 
 /*
  * pipeline_exec_internal
- *		Runs a catalog statement as the extension; returns SPI_processed.
+ *		Runs a statement on the extension's own catalogs (schema pipeline,
+ *		never a relation a user owns) as the extension; returns
+ *		SPI_processed.
  */
 int
 pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
@@ -227,6 +229,24 @@ pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values, co
 	int			n;
 
 	pipeline_become_internal(&ctx);
+	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * pipeline_exec_as_relation_owner
+ *		Runs a statement on a relation a user owns as that relation's owner
+ *		(pipeline_become_relation_owner); returns SPI_processed.
+ */
+int
+pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs, Oid *types, Datum *values,
+								const char *nulls)
+{
+	PipelineUserContext ctx;
+	int			n;
+
+	pipeline_become_relation_owner(relid, &ctx);
 	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 	return n;
