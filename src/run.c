@@ -757,7 +757,15 @@ static void
 record_failure(RunState *rs, ErrorData *edata)
 {
 	abort_step(rs);
-	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE) != NULL)
+
+	/*
+	 * Share-lock the definition before touching run_log, as execute_run
+	 * does: a drop_pipeline holding the definition FOR UPDATE then makes
+	 * this wait (and find the pipeline gone), instead of the two waiting
+	 * on each other -- the drop's cascade on this run's run_log row, this
+	 * transaction's foreign-key checks on the definition.
+	 */
+	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
 	{
 		pipeline_checks_save_pending(rs->run_id);
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
