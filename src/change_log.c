@@ -491,9 +491,9 @@ mirrored_table(Oid log)
 /*
  * pipeline_check_change_log_reader
  *		At each run of a pipeline reading a change log: its owner must still
- *		be allowed to read every row and column of the table the log mirrors (row-level
- *		security enabled or a column privilege revoked since it joined ends
- *		its reading).
+ *		be allowed to read every row and column of the table the log
+ *		mirrors (row-level security enabled or a column privilege revoked
+ *		since it joined ends its reading).
  */
 void
 pipeline_check_change_log_reader(const PipelineDef *def)
