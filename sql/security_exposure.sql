@@ -240,5 +240,7 @@ SELECT pipeline.uncapture('secx_owner.accounts');
 SELECT pipeline.drop_retention('secx_owner.raw');
 SELECT pipeline.drop_pipeline('secx_silver');
 RESET ROLE;
+SET client_min_messages = warning;
 DROP SCHEMA secx_owner, secx_hostile, secx_watcher CASCADE;
+RESET client_min_messages;
 DROP ROLE security_exposure_owner, security_exposure_hostile, security_exposure_watcher;
