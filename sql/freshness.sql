@@ -181,10 +181,9 @@ SELECT pipeline.add_freshness_check('fr."Order Items"', 'Shipped At', warn_after
 SELECT relation, status FROM pipeline.check_freshness(:quoted);
 SELECT column_name FROM pipeline.freshness WHERE id = :quoted;
 
--- An alert whose message would make NOTIFY's payload too long once escaped
--- for JSON (NOTIFY takes under 8000 bytes) is still raised: the notified
--- payload leaves the message out, the alerts row keeps it (and the check
--- does not fail on "payload string too long").
+-- An alert with a long message (longer, escaped for JSON, than NOTIFY's
+-- 8000 bytes) is raised and keeps its message: NOTIFY carries the alert's
+-- id only, so the check does not fail on "payload string too long".
 CREATE TABLE fr.boom_on (on_ boolean);
 CREATE FUNCTION fr.boom() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN

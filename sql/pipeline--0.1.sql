@@ -822,6 +822,13 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.archive_dictionaries_id_seq
 SELECT pg_catalog.pg_extension_config_dump('pipeline.archive_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.archive_batches_id_seq', '');
 
+CREATE FUNCTION pipeline.may_read_every_row(relation regclass, quiet boolean DEFAULT true)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_may_read_every_row'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.may_read_every_row(regclass, boolean) IS
+    'true when the current role may read every row and column of the relation (USAGE on its schema, SELECT on every column, no row-level security applying to it); with quiet => false, an error saying why not';
+
 ALTER TABLE pipeline.retention ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.archive_marks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.archive_dictionaries ENABLE ROW LEVEL SECURITY;
@@ -830,10 +837,14 @@ CREATE POLICY source_readers ON pipeline.retention
     USING (pg_catalog.has_table_privilege(source::oid, 'SELECT'));
 CREATE POLICY source_readers ON pipeline.archive_marks
     USING (pg_catalog.has_table_privilege(source::oid, 'SELECT'));
+/*
+ * Batches and dictionaries hold every row and column of their table: only
+ * a role that may read the whole table reads them (see read_access.c).
+ */
 CREATE POLICY source_readers ON pipeline.archive_dictionaries
-    USING (pg_catalog.has_table_privilege(source::oid, 'SELECT'));
+    USING (pipeline.may_read_every_row(source));
 CREATE POLICY source_readers ON pipeline.archive_batches
-    USING (pg_catalog.has_table_privilege(source::oid, 'SELECT'));
+    USING (pipeline.may_read_every_row(source));
 GRANT SELECT ON pipeline.retention, pipeline.archive_marks, pipeline.archive_dictionaries,
     pipeline.archive_batches TO PUBLIC;
 
@@ -1001,7 +1012,8 @@ CREATE FUNCTION pipeline.sync_freshness_job() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pipeline_sync_freshness_job'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.sync_freshness_job() IS
-    'trigger: makes the pg_cron job of a freshness check match its row (scheduled, rescheduled or removed)';
+    'trigger: makes the pg_cron job of a freshness check match its row (scheduled, rescheduled or removed); fires only on pipeline.freshness_checks';
+REVOKE ALL ON FUNCTION pipeline.sync_freshness_job() FROM PUBLIC;
 CREATE TRIGGER sync_freshness_job AFTER INSERT OR UPDATE OR DELETE ON pipeline.freshness_checks
     FOR EACH ROW EXECUTE FUNCTION pipeline.sync_freshness_job();
 
@@ -1424,11 +1436,12 @@ COMMENT ON FUNCTION pipeline.may_see_column(regclass, smallint) IS
  * One row per edge: the stored edges, and the views and materialized views
  * that depend (pg_depend on their rewrite rule) on a relation of the graph,
  * transitively.  Not security_invoker: it reads every pipeline's edges and
- * shows those whose both ends the current role may see.  "stored" is read
+ * shows those whose both ends the current role may see; a security barrier,
+ * so that no function of a query on it sees the other edges first.  "stored" is read
  * once, so that the planner inlines it and a query on table edges skips
  * the column checks.
  */
-CREATE VIEW pipeline.lineage AS
+CREATE VIEW pipeline.lineage WITH (security_barrier = true) AS
 WITH RECURSIVE stored AS (
     SELECT d.name AS pipeline, e.*, sa.attnum AS source_attnum, ta.attnum AS target_attnum
       FROM pipeline.lineage_edges e
@@ -1945,6 +1958,15 @@ CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
       retention integer := coalesce((SELECT g.setting::integer FROM pg_settings g
                                       WHERE g.name = 'pipeline.openlineage_retention'), 604800);
     BEGIN
+      /* a definer function: only its own triggers on the run log may fire it */
+      IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+         OR TG_NAME NOT IN ('openlineage_on_run_start', 'openlineage_on_run_end') THEN
+          RAISE EXCEPTION 'pipeline.openlineage_on_run fires only on pipeline.run_log'
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('It was fired by trigger %s on %s; it records the OpenLineage events of runs, with the extension''s rights.',
+                                      quote_ident(TG_NAME), TG_RELID::regclass),
+                      HINT = 'Drop that trigger; the outbox fills itself as pipelines run.';
+      END IF;
       IF NOT coalesce(current_setting('pipeline.openlineage_outbox', true), 'on')::boolean
          OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
           RETURN NULL;          -- a restored run is history, not news
@@ -1971,7 +1993,8 @@ CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
     END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
-    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention';
+    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention; fires only on pipeline.run_log';
+REVOKE ALL ON FUNCTION pipeline.openlineage_on_run() FROM PUBLIC;
 CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
     FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
 CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
@@ -2026,6 +2049,8 @@ CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
                       DETAIL = 'Staged rows are recorded for finished runs of kind run of pipelines the current role may manage; requeue runs read the quarantine.',
                       HINT = 'Find runs in pipeline.runs; the rows a requeue run read are in pipeline.quarantine_log (requeue_run_id).';
       END IF;
+      /* the archive holds every row and column: refused rather than filtered */
+      PERFORM pipeline.may_read_every_row(src, quiet => false);
       /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
       RETURN QUERY EXECUTE format(
           'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM ('

@@ -5,9 +5,15 @@
  *
  * Freshness checks changing state and pipelines starting or stopping to
  * fail raise alerts.  Each alert is a row of pipeline.alerts and a
- * NOTIFY on channel pipeline_alerts carrying the same JSON payload, sent
- * when the transaction that raised it commits, so a listener never hears
- * of a change that was rolled back.
+ * NOTIFY on channel pipeline_alerts, sent when the transaction that raised
+ * it commits, so a listener never hears of a change that was rolled back.
+ *
+ * The NOTIFY carries the alert's id alone ({"id": 42}).  Any role may
+ * LISTEN on any channel, so a channel cannot carry what only some roles
+ * may see (a channel per owner would not help: LISTEN checks no
+ * privilege).  A listener reads the alert by its id from pipeline.alerts,
+ * whose row-level security shows it only the alerts of the roles it is a
+ * member of; other roles learn only that some alert was raised.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,11 +26,7 @@
 
 #include "pipeline.h"
 
-/*
- * NOTIFY's payload limit is 8000 bytes; the message is cut well below it,
- * and left out of the payload (not of the alerts row) if escaping it for
- * JSON still makes the payload too long.
- */
+/* An alert's message is cut to this many bytes (an error can be long). */
 #define ALERT_MESSAGE_MAX 2000
 
 /*
@@ -40,10 +42,10 @@ text_or_null(const char *value, Datum *datum, char *null)
 
 /*
  * pipeline_raise_alert
- *		Records an alert and sends its payload as NOTIFY pipeline_alerts.
- *		The payload is kind, database, previous_state, state, message and
- *		raised_at, plus the alert's details (a JSON object as text).  The
- *		caller has an SPI connection.
+ *		Records an alert and sends its id as NOTIFY pipeline_alerts (see the
+ *		file comment).  The alert's payload column is kind, database,
+ *		previous_state, state, message and raised_at, plus the alert's
+ *		details (a JSON object as text).  The caller has an SPI connection.
  */
 void
 pipeline_raise_alert(const PipelineAlert *alert)
@@ -77,8 +79,7 @@ pipeline_raise_alert(const PipelineAlert *alert)
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object("
 				  "'kind', $1, 'database', current_database(), 'previous_state', $5, "
 				  "'state', $6, 'message', $7, 'raised_at', clock_timestamp()) || $9) "
-				  "RETURNING CASE WHEN octet_length(payload::text) < 8000 THEN payload::text "
-				  "ELSE (payload - 'message' || '{\"message_omitted\": true}')::text END",
+				  "RETURNING jsonb_build_object('id', id)::text",
 				  9, types, values, nulls, false, 1);
 	Async_Notify("pipeline_alerts", pipeline_result_text(0, 0));
 	pipeline_purge_history("alerts", "raised_at", NULL, 0);

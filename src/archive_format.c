@@ -37,6 +37,7 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -566,10 +567,36 @@ put_jsonb_rows(const ArchivedBatch *b, TupleDesc desc, Tuplestorestate *store)
 /* --------------------------------------------------------- SQL functions */
 
 /*
+ * refuse_partial_reader
+ *		For a batch the calling role cannot see: when the role may read some
+ *		of the batch's table (so that it knows of the table and its
+ *		archive), the error saying why it may not read the batch, which
+ *		holds every row and column (read_access.c).  Else nothing, and the
+ *		batch does not exist for the role.
+ */
+static void
+refuse_partial_reader(int64 batch_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(batch_id);
+	bool		isnull;
+	Oid			source;
+
+	if (pipeline_exec_internal("SELECT source::oid FROM pipeline.archive_batches "
+							   "WHERE id = $1 AND source IS NOT NULL", 1, &type, &value, NULL) != 1)
+		return;
+	source = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	if (pg_class_aclcheck(source, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(source, GetUserId(), ACL_SELECT, ACLMASK_ANY) == ACLCHECK_OK)
+		pipeline_require_read_every_row(source, GetUserId(),
+										psprintf("Archive batch %lld", (long long) batch_id));
+}
+
+/*
  * load_batch
  *		Reads a batch (and its dictionary) as the calling role, through
  *		row-level security: a role reads the batches of the tables it may
- *		SELECT.  The caller is connected to SPI.
+ *		read whole (read_access.c).  The caller is connected to SPI.
  */
 static ArchivedBatch *
 load_batch(int64 batch_id)
@@ -585,11 +612,14 @@ load_batch(int64 batch_id)
 					  "d.dictionary FROM pipeline.archive_batches b "
 					  "LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id "
 					  "WHERE b.id = $1", 1, &type, &value, NULL, true, 1) != 1)
+	{
+		refuse_partial_reader(batch_id);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("archive batch %lld does not exist", (long long) batch_id),
-				 errdetail("No batch of that id is in pipeline.archive_batches, or you may not read it: a role reads the archives of the tables it may SELECT."),
+				 errdetail("No batch of that id is in pipeline.archive_batches, or you may not read it: a role reads the archives of the tables it may read whole."),
 				 errhint("See SELECT id, source, row_count FROM pipeline.archive_batches.")));
+	}
 	b->id = batch_id;
 	b->source = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
 	b->source_name = pipeline_result_text(0, 2);

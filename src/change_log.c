@@ -379,11 +379,26 @@ refuse_old_snapshot(void)
 }
 
 /*
+ * refuse_partial_reader
+ *		A log holds every row and column of the table it mirrors: a reader
+ *		joins it only if it may read the whole table (read_access.c), which
+ *		the table's own row-level security and column privileges decide.
+ */
+static void
+refuse_partial_reader(Oid table, Oid reader)
+{
+	pipeline_require_read_every_row(table, reader,
+									psprintf("The change log a pipeline on %s reads",
+											 pipeline_qualified_name(table)));
+}
+
+/*
  * pipeline_join_change_log
  *		When 'relation' is a pipeline's target (or its change log), returns
  *		the change log a new pipeline owned by 'reader' reads instead,
  *		creating it on first use; else InvalidOid.  Locks the target's
- *		writers until commit (see the file comment).
+ *		writers until commit (see the file comment).  Refused unless the
+ *		reader may read every row and column of the target.
  */
 Oid
 pipeline_join_change_log(Oid relation, Oid reader)
@@ -400,6 +415,7 @@ pipeline_join_change_log(Oid relation, Oid reader)
 	{
 		target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 		log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+		refuse_partial_reader(target, reader);
 		refuse_old_snapshot();
 		LockRelationOid(target, ShareLock);
 		change_log_lock(log, ExclusiveLock, true);
@@ -429,6 +445,7 @@ pipeline_join_change_log(Oid relation, Oid reader)
 		if (OidIsValid(known))
 			log = known;
 	}
+	refuse_partial_reader(target, reader);
 
 	if (OidIsValid(log))
 		change_log_lock(log, ExclusiveLock, true);
@@ -454,6 +471,42 @@ pipeline_join_change_log(Oid relation, Oid reader)
 }
 
 /*
+ * mirrored_table
+ *		The table whose change log 'log' is (a target or a captured table),
+ *		or InvalidOid when 'log' is no change log.
+ */
+static Oid
+mirrored_table(Oid log)
+{
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
+						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
+						  "LIMIT 1", log) != 1)
+		return InvalidOid;
+	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+}
+
+/*
+ * pipeline_check_change_log_reader
+ *		At each run of a pipeline reading a change log: its owner must still
+ *		be allowed to read every row and column of the table the log
+ *		mirrors (row-level security enabled or a column privilege revoked
+ *		since it joined ends its reading).
+ */
+void
+pipeline_check_change_log_reader(const PipelineDef *def)
+{
+	Oid			table;
+
+	if (!def->reads_change_log)
+		return;
+	table = mirrored_table(def->source);
+	if (OidIsValid(table))
+		refuse_partial_reader(table, def->owner);
+}
+
+/*
  * pipeline_seed_change_log
  *		Copies the target's rows into the log as upserts for the new reader
  *		'def' alone; its cursor then starts at the current snapshot.  The
@@ -463,17 +516,9 @@ pipeline_join_change_log(Oid relation, Oid reader)
 void
 pipeline_seed_change_log(const PipelineDef *def)
 {
-	Oid			target = InvalidOid;
+	Oid			target = mirrored_table(def->source);
 	char	   *cols;
 
-	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
-						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
-						  "LIMIT 1", def->source) == 1)
-	{
-		bool		isnull;
-
-		target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-	}
 	if (!OidIsValid(target))
 		return;
 

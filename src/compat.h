@@ -33,4 +33,14 @@ typedef struct PipelineSnapshot
 #define PIPELINE_SNAPSHOT_SIZE(nxip) \
 	(offsetof(PipelineSnapshot, xip) + sizeof(FullTransactionId) * (nxip))
 
+/* USAGE and the like on a schema: one function per object class before 16. */
+#if PG_VERSION_NUM >= 160000
+#include "catalog/pg_namespace.h"
+#define pipeline_namespace_aclcheck(nsp, role, mode) \
+	object_aclcheck(NamespaceRelationId, (nsp), (role), (mode))
+#else
+#define pipeline_namespace_aclcheck(nsp, role, mode) \
+	pg_namespace_aclcheck((nsp), (role), (mode))
+#endif
+
 #endif							/* PIPELINE_COMPAT_H */

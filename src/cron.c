@@ -25,6 +25,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -37,6 +38,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -438,6 +440,29 @@ pipeline_cron_drop_all_jobs(void)
 }
 
 /*
+ * refuse_foreign_trigger
+ *		sync_freshness_job schedules the jobs of checks by id, as the
+ *		extension: only its own row trigger on pipeline.freshness_checks may
+ *		fire it, never one a role attached to a table of its own.
+ */
+static void
+refuse_foreign_trigger(TriggerData *trigdata)
+{
+	Oid			checks = get_relname_relid("freshness_checks",
+										   get_namespace_oid(PIPELINE_SCHEMA, false));
+
+	if (RelationGetRelid(trigdata->tg_relation) != checks ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("pipeline.sync_freshness_job fires only on pipeline.freshness_checks"),
+				 errdetail("It was fired by trigger %s on %s; it schedules the pg_cron jobs of freshness checks, with the extension's rights.",
+						   quote_identifier(trigdata->tg_trigger->tgname),
+						   pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation))),
+				 errhint("Drop that trigger; checks schedule themselves.")));
+}
+
+/*
  * pipeline_sync_freshness_job
  *		AFTER INSERT, UPDATE or DELETE row trigger on freshness_checks: the
  *		check's job follows every change of its row, whoever makes it (the
@@ -453,6 +478,7 @@ pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "pipeline.sync_freshness_job must be called as a trigger");
+	refuse_foreign_trigger(trigdata);
 	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 	id_column = SPI_fnumber(trigdata->tg_relation->rd_att, "id");

@@ -7,8 +7,9 @@
  * check's owner (the aggregate over the raw column, so that an index on it
  * answers without a scan, converted to timestamptz afterwards), or without
  * a column the end of the last run that changed the relation, from the run
- * history.  It then compares its age with warn_after and error_after, or
- * with a daily deadline.  No data at all is stale.  A check that cannot be
+ * history (its owner must still be allowed to read the relation: the
+ * history tells when it changed).  It then compares its age with
+ * warn_after and error_after, or with a daily deadline.  No data at all is stale.  A check that cannot be
  * evaluated (relation gone, privileges revoked, a timeout) is UNKNOWN.
  * Every result is kept; a change of state raises an alert.
  *
@@ -157,9 +158,57 @@ invalid(const char *message, const char *detail, const char *hint)
 }
 
 /*
+ * relation_refusal
+ *		Why 'owner' may not run a check on 'relid' (an error message), or
+ *		NULL.  A check reads the relation: it needs USAGE on its schema and
+ *		SELECT on it (on the column when it has one, on some column when it
+ *		reads the run history instead, as count(*) would), even when it
+ *		reads only the run history: that tells when the relation changed.
+ */
+static char *
+relation_refusal(Oid relid, const char *column, Oid owner)
+{
+	AttrNumber	attnum = column ? get_attnum(relid, column) : InvalidAttrNumber;
+	char	   *rel;
+
+	if (!OidIsValid(get_rel_namespace(relid)))
+		return psprintf("relation with OID %u does not exist", relid);
+	if (pipeline_namespace_aclcheck(get_rel_namespace(relid), owner, ACL_USAGE) != ACLCHECK_OK)
+		return psprintf("permission denied for schema %s",
+						quote_identifier(get_namespace_name(get_rel_namespace(relid))));
+	if (pg_class_aclcheck(relid, owner, ACL_SELECT) == ACLCHECK_OK)
+		return NULL;
+	rel = pipeline_qualified_name(relid);
+	if (column == NULL &&
+		pg_attribute_aclcheck_all(relid, owner, ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
+		return psprintf("permission denied for relation %s", rel);
+	if (column != NULL && (attnum == InvalidAttrNumber ||
+						   pg_attribute_aclcheck(relid, attnum, owner, ACL_SELECT) != ACLCHECK_OK))
+		return psprintf("permission denied for column \"%s\" of relation %s", column, rel);
+	return NULL;
+}
+
+/*
+ * validate_access
+ *		The check's owner must be allowed to read what the check reads.
+ */
+static void
+validate_access(const FreshnessCheck *check)
+{
+	char	   *refusal = relation_refusal(check->relation, check->column, check->owner);
+
+	if (refusal != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", refusal),
+				 errdetail("A freshness check runs as its owner, role \"%s\", and reads the relation: the newest value of its column or, without a column, when a pipeline last changed it.",
+						   GetUserNameFromId(check->owner, false)),
+				 errhint("GRANT SELECT on the relation (or the column) and USAGE on its schema to that role first.")));
+}
+
+/*
  * validate_column
- *		The column must exist, be a timestamp, timestamptz or date, and be
- *		readable by the current user.
+ *		The column must exist and be a timestamp, timestamptz or date.
  */
 static void
 validate_column(Oid relid, const char *column)
@@ -183,13 +232,6 @@ validate_column(Oid relid, const char *column)
 						format_type_be(type)),
 				 errdetail("A freshness check needs a timestamp with time zone, timestamp or date column."),
 				 errhint("Pick another column, or add a check on an expression through a view.")));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for column \"%s\" of relation %s", column, rel),
-				 errdetail("A freshness check runs as the role that adds it and reads that column."),
-				 errhint("GRANT SELECT on the relation (or the column) to this role first.")));
 }
 
 /*
@@ -346,11 +388,13 @@ validate_settings(FreshnessCheck *check)
 			invalid("a filter needs a column",
 					"Without a column the check reads the run history, which a filter cannot narrow.",
 					"Pass column_name, or leave out the filter.");
+		validate_access(check);
 		validate_last_merge(check->relation);
 	}
 	else
 	{
 		validate_column(check->relation, check->column);
+		validate_access(check);
 		edata = pipeline_try(run_newest_query, &q);
 		if (edata != NULL)
 			ereport(ERROR,
@@ -457,7 +501,17 @@ evaluate(const FreshnessCheck *check, FreshnessResult *result)
 {
 	memset(result, 0, sizeof(*result));
 	if (check->column == NULL)
+	{
+		/* the run history is the extension's: its owner's privilege is checked here */
+		result->message = relation_refusal(check->relation, NULL, check->owner);
+		if (result->message != NULL)
+		{
+			result->status = "UNKNOWN";
+			result->sqlstate = unpack_sql_state(ERRCODE_INSUFFICIENT_PRIVILEGE);
+			return;
+		}
 		newest_merge(check, result);
+	}
 	else
 	{
 		NewestQuery q = {check, false, false, 0};

@@ -272,6 +272,9 @@ extern void pipeline_mark_disarm(void);
 extern bool pipeline_mark_get(RowPosition *row);
 extern const BatchTally *pipeline_mark_tally(void);
 
+/* read_access.c */
+extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);
+
 /* security.c */
 extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
@@ -344,6 +347,7 @@ extern Oid	pipeline_create_change_log(Oid target);
 extern Oid	pipeline_published_change_log(Oid target, Oid owner);
 extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
 extern void pipeline_seed_change_log(const PipelineDef *def);
+extern void pipeline_check_change_log_reader(const PipelineDef *def);
 extern void pipeline_trim_change_log(const PipelineDef *def);
 extern void pipeline_release_change_logs(void);
 extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);

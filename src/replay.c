@@ -44,8 +44,9 @@ bad_range(const char *message, const char *detail)
 
 /*
  * pipeline_replay_check
- *		Errors when the pipeline cannot be replayed, or the range is empty
- *		by construction.
+ *		Errors when the pipeline cannot be replayed (it reads a change log,
+ *		or its owner may not read every row and column of its source, which
+ *		the archive holds), or the range is empty by construction.
  */
 void
 pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
@@ -56,6 +57,10 @@ pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 				 errmsg("pipeline \"%s\" reads a change log, which is not archived", def->name),
 				 errdetail("The pipelines reading a change log delete the rows they have all consumed, so a replay would find few of them."),
 				 errhint("Replay the pipeline that writes the table it reads: the changes it makes again reach this pipeline through the change log.")));
+	/* archived rows hold every row and column: only a whole reader merges them again */
+	pipeline_require_read_every_row(def->source, def->owner,
+									psprintf("A replay of pipeline \"%s\", which reads the archive of its source,",
+											 def->name));
 	if (req->has_since && req->has_until && req->since >= req->until)
 		bad_range("since must be before until",
 				  psprintf("A replay merges the rows of the runs started from since (%s) until before until (%s).",

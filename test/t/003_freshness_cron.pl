@@ -73,15 +73,15 @@ ok( $node->poll_query_until(
 		'postgres', "SELECT count(*) > 0 FROM cron.job_run_details WHERE status = 'succeeded'"),
 	'pg_cron recorded the run as succeeded');
 
-# The first result that does not pass is a change of state: an alert.
+# The first result that does not pass is a change of state: an alert.  The
+# notification carries the alert's id only; the alert is read by its id.
+my $notified = qr/Asynchronous notification "pipeline_alerts" with payload "\{\\?"id\\?": (\d+)\}"/;
 my $out = $listener->query_safe('SELECT 1');
-like(
-	$out,
-	qr/Asynchronous notification "pipeline_alerts" with payload ".*\\?"state\\?": \\?"FAIL\\?"/,
-	'a LISTEN session receives the alert');
+like($out, $notified, 'a LISTEN session receives the alert\'s id');
+my ($alert) = $out =~ $notified;
 is( $node->safe_psql(
-		'shop', "SELECT previous_state IS NULL, state FROM pipeline.alerts WHERE check_id = $id"),
-	't|FAIL', 'the alert is kept in pipeline.alerts');
+		'shop', "SELECT previous_state IS NULL, state, check_id = $id FROM pipeline.alerts WHERE id = $alert"),
+	't|FAIL|t', 'the notified id is the check\'s alert, kept in pipeline.alerts');
 
 # A pipeline that starts failing raises an alert on the same channel.
 $node->safe_psql(
@@ -94,10 +94,10 @@ $node->safe_psql(
 });
 $node->psql('shop', "CALL pipeline.run('loads')");
 $out = $listener->query_safe('SELECT 1');
-like(
-	$out,
-	qr/Asynchronous notification "pipeline_alerts" with payload ".*\\?"kind\\?": \\?"pipeline\\?".*\\?"state\\?": \\?"failing\\?"/,
-	'a LISTEN session receives the alert of a failing pipeline');
+like($out, $notified, 'a LISTEN session receives the alert of a failing pipeline');
+($alert) = $out =~ $notified;
+is($node->safe_psql('shop', "SELECT kind, subject, state FROM pipeline.alerts WHERE id = $alert"),
+	'pipeline|loads|failing', 'the notified id is the failing pipeline\'s alert');
 
 # Dropping the check removes its job.
 $node->safe_psql('shop', "SELECT pipeline.drop_freshness_check($id)");
