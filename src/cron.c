@@ -28,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -37,7 +38,9 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
@@ -450,18 +453,28 @@ pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
 	HeapTuple	row;
 	bool		isnull;
 	int			id_column;
+	Datum		id;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "pipeline.sync_freshness_job must be called as a trigger");
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
+		RelationGetRelid(trigdata->tg_relation) !=
+		get_relname_relid("freshness_checks", get_namespace_oid(PIPELINE_SCHEMA, false)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline.sync_freshness_job() must be fired as the AFTER row trigger on pipeline.freshness_checks"),
+				 errdetail("It keeps the pg_cron jobs of freshness checks in step with their rows and serves no other table or event."),
+				 errhint("Do not attach it to other tables or call it.")));
 	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 	id_column = SPI_fnumber(trigdata->tg_relation->rd_att, "id");
 	if (id_column <= 0)
 		elog(ERROR, "pipeline.freshness_checks lacks its id column");
+	id = heap_getattr(row, id_column, trigdata->tg_relation->rd_att, &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);	/* refused by the column's NOT NULL */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	cron_sync(DatumGetInt64(heap_getattr(row, id_column, trigdata->tg_relation->rd_att,
-										 &isnull)));
+	cron_sync(DatumGetInt64(id));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
