@@ -638,7 +638,7 @@ check_from_args(FunctionCallInfo fcinfo)
 				 errhint("Name the check after what it verifies, such as positive_amount.")));
 	if (sc->expression != NULL)
 		pipeline_require_expression(sc->expression,
-									psprintf("expression of check \"%s\"", sc->name));
+									psprintf("check \"%s\"", sc->name));
 	if ((sc->min_rows < -1 || sc->max_rows < -1) ||
 		(!PG_ARGISNULL(ARG_MIN_ROWS) && sc->min_rows < 0) ||
 		(!PG_ARGISNULL(ARG_MAX_ROWS) && sc->max_rows < 0))

@@ -352,7 +352,9 @@ validate_settings(FreshnessCheck *check)
 	{
 		validate_column(check->relation, check->column);
 		if (check->filter != NULL)
-			pipeline_require_expression(check->filter, "filter");
+			pipeline_require_expression(check->filter,
+										psprintf("filter for %s",
+												 pipeline_qualified_name(check->relation)));
 		edata = pipeline_try(run_newest_query, &q);
 		if (edata != NULL)
 			ereport(ERROR,

@@ -282,16 +282,22 @@ pipeline_require_expression(const char *expr, const char *what)
 	ExpressionParse alone = {expr, false};
 	ExpressionParse wrapped = {psprintf("(%s)", expr), false};
 	ErrorData  *edata = pipeline_try(parse_expression, &alone);
+	const char *hint = "Write exactly one expression: balanced parentheses, no alias, no FROM or WHERE clause, no -- comment at its end (read other tables in a parenthesized subquery).";
 
-	if (edata == NULL && alone.single)
+	if (edata != NULL)
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("invalid %s: %s", what, edata->message),
+				 errdetail("The expression is: %s", expr),
+				 errhint("%s", hint)));
+	if (alone.single)
 		edata = pipeline_try(parse_expression, &wrapped);
-	if (edata == NULL && alone.single && wrapped.single)
+	if (alone.single && edata == NULL && wrapped.single)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_SYNTAX_ERROR),
 			 errmsg("%s must be a single SQL expression", what),
-			 edata ? errdetail("The expression \"%s\" does not parse on its own: %s.", expr,
-							   edata->message)
-			 : errdetail("The expression \"%s\" is not one expression on its own.", expr),
-			 errhint("Write one expression with balanced parentheses, no alias, no FROM or WHERE clause and no -- comment at its end; read other tables in a parenthesized subquery.")));
+			 errdetail("The expression \"%s\" is not one expression%s.", expr,
+					   alone.single ? " once in parentheses" : ""),
+			 errhint("%s", hint)));
 }
