@@ -296,8 +296,8 @@ cron_day_matches(const PipelineSchedule *s, int j)
  *		The first time after 'after' the schedule runs: for an interval,
  *		'after' plus the interval; for cron text the next matching minute
  *		(UTC), or DT_NOEND when none comes within nine years or before the
- *		end of the timestamp range.  Manual and
- *		continuous schedules have none (DT_NOEND).
+ *		end of the timestamp range.  Manual and continuous schedules have
+ *		none (DT_NOEND).
  */
 TimestampTz
 pipeline_schedule_next(const PipelineSchedule *s, TimestampTz after)
@@ -350,21 +350,25 @@ pipeline_next_run_after(PG_FUNCTION_ARGS)
 	PipelineSchedule s;
 	TimestampTz after = PG_GETARG_TIMESTAMPTZ(1);
 	TimestampTz next;
+	bool		in_range;
 
 	pipeline_schedule_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &s);
+	if (s.kind != SCHEDULE_INTERVAL && s.kind != SCHEDULE_CRON)
+		PG_RETURN_NULL();
 	if (TIMESTAMP_NOT_FINITE(after))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("after must be a finite timestamp"),
 				 errdetail("No run comes after infinity, nor is one the first after -infinity."),
 				 errhint("Pass a date and time.")));
-	if (s.kind == SCHEDULE_INTERVAL && pg_add_s64_overflow(after, s.interval, &next))
-		next = END_TIMESTAMP;
+	if (s.kind == SCHEDULE_INTERVAL)
+		in_range = !pg_add_s64_overflow(after, s.interval, &next);
 	else
+	{
 		next = pipeline_schedule_next(&s, after);
-	if (next == DT_NOEND && s.kind != SCHEDULE_INTERVAL && s.kind != SCHEDULE_CRON)
-		PG_RETURN_NULL();
-	if (next == DT_NOEND || !IS_VALID_TIMESTAMP(next))
+		in_range = next != DT_NOEND;
+	}
+	if (!in_range || !IS_VALID_TIMESTAMP(next))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("the next run of schedule \"%s\" after %s is out of range",
