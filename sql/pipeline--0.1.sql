@@ -250,6 +250,8 @@ COMMENT ON FUNCTION pipeline.adopt_restored_cursor() IS
     'trigger: a cursor restored from another installation moves the logical clock past it';
 CREATE TRIGGER adopt_restored_cursor BEFORE INSERT ON pipeline.cursors
     FOR EACH ROW EXECUTE FUNCTION pipeline.adopt_restored_cursor();
+/* Firing a trigger needs no EXECUTE privilege, attaching it to a table does. */
+REVOKE EXECUTE ON FUNCTION pipeline.adopt_restored_cursor() FROM PUBLIC;
 
 /*
  * A pipeline depends on its source, target and tombstone tables: dropping one
@@ -262,6 +264,7 @@ COMMENT ON FUNCTION pipeline.on_sql_drop() IS
     'event trigger: refuses to drop a table a pipeline uses unless the DROP cascades, then drops the pipeline too';
 CREATE EVENT TRIGGER pipeline_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pipeline.on_sql_drop();
+REVOKE EXECUTE ON FUNCTION pipeline.on_sql_drop() FROM PUBLIC;
 COMMENT ON EVENT TRIGGER pipeline_on_sql_drop IS
     'keeps pipelines consistent with the tables they use (see pipeline.on_sql_drop)';
 
@@ -1016,6 +1019,7 @@ COMMENT ON FUNCTION pipeline.sync_freshness_job() IS
 REVOKE ALL ON FUNCTION pipeline.sync_freshness_job() FROM PUBLIC;
 CREATE TRIGGER sync_freshness_job AFTER INSERT OR UPDATE OR DELETE ON pipeline.freshness_checks
     FOR EACH ROW EXECUTE FUNCTION pipeline.sync_freshness_job();
+REVOKE EXECUTE ON FUNCTION pipeline.sync_freshness_job() FROM PUBLIC;
 
 ALTER TABLE pipeline.freshness_checks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.freshness_results ENABLE ROW LEVEL SECURITY;

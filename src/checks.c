@@ -636,6 +636,9 @@ check_from_args(FunctionCallInfo fcinfo)
 				 errmsg("invalid check name \"%s\"", sc->name ? sc->name : ""),
 				 errdetail("A check's name must be 1 to %d bytes long.", NAMEDATALEN - 1),
 				 errhint("Name the check after what it verifies, such as positive_amount.")));
+	if (sc->expression != NULL)
+		pipeline_require_expression(sc->expression,
+									psprintf("check \"%s\"", sc->name));
 	if ((sc->min_rows < -1 || sc->max_rows < -1) ||
 		(!PG_ARGISNULL(ARG_MIN_ROWS) && sc->min_rows < 0) ||
 		(!PG_ARGISNULL(ARG_MAX_ROWS) && sc->max_rows < 0))

@@ -217,10 +217,35 @@ pipeline_run_snapshot(void)
 }
 
 /*
+ * require_cursor_insert_trigger
+ *		Refuses to run adopt_restored_cursor as anything but the BEFORE
+ *		INSERT row trigger on pipeline.cursors: fired on another table, its
+ *		columns could be of any type.
+ */
+static void
+require_cursor_insert_trigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			cursors = get_relname_relid("cursors", get_namespace_oid(PIPELINE_SCHEMA, false));
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		RelationGetRelid(trigdata->tg_relation) != cursors)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline.adopt_restored_cursor() must be fired as the BEFORE INSERT row trigger on pipeline.cursors"),
+				 errdetail("It adopts cursors restored into pipeline.cursors and serves no other table or event."),
+				 errhint("Do not attach it to other tables or call it.")));
+}
+
+/*
  * pipeline_adopt_restored_cursor
  *		BEFORE INSERT trigger on pipeline.cursors.  A cursor of this
  *		installation passes unchanged; one restored from another moves the
- *		clock past its ids and is stamped with our generation.
+ *		clock past its ids and is stamped with our generation.  A row
+ *		without a cursor passes unchanged too: the table's NOT NULL
+ *		constraint refuses it.
  */
 Datum
 pipeline_adopt_restored_cursor(PG_FUNCTION_ARGS)
@@ -232,15 +257,13 @@ pipeline_adopt_restored_cursor(PG_FUNCTION_ARGS)
 				attconsumed;
 	bool		isnull;
 	int64		generation;
+	Datum		consumed_datum;
 	PipelineSnapshot *consumed;
 	uint64		next_real;
 	uint64		needed;
 	Datum		newgen;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		elog(ERROR, "adopt_restored_cursor must be a BEFORE ROW trigger");
-
+	require_cursor_insert_trigger(fcinfo);
 	tuple = trigdata->tg_trigtuple;
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	attgen = SPI_fnumber(tupdesc, "generation");
@@ -253,8 +276,10 @@ pipeline_adopt_restored_cursor(PG_FUNCTION_ARGS)
 	if (!isnull && generation == clock_generation)
 		return PointerGetDatum(tuple);
 
-	consumed = (PipelineSnapshot *) PG_DETOAST_DATUM(SPI_getbinval(tuple, tupdesc,
-																   attconsumed, &isnull));
+	consumed_datum = SPI_getbinval(tuple, tupdesc, attconsumed, &isnull);
+	if (isnull)
+		return PointerGetDatum(tuple);
+	consumed = (PipelineSnapshot *) PG_DETOAST_DATUM(consumed_datum);
 	next_real = U64FromFullTransactionId(ReadNextFullTransactionId());
 	needed = U64FromFullTransactionId(consumed->xmax) + RESTORE_MARGIN;
 	if (needed > next_real + clock_offset)

@@ -40,6 +40,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
@@ -475,6 +476,7 @@ pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
 	HeapTuple	row;
 	bool		isnull;
 	int			id_column;
+	Datum		id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "pipeline.sync_freshness_job must be called as a trigger");
@@ -484,10 +486,12 @@ pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
 	id_column = SPI_fnumber(trigdata->tg_relation->rd_att, "id");
 	if (id_column <= 0)
 		elog(ERROR, "pipeline.freshness_checks lacks its id column");
+	id = heap_getattr(row, id_column, trigdata->tg_relation->rd_att, &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);	/* refused by the column's NOT NULL */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	cron_sync(DatumGetInt64(heap_getattr(row, id_column, trigdata->tg_relation->rd_att,
-										 &isnull)));
+	cron_sync(DatumGetInt64(id));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

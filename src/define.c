@@ -150,8 +150,9 @@ probe_query(void *arg)
 
 /*
  * probe
- *		Parses and plans "SELECT <expr> FROM <source> s LIMIT 0" as the owner
- *		and returns the expression's type.  A failure becomes an error that
+ *		Checks that expr is one expression, then parses and plans
+ *		"SELECT (<expr>) FROM <source> s LIMIT 0" as the owner and returns
+ *		the expression's type.  A failure becomes an error that
  *		names the part of the definition at fault.
  */
 static void
@@ -160,6 +161,7 @@ probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, in
 	ProbeCall	call = {def, NULL, InvalidOid, -1};
 	ErrorData  *edata;
 
+	pipeline_require_expression(expr, what);
 	call.sql = psprintf("SELECT (%s) FROM %s s LIMIT 0", expr,
 						pipeline_qualified_name(def->source));
 	edata = pipeline_try(probe_query, &call);

@@ -394,6 +394,10 @@ validate_settings(FreshnessCheck *check)
 	else
 	{
 		validate_column(check->relation, check->column);
+		if (check->filter != NULL)
+			pipeline_require_expression(check->filter,
+										psprintf("filter for %s",
+												 pipeline_qualified_name(check->relation)));
 		validate_access(check);
 		edata = pipeline_try(run_newest_query, &q);
 		if (edata != NULL)
@@ -632,6 +636,7 @@ arg_as_text(FunctionCallInfo fcinfo, int n, Oid type)
  * store_check
  *		Updates the check with check->id, or inserts a new one (replacing the
  *		one with the same relation, owner, column and filter); returns its id.
+ *		An update that would make it the same as another check is refused.
  */
 static int64
 store_check(const FreshnessCheck *check)
@@ -657,6 +662,24 @@ store_check(const FreshnessCheck *check)
 	values[10] = Int64GetDatum(check->id);
 
 	pipeline_become_internal(&ctx);
+	if (check->id != 0 &&
+		pipeline_exec("SELECT id FROM pipeline.freshness_checks WHERE relation = $1 AND owner = $9 "
+					  "AND coalesce(column_name, '') = coalesce($2, '') "
+					  "AND coalesce(filter, '') = coalesce($3, '') AND id <> $11",
+					  11, types, values, nulls, true, 1) == 1)
+	{
+		int64		other = pipeline_result_int64(0, 0);
+
+		pipeline_restore_user(&ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("another freshness check already watches %s with this column and filter",
+						pipeline_qualified_name(check->relation)),
+				 errdetail("Freshness check %lld has the same relation, column and filter; a role has one check of each.",
+						   (long long) other),
+				 errhint("Alter or drop freshness check %lld instead, or give this one another filter.",
+						 (long long) other)));
+	}
 	if (check->id != 0)
 		pipeline_exec("UPDATE pipeline.freshness_checks SET filter = $3, "
 					  "warn_after = $4::interval, error_after = $5::interval, deadline = $6::time, "

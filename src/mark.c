@@ -47,6 +47,7 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
 /* The batch statement being watched (NULL when none) and what it did. */
 static const char *armed_statement = NULL;
+static int	armed_rules = 0;		/* number of row rules */
 static List *armed_checks = NIL;	/* of QualityCheck *, by number */
 static RowPosition last_mark;
 static BatchTally tally;
@@ -83,18 +84,20 @@ pipeline_mark_init(void)
 
 /*
  * pipeline_mark_arm
- *		Starts watching a batch statement (its exact SQL text) that applies
- *		'checks': clears the mark and the tallies.  The text and the checks
- *		must stay allocated until pipeline_mark_disarm.
+ *		Starts watching a batch statement (its exact SQL text) that has
+ *		'nrules' row rules and applies 'checks': clears the mark and the
+ *		tallies.  The text and the checks must stay allocated until
+ *		pipeline_mark_disarm.
  */
 void
-pipeline_mark_arm(const char *statement, List *checks)
+pipeline_mark_arm(const char *statement, int nrules, List *checks)
 {
 	if (tally_context == NULL)
 		tally_context = AllocSetContextCreate(TopMemoryContext, "pipeline batch tally",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(tally_context);
 	armed_statement = statement;
+	armed_rules = nrules;
 	armed_checks = checks;
 	last_mark.valid = false;
 	memset(&tally, 0, sizeof(tally));
@@ -108,7 +111,25 @@ void
 pipeline_mark_disarm(void)
 {
 	armed_statement = NULL;
+	armed_rules = 0;
 	armed_checks = NIL;
+}
+
+/*
+ * internal_misuse
+ *		A call of one of the batch statement's own functions that the batch
+ *		statement never makes: refused, so that no expression can record
+ *		rows, rules or checks that do not exist.  The SQLSTATE is not one of
+ *		a row's data (merge.c would quarantine the row): the run fails.
+ */
+static void
+internal_misuse(const char *function, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("pipeline.%s is internal to the batch statement", function),
+			 errdetail("%s", detail),
+			 errhint("Do not call pipeline.mark_row, mark_value, keep_row, reject_row or check_row in expressions or queries: the extension calls them itself.")));
 }
 
 /*
@@ -188,11 +209,19 @@ pipeline_keep_row(PG_FUNCTION_ARGS)
 /*
  * pipeline_reject_row
  *		SQL: pipeline.reject_row(_xid, _seq, rule) -> false.  Records a row
- *		that failed row rule number 'rule'.
+ *		that failed row rule number 'rule'; outside a batch statement it
+ *		records nothing.  A rule number the batch statement does not have is
+ *		refused (merge.c looks its reason up by number).
  */
 Datum
 pipeline_reject_row(PG_FUNCTION_ARGS)
 {
+	int32		rule = PG_GETARG_INT32(2);
+
+	if (armed_statement != NULL && (rule < 0 || rule >= armed_rules))
+		internal_misuse("reject_row",
+						psprintf("It was called with row rule number %d, which the batch statement running does not have (it has %d).",
+								 rule, armed_rules));
 	if (armed_statement != NULL)
 	{
 		RejectedRow *row = MemoryContextAlloc(tally_context, sizeof(RejectedRow));
@@ -201,7 +230,7 @@ pipeline_reject_row(PG_FUNCTION_ARGS)
 		row->position.valid = true;
 		row->position.xid = PG_GETARG_FULLTRANSACTIONID(0);
 		row->position.seq = PG_GETARG_INT64(1);
-		row->rule = PG_GETARG_INT32(2);
+		row->rule = rule;
 		row->failed_checks = 0;
 		tally.rejected = lappend(tally.rejected, row);
 		MemoryContextSwitchTo(old);
@@ -251,7 +280,10 @@ fail_row(const QualityCheck *check, FullTransactionId xid, int64 seq)
  *		passed[i] is whether the row passed check number i.  Counts each
  *		check's failures; of the failed checks' actions the strongest
  *		applies: fail raises, quarantine records the row (with every check
- *		it failed), drop counts it, warn keeps it.
+ *		it failed), drop counts it, warn keeps it.  Outside a batch
+ *		statement it does nothing; inside one, anything but one result per
+ *		check of the batch (a one-dimensional array without NULLs) is
+ *		refused.
  */
 Datum
 pipeline_check_row(PG_FUNCTION_ARGS)
@@ -263,8 +295,14 @@ pipeline_check_row(PG_FUNCTION_ARGS)
 	int			strongest = -1;
 	int			culprit = -1;
 
-	if (armed_statement == NULL || ARR_HASNULL(passed) || n != list_length(armed_checks))
+	if (armed_statement == NULL)
 		PG_RETURN_BOOL(true);
+	if (ARR_NDIM(passed) != 1 || ARR_HASNULL(passed) || n != list_length(armed_checks))
+		internal_misuse("check_row",
+						psprintf("It was called with %d check results%s where the batch statement running expects %d.",
+								 n, ARR_NDIM(passed) > 1 ? " in several dimensions" :
+								 ARR_HASNULL(passed) ? " including NULLs" : "",
+								 list_length(armed_checks)));
 	for (int i = 0; i < n; i++)
 	{
 		QualityCheck *check;

@@ -400,8 +400,14 @@ quarantine_rows(const PipelineDef *def, PipelineStatements *st, int64 run_id, in
 	values[4] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_array(sqlstates, n, TEXTOID, -1, false, TYPALIGN_INT));
 	run_plan(def, st->quarantine, values, NULL, 0);
+	/* only an expression calling the internal functions names other rows */
 	if (SPI_processed != (uint64) n)
-		elog(ERROR, "quarantined %llu of %d rejected rows", (unsigned long long) SPI_processed, n);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" rejected rows that are not rows of its batch", def->name),
+				 errdetail("Of the %d rows the batch statement named for the quarantine, %llu are rows of the pipeline's source.",
+						   n, (unsigned long long) SPI_processed),
+				 errhint("Do not call pipeline.mark_row, mark_value, reject_row or check_row in the pipeline's expressions: the extension calls them itself.")));
 }
 
 /*
@@ -503,7 +509,8 @@ execute_batch(void *arg)
 
 	const BatchTally *tally;
 
-	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql, call->st->checks);
+	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql,
+					  list_length(call->st->rules), call->st->checks);
 	PG_TRY();
 	{
 		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,

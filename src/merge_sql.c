@@ -93,7 +93,8 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
  *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
  *		row (a batch that is the whole of its phase, on its first attempt),
  *		sparing each row the bound and exclusion tests.  A replay's rows
- *		come in one shape.
+ *		come in one shape.  A requeue reads the quarantined rows but those
+ *		its own run ($8) quarantined anew: they are not requeued again.
  */
 char *
 pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
@@ -118,7 +119,7 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
 						"FROM pipeline.quarantine_log q "
 						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
-						"WHERE q.pipeline_id = $10 AND q.requeued_at IS NULL "
+						"WHERE q.pipeline_id = $10 AND q.requeued_at IS NULL AND q.run_id <> $8 "
 						"AND ($11 IS NULL OR q.id = ANY ($11))) s%s",
 						select_list, pipeline_quote_list(map->source_columns, "r"), src,
 						shape == PENDING_WHOLE ? "" : psprintf(" WHERE %s AND " NOT_EXCLUDED, bounds));

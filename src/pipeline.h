@@ -267,7 +267,7 @@ extern Datum pipeline_snapshot_intersection(Datum a, Datum b);
 
 /* mark.c */
 extern void pipeline_mark_init(void);
-extern void pipeline_mark_arm(const char *statement, List *checks);
+extern void pipeline_mark_arm(const char *statement, int nrules, List *checks);
 extern void pipeline_mark_disarm(void);
 extern bool pipeline_mark_get(RowPosition *row);
 extern const BatchTally *pipeline_mark_tally(void);
@@ -297,6 +297,7 @@ extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
 											Oid *types, Datum *values, const char *nulls);
+extern void pipeline_require_expression(const char *expr, const char *what);
 extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
 								   const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);

@@ -50,6 +50,9 @@ PG_FUNCTION_INFO_V1(pipeline_replay);
 /* Distinguishes the run lock from other advisory locks on the same ids. */
 #define RUN_LOCK_CLASS 0x5049
 
+/* The name of the pipeline this backend is running (NULL: none). */
+static const char *running_pipeline = NULL;
+
 /* run_log.kind of a run, by what it reads. */
 static const char *const run_kind[] = {"run", "requeue", "replay"};
 
@@ -804,6 +807,28 @@ result_row(FunctionCallInfo fcinfo, RunState *rs)
 }
 
 /*
+ * refuse_nested_run
+ *		A run started while this backend is running a pipeline (an
+ *		expression, trigger or check of the running batch calling run,
+ *		requeue_quarantine or replay) is refused: of the same pipeline it
+ *		would merge the rows of the batch under way a second time (the run
+ *		lock is the backend's own), and of another one it would commit or
+ *		roll back inside the running batch.
+ */
+static void
+refuse_nested_run(const char *name)
+{
+	if (running_pipeline == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot run pipeline \"%s\" inside a run", name ? name : ""),
+			 errdetail("This session is running pipeline \"%s\"; runs, requeues and replays do not nest.",
+					   running_pipeline),
+			 errhint("Do not call pipeline.run, requeue_quarantine or replay from a pipeline's expressions, checks or the triggers of its target; run pipelines one after the other.")));
+}
+
+/*
  * run_pipeline
  *		Shared body of run, requeue_quarantine and replay; 'rs' says which,
  *		and with what arguments.
@@ -817,6 +842,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 	Datum		result;
 
 	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	refuse_nested_run(name);
 	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 				   !castNode(CallContext, fcinfo->context)->atomic);
 
@@ -857,12 +883,15 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 
 	PG_TRY();
 	{
+		running_pipeline = name;	/* allocated in callcxt, as long as the call */
 		execute_run(rs);
+		running_pipeline = NULL;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
+		running_pipeline = NULL;
 		if (rs->atomic)
 			PG_RE_THROW();
 		MemoryContextSwitchTo(callcxt);

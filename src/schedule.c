@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 
+#include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
@@ -294,8 +295,9 @@ cron_day_matches(const PipelineSchedule *s, int j)
  * pipeline_schedule_next
  *		The first time after 'after' the schedule runs: for an interval,
  *		'after' plus the interval; for cron text the next matching minute
- *		(UTC), or DT_NOEND when none comes within nine years.  Manual and
- *		continuous schedules have none (DT_NOEND).
+ *		(UTC), or DT_NOEND when none comes within nine years or before the
+ *		end of the timestamp range.  Manual and continuous schedules have
+ *		none (DT_NOEND).
  */
 TimestampTz
 pipeline_schedule_next(const PipelineSchedule *s, TimestampTz after)
@@ -313,7 +315,8 @@ pipeline_schedule_next(const PipelineSchedule *s, TimestampTz after)
 	first_day = (int) (minute / (24 * 60)) + POSTGRES_EPOCH_JDATE;
 	if (minute < 0 && minute % (24 * 60) != 0)
 		first_day--;
-	for (int j = first_day; j < first_day + CRON_SEARCH_DAYS; j++)
+	/* no minute past the last day of the timestamp range */
+	for (int j = first_day; j < first_day + CRON_SEARCH_DAYS && j < TIMESTAMP_END_JULIAN; j++)
 	{
 		int64		day_start = (int64) (j - POSTGRES_EPOCH_JDATE) * 24 * 60;
 
@@ -338,17 +341,39 @@ pipeline_schedule_next(const PipelineSchedule *s, TimestampTz after)
 /*
  * pipeline_next_run_after
  *		SQL: pipeline.next_run_after(schedule, after) -> timestamptz; NULL
- *		for 'manual' and 'continuous'.
+ *		for 'manual' and 'continuous'.  A time outside the timestamp range
+ *		(infinite 'after', a next run past the year 294276) is an error.
  */
 Datum
 pipeline_next_run_after(PG_FUNCTION_ARGS)
 {
 	PipelineSchedule s;
+	TimestampTz after = PG_GETARG_TIMESTAMPTZ(1);
 	TimestampTz next;
+	bool		in_range;
 
 	pipeline_schedule_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &s);
-	next = pipeline_schedule_next(&s, PG_GETARG_TIMESTAMPTZ(1));
-	if (next == DT_NOEND)
+	if (s.kind != SCHEDULE_INTERVAL && s.kind != SCHEDULE_CRON)
 		PG_RETURN_NULL();
+	if (TIMESTAMP_NOT_FINITE(after))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("after must be a finite timestamp"),
+				 errdetail("No run comes after infinity, nor is one the first after -infinity."),
+				 errhint("Pass a date and time.")));
+	if (s.kind == SCHEDULE_INTERVAL)
+		in_range = !pg_add_s64_overflow(after, s.interval, &next);
+	else
+	{
+		next = pipeline_schedule_next(&s, after);
+		in_range = next != DT_NOEND;
+	}
+	if (!in_range || !IS_VALID_TIMESTAMP(next))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("the next run of schedule \"%s\" after %s is out of range",
+						s.text, timestamptz_to_str(after)),
+				 errdetail("Timestamps end in the year 294276; the next run would fall after that, or no run comes within nine years."),
+				 errhint("Pass an earlier time.")));
 	PG_RETURN_TIMESTAMPTZ(next);
 }

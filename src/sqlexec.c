@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sqlexec.c
- *	  Small helpers around SPI and around quoting names into SQL text.
+ *	  Small helpers around SPI, around quoting names into SQL text, and
+ *	  around the users' expressions the extension splices into it.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,6 +12,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
@@ -250,4 +252,70 @@ pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs, Oid *type
 	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 	return n;
+/* One parse of an expression for pipeline_require_expression. */
+typedef struct ExpressionParse
+{
+	const char *text;
+	bool		single;			/* out: exactly one expression */
+} ExpressionParse;
+
+/*
+ * parse_expression
+ *		Parses text as PL/pgSQL parses an expression (the target list of a
+ *		SELECT without the keyword) and tells whether it is exactly one
+ *		expression: one unnamed target and no other clause.
+ */
+static void
+parse_expression(void *arg)
+{
+	ExpressionParse *p = arg;
+	List	   *raw = raw_parser(p->text, RAW_PARSE_PLPGSQL_EXPR);
+	SelectStmt *sel;
+
+	p->single = false;
+	if (list_length(raw) != 1)
+		return;
+	sel = (SelectStmt *) linitial_node(RawStmt, raw)->stmt;
+	if (!IsA(sel, SelectStmt) || list_length(sel->targetList) != 1 ||
+		sel->distinctClause || sel->intoClause || sel->fromClause || sel->whereClause ||
+		sel->groupClause || sel->havingClause || sel->windowClause || sel->sortClause ||
+		sel->limitOffset || sel->limitCount || sel->lockingClause || sel->withClause)
+		return;
+	p->single = linitial_node(ResTarget, sel->targetList)->name == NULL;
+}
+
+/*
+ * pipeline_require_expression
+ *		Refuses a user's expression (named 'what' in the error: "filter",
+ *		"mapping for column \"x\"") unless it is exactly one SQL expression,
+ *		on its own and in parentheses, as the extension splices it into its
+ *		statements.  Text such as "true) OR (true" would otherwise change
+ *		the statement around it, and a trailing -- comment would swallow the
+ *		closing parenthesis.  Names and types are checked later, by planning
+ *		the statements as the owner.
+ */
+void
+pipeline_require_expression(const char *expr, const char *what)
+{
+	ExpressionParse alone = {expr, false};
+	ExpressionParse wrapped = {psprintf("(%s)", expr), false};
+	ErrorData  *edata = pipeline_try(parse_expression, &alone);
+	const char *hint = "Write exactly one expression: balanced parentheses, no alias, no FROM or WHERE clause, no -- comment at its end (read other tables in a parenthesized subquery).";
+
+	if (edata != NULL)
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("invalid %s: %s", what, edata->message),
+				 errdetail("The expression is: %s", expr),
+				 errhint("%s", hint)));
+	if (alone.single)
+		edata = pipeline_try(parse_expression, &wrapped);
+	if (alone.single && edata == NULL && wrapped.single)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNTAX_ERROR),
+			 errmsg("%s must be a single SQL expression", what),
+			 errdetail("The expression \"%s\" is not one expression%s.", expr,
+					   alone.single ? " once in parentheses" : ""),
+			 errhint("%s", hint)));
 }
