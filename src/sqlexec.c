@@ -252,6 +252,8 @@ pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs, Oid *type
 	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 	return n;
+}
+
 /* One parse of an expression for pipeline_require_expression. */
 typedef struct ExpressionParse
 {
