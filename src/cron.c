@@ -25,6 +25,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -38,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
@@ -441,7 +443,9 @@ pipeline_cron_drop_all_jobs(void)
  * pipeline_sync_freshness_job
  *		AFTER INSERT, UPDATE or DELETE row trigger on freshness_checks: the
  *		check's job follows every change of its row, whoever makes it (the
- *		API, a dropped relation, pg_restore loading the table).
+ *		API, a dropped relation, pg_restore loading the table).  Fired in any
+ *		other way (a statement trigger has no row; another table's rows are
+ *		not checks), it refuses.
  */
 Datum
 pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
@@ -451,8 +455,15 @@ pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int			id_column;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "pipeline.sync_freshness_job must be called as a trigger");
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		RelationGetNamespace(trigdata->tg_relation) != get_namespace_oid(PIPELINE_SCHEMA, false) ||
+		strcmp(RelationGetRelationName(trigdata->tg_relation), "freshness_checks") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline.sync_freshness_job must be an AFTER ROW trigger on pipeline.freshness_checks"),
+				 errdetail("It makes the pg_cron job of a freshness check follow the check's row."),
+				 errhint("Do not attach it to other tables; add, alter and drop freshness checks with the pipeline functions.")));
 	row = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 	id_column = SPI_fnumber(trigdata->tg_relation->rd_att, "id");
