@@ -40,12 +40,16 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-# sqlsmith queries per role: keeps this test around two minutes on 2 cores
-my $sqlsmith_queries = 2500;
-my $sqlsmith_seed = 11;
-# a statement may take this long; a batch of them, or sqlsmith, far longer
+# sqlsmith queries per role (keeps this test around two minutes on 2
+# cores) and seed; a longer or another run: PIPELINE_FUZZ_QUERIES=100000
+# PIPELINE_FUZZ_SEED=7 bash test/check.sh
+my $sqlsmith_queries = $ENV{PIPELINE_FUZZ_QUERIES} // 4000;
+my $sqlsmith_seed = $ENV{PIPELINE_FUZZ_SEED} // 11;
+# a statement may take this long; a fuzz call (a few statements) or a
+# sqlsmith run that takes longer than these hangs
 my $statement_timeout = '5s';
-my $batch_timeout = 60;
+my $call_timeout = 60;
+my $sqlsmith_timeout = 60 + $sqlsmith_queries / 20;
 
 my ($sqlsmith) = grep { -x } map { "$_/sqlsmith" } split /:/, $ENV{PATH};
 die 'sqlsmith is not installed (test/install_deps.sh installs it)' unless $sqlsmith;
@@ -259,6 +263,8 @@ my $throwaway = q{
 };
 $node->safe_psql('fuzz', $throwaway);
 
+my $batch = q{(SELECT b FROM pipeline.archive_batches b ORDER BY b.id DESC LIMIT 1)};
+
 # The value of an argument that is not the one fuzzed and has no default:
 # by function and argument name, by argument name, or by type.
 my %sane = (
@@ -277,7 +283,7 @@ my %sane = (
 	pipeline_id => q{(SELECT id FROM pipeline.pipeline_defs WHERE name = 'fz_tmp')},
 	schedule => q{'1 hour'},
 	keep => q{'0'},
-	batch => q{(SELECT b FROM pipeline.archive_batches b ORDER BY b.id DESC LIMIT 1)},
+	batch => $batch,
 	row_type => q{NULL::fz.src},
 	data => q{pipeline.zstd_compress('\x00ff00ff')},
 	schema_url => q{'https://example.com/facet.json'},
@@ -305,7 +311,6 @@ my %sane_type = (
 
 # The values each argument gets in turn: NULL, empty, huge, odd.
 my $many = 'generate_series(1, 10000) g';
-my $batch = q{(SELECT b FROM pipeline.archive_batches b ORDER BY b.id DESC LIMIT 1)};
 my %fuzz = (
 	'text' => [ 'NULL', q{''}, q{repeat('x', 1048576)}, q{repeat('é"\\', 100)} ],
 	'regclass' => [ 'NULL', q{0::oid}, q{4294967295::oid}, q{'pipeline.pipeline_defs'}, q{'pg_class'} ],
@@ -341,6 +346,27 @@ my %fuzz = (
 			'{"columns": {"a": 1}}', '{"checksum": 0}', '{"dictionary_id": 9223372036854775807}',
 			'{"first_xid": "18446744073709551615"}', '{"payload": "\\\\x"}')
 	]);
+
+# More values for arguments of some names: the odd ones their parsers meet.
+my %fuzz_name = (
+	schedule => [
+		q{'0 0 31 2 *'}, q{'0 0 29 2 1'}, q{'*/0 * * * *'}, q{'59 23 * * 7'}, q{'1 microsecond'},
+		q{'continuous'}, q{'@reboot'} ],
+	timezone => [ q{'Mars/Olympus'}, q{'UTC+99'}, q{'+14'} ],
+	pattern => [ q{'((((a*)*)*)*)*b'}, q{'['} ],
+	expression => [ q{'pg_sleep(60) IS NULL'}, q{'(SELECT 1/0) = 1'}, q{'true; SELECT 1'} ],
+	filter => [ q{'pg_sleep(60) IS NULL'}, q{'v IN (SELECT v FROM fz.src)'}, q{'true) OR (true'} ],
+	delete_when => [ q{'count(*) > 0'}, q{'row_number() OVER () = 1'} ],
+	columns => [ q{'{"v": "pg_sleep(60)::int"}'}, q{'{"v": "v) FROM fz.src; SELECT (1"}'}, q{'{"_xid": null}'} ],
+	strategy => [ q{'append'}, q{'scd2'} ],
+	on_schema_change => [ q{'fail'}, q{'sync_all_columns'} ],
+	kind => [
+		map { "'$_'" } qw(accepted_values not_null unique relationships regex range between row_count) ],
+	unique_scope => [ q{'batch'}, q{'target'} ],
+	action => [ q{'drop'}, q{'fail'}, q{'warn'} ],
+	warn_if => [ q{'> 50%'}, q{'> -1'}, q{'>'} ],
+	error_if => [ q{'>= 100%'}, q{'< 0'} ],
+	event_type => [ q{'START'}, q{'COMPLETE'}, q{'FAIL'} ]);
 
 my @functions = @{
 	decode_json(
@@ -396,7 +422,7 @@ sub invocations
 	for my $i (0 .. $#args)
 	{
 		my $type = $args[$i]{type};
-		my $values = $fuzz{$type} // [ 'NULL', q{''} ];
+		my $values = [ @{ $fuzz{$type} // [ 'NULL', q{''} ] }, @{ $fuzz_name{ $args[$i]{name} // '' } // [] } ];
 		diag("no fuzz values for type $type: only NULL and ''") unless $fuzz{$type};
 		push @invocations, [ "$f->{signature} argument " . ($i + 1) . " = $_", $invoke->($i, $_) ]
 		  for @$values;
@@ -495,7 +521,7 @@ sub fuzz_calls
 	my ($role, @calls) = @_;
 	my @found;
 	my ($in, $out, $err, $h) = ('', '', '');
-	my $timer = IPC::Run::timer($batch_timeout);
+	my $timer = IPC::Run::timer($call_timeout);
 	for my $n (0 .. $#calls)
 	{
 		my ($label, $sql) = @{ $calls[$n] };
@@ -509,7 +535,7 @@ sub fuzz_calls
 		# every statement names its call: the log shows it for a crash
 		(my $marked = "BEGIN; $sql; ROLLBACK;") =~ s{(^|;)\s*(?=\S)}{$1\n/* fz $n */ }g;
 		$in .= "$marked\n\\echo fz-done $n\n";
-		$timer->start($batch_timeout);
+		$timer->start($call_timeout);
 		my $done = eval {
 			$h->pump while $out !~ /fz-done $n\n/ && $h->pumpable;
 			1;
@@ -522,7 +548,7 @@ sub fuzz_calls
 		}
 		elsif (!$done)
 		{
-			push @found, "as $role, $label: still running after ${batch_timeout}s\n" . hanging();
+			push @found, "as $role, $label: still running after ${call_timeout}s\n" . hanging();
 			$h->kill_kill;
 			undef $h;
 		}
@@ -577,10 +603,10 @@ sub sqlsmith
 	my $h = IPC::Run::start(
 		[ $sqlsmith, "--target=$target", "--seed=$sqlsmith_seed", "--max-queries=$sqlsmith_queries",
 		  '--exclude-catalog', '--dump-all-queries', '--verbose' ],
-		'<', \undef, '>', $queries, '2>', \$err, IPC::Run::timeout(2 * $batch_timeout));
+		'<', \undef, '>', $queries, '2>', \$err, IPC::Run::timeout($sqlsmith_timeout));
 	if (!eval { $h->finish; 1 })
 	{
-		push @found, "as $role, sqlsmith still running after " . 2 * $batch_timeout . "s:\n" . hanging();
+		push @found, "as $role, sqlsmith still running after ${sqlsmith_timeout}s:\n" . hanging();
 		$h->kill_kill;
 	}
 	my ($error_rate) = $err =~ /error rate: ([\d.]+)/;
@@ -600,6 +626,7 @@ for my $role ('fz_plain', 'superuser')
 # ------------------------------------------------------------ afterwards
 
 my ($postmaster_pid_after) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no server process was terminated by a signal');
 is($postmaster_pid_after, $postmaster_pid, 'the postmaster is the one that started');
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $started_at, 'and it never restarted');
 is($node->safe_psql('fuzz', $definitions), $definitions_before, 'the pipelines, their checks and cursors are intact');
