@@ -589,6 +589,18 @@ for my $role ('fz_plain', 'superuser')
 	diag($_) for @found;
 }
 
+# The crash the trigger firings found first, refused in words now.
+my ($rc, $out, $err) = $node->psql(
+	'fuzz', q{
+	BEGIN;
+	CREATE TABLE fz.s (id bigint);
+	CREATE TRIGGER s AFTER INSERT ON fz.s FOR EACH STATEMENT EXECUTE FUNCTION pipeline.sync_freshness_job();
+	INSERT INTO fz.s VALUES (1);
+	ROLLBACK;
+}, extra_params => [ '-U', 'fz_plain' ]);
+like($err, qr/ERROR:  pipeline.sync_freshness_job must be an AFTER ROW trigger on pipeline.freshness_checks/,
+	'the freshness job trigger fired by another table refuses with an error');
+
 # ------------------------------------------------------------ sqlsmith
 
 # sqlsmith(ROLE): random queries as ROLE; returns the crashes and hangs,
