@@ -467,7 +467,9 @@ refuse_foreign_trigger(TriggerData *trigdata)
  * pipeline_sync_freshness_job
  *		AFTER INSERT, UPDATE or DELETE row trigger on freshness_checks: the
  *		check's job follows every change of its row, whoever makes it (the
- *		API, a dropped relation, pg_restore loading the table).
+ *		API, a dropped relation, pg_restore loading the table).  Fired in any
+ *		other way (a statement trigger has no row; another table's rows are
+ *		not checks), it refuses.
  */
 Datum
 pipeline_sync_freshness_job(PG_FUNCTION_ARGS)
