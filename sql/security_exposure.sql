@@ -86,14 +86,30 @@ SELECT pipeline.drop_freshness_check(:boom);
 SELECT pipeline.drop_pipeline('secx_fragile');
 RESET ROLE;
 
--- 7. Archived rows, run_staged_rows and replay.  The hostile role's own
--- pipeline reads the staging table through its row-level security...
+-- 7. Archived rows, run_staged_rows and replay.  The hostile role reads the
+-- staging table through its row-level security, but may own no pipeline on
+-- it: the cursor would pass over the rows the policies hide, silently.
 SET ROLE security_exposure_hostile;
 SELECT id, v, secret FROM secx_owner.raw ORDER BY id;
 SELECT pipeline.create_pipeline('secx_spy', 'secx_owner.raw', 'secx_hostile.copy', key => '{id}') > 0 AS created;
+RESET ROLE;
+-- Made while the table had no row-level security (merging its public rows
+-- by a filter), its runs stop once the table has some: nothing merged,
+-- nothing consumed, the new row still pending.
+ALTER TABLE secx_owner.raw DISABLE ROW LEVEL SECURITY;
+SET ROLE security_exposure_hostile;
+SELECT pipeline.create_pipeline('secx_spy', 'secx_owner.raw', 'secx_hostile.copy', key => '{id}',
+                                filter => $$v = 'public'$$) > 0 AS created;
+CALL pipeline.run('secx_spy');
+SELECT max(run_id) AS spy_run FROM pipeline.runs WHERE pipeline = 'secx_spy' \gset
+RESET ROLE;
+ALTER TABLE secx_owner.raw ENABLE ROW LEVEL SECURITY;
+INSERT INTO secx_owner.raw VALUES (4, 'public', 'later');
+SET ROLE security_exposure_hostile;
 CALL pipeline.run('secx_spy');
 SELECT id, v, secret FROM secx_hostile.copy ORDER BY id;
-SELECT max(run_id) AS spy_run FROM pipeline.runs WHERE pipeline = 'secx_spy' \gset
+SELECT status, rows_read FROM pipeline.runs WHERE pipeline = 'secx_spy' ORDER BY run_id;
+SELECT pending_rows FROM pipeline.status WHERE pipeline = 'secx_spy';
 RESET ROLE;
 -- ... and once the owner archived the consumed rows, the archive (which
 -- holds every row and column) is refused to it, as are the paths reading it.

@@ -991,6 +991,7 @@ resolve_source(PipelineDef *def)
 				 errdetail("A pipeline reads its source and writes its target; one table cannot be both."),
 				 errhint("Write to another table.")));
 	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	pipeline_require_whole_source(def->source, def->owner);
 	pipeline_refuse_cycle(def->source, def->target);
 	log = pipeline_join_change_log(def->source, def->owner);
 	if (!OidIsValid(log))

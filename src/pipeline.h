@@ -273,6 +273,7 @@ extern bool pipeline_mark_get(RowPosition *row);
 extern const BatchTally *pipeline_mark_tally(void);
 
 /* read_access.c */
+extern void pipeline_require_whole_source(Oid source, Oid owner);
 extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);
 
 /* security.c */

@@ -125,3 +125,27 @@ pipeline_may_read_every_row(PG_FUNCTION_ARGS)
 		pipeline_require_read_every_row(relid, GetUserId(), "Its archive");
 	PG_RETURN_BOOL(read_refusal(relid, GetUserId()) == READ_ALLOWED);
 }
+
+/*
+ * pipeline_require_whole_source
+ *		Errors when row-level security of a pipeline's source applies to the
+ *		pipeline's owner.  The cursor passes over every row of a consumed
+ *		transaction, seen or not: rows the policies hide from the owner
+ *		would be skipped for good, silently.  (Missing privileges need no
+ *		check here: the pipeline's statements fail on them, loudly.)
+ */
+void
+pipeline_require_whole_source(Oid source, Oid owner)
+{
+	const char *rolename;
+
+	if (read_refusal(source, owner) != READ_ROW_SECURITY)
+		return;
+	rolename = GetUserNameFromId(owner, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may not read every row of %s", rolename,
+					pipeline_qualified_name(source)),
+			 errdetail("The table has row-level security, which applies to the role. A pipeline consumes every row of its source: rows the policies hide from its owner would be passed over and never merged."),
+			 errhint("Let a role that row-level security does not apply to own the pipeline (the table's owner without FORCE ROW LEVEL SECURITY, or a role with BYPASSRLS), or disable row-level security on the table.")));
+}

@@ -723,6 +723,7 @@ execute_run(RunState *rs)
 	{
 		pipeline_apply_schema_change(rs->def);
 		pipeline_sync_change_log(rs->def);
+		pipeline_require_whole_source(rs->def->source, rs->def->owner);
 		pipeline_check_change_log_reader(rs->def);
 		pipeline_trim_change_log(rs->def);
 		cleanup_tombstones(rs->def);
