@@ -191,6 +191,15 @@ RESET ROLE;
 SET ROLE security_exposure_hostile;
 SELECT pipeline.create_pipeline('secx_tap', 'secx_owner.silver', 'secx_hostile.silver', key => '{id}');
 RESET ROLE;
+-- Errors name no other role's pipeline: the owner's pipeline that would
+-- close a cycle through the watcher's, and the drop of the owner's writer
+-- that the watcher's pipeline reads, say "a pipeline of another role".
+GRANT USAGE ON SCHEMA secx_watcher TO security_exposure_owner;
+GRANT SELECT ON secx_watcher.gold TO security_exposure_owner;
+SET ROLE security_exposure_owner;
+SELECT pipeline.create_pipeline('secx_loop', 'secx_watcher.gold', 'secx_owner.raw', strategy => 'append');
+SELECT pipeline.drop_pipeline('secx_silver');
+RESET ROLE;
 
 -- 9. The extension's trigger functions run with its rights: nobody may
 -- attach them to a table of their own, and attached anyway (by a

@@ -610,13 +610,19 @@ pipeline_release_change_logs(void)
 void
 pipeline_refuse_last_writer_drop(const PipelineDef *def)
 {
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(def->change_log), ObjectIdGetDatum(GetUserId())};
+
+	/* names of other roles' pipelines are theirs: counted, not named */
 	if (!OidIsValid(def->change_log) ||
-		exec_internal_oid(psprintf("SELECT string_agg(quote_ident(r.name), ', ' ORDER BY r.name) "
-								   "FROM pipeline.pipeline_defs r WHERE r.source = $1 "
-								   "AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
-								   "WHERE w.change_log = $1 AND w.id <> %lld) HAVING count(*) > 0",
-								   (long long) def->id),
-						  def->change_log) == 0)
+		pipeline_exec_internal(psprintf("SELECT string_agg(CASE WHEN pg_has_role($2, r.owner, 'USAGE') "
+										"THEN quote_ident(r.name) ELSE 'a pipeline of another role' END, "
+										"', ' ORDER BY pg_has_role($2, r.owner, 'USAGE') DESC, r.name) "
+										"FROM pipeline.pipeline_defs r WHERE r.source = $1 "
+										"AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
+										"WHERE w.change_log = $1 AND w.id <> %lld) HAVING count(*) > 0",
+										(long long) def->id),
+							   2, types, values, NULL) == 0)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -635,8 +641,9 @@ pipeline_refuse_last_writer_drop(const PipelineDef *def)
 void
 pipeline_refuse_cycle(Oid source, Oid target)
 {
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2] = {ObjectIdGetDatum(source), ObjectIdGetDatum(target)};
+	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3] = {ObjectIdGetDatum(source), ObjectIdGetDatum(target),
+	ObjectIdGetDatum(GetUserId())};
 	PipelineUserContext ctx;
 	int			n;
 
@@ -648,7 +655,10 @@ pipeline_refuse_cycle(Oid source, Oid target)
 					  "                    WHERE u.change_log = d.source LIMIT 1), "
 					  "                   (SELECT c.relation FROM pipeline.captures c "
 					  "                    WHERE c.change_log = d.source), d.source)::oid AS src, "
-					  "         d.target::oid AS dst, d.name FROM pipeline.pipeline_defs d), "
+					  "         d.target::oid AS dst, "
+					  "         CASE WHEN pg_has_role($3, d.owner, 'USAGE') THEN 'pipeline ' || quote_ident(d.name) "
+					  "              ELSE 'a pipeline of another role' END AS name "
+					  "    FROM pipeline.pipeline_defs d), "
 					  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
 					  "                           WHERE u.change_log = $1 LIMIT 1), "
 					  "                          (SELECT c.relation FROM pipeline.captures c "
@@ -656,10 +666,10 @@ pipeline_refuse_cycle(Oid source, Oid target)
 					  "reach (rel, path, seen) AS ("
 					  "  SELECT $2::oid, '', ARRAY[$2::oid] "
 					  "  UNION ALL SELECT e.dst, r.path || ' -> ' || e.dst::regclass::text "
-					  "                      || ' (pipeline ' || quote_ident(e.name) || ')', r.seen || e.dst "
+					  "                      || ' (' || e.name || ')', r.seen || e.dst "
 					  "    FROM reach r JOIN edge e ON e.src = r.rel WHERE e.dst <> ALL (r.seen)) "
 					  "SELECT r.path FROM reach r, start s WHERE r.rel = s.rel LIMIT 1",
-					  2, types, values, NULL, true, 1);
+					  3, types, values, NULL, true, 1);
 	pipeline_restore_user(&ctx);
 	if (n == 0)
 		return;
