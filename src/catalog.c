@@ -97,12 +97,16 @@ load_where(const char *column, Oid argtype, Datum arg, DefLock lock)
 /*
  * pipeline_load
  *		The definition of the named pipeline, optionally row-locked; NULL
- *		when it does not exist and missing_ok.
+ *		when it does not exist and missing_ok.  A lock is taken only for a
+ *		caller that may manage the pipeline (checked first, without it):
+ *		another role's call must fail at once, not wait for a running batch
+ *		or hold the owner's runs while its transaction stays open.
  */
 PipelineDef *
 pipeline_load(const char *name, bool missing_ok, DefLock lock)
 {
 	PipelineDef *def;
+	PipelineDef *unlocked;
 
 	if (name == NULL)
 		ereport(ERROR,
@@ -110,6 +114,12 @@ pipeline_load(const char *name, bool missing_ok, DefLock lock)
 				 errmsg("pipeline name must not be null"),
 				 errdetail("Every pipeline function needs the name of a pipeline."),
 				 errhint("Pass the name given to pipeline.create_pipeline.")));
+	if (lock != DEF_LOCK_NONE)
+	{
+		unlocked = load_where("name", TEXTOID, CStringGetTextDatum(name), DEF_LOCK_NONE);
+		if (unlocked != NULL)
+			pipeline_check_manage(unlocked);
+	}
 	def = load_where("name", TEXTOID, CStringGetTextDatum(name), lock);
 	if (def == NULL && !missing_ok)
 		pipeline_report_missing(name);
