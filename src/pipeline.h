@@ -260,6 +260,7 @@ extern void _PG_init(void);
 
 /* clock.c */
 extern void pipeline_clock_init(void);
+extern Datum pipeline_seed_cursor(Snapshot snapshot);
 extern Datum pipeline_run_snapshot(void);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
@@ -340,7 +341,8 @@ extern void pipeline_sync_change_log(const PipelineDef *def);
 extern Oid	pipeline_create_change_log(Oid target);
 extern Oid	pipeline_published_change_log(Oid target, Oid owner);
 extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
-extern void pipeline_seed_change_log(const PipelineDef *def);
+extern Datum pipeline_seed_change_log(const PipelineDef *def);
+extern void pipeline_leave_change_log(const PipelineDef *def);
 extern void pipeline_trim_change_log(const PipelineDef *def);
 extern void pipeline_release_change_logs(void);
 extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);
