@@ -25,6 +25,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -35,14 +36,18 @@
 #include "storage/ipc.h"
 #include "storage/dsm.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
 
 PGDLLEXPORT void pipeline_cron_call_main(Datum arg);
+
+int			pipeline_min_schedule_interval = 60;
 
 PG_FUNCTION_INFO_V1(pipeline_sync_freshness_job);
 
@@ -122,6 +127,86 @@ pipeline_cron_validate_schedule(const char *schedule)
 				 errmsg("invalid schedule \"%s\"", schedule),
 				 errdetail("A schedule is cron text (five fields), an @keyword such as @hourly, or '<1-59> seconds'."),
 				 errhint("For example '*/5 * * * *' for every five minutes, or 'manual' for none.")));
+}
+
+/*
+ * pipeline_cron_init
+ *		Defines pipeline.min_schedule_interval; called once from _PG_init.
+ */
+void
+pipeline_cron_init(void)
+{
+	DefineCustomIntVariable("pipeline.min_schedule_interval",
+							"Shortest time between two runs of a freshness check's pg_cron job.",
+							"Each run of a pg_cron job takes a connection; pg_cron 1.5 and later can run a job every second.",
+							&pipeline_min_schedule_interval, 60, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+/*
+ * shortest_gap
+ *		The shortest time in seconds between two runs of a pg_cron schedule:
+ *		'<n> seconds', or the closest two minutes of cron text (around the
+ *		hour too), 60 for a single minute at most every hour.
+ */
+static int
+shortest_gap(const char *schedule)
+{
+	PipelineSchedule s;
+	int			first = -1,
+				last = -1,
+				gap = 60;
+
+	pipeline_schedule_parse(schedule, &s);
+	if (s.kind == SCHEDULE_INTERVAL)
+		return (int) Min(s.interval / USECS_PER_SEC, INT_MAX);
+	for (int m = 0; m < 60; m++)
+	{
+		if (!(s.minutes & (UINT64CONST(1) << m)))
+			continue;
+		if (last >= 0)
+			gap = Min(gap, m - last);
+		else
+			first = m;
+		last = m;
+	}
+	if (first >= 0 && last > first)
+		gap = Min(gap, 60 - last + first);
+	return gap * 60;
+}
+
+/*
+ * pipeline_cron_refuse_schedule
+ *		Errors when 'role' may not give a freshness check the pg_cron
+ *		schedule 'schedule' (NULL: none): pg_cron lets a role schedule jobs
+ *		with USAGE on its schema cron (checked when pg_cron is installed in
+ *		this database), and no job may run more often than
+ *		pipeline.min_schedule_interval.
+ */
+void
+pipeline_cron_refuse_schedule(Oid role, const char *schedule)
+{
+	Oid			cron = get_namespace_oid("cron", true);
+	int			gap;
+
+	if (schedule == NULL)
+		return;
+	if (OidIsValid(cron) && OidIsValid(get_extension_oid("pg_cron", true)) &&
+		pg_namespace_aclcheck(cron, role, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role %s may not schedule pg_cron jobs", GetUserNameFromId(role, false)),
+				 errdetail("A scheduled freshness check is a pg_cron job run as its owner, and pg_cron lets a role schedule jobs only with USAGE on schema cron."),
+				 errhint("Have an administrator GRANT USAGE ON SCHEMA cron TO %s, or add the check without a schedule and call pipeline.check_freshness yourself.",
+						 quote_identifier(GetUserNameFromId(role, false)))));
+	gap = shortest_gap(schedule);
+	if (gap < pipeline_min_schedule_interval)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("schedule \"%s\" runs more often than pipeline.min_schedule_interval allows", schedule),
+				 errdetail("It runs every %d seconds at the shortest; each run takes a connection, and pipeline.min_schedule_interval is %d seconds.",
+						   gap, pipeline_min_schedule_interval),
+				 errhint("Choose a less frequent schedule, or have a superuser lower pipeline.min_schedule_interval.")));
 }
 
 /*

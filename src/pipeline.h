@@ -450,6 +450,9 @@ extern void pipeline_record_outcome(int64 run_id);
 
 /* cron.c */
 extern char *pipeline_cron_normalize_schedule(char *schedule);
+extern int	pipeline_min_schedule_interval;
+extern void pipeline_cron_init(void);
+extern void pipeline_cron_refuse_schedule(Oid role, const char *schedule);
 extern void pipeline_cron_validate_schedule(const char *schedule);
 extern void pipeline_cron_drop_all_jobs(void);
 
