@@ -42,6 +42,44 @@ SELECT pipeline.drop_pipeline('si_h_silver');
 SELECT pipeline.drop_pipeline('si_h_acc');
 RESET ROLE;
 
+-- Retention: another role's pipeline that does not consume holds the
+-- owner's rows back only for pipeline.retention_hold_limit (a week by
+-- default); then they leave for the archive, and that pipeline is
+-- suspended with the reason -- it does not silently skip them.
+SET ROLE si_owner;
+CREATE TABLE si_own.events (id int, v int);
+SELECT pipeline.create_pipeline('si_events', 'si_own.events', 'si_own.events_copy', key => ARRAY['id']) > 0 AS created;
+GRANT SELECT ON si_own.events TO si_hostile;
+RESET ROLE;
+SET ROLE si_hostile;
+SELECT pipeline.create_pipeline('si_h_events', 'si_own.events', 'si_hos.events_copy', key => ARRAY['id']) > 0 AS created;
+RESET ROLE;
+SET ROLE si_owner;
+INSERT INTO si_own.events SELECT g, g FROM generate_series(1, 5) g;
+CALL pipeline.run('si_events');
+SELECT pipeline.set_retention('si_own.events', keep => '0');
+-- the other role's pipeline holds the rows back for now
+SELECT rows_archived FROM pipeline.archive('si_own.events');
+RESET ROLE;
+SET pipeline.retention_hold_limit = 0;
+SET ROLE si_owner;
+SELECT rows_archived FROM pipeline.archive('si_own.events');
+RESET ROLE;
+RESET pipeline.retention_hold_limit;
+SET ROLE si_hostile;
+SELECT state, last_error FROM pipeline.status WHERE pipeline = 'si_h_events';
+CALL pipeline.run('si_h_events');
+SELECT count(*) AS merged FROM si_hos.events_copy;
+-- resuming goes on from its cursor, knowingly; new rows arrive again
+SELECT pipeline.resume('si_h_events');
+RESET ROLE;
+INSERT INTO si_own.events VALUES (6, 6);
+SET ROLE si_hostile;
+CALL pipeline.run('si_h_events');
+SELECT id FROM si_hos.events_copy ORDER BY id;
+SELECT pipeline.drop_pipeline('si_h_events');
+RESET ROLE;
+
 -- DROP ... CASCADE: a role whose pipeline is the last writer of another
 -- role's target may not drop, through the extension, that target's change
 -- log with the owner's pipeline and view reading it.

@@ -1218,9 +1218,15 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	values[0] = Int64GetDatum(def->id);
 	values[1] = BoolGetDatum(paused);
 	pipeline_become_internal(&ctx);
+	/* a resumed reader retention passed by holds rows back again: marks without it go */
+	if (!paused)
+		pipeline_exec("DELETE FROM pipeline.archive_marks m USING pipeline.pipeline_defs d "
+					  "WHERE d.id = $1 AND d.archived_unconsumed IS NOT NULL AND m.source = d.source",
+					  1, types, values, NULL, false, 0);
 	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2, "
-				  "suspended_at = CASE WHEN $2 THEN suspended_at END WHERE id = $1", 2, types,
-				  values, NULL, false, 0);
+				  "suspended_at = CASE WHEN $2 THEN suspended_at END, "
+				  "archived_unconsumed = CASE WHEN $2 THEN archived_unconsumed END WHERE id = $1",
+				  2, types, values, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 	pipeline_schedules_changed();
 	SPI_finish();
