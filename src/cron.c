@@ -5,7 +5,10 @@
  *
  * Each scheduled check is the pg_cron job pipeline_freshness_<db>_<id>,
  * running SELECT pipeline.check_freshness(<id>) in the check's database as
- * the check's owner.  pg_cron keeps its jobs in the one database named by
+ * the check's owner, and written through pg_cron's own API as that role
+ * (cron.schedule, or cron.schedule_in_database after SET LOCAL ROLE), so
+ * that pg_cron's rules for it apply; only the deletion of a job whose check
+ * is gone runs as the extension.  pg_cron keeps its jobs in the one database named by
  * cron.database_name.  When that is this database, jobs are written in the
  * caller's transaction.  Otherwise a short-lived background worker connects
  * to the cron database and writes them just before the caller's
@@ -176,6 +179,22 @@ shortest_gap(const char *schedule)
 }
 
 /*
+ * may_schedule
+ *		Whether pg_cron, installed in this database, lets 'role' schedule
+ *		jobs: cron.schedule needs USAGE on schema cron.  True when pg_cron is
+ *		not here (in another database, pg_cron itself judges the role:
+ *		job_sql).
+ */
+static bool
+may_schedule(Oid role)
+{
+	Oid			cron = get_namespace_oid("cron", true);
+
+	return !OidIsValid(cron) || !OidIsValid(get_extension_oid("pg_cron", true)) ||
+		pg_namespace_aclcheck(cron, role, ACL_USAGE) == ACLCHECK_OK;
+}
+
+/*
  * pipeline_cron_refuse_schedule
  *		Errors when 'role' may not give a freshness check the pg_cron
  *		schedule 'schedule' (NULL: none): pg_cron lets a role schedule jobs
@@ -186,13 +205,11 @@ shortest_gap(const char *schedule)
 void
 pipeline_cron_refuse_schedule(Oid role, const char *schedule)
 {
-	Oid			cron = get_namespace_oid("cron", true);
 	int			gap;
 
 	if (schedule == NULL)
 		return;
-	if (OidIsValid(cron) && OidIsValid(get_extension_oid("pg_cron", true)) &&
-		pg_namespace_aclcheck(cron, role, ACL_USAGE) != ACLCHECK_OK)
+	if (!may_schedule(role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role %s may not schedule pg_cron jobs", GetUserNameFromId(role, false)),
@@ -236,21 +253,28 @@ drop_all_sql(void)
 /*
  * job_sql
  *		The statement that makes the cron database's job for a check match
- *		the check: schedule (insert or update) or delete it.
+ *		the check: delete it (run as the extension: the job of a check that
+ *		is gone), or schedule it through pg_cron's own API as the check's
+ *		owner, so that pg_cron's rules for that role apply -- cron.schedule
+ *		when pg_cron lives in this database, else, in the cron database,
+ *		cron.schedule_in_database after SET LOCAL ROLE.
  */
 static char *
-job_sql(int64 id, const char *schedule, Oid owner)
+job_sql(int64 id, const char *schedule, Oid owner, bool here)
 {
 	char	   *db = get_database_name(MyDatabaseId);
-	char	   *name = psprintf("%s%lld", job_prefix(), (long long) id);
+	char	   *name = quote_literal_cstr(psprintf("%s%lld", job_prefix(), (long long) id));
+	char	   *command = quote_literal_cstr(psprintf("SELECT pipeline.check_freshness(%lld)",
+													  (long long) id));
 
 	if (schedule == NULL)
-		return psprintf("DELETE FROM cron.job WHERE jobname = %s", quote_literal_cstr(name));
-	return psprintf("SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
-					quote_literal_cstr(name), quote_literal_cstr(schedule),
-					quote_literal_cstr(psprintf("SELECT pipeline.check_freshness(%lld)",
-												(long long) id)),
-					quote_literal_cstr(db),
+		return psprintf("DELETE FROM cron.job WHERE jobname = %s", name);
+	if (here)
+		return psprintf("SELECT cron.schedule(%s, %s, %s)", name, quote_literal_cstr(schedule),
+						command);
+	return psprintf("SET LOCAL ROLE %s; SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
+					quote_identifier(GetUserNameFromId(owner, false)), name,
+					quote_literal_cstr(schedule), command, quote_literal_cstr(db),
 					quote_literal_cstr(GetUserNameFromId(owner, false)));
 }
 
@@ -325,8 +349,9 @@ run_in_cron_database(const char *database, const char *sql)
 
 /*
  * pipeline_cron_call_main
- *		Background worker: runs one statement in the cron database as the
- *		bootstrap superuser and reports how it went.
+ *		Background worker: runs a statement in the cron database as the
+ *		bootstrap superuser (which sets the role it schedules as, see
+ *		job_sql) and reports how it went.
  */
 void
 pipeline_cron_call_main(Datum arg)
@@ -410,7 +435,7 @@ sync_pending(XactEvent event, void *arg)
 		Oid			owner = InvalidOid;
 		char	   *schedule = check_schedule(id, &owner);
 
-		run_in_cron_database(database, job_sql(id, schedule, owner));
+		run_in_cron_database(database, job_sql(id, schedule, owner, false));
 	}
 	PopActiveSnapshot();
 	SPI_finish();
@@ -486,11 +511,22 @@ cron_sync(int64 id)
 							   "Run CREATE EXTENSION pg_cron, then re-add the check;");
 		return;
 	}
+	if (schedule != NULL && !may_schedule(owner))
+	{
+		/* a check restored or altered for a role pg_cron does not let schedule */
+		notice_unscheduled(id, psprintf("role %s may not schedule pg_cron jobs",
+										GetUserNameFromId(owner, false)),
+						   "Grant it USAGE ON SCHEMA cron, then alter the check's schedule,");
+		schedule = NULL;
+	}
 	{
 		PipelineUserContext ctx;
 
-		pipeline_become_internal(&ctx);
-		pipeline_exec(job_sql(id, schedule, owner), 0, NULL, NULL, NULL, false, 0);
+		if (schedule == NULL)
+			pipeline_become_internal(&ctx);
+		else
+			pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+		pipeline_exec(job_sql(id, schedule, owner, true), 0, NULL, NULL, NULL, false, 0);
 		pipeline_restore_user(&ctx);
 	}
 }
