@@ -720,7 +720,7 @@ mark_unconsumed(const Retention *r, Datum eligible)
 		{
 			Oid			types[2] = {INT8OID, TEXTOID};
 			Datum		args[2] = {v[0], CStringGetTextDatum(psprintf(
-				"source rows archived before consumed: %lld rows of %s left it for the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit)",
+				"source rows archived before consumed: a pass moved %lld rows of %s to the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit), and later passes may move more",
 				(long long) lost, pipeline_qualified_name(r->source)))};
 
 			pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET archived_unconsumed = $2, "
