@@ -64,6 +64,7 @@ CREATE TABLE pipeline.pipeline_defs (
     source_columns      jsonb NOT NULL,
     paused              boolean NOT NULL DEFAULT false,
     suspended_at        timestamptz,
+    archived_unconsumed text,
     statement_timeout   interval CHECK (statement_timeout > interval '0'),
     track_history       text[] CHECK (track_history <> '{}'),
     version             integer NOT NULL DEFAULT 1,
@@ -87,6 +88,8 @@ COMMENT ON COLUMN pipeline.pipeline_defs.track_history IS
     'scd2: the columns whose changes open a new version (NULL: every mapped column but the key and sequence_by); the others are updated in place';
 COMMENT ON COLUMN pipeline.pipeline_defs.suspended_at IS
     'set when pipeline.suspend_after consecutive runs failed; resume() clears it';
+COMMENT ON COLUMN pipeline.pipeline_defs.archived_unconsumed IS
+    'why the pipeline was suspended when retention archived source rows it had not consumed (it held them back longer than pipeline.retention_hold_limit); resume() clears it';
 COMMENT ON COLUMN pipeline.pipeline_defs.search_path IS
     'search_path captured at definition; mapping expressions are parsed with it at run time';
 
@@ -1179,7 +1182,8 @@ SELECT d.name AS pipeline,
        date_trunc('milliseconds', cur.estimated_remaining) AS estimated_remaining,
        last.run_id AS last_run_id, last.status AS last_status, last.finished_at AS last_run_at,
        t.last_success_at, t.last_failure_at AS last_error_at,
-       err.error_sqlstate AS last_error_sqlstate, err.error_message AS last_error,
+       CASE WHEN d.archived_unconsumed IS NULL THEN err.error_sqlstate END AS last_error_sqlstate,
+       coalesce(d.archived_unconsumed, err.error_message) AS last_error,
        coalesce(t.consecutive_failures, 0) AS consecutive_failures,
        thr.rows_per_second,
        d.schedule,

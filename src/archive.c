@@ -17,7 +17,10 @@
  * drops its marks, which did not account for it: nothing then leaves until
  * a mark that includes it is `keep` old.  With `keep` 0 no marks are kept:
  * the pass archives what the current cursors say.  A table no pipeline
- * reads archives nothing; a paused or failing reader holds rows back.
+ * reads archives nothing; a paused or failing reader holds rows back --
+ * but one of another role than the table's owner only for
+ * pipeline.retention_hold_limit, and a reader whose unconsumed rows a pass
+ * takes is suspended with the reason, never left to skip them unseen.
  *
  * The pass is one transaction: it reads the eligible rows in (_xid, _seq)
  * order, writes them as batches of at most batch_rows rows or 64 MB
@@ -81,6 +84,9 @@ PG_FUNCTION_INFO_V1(pipeline_train_archive_dictionary);
 /* pipeline.archive_interval, in seconds; -1: runs make no pass. */
 int			pipeline_archive_interval = 60;
 
+/* pipeline.retention_hold_limit, in seconds; -1: other roles' readers hold rows forever. */
+int			pipeline_retention_hold_limit = 7 * 24 * 3600;
+
 /* A table's retention setting, as a pass needs it. */
 typedef struct Retention
 {
@@ -137,6 +143,13 @@ pipeline_archive_init(void)
 							60, -1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.retention_hold_limit",
+							"How long a pipeline of another role than a staging table's owner may hold its rows back from retention without consuming any.",
+							"A reader owned by a role without the privileges of the table's owner whose cursor has not moved for this long no longer holds rows back; -1: it holds them forever.",
+							&pipeline_retention_hold_limit,
+							7 * 24 * 3600, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /*
@@ -177,21 +190,29 @@ pipeline_archive_new_reader(Oid source)
 
 /*
  * readers_consumed
- *		What every pipeline reading 'source' has consumed: the intersection
- *		of their cursors' snapshots (a partially consumed transaction counts
- *		as not consumed).  (Datum) 0 when no pipeline reads it.
+ *		What every pipeline reading 'source' that holds its rows back has
+ *		consumed: the intersection of their cursors' snapshots (a partially
+ *		consumed transaction counts as not consumed).  A pipeline of a role
+ *		without the privileges of the table's owner 'owner' holds rows back
+ *		only while its cursor moved within pipeline.retention_hold_limit:
+ *		another role cannot keep the owner's retention from working by
+ *		leaving its pipeline paused (mark_unconsumed makes that visible).
+ *		(Datum) 0 when no pipeline holds its rows back.
  */
 static Datum
-readers_consumed(Oid source)
+readers_consumed(Oid source, Oid owner)
 {
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(source);
+	Oid			types[3] = {OIDOID, OIDOID, INT4OID};
+	Datum		values[3] = {ObjectIdGetDatum(source), ObjectIdGetDatum(owner),
+	Int32GetDatum(pipeline_retention_hold_limit)};
 	Datum		all = (Datum) 0;
 	int			n;
 
 	n = pipeline_exec_internal("SELECT c.consumed FROM pipeline.cursors c "
-					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
-					  1, &type, &value, NULL);
+							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1 "
+							   "AND ($3 < 0 OR pg_has_role(d.owner::oid, $2, 'USAGE') "
+							   "     OR c.updated_at >= now() - $3 * interval '1 second')",
+							   3, types, values, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -215,7 +236,7 @@ eligible_snapshot(const Retention *r)
 {
 	Oid			types[3] = {OIDOID, TIMESTAMPTZOID, PG_SNAPSHOTOID};
 	Datum		values[3];
-	Datum		current = readers_consumed(r->source);
+	Datum		current = readers_consumed(r->source, r->owner);
 	bool		isnull;
 
 	values[0] = ObjectIdGetDatum(r->source);
@@ -635,6 +656,99 @@ drop_old_batches(const Retention *r, ArchivePass *result)
 }
 
 /*
+ * unconsumed_rows
+ *		How many rows of the table the pass is about to take (those
+ *		'eligible' sees) the cursor 'consumed' (partial position 'px'/'pq')
+ *		has not consumed; read as the table's owner, through the index
+ *		range between the cursor's xmin and the snapshot's xmax (empty for
+ *		a reader that keeps up).
+ */
+static int64
+unconsumed_rows(const Retention *r, Datum eligible, Datum consumed, Datum px, Datum pq,
+				bool partial)
+{
+	Oid			types[4] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, XID8OID, INT8OID};
+	Datum		values[4] = {eligible, consumed, px, pq};
+	char		nulls[4] = {' ', ' ', partial ? ' ' : 'n', partial ? ' ' : 'n'};
+	PipelineUserContext ctx;
+	int64		n;
+
+	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
+	pipeline_exec(psprintf("SELECT count(*) FROM %s s WHERE s._xid >= pg_snapshot_xmin($2) "
+						   "AND s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
+						   "AND NOT pg_visible_in_snapshot(s._xid, $2) "
+						   "AND NOT (s._xid IS NOT DISTINCT FROM $3 AND s._seq <= $4)",
+						   pipeline_qualified_name(r->source)),
+				  4, types, values, nulls, true, 1);
+	n = pipeline_result_int64(0, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * mark_unconsumed
+ *		Suspends, with the reason, every pipeline reading the table whose
+ *		cursor has not consumed rows the pass is about to take (one that
+ *		stopped holding them back, see readers_consumed): its runs would no
+ *		longer find them, and that must not go unseen.  resume() lets it go
+ *		on from its cursor; the rows stay readable in the archive.
+ */
+static void
+mark_unconsumed(const Retention *r, Datum eligible)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(r->source);
+	int			n;
+	SPITupleTable *readers;
+
+	n = pipeline_exec_internal("SELECT d.id, c.consumed, c.partial_xid, coalesce(c.partial_seq, 0), "
+							   "c.partial_xid IS NOT NULL FROM pipeline.cursors c "
+							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
+							   "WHERE d.source = $1 AND d.archived_unconsumed IS NULL",
+							   1, &type, &value, NULL);
+	readers = SPI_tuptable;
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		v[5];
+		int64		lost;
+
+		for (int k = 0; k < 5; k++)
+			v[k] = SPI_getbinval(readers->vals[i], readers->tupdesc, k + 1, &isnull);
+		lost = unconsumed_rows(r, eligible, v[1], v[2], v[3], DatumGetBool(v[4]));
+		if (lost > 0)
+		{
+			Oid			types[2] = {INT8OID, TEXTOID};
+			Datum		args[2] = {v[0], CStringGetTextDatum(psprintf(
+				"source rows archived before consumed: a pass moved %lld rows of %s to the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit), and later passes may move more",
+				(long long) lost, pipeline_qualified_name(r->source)))};
+
+			pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET archived_unconsumed = $2, "
+								   "suspended_at = coalesce(suspended_at, now()) WHERE id = $1",
+								   2, types, args, NULL);
+		}
+	}
+}
+
+/*
+ * pipeline_archived_unconsumed
+ *		Why retention suspended the pipeline 'def' (mark_unconsumed), or
+ *		NULL.
+ */
+const char *
+pipeline_archived_unconsumed(const PipelineDef *def)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(def->id);
+
+	if (pipeline_exec_internal("SELECT archived_unconsumed FROM pipeline.pipeline_defs "
+							   "WHERE id = $1 AND archived_unconsumed IS NOT NULL",
+							   1, &type, &value, NULL) == 0)
+		return NULL;
+	return pipeline_result_text(0, 0);
+}
+
+/*
  * archive_pass
  *		One pass over a table whose retention row the caller locked, holding
  *		its archive lock.
@@ -645,6 +759,9 @@ archive_pass(const Retention *r, ArchivePass *result)
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(r->source);
 	Datum		eligible = eligible_snapshot(r);
+
+	if (eligible != (Datum) 0)
+		mark_unconsumed(r, eligible);
 
 	if (eligible != (Datum) 0 && r->archive)
 		write_batches(r, eligible, result);

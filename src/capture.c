@@ -383,8 +383,10 @@ pipeline_capture_readers_changed(Oid log)
 	bool		isnull;
 
 	pipeline_become_internal(&ctx);
+	/* not when the statement dropped the table too (DROP SCHEMA ... CASCADE) */
 	if (pipeline_exec("SELECT relation::oid FROM pipeline.captures WHERE change_log = $1",
-					  1, &type, &value, NULL, false, 1) == 1)
+					  1, &type, &value, NULL, false, 1) == 1 &&
+		SearchSysCacheExists1(RELOID, pipeline_result_datum(0, 0, &isnull)))
 		CacheInvalidateRelcacheByRelid(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)));
 	pipeline_restore_user(&ctx);
 }

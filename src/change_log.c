@@ -18,10 +18,17 @@
  *
  * A pipeline joining a log starts from T's rows as they are: they are
  * copied into the log as upserts marked _for that pipeline (no other
- * consumer reads them), and its cursor starts at the snapshot of that
- * copy.  While that happens the writers of T are locked out (their
- * definitions are locked FOR UPDATE, which waits for a running batch), so
- * no change is both in the copy and pending, or in neither.
+ * consumer reads them), and its cursor starts at the snapshot of that copy
+ * with the copy itself as its partial position, so that its first run
+ * merges the copy before any change published meanwhile.  A change is in
+ * the copy exactly when the cursor has consumed its published rows, as long
+ * as every writer not visible in that snapshot publishes.  When the log has
+ * readers already, every writer publishes, and the join locks no writer:
+ * a role reading another role's table cannot hold its writers.  The first
+ * reader must make the writers start publishing, which they see only once
+ * it commits: it locks them out until then (their definitions FOR UPDATE,
+ * which waits for a running batch), and only the table's owner, or a
+ * member of the owning role, may do that (refuse_first_reader).
  *
  * Rows every consumer has consumed are deleted from the log at the start
  * of a consumer's run.  A pipeline joining the log holds the log's lock
@@ -37,8 +44,9 @@
  * cycle (its target already feeds its source) is refused.
  *
  * A captured table (capture.c) has the same kind of log, written by its
- * triggers instead of by pipelines; readers join it the same way, with the
- * table locked in SHARE mode instead of writers' definitions.
+ * triggers instead of by pipelines while it has readers; readers join it
+ * the same way, the first one with the table locked in SHARE mode instead
+ * of writers' definitions.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,9 +61,11 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "pipeline.h"
@@ -83,17 +93,32 @@ change_log_lock(Oid log, LOCKMODE mode, bool wait)
 /*
  * lock_target
  *		Serializes, until commit, the changes of who writes 'target' and who
- *		reads its change log (see the file comment).  Taken before the
- *		catalog is read, so that what is read afterwards is what the other
- *		party committed.
+ *		reads its change log (see the file comment): ShareLock to create a
+ *		writer or to join a log that exists, ExclusiveLock to create the log
+ *		or to drop it.  Taken before the catalog is read, so that what is
+ *		read afterwards is what the other party committed.
  */
 static void
-lock_target(Oid target)
+lock_target(Oid target, LOCKMODE mode)
 {
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, target, TARGET_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * unlock_target
+ *		Releases a lock_target taken in 'mode' before commit: a joiner that
+ *		found no log takes the exclusive lock instead.
+ */
+static void
+unlock_target(Oid target, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, target, TARGET_LOCK_CLASS);
+	(void) LockRelease(&tag, mode, false);
 }
 
 /*
@@ -348,7 +373,7 @@ pipeline_published_change_log(Oid target, Oid owner)
 
 	if (!OidIsValid(target))
 		return InvalidOid;
-	lock_target(target);
+	lock_target(target, ShareLock);
 	if (exec_internal_oid("SELECT change_log::oid FROM pipeline.pipeline_defs "
 						  "WHERE target = $1 AND change_log IS NOT NULL LIMIT 1",
 						  target) == 1)
@@ -363,9 +388,9 @@ pipeline_published_change_log(Oid target, Oid owner)
 
 /*
  * refuse_old_snapshot
- *		A reader joining a log starts from its table's rows as they are once
- *		their writers are locked out, which a transaction snapshot taken
- *		earlier would not show.
+ *		A reader joining a log starts from its table's rows as a snapshot
+ *		taken after the join's locks shows them, which a transaction
+ *		snapshot taken earlier would not.
  */
 static void
 refuse_old_snapshot(void)
@@ -374,7 +399,7 @@ refuse_old_snapshot(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("a pipeline reading another pipeline's target or a captured table must be created in a READ COMMITTED transaction"),
-				 errdetail("It starts from the table's rows as they are once its writers are locked out, which an older snapshot would not show."),
+				 errdetail("It starts from the table's rows as of a snapshot taken after the locks it needs, which an older snapshot would not show."),
 				 errhint("Run create_pipeline outside a REPEATABLE READ or SERIALIZABLE transaction.")));
 }
 
@@ -393,77 +418,161 @@ refuse_partial_reader(Oid table, Oid reader)
 }
 
 /*
- * pipeline_join_change_log
- *		When 'relation' is a pipeline's target (or its change log), returns
- *		the change log a new pipeline owned by 'reader' reads instead,
- *		creating it on first use; else InvalidOid.  Locks the target's
- *		writers until commit (see the file comment).  Refused unless the
- *		reader may read every row and column of the target.
+ * refuse_first_reader
+ *		Errors unless 'reader' may lock out the writers of 'relation' until
+ *		its transaction commits, as the first reader of its change log must
+ *		(see the file comment): only the relation's owner, or a member of
+ *		the owning role, may.
  */
-Oid
-pipeline_join_change_log(Oid relation, Oid reader)
+static void
+refuse_first_reader(Oid relation, Oid reader)
 {
-	Oid			target = relation;
-	Oid			log = InvalidOid;
+	Oid			owner = pipeline_relation_owner(relation);
+	const char *name = pipeline_qualified_name(relation);
+
+	if (has_privs_of_role(reader, owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("only the owner of %s can create the first pipeline reading its changes", name),
+			 errdetail("The first pipeline reading %s locks out its writers until its transaction commits; role %s does not own it.",
+					   name, GetUserNameFromId(reader, false)),
+			 errhint("Ask role %s to create a pipeline reading %s first: later pipelines of any role join its change log without locking its writers.",
+					 GetUserNameFromId(owner, false), name)));
+}
+
+/*
+ * join_capture
+ *		pipeline_join_change_log for a captured table (or its log); InvalidOid
+ *		when 'relation' is neither.  Its triggers log while the log has
+ *		readers: joining a log that has readers locks no writer, a first
+ *		reader locks the table in SHARE mode until commit.  The capture's
+ *		row is share-locked, against uncapture and a reader's drop.
+ */
+static Oid
+join_capture(Oid relation, Oid reader)
+{
+	Oid			target;
+	Oid			log;
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT relation::oid, change_log::oid FROM pipeline.captures "
+						  "WHERE relation = $1 OR change_log = $1 FOR SHARE", relation) == 0)
+		return InvalidOid;
+	target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+	refuse_partial_reader(target, reader);
+	refuse_old_snapshot();
+	/* the readers as committed once the row lock is ours */
+	if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1 LIMIT 1",
+						  log) == 0)
+	{
+		refuse_first_reader(target, reader);
+		LockRelationOid(target, ShareLock);
+	}
+	change_log_lock(log, ExclusiveLock, true);
+	grant_on_log(log, "SELECT", reader);
+	return log;
+}
+
+/*
+ * target_log
+ *		For a relation that is a pipeline's target (or its change log): its
+ *		target in *target and its log, InvalidOid without one; false when
+ *		no pipeline writes it.
+ */
+static bool
+target_log(Oid relation, Oid *target, Oid *log)
+{
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT target::oid, coalesce(change_log::oid, 0) "
+						  "FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
+						  "ORDER BY change_log IS NULL LIMIT 1", relation) == 0)
+		return false;
+	*target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	*log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+	return true;
+}
+
+/*
+ * create_target_log
+ *		The first reader of a target: locks its writers' definitions FOR
+ *		UPDATE (which waits for their running batches and holds their next
+ *		ones until commit), creates the log and makes every writer publish
+ *		to it.
+ */
+static Oid
+create_target_log(Oid target)
+{
+	Oid			log;
 	int			writers;
 	SPITupleTable *rows;
 	bool		isnull;
 
-	/* a captured table (or its log): its writers are the application's */
-	if (exec_internal_oid("SELECT relation::oid, change_log::oid FROM pipeline.captures "
-						  "WHERE relation = $1 OR change_log = $1 FOR UPDATE", relation) == 1)
-	{
-		target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-		log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
-		refuse_partial_reader(target, reader);
-		refuse_old_snapshot();
-		LockRelationOid(target, ShareLock);
-		change_log_lock(log, ExclusiveLock, true);
-		grant_on_log(log, "SELECT", reader);
-		return log;
-	}
-
-	/* the target: the relation, or the target whose log it is */
-	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs "
-						  "WHERE target = $1 OR change_log = $1 LIMIT 1", relation) == 0)
-		return InvalidOid;
-	lock_target(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)));
-
-	/* its writers, as committed once the lock is ours */
-	writers = exec_internal_oid("SELECT id, target::oid, coalesce(change_log::oid, 0) "
-								"FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
-								"ORDER BY id FOR UPDATE", relation);
-	if (writers == 0)
-		return InvalidOid;
-	refuse_old_snapshot();
+	exec_internal_oid("SELECT id FROM pipeline.pipeline_defs WHERE target = $1 ORDER BY id FOR UPDATE",
+					  target);
+	log = pipeline_create_change_log(target);
+	change_log_lock(log, ExclusiveLock, true);
+	exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
+							   "version = version + 1 WHERE target = $1", log),
+					  target);
+	/* every writer's owner appends to the log */
+	writers = exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs "
+								"WHERE target = $1", target);
 	rows = SPI_tuptable;
+	/* grant_on_log runs statements of its own: SPI_processed changes */
 	for (int i = 0; i < writers; i++)
-	{
-		Oid			known = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		grant_on_log(log, "INSERT",
+					 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
+	return log;
+}
 
-		target = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		if (OidIsValid(known))
-			log = known;
+/*
+ * pipeline_join_change_log
+ *		When 'relation' is a pipeline's target or a captured table (or its
+ *		change log), returns the change log a new pipeline owned by 'reader'
+ *		reads instead, creating it on first use; else InvalidOid.
+ *
+ *		Joining a log that exists locks no writer: the new reader's copy of
+ *		the table and its cursor come from one snapshot taken afterwards
+ *		(pipeline_seed_change_log), and every writer not visible in that
+ *		snapshot publishes to the log.  Only the first reader must lock the
+ *		writers until commit, so that none of them commits unpublished
+ *		after the copy; only the table's owner may be it (refuse_first_reader).
+ */
+Oid
+pipeline_join_change_log(Oid relation, Oid reader)
+{
+	Oid			target;
+	Oid			log;
+	LOCKMODE	mode;
+
+	log = join_capture(relation, reader);
+	if (OidIsValid(log))
+		return log;
+	if (!target_log(relation, &target, &log))
+		return InvalidOid;
+	mode = OidIsValid(log) ? ShareLock : ExclusiveLock;
+	lock_target(target, mode);
+	/* as committed once the lock is ours: the log may have come or gone */
+	if (!target_log(relation, &target, &log))
+		return InvalidOid;
+	if (!OidIsValid(log) && mode == ShareLock)
+	{
+		unlock_target(target, ShareLock);
+		lock_target(target, ExclusiveLock);
+		if (!target_log(relation, &target, &log))
+			return InvalidOid;
 	}
 	refuse_partial_reader(target, reader);
-
+	refuse_old_snapshot();
 	if (OidIsValid(log))
 		change_log_lock(log, ExclusiveLock, true);
 	else
 	{
-		log = pipeline_create_change_log(target);
-		change_log_lock(log, ExclusiveLock, true);
-		exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
-								   "version = version + 1 WHERE target = $1", log),
-						  target);
-		/* every writer's owner appends to the log */
-		writers = exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs "
-									"WHERE target = $1", target);
-		rows = SPI_tuptable;
-		/* grant_on_log runs statements of its own: SPI_processed changes */
-		for (int i = 0; i < writers; i++)
-			grant_on_log(log, "INSERT",
-						 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
+		refuse_first_reader(target, reader);
+		log = create_target_log(target);
 	}
 	grant_on_log(log, "SELECT", reader);
 	CommandCounterIncrement();
@@ -508,27 +617,55 @@ pipeline_check_change_log_reader(const PipelineDef *def)
 
 /*
  * pipeline_seed_change_log
- *		Copies the target's rows into the log as upserts for the new reader
- *		'def' alone; its cursor then starts at the current snapshot.  The
- *		copy runs as the log's owner, who owns the target too (the log was
- *		made for it).
+ *		Copies the table whose log 'def' reads into the log, as upserts for
+ *		'def' alone, and returns its first cursor: the copy's snapshot, so
+ *		that a writer's change is in the copy exactly when the cursor has
+ *		consumed its published rows.
  */
-void
+Datum
 pipeline_seed_change_log(const PipelineDef *def)
 {
+	PipelineUserContext ctx;
 	Oid			target = mirrored_table(def->source);
+	Snapshot	snapshot;
+	SPIPlanPtr	plan;
 	char	   *cols;
+	Datum		cursor;
 
 	if (!OidIsValid(target))
-		return;
+		elog(ERROR, "change log %u has no table", def->source);
 
 	cols = pipeline_quote_list(pipeline_shared_columns(target, def->source), NULL);
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	/* the log's triggers and its columns' domain checks run as its owner */
-	pipeline_exec_as_relation_owner(def->source,
-									psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
-											 pipeline_qualified_name(def->source), cols, cols,
-											 (long long) def->id, pipeline_qualified_name(target)),
-									0, NULL, NULL, NULL);
+	pipeline_become_relation_owner(def->source, &ctx);
+	plan = SPI_prepare(psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
+								pipeline_qualified_name(def->source), cols, cols,
+								(long long) def->id, pipeline_qualified_name(target)),
+					   0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, false, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not seed change log %s", pipeline_qualified_name(def->source));
+	SPI_freeplan(plan);
+	pipeline_restore_user(&ctx);
+	cursor = pipeline_seed_cursor(snapshot);
+	UnregisterSnapshot(snapshot);
+	return cursor;
+}
+
+/*
+ * pipeline_leave_change_log
+ *		Before a reader of a captured table's log is dropped: locks the
+ *		capture's row, so that a reader joining meanwhile, which found this
+ *		one and so locked no writer, commits first (the triggers keep
+ *		logging for it), or sees this one gone and joins as the first.
+ */
+void
+pipeline_leave_change_log(const PipelineDef *def)
+{
+	if (def->reads_change_log)
+		exec_internal_oid("SELECT 1 FROM pipeline.captures WHERE change_log = $1 FOR UPDATE",
+						  def->source);
 }
 
 /*
@@ -588,7 +725,8 @@ pipeline_release_change_logs(void)
 		SPITupleTable *found = SPI_tuptable;
 
 		for (int t = 0; t < targets; t++)
-			lock_target(DatumGetObjectId(SPI_getbinval(found->vals[t], found->tupdesc, 1, &isnull)));
+			lock_target(DatumGetObjectId(SPI_getbinval(found->vals[t], found->tupdesc, 1, &isnull)),
+						ExclusiveLock);
 		/* a reader that joined meanwhile keeps the log */
 		if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1", log) > 0)
 			continue;

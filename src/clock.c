@@ -197,6 +197,58 @@ with_own_transaction(Datum snapshot)
 }
 
 /*
+ * with_own_transaction_listed
+ *		A copy of a pg_snapshot that counts the caller's own transaction as
+ *		in progress and lists it, below xmax, as a cursor's partial position
+ *		needs it: when it is at or above xmax, xmax moves past it and every
+ *		id from the old xmax on is listed too (none of them had finished
+ *		when the snapshot was taken, so it sees none of them either way).
+ *		There are at most as many as transactions were running then.
+ */
+static Datum
+with_own_transaction_listed(Datum snapshot)
+{
+	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
+	FullTransactionId own = GetTopFullTransactionId();
+	uint64		from = U64FromFullTransactionId(s->xmax);
+	uint64		to = U64FromFullTransactionId(own);
+	PipelineSnapshot *m;
+	uint32		n;
+
+	if (FullTransactionIdPrecedes(own, s->xmax))
+		return with_own_transaction(snapshot);
+	n = s->nxip + (uint32) (to - from + 1);
+	m = palloc0(PIPELINE_SNAPSHOT_SIZE(n));
+	memcpy(m->xip, s->xip, s->nxip * sizeof(FullTransactionId));
+	for (uint64 x = from; x <= to; x++)
+		m->xip[s->nxip + (x - from)] = FullTransactionIdFromU64(x);
+	m->nxip = n;
+	m->xmax = FullTransactionIdFromU64(to + 1);
+	m->xmin = m->xip[0];
+	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
+	return PointerGetDatum(m);
+}
+
+/*
+ * pipeline_seed_cursor
+ *		The first cursor of a pipeline seeded from 'snapshot' in this
+ *		transaction: it has consumed what the snapshot sees, on the logical
+ *		clock, and has this transaction -- the seed rows -- listed in
+ *		progress, to be its partial position (define.c).
+ */
+Datum
+pipeline_seed_cursor(Snapshot snapshot)
+{
+	Datum		snap;
+
+	PushActiveSnapshot(snapshot);
+	snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
+	PopActiveSnapshot();
+	clock_load();
+	return shift_snapshot(with_own_transaction_listed(snap), clock_offset);
+}
+
+/*
  * pipeline_run_snapshot
  *		What a run may consume, on the logical clock: a snapshot taken now
  *		(not the calling statement's, which in a transaction block predates

@@ -5,7 +5,10 @@
  *
  * Each scheduled check is the pg_cron job pipeline_freshness_<db>_<id>,
  * running SELECT pipeline.check_freshness(<id>) in the check's database as
- * the check's owner.  pg_cron keeps its jobs in the one database named by
+ * the check's owner, and written through pg_cron's own API as that role
+ * (cron.schedule, or cron.schedule_in_database after SET LOCAL ROLE), so
+ * that pg_cron's rules for it apply; only the deletion of a job whose check
+ * is gone runs as the extension.  pg_cron keeps its jobs in the one database named by
  * cron.database_name.  When that is this database, jobs are written in the
  * caller's transaction.  Otherwise a short-lived background worker connects
  * to the cron database and writes them just before the caller's
@@ -36,6 +39,7 @@
 #include "storage/ipc.h"
 #include "storage/dsm.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -46,6 +50,8 @@
 #include "pipeline.h"
 
 PGDLLEXPORT void pipeline_cron_call_main(Datum arg);
+
+int			pipeline_min_schedule_interval = 60;
 
 PG_FUNCTION_INFO_V1(pipeline_sync_freshness_job);
 
@@ -128,6 +134,100 @@ pipeline_cron_validate_schedule(const char *schedule)
 }
 
 /*
+ * pipeline_cron_init
+ *		Defines pipeline.min_schedule_interval; called once from _PG_init.
+ */
+void
+pipeline_cron_init(void)
+{
+	DefineCustomIntVariable("pipeline.min_schedule_interval",
+							"Shortest time between two runs of a freshness check's pg_cron job.",
+							"Each run of a pg_cron job takes a connection; pg_cron 1.5 and later can run a job every second.",
+							&pipeline_min_schedule_interval, 60, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+/*
+ * shortest_gap
+ *		The shortest time in seconds between two runs of a pg_cron schedule:
+ *		'<n> seconds', or the closest two minutes of cron text (around the
+ *		hour too), 60 for a single minute at most every hour.
+ */
+static int
+shortest_gap(const char *schedule)
+{
+	PipelineSchedule s;
+	int			first = -1,
+				last = -1,
+				gap = 60;
+
+	pipeline_schedule_parse(schedule, &s);
+	if (s.kind == SCHEDULE_INTERVAL)
+		return (int) Min(s.interval / USECS_PER_SEC, INT_MAX);
+	for (int m = 0; m < 60; m++)
+	{
+		if (!(s.minutes & (UINT64CONST(1) << m)))
+			continue;
+		if (last >= 0)
+			gap = Min(gap, m - last);
+		else
+			first = m;
+		last = m;
+	}
+	if (first >= 0 && last > first)
+		gap = Min(gap, 60 - last + first);
+	return gap * 60;
+}
+
+/*
+ * may_schedule
+ *		Whether pg_cron, installed in this database, lets 'role' schedule
+ *		jobs: cron.schedule needs USAGE on schema cron.  True when pg_cron is
+ *		not here (in another database, pg_cron itself judges the role:
+ *		job_sql).
+ */
+static bool
+may_schedule(Oid role)
+{
+	Oid			cron = get_namespace_oid("cron", true);
+
+	return !OidIsValid(cron) || !OidIsValid(get_extension_oid("pg_cron", true)) ||
+		pg_namespace_aclcheck(cron, role, ACL_USAGE) == ACLCHECK_OK;
+}
+
+/*
+ * pipeline_cron_refuse_schedule
+ *		Errors when 'role' may not give a freshness check the pg_cron
+ *		schedule 'schedule' (NULL: none): pg_cron lets a role schedule jobs
+ *		with USAGE on its schema cron (checked when pg_cron is installed in
+ *		this database), and no job may run more often than
+ *		pipeline.min_schedule_interval.
+ */
+void
+pipeline_cron_refuse_schedule(Oid role, const char *schedule)
+{
+	int			gap;
+
+	if (schedule == NULL)
+		return;
+	if (!may_schedule(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role %s may not schedule pg_cron jobs", GetUserNameFromId(role, false)),
+				 errdetail("A scheduled freshness check is a pg_cron job run as its owner, and pg_cron lets a role schedule jobs only with USAGE on schema cron."),
+				 errhint("Have an administrator GRANT USAGE ON SCHEMA cron TO %s, or add the check without a schedule and call pipeline.check_freshness yourself.",
+						 quote_identifier(GetUserNameFromId(role, false)))));
+	gap = shortest_gap(schedule);
+	if (gap < pipeline_min_schedule_interval)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("schedule \"%s\" runs more often than pipeline.min_schedule_interval allows", schedule),
+				 errdetail("It runs every %d seconds at the shortest; each run takes a connection, and pipeline.min_schedule_interval is %d seconds.",
+						   gap, pipeline_min_schedule_interval),
+				 errhint("Choose a less frequent schedule, or have a superuser lower pipeline.min_schedule_interval.")));
+}
+
+/*
  * job_prefix
  *		What the names of this database's jobs start with; the check's id
  *		follows.
@@ -154,21 +254,28 @@ drop_all_sql(void)
 /*
  * job_sql
  *		The statement that makes the cron database's job for a check match
- *		the check: schedule (insert or update) or delete it.
+ *		the check: delete it (run as the extension: the job of a check that
+ *		is gone), or schedule it through pg_cron's own API as the check's
+ *		owner, so that pg_cron's rules for that role apply -- cron.schedule
+ *		when pg_cron lives in this database, else, in the cron database,
+ *		cron.schedule_in_database after SET LOCAL ROLE.
  */
 static char *
-job_sql(int64 id, const char *schedule, Oid owner)
+job_sql(int64 id, const char *schedule, Oid owner, bool here)
 {
 	char	   *db = get_database_name(MyDatabaseId);
-	char	   *name = psprintf("%s%lld", job_prefix(), (long long) id);
+	char	   *name = quote_literal_cstr(psprintf("%s%lld", job_prefix(), (long long) id));
+	char	   *command = quote_literal_cstr(psprintf("SELECT pipeline.check_freshness(%lld)",
+													  (long long) id));
 
 	if (schedule == NULL)
-		return psprintf("DELETE FROM cron.job WHERE jobname = %s", quote_literal_cstr(name));
-	return psprintf("SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
-					quote_literal_cstr(name), quote_literal_cstr(schedule),
-					quote_literal_cstr(psprintf("SELECT pipeline.check_freshness(%lld)",
-												(long long) id)),
-					quote_literal_cstr(db),
+		return psprintf("DELETE FROM cron.job WHERE jobname = %s", name);
+	if (here)
+		return psprintf("SELECT cron.schedule(%s, %s, %s)", name, quote_literal_cstr(schedule),
+						command);
+	return psprintf("SET LOCAL ROLE %s; SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
+					quote_identifier(GetUserNameFromId(owner, false)), name,
+					quote_literal_cstr(schedule), command, quote_literal_cstr(db),
 					quote_literal_cstr(GetUserNameFromId(owner, false)));
 }
 
@@ -243,8 +350,9 @@ run_in_cron_database(const char *database, const char *sql)
 
 /*
  * pipeline_cron_call_main
- *		Background worker: runs one statement in the cron database as the
- *		bootstrap superuser and reports how it went.
+ *		Background worker: runs a statement in the cron database as the
+ *		bootstrap superuser (which sets the role it schedules as, see
+ *		job_sql) and reports how it went.
  */
 void
 pipeline_cron_call_main(Datum arg)
@@ -328,7 +436,7 @@ sync_pending(XactEvent event, void *arg)
 		Oid			owner = InvalidOid;
 		char	   *schedule = check_schedule(id, &owner);
 
-		run_in_cron_database(database, job_sql(id, schedule, owner));
+		run_in_cron_database(database, job_sql(id, schedule, owner, false));
 	}
 	PopActiveSnapshot();
 	SPI_finish();
@@ -404,11 +512,22 @@ cron_sync(int64 id)
 							   "Run CREATE EXTENSION pg_cron, then re-add the check;");
 		return;
 	}
+	if (schedule != NULL && !may_schedule(owner))
+	{
+		/* a check restored or altered for a role pg_cron does not let schedule */
+		notice_unscheduled(id, psprintf("role %s may not schedule pg_cron jobs",
+										GetUserNameFromId(owner, false)),
+						   "Grant it USAGE ON SCHEMA cron, then alter the check's schedule,");
+		schedule = NULL;
+	}
 	{
 		PipelineUserContext ctx;
 
-		pipeline_become_internal(&ctx);
-		pipeline_exec(job_sql(id, schedule, owner), 0, NULL, NULL, NULL, false, 0);
+		if (schedule == NULL)
+			pipeline_become_internal(&ctx);
+		else
+			pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+		pipeline_exec(job_sql(id, schedule, owner, true), 0, NULL, NULL, NULL, false, 0);
 		pipeline_restore_user(&ctx);
 	}
 }

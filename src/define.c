@@ -946,12 +946,16 @@ save_definition(PipelineDef *def, bool insert)
 
 /*
  * create_cursor
- *		A new pipeline starts before every row its source holds; one reading
- *		a change log starts now, after the rows it was seeded with
- *		(change_log.c).
+ *		A new pipeline starts before every row its source holds.  One
+ *		reading a change log starts at 'seeded', the snapshot of the copy it
+ *		was seeded with (change_log.c), inside its own transaction: the
+ *		seed rows, which this transaction wrote, are its partial position
+ *		(up to _seq 0, nothing consumed yet), so its first run merges them
+ *		before any change published meanwhile, even one with a smaller _xid
+ *		(a writer that was in progress during the copy).
  */
 static void
-create_cursor(const PipelineDef *def)
+create_cursor(const PipelineDef *def, Datum seeded)
 {
 	Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
 	Datum		values[2];
@@ -961,12 +965,14 @@ create_cursor(const PipelineDef *def)
 	values[0] = Int64GetDatum(def->id);
 	if (def->reads_change_log)
 	{
-		values[1] = pipeline_run_snapshot();
+		values[1] = seeded;
 		nulls[1] = ' ';
 	}
 	pipeline_become_internal(&ctx);
-	pipeline_exec("INSERT INTO pipeline.cursors (pipeline_id, consumed, generation) "
-				  "SELECT $1, coalesce($2, '1:1:'), generation FROM pipeline.clock",
+	pipeline_exec("INSERT INTO pipeline.cursors (pipeline_id, consumed, partial_xid, partial_seq, "
+				  "generation) SELECT $1, coalesce($2, '1:1:'), "
+				  "CASE WHEN $2 IS NOT NULL THEN pipeline.current_xid() END, "
+				  "CASE WHEN $2 IS NOT NULL THEN 0 END, generation FROM pipeline.clock",
 				  2, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 }
@@ -1034,6 +1040,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 {
 	PipelineDef *def = palloc0(sizeof(PipelineDef));
 	RangeVar   *target_rv;
+	Datum		seeded = (Datum) 0;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1086,10 +1093,10 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	pipeline_save_lineage(def);
 	if (def->reads_change_log)
 	{
-		pipeline_seed_change_log(def);
+		seeded = pipeline_seed_change_log(def);
 		pipeline_capture_readers_changed(def->source);
 	}
-	create_cursor(def);
+	create_cursor(def, seeded);
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_INT64(def->id);
@@ -1192,6 +1199,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	}
 	pipeline_check_manage(def);
 	pipeline_refuse_last_writer_drop(def);
+	pipeline_leave_change_log(def);
 	drop_tombstones(def);
 	value = Int64GetDatum(def->id);
 	pipeline_become_internal(&ctx);
@@ -1225,9 +1233,15 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	values[0] = Int64GetDatum(def->id);
 	values[1] = BoolGetDatum(paused);
 	pipeline_become_internal(&ctx);
+	/* a resumed reader retention passed by holds rows back again: marks without it go */
+	if (!paused)
+		pipeline_exec("DELETE FROM pipeline.archive_marks m USING pipeline.pipeline_defs d "
+					  "WHERE d.id = $1 AND d.archived_unconsumed IS NOT NULL AND m.source = d.source",
+					  1, types, values, NULL, false, 0);
 	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2, "
-				  "suspended_at = CASE WHEN $2 THEN suspended_at END WHERE id = $1", 2, types,
-				  values, NULL, false, 0);
+				  "suspended_at = CASE WHEN $2 THEN suspended_at END, "
+				  "archived_unconsumed = CASE WHEN $2 THEN archived_unconsumed END WHERE id = $1",
+				  2, types, values, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 	pipeline_schedules_changed();
 	SPI_finish();

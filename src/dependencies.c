@@ -18,7 +18,9 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/acl.h"
 #include "utils/syscache.h"
 
 #include "pipeline.h"
@@ -27,6 +29,15 @@ PG_FUNCTION_INFO_V1(pipeline_on_sql_drop);
 
 /* Set while the extension drops a tombstone table of its own. */
 static bool dropping_own_table = false;
+
+/*
+ * The role running the DROP statement, while its event trigger runs: the
+ * DROPs the trigger itself issues (of change logs) fire it again as the
+ * extension, and must be judged by the same role.
+ */
+static Oid	drop_role = InvalidOid;
+
+static void on_sql_drop(EventTriggerData *trigdata);
 
 /*
  * pipeline_drop_own_table
@@ -123,6 +134,44 @@ forget_dropped_sources(void)
 						   dropped), 0, NULL, NULL, NULL, false, 0);
 }
 
+/*
+ * refuse_drop_of_others_log
+ *		Errors when the role running the DROP does not have the privileges
+ *		of the owner of change log 'log' (the owner of the target or captured
+ *		table it records), which the extension is about to drop with what
+ *		reads it.  The owner's DROP ... CASCADE takes the log's readers and
+ *		the views on it, as PostgreSQL's takes the views on a table; another
+ *		role's DROP never takes another role's objects through the extension.
+ */
+static void
+refuse_drop_of_others_log(Oid log)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(log), ObjectIdGetDatum(drop_role)};
+	Oid			owner = pipeline_relation_owner(log);
+
+	if (has_privs_of_role(drop_role, owner))
+		return;
+	pipeline_exec("SELECT string_agg(what, ', ' ORDER BY what) FROM ("
+				  "  SELECT format('pipeline %I of role %I', d.name, d.owner::text) AS what "
+				  "    FROM pipeline.pipeline_defs d WHERE d.source = $1 "
+				  "  UNION SELECT format('view %s of role %I', v.oid::regclass, v.relowner::regrole::text) "
+				  "    FROM pg_depend p JOIN pg_rewrite w ON w.oid = p.objid "
+				  "    JOIN pg_class v ON v.oid = w.ev_class "
+				  "   WHERE p.classid = 'pg_rewrite'::regclass AND p.refclassid = 'pg_class'::regclass "
+				  "     AND p.refobjid = $1 AND v.oid <> $1) o",
+				  2, types, values, NULL, true, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("cannot drop change log %s of role %s", pipeline_qualified_name(log),
+					GetUserNameFromId(owner, false)),
+			 errdetail("The DROP removes the last pipeline writing the table whose changes it records, so the log would go with what reads it (%s); role %s does not own it.",
+					   pipeline_result_text(0, 0) ? pipeline_result_text(0, 0) : "nothing else",
+					   GetUserNameFromId(drop_role, false)),
+			 errhint("Drop the pipelines reading %s first (as their owners), or have role %s run the DROP.",
+					 pipeline_qualified_name(log), GetUserNameFromId(owner, false))));
+}
+
 /* Captures (alias c) of a table, or with a log, the DROP removed. */
 #define DROPS_CAPTURE \
 	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
@@ -167,12 +216,14 @@ drop_captures(bool cascade)
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
+		Oid			log = DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 2,
+														 &isnull));
 
+		if (cascade && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
+			refuse_drop_of_others_log(log);
 		pipeline_forget_capture(DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 1,
 															   &isnull)),
-								DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc, 2,
-															   &isnull)),
-								cascade);
+								log, cascade);
 	}
 }
 
@@ -192,6 +243,7 @@ drop_unwritten_change_log(Oid log)
 		pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1",
 					  1, &type, &value, NULL, false, 1) > 0)
 		return;
+	refuse_drop_of_others_log(log);
 	pipeline_exec_as_relation_owner(log, psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
 									0, NULL, NULL, NULL);
 }
@@ -205,14 +257,40 @@ Datum
 pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
-	PipelineUserContext ctx;
-	int			n;
-	SPITupleTable *dropped;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "on_sql_drop must be called as an event trigger");
 	if (dropping_own_table)
 		PG_RETURN_VOID();
+
+	if (OidIsValid(drop_role))
+	{
+		on_sql_drop(trigdata);
+		PG_RETURN_VOID();
+	}
+	drop_role = GetUserId();
+	PG_TRY();
+	{
+		on_sql_drop(trigdata);
+	}
+	PG_FINALLY();
+	{
+		drop_role = InvalidOid;
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+/*
+ * on_sql_drop
+ *		The body of pipeline_on_sql_drop.
+ */
+static void
+on_sql_drop(EventTriggerData *trigdata)
+{
+	PipelineUserContext ctx;
+	int			n;
+	SPITupleTable *dropped;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -280,5 +358,4 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 	forget_dropped_sources();
 	pipeline_restore_user(&ctx);
 	SPI_finish();
-	PG_RETURN_VOID();
 }

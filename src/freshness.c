@@ -409,6 +409,7 @@ validate_settings(FreshnessCheck *check)
 					 errhint("Write the filter as a boolean SQL expression over the relation's columns.")));
 	}
 	pipeline_cron_validate_schedule(check->schedule);
+	pipeline_cron_refuse_schedule(check->owner, check->schedule);
 }
 
 /*

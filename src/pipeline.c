@@ -32,6 +32,7 @@ _PG_init(void)
 	pipeline_utility_init();
 	pipeline_scheduler_init();
 	pipeline_run_worker_init();
+	pipeline_cron_init();
 	/* the background workers need shared memory: only when preloaded */
 	if (process_shared_preload_libraries_in_progress)
 	{

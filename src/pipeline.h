@@ -260,6 +260,7 @@ extern void _PG_init(void);
 
 /* clock.c */
 extern void pipeline_clock_init(void);
+extern Datum pipeline_seed_cursor(Snapshot snapshot);
 extern Datum pipeline_run_snapshot(void);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
@@ -348,8 +349,9 @@ extern void pipeline_sync_change_log(const PipelineDef *def);
 extern Oid	pipeline_create_change_log(Oid target);
 extern Oid	pipeline_published_change_log(Oid target, Oid owner);
 extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
-extern void pipeline_seed_change_log(const PipelineDef *def);
+extern Datum pipeline_seed_change_log(const PipelineDef *def);
 extern void pipeline_check_change_log_reader(const PipelineDef *def);
+extern void pipeline_leave_change_log(const PipelineDef *def);
 extern void pipeline_trim_change_log(const PipelineDef *def);
 extern void pipeline_release_change_logs(void);
 extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);
@@ -457,6 +459,9 @@ extern void pipeline_record_outcome(int64 run_id);
 
 /* cron.c */
 extern char *pipeline_cron_normalize_schedule(char *schedule);
+extern int	pipeline_min_schedule_interval;
+extern void pipeline_cron_init(void);
+extern void pipeline_cron_refuse_schedule(Oid role, const char *schedule);
 extern void pipeline_cron_validate_schedule(const char *schedule);
 extern void pipeline_cron_drop_all_jobs(void);
 
@@ -575,6 +580,7 @@ extern void pipeline_archive_encode_row(ArchiveEncoder *enc, HeapTuple tuple, Tu
 extern uint32 pipeline_archive_checksum(const char *data, size_t len);
 
 /* archive.c */
+extern const char *pipeline_archived_unconsumed(const PipelineDef *def);
 extern int	pipeline_archive_interval;
 extern void pipeline_archive_init(void);
 extern void pipeline_archive_new_reader(Oid source);

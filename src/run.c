@@ -856,11 +856,14 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 
 	if (rs->def->paused || rs->def->suspended)
 	{
+		const char *archived = rs->def->paused ? NULL : pipeline_archived_unconsumed(rs->def);
+
 		rs->status = rs->def->paused ? "paused" : "suspended";
-		ereport(NOTICE,
+		ereport(archived ? WARNING : NOTICE,
 				(errmsg("pipeline \"%s\" is %s", name, rs->status),
-				 rs->def->paused ? 0 :
+				 rs->def->paused ? 0 : archived ? errdetail("It was suspended: %s.", archived) :
 				 errdetail("It was suspended after pipeline.suspend_after_failures failed runs in a row; pipeline.status shows its last error."),
+				 archived ? errhint("The rows are in the archive (pipeline.archived_rows). Call pipeline.resume('%s') to go on from its cursor without them.", name) :
 				 errhint("Call pipeline.resume('%s') to let it run.", name)));
 		SPI_finish();
 		MemoryContextSwitchTo(callcxt);
