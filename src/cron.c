@@ -374,7 +374,9 @@ pipeline_cron_call_main(Datum arg)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, call->sql);
-		if (SPI_execute(call->sql, false, 0) < 0)
+		/* pg_cron's database is not ours: no object of its users' in our statements */
+		if (SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0) < 0 ||
+			SPI_execute(call->sql, false, 0) < 0)
 			elog(ERROR, "could not run: %s", call->sql);
 		SPI_finish();
 		PopActiveSnapshot();
