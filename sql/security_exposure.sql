@@ -172,6 +172,10 @@ RESET ROLE;
 -- A target: the watcher joins the log of silver while it has no row-level
 -- security; once it gains some, the watcher's runs stop reading the log.
 GRANT SELECT ON secx_owner.silver TO security_exposure_hostile, security_exposure_watcher;
+-- (Only the target's owner may be the first reader of its changes.)
+SET ROLE security_exposure_owner;
+SELECT pipeline.create_pipeline('secx_mirror', 'secx_owner.silver', 'secx_owner.mirror', key => '{id}') > 0 AS created;
+RESET ROLE;
 CREATE SCHEMA secx_watcher AUTHORIZATION security_exposure_watcher;
 SET ROLE security_exposure_watcher;
 SELECT pipeline.create_pipeline('secx_gold', 'secx_owner.silver', 'secx_watcher.gold', key => '{id}') > 0 AS created;
@@ -263,6 +267,7 @@ RESET ROLE;
 SET ROLE security_exposure_owner;
 SELECT pipeline.uncapture('secx_owner.accounts');
 SELECT pipeline.drop_retention('secx_owner.raw');
+SELECT pipeline.drop_pipeline('secx_mirror');
 SELECT pipeline.drop_pipeline('secx_silver');
 RESET ROLE;
 SET client_min_messages = warning;

@@ -644,7 +644,7 @@ pipeline_seed_change_log(const PipelineDef *def)
 								(long long) def->id, pipeline_qualified_name(target)),
 					   0, NULL);
 	if (plan == NULL ||
-		SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, false, false, 0) != SPI_OK_INSERT)
+		SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not seed change log %s", pipeline_qualified_name(def->source));
 	SPI_freeplan(plan);
 	pipeline_restore_user(&ctx);
