@@ -273,10 +273,10 @@ job_sql(int64 id, const char *schedule, Oid owner, bool here)
 	if (here)
 		return psprintf("SELECT cron.schedule(%s, %s, %s)", name, quote_literal_cstr(schedule),
 						command);
-	return psprintf("SET LOCAL ROLE %s; SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
+	/* no username argument: pg_cron takes the current role, and refuses one from a non-superuser */
+	return psprintf("SET LOCAL ROLE %s; SELECT cron.schedule_in_database(%s, %s, %s, %s)",
 					quote_identifier(GetUserNameFromId(owner, false)), name,
-					quote_literal_cstr(schedule), command, quote_literal_cstr(db),
-					quote_literal_cstr(GetUserNameFromId(owner, false)));
+					quote_literal_cstr(schedule), command, quote_literal_cstr(db));
 }
 
 /*

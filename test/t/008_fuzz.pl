@@ -161,7 +161,13 @@ my $retention_and_freshness = q{
 };
 
 # The database to fuzz, and a reference that gets the same rows, unfuzzed.
-$node->safe_psql('postgres', 'CREATE EXTENSION pg_cron; CREATE ROLE fz_plain LOGIN; CREATE DATABASE fuzz; CREATE DATABASE ref;');
+# fz_plain may schedule its freshness checks: pg_cron (in database postgres)
+# lets it, as the extension asks pg_cron as the check's owner
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pg_cron; CREATE ROLE fz_plain LOGIN; CREATE DATABASE fuzz; CREATE DATABASE ref;
+	GRANT USAGE ON SCHEMA cron TO fz_plain;
+	GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO fz_plain;
+});
 for my $db ('fuzz', 'ref')
 {
 	(my $sql = $setup) =~ s/%DB%/$db/;
