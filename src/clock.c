@@ -147,6 +147,24 @@ pipeline_current_xid(PG_FUNCTION_ARGS)
 }
 
 /*
+ * pipeline_own_staging_xid
+ *		The _xid the caller's transaction stamps on the rows it stages, on
+ *		the logical clock; false when it has no transaction id yet (then it
+ *		staged nothing).
+ */
+bool
+pipeline_own_staging_xid(FullTransactionId *xid)
+{
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+
+	if (!FullTransactionIdIsValid(own))
+		return false;
+	clock_load();
+	*xid = FullTransactionIdFromU64(U64FromFullTransactionId(own) + clock_offset);
+	return true;
+}
+
+/*
  * pipeline_current_snapshot
  *		SQL: pipeline.current_snapshot() -> pg_snapshot on the logical clock.
  */

@@ -261,6 +261,7 @@ extern void _PG_init(void);
 /* clock.c */
 extern void pipeline_clock_init(void);
 extern Datum pipeline_seed_cursor(Snapshot snapshot);
+extern bool pipeline_own_staging_xid(FullTransactionId *xid);
 extern Datum pipeline_run_snapshot(void);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);

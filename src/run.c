@@ -520,6 +520,38 @@ base_params(RunState *rs, Datum *params, Datum candidates, FullTransactionId new
 }
 
 /*
+ * notice_own_rows
+ *		In the caller's transaction block: a NOTICE when that transaction
+ *		staged rows in the source.  No run consumes them before it commits
+ *		(a run counts its own transaction as in progress: pipeline_run_
+ *		snapshot); saying so spares a user wondering where they went.
+ */
+static void
+notice_own_rows(RunState *rs)
+{
+	FullTransactionId own;
+	Oid			type = XID8OID;
+	Datum		value;
+	PipelineUserContext ctx;
+	bool		staged;
+
+	if (!rs->atomic || !pipeline_own_staging_xid(&own))
+		return;
+	value = FullTransactionIdGetDatum(own);
+	pipeline_become_owner(rs->def, &ctx);
+	staged = pipeline_exec(psprintf("SELECT 1 FROM %s WHERE _xid OPERATOR(pg_catalog.=) $1 LIMIT 1",
+									pipeline_qualified_name(rs->def->source)),
+						   1, &type, &value, NULL, true, 1) == 1;
+	pipeline_restore_user(&ctx);
+	if (staged)
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" leaves the rows this transaction staged in %s for a later run",
+						rs->def->name, pipeline_qualified_name(rs->def->source)),
+				 errdetail("A run merges committed rows only; the rows of the transaction that calls it are merged by the first run after it commits."),
+				 errhint("Commit the rows first, then call pipeline.run.")));
+}
+
+/*
  * run_staging
  *		Consumes the source's pending rows: phase A, then phase B.
  */
@@ -539,6 +571,7 @@ run_staging(RunState *rs)
 	int64		pending_a = 0,
 				pending_b;
 
+	notice_own_rows(rs);
 	pipeline_cursor_read(rs->def->id, &cursor, &partial);
 	pipeline_run_cursor_start(rs->run_id, cursor, &partial);
 	rs->snapshot_at = GetCurrentTimestamp();
