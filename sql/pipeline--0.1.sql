@@ -1970,7 +1970,7 @@ CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
       IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
          OR TG_NAME NOT IN ('openlineage_on_run_start', 'openlineage_on_run_end') THEN
           RAISE EXCEPTION 'pipeline.openlineage_on_run fires only on pipeline.run_log'
-                USING ERRCODE = 'insufficient_privilege',
+                USING ERRCODE = 'trigger_protocol_violated',
                       DETAIL = format('It was fired by trigger %s on %s; it records the OpenLineage events of runs, with the extension''s rights.',
                                       quote_ident(TG_NAME), TG_RELID::regclass),
                       HINT = 'Drop that trigger; the outbox fills itself as pipelines run.';

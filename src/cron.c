@@ -576,7 +576,7 @@ refuse_foreign_trigger(TriggerData *trigdata)
 	if (RelationGetRelid(trigdata->tg_relation) != checks ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pipeline.sync_freshness_job fires only on pipeline.freshness_checks"),
 				 errdetail("It was fired by trigger %s on %s; it schedules the pg_cron jobs of freshness checks, with the extension's rights.",
 						   quote_identifier(trigdata->tg_trigger->tgname),
