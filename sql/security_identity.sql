@@ -142,6 +142,16 @@ SELECT pipeline.enable_provenance('si_p');
 SELECT si_priv.breach();
 SELECT attname FROM pg_attribute WHERE attrelid = 'si.tgt'::regclass AND attname = '__run_id';
 SELECT pipeline.disable_provenance('si_p');
+-- the internal function behind it adds a column only to a table the caller
+-- owns: si_evil cannot alter the superuser's audit table through it
+GRANT USAGE ON SCHEMA si_priv TO si_evil;
+SET ROLE si_evil;
+\set VERBOSITY terse
+SELECT pipeline.add_provenance_column('si_priv.audit', '__run_id');
+\set VERBOSITY default
+RESET ROLE;
+REVOKE USAGE ON SCHEMA si_priv FROM si_evil;
+SELECT count(*) AS audit_columns FROM pg_attribute WHERE attrelid = 'si_priv.audit'::regclass AND attnum > 0;
 
 -- a superuser makes another role's table a source: it stays the owner's,
 -- sequence included

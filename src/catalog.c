@@ -12,10 +12,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
@@ -92,6 +94,17 @@ load_where(const char *column, Oid argtype, Datum arg, DefLock lock)
 		def = def_from_result();
 	pipeline_restore_user(&ctx);
 	return def;
+}
+
+/*
+ * pipeline_catalog_relid
+ *		The oid of one of the extension's own tables, by name (as the
+ *		trigger functions check that they fire on theirs).
+ */
+Oid
+pipeline_catalog_relid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid(PIPELINE_SCHEMA, false));
 }
 
 /*

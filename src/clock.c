@@ -22,14 +22,12 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -83,15 +81,13 @@ pipeline_clock_init(void)
 static void
 clock_load(void)
 {
-	Oid			nsp;
 	int			ret;
 	bool		isnull;
 
 	if (clock_valid)
 		return;
 
-	nsp = get_namespace_oid(PIPELINE_SCHEMA, false);
-	clock_relid = get_relname_relid("clock", nsp);
+	clock_relid = pipeline_catalog_relid("clock");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -296,7 +292,7 @@ static void
 require_cursor_insert_trigger(FunctionCallInfo fcinfo)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			cursors = get_relname_relid("cursors", get_namespace_oid(PIPELINE_SCHEMA, false));
+	Oid			cursors = pipeline_catalog_relid("cursors");
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||

@@ -570,8 +570,7 @@ pipeline_cron_drop_all_jobs(void)
 static void
 refuse_foreign_trigger(TriggerData *trigdata)
 {
-	Oid			checks = get_relname_relid("freshness_checks",
-										   get_namespace_oid(PIPELINE_SCHEMA, false));
+	Oid			checks = pipeline_catalog_relid("freshness_checks");
 
 	if (RelationGetRelid(trigdata->tg_relation) != checks ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))

@@ -318,6 +318,7 @@ typedef enum DefLock
 extern PipelineDef *pipeline_load(const char *name, bool missing_ok, DefLock lock);
 extern void pipeline_report_missing(const char *name) pg_attribute_noreturn();
 extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
+extern Oid	pipeline_catalog_relid(const char *name);
 extern int64 pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
 extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
