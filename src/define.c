@@ -35,6 +35,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -129,23 +130,70 @@ typedef struct ProbeCall
 	const char *sql;
 	Oid			typid;
 	int32		typmod;
+	bool		has_aggs;		/* an aggregate of the row's own level */
+	bool		has_window_funcs;
+	bool		has_srfs;		/* a set-returning function outside a subquery */
 } ProbeCall;
 
 /*
  * probe_query
- *		Runs a probe's query as the owner and reads the result type.
+ *		Prepares and runs a probe's query as the owner; reads the result
+ *		type and what the analyzed query holds.
  */
 static void
 probe_query(void *arg)
 {
 	ProbeCall  *call = arg;
 	PipelineUserContext ctx;
+	SPIPlanPtr	plan;
+	Query	   *query;
 
 	pipeline_become_owner(call->def, &ctx);
-	pipeline_exec(call->sql, 0, NULL, NULL, NULL, true, 0);
+	plan = SPI_prepare(call->sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	query = linitial_node(Query,
+						  ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_list);
+	call->has_aggs = query->hasAggs;
+	call->has_window_funcs = query->hasWindowFuncs;
+	call->has_srfs = query->hasTargetSRFs;
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) < 0)
+		elog(ERROR, "SPI_execute_plan failed");
 	pipeline_restore_user(&ctx);
 	call->typid = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
 	call->typmod = TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypmod;
+	SPI_freeplan(plan);
+}
+
+/*
+ * refuse_row_changing
+ *		Refuses an expression that would not map one staged row to one
+ *		value of its own: an aggregate (over the batch), a window function
+ *		(its value would depend on which rows share a batch) or a
+ *		set-returning function (several rows).  The batch statement would
+ *		fail on the first, and merge nonsense with the others.
+ */
+static void
+refuse_row_changing(const ProbeCall *call, const char *expr, const char *what)
+{
+	if (call->has_aggs)
+		ereport(ERROR,
+				(errcode(ERRCODE_GROUPING_ERROR),
+				 errmsg("%s contains an aggregate function", what),
+				 errdetail("A pipeline maps each staged row to one target row, so an expression sees one row: %s", expr),
+				 errhint("Aggregate over the target instead (in a view or a query on it); pipelines that aggregate into their target are a later feature. An aggregate over another table fits in a subquery: (SELECT max(x) FROM t).")));
+	if (call->has_window_funcs)
+		ereport(ERROR,
+				(errcode(ERRCODE_WINDOWING_ERROR),
+				 errmsg("%s contains a window function", what),
+				 errdetail("A window over the staged rows would see the rows of one batch, which depend on when the pipeline runs: %s", expr),
+				 errhint("Compute it over the target, in a view or a query on it.")));
+	if (call->has_srfs)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s contains a set-returning function", what),
+				 errdetail("A pipeline maps each staged row to one target row, and a set-returning function makes several rows of one: %s", expr),
+				 errhint("Reduce its rows to one value in a subquery, such as (SELECT max(x) FROM generate_series(1, n) x), or stage one row per value.")));
 }
 
 /*
@@ -153,12 +201,13 @@ probe_query(void *arg)
  *		Checks that expr is one expression, then parses and plans
  *		"SELECT (<expr>) FROM <source> s LIMIT 0" as the owner and returns
  *		the expression's type.  A failure becomes an error that
- *		names the part of the definition at fault.
+ *		names the part of the definition at fault, and so does an
+ *		expression that does not keep to its row (refuse_row_changing).
  */
 static void
 probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, int32 *typmod)
 {
-	ProbeCall	call = {def, NULL, InvalidOid, -1};
+	ProbeCall	call = {def, NULL, InvalidOid, -1, false, false, false};
 	ErrorData  *edata;
 
 	pipeline_require_expression(expr, what);
@@ -172,6 +221,7 @@ probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, in
 				 errdetail("The expression is: %s", expr),
 				 errhint("Expressions are SQL over the columns of the source %s, run as the pipeline's owner.",
 						 pipeline_qualified_name(def->source))));
+	refuse_row_changing(&call, expr, what);
 	*typid = call.typid;
 	*typmod = call.typmod;
 }
@@ -226,6 +276,39 @@ check_mapped_columns_exist(const PipelineDef *def, PipelineMapping *map)
 }
 
 /*
+ * check_column_type
+ *		Refuses a mapped column whose type no table column can have (a
+ *		pseudo-type such as record, from ROW(...)), and a key column of a
+ *		new target whose type has no equality and ordering for its unique
+ *		index (json, point): both would fail only when the target or a
+ *		batch is made.  The sequence_by column's type is checked by the
+ *		caller.
+ */
+static void
+check_column_type(const PipelineDef *def, const PipelineMapping *map, const ColumnMap *cm)
+{
+	bool		is_seq = def->sequence_by && strcmp(def->sequence_by, cm->column) == 0;
+
+	if (get_typtype(cm->typid) == TYPTYPE_PSEUDO && !is_seq)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("mapping for column \"%s\" has pseudo-type %s", cm->column,
+						format_type_be(cm->typid)),
+				 errdetail("No table column can hold a value of type %s; the expression is: %s",
+						   format_type_be(cm->typid), cm->expr),
+				 errhint("Cast the expression to a type a column can have, such as a composite type (ROW(a, b)::my_type) or jsonb (to_jsonb(...)).")));
+	if (cm->is_key && !map->target_exists && strcmp(def->strategy, "append") != 0 &&
+		!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("key column \"%s\" has type %s, which has no equality for a unique index",
+						cm->column, format_type_be(cm->typid)),
+				 errdetail("Rows are matched to target rows by their key, which needs a type with a default btree operator class."),
+				 errhint("Map the column to a comparable type, such as jsonb or text (columns => '{\"%s\": \"%s::jsonb\"}').",
+						 cm->column, cm->column)));
+}
+
+/*
  * probe_mapping
  *		Types every mapped column and checks key and sequence_by.
  */
@@ -249,6 +332,7 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 			  &cm->typid, &cm->typmod);
 		if (cm->typid == UNKNOWNOID)
 			cm->typid = TEXTOID;
+		check_column_type(def, map, cm);
 	}
 	foreach(lc, def->key)
 		if (pipeline_mapping_column(map, lfirst(lc)) == NULL)
@@ -269,11 +353,15 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 					 errmsg("sequence_by column \"%s\" is not a column of the pipeline's target", def->sequence_by),
 					 errdetail("The target keeps each row's version in that column to discard stale events."),
 					 errhint("Name a column of the source (or of the columns mapping) that orders events, such as updated_at.")));
-		if (!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
+		if (get_typtype(cm->typid) == TYPTYPE_PSEUDO ||
+			!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("sequence_by column \"%s\" has type %s, which cannot be ordered",
 							def->sequence_by, format_type_be(cm->typid)),
+					 get_typtype(cm->typid) == TYPTYPE_PSEUDO ?
+					 errdetail("Latest-wins needs a type with a default btree ordering that a table column can have; %s is a pseudo-type.",
+							   format_type_be(cm->typid)) :
 					 errdetail("Latest-wins needs a type with a default btree ordering."),
 					 errhint("Use a timestamp, a number or another ordered type, or map the column to one (columns => '{\"%s\": \"...::timestamptz\"}').",
 							 def->sequence_by)));

@@ -44,9 +44,13 @@ typedef struct PipelineStatements
 	SPIPlanPtr	batch;			/* a range of the pending rows */
 	char	   *whole_sql;
 	SPIPlanPtr	whole;			/* all pending rows, nothing excluded */
+	char	   *count_sql;
 	SPIPlanPtr	count;
+	char	   *nth_sql;
 	SPIPlanPtr	nth;
+	char	   *quarantine_sql;
 	SPIPlanPtr	quarantine;
+	char		where[NAMEDATALEN + 96];	/* what errors say they come from */
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 	List	   *checks;			/* of QualityCheck *: check_row's check numbers */
 } PipelineStatements;
@@ -136,7 +140,80 @@ forget_entry(PipelineStatements *st)
 	pfree(st->signature);
 	pfree(st->batch_sql);
 	pfree(st->whole_sql);
+	pfree(st->count_sql);
+	pfree(st->nth_sql);
+	pfree(st->quarantine_sql);
 	pfree(st);
+}
+
+/*
+ * replace_statement
+ *		In an error raised while SPI ran or prepared 'sql', replaces what
+ *		SPI says of the statement (its "SQL statement" context line, or the
+ *		query of an error position) with 'where'.  True when it did.
+ */
+static bool
+replace_statement(ErrorData *edata, const char *sql, const char *where)
+{
+	char	   *line;
+	char	   *at;
+	StringInfoData buf;
+
+	if (edata->internalquery != NULL && strcmp(edata->internalquery, sql) == 0)
+	{
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		edata->context = edata->context ? psprintf("%s\n%s", where, edata->context) : pstrdup(where);
+		return true;
+	}
+	if (edata->context == NULL)
+		return false;
+	line = psprintf("SQL statement \"%s\"", sql);
+	at = strstr(edata->context, line);
+	if (at == NULL)
+		return false;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, edata->context, at - edata->context);
+	appendStringInfoString(&buf, where);
+	appendStringInfoString(&buf, at + strlen(line));
+	edata->context = buf.data;
+	return true;
+}
+
+/*
+ * shorten_context
+ *		Makes an error raised by one of the pipeline's statements say which
+ *		pipeline (and batch) it comes from instead of quoting the statement,
+ *		kilobytes of generated SQL that help no user (client_min_messages =
+ *		debug1 shows it).  The lines of the user's own code (a function
+ *		called by a mapping, a trigger on the target) stay.
+ */
+static void
+shorten_context(ErrorData *edata, const PipelineStatements *st)
+{
+	const char *texts[5] = {st->batch_sql, st->whole_sql, st->count_sql, st->nth_sql,
+	st->quarantine_sql};
+
+	for (int i = 0; i < 5; i++)
+		if (texts[i] != NULL && replace_statement(edata, texts[i], st->where))
+			return;
+}
+
+/*
+ * rethrow_shortened
+ *		In a PG_CATCH block: re-raises the error with its context shortened
+ *		(shorten_context).  'cxt' is the memory context of the PG_TRY.
+ */
+static void
+rethrow_shortened(const PipelineStatements *st, MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	shorten_context(edata, st);
+	ReThrowError(edata);
 }
 
 /*
@@ -161,6 +238,16 @@ pipeline_forget_statements(int64 pipeline_id)
 }
 
 /*
+ * keep_text
+ *		A copy of a statement's text that lives as long as its cache entry.
+ */
+static char *
+keep_text(const char *sql)
+{
+	return MemoryContextStrdup(statements_context, sql);
+}
+
+/*
  * get_statements
  *		The pipeline's prepared statements for a kind of source, built and
  *		prepared (as the owner) when missing or out of date.
@@ -176,6 +263,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	PipelineUserContext ctx;
 	List	   *rules;
 	List	   *checks;
+	MemoryContext prepare_cxt;
 
 	foreach(lc, statements)
 	{
@@ -210,31 +298,37 @@ get_statements(const PipelineDef *def, BatchSource from)
 	MemoryContextSwitchTo(old);
 
 	pipeline_become_owner(def, &ctx);
+	st->batch_sql = keep_text(pipeline_batch_sql(def, map, from, st->rules, st->checks,
+												 PENDING_RANGE));
+	st->whole_sql = keep_text(pipeline_batch_sql(def, map, from, st->rules, st->checks,
+												 PENDING_WHOLE));
+	st->count_sql = keep_text(pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE));
+	st->nth_sql = keep_text(psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
+									 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+														  PENDING_ORDERED),
+									 BATCH_NPARAMS + 1));
+	st->quarantine_sql = keep_text(pipeline_quarantine_sql(def, from));
+	ereport(DEBUG1,
+			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole_sql)));
+
+	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", preparing its statements", def->name);
+	prepare_cxt = CurrentMemoryContext;
+	PG_TRY();
 	{
-		char	   *batch_sql = pipeline_batch_sql(def, map, from, st->rules, st->checks,
-													   PENDING_RANGE);
-		char	   *whole_sql = pipeline_batch_sql(def, map, from, st->rules, st->checks,
-													   PENDING_WHOLE);
 		Oid			qtypes[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID};
 
-		st->batch_sql = MemoryContextStrdup(statements_context, batch_sql);
-		st->whole_sql = MemoryContextStrdup(statements_context, whole_sql);
-		ereport(DEBUG1,
-				(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, whole_sql)));
 		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
 		st->whole = pipeline_prepare_kept(st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->count = pipeline_prepare_kept(pipeline_pending_sql(def, map, from, "count(*)",
-															   PENDING_RANGE),
-										  BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->nth = pipeline_prepare_kept(psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
-												 pipeline_pending_sql(def, map, from,
-																	  "s._xid, s._seq",
-																	  PENDING_ORDERED),
-												 BATCH_NPARAMS + 1),
-										BATCH_NPARAMS + 1, (Oid *) batch_param_types);
-		st->quarantine = pipeline_prepare_kept(pipeline_quarantine_sql(def, from), 6, qtypes);
+		st->count = pipeline_prepare_kept(st->count_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+		st->nth = pipeline_prepare_kept(st->nth_sql, BATCH_NPARAMS + 1, (Oid *) batch_param_types);
+		st->quarantine = pipeline_prepare_kept(st->quarantine_sql, 6, qtypes);
 	}
+	PG_CATCH();
+	{
+		rethrow_shortened(st, prepare_cxt);
+	}
+	PG_END_TRY();
 	pipeline_restore_user(&ctx);
 
 	old = MemoryContextSwitchTo(statements_context);
@@ -245,18 +339,29 @@ get_statements(const PipelineDef *def, BatchSource from)
 
 /*
  * run_plan
- *		Executes a prepared statement as the pipeline's owner.
+ *		Executes one of the pipeline's prepared statements as its owner; an
+ *		error names st->where instead of the statement (shorten_context).
  */
 static void
-run_plan(const PipelineDef *def, SPIPlanPtr plan, Datum *values, const char *nulls, long limit)
+run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, Datum *values,
+		 const char *nulls, long limit)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	PipelineUserContext ctx;
-	int			ret;
 
 	pipeline_become_owner(def, &ctx);
-	ret = SPI_execute_plan(plan, values, nulls, false, limit);
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	PG_TRY();
+	{
+		int			ret = SPI_execute_plan(plan, values, nulls, false, limit);
+
+		if (ret < 0)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	}
+	PG_CATCH();
+	{
+		rethrow_shortened(st, cxt);
+	}
+	PG_END_TRY();
 	pipeline_restore_user(&ctx);
 }
 
@@ -318,6 +423,18 @@ range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *ex
 }
 
 /*
+ * looking_for_pending
+ *		What errors of the statements finding a pipeline's pending rows say
+ *		they come from.
+ */
+static void
+looking_for_pending(const PipelineDef *def, PipelineStatements *st)
+{
+	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", looking for its pending rows",
+			 def->name);
+}
+
+/*
  * pipeline_count_pending
  *		Rows pending between the bounds in params ($4..$7).
  */
@@ -327,21 +444,21 @@ pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params)
 	PipelineStatements *st = get_statements(def, from);
 	char		nulls[BATCH_NPARAMS + 1];
 
+	looking_for_pending(def, st);
 	param_nulls(params, nulls);
-	run_plan(def, st->count, params, nulls, 1);
+	run_plan(def, st, st->count, params, nulls, 1);
 	return pipeline_result_int64(0, 0);
 }
 
 /*
- * pipeline_nth_pending
+ * nth_pending
  *		The position of the n-th (from 0) pending row after $4/$5 and up to
  *		$6/$7; false when there are fewer rows.
  */
-bool
-pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, int64 n,
-					 RowPosition *row)
+static bool
+nth_pending(const PipelineDef *def, const PipelineStatements *st, Datum *params, int64 n,
+			RowPosition *row)
 {
-	PipelineStatements *st = get_statements(def, from);
 	Datum		values[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 	bool		isnull;
@@ -349,13 +466,27 @@ pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, in
 	memcpy(values, params, sizeof(Datum) * BATCH_NPARAMS);
 	values[BATCH_NPARAMS] = Int64GetDatum(n);
 	param_nulls(values, nulls);
-	run_plan(def, st->nth, values, nulls, 1);
+	run_plan(def, st, st->nth, values, nulls, 1);
 	if (SPI_processed == 0)
 		return false;
 	row->valid = true;
 	row->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 0, &isnull));
 	row->seq = pipeline_result_int64(0, 1);
 	return true;
+}
+
+/*
+ * pipeline_nth_pending
+ *		nth_pending, for the run that looks for where its batches end.
+ */
+bool
+pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, int64 n,
+					 RowPosition *row)
+{
+	PipelineStatements *st = get_statements(def, from);
+
+	looking_for_pending(def, st);
+	return nth_pending(def, st, params, n, row);
 }
 
 /*
@@ -399,7 +530,7 @@ quarantine_rows(const PipelineDef *def, PipelineStatements *st, int64 run_id, in
 	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[4] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_array(sqlstates, n, TEXTOID, -1, false, TYPALIGN_INT));
-	run_plan(def, st->quarantine, values, NULL, 0);
+	run_plan(def, st, st->quarantine, values, NULL, 0);
 	/* only an expression calling the internal functions names other rows */
 	if (SPI_processed != (uint64) n)
 		ereport(ERROR,
@@ -513,7 +644,7 @@ execute_batch(void *arg)
 					  list_length(call->st->rules), call->st->checks);
 	PG_TRY();
 	{
-		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,
+		run_plan(call->def, call->st, call->whole ? call->st->whole : call->st->batch,
 				 call->params, call->nulls, 0);
 	}
 	PG_FINALLY();
@@ -631,13 +762,13 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		}
 
 		/* Not pinned to a row, or many bad rows: split the range. */
-		run_plan(def, st->count, params, nulls, 1);
+		run_plan(def, st, st->count, params, nulls, 1);
 		rows = pipeline_result_int64(0, 0);
 		if (rows == 0)
 			ReThrowError(edata);	/* not caused by any row of the batch */
 		if (rows == 1)
 		{
-			if (!pipeline_nth_pending(def, st->from, params, 0, &culprit))
+			if (!nth_pending(def, st, params, 0, &culprit))
 				ReThrowError(edata);
 			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
@@ -645,7 +776,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 			excluded = exclude(excluded, &culprit);
 			continue;			/* the range is now empty; the retry counts nothing */
 		}
-		if (!pipeline_nth_pending(def, st->from, params, rows / 2 - 1, &mid))
+		if (!nth_pending(def, st, params, rows / 2 - 1, &mid))
 			ReThrowError(edata);
 		merge_range(def, st, base, run_id, false, lo, mid, excluded, counts);
 		merge_range(def, st, base, run_id, false, mid, hi, excluded, counts);
@@ -676,6 +807,8 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
 	lo.seq = DatumGetInt64(params[4]);
 	hi.xid = DatumGetFullTransactionId(params[5]);
 	hi.seq = DatumGetInt64(params[6]);
+	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", batch %d of run " INT64_FORMAT,
+			 def->name, counts->batches + 1, run_id);
 	pipeline_scd2_lock_target(def);
 	pipeline_checks_begin_batch(st->checks);
 	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
