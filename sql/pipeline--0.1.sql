@@ -199,16 +199,24 @@ COMMENT ON COLUMN pipeline.run_totals.consecutive_failures IS
 
 /*
  * When the scheduler (a background worker) runs each scheduled pipeline
- * next.  Runtime state, not dumped: a restored pipeline is scheduled anew.
+ * next, and the ticks of its schedule that found nothing to read (they
+ * record no run).  Runtime state, not dumped: a restored pipeline is
+ * scheduled anew.
  */
 CREATE TABLE pipeline.schedule_state (
-    pipeline_id     bigint PRIMARY KEY
-                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
-    next_run_at     timestamptz,
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    pipeline_id         bigint PRIMARY KEY
+                        REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    next_run_at         timestamptz,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    empty_ticks         bigint NOT NULL DEFAULT 0,
+    last_empty_tick_at  timestamptz
 );
 COMMENT ON TABLE pipeline.schedule_state IS
-    'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time)';
+    'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time), and its schedule''s empty ticks';
+COMMENT ON COLUMN pipeline.schedule_state.empty_ticks IS
+    'times an interval or cron schedule came due while no staged row waited: the scheduler ran nothing and recorded no run';
+COMMENT ON COLUMN pipeline.schedule_state.last_empty_tick_at IS
+    'the last of those times; the schedule''s next time counts from it as from a run''s start';
 
 /* Rows that could not be merged, with the reason. */
 CREATE TABLE pipeline.quarantine_log (
@@ -1188,6 +1196,8 @@ SELECT d.name AS pipeline,
        thr.rows_per_second,
        d.schedule,
        CASE WHEN NOT d.paused AND d.suspended_at IS NULL THEN ss.next_run_at END AS next_run_at,
+       CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN coalesce(ss.empty_ticks, 0) END AS empty_ticks,
+       CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN ss.last_empty_tick_at END AS last_empty_tick_at,
        d.suspended_at, d.id
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
@@ -1210,7 +1220,7 @@ SELECT d.name AS pipeline,
                               WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
                               ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
 COMMENT ON VIEW pipeline.status IS
-    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput';
+    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
 
 /*
  * Prometheus text exposition format (version 0.0.4).  Label values are

@@ -13,6 +13,9 @@
  * planner's estimate of the rows from the cursor's xmin on, which costs a
  * plan and no scan: cheap enough for a status view polled every second.
  *
+ * The scheduler asks the same index whether anything waits at all
+ * (pipeline_is_caught_up) before it runs a scheduled pipeline.
+ *
  * The oldest pending row's commit time is exact when track_commit_timestamp
  * is on.  Otherwise the answer is the moment the cursor last caught up:
  * every pending row committed after it, so its age bounds the lag from
@@ -28,6 +31,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
@@ -36,6 +40,9 @@ PG_FUNCTION_INFO_V1(pipeline_backlog);
 
 /* Up to this many pending rows are counted; beyond, the planner estimates. */
 #define BACKLOG_COUNT_LIMIT 10000
+
+/* How long the scheduler's look at a source waits for a lock on it. */
+#define CAUGHT_UP_LOCK_TIMEOUT "100ms"
 
 /* Rows of the source not yet consumed: $1 consumed, $2/$3 partial position. */
 #define PENDING_PREDICATE \
@@ -203,6 +210,68 @@ measure(void *arg)
 }
 
 /*
+ * reader_source
+ *		The rows the pipeline reads, as SQL for a FROM clause: its source,
+ *		less, for a change log's reader, the rows seeded for other readers.
+ */
+static char *
+reader_source(const PipelineDef *def)
+{
+	char	   *source = pipeline_qualified_name(def->source);
+
+	if (!def->reads_change_log)
+		return source;
+	return psprintf("(SELECT * FROM %s WHERE _for IS NULL OR _for = " INT64_FORMAT ") s",
+					source, def->id);
+}
+
+/*
+ * probe_first_pending
+ *		Whether a row waits (b->pending 1 or 0), reading no further than
+ *		the first one, and waiting at most CAUGHT_UP_LOCK_TIMEOUT for a lock
+ *		on the source (a long ALTER TABLE, an ATTACH of a partition).
+ */
+static void
+probe_first_pending(void *arg)
+{
+	Backlog    *b = arg;
+	PipelineUserContext ctx;
+
+	read_cursor(b->def->id, &b->cursor);
+	b->source = reader_source(b->def);
+	pipeline_become_owner(b->def, &ctx);
+	/* rolled back with the owner's settings */
+	(void) set_config_option("lock_timeout", CAUGHT_UP_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	b->pending = first_pending(b->source, &b->cursor) == NULL ? 0 : 1;
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_is_caught_up
+ *		Whether no staged row waits for a pipeline: the scheduler does not
+ *		run a scheduled pipeline that would read nothing.  False when that
+ *		cannot be told at once -- the source stays locked (a run may wait
+ *		for the lock, the scheduler must not), or reading it fails (the run
+ *		will say why) -- and when the pipeline is gone.  The caller runs as
+ *		the extension, connected to SPI.
+ */
+bool
+pipeline_is_caught_up(int64 pipeline_id)
+{
+	Backlog		b = {0};
+	ErrorData  *error;
+
+	b.def = pipeline_load_by_id(pipeline_id, DEF_LOCK_NONE);
+	if (b.def == NULL)
+		return false;
+	error = pipeline_try(probe_first_pending, &b);
+	if (error != NULL && error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(error);
+	return error == NULL && b.pending == 0;
+}
+
+/*
  * pipeline_backlog
  *		SQL: pipeline.backlog(pipeline_name, exact => false, quiet => false)
  *		  -> (pending_rows, pending_exact, oldest_pending_at).
@@ -227,11 +296,7 @@ pipeline_backlog(PG_FUNCTION_ARGS)
 						  false, DEF_LOCK_NONE);
 	pipeline_check_manage(b.def);
 	read_cursor(b.def->id, &b.cursor);
-	b.source = pipeline_qualified_name(b.def->source);
-	/* a change log's reader does not count rows seeded for other readers */
-	if (b.def->reads_change_log)
-		b.source = psprintf("(SELECT * FROM %s WHERE _for IS NULL OR _for = " INT64_FORMAT ") s",
-							b.source, b.def->id);
+	b.source = reader_source(b.def);
 	b.exact = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 
 	if (!quiet)

@@ -306,6 +306,9 @@ extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum 
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 
+/* backlog.c */
+extern bool pipeline_is_caught_up(int64 pipeline_id);
+
 /* catalog.c */
 /* Row locks taken on a definition while reading it. */
 typedef enum DefLock

@@ -9,7 +9,13 @@
  * run_worker.c), up to pipeline.max_workers in the cluster.  A continuous
  * pipeline is always due: its worker stays and runs whenever rows are
  * committed to its source.  An interval schedule is due that long after its
- * last run started; cron text at its next time.  A pipeline whose last runs
+ * last run started; cron text at its next time.  A due interval or cron
+ * pipeline with no staged row waiting is not run: its schedule's tick is
+ * counted in pipeline.schedule_state instead (empty_ticks), and its next
+ * time counts from the tick, so that a '1 second' schedule over an idle
+ * source adds no run to the history, no process start, no OpenLineage
+ * event -- as a continuous pipeline's worker does not run when woken with
+ * nothing to read.  A pipeline being retried runs anyway.  A pipeline whose last runs
  * failed is due again after an exponential backoff with jitter
  * (pipeline.retry_base doubling up to pipeline.retry_max) and is suspended
  * after pipeline.suspend_after_failures failures (outcome.c).  When each
@@ -74,7 +80,7 @@ typedef struct ScheduledPipeline
 	bool		stopped;		/* paused or suspended */
 	int32		failures;		/* in a row */
 	TimestampTz last_failure_at;
-	TimestampTz last_start;		/* of its last run, 0 if none */
+	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
 	TimestampTz next_run_at;	/* as stored, 0 if none */
 } ScheduledPipeline;
 
@@ -201,7 +207,8 @@ read_scheduled(void)
 	n = pipeline_exec("SELECT d.id, d.name, d.owner::oid, d.schedule, "
 					  "d.paused OR d.suspended_at IS NOT NULL, "
 					  "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
-					  "(SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), "
+					  "greatest((SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), "
+					  "s.last_empty_tick_at), "
 					  "s.next_run_at "
 					  "FROM pipeline.pipeline_defs d "
 					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
@@ -234,8 +241,8 @@ read_scheduled(void)
 /*
  * due_at
  *		When the pipeline should run next: a retry after failures, its
- *		schedule's next time after its last start, or now for a continuous
- *		one.  DT_NOEND when never (paused, suspended).
+ *		schedule's next time after its last start (or empty tick), or now
+ *		for a continuous one.  DT_NOEND when never (paused, suspended).
  */
 static TimestampTz
 due_at(const ScheduledPipeline *p, TimestampTz now)
@@ -280,6 +287,39 @@ store_next_run(const ScheduledPipeline *p, TimestampTz next)
 	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at) "
 				  "VALUES ($1, $2) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
 				  "updated_at = now()", 2, types, values, nulls, false, 0);
+}
+
+/*
+ * quiet_tick
+ *		Whether the due pipeline has nothing to do: an interval or cron
+ *		schedule, not retrying a failure, and no staged row waiting.
+ */
+static bool
+quiet_tick(const ScheduledPipeline *p)
+{
+	return (p->schedule.kind == SCHEDULE_INTERVAL || p->schedule.kind == SCHEDULE_CRON) &&
+		p->failures == 0 && pipeline_is_caught_up(p->id);
+}
+
+/*
+ * record_empty_tick
+ *		Counts a tick of the pipeline's schedule that found nothing to read,
+ *		at 'now', and stores its next time.
+ */
+static void
+record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next)
+{
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(p->id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = TimestampTzGetDatum(next);
+	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, empty_ticks, "
+				  "last_empty_tick_at) VALUES ($1, $3, 1, $2) ON CONFLICT (pipeline_id) DO UPDATE "
+				  "SET next_run_at = $3, empty_ticks = s.empty_ticks + 1, last_empty_tick_at = $2, "
+				  "updated_at = now()", 3, types, values, NULL, false, 0);
+	p->next_run_at = next;
 }
 
 /*
@@ -422,9 +462,14 @@ schedule_pass(bool *installed)
 		ScheduledPipeline *p = lfirst(lc);
 		TimestampTz due = due_at(p, now);
 
-		if (due <= now && !full && !is_running(p->id))
+		if (due <= now && !is_running(p->id))
 		{
-			if (start_worker(p))
+			if (quiet_tick(p))
+			{
+				due = pipeline_schedule_next(&p->schedule, now);
+				record_empty_tick(p, now, due);
+			}
+			else if (!full && start_worker(p))
 				due = p->schedule.kind == SCHEDULE_CONTINUOUS ? DT_NOEND
 					: pipeline_schedule_next(&p->schedule, now);
 			else
