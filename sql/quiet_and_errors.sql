@@ -41,6 +41,8 @@ END $$;
 CREATE TABLE qe.ticks (id int);
 SELECT pipeline.create_pipeline('qe_ticks', 'qe.ticks', 'qe.ticks_out', strategy => 'append',
                                 schedule => '1 second') > 0 AS created;
+-- (a bounded wait first: absence cannot be polled for)
+SELECT pg_sleep(3);
 SELECT qe.wait_for($$(SELECT empty_ticks >= 3 FROM pipeline.status WHERE pipeline = 'qe_ticks')$$) AS ticked;
 SELECT count(*) AS runs FROM pipeline.runs WHERE pipeline = 'qe_ticks';
 SELECT state, last_run_id IS NULL AS never_ran,

@@ -1,6 +1,7 @@
 # The background workers: the launcher and a scheduler per database start
 # with the server, continuous pipelines follow their sources without a
-# call, interval and cron schedules run, failures are retried with backoff
+# call, interval and cron schedules run (and only count a tick that finds
+# nothing staged), failures are retried with backoff
 # and end suspended, settings reload on SIGHUP, a restart and kill -9 (of a
 # worker, of the server) lose and double nothing, a worker runs as the
 # pipeline's owner, and without shared_preload_libraries a schedule is
@@ -89,17 +90,27 @@ $node->safe_psql('shop', 'INSERT INTO events VALUES (1, 3)');
 ok($node->poll_query_until('shop', 'SELECT v = 3 FROM events_latest WHERE id = 1'),
 	'the idle worker still merges the next commit to its source');
 
-# --- interval schedule: runs again and again, never two at once
+# --- interval schedule: runs again and again, never two at once; a tick
+# that finds nothing staged runs nothing and is only counted
 $node->safe_psql(
 	'shop', q{
 	CREATE TABLE ticks (id bigint);
 	SELECT pipeline.create_pipeline('ticks_1s', 'ticks', 'ticks_log', strategy => 'append',
 	                                 schedule => '1 second');
-	INSERT INTO ticks VALUES (1);
 });
+for my $n (1 .. 3)
+{
+	$node->safe_psql('shop', "INSERT INTO ticks VALUES ($n)");
+	ok( $node->poll_query_until(
+			'shop', qq{SELECT count(*) = $n FROM pipeline.runs WHERE pipeline = 'ticks_1s' AND status = 'succeeded'}),
+		"an interval schedule runs when rows wait ($n)");
+}
 ok( $node->poll_query_until(
-		'shop', q{SELECT count(*) >= 3 FROM pipeline.runs WHERE pipeline = 'ticks_1s' AND status = 'succeeded'}),
-	'an interval schedule runs repeatedly');
+		'shop', q{SELECT empty_ticks >= 3 FROM pipeline.status WHERE pipeline = 'ticks_1s'}),
+	'and counts its ticks that find nothing');
+is( $node->safe_psql(
+		'shop', q{SELECT count(*), sum(rows_read) FROM pipeline.runs WHERE pipeline = 'ticks_1s'}),
+	'3|3', 'without recording a run for them');
 is( $node->safe_psql(
 		'shop', q{
 		SELECT count(*) FROM pipeline.runs a JOIN pipeline.runs b
@@ -244,9 +255,14 @@ $node->safe_psql(
 # (operators spelled out: this test's own session must not run mallory's)
 ok( $node->poll_query_until(
 		'owned', q{
-		SELECT count(*) OPERATOR(pg_catalog.>=) 2 FROM pipeline.runs
+		SELECT count(*) OPERATOR(pg_catalog.=) 1 FROM pipeline.runs
 		 WHERE pipeline OPERATOR(pg_catalog.=) 'beats' AND status OPERATOR(pg_catalog.=) 'succeeded'}),
 	'the scheduler and its workers run in a database whose owner planted operators in its search_path');
+ok( $node->poll_query_until(
+		'owned', q{
+		SELECT empty_ticks OPERATOR(pg_catalog.>=) 2 FROM pipeline.status
+		 WHERE pipeline OPERATOR(pg_catalog.=) 'beats'}),
+	'and the scheduler looks for staged rows there on every tick');
 is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}),
 	'f', 'and the owner did not become a superuser through them');
 $node->safe_psql('postgres', 'DROP DATABASE owned');
