@@ -15,10 +15,12 @@
  * time counts from the tick, so that a '1 second' schedule over an idle
  * source adds no run to the history, no process start, no OpenLineage
  * event -- as a continuous pipeline's worker does not run when woken with
- * nothing to read.  A pipeline being retried runs anyway.  A pipeline whose last runs
- * failed is due again after an exponential backoff with jitter
- * (pipeline.retry_base doubling up to pipeline.retry_max) and is suspended
- * after pipeline.suspend_after_failures failures (outcome.c).  When each
+ * nothing to read.  A pipeline being retried runs anyway.
+ *
+ * A pipeline whose last runs failed is due again after an exponential
+ * backoff with jitter (pipeline.retry_base doubling up to
+ * pipeline.retry_max) and is suspended after
+ * pipeline.suspend_after_failures failures (outcome.c).  When each
  * pipeline runs next is kept in pipeline.schedule_state for the status
  * view.
  *
