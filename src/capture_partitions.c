@@ -518,10 +518,12 @@ remember_partitions(void)
  *		names (and of their own partitions) are logged as deletes, once
  *		the parent and the partitions are locked as the drop locks them.
  *		A table the role does not own is left to the DROP's own error.
+ *		Returns the tables whose rows were logged.
  */
-static void
+static List *
 log_dropped_partitions(DropStmt *stmt)
 {
+	List	   *done = NIL;
 	ListCell   *lc;
 
 	foreach(lc, stmt->objects)
@@ -529,9 +531,6 @@ log_dropped_partitions(DropStmt *stmt)
 		Oid			table = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)), NoLock, true);
 		Oid			captured;
 		Oid			log;
-		List	   *members;
-		List	   *done;
-		MemoryContext old;
 
 		if (!OidIsValid(table) || !get_rel_relispartition(table) ||
 			!pg_class_ownercheck(table, GetUserId()))
@@ -541,13 +540,10 @@ log_dropped_partitions(DropStmt *stmt)
 		if (!OidIsValid(log))
 			continue;
 		LockRelationOid(get_partition_parent(table, true), AccessExclusiveLock);
-		members = pipeline_capture_members(table, AccessExclusiveLock);
-		done = list_copy(drop_logged);
-		log_leaves(members, captured, log, "delete", &done);
-		old = MemoryContextSwitchTo(TopTransactionContext);
-		drop_logged = list_copy(done);
-		MemoryContextSwitchTo(old);
+		log_leaves(pipeline_capture_members(table, AccessExclusiveLock), captured, log,
+				   "delete", &done);
 	}
+	return done;
 }
 
 /*
@@ -576,9 +572,18 @@ pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
 		refuse_concurrent_detach((AlterTableStmt *) parsetree);
 	else
 	{
-		remember_partitions();
+		List	   *logged = NIL;
+		MemoryContext old;
+
 		if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
-			log_dropped_partitions((DropStmt *) parsetree);
+			logged = log_dropped_partitions((DropStmt *) parsetree);
+		/* after the logging, whose ALTER TABLE of the log comes here too */
+		drop_lxid = MyProc->lxid;
+		drop_partitions = drop_roots = NIL;
+		remember_partitions();
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		drop_logged = list_copy(logged);
+		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
