@@ -18,6 +18,12 @@
  *	TRUNCATE	(before it) every row of the table, as a delete, so that
  *				readers empty too; it costs a read of the table.
  *
+ * A partitioned table is captured whole: it and each of its partitions
+ * carry the four triggers (a statement fires the triggers of the table it
+ * names only), and a partition's write into the captured table's log
+ * (capture_partitions.c follows partitions created, attached, detached and
+ * dropped).
+ *
  * The log is written as the log's owner -- the table's owner, who owned
  * the table when it was captured -- whoever writes the table, in a
  * security-restricted operation with search_path pinned to pg_catalog:
@@ -549,9 +555,9 @@ pipeline_capture(PG_FUNCTION_ARGS)
 /*
  * pipeline_forget_capture
  *		Removes a table's capture: its catalog row and, when they still
- *		exist, its triggers (and its partitions') and its log -- with 'cascade', by DROP ...
- *		CASCADE, which drops the pipelines reading it; else the caller has
- *		checked that none does.  The catalog row goes as the extension (the
+ *		exist, its triggers (and its partitions') and its log -- with
+ *		'cascade', by DROP ... CASCADE, which drops the pipelines reading
+ *		it; else the caller has checked that none does.  The catalog row goes as the extension (the
  *		caller's identity), triggers and log as their owners.  The caller
  *		is connected to SPI.
  */
@@ -560,7 +566,6 @@ pipeline_forget_capture(Oid relation, Oid log, bool cascade)
 {
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(relation);
-
 	ListCell   *lc;
 
 	pipeline_exec("DELETE FROM pipeline.captures WHERE relation = $1", 1, &type, &value, NULL,

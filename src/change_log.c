@@ -447,8 +447,8 @@ refuse_first_reader(Oid relation, Oid reader)
  *		when 'relation' is neither.  Its triggers log while the log has
  *		readers: joining a log that has readers locks no writer, a first
  *		reader locks the table (and its partitions) in SHARE mode until
- *		commit.  The capture's
- *		row is share-locked, against uncapture and a reader's drop.
+ *		commit.  The capture's row is share-locked, against uncapture and a
+ *		reader's drop.
  */
 static Oid
 join_capture(Oid relation, Oid reader)
