@@ -151,6 +151,12 @@ CREATE FOREIGN DATA WRAPPER capture_partitions_fdw;
 CREATE SERVER capture_partitions_server FOREIGN DATA WRAPPER capture_partitions_fdw;
 SELECT * FROM error_of($$CREATE FOREIGN TABLE "Cap Parts".remote PARTITION OF "Cap Parts"."Order Items"
                          FOR VALUES IN ('xx') SERVER capture_partitions_server$$);
+-- a table with a trigger of its own under a capture trigger's name
+CREATE TABLE "Cap Parts".lookalike (id int, "Region" text, qty int, note text, PRIMARY KEY (id, "Region"));
+CREATE FUNCTION "Cap Parts".nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER pipeline_capture_insert AFTER INSERT ON "Cap Parts".lookalike
+    FOR EACH STATEMENT EXECUTE FUNCTION "Cap Parts".nothing();
+SELECT * FROM error_of($$ALTER TABLE "Cap Parts"."Order Items" ATTACH PARTITION "Cap Parts".lookalike FOR VALUES IN ('lk')$$);
 -- a concurrent detach
 SELECT * FROM error_of($$ALTER TABLE "Cap Parts"."Order Items" DETACH PARTITION "Cap Parts"."Items UK" CONCURRENTLY$$);
 -- a drop that takes a partition without naming it
@@ -167,7 +173,7 @@ SELECT pipeline.drop_pipeline('pc_copy');
 SELECT pipeline.uncapture('"Cap Parts"."Order Items"');
 SELECT count(*) AS capture_triggers_left FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
  WHERE c.relnamespace IN ('"Cap Parts"'::regnamespace, '"Cap Parts Elsewhere"'::regnamespace)
-   AND t.tgname LIKE 'pipeline\_capture\_%' AND c.relname <> 'own_capture';
+   AND t.tgname LIKE 'pipeline\_capture\_%' AND c.relname NOT IN ('own_capture', 'lookalike');
 SELECT pipeline.capture('"Cap Parts"."Order Items"') IS NOT NULL AS captured_again;
 SELECT pipeline.uncapture('"Cap Parts".own_capture');
 -- one DROP naming a captured table and one of its partitions, after a

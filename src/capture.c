@@ -470,11 +470,29 @@ refuse_capture(Oid relation)
 }
 
 /*
+ * has_capture_trigger
+ *		Whether 'relation' has a trigger named 'name' that runs
+ *		pipeline.capture_changes (whether it was made right, the function
+ *		checks when it fires).
+ */
+static bool
+has_capture_trigger(Oid relation, const char *name)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(relation), CStringGetTextDatum(name)};
+
+	return pipeline_exec_internal("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2 "
+								  "AND tgfoid = 'pipeline.capture_changes()'::regprocedure",
+								  2, types, values, NULL) > 0;
+}
+
+/*
  * pipeline_capture_create_triggers
  *		Creates the capture triggers on a captured table or on one of its
  *		partitions (each needs them: a statement addressed to a partition
  *		fires that partition's statement triggers only), as its owner.
- *		Triggers of that name it has already are left.
+ *		Capture triggers it has already are left; another trigger of the
+ *		same name makes CREATE TRIGGER fail.
  */
 void
 pipeline_capture_create_triggers(Oid relation)
@@ -482,7 +500,7 @@ pipeline_capture_create_triggers(Oid relation)
 	char	   *name = pipeline_qualified_name(relation);
 
 	for (int i = 0; i < CAPTURE_EVENTS; i++)
-		if (!OidIsValid(get_trigger_oid(relation, capture_triggers[i][0], true)))
+		if (!has_capture_trigger(relation, capture_triggers[i][0]))
 			pipeline_exec_as_relation_owner(relation,
 											psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
 													 "EXECUTE FUNCTION pipeline.capture_changes()",

@@ -611,9 +611,8 @@ oid_array(List *oids)
  *		captured table without its captured table and without having logged
  *		its rows (a DROP SCHEMA ... CASCADE, DROP OWNED, ...): the rows
  *		are gone, and its readers would keep them.  A partition is known
- *		from what the DROP's start remembered, or, attached since, by its
- *		capture trigger dropped with it.  The caller runs as the extension,
- *		connected to SPI.
+ *		from what the DROP's start remembered.  The caller runs as the
+ *		extension, connected to SPI.
  */
 void
 pipeline_capture_check_dropped_partitions(void)
@@ -629,9 +628,7 @@ pipeline_capture_check_dropped_partitions(void)
 					  "WHERE t.classid = 'pg_class'::regclass AND t.objsubid = 0 "
 					  "AND t.objid <> ALL ($3) "
 					  "AND NOT EXISTS (SELECT 1 FROM pipeline.captures c WHERE c.relation::oid = t.objid) "
-					  "AND (t.objid = ANY ($1) OR EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() g "
-					  "     WHERE g.object_type = 'trigger' AND g.address_names[3] = 'pipeline_capture_insert' "
-					  "       AND g.address_names[1] = t.schema_name AND g.address_names[2] = t.object_name)) "
+					  "AND t.objid = ANY ($1) "
 					  "AND NOT EXISTS (SELECT 1 FROM unnest($1, $2) m(partition, root) "
 					  "     JOIN pg_event_trigger_dropped_objects() r ON r.classid = 'pg_class'::regclass "
 					  "      AND r.objsubid = 0 AND r.objid = m.root WHERE m.partition = t.objid) "
