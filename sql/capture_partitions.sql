@@ -146,6 +146,7 @@ CREATE ROLE capture_partitions_other;
 CREATE TABLE "Cap Parts".theirs (id int, "Region" text, qty int, note text, PRIMARY KEY (id, "Region"));
 ALTER TABLE "Cap Parts".theirs OWNER TO capture_partitions_other;
 SELECT * FROM error_of($$ALTER TABLE "Cap Parts"."Order Items" ATTACH PARTITION "Cap Parts".theirs FOR VALUES IN ('no')$$);
+SELECT * FROM error_of($$ALTER TABLE "Cap Parts"."Items UK" OWNER TO capture_partitions_other$$);
 -- a foreign table as a partition (PostgreSQL refuses it: the key is unique)
 CREATE FOREIGN DATA WRAPPER capture_partitions_fdw;
 CREATE SERVER capture_partitions_server FOREIGN DATA WRAPPER capture_partitions_fdw;

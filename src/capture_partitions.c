@@ -166,7 +166,7 @@ refuse_partition(Oid partition, Oid captured, Oid log_owner)
 				 errdetail("It is owned by role %s; the change log of %s is written as role %s, which reads a partition's rows when it is truncated, attached, detached or dropped.",
 						   GetUserNameFromId(owner, false), root,
 						   GetUserNameFromId(log_owner, false)),
-				 errhint("Create or attach partitions as role %s, or ALTER TABLE %s OWNER TO %s first.",
+				 errhint("Keep the partitions owned by role %s: create or attach them as that role, or ALTER TABLE %s OWNER TO %s first.",
 						 GetUserNameFromId(log_owner, false), name,
 						 quote_identifier(GetUserNameFromId(log_owner, false)))));
 }
@@ -354,11 +354,41 @@ partition_command(AlterTableStmt *stmt, AlterTableType *type, Oid *parent, Oid *
 }
 
 /*
- * on_partition_command
- *		ddl_command_end of ATTACH or DETACH PARTITION (see the file comment).
+ * refuse_owner_change
+ *		ddl_command_end of ALTER TABLE ... OWNER TO of a partition of a
+ *		captured table: the new owner must be the log's (refuse_partition).
  */
 static void
-on_partition_command(AlterTableStmt *stmt)
+refuse_owner_change(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		Oid			table;
+		Oid			captured;
+		Oid			log;
+
+		if (lfirst_node(AlterTableCmd, lc)->subtype != AT_ChangeOwner)
+			continue;
+		table = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (!OidIsValid(table) || !get_rel_relispartition(table))
+			return;
+		captured = pipeline_partition_root(table);
+		log = capture_log(captured);
+		if (OidIsValid(log))
+			refuse_partition(table, captured, pipeline_relation_owner(log));
+		return;
+	}
+}
+
+/*
+ * on_alter_table
+ *		ddl_command_end of ALTER TABLE: ATTACH or DETACH PARTITION (see the
+ *		file comment), and a partition's change of owner.
+ */
+static void
+on_alter_table(AlterTableStmt *stmt)
 {
 	AlterTableType type;
 	Oid			parent = InvalidOid;
@@ -366,8 +396,12 @@ on_partition_command(AlterTableStmt *stmt)
 	Oid			captured;
 	Oid			log;
 
-	if (partition_command(stmt, &type, &parent, &partition) == NULL ||
-		!OidIsValid(parent) || !OidIsValid(partition))
+	if (partition_command(stmt, &type, &parent, &partition) == NULL)
+	{
+		refuse_owner_change(stmt);
+		return;
+	}
+	if (!OidIsValid(parent) || !OidIsValid(partition))
 		return;
 	captured = pipeline_partition_root(parent);
 	log = capture_log(captured);
@@ -435,7 +469,7 @@ pipeline_on_ddl_command_end(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (IsA(trigdata->parsetree, AlterTableStmt))
-		on_partition_command((AlterTableStmt *) trigdata->parsetree);
+		on_alter_table((AlterTableStmt *) trigdata->parsetree);
 	else
 		on_created_tables();
 	SPI_finish();
