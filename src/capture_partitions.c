@@ -115,6 +115,30 @@ pipeline_capture_members(Oid relation, LOCKMODE lockmode)
 }
 
 /*
+ * read_captures
+ *		Runs a query on pipeline.captures as the extension, with the latest
+ *		snapshot: a REPEATABLE READ transaction too must see a capture
+ *		committed since it began (its DDL waited for the capture's locks).
+ *		Returns the number of rows.  The caller is connected to SPI.
+ */
+static int
+read_captures(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	PipelineUserContext ctx;
+	SPIPlanPtr	plan;
+
+	pipeline_become_internal(&ctx);
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pipeline.captures");
+	SPI_freeplan(plan);
+	pipeline_restore_user(&ctx);
+	return (int) SPI_processed;
+}
+
+/*
  * capture_log
  *		The change log of captured table 'relation', or InvalidOid when it
  *		is not captured.  The caller is connected to SPI.
@@ -124,16 +148,12 @@ capture_log(Oid relation)
 {
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(relation);
-	PipelineUserContext ctx;
-	Oid			log = InvalidOid;
 	bool		isnull;
 
-	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT change_log::oid FROM pipeline.captures WHERE relation = $1",
-					  1, &type, &value, NULL, false, 1) == 1)
-		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-	pipeline_restore_user(&ctx);
-	return log;
+	if (read_captures("SELECT change_log::oid FROM pipeline.captures WHERE relation = $1",
+					  1, &type, &value) != 1)
+		return InvalidOid;
+	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 }
 
 /*
@@ -514,23 +534,19 @@ refuse_concurrent_detach(AlterTableStmt *stmt)
 static void
 remember_partitions(void)
 {
-	PipelineUserContext ctx;
 	List	   *captured = NIL;
 	ListCell   *lc;
 	MemoryContext old;
 	int			n;
 
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT c.relation::oid FROM pipeline.captures c JOIN pg_class r "
-					  "ON r.oid = c.relation WHERE r.relkind = 'p'",
-					  0, NULL, NULL, NULL, true, 0);
+	n = read_captures("SELECT c.relation::oid FROM pipeline.captures c JOIN pg_class r "
+					  "ON r.oid = c.relation WHERE r.relkind = 'p'", 0, NULL, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 
 		captured = lappend_oid(captured, DatumGetObjectId(pipeline_result_datum(i, 0, &isnull)));
 	}
-	pipeline_restore_user(&ctx);
 	foreach(lc, captured)
 	{
 		List	   *members = pipeline_capture_members(lfirst_oid(lc), NoLock);
