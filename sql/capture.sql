@@ -122,10 +122,9 @@ ALTER TABLE cap.later DROP CONSTRAINT later_pkey;
 UPDATE cap.later SET id = 10 WHERE id = 1;
 CALL pipeline.run('cap_later');
 SELECT op, id, v FROM cap.later_copy ORDER BY op DESC, id;
--- partitioned tables and row-level use of the trigger function are refused
+-- row-level use of the trigger function is refused (partitioned tables
+-- are captured: capture_partitions)
 \x on
-CREATE TABLE cap.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
-SELECT * FROM error_of($$SELECT pipeline.capture('cap.parted')$$);
 SELECT * FROM error_of($$CREATE TRIGGER by_row AFTER INSERT ON cap.no_key FOR EACH ROW
                          EXECUTE FUNCTION pipeline.capture_changes();
                          INSERT INTO cap.no_key VALUES (1)$$);

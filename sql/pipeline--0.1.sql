@@ -279,6 +279,33 @@ REVOKE EXECUTE ON FUNCTION pipeline.on_sql_drop() FROM PUBLIC;
 COMMENT ON EVENT TRIGGER pipeline_on_sql_drop IS
     'keeps pipelines consistent with the tables they use (see pipeline.on_sql_drop)';
 
+/*
+ * A captured partitioned table follows its partitions: new and attached
+ * ones get the capture triggers, the rows of attached, detached and
+ * dropped ones are logged (capture_partitions.c).
+ */
+CREATE FUNCTION pipeline.on_ddl_command_start() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pipeline_on_ddl_command_start'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.on_ddl_command_start() IS
+    'event trigger: refuses DETACH ... CONCURRENTLY from a captured table; logs the rows of a captured table''s partition a DROP TABLE removes';
+CREATE EVENT TRIGGER pipeline_on_ddl_command_start ON ddl_command_start
+    EXECUTE FUNCTION pipeline.on_ddl_command_start();
+REVOKE EXECUTE ON FUNCTION pipeline.on_ddl_command_start() FROM PUBLIC;
+COMMENT ON EVENT TRIGGER pipeline_on_ddl_command_start IS
+    'keeps the change log of a captured partitioned table exact before DDL on its partitions (see pipeline.on_ddl_command_start)';
+CREATE FUNCTION pipeline.on_ddl_command_end() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pipeline_on_ddl_command_end'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.on_ddl_command_end() IS
+    'event trigger: gives new and attached partitions of a captured table its capture triggers and logs the rows of attached and detached ones';
+CREATE EVENT TRIGGER pipeline_on_ddl_command_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE SCHEMA', 'ALTER TABLE')
+    EXECUTE FUNCTION pipeline.on_ddl_command_end();
+REVOKE EXECUTE ON FUNCTION pipeline.on_ddl_command_end() FROM PUBLIC;
+COMMENT ON EVENT TRIGGER pipeline_on_ddl_command_end IS
+    'keeps the change log of a captured partitioned table exact after DDL on its partitions (see pipeline.on_ddl_command_end)';
+
 /* Row-level security: a role sees the pipelines it is a member of the owner of. */
 CREATE FUNCTION pipeline.may_manage(pipeline_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE

@@ -18,6 +18,12 @@
  *	TRUNCATE	(before it) every row of the table, as a delete, so that
  *				readers empty too; it costs a read of the table.
  *
+ * A partitioned table is captured whole: it and each of its partitions
+ * carry the four triggers (a statement fires the triggers of the table it
+ * names only), and a partition's write into the captured table's log
+ * (capture_partitions.c follows partitions created, attached, detached and
+ * dropped).
+ *
  * The log is written as the log's owner -- the table's owner, who owned
  * the table when it was captured -- whoever writes the table, in a
  * security-restricted operation with search_path pinned to pg_catalog:
@@ -81,7 +87,8 @@ typedef enum CaptureEvent
 
 typedef struct CapturePlans
 {
-	Oid			relation;
+	Oid			relation;		/* the captured table, or a partition of it */
+	Oid			captured;		/* the captured table (the partitions' root) */
 	Oid			change_log;
 	Oid			owner;			/* the log's: the statements run as this role */
 	bool		has_readers;	/* else there is nothing to log */
@@ -136,7 +143,8 @@ capture_invalidate(Datum arg, Oid relid)
 	{
 		CapturePlans *cp = lfirst(lc);
 
-		if (relid == InvalidOid || relid == cp->relation || relid == cp->change_log)
+		if (relid == InvalidOid || relid == cp->relation || relid == cp->captured ||
+			relid == cp->change_log)
 			cp->valid = false;
 	}
 }
@@ -219,9 +227,11 @@ capture_sql(CaptureEvent event, Oid relation, Oid log, const char *key_match)
 
 /*
  * plans_for
- *		The cached statements of a captured table, building the entry (and
- *		bringing the log's columns up to date) when missing.  The caller is
- *		connected to SPI with the trigger's transition tables registered.
+ *		The cached statements of a captured table or of one of its
+ *		partitions, building the entry (and bringing the log's columns up to
+ *		date) when missing.  A partition logs into its root's log: the
+ *		captured table.  The caller is connected to SPI with the trigger's
+ *		transition tables registered.
  */
 static CapturePlans *
 plans_for(Oid relation)
@@ -229,7 +239,8 @@ plans_for(Oid relation)
 	ListCell   *lc;
 	CapturePlans *cp;
 	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relation);
+	Oid			captured = pipeline_partition_root(relation);
+	Datum		value = ObjectIdGetDatum(captured);
 	PipelineUserContext ctx;
 	MemoryContext old;
 	SPIPlanPtr	plan;
@@ -276,6 +287,7 @@ plans_for(Oid relation)
 	}
 	cp = MemoryContextAllocZero(TopMemoryContext, sizeof(CapturePlans));
 	cp->relation = relation;
+	cp->captured = captured;
 	cp->change_log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 	cp->has_readers = DatumGetBool(pipeline_result_datum(0, 1, &isnull));
 	cp->key_match = MemoryContextStrdup(TopMemoryContext,
@@ -346,6 +358,10 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 		: TRIGGER_FIRED_BY_DELETE(ev) ? CAPTURE_DELETE : CAPTURE_TRUNCATE;
 	refuse_foreign_trigger(trigdata, event);
 	relation = RelationGetRelid(trigdata->tg_relation);
+	/* a partitioned table holds no rows: its partitions' triggers log them */
+	if (event == CAPTURE_TRUNCATE &&
+		trigdata->tg_relation->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		return PointerGetDatum(NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -394,8 +410,10 @@ pipeline_capture_readers_changed(Oid log)
 /*
  * refuse_capture
  *		Errors for a table that cannot be captured: not a table the caller
- *		owns, one of the extension's sources, targets or logs, or without a
- *		primary key.
+ *		owns, a partition, one of the extension's sources, targets or logs,
+ *		without a primary key, or a partitioned table with a partition that
+ *		cannot be (capture_partitions.c).  The caller holds the lock that
+ *		keeps its partitions as they are.
  */
 static void
 refuse_capture(Oid relation)
@@ -407,13 +425,23 @@ refuse_capture(Oid relation)
 	PipelineUserContext ctx;
 	int			n;
 
-	if (kind != RELKIND_RELATION)
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s is not a plain table", name),
-				 errdetail("Only plain tables can be captured: writes addressed to a partition would not fire a partitioned table's statement triggers."),
-				 errhint("Capture the table the view reads, or each partition.")));
+				 errmsg("%s is not a table", name),
+				 errdetail("Only tables and partitioned tables can be captured."),
+				 errhint("Capture the table the view reads.")));
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
+	/* CREATE TRIGGER's lock: no partition comes or goes until commit */
+	(void) pipeline_capture_members(relation, ShareRowExclusiveLock);
+	if (get_rel_relispartition(relation))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table %s is a partition of %s", name,
+						pipeline_qualified_name(pipeline_partition_root(relation))),
+				 errdetail("Writes routed through its partitioned table would not fire its own triggers."),
+				 errhint("Capture the partitioned table %s: its partitions are captured with it.",
+						 pipeline_qualified_name(pipeline_partition_root(relation)))));
 	if (get_attnum(relation, PIPELINE_XID_COLUMN) != InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -437,6 +465,64 @@ refuse_capture(Oid relation)
 				 errmsg("table %s has no primary key", name),
 				 errdetail("A captured update that changes a row's key is a delete of the old key, which needs the key."),
 				 errhint("ALTER TABLE %s ADD PRIMARY KEY (...), then capture it.", name)));
+	if (kind == RELKIND_PARTITIONED_TABLE)
+		pipeline_refuse_capture_partitions(relation, pipeline_relation_owner(relation));
+}
+
+/*
+ * has_capture_trigger
+ *		Whether 'relation' has a trigger named 'name' that runs
+ *		pipeline.capture_changes (whether it was made right, the function
+ *		checks when it fires).
+ */
+static bool
+has_capture_trigger(Oid relation, const char *name)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(relation), CStringGetTextDatum(name)};
+
+	return pipeline_exec_internal("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2 "
+								  "AND tgfoid = 'pipeline.capture_changes()'::regprocedure",
+								  2, types, values, NULL) > 0;
+}
+
+/*
+ * pipeline_capture_create_triggers
+ *		Creates the capture triggers on a captured table or on one of its
+ *		partitions (each needs them: a statement addressed to a partition
+ *		fires that partition's statement triggers only), as its owner.
+ *		Capture triggers it has already are left; another trigger of the
+ *		same name makes CREATE TRIGGER fail.
+ */
+void
+pipeline_capture_create_triggers(Oid relation)
+{
+	char	   *name = pipeline_qualified_name(relation);
+
+	for (int i = 0; i < CAPTURE_EVENTS; i++)
+		if (!has_capture_trigger(relation, capture_triggers[i][0]))
+			pipeline_exec_as_relation_owner(relation,
+											psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
+													 "EXECUTE FUNCTION pipeline.capture_changes()",
+													 capture_triggers[i][0],
+													 psprintf(capture_triggers[i][1], name)),
+											0, NULL, NULL, NULL);
+}
+
+/*
+ * pipeline_capture_drop_triggers
+ *		Drops the capture triggers of a table (a captured one, or one of its
+ *		partitions), as its owner.
+ */
+void
+pipeline_capture_drop_triggers(Oid relation)
+{
+	for (int i = 0; i < CAPTURE_EVENTS; i++)
+		pipeline_exec_as_relation_owner(relation,
+										psprintf("DROP TRIGGER IF EXISTS %s ON %s",
+												 capture_triggers[i][0],
+												 pipeline_qualified_name(relation)),
+										0, NULL, NULL, NULL);
 }
 
 /*
@@ -451,7 +537,7 @@ pipeline_capture(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	PipelineUserContext ctx;
 	Oid			log;
-	char	   *name = pipeline_qualified_name(relation);
+	ListCell   *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -471,13 +557,8 @@ pipeline_capture(PG_FUNCTION_ARGS)
 
 	refuse_capture(relation);
 	log = pipeline_create_change_log(relation);
-	for (int i = 0; i < CAPTURE_EVENTS; i++)
-		pipeline_exec_as_relation_owner(relation,
-										psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
-												 "EXECUTE FUNCTION pipeline.capture_changes()",
-												 capture_triggers[i][0],
-												 psprintf(capture_triggers[i][1], name)),
-										0, NULL, NULL, NULL);
+	foreach(lc, pipeline_capture_members(relation, ShareRowExclusiveLock))
+		pipeline_capture_create_triggers(lfirst_oid(lc));
 
 	values[1] = ObjectIdGetDatum(log);
 	values[2] = pipeline_list_to_text_array(primary_key_columns(relation));
@@ -492,9 +573,9 @@ pipeline_capture(PG_FUNCTION_ARGS)
 /*
  * pipeline_forget_capture
  *		Removes a table's capture: its catalog row and, when they still
- *		exist, its triggers and its log -- with 'cascade', by DROP ...
- *		CASCADE, which drops the pipelines reading it; else the caller has
- *		checked that none does.  The catalog row goes as the extension (the
+ *		exist, its triggers (and its partitions') and its log -- with
+ *		'cascade', by DROP ... CASCADE, which drops the pipelines reading
+ *		it; else the caller has checked that none does.  The catalog row goes as the extension (the
  *		caller's identity), triggers and log as their owners.  The caller
  *		is connected to SPI.
  */
@@ -503,16 +584,13 @@ pipeline_forget_capture(Oid relation, Oid log, bool cascade)
 {
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(relation);
+	ListCell   *lc;
 
 	pipeline_exec("DELETE FROM pipeline.captures WHERE relation = $1", 1, &type, &value, NULL,
 				  false, 0);
 	if (SearchSysCacheExists1(RELOID, value))
-		for (int i = 0; i < CAPTURE_EVENTS; i++)
-			pipeline_exec_as_relation_owner(relation,
-											psprintf("DROP TRIGGER IF EXISTS %s ON %s",
-													 capture_triggers[i][0],
-													 pipeline_qualified_name(relation)),
-											0, NULL, NULL, NULL);
+		foreach(lc, pipeline_capture_members(relation, AccessExclusiveLock))
+			pipeline_capture_drop_triggers(lfirst_oid(lc));
 	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
 		return;
 	if (cascade)

@@ -446,8 +446,9 @@ refuse_first_reader(Oid relation, Oid reader)
  *		pipeline_join_change_log for a captured table (or its log); InvalidOid
  *		when 'relation' is neither.  Its triggers log while the log has
  *		readers: joining a log that has readers locks no writer, a first
- *		reader locks the table in SHARE mode until commit.  The capture's
- *		row is share-locked, against uncapture and a reader's drop.
+ *		reader locks the table (and its partitions) in SHARE mode until
+ *		commit.  The capture's row is share-locked, against uncapture and a
+ *		reader's drop.
  */
 static Oid
 join_capture(Oid relation, Oid reader)
@@ -468,7 +469,8 @@ join_capture(Oid relation, Oid reader)
 						  log) == 0)
 	{
 		refuse_first_reader(target, reader);
-		LockRelationOid(target, ShareLock);
+		/* its partitions too: a write addressed to one locks only that one */
+		(void) pipeline_capture_members(target, ShareLock);
 	}
 	change_log_lock(log, ExclusiveLock, true);
 	grant_on_log(log, "SELECT", reader);

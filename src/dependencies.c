@@ -295,6 +295,7 @@ on_sql_drop(EventTriggerData *trigdata)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_become_internal(&ctx);
+	pipeline_capture_check_dropped_partitions();
 	if (!drop_cascades(trigdata->parsetree))
 	{
 		refuse_drop_of_read_capture();

@@ -17,6 +17,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "postmaster/bgworker.h"
+#include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include <signal.h>
 #include "utils/jsonb.h"
@@ -365,6 +366,14 @@ extern void pipeline_refuse_cycle(Oid source, Oid target);
 /* capture.c */
 extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
 extern void pipeline_capture_readers_changed(Oid log);
+extern void pipeline_capture_create_triggers(Oid relation);
+extern void pipeline_capture_drop_triggers(Oid relation);
+
+/* capture_partitions.c */
+extern Oid	pipeline_partition_root(Oid relation);
+extern List *pipeline_capture_members(Oid relation, LOCKMODE lockmode);
+extern void pipeline_refuse_capture_partitions(Oid relation, Oid log_owner);
+extern void pipeline_capture_check_dropped_partitions(void);
 
 /* define.c */
 /* Whether an index of relid (its pg_index tuple) is the one looked for. */

@@ -112,10 +112,11 @@ is($new->safe_psql('app', 'SELECT count(*) FROM log_tgt'), '1502', 'targets stay
 $new->safe_psql('app', 'CREATE EXTENSION pipeline');
 is($new->safe_psql('app', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'a fresh install starts empty');
 
-# A DAG (a pipeline reading another's target through its change log) and a
-# captured table, each with changes consumed and changes pending at dump
-# time: after the restore, the readers take up exactly where they were and
-# the capture triggers log again.
+# A DAG (a pipeline reading another's target through its change log), a
+# captured table and a captured partitioned table, each with changes
+# consumed and changes pending at dump time: after the restore, the readers
+# take up exactly where they were and the capture triggers (of every
+# partition) log again.
 $old->safe_psql('postgres', 'CREATE DATABASE flow');
 $old->safe_psql(
 	'flow', q{
@@ -126,6 +127,13 @@ $old->safe_psql(
 	CREATE TABLE accounts (id int PRIMARY KEY, balance int);
 	SELECT pipeline.capture('accounts');
 	SELECT pipeline.create_pipeline('accounts_copy', 'accounts', 'accounts_copy', key => ARRAY['id']);
+	CREATE TABLE orders (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+	CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
+	CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
+	SELECT pipeline.capture('orders');
+	SELECT pipeline.create_pipeline('orders_copy', 'orders', 'orders_copy', key => ARRAY['id', 'region']);
+	INSERT INTO orders SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 40) g;
+	CALL pipeline.run('orders_copy');
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(1, 200) g;
 	INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 50) g;
 	CALL pipeline.run('silver');
@@ -136,6 +144,8 @@ $old->safe_psql(
 	CALL pipeline.run('silver');
 	UPDATE accounts SET balance = balance + 1 WHERE id <= 10;
 	DELETE FROM accounts WHERE id > 45;
+	UPDATE orders SET region = 'eu' WHERE id < 10 AND region = 'us';
+	DELETE FROM orders_eu WHERE id > 35;
 });
 my $flow_dump = $old->basedir . '/flow.dump';
 $old->command_ok([ 'pg_dump', '-Fc', '-f', $flow_dump, '-d', $old->connstr('flow') ], 'pg_dump of a DAG and a capture');
@@ -143,8 +153,11 @@ $new->safe_psql('postgres', 'CREATE DATABASE flow');
 $new->command_ok([ 'pg_restore', '-d', $new->connstr('flow'), $flow_dump ], 'pg_restore of a DAG and a capture');
 is($new->safe_psql('flow', q{SELECT upstream || ' > ' || downstream FROM pipeline.dependencies}),
 	'silver > gold', 'the DAG is restored');
-is($new->safe_psql('flow', q{SELECT relation || ' ' || change_log FROM pipeline.captures}),
-	'accounts accounts_changes', 'the capture is restored');
+is($new->safe_psql('flow', q{SELECT string_agg(relation || ' ' || change_log, ', ' ORDER BY relation::text) FROM pipeline.captures}),
+	'accounts accounts_changes, orders orders_changes', 'the captures are restored');
+is($new->safe_psql('flow', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pipeline\_capture\_%'
+	AND tgrelid IN ('orders'::regclass, 'orders_eu'::regclass, 'orders_us'::regclass)}),
+	'12', 'the partitions keep their capture triggers');
 $new->safe_psql(
 	'flow', q{
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(301, 400) g;
@@ -153,6 +166,9 @@ $new->safe_psql(
 	CALL pipeline.run('silver');
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
+	INSERT INTO orders_us VALUES (100, 'us', 1);
+	UPDATE orders SET v = 0 WHERE id = 2;
+	CALL pipeline.run('orders_copy');
 });
 is( $new->safe_psql(
 		'flow', q{
@@ -165,6 +181,12 @@ is( $new->safe_psql(
 	     + (SELECT count(*) FROM (TABLE accounts_copy EXCEPT TABLE accounts) b),
 	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1)}),
 	'0|46|0', 'the copy of the captured table equals it: changes before and after the dump applied once');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT (SELECT count(*) FROM (TABLE orders EXCEPT TABLE orders_copy) a)
+	     + (SELECT count(*) FROM (TABLE orders_copy EXCEPT TABLE orders) b),
+	       (SELECT count(*) FROM orders_copy), (SELECT v FROM orders_copy WHERE id = 2)}),
+	'0|38|0', 'the copy of the captured partitioned table equals it: changes before and after the dump applied once');
 
 # The archive: batches (compressed with a dictionary), the retention
 # setting and the runs' cursors survive too.  After the restore the batches
