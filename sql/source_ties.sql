@@ -94,6 +94,22 @@ SELECT id, v FROM st.dim_tombstones ORDER BY id, v;
 SELECT pipeline, run_id, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale
   FROM pipeline.runs WHERE pipeline IN ('st_dim', 'st_now') ORDER BY pipeline, run_id;
 
+-- An existing target whose own CHECK forbids empty versions: such a
+-- delete fails it and is quarantined with the reason; the version stays.
+CREATE TABLE st.strict (id int, name text, v int, __start_at int, __end_at int,
+                        CHECK (__end_at > __start_at), PRIMARY KEY (id, __start_at));
+CREATE UNIQUE INDEX ON st.strict (id) WHERE __end_at IS NULL;
+CREATE TABLE st.strict_changes (LIKE st.changes);
+SELECT pipeline.create_pipeline('st_strict', 'st.strict_changes', 'st.strict', key => ARRAY['id'],
+    strategy => 'scd2', sequence_by => 'v', delete_when => $$op = 'd'$$,
+    columns => '{"op": null}') > 0 AS created;
+INSERT INTO st.strict_changes VALUES (1, 'a', 10, 'u');
+CALL pipeline.run('st_strict');
+INSERT INTO st.strict_changes VALUES (1, NULL, 10, 'd');
+CALL pipeline.run('st_strict');
+SELECT * FROM st.strict;
+SELECT reason, sqlstate, raw_row->>'op' AS op FROM pipeline.quarantine WHERE pipeline = 'st_strict';
+
 -- The property test.  400 streams of 3 keys, each key 6 events with
 -- sequence values 1 to 5 (so, many ties), 30% deletes, 15% delivered
 -- twice, each delivery in one of 6 rounds; a round is staged in one
