@@ -187,16 +187,15 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 /*
  * points_cte
  *		points: the batch's events, the stored versions' points and the
- *		remembered deletes (see the file comment), in arrival order: a
- *		remembered delete, a stored version's point, then the events
- *		(__pl_prio 0, 1, 2), events by (_xid, _seq).  Per key and
- *		sequence_by value it keeps the last upsert to arrive and the last
- *		delete to arrive, the delete only when no upsert arrived after it:
- *		the later arrival wins, and an upsert followed by a delete at its
- *		own value is kept, closed there (see the file comment).  Of the stored
- *		points at one value, the delete closing a version came after its
- *		upsert.  __pl_closed marks such an upsert.  __pl_xid/__pl_seq name
- *		the event (for another point, its key's earliest event).
+ *		remembered deletes (see the file comment), by the tie rules: per key
+ *		and sequence_by value, the last upsert to arrive, and the last delete
+ *		to arrive unless an upsert arrived after it (__pl_replaced drops it;
+ *		__pl_closed marks an upsert such a delete follows).  Arrival order:
+ *		a remembered delete, a stored version's point, then the events
+ *		(__pl_prio 0, 1, 2), events by (_xid, _seq); of a stored version's
+ *		points at one value, the delete at its end came last.
+ *		__pl_xid/__pl_seq name the event (for another point, its key's
+ *		earliest event).
  */
 static void
 points_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
