@@ -14,19 +14,27 @@
  *
  *	- its start, with its values;
  *	- the newest event applied to it (its sequence_by value, when later than
- *	  its start), with its values: a late event falling before it does not
- *	  override it;
+ *	  its start, or equal to its end when a delete closed it there), with
+ *	  its values: a late event falling before it does not override it;
  *	- a delete at its end, when no version starts there.
  *
  * and the tombstone table (with delete_when) remembers every delete, also
  * those that found no version to close: a late event before one ends there.
  *
+ * Events of one key with the same sequence_by value are ordered by arrival
+ * (what is stored arrived before the batch, whose events arrive in (_xid,
+ * _seq) order), and the later arrival wins, as in the merge strategy: of
+ * two upserts the later replaces the earlier, an upsert after a delete
+ * replaces it (the key exists from there on), and a delete after an upsert
+ * closes the upsert's version -- at that same value, so a version that
+ * starts there is kept as an empty one, [s, s), never erased.  So at one
+ * value a key has at most two points: an upsert, then a delete.
+ *
  * A batch takes, for each key it has events for, the stored versions that
  * end at or after the key's earliest event (the part of the history the
  * events can change; for events in order, the current version) and the
  * deletes remembered from there on, turns them into points, adds the
- * batch's events (an event replaces a point at the same sequence_by value:
- * of two events, the later arrival), and cuts the points into versions
+ * batch's events (by the rules above), and cuts the points into versions
  * again.  Comparing them with the stored ones by
  * (key, __start_at) gives what to delete (a version merged into its
  * neighbour), update (closed, cut short, untracked columns) and insert --
@@ -56,6 +64,12 @@
 #include "utils/typcache.h"
 
 #include "pipeline.h"
+
+/*
+ * The order of a key's points: by sequence_by value, and at one value an
+ * upsert before the delete that closed it there.
+ */
+#define POINT_ORDER "__pl_at, __pl_live DESC"
 
 /*
  * target_column_type
@@ -173,11 +187,15 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 /*
  * points_cte
  *		points: the batch's events, the stored versions' points and the
- *		remembered deletes (see the file comment), one per key and
- *		sequence_by value: an event first, then a stored version's point,
- *		then a remembered delete (__pl_prio 2, 1, 0), and of two events the
- *		later arrival.  __pl_xid/__pl_seq name the event (for another point,
- *		its key's earliest event).
+ *		remembered deletes (see the file comment), by the tie rules: per key
+ *		and sequence_by value, the last upsert to arrive, and the last delete
+ *		to arrive unless an upsert arrived after it (__pl_replaced drops it;
+ *		__pl_closed marks an upsert such a delete follows).  Arrival order:
+ *		a remembered delete, a stored version's point, then the events
+ *		(__pl_prio 0, 1, 2), events by (_xid, _seq); of a stored version's
+ *		points at one value, the delete at its end came last.
+ *		__pl_xid/__pl_seq name the event (for another point, its key's
+ *		earliest event).
  */
 static void
 points_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
@@ -200,14 +218,20 @@ points_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 		appendStringInfo(&nulls, "%sNULL", nulls.len ? ", " : "");
 	}
 
-	appendStringInfo(sql, ", points AS (SELECT DISTINCT ON (%s, __pl_at) * FROM ("
+	appendStringInfo(sql, ", points AS (SELECT * FROM (SELECT d.*, "
+					 "lag(__pl_at) OVER w = __pl_at AND (lag(__pl_prio) OVER w, lag(__pl_xid) OVER w, "
+					 "lag(__pl_seq) OVER w) > (__pl_prio, __pl_xid, __pl_seq) AS __pl_replaced, "
+					 "lead(__pl_at) OVER w = __pl_at AND (lead(__pl_prio) OVER w, lead(__pl_xid) OVER w, "
+					 "lead(__pl_seq) OVER w) >= (__pl_prio, __pl_xid, __pl_seq) AS __pl_closed "
+					 "FROM (SELECT DISTINCT ON (%s, __pl_at, __pl_live) * FROM ("
 					 "SELECT %s, %s AS __pl_at, NOT __pl_del AS __pl_live, %s, 2 AS __pl_prio, "
 					 "__pl_xid, __pl_seq FROM events", keys, keys, seq, values);
 	appendStringInfo(sql, " UNION ALL SELECT %s, __start_at, true, %s, 1, __pl_xid, __pl_seq "
 					 "FROM existing", keys, at_start.data);
 	appendStringInfo(sql, " UNION ALL SELECT %s, %s, true, %s, 1, __pl_xid, __pl_seq FROM existing "
-					 "WHERE %s > __start_at AND (__end_at IS NULL OR %s < __end_at)",
-					 keys, seq, values, seq, seq);
+					 "WHERE %s > __start_at AND (__end_at IS NULL OR %s < __end_at "
+					 "OR (%s = __end_at AND __pl_next IS DISTINCT FROM __end_at))",
+					 keys, seq, values, seq, seq, seq);
 	appendStringInfo(sql, " UNION ALL SELECT %s, __end_at, false, %s, 1, __pl_xid, __pl_seq "
 					 "FROM existing WHERE __end_at IS NOT NULL AND __pl_next IS DISTINCT FROM __end_at",
 					 keys, values);
@@ -217,8 +241,10 @@ points_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 						 pipeline_quote_list(def->key, "x"), seq, nulls.data,
 						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "k"),
 						 seq);
-	appendStringInfo(sql, ") p ORDER BY %s, __pl_at, __pl_prio DESC, __pl_xid DESC, __pl_seq DESC)",
-					 keys);
+	appendStringInfo(sql, ") p ORDER BY %s, " POINT_ORDER ", __pl_prio DESC, __pl_xid DESC, __pl_seq DESC) d "
+					 "WINDOW w AS (PARTITION BY %s ORDER BY " POINT_ORDER ")) r "
+					 "WHERE __pl_replaced IS NOT TRUE)",
+					 keys, keys);
 }
 
 /*
@@ -241,7 +267,7 @@ tombstone_ctes(StringInfo sql, const PipelineDef *def)
 					 "DO UPDATE SET deleted_at = now() RETURNING 1)",
 					 pipeline_qualified_name(def->tombstones), keys, seq, keys, keys, seq);
 	appendStringInfo(sql, ", untombstoned AS (DELETE FROM %s x USING points p WHERE p.__pl_prio = 2 "
-					 "AND p.__pl_live AND %s AND x.%s = p.__pl_at RETURNING 1)",
+					 "AND p.__pl_live AND p.__pl_closed IS NOT TRUE AND %s AND x.%s = p.__pl_at RETURNING 1)",
 					 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "p"), seq);
 	return ", (SELECT count(*) FROM tombstoned) + (SELECT count(*) FROM untombstoned)";
 }
@@ -275,19 +301,19 @@ versions_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map
 	}
 	appendStringInfo(sql, ", changes AS (SELECT p.*, (__pl_live IS DISTINCT FROM "
 					 "lag(__pl_live, 1, false) OVER w OR (__pl_live AND (false%s))) AS __pl_change "
-					 "FROM points p WINDOW w AS (PARTITION BY %s ORDER BY __pl_at))",
+					 "FROM points p WINDOW w AS (PARTITION BY %s ORDER BY " POINT_ORDER "))",
 					 tracked.data, keys);
 	appendStringInfo(sql, ", grouped AS (SELECT c.*, "
 					 "max(CASE WHEN __pl_change THEN __pl_at END) OVER w AS __pl_start, "
 					 "max(CASE WHEN __pl_change AND __pl_prio = 2 THEN __pl_at END) OVER w "
 					 "AS __pl_event_start, lead(__pl_change, 1, true) OVER w AS __pl_last "
-					 "FROM changes c WINDOW w AS (PARTITION BY %s ORDER BY __pl_at))", keys);
+					 "FROM changes c WINDOW w AS (PARTITION BY %s ORDER BY " POINT_ORDER "))", keys);
 	appendStringInfo(sql, ", versions AS (SELECT v.*, lead(__pl_start) OVER n AS __pl_end, "
 					 "lead(__pl_live) OVER n AS __pl_next_live, "
 					 "lead(__pl_start_event) OVER n AS __pl_next_event "
 					 "FROM (SELECT g.*, __pl_event_start IS NOT DISTINCT FROM __pl_start "
 					 "AS __pl_start_event FROM grouped g WHERE __pl_last AND __pl_start IS NOT NULL) v "
-					 "WINDOW n AS (PARTITION BY %s ORDER BY __pl_at))", keys);
+					 "WINDOW n AS (PARTITION BY %s ORDER BY " POINT_ORDER "))", keys);
 }
 
 /*

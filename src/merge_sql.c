@@ -399,7 +399,7 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 					 latest,
 					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
 	if (OidIsValid(def->tombstones))
-		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s >= l.%s)",
+		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
 						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
 						 seq, seq);
 	if (set.len == 0)

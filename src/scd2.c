@@ -322,7 +322,7 @@ pipeline_scd2_table_elements(const PipelineDef *def, const PipelineMapping *map)
 	ColumnMap  *seq = pipeline_mapping_column(map, def->sequence_by);
 	char	   *type = format_type_with_typemod(seq->typid, seq->typmod);
 
-	return psprintf(", %s %s NOT NULL, %s %s, CHECK (%s > %s), PRIMARY KEY (%s, %s)",
+	return psprintf(", %s %s NOT NULL, %s %s, CHECK (%s >= %s), PRIMARY KEY (%s, %s)",
 					PIPELINE_START_COLUMN, type, PIPELINE_END_COLUMN, type,
 					PIPELINE_END_COLUMN, PIPELINE_START_COLUMN,
 					pipeline_quote_list(def->key, NULL), PIPELINE_START_COLUMN);
