@@ -1,0 +1,741 @@
+/*-------------------------------------------------------------------------
+ *
+ * staging.c
+ *	  Staging tables stay append-only while pipelines read them, and a
+ *	  partitioned staging table loses nothing whichever way rows reach it.
+ *
+ * A pipeline consumes a staged row once, by the transaction that inserted
+ * it (its _xid).  An UPDATE keeps the row's _xid and a DELETE leaves no
+ * trace, so once the row was consumed neither would ever reach a target:
+ * the change would be ignored without a word.  So a staging table gets two
+ * guard triggers when it becomes a source (with its _xid and _seq):
+ *
+ * - pipeline_staging_guard, BEFORE UPDATE OR DELETE OR TRUNCATE FOR EACH
+ *   STATEMENT, enabled ALWAYS, on the table and on every partition (a
+ *   statement addressed to a partition fires that partition's statement
+ *   triggers only);
+ * - pipeline_staging_guard_replica, BEFORE UPDATE OR DELETE FOR EACH ROW,
+ *   enabled REPLICA, on the table (PostgreSQL clones it onto every
+ *   partition, present or future): a logical replication apply worker
+ *   fires row triggers only, and a subscription writing the table then
+ *   stops with the error instead of diverging.
+ *
+ * While a pipeline reads the table (it or a partitioned ancestor is a
+ * pipeline's source), UPDATE and DELETE are refused.  TRUNCATE is allowed
+ * when it loses nothing: every pipeline reading the table has consumed
+ * every row and no retention setting waits to archive them (TRUNCATE holds
+ * ACCESS EXCLUSIVE, so no writer or batch is in flight) -- unless it comes
+ * from logical replication, where it means the publisher's rows are gone.
+ * With no pipeline reading the table every statement goes through: the
+ * triggers stay with the columns, inert, and no DROP of a pipeline needs
+ * the table owner's rights to remove them.  The extension's own deletes
+ * (retention, the archive pass) and its restamping of an attached
+ * partition pass by a backend-local permission set only around them.
+ *
+ * Partitions: two event triggers.  At ddl_command_end, a partition created
+ * or attached under a guarded table gets the statement guard, and the rows
+ * of an attached table become new rows of the staging table: they are
+ * restamped with the attaching transaction (new _xid, new _seq), as the
+ * table's owner, so that every pipeline merges them exactly once, whatever
+ * _xid they were loaded with.  A DETACH is checked there too, once done in
+ * the statement's transaction, and refused (rolled back) while the
+ * partition holds rows a pipeline has not consumed or the archive has not
+ * taken.  DETACH ... CONCURRENTLY, which commits half-way, is refused at
+ * ddl_command_start, as is a DROP TABLE of a partition holding such rows
+ * (its rows are gone by ddl_command_end): there the parent and the
+ * partition are locked first, in the order DROP locks them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pipeline_guard_staging);
+PG_FUNCTION_INFO_V1(pipeline_staging_ddl_start);
+PG_FUNCTION_INFO_V1(pipeline_staging_ddl_end);
+
+#define GUARD_TRIGGER "pipeline_staging_guard"
+#define GUARD_REPLICA_TRIGGER "pipeline_staging_guard_replica"
+
+/*
+ * The relation (with its partitions) whose rows the extension itself is
+ * deleting or restamping right now, or InvalidOid.
+ */
+static Oid	own_writes_on = InvalidOid;
+
+/* The pipelines reading a staging table, as the guard needs them. */
+typedef struct Readers
+{
+	Oid			source;			/* the pipelines' source: the table or an ancestor */
+	char	   *names;			/* "a", "b" */
+} Readers;
+
+/* ------------------------------------------------------------ readers */
+
+/*
+ * find_readers
+ *		The pipelines reading 'relid' or a partitioned table it is a
+ *		partition of (the nearest such ancestor); false when none does.
+ *		Reads the catalog as the extension.
+ */
+static bool
+find_readers(Oid relid, Readers *readers)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+	PipelineUserContext ctx;
+	int			n;
+	bool		isnull;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT d.source::oid, string_agg(format('\"%s\"', d.name), ', ' ORDER BY d.name) "
+					  "FROM pipeline.pipeline_defs d "
+					  "JOIN (SELECT $1::regclass, 0::bigint UNION ALL "
+					  "      SELECT * FROM pg_partition_ancestors($1) WITH ORDINALITY) a(relid, depth) "
+					  "  ON a.relid = d.source::oid "
+					  "GROUP BY d.source, a.depth ORDER BY a.depth LIMIT 1",
+					  1, &type, &value, NULL, true, 1);
+	if (n == 1)
+	{
+		readers->source = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+		readers->names = pipeline_result_text(0, 1);
+	}
+	pipeline_restore_user(&ctx);
+	return n == 1;
+}
+
+/*
+ * held_rows
+ *		Why rows of 'rel' (the staging table 'source' or a partition of it,
+ *		attached or just detached) cannot leave it now: a sentence naming a
+ *		pipeline reading 'source' whose cursor has not consumed one of them,
+ *		or saying that the table's retention archives them and has not yet;
+ *		NULL when they may go.  The caller holds a lock that keeps writers
+ *		and batches out of 'rel'; the rows and cursors are read with a
+ *		snapshot taken now (not the transaction's, which may predate the
+ *		lock), the rows as the table's owner, the cursors as the extension.
+ */
+static char *
+held_rows(Oid source, Oid rel)
+{
+	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
+	Datum		values[3];
+	char		nulls[3];
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(source);
+	char	   *sql = psprintf("SELECT 1 FROM %s s WHERE s._xid >= pg_snapshot_xmin($1) "
+							   "AND NOT pg_visible_in_snapshot(s._xid, $1) "
+							   "AND NOT (s._xid IS NOT DISTINCT FROM $2 AND s._seq <= $3)",
+							   pipeline_qualified_name(rel));
+	PipelineUserContext ctx;
+	SPITupleTable *cursors;
+	char	   *why = NULL;
+	bool		archives;
+	int			n;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT d.name, c.consumed, c.partial_xid, c.partial_seq, "
+					  "EXISTS (SELECT 1 FROM pipeline.retention r WHERE r.source = d.source AND r.archive) "
+					  "FROM pipeline.pipeline_defs d JOIN pipeline.cursors c ON c.pipeline_id = d.id "
+					  "WHERE d.source = $1 ORDER BY d.name",
+					  1, &type, &value, NULL, true, 0);
+	cursors = SPI_tuptable;
+	pipeline_restore_user(&ctx);
+	pipeline_become_relation_owner(rel, &ctx);
+	for (int i = 0; i < n && why == NULL; i++)
+	{
+		bool		isnull;
+
+		for (int k = 0; k < 3; k++)
+		{
+			values[k] = SPI_getbinval(cursors->vals[i], cursors->tupdesc, k + 2, &isnull);
+			nulls[k] = isnull ? 'n' : ' ';
+		}
+		if (pipeline_exec(sql, 3, types, values, nulls, true, 1) > 0)
+			why = psprintf("Pipeline \"%s\" has not consumed all of its rows yet.",
+						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));
+	}
+	if (why == NULL && n > 0 &&
+		DatumGetBool(SPI_getbinval(cursors->vals[0], cursors->tupdesc, 5, &archives)) &&
+		pipeline_exec(psprintf("SELECT 1 FROM %s", pipeline_qualified_name(rel)),
+					  0, NULL, NULL, NULL, true, 1) > 0)
+		why = psprintf("The retention setting of %s archives its consumed rows, and some are not archived yet.",
+					   pipeline_qualified_name(source));
+	pipeline_restore_user(&ctx);
+	PopActiveSnapshot();
+	return why;
+}
+
+/* ------------------------------------------------------------- guards */
+
+/*
+ * add_guards
+ *		Gives 'relid' the statement guard, and with 'replica' the row guard
+ *		(which a partitioned table passes on to its partitions), when it
+ *		lacks them; as its owner.  The caller is connected to SPI.
+ */
+static void
+add_guards(Oid relid, bool replica)
+{
+	char	   *name = pipeline_qualified_name(relid);
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(GUARD_TRIGGER)};
+	const char *exists = "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2";
+
+	if (pipeline_exec_internal(exists, 2, types, values, NULL) == 0)
+	{
+		pipeline_exec_as_relation_owner(relid,
+										psprintf("CREATE TRIGGER " GUARD_TRIGGER
+												 " BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
+												 "FOR EACH STATEMENT EXECUTE FUNCTION pipeline.guard_staging()",
+												 name), 0, NULL, NULL, NULL);
+		pipeline_exec_as_relation_owner(relid, psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER "
+														GUARD_TRIGGER, name),
+										0, NULL, NULL, NULL);
+	}
+	values[1] = CStringGetTextDatum(GUARD_REPLICA_TRIGGER);
+	if (replica && pipeline_exec_internal(exists, 2, types, values, NULL) == 0)
+	{
+		pipeline_exec_as_relation_owner(relid,
+										psprintf("CREATE TRIGGER " GUARD_REPLICA_TRIGGER
+												 " BEFORE UPDATE OR DELETE ON %s "
+												 "FOR EACH ROW EXECUTE FUNCTION pipeline.guard_staging()",
+												 name), 0, NULL, NULL, NULL);
+		pipeline_exec_as_relation_owner(relid, psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER "
+														GUARD_REPLICA_TRIGGER, name),
+										0, NULL, NULL, NULL);
+	}
+}
+
+/*
+ * unguarded_tables
+ *		The tables of relid's partition tree (relid included) that lack the
+ *		statement guard, relid first when it lacks either guard.
+ */
+static List *
+unguarded_tables(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+	List	   *result = NIL;
+	int			n;
+
+	n = pipeline_exec_internal("SELECT t.relid FROM (SELECT $1::regclass AS relid, 0 AS level "
+					  "  UNION SELECT relid, level FROM pg_catalog.pg_partition_tree($1)) t "
+					  "JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p') "
+					  "WHERE (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid "
+					  "       AND g.tgname IN ('" GUARD_TRIGGER "', '" GUARD_REPLICA_TRIGGER "')) "
+					  "    < CASE WHEN t.relid = $1 THEN 2 ELSE 1 END "
+					  "ORDER BY t.level, t.relid",
+					  1, &type, &value, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result, DatumGetObjectId(pipeline_result_datum(i, 0, &isnull)));
+	}
+	return result;
+}
+
+/*
+ * pipeline_guard_staging_table
+ *		Gives a staging table (and each of its partitions) its guard
+ *		triggers, as their owners, when they lack them.  Like the _xid and
+ *		_seq columns, only the table's owner (or a member, or a superuser)
+ *		may add them: another role's pipeline needs the owner's
+ *		pipeline.prepare_source first.  The caller is connected to SPI.
+ */
+void
+pipeline_guard_staging_table(Oid source)
+{
+	List	   *missing = unguarded_tables(source);
+	ListCell   *lc;
+	char	   *src = pipeline_qualified_name(source);
+
+	if (missing == NIL)
+		return;
+	if (!pg_class_ownercheck(source, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s to make it a pipeline source", src),
+				 errdetail("The first pipeline that reads a table gives it the triggers that keep it append-only."),
+				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
+						 src, src)));
+	foreach(lc, missing)
+		add_guards(lfirst_oid(lc), lfirst_oid(lc) == source);
+	CommandCounterIncrement();
+}
+
+/*
+ * is_own_write
+ *		Whether rows of 'relid' are being written by the extension itself
+ *		(own_writes_on is relid or a partitioned ancestor of it).
+ */
+static bool
+is_own_write(Oid relid)
+{
+	if (!OidIsValid(own_writes_on))
+		return false;
+	if (own_writes_on == relid)
+		return true;
+	return get_rel_relispartition(relid) &&
+		list_member_oid(get_partition_ancestors(relid), own_writes_on);
+}
+
+/*
+ * pipeline_own_staging_writes
+ *		Runs fn(arg) with the guards of 'relid' (and its partitions)
+ *		letting the extension's own UPDATE and DELETE through: retention,
+ *		the archive pass, the restamping of an attached partition.  Reset
+ *		however fn ends.
+ */
+void
+pipeline_own_staging_writes(Oid relid, void (*fn) (void *arg), void *arg)
+{
+	Oid			saved = own_writes_on;
+
+	own_writes_on = relid;
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_FINALLY();
+	{
+		own_writes_on = saved;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * refuse_foreign_guard
+ *		Errors unless the trigger firing is one of the two guards: its name,
+ *		BEFORE, and the level that name has.
+ */
+static void
+refuse_foreign_guard(TriggerData *trigdata)
+{
+	TriggerEvent ev = trigdata->tg_event;
+	const char *name = trigdata->tg_trigger->tgname;
+
+	if (TRIGGER_FIRED_BEFORE(ev) &&
+		((TRIGGER_FIRED_FOR_STATEMENT(ev) && strcmp(name, GUARD_TRIGGER) == 0) ||
+		 (TRIGGER_FIRED_FOR_ROW(ev) && strcmp(name, GUARD_REPLICA_TRIGGER) == 0)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("pipeline.guard_staging must be fired by the guard triggers of a staging table"),
+			 errdetail("Trigger \"%s\" on %s is not one of the triggers a pipeline source gets.",
+					   name, pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation))),
+			 errhint("Drop this trigger; pipeline.prepare_source creates the guards.")));
+}
+
+/*
+ * refuse_truncate
+ *		Errors when a TRUNCATE of 'relid', which 'readers' read, would lose
+ *		rows: it comes from logical replication, or a pipeline has not
+ *		consumed a row, or the archive has not taken one.
+ */
+static void
+refuse_truncate(Oid relid, const Readers *readers)
+{
+	char	   *name = pipeline_qualified_name(relid);
+	char	   *why;
+
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot truncate staging table %s in replica mode", name),
+				 errdetail("A TRUNCATE replicated from a publisher (session_replication_role is replica) removes rows the publisher no longer has, and pipelines %s reading %s would never learn it.",
+						   readers->names, pipeline_qualified_name(readers->source)),
+				 errhint("Use pipeline.capture() on a table that logical replication writes, and create the pipelines on it.")));
+	why = held_rows(readers->source, relid);
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate staging table %s", name),
+				 errdetail("%s", why),
+				 errhint("Truncate it once pipelines %s have consumed every row (and the retention archived them); use pipeline.capture() for a table whose rows change.",
+						 readers->names)));
+}
+
+/*
+ * pipeline_guard_staging
+ *		The guard triggers of a staging table (see the file comment).
+ *		Returns the row unchanged, or NULL for a statement trigger.
+ */
+Datum
+pipeline_guard_staging(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent ev;
+	Oid			relid;
+	Readers		readers;
+	bool		found;
+	HeapTuple	row = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline.guard_staging must be called as a trigger"),
+				 errdetail("It keeps a staging table append-only while pipelines read it."),
+				 errhint("pipeline.prepare_source creates its triggers.")));
+	refuse_foreign_guard(trigdata);
+	ev = trigdata->tg_event;
+	relid = RelationGetRelid(trigdata->tg_relation);
+	if (TRIGGER_FIRED_FOR_ROW(ev))
+		row = TRIGGER_FIRED_BY_UPDATE(ev) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (is_own_write(relid))
+		return PointerGetDatum(row);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	found = find_readers(relid, &readers);
+	if (found && TRIGGER_FIRED_BY_TRUNCATE(ev))
+		refuse_truncate(relid, &readers);
+	else if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot %s staging table %s",
+						TRIGGER_FIRED_BY_UPDATE(ev) ? "update" : "delete from",
+						pipeline_qualified_name(relid)),
+				 errdetail("Pipelines %s read %s and consume each row once, as it was inserted: the change would never reach their targets.",
+						   readers.names, pipeline_qualified_name(readers.source)),
+				 errhint("Use pipeline.capture() for a table whose rows change, or insert corrections as new rows.")));
+	SPI_finish();
+	return PointerGetDatum(row);
+}
+
+/* ---------------------------------------------------------- partitions */
+
+/*
+ * guarded_ancestor
+ *		Whether a partitioned table 'relid' is a partition of has the
+ *		statement guard.
+ */
+static bool
+guarded_ancestor(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+
+	return pipeline_exec_internal("SELECT 1 FROM pg_catalog.pg_partition_ancestors($1) a "
+								  "JOIN pg_catalog.pg_trigger g ON g.tgrelid = a.relid "
+								  "WHERE g.tgname = '" GUARD_TRIGGER "' AND a.relid <> $1",
+								  1, &type, &value, NULL) > 0;
+}
+
+/*
+ * restamp_rows
+ *		pipeline_own_staging_writes callback: gives every row of an attached
+ *		partition the attaching transaction's _xid and a new _seq, with the
+ *		staging table's own defaults, as the partition's owner.
+ */
+static void
+restamp_rows(void *arg)
+{
+	const char *sql = arg;
+
+	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+}
+
+/*
+ * restamp_attached
+ *		The rows of 'partition', just attached under 'source' (which
+ *		pipelines read), become rows of the attaching transaction: they were
+ *		loaded elsewhere, with an _xid the pipelines' cursors may have
+ *		passed.  Refused when pipelines read the attached table itself: its
+ *		rows would become new to them too.
+ */
+static void
+restamp_attached(Oid partition, const Readers *readers)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(readers->source);
+	Readers		own;
+	PipelineUserContext ctx;
+	char	   *sql;
+
+	if (find_readers(partition, &own) && own.source == partition)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot attach %s to staging table %s", pipeline_qualified_name(partition),
+						pipeline_qualified_name(readers->source)),
+				 errdetail("Pipelines %s read %s itself; its rows become new rows of %s when it is attached, and they would read them again.",
+						   own.names, pipeline_qualified_name(partition),
+						   pipeline_qualified_name(readers->source)),
+				 errhint("Drop those pipelines first, or insert the rows into %s instead.",
+						 pipeline_qualified_name(readers->source))));
+	pipeline_become_internal(&ctx);
+	pipeline_exec("SELECT string_agg(format('%I = %s', a.attname, pg_get_expr(d.adbin, d.adrelid)), ', ') "
+				  "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+				  "WHERE a.attrelid = $1 AND a.attname IN ('_xid', '_seq')",
+				  1, &type, &value, NULL, true, 1);
+	sql = psprintf("UPDATE %s SET %s", pipeline_qualified_name(partition),
+				   pipeline_result_text(0, 0));
+	pipeline_restore_user(&ctx);
+	pipeline_become_relation_owner(partition, &ctx);
+	pipeline_own_staging_writes(partition, restamp_rows, sql);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * partition_added
+ *		A table just became a partition (CREATE TABLE ... PARTITION OF,
+ *		ATTACH PARTITION; 'attached' for the latter): under a guarded table
+ *		it gets the guards, and under a table pipelines read the rows it
+ *		brings are restamped.
+ */
+static void
+partition_added(Oid partition, bool attached)
+{
+	Readers		readers;
+	ListCell   *lc;
+
+	if (!guarded_ancestor(partition))
+		return;
+	if (attached && find_readers(get_partition_parent(partition, false), &readers))
+		restamp_attached(partition, &readers);
+	foreach(lc, unguarded_tables(partition))
+		add_guards(lfirst_oid(lc), false);
+}
+
+/*
+ * partition_detached
+ *		A DETACH just ran in this transaction: refused (the transaction
+ *		fails) while the detached table holds rows a pipeline reading the
+ *		former parent has not consumed, or the archive has not taken.
+ */
+static void
+partition_detached(Oid parent, Oid partition)
+{
+	Readers		readers;
+	char	   *why;
+
+	if (!find_readers(parent, &readers))
+		return;
+	why = held_rows(readers.source, partition);
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot detach partition %s of staging table %s",
+						pipeline_qualified_name(partition), pipeline_qualified_name(readers.source)),
+				 errdetail("%s", why),
+				 errhint("Detach it once pipelines %s have consumed its rows (and the retention archived them).",
+						 readers.names)));
+}
+
+/*
+ * partition_dropping
+ *		Before a DROP TABLE of 'relid': when it is a partition of a table
+ *		pipelines read (and the DROP does not take that table too, which
+ *		the sql_drop trigger judges), locks its parent and it as the DROP
+ *		will, then refuses while it holds rows a pipeline has not consumed
+ *		or the archive has not taken.  Tables the caller may not drop are
+ *		left to the DROP's own privilege check.
+ */
+static void
+partition_dropping(Oid relid, List *dropped)
+{
+	Readers		readers;
+	Oid			parent;
+	char	   *why;
+
+	if (!get_rel_relispartition(relid) ||
+		!(pg_class_ownercheck(relid, GetUserId()) ||
+		  pg_namespace_ownercheck(get_rel_namespace(relid), GetUserId())))
+		return;
+	parent = get_partition_parent(relid, true);
+	if (!find_readers(parent, &readers) || list_member_oid(dropped, readers.source))
+		return;
+	LockRelationOid(parent, AccessExclusiveLock);
+	LockRelationOid(relid, AccessExclusiveLock);
+	why = held_rows(readers.source, relid);
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot drop partition %s of staging table %s",
+						pipeline_qualified_name(relid), pipeline_qualified_name(readers.source)),
+				 errdetail("%s", why),
+				 errhint("Drop it once pipelines %s have consumed its rows (and the retention archived them).",
+						 readers.names)));
+}
+
+/*
+ * dropped_tables
+ *		The tables a DROP TABLE statement names that exist.
+ */
+static List *
+dropped_tables(DropStmt *stmt)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)), NoLock, true);
+
+		if (OidIsValid(relid))
+			result = lappend_oid(result, relid);
+	}
+	return result;
+}
+
+/*
+ * detach_command
+ *		The DETACH PARTITION command of an ALTER TABLE statement, or NULL.
+ */
+static PartitionCmd *
+partition_command(AlterTableStmt *stmt, AlterTableType type)
+{
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return NULL;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == type)
+			return (PartitionCmd *) cmd->def;
+	}
+	return NULL;
+}
+
+/*
+ * staging_ddl_start
+ *		The body of pipeline_staging_ddl_start.
+ */
+static void
+staging_ddl_start(Node *parsetree)
+{
+	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
+	{
+		List	   *dropped = dropped_tables((DropStmt *) parsetree);
+		ListCell   *lc;
+
+		foreach(lc, dropped)
+			partition_dropping(lfirst_oid(lc), dropped);
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		PartitionCmd *cmd = partition_command(stmt, AT_DetachPartition);
+		Oid			parent;
+		Readers		readers;
+
+		if (cmd == NULL || !cmd->concurrent)
+			return;
+		parent = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (OidIsValid(parent) && find_readers(parent, &readers))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot detach a partition of staging table %s concurrently",
+							pipeline_qualified_name(readers.source)),
+					 errdetail("DETACH ... CONCURRENTLY commits before it ends, so rows written to the partition meanwhile could be missed by pipelines %s.",
+							   readers.names),
+					 errhint("Detach it without CONCURRENTLY once the pipelines have consumed its rows.")));
+	}
+}
+
+/*
+ * staging_ddl_end
+ *		The body of pipeline_staging_ddl_end.
+ */
+static void
+staging_ddl_end(Node *parsetree)
+{
+	if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound != NULL)
+	{
+		Oid			relid = RangeVarGetRelid(((CreateStmt *) parsetree)->relation, NoLock, true);
+
+		if (OidIsValid(relid) && get_rel_relispartition(relid))
+			partition_added(relid, false);
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		PartitionCmd *attach = partition_command(stmt, AT_AttachPartition);
+		PartitionCmd *detach = partition_command(stmt, AT_DetachPartition);
+		Oid			parent = RangeVarGetRelid(stmt->relation, NoLock, true);
+		Oid			partition;
+
+		if (detach == NULL)
+			detach = partition_command(stmt, AT_DetachPartitionFinalize);
+		if (!OidIsValid(parent) || (attach == NULL && detach == NULL))
+			return;
+		partition = RangeVarGetRelid(attach ? attach->name : detach->name, NoLock, true);
+		if (!OidIsValid(partition))
+			return;
+		if (attach != NULL)
+			partition_added(partition, true);
+		else
+			partition_detached(parent, partition);
+	}
+}
+
+/*
+ * run_event_trigger
+ *		Runs body(parsetree) for an event trigger, connected to SPI.
+ */
+static void
+run_event_trigger(FunctionCallInfo fcinfo, void (*body) (Node *parsetree))
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pipeline's partition event triggers must be called as event triggers"),
+				 errdetail("They keep partitioned staging tables whole."),
+				 errhint("Do not call them directly.")));
+	if (trigdata->parsetree == NULL)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	body(trigdata->parsetree);
+	SPI_finish();
+}
+
+/*
+ * pipeline_staging_ddl_start
+ *		Event trigger on ddl_command_start: refuses DETACH ... CONCURRENTLY
+ *		under a table pipelines read, and a DROP TABLE of a partition whose
+ *		rows are not all consumed and archived.
+ */
+Datum
+pipeline_staging_ddl_start(PG_FUNCTION_ARGS)
+{
+	run_event_trigger(fcinfo, staging_ddl_start);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_staging_ddl_end
+ *		Event trigger on ddl_command_end: guards new partitions of staging
+ *		tables, restamps the rows of attached ones, refuses a DETACH of one
+ *		whose rows are not all consumed and archived.
+ */
+Datum
+pipeline_staging_ddl_end(PG_FUNCTION_ARGS)
+{
+	run_event_trigger(fcinfo, staging_ddl_end);
+	PG_RETURN_VOID();
+}
