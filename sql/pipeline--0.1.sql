@@ -285,9 +285,9 @@ CREATE FUNCTION pipeline.staging_ddl_start() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'pipeline_staging_ddl_start'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.staging_ddl_start() IS
-    'event trigger: refuses a DROP of a staging table''s partition whose rows are not all consumed, and DETACH ... CONCURRENTLY';
+    'event trigger: refuses a DETACH or DROP of a staging table''s partition whose rows are not all consumed, and DETACH ... CONCURRENTLY';
 CREATE EVENT TRIGGER pipeline_staging_ddl_start ON ddl_command_start
-    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION pipeline.staging_ddl_start();
 REVOKE EXECUTE ON FUNCTION pipeline.staging_ddl_start() FROM PUBLIC;
 COMMENT ON EVENT TRIGGER pipeline_staging_ddl_start IS
@@ -296,7 +296,7 @@ CREATE FUNCTION pipeline.staging_ddl_end() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'pipeline_staging_ddl_end'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.staging_ddl_end() IS
-    'event trigger: guards new partitions of staging tables, makes the rows of an attached one new rows, refuses a DETACH of rows not all consumed';
+    'event trigger: guards new partitions of staging tables, makes the rows of an attached one new rows';
 CREATE EVENT TRIGGER pipeline_staging_ddl_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION pipeline.staging_ddl_end();

@@ -37,13 +37,13 @@
  * of an attached table become new rows of the staging table: they are
  * restamped with the attaching transaction (new _xid, new _seq), as the
  * table's owner, so that every pipeline merges them exactly once, whatever
- * _xid they were loaded with.  A DETACH is checked there too, once done in
- * the statement's transaction, and refused (rolled back) while the
- * partition holds rows a pipeline has not consumed or the archive has not
- * taken.  DETACH ... CONCURRENTLY, which commits half-way, is refused at
- * ddl_command_start, as is a DROP TABLE of a partition holding such rows
- * (its rows are gone by ddl_command_end): there the parent and the
- * partition are locked first, in the order DROP locks them.
+ * _xid they were loaded with.  At ddl_command_start, a DETACH or a DROP
+ * (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED) of a partition is
+ * refused while it holds rows a pipeline has not consumed or the archive
+ * has not taken; the parent and the partition are locked first, in the
+ * order the statement locks them, so no writer adds rows after the check.
+ * DETACH ... CONCURRENTLY, which commits half-way and lets writers in, is
+ * refused outright.
  *
  *-------------------------------------------------------------------------
  */
@@ -60,6 +60,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -123,27 +124,27 @@ find_readers(Oid relid, Readers *readers)
 
 /*
  * held_rows
- *		Why rows of 'rel' (the staging table 'source' or a partition of it,
- *		attached or just detached) cannot leave it now: a sentence naming a
- *		pipeline reading 'source' whose cursor has not consumed one of them,
- *		or saying that the table's retention archives them and has not yet;
- *		NULL when they may go.  The caller holds a lock that keeps writers
- *		and batches out of 'rel'; the rows and cursors are read with a
- *		snapshot taken now (not the transaction's, which may predate the
- *		lock), the rows as the table's owner, the cursors as the extension.
+ *		Why rows of 'rel' (the staging table 'source' or a partition of it)
+ *		cannot leave it now: a sentence naming a pipeline reading 'source'
+ *		whose cursor has not consumed one of them, or saying that the
+ *		table's retention archives them and has not yet; NULL when they may
+ *		go.  The caller holds a lock that keeps writers and batches out of
+ *		'rel'; the rows and cursors are read with a snapshot taken now (not
+ *		the transaction's, which may predate the lock), the rows through
+ *		'source' as its owner (who reads every partition's rows there), the
+ *		cursors as the extension.
  */
 static char *
 held_rows(Oid source, Oid rel)
 {
-	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
-	Datum		values[3];
-	char		nulls[3];
+	Oid			types[4] = {PG_SNAPSHOTOID, XID8OID, INT8OID, REGCLASSOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(source);
-	char	   *sql = psprintf("SELECT 1 FROM %s s WHERE s._xid >= pg_snapshot_xmin($1) "
-							   "AND NOT pg_visible_in_snapshot(s._xid, $1) "
-							   "AND NOT (s._xid IS NOT DISTINCT FROM $2 AND s._seq <= $3)",
-							   pipeline_qualified_name(rel));
+	const char *rows = psprintf("SELECT 1 FROM %s s WHERE %s", pipeline_qualified_name(source),
+								rel == source ? "true" :
+								"s.tableoid IN (SELECT relid FROM pg_catalog.pg_partition_tree($4))");
 	PipelineUserContext ctx;
 	SPITupleTable *cursors;
 	char	   *why = NULL;
@@ -159,7 +160,8 @@ held_rows(Oid source, Oid rel)
 					  1, &type, &value, NULL, true, 0);
 	cursors = SPI_tuptable;
 	pipeline_restore_user(&ctx);
-	pipeline_become_relation_owner(rel, &ctx);
+	values[3] = ObjectIdGetDatum(rel);
+	pipeline_become_relation_owner(source, &ctx);
 	for (int i = 0; i < n && why == NULL; i++)
 	{
 		bool		isnull;
@@ -169,14 +171,16 @@ held_rows(Oid source, Oid rel)
 			values[k] = SPI_getbinval(cursors->vals[i], cursors->tupdesc, k + 2, &isnull);
 			nulls[k] = isnull ? 'n' : ' ';
 		}
-		if (pipeline_exec(sql, 3, types, values, nulls, true, 1) > 0)
+		if (pipeline_exec(psprintf("%s AND s._xid >= pg_snapshot_xmin($1) "
+								   "AND NOT pg_visible_in_snapshot(s._xid, $1) "
+								   "AND NOT (s._xid IS NOT DISTINCT FROM $2 AND s._seq <= $3)", rows),
+						  4, types, values, nulls, true, 1) > 0)
 			why = psprintf("Pipeline \"%s\" has not consumed all of its rows yet.",
 						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));
 	}
 	if (why == NULL && n > 0 &&
 		DatumGetBool(SPI_getbinval(cursors->vals[0], cursors->tupdesc, 5, &archives)) &&
-		pipeline_exec(psprintf("SELECT 1 FROM %s", pipeline_qualified_name(rel)),
-					  0, NULL, NULL, NULL, true, 1) > 0)
+		pipeline_exec(rows, 4, types, values, "nnn ", true, 1) > 0)
 		why = psprintf("The retention setting of %s archives its consumed rows, and some are not archived yet.",
 					   pipeline_qualified_name(source));
 	pipeline_restore_user(&ctx);
@@ -365,14 +369,14 @@ refuse_truncate(Oid relid, const Readers *readers)
 				 errmsg("cannot truncate staging table %s in replica mode", name),
 				 errdetail("A TRUNCATE replicated from a publisher (session_replication_role is replica) removes rows the publisher no longer has, and pipelines %s reading %s would never learn it.",
 						   readers->names, pipeline_qualified_name(readers->source)),
-				 errhint("Use pipeline.capture() on a table that logical replication writes, and create the pipelines on it.")));
+				 errhint("Read a table that logical replication writes through pipeline.capture(), not as a staging table.")));
 	why = held_rows(readers->source, relid);
 	if (why != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot truncate staging table %s", name),
 				 errdetail("%s", why),
-				 errhint("Truncate it once pipelines %s have consumed every row (and the retention archived them); use pipeline.capture() for a table whose rows change.",
+				 errhint("Truncate it once pipelines %s have consumed every row (and the retention archived them); read a table whose rows change through pipeline.capture().",
 						 readers->names)));
 }
 
@@ -418,7 +422,7 @@ pipeline_guard_staging(PG_FUNCTION_ARGS)
 						pipeline_qualified_name(relid)),
 				 errdetail("Pipelines %s read %s and consume each row once, as it was inserted: the change would never reach their targets.",
 						   readers.names, pipeline_qualified_name(readers.source)),
-				 errhint("Use pipeline.capture() for a table whose rows change, or insert corrections as new rows.")));
+				 errhint("Insert corrections as new rows; read a table whose rows change through pipeline.capture(), not as a staging table.")));
 	SPI_finish();
 	return PointerGetDatum(row);
 }
@@ -518,51 +522,30 @@ partition_added(Oid partition, bool attached)
 }
 
 /*
- * partition_detached
- *		A DETACH just ran in this transaction: refused (the transaction
- *		fails) while the detached table holds rows a pipeline reading the
- *		former parent has not consumed, or the archive has not taken.
+ * partition_leaving
+ *		Before a DROP of table 'relid' (one of 'dropped') or a DETACH of it
+ *		('detach'): when it is a partition of a table pipelines read (and a
+ *		DROP does not take that table too, which the sql_drop trigger
+ *		judges), locks its parent and it as the statement will, then
+ *		refuses while it holds rows a pipeline has not consumed or the
+ *		archive has not taken.  Statements the caller may not run are left
+ *		to their own privilege checks.
  */
 static void
-partition_detached(Oid parent, Oid partition)
-{
-	Readers		readers;
-	char	   *why;
-
-	if (!find_readers(parent, &readers))
-		return;
-	why = held_rows(readers.source, partition);
-	if (why != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot detach partition %s of staging table %s",
-						pipeline_qualified_name(partition), pipeline_qualified_name(readers.source)),
-				 errdetail("%s", why),
-				 errhint("Detach it once pipelines %s have consumed its rows (and the retention archived them).",
-						 readers.names)));
-}
-
-/*
- * partition_dropping
- *		Before a DROP TABLE of 'relid': when it is a partition of a table
- *		pipelines read (and the DROP does not take that table too, which
- *		the sql_drop trigger judges), locks its parent and it as the DROP
- *		will, then refuses while it holds rows a pipeline has not consumed
- *		or the archive has not taken.  Tables the caller may not drop are
- *		left to the DROP's own privilege check.
- */
-static void
-partition_dropping(Oid relid, List *dropped)
+partition_leaving(Oid relid, List *dropped, bool detach)
 {
 	Readers		readers;
 	Oid			parent;
+	Oid			userid = GetUserId();
 	char	   *why;
 
-	if (!get_rel_relispartition(relid) ||
-		!(pg_class_ownercheck(relid, GetUserId()) ||
-		  pg_namespace_ownercheck(get_rel_namespace(relid), GetUserId())))
+	if (!get_rel_relispartition(relid))
 		return;
 	parent = get_partition_parent(relid, true);
+	if (detach ? !pg_class_ownercheck(parent, userid)
+		: !(pg_class_ownercheck(relid, userid) ||
+			pg_namespace_ownercheck(get_rel_namespace(relid), userid)))
+		return;
 	if (!find_readers(parent, &readers) || list_member_oid(dropped, readers.source))
 		return;
 	LockRelationOid(parent, AccessExclusiveLock);
@@ -571,36 +554,75 @@ partition_dropping(Oid relid, List *dropped)
 	if (why != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot drop partition %s of staging table %s",
+				 errmsg("cannot %s partition %s of staging table %s", detach ? "detach" : "drop",
 						pipeline_qualified_name(relid), pipeline_qualified_name(readers.source)),
 				 errdetail("%s", why),
-				 errhint("Drop it once pipelines %s have consumed its rows (and the retention archived them).",
-						 readers.names)));
+				 errhint("%s it once pipelines %s have consumed its rows (and the retention archived them).",
+						 detach ? "Detach" : "Drop", readers.names)));
 }
 
 /*
  * dropped_tables
- *		The tables a DROP TABLE statement names that exist.
+ *		The tables a DROP statement takes that can be partitions: those a
+ *		DROP TABLE names, those in the schemas of a DROP SCHEMA ... CASCADE,
+ *		those the roles of a DROP OWNED own.  Names that do not resolve are
+ *		left to the statement.
  */
 static List *
-dropped_tables(DropStmt *stmt)
+dropped_tables(Node *parsetree)
 {
 	List	   *result = NIL;
+	Datum	   *oids;
+	int			noids = 0;
+	const char *sql;
+	Oid			type = OIDARRAYOID;
+	Datum		value;
 	ListCell   *lc;
+	int			n;
 
-	foreach(lc, stmt->objects)
+	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
 	{
-		Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)), NoLock, true);
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+		{
+			Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)), NoLock, true);
 
-		if (OidIsValid(relid))
-			result = lappend_oid(result, relid);
+			if (OidIsValid(relid))
+				result = lappend_oid(result, relid);
+		}
+		return result;
+	}
+	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_SCHEMA &&
+		((DropStmt *) parsetree)->behavior == DROP_CASCADE)
+	{
+		oids = palloc(sizeof(Datum) * list_length(((DropStmt *) parsetree)->objects));
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+			oids[noids++] = ObjectIdGetDatum(get_namespace_oid(strVal(lfirst(lc)), true));
+		sql = "SELECT oid FROM pg_catalog.pg_class WHERE relnamespace = ANY ($1) AND relkind IN ('r', 'p')";
+	}
+	else if (IsA(parsetree, DropOwnedStmt))
+	{
+		oids = palloc(sizeof(Datum) * list_length(((DropOwnedStmt *) parsetree)->roles));
+		foreach(lc, ((DropOwnedStmt *) parsetree)->roles)
+			oids[noids++] = ObjectIdGetDatum(get_rolespec_oid(lfirst(lc), true));
+		sql = "SELECT oid FROM pg_catalog.pg_class WHERE relowner = ANY ($1) AND relkind IN ('r', 'p')";
+	}
+	else
+		return NIL;
+	value = PointerGetDatum(construct_array(oids, noids, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	n = pipeline_exec_internal(sql, 1, &type, &value, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result, DatumGetObjectId(pipeline_result_datum(i, 0, &isnull)));
 	}
 	return result;
 }
 
 /*
- * detach_command
- *		The DETACH PARTITION command of an ALTER TABLE statement, or NULL.
+ * partition_command
+ *		The command of that type (ATTACH or DETACH PARTITION) of an ALTER
+ *		TABLE statement, or NULL.
  */
 static PartitionCmd *
 partition_command(AlterTableStmt *stmt, AlterTableType type)
@@ -626,25 +648,29 @@ partition_command(AlterTableStmt *stmt, AlterTableType type)
 static void
 staging_ddl_start(Node *parsetree)
 {
-	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
+	if (IsA(parsetree, DropStmt) || IsA(parsetree, DropOwnedStmt))
 	{
-		List	   *dropped = dropped_tables((DropStmt *) parsetree);
+		List	   *dropped = dropped_tables(parsetree);
 		ListCell   *lc;
 
 		foreach(lc, dropped)
-			partition_dropping(lfirst_oid(lc), dropped);
+			partition_leaving(lfirst_oid(lc), dropped, false);
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
 		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
 		PartitionCmd *cmd = partition_command(stmt, AT_DetachPartition);
 		Oid			parent;
+		Oid			partition;
 		Readers		readers;
 
-		if (cmd == NULL || !cmd->concurrent)
+		if (cmd == NULL)
 			return;
 		parent = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (OidIsValid(parent) && find_readers(parent, &readers))
+		partition = RangeVarGetRelid(cmd->name, NoLock, true);
+		if (!OidIsValid(parent) || !OidIsValid(partition))
+			return;
+		if (cmd->concurrent && find_readers(parent, &readers))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot detach a partition of staging table %s concurrently",
@@ -652,6 +678,7 @@ staging_ddl_start(Node *parsetree)
 					 errdetail("DETACH ... CONCURRENTLY commits before it ends, so rows written to the partition meanwhile could be missed by pipelines %s.",
 							   readers.names),
 					 errhint("Detach it without CONCURRENTLY once the pipelines have consumed its rows.")));
+		partition_leaving(partition, NIL, true);
 	}
 }
 
@@ -671,23 +698,14 @@ staging_ddl_end(Node *parsetree)
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
-		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-		PartitionCmd *attach = partition_command(stmt, AT_AttachPartition);
-		PartitionCmd *detach = partition_command(stmt, AT_DetachPartition);
-		Oid			parent = RangeVarGetRelid(stmt->relation, NoLock, true);
+		PartitionCmd *attach = partition_command((AlterTableStmt *) parsetree, AT_AttachPartition);
 		Oid			partition;
 
-		if (detach == NULL)
-			detach = partition_command(stmt, AT_DetachPartitionFinalize);
-		if (!OidIsValid(parent) || (attach == NULL && detach == NULL))
+		if (attach == NULL)
 			return;
-		partition = RangeVarGetRelid(attach ? attach->name : detach->name, NoLock, true);
-		if (!OidIsValid(partition))
-			return;
-		if (attach != NULL)
+		partition = RangeVarGetRelid(attach->name, NoLock, true);
+		if (OidIsValid(partition) && get_rel_relispartition(partition))
 			partition_added(partition, true);
-		else
-			partition_detached(parent, partition);
 	}
 }
 
@@ -717,8 +735,8 @@ run_event_trigger(FunctionCallInfo fcinfo, void (*body) (Node *parsetree))
 /*
  * pipeline_staging_ddl_start
  *		Event trigger on ddl_command_start: refuses DETACH ... CONCURRENTLY
- *		under a table pipelines read, and a DROP TABLE of a partition whose
- *		rows are not all consumed and archived.
+ *		under a table pipelines read, and a DETACH or DROP of a partition
+ *		whose rows are not all consumed and archived.
  */
 Datum
 pipeline_staging_ddl_start(PG_FUNCTION_ARGS)
@@ -730,8 +748,7 @@ pipeline_staging_ddl_start(PG_FUNCTION_ARGS)
 /*
  * pipeline_staging_ddl_end
  *		Event trigger on ddl_command_end: guards new partitions of staging
- *		tables, restamps the rows of attached ones, refuses a DETACH of one
- *		whose rows are not all consumed and archived.
+ *		tables and restamps the rows of attached ones.
  */
 Datum
 pipeline_staging_ddl_end(PG_FUNCTION_ARGS)
