@@ -158,6 +158,13 @@ CALL pipeline.run('sc_ev');
 CALL pipeline.run('sc_ev');
 SELECT * FROM ev_cur ORDER BY id;
 DELETE FROM ev_mar;
+-- a table attached without the stamping defaults gets them: rows addressed
+-- to it later are stamped as through the parent
+CREATE TABLE ev_jun (id int, day date, amount int, _xid xid8 NOT NULL, _seq bigint NOT NULL);
+ALTER TABLE ev ATTACH PARTITION ev_jun FOR VALUES FROM ('2026-06-01') TO ('2026-07-01');
+INSERT INTO ev_jun (id, day, amount) VALUES (10, '2026-06-01', 100);
+CALL pipeline.run('sc_ev');
+DROP TABLE ev_jun;
 
 -- DETACH and DROP of a partition with rows not consumed are refused...
 INSERT INTO ev_jan VALUES (7, '2026-01-07', 70);

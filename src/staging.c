@@ -461,21 +461,64 @@ restamp_rows(void *arg)
 }
 
 /*
+ * stamp_defaults
+ *		The staging table's defaults of _xid and _seq as the SET list of an
+ *		UPDATE ("_xid = <default>, _seq = <default>"), read from the parent
+ *		of 'partition', just attached; gives the partition those it lacks
+ *		(a table created without them), as its owner, so that rows
+ *		addressed to it are stamped as rows inserted through the parent.
+ */
+static char *
+stamp_defaults(Oid partition)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(get_partition_parent(partition, false)),
+	ObjectIdGetDatum(partition)};
+	StringInfoData set;
+	StringInfoData alter;
+	int			n;
+
+	initStringInfo(&set);
+	initStringInfo(&alter);
+	n = pipeline_exec_internal("SELECT quote_ident(a.attname), pg_get_expr(d.adbin, d.adrelid), c.atthasdef "
+							   "FROM pg_attribute a "
+							   "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+							   "JOIN pg_attribute c ON c.attrelid = $2 AND c.attname = a.attname "
+							   "WHERE a.attrelid = $1 AND a.attname IN ('_xid', '_seq') ORDER BY a.attname DESC",
+							   2, types, values, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *column = pipeline_result_text(i, 0);
+		char	   *expr = pipeline_result_text(i, 1);
+
+		appendStringInfo(&set, "%s%s = %s", set.len ? ", " : "", column, expr);
+		if (!DatumGetBool(pipeline_result_datum(i, 2, &isnull)))
+			appendStringInfo(&alter, "%sALTER COLUMN %s SET DEFAULT %s", alter.len ? ", " : "",
+							 column, expr);
+	}
+	if (alter.len > 0)
+		pipeline_exec_as_relation_owner(partition, psprintf("ALTER TABLE %s %s",
+															pipeline_qualified_name(partition),
+															alter.data),
+										0, NULL, NULL, NULL);
+	return set.data;
+}
+
+/*
  * restamp_attached
  *		The rows of 'partition', just attached under 'source' (which
  *		pipelines read), become rows of the attaching transaction: they were
  *		loaded elsewhere, with an _xid the pipelines' cursors may have
- *		passed.  Refused when pipelines read the attached table itself: its
- *		rows would become new to them too.
+ *		passed.  'set' assigns the staging table's defaults.  Refused when
+ *		pipelines read the attached table itself: its rows would become new
+ *		to them too.
  */
 static void
-restamp_attached(Oid partition, const Readers *readers)
+restamp_attached(Oid partition, const Readers *readers, const char *set)
 {
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(readers->source);
 	Readers		own;
 	PipelineUserContext ctx;
-	char	   *sql;
 
 	if (find_readers(partition, &own) && own.source == partition)
 		ereport(ERROR,
@@ -487,16 +530,9 @@ restamp_attached(Oid partition, const Readers *readers)
 						   pipeline_qualified_name(readers->source)),
 				 errhint("Drop those pipelines first, or insert the rows into %s instead.",
 						 pipeline_qualified_name(readers->source))));
-	pipeline_become_internal(&ctx);
-	pipeline_exec("SELECT string_agg(format('%I = %s', a.attname, pg_get_expr(d.adbin, d.adrelid)), ', ') "
-				  "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-				  "WHERE a.attrelid = $1 AND a.attname IN ('_xid', '_seq')",
-				  1, &type, &value, NULL, true, 1);
-	sql = psprintf("UPDATE %s SET %s", pipeline_qualified_name(partition),
-				   pipeline_result_text(0, 0));
-	pipeline_restore_user(&ctx);
 	pipeline_become_relation_owner(partition, &ctx);
-	pipeline_own_staging_writes(partition, restamp_rows, sql);
+	pipeline_own_staging_writes(partition, restamp_rows,
+								psprintf("UPDATE %s SET %s", pipeline_qualified_name(partition), set));
 	pipeline_restore_user(&ctx);
 }
 
@@ -504,8 +540,9 @@ restamp_attached(Oid partition, const Readers *readers)
  * partition_added
  *		A table just became a partition (CREATE TABLE ... PARTITION OF,
  *		ATTACH PARTITION; 'attached' for the latter): under a guarded table
- *		it gets the guards, and under a table pipelines read the rows it
- *		brings are restamped.
+ *		it gets the guards; an attached one gets the stamping defaults it
+ *		lacks, and under a table pipelines read the rows it brings are
+ *		restamped.
  */
 static void
 partition_added(Oid partition, bool attached)
@@ -515,8 +552,13 @@ partition_added(Oid partition, bool attached)
 
 	if (!guarded_ancestor(partition))
 		return;
-	if (attached && find_readers(get_partition_parent(partition, false), &readers))
-		restamp_attached(partition, &readers);
+	if (attached)
+	{
+		char	   *set = stamp_defaults(partition);
+
+		if (find_readers(get_partition_parent(partition, false), &readers))
+			restamp_attached(partition, &readers, set);
+	}
 	foreach(lc, unguarded_tables(partition))
 		add_guards(lfirst_oid(lc), false);
 }
