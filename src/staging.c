@@ -99,20 +99,25 @@ typedef struct Readers
 static bool
 find_readers(Oid relid, Readers *readers)
 {
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relid);
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(GetUserId())};
 	PipelineUserContext ctx;
 	int			n;
 	bool		isnull;
 
+	/* names of other roles' pipelines are theirs: not named */
 	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT d.source::oid, string_agg(format('\"%s\"', d.name), ', ' ORDER BY d.name) "
-					  "FROM pipeline.pipeline_defs d "
-					  "JOIN (SELECT $1::regclass, 0::bigint UNION ALL "
-					  "      SELECT * FROM pg_partition_ancestors($1) WITH ORDINALITY) a(relid, depth) "
-					  "  ON a.relid = d.source::oid "
-					  "GROUP BY d.source, a.depth ORDER BY a.depth LIMIT 1",
-					  1, &type, &value, NULL, true, 1);
+	n = pipeline_exec("SELECT source, string_agg(name, ', ' ORDER BY own DESC, name) FROM ("
+					  "  SELECT DISTINCT d.source::oid AS source, a.depth, "
+					  "         pg_has_role($2, d.owner, 'USAGE') AS own, "
+					  "         CASE WHEN pg_has_role($2, d.owner, 'USAGE') THEN format('\"%s\"', d.name) "
+					  "              ELSE 'a pipeline of another role' END AS name "
+					  "    FROM pipeline.pipeline_defs d "
+					  "    JOIN (SELECT $1::regclass, 0::bigint UNION ALL "
+					  "          SELECT * FROM pg_partition_ancestors($1) WITH ORDINALITY) a(relid, depth) "
+					  "      ON a.relid = d.source::oid) r "
+					  "GROUP BY source, depth ORDER BY depth LIMIT 1",
+					  2, types, values, NULL, true, 1);
 	if (n == 1)
 	{
 		readers->source = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
@@ -140,7 +145,7 @@ held_rows(Oid source, Oid rel)
 	Oid			types[4] = {PG_SNAPSHOTOID, XID8OID, INT8OID, REGCLASSOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Oid			type = OIDOID;
+	Oid			userid = GetUserId();
 	Datum		value = ObjectIdGetDatum(source);
 	const char *rows = psprintf("SELECT 1 FROM %s s WHERE %s", pipeline_qualified_name(source),
 								rel == source ? "true" :
@@ -153,11 +158,15 @@ held_rows(Oid source, Oid rel)
 
 	PushActiveSnapshot(GetLatestSnapshot());
 	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT d.name, c.consumed, c.partial_xid, c.partial_seq, "
+	n = pipeline_exec("SELECT CASE WHEN pg_has_role($2, d.owner, 'USAGE') "
+					  "            THEN format('Pipeline \"%s\"', d.name) "
+					  "            ELSE 'A pipeline of another role' END, "
+					  "c.consumed, c.partial_xid, c.partial_seq, "
 					  "EXISTS (SELECT 1 FROM pipeline.retention r WHERE r.source = d.source AND r.archive) "
 					  "FROM pipeline.pipeline_defs d JOIN pipeline.cursors c ON c.pipeline_id = d.id "
-					  "WHERE d.source = $1 ORDER BY d.name",
-					  1, &type, &value, NULL, true, 0);
+					  "WHERE d.source = $1 ORDER BY pg_has_role($2, d.owner, 'USAGE') DESC, d.name",
+					  2, (Oid[]) {OIDOID, OIDOID}, (Datum[]) {value, ObjectIdGetDatum(userid)},
+					  NULL, true, 0);
 	cursors = SPI_tuptable;
 	pipeline_restore_user(&ctx);
 	values[3] = ObjectIdGetDatum(rel);
@@ -175,7 +184,7 @@ held_rows(Oid source, Oid rel)
 								   "AND NOT pg_visible_in_snapshot(s._xid, $1) "
 								   "AND NOT (s._xid IS NOT DISTINCT FROM $2 AND s._seq <= $3)", rows),
 						  4, types, values, nulls, true, 1) > 0)
-			why = psprintf("Pipeline \"%s\" has not consumed all of its rows yet.",
+			why = psprintf("%s has not consumed all of its rows yet.",
 						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));
 	}
 	if (why == NULL && n > 0 &&
@@ -367,8 +376,8 @@ refuse_truncate(Oid relid, const Readers *readers)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot truncate staging table %s in replica mode", name),
-				 errdetail("A TRUNCATE replicated from a publisher (session_replication_role is replica) removes rows the publisher no longer has, and pipelines %s reading %s would never learn it.",
-						   readers->names, pipeline_qualified_name(readers->source)),
+				 errdetail("A TRUNCATE replicated from a publisher (session_replication_role is replica) removes rows the publisher no longer has, and the pipelines reading %s (%s) would never learn it.",
+						   pipeline_qualified_name(readers->source), readers->names),
 				 errhint("Read a table that logical replication writes through pipeline.capture(), not as a staging table.")));
 	why = held_rows(readers->source, relid);
 	if (why != NULL)
@@ -376,7 +385,7 @@ refuse_truncate(Oid relid, const Readers *readers)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot truncate staging table %s", name),
 				 errdetail("%s", why),
-				 errhint("Truncate it once pipelines %s have consumed every row (and the retention archived them); read a table whose rows change through pipeline.capture().",
+				 errhint("Truncate it once the pipelines reading it (%s) have consumed every row (and the retention archived them); read a table whose rows change through pipeline.capture().",
 						 readers->names)));
 }
 
@@ -420,8 +429,8 @@ pipeline_guard_staging(PG_FUNCTION_ARGS)
 				 errmsg("cannot %s staging table %s",
 						TRIGGER_FIRED_BY_UPDATE(ev) ? "update" : "delete from",
 						pipeline_qualified_name(relid)),
-				 errdetail("Pipelines %s read %s and consume each row once, as it was inserted: the change would never reach their targets.",
-						   readers.names, pipeline_qualified_name(readers.source)),
+				 errdetail("The pipelines reading %s (%s) consume each row once, as it was inserted: the change would never reach their targets.",
+						   pipeline_qualified_name(readers.source), readers.names),
 				 errhint("Insert corrections as new rows; read a table whose rows change through pipeline.capture(), not as a staging table.")));
 	SPI_finish();
 	return PointerGetDatum(row);
@@ -525,9 +534,9 @@ restamp_attached(Oid partition, const Readers *readers, const char *set)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot attach %s to staging table %s", pipeline_qualified_name(partition),
 						pipeline_qualified_name(readers->source)),
-				 errdetail("Pipelines %s read %s itself; its rows become new rows of %s when it is attached, and they would read them again.",
-						   own.names, pipeline_qualified_name(partition),
-						   pipeline_qualified_name(readers->source)),
+				 errdetail("Its rows become new rows of %s when it is attached, and the pipelines reading %s itself (%s) would read them again.",
+						   pipeline_qualified_name(readers->source),
+						   pipeline_qualified_name(partition), own.names),
 				 errhint("Drop those pipelines first, or insert the rows into %s instead.",
 						 pipeline_qualified_name(readers->source))));
 	pipeline_become_relation_owner(partition, &ctx);
@@ -599,8 +608,9 @@ partition_leaving(Oid relid, List *dropped, bool detach)
 				 errmsg("cannot %s partition %s of staging table %s", detach ? "detach" : "drop",
 						pipeline_qualified_name(relid), pipeline_qualified_name(readers.source)),
 				 errdetail("%s", why),
-				 errhint("%s it once pipelines %s have consumed its rows (and the retention archived them).",
-						 detach ? "Detach" : "Drop", readers.names)));
+				 errhint("%s it once the pipelines reading %s (%s) have consumed its rows (and the retention archived them).",
+						 detach ? "Detach" : "Drop", pipeline_qualified_name(readers.source),
+						 readers.names)));
 }
 
 /*
@@ -717,7 +727,7 @@ staging_ddl_start(Node *parsetree)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot detach a partition of staging table %s concurrently",
 							pipeline_qualified_name(readers.source)),
-					 errdetail("DETACH ... CONCURRENTLY commits before it ends, so rows written to the partition meanwhile could be missed by pipelines %s.",
+					 errdetail("DETACH ... CONCURRENTLY commits before it ends, so rows written to the partition meanwhile could be missed by the pipelines reading the table (%s).",
 							   readers.names),
 					 errhint("Detach it without CONCURRENTLY once the pipelines have consumed its rows.")));
 		partition_leaving(partition, NIL, true);
