@@ -153,7 +153,7 @@ held_rows(Oid source, Oid rel)
 	PipelineUserContext ctx;
 	SPITupleTable *cursors;
 	char	   *why = NULL;
-	bool		archives;
+	bool		isnull;
 	int			n;
 
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -173,8 +173,6 @@ held_rows(Oid source, Oid rel)
 	pipeline_become_relation_owner(source, &ctx);
 	for (int i = 0; i < n && why == NULL; i++)
 	{
-		bool		isnull;
-
 		for (int k = 0; k < 3; k++)
 		{
 			values[k] = SPI_getbinval(cursors->vals[i], cursors->tupdesc, k + 2, &isnull);
@@ -188,7 +186,7 @@ held_rows(Oid source, Oid rel)
 						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));
 	}
 	if (why == NULL && n > 0 &&
-		DatumGetBool(SPI_getbinval(cursors->vals[0], cursors->tupdesc, 5, &archives)) &&
+		DatumGetBool(SPI_getbinval(cursors->vals[0], cursors->tupdesc, 5, &isnull)) &&
 		pipeline_exec(rows, 4, types, values, "nnn ", true, 1) > 0)
 		why = psprintf("The retention setting of %s archives its consumed rows, and some are not archived yet.",
 					   pipeline_qualified_name(source));
@@ -252,13 +250,13 @@ unguarded_tables(Oid relid)
 	int			n;
 
 	n = pipeline_exec_internal("SELECT t.relid FROM (SELECT $1::regclass AS relid, 0 AS level "
-					  "  UNION SELECT relid, level FROM pg_catalog.pg_partition_tree($1)) t "
-					  "JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p') "
-					  "WHERE (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid "
-					  "       AND g.tgname IN ('" GUARD_TRIGGER "', '" GUARD_REPLICA_TRIGGER "')) "
-					  "    < CASE WHEN t.relid = $1 THEN 2 ELSE 1 END "
-					  "ORDER BY t.level, t.relid",
-					  1, &type, &value, NULL);
+							   "  UNION SELECT relid, level FROM pg_catalog.pg_partition_tree($1)) t "
+							   "JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p') "
+							   "WHERE (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid "
+							   "       AND g.tgname IN ('" GUARD_TRIGGER "', '" GUARD_REPLICA_TRIGGER "')) "
+							   "    < CASE WHEN t.relid = $1 THEN 2 ELSE 1 END "
+							   "ORDER BY t.level, t.relid",
+							   1, &type, &value, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -773,9 +771,9 @@ run_event_trigger(FunctionCallInfo fcinfo, void (*body) (Node *parsetree))
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("pipeline's partition event triggers must be called as event triggers"),
+				 errmsg("pipeline.staging_ddl_start and pipeline.staging_ddl_end must be called as event triggers"),
 				 errdetail("They keep partitioned staging tables whole."),
-				 errhint("Do not call them directly.")));
+				 errhint("Do not call them directly; the extension's event triggers do.")));
 	if (trigdata->parsetree == NULL)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
