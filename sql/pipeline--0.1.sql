@@ -298,7 +298,7 @@ CREATE FUNCTION pipeline.staging_ddl_end() RETURNS event_trigger
 COMMENT ON FUNCTION pipeline.staging_ddl_end() IS
     'event trigger: guards new partitions of staging tables, makes the rows of an attached one new rows';
 CREATE EVENT TRIGGER pipeline_staging_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION pipeline.staging_ddl_end();
 REVOKE EXECUTE ON FUNCTION pipeline.staging_ddl_end() FROM PUBLIC;
 COMMENT ON EVENT TRIGGER pipeline_staging_ddl_end IS

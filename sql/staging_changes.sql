@@ -132,8 +132,12 @@ CREATE TABLE ev_cur (id int PRIMARY KEY, day date, amount int);
 SELECT pipeline.create_pipeline('sc_ev', '"Stag Ing".ev', '"Stag Ing".ev_cur',
                                 key => ARRAY['id']) > 0 AS created;
 CREATE TABLE ev_feb PARTITION OF ev FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+CREATE SCHEMA sc_later
+    CREATE TABLE ev_jul PARTITION OF "Stag Ing".ev FOR VALUES FROM ('2026-07-01') TO ('2026-08-01');
 SELECT tgrelid::regclass AS "table", tgname, tgenabled FROM pg_trigger
- WHERE tgrelid IN ('ev'::regclass, 'ev_jan'::regclass, 'ev_feb'::regclass) ORDER BY 1, 2;
+ WHERE tgrelid IN ('ev'::regclass, 'ev_jan'::regclass, 'ev_feb'::regclass, 'sc_later.ev_jul'::regclass)
+ ORDER BY 1, 2;
+DROP SCHEMA sc_later CASCADE;
 -- rows through the parent and addressed to a partition
 INSERT INTO ev VALUES (1, '2026-01-05', 10), (2, '2026-02-05', 20);
 INSERT INTO ev_feb VALUES (3, '2026-02-06', 30);

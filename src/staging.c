@@ -739,12 +739,23 @@ staging_ddl_start(Node *parsetree)
 static void
 staging_ddl_end(Node *parsetree)
 {
-	if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound != NULL)
+	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateSchemaStmt))
 	{
-		Oid			relid = RangeVarGetRelid(((CreateStmt *) parsetree)->relation, NoLock, true);
+		/* the tables it created, those of CREATE SCHEMA's elements too */
+		int			n = pipeline_exec("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+									  "WHERE command_tag = 'CREATE TABLE' AND object_type = 'table'",
+									  0, NULL, NULL, NULL, true, 0);
+		SPITupleTable *created = SPI_tuptable;
 
-		if (OidIsValid(relid) && get_rel_relispartition(relid))
-			partition_added(relid, false);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(created->vals[i], created->tupdesc, 1,
+															   &isnull));
+
+			if (get_rel_relispartition(relid))
+				partition_added(relid, false);
+		}
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
