@@ -306,6 +306,39 @@ REVOKE EXECUTE ON FUNCTION pipeline.on_ddl_command_end() FROM PUBLIC;
 COMMENT ON EVENT TRIGGER pipeline_on_ddl_command_end IS
     'keeps the change log of a captured partitioned table exact after DDL on its partitions (see pipeline.on_ddl_command_end)';
 
+/*
+ * Staging tables stay append-only while pipelines read them (staging.c):
+ * guard triggers refuse UPDATE and DELETE, and a TRUNCATE that would lose
+ * rows; partitions created, attached, detached or dropped later keep it so.
+ */
+CREATE FUNCTION pipeline.guard_staging() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pipeline_guard_staging'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.guard_staging() IS
+    'trigger: refuses UPDATE and DELETE on a staging table pipelines read, and a TRUNCATE of rows not all consumed';
+CREATE FUNCTION pipeline.staging_ddl_start() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pipeline_staging_ddl_start'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.staging_ddl_start() IS
+    'event trigger: refuses a DETACH or DROP of a staging table''s partition whose rows are not all consumed, and DETACH ... CONCURRENTLY';
+CREATE EVENT TRIGGER pipeline_staging_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION pipeline.staging_ddl_start();
+REVOKE EXECUTE ON FUNCTION pipeline.staging_ddl_start() FROM PUBLIC;
+COMMENT ON EVENT TRIGGER pipeline_staging_ddl_start IS
+    'keeps partitioned staging tables whole (see pipeline.staging_ddl_start)';
+CREATE FUNCTION pipeline.staging_ddl_end() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pipeline_staging_ddl_end'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.staging_ddl_end() IS
+    'event trigger: guards new partitions of staging tables, makes the rows of an attached one new rows';
+CREATE EVENT TRIGGER pipeline_staging_ddl_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE SCHEMA')
+    EXECUTE FUNCTION pipeline.staging_ddl_end();
+REVOKE EXECUTE ON FUNCTION pipeline.staging_ddl_end() FROM PUBLIC;
+COMMENT ON EVENT TRIGGER pipeline_staging_ddl_end IS
+    'keeps partitioned staging tables whole (see pipeline.staging_ddl_end)';
+
 /* Row-level security: a role sees the pipelines it is a member of the owner of. */
 CREATE FUNCTION pipeline.may_manage(pipeline_id bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE

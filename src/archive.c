@@ -399,31 +399,26 @@ use_dictionary(BatchWriter *w)
 
 /* ------------------------------------------------------------ batches */
 
-/*
- * delete_archived
- *		Deletes the rows of the batch from the staging table, by table (a
- *		partition) and ctid; returns how many it found.  The statement is
- *		planned generically, not for the list at hand: a list of thousands
- *		of ctids is costed above a scan of the whole table, and the index
- *		cannot help when one transaction staged them all.
- */
-static int64
-delete_archived(BatchWriter *w)
+/* A batch's rows to delete, and how many were. */
+typedef struct DeleteCall
 {
-	int			n = w->enc->rows;
-	Oid			types[2] = {OIDOID, TIDARRAYOID};
+	BatchWriter *w;
+	int64		deleted;
+} DeleteCall;
+
+/*
+ * delete_batch_rows
+ *		pipeline_own_staging_writes callback of delete_archived: one DELETE
+ *		per table (a partition) the batch's rows are in.
+ */
+static void
+delete_batch_rows(void *arg)
+{
+	DeleteCall *call = arg;
+	int			n = call->w->enc->rows;
 	Datum	   *tids = palloc(sizeof(Datum) * n);
 	bool	   *done = palloc0(sizeof(bool) * n);
-	PipelineUserContext ctx;
-	int64		deleted = 0;
 
-	pipeline_become_role(w->r->owner, "pg_catalog, pg_temp", &ctx);
-	if (w->delete_plan == NULL)
-		w->delete_plan = SPI_prepare_cursor(psprintf("DELETE FROM %s s WHERE s.tableoid = $1 "
-													 "AND s.ctid = ANY ($2)", w->source_name),
-											2, types, CURSOR_OPT_GENERIC_PLAN);
-	if (w->delete_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[2];
@@ -434,21 +429,46 @@ delete_archived(BatchWriter *w)
 			continue;
 		/* one statement per table: a partitioned source's rows may be in several */
 		for (int j = i; j < n; j++)
-			if (!done[j] && w->rels[j] == w->rels[i])
+			if (!done[j] && call->w->rels[j] == call->w->rels[i])
 			{
-				tids[k++] = PointerGetDatum(&w->tids[j]);
+				tids[k++] = PointerGetDatum(&call->w->tids[j]);
 				done[j] = true;
 			}
-		values[0] = ObjectIdGetDatum(w->rels[i]);
+		values[0] = ObjectIdGetDatum(call->w->rels[i]);
 		values[1] = PointerGetDatum(construct_array(tids, k, TIDOID, sizeof(ItemPointerData),
 													false, TYPALIGN_SHORT));
-		ret = SPI_execute_plan(w->delete_plan, values, NULL, false, 0);
+		ret = SPI_execute_plan(call->w->delete_plan, values, NULL, false, 0);
 		if (ret < 0)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		deleted += SPI_processed;
+		call->deleted += SPI_processed;
 	}
+}
+
+/*
+ * delete_archived
+ *		Deletes the rows of the batch from the staging table, by table (a
+ *		partition) and ctid; returns how many it found.  The statement is
+ *		planned generically, not for the list at hand: a list of thousands
+ *		of ctids is costed above a scan of the whole table, and the index
+ *		cannot help when one transaction staged them all.  The table's
+ *		guards let it through (staging.c).
+ */
+static int64
+delete_archived(BatchWriter *w)
+{
+	DeleteCall	call = {w, 0};
+	PipelineUserContext ctx;
+
+	pipeline_become_role(w->r->owner, "pg_catalog, pg_temp", &ctx);
+	if (w->delete_plan == NULL)
+		w->delete_plan = SPI_prepare_cursor(psprintf("DELETE FROM %s s WHERE s.tableoid = $1 "
+													 "AND s.ctid = ANY ($2)", w->source_name),
+											2, (Oid[]) {OIDOID, TIDARRAYOID}, CURSOR_OPT_GENERIC_PLAN);
+	if (w->delete_plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	pipeline_own_staging_writes(w->r->source, delete_batch_rows, &call);
 	pipeline_restore_user(&ctx);
-	return deleted;
+	return call.deleted;
 }
 
 /*
@@ -616,22 +636,45 @@ write_batches(const Retention *r, Datum eligible, ArchivePass *result)
 	MemoryContextDelete(w.batch_context);
 }
 
+/* What delete_eligible deletes, and how many rows it did. */
+typedef struct EligibleCall
+{
+	const Retention *r;
+	Datum		eligible;
+	int64		deleted;
+} EligibleCall;
+
+/*
+ * delete_eligible_rows
+ *		pipeline_own_staging_writes callback of delete_eligible.
+ */
+static void
+delete_eligible_rows(void *arg)
+{
+	EligibleCall *call = arg;
+	Oid			type = PG_SNAPSHOTOID;
+
+	call->deleted = pipeline_exec(psprintf("DELETE FROM %s s WHERE s._xid < pg_snapshot_xmax($1) "
+										   "AND pg_visible_in_snapshot(s._xid, $1)",
+										   pipeline_qualified_name(call->r->source)),
+								  1, &type, &call->eligible, NULL, false, 0);
+}
+
 /*
  * delete_eligible
- *		Retention without archive: deletes the rows 'eligible' sees.
+ *		Retention without archive: deletes the rows 'eligible' sees (the
+ *		table's guards let it through, staging.c).
  */
 static void
 delete_eligible(const Retention *r, Datum eligible, ArchivePass *result)
 {
-	Oid			type = PG_SNAPSHOTOID;
+	EligibleCall call = {r, eligible, 0};
 	PipelineUserContext ctx;
 
 	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
-	result->rows_removed = pipeline_exec(psprintf("DELETE FROM %s s WHERE s._xid < pg_snapshot_xmax($1) "
-												  "AND pg_visible_in_snapshot(s._xid, $1)",
-												  pipeline_qualified_name(r->source)),
-										 1, &type, &eligible, NULL, false, 0);
+	pipeline_own_staging_writes(r->source, delete_eligible_rows, &call);
 	pipeline_restore_user(&ctx);
+	result->rows_removed = call.deleted;
 }
 
 /*

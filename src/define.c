@@ -1070,7 +1070,8 @@ create_cursor(const PipelineDef *def, Datum seeded)
  *		A source that is another pipeline's target is read through its change
  *		log (change_log.c): the pipeline reads the log instead, and a merge
  *		or scd2 applies the log's deletes unless told otherwise.  Any other source
- *		gets its _xid and _seq.  Refuses a pipeline that would close a cycle.
+ *		gets its _xid and _seq and the triggers that keep it append-only
+ *		(staging.c).  Refuses a pipeline that would close a cycle.
  */
 static void
 resolve_source(PipelineDef *def)
@@ -1091,6 +1092,7 @@ resolve_source(PipelineDef *def)
 	if (!OidIsValid(log))
 	{
 		pipeline_add_change_columns(def->source);
+		pipeline_guard_staging_table(def->source);
 		return;
 	}
 	def->source = log;
@@ -1360,7 +1362,8 @@ pipeline_resume(PG_FUNCTION_ARGS)
 /*
  * pipeline_prepare_source
  *		SQL: pipeline.prepare_source(source).  What create_pipeline does to a
- *		new source, for its owner to run ahead of another role's pipeline.
+ *		new source (_xid, _seq, their index, the guard triggers), for its
+ *		owner to run ahead of another role's pipeline.
  */
 Datum
 pipeline_prepare_source(PG_FUNCTION_ARGS)
@@ -1368,6 +1371,7 @@ pipeline_prepare_source(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_add_change_columns(PG_GETARG_OID(0));
+	pipeline_guard_staging_table(PG_GETARG_OID(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

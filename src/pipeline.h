@@ -345,6 +345,10 @@ extern void pipeline_apply_schema_change(PipelineDef *def);
 /* dependencies.c */
 extern void pipeline_drop_own_table(Oid relid);
 
+/* staging.c */
+extern void pipeline_guard_staging_table(Oid source);
+extern void pipeline_own_staging_writes(Oid relid, void (*fn) (void *arg), void *arg);
+
 /* change_log.c */
 extern bool pipeline_is_change_log_column(const char *name);
 extern Oid	pipeline_relation_owner(Oid relid);

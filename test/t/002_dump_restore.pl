@@ -225,6 +225,44 @@ $new->safe_psql('arch', q{DELETE FROM ev_cur; CALL pipeline.replay('ev');});
 is($new->safe_psql('arch', 'SELECT count(*), count(DISTINCT id) FROM ev_cur'),
 	'2100|2100', 'a replay merges the rows archived before the dump and after the restore');
 
+# Staging tables keep their guards, on each partition and enabled as before
+# (the row guard REPLICA, so that a subscription cannot change a restored
+# staging table either), and a partitioned one its pending rows.
+$old->safe_psql('postgres', 'CREATE DATABASE parts');
+$old->safe_psql(
+	'parts', q{
+	CREATE EXTENSION pipeline;
+	CREATE TABLE psrc (id int, d int) PARTITION BY RANGE (d);
+	CREATE TABLE psrc_1 PARTITION OF psrc FOR VALUES FROM (0) TO (100);
+	SELECT pipeline.create_pipeline('parts', 'psrc', 'psrc_tgt', key => ARRAY['id']);
+	CREATE TABLE psrc_2 PARTITION OF psrc FOR VALUES FROM (100) TO (200);
+	INSERT INTO psrc VALUES (1, 1), (2, 150);
+	CALL pipeline.run('parts');
+	INSERT INTO psrc VALUES (3, 2), (4, 160);
+});
+my $guards = q{SELECT string_agg(format('%s:%s:%s', tgrelid::regclass, tgname, tgenabled), ','
+                                 ORDER BY tgrelid::regclass::text, tgname)
+                 FROM pg_trigger WHERE tgname LIKE 'pipeline_staging_guard%'};
+my $guards_before = $old->safe_psql('parts', $guards);
+my $parts_dump = $old->basedir . '/parts.dump';
+$old->command_ok([ 'pg_dump', '-Fc', '-f', $parts_dump, '-d', $old->connstr('parts') ],
+	'pg_dump of a partitioned staging table');
+$new->safe_psql('postgres', 'CREATE DATABASE parts');
+$new->command_ok([ 'pg_restore', '-d', $new->connstr('parts'), $parts_dump ],
+	'pg_restore of a partitioned staging table');
+is($new->safe_psql('parts', $guards), $guards_before, 'the guards are restored, enabled as before');
+my ($g_ret, $g_out, $g_err) = $new->psql('parts', 'UPDATE psrc SET d = 0');
+like($g_err, qr/cannot update staging table public\.psrc/, 'a restored staging table refuses an UPDATE');
+($g_ret, $g_out, $g_err) =
+  $new->psql('parts', 'SET session_replication_role = replica; DELETE FROM psrc_2');
+like($g_err, qr/cannot delete from staging table public\.psrc_2/,
+	'and its partitions a DELETE in replica mode');
+$new->safe_psql('parts', "INSERT INTO psrc VALUES (5, 170); CALL pipeline.run('parts');");
+is($new->safe_psql('parts', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM psrc_tgt}),
+	'1,2,3,4,5', 'rows pending at the dump and written after the restore are merged');
+is( $new->safe_psql('parts', q{SELECT string_agg(rows_read::text, ',' ORDER BY run_id) FROM pipeline.runs}),
+	'2,3', 'each once');
+
 $old->stop;
 $new->stop;
 done_testing();
