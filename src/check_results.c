@@ -7,11 +7,12 @@
  * The batch statement counts the rows the checks saw, and per check the
  * rows that failed it and those it left out for a NULL value (mark.c): a
  * check's rows checked are the rows seen less those, as Great Expectations
- * computes a column map expectation over the column's non-NULL values.  Once the batch's statements have all succeeded,
- * but before the batch commits, each check's counts meet its thresholds:
- * warn_if makes the result WARN, error_if (or mostly) and a row_count out
- * of bounds with action fail make it FAIL and fail the run, so that the
- * batch is rolled back: nothing of it merged, the cursor where it was.
+ * computes a column map expectation over the column's non-NULL values.
+ * Once the batch's statements have all succeeded, but before the batch
+ * commits, each check's counts meet its thresholds: warn_if makes the
+ * result WARN, error_if (or mostly) and a row_count out of bounds with
+ * action fail make it FAIL and fail the run, so that the batch is rolled
+ * back: nothing of it merged, the cursor where it was.
  *
  * A batch's results are added to the run's rows in check_results in the
  * batch's own transaction.  When the batch fails, they are kept here and
@@ -173,8 +174,8 @@ judge_rows(const QualityCheck *check, int i)
 	int64		failing = batch_failing[i];
 	int64		missing = batch_unchecked[i];
 	int64		total = batch_checked - missing;
-	BatchResult r = {STATUS_PASS, failing, total, missing,
-	total > 0 ? (double) failing / total : 0, NULL, false};
+	double		failing_share = total > 0 ? (double) failing / total : 0;
+	BatchResult r = {STATUS_PASS, failing, total, missing, failing_share, NULL, false};
 	char	   *share = psprintf("%lld of %lld rows failed (%.2f%%)", (long long) failing,
 								 (long long) total, 100.0 * r.observed);
 
