@@ -696,7 +696,7 @@ COMMENT ON COLUMN pipeline.checks.warn_if IS
 COMMENT ON COLUMN pipeline.checks.error_if IS
     'condition on the failing rows of a batch that fails the run, such as ''> 100'' or ''> 5%''';
 COMMENT ON COLUMN pipeline.checks.mostly IS
-    'share of a batch''s rows that must pass; fewer fails the run (as in Great Expectations)';
+    'share of the rows checked (of the non-NULL values, for the kinds about values) that must pass; fewer fails the run (as in Great Expectations)';
 
 /* The result of every check in every run, passes included. */
 CREATE TABLE pipeline.check_results (
@@ -709,6 +709,7 @@ CREATE TABLE pipeline.check_results (
     status          text NOT NULL CHECK (status IN ('PASS', 'WARN', 'FAIL')),
     failing         bigint NOT NULL,
     total           bigint NOT NULL,
+    missing         bigint NOT NULL DEFAULT 0,
     observed        numeric,
     batches         integer NOT NULL,
     message         text,
@@ -718,8 +719,12 @@ CREATE TABLE pipeline.check_results (
 CREATE INDEX ON pipeline.check_results (check_id, checked_at);
 COMMENT ON TABLE pipeline.check_results IS
     'each check''s result in each run: status (worst of its batches), failing and total rows, observed value';
+COMMENT ON COLUMN pipeline.check_results.total IS
+    'row checks: the rows checked (for accepted_values, range, regex, unique and relationships, those whose value is not NULL); row_count: the batches';
+COMMENT ON COLUMN pipeline.check_results.missing IS
+    'accepted_values, range, regex, unique and relationships: the rows left out because their value is NULL (Great Expectations'' missing_count); 0 for other kinds';
 COMMENT ON COLUMN pipeline.check_results.observed IS
-    'row checks: the failing share of the rows checked (0 to 1); row_count: the largest batch out of bounds, or the last batch''s row count';
+    'row checks: the failing share of the rows checked (0 to 1; NULL when none was checked); row_count: the last batch out of bounds, or the last batch''s row count';
 
 SELECT pg_catalog.pg_extension_config_dump('pipeline.checks', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.checks_id_seq', '');

@@ -4,12 +4,15 @@
  *	  Judges a batch by its data quality checks and keeps every check's
  *	  result of every run in pipeline.check_results.
  *
- * The batch statement counts, per check, the rows that failed it and the
- * rows it saw (mark.c).  Once the batch's statements have all succeeded,
- * but before the batch commits, each check's counts meet its thresholds:
- * warn_if makes the result WARN, error_if (or mostly) and a row_count out
- * of bounds with action fail make it FAIL and fail the run, so that the
- * batch is rolled back: nothing of it merged, the cursor where it was.
+ * The batch statement counts the rows the checks saw, and per check the
+ * rows that failed it and those it left out for a NULL value (mark.c): a
+ * check's rows checked are the rows seen less those, as Great Expectations
+ * computes a column map expectation over the column's non-NULL values.
+ * Once the batch's statements have all succeeded, but before the batch
+ * commits, each check's counts meet its thresholds: warn_if makes the
+ * result WARN, error_if (or mostly) and a row_count out of bounds with
+ * action fail make it FAIL and fail the run, so that the batch is rolled
+ * back: nothing of it merged, the cursor where it was.
  *
  * A batch's results are added to the run's rows in check_results in the
  * batch's own transaction.  When the batch fails, they are kept here and
@@ -43,6 +46,7 @@ typedef struct BatchResult
 	CheckStatus status;
 	int64		failing;
 	int64		total;
+	int64		missing;		/* rows left out for a NULL value */
 	double		observed;
 	char	   *message;		/* NULL when it passed */
 	bool		unjudged;		/* a row_count of a batch that did not finish */
@@ -52,6 +56,7 @@ typedef struct BatchResult
 static int	batch_nchecks = 0;
 static int64 batch_checked = 0;
 static int64 batch_failing[PIPELINE_MAX_CHECKS];
+static int64 batch_unchecked[PIPELINE_MAX_CHECKS];
 
 /* Results of a failed batch, waiting for run.c to record the failure. */
 static MemoryContext pending_context = NULL;
@@ -104,14 +109,16 @@ pipeline_checks_begin_batch(List *checks)
 	batch_nchecks = list_length(checks);
 	batch_checked = 0;
 	memset(batch_failing, 0, sizeof(batch_failing));
+	memset(batch_unchecked, 0, sizeof(batch_unchecked));
 	pending_run_id = 0;
 }
 
 /*
  * pipeline_checks_add_statement
- *		Adds the counts of a batch statement that succeeded.  The rows
- *		checked are the rows read that the filter kept and no row rule
- *		rejected (delete events among them, which pass).
+ *		Adds the counts of a batch statement that succeeded.  The rows the
+ *		checks saw are the rows read that the filter kept and no row rule
+ *		rejected (delete events among them, which pass); each check left out
+ *		those whose value was NULL.
  */
 void
 pipeline_checks_add_statement(const BatchTally *tally)
@@ -123,7 +130,10 @@ pipeline_checks_add_statement(const BatchTally *tally)
 		if (((RejectedRow *) lfirst(lc))->rule >= 0)
 			batch_checked--;
 	for (int i = 0; i < batch_nchecks; i++)
+	{
 		batch_failing[i] += tally->check_failing[i];
+		batch_unchecked[i] += tally->check_unchecked[i];
+	}
 }
 
 /*
@@ -133,7 +143,7 @@ pipeline_checks_add_statement(const BatchTally *tally)
 static BatchResult
 judge_row_count(const QualityCheck *check, int64 rows)
 {
-	BatchResult r = {STATUS_PASS, 0, 1, (double) rows, NULL, false};
+	BatchResult r = {STATUS_PASS, 0, 1, 0, (double) rows, NULL, false};
 
 	if ((check->min_rows >= 0 && rows < check->min_rows) ||
 		(check->max_rows >= 0 && rows > check->max_rows))
@@ -155,12 +165,17 @@ judge_row_count(const QualityCheck *check, int64 rows)
 
 /*
  * judge_rows
- *		A row check's result from its failing and checked rows.
+ *		Row check number i's result for the batch: its failing rows of the
+ *		rows it checked (those seen less those it left out for a NULL value).
  */
 static BatchResult
-judge_rows(const QualityCheck *check, int64 failing, int64 total)
+judge_rows(const QualityCheck *check, int i)
 {
-	BatchResult r = {STATUS_PASS, failing, total, total > 0 ? (double) failing / total : 0, NULL, false};
+	int64		failing = batch_failing[i];
+	int64		missing = batch_unchecked[i];
+	int64		total = batch_checked - missing;
+	double		failing_share = total > 0 ? (double) failing / total : 0;
+	BatchResult r = {STATUS_PASS, failing, total, missing, failing_share, NULL, false};
 	char	   *share = psprintf("%lld of %lld rows failed (%.2f%%)", (long long) failing,
 								 (long long) total, 100.0 * r.observed);
 
@@ -197,12 +212,13 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 	Datum		statuses[PIPELINE_MAX_CHECKS];
 	Datum		failing[PIPELINE_MAX_CHECKS];
 	Datum		totals[PIPELINE_MAX_CHECKS];
+	Datum		missing[PIPELINE_MAX_CHECKS];
 	Datum		observed[PIPELINE_MAX_CHECKS];
 	Datum		messages[PIPELINE_MAX_CHECKS];
 	bool		message_nulls[PIPELINE_MAX_CHECKS];
-	Oid			types[9] = {INT8OID, INT8OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID};
-	Datum		values[9];
+	Oid			types[10] = {INT8OID, INT8OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[10];
 	int			dims[1];
 	int			lbs[1] = {1};
 
@@ -217,6 +233,7 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 		statuses[n] = CStringGetTextDatum(status_names[results[i].status]);
 		failing[n] = Int64GetDatum(results[i].failing);
 		totals[n] = Int64GetDatum(results[i].total);
+		missing[n] = Int64GetDatum(results[i].missing);
 		observed[n] = Float8GetDatum(results[i].observed);
 		message_nulls[n] = results[i].message == NULL;
 		messages[n] = message_nulls[n] ? (Datum) 0 : CStringGetTextDatum(results[i].message);
@@ -233,18 +250,21 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 	values[7] = PointerGetDatum(construct_array(observed, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[8] = PointerGetDatum(construct_md_array(messages, message_nulls, 1, dims, lbs, TEXTOID,
 												   -1, false, TYPALIGN_INT));
+	values[9] = PointerGetDatum(construct_array(missing, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	/*
 	 * The worst status of the run's batches stays.  A row check's observed
-	 * value is its failing share over the whole run; a row_count's is the
-	 * row count of its last batch out of bounds (or of the last batch, while
-	 * none was).
+	 * value is its failing share over the whole run (NULL while it checked
+	 * no row, as Great Expectations' unexpected_percent); a row_count's is
+	 * the row count of its last batch out of bounds (or of the last batch,
+	 * while none was).
 	 */
 	pipeline_exec_internal("INSERT INTO pipeline.check_results AS t (run_id, pipeline_id, check_name, "
-						   "check_id, status, failing, total, observed, batches, message) "
-						   "SELECT $1, $2, r.name, r.id, r.status, r.failing, r.total, round(r.observed::numeric, 6), 1, r.message "
-						   "FROM unnest($3, $4, $5, $6, $7, $8, $9) "
-						   "AS r(name, id, status, failing, total, observed, message) "
+						   "check_id, status, failing, total, missing, observed, batches, message) "
+						   "SELECT $1, $2, r.name, r.id, r.status, r.failing, r.total, r.missing, "
+						   "CASE WHEN r.total > 0 THEN round(r.observed::numeric, 6) END, 1, r.message "
+						   "FROM unnest($3, $4, $5, $6, $7, $8, $9, $10) "
+						   "AS r(name, id, status, failing, total, observed, message, missing) "
 						   "ON CONFLICT (run_id, check_name) DO UPDATE SET "
 						   "status = (ARRAY['PASS', 'WARN', 'FAIL'])[greatest("
 						   "array_position('{PASS,WARN,FAIL}'::text[], t.status), "
@@ -254,9 +274,10 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 						   "THEN excluded.observed ELSE t.observed END "
 						   "ELSE round((t.failing + excluded.failing)::numeric / nullif(t.total + excluded.total, 0), 6) END, "
 						   "failing = t.failing + excluded.failing, total = t.total + excluded.total, "
+						   "missing = t.missing + excluded.missing, "
 						   "batches = t.batches + 1, message = coalesce(excluded.message, t.message), "
 						   "checked_at = excluded.checked_at",
-						   9, types, values, NULL);
+						   10, types, values, NULL);
 }
 
 /*
@@ -322,7 +343,7 @@ judge_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
 		QualityCheck *check = list_nth(checks, i);
 
 		results[i] = check->passes == NULL ? judge_row_count(check, rows_read)
-			: judge_rows(check, batch_failing[i], batch_checked);
+			: judge_rows(check, i);
 		failed |= results[i].status == STATUS_FAIL;
 	}
 	if (!failed)
@@ -362,7 +383,7 @@ pipeline_checks_fail_statement(const PipelineDef *def, List *checks, const Batch
 		QualityCheck *check = list_nth(checks, i);
 
 		if (check->passes != NULL)
-			results[i] = judge_rows(check, batch_failing[i], batch_checked);
+			results[i] = judge_rows(check, i);
 		else
 			results[i].unjudged = true;
 	}

@@ -8,10 +8,16 @@
  * column names, unqualified); the batch statement hands every row's results
  * to pipeline.check_row (mark.c), which applies the actions in the same
  * statement that merges the row, so a row never lands in both the target
- * and the quarantine, or in neither.  A NULL result passes, as it does for
- * a CHECK constraint: only not_null is about NULLs.  Batch-level conditions
- * (row_count, warn_if, error_if, mostly) are evaluated by check_results.c
- * once the batch's rows have been counted, before the batch commits.
+ * and the quarantine, or in neither.  As in Great Expectations' column map
+ * expectations and dbt's generic tests, the kinds about a column's values
+ * (accepted_values, range, regex, unique, relationships) leave a NULL value
+ * out: their condition is NULL for it, which check_row counts as a row not
+ * checked, so that their rows checked, failing shares and mostly are over
+ * the non-NULL values.  not_null counts every row, and an expression check
+ * passes a NULL result and counts the row, as a CHECK constraint would.
+ * Batch-level conditions (row_count, warn_if, error_if, mostly) are
+ * evaluated by check_results.c once the batch's rows have been counted,
+ * before the batch commits.
  *
  * Adding or dropping a check bumps the pipeline's version, so that every
  * backend rebuilds its batch statements.
@@ -177,10 +183,10 @@ counted_rows(const PipelineDef *def)
 
 /*
  * unique_condition
- *		A unique check: no other row of the batch (another key's, for a
- *		pipeline with a key) has the value, and, with the target in scope,
- *		no row of the target under another key.  Sets check->window to the
- *		count of the batch's other rows with the value.
+ *		A unique check on a value that is not NULL: no other row of the batch
+ *		(another key's, for a pipeline with a key) has the value, and, with
+ *		the target in scope, no row of the target under another key.  Sets
+ *		check->window to the count of the batch's other rows with the value.
  */
 static char *
 unique_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
@@ -190,7 +196,7 @@ unique_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck 
 	StringInfoData cond;
 
 	initStringInfo(&cond);
-	appendStringInfo(&cond, "b.%s IS NULL OR (true", col);
+	appendStringInfoString(&cond, "true");
 	if (strcmp(scope, "target") != 0)
 	{
 		const char *counted = counted_rows(def);
@@ -209,7 +215,6 @@ unique_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck 
 		appendStringInfo(&cond, " AND NOT EXISTS (SELECT 1 FROM %s __pl_t WHERE __pl_t.%s = b.%s%s)",
 						 pipeline_qualified_name(def->target), col, col,
 						 def->key != NIL ? psprintf(" AND %s", key_differs(def, "__pl_t", "b")) : "");
-	appendStringInfoChar(&cond, ')');
 	return cond.data;
 }
 
@@ -230,21 +235,17 @@ literal_list(List *values)
 }
 
 /*
- * row_condition
- *		The SQL boolean a row passes, for a row check (NULL passes, but for
- *		not_null); sets check->window when it needs one.
+ * value_condition
+ *		The condition a column's value that is not NULL must meet, for the
+ *		kinds about values; sets check->window when it needs one.
  */
 static char *
-row_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
+value_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
 {
-	const char *col = sc->column ? quote_identifier(sc->column) : NULL;
+	const char *col = quote_identifier(sc->column);
 
-	if (strcmp(sc->kind, "expression") == 0)
-		return psprintf("(%s) IS NOT FALSE", sc->expression);
-	if (strcmp(sc->kind, "not_null") == 0)
-		return psprintf("b.%s IS NOT NULL", col);
 	if (strcmp(sc->kind, "accepted_values") == 0)
-		return psprintf("(b.%s IN (%s)) IS NOT FALSE", col, literal_list(sc->accepted));
+		return psprintf("b.%s IN (%s)", col, literal_list(sc->accepted));
 	if (strcmp(sc->kind, "range") == 0)
 	{
 		StringInfoData cond;
@@ -255,15 +256,32 @@ row_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc
 		if (sc->max_value)
 			appendStringInfo(&cond, "%sb.%s <= %s", cond.len ? " AND " : "", col,
 							 quote_literal_cstr(sc->max_value));
-		return psprintf("(%s) IS NOT FALSE", cond.data);
+		return cond.data;
 	}
 	if (strcmp(sc->kind, "regex") == 0)
-		return psprintf("(b.%s::text ~ %s) IS NOT FALSE", col, quote_literal_cstr(sc->pattern));
+		return psprintf("b.%s::text ~ %s", col, quote_literal_cstr(sc->pattern));
 	if (strcmp(sc->kind, "relationships") == 0)
-		return psprintf("b.%s IS NULL OR EXISTS (SELECT 1 FROM %s __pl_r WHERE __pl_r.%s = b.%s)",
-						col, pipeline_qualified_name(sc->ref_table),
+		return psprintf("EXISTS (SELECT 1 FROM %s __pl_r WHERE __pl_r.%s = b.%s)",
+						pipeline_qualified_name(sc->ref_table),
 						quote_identifier(sc->ref_column ? sc->ref_column : sc->column), col);
 	return unique_condition(def, check, sc, n);
+}
+
+/*
+ * row_condition
+ *		The SQL a row passes (true), fails (false) or is not checked by
+ *		(NULL: the value of a kind about values is NULL), for a row check;
+ *		sets check->window when it needs one.  Whatever else is NULL passes.
+ */
+static char *
+row_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
+{
+	if (strcmp(sc->kind, "expression") == 0)
+		return psprintf("(%s) IS NOT FALSE", sc->expression);
+	if (strcmp(sc->kind, "not_null") == 0)
+		return psprintf("b.%s IS NOT NULL", quote_identifier(sc->column));
+	return psprintf("CASE WHEN b.%s IS NULL THEN NULL ELSE (%s) IS NOT FALSE END",
+					quote_identifier(sc->column), value_condition(def, check, sc, n));
 }
 
 /*
@@ -295,6 +313,7 @@ compile_check(const PipelineDef *def, const StoredCheck *sc, int n)
 										  "mostly");
 	if (strcmp(sc->kind, "row_count") != 0)
 		check->passes = psprintf("(%s)", row_condition(def, check, sc, n));
+	check->skips_nulls = sc->column != NULL && strcmp(sc->kind, "not_null") != 0;
 	return check;
 }
 
@@ -651,7 +670,7 @@ check_from_args(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mostly must be greater than 0 and at most 1"),
-				 errdetail("mostly is the share of a batch's rows that must pass; %g is not a share.",
+				 errdetail("mostly is the share of the rows checked that must pass; %g is not a share.",
 						   sc->mostly),
 				 errhint("Write 0.95 for 95%%.")));
 	return sc;

@@ -24,12 +24,14 @@
  * mark_row counts rows read, keep_row counts rows the filter skipped,
  * reject_row records rows that failed a row rule, for merge.c to quarantine
  * right after the statement, and check_row applies the data quality checks
- * (checks.c) a row failed and counts each check's failures.
+ * (checks.c) a row failed and counts each check's failures and the rows a
+ * check did not look at (a NULL value).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "utils/array.h"
@@ -276,40 +278,51 @@ fail_row(const QualityCheck *check, FullTransactionId xid, int64 seq)
 /*
  * pipeline_check_row
  *		SQL: pipeline.check_row(_xid, _seq, VARIADIC passed boolean[]) ->
- *		whether the row is merged; called only for rows that failed a check.
- *		passed[i] is whether the row passed check number i.  Counts each
- *		check's failures; of the failed checks' actions the strongest
- *		applies: fail raises, quarantine records the row (with every check
- *		it failed), drop counts it, warn keeps it.  Outside a batch
- *		statement it does nothing; inside one, anything but one result per
- *		check of the batch (a one-dimensional array without NULLs) is
- *		refused.
+ *		whether the row is merged; called only for rows that did not pass
+ *		every check.  passed[i] is whether the row passed check number i, or
+ *		NULL when the check did not look at it (a kind about values, and the
+ *		value was NULL).  Counts each check's failures and rows not looked
+ *		at; of the failed checks' actions the strongest applies: fail
+ *		raises, quarantine records the row (with every check it failed),
+ *		drop counts it, warn keeps it.  Outside a batch statement it does
+ *		nothing; inside one, anything but one result per check of the batch
+ *		(a one-dimensional array, NULL only for checks that leave NULL values
+ *		out) is refused.
  */
 Datum
 pipeline_check_row(PG_FUNCTION_ARGS)
 {
 	ArrayType  *passed = PG_GETARG_ARRAYTYPE_P(2);
-	int			n = ArrayGetNItems(ARR_NDIM(passed), ARR_DIMS(passed));
-	bool	   *ok = (bool *) ARR_DATA_PTR(passed);
+	int			n;
+	Datum	   *ok;
+	bool	   *unchecked;
 	uint64		failed = 0;
 	int			strongest = -1;
 	int			culprit = -1;
 
 	if (armed_statement == NULL)
 		PG_RETURN_BOOL(true);
-	if (ARR_NDIM(passed) != 1 || ARR_HASNULL(passed) || n != list_length(armed_checks))
+	deconstruct_array(passed, BOOLOID, 1, true, TYPALIGN_CHAR, &ok, &unchecked, &n);
+	if (ARR_NDIM(passed) != 1 || n != list_length(armed_checks))
 		internal_misuse("check_row",
 						psprintf("It was called with %d check results%s where the batch statement running expects %d.",
-								 n, ARR_NDIM(passed) > 1 ? " in several dimensions" :
-								 ARR_HASNULL(passed) ? " including NULLs" : "",
+								 n, ARR_NDIM(passed) > 1 ? " in several dimensions" : "",
 								 list_length(armed_checks)));
 	for (int i = 0; i < n; i++)
 	{
 		QualityCheck *check;
 
-		if (ok[i])
-			continue;
 		check = list_nth(armed_checks, i);
+		if (unchecked[i] && !check->skips_nulls)
+			internal_misuse("check_row",
+							psprintf("It was called with no result for check number %d, which checks every row.", i));
+		if (unchecked[i])
+		{
+			tally.check_unchecked[i]++;
+			continue;
+		}
+		if (DatumGetBool(ok[i]))
+			continue;
 		failed |= UINT64CONST(1) << i;
 		tally.check_failing[i]++;
 		if ((int) check->action > strongest)

@@ -187,11 +187,12 @@ pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 
 /*
  * checks_failed
- *		"NOT (<passes 0> AND ...) AND NOT pipeline.check_row(b.__pl_xid,
- *		b.__pl_seq, <passes 0>, ...)": true when the row failed a check
- *		whose action keeps it out of the target.  Rows passing every check
- *		(most) cost no function call; check_row gets each check's result by
- *		number (batch checks pass there).
+ *		"(<passes 0> AND ...) IS NOT TRUE AND NOT pipeline.check_row(
+ *		b.__pl_xid, b.__pl_seq, <passes 0>, ...)": true when the row failed a
+ *		check whose action keeps it out of the target.  Rows passing every
+ *		check (most) cost no function call; check_row gets each check's
+ *		result by number (batch checks pass there), and counts a NULL one as
+ *		a row the check did not look at (its value was NULL).
  */
 static char *
 checks_failed(List *checks)
@@ -212,7 +213,7 @@ checks_failed(List *checks)
 	}
 	if (all.len == 0)
 		return NULL;
-	return psprintf("NOT (%s) AND NOT pipeline.check_row(b.__pl_xid, b.__pl_seq%s)",
+	return psprintf("(%s) IS NOT TRUE AND NOT pipeline.check_row(b.__pl_xid, b.__pl_seq%s)",
 					all.data, call.data);
 }
 

@@ -119,6 +119,7 @@ typedef struct QualityCheck
 	CheckAction action;
 	char	   *passes;			/* SQL boolean over the batch row; NULL: batch check */
 	char	   *window;			/* a window column passes reads (unique), or NULL */
+	bool		skips_nulls;	/* passes is NULL for a NULL value: row not checked */
 	int64		min_rows;		/* row_count bounds; -1: none */
 	int64		max_rows;
 	double		mostly;			/* 0: not set */
@@ -175,6 +176,8 @@ typedef struct BatchTally
 	int64		dropped;
 	List	   *rejected;		/* of RejectedRow * */
 	int64		check_failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
+	int64		check_unchecked[PIPELINE_MAX_CHECKS];	/* rows each check left
+														 * out (NULL value) */
 } BatchTally;
 
 /* Saved user id, security context and GUC nest level. */
