@@ -145,11 +145,22 @@ is($new->safe_psql('flow', q{SELECT upstream || ' > ' || downstream FROM pipelin
 	'silver > gold', 'the DAG is restored');
 is($new->safe_psql('flow', q{SELECT relation || ' ' || change_log FROM pipeline.captures}),
 	'accounts accounts_changes', 'the capture is restored');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger
+	 WHERE tgrelid = 'accounts'::regclass}),
+	'pipeline_capture_delete O, pipeline_capture_insert O, pipeline_capture_replica_delete R, '
+	  . 'pipeline_capture_replica_insert R, pipeline_capture_replica_truncate R, '
+	  . 'pipeline_capture_replica_update R, pipeline_capture_truncate O, pipeline_capture_update O',
+	'the capture triggers are restored, each enabled for the sessions it was');
 $new->safe_psql(
 	'flow', q{
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(301, 400) g;
 	UPDATE accounts SET balance = 0 WHERE id = 1;
 	INSERT INTO accounts VALUES (99, 1);
+	SET session_replication_role = replica;
+	UPDATE accounts SET balance = 7 WHERE id = 2;
+	RESET session_replication_role;
 	CALL pipeline.run('silver');
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
@@ -163,8 +174,9 @@ is( $new->safe_psql(
 		'flow', q{
 	SELECT (SELECT count(*) FROM (TABLE accounts EXCEPT TABLE accounts_copy) a)
 	     + (SELECT count(*) FROM (TABLE accounts_copy EXCEPT TABLE accounts) b),
-	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1)}),
-	'0|46|0', 'the copy of the captured table equals it: changes before and after the dump applied once');
+	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1),
+	       (SELECT balance FROM accounts_copy WHERE id = 2)}),
+	'0|46|0|7', 'the copy of the captured table equals it: changes before and after the dump applied once, replicated ones too');
 
 # The archive: batches (compressed with a dictionary), the retention
 # setting and the runs' cursors survive too.  After the restore the batches

@@ -11,7 +11,9 @@
 # the subscriber, and a TRUNCATE of the publisher's table comes partway.
 # After catch-up and a final run, the target equals the publisher's table,
 # row for row.  Then a session of the subscriber writing in replica mode is
-# captured too, exactly once, and an ordinary session still is.
+# captured too, exactly once, and an ordinary session still is.  Last, the
+# log of a table nobody reads locally is published to a third database and
+# merged there.
 use strict;
 use warnings;
 
@@ -170,6 +172,50 @@ is( $node->safe_psql(
 	'writes in replica mode and in origin mode are each logged once');
 $node->safe_psql('sub', q{CALL pipeline.run('mirror')});
 is(rows('sub', 'mirror'), rows('sub', 'accounts'), 'the target equals the table after writes in replica mode');
+
+# A captured table's log, read by no pipeline of its own database, is
+# published to a third one (inserts only, the reader's seed rows left out,
+# without the log's own _xid, _seq and _for) and merged there: the log
+# holds every change although nobody reads it locally.
+$node->safe_psql('postgres', 'CREATE DATABASE hub');
+$node->safe_psql(
+	'sub', q{
+	CREATE TABLE ledger (id bigint PRIMARY KEY, balance int NOT NULL, note text);
+	SELECT pipeline.capture('ledger');
+	CREATE PUBLICATION ledger_log FOR TABLE ledger_changes (id, balance, note, _op)
+	  WHERE (_for IS NULL) WITH (publish = 'insert');
+	SELECT pg_create_logical_replication_slot('ledger_slot', 'pgoutput');
+});
+$node->safe_psql(
+	'hub', q{
+	CREATE EXTENSION pipeline;
+	CREATE TABLE ledger_changes (id bigint, balance int, note text, _op text);
+	SELECT pipeline.create_pipeline('ledger', 'ledger_changes', 'ledger', key => ARRAY['id'],
+	                                delete_when => $$_op = 'delete'$$, columns => '{"_op": null}');
+});
+$connstr = $node->connstr . ' dbname=sub';
+$node->safe_psql('hub',
+	"CREATE SUBSCRIPTION ledger_sub CONNECTION '$connstr' PUBLICATION ledger_log "
+	  . "WITH (create_slot = false, slot_name = 'ledger_slot', copy_data = false)");
+$node->safe_psql(
+	'sub', q{
+	INSERT INTO ledger SELECT g, g, 'new' FROM generate_series(1, 100) g;
+	UPDATE ledger SET balance = balance * 2 WHERE id % 3 = 0;
+	UPDATE ledger SET id = id + 1000 WHERE id % 7 = 0;
+	DELETE FROM ledger WHERE id % 5 = 0;
+	TRUNCATE ledger;
+	INSERT INTO ledger SELECT g, g, 'again' FROM generate_series(50, 80) g;
+	UPDATE ledger SET id = id + 1000, note = 'moved' WHERE id % 4 = 0;
+	DELETE FROM ledger WHERE id % 6 = 0;
+});
+# inserts, updates, key changes (an upsert and a delete each), deletes, the
+# TRUNCATE (a delete per row), inserts, key changes, deletes
+is($node->safe_psql('sub', 'SELECT count(*) FROM ledger_changes'),
+	100 + 33 + 2 * 14 + 20 + 80 + 31 + 2 * 8 + 6,
+	'the log nobody reads locally holds every change');
+$node->wait_for_catchup('ledger_sub');
+$node->safe_psql('hub', q{CALL pipeline.run('ledger')});
+is(rows('hub', 'ledger'), rows('sub', 'ledger'), 'the published log, merged in another database, gives the table');
 
 $node->stop;
 done_testing();
