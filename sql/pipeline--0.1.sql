@@ -518,7 +518,7 @@ CREATE FUNCTION pipeline.capture_changes() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pipeline_capture_changes'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.capture_changes() IS
-    'internal: the statement-level trigger that copies a captured table''s changes into its change log';
+    'internal: the trigger function that copies a captured table''s changes into its change log';
 
 CREATE FUNCTION pipeline.zstd_compress(data bytea, level integer DEFAULT 3) RETURNS bytea
     AS 'MODULE_PATHNAME', 'pipeline_zstd_compress'

@@ -193,16 +193,20 @@ $node->safe_psql(
 	SELECT pipeline.create_pipeline('ledger', 'ledger_changes', 'ledger', key => ARRAY['id'],
 	                                delete_when => $$_op = 'delete'$$, columns => '{"_op": null}');
 });
-$connstr = $node->connstr . ' dbname=sub';
-$node->safe_psql('hub',
-	"CREATE SUBSCRIPTION ledger_sub CONNECTION '$connstr' PUBLICATION ledger_log "
-	  . "WITH (create_slot = false, slot_name = 'ledger_slot', copy_data = false)");
+# written before the subscription: sent by its initial copy of the log
 $node->safe_psql(
 	'sub', q{
 	INSERT INTO ledger SELECT g, g, 'new' FROM generate_series(1, 100) g;
 	UPDATE ledger SET balance = balance * 2 WHERE id % 3 = 0;
 	UPDATE ledger SET id = id + 1000 WHERE id % 7 = 0;
 	DELETE FROM ledger WHERE id % 5 = 0;
+});
+$connstr = $node->connstr . ' dbname=sub';
+$node->safe_psql('hub',
+	"CREATE SUBSCRIPTION ledger_sub CONNECTION '$connstr' PUBLICATION ledger_log "
+	  . "WITH (create_slot = false, slot_name = 'ledger_slot')");
+$node->safe_psql(
+	'sub', q{
 	TRUNCATE ledger;
 	INSERT INTO ledger SELECT g, g, 'again' FROM generate_series(50, 80) g;
 	UPDATE ledger SET id = id + 1000, note = 'moved' WHERE id % 4 = 0;
@@ -213,8 +217,14 @@ $node->safe_psql(
 is($node->safe_psql('sub', 'SELECT count(*) FROM ledger_changes'),
 	100 + 33 + 2 * 14 + 20 + 80 + 31 + 2 * 8 + 6,
 	'the log nobody reads locally holds every change');
+$node->poll_query_until('hub',
+	q{SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')})
+  or die 'the log was not copied';
 $node->wait_for_catchup('ledger_sub');
 $node->safe_psql('hub', q{CALL pipeline.run('ledger')});
+is($node->safe_psql('hub', 'SELECT count(*) FROM ledger_changes'),
+	$node->safe_psql('sub', 'SELECT count(*) FROM ledger_changes'),
+	'every change of the log reached the other database once');
 is(rows('hub', 'ledger'), rows('sub', 'ledger'), 'the published log, merged in another database, gives the table');
 
 $node->stop;
