@@ -383,7 +383,7 @@ capture_trigger(TriggerData *trigdata)
 {
 	TriggerEvent ev = trigdata->tg_event;
 	Trigger    *trigger = trigdata->tg_trigger;
-	const char *table = pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation));
+	Oid			table = RelationGetRelid(trigdata->tg_relation);
 
 	for (int i = 0; i < lengthof(capture_triggers); i++)
 	{
@@ -404,12 +404,12 @@ capture_trigger(TriggerData *trigdata)
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 					 errmsg("capture trigger \"%s\" on %s is enabled for other sessions than pipeline.capture enables it for",
-							trigger->tgname, table),
+							trigger->tgname, pipeline_qualified_name(table)),
 					 errdetail("pipeline.capture enables it for %s only; otherwise a write would be captured twice, or not at all.",
 							   ct->enabled == TRIGGER_FIRES_ON_REPLICA
 							   ? "sessions in replica mode (a subscription's apply worker)"
 							   : "sessions not in replica mode"),
-					 errhint("ALTER TABLE %s ENABLE%s TRIGGER %s;", table,
+					 errhint("ALTER TABLE %s ENABLE%s TRIGGER %s;", pipeline_qualified_name(table),
 							 ct->enabled == TRIGGER_FIRES_ON_REPLICA ? " REPLICA" : "",
 							 quote_identifier(trigger->tgname))));
 		return ct;
@@ -418,7 +418,7 @@ capture_trigger(TriggerData *trigdata)
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			 errmsg("pipeline.capture_changes must be fired by the capture triggers of a captured table"),
 			 errdetail("Trigger \"%s\" on %s is not the trigger pipeline.capture creates for this event.",
-					   trigger->tgname, table),
+					   trigger->tgname, pipeline_qualified_name(table)),
 			 errhint("Use pipeline.capture(table), which creates its triggers; drop this one.")));
 	return NULL;				/* keep the compiler quiet */
 }
