@@ -59,6 +59,19 @@ ok( $node->poll_query_until(
 		'sub', q{SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')}),
 	'the subscription copied the table');
 
+# rows(DB, TABLE): an md5 of a table's rows in key order, and their number.
+sub rows
+{
+	my ($db, $table) = @_;
+	return $node->safe_psql($db,
+		"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) || ' ' || count(*) "
+		  . "FROM (SELECT id, balance, note FROM $table) t");
+}
+
+# The subscription's initial copy (a COPY in replica mode) is captured.
+$node->safe_psql('sub', q{CALL pipeline.run('mirror')});
+is(rows('sub', 'mirror'), rows('pub', 'accounts'), 'the subscription\'s initial copy reaches the target');
+
 # Every kind of write a publisher makes: new rows, upserts, updates, a key
 # change of one row and of several in one statement (to keys never used),
 # deletes of one and of several rows.
@@ -127,14 +140,6 @@ note(join("\n", grep { /transactions actually processed|^tps/ } split(/\n/, $out
 $node->wait_for_catchup('accounts_sub');
 $node->safe_psql('sub', q{CALL pipeline.run('mirror')});
 
-# rows(DB, TABLE): an md5 of a table's rows in key order, and their number.
-sub rows
-{
-	my ($db, $table) = @_;
-	return $node->safe_psql($db,
-		"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) || ' ' || count(*) "
-		  . "FROM (SELECT id, balance, note FROM $table) t");
-}
 my $published = rows('pub', 'accounts');
 like($published, qr/ [1-9][0-9]{2,}$/, 'the publisher holds hundreds of rows');
 is(rows('sub', 'accounts'), $published, 'the subscriber caught up with the publisher');
