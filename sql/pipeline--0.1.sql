@@ -506,7 +506,7 @@ CREATE FUNCTION pipeline.capture(relation regclass) RETURNS regclass
     AS 'MODULE_PATHNAME', 'pipeline_capture'
     LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION pipeline.capture(regclass) IS
-    'makes a table with a primary key a source: its inserts, updates and deletes go to <table>_changes, which pipelines on the table read; returns the change log';
+    'makes a table with a primary key a source: its inserts, updates, deletes and truncates, ordinary or replicated, go to <table>_changes from the capture on, which pipelines on the table read; returns the change log';
 
 CREATE FUNCTION pipeline.uncapture(relation regclass, if_exists boolean DEFAULT false) RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_uncapture'
