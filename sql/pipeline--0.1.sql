@@ -574,7 +574,7 @@ CREATE FUNCTION pipeline.capture(relation regclass) RETURNS regclass
     AS 'MODULE_PATHNAME', 'pipeline_capture'
     LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION pipeline.capture(regclass) IS
-    'makes a table with a primary key a source: its inserts, updates and deletes go to <table>_changes, which pipelines on the table read; returns the change log';
+    'makes a table with a primary key a source: its inserts, updates, deletes and truncates, ordinary or replicated, go to <table>_changes from the capture on, which pipelines on the table read; returns the change log';
 
 CREATE FUNCTION pipeline.uncapture(relation regclass, if_exists boolean DEFAULT false) RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_uncapture'
@@ -586,7 +586,7 @@ CREATE FUNCTION pipeline.capture_changes() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pipeline_capture_changes'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.capture_changes() IS
-    'internal: the statement-level trigger that copies a captured table''s changes into its change log';
+    'internal: the trigger function that copies a captured table''s changes into its change log';
 
 CREATE FUNCTION pipeline.zstd_compress(data bytea, level integer DEFAULT 3) RETURNS bytea
     AS 'MODULE_PATHNAME', 'pipeline_zstd_compress'

@@ -22,20 +22,22 @@ SELECT pipeline.capture('si_own.accounts')::text AS log;
 GRANT SELECT ON si_own.silver, si_own.accounts TO si_hostile;
 RESET ROLE;
 
--- A role that does not own them may not be the first reader of their
--- changes: that reader locks out their writers until it commits.
+-- A role that does not own a target may not be the first reader of its
+-- changes: that reader locks out its writers until it commits.  A captured
+-- table's triggers log every write whether or not anyone reads the log, so
+-- its first reader locks nothing and may be any role allowed to read the
+-- whole table.
 SET ROLE si_hostile;
 SELECT * FROM error_of($$SELECT pipeline.create_pipeline('si_h_silver', 'si_own.silver', 'si_hos.silver', key => ARRAY['id'])$$);
-SELECT * FROM error_of($$SELECT pipeline.create_pipeline('si_h_acc', 'si_own.accounts', 'si_hos.acc', key => ARRAY['id'])$$);
+SELECT pipeline.create_pipeline('si_h_acc', 'si_own.accounts', 'si_hos.acc', key => ARRAY['id']) > 0 AS created;
 RESET ROLE;
--- once the owner reads them, other roles join without locking anything
+-- once the owner reads the target, other roles join without locking anything
 SET ROLE si_owner;
 SELECT pipeline.create_pipeline('si_gold', 'si_own.silver', 'si_own.gold', key => ARRAY['id']) > 0 AS created;
 SELECT pipeline.create_pipeline('si_acc_copy', 'si_own.accounts', 'si_own.acc_copy', key => ARRAY['id']) > 0 AS created;
 RESET ROLE;
 SET ROLE si_hostile;
 SELECT pipeline.create_pipeline('si_h_silver', 'si_own.silver', 'si_hos.silver', key => ARRAY['id']) > 0 AS created;
-SELECT pipeline.create_pipeline('si_h_acc', 'si_own.accounts', 'si_hos.acc', key => ARRAY['id']) > 0 AS created;
 CALL pipeline.run('si_h_silver');
 SELECT id, v FROM si_hos.silver ORDER BY id;
 SELECT pipeline.drop_pipeline('si_h_silver');

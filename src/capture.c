@@ -1,15 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * capture.c
- *	  Capture of plain tables: an application's table becomes a source
+ *	  Capture of tables: an application's table becomes a source
  *	  without an external CDC system.
  *
  * pipeline.capture(table) gives the table a change log, the same kind a
  * pipeline's target gets when other pipelines read it (change_log.c):
  * <table>_changes, with the table's columns plus _op ('upsert' or
- * 'delete'), _for, _xid and _seq.  Four statement-level triggers fill it,
- * reading the statement's transition tables, so that a statement writing
- * many rows costs one INSERT into the log, not one per row:
+ * 'delete'), _for, _xid and _seq.  Two sets of triggers fill it, and
+ * exactly one of them fires for any write, according to
+ * session_replication_role:
+ *
+ * Ordinary writes (origin or local): four statement-level triggers,
+ * enabled the default way, reading the statement's transition tables, so
+ * that a statement writing many rows costs one INSERT into the log, not
+ * one per row:
  *
  *	INSERT		every new row, as an upsert;
  *	UPDATE		every new row as an upsert, and as a delete every old row
@@ -18,34 +23,51 @@
  *	TRUNCATE	(before it) every row of the table, as a delete, so that
  *				readers empty too; it costs a read of the table.
  *
+ * Replicated writes (replica): the apply worker of a logical replication
+ * subscription, and a session with session_replication_role = replica,
+ * fire no statement-level trigger but TRUNCATE's, and only triggers
+ * enabled REPLICA or ALWAYS, without transition tables.  So three
+ * row-level AFTER triggers and a BEFORE TRUNCATE trigger, all enabled
+ * REPLICA, log the same events row by row: the new row as an upsert, the
+ * old one as a delete, and for an update both when the key changed (the
+ * row triggers fire in the order the rows were written, so the log
+ * replays the statement step by step).  Enabled REPLICA, they never fire
+ * for ordinary writes, and the statement-level ones never in replica
+ * mode: no write is logged twice.
+ *
  * A partitioned table is captured whole: it and each of its partitions
- * carry the four triggers (a statement fires the triggers of the table it
- * names only), and a partition's write into the captured table's log
- * (capture_partitions.c follows partitions created, attached, detached and
- * dropped).
+ * carry the triggers (a statement fires the statement triggers of the
+ * table it names only), and a partition's write into the captured table's
+ * log (capture_partitions.c follows partitions created, attached, detached
+ * and dropped).  The row-level triggers PostgreSQL clones from the
+ * partitioned table onto each partition itself.
+ *
+ * The triggers log from the capture on, whether or not a pipeline reads
+ * the log: a log can be published to another database (logical
+ * replication of the log) with no local reader.  Rows every reader has
+ * consumed are trimmed at the readers' runs (change_log.c); a log nobody
+ * reads keeps growing until it is read or the table is uncaptured.
  *
  * The log is written as the log's owner -- the table's owner, who owned
  * the table when it was captured -- whoever writes the table, in a
  * security-restricted operation with search_path pinned to pg_catalog:
  * the log is that role's, and so are its triggers and its columns' types,
  * which must not run with the privileges of whoever happened to write the
- * table (a superuser, say).  The writer needs no privilege on the log.  The
- * trigger function refuses to run as anything but the capture trigger of a
- * captured table, so that nobody can make it write into another role's
- * log by attaching it to a table of their own.  A
- * pipeline whose source is a captured table reads its log instead, starting
- * from the table's rows (change_log.c seeds them); the table is locked in
- * SHARE mode meanwhile, so no write is both in the copy and in the log.
+ * table (a superuser, say, or the subscription's apply worker).  The
+ * writer needs no privilege on the log.  The trigger function refuses to
+ * run as anything but one of the capture triggers of a captured table
+ * (name, level, timing, enabled mode), so that nobody can make it write
+ * into another role's log by attaching it to a table of their own, or log
+ * a write twice by enabling a trigger for both modes.
+ *
+ * A pipeline whose source is a captured table reads its log instead,
+ * starting from the table's rows (change_log.c seeds them, with its
+ * cursor at the snapshot of that copy: a write is in the copy exactly
+ * when its logged rows are consumed).
  *
  * The triggers' statements are prepared once per backend and table, and
  * rebuilt after the table or its log changed (a relcache invalidation);
  * a column added to the table is added to the log when they are rebuilt.
- * While no pipeline reads the log, the triggers log nothing: a reader
- * starts from the table's rows anyway.  A reader joining or leaving sends
- * the table's relcache invalidation, so that every backend looks again
- * before its next write (a writer takes its lock on the table, and with it
- * the invalidation, before its statement runs; the joiner's SHARE lock
- * waits for the writers already running).
  *
  *-------------------------------------------------------------------------
  */
@@ -78,10 +100,13 @@ PG_FUNCTION_INFO_V1(pipeline_capture_changes);
 /* The statements the triggers run, per table and event. */
 typedef enum CaptureEvent
 {
-	CAPTURE_INSERT,
+	CAPTURE_INSERT,				/* statement-level, from transition tables */
 	CAPTURE_UPDATE,
 	CAPTURE_DELETE,
-	CAPTURE_TRUNCATE,
+	CAPTURE_TRUNCATE,			/* either mode: reads the table */
+	CAPTURE_ROW_INSERT,			/* row-level, from the trigger's tuples */
+	CAPTURE_ROW_UPDATE,
+	CAPTURE_ROW_DELETE,
 	CAPTURE_EVENTS
 } CaptureEvent;
 
@@ -91,7 +116,7 @@ typedef struct CapturePlans
 	Oid			captured;		/* the captured table (the partitions' root) */
 	Oid			change_log;
 	Oid			owner;			/* the log's: the statements run as this role */
-	bool		has_readers;	/* else there is nothing to log */
+	Oid			row_type;		/* the table's, for the row statements */
 	bool		valid;			/* false: rebuild before the next use */
 	char	   *key_match;		/* "n.k = o.k AND ..." over the captured key */
 	SPIPlanPtr	plans[CAPTURE_EVENTS];
@@ -100,12 +125,39 @@ typedef struct CapturePlans
 static List *capture_plans = NIL;	/* of CapturePlans *; list and entries in TopMemoryContext */
 static bool capture_callback_registered = false;
 
-/* The triggers capture() creates: name, timing and event, transition tables. */
-static const char *const capture_triggers[CAPTURE_EVENTS][2] = {
-	{"pipeline_capture_insert", "AFTER INSERT ON %s REFERENCING NEW TABLE AS pl_new"},
-	{"pipeline_capture_update", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS pl_old NEW TABLE AS pl_new"},
-	{"pipeline_capture_delete", "AFTER DELETE ON %s REFERENCING OLD TABLE AS pl_old"},
-	{"pipeline_capture_truncate", "BEFORE TRUNCATE ON %s"},
+/* A trigger capture() creates. */
+typedef struct CaptureTrigger
+{
+	const char *name;
+	const char *when;			/* timing, event and transition tables; %s is the table */
+	TriggerEvent op;			/* TRIGGER_EVENT_INSERT, ... */
+	bool		for_row;
+	char		enabled;		/* pg_trigger.tgenabled */
+	CaptureEvent event;			/* the statement it runs */
+} CaptureTrigger;
+
+/*
+ * The statement-level ones fire for ordinary writes, the REPLICA ones under
+ * session_replication_role = replica (a subscription's apply worker): one
+ * set for every write.
+ */
+static const CaptureTrigger capture_triggers[] = {
+	{"pipeline_capture_insert", "AFTER INSERT ON %s REFERENCING NEW TABLE AS pl_new",
+	TRIGGER_EVENT_INSERT, false, TRIGGER_FIRES_ON_ORIGIN, CAPTURE_INSERT},
+	{"pipeline_capture_update", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS pl_old NEW TABLE AS pl_new",
+	TRIGGER_EVENT_UPDATE, false, TRIGGER_FIRES_ON_ORIGIN, CAPTURE_UPDATE},
+	{"pipeline_capture_delete", "AFTER DELETE ON %s REFERENCING OLD TABLE AS pl_old",
+	TRIGGER_EVENT_DELETE, false, TRIGGER_FIRES_ON_ORIGIN, CAPTURE_DELETE},
+	{"pipeline_capture_truncate", "BEFORE TRUNCATE ON %s",
+	TRIGGER_EVENT_TRUNCATE, false, TRIGGER_FIRES_ON_ORIGIN, CAPTURE_TRUNCATE},
+	{"pipeline_capture_replica_insert", "AFTER INSERT ON %s",
+	TRIGGER_EVENT_INSERT, true, TRIGGER_FIRES_ON_REPLICA, CAPTURE_ROW_INSERT},
+	{"pipeline_capture_replica_update", "AFTER UPDATE ON %s",
+	TRIGGER_EVENT_UPDATE, true, TRIGGER_FIRES_ON_REPLICA, CAPTURE_ROW_UPDATE},
+	{"pipeline_capture_replica_delete", "AFTER DELETE ON %s",
+	TRIGGER_EVENT_DELETE, true, TRIGGER_FIRES_ON_REPLICA, CAPTURE_ROW_DELETE},
+	{"pipeline_capture_replica_truncate", "BEFORE TRUNCATE ON %s",
+	TRIGGER_EVENT_TRUNCATE, false, TRIGGER_FIRES_ON_REPLICA, CAPTURE_TRUNCATE},
 };
 
 /*
@@ -198,7 +250,10 @@ key_match(List *key)
 
 /*
  * capture_sql
- *		The statement one trigger runs to fill the log.
+ *		The statement one trigger runs to fill the log.  The statement-level
+ *		ones read the transition tables pl_new and pl_old, the row-level
+ *		ones the old row in $1 and the new one in $2 (the new one of an
+ *		insert in $1), of the table's row type.
  */
 static char *
 capture_sql(CaptureEvent event, Oid relation, Oid log, const char *key_match)
@@ -206,6 +261,8 @@ capture_sql(CaptureEvent event, Oid relation, Oid log, const char *key_match)
 	char	   *cols = pipeline_quote_list(pipeline_shared_columns(relation, log), NULL);
 	char	   *old_cols = pipeline_quote_list(pipeline_shared_columns(relation, log), "o");
 	char	   *into = psprintf("INSERT INTO %s (%s, _op) ", pipeline_qualified_name(log), cols);
+	const char *new_rows = "pl_new";
+	const char *old_rows = "pl_old";
 
 	switch (event)
 	{
@@ -216,13 +273,37 @@ capture_sql(CaptureEvent event, Oid relation, Oid log, const char *key_match)
 		case CAPTURE_TRUNCATE:
 			return psprintf("%sSELECT %s, 'delete' FROM %s", into, cols,
 							pipeline_qualified_name(relation));
+		case CAPTURE_ROW_INSERT:
+			return psprintf("%sSELECT %s, 'upsert' FROM (SELECT ($1).*) n", into, cols);
+		case CAPTURE_ROW_DELETE:
+			return psprintf("%sSELECT %s, 'delete' FROM (SELECT ($1).*) o", into, cols);
+		case CAPTURE_ROW_UPDATE:
+			new_rows = "(SELECT ($2).*)";
+			old_rows = "(SELECT ($1).*)";
+			break;
 		default:
 			break;
 	}
 	/* an old row whose key no new row has: its key changed, a delete */
-	return psprintf("%sSELECT %s, 'upsert' FROM pl_new UNION ALL SELECT %s, 'delete' FROM pl_old o "
-					"WHERE NOT EXISTS (SELECT 1 FROM pl_new n WHERE %s)",
-					into, cols, old_cols, key_match);
+	return psprintf("%sSELECT %s, 'upsert' FROM %s n UNION ALL SELECT %s, 'delete' FROM %s o "
+					"WHERE NOT EXISTS (SELECT 1 FROM %s n WHERE %s)",
+					into, cols, new_rows, old_cols, old_rows, new_rows, key_match);
+}
+
+/*
+ * prepare_capture
+ *		Prepares and keeps the statement of 'event' for a captured table;
+ *		the row-level ones take the table's rows as parameters.
+ */
+static SPIPlanPtr
+prepare_capture(CapturePlans *cp, CaptureEvent event)
+{
+	Oid			types[2] = {cp->row_type, cp->row_type};
+	int			nargs = event == CAPTURE_ROW_UPDATE ? 2
+		: event == CAPTURE_ROW_INSERT || event == CAPTURE_ROW_DELETE ? 1 : 0;
+
+	return pipeline_prepare_kept(capture_sql(event, cp->relation, cp->change_log, cp->key_match),
+								 nargs, types);
 }
 
 /*
@@ -260,12 +341,11 @@ plans_for(Oid relation)
 
 	/*
 	 * Read with the latest snapshot, not the writer's: a REPEATABLE READ
-	 * writer must see a reader that joined after its snapshot was taken
-	 * (the reader's copy of the table does not hold this write).
+	 * writer whose snapshot was taken before the capture committed finds
+	 * the capture's triggers, and must find the capture too.
 	 */
 	pipeline_become_internal(&ctx);
-	plan = SPI_prepare("SELECT c.change_log::oid, EXISTS (SELECT 1 FROM pipeline.pipeline_defs r "
-					   "WHERE r.source = c.change_log), c.key FROM pipeline.captures c "
+	plan = SPI_prepare("SELECT c.change_log::oid, c.key FROM pipeline.captures c "
 					   "WHERE c.relation = $1", 1, &type);
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, &value, NULL, GetLatestSnapshot(), InvalidSnapshot,
@@ -289,14 +369,13 @@ plans_for(Oid relation)
 	cp->relation = relation;
 	cp->captured = captured;
 	cp->change_log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-	cp->has_readers = DatumGetBool(pipeline_result_datum(0, 1, &isnull));
 	cp->key_match = MemoryContextStrdup(TopMemoryContext,
-										key_match(pipeline_text_array_to_list(pipeline_result_datum(0, 2, &isnull),
+										key_match(pipeline_text_array_to_list(pipeline_result_datum(0, 1, &isnull),
 																			  "key")));
 	cp->valid = true;
 	cp->owner = pipeline_relation_owner(cp->change_log);
-	if (cp->has_readers)
-		pipeline_add_missing_columns(relation, cp->change_log);
+	cp->row_type = get_rel_type_id(relation);
+	pipeline_add_missing_columns(relation, cp->change_log);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	capture_plans = lappend(capture_plans, cp);
 	MemoryContextSwitchTo(old);
@@ -304,62 +383,108 @@ plans_for(Oid relation)
 }
 
 /*
- * refuse_foreign_trigger
- *		Errors unless the trigger firing is the one pipeline.capture
- *		created for 'event': its name, a statement-level trigger, AFTER
- *		(BEFORE for TRUNCATE) with the transition tables it reads.  Whether
- *		the table is captured, plans_for checks.
+ * capture_trigger
+ *		The capture trigger firing, or errors unless it is one of those
+ *		pipeline.capture created, as it created it: its name, the event it
+ *		was made for, its level and timing, the transition tables a
+ *		statement-level one reads, and its enabled mode (a trigger enabled
+ *		for other sessions would log a write twice, or not at all).
+ *		Whether the table is captured, plans_for checks.
  */
-static void
-refuse_foreign_trigger(TriggerData *trigdata, CaptureEvent event)
+static const CaptureTrigger *
+capture_trigger(TriggerData *trigdata)
 {
 	TriggerEvent ev = trigdata->tg_event;
-	bool		before = event == CAPTURE_TRUNCATE;
+	Trigger    *trigger = trigdata->tg_trigger;
+	Oid			table = RelationGetRelid(trigdata->tg_relation);
 
-	if (TRIGGER_FIRED_FOR_STATEMENT(ev) &&
-		strcmp(trigdata->tg_trigger->tgname, capture_triggers[event][0]) == 0 &&
-		(before ? TRIGGER_FIRED_BEFORE(ev) : TRIGGER_FIRED_AFTER(ev)) &&
-		(event == CAPTURE_DELETE || event == CAPTURE_TRUNCATE || trigdata->tg_newtable != NULL) &&
-		(event == CAPTURE_INSERT || event == CAPTURE_TRUNCATE || trigdata->tg_oldtable != NULL))
-		return;
+	for (int i = 0; i < lengthof(capture_triggers); i++)
+	{
+		const CaptureTrigger *ct = &capture_triggers[i];
+		bool		truncate = ct->event == CAPTURE_TRUNCATE;
+		bool		reads_new = ct->event == CAPTURE_INSERT || ct->event == CAPTURE_UPDATE;
+		bool		reads_old = ct->event == CAPTURE_UPDATE || ct->event == CAPTURE_DELETE;
+
+		if (strcmp(trigger->tgname, ct->name) != 0)
+			continue;
+		if ((TRIGGER_FIRED_FOR_ROW(ev) != 0) != ct->for_row ||
+			!(truncate ? TRIGGER_FIRED_BEFORE(ev) : TRIGGER_FIRED_AFTER(ev)) ||
+			(ev & TRIGGER_EVENT_OPMASK) != ct->op ||
+			(reads_new && trigdata->tg_newtable == NULL) ||
+			(reads_old && trigdata->tg_oldtable == NULL))
+			break;
+		if (trigger->tgenabled != ct->enabled)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("capture trigger \"%s\" on %s is enabled for other sessions than pipeline.capture enables it for",
+							trigger->tgname, pipeline_qualified_name(table)),
+					 errdetail("pipeline.capture enables it for %s only; otherwise a write would be captured twice, or not at all.",
+							   ct->enabled == TRIGGER_FIRES_ON_REPLICA
+							   ? "sessions in replica mode (a subscription's apply worker)"
+							   : "sessions not in replica mode"),
+					 errhint("ALTER TABLE %s ENABLE%s TRIGGER %s;", pipeline_qualified_name(table),
+							 ct->enabled == TRIGGER_FIRES_ON_REPLICA ? " REPLICA" : "",
+							 quote_identifier(trigger->tgname))));
+		return ct;
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			 errmsg("pipeline.capture_changes must be fired by the capture triggers of a captured table"),
 			 errdetail("Trigger \"%s\" on %s is not the trigger pipeline.capture creates for this event.",
-					   trigdata->tg_trigger->tgname,
-					   pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation))),
+					   trigger->tgname, pipeline_qualified_name(table)),
 			 errhint("Use pipeline.capture(table), which creates its triggers; drop this one.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * log_write
+ *		Runs a capture trigger's statement, as the log's owner: a
+ *		statement-level one over the registered transition tables, a
+ *		row-level one with the trigger's rows.  The caller is connected to
+ *		SPI.
+ */
+static void
+log_write(CapturePlans *cp, CaptureEvent event, TriggerData *trigdata)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	Datum		rows[2] = {0, 0};
+	PipelineUserContext ctx;
+
+	/* an insert's new row is its trigger tuple, as a delete's old one is */
+	if (event == CAPTURE_ROW_INSERT || event == CAPTURE_ROW_UPDATE || event == CAPTURE_ROW_DELETE)
+		rows[0] = heap_copy_tuple_as_datum(trigdata->tg_trigtuple, desc);
+	if (event == CAPTURE_ROW_UPDATE)
+		rows[1] = heap_copy_tuple_as_datum(trigdata->tg_newtuple, desc);
+	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);
+	if (cp->plans[event] == NULL)
+		cp->plans[event] = prepare_capture(cp, event);
+	if (SPI_execute_plan(cp->plans[event], rows, NULL, false, 0) < 0)
+		elog(ERROR, "capture of changes to %s failed",
+			 pipeline_qualified_name(RelationGetRelid(trigdata->tg_relation)));
+	pipeline_restore_user(&ctx);
 }
 
 /*
  * pipeline_capture_changes
- *		The statement-level trigger of a captured table (see above).  Fired
- *		by an application's write, it writes the log as the log's owner.
+ *		The trigger of a captured table (see above).  Fired by an
+ *		application's write or a replicated one, it writes the log as the
+ *		log's owner.
  */
 Datum
 pipeline_capture_changes(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TriggerEvent ev;
-	CaptureEvent event;
-	CapturePlans *cp;
-	PipelineUserContext ctx;
-	Oid			relation;
+	const CaptureTrigger *ct;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("pipeline.capture_changes must be called as a statement-level trigger"),
-				 errdetail("It copies a statement's transition tables into a change log."),
+				 errmsg("pipeline.capture_changes must be called as a trigger"),
+				 errdetail("It copies the rows a write changed into the change log of a captured table."),
 				 errhint("Use pipeline.capture(table), which creates its triggers.")));
-	ev = trigdata->tg_event;
-	event = TRIGGER_FIRED_BY_INSERT(ev) ? CAPTURE_INSERT
-		: TRIGGER_FIRED_BY_UPDATE(ev) ? CAPTURE_UPDATE
-		: TRIGGER_FIRED_BY_DELETE(ev) ? CAPTURE_DELETE : CAPTURE_TRUNCATE;
-	refuse_foreign_trigger(trigdata, event);
-	relation = RelationGetRelid(trigdata->tg_relation);
+	ct = capture_trigger(trigdata);
 	/* a partitioned table holds no rows: its partitions' triggers log them */
-	if (event == CAPTURE_TRUNCATE &&
+	if (ct->event == CAPTURE_TRUNCATE &&
 		trigdata->tg_relation->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		return PointerGetDatum(NULL);
 
@@ -367,44 +492,9 @@ pipeline_capture_changes(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
-	cp = plans_for(relation);
-	if (!cp->has_readers)
-	{
-		SPI_finish();
-		return PointerGetDatum(NULL);
-	}
-	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);
-	if (cp->plans[event] == NULL)
-		cp->plans[event] = pipeline_prepare_kept(capture_sql(event, relation, cp->change_log,
-															 cp->key_match),
-												 0, NULL);
-	if (SPI_execute_plan(cp->plans[event], NULL, NULL, false, 0) < 0)
-		elog(ERROR, "capture of changes to %s failed", pipeline_qualified_name(relation));
-	pipeline_restore_user(&ctx);
+	log_write(plans_for(RelationGetRelid(trigdata->tg_relation)), ct->event, trigdata);
 	SPI_finish();
 	return PointerGetDatum(NULL);
-}
-
-/*
- * pipeline_capture_readers_changed
- *		A pipeline started or stopped reading 'log': if it is a capture's,
- *		every backend rechecks at its next write whether to log.
- */
-void
-pipeline_capture_readers_changed(Oid log)
-{
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(log);
-	PipelineUserContext ctx;
-	bool		isnull;
-
-	pipeline_become_internal(&ctx);
-	/* not when the statement dropped the table too (DROP SCHEMA ... CASCADE) */
-	if (pipeline_exec("SELECT relation::oid FROM pipeline.captures WHERE change_log = $1",
-					  1, &type, &value, NULL, false, 1) == 1 &&
-		SearchSysCacheExists1(RELOID, pipeline_result_datum(0, 0, &isnull)))
-		CacheInvalidateRelcacheByRelid(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)));
-	pipeline_restore_user(&ctx);
 }
 
 /*
@@ -490,37 +580,50 @@ has_capture_trigger(Oid relation, const char *name)
  * pipeline_capture_create_triggers
  *		Creates the capture triggers on a captured table or on one of its
  *		partitions (each needs them: a statement addressed to a partition
- *		fires that partition's statement triggers only), as its owner.
- *		Capture triggers it has already are left; another trigger of the
- *		same name makes CREATE TRIGGER fail.
+ *		fires that partition's statement triggers only), as its owner: the
+ *		statement-level ones enabled the default way (ordinary writes), the
+ *		row-level ones and the second TRUNCATE trigger enabled REPLICA
+ *		(replicated writes).  Capture triggers it has already (the row-level
+ *		ones PostgreSQL cloned from its partitioned table) are left as they
+ *		are; another trigger of the same name makes CREATE TRIGGER fail.
  */
 void
 pipeline_capture_create_triggers(Oid relation)
 {
 	char	   *name = pipeline_qualified_name(relation);
 
-	for (int i = 0; i < CAPTURE_EVENTS; i++)
-		if (!has_capture_trigger(relation, capture_triggers[i][0]))
+	for (int i = 0; i < lengthof(capture_triggers); i++)
+	{
+		const CaptureTrigger *ct = &capture_triggers[i];
+
+		if (!has_capture_trigger(relation, ct->name))
 			pipeline_exec_as_relation_owner(relation,
-											psprintf("CREATE TRIGGER %s %s FOR EACH STATEMENT "
+											psprintf("CREATE TRIGGER %s %s FOR EACH %s "
 													 "EXECUTE FUNCTION pipeline.capture_changes()",
-													 capture_triggers[i][0],
-													 psprintf(capture_triggers[i][1], name)),
+													 ct->name, psprintf(ct->when, name),
+													 ct->for_row ? "ROW" : "STATEMENT"),
 											0, NULL, NULL, NULL);
+		/* a clone keeps the mode its parent's trigger had when it was cloned */
+		if (ct->enabled == TRIGGER_FIRES_ON_REPLICA)
+			pipeline_exec_as_relation_owner(relation,
+											psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER %s",
+													 name, ct->name),
+											0, NULL, NULL, NULL);
+	}
 }
 
 /*
  * pipeline_capture_drop_triggers
  *		Drops the capture triggers of a table (a captured one, or one of its
- *		partitions), as its owner.
+ *		partitions), as its owner (those still there).
  */
 void
 pipeline_capture_drop_triggers(Oid relation)
 {
-	for (int i = 0; i < CAPTURE_EVENTS; i++)
+	for (int i = 0; i < lengthof(capture_triggers); i++)
 		pipeline_exec_as_relation_owner(relation,
 										psprintf("DROP TRIGGER IF EXISTS %s ON %s",
-												 capture_triggers[i][0],
+												 capture_triggers[i].name,
 												 pipeline_qualified_name(relation)),
 										0, NULL, NULL, NULL);
 }
@@ -575,9 +678,9 @@ pipeline_capture(PG_FUNCTION_ARGS)
  *		Removes a table's capture: its catalog row and, when they still
  *		exist, its triggers (and its partitions') and its log -- with
  *		'cascade', by DROP ... CASCADE, which drops the pipelines reading
- *		it; else the caller has checked that none does.  The catalog row goes as the extension (the
- *		caller's identity), triggers and log as their owners.  The caller
- *		is connected to SPI.
+ *		it; else the caller has checked that none does.  The catalog row
+ *		goes as the extension (the caller's identity), triggers and log as
+ *		their owners.  The caller is connected to SPI.
  */
 void
 pipeline_forget_capture(Oid relation, Oid log, bool cascade)

@@ -497,25 +497,35 @@ pipeline_on_ddl_command_end(PG_FUNCTION_ARGS)
 }
 
 /*
- * refuse_concurrent_detach
- *		Errors for DETACH PARTITION ... CONCURRENTLY on a captured table: it
- *		commits in two transactions, the partition half-attached between
- *		them, with no point where its rows leave the table for every
- *		reader at once.
+ * refuse_partition_command
+ *		ddl_command_start of ATTACH or DETACH PARTITION on a captured table:
+ *		errors for attaching a table captured on its own (before
+ *		PostgreSQL clones the captured table's row-level triggers onto it,
+ *		which would fail on its own capture triggers' names), and for DETACH
+ *		PARTITION ... CONCURRENTLY: it commits in two transactions, the
+ *		partition half-attached between them, with no point where its rows
+ *		leave the table for every reader at once.
  */
 static void
-refuse_concurrent_detach(AlterTableStmt *stmt)
+refuse_partition_command(AlterTableStmt *stmt)
 {
 	AlterTableType type;
 	Oid			parent = InvalidOid;
 	Oid			partition = InvalidOid;
 	PartitionCmd *pc = partition_command(stmt, &type, &parent, &partition);
 	Oid			captured;
+	Oid			log;
 
-	if (pc == NULL || type != AT_DetachPartition || !pc->concurrent || !OidIsValid(parent))
+	if (pc == NULL || !OidIsValid(parent))
 		return;
 	captured = pipeline_partition_root(parent);
-	if (!OidIsValid(capture_log(captured)))
+	log = capture_log(captured);
+	if (!OidIsValid(log))
+		return;
+	if (type == AT_AttachPartition && OidIsValid(partition) &&
+		OidIsValid(capture_log(partition)))
+		refuse_partition(partition, captured, pipeline_relation_owner(log));
+	if (type != AT_DetachPartition || !pc->concurrent)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -598,9 +608,10 @@ log_dropped_partitions(DropStmt *stmt)
 
 /*
  * pipeline_on_ddl_command_start
- *		Event trigger on ddl_command_start: refuses a concurrent detach from
- *		a captured table, and before a DROP logs the rows of the partitions
- *		it names and remembers the others (see the file comment).
+ *		Event trigger on ddl_command_start: refuses attaching a table
+ *		captured on its own to a captured table, and a concurrent detach
+ *		from one; before a DROP, logs the rows of the partitions it names
+ *		and remembers the others (see the file comment).
  */
 Datum
 pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
@@ -619,7 +630,7 @@ pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (IsA(parsetree, AlterTableStmt))
-		refuse_concurrent_detach((AlterTableStmt *) parsetree);
+		refuse_partition_command((AlterTableStmt *) parsetree);
 	else
 	{
 		List	   *logged = NIL;

@@ -44,9 +44,10 @@
  * cycle (its target already feeds its source) is refused.
  *
  * A captured table (capture.c) has the same kind of log, written by its
- * triggers instead of by pipelines while it has readers; readers join it
- * the same way, the first one with the table locked in SHARE mode instead
- * of writers' definitions.
+ * triggers instead of by pipelines, from the capture on, whether or not
+ * it has readers.  So every reader joins it as a reader joins a target's
+ * log that has readers already: seeded from the table's rows, locking no
+ * writer, whoever owns it.
  *
  *-------------------------------------------------------------------------
  */
@@ -444,34 +445,22 @@ refuse_first_reader(Oid relation, Oid reader)
 /*
  * join_capture
  *		pipeline_join_change_log for a captured table (or its log); InvalidOid
- *		when 'relation' is neither.  Its triggers log while the log has
- *		readers: joining a log that has readers locks no writer, a first
- *		reader locks the table (and its partitions) in SHARE mode until
- *		commit.  The capture's row is share-locked, against uncapture and a
- *		reader's drop.
+ *		when 'relation' is neither.  Its triggers log every write since the
+ *		capture, so the join locks no writer, first reader or not.  The
+ *		capture's row is share-locked, against uncapture.
  */
 static Oid
 join_capture(Oid relation, Oid reader)
 {
-	Oid			target;
 	Oid			log;
 	bool		isnull;
 
 	if (exec_internal_oid("SELECT relation::oid, change_log::oid FROM pipeline.captures "
 						  "WHERE relation = $1 OR change_log = $1 FOR SHARE", relation) == 0)
 		return InvalidOid;
-	target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 	log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
-	refuse_partial_reader(target, reader);
+	refuse_partial_reader(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)), reader);
 	refuse_old_snapshot();
-	/* the readers as committed once the row lock is ours */
-	if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1 LIMIT 1",
-						  log) == 0)
-	{
-		refuse_first_reader(target, reader);
-		/* its partitions too: a write addressed to one locks only that one */
-		(void) pipeline_capture_members(target, ShareLock);
-	}
 	change_log_lock(log, ExclusiveLock, true);
 	grant_on_log(log, "SELECT", reader);
 	return log;
@@ -542,6 +531,8 @@ create_target_log(Oid target)
  *		snapshot publishes to the log.  Only the first reader must lock the
  *		writers until commit, so that none of them commits unpublished
  *		after the copy; only the table's owner may be it (refuse_first_reader).
+ *		A captured table's triggers always log: none of its readers locks
+ *		a writer.
  */
 Oid
 pipeline_join_change_log(Oid relation, Oid reader)
@@ -653,21 +644,6 @@ pipeline_seed_change_log(const PipelineDef *def)
 	cursor = pipeline_seed_cursor(snapshot);
 	UnregisterSnapshot(snapshot);
 	return cursor;
-}
-
-/*
- * pipeline_leave_change_log
- *		Before a reader of a captured table's log is dropped: locks the
- *		capture's row, so that a reader joining meanwhile, which found this
- *		one and so locked no writer, commits first (the triggers keep
- *		logging for it), or sees this one gone and joins as the first.
- */
-void
-pipeline_leave_change_log(const PipelineDef *def)
-{
-	if (def->reads_change_log)
-		exec_internal_oid("SELECT 1 FROM pipeline.captures WHERE change_log = $1 FOR UPDATE",
-						  def->source);
 }
 
 /*

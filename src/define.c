@@ -1182,10 +1182,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->id = save_definition(def, true);
 	pipeline_save_lineage(def);
 	if (def->reads_change_log)
-	{
 		seeded = pipeline_seed_change_log(def);
-		pipeline_capture_readers_changed(def->source);
-	}
 	create_cursor(def, seeded);
 	pipeline_schedules_changed();
 	SPI_finish();
@@ -1289,7 +1286,6 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	}
 	pipeline_check_manage(def);
 	pipeline_refuse_last_writer_drop(def);
-	pipeline_leave_change_log(def);
 	drop_tombstones(def);
 	value = Int64GetDatum(def->id);
 	pipeline_become_internal(&ctx);
@@ -1297,8 +1293,6 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 				  false, 0);
 	pipeline_restore_user(&ctx);
 	pipeline_forget_statements(def->id);
-	if (def->reads_change_log)
-		pipeline_capture_readers_changed(def->source);
 	pipeline_release_change_logs();
 	SPI_finish();
 	PG_RETURN_VOID();

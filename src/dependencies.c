@@ -318,7 +318,7 @@ on_sql_drop(EventTriggerData *trigdata)
 		n = pipeline_exec("DELETE FROM pipeline.pipeline_defs d "
 						  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
 						  " RETURNING d.id, d.name, coalesce(d.tombstones::oid, 0), "
-						  "coalesce(d.change_log::oid, 0), d.source::oid",
+						  "coalesce(d.change_log::oid, 0)",
 						  0, NULL, NULL, NULL, false, 0);
 		dropped = SPI_tuptable;
 
@@ -338,10 +338,6 @@ on_sql_drop(EventTriggerData *trigdata)
 				pipeline_drop_own_table(tombstones);
 			logs = lappend_oid(logs, DatumGetObjectId(SPI_getbinval(dropped->vals[i],
 																	dropped->tupdesc, 4, &isnull)));
-			/* a reader of a captured table left: its writers look again */
-			pipeline_capture_readers_changed(DatumGetObjectId(SPI_getbinval(dropped->vals[i],
-																			dropped->tupdesc, 5,
-																			&isnull)));
 		}
 		/* writers of a dropped change log stop publishing */
 		pipeline_exec("UPDATE pipeline.pipeline_defs d SET change_log = NULL, version = version + 1 "

@@ -364,7 +364,6 @@ extern Oid	pipeline_published_change_log(Oid target, Oid owner);
 extern Oid	pipeline_join_change_log(Oid relation, Oid reader);
 extern Datum pipeline_seed_change_log(const PipelineDef *def);
 extern void pipeline_check_change_log_reader(const PipelineDef *def);
-extern void pipeline_leave_change_log(const PipelineDef *def);
 extern void pipeline_trim_change_log(const PipelineDef *def);
 extern void pipeline_release_change_logs(void);
 extern void pipeline_refuse_last_writer_drop(const PipelineDef *def);
@@ -372,7 +371,6 @@ extern void pipeline_refuse_cycle(Oid source, Oid target);
 
 /* capture.c */
 extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
-extern void pipeline_capture_readers_changed(Oid log);
 extern void pipeline_capture_create_triggers(Oid relation);
 extern void pipeline_capture_drop_triggers(Oid relation);
 

@@ -2,7 +2,9 @@
 # Benchmark of capture: what pipeline.capture costs the application writing
 # a table.  pgbench writes an OLTP table (an update by primary key and an
 # insert per transaction) with the table captured and not, alternating
-# rounds, in one run.  See README.md.
+# rounds, in one run; and the same in replica mode (session_replication_role
+# = replica, as a subscription's apply worker writes), where the row-level
+# capture triggers log.  See README.md.
 #
 #   bash test/bench/capture.sh
 #
@@ -51,14 +53,14 @@ chown "$TEST_USER" "$WORK/oltp.sql" 2>/dev/null || true
 say "pipeline capture benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say "$(sql -Atc 'SELECT version()' | cut -d, -f1), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 say "pgbench, 8 clients, ${SECONDS_PER_ROUND} s rounds: per transaction one UPDATE by primary key and one INSERT into accounts (100,000 rows)"
-say "captured: pipeline.capture('accounts') and a (manual) pipeline reading it, so that every change is logged"
+say "captured: pipeline.capture('accounts') and a (manual) pipeline reading it (the triggers log every change, read or not)"
+say "replica mode: the same, each pgbench session with session_replication_role = replica (row-level capture triggers)"
 say ""
 
 declare -A tps
 for round in $(seq "$ROUNDS"); do
-    for mode in plain captured; do
-        # captured: with a reader, or the triggers have nothing to log
-        if [ $mode = captured ]; then
+    for mode in plain captured plain_replica captured_replica; do
+        if [ "${mode#captured}" != "$mode" ]; then
             sql -c "SELECT pipeline.capture('accounts')" \
                 -c "SELECT pipeline.create_pipeline('accounts_copy', 'accounts', 'accounts_copy', key => ARRAY['id'])" >/dev/null
         else
@@ -66,9 +68,12 @@ for round in $(seq "$ROUNDS"); do
                 -c "DROP TABLE IF EXISTS accounts_copy" \
                 -c "SELECT pipeline.uncapture('accounts', if_exists => true)" >/dev/null
         fi
+        role=origin
+        [ "${mode%replica}" != "$mode" ] && role=replica
         sql -c 'CHECKPOINT' >/dev/null
         echo "round $round, $mode..."
-        pgbench -c 8 -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/oltp.sql" >"$WORK/pgbench.out" 2>&1 ||
+        PGOPTIONS="-c session_replication_role=$role" \
+            pgbench -c 8 -j 2 -T "$SECONDS_PER_ROUND" -f "$WORK/oltp.sql" >"$WORK/pgbench.out" 2>&1 ||
             { cat "$WORK/pgbench.out" >&2; exit 1; }
         t=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out")
         tps[$mode]+="$t "
@@ -76,10 +81,13 @@ for round in $(seq "$ROUNDS"); do
 done
 changes=$(sql -Atc "SELECT count(*) FROM accounts_changes")
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-plain=$(echo "${tps[plain]}" | median)
-captured=$(echo "${tps[captured]}" | median)
-say "   not captured:   $(awk "BEGIN {printf \"%8.0f transactions/s\", $plain}")   rounds: ${tps[plain]}"
-say "   captured:       $(awk "BEGIN {printf \"%8.0f transactions/s\", $captured}")   rounds: ${tps[captured]}"
-say "   ratio captured / not captured: $(awk "BEGIN {printf \"%.2f\", $captured / $plain}")"
+for kind in "" _replica; do
+    plain=$(echo "${tps[plain$kind]}" | median)
+    captured=$(echo "${tps[captured$kind]}" | median)
+    [ -n "$kind" ] && say "   in replica mode:"
+    say "   not captured:   $(awk "BEGIN {printf \"%8.0f transactions/s\", $plain}")   rounds: ${tps[plain$kind]}"
+    say "   captured:       $(awk "BEGIN {printf \"%8.0f transactions/s\", $captured}")   rounds: ${tps[captured$kind]}"
+    say "   ratio captured / not captured: $(awk "BEGIN {printf \"%.2f\", $captured / $plain}")"
+done
 say "   (the last captured round wrote $changes changes into accounts_changes)"
 say "results written to $OUT"

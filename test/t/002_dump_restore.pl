@@ -157,12 +157,26 @@ is($new->safe_psql('flow', q{SELECT string_agg(relation || ' ' || change_log, ',
 	'accounts accounts_changes, orders orders_changes', 'the captures are restored');
 is($new->safe_psql('flow', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pipeline\_capture\_%'
 	AND tgrelid IN ('orders'::regclass, 'orders_eu'::regclass, 'orders_us'::regclass)}),
-	'12', 'the partitions keep their capture triggers');
+	'24', 'the partitions keep their capture triggers');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger
+	 WHERE tgrelid = 'accounts'::regclass}),
+	'pipeline_capture_delete O, pipeline_capture_insert O, pipeline_capture_replica_delete R, '
+	  . 'pipeline_capture_replica_insert R, pipeline_capture_replica_truncate R, '
+	  . 'pipeline_capture_replica_update R, pipeline_capture_truncate O, pipeline_capture_update O',
+	'the capture triggers are restored, each enabled for the sessions it was');
+is($new->safe_psql('flow', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pipeline\_capture\_replica\_%'
+	AND tgenabled = 'R' AND tgrelid IN ('orders'::regclass, 'orders_eu'::regclass, 'orders_us'::regclass)}),
+	'12', 'the partitions\' replica capture triggers are restored enabled REPLICA');
 $new->safe_psql(
 	'flow', q{
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(301, 400) g;
 	UPDATE accounts SET balance = 0 WHERE id = 1;
 	INSERT INTO accounts VALUES (99, 1);
+	SET session_replication_role = replica;
+	UPDATE accounts SET balance = 7 WHERE id = 2;
+	RESET session_replication_role;
 	CALL pipeline.run('silver');
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
@@ -179,8 +193,9 @@ is( $new->safe_psql(
 		'flow', q{
 	SELECT (SELECT count(*) FROM (TABLE accounts EXCEPT TABLE accounts_copy) a)
 	     + (SELECT count(*) FROM (TABLE accounts_copy EXCEPT TABLE accounts) b),
-	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1)}),
-	'0|46|0', 'the copy of the captured table equals it: changes before and after the dump applied once');
+	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1),
+	       (SELECT balance FROM accounts_copy WHERE id = 2)}),
+	'0|46|0|7', 'the copy of the captured table equals it: changes before and after the dump applied once, replicated ones too');
 is( $new->safe_psql(
 		'flow', q{
 	SELECT (SELECT count(*) FROM (TABLE orders EXCEPT TABLE orders_copy) a)
