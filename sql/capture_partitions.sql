@@ -168,6 +168,23 @@ SELECT * FROM error_of($$DROP SCHEMA "Cap Parts Elsewhere" CASCADE$$);
 INSERT INTO "Cap Parts"."Order Items" VALUES (900, 'se', 1, 'elsewhere');
 :compare
 
+-- replicated writes (a subscription's apply worker, replica mode) fire the
+-- row-level capture triggers every partition has, enabled REPLICA: through
+-- the parent, addressed to a partition, a key change, a delete, a TRUNCATE
+-- of one partition
+SELECT count(*) FILTER (WHERE t.tgenabled = 'R') AS replica_enabled,
+       count(*) FILTER (WHERE t.tgenabled <> 'R') AS other
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = '"Cap Parts"'::regnamespace AND t.tgname LIKE 'pipeline\_capture\_replica\_%';
+SET session_replication_role = replica;
+INSERT INTO "Cap Parts"."Order Items" VALUES (910, 'de', 1, 'replicated'), (911, 'us', 2, 'replicated');
+INSERT INTO "Cap Parts"."EU Low" VALUES (12, 'fr', 3, 'replicated, addressed');
+UPDATE "Cap Parts"."Order Items" SET "Region" = 'fr', note = 'replicated, moved' WHERE id = 910;
+DELETE FROM "Cap Parts"."Order Items" WHERE id = 911;
+TRUNCATE "Cap Parts"."Items US";
+RESET session_replication_role;
+:compare
+
 -- uncapture removes every partition's triggers; a captured table dropped
 -- with its schema takes its partitions without complaint.
 SELECT pipeline.drop_pipeline('pc_copy');
