@@ -130,6 +130,19 @@ INSERT INTO t234567890123456789012345678901234567890123456789012345678901 VALUES
 INSERT INTO t234567890123456789012345678901234567890123456789012345678901 VALUES (1), (2)
     ON CONFLICT DO NOTHING;
 SELECT count(*) AS staged FROM t234567890123456789012345678901234567890123456789012345678901;
+-- a merge or scd2 pipeline writing into a staging table would update its
+-- rows: refused when defined, not at every run; appending is allowed
+CREATE TABLE long_raw (id int);
+SELECT pipeline.create_pipeline('sc_into_staging', '"Stag Ing".long_raw',
+    '"Stag Ing".t234567890123456789012345678901234567890123456789012345678901', key => ARRAY['id']);
+SELECT pipeline.create_pipeline('sc_into_staging', '"Stag Ing".long_raw',
+    '"Stag Ing".t234567890123456789012345678901234567890123456789012345678901', strategy => 'append') > 0 AS created;
+INSERT INTO long_raw VALUES (5);
+CALL pipeline.run('sc_into_staging');
+CALL pipeline.run('sc_long');
+SELECT * FROM long_cur ORDER BY id;
+SELECT pipeline.drop_pipeline('sc_into_staging');
+DROP TABLE long_raw;
 SELECT pipeline.drop_pipeline('sc_long');
 
 -- Partitioned staging: partitions present, created later and attached.

@@ -465,6 +465,7 @@ check_existing_target(const PipelineDef *def)
 
 	require_table(def->target, "target");
 	require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
+	pipeline_refuse_staging_target(def->target, def->strategy);
 	if (strcmp(def->strategy, "append") == 0)
 		return;
 	require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");

@@ -350,6 +350,7 @@ extern void pipeline_drop_own_table(Oid relid);
 
 /* staging.c */
 extern void pipeline_guard_staging_table(Oid source);
+extern void pipeline_refuse_staging_target(Oid target, const char *strategy);
 extern void pipeline_own_staging_writes(Oid relid, void (*fn) (void *arg), void *arg);
 
 /* change_log.c */

@@ -267,6 +267,30 @@ unguarded_tables(Oid relid)
 }
 
 /*
+ * pipeline_refuse_staging_target
+ *		Errors when 'target', which a pipeline of strategy 'strategy' would
+ *		write, is a staging table pipelines read: a merge or scd2 pipeline
+ *		updates (and deletes) rows in its target, which the guards refuse
+ *		and the readers would never see.  Appending is what a staging table
+ *		takes.  A target defined first is read through its change log
+ *		instead, so only this order needs refusing.
+ */
+void
+pipeline_refuse_staging_target(Oid target, const char *strategy)
+{
+	Readers		readers;
+
+	if (strcmp(strategy, "append") == 0 || !find_readers(target, &readers))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("target %s is a staging table", pipeline_qualified_name(target)),
+			 errdetail("The pipelines reading %s (%s) consume each row once, as it was inserted; a %s pipeline updates rows in its target, which they would never see.",
+					   pipeline_qualified_name(readers.source), readers.names, strategy),
+			 errhint("Write into a staging table with an append pipeline; or define this pipeline first and the readers after it: a pipeline whose source is another pipeline's target reads its change log.")));
+}
+
+/*
  * pipeline_guard_staging_table
  *		Gives a staging table (and each of its partitions) its guard
  *		triggers, as their owners, when they lack them.  Like the _xid and
