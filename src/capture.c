@@ -560,23 +560,6 @@ refuse_capture(Oid relation)
 }
 
 /*
- * has_capture_trigger
- *		Whether 'relation' has a trigger named 'name' that runs
- *		pipeline.capture_changes (whether it was made right, the function
- *		checks when it fires).
- */
-static bool
-has_capture_trigger(Oid relation, const char *name)
-{
-	Oid			types[2] = {OIDOID, TEXTOID};
-	Datum		values[2] = {ObjectIdGetDatum(relation), CStringGetTextDatum(name)};
-
-	return pipeline_exec_internal("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2 "
-								  "AND tgfoid = 'pipeline.capture_changes()'::regprocedure",
-								  2, types, values, NULL) > 0;
-}
-
-/*
  * pipeline_capture_create_triggers
  *		Creates the capture triggers on a captured table or on one of its
  *		partitions (each needs them: a statement addressed to a partition
@@ -584,31 +567,20 @@ has_capture_trigger(Oid relation, const char *name)
  *		statement-level ones enabled the default way (ordinary writes), the
  *		row-level ones and the second TRUNCATE trigger enabled REPLICA
  *		(replicated writes).  Capture triggers it has already (the row-level
- *		ones PostgreSQL cloned from its partitioned table) are left as they
- *		are; another trigger of the same name makes CREATE TRIGGER fail.
+ *		ones PostgreSQL cloned from its partitioned table) are only given
+ *		their mode; another trigger of the same name makes CREATE TRIGGER
+ *		fail.
  */
 void
 pipeline_capture_create_triggers(Oid relation)
 {
-	char	   *name = pipeline_qualified_name(relation);
-
 	for (int i = 0; i < lengthof(capture_triggers); i++)
 	{
 		const CaptureTrigger *ct = &capture_triggers[i];
 
-		if (!has_capture_trigger(relation, ct->name))
-			pipeline_exec_as_relation_owner(relation,
-											psprintf("CREATE TRIGGER %s %s FOR EACH %s "
-													 "EXECUTE FUNCTION pipeline.capture_changes()",
-													 ct->name, psprintf(ct->when, name),
-													 ct->for_row ? "ROW" : "STATEMENT"),
-											0, NULL, NULL, NULL);
-		/* a clone keeps the mode its parent's trigger had when it was cloned */
-		if (ct->enabled == TRIGGER_FIRES_ON_REPLICA)
-			pipeline_exec_as_relation_owner(relation,
-											psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER %s",
-													 name, ct->name),
-											0, NULL, NULL, NULL);
+		pipeline_ensure_trigger(relation, ct->name,
+								psprintf("%s FOR EACH %s", ct->when, ct->for_row ? "ROW" : "STATEMENT"),
+								"pipeline.capture_changes()", ct->enabled);
 	}
 }
 

@@ -304,6 +304,8 @@ extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
 											Oid *types, Datum *values, const char *nulls);
+extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,
+									const char *function, char enabled);
 extern void pipeline_require_expression(const char *expr, const char *what);
 extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
 								   const char *nulls);

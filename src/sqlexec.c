@@ -10,6 +10,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "parser/parser.h"
@@ -252,6 +253,49 @@ pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs, Oid *type
 	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 	return n;
+}
+
+/*
+ * pipeline_ensure_trigger
+ *		Gives table 'relid' the extension's trigger 'name' -- 'definition'
+ *		is its CREATE TRIGGER text after the name, executing 'function' --
+ *		as the table's owner, unless the table has a trigger of that name
+ *		executing that function already (another trigger of the name makes
+ *		CREATE TRIGGER fail); and enables it for the sessions 'enabled' says
+ *		(pg_trigger.tgenabled) when it is enabled otherwise: a trigger
+ *		PostgreSQL cloned onto a partition keeps the mode its parent's had
+ *		when it was cloned.  The caller is connected to SPI.
+ */
+void
+pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,
+						const char *function, char enabled)
+{
+	char	   *table = pipeline_qualified_name(relid);
+	Oid			types[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		values[3] = {ObjectIdGetDatum(relid), CStringGetTextDatum(name),
+	CStringGetTextDatum(function)};
+	char		current = enabled;
+	bool		isnull;
+
+	if (pipeline_exec_internal("SELECT tgenabled FROM pg_catalog.pg_trigger WHERE tgrelid = $1 "
+							   "AND tgname = $2 AND tgfoid = $3::regprocedure",
+							   3, types, values, NULL) == 1)
+		current = DatumGetChar(pipeline_result_datum(0, 0, &isnull));
+	else
+	{
+		pipeline_exec_as_relation_owner(relid, psprintf("CREATE TRIGGER %s %s EXECUTE FUNCTION %s",
+														quote_identifier(name),
+														psprintf(definition, table), function),
+										0, NULL, NULL, NULL);
+		current = TRIGGER_FIRES_ON_ORIGIN;
+	}
+	if (current != enabled)
+		pipeline_exec_as_relation_owner(relid,
+										psprintf("ALTER TABLE %s ENABLE %s TRIGGER %s", table,
+												 enabled == TRIGGER_FIRES_ALWAYS ? "ALWAYS"
+												 : enabled == TRIGGER_FIRES_ON_REPLICA ? "REPLICA" : "",
+												 quote_identifier(name)),
+										0, NULL, NULL, NULL);
 }
 
 /* One parse of an expression for pipeline_require_expression. */

@@ -201,39 +201,19 @@ held_rows(Oid source, Oid rel)
  * add_guards
  *		Gives 'relid' the statement guard, and with 'replica' the row guard
  *		(which a partitioned table passes on to its partitions), when it
- *		lacks them; as its owner.  The caller is connected to SPI.
+ *		lacks them, as its owner; a guard disabled by hand is enabled again.
+ *		The caller is connected to SPI.
  */
 static void
 add_guards(Oid relid, bool replica)
 {
-	char	   *name = pipeline_qualified_name(relid);
-	Oid			types[2] = {OIDOID, TEXTOID};
-	Datum		values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(GUARD_TRIGGER)};
-	const char *exists = "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2";
-
-	if (pipeline_exec_internal(exists, 2, types, values, NULL) == 0)
-	{
-		pipeline_exec_as_relation_owner(relid,
-										psprintf("CREATE TRIGGER " GUARD_TRIGGER
-												 " BEFORE UPDATE OR DELETE OR TRUNCATE ON %s "
-												 "FOR EACH STATEMENT EXECUTE FUNCTION pipeline.guard_staging()",
-												 name), 0, NULL, NULL, NULL);
-		pipeline_exec_as_relation_owner(relid, psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER "
-														GUARD_TRIGGER, name),
-										0, NULL, NULL, NULL);
-	}
-	values[1] = CStringGetTextDatum(GUARD_REPLICA_TRIGGER);
-	if (replica && pipeline_exec_internal(exists, 2, types, values, NULL) == 0)
-	{
-		pipeline_exec_as_relation_owner(relid,
-										psprintf("CREATE TRIGGER " GUARD_REPLICA_TRIGGER
-												 " BEFORE UPDATE OR DELETE ON %s "
-												 "FOR EACH ROW EXECUTE FUNCTION pipeline.guard_staging()",
-												 name), 0, NULL, NULL, NULL);
-		pipeline_exec_as_relation_owner(relid, psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER "
-														GUARD_REPLICA_TRIGGER, name),
-										0, NULL, NULL, NULL);
-	}
+	pipeline_ensure_trigger(relid, GUARD_TRIGGER,
+							"BEFORE UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT",
+							"pipeline.guard_staging()", TRIGGER_FIRES_ALWAYS);
+	if (replica)
+		pipeline_ensure_trigger(relid, GUARD_REPLICA_TRIGGER,
+								"BEFORE UPDATE OR DELETE ON %s FOR EACH ROW",
+								"pipeline.guard_staging()", TRIGGER_FIRES_ON_REPLICA);
 }
 
 /*
