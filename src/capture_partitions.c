@@ -203,18 +203,13 @@ pipeline_refuse_capture_partitions(Oid relation, Oid log_owner)
 {
 	List	   *members = pipeline_capture_members(relation, NoLock);
 	ListCell   *lc;
-	Datum	   *oids = palloc(sizeof(Datum) * list_length(members));
-	int			n = 0;
 	Oid			type = OIDARRAYOID;
-	Datum		value;
+	Datum		value = pipeline_oid_list_to_array(members);
 	PipelineUserContext ctx;
+	int			n;
 
 	foreach(lc, members)
-	{
 		refuse_partition(lfirst_oid(lc), relation, log_owner);
-		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	}
-	value = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	pipeline_become_internal(&ctx);
 	n = pipeline_exec("SELECT inhrelid::regclass::text FROM pg_inherits "
 					  "WHERE inhdetachpending AND inhparent = ANY ($1)",
@@ -344,36 +339,6 @@ refuse_captured_attach(Oid partition, Oid parent)
 }
 
 /*
- * partition_command
- *		For an ALTER TABLE attaching or detaching a partition: the partition
- *		command, with the parent and the partition in *parent and
- *		*partition (InvalidOid when a name does not resolve); NULL for any
- *		other ALTER TABLE.
- */
-static PartitionCmd *
-partition_command(AlterTableStmt *stmt, AlterTableType *type, Oid *parent, Oid *partition)
-{
-	ListCell   *lc;
-
-	if (stmt->objtype != OBJECT_TABLE)
-		return NULL;
-	foreach(lc, stmt->cmds)
-	{
-		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-		PartitionCmd *pc;
-
-		if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition)
-			continue;
-		pc = (PartitionCmd *) cmd->def;
-		*type = cmd->subtype;
-		*parent = RangeVarGetRelid(stmt->relation, NoLock, true);
-		*partition = RangeVarGetRelid(pc->name, NoLock, true);
-		return pc;
-	}
-	return NULL;
-}
-
-/*
  * refuse_owner_change
  *		ddl_command_end of ALTER TABLE ... OWNER TO of a partition of a
  *		captured table: the new owner must be the log's (refuse_partition).
@@ -416,7 +381,7 @@ on_alter_table(AlterTableStmt *stmt)
 	Oid			captured;
 	Oid			log;
 
-	if (partition_command(stmt, &type, &parent, &partition) == NULL)
+	if (pipeline_partition_command(stmt, &type, &parent, &partition) == NULL)
 	{
 		refuse_owner_change(stmt);
 		return;
@@ -442,33 +407,14 @@ on_alter_table(AlterTableStmt *stmt)
 static void
 on_created_tables(void)
 {
-	PipelineUserContext ctx;
-	List	   *created = NIL;
 	ListCell   *lc;
-	int			n;
 
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT objid FROM pg_event_trigger_ddl_commands() "
-					  "WHERE command_tag = 'CREATE TABLE' "
-					  "AND object_type = 'table'",
-					  0, NULL, NULL, NULL, true, 0);
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		created = lappend_oid(created, DatumGetObjectId(pipeline_result_datum(i, 0, &isnull)));
-	}
-	pipeline_restore_user(&ctx);
-	foreach(lc, created)
+	foreach(lc, pipeline_created_partitions())
 	{
 		Oid			table = lfirst_oid(lc);
-		Oid			captured;
-		Oid			log;
+		Oid			captured = pipeline_partition_root(table);
+		Oid			log = capture_log(captured);
 
-		if (!get_rel_relispartition(table))
-			continue;
-		captured = pipeline_partition_root(table);
-		log = capture_log(captured);
 		if (OidIsValid(log))
 			join_partition(table, captured, log, false);
 	}
@@ -512,7 +458,7 @@ refuse_partition_command(AlterTableStmt *stmt)
 	AlterTableType type;
 	Oid			parent = InvalidOid;
 	Oid			partition = InvalidOid;
-	PartitionCmd *pc = partition_command(stmt, &type, &parent, &partition);
+	PartitionCmd *pc = pipeline_partition_command(stmt, &type, &parent, &partition);
 	Oid			captured;
 	Oid			log;
 
@@ -651,22 +597,6 @@ pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
 }
 
 /*
- * oid_array
- *		A List of oids as an oid[] datum.
- */
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
-
-/*
  * pipeline_capture_check_dropped_partitions
  *		In sql_drop: errors when the statement dropped a partition of a
  *		captured table without its captured table and without having logged
@@ -682,9 +612,9 @@ pipeline_capture_check_dropped_partitions(void)
 	Datum		values[3];
 	bool		current = drop_lxid == MyProc->lxid;
 
-	values[0] = oid_array(current ? drop_partitions : NIL);
-	values[1] = oid_array(current ? drop_roots : NIL);
-	values[2] = oid_array(current ? drop_logged : NIL);
+	values[0] = pipeline_oid_list_to_array(current ? drop_partitions : NIL);
+	values[1] = pipeline_oid_list_to_array(current ? drop_roots : NIL);
+	values[2] = pipeline_oid_list_to_array(current ? drop_logged : NIL);
 	if (pipeline_exec("SELECT t.object_identity FROM pg_event_trigger_dropped_objects() t "
 					  "WHERE t.classid = 'pg_class'::regclass AND t.objsubid = 0 "
 					  "AND t.objid <> ALL ($3) "

@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "postmaster/bgworker.h"
 #include "storage/lockdefs.h"
@@ -311,6 +312,7 @@ extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum 
 								   const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
+extern Datum pipeline_oid_list_to_array(List *oids);
 
 /* backlog.c */
 extern bool pipeline_is_caught_up(int64 pipeline_id);
@@ -376,6 +378,11 @@ extern void pipeline_refuse_cycle(Oid source, Oid target);
 extern void pipeline_forget_capture(Oid relation, Oid log, bool cascade);
 extern void pipeline_capture_create_triggers(Oid relation);
 extern void pipeline_capture_drop_triggers(Oid relation);
+
+/* partition_ddl.c */
+extern List *pipeline_created_partitions(void);
+extern PartitionCmd *pipeline_partition_command(AlterTableStmt *stmt, AlterTableType *type,
+												Oid *parent, Oid *partition);
 
 /* capture_partitions.c */
 extern Oid	pipeline_partition_root(Oid relation);

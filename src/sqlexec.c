@@ -176,6 +176,22 @@ pipeline_try(void (*fn) (void *arg), void *arg)
 }
 
 /*
+ * pipeline_oid_list_to_array
+ *		A List of oids as an oid[] datum.
+ */
+Datum
+pipeline_oid_list_to_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/*
  * pipeline_list_to_text_array
  *		A List of C strings as a text[] datum.
  */

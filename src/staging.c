@@ -674,28 +674,6 @@ dropped_tables(Node *parsetree)
 }
 
 /*
- * partition_command
- *		The command of that type (ATTACH or DETACH PARTITION) of an ALTER
- *		TABLE statement, or NULL.
- */
-static PartitionCmd *
-partition_command(AlterTableStmt *stmt, AlterTableType type)
-{
-	ListCell   *lc;
-
-	if (stmt->objtype != OBJECT_TABLE)
-		return NULL;
-	foreach(lc, stmt->cmds)
-	{
-		AlterTableCmd *cmd = lfirst(lc);
-
-		if (cmd->subtype == type)
-			return (PartitionCmd *) cmd->def;
-	}
-	return NULL;
-}
-
-/*
  * staging_ddl_start
  *		The body of pipeline_staging_ddl_start.
  */
@@ -712,17 +690,15 @@ staging_ddl_start(Node *parsetree)
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
-		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-		PartitionCmd *cmd = partition_command(stmt, AT_DetachPartition);
+		AlterTableType type;
 		Oid			parent;
 		Oid			partition;
+		PartitionCmd *cmd = pipeline_partition_command((AlterTableStmt *) parsetree, &type,
+													   &parent, &partition);
 		Readers		readers;
 
-		if (cmd == NULL)
-			return;
-		parent = RangeVarGetRelid(stmt->relation, NoLock, true);
-		partition = RangeVarGetRelid(cmd->name, NoLock, true);
-		if (!OidIsValid(parent) || !OidIsValid(partition))
+		if (cmd == NULL || type != AT_DetachPartition ||
+			!OidIsValid(parent) || !OidIsValid(partition))
 			return;
 		if (cmd->concurrent && find_readers(parent, &readers))
 			ereport(ERROR,
@@ -745,31 +721,20 @@ staging_ddl_end(Node *parsetree)
 {
 	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateSchemaStmt))
 	{
-		/* the tables it created, those of CREATE SCHEMA's elements too */
-		int			n = pipeline_exec("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-									  "WHERE command_tag = 'CREATE TABLE' AND object_type = 'table'",
-									  0, NULL, NULL, NULL, true, 0);
-		SPITupleTable *created = SPI_tuptable;
+		ListCell   *lc;
 
-		for (int i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Oid			relid = DatumGetObjectId(SPI_getbinval(created->vals[i], created->tupdesc, 1,
-															   &isnull));
-
-			if (get_rel_relispartition(relid))
-				partition_added(relid, false);
-		}
+		foreach(lc, pipeline_created_partitions())
+			partition_added(lfirst_oid(lc), false);
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
-		PartitionCmd *attach = partition_command((AlterTableStmt *) parsetree, AT_AttachPartition);
+		AlterTableType type;
+		Oid			parent;
 		Oid			partition;
 
-		if (attach == NULL)
-			return;
-		partition = RangeVarGetRelid(attach->name, NoLock, true);
-		if (OidIsValid(partition) && get_rel_relispartition(partition))
+		if (pipeline_partition_command((AlterTableStmt *) parsetree, &type, &parent, &partition) &&
+			type == AT_AttachPartition && OidIsValid(partition) &&
+			get_rel_relispartition(partition))
 			partition_added(partition, true);
 	}
 }
