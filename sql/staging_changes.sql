@@ -114,6 +114,10 @@ SELECT pipeline.drop_pipeline('sc_items_copy');
 UPDATE "Order Items" SET qty = 0 WHERE id = 11;
 DELETE FROM "Order Items";
 TRUNCATE "Order Items";
+-- a guard disabled by hand is enabled again by the next prepare_source
+ALTER TABLE "Order Items" DISABLE TRIGGER pipeline_staging_guard;
+SELECT pipeline.prepare_source('"Stag Ing"."Order Items"');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = '"Order Items"'::regclass ORDER BY tgname;
 
 -- A table with a 63-byte name, prepared ahead with prepare_source.
 CREATE TABLE t234567890123456789012345678901234567890123456789012345678901 (id int);

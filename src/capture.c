@@ -320,8 +320,8 @@ plans_for(Oid relation)
 	ListCell   *lc;
 	CapturePlans *cp;
 	Oid			type = OIDOID;
-	Oid			captured = pipeline_partition_root(relation);
-	Datum		value = ObjectIdGetDatum(captured);
+	Oid			captured;
+	Datum		value;
 	PipelineUserContext ctx;
 	MemoryContext old;
 	SPIPlanPtr	plan;
@@ -338,6 +338,9 @@ plans_for(Oid relation)
 		forget_plans(cp);
 		break;
 	}
+	/* a cache miss: the partitions' root is looked up once per entry */
+	captured = pipeline_partition_root(relation);
+	value = ObjectIdGetDatum(captured);
 
 	/*
 	 * Read with the latest snapshot, not the writer's: a REPEATABLE READ
@@ -625,6 +628,9 @@ pipeline_capture(PG_FUNCTION_ARGS)
 
 		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
 		pipeline_restore_user(&ctx);
+		/* the log of another role's table is not the caller's to learn */
+		pipeline_check_role(pipeline_relation_owner(relation),
+							psprintf("table %s", pipeline_qualified_name(relation)));
 		SPI_finish();
 		PG_RETURN_OID(log);
 	}

@@ -147,6 +147,7 @@ probe_query(void *arg)
 	PipelineUserContext ctx;
 	SPIPlanPtr	plan;
 	Query	   *query;
+	int			ret;
 
 	pipeline_become_owner(call->def, &ctx);
 	plan = SPI_prepare(call->sql, 0, NULL);
@@ -157,8 +158,9 @@ probe_query(void *arg)
 	call->has_aggs = query->hasAggs;
 	call->has_window_funcs = query->hasWindowFuncs;
 	call->has_srfs = query->hasTargetSRFs;
-	if (SPI_execute_plan(plan, NULL, NULL, true, 0) < 0)
-		elog(ERROR, "SPI_execute_plan failed");
+	ret = SPI_execute_plan(plan, NULL, NULL, true, 0);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	pipeline_restore_user(&ctx);
 	call->typid = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
 	call->typmod = TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypmod;

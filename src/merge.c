@@ -44,11 +44,8 @@ typedef struct PipelineStatements
 	SPIPlanPtr	batch;			/* a range of the pending rows */
 	char	   *whole_sql;
 	SPIPlanPtr	whole;			/* all pending rows, nothing excluded */
-	char	   *count_sql;
 	SPIPlanPtr	count;
-	char	   *nth_sql;
 	SPIPlanPtr	nth;
-	char	   *quarantine_sql;
 	SPIPlanPtr	quarantine;
 	char		where[NAMEDATALEN + 96];	/* what errors say they come from */
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
@@ -57,6 +54,10 @@ typedef struct PipelineStatements
 
 static MemoryContext statements_context = NULL;
 static List *statements = NIL;
+
+/* the quarantine statement's parameters (pipeline_quarantine_sql) */
+static Oid quarantine_types[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+TEXTARRAYOID};
 
 static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
 	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
@@ -140,9 +141,6 @@ forget_entry(PipelineStatements *st)
 	pfree(st->signature);
 	pfree(st->batch_sql);
 	pfree(st->whole_sql);
-	pfree(st->count_sql);
-	pfree(st->nth_sql);
-	pfree(st->quarantine_sql);
 	pfree(st);
 }
 
@@ -181,38 +179,23 @@ replace_statement(ErrorData *edata, const char *sql, const char *where)
 }
 
 /*
- * shorten_context
- *		Makes an error raised by one of the pipeline's statements say which
- *		pipeline (and batch) it comes from instead of quoting the statement,
- *		kilobytes of generated SQL that help no user (client_min_messages =
- *		debug1 shows it).  The lines of the user's own code (a function
- *		called by a mapping, a trigger on the target) stay.
- */
-static void
-shorten_context(ErrorData *edata, const PipelineStatements *st)
-{
-	const char *texts[5] = {st->batch_sql, st->whole_sql, st->count_sql, st->nth_sql,
-	st->quarantine_sql};
-
-	for (int i = 0; i < 5; i++)
-		if (texts[i] != NULL && replace_statement(edata, texts[i], st->where))
-			return;
-}
-
-/*
  * rethrow_shortened
- *		In a PG_CATCH block: re-raises the error with its context shortened
- *		(shorten_context).  'cxt' is the memory context of the PG_TRY.
+ *		In a PG_CATCH block around one of the pipeline's statements ('sql'):
+ *		re-raises the error saying which pipeline (and batch) it comes from,
+ *		'where', instead of quoting the statement, kilobytes of generated SQL
+ *		that help no user (client_min_messages = debug1 shows it).  The lines
+ *		of the user's own code (a function called by a mapping, a trigger on
+ *		the target) stay.  'cxt' is the memory context of the PG_TRY.
  */
 static void
-rethrow_shortened(const PipelineStatements *st, MemoryContext cxt)
+rethrow_shortened(const char *sql, const char *where, MemoryContext cxt)
 {
 	ErrorData  *edata;
 
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
-	shorten_context(edata, st);
+	(void) replace_statement(edata, sql, where);
 	ReThrowError(edata);
 }
 
@@ -248,6 +231,30 @@ keep_text(const char *sql)
 }
 
 /*
+ * prepare_statement
+ *		Prepares and keeps one of the pipeline's statements; an error (a
+ *		mapping's function that no longer exists, say) names st->where
+ *		instead of the statement.
+ */
+static SPIPlanPtr
+prepare_statement(const PipelineStatements *st, const char *sql, int nargs, Oid *types)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = NULL;
+
+	PG_TRY();
+	{
+		plan = pipeline_prepare_kept(sql, nargs, types);
+	}
+	PG_CATCH();
+	{
+		rethrow_shortened(sql, st->where, cxt);
+	}
+	PG_END_TRY();
+	return plan;
+}
+
+/*
  * get_statements
  *		The pipeline's prepared statements for a kind of source, built and
  *		prepared (as the owner) when missing or out of date.
@@ -263,7 +270,6 @@ get_statements(const PipelineDef *def, BatchSource from)
 	PipelineUserContext ctx;
 	List	   *rules;
 	List	   *checks;
-	MemoryContext prepare_cxt;
 
 	foreach(lc, statements)
 	{
@@ -302,33 +308,20 @@ get_statements(const PipelineDef *def, BatchSource from)
 												 PENDING_RANGE));
 	st->whole_sql = keep_text(pipeline_batch_sql(def, map, from, st->rules, st->checks,
 												 PENDING_WHOLE));
-	st->count_sql = keep_text(pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE));
-	st->nth_sql = keep_text(psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
-									 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
-														  PENDING_ORDERED),
-									 BATCH_NPARAMS + 1));
-	st->quarantine_sql = keep_text(pipeline_quarantine_sql(def, from));
 	ereport(DEBUG1,
 			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole_sql)));
 
 	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", preparing its statements", def->name);
-	prepare_cxt = CurrentMemoryContext;
-	PG_TRY();
-	{
-		Oid			qtypes[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID};
-
-		st->batch = pipeline_prepare_kept(st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->whole = pipeline_prepare_kept(st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->count = pipeline_prepare_kept(st->count_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-		st->nth = pipeline_prepare_kept(st->nth_sql, BATCH_NPARAMS + 1, (Oid *) batch_param_types);
-		st->quarantine = pipeline_prepare_kept(st->quarantine_sql, 6, qtypes);
-	}
-	PG_CATCH();
-	{
-		rethrow_shortened(st, prepare_cxt);
-	}
-	PG_END_TRY();
+	st->batch = prepare_statement(st, st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+	st->whole = prepare_statement(st, st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+	st->count = prepare_statement(st, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
+								  BATCH_NPARAMS, (Oid *) batch_param_types);
+	st->nth = prepare_statement(st, psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
+											 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+																  PENDING_ORDERED),
+											 BATCH_NPARAMS + 1),
+								BATCH_NPARAMS + 1, (Oid *) batch_param_types);
+	st->quarantine = prepare_statement(st, pipeline_quarantine_sql(def, from), 6, quarantine_types);
 	pipeline_restore_user(&ctx);
 
 	old = MemoryContextSwitchTo(statements_context);
@@ -340,7 +333,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 /*
  * run_plan
  *		Executes one of the pipeline's prepared statements as its owner; an
- *		error names st->where instead of the statement (shorten_context).
+ *		error names st->where instead of the statement (rethrow_shortened).
  */
 static void
 run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, Datum *values,
@@ -359,7 +352,9 @@ run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, 
 	}
 	PG_CATCH();
 	{
-		rethrow_shortened(st, cxt);
+		/* the statement's text, as SPI quotes it */
+		rethrow_shortened(((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_string,
+						  st->where, cxt);
 	}
 	PG_END_TRY();
 	pipeline_restore_user(&ctx);

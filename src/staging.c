@@ -219,7 +219,9 @@ add_guards(Oid relid, bool replica)
 /*
  * unguarded_tables
  *		The tables of relid's partition tree (relid included) that lack the
- *		statement guard, relid first when it lacks either guard.
+ *		statement guard, relid first when it lacks either guard; a guard
+ *		disabled by hand, or a trigger of a guard's name running another
+ *		function, is no guard.
  */
 static List *
 unguarded_tables(Oid relid)
@@ -233,7 +235,9 @@ unguarded_tables(Oid relid)
 							   "  UNION SELECT relid, level FROM pg_catalog.pg_partition_tree($1)) t "
 							   "JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'p') "
 							   "WHERE (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid "
-							   "       AND g.tgname IN ('" GUARD_TRIGGER "', '" GUARD_REPLICA_TRIGGER "')) "
+							   "       AND g.tgfoid = 'pipeline.guard_staging()'::pg_catalog.regprocedure "
+							   "       AND (g.tgname, g.tgenabled) IN (('" GUARD_TRIGGER "', 'A'), "
+							   "                                       ('" GUARD_REPLICA_TRIGGER "', 'R'))) "
 							   "    < CASE WHEN t.relid = $1 THEN 2 ELSE 1 END "
 							   "ORDER BY t.level, t.relid",
 							   1, &type, &value, NULL);
