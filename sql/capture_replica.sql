@@ -114,6 +114,25 @@ RESET session_replication_role;
 CALL pipeline.run('caprep_copy');
 SELECT id, balance, note FROM caprep.copy ORDER BY id;
 
+-- A TRUNCATE is logged by reading the table as the log's owner: rows that
+-- row-level security hides from that role would go unlogged, so the
+-- TRUNCATE is refused instead.
+CREATE ROLE caprep_rls;
+GRANT USAGE, CREATE ON SCHEMA caprep TO caprep_rls;
+SET ROLE caprep_rls;
+CREATE TABLE caprep.hidden (id int PRIMARY KEY, v int);
+INSERT INTO caprep.hidden VALUES (1, 1), (9, 9);
+SELECT pipeline.capture('caprep.hidden') IS NOT NULL AS captured;
+ALTER TABLE caprep.hidden ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY hide_some ON caprep.hidden USING (id < 5);
+TRUNCATE caprep.hidden;
+RESET ROLE;
+SELECT count(*) AS rows_kept FROM caprep.hidden;
+SELECT pipeline.uncapture('caprep.hidden');
+DROP TABLE caprep.hidden;
+REVOKE ALL ON SCHEMA caprep FROM caprep_rls;
+DROP ROLE caprep_rls;
+
 -- Uncapture drops all eight triggers; the log goes, writes go on.
 SELECT pipeline.drop_pipeline('caprep_events');
 SELECT pipeline.drop_pipeline('caprep_copy');

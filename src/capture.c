@@ -458,6 +458,9 @@ log_write(CapturePlans *cp, CaptureEvent event, TriggerData *trigdata)
 		rows[0] = heap_copy_tuple_as_datum(trigdata->tg_trigtuple, desc);
 	if (event == CAPTURE_ROW_UPDATE)
 		rows[1] = heap_copy_tuple_as_datum(trigdata->tg_newtuple, desc);
+	/* a TRUNCATE reads the table: rows row-level security hid would go unlogged */
+	if (event == CAPTURE_TRUNCATE)
+		pipeline_require_whole_source(RelationGetRelid(trigdata->tg_relation), cp->owner);
 	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);
 	if (cp->plans[event] == NULL)
 		cp->plans[event] = prepare_capture(cp, event);

@@ -241,6 +241,8 @@ log_rows(Oid relation, Oid captured, Oid log, const char *op)
 	SPIPlanPtr	plan;
 	char	   *cols;
 
+	/* rows row-level security hid from the log's owner would go unlogged */
+	pipeline_require_whole_source(relation, pipeline_relation_owner(log));
 	pipeline_add_missing_columns(captured, log);
 	cols = pipeline_quote_list(pipeline_shared_columns(relation, log), NULL);
 	pipeline_become_relation_owner(log, &ctx);
