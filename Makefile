@@ -5,12 +5,19 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 
 MODULE_big = pipeline
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+
+# SQL: the released versions' install scripts and every upgrade script are
+# committed, frozen, in sql/ (pipeline--0.1.sql, pipeline--0.1--0.2.sql);
+# the current version's install script is built from its pieces,
+# sql/install/NN_<area>.sql in order (doc/design.md, "Versions").
+INSTALL_PIECES = $(sort $(wildcard sql/install/*.sql))
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
 # zstd: pipeline.zstd_compress/zstd_decompress (src/zstd.c)
 ZSTD_CFLAGS := $(shell pkg-config --cflags libzstd 2>/dev/null)
 ZSTD_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null || echo -lzstd)
-PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS)
+PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS) -DPIPELINE_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = $(ZSTD_LIBS)
 
 # pg_regress suites: sql/<name>.sql against expected/<name>.out
@@ -28,3 +35,13 @@ include $(PGXS)
 # PGXS tracks no header dependencies: every object depends on every header,
 # so that a changed struct never leaves an object built with its old layout.
 $(OBJS): $(wildcard src/*.h)
+
+# The library knows the version it was built for (src/version.c).
+src/version.o: $(EXTENSION).control
+
+# The current version's install script: a header, then the pieces in order,
+# each after a blank line.
+$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES) $(EXTENSION).control
+	{ printf '%s\n' '/* $@: catalog and SQL API of the pipeline extension, built by make from sql/install/ (edit those, not this file) */' '' \
+		'\echo Use "CREATE EXTENSION pipeline" to load this file. \quit'; \
+	  for f in $(INSTALL_PIECES); do echo; cat $$f; done; } > $@
