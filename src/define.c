@@ -741,7 +741,7 @@ pipeline_add_change_columns(Oid source)
 	need_index = add_xid || add_seq || !change_log_index_exists(source, xid_att, seq_att);
 	if (!xid_default && !seq_default && !need_index)
 		return;
-	if (!pg_class_ownercheck(source, GetUserId()))
+	if (!pipeline_relation_ownercheck(source, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s to make it a pipeline source", src),
@@ -962,7 +962,7 @@ parse_target(const char *target)
 				 errmsg("target must not be null"),
 				 errdetail("A pipeline writes to one target table."),
 				 errhint("Pass target => 'schema.table' (it is created when missing).")));
-	names = stringToQualifiedNameList(target);
+	names = pipeline_qualified_name_list(target);
 	return makeRangeVarFromNameList(names);
 }
 
