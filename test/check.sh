@@ -34,8 +34,9 @@ show_diffs() {
     [ -s "$1" ] && { echo "---- $1"; head -n 400 "$1"; }
 }
 
-# pg_regress: every sql/*.sql but the install scripts.
-mapfile -t regress < <(ls sql/*.sql | grep -v '^sql/pipeline--' | xargs -n1 basename | sed 's/\.sql$//' | sort)
+# pg_regress: the Makefile's list (every sql/*.sql but the install scripts),
+# the one make installcheck runs.
+mapfile -t regress < <(make -s --no-print-directory PG_CONFIG="$PG_CONFIG" regress-list)
 if [ ${#regress[@]} -gt 0 ]; then
     echo "== pg_regress: ${#regress[@]} tests"
     as_test_user "$PGXS_DIR/test/regress/pg_regress" \
@@ -49,8 +50,8 @@ else
     echo "== pg_regress: no tests"
 fi
 
-# Isolation specs.
-mapfile -t specs < <(ls test/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+# Isolation specs, the Makefile's list too.
+mapfile -t specs < <(make -s --no-print-directory PG_CONFIG="$PG_CONFIG" isolation-list)
 if [ ${#specs[@]} -gt 0 ]; then
     echo "== isolation: ${#specs[@]} specs"
     sed "s/^cron.database_name.*/cron.database_name = 'isolation_regression'/" test/pipeline.conf \
