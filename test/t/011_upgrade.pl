@@ -74,8 +74,10 @@ foreach my $part (keys %package)
 remove_package();
 system_or_bail("git --git-dir='$git_dir' archive --prefix=v0.1/ $V01 | tar -xf - -C '$tmp'");
 my $started = time;
-system_or_bail("make -C '$tmp/v0.1' -s -j2 PG_CONFIG='$pg_config' PG_CFLAGS= > '$tmp/v0.1.log' 2>&1");
-system_or_bail("make -C '$tmp/v0.1' -s PG_CONFIG='$pg_config' install >> '$tmp/v0.1.log' 2>&1");
+# unoptimized and without JIT bitcode: it builds in a third of the time
+my $build = "make -C '$tmp/v0.1' -s PG_CONFIG='$pg_config' PG_CFLAGS= COPT=-O0 with_llvm=no";
+system_or_bail("$build -j2 > '$tmp/v0.1.log' 2>&1");
+system_or_bail("$build install >> '$tmp/v0.1.log' 2>&1");
 note('the 0.1 library built in ' . (time - $started) . ' s');
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade', install_path => $install_path);
