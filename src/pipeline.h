@@ -236,6 +236,11 @@ typedef struct PipelineDatabaseSlot
 	bool		no_extension;	/* the last scheduler found no extension */
 	bool		recheck;		/* CREATE EXTENSION ran here since */
 	TimestampTz blocked_until;	/* a DROP/RENAME DATABASE wants it alone */
+	int			waiting;		/* due pipelines with rows its last pass could not
+								 * give a worker: continuous workers give theirs
+								 * back */
+	int			unplaced_continuous;	/* continuous pipelines without a worker:
+										 * commits of staged rows wake the scheduler */
 } PipelineDatabaseSlot;
 
 typedef struct PipelineWorkerSlot
@@ -245,6 +250,7 @@ typedef struct PipelineWorkerSlot
 	int64		pipeline_id;
 	Oid			owner;
 	bool		continuous;
+	bool		retrying;		/* after failures: runs even with nothing to read */
 	uint64		launch_id;
 	pid_t		pid;			/* 0 until the worker started */
 	struct Latch *latch;
@@ -513,6 +519,9 @@ extern void pipeline_wake_launcher(void);
 extern void pipeline_want_scheduler(void);
 extern void pipeline_schedules_changed(void);
 extern void pipeline_stop_database_workers(Oid dboid);
+extern bool pipeline_yield_to_waiting(void);
+extern void pipeline_wake_waiting_schedulers(void);
+extern void pipeline_ask_continuous_workers_to_yield(void);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
 								  Datum arg, BackgroundWorkerHandle **handle);
 

@@ -13,7 +13,9 @@
  * it back: a pipeline gains no privilege from running in a worker.
  *
  * A worker of a scheduled pipeline runs it once and stops.  A worker of a
- * continuous pipeline stays: it waits on its latch, which every commit of
+ * continuous pipeline stays while no other pipeline waits for a worker (it
+ * gives its worker back after a run, or at once when idle, when one does:
+ * see scheduler.c): it waits on its latch, which every commit of
  * staged rows in the database sets (shared_state.c), and runs again when
  * rows wait for its pipeline (a commit to another source only wakes it), but
  * not sooner than pipeline.continuous_min_interval after its last run
@@ -115,7 +117,8 @@ request_stop(SIGNAL_ARGS)
 
 /*
  * release_worker_slot
- *		on_shmem_exit: frees the slot and wakes the scheduler.
+ *		on_shmem_exit: frees the slot and wakes its scheduler, and the
+ *		schedulers with pipelines waiting for a worker.
  */
 static void
 release_worker_slot(int code, Datum arg)
@@ -130,6 +133,7 @@ release_worker_slot(int code, Datum arg)
 		my_slot->latch = NULL;
 		if (my_slot->scheduler_latch)
 			SetLatch(my_slot->scheduler_latch);
+		pipeline_wake_waiting_schedulers();
 	}
 	LWLockRelease(pipeline_shared->lock);
 }
@@ -210,9 +214,10 @@ nothing_pending(const char *name)
  *		Whether the pipeline should run (again): it exists, is neither
  *		paused nor suspended, and (for another run) is still continuous.
  *		Sets *name to its current name, allocated in cxt, and, for another
- *		run, *idle when no staged row waits for it: a commit to another
- *		source woke the worker, and an empty run would only fill the run
- *		history.
+ *		run (or the first run of a continuous pipeline that is not a retry),
+ *		*idle when no staged row waits for it: a commit to another source
+ *		woke the worker, or the scheduler gave it a worker that was free,
+ *		and an empty run would only fill the run history.
  */
 static bool
 still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
@@ -241,7 +246,8 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 		{
 			*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
 			wanted = true;
-			*idle = again && nothing_pending(*name);
+			*idle = (again || (my_slot->continuous && !my_slot->retrying)) &&
+				nothing_pending(*name);
 		}
 		pipeline_restore_user(&ctx);
 	}
@@ -329,6 +335,9 @@ pipeline_run_worker_main(Datum arg)
 			if (!run_once(name) || !my_slot->continuous)
 				break;
 		}
+		/* pipelines wait for a worker: this one's turn is over */
+		if (pipeline_yield_to_waiting())
+			break;
 		again = true;
 		pause_between_runs(run_started);
 		CHECK_FOR_INTERRUPTS();

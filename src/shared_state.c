@@ -15,7 +15,16 @@
  * such a transaction commits, the continuous run workers of its database
  * have their latches set: a continuous pipeline starts
  * its next run within a few milliseconds of the commit, not at its next
- * poll.
+ * poll.  So does the database's scheduler while some continuous pipeline
+ * there has no worker: it gives it one when rows wait for it.
+ *
+ * Sharing the workers: there are pipeline.max_workers of them for any
+ * number of pipelines.  A scheduler that finds due pipelines with rows
+ * waiting and no free worker says how many in its database's slot
+ * ('waiting') and wakes the continuous workers; as many of them as
+ * pipelines wait, after their run or at once when they have nothing to do,
+ * give their worker back, and the schedulers with pipelines waiting are
+ * woken to place them, the longest unserved first (scheduler.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -173,6 +182,32 @@ pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
 }
 
 /*
+ * wake_continuous_pipelines
+ *		Rows were staged in this database: sets the latches of its
+ *		continuous workers, and of its scheduler when a continuous pipeline
+ *		there has no worker.
+ */
+static void
+wake_continuous_pipelines(void)
+{
+	PipelineDatabaseSlot *db;
+
+	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+	for (int i = 0; i < pipeline_max_workers; i++)
+	{
+		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
+
+		if (slot->in_use && slot->continuous && slot->dboid == MyDatabaseId &&
+			slot->latch != NULL)
+			SetLatch(slot->latch);
+	}
+	db = pipeline_database_slot(MyDatabaseId, false);
+	if (db != NULL && db->unplaced_continuous > 0 && db->scheduler_latch != NULL)
+		SetLatch(db->scheduler_latch);
+	LWLockRelease(pipeline_shared->lock);
+}
+
+/*
  * wake_on_commit
  *		Transaction callback: after a commit that staged rows, sets the
  *		latches of this database's continuous run workers (the scheduler
@@ -188,18 +223,7 @@ wake_on_commit(XactEvent event, void *arg)
 		event != XACT_EVENT_PREPARE)
 		return;
 	if (event == XACT_EVENT_COMMIT && staged_rows_in_xact && pipeline_shared != NULL)
-	{
-		LWLockAcquire(pipeline_shared->lock, LW_SHARED);
-		for (int i = 0; i < pipeline_max_workers; i++)
-		{
-			PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
-
-			if (slot->in_use && slot->continuous && slot->dboid == MyDatabaseId &&
-				slot->latch != NULL)
-				SetLatch(slot->latch);
-		}
-		LWLockRelease(pipeline_shared->lock);
-	}
+		wake_continuous_pipelines();
 	if (event == XACT_EVENT_COMMIT && created_extension_in_xact)
 		pipeline_wake_launcher();
 	if (event == XACT_EVENT_COMMIT && schedules_changed_in_xact && pipeline_shared != NULL)
@@ -371,4 +395,69 @@ pipeline_start_worker(const char *function, const char *type, const char *name, 
 	registered = RegisterDynamicBackgroundWorker(&worker, handle);
 	MemoryContextSwitchTo(old);
 	return registered;
+}
+
+/*
+ * pipeline_yield_to_waiting
+ *		Whether a continuous worker should give its worker back: a
+ *		scheduler, in any database, has a due pipeline that found none free.
+ *		That pipeline is counted as served (its database's 'waiting' goes
+ *		down by one), so that no more workers stop than pipelines wait.
+ */
+bool
+pipeline_yield_to_waiting(void)
+{
+	bool		yield = false;
+
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pipeline_max_databases && !yield; i++)
+	{
+		PipelineDatabaseSlot *db = &pipeline_shared->databases[i];
+
+		if (db->dboid != InvalidOid && db->waiting > 0)
+		{
+			db->waiting--;
+			yield = true;
+		}
+	}
+	LWLockRelease(pipeline_shared->lock);
+	return yield;
+}
+
+/*
+ * pipeline_wake_waiting_schedulers
+ *		A worker was given back: wakes the schedulers that have pipelines
+ *		waiting for one, in every database (the workers are shared by the
+ *		cluster).  The caller holds pipeline_shared->lock.
+ */
+void
+pipeline_wake_waiting_schedulers(void)
+{
+	for (int i = 0; i < pipeline_max_databases; i++)
+	{
+		PipelineDatabaseSlot *db = &pipeline_shared->databases[i];
+
+		if (db->dboid != InvalidOid && db->waiting > 0 && db->scheduler_latch != NULL)
+			SetLatch(db->scheduler_latch);
+	}
+}
+
+/*
+ * pipeline_ask_continuous_workers_to_yield
+ *		Pipelines wait for a worker: wakes every continuous worker, so that
+ *		an idle one gives its worker back now rather than at its next
+ *		naptime.  A busy one does after its run.
+ */
+void
+pipeline_ask_continuous_workers_to_yield(void)
+{
+	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+	for (int i = 0; i < pipeline_max_workers; i++)
+	{
+		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
+
+		if (slot->in_use && slot->continuous && slot->latch != NULL)
+			SetLatch(slot->latch);
+	}
+	LWLockRelease(pipeline_shared->lock);
 }
