@@ -227,6 +227,19 @@ typedef struct PipelineSchedule
 } PipelineSchedule;
 
 /* Shared memory of the background workers (shared_state.c). */
+
+/* A pipeline waiting for a worker, as its scheduler found it. */
+typedef struct PipelineHandoff
+{
+	int64		pipeline_id;
+	Oid			owner;
+	bool		continuous;
+	bool		retrying;
+} PipelineHandoff;
+
+/* How many waiting pipelines a database's slot lists for its workers. */
+#define PIPELINE_HANDOFF_QUEUE 128
+
 typedef struct PipelineDatabaseSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
@@ -237,10 +250,12 @@ typedef struct PipelineDatabaseSlot
 	bool		recheck;		/* CREATE EXTENSION ran here since */
 	TimestampTz blocked_until;	/* a DROP/RENAME DATABASE wants it alone */
 	int			waiting;		/* due pipelines with rows its last pass could not
-								 * give a worker: continuous workers give theirs
-								 * back */
+								 * give a worker */
 	int			unplaced_continuous;	/* continuous pipelines without a worker:
 										 * commits of staged rows wake the scheduler */
+	int			handoffs;		/* the first of them, in order, for a worker of
+								 * this database to take over */
+	PipelineHandoff handoff[PIPELINE_HANDOFF_QUEUE];
 } PipelineDatabaseSlot;
 
 typedef struct PipelineWorkerSlot
@@ -519,7 +534,13 @@ extern void pipeline_wake_launcher(void);
 extern void pipeline_want_scheduler(void);
 extern void pipeline_schedules_changed(void);
 extern void pipeline_stop_database_workers(Oid dboid);
-extern bool pipeline_yield_to_waiting(void);
+typedef enum PipelineHandoffResult
+{
+	HANDOFF_NONE,				/* nobody waits: go on */
+	HANDOFF_TAKEN,				/* the slot now runs a waiting pipeline */
+	HANDOFF_YIELD				/* a pipeline of another database waits: stop */
+} PipelineHandoffResult;
+extern PipelineHandoffResult pipeline_hand_over(PipelineWorkerSlot *slot);
 extern void pipeline_wake_waiting_schedulers(void);
 extern void pipeline_ask_continuous_workers_to_yield(void);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,

@@ -13,10 +13,11 @@
  * first the due pipelines with rows waiting, the one whose last run started
  * longest ago first, and gives a continuous pipeline with nothing to read a
  * worker only when one is left over.  Those that find no free worker are
- * counted as waiting (pipeline.status says so); as many continuous workers
- * give theirs back (shared_state.c), after their run or at once when idle,
- * and the next pass places them: every due pipeline is served in turn,
- * whatever the ratio of pipelines to workers.  An interval schedule is due that long after its
+ * counted as waiting (pipeline.status says so) and listed in order for
+ * the workers: as many workers take them over (shared_state.c), after
+ * their run or at once when idle, in the same process for a pipeline of
+ * their database: every due pipeline is served in turn, whatever the ratio
+ * of pipelines to workers.  An interval schedule is due that long after its
  * last run started; cron text at its next time.  A due interval or cron
  * pipeline with no staged row waiting is not run: its schedule's tick is
  * counted in pipeline.schedule_state instead (empty_ticks), and its next
@@ -173,6 +174,7 @@ release_database_slot(int code, Datum arg)
 		/* nobody waits here any more: workers need not give theirs back */
 		my_slot->waiting = 0;
 		my_slot->unplaced_continuous = 0;
+		my_slot->handoffs = 0;
 	}
 	LWLockRelease(pipeline_shared->lock);
 	pipeline_wake_launcher();
@@ -390,6 +392,7 @@ forget_stopped_workers(void)
  * start_worker
  *		Claims a run worker slot for the pipeline and starts the worker;
  *		false when every slot is taken (or no background worker is free).
+ *		True too when a worker took the pipeline over meanwhile.
  */
 static bool
 start_worker(const ScheduledPipeline *p)
@@ -401,6 +404,12 @@ start_worker(const ScheduledPipeline *p)
 	bool		registered;
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	/* a worker may have taken it over since this pass looked */
+	if (pipeline_worker_slot_of(MyDatabaseId, p->id) != NULL)
+	{
+		LWLockRelease(pipeline_shared->lock);
+		return true;
+	}
 	for (int i = 0; i < pipeline_max_workers && slot == NULL; i++)
 	{
 		if (!pipeline_shared->workers[i].in_use)
@@ -462,15 +471,19 @@ is_running(ScheduledPipeline *p)
  * plan_due_pipeline
  *		Sorts a due pipeline that no one runs: an interval or cron tick with
  *		nothing to read is counted and moved on; a continuous pipeline with
- *		nothing to read stands by; every other one has work.
+ *		nothing to read stands by; every other one has work.  A pipeline
+ *		still waiting for a worker is not probed again.
  */
 static void
 plan_due_pipeline(ScheduledPipeline *p, TimestampTz now, PassPlan *plan)
 {
+	/* found with rows by an earlier pass, and not run since: still has them */
+	bool		still_waiting = p->waiting_since != 0 && p->last_start < p->waiting_since;
+
 	if (quiet_tick(p))
 		record_empty_tick(p, now, pipeline_schedule_next(&p->schedule, now));
 	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 &&
-			 pipeline_is_caught_up(p->id))
+			 !still_waiting && pipeline_is_caught_up(p->id))
 		plan->standby = lappend(plan->standby, p);
 	else
 		plan->work = lappend(plan->work, p);
@@ -537,20 +550,56 @@ next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now)
 
 /*
  * publish_waiting
- *		Tells the workers how many due pipelines of this database wait for
- *		one, and whether a commit of staged rows should wake this scheduler
- *		(a continuous pipeline has no worker); asks the continuous workers
- *		to give theirs back when some wait.
+ *		Lists for the workers the due pipelines of this database that wait
+ *		for one, in the order they should be served, and says whether a
+ *		commit of staged rows should wake this scheduler (a continuous
+ *		pipeline has no worker); asks the continuous workers to hand theirs
+ *		over when some wait.
  */
 static void
-publish_waiting(int waiting, int unplaced_continuous)
+publish_waiting(List *work, int unplaced_continuous)
 {
+	ListCell   *lc;
+	int			waiting = 0;
+
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	my_slot->handoffs = 0;
+	foreach(lc, work)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		if (!p->waits)
+			continue;
+		if (my_slot->handoffs < PIPELINE_HANDOFF_QUEUE)
+		{
+			PipelineHandoff *h = &my_slot->handoff[my_slot->handoffs++];
+
+			h->pipeline_id = p->id;
+			h->owner = p->owner;
+			h->continuous = p->schedule.kind == SCHEDULE_CONTINUOUS;
+			h->retrying = p->failures > 0;
+		}
+		waiting++;
+	}
 	my_slot->waiting = waiting;
 	my_slot->unplaced_continuous = unplaced_continuous;
 	LWLockRelease(pipeline_shared->lock);
 	if (waiting > 0)
 		pipeline_ask_continuous_workers_to_yield();
+}
+
+/*
+ * withdraw_waiting
+ *		Empties this database's list of waiting pipelines before a pass
+ *		places them itself; the pass publishes it anew.
+ */
+static void
+withdraw_waiting(void)
+{
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	my_slot->handoffs = 0;
+	my_slot->waiting = 0;
+	LWLockRelease(pipeline_shared->lock);
 }
 
 /*
@@ -595,6 +644,7 @@ schedule_pass(bool *installed)
 			plan_due_pipeline(p, now, &plan);
 	}
 	list_sort(plan.work, longest_unserved_first);
+	withdraw_waiting();
 	waiting = place_pipelines(plan.work, true);
 	if (waiting == 0)
 		(void) place_pipelines(plan.standby, false);
@@ -609,12 +659,13 @@ schedule_pass(bool *installed)
 		if (due > now && due < wake)
 			wake = due;
 	}
+	/* before SPI_finish frees the pass's lists */
+	publish_waiting(plan.work, unplaced_continuous);
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
-	publish_waiting(waiting, unplaced_continuous);
 	/* no free worker: look again soon (a worker of another database may exit) */
 	if (waiting > 0)
 		wake = Min(wake, TimestampTzPlusMilliseconds(now, SCHEDULER_BUSY_NAPTIME_MS));
@@ -623,19 +674,23 @@ schedule_pass(bool *installed)
 
 /*
  * space_passes
- *		Waits until pipeline.continuous_min_interval has passed since the
- *		last pass started: while a continuous pipeline has no worker, every
- *		commit of staged rows wakes the scheduler, and a stream of them must
- *		make passes no more often than a continuous pipeline makes runs.
+ *		Waits until pipeline.continuous_min_interval, and twice the time the
+ *		pass took, have passed since it started: while a continuous pipeline
+ *		has no worker, every commit of staged rows wakes the scheduler, and
+ *		a stream of them must make passes no more often than a continuous
+ *		pipeline makes runs, nor keep the scheduler busy more than a third
+ *		of the time (a pass probes every continuous pipeline without a
+ *		worker).
  */
 static void
-space_passes(TimestampTz pass_started)
+space_passes(TimestampTz pass_started, long pass_ms)
 {
 	long		elapsed_ms = (long) ((GetCurrentTimestamp() - pass_started) / 1000);
+	long		spacing_ms = Max((long) pipeline_continuous_min_interval, 2 * pass_ms);
 
-	if (elapsed_ms < pipeline_continuous_min_interval)
+	if (elapsed_ms < spacing_ms)
 		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 pipeline_continuous_min_interval - elapsed_ms, PG_WAIT_EXTENSION);
+						 spacing_ms - elapsed_ms, PG_WAIT_EXTENSION);
 }
 
 /*
@@ -674,6 +729,7 @@ pipeline_scheduler_main(Datum arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		long		pass_ms;
 		TimestampTz pass_started = GetCurrentTimestamp();
 
 		CHECK_FOR_INTERRUPTS();
@@ -684,13 +740,14 @@ pipeline_scheduler_main(Datum arg)
 		}
 		pgstat_report_activity(STATE_RUNNING, "scheduling pipelines");
 		sleep_ms = schedule_pass(&installed);
+		pass_ms = (long) ((GetCurrentTimestamp() - pass_started) / 1000);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (!installed)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		space_passes(pass_started);
+		space_passes(pass_started, pass_ms);
 	}
 
 	/* no extension here: tell the launcher not to start one again soon */

@@ -21,10 +21,12 @@
  * Sharing the workers: there are pipeline.max_workers of them for any
  * number of pipelines.  A scheduler that finds due pipelines with rows
  * waiting and no free worker says how many in its database's slot
- * ('waiting') and wakes the continuous workers; as many of them as
- * pipelines wait, after their run or at once when they have nothing to do,
- * give their worker back, and the schedulers with pipelines waiting are
- * woken to place them, the longest unserved first (scheduler.c).
+ * ('waiting'), lists the first of them in order ('handoff'), and wakes
+ * the continuous workers.  A worker between two runs -- after its run, or
+ * at once when it has nothing to do -- takes over the first pipeline listed
+ * in its database, without a new process; a worker of another database
+ * stops instead, and its exit wakes the schedulers with pipelines waiting.
+ * As many workers move as pipelines wait.
  *
  *-------------------------------------------------------------------------
  */
@@ -398,30 +400,68 @@ pipeline_start_worker(const char *function, const char *type, const char *name, 
 }
 
 /*
- * pipeline_yield_to_waiting
- *		Whether a continuous worker should give its worker back: a
- *		scheduler, in any database, has a due pipeline that found none free.
- *		That pipeline is counted as served (its database's 'waiting' goes
- *		down by one), so that no more workers stop than pipelines wait.
+ * take_handoff
+ *		Moves the slot to the first pipeline its database's scheduler lists
+ *		as waiting that no worker runs yet; false when there is none.  The
+ *		caller holds the lock exclusively.
  */
-bool
-pipeline_yield_to_waiting(void)
+static bool
+take_handoff(PipelineWorkerSlot *slot, PipelineDatabaseSlot *db)
 {
-	bool		yield = false;
+	while (db->handoffs > 0)
+	{
+		PipelineHandoff next = db->handoff[0];
+
+		db->handoffs--;
+		memmove(&db->handoff[0], &db->handoff[1], db->handoffs * sizeof(PipelineHandoff));
+		if (pipeline_worker_slot_of(db->dboid, next.pipeline_id) != NULL)
+			continue;			/* the scheduler started one meanwhile */
+		db->waiting = Max(db->waiting - 1, 0);
+		slot->pipeline_id = next.pipeline_id;
+		slot->owner = next.owner;
+		slot->continuous = next.continuous;
+		slot->retrying = next.retrying;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * pipeline_hand_over
+ *		A run worker is between runs: when a pipeline of its own database
+ *		waits for a worker, the worker takes it over (HANDOFF_TAKEN: the
+ *		slot now names it, and the scheduler is woken to place the pipeline
+ *		left behind when it has rows); when only one of another database
+ *		waits, the worker should stop and free its slot (HANDOFF_YIELD);
+ *		else HANDOFF_NONE.  A waiting pipeline is counted as served, so
+ *		that no more workers move than pipelines wait.
+ */
+PipelineHandoffResult
+pipeline_hand_over(PipelineWorkerSlot *slot)
+{
+	PipelineHandoffResult result = HANDOFF_NONE;
+	PipelineDatabaseSlot *own;
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < pipeline_max_databases && !yield; i++)
+	own = pipeline_database_slot(slot->dboid, false);
+	if (own != NULL && take_handoff(slot, own))
+	{
+		result = HANDOFF_TAKEN;
+		if (own->scheduler_latch != NULL)
+			SetLatch(own->scheduler_latch);
+	}
+	for (int i = 0; i < pipeline_max_databases && result == HANDOFF_NONE; i++)
 	{
 		PipelineDatabaseSlot *db = &pipeline_shared->databases[i];
 
-		if (db->dboid != InvalidOid && db->waiting > 0)
+		if (db->dboid != InvalidOid && db->dboid != slot->dboid && db->waiting > 0)
 		{
 			db->waiting--;
-			yield = true;
+			result = HANDOFF_YIELD;
 		}
 	}
 	LWLockRelease(pipeline_shared->lock);
-	return yield;
+	return result;
 }
 
 /*

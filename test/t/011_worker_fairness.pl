@@ -79,6 +79,8 @@ cmp_ok(
 	$node->safe_psql(
 		'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pipeline worker'"),
 	'<=', 4, 'never more workers than pipeline.max_workers');
+is($node->safe_psql('postgres', 'SELECT count(DISTINCT backend_pid) FROM pipeline.runs'),
+	'4', 'four worker processes served the twelve: a worker takes the next pipeline over in place');
 
 # --- an interval pipeline is not starved by idle continuous ones
 $node->safe_psql(
