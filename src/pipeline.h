@@ -240,6 +240,15 @@ typedef struct PipelineHandoff
 /* How many waiting pipelines a database's slot lists for its workers. */
 #define PIPELINE_HANDOFF_QUEUE 128
 
+/* Sources committed transactions staged rows into (staged_sources.c). */
+#define PIPELINE_STAGED_SOURCES 64
+typedef struct PipelineStagedSources
+{
+	bool		all;			/* some rows into sources not named here */
+	int			count;
+	Oid			relids[PIPELINE_STAGED_SOURCES];
+} PipelineStagedSources;
+
 typedef struct PipelineDatabaseSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
@@ -256,6 +265,7 @@ typedef struct PipelineDatabaseSlot
 	int			handoffs;		/* the first of them, in order, for a worker of
 								 * this database to take over */
 	PipelineHandoff handoff[PIPELINE_HANDOFF_QUEUE];
+	PipelineStagedSources staged;	/* since its scheduler's last pass */
 } PipelineDatabaseSlot;
 
 typedef struct PipelineWorkerSlot
@@ -545,6 +555,14 @@ extern void pipeline_wake_waiting_schedulers(void);
 extern void pipeline_ask_continuous_workers_to_yield(void);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
 								  Datum arg, BackgroundWorkerHandle **handle);
+
+/* staged_sources.c */
+extern void pipeline_staged_sources_init(void);
+extern void pipeline_note_staged_row(void);
+extern void pipeline_publish_staged_sources(PipelineStagedSources *set);
+extern void pipeline_forget_staged_sources(void);
+extern void pipeline_take_staged_sources(PipelineDatabaseSlot *db, PipelineStagedSources *copy);
+extern bool pipeline_staged_into(const PipelineStagedSources *set, Oid relid);
 
 /* launcher.c */
 extern int	pipeline_launcher_naptime;

@@ -17,7 +17,9 @@
  * the workers: as many workers take them over (shared_state.c), after
  * their run or at once when idle, in the same process for a pipeline of
  * their database: every due pipeline is served in turn, whatever the ratio
- * of pipelines to workers.  An interval schedule is due that long after its
+ * of pipelines to workers.  A continuous pipeline without a worker is
+ * probed only when a commit named its source (staged_sources.c), when its
+ * worker left it, and every SCHEDULER_FULL_PROBE_MS.  An interval schedule is due that long after its
  * last run started; cron text at its next time.  A due interval or cron
  * pipeline with no staged row waiting is not run: its schedule's tick is
  * counted in pipeline.schedule_state instead (empty_ticks), and its next
@@ -94,7 +96,9 @@ typedef struct ScheduledPipeline
 	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
 	TimestampTz next_run_at;	/* as stored, 0 if none */
 	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
+	Oid			source;			/* the relation it reads */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
+	bool		had_worker;		/* ... at the previous pass */
 	bool		started;		/* this pass started its worker */
 	bool		waits;			/* this pass found no worker free for it */
 } ScheduledPipeline;
@@ -104,7 +108,15 @@ typedef struct PassPlan
 {
 	List	   *work;			/* rows wait for them, or a retry is due */
 	List	   *standby;		/* continuous, with nothing to read yet */
+	PipelineStagedSources staged;	/* sources that got rows since the last pass */
 } PassPlan;
+
+/*
+ * How often a pass probes every continuous pipeline without a worker, not
+ * only those whose source got rows: the sources a commit names cover every
+ * case the code knows; this bounds the cost of one it does not.
+ */
+#define SCHEDULER_FULL_PROBE_MS 10000
 
 /* A run worker this scheduler started, until it is seen stopped. */
 typedef struct LaunchedWorker
@@ -116,6 +128,10 @@ typedef struct LaunchedWorker
 
 static List *launched = NIL;
 static PipelineDatabaseSlot *my_slot = NULL;
+/* The pipelines that had a run worker at the last pass, sorted. */
+static int64 *had_worker = NULL;
+static int	had_worker_count = 0;
+static TimestampTz last_full_probe = 0;
 
 /*
  * pipeline_scheduler_init
@@ -235,7 +251,7 @@ read_scheduled(void)
 					  "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
 					  "greatest((SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), "
 					  "s.last_empty_tick_at), "
-					  "s.next_run_at, s.waiting_since "
+					  "s.next_run_at, s.waiting_since, d.source::oid "
 					  "FROM pipeline.pipeline_defs d "
 					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
 					  "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
@@ -261,6 +277,7 @@ read_scheduled(void)
 		p->next_run_at = isnull ? 0 : DatumGetTimestampTz(d);
 		d = pipeline_result_datum(i, 9, &isnull);
 		p->waiting_since = isnull ? 0 : DatumGetTimestampTz(d);
+		p->source = DatumGetObjectId(pipeline_result_datum(i, 10, &isnull));
 		pipelines = lappend(pipelines, p);
 	}
 	return pipelines;
@@ -468,6 +485,57 @@ is_running(ScheduledPipeline *p)
 }
 
 /*
+ * compare_int64
+ *		qsort and bsearch comparator of int64s.
+ */
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * remember_workers
+ *		Keeps, until the next pass, which pipelines have a run worker now.
+ */
+static void
+remember_workers(List *pipelines)
+{
+	ListCell   *lc;
+
+	if (had_worker != NULL)
+		pfree(had_worker);
+	had_worker = MemoryContextAlloc(TopMemoryContext, Max(1, list_length(pipelines)) * sizeof(int64));
+	had_worker_count = 0;
+	foreach(lc, pipelines)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		if (p->has_worker || p->started)
+			had_worker[had_worker_count++] = p->id;
+	}
+	qsort(had_worker, had_worker_count, sizeof(int64), compare_int64);
+}
+
+/*
+ * may_have_rows
+ *		Whether a continuous pipeline without a worker must be probed: rows
+ *		were committed to its source since the last pass, or its worker
+ *		left it since (rows may have come while it had one).  The caller
+ *		knows it is not waiting already.
+ */
+static bool
+may_have_rows(ScheduledPipeline *p, const PipelineStagedSources *staged)
+{
+	p->had_worker = had_worker_count > 0 &&
+		bsearch(&p->id, had_worker, had_worker_count, sizeof(int64), compare_int64) != NULL;
+	return p->had_worker || pipeline_staged_into(staged, p->source);
+}
+
+/*
  * plan_due_pipeline
  *		Sorts a due pipeline that no one runs: an interval or cron tick with
  *		nothing to read is counted and moved on; a continuous pipeline with
@@ -482,8 +550,11 @@ plan_due_pipeline(ScheduledPipeline *p, TimestampTz now, PassPlan *plan)
 
 	if (quiet_tick(p))
 		record_empty_tick(p, now, pipeline_schedule_next(&p->schedule, now));
-	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 &&
-			 !still_waiting && pipeline_is_caught_up(p->id))
+	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
+			 !may_have_rows(p, &plan->staged))
+		plan->standby = lappend(plan->standby, p);
+	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
+			 pipeline_is_caught_up(p->id))
 		plan->standby = lappend(plan->standby, p);
 	else
 		plan->work = lappend(plan->work, p);
@@ -621,6 +692,13 @@ schedule_pass(bool *installed)
 	PipelineUserContext ctx;
 
 	forget_stopped_workers();
+	/* before this pass's snapshot: what it probes then includes these rows */
+	pipeline_take_staged_sources(my_slot, &plan.staged);
+	if (now - last_full_probe >= SCHEDULER_FULL_PROBE_MS * INT64CONST(1000))
+	{
+		plan.staged.all = true;
+		last_full_probe = now;
+	}
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -661,6 +739,7 @@ schedule_pass(bool *installed)
 	}
 	/* before SPI_finish frees the pass's lists */
 	publish_waiting(plan.work, unplaced_continuous);
+	remember_workers(pipelines);
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();

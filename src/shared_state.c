@@ -186,15 +186,15 @@ pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
 /*
  * wake_continuous_pipelines
  *		Rows were staged in this database: sets the latches of its
- *		continuous workers, and of its scheduler when a continuous pipeline
- *		there has no worker.
+ *		continuous workers, tells its scheduler into which sources, and
+ *		wakes it when a continuous pipeline there has no worker.
  */
 static void
 wake_continuous_pipelines(void)
 {
 	PipelineDatabaseSlot *db;
 
-	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < pipeline_max_workers; i++)
 	{
 		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
@@ -204,8 +204,12 @@ wake_continuous_pipelines(void)
 			SetLatch(slot->latch);
 	}
 	db = pipeline_database_slot(MyDatabaseId, false);
-	if (db != NULL && db->unplaced_continuous > 0 && db->scheduler_latch != NULL)
-		SetLatch(db->scheduler_latch);
+	if (db != NULL)
+	{
+		pipeline_publish_staged_sources(&db->staged);
+		if (db->unplaced_continuous > 0 && db->scheduler_latch != NULL)
+			SetLatch(db->scheduler_latch);
+	}
 	LWLockRelease(pipeline_shared->lock);
 }
 
@@ -232,12 +236,15 @@ wake_on_commit(XactEvent event, void *arg)
 	{
 		PipelineDatabaseSlot *db;
 
-		LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+		LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 		db = pipeline_database_slot(MyDatabaseId, false);
+		if (db != NULL)
+			db->staged.all = true;	/* a pipeline is new, resumed, or reads anew */
 		if (db != NULL && db->scheduler_latch != NULL)
 			SetLatch(db->scheduler_latch);
 		LWLockRelease(pipeline_shared->lock);
 	}
+	pipeline_forget_staged_sources();
 	staged_rows_in_xact = false;
 	created_extension_in_xact = false;
 	schedules_changed_in_xact = false;
@@ -265,7 +272,10 @@ register_wake_callback(void)
 void
 pipeline_note_staged_rows(void)
 {
-	if (staged_rows_in_xact || pipeline_shared == NULL)
+	if (pipeline_shared == NULL)
+		return;
+	pipeline_note_staged_row();
+	if (staged_rows_in_xact)
 		return;
 	register_wake_callback();
 	staged_rows_in_xact = true;

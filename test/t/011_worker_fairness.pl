@@ -112,6 +112,32 @@ ok(holds_within(30, "SELECT $merged = $staged"),
 is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.status WHERE pending_rows > 0"),
 	'0', 'nothing pending');
 
+# --- a commit to the source of a pipeline without a worker reaches it at
+# once: the commit names its sources to the scheduler, which probes their
+# pipelines (every one only each 10 s).  Three in a row, each within 2 s,
+# by INSERT, by INSERT in a function, and by COPY (which names no source:
+# then the scheduler probes them all).
+$node->safe_psql('postgres',
+	q{CREATE FUNCTION stage_one(t regclass, i bigint) RETURNS void LANGUAGE plpgsql
+	  AS $$ BEGIN EXECUTE format('INSERT INTO %s (id, v) VALUES ($1, 4)', t) USING i; END $$});
+my @ways = (
+	sub { "INSERT INTO s$_[0] (id, v) VALUES (7000000, 4)" },
+	sub { "SELECT stage_one('s$_[0]', 7000000)" },
+	sub { "COPY s$_[0] (id, v) FROM PROGRAM 'echo 7000000,4' WITH (FORMAT csv)" });
+for my $way (0 .. 2)
+{
+	my $idle = $node->safe_psql(
+		'postgres', q{
+		SELECT min(substr(p.name, 2)::int) FROM pipeline.pipelines p
+		 WHERE p.name ~ '^p[0-9]+$' AND NOT EXISTS (
+		       SELECT 1 FROM pg_stat_activity a
+		        WHERE a.application_name = 'pipeline worker: ' || p.name)
+		   AND substr(p.name, 2)::int > } . (5 + $way * 5));
+	$node->safe_psql('postgres', $ways[$way]->($idle));
+	ok(holds_within(2, "SELECT count(*) = 1 FROM t$idle WHERE id = 7000000"),
+		"a row staged by " . (qw(INSERT function COPY))[$way] . " into a source whose pipeline has no worker is merged within 2 s");
+}
+
 # --- a due pipeline that finds every worker busy says it waits
 # Four runs held by locks on their targets keep all four workers busy.
 my $locker = $node->background_psql('postgres');
