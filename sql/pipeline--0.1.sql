@@ -209,7 +209,8 @@ CREATE TABLE pipeline.schedule_state (
     next_run_at         timestamptz,
     updated_at          timestamptz NOT NULL DEFAULT now(),
     empty_ticks         bigint NOT NULL DEFAULT 0,
-    last_empty_tick_at  timestamptz
+    last_empty_tick_at  timestamptz,
+    waiting_since       timestamptz
 );
 COMMENT ON TABLE pipeline.schedule_state IS
     'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time), and its schedule''s empty ticks';
@@ -217,6 +218,8 @@ COMMENT ON COLUMN pipeline.schedule_state.empty_ticks IS
     'times an interval or cron schedule came due while no staged row waited: the scheduler ran nothing and recorded no run';
 COMMENT ON COLUMN pipeline.schedule_state.last_empty_tick_at IS
     'the last of those times; the schedule''s next time counts from it as from a run''s start';
+COMMENT ON COLUMN pipeline.schedule_state.waiting_since IS
+    'since when the pipeline is due, with rows to read, and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
 
 /* Rows that could not be merged, with the reason. */
 CREATE TABLE pipeline.quarantine_log (
@@ -1245,6 +1248,7 @@ SELECT d.name AS pipeline,
        CASE WHEN d.paused THEN 'paused'
             WHEN d.suspended_at IS NOT NULL THEN 'suspended'
             WHEN pipeline.is_running(d.id) THEN 'running'
+            WHEN ss.waiting_since IS NOT NULL THEN 'waiting for a worker'
             WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
             WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
             ELSE 'idle' END AS state,
@@ -1285,7 +1289,7 @@ SELECT d.name AS pipeline,
                               WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
                               ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
 COMMENT ON VIEW pipeline.status IS
-    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
+    'one row per pipeline: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
 
 /*
  * Prometheus text exposition format (version 0.0.4).  Label values are
@@ -1353,7 +1357,8 @@ samples (ord, grp, k, sample, labels, value) AS (
     SELECT 2, p.pipeline, st.i, 'pipeline_state',
            pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'state', st.s),
            (p.state = st.s)::int::text
-      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended']) WITH ORDINALITY st(s, i)
+      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                            'waiting for a worker']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
            pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'status', r.s),
