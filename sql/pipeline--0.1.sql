@@ -149,6 +149,8 @@ CREATE TABLE pipeline.run_log (
 );
 CREATE INDEX ON pipeline.run_log (pipeline_id, run_id);
 CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
+/* the scheduler reads every scheduled pipeline's last start at each pass */
+CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
 COMMENT ON COLUMN pipeline.run_log.cursor_before IS
@@ -1243,11 +1245,23 @@ CREATE FUNCTION pipeline.is_running(pipeline_id bigint) RETURNS boolean
 COMMENT ON FUNCTION pipeline.is_running(bigint) IS
     'true while a session runs the pipeline (it holds the pipeline''s run lock)';
 
+/*
+ * pipeline.status reads pg_locks once for every pipeline (is_running would
+ * read it once per pipeline, and the lock table grows as backlog() opens
+ * each source); the history is read by index per pipeline, a running run's
+ * row only for a pipeline that runs.
+ */
 CREATE VIEW pipeline.status WITH (security_invoker = true) AS
+WITH running AS MATERIALIZED (
+    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS pipeline_id
+      FROM pg_locks k
+     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 20553
+       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
 SELECT d.name AS pipeline,
        CASE WHEN d.paused THEN 'paused'
             WHEN d.suspended_at IS NOT NULL THEN 'suspended'
-            WHEN pipeline.is_running(d.id) THEN 'running'
+            WHEN rn.pipeline_id IS NOT NULL THEN 'running'
             WHEN ss.waiting_since IS NOT NULL THEN 'waiting for a worker'
             WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
             WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
@@ -1269,13 +1283,15 @@ SELECT d.name AS pipeline,
        CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN ss.last_empty_tick_at END AS last_empty_tick_at,
        d.suspended_at, d.id
   FROM pipeline.pipeline_defs d
+  LEFT JOIN running rn ON rn.pipeline_id = d.id
   LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
   LEFT JOIN pipeline.schedule_state ss ON ss.pipeline_id = d.id AND d.schedule <> 'manual'
   LEFT JOIN LATERAL pipeline.backlog(d.name, quiet => true) b ON true
   LEFT JOIN LATERAL (SELECT r.* FROM pipeline.runs r
-                      WHERE r.run_id = (SELECT max(l.run_id) FROM pipeline.run_log l
-                                         WHERE l.pipeline_id = d.id AND l.status = 'running')
-                        AND pipeline.is_running(d.id)) cur ON true
+                      WHERE rn.pipeline_id IS NOT NULL
+                        AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
+                                         WHERE l.pipeline_id = d.id AND l.status = 'running'
+                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
   LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
                       WHERE l.pipeline_id = d.id AND l.status <> 'running'
                       ORDER BY l.run_id DESC LIMIT 1) last ON true
@@ -1319,16 +1335,21 @@ WITH p AS (
            d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
            t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
            t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
-           t.last_success_at,
-           (SELECT count(*) FROM pipeline.quarantine_log q
-             WHERE q.pipeline_id = s.id AND q.requeued_at IS NULL) AS quarantined
+           t.last_success_at, coalesce(q.n, 0) AS quarantined,
+           /* its labels, escaped once: '{database="...",pipeline="..."' */
+           left(pipeline.prometheus_labels('database', current_database(), 'pipeline', s.pipeline),
+                -1) AS lb
       FROM pipeline.status s
       JOIN pipeline.pipeline_defs d ON d.id = s.id
       LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
+      LEFT JOIN (SELECT q.pipeline_id, count(*) AS n FROM pipeline.quarantine_log q
+                  WHERE q.requeued_at IS NULL GROUP BY q.pipeline_id) q ON q.pipeline_id = s.id
 ),
 f AS (
-    SELECT c.id, c.relation::text AS relation, coalesce(c.column_name, '') AS column_name,
-           c.state, c.lag, c.attainment_7d
+    SELECT c.id, c.state, c.lag, c.attainment_7d,
+           left(pipeline.prometheus_labels('database', current_database(), 'check_id', c.id::text,
+                                           'relation', c.relation::text,
+                                           'column', coalesce(c.column_name, '')), -1) AS lb
       FROM pipeline.freshness c
 ),
 families (ord, name, type, help) AS (VALUES
@@ -1355,25 +1376,25 @@ samples (ord, grp, k, sample, labels, value) AS (
       FROM p
     UNION ALL
     SELECT 2, p.pipeline, st.i, 'pipeline_state',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'state', st.s),
+           p.lb || ',state="' || st.s || '"}',
            (p.state = st.s)::int::text
       FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
                             'waiting for a worker']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'status', r.s),
+           p.lb || ',status="' || r.s || '"}',
            r.n::text
       FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
                               (2, 'failed', coalesce(p.runs_failed, 0)),
                               (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
     UNION ALL
     SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.rows_read, 0)::text
       FROM p
     UNION ALL
     SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'outcome', r.s),
+           p.lb || ',outcome="' || r.s || '"}',
            r.n::text
       FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
                               (2, 'updated', coalesce(p.rows_updated, 0)),
@@ -1384,7 +1405,7 @@ samples (ord, grp, k, sample, labels, value) AS (
                               (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n)
     UNION ALL
     SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'le', h.le),
+           p.lb || ',le="' || h.le || '"}',
            h.n::text
       FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
                          FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
@@ -1393,55 +1414,52 @@ samples (ord, grp, k, sample, labels, value) AS (
                               coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
     UNION ALL
     SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.duration_seconds_sum, 0)::text
       FROM p
     UNION ALL
     SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
       FROM p
     UNION ALL
     SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.consecutive_failures::text
       FROM p
     UNION ALL
     SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.pending_rows::text
       FROM p
     UNION ALL
     SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            extract(epoch FROM p.lag)::float8::text
       FROM p WHERE p.lag IS NOT NULL
     UNION ALL
     SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.quarantined::text
       FROM p
     UNION ALL
     SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            extract(epoch FROM p.last_success_at)::float8::text
       FROM p WHERE p.last_success_at IS NOT NULL
     UNION ALL
     SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name, 'state', st.s),
+           f.lb || ',state="' || st.s || '"}',
            (f.state = st.s)::int::text
       FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name),
+           f.lb || '}',
            extract(epoch FROM f.lag)::float8::text
       FROM f WHERE f.lag IS NOT NULL
     UNION ALL
     SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name),
+           f.lb || '}',
            f.attainment_7d::float8::text
       FROM f WHERE f.attainment_7d IS NOT NULL
 )
@@ -1546,8 +1564,8 @@ views (source, target) AS (
       JOIN pg_rewrite rw ON rw.oid = dep.objid
      WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
        AND dep.refobjid <> rw.ev_class
-       AND dep.refobjid IN (SELECT e.source FROM pipeline.lineage_edges e
-                            UNION SELECT e.target FROM pipeline.lineage_edges e)
+       AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
+            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid))
     UNION
     SELECT dep.refobjid, rw.ev_class
       FROM views v
@@ -1586,35 +1604,42 @@ COMMENT ON FUNCTION pipeline.relation_kind(regclass) IS
     'internal: table, partitioned table, view, materialized view or foreign table';
 
 /*
- * Impact analysis over the table edges.  The walk keeps (depth, relation)
- * pairs only, so that a DAG's many paths collapse; each relation is
- * reported at its shortest distance.  'down' walks from sources to
- * targets, otherwise back.
+ * Impact analysis over the table edges.  The walk keeps (depth, relation,
+ * via) triples only, so that a DAG's many paths collapse; each relation is
+ * reported at its shortest distance, with what leads to it from the
+ * relations one step nearer.  'down' walks from sources to targets,
+ * otherwise back.  Each step reads only the edges of the relations just
+ * reached (by index, through the lineage filter), never the whole view.
  */
-CREATE FUNCTION pipeline.lineage_walk(relation regclass, depth integer, down boolean)
+CREATE FUNCTION pipeline.lineage_walk(start regclass, max_depth integer, down boolean)
     RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      WITH RECURSIVE e AS MATERIALIZED (
-          SELECT DISTINCT CASE WHEN $3 THEN l.source ELSE l.target END AS here,
-                          CASE WHEN $3 THEN l.target ELSE l.source END AS next,
-                          coalesce(l.pipeline, l.origin) AS via
-            FROM pipeline.lineage l WHERE l.level = 'table'),
-      walk (depth, relation) AS (
-          SELECT 0, $1
+    BEGIN
+      /* PL/pgSQL keeps the plan: a SQL function would plan the lineage view at every call */
+      RETURN QUERY
+      WITH RECURSIVE walk (depth, relation, via) AS (
+          SELECT 0, start, NULL::text
           UNION
-          SELECT w.depth + 1, e.next FROM walk w JOIN e ON e.here = w.relation
-           WHERE w.depth < coalesce($2, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
-      via AS (SELECT e.next AS relation, f.depth + 1 AS depth,
-                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
-                FROM e JOIN nearest f ON f.relation = e.here
-               GROUP BY e.next, f.depth + 1)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
-        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+          SELECT w.depth + 1, e.next, e.via
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.origin) AS via
+                                 FROM pipeline.lineage l
+                                WHERE down AND l.level = 'table' AND l.source = w.relation
+                               UNION ALL
+                               SELECT l.source, coalesce(l.pipeline, l.origin)
+                                 FROM pipeline.lineage l
+                                WHERE NOT down AND l.level = 'table' AND l.target = w.relation) e
+           WHERE w.depth < coalesce(max_depth, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
+             array_agg(DISTINCT w.via ORDER BY w.via)
+        FROM nearest n JOIN walk w ON w.relation = n.relation AND w.depth = n.depth
        WHERE n.depth > 0
-       ORDER BY n.depth, n.relation::text
+       GROUP BY n.relation, n.depth
+       ORDER BY n.depth, n.relation::text;
+    END
     $$;
 COMMENT ON FUNCTION pipeline.lineage_walk(regclass, integer, boolean) IS
     'internal: the walk of downstream (down) and upstream';
@@ -1655,23 +1680,31 @@ CREATE FUNCTION pipeline.column_lineage(relation regclass, column_name text)
                       DETAIL = 'column_lineage follows the lineage of one column of a relation.',
                       HINT = 'Name a column as it is spelled in the catalog, without SQL quoting.';
       END IF;
+      /*
+       * each step reads only the edges into one column, by index through
+       * the lineage filter (OFFSET 0 keeps the planner from joining the
+       * whole view instead)
+       */
       RETURN QUERY
-      WITH RECURSIVE e AS MATERIALIZED (
-          SELECT * FROM pipeline.lineage l WHERE l.level = 'column'),
-      walk (depth, relation, column_name) AS (
+      WITH RECURSIVE walk (depth, relation, column_name) AS (
           SELECT 0, $1, $2
           UNION
           SELECT w.depth + 1, e.source, e.source_column
-            FROM walk w JOIN e ON e.target = w.relation
-                              AND (e.target_column = w.column_name OR e.target_column IS NULL)
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.source, l.source_column FROM pipeline.lineage l
+                                WHERE l.level = 'column' AND l.target = w.relation
+                                  AND (l.target_column = w.column_name OR l.target_column IS NULL)
+                               OFFSET 0) e
            WHERE w.depth < 1000),
       nearest AS (SELECT w.relation, w.column_name, min(w.depth) AS depth
                     FROM walk w GROUP BY w.relation, w.column_name)
       SELECT min(n.depth)::integer + 1, e.source, e.source_column, e.target, e.target_column, e.pipeline,
              e.lineage_type, e.subtype, e.origin, e.transformation
         FROM nearest n
-        JOIN e ON e.target = n.relation
-              AND (e.target_column = n.column_name OR e.target_column IS NULL)
+       CROSS JOIN LATERAL (SELECT * FROM pipeline.lineage l
+                            WHERE l.level = 'column' AND l.target = n.relation
+                              AND (l.target_column = n.column_name OR l.target_column IS NULL)
+                           OFFSET 0) e
        GROUP BY e.source, e.source_column, e.target, e.target_column, e.pipeline,
                 e.lineage_type, e.subtype, e.origin, e.transformation
        ORDER BY 1, e.target::text, e.target_column NULLS LAST, e.source::text, e.source_column,

@@ -238,25 +238,33 @@ extension_installed(void)
 /*
  * read_scheduled
  *		The pipelines with a schedule other than 'manual'.  The caller is
- *		in a transaction, connected to SPI.
+ *		in a transaction, connected to SPI.  Every pass reads them all, so
+ *		the statement is planned once (a kept plan is planned again when
+ *		the catalog changes) and each pipeline's last start is one probe of
+ *		the run_log (pipeline_id, started_at) index.
  */
 static List *
 read_scheduled(void)
 {
+	static SPIPlanPtr plan = NULL;
 	List	   *pipelines = NIL;
 	int			n;
 
-	n = pipeline_exec("SELECT d.id, d.name, d.owner::oid, d.schedule, "
-					  "d.paused OR d.suspended_at IS NOT NULL, "
-					  "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
-					  "greatest((SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), "
-					  "s.last_empty_tick_at), "
-					  "s.next_run_at, s.waiting_since, d.source::oid "
-					  "FROM pipeline.pipeline_defs d "
-					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
-					  "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
-					  "WHERE d.schedule <> 'manual' ORDER BY d.id",
-					  0, NULL, NULL, NULL, true, 0);
+	if (plan == NULL)
+		plan = pipeline_prepare_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
+									 "d.paused OR d.suspended_at IS NOT NULL, "
+									 "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
+									 "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
+									 "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
+									 "s.next_run_at, s.waiting_since, d.source::oid "
+									 "FROM pipeline.pipeline_defs d "
+									 "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
+									 "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
+									 "WHERE d.schedule <> 'manual' ORDER BY d.id",
+									 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the scheduled pipelines");
+	n = (int) SPI_processed;
 	for (int i = 0; i < n; i++)
 	{
 		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
