@@ -149,6 +149,8 @@ CREATE TABLE pipeline.run_log (
 );
 CREATE INDEX ON pipeline.run_log (pipeline_id, run_id);
 CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
+/* every run looks for the runs of its pipeline left running: not through its history */
+CREATE INDEX ON pipeline.run_log (pipeline_id) WHERE status = 'running';
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
 COMMENT ON COLUMN pipeline.run_log.cursor_before IS
@@ -2004,29 +2006,41 @@ COMMENT ON FUNCTION pipeline.openlineage_event(bigint, text) IS
 /*
  * The outbox: every run's events, in the order they happened, for a
  * shipper outside the database to read and acknowledge.  A trigger on the
- * run log fills it; a failure to build an event is a warning, never a
- * failed run.
+ * run log records, in the run's own transaction, only the facts of each
+ * event (which run, which event, when); the event's JSON is built from the
+ * run log and the catalog when the outbox is read, so that a run does not
+ * pay for it.
  */
-CREATE TABLE pipeline.openlineage_outbox (
+CREATE TABLE pipeline.openlineage_run_events (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pipeline_id     bigint NOT NULL
                     REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
-    run_id          bigint NOT NULL,
+    run_id          bigint NOT NULL
+                    REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
     event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
-    event           jsonb NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     acknowledged_at timestamptz,
     UNIQUE (run_id, event_type)
 );
-CREATE INDEX ON pipeline.openlineage_outbox (id) WHERE acknowledged_at IS NULL;
-CREATE INDEX ON pipeline.openlineage_outbox (created_at);
-COMMENT ON TABLE pipeline.openlineage_outbox IS
-    'OpenLineage events of every run, in order, until pipeline.openlineage_retention; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox', '');
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox_id_seq', '');
-ALTER TABLE pipeline.openlineage_outbox ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON pipeline.openlineage_outbox
+CREATE INDEX ON pipeline.openlineage_run_events (id) WHERE acknowledged_at IS NULL;
+CREATE INDEX ON pipeline.openlineage_run_events (created_at);
+COMMENT ON TABLE pipeline.openlineage_run_events IS
+    'the OpenLineage events of every run, in order, as facts (run and event type), until pipeline.openlineage_retention; pipeline.openlineage_outbox adds each event''s JSON';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events_id_seq', '');
+ALTER TABLE pipeline.openlineage_run_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.openlineage_run_events
     USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.openlineage_run_events TO PUBLIC;
+GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_run_events TO PUBLIC;
+
+CREATE VIEW pipeline.openlineage_outbox WITH (security_invoker = true) AS
+    SELECT e.id, e.pipeline_id, e.run_id, e.event_type,
+           pipeline.openlineage_event(e.run_id, e.event_type) AS event,
+           e.created_at, e.acknowledged_at
+      FROM pipeline.openlineage_run_events e;
+COMMENT ON VIEW pipeline.openlineage_outbox IS
+    'OpenLineage events of every run, in order, until pipeline.openlineage_retention, each built when read; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
 GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
 GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
 
@@ -2038,8 +2052,8 @@ CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
     DECLARE
       kind text := CASE NEW.status WHEN 'running' THEN 'START' WHEN 'succeeded' THEN 'COMPLETE'
                                    WHEN 'failed' THEN 'FAIL' WHEN 'cancelled' THEN 'ABORT' END;
-      retention integer := coalesce((SELECT g.setting::integer FROM pg_settings g
-                                      WHERE g.name = 'pipeline.openlineage_retention'), 604800);
+      retention integer;
+      cutoff timestamptz;
     BEGIN
       /* a definer function: only its own triggers on the run log may fire it */
       IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
@@ -2054,43 +2068,46 @@ CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
          OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
           RETURN NULL;          -- a restored run is history, not news
       END IF;
-      BEGIN
-          IF kind <> 'START' AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_outbox o
-                                              WHERE o.run_id = NEW.run_id AND o.event_type = 'START') THEN
-              INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
-              VALUES (NEW.pipeline_id, NEW.run_id, 'START', pipeline.openlineage_event(NEW.run_id, 'START'));
-          END IF;
-          INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
-          VALUES (NEW.pipeline_id, NEW.run_id, kind, pipeline.openlineage_event(NEW.run_id, kind))
-          ON CONFLICT DO NOTHING;
-          IF retention >= 0 THEN
-              DELETE FROM pipeline.openlineage_outbox o
-               WHERE o.created_at < clock_timestamp() - make_interval(secs => retention);
-          END IF;
-      EXCEPTION WHEN OTHERS THEN
-          RAISE WARNING 'could not record the OpenLineage % event of run %: %', kind, NEW.run_id, SQLERRM
-                USING DETAIL = 'The run goes on; only its event is missing from pipeline.openlineage_outbox.',
-                      HINT = 'pipeline.openlineage_event(run_id) builds it again.';
-      END;
+      /* an end whose START was not recorded (the outbox was off) records both */
+      INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type)
+      SELECT NEW.pipeline_id, NEW.run_id, v.event_type
+        FROM (VALUES (1, 'START'), (2, kind)) v(ord, event_type)
+       WHERE (v.ord = 2 OR kind <> 'START')
+         AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_run_events o
+                          WHERE o.run_id = NEW.run_id AND o.event_type = v.event_type)
+       ORDER BY v.ord;
+      /* the setting shows its unit ('7d'); -1 keeps everything */
+      retention := coalesce(extract(epoch FROM current_setting('pipeline.openlineage_retention', true)::interval),
+                            604800);
+      IF retention >= 0 THEN    -- a constant bound: the index on created_at finds the rows due
+          cutoff := clock_timestamp() - make_interval(secs => retention);
+          DELETE FROM pipeline.openlineage_run_events o WHERE o.created_at < cutoff;
+      END IF;
       RETURN NULL;
     END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
-    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention; fires only on pipeline.run_log';
+    'trigger: records the facts of a run''s OpenLineage events (its start and end) in the outbox, and applies its retention; fires only on pipeline.run_log';
 REVOKE ALL ON FUNCTION pipeline.openlineage_on_run() FROM PUBLIC;
+/* turned off, the outbox costs a run no call of the function */
 CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
-    FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
+    FOR EACH ROW WHEN (pg_catalog.current_setting('pipeline.openlineage_outbox', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION pipeline.openlineage_on_run();
 CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                       AND pg_catalog.current_setting('pipeline.openlineage_outbox', true) IS DISTINCT FROM 'off')
     EXECUTE FUNCTION pipeline.openlineage_on_run();
 
+/* Only the events read are built: the oldest max_events first. */
 CREATE FUNCTION pipeline.openlineage_pending(max_events integer DEFAULT 100)
     RETURNS TABLE (id bigint, event jsonb)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT o.id, o.event FROM pipeline.openlineage_outbox o
-       WHERE o.acknowledged_at IS NULL ORDER BY o.id LIMIT max_events
+      SELECT o.id, pipeline.openlineage_event(o.run_id, o.event_type)
+        FROM (SELECT e.id, e.run_id, e.event_type FROM pipeline.openlineage_run_events e
+               WHERE e.acknowledged_at IS NULL ORDER BY e.id LIMIT max_events) o
+       ORDER BY o.id
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_pending(integer) IS
     'the oldest events not acknowledged yet, in order (of the pipelines the current role may manage)';
@@ -2100,7 +2117,7 @@ CREATE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     AS $$
       WITH a AS (
-          UPDATE pipeline.openlineage_outbox o SET acknowledged_at = clock_timestamp()
+          UPDATE pipeline.openlineage_run_events o SET acknowledged_at = clock_timestamp()
            WHERE o.id = ANY (ids) AND o.acknowledged_at IS NULL
           RETURNING 1)
       SELECT count(*) FROM a
