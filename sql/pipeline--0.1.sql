@@ -2013,8 +2013,7 @@ COMMENT ON FUNCTION pipeline.openlineage_event(bigint, text) IS
  */
 CREATE TABLE pipeline.openlineage_run_events (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    pipeline_id     bigint NOT NULL
-                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    pipeline_id     bigint NOT NULL,    -- the run's: dropping a pipeline drops its runs
     run_id          bigint NOT NULL
                     REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
     event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
@@ -2045,57 +2044,15 @@ GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
 GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
 
 CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    DECLARE
-      kind text := CASE NEW.status WHEN 'running' THEN 'START' WHEN 'succeeded' THEN 'COMPLETE'
-                                   WHEN 'failed' THEN 'FAIL' WHEN 'cancelled' THEN 'ABORT' END;
-      retention integer;
-      cutoff timestamptz;
-    BEGIN
-      /* a definer function: only its own triggers on the run log may fire it */
-      IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
-         OR TG_NAME NOT IN ('openlineage_on_run_start', 'openlineage_on_run_end') THEN
-          RAISE EXCEPTION 'pipeline.openlineage_on_run fires only on pipeline.run_log'
-                USING ERRCODE = 'trigger_protocol_violated',
-                      DETAIL = format('It was fired by trigger %s on %s; it records the OpenLineage events of runs, with the extension''s rights.',
-                                      quote_ident(TG_NAME), TG_RELID::regclass),
-                      HINT = 'Drop that trigger; the outbox fills itself as pipelines run.';
-      END IF;
-      IF NOT coalesce(current_setting('pipeline.openlineage_outbox', true), 'on')::boolean
-         OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
-          RETURN NULL;          -- a restored run is history, not news
-      END IF;
-      /* an end whose START was not recorded (the outbox was off) records both */
-      INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type)
-      SELECT NEW.pipeline_id, NEW.run_id, v.event_type
-        FROM (VALUES (1, 'START'), (2, kind)) v(ord, event_type)
-       WHERE (v.ord = 2 OR kind <> 'START')
-         AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_run_events o
-                          WHERE o.run_id = NEW.run_id AND o.event_type = v.event_type)
-       ORDER BY v.ord;
-      /* the setting shows its unit ('7d'); -1 keeps everything */
-      retention := coalesce(extract(epoch FROM current_setting('pipeline.openlineage_retention', true)::interval),
-                            604800);
-      IF retention >= 0 THEN    -- a constant bound: the index on created_at finds the rows due
-          cutoff := clock_timestamp() - make_interval(secs => retention);
-          DELETE FROM pipeline.openlineage_run_events o WHERE o.created_at < cutoff;
-      END IF;
-      RETURN NULL;
-    END
-    $$;
+    AS 'MODULE_PATHNAME', 'pipeline_openlineage_on_run'
+    LANGUAGE C;
 COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
     'trigger: records the facts of a run''s OpenLineage events (its start and end) in the outbox, and applies its retention; fires only on pipeline.run_log';
 REVOKE ALL ON FUNCTION pipeline.openlineage_on_run() FROM PUBLIC;
-/* turned off, the outbox costs a run no call of the function */
 CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
-    FOR EACH ROW WHEN (pg_catalog.current_setting('pipeline.openlineage_outbox', true) IS DISTINCT FROM 'off')
-    EXECUTE FUNCTION pipeline.openlineage_on_run();
+    FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
 CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                       AND pg_catalog.current_setting('pipeline.openlineage_outbox', true) IS DISTINCT FROM 'off')
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION pipeline.openlineage_on_run();
 
 /* Only the events read are built: the oldest max_events first. */

@@ -111,13 +111,21 @@ SQL
     done
 done
 
-# empty_series BUILD DB OL: the times (ms) of $CALLS runs with nothing pending.
+# empty_series BUILD DB OL: "T <ms>" for each of $CALLS runs with nothing
+# pending, then "C <ms>": the CPU time the server process took per run
+# (utime + stime of its /proc stat), which other processes on the machine
+# disturb far less than the wall-clock times.
 empty_series() {
     { echo "SET pipeline.openlineage_outbox = $3;"
       for k in $(seq 10); do echo "CALL pipeline.run('p1');"; done
+      echo "SELECT pg_backend_pid() AS pid \\gset"
+      echo "\\set t0 \`awk '{print \$14 + \$15}' /proc/:pid/stat\`"
       echo '\timing on'
-      for k in $(seq "$CALLS"); do echo "CALL pipeline.run('p1');"; done; } |
-        q "$1" "$2" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+      for k in $(seq "$CALLS"); do echo "CALL pipeline.run('p1');"; done
+      echo '\timing off'
+      echo "\\set t1 \`awk '{print \$14 + \$15}' /proc/:pid/stat\`"
+      echo "SELECT 'C ' || round((:t1 - :t0) * 1000.0 / $(getconf CLK_TCK) / $CALLS, 3);"; } |
+        q "$1" "$2" -At | sed -n 's/^Time: \([0-9.]*\) ms.*/T \1/p; /^C /p'
 }
 # merge_series BUILD DB OL: for $MERGES rows, "run <ms>" for the run that
 # merged it and "hand <ms>" for the hand-written upsert of the same row.
@@ -135,7 +143,7 @@ merge_series() {
         q "$1" "$2" -At | awk '/^(run|hand)$/ {tag = $1} /^Time: / {print tag, $2}'
 }
 
-declare -A empty merge
+declare -A empty cpu merge
 for r in $(seq "$ROUNDS"); do
     order=("${builds[@]}")
     if [ $((r % 2)) -eq 0 ]; then
@@ -146,7 +154,9 @@ for r in $(seq "$ROUNDS"); do
         for db in one many; do
             for ol in off on; do
                 echo "round $r/$ROUNDS, build $b: empty runs, $db, OpenLineage $ol"
-                empty[$b,$db,$ol]+=" $(empty_series "$b" $db $ol | paste -sd' ')"
+                series=$(empty_series "$b" $db $ol)
+                empty[$b,$db,$ol]+=" $(echo "$series" | awk '$1 == "T" {print $2}' | paste -sd' ')"
+                cpu[$b,$db,$ol]+=" $(echo "$series" | awk '$1 == "C" {print $2}')"
             done
         done
         for ol in off on; do
@@ -165,6 +175,18 @@ for b in "${builds[@]}"; do
     for db in one many; do
         for ol in off on; do
             line+=$(printf ' %-22s' "$(echo "${empty[$b,$db,$ol]}" | stat median) / $(echo "${empty[$b,$db,$ol]}" | stat p90)")
+        done
+    done
+    say "$line"
+done
+say ""
+say "   CPU time of the server process per run (median of the series' averages), ms"
+printf '   %-12s %-22s %-22s %-22s %-22s\n' "build" "1 pipeline, OL off" "1 pipeline, OL on" "$MANY pipelines, OL off" "$MANY pipelines, OL on" | tee -a "$OUT"
+for b in "${builds[@]}"; do
+    line=$(printf '   %-12s' "$b")
+    for db in one many; do
+        for ol in off on; do
+            line+=$(printf ' %-22s' "$(echo "${cpu[$b,$db,$ol]}" | stat median)")
         done
     done
     say "$line"
