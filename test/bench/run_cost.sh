@@ -92,20 +92,22 @@ for b in "${builds[@]}"; do
     q "$b" postgres -c "CREATE DATABASE one" -c "CREATE DATABASE many"
     for db in one many; do
         n=$([ $db = one ] && echo 1 || echo "$MANY")
-        q "$b" "$db" <<SQL
-CREATE EXTENSION pipeline;
-CREATE SCHEMA b;
+        q "$b" "$db" -c "CREATE EXTENSION pipeline" -c "CREATE SCHEMA b" \
+            -c "CREATE TABLE b.hand (id int PRIMARY KEY, v int)"
+        # a hundred pipelines per transaction: each takes locks on its tables
+        for from in $(seq 1 100 "$n"); do
+            q "$b" "$db" <<SQL
 DO \$\$
 BEGIN
-    FOR i IN 1..$n LOOP
+    FOR i IN $from..least($from + 99, $n) LOOP
         EXECUTE format('CREATE TABLE b.s%s (id int, v int)', i);
         PERFORM pipeline.create_pipeline('p' || i, format('b.s%s', i)::regclass,
                                          format('b.t%s', i), key => ARRAY['id']);
         EXECUTE format('INSERT INTO b.s%s VALUES (0, 0)', i);
     END LOOP;
 END \$\$;
-CREATE TABLE b.hand (id int PRIMARY KEY, v int);
 SQL
+        done
         for j in $(seq "$n"); do echo "CALL pipeline.run('p$j');"; done | q "$b" "$db" >/dev/null
         q "$b" "$db" -c "VACUUM ANALYZE" -c "CHECKPOINT"
     done
