@@ -112,7 +112,7 @@ event_type(const char *status)
  * record_event
  *		Records that run 'run_id' had event 'kind' (and, for an end whose
  *		START was not recorded -- the outbox was off when it started --
- *		its START first), then deletes the events older than the
+ *		its START first); a START also deletes the events older than the
  *		retention.  The caller runs as the extension, connected to SPI.
  */
 static void
@@ -123,17 +123,19 @@ record_event(Datum pipeline_id, Datum run_id, const char *kind)
 	Oid			type = INT4OID;
 	Datum		retention = Int32GetDatum(openlineage_retention);
 
-	if (strcmp(kind, "START") == 0)
-		pipeline_exec_kept("INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type) "
-						   "VALUES ($1, $2, $3)", 3, types, values, NULL, false, 0);
-	else
+	if (strcmp(kind, "START") != 0)
+	{
 		pipeline_exec_kept("INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type) "
 						   "SELECT $1, $2, v.event_type "
 						   "FROM (VALUES (1, 'START'), (2, $3)) v(ord, event_type) "
 						   "WHERE NOT EXISTS (SELECT 1 FROM pipeline.openlineage_run_events o "
 						   "WHERE o.run_id = $2 AND o.event_type = v.event_type) ORDER BY v.ord",
 						   3, types, values, NULL, false, 0);
-	/* now(), a bound the index on created_at can use */
+		return;
+	}
+	pipeline_exec_kept("INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type) "
+					   "VALUES ($1, $2, $3)", 3, types, values, NULL, false, 0);
+	/* once per run; now(), a bound the index on created_at can use */
 	if (openlineage_retention >= 0)
 		pipeline_exec_kept("DELETE FROM pipeline.openlineage_run_events "
 						   "WHERE created_at < now() - make_interval(secs => $1)",
