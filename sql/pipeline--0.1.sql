@@ -1802,13 +1802,16 @@ COMMENT ON FUNCTION pipeline.openlineage_namespace() IS
     'the OpenLineage namespace of this server''s datasets and jobs: pipeline.openlineage_namespace, or postgres://localhost:<port>';
 
 CREATE FUNCTION pipeline.openlineage_facet(schema_url text, body jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
-                                             || (SELECT e.extversion FROM pg_extension e
-                                                  WHERE e.extname = 'pipeline'),
-                                '_schemaURL', schema_url) || body
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
+                                               || (SELECT e.extversion FROM pg_extension e
+                                                    WHERE e.extname = 'pipeline'),
+                                  '_schemaURL', schema_url) || body);
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_facet(text, jsonb) IS
     'internal: an OpenLineage facet: the body with _producer and _schemaURL';
@@ -1822,59 +1825,65 @@ COMMENT ON FUNCTION pipeline.openlineage_time(timestamptz) IS
 
 /* A dataset as the specification names PostgreSQL's, with its schema facet. */
 CREATE FUNCTION pipeline.openlineage_dataset(relation regclass) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT jsonb_build_object(
-               'namespace', pipeline.openlineage_namespace(),
-               'name', current_database() || '.' || n.nspname || '.' || c.relname,
-               'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
-                   'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
-                   jsonb_build_object('fields', coalesce(
-                       (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
-                                                            'type', format_type(f.atttypid, f.atttypmod),
-                                                            'ordinal_position', f.position)
-                                         ORDER BY f.position)
-                          FROM (SELECT a.attname, a.atttypid, a.atttypmod,
-                                       row_number() OVER (ORDER BY a.attnum) AS position
-                                  FROM pg_attribute a
-                                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                                   AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.oid = relation
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object(
+                 'namespace', pipeline.openlineage_namespace(),
+                 'name', current_database() || '.' || n.nspname || '.' || c.relname,
+                 'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
+                     'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
+                     jsonb_build_object('fields', coalesce(
+                         (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
+                                                              'type', format_type(f.atttypid, f.atttypmod),
+                                                              'ordinal_position', f.position)
+                                           ORDER BY f.position)
+                            FROM (SELECT a.attname, a.atttypid, a.atttypmod,
+                                         row_number() OVER (ORDER BY a.attnum) AS position
+                                    FROM pg_attribute a
+                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                     AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = relation);
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_dataset(regclass) IS
     'internal: an OpenLineage dataset (namespace postgres://host:port, name database.schema.table) with its schema facet';
 
 /* The columnLineage facet of a pipeline's target, from its stored edges. */
 CREATE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigint) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      WITH f AS (
-          SELECT e.target_column, e.source, e.source_column,
-                 jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
-                                              'description', e.origin || ': ' || e.transformation)
-                           ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
-            FROM pipeline.lineage_edges e
-           WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
-             AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
-           GROUP BY e.target_column, e.source, e.source_column),
-      i AS (
-          SELECT f.target_column,
-                 jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
-                                              'field', f.source_column,
-                                              'transformations', f.transformations)
-                           ORDER BY d.ds->>'name', f.source_column) AS input_fields
-            FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
-           GROUP BY f.target_column)
-      SELECT pipeline.openlineage_facet(
-               'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
-               jsonb_build_object(
-                 'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
-                                                             jsonb_build_object('inputFields', i.input_fields))
-                                       FROM i WHERE i.target_column IS NOT NULL), '{}'),
-                 'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]')))
+    BEGIN
+      RETURN (
+        WITH f AS (
+            SELECT e.target_column, e.source, e.source_column,
+                   jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
+                                                'description', e.origin || ': ' || e.transformation)
+                             ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
+              FROM pipeline.lineage_edges e
+             WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
+               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+             GROUP BY e.target_column, e.source, e.source_column),
+        i AS (
+            SELECT f.target_column,
+                   jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
+                                                'field', f.source_column,
+                                                'transformations', f.transformations)
+                             ORDER BY d.ds->>'name', f.source_column) AS input_fields
+              FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+             GROUP BY f.target_column)
+        SELECT pipeline.openlineage_facet(
+                 'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
+                 jsonb_build_object(
+                   'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
+                                                               jsonb_build_object('inputFields', i.input_fields))
+                                         FROM i WHERE i.target_column IS NOT NULL), '{}'),
+                   'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]'))));
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_column_lineage(bigint) IS
     'internal: the OpenLineage columnLineage facet of a pipeline''s target (fields per column; dataset: the filter, delete_when and sequence_by)';
