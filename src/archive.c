@@ -886,7 +886,7 @@ pipeline_archive_after_run(const PipelineDef *def)
 	/* most sources have no retention: one probe, no subtransaction */
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
-	if (pipeline_exec_internal("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
+	if (pipeline_exec_internal_kept("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
 					  "OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
 					  2, types, values, NULL) == 0)
 		return;

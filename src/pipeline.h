@@ -327,6 +327,8 @@ extern void pipeline_check_manage(const PipelineDef *def);
 /* sqlexec.c */
 extern int	pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls, bool read_only, long limit);
+extern int	pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
+							   const char *nulls, bool read_only, long limit);
 extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types);
 extern Datum pipeline_result_datum(int row, int col, bool *isnull);
 extern int64 pipeline_result_int64(int row, int col);
@@ -341,6 +343,8 @@ extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *def
 extern void pipeline_require_expression(const char *expr, const char *what);
 extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
 								   const char *nulls);
+extern int	pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, Datum *values,
+										const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 extern Datum pipeline_oid_list_to_array(List *oids);

@@ -36,6 +36,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timeout.h"
@@ -288,6 +289,23 @@ commit_batch(RunState *rs)
 	CurrentResourceOwner = rs->step_owner;
 	SPI_commit();
 	begin_step(rs);
+}
+
+/*
+ * commit_start_lazily
+ *		The commit that shows a run as running does not wait for its WAL to
+ *		reach the disk (synchronous_commit off for that transaction alone):
+ *		a crash can lose nothing of value there -- the row of a run that
+ *		has done no work yet -- and the run's next durable commit flushes
+ *		it too.  An empty run then waits for one flush, not two.
+ */
+static void
+commit_start_lazily(RunState *rs)
+{
+	if (!rs->atomic)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	commit_batch(rs);
 }
 
 /*
@@ -749,7 +767,7 @@ execute_run(RunState *rs)
 		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(rs->def->id);
 	rs->run_id = pipeline_run_start(rs->def, run_kind[rs->from], GetUserId());
-	commit_batch(rs);			/* the running run is visible from now on */
+	commit_start_lazily(rs);	/* the running run is visible from now on */
 	if (!start_batch(rs))
 		return;
 	if (rs->from == BATCH_FROM_STAGING)
