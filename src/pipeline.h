@@ -268,6 +268,13 @@ extern void pipeline_clock_init(void);
 extern Datum pipeline_seed_cursor(Snapshot snapshot);
 extern bool pipeline_own_staging_xid(FullTransactionId *xid);
 extern Datum pipeline_run_snapshot(void);
+
+/* snapshot_cursor.c: arithmetic on cursors' snapshots */
+extern Datum pipeline_snapshot_shift(Datum snapshot, uint64 offset);
+extern Datum pipeline_snapshot_with_own_transaction(Datum snapshot);
+extern Datum pipeline_snapshot_with_own_transaction_listed(Datum snapshot);
+extern Datum pipeline_snapshot_committed_since(Datum cursor, Datum snapshot);
+extern Datum pipeline_snapshot_with_finished(Datum cursor, FullTransactionId x);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
 extern Datum pipeline_snapshot_intersection(Datum a, Datum b);

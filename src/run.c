@@ -157,68 +157,6 @@ pipeline_run_lock_held(int64 pipeline_id)
 }
 
 /*
- * visible_in
- *		Whether snapshot s sees transaction x as finished.
- */
-static bool
-visible_in(const PipelineSnapshot *s, FullTransactionId x)
-{
-	uint64		v = U64FromFullTransactionId(x);
-
-	if (v < U64FromFullTransactionId(s->xmin))
-		return true;
-	if (v >= U64FromFullTransactionId(s->xmax))
-		return false;
-	for (uint32 i = 0; i < s->nxip; i++)
-		if (FullTransactionIdEquals(s->xip[i], x))
-			return false;
-	return true;
-}
-
-/*
- * committed_in_progress
- *		The ids the cursor saw in progress that the run's snapshot sees
- *		finished, as an xid8[] datum: their rows are pending.
- */
-static Datum
-committed_in_progress(Datum cursor, Datum snapshot)
-{
-	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
-	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(c->nxip, 1));
-	int			n = 0;
-
-	for (uint32 i = 0; i < c->nxip; i++)
-		if (visible_in(s, c->xip[i]))
-			elems[n++] = FullTransactionIdGetDatum(c->xip[i]);
-	return PointerGetDatum(construct_array(elems, n, XID8OID, 8, FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE));
-}
-
-/*
- * with_finished
- *		A copy of snapshot c that also sees transaction x as finished.
- */
-static Datum
-with_finished(Datum cursor, FullTransactionId x)
-{
-	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
-	PipelineSnapshot *m = palloc0(PIPELINE_SNAPSHOT_SIZE(c->nxip));
-	uint32		n = 0;
-
-	for (uint32 i = 0; i < c->nxip; i++)
-		if (!FullTransactionIdEquals(c->xip[i], x))
-			m->xip[n++] = c->xip[i];
-	m->nxip = n;
-	m->xmax = c->xmax;
-	if (FullTransactionIdFollowsOrEquals(x, c->xmax))
-		m->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(x) + 1);
-	m->xmin = n > 0 ? m->xip[0] : m->xmax;
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
-}
-
-/*
  * position
  *		A RowPosition from its parts.
  */
@@ -470,7 +408,7 @@ advance_partial_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition 
 {
 	if (reached_end)
 	{
-		*consumed = with_finished(cursor, last.xid);
+		*consumed = pipeline_snapshot_with_finished(cursor, last.xid);
 		partial->valid = false;
 	}
 	else
@@ -579,7 +517,7 @@ run_staging(RunState *rs)
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
 
 	/* Phase A: the rest of the transaction the cursor stopped inside. */
-	cursor_b = partial.valid ? with_finished(cursor, partial.xid) : cursor;
+	cursor_b = partial.valid ? pipeline_snapshot_with_finished(cursor, partial.xid) : cursor;
 	if (partial.valid)
 	{
 		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
@@ -598,7 +536,7 @@ run_staging(RunState *rs)
 	 * Nothing below the cursor's xmin can be pending.
 	 */
 	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
-	base_params(rs, params_b, committed_in_progress(cursor_b, rs->snapshot), c->xmax);
+	base_params(rs, params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
 	start = position(c->xmin, PG_INT64_MIN);
 	end_b = position(s->xmax, PG_INT64_MIN);
 	set_bounds(params_b, start, end_b);
