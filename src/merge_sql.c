@@ -24,7 +24,8 @@
  * Pending rows are read through the (_xid, _seq) index, never by scanning
  * consumed rows: the rows of transactions the cursor saw in progress ($1),
  * and the rows of transactions it had not seen ($2 and up), between the
- * batch's bounds.
+ * batch's bounds -- the batch statement's form of the cursor rule
+ * (cursor_rule.c).
  *
  * A replay reads instead the rows that lie between two cursors, from the
  * staging table and from the archive batches overlapping the bounds, in
@@ -51,19 +52,16 @@
 #include "utils/lsyscache.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 
 /* Rows this batch already quarantined, matched on (_xid, _seq) exactly. */
 #define NOT_EXCLUDED \
 	"(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest($12::xid8[], $9::bigint[]) AS e(x, q))"
 
-/*
- * Rows the replayed runs consumed: those the cursor after them ($3, partial
- * $16/$17) had consumed and the cursor before them ($13, partial $14/$15)
- * had not.
- */
-#define REPLAYED \
-	"(pg_visible_in_snapshot(s._xid, $3) OR (s._xid = $16 AND s._seq <= $17)) " \
-	"AND NOT pg_visible_in_snapshot(s._xid, $13) AND NOT (s._xid = $14 AND s._seq <= $15)"
+/* The cursor rule's parts in the batch statement's parameters. */
+static const RunPendingSql run_pending = {"$1", "$2", "$3"};
+static const CursorSql replay_before = {"$13", "$14", "$15"};
+static const CursorSql replay_after = {"$3", "$16", "$17"};
 
 /*
  * replay_relation
@@ -102,7 +100,7 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 {
 	char	   *src = pipeline_qualified_name(def->source);
 	const char *bounds = "(s._xid, s._seq) > ($4, $5) AND (s._xid, s._seq) <= ($6, $7)";
-	const char *pending = "(s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3)))";
+	const char *pending = pipeline_rule_run_pending("s", &run_pending);
 
 	/* a change log's reader skips the rows other readers were seeded with */
 	if (def->reads_change_log && from == BATCH_FROM_STAGING)
@@ -112,8 +110,9 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 	}
 
 	if (from == BATCH_FROM_REPLAY)
-		return psprintf("SELECT %s FROM %s s WHERE %s AND " REPLAYED " AND " NOT_EXCLUDED,
-						select_list, replay_relation(def, "$4", "$6"), bounds);
+		return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND " NOT_EXCLUDED,
+						select_list, replay_relation(def, "$4", "$6"), bounds,
+						pipeline_rule_between("s", &replay_before, &replay_after));
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
 						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
@@ -125,12 +124,12 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						shape == PENDING_WHOLE ? "" : psprintf(" WHERE %s AND " NOT_EXCLUDED, bounds));
 	if (shape == PENDING_ORDERED)
 		return psprintf("SELECT %s FROM ("
-						"SELECT s._xid, s._seq FROM %s s WHERE s._xid = ANY ($1) AND %s "
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s "
 						"UNION ALL "
-						"SELECT s._xid, s._seq FROM %s s WHERE s._xid >= $2 AND %s "
-						"AND pg_visible_in_snapshot(s._xid, $3)) s "
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s) s "
 						"WHERE " NOT_EXCLUDED,
-						select_list, src, bounds, src, bounds);
+						select_list, src, pipeline_rule_run_committed("s", &run_pending), bounds,
+						src, pipeline_rule_run_new("s", &run_pending), bounds);
 	if (shape == PENDING_WHOLE)
 		return psprintf("SELECT %s FROM %s s WHERE %s", select_list, src, pending);
 	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND " NOT_EXCLUDED,
