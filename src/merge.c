@@ -59,13 +59,6 @@ static List *statements = NIL;
 static Oid quarantine_types[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 TEXTARRAYOID};
 
-static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
-	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID,
-	PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID						/* the n of pipeline_nth_pending */
-};
-
 /*
  * mapping_signature
  *		Text that changes whenever the statements must be rebuilt.
@@ -270,6 +263,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	PipelineUserContext ctx;
 	List	   *rules;
 	List	   *checks;
+	Oid		   *types;
 
 	foreach(lc, statements)
 	{
@@ -312,15 +306,16 @@ get_statements(const PipelineDef *def, BatchSource from)
 			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole_sql)));
 
 	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", preparing its statements", def->name);
-	st->batch = prepare_statement(st, st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-	st->whole = prepare_statement(st, st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
+	types = pipeline_batch_param_types();
+	st->batch = prepare_statement(st, st->batch_sql, BATCH_NPARAMS, types);
+	st->whole = prepare_statement(st, st->whole_sql, BATCH_NPARAMS, types);
 	st->count = prepare_statement(st, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
-								  BATCH_NPARAMS, (Oid *) batch_param_types);
-	st->nth = prepare_statement(st, psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
+								  BATCH_NPARAMS, types);
+	st->nth = prepare_statement(st, psprintf("%s ORDER BY 1, 2 OFFSET %s LIMIT 1",
 											 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
 																  PENDING_ORDERED),
-											 BATCH_NPARAMS + 1),
-								BATCH_NPARAMS + 1, (Oid *) batch_param_types);
+											 pipeline_batch_param(BATCH_PARAM_OFFSET)),
+								BATCH_NPARAMS + 1, types);
 	st->quarantine = prepare_statement(st, pipeline_quarantine_sql(def, from), 6, quarantine_types);
 	pipeline_restore_user(&ctx);
 
@@ -361,63 +356,6 @@ run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, 
 }
 
 /*
- * excluded_arrays
- *		The excluded rows' _xid and _seq as an xid8[] and a bigint[] datum.
- */
-static void
-excluded_arrays(List *excluded, Datum *xids, Datum *seqs)
-{
-	int			n = list_length(excluded);
-	Datum	   *x = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *q = palloc(sizeof(Datum) * Max(n, 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, excluded)
-	{
-		RowPosition *row = lfirst(lc);
-
-		x[i] = FullTransactionIdGetDatum(row->xid);
-		q[i++] = Int64GetDatum(row->seq);
-	}
-	*xids = PointerGetDatum(construct_array(x, n, XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	*seqs = PointerGetDatum(construct_array(q, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
- * param_nulls
- *		The nulls of a batch parameter array: the requeue ids ($11) and the
- *		replay's cursor ($13) when not given.
- */
-static void
-param_nulls(const Datum *params, char *nulls)
-{
-	memset(nulls, ' ', BATCH_NPARAMS + 1);
-	if (params[10] == (Datum) 0)
-		nulls[10] = 'n';
-	if (params[12] == (Datum) 0)
-		nulls[12] = 'n';
-}
-
-/*
- * range_params
- *		A copy of the batch parameters for the range (lo, hi], without the
- *		excluded rows.
- */
-static void
-range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *excluded,
-			 Datum *out, char *nulls)
-{
-	memcpy(out, base, sizeof(Datum) * BATCH_NPARAMS);
-	out[3] = FullTransactionIdGetDatum(lo->xid);
-	out[4] = Int64GetDatum(lo->seq);
-	out[5] = FullTransactionIdGetDatum(hi->xid);
-	out[6] = Int64GetDatum(hi->seq);
-	excluded_arrays(excluded, &out[11], &out[8]);
-	param_nulls(out, nulls);
-}
-
-/*
  * looking_for_pending
  *		What errors of the statements finding a pipeline's pending rows say
  *		they come from.
@@ -431,36 +369,37 @@ looking_for_pending(const PipelineDef *def, PipelineStatements *st)
 
 /*
  * pipeline_count_pending
- *		Rows pending between the bounds in params ($4..$7).
+ *		Rows pending between the bounds of params.
  */
 int64
-pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params)
+pipeline_count_pending(const PipelineDef *def, BatchSource from, const BatchParams *params)
 {
 	PipelineStatements *st = get_statements(def, from);
+	Datum		values[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 
 	looking_for_pending(def, st);
-	param_nulls(params, nulls);
-	run_plan(def, st, st->count, params, nulls, 1);
+	pipeline_batch_param_values(params, values, nulls);
+	run_plan(def, st, st->count, values, nulls, 1);
 	return pipeline_result_int64(0, 0);
 }
 
 /*
  * nth_pending
- *		The position of the n-th (from 0) pending row after $4/$5 and up to
- *		$6/$7; false when there are fewer rows.
+ *		The position of the n-th (from 0) pending row between the bounds of
+ *		params; false when there are fewer rows.
  */
 static bool
-nth_pending(const PipelineDef *def, const PipelineStatements *st, Datum *params, int64 n,
-			RowPosition *row)
+nth_pending(const PipelineDef *def, const PipelineStatements *st, const BatchParams *params,
+			int64 n, RowPosition *row)
 {
+	BatchParams nth = *params;
 	Datum		values[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 	bool		isnull;
 
-	memcpy(values, params, sizeof(Datum) * BATCH_NPARAMS);
-	values[BATCH_NPARAMS] = Int64GetDatum(n);
-	param_nulls(values, nulls);
+	nth.offset = n;
+	pipeline_batch_param_values(&nth, values, nulls);
 	run_plan(def, st, st->nth, values, nulls, 1);
 	if (SPI_processed == 0)
 		return false;
@@ -475,8 +414,8 @@ nth_pending(const PipelineDef *def, const PipelineStatements *st, Datum *params,
  *		nth_pending, for the run that looks for where its batches end.
  */
 bool
-pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, int64 n,
-					 RowPosition *row)
+pipeline_nth_pending(const PipelineDef *def, BatchSource from, const BatchParams *params,
+					 int64 n, RowPosition *row)
 {
 	PipelineStatements *st = get_statements(def, from);
 
@@ -726,11 +665,13 @@ exclude(List *excluded, const RowPosition *row)
  *		Merges the pending rows in (lo, hi], isolating bad rows.
  */
 static void
-merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 run_id,
+merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *base,
 			bool whole, RowPosition lo, RowPosition hi, List *excluded, RunCounts *counts)
 {
+	BatchParams range = *base;
 	Datum		params[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
+	int64		run_id = base->run_id;
 	int			named = 0;
 
 	for (;; whole = false)
@@ -740,7 +681,10 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		int64		rows;
 		RowPosition mid;
 
-		range_params(base, &lo, &hi, excluded, params, nulls);
+		range.lo = lo;
+		range.hi = hi;
+		range.excluded = excluded;
+		pipeline_batch_param_values(&range, params, nulls);
 		edata = try_batch(def, st, whole, params, nulls, run_id, counts);
 		if (edata == NULL)
 			return;
@@ -763,7 +707,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 			ReThrowError(edata);	/* not caused by any row of the batch */
 		if (rows == 1)
 		{
-			if (!nth_pending(def, st, params, 0, &culprit))
+			if (!nth_pending(def, st, &range, 0, &culprit))
 				ReThrowError(edata);
 			quarantine_failed_row(def, st, run_id, &culprit, edata);
 			counts->read++;
@@ -771,43 +715,36 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 			excluded = exclude(excluded, &culprit);
 			continue;			/* the range is now empty; the retry counts nothing */
 		}
-		if (!nth_pending(def, st, params, rows / 2 - 1, &mid))
+		if (!nth_pending(def, st, &range, rows / 2 - 1, &mid))
 			ReThrowError(edata);
-		merge_range(def, st, base, run_id, false, lo, mid, excluded, counts);
-		merge_range(def, st, base, run_id, false, mid, hi, excluded, counts);
+		merge_range(def, st, base, false, lo, mid, excluded, counts);
+		merge_range(def, st, base, false, mid, hi, excluded, counts);
 		return;
 	}
 }
 
 /*
  * pipeline_merge_batch
- *		Merges one batch: the pending rows between params $4/$5 (exclusive)
- *		and $6/$7 (inclusive); 'whole_phase' when those bounds hold every
+ *		Merges one batch: the pending rows between the bounds of params, lo
+ *		exclusive, hi inclusive; 'whole_phase' when those bounds hold every
  *		pending row, so that the first attempt can skip testing them.  Adds
  *		what it did to counts; the stale count is what remains of the rows
  *		read (scd2 statements count it themselves).  An scd2 batch first
  *		waits for the other batches writing its target.
  */
 void
-pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-					 int64 run_id, bool whole_phase, RunCounts *counts)
+pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams *params,
+					 bool whole_phase, RunCounts *counts)
 {
 	PipelineStatements *st = get_statements(def, from);
 	RunCounts	batch = {0};
-	RowPosition lo,
-				hi;
 
-	lo.valid = hi.valid = true;
-	lo.xid = DatumGetFullTransactionId(params[3]);
-	lo.seq = DatumGetInt64(params[4]);
-	hi.xid = DatumGetFullTransactionId(params[5]);
-	hi.seq = DatumGetInt64(params[6]);
 	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", batch %d of run " INT64_FORMAT,
-			 def->name, counts->batches + 1, run_id);
+			 def->name, counts->batches + 1, params->run_id);
 	pipeline_scd2_lock_target(def);
 	pipeline_checks_begin_batch(st->checks);
-	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
-	pipeline_checks_end_batch(def, st->checks, batch.read, run_id);
+	merge_range(def, st, params, whole_phase, params->lo, params->hi, NIL, &batch);
+	pipeline_checks_end_batch(def, st->checks, batch.read, params->run_id);
 
 	if (strcmp(def->strategy, "scd2") != 0)
 		batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -

@@ -470,13 +470,65 @@ extern char *pipeline_scd2_current_index_sql(const PipelineDef *def, const char 
 extern void pipeline_scd2_lock_target(const PipelineDef *def);
 extern void pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata);
 
-/* merge.c: statements take these parameters (see merge_sql.c) */
-#define BATCH_NPARAMS 17
-extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params);
-extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
-								 int64 n, RowPosition *row);
-extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-								 int64 run_id, bool whole_phase, RunCounts *counts);
+/* batch.c: the parameters every statement of a batch takes, by position */
+typedef enum BatchParam
+{
+	BATCH_PARAM_COMMITTED,		/* xid8[]: ids the cursor saw in progress,
+								 * committed since */
+	BATCH_PARAM_CURSOR_XMAX,	/* xid8: the cursor's xmax: ids from here on
+								 * are new */
+	BATCH_PARAM_SNAPSHOT,		/* pg_snapshot: the run's (a replay: the cursor
+								 * after its runs) */
+	BATCH_PARAM_LO_XID,			/* (_xid, _seq) the batch starts after */
+	BATCH_PARAM_LO_SEQ,
+	BATCH_PARAM_HI_XID,			/* (_xid, _seq) the batch ends at */
+	BATCH_PARAM_HI_SEQ,
+	BATCH_PARAM_RUN_ID,
+	BATCH_PARAM_EXCLUDED_SEQS,	/* bigint[]: _seq and */
+	BATCH_PARAM_PIPELINE_ID,
+	BATCH_PARAM_REQUEUE_IDS,	/* bigint[]: quarantine ids (NULL: all) */
+	BATCH_PARAM_EXCLUDED_XIDS,	/* xid8[]: _xid of the rows the batch
+								 * quarantined already */
+	BATCH_PARAM_BEFORE,			/* pg_snapshot: a replay's cursor before its
+								 * runs (NULL otherwise) */
+	BATCH_PARAM_BEFORE_XID,		/* its partial position, (0, 0) when none */
+	BATCH_PARAM_BEFORE_SEQ,
+	BATCH_PARAM_AFTER_XID,		/* the partial position of the cursor after */
+	BATCH_PARAM_AFTER_SEQ,
+	BATCH_NPARAMS,
+	BATCH_PARAM_OFFSET = BATCH_NPARAMS	/* bigint: only the statement finding
+										 * the n-th pending row takes it */
+} BatchParam;
+
+/* What a batch's statements read, packed by pipeline_batch_param_values. */
+typedef struct BatchParams
+{
+	Datum		committed;		/* xid8[] */
+	FullTransactionId cursor_xmax;
+	Datum		snapshot;
+	RowPosition lo;				/* exclusive */
+	RowPosition hi;				/* inclusive */
+	int64		run_id;
+	int64		pipeline_id;
+	Datum		requeue_ids;	/* bigint[], or 0: all */
+	List	   *excluded;		/* of RowPosition * */
+	Datum		before;			/* a replay's, or 0 */
+	RowPosition before_partial;
+	RowPosition after_partial;
+	int64		offset;
+} BatchParams;
+
+extern const char *pipeline_batch_param(BatchParam param);
+extern Oid *pipeline_batch_param_types(void);
+extern void pipeline_batch_param_values(const BatchParams *params, Datum *values, char *nulls);
+
+/* merge.c */
+extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
+									const BatchParams *params);
+extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, int64 n, RowPosition *row);
+extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, bool whole_phase, RunCounts *counts);
 extern void pipeline_forget_statements(int64 pipeline_id);
 
 /* history.c */

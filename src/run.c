@@ -182,19 +182,6 @@ position_equal(RowPosition a, RowPosition b)
 }
 
 /*
- * set_bounds
- *		Stores the range (lo, hi] in a batch parameter array.
- */
-static void
-set_bounds(Datum *params, RowPosition lo, RowPosition hi)
-{
-	params[3] = FullTransactionIdGetDatum(lo.xid);
-	params[4] = Int64GetDatum(lo.seq);
-	params[5] = FullTransactionIdGetDatum(hi.xid);
-	params[6] = Int64GetDatum(hi.seq);
-}
-
-/*
  * begin_step
  *		Outside a transaction block, the work between two commits runs in a
  *		subtransaction: when it fails, rolling that back leaves a clean
@@ -319,13 +306,13 @@ disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
  *		does not leave it to cancel what follows.
  */
 static void
-merge_timed_batch(RunState *rs, Datum *params, bool whole_phase)
+merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
 {
 	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
 
 	PG_TRY();
 	{
-		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, whole_phase, &rs->counts);
+		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->counts);
 	}
 	PG_FINALLY();
 	{
@@ -350,7 +337,7 @@ typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
 							   RowPosition last, Datum *consumed, RowPosition *partial);
 
 static bool
-consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition end,
+consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosition end,
 		CursorAdvance advance, int64 phase_pending, bool bounds_implied)
 {
 	int64		read_before = rs->counts.read;
@@ -371,12 +358,13 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 			return true;
 
 		/* The rest fits in this batch: no need to look for its last row. */
-		set_bounds(params, lo, end);
+		params->lo = lo;
+		params->hi = end;
 		reached_end = remaining <= n ||
 			!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
 		if (reached_end)
 			hi = end;
-		set_bounds(params, lo, hi);
+		params->hi = hi;
 		merge_timed_batch(rs, params,
 						  bounds_implied && reached_end && position_equal(lo, phase_start));
 
@@ -441,20 +429,19 @@ advance_main_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition las
 
 /*
  * base_params
- *		A batch parameter array for this run.
+ *		The batch parameters of this run past a cursor: the ids it saw in
+ *		progress that have committed since, and its xmax (see cursor_rule.c).
  */
 static void
-base_params(RunState *rs, Datum *params, Datum candidates, FullTransactionId new_from)
+base_params(RunState *rs, BatchParams *params, Datum committed, FullTransactionId cursor_xmax)
 {
-	memset(params, 0, sizeof(Datum) * (BATCH_NPARAMS + 1));
-	params[0] = candidates;
-	params[1] = FullTransactionIdGetDatum(new_from);
-	params[2] = rs->snapshot;
-	params[7] = Int64GetDatum(rs->run_id);
-	params[8] = PointerGetDatum(construct_empty_array(INT8OID));
-	params[11] = PointerGetDatum(construct_empty_array(XID8OID));
-	params[9] = Int64GetDatum(rs->def->id);
-	params[10] = rs->requeue_ids;
+	memset(params, 0, sizeof(BatchParams));
+	params->committed = committed;
+	params->cursor_xmax = cursor_xmax;
+	params->snapshot = rs->snapshot;
+	params->run_id = rs->run_id;
+	params->pipeline_id = rs->def->id;
+	params->requeue_ids = rs->requeue_ids;
 }
 
 /*
@@ -498,8 +485,8 @@ run_staging(RunState *rs)
 {
 	Datum		cursor;
 	RowPosition partial;
-	Datum		params_a[BATCH_NPARAMS + 1];
-	Datum		params_b[BATCH_NPARAMS + 1];
+	BatchParams params_a;
+	BatchParams params_b;
 	PipelineSnapshot *s;
 	PipelineSnapshot *c;
 	RowPosition start;
@@ -522,13 +509,14 @@ run_staging(RunState *rs)
 	{
 		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
 
-		base_params(rs, params_a,
+		base_params(rs, &params_a,
 					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE)),
 					s->xmax);
 		end_a = position(partial.xid, PG_INT64_MAX);
-		set_bounds(params_a, partial, end_a);
-		pending_a = pipeline_count_pending(rs->def, rs->from, params_a);
+		params_a.lo = partial;
+		params_a.hi = end_a;
+		pending_a = pipeline_count_pending(rs->def, rs->from, &params_a);
 	}
 
 	/*
@@ -536,11 +524,12 @@ run_staging(RunState *rs)
 	 * Nothing below the cursor's xmin can be pending.
 	 */
 	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
-	base_params(rs, params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
+	base_params(rs, &params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
 	start = position(c->xmin, PG_INT64_MIN);
 	end_b = position(s->xmax, PG_INT64_MIN);
-	set_bounds(params_b, start, end_b);
-	pending_b = pipeline_count_pending(rs->def, rs->from, params_b);
+	params_b.lo = start;
+	params_b.hi = end_b;
+	pending_b = pipeline_count_pending(rs->def, rs->from, &params_b);
 	rs->pending = pending_a + pending_b;
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 
@@ -555,7 +544,7 @@ run_staging(RunState *rs)
 	}
 
 	if (partial.valid &&
-		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
+		!consume(rs, &params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
 		return;
@@ -567,7 +556,7 @@ run_staging(RunState *rs)
 							  rs->snapshot_at);
 		return;
 	}
-	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
+	consume(rs, &params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
 }
 
 /*
@@ -578,7 +567,7 @@ run_staging(RunState *rs)
 static void
 run_requeue(RunState *rs)
 {
-	Datum		params[BATCH_NPARAMS + 1];
+	BatchParams params;
 	FullTransactionId none = FullTransactionIdFromU64(0);
 	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
 	Datum		values[3];
@@ -586,12 +575,12 @@ run_requeue(RunState *rs)
 	PipelineUserContext ctx;
 
 	rs->snapshot = pipeline_run_snapshot();
-	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)), none);
-	set_bounds(params, position(none, PG_INT64_MIN),
-			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
-	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	params.lo = position(none, PG_INT64_MIN);
+	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-	merge_timed_batch(rs, params, true);
+	merge_timed_batch(rs, &params, true);
 
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);
@@ -615,7 +604,7 @@ run_requeue(RunState *rs)
 static void
 run_replay(RunState *rs)
 {
-	Datum		params[BATCH_NPARAMS + 1];
+	BatchParams params;
 	ReplayRange range;
 	PipelineSnapshot *before;
 	PipelineSnapshot *after;
@@ -626,14 +615,12 @@ run_replay(RunState *rs)
 	if (!pipeline_replay_range(rs->def, &rs->replay, rs->run_id, &range))
 		return;
 	rs->snapshot = range.after;
-	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)),
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)),
 				FullTransactionIdFromU64(0));
 	/* a missing partial position is (0, 0): no row has _xid 0 */
-	params[12] = range.before;
-	params[13] = FullTransactionIdGetDatum(range.before_partial.xid);
-	params[14] = Int64GetDatum(range.before_partial.seq);
-	params[15] = FullTransactionIdGetDatum(range.after_partial.xid);
-	params[16] = Int64GetDatum(range.after_partial.seq);
+	params.before = range.before;
+	params.before_partial = range.before_partial;
+	params.after_partial = range.after_partial;
 
 	/* nothing below the first cursor's xmin, nor past the last one's end */
 	before = (PipelineSnapshot *) PG_DETOAST_DATUM(range.before);
@@ -643,11 +630,12 @@ run_replay(RunState *rs)
 		last_xid = range.after_partial.xid;
 	lo = position(before->xmin, PG_INT64_MIN);
 	hi = position(last_xid, PG_INT64_MAX);
-	set_bounds(params, lo, hi);
-	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	params.lo = lo;
+	params.hi = hi;
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 	if (rs->pending > 0)
-		consume(rs, params, (Datum) 0, lo, hi, NULL, rs->pending, false);
+		consume(rs, &params, (Datum) 0, lo, hi, NULL, rs->pending, false);
 }
 
 /*
