@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * batch.c
- *	  One batch of a run: the parameters every statement of a batch takes.
+ *	  One batch of a run: the parameters every statement of a batch takes,
+ *	  and the state the batch keeps while it runs.
  *
  * The batch statement, and the statements that count and find a batch's
  * pending rows, take one parameter array, declared here and nowhere else:
@@ -11,12 +12,18 @@
  * builders name parameters only through pipeline_batch_param, so that no
  * statement depends on a number.
  *
+ * A batch's state -- its number, what it did, the row watcher's mark and
+ * tallies (mark.c), its checks' counts and failed results (check_results.c)
+ * -- is one BatchState, owned by the run and handed to each part that
+ * needs it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/memutils.h"
 
 #include "pipeline.h"
 
@@ -117,4 +124,33 @@ pipeline_batch_param_values(const BatchParams *p, Datum *values, char *nulls)
 	values[BATCH_PARAM_AFTER_XID] = FullTransactionIdGetDatum(p->after_partial.xid);
 	values[BATCH_PARAM_AFTER_SEQ] = Int64GetDatum(p->after_partial.seq);
 	values[BATCH_PARAM_OFFSET] = Int64GetDatum(p->offset);
+}
+
+/*
+ * pipeline_batch_state_init
+ *		Readies the batch state of a run; its memory is a child of the
+ *		current context, which must last as long as the run.
+ */
+void
+pipeline_batch_state_init(BatchState *batch)
+{
+	memset(batch, 0, sizeof(BatchState));
+	batch->context = AllocSetContextCreate(CurrentMemoryContext, "pipeline batch",
+										   ALLOCSET_SMALL_SIZES);
+	batch->tally_context = AllocSetContextCreate(batch->context, "pipeline batch tally",
+												 ALLOCSET_SMALL_SIZES);
+}
+
+/*
+ * pipeline_batch_begin
+ *		Starts batch 'number' of run 'run_id': nothing done yet.
+ */
+void
+pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id, int32 number)
+{
+	batch->run_id = run_id;
+	batch->number = number;
+	snprintf(batch->where, sizeof(batch->where), "pipeline \"%s\", batch %d of run " INT64_FORMAT,
+			 def->name, number, run_id);
+	memset(&batch->counts, 0, sizeof(RunCounts));
 }

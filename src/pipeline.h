@@ -279,12 +279,12 @@ extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
 extern Datum pipeline_snapshot_intersection(Datum a, Datum b);
 
-/* mark.c */
+/* mark.c: the row watcher of a batch's statements (BatchState, batch.c) */
+struct BatchState;
 extern void pipeline_mark_init(void);
-extern void pipeline_mark_arm(const char *statement, int nrules, List *checks);
+extern void pipeline_mark_arm(struct BatchState *batch, const char *statement, int nrules,
+							  List *checks);
 extern void pipeline_mark_disarm(void);
-extern bool pipeline_mark_get(RowPosition *row);
-extern const BatchTally *pipeline_mark_tally(void);
 
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);
@@ -413,14 +413,14 @@ extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);
 extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
 
-/* check_results.c */
-extern void pipeline_checks_begin_batch(List *checks);
-extern void pipeline_checks_add_statement(const BatchTally *tally);
-extern void pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read,
-									  int64 run_id);
-extern void pipeline_checks_fail_statement(const PipelineDef *def, List *checks,
-										   const BatchTally *tally, int64 run_id);
-extern void pipeline_checks_save_pending(int64 run_id);
+/* check_results.c: a batch's checks, counted in its BatchState (batch.c) */
+extern void pipeline_checks_begin_batch(struct BatchState *batch, List *checks);
+extern void pipeline_checks_add_statement(struct BatchState *batch);
+extern void pipeline_checks_end_batch(const PipelineDef *def, struct BatchState *batch,
+									  List *checks);
+extern void pipeline_checks_fail_statement(const PipelineDef *def, struct BatchState *batch,
+										   List *checks);
+extern void pipeline_checks_save_pending(struct BatchState *batch);
 
 /* lineage.c */
 extern void pipeline_save_lineage(const PipelineDef *def);
@@ -518,9 +518,47 @@ typedef struct BatchParams
 	int64		offset;
 } BatchParams;
 
+/* A batch's data quality check counts, over its successful statements. */
+typedef struct CheckCounts
+{
+	int			nchecks;
+	int64		checked;		/* rows the checks saw */
+	int64		failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
+	int64		unchecked[PIPELINE_MAX_CHECKS]; /* rows each left out (NULL) */
+} CheckCounts;
+
+/*
+ * The state of the batch a run is merging, the one place it lives: owned by
+ * the run (RunState), reset as each batch begins, handed to the row watcher
+ * (mark.c) and the checks (check_results.c).  Its memory lives as long as
+ * the run, across the batches' commits and rollbacks.
+ */
+typedef struct BatchState
+{
+	int64		run_id;
+	int32		number;			/* of the batch in its run, from 1 */
+	char		where[NAMEDATALEN + 96];	/* what errors of its statements
+											 * say they come from */
+	RunCounts	counts;			/* what the batch did */
+	/* the statement the row watcher watches (mark.c), NULL when none */
+	const char *watched;
+	int			nrules;			/* its row rules */
+	List	   *checks;			/* its checks, of QualityCheck *, by number */
+	RowPosition last_mark;		/* the row it was working on */
+	BatchTally	tally;			/* what it read, filtered, checked, rejected */
+	MemoryContext tally_context;	/* of tally.rejected: reset as it is armed */
+	CheckCounts check_counts;	/* the checks' counts (check_results.c) */
+	struct FailedChecks *failed;	/* a failed batch's check results, kept
+									 * for the run to record */
+	MemoryContext context;
+} BatchState;
+
 extern const char *pipeline_batch_param(BatchParam param);
 extern Oid *pipeline_batch_param_types(void);
 extern void pipeline_batch_param_values(const BatchParams *params, Datum *values, char *nulls);
+extern void pipeline_batch_state_init(BatchState *batch);
+extern void pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id,
+								 int32 number);
 
 /* merge.c */
 extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
@@ -528,7 +566,8 @@ extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, int64 n, RowPosition *row);
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
-								 const BatchParams *params, bool whole_phase, RunCounts *counts);
+								 const BatchParams *params, bool whole_phase, BatchState *batch,
+								 RunCounts *counts);
 extern void pipeline_forget_statements(int64 pipeline_id);
 
 /* history.c */

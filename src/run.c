@@ -69,6 +69,7 @@ typedef struct RunState
 	Datum		snapshot;		/* S: what this run may consume */
 	TimestampTz snapshot_at;	/* just before S was taken */
 	RunCounts	counts;
+	BatchState	batch;			/* of the batch under way */
 	int64		pending;
 	const char *status;
 	const char *message;
@@ -312,7 +313,7 @@ merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
 
 	PG_TRY();
 	{
-		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->counts);
+		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->batch, &rs->counts);
 	}
 	PG_FINALLY();
 	{
@@ -731,7 +732,7 @@ record_failure(RunState *rs, ErrorData *edata)
 	 */
 	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
 	{
-		pipeline_checks_save_pending(rs->run_id);
+		pipeline_checks_save_pending(&rs->batch);
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
 							unpack_sql_state(edata->sqlerrcode), edata->message);
 	}
@@ -844,6 +845,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 		return result_row(fcinfo, rs);
 	}
 
+	pipeline_batch_state_init(&rs->batch);	/* in SPI's procedure context */
 	PG_TRY();
 	{
 		running_pipeline = name;	/* allocated in callcxt, as long as the call */
