@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 
 PG_FUNCTION_INFO_V1(pipeline_set_retention);
 PG_FUNCTION_INFO_V1(pipeline_drop_retention);
@@ -563,6 +564,19 @@ add_row(BatchWriter *w, SPITupleTable *fetched, uint64 i)
 }
 
 /*
+ * eligible_rows
+ *		The rows of the table (alias s) the eligible snapshot, $1, has
+ *		consumed: those a pass takes.
+ */
+static char *
+eligible_rows(void)
+{
+	CursorSql	eligible = {"$1", NULL, NULL};
+
+	return pipeline_rule_consumed("s", &eligible);
+}
+
+/*
  * write_batches
  *		Archives the rows 'eligible' sees, batch by batch, deleting each
  *		batch's rows as it is written.
@@ -587,9 +601,9 @@ write_batches(const Retention *r, Datum eligible, ArchivePass *result)
 	w.tids = palloc(sizeof(ItemPointerData) * r->batch_rows);
 	w.batch_context = AllocSetContextCreate(CurrentMemoryContext, "archive batch",
 											ALLOCSET_DEFAULT_SIZES);
-	sql = psprintf("SELECT s.tableoid, s.ctid, s._xid, s._seq, %s FROM %s s "
-				   "WHERE s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
-				   "ORDER BY s._xid, s._seq", column_list(w.columns), w.source_name);
+	sql = psprintf("SELECT s.tableoid, s.ctid, s._xid, s._seq, %s FROM %s s WHERE %s "
+				   "ORDER BY s._xid, s._seq", column_list(w.columns), w.source_name,
+				   eligible_rows());
 
 	level = pipeline_archive_pin_formats();
 	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
@@ -654,9 +668,9 @@ delete_eligible_rows(void *arg)
 	EligibleCall *call = arg;
 	Oid			type = PG_SNAPSHOTOID;
 
-	call->deleted = pipeline_exec(psprintf("DELETE FROM %s s WHERE s._xid < pg_snapshot_xmax($1) "
-										   "AND pg_visible_in_snapshot(s._xid, $1)",
-										   pipeline_qualified_name(call->r->source)),
+	call->deleted = pipeline_exec(psprintf("DELETE FROM %s s WHERE %s",
+										   pipeline_qualified_name(call->r->source),
+										   eligible_rows()),
 								  1, &type, &call->eligible, NULL, false, 0);
 }
 
@@ -713,15 +727,15 @@ unconsumed_rows(const Retention *r, Datum eligible, Datum consumed, Datum px, Da
 	Oid			types[4] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, XID8OID, INT8OID};
 	Datum		values[4] = {eligible, consumed, px, pq};
 	char		nulls[4] = {' ', ' ', partial ? ' ' : 'n', partial ? ' ' : 'n'};
+	CursorSql	pass = {"$1", NULL, NULL};
+	CursorSql	reader = {"$2", "$3", "$4"};
 	PipelineUserContext ctx;
 	int64		n;
 
 	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
-	pipeline_exec(psprintf("SELECT count(*) FROM %s s WHERE s._xid >= pg_snapshot_xmin($2) "
-						   "AND s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
-						   "AND NOT pg_visible_in_snapshot(s._xid, $2) "
-						   "AND NOT (s._xid IS NOT DISTINCT FROM $3 AND s._seq <= $4)",
-						   pipeline_qualified_name(r->source)),
+	pipeline_exec(psprintf("SELECT count(*) FROM %s s WHERE %s",
+						   pipeline_qualified_name(r->source),
+						   pipeline_rule_between("s", &reader, &pass)),
 				  4, types, values, nulls, true, 1);
 	n = pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
