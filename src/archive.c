@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 #include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_set_retention);
@@ -564,6 +565,19 @@ add_row(BatchWriter *w, SPITupleTable *fetched, uint64 i)
 }
 
 /*
+ * eligible_rows
+ *		The rows of the table (alias s) the eligible snapshot, $1, has
+ *		consumed: those a pass takes.
+ */
+static char *
+eligible_rows(void)
+{
+	CursorSql	eligible = {"$1", NULL, NULL};
+
+	return pipeline_rule_consumed("s", &eligible);
+}
+
+/*
  * write_batches
  *		Archives the rows 'eligible' sees, batch by batch, deleting each
  *		batch's rows as it is written.
@@ -588,9 +602,9 @@ write_batches(const Retention *r, Datum eligible, ArchivePass *result)
 	w.tids = palloc(sizeof(ItemPointerData) * r->batch_rows);
 	w.batch_context = AllocSetContextCreate(CurrentMemoryContext, "archive batch",
 											ALLOCSET_DEFAULT_SIZES);
-	sql = psprintf("SELECT s.tableoid, s.ctid, s._xid, s._seq, %s FROM %s s "
-				   "WHERE s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
-				   "ORDER BY s._xid, s._seq", column_list(w.columns), w.source_name);
+	sql = psprintf("SELECT s.tableoid, s.ctid, s._xid, s._seq, %s FROM %s s WHERE %s "
+				   "ORDER BY s._xid, s._seq", column_list(w.columns), w.source_name,
+				   eligible_rows());
 
 	level = pipeline_archive_pin_formats();
 	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
@@ -655,9 +669,9 @@ delete_eligible_rows(void *arg)
 	EligibleCall *call = arg;
 	Oid			type = PG_SNAPSHOTOID;
 
-	call->deleted = pipeline_exec(psprintf("DELETE FROM %s s WHERE s._xid < pg_snapshot_xmax($1) "
-										   "AND pg_visible_in_snapshot(s._xid, $1)",
-										   pipeline_qualified_name(call->r->source)),
+	call->deleted = pipeline_exec(psprintf("DELETE FROM %s s WHERE %s",
+										   pipeline_qualified_name(call->r->source),
+										   eligible_rows()),
 								  1, &type, &call->eligible, NULL, false, 0);
 }
 
@@ -714,15 +728,15 @@ unconsumed_rows(const Retention *r, Datum eligible, Datum consumed, Datum px, Da
 	Oid			types[4] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, XID8OID, INT8OID};
 	Datum		values[4] = {eligible, consumed, px, pq};
 	char		nulls[4] = {' ', ' ', partial ? ' ' : 'n', partial ? ' ' : 'n'};
+	CursorSql	pass = {"$1", NULL, NULL};
+	CursorSql	reader = {"$2", "$3", "$4"};
 	PipelineUserContext ctx;
 	int64		n;
 
 	pipeline_become_role(r->owner, "pg_catalog, pg_temp", &ctx);
-	pipeline_exec(psprintf("SELECT count(*) FROM %s s WHERE s._xid >= pg_snapshot_xmin($2) "
-						   "AND s._xid < pg_snapshot_xmax($1) AND pg_visible_in_snapshot(s._xid, $1) "
-						   "AND NOT pg_visible_in_snapshot(s._xid, $2) "
-						   "AND NOT (s._xid IS NOT DISTINCT FROM $3 AND s._seq <= $4)",
-						   pipeline_qualified_name(r->source)),
+	pipeline_exec(psprintf("SELECT count(*) FROM %s s WHERE %s",
+						   pipeline_qualified_name(r->source),
+						   pipeline_rule_between("s", &reader, &pass)),
 				  4, types, values, nulls, true, 1);
 	n = pipeline_result_int64(0, 0);
 	pipeline_restore_user(&ctx);
@@ -887,7 +901,7 @@ pipeline_archive_after_run(const PipelineDef *def)
 	/* most sources have no retention: one probe, no subtransaction */
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
-	if (pipeline_exec_internal("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
+	if (pipeline_exec_internal_kept("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
 					  "OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
 					  2, types, values, NULL) == 0)
 		return;

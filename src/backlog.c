@@ -4,10 +4,9 @@
  *	  pipeline.backlog: how many staged rows wait for a pipeline, and since
  *	  when, without running it.
  *
- * A row is pending when the cursor's snapshot does not see its _xid (and
- * it is not within the consumed part of a partially consumed transaction).
- * Nothing below the cursor's xmin can be pending, so the (_xid, _seq)
- * index finds the first pending row at once.  The count is exact on
+ * Which rows are pending is the cursor rule (cursor_rule.c).  Nothing
+ * below the cursor's xmin can be pending, so the (_xid, _seq) index finds
+ * the first pending row at once.  The count is exact on
  * request (an index range scan over all pending rows).  Otherwise up to
  * BACKLOG_COUNT_LIMIT rows are counted, and a larger backlog is the
  * planner's estimate of the rows from the cursor's xmin on, which costs a
@@ -35,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 #include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_backlog);
@@ -44,11 +44,6 @@ PG_FUNCTION_INFO_V1(pipeline_backlog);
 
 /* How long the scheduler's look at a source waits for a lock on it. */
 #define CAUGHT_UP_LOCK_TIMEOUT "100ms"
-
-/* Rows of the source not yet consumed: $1 consumed, $2/$3 partial position. */
-#define PENDING_PREDICATE \
-	"_xid >= pg_snapshot_xmin($1) AND NOT pg_visible_in_snapshot(_xid, $1) " \
-	"AND ($2 IS NULL OR _xid <> $2 OR _seq > $3)"
 
 /* A pipeline's cursor, read without locking it. */
 typedef struct CursorState
@@ -90,6 +85,19 @@ read_cursor(int64 pipeline_id, CursorState *c)
 }
 
 /*
+ * pending_rows
+ *		The cursor rule's pending rows of the source, the cursor being the
+ *		parameters of CursorState: $1 consumed, $2/$3 partial position.
+ */
+static char *
+pending_rows(void)
+{
+	CursorSql	cursor = {"$1", "$2", "$3"};
+
+	return pipeline_rule_pending(NULL, &cursor);
+}
+
+/*
  * first_pending
  *		The _xid of the first pending row, as text; NULL when none is.
  */
@@ -98,8 +106,8 @@ first_pending(const char *source, CursorState *c)
 {
 	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
 
-	if (pipeline_exec(psprintf("SELECT _xid FROM %s WHERE " PENDING_PREDICATE
-							   " ORDER BY _xid, _seq LIMIT 1", source),
+	if (pipeline_exec(psprintf("SELECT _xid FROM %s WHERE %s ORDER BY _xid, _seq LIMIT 1",
+							   source, pending_rows()),
 					  3, types, c->values, c->nulls, true, 1) == 0)
 		return NULL;
 	return pipeline_result_text(0, 0);
@@ -115,8 +123,8 @@ count_pending(const char *source, CursorState *c, int64 limit)
 {
 	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
 
-	pipeline_exec(psprintf("SELECT count(*) FROM (SELECT FROM %s WHERE " PENDING_PREDICATE
-						   "%s) p", source,
+	pipeline_exec(psprintf("SELECT count(*) FROM (SELECT FROM %s WHERE %s%s) p", source,
+						   pending_rows(),
 						   limit < 0 ? "" : psprintf(" LIMIT " INT64_FORMAT, limit + 1)),
 				  3, types, c->values, c->nulls, true, 1);
 	return pipeline_result_int64(0, 0);

@@ -90,7 +90,7 @@ load_where(const char *column, Oid argtype, Datum arg, DefLock lock)
 	sql = psprintf("SELECT " DEF_COLUMNS " FROM pipeline.pipeline_defs WHERE %s = $1%s",
 				   column, lock_clause[lock]);
 	pipeline_become_internal(&ctx);
-	if (pipeline_exec(sql, 1, &argtype, &arg, NULL, lock == DEF_LOCK_NONE, 1) == 1)
+	if (pipeline_exec_kept(sql, 1, &argtype, &arg, NULL, lock == DEF_LOCK_NONE, 1) == 1)
 		def = def_from_result();
 	pipeline_restore_user(&ctx);
 	return def;
@@ -179,7 +179,7 @@ pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as)
 	values[1] = CStringGetTextDatum(kind);
 	values[2] = ObjectIdGetDatum(run_as);
 	pipeline_become_internal(&ctx);
-	pipeline_exec("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
+	pipeline_exec_kept("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
 				  "VALUES ($1, $2, $3::regrole) RETURNING run_id", 3, types, values, NULL, false, 0);
 	run_id = pipeline_result_int64(0, 0);
 	pipeline_purge_history("run_log", "finished_at", "pipeline_id", def->id);
@@ -226,7 +226,7 @@ pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
 	counts_args(counts, types + 1, values + 1);
 	types[10] = INT8OID;
 	values[10] = Int64GetDatum(pending);
-	pipeline_exec_internal("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
+	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
 				  "WHERE run_id = $1", 11, types, values, NULL);
 }
 
@@ -260,7 +260,7 @@ pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 	else
 		nulls[12] = 'n';
 	pipeline_become_internal(&ctx);
-	pipeline_exec("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $11, "
+	pipeline_exec_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $11, "
 				  "error_sqlstate = $12, error_message = $13, finished_at = clock_timestamp() "
 				  "WHERE run_id = $1", 13, types, values, nulls, false, 0);
 	pipeline_record_outcome(run_id);
@@ -283,7 +283,7 @@ pipeline_fail_interrupted_runs(int64 pipeline_id)
 	uint64		n;
 
 	pipeline_become_internal(&ctx);
-	pipeline_exec("UPDATE pipeline.run_log SET status = 'failed', "
+	pipeline_exec_kept("UPDATE pipeline.run_log SET status = 'failed', "
 				  "finished_at = clock_timestamp(), error_sqlstate = '57P02', "
 				  "error_message = 'run interrupted: the session running it ended "
 				  "(server crash or restart, or terminated backend) before it finished' "
@@ -313,7 +313,7 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 	PipelineUserContext ctx;
 
 	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT consumed, partial_xid, partial_seq FROM pipeline.cursors "
+	if (pipeline_exec_kept("SELECT consumed, partial_xid, partial_seq FROM pipeline.cursors "
 					  "WHERE pipeline_id = $1 FOR UPDATE", 1, &type, &value, NULL,
 					  false, 1) != 1)
 		ereport(ERROR,
@@ -365,7 +365,7 @@ pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *parti
 
 	values[0] = Int64GetDatum(run_id);
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
-	pipeline_exec_internal("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
+	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
 				  "cursor_before_seq = $4, cursor_after = $2, cursor_after_xid = $3, "
 				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
@@ -389,12 +389,12 @@ pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
 	cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
 	values[4] = TimestampTzGetDatum(caught_up_at);
 	nulls[4] = caught_up_at ? ' ' : 'n';
-	pipeline_exec_internal("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
+	pipeline_exec_internal_kept("UPDATE pipeline.cursors SET consumed = $2, partial_xid = $3, "
 				  "partial_seq = $4, updated_at = now(), "
 				  "caught_up_at = coalesce($5, caught_up_at) WHERE pipeline_id = $1",
 				  5, types, values, nulls);
 	values[0] = Int64GetDatum(run_id);
-	pipeline_exec_internal("UPDATE pipeline.run_log SET cursor_after = $2, cursor_after_xid = $3, "
+	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET cursor_after = $2, cursor_after_xid = $3, "
 				  "cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
 
@@ -410,7 +410,7 @@ pipeline_source_columns_json(Oid source)
 	Datum		value = ObjectIdGetDatum(source);
 	bool		isnull;
 
-	pipeline_exec_internal("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
+	pipeline_exec_internal_kept("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
 				  "'type', format_type(atttypid, atttypmod)) ORDER BY attnum), '[]') "
 				  "FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 "
 				  "AND NOT attisdropped AND attname NOT IN ('_xid', '_seq')",

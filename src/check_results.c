@@ -15,9 +15,10 @@
  * back: nothing of it merged, the cursor where it was.
  *
  * A batch's results are added to the run's rows in check_results in the
- * batch's own transaction.  When the batch fails, they are kept here and
- * written by run.c once the failed batch has been rolled back, so a failed
- * run shows which check failed it.
+ * batch's own transaction.  When the batch fails, they are kept in the
+ * batch's state (BatchState, owned by the run) and written by run.c once
+ * the failed batch has been rolled back, so a failed run shows which check
+ * failed it.  The counts are kept there too: nothing here outlives a call.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,18 +53,13 @@ typedef struct BatchResult
 	bool		unjudged;		/* a row_count of a batch that did not finish */
 } BatchResult;
 
-/* The current batch's counts, summed over its successful statements. */
-static int	batch_nchecks = 0;
-static int64 batch_checked = 0;
-static int64 batch_failing[PIPELINE_MAX_CHECKS];
-static int64 batch_unchecked[PIPELINE_MAX_CHECKS];
-
-/* Results of a failed batch, waiting for run.c to record the failure. */
-static MemoryContext pending_context = NULL;
-static int64 pending_run_id = 0;
-static int64 pending_pipeline_id = 0;
-static List *pending_checks = NIL;	/* of QualityCheck *, copied */
-static BatchResult pending[PIPELINE_MAX_CHECKS];
+/* Results of a failed batch, waiting in its state for run.c to record them. */
+typedef struct FailedChecks
+{
+	int64		pipeline_id;
+	List	   *checks;			/* of QualityCheck *, copied */
+	BatchResult results[PIPELINE_MAX_CHECKS];
+} FailedChecks;
 
 /*
  * threshold_met
@@ -104,35 +100,35 @@ threshold_text(const CheckThreshold *t)
  *		Starts counting a batch's check failures.
  */
 void
-pipeline_checks_begin_batch(List *checks)
+pipeline_checks_begin_batch(BatchState *batch, List *checks)
 {
-	batch_nchecks = list_length(checks);
-	batch_checked = 0;
-	memset(batch_failing, 0, sizeof(batch_failing));
-	memset(batch_unchecked, 0, sizeof(batch_unchecked));
-	pending_run_id = 0;
+	memset(&batch->check_counts, 0, sizeof(CheckCounts));
+	batch->check_counts.nchecks = list_length(checks);
+	batch->failed = NULL;
 }
 
 /*
  * pipeline_checks_add_statement
- *		Adds the counts of a batch statement that succeeded.  The rows the
- *		checks saw are the rows read that the filter kept and no row rule
- *		rejected (delete events among them, which pass); each check left out
- *		those whose value was NULL.
+ *		Adds the counts of a batch statement that succeeded (its tally).
+ *		The rows the checks saw are the rows read that the filter kept and
+ *		no row rule rejected (delete events among them, which pass); each
+ *		check left out those whose value was NULL.
  */
 void
-pipeline_checks_add_statement(const BatchTally *tally)
+pipeline_checks_add_statement(BatchState *batch)
 {
+	CheckCounts *cc = &batch->check_counts;
+	const BatchTally *tally = &batch->tally;
 	ListCell   *lc;
 
-	batch_checked += tally->read - tally->filtered;
+	cc->checked += tally->read - tally->filtered;
 	foreach(lc, tally->rejected)
 		if (((RejectedRow *) lfirst(lc))->rule >= 0)
-			batch_checked--;
-	for (int i = 0; i < batch_nchecks; i++)
+			cc->checked--;
+	for (int i = 0; i < cc->nchecks; i++)
 	{
-		batch_failing[i] += tally->check_failing[i];
-		batch_unchecked[i] += tally->check_unchecked[i];
+		cc->failing[i] += tally->check_failing[i];
+		cc->unchecked[i] += tally->check_unchecked[i];
 	}
 }
 
@@ -165,15 +161,16 @@ judge_row_count(const QualityCheck *check, int64 rows)
 
 /*
  * judge_rows
- *		Row check number i's result for the batch: its failing rows of the
- *		rows it checked (those seen less those it left out for a NULL value).
+ *		Row check number i's result for the batch counted in 'cc': its
+ *		failing rows of the rows it checked (those seen less those it left
+ *		out for a NULL value).
  */
 static BatchResult
-judge_rows(const QualityCheck *check, int i)
+judge_rows(const QualityCheck *check, int i, const CheckCounts *cc)
 {
-	int64		failing = batch_failing[i];
-	int64		missing = batch_unchecked[i];
-	int64		total = batch_checked - missing;
+	int64		failing = cc->failing[i];
+	int64		missing = cc->unchecked[i];
+	int64		total = cc->checked - missing;
 	double		failing_share = total > 0 ? (double) failing / total : 0;
 	BatchResult r = {STATUS_PASS, failing, total, missing, failing_share, NULL, false};
 	char	   *share = psprintf("%lld of %lld rows failed (%.2f%%)", (long long) failing,
@@ -303,37 +300,35 @@ raise_check_failure(const PipelineDef *def, List *checks, const BatchResult *res
 }
 
 /*
- * keep_pending
- *		Keeps a failed batch's results for pipeline_checks_save_pending.
+ * keep_failed
+ *		Keeps a failed batch's results in its state, whose memory outlives
+ *		the batch's rollback, for pipeline_checks_save_pending.
  */
 static void
-keep_pending(const PipelineDef *def, List *checks, const BatchResult *results, int64 run_id)
+keep_failed(const PipelineDef *def, BatchState *batch, List *checks, const BatchResult *results)
 {
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(batch->context);
+	FailedChecks *failed = palloc0(sizeof(FailedChecks));
 
-	if (pending_context == NULL)
-		pending_context = AllocSetContextCreate(TopMemoryContext, "pipeline check results",
-												ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(pending_context);
-	old = MemoryContextSwitchTo(pending_context);
-	pending_checks = pipeline_copy_checks(checks);
+	failed->pipeline_id = def->id;
+	failed->checks = pipeline_copy_checks(checks);
 	for (int i = 0; i < list_length(checks); i++)
 	{
-		pending[i] = results[i];
-		pending[i].message = results[i].message ? pstrdup(results[i].message) : NULL;
+		failed->results[i] = results[i];
+		failed->results[i].message = results[i].message ? pstrdup(results[i].message) : NULL;
 	}
 	MemoryContextSwitchTo(old);
-	pending_run_id = run_id;
-	pending_pipeline_id = def->id;
+	batch->failed = failed;
 }
 
 /*
  * judge_batch
- *		Each check's result for the batch counted so far ('rows_read' rows).
- *		Saves them, or, when one failed, keeps them and fails the run.
+ *		Each check's result for the batch counted so far (of the rows it
+ *		read).  Saves them, or, when one failed, keeps them and fails the
+ *		run.
  */
 static void
-judge_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
+judge_batch(const PipelineDef *def, BatchState *batch, List *checks)
 {
 	BatchResult results[PIPELINE_MAX_CHECKS] = {0};
 	bool		failed = false;
@@ -342,16 +337,16 @@ judge_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
 	{
 		QualityCheck *check = list_nth(checks, i);
 
-		results[i] = check->passes == NULL ? judge_row_count(check, rows_read)
-			: judge_rows(check, i);
+		results[i] = check->passes == NULL ? judge_row_count(check, batch->counts.read)
+			: judge_rows(check, i, &batch->check_counts);
 		failed |= results[i].status == STATUS_FAIL;
 	}
 	if (!failed)
 	{
-		save_results(run_id, def->id, checks, results);
+		save_results(batch->run_id, def->id, checks, results);
 		return;
 	}
-	keep_pending(def, checks, results, run_id);
+	keep_failed(def, batch, checks, results);
 	raise_check_failure(def, checks, results);
 }
 
@@ -360,10 +355,10 @@ judge_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
  *		After a batch's statements succeeded, before it commits: judges it.
  */
 void
-pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read, int64 run_id)
+pipeline_checks_end_batch(const PipelineDef *def, BatchState *batch, List *checks)
 {
 	if (checks != NIL)
-		judge_batch(def, checks, rows_read, run_id);
+		judge_batch(def, batch, checks);
 }
 
 /*
@@ -372,22 +367,21 @@ pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read,
  *		the batch's results, counting that statement's rows so far.
  */
 void
-pipeline_checks_fail_statement(const PipelineDef *def, List *checks, const BatchTally *tally,
-							   int64 run_id)
+pipeline_checks_fail_statement(const PipelineDef *def, BatchState *batch, List *checks)
 {
 	BatchResult results[PIPELINE_MAX_CHECKS] = {0};
 
-	pipeline_checks_add_statement(tally);
+	pipeline_checks_add_statement(batch);
 	for (int i = 0; i < list_length(checks); i++)
 	{
 		QualityCheck *check = list_nth(checks, i);
 
 		if (check->passes != NULL)
-			results[i] = judge_rows(check, i);
+			results[i] = judge_rows(check, i, &batch->check_counts);
 		else
 			results[i].unjudged = true;
 	}
-	keep_pending(def, checks, results, run_id);
+	keep_failed(def, batch, checks, results);
 }
 
 /*
@@ -396,10 +390,11 @@ pipeline_checks_fail_statement(const PipelineDef *def, List *checks, const Batch
  *		the run that failed.
  */
 void
-pipeline_checks_save_pending(int64 run_id)
+pipeline_checks_save_pending(BatchState *batch)
 {
-	if (pending_run_id == 0 || pending_run_id != run_id)
+	if (batch->failed == NULL)
 		return;
-	save_results(run_id, pending_pipeline_id, pending_checks, pending);
-	pending_run_id = 0;
+	save_results(batch->run_id, batch->failed->pipeline_id, batch->failed->checks,
+				 batch->failed->results);
+	batch->failed = NULL;
 }

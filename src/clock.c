@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * clock.c
- *	  The logical transaction clock that stamps staged rows, and snapshot
- *	  arithmetic on it.
+ *	  The logical transaction clock: the transaction ids that stamp staged
+ *	  rows, and the snapshots cursors are taken from, on it.
  *
  * Staged rows carry _xid = the writer's 64-bit transaction id plus an
  * offset.  The offset lives in pipeline.clock and is zero until a logical
@@ -14,6 +14,9 @@
  *
  * pg_upgrade and physical copies keep both the transaction counter and the
  * clock table, so nothing moves there.
+ *
+ * Arithmetic on the snapshots (what a cursor becomes after a batch, what
+ * every reader consumed) is snapshot_cursor.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,7 +39,6 @@
 PG_FUNCTION_INFO_V1(pipeline_current_xid);
 PG_FUNCTION_INFO_V1(pipeline_current_snapshot);
 PG_FUNCTION_INFO_V1(pipeline_adopt_restored_cursor);
-PG_FUNCTION_INFO_V1(pipeline_snapshot_prefix);
 
 /*
  * How far past a restored cursor the clock jumps: a whole epoch of
@@ -107,26 +109,6 @@ clock_load(void)
 }
 
 /*
- * shift_snapshot
- *		Returns a copy of a pg_snapshot with every id moved by the offset.
- */
-static Datum
-shift_snapshot(Datum snapshot, uint64 offset)
-{
-	PipelineSnapshot *src = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
-	PipelineSnapshot *dst;
-	Size		size = PIPELINE_SNAPSHOT_SIZE(src->nxip);
-
-	dst = palloc(size);
-	memcpy(dst, src, size);
-	dst->xmin = FullTransactionIdFromU64(U64FromFullTransactionId(src->xmin) + offset);
-	dst->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(src->xmax) + offset);
-	for (uint32 i = 0; i < src->nxip; i++)
-		dst->xip[i] = FullTransactionIdFromU64(U64FromFullTransactionId(src->xip[i]) + offset);
-	return PointerGetDatum(dst);
-}
-
-/*
  * pipeline_current_xid
  *		SQL: pipeline.current_xid() -> xid8.  The default of every source's
  *		_xid column; assigns a transaction id like pg_current_xact_id().
@@ -170,77 +152,7 @@ pipeline_current_snapshot(PG_FUNCTION_ARGS)
 	Datum		snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
 
 	clock_load();
-	PG_RETURN_DATUM(shift_snapshot(snap, clock_offset));
-}
-
-/*
- * with_own_transaction
- *		A copy of a pg_snapshot that also counts the caller's own transaction
- *		as in progress.  pg_current_snapshot() leaves it out, which would let
- *		a run inside a writer's transaction mark that transaction consumed
- *		while it can still stage rows.
- */
-static Datum
-with_own_transaction(Datum snapshot)
-{
-	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
-	PipelineSnapshot *m;
-	FullTransactionId own = GetTopFullTransactionIdIfAny();
-	uint32		n = 0;
-
-	if (!FullTransactionIdIsValid(own) || FullTransactionIdFollowsOrEquals(own, s->xmax))
-		return snapshot;
-	for (uint32 i = 0; i < s->nxip; i++)
-		if (FullTransactionIdEquals(s->xip[i], own))
-			return snapshot;
-
-	m = palloc0(PIPELINE_SNAPSHOT_SIZE(s->nxip + 1));
-	for (uint32 i = 0; i < s->nxip; i++)
-	{
-		if (n == i && FullTransactionIdPrecedes(own, s->xip[i]))
-			m->xip[n++] = own;
-		m->xip[n++] = s->xip[i];
-	}
-	if (n == s->nxip)
-		m->xip[n++] = own;
-	m->nxip = n;
-	m->xmax = s->xmax;
-	m->xmin = FullTransactionIdPrecedes(own, s->xmin) ? own : s->xmin;
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
-}
-
-/*
- * with_own_transaction_listed
- *		A copy of a pg_snapshot that counts the caller's own transaction as
- *		in progress and lists it, below xmax, as a cursor's partial position
- *		needs it: when it is at or above xmax, xmax moves past it and every
- *		id from the old xmax on is listed too (none of them had finished
- *		when the snapshot was taken, so it sees none of them either way).
- *		There are at most as many as transactions were running then.
- */
-static Datum
-with_own_transaction_listed(Datum snapshot)
-{
-	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
-	FullTransactionId own = GetTopFullTransactionId();
-	uint64		from = U64FromFullTransactionId(s->xmax);
-	uint64		to = U64FromFullTransactionId(own);
-	PipelineSnapshot *m;
-	uint32		n;
-
-	if (FullTransactionIdPrecedes(own, s->xmax))
-		return with_own_transaction(snapshot);
-	n = s->nxip + (uint32) (to - from + 1);
-	m = palloc0(PIPELINE_SNAPSHOT_SIZE(n));
-	memcpy(m->xip, s->xip, s->nxip * sizeof(FullTransactionId));
-	for (uint64 x = from; x <= to; x++)
-		m->xip[s->nxip + (x - from)] = FullTransactionIdFromU64(x);
-	m->nxip = n;
-	m->xmax = FullTransactionIdFromU64(to + 1);
-	m->xmin = m->xip[0];
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
+	PG_RETURN_DATUM(pipeline_snapshot_shift(snap, clock_offset));
 }
 
 /*
@@ -259,7 +171,8 @@ pipeline_seed_cursor(Snapshot snapshot)
 	snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
 	PopActiveSnapshot();
 	clock_load();
-	return shift_snapshot(with_own_transaction_listed(snap), clock_offset);
+	return pipeline_snapshot_shift(pipeline_snapshot_with_own_transaction_listed(snap),
+								   clock_offset);
 }
 
 /*
@@ -279,7 +192,8 @@ pipeline_run_snapshot(void)
 	snap = DirectFunctionCall1(pg_current_snapshot, (Datum) 0);
 	PopActiveSnapshot();
 	clock_load();
-	return shift_snapshot(with_own_transaction(snap), clock_offset);
+	return pipeline_snapshot_shift(pipeline_snapshot_with_own_transaction(snap),
+								   clock_offset);
 }
 
 /*
@@ -373,102 +287,4 @@ pipeline_adopt_restored_cursor(PG_FUNCTION_ARGS)
 		tuple = heap_modify_tuple_by_cols(tuple, tupdesc, 1, cols, &newgen, nulls);
 	}
 	return PointerGetDatum(tuple);
-}
-
-/*
- * fxid_cmp
- *		qsort comparator for FullTransactionId.
- */
-static int
-fxid_cmp(const void *a, const void *b)
-{
-	uint64		x = U64FromFullTransactionId(*(const FullTransactionId *) a);
-	uint64		y = U64FromFullTransactionId(*(const FullTransactionId *) b);
-
-	return (x > y) - (x < y);
-}
-
-/*
- * pipeline_snapshot_datum_prefix
- *		The cursor after consuming, in (_xid, _seq) order, every row pending
- *		between 'consumed' and 'upto' whose _xid is below 'boundary'; the
- *		boundary transaction itself stays pending (the caller records how far
- *		into it the batch went).  Below the boundary the result sees what
- *		'upto' sees, above it what 'consumed' sees.
- */
-Datum
-pipeline_snapshot_datum_prefix(Datum consumed_d, Datum upto_d, FullTransactionId boundary)
-{
-	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(consumed_d);
-	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(upto_d);
-	PipelineSnapshot *m;
-	uint64		b = U64FromFullTransactionId(boundary);
-	uint64		xmax = Max(b, U64FromFullTransactionId(c->xmax));
-	uint32		n = 0;
-
-	m = palloc0(PIPELINE_SNAPSHOT_SIZE(s->nxip + c->nxip + 1));
-	for (uint32 i = 0; i < s->nxip; i++)
-		if (U64FromFullTransactionId(s->xip[i]) < b)
-			m->xip[n++] = s->xip[i];
-	if (b < xmax)
-		m->xip[n++] = boundary;
-	for (uint32 i = 0; i < c->nxip; i++)
-		if (U64FromFullTransactionId(c->xip[i]) > b)
-			m->xip[n++] = c->xip[i];
-	qsort(m->xip, n, sizeof(FullTransactionId), fxid_cmp);
-
-	m->nxip = n;
-	m->xmax = FullTransactionIdFromU64(xmax);
-	m->xmin = n > 0 ? m->xip[0] : m->xmax;
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
-}
-
-/*
- * pipeline_snapshot_prefix
- *		SQL: pipeline.snapshot_prefix(consumed, upto, boundary).
- */
-Datum
-pipeline_snapshot_prefix(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_DATUM(pipeline_snapshot_datum_prefix(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-												   PG_GETARG_FULLTRANSACTIONID(2)));
-}
-
-/*
- * pipeline_snapshot_intersection
- *		A snapshot that sees what both a and b see: below the smaller xmax,
- *		and in progress in neither.
- */
-Datum
-pipeline_snapshot_intersection(Datum a_d, Datum b_d)
-{
-	PipelineSnapshot *a = (PipelineSnapshot *) PG_DETOAST_DATUM(a_d);
-	PipelineSnapshot *b = (PipelineSnapshot *) PG_DETOAST_DATUM(b_d);
-	PipelineSnapshot *m = palloc0(PIPELINE_SNAPSHOT_SIZE(a->nxip + b->nxip));
-	uint64		xmax = Min(U64FromFullTransactionId(a->xmax), U64FromFullTransactionId(b->xmax));
-	uint32		n = 0;
-
-	for (uint32 i = 0; i < a->nxip; i++)
-		if (U64FromFullTransactionId(a->xip[i]) < xmax)
-			m->xip[n++] = a->xip[i];
-	for (uint32 i = 0; i < b->nxip; i++)
-		if (U64FromFullTransactionId(b->xip[i]) < xmax)
-			m->xip[n++] = b->xip[i];
-	qsort(m->xip, n, sizeof(FullTransactionId), fxid_cmp);
-	/* the same id in progress in both appears once */
-	if (n > 1)
-	{
-		uint32		kept = 1;
-
-		for (uint32 i = 1; i < n; i++)
-			if (!FullTransactionIdEquals(m->xip[i], m->xip[kept - 1]))
-				m->xip[kept++] = m->xip[i];
-		n = kept;
-	}
-	m->nxip = n;
-	m->xmax = FullTransactionIdFromU64(xmax);
-	m->xmin = n > 0 ? m->xip[0] : m->xmax;
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
 }

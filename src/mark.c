@@ -27,6 +27,11 @@
  * (checks.c) a row failed and counts each check's failures and the rows a
  * check did not look at (a NULL value).
  *
+ * The mark and the tallies are fields of the batch's state, which the run
+ * owns (BatchState, batch.c); while a statement is watched, 'watching'
+ * points to it, since the per-row functions are called by the statement
+ * and get nothing else from it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -47,13 +52,8 @@ PG_FUNCTION_INFO_V1(pipeline_check_row);
 
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
-/* The batch statement being watched (NULL when none) and what it did. */
-static const char *armed_statement = NULL;
-static int	armed_rules = 0;		/* number of row rules */
-static List *armed_checks = NIL;	/* of QualityCheck *, by number */
-static RowPosition last_mark;
-static BatchTally tally;
-static MemoryContext tally_context = NULL;
+/* The batch whose statement is being watched (NULL when none). */
+static BatchState *watching = NULL;
 
 /*
  * mark_executor_finish
@@ -63,9 +63,9 @@ static MemoryContext tally_context = NULL;
 static void
 mark_executor_finish(QueryDesc *queryDesc)
 {
-	if (armed_statement != NULL && queryDesc->sourceText != NULL &&
-		strcmp(queryDesc->sourceText, armed_statement) == 0)
-		last_mark.valid = false;
+	if (watching != NULL && queryDesc->sourceText != NULL &&
+		strcmp(queryDesc->sourceText, watching->watched) == 0)
+		watching->last_mark.valid = false;
 
 	if (prev_ExecutorFinish)
 		prev_ExecutorFinish(queryDesc);
@@ -86,35 +86,37 @@ pipeline_mark_init(void)
 
 /*
  * pipeline_mark_arm
- *		Starts watching a batch statement (its exact SQL text) that has
- *		'nrules' row rules and applies 'checks': clears the mark and the
+ *		Starts watching a statement of 'batch' (its exact SQL text) that has
+ *		'nrules' row rules and applies 'checks': clears the batch's mark and
  *		tallies.  The text and the checks must stay allocated until
  *		pipeline_mark_disarm.
  */
 void
-pipeline_mark_arm(const char *statement, int nrules, List *checks)
+pipeline_mark_arm(BatchState *batch, const char *statement, int nrules, List *checks)
 {
-	if (tally_context == NULL)
-		tally_context = AllocSetContextCreate(TopMemoryContext, "pipeline batch tally",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(tally_context);
-	armed_statement = statement;
-	armed_rules = nrules;
-	armed_checks = checks;
-	last_mark.valid = false;
-	memset(&tally, 0, sizeof(tally));
+	MemoryContextReset(batch->tally_context);
+	batch->watched = statement;
+	batch->nrules = nrules;
+	batch->checks = checks;
+	batch->last_mark.valid = false;
+	memset(&batch->tally, 0, sizeof(BatchTally));
+	watching = batch;
 }
 
 /*
  * pipeline_mark_disarm
- *		Stops watching; the mark and tallies are kept for the caller.
+ *		Stops watching; the mark and tallies stay in the batch's state for
+ *		the caller (the rejected rows until the next pipeline_mark_arm).
  */
 void
 pipeline_mark_disarm(void)
 {
-	armed_statement = NULL;
-	armed_rules = 0;
-	armed_checks = NIL;
+	if (watching == NULL)
+		return;
+	watching->watched = NULL;
+	watching->nrules = 0;
+	watching->checks = NIL;
+	watching = NULL;
 }
 
 /*
@@ -135,28 +137,6 @@ internal_misuse(const char *function, const char *detail)
 }
 
 /*
- * pipeline_mark_get
- *		The row the failed statement was working on, if it can be named.
- */
-bool
-pipeline_mark_get(RowPosition *row)
-{
-	*row = last_mark;
-	return last_mark.valid;
-}
-
-/*
- * pipeline_mark_tally
- *		What the last watched statement read, filtered and rejected.  The
- *		rejected list lives until the next pipeline_mark_arm.
- */
-const BatchTally *
-pipeline_mark_tally(void)
-{
-	return &tally;
-}
-
-/*
  * pipeline_mark_row
  *		SQL: pipeline.mark_row(_xid, _seq) -> true.  Evaluated first in the
  *		projection of each staged row.
@@ -164,12 +144,12 @@ pipeline_mark_tally(void)
 Datum
 pipeline_mark_row(PG_FUNCTION_ARGS)
 {
-	if (armed_statement != NULL)
+	if (watching != NULL)
 	{
-		last_mark.valid = true;
-		last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
-		last_mark.seq = PG_GETARG_INT64(1);
-		tally.read++;
+		watching->last_mark.valid = true;
+		watching->last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
+		watching->last_mark.seq = PG_GETARG_INT64(1);
+		watching->tally.read++;
 	}
 	PG_RETURN_BOOL(true);
 }
@@ -182,11 +162,11 @@ pipeline_mark_row(PG_FUNCTION_ARGS)
 Datum
 pipeline_mark_value(PG_FUNCTION_ARGS)
 {
-	if (armed_statement != NULL && !PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+	if (watching != NULL && !PG_ARGISNULL(0) && !PG_ARGISNULL(1))
 	{
-		last_mark.valid = true;
-		last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
-		last_mark.seq = PG_GETARG_INT64(1);
+		watching->last_mark.valid = true;
+		watching->last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);
+		watching->last_mark.seq = PG_GETARG_INT64(1);
 	}
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
@@ -203,9 +183,29 @@ pipeline_keep_row(PG_FUNCTION_ARGS)
 {
 	bool		keep = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
 
-	if (!keep && armed_statement != NULL)
-		tally.filtered++;
+	if (!keep && watching != NULL)
+		watching->tally.filtered++;
 	PG_RETURN_BOOL(keep);
+}
+
+/*
+ * reject
+ *		Records a row of the watched statement for the quarantine: failing
+ *		row rule number 'rule', or (rule -1) the checks in 'failed'.
+ */
+static void
+reject(FullTransactionId xid, int64 seq, int rule, uint64 failed)
+{
+	RejectedRow *row = MemoryContextAlloc(watching->tally_context, sizeof(RejectedRow));
+	MemoryContext old = MemoryContextSwitchTo(watching->tally_context);
+
+	row->position.valid = true;
+	row->position.xid = xid;
+	row->position.seq = seq;
+	row->rule = rule;
+	row->failed_checks = failed;
+	watching->tally.rejected = lappend(watching->tally.rejected, row);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -220,44 +220,13 @@ pipeline_reject_row(PG_FUNCTION_ARGS)
 {
 	int32		rule = PG_GETARG_INT32(2);
 
-	if (armed_statement != NULL && (rule < 0 || rule >= armed_rules))
+	if (watching != NULL && (rule < 0 || rule >= watching->nrules))
 		internal_misuse("reject_row",
 						psprintf("It was called with row rule number %d, which the batch statement running does not have (it has %d).",
-								 rule, armed_rules));
-	if (armed_statement != NULL)
-	{
-		RejectedRow *row = MemoryContextAlloc(tally_context, sizeof(RejectedRow));
-		MemoryContext old = MemoryContextSwitchTo(tally_context);
-
-		row->position.valid = true;
-		row->position.xid = PG_GETARG_FULLTRANSACTIONID(0);
-		row->position.seq = PG_GETARG_INT64(1);
-		row->rule = rule;
-		row->failed_checks = 0;
-		tally.rejected = lappend(tally.rejected, row);
-		MemoryContextSwitchTo(old);
-	}
+								 rule, watching->nrules));
+	if (watching != NULL)
+		reject(PG_GETARG_FULLTRANSACTIONID(0), PG_GETARG_INT64(1), rule, 0);
 	PG_RETURN_BOOL(false);
-}
-
-/*
- * reject_for_checks
- *		Records a row that failed checks whose strongest action is
- *		quarantine.
- */
-static void
-reject_for_checks(FullTransactionId xid, int64 seq, uint64 failed)
-{
-	RejectedRow *row = MemoryContextAlloc(tally_context, sizeof(RejectedRow));
-	MemoryContext old = MemoryContextSwitchTo(tally_context);
-
-	row->position.valid = true;
-	row->position.xid = xid;
-	row->position.seq = seq;
-	row->rule = -1;
-	row->failed_checks = failed;
-	tally.rejected = lappend(tally.rejected, row);
-	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -300,31 +269,31 @@ pipeline_check_row(PG_FUNCTION_ARGS)
 	int			strongest = -1;
 	int			culprit = -1;
 
-	if (armed_statement == NULL)
+	if (watching == NULL)
 		PG_RETURN_BOOL(true);
 	deconstruct_array(passed, BOOLOID, 1, true, TYPALIGN_CHAR, &ok, &unchecked, &n);
-	if (ARR_NDIM(passed) != 1 || n != list_length(armed_checks))
+	if (ARR_NDIM(passed) != 1 || n != list_length(watching->checks))
 		internal_misuse("check_row",
 						psprintf("It was called with %d check results%s where the batch statement running expects %d.",
 								 n, ARR_NDIM(passed) > 1 ? " in several dimensions" : "",
-								 list_length(armed_checks)));
+								 list_length(watching->checks)));
 	for (int i = 0; i < n; i++)
 	{
 		QualityCheck *check;
 
-		check = list_nth(armed_checks, i);
+		check = list_nth(watching->checks, i);
 		if (unchecked[i] && !check->skips_nulls)
 			internal_misuse("check_row",
 							psprintf("It was called with no result for check number %d, which checks every row.", i));
 		if (unchecked[i])
 		{
-			tally.check_unchecked[i]++;
+			watching->tally.check_unchecked[i]++;
 			continue;
 		}
 		if (DatumGetBool(ok[i]))
 			continue;
 		failed |= UINT64CONST(1) << i;
-		tally.check_failing[i]++;
+		watching->tally.check_failing[i]++;
 		if ((int) check->action > strongest)
 		{
 			strongest = check->action;
@@ -334,14 +303,14 @@ pipeline_check_row(PG_FUNCTION_ARGS)
 	switch (strongest)
 	{
 		case CHECK_FAIL:
-			fail_row(list_nth(armed_checks, culprit), PG_GETARG_FULLTRANSACTIONID(0),
+			fail_row(list_nth(watching->checks, culprit), PG_GETARG_FULLTRANSACTIONID(0),
 					 PG_GETARG_INT64(1));
 			break;
 		case CHECK_QUARANTINE:
-			reject_for_checks(PG_GETARG_FULLTRANSACTIONID(0), PG_GETARG_INT64(1), failed);
+			reject(PG_GETARG_FULLTRANSACTIONID(0), PG_GETARG_INT64(1), -1, failed);
 			PG_RETURN_BOOL(false);
 		case CHECK_DROP:
-			tally.dropped++;
+			watching->tally.dropped++;
 			PG_RETURN_BOOL(false);
 		default:
 			break;

@@ -47,7 +47,6 @@ typedef struct PipelineStatements
 	SPIPlanPtr	count;
 	SPIPlanPtr	nth;
 	SPIPlanPtr	quarantine;
-	char		where[NAMEDATALEN + 96];	/* what errors say they come from */
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 	List	   *checks;			/* of QualityCheck *: check_row's check numbers */
 } PipelineStatements;
@@ -58,13 +57,6 @@ static List *statements = NIL;
 /* the quarantine statement's parameters (pipeline_quarantine_sql) */
 static Oid quarantine_types[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 TEXTARRAYOID};
-
-static const Oid batch_param_types[BATCH_NPARAMS + 1] = {
-	XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID,
-	PG_SNAPSHOTOID, XID8OID, INT8OID, XID8OID, INT8OID,
-	INT8OID						/* the n of pipeline_nth_pending */
-};
 
 /*
  * mapping_signature
@@ -233,11 +225,11 @@ keep_text(const char *sql)
 /*
  * prepare_statement
  *		Prepares and keeps one of the pipeline's statements; an error (a
- *		mapping's function that no longer exists, say) names st->where
+ *		mapping's function that no longer exists, say) names 'where'
  *		instead of the statement.
  */
 static SPIPlanPtr
-prepare_statement(const PipelineStatements *st, const char *sql, int nargs, Oid *types)
+prepare_statement(const char *sql, int nargs, Oid *types, const char *where)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = NULL;
@@ -248,7 +240,7 @@ prepare_statement(const PipelineStatements *st, const char *sql, int nargs, Oid 
 	}
 	PG_CATCH();
 	{
-		rethrow_shortened(sql, st->where, cxt);
+		rethrow_shortened(sql, where, cxt);
 	}
 	PG_END_TRY();
 	return plan;
@@ -270,6 +262,8 @@ get_statements(const PipelineDef *def, BatchSource from)
 	PipelineUserContext ctx;
 	List	   *rules;
 	List	   *checks;
+	Oid		   *types;
+	char	   *where;
 
 	foreach(lc, statements)
 	{
@@ -311,17 +305,19 @@ get_statements(const PipelineDef *def, BatchSource from)
 	ereport(DEBUG1,
 			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole_sql)));
 
-	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", preparing its statements", def->name);
-	st->batch = prepare_statement(st, st->batch_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-	st->whole = prepare_statement(st, st->whole_sql, BATCH_NPARAMS, (Oid *) batch_param_types);
-	st->count = prepare_statement(st, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
-								  BATCH_NPARAMS, (Oid *) batch_param_types);
-	st->nth = prepare_statement(st, psprintf("%s ORDER BY 1, 2 OFFSET $%d LIMIT 1",
-											 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
-																  PENDING_ORDERED),
-											 BATCH_NPARAMS + 1),
-								BATCH_NPARAMS + 1, (Oid *) batch_param_types);
-	st->quarantine = prepare_statement(st, pipeline_quarantine_sql(def, from), 6, quarantine_types);
+	where = psprintf("pipeline \"%s\", preparing its statements", def->name);
+	types = pipeline_batch_param_types();
+	st->batch = prepare_statement(st->batch_sql, BATCH_NPARAMS, types, where);
+	st->whole = prepare_statement(st->whole_sql, BATCH_NPARAMS, types, where);
+	st->count = prepare_statement(pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
+								  BATCH_NPARAMS, types, where);
+	st->nth = prepare_statement(psprintf("%s ORDER BY 1, 2 OFFSET %s LIMIT 1",
+										 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+															  PENDING_ORDERED),
+										 pipeline_batch_param(BATCH_PARAM_OFFSET)),
+								BATCH_NPARAMS + 1, types, where);
+	st->quarantine = prepare_statement(pipeline_quarantine_sql(def, from), 6, quarantine_types,
+									   where);
 	pipeline_restore_user(&ctx);
 
 	old = MemoryContextSwitchTo(statements_context);
@@ -333,11 +329,11 @@ get_statements(const PipelineDef *def, BatchSource from)
 /*
  * run_plan
  *		Executes one of the pipeline's prepared statements as its owner; an
- *		error names st->where instead of the statement (rethrow_shortened).
+ *		error names 'where' instead of the statement (rethrow_shortened).
  */
 static void
-run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, Datum *values,
-		 const char *nulls, long limit)
+run_plan(const PipelineDef *def, SPIPlanPtr plan, Datum *values, const char *nulls, long limit,
+		 const char *where)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	PipelineUserContext ctx;
@@ -354,67 +350,10 @@ run_plan(const PipelineDef *def, const PipelineStatements *st, SPIPlanPtr plan, 
 	{
 		/* the statement's text, as SPI quotes it */
 		rethrow_shortened(((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_string,
-						  st->where, cxt);
+						  where, cxt);
 	}
 	PG_END_TRY();
 	pipeline_restore_user(&ctx);
-}
-
-/*
- * excluded_arrays
- *		The excluded rows' _xid and _seq as an xid8[] and a bigint[] datum.
- */
-static void
-excluded_arrays(List *excluded, Datum *xids, Datum *seqs)
-{
-	int			n = list_length(excluded);
-	Datum	   *x = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *q = palloc(sizeof(Datum) * Max(n, 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, excluded)
-	{
-		RowPosition *row = lfirst(lc);
-
-		x[i] = FullTransactionIdGetDatum(row->xid);
-		q[i++] = Int64GetDatum(row->seq);
-	}
-	*xids = PointerGetDatum(construct_array(x, n, XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	*seqs = PointerGetDatum(construct_array(q, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
- * param_nulls
- *		The nulls of a batch parameter array: the requeue ids ($11) and the
- *		replay's cursor ($13) when not given.
- */
-static void
-param_nulls(const Datum *params, char *nulls)
-{
-	memset(nulls, ' ', BATCH_NPARAMS + 1);
-	if (params[10] == (Datum) 0)
-		nulls[10] = 'n';
-	if (params[12] == (Datum) 0)
-		nulls[12] = 'n';
-}
-
-/*
- * range_params
- *		A copy of the batch parameters for the range (lo, hi], without the
- *		excluded rows.
- */
-static void
-range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *excluded,
-			 Datum *out, char *nulls)
-{
-	memcpy(out, base, sizeof(Datum) * BATCH_NPARAMS);
-	out[3] = FullTransactionIdGetDatum(lo->xid);
-	out[4] = Int64GetDatum(lo->seq);
-	out[5] = FullTransactionIdGetDatum(hi->xid);
-	out[6] = Int64GetDatum(hi->seq);
-	excluded_arrays(excluded, &out[11], &out[8]);
-	param_nulls(out, nulls);
 }
 
 /*
@@ -422,46 +361,45 @@ range_params(Datum *base, const RowPosition *lo, const RowPosition *hi, List *ex
  *		What errors of the statements finding a pipeline's pending rows say
  *		they come from.
  */
-static void
-looking_for_pending(const PipelineDef *def, PipelineStatements *st)
+static char *
+looking_for_pending(const PipelineDef *def)
 {
-	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", looking for its pending rows",
-			 def->name);
+	return psprintf("pipeline \"%s\", looking for its pending rows", def->name);
 }
 
 /*
  * pipeline_count_pending
- *		Rows pending between the bounds in params ($4..$7).
+ *		Rows pending between the bounds of params.
  */
 int64
-pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params)
+pipeline_count_pending(const PipelineDef *def, BatchSource from, const BatchParams *params)
 {
 	PipelineStatements *st = get_statements(def, from);
+	Datum		values[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 
-	looking_for_pending(def, st);
-	param_nulls(params, nulls);
-	run_plan(def, st, st->count, params, nulls, 1);
+	pipeline_batch_param_values(params, values, nulls);
+	run_plan(def, st->count, values, nulls, 1, looking_for_pending(def));
 	return pipeline_result_int64(0, 0);
 }
 
 /*
  * nth_pending
- *		The position of the n-th (from 0) pending row after $4/$5 and up to
- *		$6/$7; false when there are fewer rows.
+ *		The position of the n-th (from 0) pending row between the bounds of
+ *		params; false when there are fewer rows.  Errors name 'where'.
  */
 static bool
-nth_pending(const PipelineDef *def, const PipelineStatements *st, Datum *params, int64 n,
-			RowPosition *row)
+nth_pending(const PipelineDef *def, const PipelineStatements *st, const BatchParams *params,
+			int64 n, RowPosition *row, const char *where)
 {
+	BatchParams nth = *params;
 	Datum		values[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 	bool		isnull;
 
-	memcpy(values, params, sizeof(Datum) * BATCH_NPARAMS);
-	values[BATCH_NPARAMS] = Int64GetDatum(n);
-	param_nulls(values, nulls);
-	run_plan(def, st, st->nth, values, nulls, 1);
+	nth.offset = n;
+	pipeline_batch_param_values(&nth, values, nulls);
+	run_plan(def, st->nth, values, nulls, 1, where);
 	if (SPI_processed == 0)
 		return false;
 	row->valid = true;
@@ -475,13 +413,12 @@ nth_pending(const PipelineDef *def, const PipelineStatements *st, Datum *params,
  *		nth_pending, for the run that looks for where its batches end.
  */
 bool
-pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params, int64 n,
-					 RowPosition *row)
+pipeline_nth_pending(const PipelineDef *def, BatchSource from, const BatchParams *params,
+					 int64 n, RowPosition *row)
 {
 	PipelineStatements *st = get_statements(def, from);
 
-	looking_for_pending(def, st);
-	return nth_pending(def, st, params, n, row);
+	return nth_pending(def, st, params, n, row, looking_for_pending(def));
 }
 
 /*
@@ -514,18 +451,18 @@ is_row_error(int sqlerrcode)
  *		statement that reads their raw rows from the source.
  */
 static void
-quarantine_rows(const PipelineDef *def, PipelineStatements *st, int64 run_id, int n,
+quarantine_rows(const PipelineDef *def, PipelineStatements *st, const BatchState *batch, int n,
 				Datum *xids, Datum *seqs, Datum *reasons, Datum *sqlstates)
 {
 	Datum		values[6];
 
 	values[0] = Int64GetDatum(def->id);
-	values[1] = Int64GetDatum(run_id);
+	values[1] = Int64GetDatum(batch->run_id);
 	values[2] = PointerGetDatum(construct_array(xids, n, XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[4] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_array(sqlstates, n, TEXTOID, -1, false, TYPALIGN_INT));
-	run_plan(def, st, st->quarantine, values, NULL, 0);
+	run_plan(def, st->quarantine, values, NULL, 0, batch->where);
 	/* only an expression calling the internal functions names other rows */
 	if (SPI_processed != (uint64) n)
 		ereport(ERROR,
@@ -541,7 +478,7 @@ quarantine_rows(const PipelineDef *def, PipelineStatements *st, int64 run_id, in
  *		Puts the row an error was pinned to in the quarantine, with the error.
  */
 static void
-quarantine_failed_row(const PipelineDef *def, PipelineStatements *st, int64 run_id,
+quarantine_failed_row(const PipelineDef *def, PipelineStatements *st, BatchState *batch,
 					  const RowPosition *row, ErrorData *edata)
 {
 	Datum		xid = FullTransactionIdGetDatum(row->xid);
@@ -551,7 +488,9 @@ quarantine_failed_row(const PipelineDef *def, PipelineStatements *st, int64 run_
 											 : edata->message);
 	Datum		sqlstate = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 
-	quarantine_rows(def, st, run_id, 1, &xid, &seq, &reason, &sqlstate);
+	quarantine_rows(def, st, batch, 1, &xid, &seq, &reason, &sqlstate);
+	batch->counts.read++;
+	batch->counts.quarantined++;
 }
 
 /*
@@ -574,13 +513,14 @@ failed_checks_reason(List *checks, uint64 failed)
 
 /*
  * quarantine_rejected
- *		Puts the rows the batch statement rejected in the quarantine, with the
- *		reason of the rule each one failed, or the checks.
+ *		Puts the rows the batch statement rejected (its tally's) in the
+ *		quarantine, with the reason of the rule each one failed, or the
+ *		checks.
  */
 static void
-quarantine_rejected(const PipelineDef *def, PipelineStatements *st, int64 run_id,
-					List *rejected)
+quarantine_rejected(const PipelineDef *def, PipelineStatements *st, const BatchState *batch)
 {
+	List	   *rejected = batch->tally.rejected;
 	int			n = list_length(rejected);
 	Datum	   *xids = palloc(sizeof(Datum) * n);
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
@@ -609,7 +549,7 @@ quarantine_rejected(const PipelineDef *def, PipelineStatements *st, int64 run_id
 		}
 		i++;
 	}
-	quarantine_rows(def, st, run_id, n, xids, seqs, reasons, sqlstates);
+	quarantine_rows(def, st, batch, n, xids, seqs, reasons, sqlstates);
 }
 
 /* What try_batch() runs in a subtransaction. */
@@ -620,68 +560,67 @@ typedef struct BatchCall
 	bool		whole;			/* run the whole-phase variant */
 	Datum	   *params;
 	const char *nulls;
-	int64		run_id;
-	RunCounts  *counts;
+	BatchState *batch;
 } BatchCall;
 
 /*
  * execute_batch
- *		Runs the batch statement with the row mark armed; adds its counts.
+ *		Runs the batch statement with the row mark armed; adds its counts
+ *		to the batch's.
  */
 static void
 execute_batch(void *arg)
 {
 	BatchCall  *call = arg;
+	BatchState *batch = call->batch;
+	RunCounts  *counts = &batch->counts;
 
-	const BatchTally *tally;
-
-	pipeline_mark_arm(call->whole ? call->st->whole_sql : call->st->batch_sql,
+	pipeline_mark_arm(batch, call->whole ? call->st->whole_sql : call->st->batch_sql,
 					  list_length(call->st->rules), call->st->checks);
 	PG_TRY();
 	{
-		run_plan(call->def, call->st, call->whole ? call->st->whole : call->st->batch,
-				 call->params, call->nulls, 0);
+		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,
+				 call->params, call->nulls, 0, batch->where);
 	}
 	PG_FINALLY();
 	{
 		pipeline_mark_disarm();
 	}
 	PG_END_TRY();
-	call->counts->inserted += pipeline_result_int64(0, 0);
-	call->counts->updated += pipeline_result_int64(0, 1);
-	call->counts->deleted += pipeline_result_int64(0, 2);
+	counts->inserted += pipeline_result_int64(0, 0);
+	counts->updated += pipeline_result_int64(0, 1);
+	counts->deleted += pipeline_result_int64(0, 2);
 	/* one scd2 event may write several versions: it counts its stale events */
 	if (strcmp(call->def->strategy, "scd2") == 0)
-		call->counts->stale += pipeline_result_int64(0, 3);
+		counts->stale += pipeline_result_int64(0, 3);
 
-	tally = pipeline_mark_tally();
-	call->counts->read += tally->read;
-	call->counts->filtered += tally->filtered;
-	call->counts->dropped += tally->dropped;
-	call->counts->quarantined += list_length(tally->rejected);
-	if (tally->rejected != NIL)
-		quarantine_rejected(call->def, call->st, call->run_id, tally->rejected);
-	pipeline_checks_add_statement(tally);
+	counts->read += batch->tally.read;
+	counts->filtered += batch->tally.filtered;
+	counts->dropped += batch->tally.dropped;
+	counts->quarantined += list_length(batch->tally.rejected);
+	if (batch->tally.rejected != NIL)
+		quarantine_rejected(call->def, call->st, batch);
+	pipeline_checks_add_statement(batch);
 }
 
 /*
  * try_batch
  *		One attempt at the batch statement in a subtransaction.  Returns NULL
- *		and adds to counts on success; on a row error, returns the error (the
- *		subtransaction rolled back); other errors propagate.
+ *		and adds to the batch's counts on success; on a row error, returns
+ *		the error (the subtransaction rolled back); other errors propagate.
  */
 static ErrorData *
 try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *params,
-		  const char *nulls, int64 run_id, RunCounts *counts)
+		  const char *nulls, BatchState *batch)
 {
-	BatchCall	call = {def, st, whole, params, nulls, run_id, counts};
+	BatchCall	call = {def, st, whole, params, nulls, batch};
 	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
 	if (edata != NULL && !is_row_error(edata->sqlerrcode))
 	{
 		/* a row failed a check whose action is fail: keep the counts */
 		if (edata->sqlerrcode == ERRCODE_PIPELINE_CHECK_FAILED)
-			pipeline_checks_fail_statement(def, st->checks, pipeline_mark_tally(), run_id);
+			pipeline_checks_fail_statement(def, batch, st->checks);
 		ReThrowError(edata);
 	}
 	if (edata != NULL)
@@ -726,9 +665,10 @@ exclude(List *excluded, const RowPosition *row)
  *		Merges the pending rows in (lo, hi], isolating bad rows.
  */
 static void
-merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 run_id,
-			bool whole, RowPosition lo, RowPosition hi, List *excluded, RunCounts *counts)
+merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *base,
+			bool whole, RowPosition lo, RowPosition hi, List *excluded, BatchState *batch)
 {
+	BatchParams range = *base;
 	Datum		params[BATCH_NPARAMS + 1];
 	char		nulls[BATCH_NPARAMS + 1];
 	int			named = 0;
@@ -740,85 +680,78 @@ merge_range(const PipelineDef *def, PipelineStatements *st, Datum *base, int64 r
 		int64		rows;
 		RowPosition mid;
 
-		range_params(base, &lo, &hi, excluded, params, nulls);
-		edata = try_batch(def, st, whole, params, nulls, run_id, counts);
+		range.lo = lo;
+		range.hi = hi;
+		range.excluded = excluded;
+		pipeline_batch_param_values(&range, params, nulls);
+		edata = try_batch(def, st, whole, params, nulls, batch);
 		if (edata == NULL)
 			return;
 
-		if (pipeline_mark_get(&culprit) && named < NAMED_RETRIES_BEFORE_SPLIT &&
+		culprit = batch->last_mark;
+		if (culprit.valid && named < NAMED_RETRIES_BEFORE_SPLIT &&
 			!position_listed(excluded, &culprit))
 		{
-			quarantine_failed_row(def, st, run_id, &culprit, edata);
-			counts->read++;
-			counts->quarantined++;
+			quarantine_failed_row(def, st, batch, &culprit, edata);
 			excluded = exclude(excluded, &culprit);
 			named++;
 			continue;
 		}
 
 		/* Not pinned to a row, or many bad rows: split the range. */
-		run_plan(def, st, st->count, params, nulls, 1);
+		run_plan(def, st->count, params, nulls, 1, batch->where);
 		rows = pipeline_result_int64(0, 0);
 		if (rows == 0)
 			ReThrowError(edata);	/* not caused by any row of the batch */
 		if (rows == 1)
 		{
-			if (!nth_pending(def, st, params, 0, &culprit))
+			if (!nth_pending(def, st, &range, 0, &culprit, batch->where))
 				ReThrowError(edata);
-			quarantine_failed_row(def, st, run_id, &culprit, edata);
-			counts->read++;
-			counts->quarantined++;
+			quarantine_failed_row(def, st, batch, &culprit, edata);
 			excluded = exclude(excluded, &culprit);
 			continue;			/* the range is now empty; the retry counts nothing */
 		}
-		if (!nth_pending(def, st, params, rows / 2 - 1, &mid))
+		if (!nth_pending(def, st, &range, rows / 2 - 1, &mid, batch->where))
 			ReThrowError(edata);
-		merge_range(def, st, base, run_id, false, lo, mid, excluded, counts);
-		merge_range(def, st, base, run_id, false, mid, hi, excluded, counts);
+		merge_range(def, st, base, false, lo, mid, excluded, batch);
+		merge_range(def, st, base, false, mid, hi, excluded, batch);
 		return;
 	}
 }
 
 /*
  * pipeline_merge_batch
- *		Merges one batch: the pending rows between params $4/$5 (exclusive)
- *		and $6/$7 (inclusive); 'whole_phase' when those bounds hold every
- *		pending row, so that the first attempt can skip testing them.  Adds
- *		what it did to counts; the stale count is what remains of the rows
- *		read (scd2 statements count it themselves).  An scd2 batch first
- *		waits for the other batches writing its target.
+ *		Merges one batch: the pending rows between the bounds of params, lo
+ *		exclusive, hi inclusive; 'whole_phase' when those bounds hold every
+ *		pending row, so that the first attempt can skip testing them.  The
+ *		run's 'batch' state follows it; what it did is added to counts, the
+ *		stale count being what remains of the rows read (scd2 statements
+ *		count it themselves).  An scd2 batch first waits for the other
+ *		batches writing its target.
  */
 void
-pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-					 int64 run_id, bool whole_phase, RunCounts *counts)
+pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams *params,
+					 bool whole_phase, BatchState *batch, RunCounts *counts)
 {
 	PipelineStatements *st = get_statements(def, from);
-	RunCounts	batch = {0};
-	RowPosition lo,
-				hi;
+	RunCounts  *done = &batch->counts;
 
-	lo.valid = hi.valid = true;
-	lo.xid = DatumGetFullTransactionId(params[3]);
-	lo.seq = DatumGetInt64(params[4]);
-	hi.xid = DatumGetFullTransactionId(params[5]);
-	hi.seq = DatumGetInt64(params[6]);
-	snprintf(st->where, sizeof(st->where), "pipeline \"%s\", batch %d of run " INT64_FORMAT,
-			 def->name, counts->batches + 1, run_id);
+	pipeline_batch_begin(batch, def, params->run_id, counts->batches + 1);
 	pipeline_scd2_lock_target(def);
-	pipeline_checks_begin_batch(st->checks);
-	merge_range(def, st, params, run_id, whole_phase, lo, hi, NIL, &batch);
-	pipeline_checks_end_batch(def, st->checks, batch.read, run_id);
+	pipeline_checks_begin_batch(batch, st->checks);
+	merge_range(def, st, params, whole_phase, params->lo, params->hi, NIL, batch);
+	pipeline_checks_end_batch(def, batch, st->checks);
 
 	if (strcmp(def->strategy, "scd2") != 0)
-		batch.stale = batch.read - batch.filtered - batch.inserted - batch.updated -
-			batch.deleted - batch.quarantined - batch.dropped;
-	counts->read += batch.read;
-	counts->filtered += batch.filtered;
-	counts->inserted += batch.inserted;
-	counts->updated += batch.updated;
-	counts->deleted += batch.deleted;
-	counts->quarantined += batch.quarantined;
-	counts->dropped += batch.dropped;
-	counts->stale += batch.stale;
+		done->stale = done->read - done->filtered - done->inserted - done->updated -
+			done->deleted - done->quarantined - done->dropped;
+	counts->read += done->read;
+	counts->filtered += done->filtered;
+	counts->inserted += done->inserted;
+	counts->updated += done->updated;
+	counts->deleted += done->deleted;
+	counts->quarantined += done->quarantined;
+	counts->dropped += done->dropped;
+	counts->stale += done->stale;
 	counts->batches++;
 }

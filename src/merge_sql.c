@@ -4,27 +4,16 @@
  *	  Builds the SQL text of a pipeline's batch statement and of the small
  *	  queries around it.
  *
- * A batch is merged by one statement.  Its parameters (fixed for every
- * statement built here, so one parameter array serves them all):
- *
- *	$1	xid8[]		the cursor's in-progress ids that have committed since
- *	$2	xid8		the cursor's xmax: ids from here on are new
- *	$3	pg_snapshot	the run's snapshot: only what it sees is consumed
- *	$4,$5			(_xid, _seq) the batch starts after (exclusive)
- *	$6,$7			(_xid, _seq) the batch ends at (inclusive)
- *	$8	bigint		run id
- *	$9	bigint[]	_seq and
- *	$12 xid8[]		_xid of the rows already quarantined by this batch
- *	$10 bigint		pipeline id (a change log's reader reads rows _for it or all)
- *	$11 bigint[]	quarantine ids to requeue (NULL: all)
- *	$13 pg_snapshot	a replay: the cursor before the first replayed run, with
- *	$14,$15			its partial position ((0, 0) when none); $3 is the cursor
- *	$16,$17			after the last replayed run, with its partial position
+ * A batch is merged by one statement.  Its parameters are fixed for every
+ * statement built here, so that one parameter array serves them all; they
+ * are declared once, as BatchParam (pipeline.h, batch.c), and named here
+ * only through pipeline_batch_param (P below).
  *
  * Pending rows are read through the (_xid, _seq) index, never by scanning
- * consumed rows: the rows of transactions the cursor saw in progress ($1),
- * and the rows of transactions it had not seen ($2 and up), between the
- * batch's bounds.
+ * consumed rows: the rows of transactions the cursor saw in progress
+ * (COMMITTED), and the rows of transactions it had not seen (CURSOR_XMAX
+ * and up) that the run's SNAPSHOT sees, between the batch's bounds -- the
+ * batch statement's form of the cursor rule (cursor_rule.c).
  *
  * A replay reads instead the rows that lie between two cursors, from the
  * staging table and from the archive batches overlapping the bounds, in
@@ -51,19 +40,33 @@
 #include "utils/lsyscache.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 
-/* Rows this batch already quarantined, matched on (_xid, _seq) exactly. */
-#define NOT_EXCLUDED \
-	"(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest($12::xid8[], $9::bigint[]) AS e(x, q))"
+/* The placeholder of batch parameter BATCH_PARAM_<name>. */
+#define P(name) pipeline_batch_param(BATCH_PARAM_##name)
 
 /*
- * Rows the replayed runs consumed: those the cursor after them ($3, partial
- * $16/$17) had consumed and the cursor before them ($13, partial $14/$15)
- * had not.
+ * not_excluded
+ *		Rows this batch has not quarantined already, matched on (_xid, _seq)
+ *		exactly.
  */
-#define REPLAYED \
-	"(pg_visible_in_snapshot(s._xid, $3) OR (s._xid = $16 AND s._seq <= $17)) " \
-	"AND NOT pg_visible_in_snapshot(s._xid, $13) AND NOT (s._xid = $14 AND s._seq <= $15)"
+static char *
+not_excluded(void)
+{
+	return psprintf("(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest(%s::xid8[], %s::bigint[]) AS e(x, q))",
+					P(EXCLUDED_XIDS), P(EXCLUDED_SEQS));
+}
+
+/*
+ * in_bounds
+ *		Rows after the batch's lower bound and up to its upper bound.
+ */
+static char *
+in_bounds(void)
+{
+	return psprintf("(s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s)",
+					P(LO_XID), P(LO_SEQ), P(HI_XID), P(HI_SEQ));
+}
 
 /*
  * replay_relation
@@ -87,54 +90,65 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
  * pipeline_pending_sql
  *		A query returning the pending rows: "SELECT <select_list> FROM (...) s",
  *		where s has the source's columns plus _xid and _seq.  By 'shape':
- *		PENDING_RANGE keeps the rows between the bounds ($4..$7) less those
- *		already quarantined ($12/$9); PENDING_ORDERED does the same reading
+ *		PENDING_RANGE keeps the rows between the bounds less those already
+ *		quarantined; PENDING_ORDERED does the same reading
  *		the two index ranges separately (UNION ALL), so that rows come out in
  *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
  *		row (a batch that is the whole of its phase, on its first attempt),
  *		sparing each row the bound and exclusion tests.  A replay's rows
  *		come in one shape.  A requeue reads the quarantined rows but those
- *		its own run ($8) quarantined anew: they are not requeued again.
+ *		its own run quarantined anew: they are not requeued again.
  */
 char *
 pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 					 const char *select_list, PendingShape shape)
 {
 	char	   *src = pipeline_qualified_name(def->source);
-	const char *bounds = "(s._xid, s._seq) > ($4, $5) AND (s._xid, s._seq) <= ($6, $7)";
-	const char *pending = "(s._xid = ANY ($1) OR (s._xid >= $2 AND pg_visible_in_snapshot(s._xid, $3)))";
+	RunPendingSql run = {P(COMMITTED), P(CURSOR_XMAX), P(SNAPSHOT)};
+	char	   *bounds = in_bounds();
+	char	   *pending = pipeline_rule_run_pending("s", &run);
 
 	/* a change log's reader skips the rows other readers were seeded with */
 	if (def->reads_change_log && from == BATCH_FROM_STAGING)
 	{
-		bounds = psprintf("%s AND (s._for IS NULL OR s._for = $10)", bounds);
-		pending = psprintf("%s AND (s._for IS NULL OR s._for = $10)", pending);
+		char	   *own = psprintf("(s._for IS NULL OR s._for = %s)", P(PIPELINE_ID));
+
+		bounds = psprintf("%s AND %s", bounds, own);
+		pending = psprintf("%s AND %s", pending, own);
 	}
 
 	if (from == BATCH_FROM_REPLAY)
-		return psprintf("SELECT %s FROM %s s WHERE %s AND " REPLAYED " AND " NOT_EXCLUDED,
-						select_list, replay_relation(def, "$4", "$6"), bounds);
+	{
+		CursorSql	before = {P(BEFORE), P(BEFORE_XID), P(BEFORE_SEQ)};
+		CursorSql	after = {P(SNAPSHOT), P(AFTER_XID), P(AFTER_SEQ)};
+
+		return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND %s",
+						select_list, replay_relation(def, P(LO_XID), P(HI_XID)), bounds,
+						pipeline_rule_between("s", &before, &after), not_excluded());
+	}
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
 						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
 						"FROM pipeline.quarantine_log q "
 						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
-						"WHERE q.pipeline_id = $10 AND q.requeued_at IS NULL AND q.run_id <> $8 "
-						"AND ($11 IS NULL OR q.id = ANY ($11))) s%s",
+						"WHERE q.pipeline_id = %s AND q.requeued_at IS NULL AND q.run_id <> %s "
+						"AND (%s IS NULL OR q.id = ANY (%s))) s%s",
 						select_list, pipeline_quote_list(map->source_columns, "r"), src,
-						shape == PENDING_WHOLE ? "" : psprintf(" WHERE %s AND " NOT_EXCLUDED, bounds));
+						P(PIPELINE_ID), P(RUN_ID), P(REQUEUE_IDS), P(REQUEUE_IDS),
+						shape == PENDING_WHOLE ? "" :
+						psprintf(" WHERE %s AND %s", bounds, not_excluded()));
 	if (shape == PENDING_ORDERED)
 		return psprintf("SELECT %s FROM ("
-						"SELECT s._xid, s._seq FROM %s s WHERE s._xid = ANY ($1) AND %s "
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s "
 						"UNION ALL "
-						"SELECT s._xid, s._seq FROM %s s WHERE s._xid >= $2 AND %s "
-						"AND pg_visible_in_snapshot(s._xid, $3)) s "
-						"WHERE " NOT_EXCLUDED,
-						select_list, src, bounds, src, bounds);
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s) s "
+						"WHERE %s",
+						select_list, src, pipeline_rule_run_committed("s", &run), bounds,
+						src, pipeline_rule_run_new("s", &run), bounds, not_excluded());
 	if (shape == PENDING_WHOLE)
 		return psprintf("SELECT %s FROM %s s WHERE %s", select_list, src, pending);
-	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND " NOT_EXCLUDED,
-					select_list, src, bounds, pending);
+	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND %s",
+					select_list, src, bounds, pending, not_excluded());
 }
 
 /*

@@ -68,7 +68,7 @@ read_outcome(int64 run_id, RunOutcome *out)
 	Datum		value = Int64GetDatum(run_id);
 	bool		isnull;
 
-	if (pipeline_exec("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
+	if (pipeline_exec_kept("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
 					  "l.error_message, d.suspended_at IS NOT NULL, "
 					  "coalesce(t.consecutive_failures, 0) "
 					  "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
@@ -98,7 +98,7 @@ add_to_totals(int64 run_id)
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(run_id);
 
-	pipeline_exec("INSERT INTO pipeline.run_totals AS t (pipeline_id, runs_succeeded, runs_failed, "
+	pipeline_exec_kept("INSERT INTO pipeline.run_totals AS t (pipeline_id, runs_succeeded, runs_failed, "
 				  "runs_cancelled, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, "
 				  "rows_filtered, rows_quarantined, rows_dropped, duration_seconds_sum, duration_le, "
 				  "consecutive_failures, last_success_at, last_failure_at) "

@@ -37,6 +37,7 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		pipeline_shared_state_init();
+		pipeline_staged_sources_init();
 		pipeline_launcher_register();
 	}
 }

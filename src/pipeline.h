@@ -227,6 +227,28 @@ typedef struct PipelineSchedule
 } PipelineSchedule;
 
 /* Shared memory of the background workers (shared_state.c). */
+
+/* A pipeline waiting for a worker, as its scheduler found it. */
+typedef struct PipelineHandoff
+{
+	int64		pipeline_id;
+	Oid			owner;
+	bool		continuous;
+	bool		retrying;
+} PipelineHandoff;
+
+/* How many waiting pipelines a database's slot lists for its workers. */
+#define PIPELINE_HANDOFF_QUEUE 128
+
+/* Sources committed transactions staged rows into (staged_sources.c). */
+#define PIPELINE_STAGED_SOURCES 64
+typedef struct PipelineStagedSources
+{
+	bool		all;			/* some rows into sources not named here */
+	int			count;
+	Oid			relids[PIPELINE_STAGED_SOURCES];
+} PipelineStagedSources;
+
 typedef struct PipelineDatabaseSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
@@ -236,6 +258,14 @@ typedef struct PipelineDatabaseSlot
 	bool		no_extension;	/* the last scheduler found no extension */
 	bool		recheck;		/* CREATE EXTENSION ran here since */
 	TimestampTz blocked_until;	/* a DROP/RENAME DATABASE wants it alone */
+	int			waiting;		/* due pipelines with rows its last pass could not
+								 * give a worker */
+	int			unplaced_continuous;	/* continuous pipelines without a worker:
+										 * commits of staged rows wake the scheduler */
+	int			handoffs;		/* the first of them, in order, for a worker of
+								 * this database to take over */
+	PipelineHandoff handoff[PIPELINE_HANDOFF_QUEUE];
+	PipelineStagedSources staged;	/* since its scheduler's last pass */
 } PipelineDatabaseSlot;
 
 typedef struct PipelineWorkerSlot
@@ -245,6 +275,7 @@ typedef struct PipelineWorkerSlot
 	int64		pipeline_id;
 	Oid			owner;
 	bool		continuous;
+	bool		retrying;		/* after failures: runs even with nothing to read */
 	uint64		launch_id;
 	pid_t		pid;			/* 0 until the worker started */
 	struct Latch *latch;
@@ -268,16 +299,23 @@ extern void pipeline_clock_init(void);
 extern Datum pipeline_seed_cursor(Snapshot snapshot);
 extern bool pipeline_own_staging_xid(FullTransactionId *xid);
 extern Datum pipeline_run_snapshot(void);
+
+/* snapshot_cursor.c: arithmetic on cursors' snapshots */
+extern Datum pipeline_snapshot_shift(Datum snapshot, uint64 offset);
+extern Datum pipeline_snapshot_with_own_transaction(Datum snapshot);
+extern Datum pipeline_snapshot_with_own_transaction_listed(Datum snapshot);
+extern Datum pipeline_snapshot_committed_since(Datum cursor, Datum snapshot);
+extern Datum pipeline_snapshot_with_finished(Datum cursor, FullTransactionId x);
 extern Datum pipeline_snapshot_datum_prefix(Datum consumed, Datum upto,
 											FullTransactionId boundary);
 extern Datum pipeline_snapshot_intersection(Datum a, Datum b);
 
-/* mark.c */
+/* mark.c: the row watcher of a batch's statements (BatchState, batch.c) */
+struct BatchState;
 extern void pipeline_mark_init(void);
-extern void pipeline_mark_arm(const char *statement, int nrules, List *checks);
+extern void pipeline_mark_arm(struct BatchState *batch, const char *statement, int nrules,
+							  List *checks);
 extern void pipeline_mark_disarm(void);
-extern bool pipeline_mark_get(RowPosition *row);
-extern const BatchTally *pipeline_mark_tally(void);
 
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);
@@ -296,6 +334,8 @@ extern void pipeline_check_manage(const PipelineDef *def);
 /* sqlexec.c */
 extern int	pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls, bool read_only, long limit);
+extern int	pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
+							   const char *nulls, bool read_only, long limit);
 extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types);
 extern Datum pipeline_result_datum(int row, int col, bool *isnull);
 extern int64 pipeline_result_int64(int row, int col);
@@ -310,6 +350,8 @@ extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *def
 extern void pipeline_require_expression(const char *expr, const char *what);
 extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
 								   const char *nulls);
+extern int	pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, Datum *values,
+										const char *nulls);
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 extern Datum pipeline_oid_list_to_array(List *oids);
@@ -406,14 +448,14 @@ extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);
 extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
 
-/* check_results.c */
-extern void pipeline_checks_begin_batch(List *checks);
-extern void pipeline_checks_add_statement(const BatchTally *tally);
-extern void pipeline_checks_end_batch(const PipelineDef *def, List *checks, int64 rows_read,
-									  int64 run_id);
-extern void pipeline_checks_fail_statement(const PipelineDef *def, List *checks,
-										   const BatchTally *tally, int64 run_id);
-extern void pipeline_checks_save_pending(int64 run_id);
+/* check_results.c: a batch's checks, counted in its BatchState (batch.c) */
+extern void pipeline_checks_begin_batch(struct BatchState *batch, List *checks);
+extern void pipeline_checks_add_statement(struct BatchState *batch);
+extern void pipeline_checks_end_batch(const PipelineDef *def, struct BatchState *batch,
+									  List *checks);
+extern void pipeline_checks_fail_statement(const PipelineDef *def, struct BatchState *batch,
+										   List *checks);
+extern void pipeline_checks_save_pending(struct BatchState *batch);
 
 /* lineage.c */
 extern void pipeline_save_lineage(const PipelineDef *def);
@@ -463,13 +505,104 @@ extern char *pipeline_scd2_current_index_sql(const PipelineDef *def, const char 
 extern void pipeline_scd2_lock_target(const PipelineDef *def);
 extern void pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata);
 
-/* merge.c: statements take these parameters (see merge_sql.c) */
-#define BATCH_NPARAMS 17
-extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from, Datum *params);
-extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from, Datum *params,
-								 int64 n, RowPosition *row);
-extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from, Datum *params,
-								 int64 run_id, bool whole_phase, RunCounts *counts);
+/* batch.c: the parameters every statement of a batch takes, by position */
+typedef enum BatchParam
+{
+	BATCH_PARAM_COMMITTED,		/* xid8[]: ids the cursor saw in progress,
+								 * committed since */
+	BATCH_PARAM_CURSOR_XMAX,	/* xid8: the cursor's xmax: ids from here on
+								 * are new */
+	BATCH_PARAM_SNAPSHOT,		/* pg_snapshot: the run's (a replay: the cursor
+								 * after its runs) */
+	BATCH_PARAM_LO_XID,			/* (_xid, _seq) the batch starts after */
+	BATCH_PARAM_LO_SEQ,
+	BATCH_PARAM_HI_XID,			/* (_xid, _seq) the batch ends at */
+	BATCH_PARAM_HI_SEQ,
+	BATCH_PARAM_RUN_ID,
+	BATCH_PARAM_EXCLUDED_SEQS,	/* bigint[]: _seq and */
+	BATCH_PARAM_PIPELINE_ID,
+	BATCH_PARAM_REQUEUE_IDS,	/* bigint[]: quarantine ids (NULL: all) */
+	BATCH_PARAM_EXCLUDED_XIDS,	/* xid8[]: _xid of the rows the batch
+								 * quarantined already */
+	BATCH_PARAM_BEFORE,			/* pg_snapshot: a replay's cursor before its
+								 * runs (NULL otherwise) */
+	BATCH_PARAM_BEFORE_XID,		/* its partial position, (0, 0) when none */
+	BATCH_PARAM_BEFORE_SEQ,
+	BATCH_PARAM_AFTER_XID,		/* the partial position of the cursor after */
+	BATCH_PARAM_AFTER_SEQ,
+	BATCH_NPARAMS,
+	BATCH_PARAM_OFFSET = BATCH_NPARAMS	/* bigint: only the statement finding
+										 * the n-th pending row takes it */
+} BatchParam;
+
+/* What a batch's statements read, packed by pipeline_batch_param_values. */
+typedef struct BatchParams
+{
+	Datum		committed;		/* xid8[] */
+	FullTransactionId cursor_xmax;
+	Datum		snapshot;
+	RowPosition lo;				/* exclusive */
+	RowPosition hi;				/* inclusive */
+	int64		run_id;
+	int64		pipeline_id;
+	Datum		requeue_ids;	/* bigint[], or 0: all */
+	List	   *excluded;		/* of RowPosition * */
+	Datum		before;			/* a replay's, or 0 */
+	RowPosition before_partial;
+	RowPosition after_partial;
+	int64		offset;
+} BatchParams;
+
+/* A batch's data quality check counts, over its successful statements. */
+typedef struct CheckCounts
+{
+	int			nchecks;
+	int64		checked;		/* rows the checks saw */
+	int64		failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
+	int64		unchecked[PIPELINE_MAX_CHECKS]; /* rows each left out (NULL) */
+} CheckCounts;
+
+/*
+ * The state of the batch a run is merging, the one place it lives: owned by
+ * the run (RunState), reset as each batch begins, handed to the row watcher
+ * (mark.c) and the checks (check_results.c).  Its memory lives as long as
+ * the run, across the batches' commits and rollbacks.
+ */
+typedef struct BatchState
+{
+	int64		run_id;
+	int32		number;			/* of the batch in its run, from 1 */
+	char		where[NAMEDATALEN + 96];	/* what errors of its statements
+											 * say they come from */
+	RunCounts	counts;			/* what the batch did */
+	/* the statement the row watcher watches (mark.c), NULL when none */
+	const char *watched;
+	int			nrules;			/* its row rules */
+	List	   *checks;			/* its checks, of QualityCheck *, by number */
+	RowPosition last_mark;		/* the row it was working on */
+	BatchTally	tally;			/* what it read, filtered, checked, rejected */
+	MemoryContext tally_context;	/* of tally.rejected: reset as it is armed */
+	CheckCounts check_counts;	/* the checks' counts (check_results.c) */
+	struct FailedChecks *failed;	/* a failed batch's check results, kept
+									 * for the run to record */
+	MemoryContext context;
+} BatchState;
+
+extern const char *pipeline_batch_param(BatchParam param);
+extern Oid *pipeline_batch_param_types(void);
+extern void pipeline_batch_param_values(const BatchParams *params, Datum *values, char *nulls);
+extern void pipeline_batch_state_init(BatchState *batch);
+extern void pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id,
+								 int32 number);
+
+/* merge.c */
+extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
+									const BatchParams *params);
+extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, int64 n, RowPosition *row);
+extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, bool whole_phase, BatchState *batch,
+								 RunCounts *counts);
 extern void pipeline_forget_statements(int64 pipeline_id);
 
 /* history.c */
@@ -513,8 +646,25 @@ extern void pipeline_wake_launcher(void);
 extern void pipeline_want_scheduler(void);
 extern void pipeline_schedules_changed(void);
 extern void pipeline_stop_database_workers(Oid dboid);
+typedef enum PipelineHandoffResult
+{
+	HANDOFF_NONE,				/* nobody waits: go on */
+	HANDOFF_TAKEN,				/* the slot now runs a waiting pipeline */
+	HANDOFF_YIELD				/* a pipeline of another database waits: stop */
+} PipelineHandoffResult;
+extern PipelineHandoffResult pipeline_hand_over(PipelineWorkerSlot *slot);
+extern void pipeline_wake_waiting_schedulers(void);
+extern void pipeline_ask_continuous_workers_to_yield(void);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
 								  Datum arg, BackgroundWorkerHandle **handle);
+
+/* staged_sources.c */
+extern void pipeline_staged_sources_init(void);
+extern void pipeline_note_staged_row(void);
+extern void pipeline_publish_staged_sources(PipelineStagedSources *set);
+extern void pipeline_forget_staged_sources(void);
+extern void pipeline_take_staged_sources(PipelineDatabaseSlot *db, PipelineStagedSources *copy);
+extern bool pipeline_staged_into(const PipelineStagedSources *set, Oid relid);
 
 /* launcher.c */
 extern int	pipeline_launcher_naptime;

@@ -36,6 +36,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timeout.h"
@@ -70,6 +71,7 @@ typedef struct RunState
 	Datum		snapshot;		/* S: what this run may consume */
 	TimestampTz snapshot_at;	/* just before S was taken */
 	RunCounts	counts;
+	BatchState	batch;			/* of the batch under way */
 	int64		pending;
 	const char *status;
 	const char *message;
@@ -158,68 +160,6 @@ pipeline_run_lock_held(int64 pipeline_id)
 }
 
 /*
- * visible_in
- *		Whether snapshot s sees transaction x as finished.
- */
-static bool
-visible_in(const PipelineSnapshot *s, FullTransactionId x)
-{
-	uint64		v = U64FromFullTransactionId(x);
-
-	if (v < U64FromFullTransactionId(s->xmin))
-		return true;
-	if (v >= U64FromFullTransactionId(s->xmax))
-		return false;
-	for (uint32 i = 0; i < s->nxip; i++)
-		if (FullTransactionIdEquals(s->xip[i], x))
-			return false;
-	return true;
-}
-
-/*
- * committed_in_progress
- *		The ids the cursor saw in progress that the run's snapshot sees
- *		finished, as an xid8[] datum: their rows are pending.
- */
-static Datum
-committed_in_progress(Datum cursor, Datum snapshot)
-{
-	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
-	PipelineSnapshot *s = (PipelineSnapshot *) PG_DETOAST_DATUM(snapshot);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(c->nxip, 1));
-	int			n = 0;
-
-	for (uint32 i = 0; i < c->nxip; i++)
-		if (visible_in(s, c->xip[i]))
-			elems[n++] = FullTransactionIdGetDatum(c->xip[i]);
-	return PointerGetDatum(construct_array(elems, n, XID8OID, 8, FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE));
-}
-
-/*
- * with_finished
- *		A copy of snapshot c that also sees transaction x as finished.
- */
-static Datum
-with_finished(Datum cursor, FullTransactionId x)
-{
-	PipelineSnapshot *c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor);
-	PipelineSnapshot *m = palloc0(PIPELINE_SNAPSHOT_SIZE(c->nxip));
-	uint32		n = 0;
-
-	for (uint32 i = 0; i < c->nxip; i++)
-		if (!FullTransactionIdEquals(c->xip[i], x))
-			m->xip[n++] = c->xip[i];
-	m->nxip = n;
-	m->xmax = c->xmax;
-	if (FullTransactionIdFollowsOrEquals(x, c->xmax))
-		m->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(x) + 1);
-	m->xmin = n > 0 ? m->xip[0] : m->xmax;
-	SET_VARSIZE(m, PIPELINE_SNAPSHOT_SIZE(n));
-	return PointerGetDatum(m);
-}
-
-/*
  * position
  *		A RowPosition from its parts.
  */
@@ -242,19 +182,6 @@ static bool
 position_equal(RowPosition a, RowPosition b)
 {
 	return FullTransactionIdEquals(a.xid, b.xid) && a.seq == b.seq;
-}
-
-/*
- * set_bounds
- *		Stores the range (lo, hi] in a batch parameter array.
- */
-static void
-set_bounds(Datum *params, RowPosition lo, RowPosition hi)
-{
-	params[3] = FullTransactionIdGetDatum(lo.xid);
-	params[4] = Int64GetDatum(lo.seq);
-	params[5] = FullTransactionIdGetDatum(hi.xid);
-	params[6] = Int64GetDatum(hi.seq);
 }
 
 /*
@@ -289,6 +216,23 @@ commit_batch(RunState *rs)
 	CurrentResourceOwner = rs->step_owner;
 	SPI_commit();
 	begin_step(rs);
+}
+
+/*
+ * commit_start_lazily
+ *		The commit that shows a run as running does not wait for its WAL to
+ *		reach the disk (synchronous_commit off for that transaction alone):
+ *		a crash can lose nothing of value there -- the row of a run that
+ *		has done no work yet -- and the run's next durable commit flushes
+ *		it too.  An empty run then waits for one flush, not two.
+ */
+static void
+commit_start_lazily(RunState *rs)
+{
+	if (!rs->atomic)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	commit_batch(rs);
 }
 
 /*
@@ -382,13 +326,13 @@ disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
  *		does not leave it to cancel what follows.
  */
 static void
-merge_timed_batch(RunState *rs, Datum *params, bool whole_phase)
+merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
 {
 	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
 
 	PG_TRY();
 	{
-		pipeline_merge_batch(rs->def, rs->from, params, rs->run_id, whole_phase, &rs->counts);
+		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->batch, &rs->counts);
 	}
 	PG_FINALLY();
 	{
@@ -413,7 +357,7 @@ typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
 							   RowPosition last, Datum *consumed, RowPosition *partial);
 
 static bool
-consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition end,
+consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosition end,
 		CursorAdvance advance, int64 phase_pending, bool bounds_implied)
 {
 	int64		read_before = rs->counts.read;
@@ -434,12 +378,13 @@ consume(RunState *rs, Datum *params, Datum cursor, RowPosition lo, RowPosition e
 			return true;
 
 		/* The rest fits in this batch: no need to look for its last row. */
-		set_bounds(params, lo, end);
+		params->lo = lo;
+		params->hi = end;
 		reached_end = remaining <= n ||
 			!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
 		if (reached_end)
 			hi = end;
-		set_bounds(params, lo, hi);
+		params->hi = hi;
 		merge_timed_batch(rs, params,
 						  bounds_implied && reached_end && position_equal(lo, phase_start));
 
@@ -471,7 +416,7 @@ advance_partial_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition 
 {
 	if (reached_end)
 	{
-		*consumed = with_finished(cursor, last.xid);
+		*consumed = pipeline_snapshot_with_finished(cursor, last.xid);
 		partial->valid = false;
 	}
 	else
@@ -504,20 +449,19 @@ advance_main_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition las
 
 /*
  * base_params
- *		A batch parameter array for this run.
+ *		The batch parameters of this run past a cursor: the ids it saw in
+ *		progress that have committed since, and its xmax (see cursor_rule.c).
  */
 static void
-base_params(RunState *rs, Datum *params, Datum candidates, FullTransactionId new_from)
+base_params(RunState *rs, BatchParams *params, Datum committed, FullTransactionId cursor_xmax)
 {
-	memset(params, 0, sizeof(Datum) * (BATCH_NPARAMS + 1));
-	params[0] = candidates;
-	params[1] = FullTransactionIdGetDatum(new_from);
-	params[2] = rs->snapshot;
-	params[7] = Int64GetDatum(rs->run_id);
-	params[8] = PointerGetDatum(construct_empty_array(INT8OID));
-	params[11] = PointerGetDatum(construct_empty_array(XID8OID));
-	params[9] = Int64GetDatum(rs->def->id);
-	params[10] = rs->requeue_ids;
+	memset(params, 0, sizeof(BatchParams));
+	params->committed = committed;
+	params->cursor_xmax = cursor_xmax;
+	params->snapshot = rs->snapshot;
+	params->run_id = rs->run_id;
+	params->pipeline_id = rs->def->id;
+	params->requeue_ids = rs->requeue_ids;
 }
 
 /*
@@ -561,8 +505,8 @@ run_staging(RunState *rs)
 {
 	Datum		cursor;
 	RowPosition partial;
-	Datum		params_a[BATCH_NPARAMS + 1];
-	Datum		params_b[BATCH_NPARAMS + 1];
+	BatchParams params_a;
+	BatchParams params_b;
 	PipelineSnapshot *s;
 	PipelineSnapshot *c;
 	RowPosition start;
@@ -580,18 +524,19 @@ run_staging(RunState *rs)
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
 
 	/* Phase A: the rest of the transaction the cursor stopped inside. */
-	cursor_b = partial.valid ? with_finished(cursor, partial.xid) : cursor;
+	cursor_b = partial.valid ? pipeline_snapshot_with_finished(cursor, partial.xid) : cursor;
 	if (partial.valid)
 	{
 		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
 
-		base_params(rs, params_a,
+		base_params(rs, &params_a,
 					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE)),
 					s->xmax);
 		end_a = position(partial.xid, PG_INT64_MAX);
-		set_bounds(params_a, partial, end_a);
-		pending_a = pipeline_count_pending(rs->def, rs->from, params_a);
+		params_a.lo = partial;
+		params_a.hi = end_a;
+		pending_a = pipeline_count_pending(rs->def, rs->from, &params_a);
 	}
 
 	/*
@@ -599,11 +544,12 @@ run_staging(RunState *rs)
 	 * Nothing below the cursor's xmin can be pending.
 	 */
 	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
-	base_params(rs, params_b, committed_in_progress(cursor_b, rs->snapshot), c->xmax);
+	base_params(rs, &params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
 	start = position(c->xmin, PG_INT64_MIN);
 	end_b = position(s->xmax, PG_INT64_MIN);
-	set_bounds(params_b, start, end_b);
-	pending_b = pipeline_count_pending(rs->def, rs->from, params_b);
+	params_b.lo = start;
+	params_b.hi = end_b;
+	pending_b = pipeline_count_pending(rs->def, rs->from, &params_b);
 	rs->pending = pending_a + pending_b;
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 
@@ -618,7 +564,7 @@ run_staging(RunState *rs)
 	}
 
 	if (partial.valid &&
-		!consume(rs, params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
+		!consume(rs, &params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
 		return;
@@ -630,7 +576,7 @@ run_staging(RunState *rs)
 							  rs->snapshot_at);
 		return;
 	}
-	consume(rs, params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
+	consume(rs, &params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
 }
 
 /*
@@ -641,7 +587,7 @@ run_staging(RunState *rs)
 static void
 run_requeue(RunState *rs)
 {
-	Datum		params[BATCH_NPARAMS + 1];
+	BatchParams params;
 	FullTransactionId none = FullTransactionIdFromU64(0);
 	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
 	Datum		values[3];
@@ -649,12 +595,12 @@ run_requeue(RunState *rs)
 	PipelineUserContext ctx;
 
 	rs->snapshot = pipeline_run_snapshot();
-	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)), none);
-	set_bounds(params, position(none, PG_INT64_MIN),
-			   position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX));
-	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	params.lo = position(none, PG_INT64_MIN);
+	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-	merge_timed_batch(rs, params, true);
+	merge_timed_batch(rs, &params, true);
 
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);
@@ -678,7 +624,7 @@ run_requeue(RunState *rs)
 static void
 run_replay(RunState *rs)
 {
-	Datum		params[BATCH_NPARAMS + 1];
+	BatchParams params;
 	ReplayRange range;
 	PipelineSnapshot *before;
 	PipelineSnapshot *after;
@@ -689,14 +635,12 @@ run_replay(RunState *rs)
 	if (!pipeline_replay_range(rs->def, &rs->replay, rs->run_id, &range))
 		return;
 	rs->snapshot = range.after;
-	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)),
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)),
 				FullTransactionIdFromU64(0));
 	/* a missing partial position is (0, 0): no row has _xid 0 */
-	params[12] = range.before;
-	params[13] = FullTransactionIdGetDatum(range.before_partial.xid);
-	params[14] = Int64GetDatum(range.before_partial.seq);
-	params[15] = FullTransactionIdGetDatum(range.after_partial.xid);
-	params[16] = Int64GetDatum(range.after_partial.seq);
+	params.before = range.before;
+	params.before_partial = range.before_partial;
+	params.after_partial = range.after_partial;
 
 	/* nothing below the first cursor's xmin, nor past the last one's end */
 	before = (PipelineSnapshot *) PG_DETOAST_DATUM(range.before);
@@ -706,11 +650,12 @@ run_replay(RunState *rs)
 		last_xid = range.after_partial.xid;
 	lo = position(before->xmin, PG_INT64_MIN);
 	hi = position(last_xid, PG_INT64_MAX);
-	set_bounds(params, lo, hi);
-	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+	params.lo = lo;
+	params.hi = hi;
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 	if (rs->pending > 0)
-		consume(rs, params, (Datum) 0, lo, hi, NULL, rs->pending, false);
+		consume(rs, &params, (Datum) 0, lo, hi, NULL, rs->pending, false);
 }
 
 /*
@@ -750,7 +695,7 @@ execute_run(RunState *rs)
 		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(rs->def->id);
 	rs->run_id = pipeline_run_start(rs->def, run_kind[rs->from], GetUserId());
-	commit_batch(rs);			/* the running run is visible from now on */
+	commit_start_lazily(rs);	/* the running run is visible from now on */
 	if (!start_batch(rs))
 		return;
 	if (rs->from == BATCH_FROM_STAGING)
@@ -806,7 +751,7 @@ record_failure(RunState *rs, ErrorData *edata)
 	 */
 	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
 	{
-		pipeline_checks_save_pending(rs->run_id);
+		pipeline_checks_save_pending(&rs->batch);
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
 							unpack_sql_state(edata->sqlerrcode), edata->message);
 	}
@@ -920,6 +865,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 		return result_row(fcinfo, rs);
 	}
 
+	pipeline_batch_state_init(&rs->batch);	/* in SPI's procedure context */
 	PG_TRY();
 	{
 		running_pipeline = name;	/* allocated in callcxt, as long as the call */

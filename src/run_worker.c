@@ -13,13 +13,20 @@
  * it back: a pipeline gains no privilege from running in a worker.
  *
  * A worker of a scheduled pipeline runs it once and stops.  A worker of a
- * continuous pipeline stays: it waits on its latch, which every commit of
+ * continuous pipeline stays while no other pipeline waits for a worker: it
+ * waits on its latch, which every commit of
  * staged rows in the database sets (shared_state.c), and runs again when
  * rows wait for its pipeline (a commit to another source only wakes it), but
  * not sooner than pipeline.continuous_min_interval after its last run
  * started, so that a stream of small commits makes fewer, larger runs; it
  * stops when the pipeline fails (its scheduler retries it after a backoff),
- * is paused, suspended, dropped or no longer continuous.  SIGTERM (server
+ * is paused, suspended, dropped or no longer continuous.
+ *
+ * Between two runs (after a run, or when woken with nothing to read) a
+ * worker first looks for a pipeline waiting for a worker (shared_state.c):
+ * one of its own database it takes over, in the same process, and runs
+ * next; for one of another database it stops, freeing its slot.  So the
+ * pipelines share pipeline.max_workers workers in turn.  SIGTERM (server
  * shutdown, DROP DATABASE) lets the batch in progress commit and stops the
  * run before the next one.
  *
@@ -116,7 +123,8 @@ request_stop(SIGNAL_ARGS)
 
 /*
  * release_worker_slot
- *		on_shmem_exit: frees the slot and wakes the scheduler.
+ *		on_shmem_exit: frees the slot and wakes its scheduler, and the
+ *		schedulers with pipelines waiting for a worker.
  */
 static void
 release_worker_slot(int code, Datum arg)
@@ -131,6 +139,7 @@ release_worker_slot(int code, Datum arg)
 		my_slot->latch = NULL;
 		if (my_slot->scheduler_latch)
 			SetLatch(my_slot->scheduler_latch);
+		pipeline_wake_waiting_schedulers();
 	}
 	LWLockRelease(pipeline_shared->lock);
 }
@@ -211,9 +220,10 @@ nothing_pending(const char *name)
  *		Whether the pipeline should run (again): it exists, is neither
  *		paused nor suspended, and (for another run) is still continuous.
  *		Sets *name to its current name, allocated in cxt, and, for another
- *		run, *idle when no staged row waits for it: a commit to another
- *		source woke the worker, and an empty run would only fill the run
- *		history.
+ *		run (or the first run of a continuous pipeline that is not a retry),
+ *		*idle when no staged row waits for it: a commit to another source
+ *		woke the worker, or the scheduler gave it a worker that was free,
+ *		and an empty run would only fill the run history.
  */
 static bool
 still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
@@ -242,7 +252,8 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 		{
 			*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
 			wanted = true;
-			*idle = again && nothing_pending(*name);
+			*idle = (again || (my_slot->continuous && !my_slot->retrying)) &&
+				nothing_pending(*name);
 		}
 		pipeline_restore_user(&ctx);
 	}
@@ -317,19 +328,35 @@ pipeline_run_worker_main(Datum arg)
 	{
 		TimestampTz run_started;
 		bool		idle;
+		bool		ran_ok = true;
 
 		MemoryContextReset(iteration);
 		ResetLatch(MyLatch);	/* commits from now on wake the next run */
 		run_started = GetCurrentTimestamp();
-		if (pipeline_stop_requested || !still_wanted(again, iteration, &name, &idle))
+		if (pipeline_stop_requested)
 			break;
-		MemoryContextSwitchTo(iteration);
-		if (!idle)
+		if (!still_wanted(again, iteration, &name, &idle))
+			my_slot->continuous = false;	/* gone, paused: no further run of it */
+		else
 		{
+			MemoryContextSwitchTo(iteration);
 			pgstat_report_appname(psprintf("pipeline worker: %s", name));
-			if (!run_once(name) || !my_slot->continuous)
+			if (!idle)
+				ran_ok = run_once(name);
+		}
+		/* between two runs: a pipeline waiting for a worker goes first */
+		switch (ran_ok ? pipeline_hand_over(my_slot) : HANDOFF_YIELD)
+		{
+			case HANDOFF_TAKEN:
+				again = false;
+				continue;
+			case HANDOFF_YIELD:
+				proc_exit(0);
+			case HANDOFF_NONE:
 				break;
 		}
+		if (!my_slot->continuous)
+			break;
 		again = true;
 		pause_between_runs(run_started);
 		CHECK_FOR_INTERRUPTS();

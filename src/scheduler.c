@@ -8,7 +8,18 @@
  * each one that is due and not running, starts a run worker (see
  * run_worker.c), up to pipeline.max_workers in the cluster.  A continuous
  * pipeline is always due: its worker stays and runs whenever rows are
- * committed to its source.  An interval schedule is due that long after its
+ * committed to its source, for as long as no other pipeline waits for a
+ * worker.  The workers are few and the pipelines many, so a pass places
+ * first the due pipelines with rows waiting, the one whose last run started
+ * longest ago first, and gives a continuous pipeline with nothing to read a
+ * worker only when one is left over.  Those that find no free worker are
+ * counted as waiting (pipeline.status says so) and listed in order for
+ * the workers: as many workers take them over (shared_state.c), after
+ * their run or at once when idle, in the same process for a pipeline of
+ * their database: every due pipeline is served in turn, whatever the ratio
+ * of pipelines to workers.  A continuous pipeline without a worker is
+ * probed only when a commit named its source (staged_sources.c), when its
+ * worker left it, and every SCHEDULER_FULL_PROBE_MS.  An interval schedule is due that long after its
  * last run started; cron text at its next time.  A due interval or cron
  * pipeline with no staged row waiting is not run: its schedule's tick is
  * counted in pipeline.schedule_state instead (empty_ticks), and its next
@@ -88,7 +99,28 @@ typedef struct ScheduledPipeline
 	TimestampTz last_failure_at;
 	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
 	TimestampTz next_run_at;	/* as stored, 0 if none */
+	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
+	Oid			source;			/* the relation it reads */
+	bool		has_worker;		/* a run worker of this scheduler runs it */
+	bool		had_worker;		/* ... at the previous pass */
+	bool		started;		/* this pass started its worker */
+	bool		waits;			/* this pass found no worker free for it */
 } ScheduledPipeline;
+
+/* The due pipelines of one pass that no worker runs yet. */
+typedef struct PassPlan
+{
+	List	   *work;			/* rows wait for them, or a retry is due */
+	List	   *standby;		/* continuous, with nothing to read yet */
+	PipelineStagedSources staged;	/* sources that got rows since the last pass */
+} PassPlan;
+
+/*
+ * How often a pass probes every continuous pipeline without a worker, not
+ * only those whose source got rows: the sources a commit names cover every
+ * case the code knows; this bounds the cost of one it does not.
+ */
+#define SCHEDULER_FULL_PROBE_MS 10000
 
 /* A run worker this scheduler started, until it is seen stopped. */
 typedef struct LaunchedWorker
@@ -100,6 +132,10 @@ typedef struct LaunchedWorker
 
 static List *launched = NIL;
 static PipelineDatabaseSlot *my_slot = NULL;
+/* The pipelines that had a run worker at the last pass, sorted. */
+static int64 *had_worker = NULL;
+static int	had_worker_count = 0;
+static TimestampTz last_full_probe = 0;
 
 /* whether this database's extension is of another version (logged once) */
 static bool version_differs = false;
@@ -158,6 +194,10 @@ release_database_slot(int code, Datum arg)
 	{
 		my_slot->scheduler_pid = 0;
 		my_slot->scheduler_latch = NULL;
+		/* nobody waits here any more: workers need not give theirs back */
+		my_slot->waiting = 0;
+		my_slot->unplaced_continuous = 0;
+		my_slot->handoffs = 0;
 	}
 	LWLockRelease(pipeline_shared->lock);
 	pipeline_wake_launcher();
@@ -205,25 +245,33 @@ extension_installed(void)
 /*
  * read_scheduled
  *		The pipelines with a schedule other than 'manual'.  The caller is
- *		in a transaction, connected to SPI.
+ *		in a transaction, connected to SPI.  Every pass reads them all, so
+ *		the statement is planned once (a kept plan is planned again when
+ *		the catalog changes) and each pipeline's last start is one probe of
+ *		the run_log (pipeline_id, started_at) index.
  */
 static List *
 read_scheduled(void)
 {
+	static SPIPlanPtr plan = NULL;
 	List	   *pipelines = NIL;
 	int			n;
 
-	n = pipeline_exec("SELECT d.id, d.name, d.owner::oid, d.schedule, "
-					  "d.paused OR d.suspended_at IS NOT NULL, "
-					  "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
-					  "greatest((SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), "
-					  "s.last_empty_tick_at), "
-					  "s.next_run_at "
-					  "FROM pipeline.pipeline_defs d "
-					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
-					  "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
-					  "WHERE d.schedule <> 'manual' ORDER BY d.id",
-					  0, NULL, NULL, NULL, true, 0);
+	if (plan == NULL)
+		plan = pipeline_prepare_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
+									 "d.paused OR d.suspended_at IS NOT NULL, "
+									 "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
+									 "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
+									 "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
+									 "s.next_run_at, s.waiting_since, d.source::oid "
+									 "FROM pipeline.pipeline_defs d "
+									 "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
+									 "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
+									 "WHERE d.schedule <> 'manual' ORDER BY d.id",
+									 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the scheduled pipelines");
+	n = (int) SPI_processed;
 	for (int i = 0; i < n; i++)
 	{
 		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
@@ -242,6 +290,9 @@ read_scheduled(void)
 		p->last_start = isnull ? 0 : DatumGetTimestampTz(d);
 		d = pipeline_result_datum(i, 8, &isnull);
 		p->next_run_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = pipeline_result_datum(i, 9, &isnull);
+		p->waiting_since = isnull ? 0 : DatumGetTimestampTz(d);
+		p->source = DatumGetObjectId(pipeline_result_datum(i, 10, &isnull));
 		pipelines = lappend(pipelines, p);
 	}
 	return pipelines;
@@ -277,25 +328,32 @@ due_at(const ScheduledPipeline *p, TimestampTz now)
 }
 
 /*
- * store_next_run
- *		Records when the pipeline runs next (NULL: not by a schedule), for
- *		pipeline.status, when it changed.
+ * store_schedule_state
+ *		Records when the pipeline runs next (NULL: not by a schedule) and
+ *		since when it waits for a worker (NULL: it does not), for
+ *		pipeline.status, when either changed.
  */
 static void
-store_next_run(const ScheduledPipeline *p, TimestampTz next)
+store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampTz waiting_since)
 {
-	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 
-	if (next == p->next_run_at || (next == DT_NOEND && p->next_run_at == 0))
+	if (next == DT_NOEND)
+		next = 0;
+	if (next == p->next_run_at && waiting_since == p->waiting_since)
 		return;
 	values[0] = Int64GetDatum(p->id);
 	values[1] = TimestampTzGetDatum(next);
-	nulls[1] = next == DT_NOEND ? 'n' : ' ';
-	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at) "
-				  "VALUES ($1, $2) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
-				  "updated_at = now()", 2, types, values, nulls, false, 0);
+	nulls[1] = next == 0 ? 'n' : ' ';
+	values[2] = TimestampTzGetDatum(waiting_since);
+	nulls[2] = waiting_since == 0 ? 'n' : ' ';
+	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, waiting_since) "
+				  "VALUES ($1, $2, $3) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
+				  "waiting_since = $3, updated_at = now()", 3, types, values, nulls, false, 0);
+	p->next_run_at = next;
+	p->waiting_since = waiting_since;
 }
 
 /*
@@ -329,6 +387,7 @@ record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next)
 				  "SET next_run_at = $3, empty_ticks = s.empty_ticks + 1, last_empty_tick_at = $2, "
 				  "updated_at = now()", 3, types, values, NULL, false, 0);
 	p->next_run_at = next;
+	p->last_start = now;		/* its next time counts from the tick */
 }
 
 /*
@@ -365,6 +424,7 @@ forget_stopped_workers(void)
  * start_worker
  *		Claims a run worker slot for the pipeline and starts the worker;
  *		false when every slot is taken (or no background worker is free).
+ *		True too when a worker took the pipeline over meanwhile.
  */
 static bool
 start_worker(const ScheduledPipeline *p)
@@ -376,6 +436,12 @@ start_worker(const ScheduledPipeline *p)
 	bool		registered;
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	/* a worker may have taken it over since this pass looked */
+	if (pipeline_worker_slot_of(MyDatabaseId, p->id) != NULL)
+	{
+		LWLockRelease(pipeline_shared->lock);
+		return true;
+	}
 	for (int i = 0; i < pipeline_max_workers && slot == NULL; i++)
 	{
 		if (!pipeline_shared->workers[i].in_use)
@@ -388,6 +454,7 @@ start_worker(const ScheduledPipeline *p)
 			slot->pipeline_id = p->id;
 			slot->owner = p->owner;
 			slot->continuous = p->schedule.kind == SCHEDULE_CONTINUOUS;
+			slot->retrying = p->failures > 0;
 			slot->launch_id = ++pipeline_shared->last_launch_id;	/* unique in the cluster */
 			slot->scheduler_latch = MyLatch;
 		}
@@ -418,27 +485,214 @@ start_worker(const ScheduledPipeline *p)
 
 /*
  * is_running
- *		Whether the pipeline runs: in a run worker of this database, or in
- *		any session holding its run lock (a client's CALL).  A worker
- *		started then would only find the run lock taken, exit, and be
- *		started again at once.
+ *		Whether the pipeline runs: in a run worker of this database (noted
+ *		in p->has_worker), or in any session holding its run lock (a
+ *		client's CALL).  A worker started then would only find the run lock
+ *		taken, exit, and be started again at once.
  */
 static bool
-is_running(int64 pipeline_id)
+is_running(ScheduledPipeline *p)
 {
-	bool		running;
-
 	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
-	running = pipeline_worker_slot_of(MyDatabaseId, pipeline_id) != NULL;
+	p->has_worker = pipeline_worker_slot_of(MyDatabaseId, p->id) != NULL;
 	LWLockRelease(pipeline_shared->lock);
-	return running || pipeline_run_lock_held(pipeline_id);
+	return p->has_worker || pipeline_run_lock_held(p->id);
+}
+
+/*
+ * compare_int64
+ *		qsort and bsearch comparator of int64s.
+ */
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * remember_workers
+ *		Keeps, until the next pass, which pipelines have a run worker now.
+ */
+static void
+remember_workers(List *pipelines)
+{
+	ListCell   *lc;
+
+	if (had_worker != NULL)
+		pfree(had_worker);
+	had_worker = MemoryContextAlloc(TopMemoryContext, Max(1, list_length(pipelines)) * sizeof(int64));
+	had_worker_count = 0;
+	foreach(lc, pipelines)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		if (p->has_worker || p->started)
+			had_worker[had_worker_count++] = p->id;
+	}
+	qsort(had_worker, had_worker_count, sizeof(int64), compare_int64);
+}
+
+/*
+ * may_have_rows
+ *		Whether a continuous pipeline without a worker must be probed: rows
+ *		were committed to its source since the last pass, or its worker
+ *		left it since (rows may have come while it had one).  The caller
+ *		knows it is not waiting already.
+ */
+static bool
+may_have_rows(ScheduledPipeline *p, const PipelineStagedSources *staged)
+{
+	p->had_worker = had_worker_count > 0 &&
+		bsearch(&p->id, had_worker, had_worker_count, sizeof(int64), compare_int64) != NULL;
+	return p->had_worker || pipeline_staged_into(staged, p->source);
+}
+
+/*
+ * plan_due_pipeline
+ *		Sorts a due pipeline that no one runs: an interval or cron tick with
+ *		nothing to read is counted and moved on; a continuous pipeline with
+ *		nothing to read stands by; every other one has work.  A pipeline
+ *		still waiting for a worker is not probed again.
+ */
+static void
+plan_due_pipeline(ScheduledPipeline *p, TimestampTz now, PassPlan *plan)
+{
+	/* found with rows by an earlier pass, and not run since: still has them */
+	bool		still_waiting = p->waiting_since != 0 && p->last_start < p->waiting_since;
+
+	if (quiet_tick(p))
+		record_empty_tick(p, now, pipeline_schedule_next(&p->schedule, now));
+	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
+			 !may_have_rows(p, &plan->staged))
+		plan->standby = lappend(plan->standby, p);
+	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
+			 pipeline_is_caught_up(p->id))
+		plan->standby = lappend(plan->standby, p);
+	else
+		plan->work = lappend(plan->work, p);
+}
+
+/*
+ * longest_unserved_first
+ *		list_sort comparator: the pipeline whose last run (or empty tick)
+ *		started earlier comes first; never run, first of all.
+ */
+static int
+longest_unserved_first(const ListCell *a, const ListCell *b)
+{
+	const ScheduledPipeline *pa = lfirst(a);
+	const ScheduledPipeline *pb = lfirst(b);
+
+	if (pa->last_start != pb->last_start)
+		return pa->last_start < pb->last_start ? -1 : 1;
+	return pa->id < pb->id ? -1 : (pa->id > pb->id ? 1 : 0);
+}
+
+/*
+ * place_pipelines
+ *		Starts workers for the pipelines in order until none is free; marks
+ *		those started, and those left waiting when 'waits' (pipelines with
+ *		work), and returns how many were left.
+ */
+static int
+place_pipelines(List *pipelines, bool waits)
+{
+	ListCell   *lc;
+	int			left = 0;
+
+	foreach(lc, pipelines)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		if (left == 0 && start_worker(p))
+			p->has_worker = p->started = true;
+		else
+		{
+			p->waits = waits;
+			left++;
+		}
+	}
+	return left;
+}
+
+/*
+ * next_due
+ *		When to look at the pipeline again after this pass: a continuous one
+ *		runs on commit, not at a time (unless a retry is due); another one
+ *		that was just started, at its schedule's next time.
+ */
+static TimestampTz
+next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now)
+{
+	if (p->schedule.kind == SCHEDULE_CONTINUOUS && (p->failures == 0 || p->started))
+		return DT_NOEND;
+	if (p->started)
+		return pipeline_schedule_next(&p->schedule, now);
+	return due;
+}
+
+/*
+ * publish_waiting
+ *		Lists for the workers the due pipelines of this database that wait
+ *		for one, in the order they should be served, and says whether a
+ *		commit of staged rows should wake this scheduler (a continuous
+ *		pipeline has no worker); asks the continuous workers to hand theirs
+ *		over when some wait.
+ */
+static void
+publish_waiting(List *work, int unplaced_continuous)
+{
+	ListCell   *lc;
+	int			waiting = 0;
+
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	my_slot->handoffs = 0;
+	foreach(lc, work)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		if (!p->waits)
+			continue;
+		if (my_slot->handoffs < PIPELINE_HANDOFF_QUEUE)
+		{
+			PipelineHandoff *h = &my_slot->handoff[my_slot->handoffs++];
+
+			h->pipeline_id = p->id;
+			h->owner = p->owner;
+			h->continuous = p->schedule.kind == SCHEDULE_CONTINUOUS;
+			h->retrying = p->failures > 0;
+		}
+		waiting++;
+	}
+	my_slot->waiting = waiting;
+	my_slot->unplaced_continuous = unplaced_continuous;
+	LWLockRelease(pipeline_shared->lock);
+	if (waiting > 0)
+		pipeline_ask_continuous_workers_to_yield();
+}
+
+/*
+ * withdraw_waiting
+ *		Empties this database's list of waiting pipelines before a pass
+ *		places them itself; the pass publishes it anew.
+ */
+static void
+withdraw_waiting(void)
+{
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	my_slot->handoffs = 0;
+	my_slot->waiting = 0;
+	LWLockRelease(pipeline_shared->lock);
 }
 
 /*
  * schedule_pass
- *		One pass: starts the due pipelines' workers, records the next runs;
- *		returns how long to sleep (ms).  False in *installed when the
- *		extension is gone.
+ *		One pass: starts the due pipelines' workers, records the next runs
+ *		and who waits for a worker; returns how long to sleep (ms).  False
+ *		in *installed when the extension is gone.
  */
 static long
 schedule_pass(bool *installed)
@@ -447,10 +701,19 @@ schedule_pass(bool *installed)
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, SCHEDULER_NAPTIME_MS);
 	List	   *pipelines;
 	ListCell   *lc;
-	bool		full = false;
+	PassPlan	plan = {NIL, NIL};
+	int			waiting;
+	int			unplaced_continuous = 0;
 	PipelineUserContext ctx;
 
 	forget_stopped_workers();
+	/* before this pass's snapshot: what it probes then includes these rows */
+	pipeline_take_staged_sources(my_slot, &plan.staged);
+	if (now - last_full_probe >= SCHEDULER_FULL_PROBE_MS * INT64CONST(1000))
+	{
+		plan.staged.all = true;
+		last_full_probe = now;
+	}
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -477,36 +740,59 @@ schedule_pass(bool *installed)
 	foreach(lc, pipelines)
 	{
 		ScheduledPipeline *p = lfirst(lc);
-		TimestampTz due = due_at(p, now);
 
-		if (due <= now && !is_running(p->id))
-		{
-			if (quiet_tick(p))
-			{
-				due = pipeline_schedule_next(&p->schedule, now);
-				record_empty_tick(p, now, due);
-			}
-			else if (!full && start_worker(p))
-				due = p->schedule.kind == SCHEDULE_CONTINUOUS ? DT_NOEND
-					: pipeline_schedule_next(&p->schedule, now);
-			else
-				full = true;
-		}
-		if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0)
-			due = DT_NOEND;		/* it runs on commit, not at a time */
-		store_next_run(p, due);
+		if (due_at(p, now) <= now && !is_running(p))
+			plan_due_pipeline(p, now, &plan);
+	}
+	list_sort(plan.work, longest_unserved_first);
+	withdraw_waiting();
+	waiting = place_pipelines(plan.work, true);
+	if (waiting == 0)
+		(void) place_pipelines(plan.standby, false);
+	foreach(lc, pipelines)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+		TimestampTz due = next_due(p, due_at(p, now), now);
+
+		store_schedule_state(p, due, p->waits ? (p->waiting_since ? p->waiting_since : now) : 0);
+		if (p->schedule.kind == SCHEDULE_CONTINUOUS && !p->stopped && !p->has_worker)
+			unplaced_continuous++;
 		if (due > now && due < wake)
 			wake = due;
 	}
+	/* before SPI_finish frees the pass's lists */
+	publish_waiting(plan.work, unplaced_continuous);
+	remember_workers(pipelines);
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	/* no free worker: look again soon (a worker of another database may exit) */
-	if (full)
+	if (waiting > 0)
 		wake = Min(wake, TimestampTzPlusMilliseconds(now, SCHEDULER_BUSY_NAPTIME_MS));
 	return Max(1, (long) ((wake - now) / 1000));
+}
+
+/*
+ * space_passes
+ *		Waits until pipeline.continuous_min_interval, and twice the time the
+ *		pass took, have passed since it started: while a continuous pipeline
+ *		has no worker, every commit of staged rows wakes the scheduler, and
+ *		a stream of them must make passes no more often than a continuous
+ *		pipeline makes runs, nor keep the scheduler busy more than a third
+ *		of the time (a pass probes every continuous pipeline without a
+ *		worker).
+ */
+static void
+space_passes(TimestampTz pass_started, long pass_ms)
+{
+	long		elapsed_ms = (long) ((GetCurrentTimestamp() - pass_started) / 1000);
+	long		spacing_ms = Max((long) pipeline_continuous_min_interval, 2 * pass_ms);
+
+	if (elapsed_ms < spacing_ms)
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 spacing_ms - elapsed_ms, PG_WAIT_EXTENSION);
 }
 
 /*
@@ -545,6 +831,8 @@ pipeline_scheduler_main(Datum arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		long		pass_ms;
+		TimestampTz pass_started = GetCurrentTimestamp();
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -554,12 +842,14 @@ pipeline_scheduler_main(Datum arg)
 		}
 		pgstat_report_activity(STATE_RUNNING, "scheduling pipelines");
 		sleep_ms = schedule_pass(&installed);
+		pass_ms = (long) ((GetCurrentTimestamp() - pass_started) / 1000);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (!installed)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		space_passes(pass_started, pass_ms);
 	}
 
 	/* no extension here: tell the launcher not to start one again soon */

@@ -15,7 +15,18 @@
  * such a transaction commits, the continuous run workers of its database
  * have their latches set: a continuous pipeline starts
  * its next run within a few milliseconds of the commit, not at its next
- * poll.
+ * poll.  So does the database's scheduler while some continuous pipeline
+ * there has no worker: it gives it one when rows wait for it.
+ *
+ * Sharing the workers: there are pipeline.max_workers of them for any
+ * number of pipelines.  A scheduler that finds due pipelines with rows
+ * waiting and no free worker says how many in its database's slot
+ * ('waiting'), lists the first of them in order ('handoff'), and wakes
+ * the continuous workers.  A worker between two runs -- after its run, or
+ * at once when it has nothing to do -- takes over the first pipeline listed
+ * in its database, without a new process; a worker of another database
+ * stops instead, and its exit wakes the schedulers with pipelines waiting.
+ * As many workers move as pipelines wait.
  *
  *-------------------------------------------------------------------------
  */
@@ -173,6 +184,36 @@ pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
 }
 
 /*
+ * wake_continuous_pipelines
+ *		Rows were staged in this database: sets the latches of its
+ *		continuous workers, tells its scheduler into which sources, and
+ *		wakes it when a continuous pipeline there has no worker.
+ */
+static void
+wake_continuous_pipelines(void)
+{
+	PipelineDatabaseSlot *db;
+
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pipeline_max_workers; i++)
+	{
+		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
+
+		if (slot->in_use && slot->continuous && slot->dboid == MyDatabaseId &&
+			slot->latch != NULL)
+			SetLatch(slot->latch);
+	}
+	db = pipeline_database_slot(MyDatabaseId, false);
+	if (db != NULL)
+	{
+		pipeline_publish_staged_sources(&db->staged);
+		if (db->unplaced_continuous > 0 && db->scheduler_latch != NULL)
+			SetLatch(db->scheduler_latch);
+	}
+	LWLockRelease(pipeline_shared->lock);
+}
+
+/*
  * wake_on_commit
  *		Transaction callback: after a commit that staged rows, sets the
  *		latches of this database's continuous run workers (the scheduler
@@ -188,30 +229,22 @@ wake_on_commit(XactEvent event, void *arg)
 		event != XACT_EVENT_PREPARE)
 		return;
 	if (event == XACT_EVENT_COMMIT && staged_rows_in_xact && pipeline_shared != NULL)
-	{
-		LWLockAcquire(pipeline_shared->lock, LW_SHARED);
-		for (int i = 0; i < pipeline_max_workers; i++)
-		{
-			PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
-
-			if (slot->in_use && slot->continuous && slot->dboid == MyDatabaseId &&
-				slot->latch != NULL)
-				SetLatch(slot->latch);
-		}
-		LWLockRelease(pipeline_shared->lock);
-	}
+		wake_continuous_pipelines();
 	if (event == XACT_EVENT_COMMIT && created_extension_in_xact)
 		pipeline_wake_launcher();
 	if (event == XACT_EVENT_COMMIT && schedules_changed_in_xact && pipeline_shared != NULL)
 	{
 		PipelineDatabaseSlot *db;
 
-		LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+		LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 		db = pipeline_database_slot(MyDatabaseId, false);
+		if (db != NULL)
+			db->staged.all = true;	/* a pipeline is new, resumed, or reads anew */
 		if (db != NULL && db->scheduler_latch != NULL)
 			SetLatch(db->scheduler_latch);
 		LWLockRelease(pipeline_shared->lock);
 	}
+	pipeline_forget_staged_sources();
 	staged_rows_in_xact = false;
 	created_extension_in_xact = false;
 	schedules_changed_in_xact = false;
@@ -239,7 +272,10 @@ register_wake_callback(void)
 void
 pipeline_note_staged_rows(void)
 {
-	if (staged_rows_in_xact || pipeline_shared == NULL)
+	if (pipeline_shared == NULL)
+		return;
+	pipeline_note_staged_row();
+	if (staged_rows_in_xact)
 		return;
 	register_wake_callback();
 	staged_rows_in_xact = true;
@@ -371,4 +407,107 @@ pipeline_start_worker(const char *function, const char *type, const char *name, 
 	registered = RegisterDynamicBackgroundWorker(&worker, handle);
 	MemoryContextSwitchTo(old);
 	return registered;
+}
+
+/*
+ * take_handoff
+ *		Moves the slot to the first pipeline its database's scheduler lists
+ *		as waiting that no worker runs yet; false when there is none.  The
+ *		caller holds the lock exclusively.
+ */
+static bool
+take_handoff(PipelineWorkerSlot *slot, PipelineDatabaseSlot *db)
+{
+	while (db->handoffs > 0)
+	{
+		PipelineHandoff next = db->handoff[0];
+
+		db->handoffs--;
+		memmove(&db->handoff[0], &db->handoff[1], db->handoffs * sizeof(PipelineHandoff));
+		if (pipeline_worker_slot_of(db->dboid, next.pipeline_id) != NULL)
+			continue;			/* the scheduler started one meanwhile */
+		db->waiting = Max(db->waiting - 1, 0);
+		slot->pipeline_id = next.pipeline_id;
+		slot->owner = next.owner;
+		slot->continuous = next.continuous;
+		slot->retrying = next.retrying;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * pipeline_hand_over
+ *		A run worker is between runs: when a pipeline of its own database
+ *		waits for a worker, the worker takes it over (HANDOFF_TAKEN: the
+ *		slot now names it, and the scheduler is woken to place the pipeline
+ *		left behind when it has rows); when only one of another database
+ *		waits, the worker should stop and free its slot (HANDOFF_YIELD);
+ *		else HANDOFF_NONE.  A waiting pipeline is counted as served, so
+ *		that no more workers move than pipelines wait.
+ */
+PipelineHandoffResult
+pipeline_hand_over(PipelineWorkerSlot *slot)
+{
+	PipelineHandoffResult result = HANDOFF_NONE;
+	PipelineDatabaseSlot *own;
+
+	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
+	own = pipeline_database_slot(slot->dboid, false);
+	if (own != NULL && take_handoff(slot, own))
+	{
+		result = HANDOFF_TAKEN;
+		if (own->scheduler_latch != NULL)
+			SetLatch(own->scheduler_latch);
+	}
+	for (int i = 0; i < pipeline_max_databases && result == HANDOFF_NONE; i++)
+	{
+		PipelineDatabaseSlot *db = &pipeline_shared->databases[i];
+
+		if (db->dboid != InvalidOid && db->dboid != slot->dboid && db->waiting > 0)
+		{
+			db->waiting--;
+			result = HANDOFF_YIELD;
+		}
+	}
+	LWLockRelease(pipeline_shared->lock);
+	return result;
+}
+
+/*
+ * pipeline_wake_waiting_schedulers
+ *		A worker was given back: wakes the schedulers that have pipelines
+ *		waiting for one, in every database (the workers are shared by the
+ *		cluster).  The caller holds pipeline_shared->lock.
+ */
+void
+pipeline_wake_waiting_schedulers(void)
+{
+	for (int i = 0; i < pipeline_max_databases; i++)
+	{
+		PipelineDatabaseSlot *db = &pipeline_shared->databases[i];
+
+		if (db->dboid != InvalidOid && db->waiting > 0 && db->scheduler_latch != NULL)
+			SetLatch(db->scheduler_latch);
+	}
+}
+
+/*
+ * pipeline_ask_continuous_workers_to_yield
+ *		Pipelines wait for a worker: wakes every continuous worker, so that
+ *		an idle one gives its worker back now rather than at its next
+ *		naptime.  A busy one does after its run.
+ */
+void
+pipeline_ask_continuous_workers_to_yield(void)
+{
+	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
+	for (int i = 0; i < pipeline_max_workers; i++)
+	{
+		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
+
+		if (slot->in_use && slot->continuous && slot->latch != NULL)
+			SetLatch(slot->latch);
+	}
+	LWLockRelease(pipeline_shared->lock);
 }

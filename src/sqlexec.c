@@ -10,12 +10,14 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/array.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -34,6 +36,95 @@ pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
 	int			ret;
 
 	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, limit);
+	if (ret < 0)
+		elog(ERROR, "SPI failed (%s) running: %s", SPI_result_code_string(ret), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * The plans of pipeline_exec_kept, by statement text, for the life of the
+ * backend: a handful of catalog statements every run executes.
+ */
+typedef struct KeptStatement
+{
+	const char *sql;			/* key: the text, copied into TopMemoryContext */
+	SPIPlanPtr	plan;
+} KeptStatement;
+
+static HTAB *kept_statements = NULL;
+
+/*
+ * kept_hash, kept_match, kept_copy
+ *		Hash, compare and copy the statement texts keying kept_statements.
+ */
+static uint32
+kept_hash(const void *key, Size keysize)
+{
+	const char *sql = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) sql, (int) strlen(sql));
+}
+
+static int
+kept_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static void *
+kept_copy(void *dest, const void *src, Size keysize)
+{
+	*(const char **) dest = MemoryContextStrdup(TopMemoryContext, *(const char *const *) src);
+	return dest;
+}
+
+/*
+ * pipeline_exec_kept
+ *		As pipeline_exec, for a statement of fixed text that every run or
+ *		batch executes, looking rows up by key: it is parsed and planned
+ *		once per backend, with a generic plan, and the plan kept.
+ *		PostgreSQL's plan cache checks the plan before each use and plans
+ *		it again when a relation, function or type it uses changed, or
+ *		when the search_path or (under row-level security) the role
+ *		differs from those it was planned with.
+ */
+int
+pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
+				   const char *nulls, bool read_only, long limit)
+{
+	KeptStatement *entry;
+	bool		found;
+	int			ret;
+
+	if (kept_statements == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(KeptStatement);
+		ctl.hash = kept_hash;
+		ctl.match = kept_match;
+		ctl.keycopy = kept_copy;
+		ctl.hcxt = TopMemoryContext;
+		kept_statements = hash_create("pipeline kept statements", 64, &ctl,
+									  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+									  HASH_KEYCOPY | HASH_CONTEXT);
+	}
+	entry = hash_search(kept_statements, &sql, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		/* keyed lookups: one generic plan serves every call */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed (%s) for: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		entry = hash_search(kept_statements, &sql, HASH_ENTER, &found);
+		entry->plan = plan;
+	}
+	ret = SPI_execute_plan(entry->plan, values, nulls, read_only, limit);
 	if (ret < 0)
 		elog(ERROR, "SPI failed (%s) running: %s", SPI_result_code_string(ret), sql);
 	return (int) SPI_processed;
@@ -249,6 +340,24 @@ pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values, co
 
 	pipeline_become_internal(&ctx);
 	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * pipeline_exec_internal_kept
+ *		As pipeline_exec_internal, for a statement of fixed text that every
+ *		run or batch executes (pipeline_exec_kept).
+ */
+int
+pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, Datum *values,
+							const char *nulls)
+{
+	PipelineUserContext ctx;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec_kept(sql, nargs, types, values, nulls, false, 0);
 	pipeline_restore_user(&ctx);
 	return n;
 }

@@ -67,6 +67,7 @@
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
+#include "cursor_rule.h"
 
 PG_FUNCTION_INFO_V1(pipeline_guard_staging);
 PG_FUNCTION_INFO_V1(pipeline_staging_ddl_start);
@@ -145,6 +146,7 @@ held_rows(Oid source, Oid rel)
 	Oid			types[4] = {PG_SNAPSHOTOID, XID8OID, INT8OID, REGCLASSOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
+	CursorSql	cursor = {"$1", "$2", "$3"};
 	Oid			userid = GetUserId();
 	Datum		value = ObjectIdGetDatum(source);
 	const char *rows = psprintf("SELECT 1 FROM %s s WHERE %s", pipeline_qualified_name(source),
@@ -178,9 +180,7 @@ held_rows(Oid source, Oid rel)
 			values[k] = SPI_getbinval(cursors->vals[i], cursors->tupdesc, k + 2, &isnull);
 			nulls[k] = isnull ? 'n' : ' ';
 		}
-		if (pipeline_exec(psprintf("%s AND s._xid >= pg_snapshot_xmin($1) "
-								   "AND NOT pg_visible_in_snapshot(s._xid, $1) "
-								   "AND NOT (s._xid IS NOT DISTINCT FROM $2 AND s._seq <= $3)", rows),
+		if (pipeline_exec(psprintf("%s AND %s", rows, pipeline_rule_pending("s", &cursor)),
 						  4, types, values, nulls, true, 1) > 0)
 			why = psprintf("%s has not consumed all of its rows yet.",
 						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));

@@ -113,6 +113,10 @@ CREATE TABLE pipeline.run_log (
 );
 CREATE INDEX ON pipeline.run_log (pipeline_id, run_id);
 CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
+/* the scheduler reads every scheduled pipeline's last start at each pass */
+CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
+/* every run looks for the runs of its pipeline left running: not through its history */
+CREATE INDEX ON pipeline.run_log (pipeline_id) WHERE status = 'running';
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
 COMMENT ON COLUMN pipeline.run_log.cursor_before IS
@@ -175,7 +179,8 @@ CREATE TABLE pipeline.schedule_state (
     next_run_at         timestamptz,
     updated_at          timestamptz NOT NULL DEFAULT now(),
     empty_ticks         bigint NOT NULL DEFAULT 0,
-    last_empty_tick_at  timestamptz
+    last_empty_tick_at  timestamptz,
+    waiting_since       timestamptz
 );
 COMMENT ON TABLE pipeline.schedule_state IS
     'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time), and its schedule''s empty ticks';
@@ -183,6 +188,8 @@ COMMENT ON COLUMN pipeline.schedule_state.empty_ticks IS
     'times an interval or cron schedule came due while no staged row waited: the scheduler ran nothing and recorded no run';
 COMMENT ON COLUMN pipeline.schedule_state.last_empty_tick_at IS
     'the last of those times; the schedule''s next time counts from it as from a run''s start';
+COMMENT ON COLUMN pipeline.schedule_state.waiting_since IS
+    'since when the pipeline is due, with rows to read, and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
 
 /* Rows that could not be merged, with the reason. */
 CREATE TABLE pipeline.quarantine_log (

@@ -28,11 +28,24 @@ CREATE FUNCTION pipeline.is_running(pipeline_id bigint) RETURNS boolean
 COMMENT ON FUNCTION pipeline.is_running(bigint) IS
     'true while a session runs the pipeline (it holds the pipeline''s run lock)';
 
+/*
+ * pipeline.status reads pg_locks once for every pipeline (is_running would
+ * read it once per pipeline, and the lock table grows as backlog() opens
+ * each source); the history is read by index per pipeline, a running run's
+ * row only for a pipeline that runs.
+ */
 CREATE VIEW pipeline.status WITH (security_invoker = true) AS
+WITH running AS MATERIALIZED (
+    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS pipeline_id
+      FROM pg_locks k
+     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 20553
+       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
 SELECT d.name AS pipeline,
        CASE WHEN d.paused THEN 'paused'
             WHEN d.suspended_at IS NOT NULL THEN 'suspended'
-            WHEN pipeline.is_running(d.id) THEN 'running'
+            WHEN rn.pipeline_id IS NOT NULL THEN 'running'
+            WHEN ss.waiting_since IS NOT NULL THEN 'waiting for a worker'
             WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
             WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
             ELSE 'idle' END AS state,
@@ -53,13 +66,15 @@ SELECT d.name AS pipeline,
        CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN ss.last_empty_tick_at END AS last_empty_tick_at,
        d.suspended_at, d.id
   FROM pipeline.pipeline_defs d
+  LEFT JOIN running rn ON rn.pipeline_id = d.id
   LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
   LEFT JOIN pipeline.schedule_state ss ON ss.pipeline_id = d.id AND d.schedule <> 'manual'
   LEFT JOIN LATERAL pipeline.backlog(d.name, quiet => true) b ON true
   LEFT JOIN LATERAL (SELECT r.* FROM pipeline.runs r
-                      WHERE r.run_id = (SELECT max(l.run_id) FROM pipeline.run_log l
-                                         WHERE l.pipeline_id = d.id AND l.status = 'running')
-                        AND pipeline.is_running(d.id)) cur ON true
+                      WHERE rn.pipeline_id IS NOT NULL
+                        AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
+                                         WHERE l.pipeline_id = d.id AND l.status = 'running'
+                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
   LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
                       WHERE l.pipeline_id = d.id AND l.status <> 'running'
                       ORDER BY l.run_id DESC LIMIT 1) last ON true
@@ -73,7 +88,7 @@ SELECT d.name AS pipeline,
                               WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
                               ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
 COMMENT ON VIEW pipeline.status IS
-    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
+    'one row per pipeline: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
 
 /*
  * Prometheus text exposition format (version 0.0.4).  Label values are
@@ -103,16 +118,21 @@ WITH p AS (
            d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
            t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
            t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
-           t.last_success_at,
-           (SELECT count(*) FROM pipeline.quarantine_log q
-             WHERE q.pipeline_id = s.id AND q.requeued_at IS NULL) AS quarantined
+           t.last_success_at, coalesce(q.n, 0) AS quarantined,
+           /* its labels, escaped once: '{database="...",pipeline="..."' */
+           left(pipeline.prometheus_labels('database', current_database(), 'pipeline', s.pipeline),
+                -1) AS lb
       FROM pipeline.status s
       JOIN pipeline.pipeline_defs d ON d.id = s.id
       LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
+      LEFT JOIN (SELECT q.pipeline_id, count(*) AS n FROM pipeline.quarantine_log q
+                  WHERE q.requeued_at IS NULL GROUP BY q.pipeline_id) q ON q.pipeline_id = s.id
 ),
 f AS (
-    SELECT c.id, c.relation::text AS relation, coalesce(c.column_name, '') AS column_name,
-           c.state, c.lag, c.attainment_7d
+    SELECT c.id, c.state, c.lag, c.attainment_7d,
+           left(pipeline.prometheus_labels('database', current_database(), 'check_id', c.id::text,
+                                           'relation', c.relation::text,
+                                           'column', coalesce(c.column_name, '')), -1) AS lb
       FROM pipeline.freshness c
 ),
 families (ord, name, type, help) AS (VALUES
@@ -139,24 +159,25 @@ samples (ord, grp, k, sample, labels, value) AS (
       FROM p
     UNION ALL
     SELECT 2, p.pipeline, st.i, 'pipeline_state',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'state', st.s),
+           p.lb || ',state="' || st.s || '"}',
            (p.state = st.s)::int::text
-      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended']) WITH ORDINALITY st(s, i)
+      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                            'waiting for a worker']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'status', r.s),
+           p.lb || ',status="' || r.s || '"}',
            r.n::text
       FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
                               (2, 'failed', coalesce(p.runs_failed, 0)),
                               (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
     UNION ALL
     SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.rows_read, 0)::text
       FROM p
     UNION ALL
     SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'outcome', r.s),
+           p.lb || ',outcome="' || r.s || '"}',
            r.n::text
       FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
                               (2, 'updated', coalesce(p.rows_updated, 0)),
@@ -167,7 +188,7 @@ samples (ord, grp, k, sample, labels, value) AS (
                               (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n)
     UNION ALL
     SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'le', h.le),
+           p.lb || ',le="' || h.le || '"}',
            h.n::text
       FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
                          FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
@@ -176,55 +197,52 @@ samples (ord, grp, k, sample, labels, value) AS (
                               coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
     UNION ALL
     SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.duration_seconds_sum, 0)::text
       FROM p
     UNION ALL
     SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
       FROM p
     UNION ALL
     SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.consecutive_failures::text
       FROM p
     UNION ALL
     SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.pending_rows::text
       FROM p
     UNION ALL
     SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            extract(epoch FROM p.lag)::float8::text
       FROM p WHERE p.lag IS NOT NULL
     UNION ALL
     SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            p.quarantined::text
       FROM p
     UNION ALL
     SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
+           p.lb || '}',
            extract(epoch FROM p.last_success_at)::float8::text
       FROM p WHERE p.last_success_at IS NOT NULL
     UNION ALL
     SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name, 'state', st.s),
+           f.lb || ',state="' || st.s || '"}',
            (f.state = st.s)::int::text
       FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name),
+           f.lb || '}',
            extract(epoch FROM f.lag)::float8::text
       FROM f WHERE f.lag IS NOT NULL
     UNION ALL
     SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
-           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
-                                      'relation', f.relation, 'column', f.column_name),
+           f.lb || '}',
            f.attainment_7d::float8::text
       FROM f WHERE f.attainment_7d IS NOT NULL
 )

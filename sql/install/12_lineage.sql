@@ -86,8 +86,8 @@ views (source, target) AS (
       JOIN pg_rewrite rw ON rw.oid = dep.objid
      WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
        AND dep.refobjid <> rw.ev_class
-       AND dep.refobjid IN (SELECT e.source FROM pipeline.lineage_edges e
-                            UNION SELECT e.target FROM pipeline.lineage_edges e)
+       AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
+            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid))
     UNION
     SELECT dep.refobjid, rw.ev_class
       FROM views v
@@ -126,35 +126,42 @@ COMMENT ON FUNCTION pipeline.relation_kind(regclass) IS
     'internal: table, partitioned table, view, materialized view or foreign table';
 
 /*
- * Impact analysis over the table edges.  The walk keeps (depth, relation)
- * pairs only, so that a DAG's many paths collapse; each relation is
- * reported at its shortest distance.  'down' walks from sources to
- * targets, otherwise back.
+ * Impact analysis over the table edges.  The walk keeps (depth, relation,
+ * via) triples only, so that a DAG's many paths collapse; each relation is
+ * reported at its shortest distance, with what leads to it from the
+ * relations one step nearer.  'down' walks from sources to targets,
+ * otherwise back.  Each step reads only the edges of the relations just
+ * reached (by index, through the lineage filter), never the whole view.
  */
-CREATE FUNCTION pipeline.lineage_walk(relation regclass, depth integer, down boolean)
+CREATE FUNCTION pipeline.lineage_walk(start regclass, max_depth integer, down boolean)
     RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      WITH RECURSIVE e AS MATERIALIZED (
-          SELECT DISTINCT CASE WHEN $3 THEN l.source ELSE l.target END AS here,
-                          CASE WHEN $3 THEN l.target ELSE l.source END AS next,
-                          coalesce(l.pipeline, l.origin) AS via
-            FROM pipeline.lineage l WHERE l.level = 'table'),
-      walk (depth, relation) AS (
-          SELECT 0, $1
+    BEGIN
+      /* PL/pgSQL keeps the plan: a SQL function would plan the lineage view at every call */
+      RETURN QUERY
+      WITH RECURSIVE walk (depth, relation, via) AS (
+          SELECT 0, start, NULL::text
           UNION
-          SELECT w.depth + 1, e.next FROM walk w JOIN e ON e.here = w.relation
-           WHERE w.depth < coalesce($2, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
-      via AS (SELECT e.next AS relation, f.depth + 1 AS depth,
-                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
-                FROM e JOIN nearest f ON f.relation = e.here
-               GROUP BY e.next, f.depth + 1)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
-        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
+          SELECT w.depth + 1, e.next, e.via
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.origin) AS via
+                                 FROM pipeline.lineage l
+                                WHERE down AND l.level = 'table' AND l.source = w.relation
+                               UNION ALL
+                               SELECT l.source, coalesce(l.pipeline, l.origin)
+                                 FROM pipeline.lineage l
+                                WHERE NOT down AND l.level = 'table' AND l.target = w.relation) e
+           WHERE w.depth < coalesce(max_depth, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
+             array_agg(DISTINCT w.via ORDER BY w.via)
+        FROM nearest n JOIN walk w ON w.relation = n.relation AND w.depth = n.depth
        WHERE n.depth > 0
-       ORDER BY n.depth, n.relation::text
+       GROUP BY n.relation, n.depth
+       ORDER BY n.depth, n.relation::text;
+    END
     $$;
 COMMENT ON FUNCTION pipeline.lineage_walk(regclass, integer, boolean) IS
     'internal: the walk of downstream (down) and upstream';
@@ -195,23 +202,31 @@ CREATE FUNCTION pipeline.column_lineage(relation regclass, column_name text)
                       DETAIL = 'column_lineage follows the lineage of one column of a relation.',
                       HINT = 'Name a column as it is spelled in the catalog, without SQL quoting.';
       END IF;
+      /*
+       * each step reads only the edges into one column, by index through
+       * the lineage filter (OFFSET 0 keeps the planner from joining the
+       * whole view instead)
+       */
       RETURN QUERY
-      WITH RECURSIVE e AS MATERIALIZED (
-          SELECT * FROM pipeline.lineage l WHERE l.level = 'column'),
-      walk (depth, relation, column_name) AS (
+      WITH RECURSIVE walk (depth, relation, column_name) AS (
           SELECT 0, $1, $2
           UNION
           SELECT w.depth + 1, e.source, e.source_column
-            FROM walk w JOIN e ON e.target = w.relation
-                              AND (e.target_column = w.column_name OR e.target_column IS NULL)
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.source, l.source_column FROM pipeline.lineage l
+                                WHERE l.level = 'column' AND l.target = w.relation
+                                  AND (l.target_column = w.column_name OR l.target_column IS NULL)
+                               OFFSET 0) e
            WHERE w.depth < 1000),
       nearest AS (SELECT w.relation, w.column_name, min(w.depth) AS depth
                     FROM walk w GROUP BY w.relation, w.column_name)
       SELECT min(n.depth)::integer + 1, e.source, e.source_column, e.target, e.target_column, e.pipeline,
              e.lineage_type, e.subtype, e.origin, e.transformation
         FROM nearest n
-        JOIN e ON e.target = n.relation
-              AND (e.target_column = n.column_name OR e.target_column IS NULL)
+       CROSS JOIN LATERAL (SELECT * FROM pipeline.lineage l
+                            WHERE l.level = 'column' AND l.target = n.relation
+                              AND (l.target_column = n.column_name OR l.target_column IS NULL)
+                           OFFSET 0) e
        GROUP BY e.source, e.source_column, e.target, e.target_column, e.pipeline,
                 e.lineage_type, e.subtype, e.origin, e.transformation
        ORDER BY 1, e.target::text, e.target_column NULLS LAST, e.source::text, e.source_column,

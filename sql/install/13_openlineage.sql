@@ -16,13 +16,16 @@ COMMENT ON FUNCTION pipeline.openlineage_namespace() IS
     'the OpenLineage namespace of this server''s datasets and jobs: pipeline.openlineage_namespace, or postgres://localhost:<port>';
 
 CREATE FUNCTION pipeline.openlineage_facet(schema_url text, body jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
-                                             || (SELECT e.extversion FROM pg_extension e
-                                                  WHERE e.extname = 'pipeline'),
-                                '_schemaURL', schema_url) || body
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
+                                               || (SELECT e.extversion FROM pg_extension e
+                                                    WHERE e.extname = 'pipeline'),
+                                  '_schemaURL', schema_url) || body);
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_facet(text, jsonb) IS
     'internal: an OpenLineage facet: the body with _producer and _schemaURL';
@@ -36,59 +39,65 @@ COMMENT ON FUNCTION pipeline.openlineage_time(timestamptz) IS
 
 /* A dataset as the specification names PostgreSQL's, with its schema facet. */
 CREATE FUNCTION pipeline.openlineage_dataset(relation regclass) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT jsonb_build_object(
-               'namespace', pipeline.openlineage_namespace(),
-               'name', current_database() || '.' || n.nspname || '.' || c.relname,
-               'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
-                   'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
-                   jsonb_build_object('fields', coalesce(
-                       (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
-                                                            'type', format_type(f.atttypid, f.atttypmod),
-                                                            'ordinal_position', f.position)
-                                         ORDER BY f.position)
-                          FROM (SELECT a.attname, a.atttypid, a.atttypmod,
-                                       row_number() OVER (ORDER BY a.attnum) AS position
-                                  FROM pg_attribute a
-                                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                                   AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.oid = relation
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object(
+                 'namespace', pipeline.openlineage_namespace(),
+                 'name', current_database() || '.' || n.nspname || '.' || c.relname,
+                 'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
+                     'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
+                     jsonb_build_object('fields', coalesce(
+                         (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
+                                                              'type', format_type(f.atttypid, f.atttypmod),
+                                                              'ordinal_position', f.position)
+                                           ORDER BY f.position)
+                            FROM (SELECT a.attname, a.atttypid, a.atttypmod,
+                                         row_number() OVER (ORDER BY a.attnum) AS position
+                                    FROM pg_attribute a
+                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                     AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = relation);
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_dataset(regclass) IS
     'internal: an OpenLineage dataset (namespace postgres://host:port, name database.schema.table) with its schema facet';
 
 /* The columnLineage facet of a pipeline's target, from its stored edges. */
 CREATE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigint) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      WITH f AS (
-          SELECT e.target_column, e.source, e.source_column,
-                 jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
-                                              'description', e.origin || ': ' || e.transformation)
-                           ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
-            FROM pipeline.lineage_edges e
-           WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
-             AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
-           GROUP BY e.target_column, e.source, e.source_column),
-      i AS (
-          SELECT f.target_column,
-                 jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
-                                              'field', f.source_column,
-                                              'transformations', f.transformations)
-                           ORDER BY d.ds->>'name', f.source_column) AS input_fields
-            FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
-           GROUP BY f.target_column)
-      SELECT pipeline.openlineage_facet(
-               'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
-               jsonb_build_object(
-                 'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
-                                                             jsonb_build_object('inputFields', i.input_fields))
-                                       FROM i WHERE i.target_column IS NOT NULL), '{}'),
-                 'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]')))
+    BEGIN
+      RETURN (
+        WITH f AS (
+            SELECT e.target_column, e.source, e.source_column,
+                   jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
+                                                'description', e.origin || ': ' || e.transformation)
+                             ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
+              FROM pipeline.lineage_edges e
+             WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
+               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+             GROUP BY e.target_column, e.source, e.source_column),
+        i AS (
+            SELECT f.target_column,
+                   jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
+                                                'field', f.source_column,
+                                                'transformations', f.transformations)
+                             ORDER BY d.ds->>'name', f.source_column) AS input_fields
+              FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+             GROUP BY f.target_column)
+        SELECT pipeline.openlineage_facet(
+                 'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
+                 jsonb_build_object(
+                   'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
+                                                               jsonb_build_object('inputFields', i.input_fields))
+                                         FROM i WHERE i.target_column IS NOT NULL), '{}'),
+                   'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]'))));
+    END
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_column_lineage(bigint) IS
     'internal: the OpenLineage columnLineage facet of a pipeline''s target (fields per column; dataset: the filter, delete_when and sequence_by)';
@@ -220,79 +229,48 @@ COMMENT ON FUNCTION pipeline.openlineage_event(bigint, text) IS
 /*
  * The outbox: every run's events, in the order they happened, for a
  * shipper outside the database to read and acknowledge.  A trigger on the
- * run log fills it; a failure to build an event is a warning, never a
- * failed run.
+ * run log records, in the run's own transaction, only the facts of each
+ * event (which run, which event, when); the event's JSON is built from the
+ * run log and the catalog when the outbox is read, so that a run does not
+ * pay for it.
  */
-CREATE TABLE pipeline.openlineage_outbox (
+CREATE TABLE pipeline.openlineage_run_events (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    pipeline_id     bigint NOT NULL
-                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
-    run_id          bigint NOT NULL,
+    pipeline_id     bigint NOT NULL,    -- the run's: dropping a pipeline drops its runs
+    run_id          bigint NOT NULL
+                    REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
     event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
-    event           jsonb NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     acknowledged_at timestamptz,
     UNIQUE (run_id, event_type)
 );
-CREATE INDEX ON pipeline.openlineage_outbox (id) WHERE acknowledged_at IS NULL;
-CREATE INDEX ON pipeline.openlineage_outbox (created_at);
-COMMENT ON TABLE pipeline.openlineage_outbox IS
-    'OpenLineage events of every run, in order, until pipeline.openlineage_retention; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox', '');
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox_id_seq', '');
-ALTER TABLE pipeline.openlineage_outbox ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON pipeline.openlineage_outbox
+CREATE INDEX ON pipeline.openlineage_run_events (id) WHERE acknowledged_at IS NULL;
+CREATE INDEX ON pipeline.openlineage_run_events (created_at);
+COMMENT ON TABLE pipeline.openlineage_run_events IS
+    'the OpenLineage events of every run, in order, as facts (run and event type), until pipeline.openlineage_retention; pipeline.openlineage_outbox adds each event''s JSON';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events_id_seq', '');
+ALTER TABLE pipeline.openlineage_run_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.openlineage_run_events
     USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.openlineage_run_events TO PUBLIC;
+GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_run_events TO PUBLIC;
+
+CREATE VIEW pipeline.openlineage_outbox WITH (security_invoker = true) AS
+    SELECT e.id, e.pipeline_id, e.run_id, e.event_type,
+           pipeline.openlineage_event(e.run_id, e.event_type) AS event,
+           e.created_at, e.acknowledged_at
+      FROM pipeline.openlineage_run_events e;
+COMMENT ON VIEW pipeline.openlineage_outbox IS
+    'OpenLineage events of every run, in order, until pipeline.openlineage_retention, each built when read; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
 GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
 GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
 
 CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    DECLARE
-      kind text := CASE NEW.status WHEN 'running' THEN 'START' WHEN 'succeeded' THEN 'COMPLETE'
-                                   WHEN 'failed' THEN 'FAIL' WHEN 'cancelled' THEN 'ABORT' END;
-      retention integer := coalesce((SELECT g.setting::integer FROM pg_settings g
-                                      WHERE g.name = 'pipeline.openlineage_retention'), 604800);
-    BEGIN
-      /* a definer function: only its own triggers on the run log may fire it */
-      IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
-         OR TG_NAME NOT IN ('openlineage_on_run_start', 'openlineage_on_run_end') THEN
-          RAISE EXCEPTION 'pipeline.openlineage_on_run fires only on pipeline.run_log'
-                USING ERRCODE = 'trigger_protocol_violated',
-                      DETAIL = format('It was fired by trigger %s on %s; it records the OpenLineage events of runs, with the extension''s rights.',
-                                      quote_ident(TG_NAME), TG_RELID::regclass),
-                      HINT = 'Drop that trigger; the outbox fills itself as pipelines run.';
-      END IF;
-      IF NOT coalesce(current_setting('pipeline.openlineage_outbox', true), 'on')::boolean
-         OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
-          RETURN NULL;          -- a restored run is history, not news
-      END IF;
-      BEGIN
-          IF kind <> 'START' AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_outbox o
-                                              WHERE o.run_id = NEW.run_id AND o.event_type = 'START') THEN
-              INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
-              VALUES (NEW.pipeline_id, NEW.run_id, 'START', pipeline.openlineage_event(NEW.run_id, 'START'));
-          END IF;
-          INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
-          VALUES (NEW.pipeline_id, NEW.run_id, kind, pipeline.openlineage_event(NEW.run_id, kind))
-          ON CONFLICT DO NOTHING;
-          IF retention >= 0 THEN
-              DELETE FROM pipeline.openlineage_outbox o
-               WHERE o.created_at < clock_timestamp() - make_interval(secs => retention);
-          END IF;
-      EXCEPTION WHEN OTHERS THEN
-          RAISE WARNING 'could not record the OpenLineage % event of run %: %', kind, NEW.run_id, SQLERRM
-                USING DETAIL = 'The run goes on; only its event is missing from pipeline.openlineage_outbox.',
-                      HINT = 'pipeline.openlineage_event(run_id) builds it again.';
-      END;
-      RETURN NULL;
-    END
-    $$;
+    AS 'MODULE_PATHNAME', 'pipeline_openlineage_on_run'
+    LANGUAGE C;
 COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
-    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention; fires only on pipeline.run_log';
+    'trigger: records the facts of a run''s OpenLineage events (its start and end) in the outbox, and applies its retention; fires only on pipeline.run_log';
 REVOKE ALL ON FUNCTION pipeline.openlineage_on_run() FROM PUBLIC;
 CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
     FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
@@ -300,13 +278,16 @@ CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION pipeline.openlineage_on_run();
 
+/* Only the events read are built: the oldest max_events first. */
 CREATE FUNCTION pipeline.openlineage_pending(max_events integer DEFAULT 100)
     RETURNS TABLE (id bigint, event jsonb)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT o.id, o.event FROM pipeline.openlineage_outbox o
-       WHERE o.acknowledged_at IS NULL ORDER BY o.id LIMIT max_events
+      SELECT o.id, pipeline.openlineage_event(o.run_id, o.event_type)
+        FROM (SELECT e.id, e.run_id, e.event_type FROM pipeline.openlineage_run_events e
+               WHERE e.acknowledged_at IS NULL ORDER BY e.id LIMIT max_events) o
+       ORDER BY o.id
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_pending(integer) IS
     'the oldest events not acknowledged yet, in order (of the pipelines the current role may manage)';
@@ -316,7 +297,7 @@ CREATE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     AS $$
       WITH a AS (
-          UPDATE pipeline.openlineage_outbox o SET acknowledged_at = clock_timestamp()
+          UPDATE pipeline.openlineage_run_events o SET acknowledged_at = clock_timestamp()
            WHERE o.id = ANY (ids) AND o.acknowledged_at IS NULL
           RETURNING 1)
       SELECT count(*) FROM a

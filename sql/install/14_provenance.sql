@@ -1,5 +1,14 @@
 /* ---------------------------------------------------- row-level provenance */
 
+CREATE FUNCTION pipeline.cursor_rule_between(row_alias text, before text, before_xid text,
+                                             before_seq text, after text, after_xid text,
+                                             after_seq text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'pipeline_cursor_rule_between'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.cursor_rule_between(text, text, text, text, text, text, text) IS
+    'internal: the SQL condition on the staged row row_alias that the cursor after (snapshot, partial position) has consumed and the cursor before has not; its arguments are SQL expressions';
+
 /*
  * The staged rows of a run: pending at its start and consumed at its end
  * (run_log.cursor_before, cursor_after), read from the source and from the
@@ -24,17 +33,15 @@ CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
       END IF;
       /* the archive holds every row and column: refused rather than filtered */
       PERFORM pipeline.may_read_every_row(src, quiet => false);
-      /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
+      /* consumed at the end, pending at the start: the cursor rule (cursor_rule.c) */
       RETURN QUERY EXECUTE format(
           'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM ('
           'SELECT * FROM %1$s UNION ALL SELECT a.* FROM pipeline.archive_batches b '
           'LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id '
           'CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%1$s) a '
           'WHERE b.source = %2$L::regclass AND b.last_xid >= pg_snapshot_xmin($4)) s '
-          'WHERE (pg_visible_in_snapshot(s._xid, $1) OR (s._xid = $2 AND s._seq <= $3)) '
-          'AND NOT pg_visible_in_snapshot(s._xid, $4) AND ($5 IS NULL OR s._xid <> $5 OR s._seq > $6) '
-          'AND s._xid >= pg_snapshot_xmin($4) '
-          'ORDER BY s._xid, s._seq', src, src::text)
+          'WHERE %3$s ORDER BY s._xid, s._seq', src, src::text,
+          pipeline.cursor_rule_between('s', '$4', '$5', '$6', '$1', '$2', '$3'))
         USING l.cursor_after, l.cursor_after_xid, l.cursor_after_seq,
               l.cursor_before, l.cursor_before_xid, l.cursor_before_seq;
     END

@@ -140,6 +140,13 @@ my $last_batch = $node->safe_psql('app', 'SELECT max(id) FROM pipeline.archive_b
 my $archived_before = $node->safe_psql('app', sprintf($archived, $last_batch));
 like($archived_before, qr/^1001\|/, 'the rows both readers consumed are archived');
 is($node->safe_psql('app', 'SELECT count(*) FROM pipeline.quarantine'), '1', 'a row is quarantined');
+$node->safe_psql('app',
+	q{SELECT pipeline.openlineage_acknowledge(ARRAY(SELECT id FROM pipeline.openlineage_outbox ORDER BY id LIMIT 2))});
+my $outbox = q{SELECT count(*), count(acknowledged_at), max(id), string_agg(run_id || event_type, ',' ORDER BY id)
+                 FROM pipeline.openlineage_outbox WHERE id <= %s};
+my $last_event = $node->safe_psql('app', 'SELECT max(id) FROM pipeline.openlineage_outbox');
+my $outbox_before = $node->safe_psql('app', sprintf($outbox, $last_event));
+like($outbox_before, qr/^\d+\|2\|/, 'the runs\' OpenLineage events are in the outbox, two acknowledged');
 my $job = $node->safe_psql('postgres', 'SELECT jobname, schedule, command, database FROM cron.job');
 is($job, "pipeline_freshness_app_$check|* * * * *|SELECT pipeline.check_freshness($check)|app",
 	'the freshness check has its pg_cron job');
@@ -253,6 +260,14 @@ ok( $node->poll_query_until(
 		'postgres', qq{SELECT count(*) > 0 FROM cron.job_run_details
 		                WHERE status = 'succeeded' AND start_time > '$updated_at'}),
 	'pg_cron runs it after the update');
+
+is($node->safe_psql('app', sprintf($outbox, $last_event)), $outbox_before,
+	'the OpenLineage events recorded under 0.1 stay in the outbox, acknowledged or not');
+is( $node->safe_psql(
+		'app', qq{SELECT bool_and(event->>'eventType' = event_type AND event->'run'->>'runId' IS NOT NULL),
+		                 count(*) FILTER (WHERE id > $last_event) > 0
+		            FROM pipeline.openlineage_outbox}),
+	't|t', 'their events are built as those of the runs after the update, which follow them');
 
 # The upgraded extension's objects equal a fresh install's.
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
