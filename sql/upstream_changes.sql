@@ -168,6 +168,19 @@ SELECT pipeline.drop_pipeline('up_long_reader');
 SELECT change_log FROM pipeline.pipelines WHERE name = 'up_long';
 SELECT count(*) AS logs FROM pg_class WHERE relname LIKE 't2345%changes';
 
+-- An append pipeline publishes what it appends, when its target is read.
+CREATE TABLE "Sales Dept".clicks (id bigint, page text);
+SELECT pipeline.create_pipeline('up_clicks', '"Sales Dept".clicks', '"Sales Dept".click_log',
+    strategy => 'append') > 0 AS created;
+SELECT pipeline.create_pipeline('up_clicks_latest', '"Sales Dept".click_log', '"Sales Dept".click_latest',
+    key => ARRAY['id']) > 0 AS created;
+INSERT INTO "Sales Dept".clicks VALUES (1, 'home'), (2, 'cart'), (1, 'pay');
+CALL pipeline.run('up_clicks');
+CALL pipeline.run('up_clicks_latest');
+SELECT id, page FROM "Sales Dept".click_latest ORDER BY id;
+SELECT pipeline.drop_pipeline('up_clicks_latest');
+SELECT pipeline.drop_pipeline('up_clicks');
+
 -- DROP ... CASCADE of an upstream target takes the whole DAG below it.
 DROP TABLE "Sales Dept"."Order Items" CASCADE;
 SELECT name FROM pipeline.pipelines WHERE name LIKE 'up\_%' ORDER BY name;

@@ -539,7 +539,7 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 
 	pipeline_insert_column_lists(map, "b", &cols, &vals);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s (%s) SELECT %s FROM %s RETURNING 1%s)",
+	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s RETURNING 1%s)",
 					 pipeline_qualified_name(def->target), cols, vals,
 					 pipeline_accepted_rows(def, map, from, rules, checks, shape),
 					 published_returning(def));

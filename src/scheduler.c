@@ -18,8 +18,9 @@
  * their run or at once when idle, in the same process for a pipeline of
  * their database: every due pipeline is served in turn, whatever the ratio
  * of pipelines to workers.  A continuous pipeline without a worker is
- * probed only when a commit named its source (staged_sources.c), when its
- * worker left it, and every SCHEDULER_FULL_PROBE_MS.  An interval schedule is due that long after its
+ * probed only when a commit named its source (staged_sources.c), when it
+ * had a worker or waited for one at the last pass (a worker may have run
+ * it and left it since), and every SCHEDULER_FULL_PROBE_MS.  An interval schedule is due that long after its
  * last run started; cron text at its next time.  A due interval or cron
  * pipeline with no staged row waiting is not run: its schedule's tick is
  * counted in pipeline.schedule_state instead (empty_ticks), and its next
@@ -102,7 +103,6 @@ typedef struct ScheduledPipeline
 	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
 	Oid			source;			/* the relation it reads */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
-	bool		had_worker;		/* ... at the previous pass */
 	bool		started;		/* this pass started its worker */
 	bool		waits;			/* this pass found no worker free for it */
 } ScheduledPipeline;
@@ -132,9 +132,12 @@ typedef struct LaunchedWorker
 
 static List *launched = NIL;
 static PipelineDatabaseSlot *my_slot = NULL;
-/* The pipelines that had a run worker at the last pass, sorted. */
-static int64 *had_worker = NULL;
-static int	had_worker_count = 0;
+/*
+ * The pipelines that had a run worker, or were waiting for one, at the last
+ * pass, sorted: a worker may have run them since, while rows came.
+ */
+static int64 *served = NULL;
+static int	served_count = 0;
 static TimestampTz last_full_probe = 0;
 
 /* whether this database's extension is of another version (logged once) */
@@ -513,41 +516,44 @@ compare_int64(const void *a, const void *b)
 }
 
 /*
- * remember_workers
- *		Keeps, until the next pass, which pipelines have a run worker now.
+ * remember_served
+ *		Keeps, until the next pass, which pipelines have a run worker now or
+ *		wait for one.
  */
 static void
-remember_workers(List *pipelines)
+remember_served(List *pipelines)
 {
 	ListCell   *lc;
 
-	if (had_worker != NULL)
-		pfree(had_worker);
-	had_worker = MemoryContextAlloc(TopMemoryContext, Max(1, list_length(pipelines)) * sizeof(int64));
-	had_worker_count = 0;
+	if (served != NULL)
+		pfree(served);
+	served = MemoryContextAlloc(TopMemoryContext, Max(1, list_length(pipelines)) * sizeof(int64));
+	served_count = 0;
 	foreach(lc, pipelines)
 	{
 		ScheduledPipeline *p = lfirst(lc);
 
-		if (p->has_worker || p->started)
-			had_worker[had_worker_count++] = p->id;
+		if (p->has_worker || p->started || p->waits)
+			served[served_count++] = p->id;
 	}
-	qsort(had_worker, had_worker_count, sizeof(int64), compare_int64);
+	qsort(served, served_count, sizeof(int64), compare_int64);
 }
 
 /*
  * may_have_rows
  *		Whether a continuous pipeline without a worker must be probed: rows
- *		were committed to its source since the last pass, or its worker
- *		left it since (rows may have come while it had one).  The caller
- *		knows it is not waiting already.
+ *		were committed to its source since the last pass, or it had a
+ *		worker or waited for one then (a worker may have run it since,
+ *		while rows came, and left it).  The caller knows it is not waiting
+ *		still.
  */
 static bool
-may_have_rows(ScheduledPipeline *p, const PipelineStagedSources *staged)
+may_have_rows(const ScheduledPipeline *p, const PipelineStagedSources *staged)
 {
-	p->had_worker = had_worker_count > 0 &&
-		bsearch(&p->id, had_worker, had_worker_count, sizeof(int64), compare_int64) != NULL;
-	return p->had_worker || pipeline_staged_into(staged, p->source);
+	if (served_count > 0 &&
+		bsearch(&p->id, served, served_count, sizeof(int64), compare_int64) != NULL)
+		return true;
+	return pipeline_staged_into(staged, p->source);
 }
 
 /*
@@ -762,7 +768,7 @@ schedule_pass(bool *installed)
 	}
 	/* before SPI_finish frees the pass's lists */
 	publish_waiting(plan.work, unplaced_continuous);
-	remember_workers(pipelines);
+	remember_served(pipelines);
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();

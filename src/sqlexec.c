@@ -327,6 +327,24 @@ pipeline_text_array_to_list(Datum array, const char *what)
 }
 
 /*
+ * exec_as_extension
+ *		Runs a statement as the extension, through a kept plan or not.
+ */
+static int
+exec_as_extension(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+				  bool kept)
+{
+	PipelineUserContext ctx;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = kept ? pipeline_exec_kept(sql, nargs, types, values, nulls, false, 0)
+		: pipeline_exec(sql, nargs, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
  * pipeline_exec_internal
  *		Runs a statement on the extension's own catalogs (schema pipeline,
  *		never a relation a user owns) as the extension; returns
@@ -335,13 +353,7 @@ pipeline_text_array_to_list(Datum array, const char *what)
 int
 pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	PipelineUserContext ctx;
-	int			n;
-
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec(sql, nargs, types, values, nulls, false, 0);
-	pipeline_restore_user(&ctx);
-	return n;
+	return exec_as_extension(sql, nargs, types, values, nulls, false);
 }
 
 /*
@@ -353,13 +365,7 @@ int
 pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, Datum *values,
 							const char *nulls)
 {
-	PipelineUserContext ctx;
-	int			n;
-
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec_kept(sql, nargs, types, values, nulls, false, 0);
-	pipeline_restore_user(&ctx);
-	return n;
+	return exec_as_extension(sql, nargs, types, values, nulls, true);
 }
 
 /*

@@ -170,29 +170,28 @@ $(merge_series "$b" many $ol)"
 done
 
 stat() { tr ' ' '\n' | grep . | $1; }
-say "1. A run with nothing pending (CALL pipeline.run, warm session): median / p90, ms"
-printf '   %-12s %-22s %-22s %-22s %-22s\n' "build" "1 pipeline, OL off" "1 pipeline, OL on" "$MANY pipelines, OL off" "$MANY pipelines, OL on" | tee -a "$OUT"
-for b in "${builds[@]}"; do
-    line=$(printf '   %-12s' "$b")
-    for db in one many; do
-        for ol in off on; do
-            line+=$(printf ' %-22s' "$(echo "${empty[$b,$db,$ol]}" | stat median) / $(echo "${empty[$b,$db,$ol]}" | stat p90)")
+# table NAME FORMAT: one line per build, a column per database and OpenLineage
+# setting; FORMAT is "median/p90" or "median" of the series in array NAME.
+table() {
+    local -n series=$1
+    printf '   %-12s %-22s %-22s %-22s %-22s\n' "build" "1 pipeline, OL off" "1 pipeline, OL on" "$MANY pipelines, OL off" "$MANY pipelines, OL on" | tee -a "$OUT"
+    for b in "${builds[@]}"; do
+        line=$(printf '   %-12s' "$b")
+        for db in one many; do
+            for ol in off on; do
+                cell=$(echo "${series[$b,$db,$ol]}" | stat median)
+                [ "$2" = median/p90 ] && cell+=" / $(echo "${series[$b,$db,$ol]}" | stat p90)"
+                line+=$(printf ' %-22s' "$cell")
+            done
         done
+        say "$line"
     done
-    say "$line"
-done
+}
+say "1. A run with nothing pending (CALL pipeline.run, warm session): median / p90, ms"
+table empty median/p90
 say ""
 say "   CPU time of the server process per run (median of the series' averages), ms"
-printf '   %-12s %-22s %-22s %-22s %-22s\n' "build" "1 pipeline, OL off" "1 pipeline, OL on" "$MANY pipelines, OL off" "$MANY pipelines, OL on" | tee -a "$OUT"
-for b in "${builds[@]}"; do
-    line=$(printf '   %-12s' "$b")
-    for db in one many; do
-        for ol in off on; do
-            line+=$(printf ' %-22s' "$(echo "${cpu[$b,$db,$ol]}" | stat median)")
-        done
-    done
-    say "$line"
-done
+table cpu median
 say ""
 say "2. A run that merges one row (an update or an insert of one key), $MANY pipelines, against the"
 say "   hand-written INSERT .. ON CONFLICT of the same row: median / p90, ms, and the ratio of medians"
