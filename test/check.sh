@@ -68,15 +68,18 @@ else
 fi
 
 # TAP tests, one prove run per file so that each counts once.  The scratch
-# copy has no git history: the upgrade test reads the source tree's.
-GIT_DIR_OF_REPO=$(git -C "$REPO" rev-parse --absolute-git-dir 2>/dev/null || true)
+# copy has no git history: the upgrade test reads a copy of the source
+# tree's (the test user may not reach the tree where it lies), and says so
+# when there is none.
+HISTORY="$WORK/history.git"
+git clone --quiet --bare --no-local "$REPO" "$HISTORY" 2>/dev/null || HISTORY=
 mapfile -t taps < <(ls test/t/*.pl 2>/dev/null | sort)
 if [ ${#taps[@]} -gt 0 ]; then
     echo "== TAP: ${#taps[@]} files"
     mkdir -p "$WORK/tap"
     [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/tap"
     for t in "${taps[@]}"; do
-        if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" PIPELINE_GIT_DIR="$GIT_DIR_OF_REPO" \
+        if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" PIPELINE_GIT_DIR="$HISTORY" \
             PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" PG_TEST_PORT_DIR="$WORK/tap" \
             prove -I "$PGXS_DIR/test/perl" -I test/perl "$t"; then
             passed=$((passed + 1))
