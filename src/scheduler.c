@@ -64,6 +64,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -101,6 +102,7 @@ typedef struct ScheduledPipeline
 	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
 	TimestampTz next_run_at;	/* as stored, 0 if none */
 	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
+	TimestampTz last_empty_tick_at;	/* 0 if none */
 	Oid			source;			/* the relation it reads */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
 	bool		started;		/* this pass started its worker */
@@ -142,6 +144,19 @@ static TimestampTz last_full_probe = 0;
 
 /* whether this database's extension is of another version (logged once) */
 static bool version_differs = false;
+
+/*
+ * When rows were last committed to each source, as this scheduler learnt
+ * it (the pass that took the commit's news), and to some source unnamed;
+ * before this scheduler started, to every source.
+ */
+typedef struct SourceActivity
+{
+	Oid			source;
+	TimestampTz staged_at;
+} SourceActivity;
+static HTAB *source_activity = NULL;
+static TimestampTz unnamed_staged_at = 0;
 
 /*
  * pipeline_scheduler_init
@@ -266,7 +281,7 @@ read_scheduled(void)
 									 "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
 									 "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
 									 "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
-									 "s.next_run_at, s.waiting_since, d.source::oid "
+									 "s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at "
 									 "FROM pipeline.pipeline_defs d "
 									 "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
 									 "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
@@ -296,6 +311,8 @@ read_scheduled(void)
 		d = pipeline_result_datum(i, 9, &isnull);
 		p->waiting_since = isnull ? 0 : DatumGetTimestampTz(d);
 		p->source = DatumGetObjectId(pipeline_result_datum(i, 10, &isnull));
+		d = pipeline_result_datum(i, 11, &isnull);
+		p->last_empty_tick_at = isnull ? 0 : DatumGetTimestampTz(d);
 		pipelines = lappend(pipelines, p);
 	}
 	return pipelines;
@@ -360,15 +377,61 @@ store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampTz waiting
 }
 
 /*
+ * note_source_activity
+ *		Remembers that the pass at 'now' learnt of rows committed to the
+ *		sources of the set (to an unnamed one when it says all).
+ */
+static void
+note_source_activity(const PipelineStagedSources *staged, TimestampTz now)
+{
+	if (source_activity == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(Oid),.entrysize = sizeof(SourceActivity)};
+
+		source_activity = hash_create("pipeline source activity", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS);
+		unnamed_staged_at = now;	/* what came before is not known */
+	}
+	if (staged->all)
+		unnamed_staged_at = now;
+	for (int i = 0; i < staged->count; i++)
+	{
+		SourceActivity *a = hash_search(source_activity, &staged->relids[i], HASH_ENTER, NULL);
+
+		a->staged_at = now;
+	}
+}
+
+/*
+ * still_caught_up
+ *		Whether the pipeline is known to have nothing to read without a
+ *		probe: its last tick found nothing, and no commit to its source (or
+ *		to an unnamed one) came to this scheduler's knowledge since.
+ */
+static bool
+still_caught_up(const ScheduledPipeline *p)
+{
+	SourceActivity *a;
+
+	if (p->last_empty_tick_at == 0 || p->last_start != p->last_empty_tick_at ||
+		p->last_empty_tick_at <= unnamed_staged_at)
+		return false;
+	a = hash_search(source_activity, &p->source, HASH_FIND, NULL);
+	return a == NULL || a->staged_at < p->last_empty_tick_at;
+}
+
+/*
  * quiet_tick
  *		Whether the due pipeline has nothing to do: an interval or cron
- *		schedule, not retrying a failure, and no staged row waiting.
+ *		schedule, not retrying a failure, and no staged row waiting (known
+ *		without a probe when nothing was committed to its source since its
+ *		last empty tick).
  */
 static bool
 quiet_tick(const ScheduledPipeline *p)
 {
 	return (p->schedule.kind == SCHEDULE_INTERVAL || p->schedule.kind == SCHEDULE_CRON) &&
-		p->failures == 0 && pipeline_is_caught_up(p->id);
+		p->failures == 0 && (still_caught_up(p) || pipeline_is_caught_up(p->id));
 }
 
 /*
@@ -715,6 +778,7 @@ schedule_pass(bool *installed)
 	forget_stopped_workers();
 	/* before this pass's snapshot: what it probes then includes these rows */
 	pipeline_take_staged_sources(my_slot, &plan.staged);
+	note_source_activity(&plan.staged, now);
 	if (now - last_full_probe >= SCHEDULER_FULL_PROBE_MS * INT64CONST(1000))
 	{
 		plan.staged.all = true;
