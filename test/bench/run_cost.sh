@@ -25,7 +25,7 @@ MANY=${RUN_COST_PIPELINES:-1000}
 MERGES=${RUN_COST_MERGES:-100}
 PORT0=${BENCH_PORT:-55480}
 
-declare -a builds
+builds=()
 declare -A pgc bindir port data
 if [ -n "${RUN_COST_BUILDS:-}" ]; then
     BENCH_BUILD=0
