@@ -758,6 +758,23 @@ withdraw_waiting(void)
 }
 
 /*
+ * coarse_wake
+ *		When to wake for a pipeline due at 'due': an interval of a minute or
+ *		more is woken for at the next whole second, so that the ticks of
+ *		many such schedules due within one second make one pass, not one
+ *		each (a second late at most, on a minute: nothing a user sees);
+ *		shorter intervals and retries on time.
+ */
+static TimestampTz
+coarse_wake(const ScheduledPipeline *p, TimestampTz due)
+{
+	if (p->schedule.kind != SCHEDULE_INTERVAL || p->failures > 0 ||
+		p->schedule.interval < USECS_PER_MINUTE || TIMESTAMP_NOT_FINITE(due))
+		return due;
+	return due + (USECS_PER_SEC - due % USECS_PER_SEC) % USECS_PER_SEC;
+}
+
+/*
  * schedule_pass
  *		One pass: starts the due pipelines' workers, records the next runs
  *		and who waits for a worker; returns how long to sleep (ms).  False
@@ -827,8 +844,8 @@ schedule_pass(bool *installed)
 		store_schedule_state(p, due, p->waits ? (p->waiting_since ? p->waiting_since : now) : 0);
 		if (p->schedule.kind == SCHEDULE_CONTINUOUS && !p->stopped && !p->has_worker)
 			unplaced_continuous++;
-		if (due > now && due < wake)
-			wake = due;
+		if (due > now && coarse_wake(p, due) < wake)
+			wake = coarse_wake(p, due);
 	}
 	/* before SPI_finish frees the pass's lists */
 	publish_waiting(plan.work, unplaced_continuous);

@@ -92,6 +92,22 @@ $node->safe_psql(
 ok(holds_within(20, 'SELECT count(*) = 50 FROM second_tgt'),
 	'an interval pipeline gets a worker from idle continuous ones');
 
+# --- a paused pipeline with a long interval does not stop the ticks of
+# another (the scheduler wakes for intervals of a minute or more at whole
+# seconds; a paused one is never due)
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE hourly_src (id bigint);
+	SELECT pipeline.create_pipeline('hourly', 'hourly_src', 'hourly_tgt', key => ARRAY['id'],
+	                                 schedule => '1 hour');
+	SELECT pipeline.pause('hourly');
+	CREATE TABLE ticking_src (id bigint);
+	SELECT pipeline.create_pipeline('ticking', 'ticking_src', 'ticking_tgt', key => ARRAY['id'],
+	                                 schedule => '1 second');});
+ok( holds_within(
+		20, q{SELECT empty_ticks >= 3 FROM pipeline.status WHERE pipeline = 'ticking'}),
+	'a one-second schedule keeps ticking next to a paused hourly one');
+
 # --- twenty continuous pipelines under concurrent writers
 create_continuous(13, 20);
 $node->safe_psql('postgres', 'CREATE SEQUENCE ids START 1000000');
