@@ -26,16 +26,23 @@ SELECT has_table_privilege('public', 'pipeline.pipeline_defs', 'INSERT') AS publ
        has_table_privilege('public', 'pipeline.cursors', 'UPDATE') AS public_can_update_cursors;
 
 -- A helper for the later files: the SQLSTATE, message, detail and hint of
--- the error a statement raises (or 'no error').
+-- the error a statement raises (or 'no error').  The name of the role that
+-- runs the tests (the owner of what they create: pipeline_ci under
+-- test/check.sh, another under make installcheck) reads <test user>.
 CREATE FUNCTION public.error_of(statement text)
     RETURNS TABLE (code text, message text, detail text, hint text)
     LANGUAGE plpgsql AS $$
+DECLARE
+    tester text := '\m' || session_user || '\M';
 BEGIN
     EXECUTE statement;
     RETURN QUERY SELECT 'no error'::text, NULL::text, NULL::text, NULL::text;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
                             detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    message := regexp_replace(message, tester, '<test user>', 'g');
+    detail := regexp_replace(detail, tester, '<test user>', 'g');
+    hint := regexp_replace(hint, tester, '<test user>', 'g');
     RETURN NEXT;
 END $$;
 

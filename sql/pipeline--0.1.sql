@@ -149,10 +149,6 @@ CREATE TABLE pipeline.run_log (
 );
 CREATE INDEX ON pipeline.run_log (pipeline_id, run_id);
 CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
-/* the scheduler reads every scheduled pipeline's last start at each pass */
-CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
-/* every run looks for the runs of its pipeline left running: not through its history */
-CREATE INDEX ON pipeline.run_log (pipeline_id) WHERE status = 'running';
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
 COMMENT ON COLUMN pipeline.run_log.cursor_before IS
@@ -213,8 +209,7 @@ CREATE TABLE pipeline.schedule_state (
     next_run_at         timestamptz,
     updated_at          timestamptz NOT NULL DEFAULT now(),
     empty_ticks         bigint NOT NULL DEFAULT 0,
-    last_empty_tick_at  timestamptz,
-    waiting_since       timestamptz
+    last_empty_tick_at  timestamptz
 );
 COMMENT ON TABLE pipeline.schedule_state IS
     'when the scheduler runs each scheduled pipeline next (a retry after failures, or its schedule''s next time), and its schedule''s empty ticks';
@@ -222,8 +217,6 @@ COMMENT ON COLUMN pipeline.schedule_state.empty_ticks IS
     'times an interval or cron schedule came due while no staged row waited: the scheduler ran nothing and recorded no run';
 COMMENT ON COLUMN pipeline.schedule_state.last_empty_tick_at IS
     'the last of those times; the schedule''s next time counts from it as from a run''s start';
-COMMENT ON COLUMN pipeline.schedule_state.waiting_since IS
-    'since when the pipeline is due, with rows to read, and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
 
 /* Rows that could not be merged, with the reason. */
 CREATE TABLE pipeline.quarantine_log (
@@ -1247,24 +1240,11 @@ CREATE FUNCTION pipeline.is_running(pipeline_id bigint) RETURNS boolean
 COMMENT ON FUNCTION pipeline.is_running(bigint) IS
     'true while a session runs the pipeline (it holds the pipeline''s run lock)';
 
-/*
- * pipeline.status reads pg_locks once for every pipeline (is_running would
- * read it once per pipeline, and the lock table grows as backlog() opens
- * each source); the history is read by index per pipeline, a running run's
- * row only for a pipeline that runs.
- */
 CREATE VIEW pipeline.status WITH (security_invoker = true) AS
-WITH running AS MATERIALIZED (
-    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS pipeline_id
-      FROM pg_locks k
-     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 20553
-       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-)
 SELECT d.name AS pipeline,
        CASE WHEN d.paused THEN 'paused'
             WHEN d.suspended_at IS NOT NULL THEN 'suspended'
-            WHEN rn.pipeline_id IS NOT NULL THEN 'running'
-            WHEN ss.waiting_since IS NOT NULL THEN 'waiting for a worker'
+            WHEN pipeline.is_running(d.id) THEN 'running'
             WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
             WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
             ELSE 'idle' END AS state,
@@ -1285,15 +1265,13 @@ SELECT d.name AS pipeline,
        CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN ss.last_empty_tick_at END AS last_empty_tick_at,
        d.suspended_at, d.id
   FROM pipeline.pipeline_defs d
-  LEFT JOIN running rn ON rn.pipeline_id = d.id
   LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
   LEFT JOIN pipeline.schedule_state ss ON ss.pipeline_id = d.id AND d.schedule <> 'manual'
   LEFT JOIN LATERAL pipeline.backlog(d.name, quiet => true) b ON true
   LEFT JOIN LATERAL (SELECT r.* FROM pipeline.runs r
-                      WHERE rn.pipeline_id IS NOT NULL
-                        AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
-                                         WHERE l.pipeline_id = d.id AND l.status = 'running'
-                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
+                      WHERE r.run_id = (SELECT max(l.run_id) FROM pipeline.run_log l
+                                         WHERE l.pipeline_id = d.id AND l.status = 'running')
+                        AND pipeline.is_running(d.id)) cur ON true
   LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
                       WHERE l.pipeline_id = d.id AND l.status <> 'running'
                       ORDER BY l.run_id DESC LIMIT 1) last ON true
@@ -1307,7 +1285,7 @@ SELECT d.name AS pipeline,
                               WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
                               ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
 COMMENT ON VIEW pipeline.status IS
-    'one row per pipeline: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
+    'one row per pipeline: state, backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
 
 /*
  * Prometheus text exposition format (version 0.0.4).  Label values are
@@ -1337,21 +1315,16 @@ WITH p AS (
            d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
            t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
            t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
-           t.last_success_at, coalesce(q.n, 0) AS quarantined,
-           /* its labels, escaped once: '{database="...",pipeline="..."' */
-           left(pipeline.prometheus_labels('database', current_database(), 'pipeline', s.pipeline),
-                -1) AS lb
+           t.last_success_at,
+           (SELECT count(*) FROM pipeline.quarantine_log q
+             WHERE q.pipeline_id = s.id AND q.requeued_at IS NULL) AS quarantined
       FROM pipeline.status s
       JOIN pipeline.pipeline_defs d ON d.id = s.id
       LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
-      LEFT JOIN (SELECT q.pipeline_id, count(*) AS n FROM pipeline.quarantine_log q
-                  WHERE q.requeued_at IS NULL GROUP BY q.pipeline_id) q ON q.pipeline_id = s.id
 ),
 f AS (
-    SELECT c.id, c.state, c.lag, c.attainment_7d,
-           left(pipeline.prometheus_labels('database', current_database(), 'check_id', c.id::text,
-                                           'relation', c.relation::text,
-                                           'column', coalesce(c.column_name, '')), -1) AS lb
+    SELECT c.id, c.relation::text AS relation, coalesce(c.column_name, '') AS column_name,
+           c.state, c.lag, c.attainment_7d
       FROM pipeline.freshness c
 ),
 families (ord, name, type, help) AS (VALUES
@@ -1378,25 +1351,24 @@ samples (ord, grp, k, sample, labels, value) AS (
       FROM p
     UNION ALL
     SELECT 2, p.pipeline, st.i, 'pipeline_state',
-           p.lb || ',state="' || st.s || '"}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'state', st.s),
            (p.state = st.s)::int::text
-      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
-                            'waiting for a worker']) WITH ORDINALITY st(s, i)
+      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
-           p.lb || ',status="' || r.s || '"}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'status', r.s),
            r.n::text
       FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
                               (2, 'failed', coalesce(p.runs_failed, 0)),
                               (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
     UNION ALL
     SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            coalesce(p.rows_read, 0)::text
       FROM p
     UNION ALL
     SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
-           p.lb || ',outcome="' || r.s || '"}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'outcome', r.s),
            r.n::text
       FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
                               (2, 'updated', coalesce(p.rows_updated, 0)),
@@ -1407,7 +1379,7 @@ samples (ord, grp, k, sample, labels, value) AS (
                               (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n)
     UNION ALL
     SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
-           p.lb || ',le="' || h.le || '"}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline, 'le', h.le),
            h.n::text
       FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
                          FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
@@ -1416,52 +1388,55 @@ samples (ord, grp, k, sample, labels, value) AS (
                               coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
     UNION ALL
     SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            coalesce(p.duration_seconds_sum, 0)::text
       FROM p
     UNION ALL
     SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
       FROM p
     UNION ALL
     SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            p.consecutive_failures::text
       FROM p
     UNION ALL
     SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            p.pending_rows::text
       FROM p
     UNION ALL
     SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            extract(epoch FROM p.lag)::float8::text
       FROM p WHERE p.lag IS NOT NULL
     UNION ALL
     SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            p.quarantined::text
       FROM p
     UNION ALL
     SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
-           p.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline),
            extract(epoch FROM p.last_success_at)::float8::text
       FROM p WHERE p.last_success_at IS NOT NULL
     UNION ALL
     SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
-           f.lb || ',state="' || st.s || '"}',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name, 'state', st.s),
            (f.state = st.s)::int::text
       FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
     UNION ALL
     SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
-           f.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name),
            extract(epoch FROM f.lag)::float8::text
       FROM f WHERE f.lag IS NOT NULL
     UNION ALL
     SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
-           f.lb || '}',
+           pipeline.prometheus_labels('database', current_database(), 'check_id', f.id::text,
+                                      'relation', f.relation, 'column', f.column_name),
            f.attainment_7d::float8::text
       FROM f WHERE f.attainment_7d IS NOT NULL
 )
@@ -1566,8 +1541,8 @@ views (source, target) AS (
       JOIN pg_rewrite rw ON rw.oid = dep.objid
      WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
        AND dep.refobjid <> rw.ev_class
-       AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
-            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid))
+       AND dep.refobjid IN (SELECT e.source FROM pipeline.lineage_edges e
+                            UNION SELECT e.target FROM pipeline.lineage_edges e)
     UNION
     SELECT dep.refobjid, rw.ev_class
       FROM views v
@@ -1606,42 +1581,35 @@ COMMENT ON FUNCTION pipeline.relation_kind(regclass) IS
     'internal: table, partitioned table, view, materialized view or foreign table';
 
 /*
- * Impact analysis over the table edges.  The walk keeps (depth, relation,
- * via) triples only, so that a DAG's many paths collapse; each relation is
- * reported at its shortest distance, with what leads to it from the
- * relations one step nearer.  'down' walks from sources to targets,
- * otherwise back.  Each step reads only the edges of the relations just
- * reached (by index, through the lineage filter), never the whole view.
+ * Impact analysis over the table edges.  The walk keeps (depth, relation)
+ * pairs only, so that a DAG's many paths collapse; each relation is
+ * reported at its shortest distance.  'down' walks from sources to
+ * targets, otherwise back.
  */
-CREATE FUNCTION pipeline.lineage_walk(start regclass, max_depth integer, down boolean)
+CREATE FUNCTION pipeline.lineage_walk(relation regclass, depth integer, down boolean)
     RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    BEGIN
-      /* PL/pgSQL keeps the plan: a SQL function would plan the lineage view at every call */
-      RETURN QUERY
-      WITH RECURSIVE walk (depth, relation, via) AS (
-          SELECT 0, start, NULL::text
+      WITH RECURSIVE e AS MATERIALIZED (
+          SELECT DISTINCT CASE WHEN $3 THEN l.source ELSE l.target END AS here,
+                          CASE WHEN $3 THEN l.target ELSE l.source END AS next,
+                          coalesce(l.pipeline, l.origin) AS via
+            FROM pipeline.lineage l WHERE l.level = 'table'),
+      walk (depth, relation) AS (
+          SELECT 0, $1
           UNION
-          SELECT w.depth + 1, e.next, e.via
-            FROM walk w
-           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.origin) AS via
-                                 FROM pipeline.lineage l
-                                WHERE down AND l.level = 'table' AND l.source = w.relation
-                               UNION ALL
-                               SELECT l.source, coalesce(l.pipeline, l.origin)
-                                 FROM pipeline.lineage l
-                                WHERE NOT down AND l.level = 'table' AND l.target = w.relation) e
-           WHERE w.depth < coalesce(max_depth, 1000)),
-      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
-      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
-             array_agg(DISTINCT w.via ORDER BY w.via)
-        FROM nearest n JOIN walk w ON w.relation = n.relation AND w.depth = n.depth
+          SELECT w.depth + 1, e.next FROM walk w JOIN e ON e.here = w.relation
+           WHERE w.depth < coalesce($2, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation),
+      via AS (SELECT e.next AS relation, f.depth + 1 AS depth,
+                     array_agg(DISTINCT e.via ORDER BY e.via) AS via
+                FROM e JOIN nearest f ON f.relation = e.here
+               GROUP BY e.next, f.depth + 1)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation), v.via
+        FROM nearest n JOIN via v ON v.relation = n.relation AND v.depth = n.depth
        WHERE n.depth > 0
-       GROUP BY n.relation, n.depth
-       ORDER BY n.depth, n.relation::text;
-    END
+       ORDER BY n.depth, n.relation::text
     $$;
 COMMENT ON FUNCTION pipeline.lineage_walk(regclass, integer, boolean) IS
     'internal: the walk of downstream (down) and upstream';
@@ -1682,31 +1650,23 @@ CREATE FUNCTION pipeline.column_lineage(relation regclass, column_name text)
                       DETAIL = 'column_lineage follows the lineage of one column of a relation.',
                       HINT = 'Name a column as it is spelled in the catalog, without SQL quoting.';
       END IF;
-      /*
-       * each step reads only the edges into one column, by index through
-       * the lineage filter (OFFSET 0 keeps the planner from joining the
-       * whole view instead)
-       */
       RETURN QUERY
-      WITH RECURSIVE walk (depth, relation, column_name) AS (
+      WITH RECURSIVE e AS MATERIALIZED (
+          SELECT * FROM pipeline.lineage l WHERE l.level = 'column'),
+      walk (depth, relation, column_name) AS (
           SELECT 0, $1, $2
           UNION
           SELECT w.depth + 1, e.source, e.source_column
-            FROM walk w
-           CROSS JOIN LATERAL (SELECT l.source, l.source_column FROM pipeline.lineage l
-                                WHERE l.level = 'column' AND l.target = w.relation
-                                  AND (l.target_column = w.column_name OR l.target_column IS NULL)
-                               OFFSET 0) e
+            FROM walk w JOIN e ON e.target = w.relation
+                              AND (e.target_column = w.column_name OR e.target_column IS NULL)
            WHERE w.depth < 1000),
       nearest AS (SELECT w.relation, w.column_name, min(w.depth) AS depth
                     FROM walk w GROUP BY w.relation, w.column_name)
       SELECT min(n.depth)::integer + 1, e.source, e.source_column, e.target, e.target_column, e.pipeline,
              e.lineage_type, e.subtype, e.origin, e.transformation
         FROM nearest n
-       CROSS JOIN LATERAL (SELECT * FROM pipeline.lineage l
-                            WHERE l.level = 'column' AND l.target = n.relation
-                              AND (l.target_column = n.column_name OR l.target_column IS NULL)
-                           OFFSET 0) e
+        JOIN e ON e.target = n.relation
+              AND (e.target_column = n.column_name OR e.target_column IS NULL)
        GROUP BY e.source, e.source_column, e.target, e.target_column, e.pipeline,
                 e.lineage_type, e.subtype, e.origin, e.transformation
        ORDER BY 1, e.target::text, e.target_column NULLS LAST, e.source::text, e.source_column,
@@ -1840,16 +1800,13 @@ COMMENT ON FUNCTION pipeline.openlineage_namespace() IS
     'the OpenLineage namespace of this server''s datasets and jobs: pipeline.openlineage_namespace, or postgres://localhost:<port>';
 
 CREATE FUNCTION pipeline.openlineage_facet(schema_url text, body jsonb) RETURNS jsonb
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    BEGIN
-      RETURN (
-        SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
-                                               || (SELECT e.extversion FROM pg_extension e
-                                                    WHERE e.extname = 'pipeline'),
-                                  '_schemaURL', schema_url) || body);
-    END
+      SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
+                                             || (SELECT e.extversion FROM pg_extension e
+                                                  WHERE e.extname = 'pipeline'),
+                                '_schemaURL', schema_url) || body
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_facet(text, jsonb) IS
     'internal: an OpenLineage facet: the body with _producer and _schemaURL';
@@ -1863,65 +1820,59 @@ COMMENT ON FUNCTION pipeline.openlineage_time(timestamptz) IS
 
 /* A dataset as the specification names PostgreSQL's, with its schema facet. */
 CREATE FUNCTION pipeline.openlineage_dataset(relation regclass) RETURNS jsonb
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    BEGIN
-      RETURN (
-        SELECT jsonb_build_object(
-                 'namespace', pipeline.openlineage_namespace(),
-                 'name', current_database() || '.' || n.nspname || '.' || c.relname,
-                 'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
-                     'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
-                     jsonb_build_object('fields', coalesce(
-                         (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
-                                                              'type', format_type(f.atttypid, f.atttypmod),
-                                                              'ordinal_position', f.position)
-                                           ORDER BY f.position)
-                            FROM (SELECT a.attname, a.atttypid, a.atttypmod,
-                                         row_number() OVER (ORDER BY a.attnum) AS position
-                                    FROM pg_attribute a
-                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                                     AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = relation);
-    END
+      SELECT jsonb_build_object(
+               'namespace', pipeline.openlineage_namespace(),
+               'name', current_database() || '.' || n.nspname || '.' || c.relname,
+               'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
+                   'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
+                   jsonb_build_object('fields', coalesce(
+                       (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
+                                                            'type', format_type(f.atttypid, f.atttypmod),
+                                                            'ordinal_position', f.position)
+                                         ORDER BY f.position)
+                          FROM (SELECT a.attname, a.atttypid, a.atttypmod,
+                                       row_number() OVER (ORDER BY a.attnum) AS position
+                                  FROM pg_attribute a
+                                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                   AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.oid = relation
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_dataset(regclass) IS
     'internal: an OpenLineage dataset (namespace postgres://host:port, name database.schema.table) with its schema facet';
 
 /* The columnLineage facet of a pipeline's target, from its stored edges. */
 CREATE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigint) RETURNS jsonb
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    BEGIN
-      RETURN (
-        WITH f AS (
-            SELECT e.target_column, e.source, e.source_column,
-                   jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
-                                                'description', e.origin || ': ' || e.transformation)
-                             ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
-              FROM pipeline.lineage_edges e
-             WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
-               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
-             GROUP BY e.target_column, e.source, e.source_column),
-        i AS (
-            SELECT f.target_column,
-                   jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
-                                                'field', f.source_column,
-                                                'transformations', f.transformations)
-                             ORDER BY d.ds->>'name', f.source_column) AS input_fields
-              FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
-             GROUP BY f.target_column)
-        SELECT pipeline.openlineage_facet(
-                 'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
-                 jsonb_build_object(
-                   'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
-                                                               jsonb_build_object('inputFields', i.input_fields))
-                                         FROM i WHERE i.target_column IS NOT NULL), '{}'),
-                   'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]'))));
-    END
+      WITH f AS (
+          SELECT e.target_column, e.source, e.source_column,
+                 jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
+                                              'description', e.origin || ': ' || e.transformation)
+                           ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
+            FROM pipeline.lineage_edges e
+           WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
+             AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+           GROUP BY e.target_column, e.source, e.source_column),
+      i AS (
+          SELECT f.target_column,
+                 jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
+                                              'field', f.source_column,
+                                              'transformations', f.transformations)
+                           ORDER BY d.ds->>'name', f.source_column) AS input_fields
+            FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+           GROUP BY f.target_column)
+      SELECT pipeline.openlineage_facet(
+               'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
+               jsonb_build_object(
+                 'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
+                                                             jsonb_build_object('inputFields', i.input_fields))
+                                       FROM i WHERE i.target_column IS NOT NULL), '{}'),
+                 'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]')))
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_column_lineage(bigint) IS
     'internal: the OpenLineage columnLineage facet of a pipeline''s target (fields per column; dataset: the filter, delete_when and sequence_by)';
@@ -2053,48 +2004,79 @@ COMMENT ON FUNCTION pipeline.openlineage_event(bigint, text) IS
 /*
  * The outbox: every run's events, in the order they happened, for a
  * shipper outside the database to read and acknowledge.  A trigger on the
- * run log records, in the run's own transaction, only the facts of each
- * event (which run, which event, when); the event's JSON is built from the
- * run log and the catalog when the outbox is read, so that a run does not
- * pay for it.
+ * run log fills it; a failure to build an event is a warning, never a
+ * failed run.
  */
-CREATE TABLE pipeline.openlineage_run_events (
+CREATE TABLE pipeline.openlineage_outbox (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    pipeline_id     bigint NOT NULL,    -- the run's: dropping a pipeline drops its runs
-    run_id          bigint NOT NULL
-                    REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
+    pipeline_id     bigint NOT NULL
+                    REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    run_id          bigint NOT NULL,
     event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
+    event           jsonb NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     acknowledged_at timestamptz,
     UNIQUE (run_id, event_type)
 );
-CREATE INDEX ON pipeline.openlineage_run_events (id) WHERE acknowledged_at IS NULL;
-CREATE INDEX ON pipeline.openlineage_run_events (created_at);
-COMMENT ON TABLE pipeline.openlineage_run_events IS
-    'the OpenLineage events of every run, in order, as facts (run and event type), until pipeline.openlineage_retention; pipeline.openlineage_outbox adds each event''s JSON';
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events', '');
-SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events_id_seq', '');
-ALTER TABLE pipeline.openlineage_run_events ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON pipeline.openlineage_run_events
+CREATE INDEX ON pipeline.openlineage_outbox (id) WHERE acknowledged_at IS NULL;
+CREATE INDEX ON pipeline.openlineage_outbox (created_at);
+COMMENT ON TABLE pipeline.openlineage_outbox IS
+    'OpenLineage events of every run, in order, until pipeline.openlineage_retention; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_outbox_id_seq', '');
+ALTER TABLE pipeline.openlineage_outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.openlineage_outbox
     USING (pipeline.may_manage(pipeline_id));
-GRANT SELECT ON pipeline.openlineage_run_events TO PUBLIC;
-GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_run_events TO PUBLIC;
-
-CREATE VIEW pipeline.openlineage_outbox WITH (security_invoker = true) AS
-    SELECT e.id, e.pipeline_id, e.run_id, e.event_type,
-           pipeline.openlineage_event(e.run_id, e.event_type) AS event,
-           e.created_at, e.acknowledged_at
-      FROM pipeline.openlineage_run_events e;
-COMMENT ON VIEW pipeline.openlineage_outbox IS
-    'OpenLineage events of every run, in order, until pipeline.openlineage_retention, each built when read; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
 GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
 GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
 
 CREATE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'pipeline_openlineage_on_run'
-    LANGUAGE C;
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      kind text := CASE NEW.status WHEN 'running' THEN 'START' WHEN 'succeeded' THEN 'COMPLETE'
+                                   WHEN 'failed' THEN 'FAIL' WHEN 'cancelled' THEN 'ABORT' END;
+      retention integer := coalesce((SELECT g.setting::integer FROM pg_settings g
+                                      WHERE g.name = 'pipeline.openlineage_retention'), 604800);
+    BEGIN
+      /* a definer function: only its own triggers on the run log may fire it */
+      IF TG_RELID <> 'pipeline.run_log'::regclass OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+         OR TG_NAME NOT IN ('openlineage_on_run_start', 'openlineage_on_run_end') THEN
+          RAISE EXCEPTION 'pipeline.openlineage_on_run fires only on pipeline.run_log'
+                USING ERRCODE = 'trigger_protocol_violated',
+                      DETAIL = format('It was fired by trigger %s on %s; it records the OpenLineage events of runs, with the extension''s rights.',
+                                      quote_ident(TG_NAME), TG_RELID::regclass),
+                      HINT = 'Drop that trigger; the outbox fills itself as pipelines run.';
+      END IF;
+      IF NOT coalesce(current_setting('pipeline.openlineage_outbox', true), 'on')::boolean
+         OR (TG_OP = 'INSERT' AND NEW.status <> 'running') THEN
+          RETURN NULL;          -- a restored run is history, not news
+      END IF;
+      BEGIN
+          IF kind <> 'START' AND NOT EXISTS (SELECT 1 FROM pipeline.openlineage_outbox o
+                                              WHERE o.run_id = NEW.run_id AND o.event_type = 'START') THEN
+              INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
+              VALUES (NEW.pipeline_id, NEW.run_id, 'START', pipeline.openlineage_event(NEW.run_id, 'START'));
+          END IF;
+          INSERT INTO pipeline.openlineage_outbox (pipeline_id, run_id, event_type, event)
+          VALUES (NEW.pipeline_id, NEW.run_id, kind, pipeline.openlineage_event(NEW.run_id, kind))
+          ON CONFLICT DO NOTHING;
+          IF retention >= 0 THEN
+              DELETE FROM pipeline.openlineage_outbox o
+               WHERE o.created_at < clock_timestamp() - make_interval(secs => retention);
+          END IF;
+      EXCEPTION WHEN OTHERS THEN
+          RAISE WARNING 'could not record the OpenLineage % event of run %: %', kind, NEW.run_id, SQLERRM
+                USING DETAIL = 'The run goes on; only its event is missing from pipeline.openlineage_outbox.',
+                      HINT = 'pipeline.openlineage_event(run_id) builds it again.';
+      END;
+      RETURN NULL;
+    END
+    $$;
 COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
-    'trigger: records the facts of a run''s OpenLineage events (its start and end) in the outbox, and applies its retention; fires only on pipeline.run_log';
+    'trigger: records the OpenLineage events of a run starting and ending in the outbox, and applies its retention; fires only on pipeline.run_log';
 REVOKE ALL ON FUNCTION pipeline.openlineage_on_run() FROM PUBLIC;
 CREATE TRIGGER openlineage_on_run_start AFTER INSERT ON pipeline.run_log
     FOR EACH ROW EXECUTE FUNCTION pipeline.openlineage_on_run();
@@ -2102,16 +2084,13 @@ CREATE TRIGGER openlineage_on_run_end AFTER UPDATE OF status ON pipeline.run_log
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION pipeline.openlineage_on_run();
 
-/* Only the events read are built: the oldest max_events first. */
 CREATE FUNCTION pipeline.openlineage_pending(max_events integer DEFAULT 100)
     RETURNS TABLE (id bigint, event jsonb)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-      SELECT o.id, pipeline.openlineage_event(o.run_id, o.event_type)
-        FROM (SELECT e.id, e.run_id, e.event_type FROM pipeline.openlineage_run_events e
-               WHERE e.acknowledged_at IS NULL ORDER BY e.id LIMIT max_events) o
-       ORDER BY o.id
+      SELECT o.id, o.event FROM pipeline.openlineage_outbox o
+       WHERE o.acknowledged_at IS NULL ORDER BY o.id LIMIT max_events
     $$;
 COMMENT ON FUNCTION pipeline.openlineage_pending(integer) IS
     'the oldest events not acknowledged yet, in order (of the pipelines the current role may manage)';
@@ -2121,7 +2100,7 @@ CREATE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     AS $$
       WITH a AS (
-          UPDATE pipeline.openlineage_run_events o SET acknowledged_at = clock_timestamp()
+          UPDATE pipeline.openlineage_outbox o SET acknowledged_at = clock_timestamp()
            WHERE o.id = ANY (ids) AND o.acknowledged_at IS NULL
           RETURNING 1)
       SELECT count(*) FROM a
@@ -2130,15 +2109,6 @@ COMMENT ON FUNCTION pipeline.openlineage_acknowledge(bigint[]) IS
     'marks events as shipped (those of pipelines the current role may manage); returns how many';
 
 /* ---------------------------------------------------- row-level provenance */
-
-CREATE FUNCTION pipeline.cursor_rule_between(row_alias text, before text, before_xid text,
-                                             before_seq text, after text, after_xid text,
-                                             after_seq text)
-    RETURNS text
-    AS 'MODULE_PATHNAME', 'pipeline_cursor_rule_between'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION pipeline.cursor_rule_between(text, text, text, text, text, text, text) IS
-    'internal: the SQL condition on the staged row row_alias that the cursor after (snapshot, partial position) has consumed and the cursor before has not; its arguments are SQL expressions';
 
 /*
  * The staged rows of a run: pending at its start and consumed at its end
@@ -2164,15 +2134,17 @@ CREATE FUNCTION pipeline.run_staged_rows(run_id bigint)
       END IF;
       /* the archive holds every row and column: refused rather than filtered */
       PERFORM pipeline.may_read_every_row(src, quiet => false);
-      /* consumed at the end, pending at the start: the cursor rule (cursor_rule.c) */
+      /* consumed at the end, pending at the start (see PENDING_PREDICATE in backlog.c) */
       RETURN QUERY EXECUTE format(
           'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM ('
           'SELECT * FROM %1$s UNION ALL SELECT a.* FROM pipeline.archive_batches b '
           'LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id '
           'CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%1$s) a '
           'WHERE b.source = %2$L::regclass AND b.last_xid >= pg_snapshot_xmin($4)) s '
-          'WHERE %3$s ORDER BY s._xid, s._seq', src, src::text,
-          pipeline.cursor_rule_between('s', '$4', '$5', '$6', '$1', '$2', '$3'))
+          'WHERE (pg_visible_in_snapshot(s._xid, $1) OR (s._xid = $2 AND s._seq <= $3)) '
+          'AND NOT pg_visible_in_snapshot(s._xid, $4) AND ($5 IS NULL OR s._xid <> $5 OR s._seq > $6) '
+          'AND s._xid >= pg_snapshot_xmin($4) '
+          'ORDER BY s._xid, s._seq', src, src::text)
         USING l.cursor_after, l.cursor_after_xid, l.cursor_after_seq,
               l.cursor_before, l.cursor_before_xid, l.cursor_before_seq;
     END

@@ -61,6 +61,7 @@
 
 #include "pipeline.h"
 #include "cursor_rule.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_set_retention);
 PG_FUNCTION_INFO_V1(pipeline_drop_retention);
@@ -1047,6 +1048,7 @@ pipeline_set_retention(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
+	pipeline_check_version(ERROR);
 	check_settings(fcinfo, archive, dictionary_size, batch_rows);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1101,6 +1103,7 @@ pipeline_drop_retention(PG_FUNCTION_ARGS)
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(source);
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(source),
@@ -1133,6 +1136,7 @@ pipeline_archive(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		nulls[6] = {0};
 
+	pipeline_check_version(ERROR);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "pipeline.archive must return a record");
 	if (IsolationUsesXactSnapshot())
@@ -1176,6 +1180,7 @@ pipeline_train_archive_dictionary(PG_FUNCTION_ARGS)
 	const char *why = NULL;
 	int64		id;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(source),

@@ -48,6 +48,7 @@
 #include "utils/typcache.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_archived_rows);
 PG_FUNCTION_INFO_V1(pipeline_archived_rows_jsonb);
@@ -701,6 +702,7 @@ pipeline_archived_rows(PG_FUNCTION_ARGS)
 	Oid			rowtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
 	ArchivedBatch *b;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	b = load_batch(batch_id);
@@ -721,6 +723,7 @@ pipeline_archived_rows_jsonb(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ArchivedBatch *b;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	b = load_batch(batch_id_arg(fcinfo));

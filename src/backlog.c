@@ -35,6 +35,7 @@
 
 #include "pipeline.h"
 #include "cursor_rule.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_backlog);
 
@@ -296,6 +297,7 @@ pipeline_backlog(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
+	pipeline_check_version(ERROR);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "pipeline.backlog must return a record");
 	if (SPI_connect() != SPI_OK_CONNECT)

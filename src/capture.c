@@ -92,6 +92,7 @@
 #include "utils/syscache.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_capture);
 PG_FUNCTION_INFO_V1(pipeline_uncapture);
@@ -620,6 +621,7 @@ pipeline_capture(PG_FUNCTION_ARGS)
 	Oid			log;
 	ListCell   *lc;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = ObjectIdGetDatum(relation);
@@ -702,6 +704,7 @@ pipeline_uncapture(PG_FUNCTION_ARGS)
 	Oid			log;
 	bool		isnull;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));

@@ -541,7 +541,7 @@ log_dropped_partitions(DropStmt *stmt)
 		Oid			log;
 
 		if (!OidIsValid(table) || !get_rel_relispartition(table) ||
-			!pg_class_ownercheck(table, GetUserId()))
+			!pipeline_relation_ownercheck(table, GetUserId()))
 			continue;
 		captured = pipeline_partition_root(table);
 		log = capture_log(captured);
@@ -570,7 +570,7 @@ pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "on_ddl_command_start must be called as an event trigger");
 	parsetree = trigdata->parsetree;
-	drop_lxid = MyProc->lxid;
+	drop_lxid = pipeline_local_xid();
 	drop_partitions = drop_roots = drop_logged = NIL;
 	if (!IsA(parsetree, AlterTableStmt) && !IsA(parsetree, DropStmt) &&
 		!IsA(parsetree, DropOwnedStmt))
@@ -587,7 +587,7 @@ pipeline_on_ddl_command_start(PG_FUNCTION_ARGS)
 		if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_TABLE)
 			logged = log_dropped_partitions((DropStmt *) parsetree);
 		/* after the logging, whose ALTER TABLE of the log comes here too */
-		drop_lxid = MyProc->lxid;
+		drop_lxid = pipeline_local_xid();
 		drop_partitions = drop_roots = NIL;
 		remember_partitions();
 		old = MemoryContextSwitchTo(TopTransactionContext);
@@ -612,7 +612,7 @@ pipeline_capture_check_dropped_partitions(void)
 {
 	Oid			types[3] = {OIDARRAYOID, OIDARRAYOID, OIDARRAYOID};
 	Datum		values[3];
-	bool		current = drop_lxid == MyProc->lxid;
+	bool		current = drop_lxid == pipeline_local_xid();
 
 	values[0] = pipeline_oid_list_to_array(current ? drop_partitions : NIL);
 	values[1] = pipeline_oid_list_to_array(current ? drop_roots : NIL);

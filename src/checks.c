@@ -35,6 +35,7 @@
 #include "utils/lsyscache.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_add_check);
 PG_FUNCTION_INFO_V1(pipeline_drop_check);
@@ -806,6 +807,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	StoredCheck *sc;
 	int64		id;
 
+	pipeline_check_version(ERROR);
 	if (PG_ARGISNULL(ARG_PIPELINE))
 		pipeline_report_missing("");
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -840,6 +842,7 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	int			n;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_UPDATE);

@@ -192,7 +192,7 @@ may_schedule(Oid role)
 	Oid			cron = get_namespace_oid("cron", true);
 
 	return !OidIsValid(cron) || !OidIsValid(get_extension_oid("pg_cron", true)) ||
-		pg_namespace_aclcheck(cron, role, ACL_USAGE) == ACLCHECK_OK;
+		pipeline_namespace_aclcheck(cron, role, ACL_USAGE) == ACLCHECK_OK;
 }
 
 /*

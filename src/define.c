@@ -43,6 +43,7 @@
 #include "utils/varlena.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_create_pipeline);
 PG_FUNCTION_INFO_V1(pipeline_alter_pipeline);
@@ -740,7 +741,7 @@ pipeline_add_change_columns(Oid source)
 	need_index = add_xid || add_seq || !change_log_index_exists(source, xid_att, seq_att);
 	if (!xid_default && !seq_default && !need_index)
 		return;
-	if (!pg_class_ownercheck(source, GetUserId()))
+	if (!pipeline_relation_ownercheck(source, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s to make it a pipeline source", src),
@@ -961,7 +962,7 @@ parse_target(const char *target)
 				 errmsg("target must not be null"),
 				 errdetail("A pipeline writes to one target table."),
 				 errhint("Pass target => 'schema.table' (it is created when missing).")));
-	names = stringToQualifiedNameList(target);
+	names = pipeline_qualified_name_list(target);
 	return makeRangeVarFromNameList(names);
 }
 
@@ -1135,6 +1136,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	RangeVar   *target_rv;
 	Datum		seeded = (Datum) 0;
 
+	pipeline_check_version(ERROR);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1208,6 +1210,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	PipelineDef *old;
 	char	   *new_name = arg_text(fcinfo, 10);
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_UPDATE);
@@ -1277,6 +1280,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	Oid			type = INT8OID;
 	Datum		value;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(name, if_exists, DEF_LOCK_UPDATE);
@@ -1313,6 +1317,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	Oid			types[2] = {INT8OID, BOOLOID};
 	Datum		values[2];
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
@@ -1365,6 +1370,7 @@ pipeline_resume(PG_FUNCTION_ARGS)
 Datum
 pipeline_prepare_source(PG_FUNCTION_ARGS)
 {
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_add_change_columns(PG_GETARG_OID(0));
@@ -1388,6 +1394,7 @@ pipeline_add_provenance_column(PG_FUNCTION_ARGS)
 	char	   *column = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *name = pipeline_qualified_name(relid);
 
+	pipeline_check_version(ERROR);
 	pipeline_check_role(pipeline_relation_owner(relid), psprintf("table %s", name));
 	if (get_attnum(relid, column) != InvalidAttrNumber)
 		PG_RETURN_VOID();
@@ -1414,6 +1421,7 @@ pipeline_discard_quarantine(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	int64		n;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);

@@ -28,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_add_freshness_check);
 PG_FUNCTION_INFO_V1(pipeline_alter_freshness_check);
@@ -713,6 +714,7 @@ pipeline_add_freshness_check(PG_FUNCTION_ARGS)
 {
 	FreshnessCheck check = {0};
 
+	pipeline_check_version(ERROR);
 	if (PG_ARGISNULL(0))
 		invalid("relation must not be null", "A freshness check watches one relation.",
 				"Pass the relation, such as 'silver.orders'.");
@@ -744,6 +746,7 @@ pipeline_alter_freshness_check(PG_FUNCTION_ARGS)
 {
 	FreshnessCheck check;
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	load_check_to_manage(PG_GETARG_INT64(0), true, &check);
@@ -781,6 +784,7 @@ pipeline_drop_freshness_check(PG_FUNCTION_ARGS)
 	Oid			type = INT8OID;
 	Datum		value = PG_GETARG_DATUM(0);
 
+	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (!PG_ARGISNULL(1) && PG_GETARG_BOOL(1) && !load_check(PG_GETARG_INT64(0), false, &check))
@@ -816,6 +820,7 @@ pipeline_check_freshness(PG_FUNCTION_ARGS)
 	MemoryContext callcxt = CurrentMemoryContext;
 	HeapTuple	tuple;
 
+	pipeline_check_version(ERROR);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "check_freshness must return a record");
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_run);
 PG_FUNCTION_INFO_V1(pipeline_requeue_quarantine);
@@ -820,6 +821,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 	char	   *name;
 	Datum		result;
 
+	pipeline_check_version(ERROR);
 	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	refuse_nested_run(name);
 	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PGDLLEXPORT void pipeline_run_worker_main(Datum arg);
 
@@ -240,8 +241,8 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = Int64GetDatum(my_slot->pipeline_id);
 	values[1] = BoolGetDatum(again);
-	/* the extension may have been dropped meanwhile */
-	if (OidIsValid(get_extension_oid("pipeline", true)))
+	/* the extension may have been dropped or updated meanwhile */
+	if (OidIsValid(get_extension_oid("pipeline", true)) && pipeline_check_version(DEBUG1))
 	{
 		/* never with the database's search_path: this process is a superuser */
 		pipeline_become_internal(&ctx);

@@ -41,7 +41,10 @@
  *
  * The scheduler stops when the extension is dropped from its database, on
  * SIGTERM, and before DROP DATABASE (the utility hook asks it to).  On
- * start it marks failed the runs a crash left "running".
+ * start it marks failed the runs a crash left "running".  While this
+ * database's extension is of another version than the library (version.c),
+ * it starts nothing and waits for ALTER EXTENSION pipeline UPDATE, having
+ * logged why once.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "version.h"
 
 PGDLLEXPORT void pipeline_scheduler_main(Datum arg);
 
@@ -137,6 +141,9 @@ static PipelineDatabaseSlot *my_slot = NULL;
 static int64 *served = NULL;
 static int	served_count = 0;
 static TimestampTz last_full_probe = 0;
+
+/* whether this database's extension is of another version (logged once) */
+static bool version_differs = false;
 
 /*
  * When rows were last committed to each source, as this scheduler learnt
@@ -804,6 +811,14 @@ schedule_pass(bool *installed)
 		CommitTransactionCommand();
 		return 0;
 	}
+	/* another version's catalog: wait, quietly after the first pass */
+	version_differs = !pipeline_check_version(version_differs ? DEBUG1 : LOG);
+	if (version_differs)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return SCHEDULER_NAPTIME_MS;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* never with the database's search_path: this process is a superuser */
@@ -890,7 +905,7 @@ pipeline_scheduler_main(Datum arg)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (extension_installed())
+	if (extension_installed() && pipeline_check_version(DEBUG1))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");

@@ -291,7 +291,7 @@ pipeline_guard_staging_table(Oid source)
 
 	if (missing == NIL)
 		return;
-	if (!pg_class_ownercheck(source, GetUserId()))
+	if (!pipeline_relation_ownercheck(source, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s to make it a pipeline source", src),
@@ -599,9 +599,9 @@ partition_leaving(Oid relid, List *dropped, bool detach)
 	if (!get_rel_relispartition(relid))
 		return;
 	parent = get_partition_parent(relid, true);
-	if (detach ? !pg_class_ownercheck(parent, userid)
-		: !(pg_class_ownercheck(relid, userid) ||
-			pg_namespace_ownercheck(get_rel_namespace(relid), userid)))
+	if (detach ? !pipeline_relation_ownercheck(parent, userid)
+		: !(pipeline_relation_ownercheck(relid, userid) ||
+			pipeline_namespace_ownercheck(get_rel_namespace(relid), userid)))
 		return;
 	if (!find_readers(parent, &readers) || list_member_oid(dropped, readers.source))
 		return;

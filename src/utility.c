@@ -85,7 +85,7 @@ database_needing_exclusive_access(Node *stmt)
 	}
 	dboid = name ? get_database_oid(name, true) : InvalidOid;
 	/* only for a role that may do it: nobody else gets to stop the workers */
-	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()))
+	if (!OidIsValid(dboid) || !pipeline_database_ownercheck(dboid, GetUserId()))
 		return InvalidOid;
 	return dboid;
 }

@@ -34,8 +34,9 @@ show_diffs() {
     [ -s "$1" ] && { echo "---- $1"; head -n 400 "$1"; }
 }
 
-# pg_regress: every sql/*.sql but the install scripts.
-mapfile -t regress < <(ls sql/*.sql | grep -v '^sql/pipeline--' | xargs -n1 basename | sed 's/\.sql$//' | sort)
+# pg_regress: the Makefile's list (every sql/*.sql but the install scripts),
+# the one make installcheck runs.
+mapfile -t regress < <(make -s --no-print-directory PG_CONFIG="$PG_CONFIG" regress-list)
 if [ ${#regress[@]} -gt 0 ]; then
     echo "== pg_regress: ${#regress[@]} tests"
     as_test_user "$PGXS_DIR/test/regress/pg_regress" \
@@ -49,8 +50,8 @@ else
     echo "== pg_regress: no tests"
 fi
 
-# Isolation specs.
-mapfile -t specs < <(ls test/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+# Isolation specs, the Makefile's list too.
+mapfile -t specs < <(make -s --no-print-directory PG_CONFIG="$PG_CONFIG" isolation-list)
 if [ ${#specs[@]} -gt 0 ]; then
     echo "== isolation: ${#specs[@]} specs"
     sed "s/^cron.database_name.*/cron.database_name = 'isolation_regression'/" test/pipeline.conf \
@@ -66,14 +67,19 @@ else
     echo "== isolation: no specs"
 fi
 
-# TAP tests, one prove run per file so that each counts once.
+# TAP tests, one prove run per file so that each counts once.  The scratch
+# copy has no git history: the upgrade test reads a copy of the source
+# tree's (the test user may not reach the tree where it lies), and says so
+# when there is none.
+HISTORY="$WORK/history.git"
+git clone --quiet --bare --no-local "$REPO" "$HISTORY" 2>/dev/null || HISTORY=
 mapfile -t taps < <(ls test/t/*.pl 2>/dev/null | sort)
 if [ ${#taps[@]} -gt 0 ]; then
     echo "== TAP: ${#taps[@]} files"
     mkdir -p "$WORK/tap"
     [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/tap"
     for t in "${taps[@]}"; do
-        if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" \
+        if as_test_user env TESTDIR="$WORK/tap" PIPELINE_SRC="$WORK/tree" PIPELINE_GIT_DIR="$HISTORY" \
             PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" PG_TEST_PORT_DIR="$WORK/tap" \
             prove -I "$PGXS_DIR/test/perl" -I test/perl "$t"; then
             passed=$((passed + 1))

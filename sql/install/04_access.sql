@@ -1,0 +1,35 @@
+/* Row-level security: a role sees the pipelines it is a member of the owner of. */
+CREATE FUNCTION pipeline.may_manage(pipeline_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT EXISTS (SELECT 1 FROM pipeline.pipeline_defs d WHERE d.id = pipeline_id) $$;
+COMMENT ON FUNCTION pipeline.may_manage(bigint) IS
+    'true when the current role may see the pipeline (row-level security of pipeline_defs applies inside)';
+
+ALTER TABLE pipeline.pipeline_defs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.cursors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.run_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.run_totals ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.schedule_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.quarantine_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.pipeline_defs
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY owner_only ON pipeline.cursors
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.run_log
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.run_totals
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.schedule_state
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.quarantine_log
+    USING (pipeline.may_manage(pipeline_id));
+
+GRANT USAGE ON SCHEMA pipeline TO PUBLIC;
+GRANT SELECT ON pipeline.pipeline_defs, pipeline.cursors, pipeline.run_log,
+    pipeline.run_totals, pipeline.schedule_state, pipeline.quarantine_log TO PUBLIC;
+/* A run's batch statement executes as the pipeline's owner and writes quarantine rows itself. */
+GRANT INSERT ON pipeline.quarantine_log TO PUBLIC;
+GRANT UPDATE (raw_row) ON pipeline.quarantine_log TO PUBLIC;
+REVOKE ALL ON pipeline.clock FROM PUBLIC;
+GRANT SELECT ON pipeline.clock TO PUBLIC;

@@ -1,0 +1,570 @@
+/* pipeline--0.1--0.2.sql: upgrades the pipeline extension from 0.1 to 0.2 */
+
+\echo Use "ALTER EXTENSION pipeline UPDATE TO '0.2'" to load this file. \quit
+
+/*
+ * Each change of 0.2 to the catalog and the SQL API, in the order of the
+ * install script's pieces (sql/install/); a fresh install of 0.2 and a
+ * database updated from 0.1 end with the same objects (test/t/012_upgrade.pl).
+ */
+
+/* ---------------------------------------------------------------- catalog */
+
+/* the scheduler reads every scheduled pipeline's last start at each pass */
+CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
+/* every run looks for the runs of its pipeline left running: not through its history */
+CREATE INDEX ON pipeline.run_log (pipeline_id) WHERE status = 'running';
+
+ALTER TABLE pipeline.schedule_state ADD COLUMN waiting_since timestamptz;
+COMMENT ON COLUMN pipeline.schedule_state.waiting_since IS
+    'since when the pipeline is due, with rows to read, and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
+
+/* ------------------------------------------------------ operator's view */
+
+/*
+ * The status view reads the running pipelines once, says which wait for a
+ * worker, and (as 0.2 declares run_log.run_uuid with its table) lists it
+ * among the run_log columns its subqueries read, as a fresh install's does.
+ */
+CREATE OR REPLACE VIEW pipeline.status WITH (security_invoker = true) AS
+WITH running AS MATERIALIZED (
+    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS pipeline_id
+      FROM pg_locks k
+     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 20553
+       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT d.name AS pipeline,
+       CASE WHEN d.paused THEN 'paused'
+            WHEN d.suspended_at IS NOT NULL THEN 'suspended'
+            WHEN rn.pipeline_id IS NOT NULL THEN 'running'
+            WHEN ss.waiting_since IS NOT NULL THEN 'waiting for a worker'
+            WHEN coalesce(t.consecutive_failures, 0) > 0 AND d.schedule <> 'manual' THEN 'retrying'
+            WHEN coalesce(t.consecutive_failures, 0) > 0 THEN 'failing'
+            ELSE 'idle' END AS state,
+       b.pending_rows, b.pending_exact, b.oldest_pending_at,
+       CASE WHEN b.pending_rows = 0 THEN interval '0'
+            ELSE date_trunc('milliseconds', clock_timestamp() - b.oldest_pending_at) END AS lag,
+       cur.run_id AS running_run_id, cur.progress_pct, cur.duration AS running_for,
+       date_trunc('milliseconds', cur.estimated_remaining) AS estimated_remaining,
+       last.run_id AS last_run_id, last.status AS last_status, last.finished_at AS last_run_at,
+       t.last_success_at, t.last_failure_at AS last_error_at,
+       CASE WHEN d.archived_unconsumed IS NULL THEN err.error_sqlstate END AS last_error_sqlstate,
+       coalesce(d.archived_unconsumed, err.error_message) AS last_error,
+       coalesce(t.consecutive_failures, 0) AS consecutive_failures,
+       thr.rows_per_second,
+       d.schedule,
+       CASE WHEN NOT d.paused AND d.suspended_at IS NULL THEN ss.next_run_at END AS next_run_at,
+       CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN coalesce(ss.empty_ticks, 0) END AS empty_ticks,
+       CASE WHEN d.schedule NOT IN ('manual', 'continuous') THEN ss.last_empty_tick_at END AS last_empty_tick_at,
+       d.suspended_at, d.id
+  FROM pipeline.pipeline_defs d
+  LEFT JOIN running rn ON rn.pipeline_id = d.id
+  LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id
+  LEFT JOIN pipeline.schedule_state ss ON ss.pipeline_id = d.id AND d.schedule <> 'manual'
+  LEFT JOIN LATERAL pipeline.backlog(d.name, quiet => true) b ON true
+  LEFT JOIN LATERAL (SELECT r.* FROM pipeline.runs r
+                      WHERE rn.pipeline_id IS NOT NULL
+                        AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
+                                         WHERE l.pipeline_id = d.id AND l.status = 'running'
+                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
+                      WHERE l.pipeline_id = d.id AND l.status <> 'running'
+                      ORDER BY l.run_id DESC LIMIT 1) last ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
+                      WHERE l.pipeline_id = d.id AND l.status = 'failed'
+                      ORDER BY l.run_id DESC LIMIT 1) err ON true
+  LEFT JOIN LATERAL (SELECT round((sum(l.rows_read)
+                                   / nullif(sum(extract(epoch FROM l.finished_at - l.started_at)), 0))::numeric,
+                                  1) AS rows_per_second
+                       FROM (SELECT * FROM pipeline.run_log l
+                              WHERE l.pipeline_id = d.id AND l.status = 'succeeded' AND l.rows_read > 0
+                              ORDER BY l.run_id DESC LIMIT 10) l) thr ON true;
+COMMENT ON VIEW pipeline.status IS
+    'one row per pipeline: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
+
+CREATE OR REPLACE FUNCTION pipeline.metrics() RETURNS text
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+WITH p AS (
+    SELECT s.id, s.pipeline, s.state, s.pending_rows, s.lag, s.consecutive_failures,
+           d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
+           t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
+           t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
+           t.last_success_at, coalesce(q.n, 0) AS quarantined,
+           /* its labels, escaped once: '{database="...",pipeline="..."' */
+           left(pipeline.prometheus_labels('database', current_database(), 'pipeline', s.pipeline),
+                -1) AS lb
+      FROM pipeline.status s
+      JOIN pipeline.pipeline_defs d ON d.id = s.id
+      LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
+      LEFT JOIN (SELECT q.pipeline_id, count(*) AS n FROM pipeline.quarantine_log q
+                  WHERE q.requeued_at IS NULL GROUP BY q.pipeline_id) q ON q.pipeline_id = s.id
+),
+f AS (
+    SELECT c.id, c.state, c.lag, c.attainment_7d,
+           left(pipeline.prometheus_labels('database', current_database(), 'check_id', c.id::text,
+                                           'relation', c.relation::text,
+                                           'column', coalesce(c.column_name, '')), -1) AS lb
+      FROM pipeline.freshness c
+),
+families (ord, name, type, help) AS (VALUES
+    (1, 'pipeline_info', 'gauge', 'A defined pipeline, with its source, target and strategy; always 1.'),
+    (2, 'pipeline_state', 'gauge', 'The pipeline''s state: 1 for its current state, 0 for the others.'),
+    (3, 'pipeline_runs_total', 'counter', 'Finished runs, by status.'),
+    (4, 'pipeline_rows_read_total', 'counter', 'Staged rows read by runs.'),
+    (5, 'pipeline_rows_total', 'counter', 'Rows processed by runs, by outcome.'),
+    (6, 'pipeline_run_duration_seconds', 'histogram', 'Duration of finished runs.'),
+    (7, 'pipeline_consecutive_failures', 'gauge', 'Failed runs since the last successful run.'),
+    (8, 'pipeline_pending_rows', 'gauge', 'Staged rows waiting for the pipeline (counted up to 10000, estimated beyond; exactly 0 when none wait).'),
+    (9, 'pipeline_lag_seconds', 'gauge', 'Age of the oldest staged row waiting for the pipeline (0 when none wait).'),
+    (10, 'pipeline_quarantined_rows', 'gauge', 'Rows waiting in quarantine.'),
+    (11, 'pipeline_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the last successful run.'),
+    (12, 'pipeline_freshness_state', 'gauge', 'A freshness check''s state: 1 for its current state, 0 for the others.'),
+    (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
+    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.')
+),
+samples (ord, grp, k, sample, labels, value) AS (
+    SELECT 1, p.pipeline, 0, 'pipeline_info',
+           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline,
+                                      'source', p.source::text, 'target', p.target::text,
+                                      'strategy', p.strategy), '1'
+      FROM p
+    UNION ALL
+    SELECT 2, p.pipeline, st.i, 'pipeline_state',
+           p.lb || ',state="' || st.s || '"}',
+           (p.state = st.s)::int::text
+      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                            'waiting for a worker']) WITH ORDINALITY st(s, i)
+    UNION ALL
+    SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
+           p.lb || ',status="' || r.s || '"}',
+           r.n::text
+      FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
+                              (2, 'failed', coalesce(p.runs_failed, 0)),
+                              (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
+    UNION ALL
+    SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
+           p.lb || '}',
+           coalesce(p.rows_read, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
+           p.lb || ',outcome="' || r.s || '"}',
+           r.n::text
+      FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
+                              (2, 'updated', coalesce(p.rows_updated, 0)),
+                              (3, 'deleted', coalesce(p.rows_deleted, 0)),
+                              (4, 'stale', coalesce(p.rows_stale, 0)),
+                              (5, 'filtered', coalesce(p.rows_filtered, 0)),
+                              (6, 'quarantined', coalesce(p.rows_quarantined, 0)),
+                              (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n)
+    UNION ALL
+    SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
+           p.lb || ',le="' || h.le || '"}',
+           h.n::text
+      FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
+                         FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
+                       UNION ALL
+                       SELECT 1000, '+Inf',
+                              coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
+    UNION ALL
+    SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
+           p.lb || '}',
+           coalesce(p.duration_seconds_sum, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
+           p.lb || '}',
+           coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
+      FROM p
+    UNION ALL
+    SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
+           p.lb || '}',
+           p.consecutive_failures::text
+      FROM p
+    UNION ALL
+    SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
+           p.lb || '}',
+           p.pending_rows::text
+      FROM p
+    UNION ALL
+    SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
+           p.lb || '}',
+           extract(epoch FROM p.lag)::float8::text
+      FROM p WHERE p.lag IS NOT NULL
+    UNION ALL
+    SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
+           p.lb || '}',
+           p.quarantined::text
+      FROM p
+    UNION ALL
+    SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
+           p.lb || '}',
+           extract(epoch FROM p.last_success_at)::float8::text
+      FROM p WHERE p.last_success_at IS NOT NULL
+    UNION ALL
+    SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
+           f.lb || ',state="' || st.s || '"}',
+           (f.state = st.s)::int::text
+      FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
+    UNION ALL
+    SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
+           f.lb || '}',
+           extract(epoch FROM f.lag)::float8::text
+      FROM f WHERE f.lag IS NOT NULL
+    UNION ALL
+    SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
+           f.lb || '}',
+           f.attainment_7d::float8::text
+      FROM f WHERE f.attainment_7d IS NOT NULL
+)
+SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
+  FROM (SELECT fa.ord,
+               '# HELP ' || fa.name || ' ' || fa.help || E'\n'
+               || '# TYPE ' || fa.name || ' ' || fa.type || E'\n'
+               || string_agg(s.sample || s.labels || ' ' || s.value || E'\n', ''
+                             ORDER BY s.grp, s.k) AS block
+          FROM families fa JOIN samples s ON s.ord = fa.ord
+         GROUP BY fa.ord, fa.name, fa.type, fa.help) b
+$$;
+COMMENT ON FUNCTION pipeline.metrics() IS
+    'the pipelines and freshness checks the current role may see, in the Prometheus text exposition format';
+
+/* -------------------------------------------------------------- lineage */
+
+CREATE OR REPLACE VIEW pipeline.lineage WITH (security_barrier = true) AS
+WITH RECURSIVE stored AS (
+    SELECT d.name AS pipeline, e.*, sa.attnum AS source_attnum, ta.attnum AS target_attnum
+      FROM pipeline.lineage_edges e
+      JOIN pipeline.pipeline_defs d ON d.id = e.pipeline_id
+      LEFT JOIN pg_attribute sa ON sa.attrelid = e.source AND sa.attname = e.source_column
+                               AND NOT sa.attisdropped
+      LEFT JOIN pg_attribute ta ON ta.attrelid = e.target AND ta.attname = e.target_column
+                               AND NOT ta.attisdropped
+     WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+),
+views (source, target) AS (
+    SELECT dep.refobjid, rw.ev_class
+      FROM pg_depend dep
+      JOIN pg_rewrite rw ON rw.oid = dep.objid
+     WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
+       AND dep.refobjid <> rw.ev_class
+       AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
+            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid))
+    UNION
+    SELECT dep.refobjid, rw.ev_class
+      FROM views v
+      JOIN pg_depend dep ON dep.refobjid = v.target AND dep.refclassid = 'pg_class'::regclass
+                        AND dep.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite rw ON rw.oid = dep.objid AND rw.ev_class <> v.target
+)
+SELECT s.pipeline,
+       CASE WHEN s.source_column IS NULL THEN 'table' ELSE 'column' END AS level,
+       s.source, s.source_column, s.target, s.target_column,
+       s.lineage_type, s.subtype, s.origin, s.transformation
+  FROM stored s
+ WHERE pipeline.may_see(s.source) AND pipeline.may_see(s.target)
+   AND (s.source_column IS NULL OR pipeline.may_see_column(s.source, s.source_attnum))
+   AND (s.target_column IS NULL OR pipeline.may_see_column(s.target, s.target_attnum))
+UNION ALL
+SELECT NULL, 'table', v.source::regclass, NULL, v.target::regclass, NULL, 'DIRECT', NULL,
+       CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, NULL
+  FROM views v
+  JOIN pg_class c ON c.oid = v.target
+ WHERE pipeline.may_see(v.source::regclass) AND pipeline.may_see(v.target::regclass);
+COMMENT ON VIEW pipeline.lineage IS
+    'one row per lineage edge (table: relation to relation through a pipeline or a view; column: source column to target column), of the relations and columns the current role may see';
+
+/* its arguments are renamed: made again */
+DROP FUNCTION pipeline.lineage_walk(regclass, integer, boolean);
+CREATE FUNCTION pipeline.lineage_walk(start regclass, max_depth integer, down boolean)
+    RETURNS TABLE (relation regclass, depth integer, relation_kind text, via text[])
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      /* PL/pgSQL keeps the plan: a SQL function would plan the lineage view at every call */
+      RETURN QUERY
+      WITH RECURSIVE walk (depth, relation, via) AS (
+          SELECT 0, start, NULL::text
+          UNION
+          SELECT w.depth + 1, e.next, e.via
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.origin) AS via
+                                 FROM pipeline.lineage l
+                                WHERE down AND l.level = 'table' AND l.source = w.relation
+                               UNION ALL
+                               SELECT l.source, coalesce(l.pipeline, l.origin)
+                                 FROM pipeline.lineage l
+                                WHERE NOT down AND l.level = 'table' AND l.target = w.relation) e
+           WHERE w.depth < coalesce(max_depth, 1000)),
+      nearest AS (SELECT w.relation, min(w.depth) AS depth FROM walk w GROUP BY w.relation)
+      SELECT n.relation, n.depth, pipeline.relation_kind(n.relation),
+             array_agg(DISTINCT w.via ORDER BY w.via)
+        FROM nearest n JOIN walk w ON w.relation = n.relation AND w.depth = n.depth
+       WHERE n.depth > 0
+       GROUP BY n.relation, n.depth
+       ORDER BY n.depth, n.relation::text;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.lineage_walk(regclass, integer, boolean) IS
+    'internal: the walk of downstream (down) and upstream';
+
+CREATE OR REPLACE FUNCTION pipeline.column_lineage(relation regclass, column_name text)
+    RETURNS TABLE (depth integer, source regclass, source_column text, target regclass,
+                   target_column text, pipeline text, lineage_type text, subtype text,
+                   origin text, transformation text)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2
+                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+          RAISE EXCEPTION 'column "%" of relation % does not exist', $2, $1
+                USING ERRCODE = 'undefined_column',
+                      DETAIL = 'column_lineage follows the lineage of one column of a relation.',
+                      HINT = 'Name a column as it is spelled in the catalog, without SQL quoting.';
+      END IF;
+      /*
+       * each step reads only the edges into one column, by index through
+       * the lineage filter (OFFSET 0 keeps the planner from joining the
+       * whole view instead)
+       */
+      RETURN QUERY
+      WITH RECURSIVE walk (depth, relation, column_name) AS (
+          SELECT 0, $1, $2
+          UNION
+          SELECT w.depth + 1, e.source, e.source_column
+            FROM walk w
+           CROSS JOIN LATERAL (SELECT l.source, l.source_column FROM pipeline.lineage l
+                                WHERE l.level = 'column' AND l.target = w.relation
+                                  AND (l.target_column = w.column_name OR l.target_column IS NULL)
+                               OFFSET 0) e
+           WHERE w.depth < 1000),
+      nearest AS (SELECT w.relation, w.column_name, min(w.depth) AS depth
+                    FROM walk w GROUP BY w.relation, w.column_name)
+      SELECT min(n.depth)::integer + 1, e.source, e.source_column, e.target, e.target_column, e.pipeline,
+             e.lineage_type, e.subtype, e.origin, e.transformation
+        FROM nearest n
+       CROSS JOIN LATERAL (SELECT * FROM pipeline.lineage l
+                            WHERE l.level = 'column' AND l.target = n.relation
+                              AND (l.target_column = n.column_name OR l.target_column IS NULL)
+                           OFFSET 0) e
+       GROUP BY e.source, e.source_column, e.target, e.target_column, e.pipeline,
+                e.lineage_type, e.subtype, e.origin, e.transformation
+       ORDER BY 1, e.target::text, e.target_column NULLS LAST, e.source::text, e.source_column,
+                e.origin, e.lineage_type;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.column_lineage(regclass, text) IS
+    'where a column comes from: every column edge on the way back to the staging columns, DIRECT (the value flows) or INDIRECT (it decides), with its expression';
+
+/* ----------------------------------------------------------- OpenLineage */
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_facet(schema_url text, body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object('_producer', 'urn:postgresql:extension:pipeline:'
+                                               || (SELECT e.extversion FROM pg_extension e
+                                                    WHERE e.extname = 'pipeline'),
+                                  '_schemaURL', schema_url) || body);
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_facet(text, jsonb) IS
+    'internal: an OpenLineage facet: the body with _producer and _schemaURL';
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_dataset(relation regclass) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      RETURN (
+        SELECT jsonb_build_object(
+                 'namespace', pipeline.openlineage_namespace(),
+                 'name', current_database() || '.' || n.nspname || '.' || c.relname,
+                 'facets', jsonb_build_object('schema', pipeline.openlineage_facet(
+                     'https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet',
+                     jsonb_build_object('fields', coalesce(
+                         (SELECT jsonb_agg(jsonb_build_object('name', f.attname,
+                                                              'type', format_type(f.atttypid, f.atttypmod),
+                                                              'ordinal_position', f.position)
+                                           ORDER BY f.position)
+                            FROM (SELECT a.attname, a.atttypid, a.atttypmod,
+                                         row_number() OVER (ORDER BY a.attnum) AS position
+                                    FROM pg_attribute a
+                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                     AND a.attname NOT IN ('_xid', '_seq')) f), '[]')))))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = relation);
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_dataset(regclass) IS
+    'internal: an OpenLineage dataset (namespace postgres://host:port, name database.schema.table) with its schema facet';
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+      RETURN (
+        WITH f AS (
+            SELECT e.target_column, e.source, e.source_column,
+                   jsonb_agg(jsonb_build_object('type', e.lineage_type, 'subtype', e.subtype,
+                                                'description', e.origin || ': ' || e.transformation)
+                             ORDER BY e.lineage_type, e.subtype, e.origin) AS transformations
+              FROM pipeline.lineage_edges e
+             WHERE e.pipeline_id = $1 AND e.source_column IS NOT NULL
+               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = e.source)
+             GROUP BY e.target_column, e.source, e.source_column),
+        i AS (
+            SELECT f.target_column,
+                   jsonb_agg(jsonb_build_object('namespace', d.ds->>'namespace', 'name', d.ds->>'name',
+                                                'field', f.source_column,
+                                                'transformations', f.transformations)
+                             ORDER BY d.ds->>'name', f.source_column) AS input_fields
+              FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+             GROUP BY f.target_column)
+        SELECT pipeline.openlineage_facet(
+                 'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
+                 jsonb_build_object(
+                   'fields', coalesce((SELECT jsonb_object_agg(i.target_column,
+                                                               jsonb_build_object('inputFields', i.input_fields))
+                                         FROM i WHERE i.target_column IS NOT NULL), '{}'),
+                   'dataset', coalesce((SELECT i.input_fields FROM i WHERE i.target_column IS NULL), '[]'))));
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_column_lineage(bigint) IS
+    'internal: the OpenLineage columnLineage facet of a pipeline''s target (fields per column; dataset: the filter, delete_when and sequence_by)';
+
+/*
+ * The outbox becomes a view over the events' facts (run, event type, when,
+ * acknowledged), their JSON built when read.  The events recorded under
+ * 0.1 keep their id, time and acknowledgement, and the ids go on from the
+ * old sequence's position; an event whose run the history no longer holds
+ * cannot be built again and is left out.  The old table leaves the
+ * extension's configuration tables before it is dropped.
+ */
+CREATE TABLE pipeline.openlineage_run_events (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline_id     bigint NOT NULL,    -- the run's: dropping a pipeline drops its runs
+    run_id          bigint NOT NULL
+                    REFERENCES pipeline.run_log (run_id) ON DELETE CASCADE,
+    event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    acknowledged_at timestamptz,
+    UNIQUE (run_id, event_type)
+);
+CREATE INDEX ON pipeline.openlineage_run_events (id) WHERE acknowledged_at IS NULL;
+CREATE INDEX ON pipeline.openlineage_run_events (created_at);
+COMMENT ON TABLE pipeline.openlineage_run_events IS
+    'the OpenLineage events of every run, in order, as facts (run and event type), until pipeline.openlineage_retention; pipeline.openlineage_outbox adds each event''s JSON';
+INSERT INTO pipeline.openlineage_run_events
+            (id, pipeline_id, run_id, event_type, created_at, acknowledged_at) OVERRIDING SYSTEM VALUE
+SELECT o.id, o.pipeline_id, o.run_id, o.event_type, o.created_at, o.acknowledged_at
+  FROM pipeline.openlineage_outbox o
+ WHERE EXISTS (SELECT 1 FROM pipeline.run_log l WHERE l.run_id = o.run_id);
+SELECT pg_catalog.setval('pipeline.openlineage_run_events_id_seq', s.last_value, s.is_called)
+  FROM pipeline.openlineage_outbox_id_seq s;
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events_id_seq', '');
+ALTER TABLE pipeline.openlineage_run_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.openlineage_run_events
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.openlineage_run_events TO PUBLIC;
+GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_run_events TO PUBLIC;
+
+ALTER EXTENSION pipeline DROP SEQUENCE pipeline.openlineage_outbox_id_seq;
+ALTER EXTENSION pipeline DROP TABLE pipeline.openlineage_outbox;
+DROP TABLE pipeline.openlineage_outbox;
+
+CREATE VIEW pipeline.openlineage_outbox WITH (security_invoker = true) AS
+    SELECT e.id, e.pipeline_id, e.run_id, e.event_type,
+           pipeline.openlineage_event(e.run_id, e.event_type) AS event,
+           e.created_at, e.acknowledged_at
+      FROM pipeline.openlineage_run_events e;
+COMMENT ON VIEW pipeline.openlineage_outbox IS
+    'OpenLineage events of every run, in order, until pipeline.openlineage_retention, each built when read; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
+GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
+GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_on_run() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pipeline_openlineage_on_run'
+    LANGUAGE C;
+COMMENT ON FUNCTION pipeline.openlineage_on_run() IS
+    'trigger: records the facts of a run''s OpenLineage events (its start and end) in the outbox, and applies its retention; fires only on pipeline.run_log';
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_pending(max_events integer DEFAULT 100)
+    RETURNS TABLE (id bigint, event jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      SELECT o.id, pipeline.openlineage_event(o.run_id, o.event_type)
+        FROM (SELECT e.id, e.run_id, e.event_type FROM pipeline.openlineage_run_events e
+               WHERE e.acknowledged_at IS NULL ORDER BY e.id LIMIT max_events) o
+       ORDER BY o.id
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_pending(integer) IS
+    'the oldest events not acknowledged yet, in order (of the pipelines the current role may manage)';
+
+CREATE OR REPLACE FUNCTION pipeline.openlineage_acknowledge(ids bigint[]) RETURNS bigint
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+      WITH a AS (
+          UPDATE pipeline.openlineage_run_events o SET acknowledged_at = clock_timestamp()
+           WHERE o.id = ANY (ids) AND o.acknowledged_at IS NULL
+          RETURNING 1)
+      SELECT count(*) FROM a
+    $$;
+COMMENT ON FUNCTION pipeline.openlineage_acknowledge(bigint[]) IS
+    'marks events as shipped (those of pipelines the current role may manage); returns how many';
+
+/* ---------------------------------------------------- row-level provenance */
+
+CREATE FUNCTION pipeline.cursor_rule_between(row_alias text, before text, before_xid text,
+                                             before_seq text, after text, after_xid text,
+                                             after_seq text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'pipeline_cursor_rule_between'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.cursor_rule_between(text, text, text, text, text, text, text) IS
+    'internal: the SQL condition on the staged row row_alias that the cursor after (snapshot, partial position) has consumed and the cursor before has not; its arguments are SQL expressions';
+
+CREATE OR REPLACE FUNCTION pipeline.run_staged_rows(run_id bigint)
+    RETURNS TABLE (_xid xid8, _seq bigint, staged_row jsonb)
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+      l pipeline.run_log;
+      src regclass;
+    BEGIN
+      SELECT r.* INTO l FROM pipeline.run_log r WHERE r.run_id = $1;
+      SELECT d.source INTO src FROM pipeline.pipeline_defs d WHERE d.id = l.pipeline_id;
+      IF NOT FOUND OR l.kind <> 'run' OR l.cursor_before IS NULL OR l.cursor_after IS NULL THEN
+          RAISE EXCEPTION 'run % has no recorded staged rows', $1
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'Staged rows are recorded for finished runs of kind run of pipelines the current role may manage; requeue runs read the quarantine.',
+                      HINT = 'Find runs in pipeline.runs; the rows a requeue run read are in pipeline.quarantine_log (requeue_run_id).';
+      END IF;
+      /* the archive holds every row and column: refused rather than filtered */
+      PERFORM pipeline.may_read_every_row(src, quiet => false);
+      /* consumed at the end, pending at the start: the cursor rule (cursor_rule.c) */
+      RETURN QUERY EXECUTE format(
+          'SELECT s._xid, s._seq, to_jsonb(s) - ''_xid'' - ''_seq'' FROM ('
+          'SELECT * FROM %1$s UNION ALL SELECT a.* FROM pipeline.archive_batches b '
+          'LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id '
+          'CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%1$s) a '
+          'WHERE b.source = %2$L::regclass AND b.last_xid >= pg_snapshot_xmin($4)) s '
+          'WHERE %3$s ORDER BY s._xid, s._seq', src, src::text,
+          pipeline.cursor_rule_between('s', '$4', '$5', '$6', '$1', '$2', '$3'))
+        USING l.cursor_after, l.cursor_after_xid, l.cursor_after_seq,
+              l.cursor_before, l.cursor_before_xid, l.cursor_before_seq;
+    END
+    $$;
+COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
+    'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
