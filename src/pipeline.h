@@ -665,6 +665,8 @@ extern void pipeline_publish_staged_sources(PipelineStagedSources *set);
 extern void pipeline_forget_staged_sources(void);
 extern void pipeline_take_staged_sources(PipelineDatabaseSlot *db, PipelineStagedSources *copy);
 extern bool pipeline_staged_into(const PipelineStagedSources *set, Oid relid);
+extern void pipeline_note_source_activity(const PipelineStagedSources *staged, TimestampTz now);
+extern TimestampTz pipeline_source_staged_at(Oid source);
 
 /* launcher.c */
 extern int	pipeline_launcher_naptime;

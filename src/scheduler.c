@@ -64,7 +64,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -145,18 +144,6 @@ static TimestampTz last_full_probe = 0;
 /* whether this database's extension is of another version (logged once) */
 static bool version_differs = false;
 
-/*
- * When rows were last committed to each source, as this scheduler learnt
- * it (the pass that took the commit's news), and to some source unnamed;
- * before this scheduler started, to every source.
- */
-typedef struct SourceActivity
-{
-	Oid			source;
-	TimestampTz staged_at;
-} SourceActivity;
-static HTAB *source_activity = NULL;
-static TimestampTz unnamed_staged_at = 0;
 
 /*
  * pipeline_scheduler_init
@@ -271,25 +258,20 @@ extension_installed(void)
 static List *
 read_scheduled(void)
 {
-	static SPIPlanPtr plan = NULL;
 	List	   *pipelines = NIL;
 	int			n;
 
-	if (plan == NULL)
-		plan = pipeline_prepare_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
-									 "d.paused OR d.suspended_at IS NOT NULL, "
-									 "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
-									 "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
-									 "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
-									 "s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at "
-									 "FROM pipeline.pipeline_defs d "
-									 "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
-									 "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
-									 "WHERE d.schedule <> 'manual' ORDER BY d.id",
-									 0, NULL);
-	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the scheduled pipelines");
-	n = (int) SPI_processed;
+	n = pipeline_exec_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
+						   "d.paused OR d.suspended_at IS NOT NULL, "
+						   "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
+						   "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
+						   "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
+						   "s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at "
+						   "FROM pipeline.pipeline_defs d "
+						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
+						   "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
+						   "WHERE d.schedule <> 'manual' ORDER BY d.id",
+						   0, NULL, NULL, NULL, true, 0);
 	for (int i = 0; i < n; i++)
 	{
 		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
@@ -377,47 +359,16 @@ store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampTz waiting
 }
 
 /*
- * note_source_activity
- *		Remembers that the pass at 'now' learnt of rows committed to the
- *		sources of the set (to an unnamed one when it says all).
- */
-static void
-note_source_activity(const PipelineStagedSources *staged, TimestampTz now)
-{
-	if (source_activity == NULL)
-	{
-		HASHCTL		ctl = {.keysize = sizeof(Oid),.entrysize = sizeof(SourceActivity)};
-
-		source_activity = hash_create("pipeline source activity", 256, &ctl,
-									  HASH_ELEM | HASH_BLOBS);
-		unnamed_staged_at = now;	/* what came before is not known */
-	}
-	if (staged->all)
-		unnamed_staged_at = now;
-	for (int i = 0; i < staged->count; i++)
-	{
-		SourceActivity *a = hash_search(source_activity, &staged->relids[i], HASH_ENTER, NULL);
-
-		a->staged_at = now;
-	}
-}
-
-/*
  * still_caught_up
  *		Whether the pipeline is known to have nothing to read without a
- *		probe: its last tick found nothing, and no commit to its source (or
- *		to an unnamed one) came to this scheduler's knowledge since.
+ *		probe: its last tick found nothing, and no commit to its source came
+ *		to this scheduler's knowledge since.
  */
 static bool
 still_caught_up(const ScheduledPipeline *p)
 {
-	SourceActivity *a;
-
-	if (p->last_empty_tick_at == 0 || p->last_start != p->last_empty_tick_at ||
-		p->last_empty_tick_at <= unnamed_staged_at)
-		return false;
-	a = hash_search(source_activity, &p->source, HASH_FIND, NULL);
-	return a == NULL || a->staged_at < p->last_empty_tick_at;
+	return p->last_empty_tick_at != 0 && p->last_start == p->last_empty_tick_at &&
+		pipeline_source_staged_at(p->source) < p->last_empty_tick_at;
 }
 
 /*
@@ -795,7 +746,7 @@ schedule_pass(bool *installed)
 	forget_stopped_workers();
 	/* before this pass's snapshot: what it probes then includes these rows */
 	pipeline_take_staged_sources(my_slot, &plan.staged);
-	note_source_activity(&plan.staged, now);
+	pipeline_note_source_activity(&plan.staged, now);
 	if (now - last_full_probe >= SCHEDULER_FULL_PROBE_MS * INT64CONST(1000))
 	{
 		plan.staged.all = true;

@@ -18,6 +18,11 @@
  * that writes another table after rows were staged adds that table too:
  * the set may be larger than the sources written, never smaller.
  *
+ * The scheduler takes its database's set at every pass, and remembers when
+ * it learnt of rows in each source (pipeline_note_source_activity): an
+ * interval or cron tick after an empty tick, with no news of its source
+ * since, needs no probe.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,7 +30,9 @@
 #include "executor/executor.h"
 #include "nodes/pg_list.h"
 #include "parser/parsetree.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "pipeline.h"
 
@@ -35,6 +42,18 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static int64 unattributed_rows = 0;
 /* Relations this transaction staged rows into (TopTransactionContext). */
 static List *xact_sources = NIL;
+
+/*
+ * In a scheduler: when it learnt of rows committed to each source, and to
+ * some source unnamed (before it started, to every source).
+ */
+typedef struct SourceActivity
+{
+	Oid			source;
+	TimestampTz staged_at;
+} SourceActivity;
+static HTAB *source_activity = NULL;
+static TimestampTz unnamed_staged_at = 0;
 
 /*
  * attribute_staged_rows
@@ -151,4 +170,47 @@ pipeline_staged_into(const PipelineStagedSources *set, Oid relid)
 		if (set->relids[i] == relid)
 			return true;
 	return set->all;
+}
+
+/*
+ * pipeline_note_source_activity
+ *		In a scheduler: remembers that the pass at 'now' learnt of rows
+ *		committed to the sources of the set (to an unnamed one when it says
+ *		all).
+ */
+void
+pipeline_note_source_activity(const PipelineStagedSources *staged, TimestampTz now)
+{
+	if (source_activity == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(Oid),.entrysize = sizeof(SourceActivity)};
+
+		source_activity = hash_create("pipeline source activity", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS);
+		unnamed_staged_at = now;	/* what came before is not known */
+	}
+	if (staged->all)
+		unnamed_staged_at = now;
+	for (int i = 0; i < staged->count; i++)
+	{
+		SourceActivity *a = hash_search(source_activity, &staged->relids[i], HASH_ENTER, NULL);
+
+		a->staged_at = now;
+	}
+}
+
+/*
+ * pipeline_source_staged_at
+ *		In a scheduler, after pipeline_note_source_activity: the last pass
+ *		that learnt of rows committed to the source, or to an unnamed one.
+ */
+TimestampTz
+pipeline_source_staged_at(Oid source)
+{
+	SourceActivity *a;
+
+	if (source_activity == NULL)
+		return DT_NOEND;		/* nothing known yet: anything may have come */
+	a = hash_search(source_activity, &source, HASH_FIND, NULL);
+	return a == NULL ? unnamed_staged_at : Max(a->staged_at, unnamed_staged_at);
 }
