@@ -607,11 +607,9 @@ prepare_batch_statement(void *arg)
 {
 	PrepareCall *call = arg;
 	PipelineUserContext ctx;
-	Oid			types[BATCH_NPARAMS] = {XID8ARRAYOID, XID8OID, PG_SNAPSHOTOID, XID8OID,
-		INT8OID, XID8OID, INT8OID, INT8OID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, XID8ARRAYOID};
 
 	pipeline_become_owner(call->def, &ctx);
-	if (SPI_prepare(call->sql, BATCH_NPARAMS, types) == NULL)
+	if (SPI_prepare(call->sql, BATCH_NPARAMS, pipeline_batch_param_types()) == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	pipeline_restore_user(&ctx);
 }
