@@ -654,7 +654,7 @@ typedef enum PipelineHandoffResult
 } PipelineHandoffResult;
 extern PipelineHandoffResult pipeline_hand_over(PipelineWorkerSlot *slot);
 extern void pipeline_wake_waiting_schedulers(void);
-extern void pipeline_ask_continuous_workers_to_yield(void);
+extern void pipeline_wake_continuous_workers(void);
 extern bool pipeline_start_worker(const char *function, const char *type, const char *name,
 								  Datum arg, BackgroundWorkerHandle **handle);
 

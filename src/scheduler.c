@@ -106,6 +106,7 @@ typedef struct ScheduledPipeline
 	bool		has_worker;		/* a run worker of this scheduler runs it */
 	bool		started;		/* this pass started its worker */
 	bool		waits;			/* this pass found no worker free for it */
+	TimestampTz due;			/* due_at, as this pass computed it */
 } ScheduledPipeline;
 
 /* The due pipelines of one pass that no worker runs yet. */
@@ -405,6 +406,7 @@ record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next)
 				  "updated_at = now()", 3, types, values, NULL, false, 0);
 	p->next_run_at = next;
 	p->last_start = now;		/* its next time counts from the tick */
+	p->due = next;
 }
 
 /*
@@ -586,10 +588,7 @@ plan_due_pipeline(ScheduledPipeline *p, TimestampTz now, PassPlan *plan)
 	if (quiet_tick(p))
 		record_empty_tick(p, now, pipeline_schedule_next(&p->schedule, now));
 	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
-			 !may_have_rows(p, &plan->staged))
-		plan->standby = lappend(plan->standby, p);
-	else if (p->schedule.kind == SCHEDULE_CONTINUOUS && p->failures == 0 && !still_waiting &&
-			 pipeline_is_caught_up(p->id))
+			 (!may_have_rows(p, &plan->staged) || pipeline_is_caught_up(p->id)))
 		plan->standby = lappend(plan->standby, p);
 	else
 		plan->work = lappend(plan->work, p);
@@ -691,7 +690,7 @@ publish_waiting(List *work, int unplaced_continuous)
 	my_slot->unplaced_continuous = unplaced_continuous;
 	LWLockRelease(pipeline_shared->lock);
 	if (waiting > 0)
-		pipeline_ask_continuous_workers_to_yield();
+		pipeline_wake_continuous_workers();
 }
 
 /*
@@ -779,7 +778,8 @@ schedule_pass(bool *installed)
 	{
 		ScheduledPipeline *p = lfirst(lc);
 
-		if (due_at(p, now) <= now && !is_running(p))
+		p->due = due_at(p, now);
+		if (p->due <= now && !is_running(p))
 			plan_due_pipeline(p, now, &plan);
 	}
 	list_sort(plan.work, longest_unserved_first);
@@ -790,7 +790,7 @@ schedule_pass(bool *installed)
 	foreach(lc, pipelines)
 	{
 		ScheduledPipeline *p = lfirst(lc);
-		TimestampTz due = next_due(p, due_at(p, now), now);
+		TimestampTz due = next_due(p, p->due, now);
 
 		store_schedule_state(p, due, p->waits ? (p->waiting_since ? p->waiting_since : now) : 0);
 		if (p->schedule.kind == SCHEDULE_CONTINUOUS && !p->stopped && !p->has_worker)

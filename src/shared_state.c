@@ -184,6 +184,24 @@ pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
 }
 
 /*
+ * set_continuous_latches
+ *		Sets the latches of the continuous workers of a database (of every
+ *		database with InvalidOid).  The caller holds the lock.
+ */
+static void
+set_continuous_latches(Oid dboid)
+{
+	for (int i = 0; i < pipeline_max_workers; i++)
+	{
+		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
+
+		if (slot->in_use && slot->continuous && slot->latch != NULL &&
+			(dboid == InvalidOid || slot->dboid == dboid))
+			SetLatch(slot->latch);
+	}
+}
+
+/*
  * wake_continuous_pipelines
  *		Rows were staged in this database: sets the latches of its
  *		continuous workers, tells its scheduler into which sources, and
@@ -195,14 +213,7 @@ wake_continuous_pipelines(void)
 	PipelineDatabaseSlot *db;
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < pipeline_max_workers; i++)
-	{
-		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
-
-		if (slot->in_use && slot->continuous && slot->dboid == MyDatabaseId &&
-			slot->latch != NULL)
-			SetLatch(slot->latch);
-	}
+	set_continuous_latches(MyDatabaseId);
 	db = pipeline_database_slot(MyDatabaseId, false);
 	if (db != NULL)
 	{
@@ -493,21 +504,15 @@ pipeline_wake_waiting_schedulers(void)
 }
 
 /*
- * pipeline_ask_continuous_workers_to_yield
+ * pipeline_wake_continuous_workers
  *		Pipelines wait for a worker: wakes every continuous worker, so that
- *		an idle one gives its worker back now rather than at its next
+ *		an idle one hands its worker over now rather than at its next
  *		naptime.  A busy one does after its run.
  */
 void
-pipeline_ask_continuous_workers_to_yield(void)
+pipeline_wake_continuous_workers(void)
 {
 	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
-	for (int i = 0; i < pipeline_max_workers; i++)
-	{
-		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
-
-		if (slot->in_use && slot->continuous && slot->latch != NULL)
-			SetLatch(slot->latch);
-	}
+	set_continuous_latches(InvalidOid);
 	LWLockRelease(pipeline_shared->lock);
 }
