@@ -4,7 +4,7 @@ EXTENSION = pipeline
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pipeline
-OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c src/*/*.c))
 
 # SQL: the released versions' install scripts and every upgrade script are
 # committed, frozen, in sql/ (pipeline--0.1.sql, pipeline--0.1--0.2.sql);
@@ -41,7 +41,7 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # PGXS tracks no header dependencies: every object depends on every header,
 # so that a changed struct never leaves an object built with its old layout.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 # The library knows the version it was built for (src/version.c).
 src/version.o: $(EXTENSION).control

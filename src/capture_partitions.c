@@ -82,22 +82,6 @@ static List *drop_roots = NIL;
 static List *drop_logged = NIL;
 
 /*
- * pipeline_partition_root
- *		The partitioned table at the top of the partitions 'relation' is in;
- *		'relation' itself when it is no partition.
- */
-Oid
-pipeline_partition_root(Oid relation)
-{
-	List	   *ancestors;
-
-	if (!get_rel_relispartition(relation))
-		return relation;
-	ancestors = get_partition_ancestors(relation);
-	return ancestors == NIL ? relation : llast_oid(ancestors);
-}
-
-/*
  * pipeline_capture_members
  *		A table and, when it is partitioned, its partitions at every depth,
  *		locked in 'lockmode' (parents before their partitions, the order

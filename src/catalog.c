@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 #define DEF_COLUMNS \
 	"id, name, owner::oid, source::oid, target::oid, coalesce(tombstones::oid, 0), " \
@@ -53,7 +54,7 @@ def_from_result(void)
 	def->tombstones = DatumGetObjectId(pipeline_result_datum(0, 5, &isnull));
 	d = pipeline_result_datum(0, 6, &isnull);
 	def->key = isnull ? NIL : pipeline_text_array_to_list(d, "key");
-	def->strategy = pipeline_result_text(0, 7);
+	def->strategy = pipeline_find_strategy(pipeline_result_text(0, 7));
 	def->sequence_by = pipeline_result_text(0, 8);
 	def->delete_when = pipeline_result_text(0, 9);
 	def->columns = DatumGetJsonbPCopy(pipeline_result_datum(0, 10, &isnull));
@@ -434,4 +435,20 @@ pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns)
 	pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET source_columns = $2, "
 				  "version = version + 1, altered_at = now() WHERE id = $1",
 				  2, types, values, NULL);
+}
+
+/*
+ * pipeline_definition_changed
+ *		Moves a definition's version on: every backend rebuilds the
+ *		pipeline's statements before its next batch (merge.c).  Whatever
+ *		changes what a batch statement is built from (checks) calls it.
+ */
+void
+pipeline_definition_changed(const PipelineDef *def)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(def->id);
+
+	pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET version = version + 1, altered_at = now() "
+						   "WHERE id = $1", 1, &type, &value, NULL);
 }

@@ -143,17 +143,6 @@ exec_internal_oid(const char *sql, Oid arg)
 }
 
 /*
- * pipeline_is_change_log_column
- *		Whether a source column is one a change log adds to its target's
- *		(not mapped to a downstream target unless asked for).
- */
-bool
-pipeline_is_change_log_column(const char *name)
-{
-	return strcmp(name, "_op") == 0 || strcmp(name, "_for") == 0;
-}
-
-/*
  * is_log_own_column
  *		Whether a column name is one a change log has of its own.
  */
@@ -272,23 +261,6 @@ pipeline_sync_change_log(const PipelineDef *def)
 {
 	if (OidIsValid(def->change_log))
 		pipeline_add_missing_columns(def->target, def->change_log);
-}
-
-/*
- * pipeline_relation_owner
- *		The role owning a relation.
- */
-Oid
-pipeline_relation_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*

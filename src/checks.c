@@ -757,21 +757,6 @@ insert_check(const PipelineDef *def, const StoredCheck *sc)
 }
 
 /*
- * bump_version
- *		Makes every backend rebuild the pipeline's batch statements.
- */
-static void
-bump_version(const PipelineDef *def)
-{
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(def->id);
-
-	pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET version = version + 1, altered_at = now() "
-						   "WHERE id = $1", 1, &type, &value, NULL);
-	pipeline_forget_statements(def->id);
-}
-
-/*
  * compile_new_check
  *		Builds and prepares the batch statement with the new check in it, as
  *		the owner: a check that cannot run is refused now.
@@ -822,7 +807,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	id = insert_check(def, sc);
 	CommandCounterIncrement();
 	compile_new_check(def, sc);
-	bump_version(def);
+	pipeline_definition_changed(def);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -858,7 +843,7 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 				 errdetail("pipeline.checks lists the checks of the pipelines you own."),
 				 errhint("Pass if_exists => true to ignore a missing check.")));
 	if (n > 0)
-		bump_version(def);
+		pipeline_definition_changed(def);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -899,13 +884,11 @@ pipeline_checks_on_drop(bool cascade)
 							   "RETURNING c.pipeline_id, c.name), "
 							   "bumped AS (UPDATE pipeline.pipeline_defs d SET version = version + 1 "
 							   "WHERE d.id IN (SELECT pipeline_id FROM gone)) "
-							   "SELECT g.name, d.name, d.id FROM gone g "
+							   "SELECT g.name, d.name FROM gone g "
 							   "JOIN pipeline.pipeline_defs d ON d.id = g.pipeline_id", uses_dropped),
 					  0, NULL, NULL, NULL, false, 0);
 	for (int i = 0; i < n; i++)
 		ereport(NOTICE,
 				(errmsg("drop cascades to check \"%s\" of pipeline \"%s\"",
 						pipeline_result_text(i, 0), pipeline_result_text(i, 1))));
-	for (int i = 0; i < n; i++)
-		pipeline_forget_statements(pipeline_result_int64(i, 2));
 }

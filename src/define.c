@@ -43,6 +43,7 @@
 #include "utils/varlena.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 #include "version.h"
 
 PG_FUNCTION_INFO_V1(pipeline_create_pipeline);
@@ -74,52 +75,6 @@ static char *
 empty_to_null(char *s)
 {
 	return (s != NULL && s[0] == '\0') ? NULL : s;
-}
-
-/*
- * relation_description
- *		"table raw.orders" for messages.
- */
-static char *
-relation_description(Oid relid)
-{
-	return pipeline_qualified_name(relid);
-}
-
-/*
- * require_privilege
- *		Errors unless the owner holds 'mode' on a relation.
- */
-static void
-require_privilege(Oid owner, Oid relid, AclMode mode, const char *privilege, const char *role_of)
-{
-	if (pg_class_aclcheck(relid, owner, mode) == ACLCHECK_OK)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied for %s %s", role_of, relation_description(relid)),
-			 errdetail("Role \"%s\" owns the pipeline and lacks the %s privilege on it.",
-					   GetUserNameFromId(owner, false), privilege),
-			 errhint("GRANT %s ON %s TO %s;", privilege, relation_description(relid),
-					 quote_identifier(GetUserNameFromId(owner, false)))));
-}
-
-/*
- * require_table
- *		Errors unless relid is a table (plain or partitioned).
- */
-static void
-require_table(Oid relid, const char *role)
-{
-	char		kind = get_rel_relkind(relid);
-
-	if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("%s %s is not a table", role, relation_description(relid)),
-			 errdetail("Pipelines read from and write to tables (plain or partitioned), not views or other relations."),
-			 errhint("Use a table as the %s.", role)));
 }
 
 /* ------------------------------------------------------ probing expressions */
@@ -300,7 +255,7 @@ check_column_type(const PipelineDef *def, const PipelineMapping *map, const Colu
 				 errdetail("No table column can hold a value of type %s; the expression is: %s",
 						   format_type_be(cm->typid), cm->expr),
 				 errhint("Cast the expression to a type a column can have, such as a composite type (ROW(a, b)::my_type) or jsonb (to_jsonb(...)).")));
-	if (cm->is_key && !map->target_exists && strcmp(def->strategy, "append") != 0 &&
+	if (cm->is_key && !map->target_exists && def->strategy->keyed &&
 		!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -371,119 +326,25 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 	}
 	probe_boolean(def, def->delete_when, "delete_when");
 	probe_boolean(def, def->filter, "filter");
-	if (strcmp(def->strategy, "scd2") == 0)
-		pipeline_scd2_check_mapping(def, map);
+	if (def->strategy->check_mapping)
+		def->strategy->check_mapping(def, map);
 }
 
 /* ------------------------------------------------------------ the target */
 
 /*
- * pipeline_has_index
- *		Whether any index of a table satisfies 'match'.
- */
-bool
-pipeline_has_index(Oid relid, IndexMatch match, void *arg)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-
-		if (!HeapTupleIsValid(tup))
-			continue;
-		found = match(relid, tup, arg);
-		ReleaseSysCache(tup);
-		if (found)
-			break;
-	}
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/*
- * pipeline_index_on_exactly
- *		Whether an index (its pg_index tuple) is unique, valid and on plain
- *		columns that are exactly 'columns' (a List of names), in any order.
- *		Its predicate, if any, is the caller's to check.
- */
-bool
-pipeline_index_on_exactly(Oid relid, HeapTuple tup, List *columns)
-{
-	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
-	bool		matches;
-
-	matches = index->indisunique && index->indisvalid &&
-		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
-		index->indnkeyatts == list_length(columns);
-	for (int i = 0; matches && i < index->indnkeyatts; i++)
-	{
-		char	   *att = get_attname(relid, index->indkey.values[i], true);
-		ListCell   *kc;
-
-		matches = false;
-		foreach(kc, columns)
-			if (att && strcmp(att, lfirst(kc)) == 0)
-				matches = true;
-	}
-	return matches;
-}
-
-/*
- * is_key_index
- *		IndexMatch: a unique, valid, non-partial index on plain columns that
- *		are exactly the key (a List of column names), in any order -- what
- *		INSERT ... ON CONFLICT needs.
- */
-static bool
-is_key_index(Oid relid, HeapTuple tup, void *arg)
-{
-	return pipeline_index_on_exactly(relid, tup, (List *) arg) &&
-		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
-}
-
-/*
- * key_index_exists
- *		Whether the target has a unique index on exactly the key columns.
- */
-static bool
-key_index_exists(Oid target, List *key)
-{
-	return pipeline_has_index(target, is_key_index, key);
-}
-
-/*
  * check_existing_target
- *		An existing target must be a table the owner may write, with a unique
- *		index on the key for the merge strategy.  An scd2 target's version
- *		columns and indexes are checked with its mapping (scd2.c).
+ *		An existing target must be a table the owner may insert into; what
+ *		else it needs (privileges, indexes) its strategy says.
  */
 static void
 check_existing_target(const PipelineDef *def)
 {
-	bool		scd2 = strcmp(def->strategy, "scd2") == 0;
-
-	require_table(def->target, "target");
-	require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
+	pipeline_require_table(def->target, "target");
+	pipeline_require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
 	pipeline_refuse_staging_target(def->target, def->strategy);
-	if (strcmp(def->strategy, "append") == 0)
-		return;
-	require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
-	require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
-	/* scd2 deletes the versions a late event merges into their neighbour */
-	if (def->delete_when || scd2)
-		require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
-	if (!scd2 && !key_index_exists(def->target, def->key))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("target %s has no unique index on the key (%s)",
-						relation_description(def->target), pipeline_quote_list(def->key, NULL)),
-				 errdetail("The merge strategy upserts with INSERT ... ON CONFLICT, which needs a unique index on exactly the key columns."),
-				 errhint("CREATE UNIQUE INDEX ON %s (%s);", relation_description(def->target),
-						 pipeline_quote_list(def->key, NULL))));
+	if (def->strategy->check_target)
+		def->strategy->check_target(def);
 }
 
 /*
@@ -528,25 +389,23 @@ run_as_owner(const PipelineDef *def, const char *sql)
 
 /*
  * create_target
- *		Creates a missing target from the mapping, with the key as primary
- *		key (for scd2: the version columns and indexes), as the pipeline's
- *		owner.
+ *		Creates a missing target from the mapping, with what its strategy
+ *		adds (a primary key, version columns and indexes), as the
+ *		pipeline's owner.
  */
 static Oid
 create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
 {
 	char	   *name = quote_qualified_identifier(rv->schemaname, rv->relname);
-	bool		scd2 = strcmp(def->strategy, "scd2") == 0;
-	char	   *elements = "";
+	const PipelineStrategy *strategy = def->strategy;
+	ListCell   *lc;
 
-	if (scd2)
-		elements = pipeline_scd2_table_elements(def, map);
-	else if (strcmp(def->strategy, "merge") == 0)
-		elements = psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
 	run_as_owner(def, psprintf("CREATE TABLE %s (%s%s)", name,
-							   column_definitions(def, map, false), elements));
-	if (scd2)
-		run_as_owner(def, pipeline_scd2_current_index_sql(def, name));
+							   column_definitions(def, map, false),
+							   strategy->target_elements ? strategy->target_elements(def, map) : ""));
+	if (strategy->target_extras)
+		foreach(lc, strategy->target_extras(def, name))
+			run_as_owner(def, lfirst(lc));
 	CommandCounterIncrement();
 	return RangeVarGetRelid(rv, NoLock, false);
 }
@@ -555,8 +414,9 @@ create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
  * create_tombstones
  *		Creates the table that remembers deletes next to the target: key,
  *		sequence_by value and when.  Needed when deletes meet sequence_by.
- *		merge remembers the latest delete of a key; scd2 every delete, so
- *		that a late event before one ends there (several per key).
+ *		merge remembers the latest delete of a key; a versioned strategy
+ *		(scd2) every delete, so that a late event before one ends there
+ *		(several per key).
  */
 static Oid
 create_tombstones(const PipelineDef *def, PipelineMapping *map)
@@ -567,7 +427,7 @@ create_tombstones(const PipelineDef *def, PipelineMapping *map)
 	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
 	char	   *pk = pipeline_quote_list(def->key, NULL);
 
-	if (strcmp(def->strategy, "scd2") == 0)
+	if (def->strategy->versioned)
 		pk = psprintf("%s, %s", pk, quote_identifier(def->sequence_by));
 	run_as_owner(def, psprintf("CREATE TABLE %s (%s, deleted_at timestamptz NOT NULL DEFAULT now(), "
 							   "PRIMARY KEY (%s))",
@@ -589,42 +449,6 @@ drop_tombstones(const PipelineDef *def)
 	if (OidIsValid(def->tombstones) &&
 		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->tombstones)))
 		pipeline_drop_own_table(def->tombstones);
-}
-
-/* What check_batch_statement() prepares in a subtransaction. */
-typedef struct PrepareCall
-{
-	const PipelineDef *def;
-	const char *sql;
-} PrepareCall;
-
-/*
- * prepare_batch_statement
- *		Prepares (and forgets) the batch statement as the owner.
- */
-static void
-prepare_batch_statement(void *arg)
-{
-	PrepareCall *call = arg;
-	PipelineUserContext ctx;
-
-	pipeline_become_owner(call->def, &ctx);
-	if (SPI_prepare(call->sql, BATCH_NPARAMS, pipeline_batch_param_types()) == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	pipeline_restore_user(&ctx);
-}
-
-/*
- * pipeline_try_batch_statement
- *		Prepares a batch statement as the owner, in a subtransaction; returns
- *		the error it raised, or NULL.
- */
-ErrorData *
-pipeline_try_batch_statement(const PipelineDef *def, const char *sql)
-{
-	PrepareCall call = {def, sql};
-
-	return pipeline_try(prepare_batch_statement, &call);
 }
 
 /*
@@ -649,171 +473,13 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 				 errmsg("pipeline \"%s\" cannot write its target: %s", def->name, edata->message),
 				 edata->detail ? errdetail("%s", edata->detail)
 				 : errdetail("The statement that merges a batch into %s does not compile.",
-							 relation_description(def->target)),
+							 pipeline_qualified_name(def->target)),
 				 errhint("Check that each mapped expression's type fits its target column, and that the pipeline's data quality checks name mapped columns.")));
 }
 
 /* ------------------------------------------------------------ the source */
 
-/*
- * column_has_default
- *		Whether a column has a default expression.
- */
-static bool
-column_has_default(Oid relid, AttrNumber attnum)
-{
-	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
-	bool		result = false;
-
-	if (HeapTupleIsValid(tup))
-	{
-		result = ((Form_pg_attribute) GETSTRUCT(tup))->atthasdef;
-		ReleaseSysCache(tup);
-	}
-	return result;
-}
-
-/*
- * is_change_log_index
- *		IndexMatch: a non-partial index leading with (_xid, _seq), whose
- *		attribute numbers 'arg' holds.
- */
-static bool
-is_change_log_index(Oid relid, HeapTuple tup, void *arg)
-{
-	AttrNumber *atts = (AttrNumber *) arg;
-	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
-
-	return index->indnkeyatts >= 2 && index->indkey.values[0] == atts[0] &&
-		index->indkey.values[1] == atts[1] &&
-		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
-}
-
-/*
- * change_log_index_exists
- *		Whether the source has an index on (_xid, _seq).
- */
-static bool
-change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
-{
-	AttrNumber	atts[2] = {xid_att, seq_att};
-
-	return pipeline_has_index(source, is_change_log_index, atts);
-}
-
-/*
- * pipeline_add_change_columns
- *		Makes a table a change log: _xid (the writer's transaction on the
- *		logical clock) and _seq (order within a transaction) with their
- *		defaults, and a unique index on both.  Completes whatever is missing
- *		(a table created LIKE a source has the columns but not their
- *		defaults).  Existing rows get the current transaction, so a new
- *		pipeline consumes them too.  The caller must own the table (or be a
- *		member of its owner, or a superuser); the statements run as its
- *		owner.
- */
-void
-pipeline_add_change_columns(Oid source)
-{
-	AttrNumber	xid_att = get_attnum(source, PIPELINE_XID_COLUMN);
-	AttrNumber	seq_att = get_attnum(source, PIPELINE_SEQ_COLUMN);
-	bool		add_xid = xid_att == InvalidAttrNumber;
-	bool		add_seq = seq_att == InvalidAttrNumber;
-	bool		xid_default = add_xid || !column_has_default(source, xid_att);
-	bool		seq_default = add_seq || !column_has_default(source, seq_att);
-	bool		need_index;
-	char	   *src = pipeline_qualified_name(source);
-	Oid			nsp = get_rel_namespace(source);
-	char	   *seqname = NULL;
-	StringInfoData actions;
-	PipelineUserContext ctx;
-
-	require_table(source, "source");
-	if ((!add_xid && get_atttype(source, xid_att) != XID8OID) ||
-		(!add_seq && get_atttype(source, seq_att) != INT8OID))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("source %s has columns _xid or _seq of the wrong type", src),
-				 errdetail("A pipeline source carries _xid xid8 and _seq bigint, filled by their defaults."),
-				 errhint("Rename the table's own _xid and _seq columns, then create the pipeline again.")));
-	need_index = add_xid || add_seq || !change_log_index_exists(source, xid_att, seq_att);
-	if (!xid_default && !seq_default && !need_index)
-		return;
-	if (!pipeline_relation_ownercheck(source, GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of table %s to make it a pipeline source", src),
-				 errdetail("The first pipeline that reads a table gives it the columns _xid and _seq, their defaults and an index."),
-				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
-						 src, src)));
-
-	/*
-	 * As the table's owner, whoever creates the pipeline: the rewrite and the
-	 * index build run the owner's code (its triggers do not fire, but its
-	 * domains' checks and index expressions do), and the sequence is the
-	 * owner's.
-	 */
-	pipeline_become_relation_owner(source, &ctx);
-	initStringInfo(&actions);
-	if (seq_default)
-	{
-		seqname = quote_qualified_identifier(get_namespace_name(nsp),
-											 ChooseRelationName(get_rel_name(source), "_seq", "seq",
-																nsp, false));
-		pipeline_exec(psprintf("CREATE SEQUENCE %s CACHE 1000", seqname), 0, NULL, NULL, NULL,
-					  false, 0);
-		appendStringInfo(&actions, add_seq ? "ADD COLUMN _seq bigint NOT NULL DEFAULT nextval(%s)"
-						 : "ALTER COLUMN _seq SET DEFAULT nextval(%s)", quote_literal_cstr(seqname));
-	}
-	if (xid_default)
-		appendStringInfo(&actions, "%s%s", actions.len ? ", " : "",
-						 add_xid ? "ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()"
-						 : "ALTER COLUMN _xid SET DEFAULT pipeline.current_xid()");
-	if (actions.len > 0)
-		pipeline_exec(psprintf("ALTER TABLE %s %s", src, actions.data), 0, NULL, NULL, NULL,
-					  false, 0);
-	if (seqname)
-		pipeline_exec(psprintf("ALTER SEQUENCE %s OWNED BY %s._seq", seqname, src), 0, NULL, NULL,
-					  NULL, false, 0);
-
-	/*
-	 * (_xid, _seq) identifies a staged row: unique, so that a writer forcing
-	 * a duplicate _seq fails at once.  A partitioned table can only have a
-	 * unique index that contains its partition key; there _seq's sequence
-	 * alone keeps it unique.
-	 */
-	if (need_index)
-		pipeline_exec(psprintf("CREATE %sINDEX ON %s (_xid, _seq)",
-							   get_rel_relkind(source) == RELKIND_RELATION ? "UNIQUE " : "", src),
-					  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
-	CommandCounterIncrement();
-}
-
 /* ------------------------------------------------------- option checking */
-
-/*
- * pipeline_check_choice
- *		Errors unless value is one of the NULL-terminated choices.
- */
-void
-pipeline_check_choice(const char *option, const char *value, const char *const *choices)
-{
-	StringInfoData all;
-
-	initStringInfo(&all);
-	for (const char *const *c = choices; *c; c++)
-	{
-		if (strcmp(value, *c) == 0)
-			return;
-		appendStringInfo(&all, "%s%s", all.len ? ", " : "", *c);
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown %s \"%s\"", option, value),
-			 errdetail("%s must be one of: %s.", option, all.data),
-			 errhint("Pass one of the listed values.")));
-}
 
 /*
  * normalized_schedule
@@ -869,10 +535,9 @@ statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
 static void
 check_options(const PipelineDef *def)
 {
-	static const char *const strategies[] = {"append", "merge", "scd2", NULL};
 	static const char *const schema_modes[] = {"ignore", "fail", "append_new_columns",
 	"sync_all_columns", NULL};
-	bool		keyed;
+	const PipelineStrategy *strategy = def->strategy;
 
 	if (def->name == NULL || def->name[0] == '\0' || strlen(def->name) > NAMEDATALEN - 1)
 		ereport(ERROR,
@@ -880,7 +545,6 @@ check_options(const PipelineDef *def)
 				 errmsg("invalid pipeline name"),
 				 errdetail("A pipeline name is 1 to %d bytes long.", NAMEDATALEN - 1),
 				 errhint("Choose a shorter, non-empty name.")));
-	pipeline_check_choice("strategy", def->strategy, strategies);
 	pipeline_check_choice("on_schema_change", def->on_schema_change, schema_modes);
 	if (def->batch_size <= 0)
 		ereport(ERROR,
@@ -895,20 +559,27 @@ check_options(const PipelineDef *def)
 				 errdetail("columns maps target column names to SQL expressions."),
 				 errhint("Write for example '{\"amount\": \"amount::numeric(12,2)\"}'.")));
 
-	keyed = strcmp(def->strategy, "append") != 0;
-	if (keyed && def->key == NIL)
+	if (strategy->keyed && def->key == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the %s strategy needs a key", def->strategy),
+				 errmsg("the %s strategy needs a key", strategy->name),
 				 errdetail("Rows are matched to target rows by their key."),
 				 errhint("Pass key => ARRAY['id'], or use strategy => 'append'.")));
-	if (!keyed && (def->sequence_by || def->delete_when))
+	if (!strategy->keyed && (def->sequence_by || def->delete_when))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the append strategy takes no %s", def->sequence_by ? "sequence_by" : "delete_when"),
+				 errmsg("the %s strategy takes no %s", strategy->name,
+						def->sequence_by ? "sequence_by" : "delete_when"),
 				 errdetail("Append inserts every staged row; versions and deletes need a key to apply to."),
 				 errhint("Use strategy => 'merge' with a key.")));
-	pipeline_scd2_check_options(def);
+	if (!strategy->versioned && def->track_history != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s strategy takes no track_history", strategy->name),
+				 errdetail("track_history names the columns whose changes open a new version, which only the scd2 strategy keeps."),
+				 errhint("Use strategy => 'scd2', or leave track_history out.")));
+	if (strategy->check_options)
+		strategy->check_options(def);
 }
 
 /* ------------------------------------------------------------ validation */
@@ -925,8 +596,8 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 	PipelineMapping *map;
 
 	check_options(def);
-	require_table(def->source, "source");
-	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	pipeline_require_table(def->source, "source");
+	pipeline_require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
 	if (OidIsValid(def->target))
 		check_existing_target(def);
 
@@ -937,7 +608,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
-	if (strcmp(def->strategy, "append") != 0 && def->sequence_by && def->delete_when)
+	if (def->strategy->keyed && def->sequence_by && def->delete_when)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
@@ -990,7 +661,7 @@ save_definition(PipelineDef *def, bool insert)
 		values[5] = pipeline_list_to_text_array(def->key);
 	else
 		nulls[5] = 'n';
-	values[6] = CStringGetTextDatum(def->strategy);
+	values[6] = CStringGetTextDatum(def->strategy->name);
 #define OPTIONAL_TEXT(i, s) do { if (s) values[i] = CStringGetTextDatum(s); else nulls[i] = 'n'; } while (0)
 	OPTIONAL_TEXT(7, def->sequence_by);
 	OPTIONAL_TEXT(8, def->delete_when);
@@ -1080,14 +751,14 @@ resolve_source(PipelineDef *def)
 {
 	Oid			log;
 
-	require_table(def->source, "source");
+	pipeline_require_table(def->source, "source");
 	if (def->target == def->source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("source and target are the same table %s", relation_description(def->source)),
+				 errmsg("source and target are the same table %s", pipeline_qualified_name(def->source)),
 				 errdetail("A pipeline reads its source and writes its target; one table cannot be both."),
 				 errhint("Write to another table.")));
-	require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	pipeline_require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
 	pipeline_require_whole_source(def->source, def->owner);
 	pipeline_refuse_cycle(def->source, def->target);
 	log = pipeline_join_change_log(def->source, def->owner);
@@ -1099,7 +770,7 @@ resolve_source(PipelineDef *def)
 	}
 	def->source = log;
 	def->reads_change_log = true;
-	if (strcmp(def->strategy, "append") != 0 && def->delete_when == NULL)
+	if (def->strategy->keyed && def->delete_when == NULL)
 		def->delete_when = "_op = 'delete'";
 }
 
@@ -1146,7 +817,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->source = PG_GETARG_OID(1);
 	target_rv = parse_target(arg_text(fcinfo, 2));
 	def->key = PG_ARGISNULL(3) ? NIL : pipeline_text_array_to_list(PG_GETARG_DATUM(3), "key");
-	def->strategy = PG_ARGISNULL(4) ? "merge" : arg_text(fcinfo, 4);
+	def->strategy = pipeline_find_strategy(PG_ARGISNULL(4) ? "merge" : arg_text(fcinfo, 4));
 	def->sequence_by = empty_to_null(arg_text(fcinfo, 5));
 	def->delete_when = empty_to_null(arg_text(fcinfo, 6));
 	def->columns = PG_ARGISNULL(7) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
@@ -1255,7 +926,6 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	validate_and_build(def, NULL);
 	save_definition(def, false);
 	pipeline_save_lineage(def);
-	pipeline_forget_statements(def->id);
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -1297,7 +967,6 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	pipeline_exec("DELETE FROM pipeline.pipeline_defs WHERE id = $1", 1, &type, &value, NULL,
 				  false, 0);
 	pipeline_restore_user(&ctx);
-	pipeline_forget_statements(def->id);
 	pipeline_release_change_logs();
 	SPI_finish();
 	PG_RETURN_VOID();

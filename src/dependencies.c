@@ -27,9 +27,6 @@
 
 PG_FUNCTION_INFO_V1(pipeline_on_sql_drop);
 
-/* Set while the extension drops a tombstone table of its own. */
-static bool dropping_own_table = false;
-
 /*
  * The role running the DROP statement, while its event trigger runs: the
  * DROPs the trigger itself issues (of change logs) fire it again as the
@@ -38,33 +35,6 @@ static bool dropping_own_table = false;
 static Oid	drop_role = InvalidOid;
 
 static void on_sql_drop(EventTriggerData *trigdata);
-
-/*
- * pipeline_drop_own_table
- *		Drops a table the extension created for a pipeline (a tombstone
- *		table, a change log; the caller has checked it may), without the
- *		event trigger objecting.  As the table's owner, in a
- *		security-restricted operation: it is the owner's table.
- */
-void
-pipeline_drop_own_table(Oid relid)
-{
-	PipelineUserContext ctx;
-	char	   *sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
-
-	pipeline_become_relation_owner(relid, &ctx);
-	dropping_own_table = true;
-	PG_TRY();
-	{
-		pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
-	}
-	PG_FINALLY();
-	{
-		dropping_own_table = false;
-	}
-	PG_END_TRY();
-	pipeline_restore_user(&ctx);
-}
 
 /*
  * drop_behavior
@@ -260,7 +230,7 @@ pipeline_on_sql_drop(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "on_sql_drop must be called as an event trigger");
-	if (dropping_own_table)
+	if (pipeline_dropping_own_table())
 		PG_RETURN_VOID();
 
 	if (OidIsValid(drop_role))
@@ -331,8 +301,6 @@ on_sql_drop(EventTriggerData *trigdata)
 			ereport(NOTICE,
 					(errmsg("drop cascades to pipeline \"%s\"",
 							SPI_getvalue(dropped->vals[i], dropped->tupdesc, 2))));
-			pipeline_forget_statements(DatumGetInt64(SPI_getbinval(dropped->vals[i],
-																   dropped->tupdesc, 1, &isnull)));
 			if (OidIsValid(tombstones) &&
 				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tombstones)))
 				pipeline_drop_own_table(tombstones);

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * mapping.c
- *	  Which target column gets which expression over the source row, and
- *	  what happens to the target when the source's columns change.
+ *	  Which target column gets which expression over the source row
+ *	  (what happens to the target when the source's columns change is
+ *	  schema_change.c's).
  *
  * The mapping follows dbt and Delta Live Tables: a target column is fed by
  * the same-named source column unless the pipeline's `columns` object maps
@@ -25,6 +26,7 @@
 #include "utils/syscache.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 /*
  * pipeline_mapping_lookup
@@ -58,12 +60,12 @@ pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr)
 }
 
 /*
- * relation_columns
+ * pipeline_relation_columns
  *		Names of a relation's ordinary columns, in order, skipping dropped and
  *		generated columns and the extension's _xid/_seq.
  */
-static List *
-relation_columns(Oid relid)
+List *
+pipeline_relation_columns(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -85,32 +87,17 @@ relation_columns(Oid relid)
 }
 
 /*
- * list_has_string
- *		Whether a List of C strings contains s.
- */
-static bool
-list_has_string(List *list, const char *s)
-{
-	ListCell   *lc;
-
-	foreach(lc, list)
-		if (strcmp(lfirst(lc), s) == 0)
-			return true;
-	return false;
-}
-
-/*
- * follows_source
+ * pipeline_follows_source
  *		Whether a source column the mapping does not name goes to the target
  *		by itself: all do, but a change log's own (_op, _for), which a
  *		reader maps only when asked to, and the version columns an scd2
  *		pipeline writes itself (its source may be another scd2 target).
  */
-static bool
-follows_source(const PipelineDef *def, const char *column)
+bool
+pipeline_follows_source(const PipelineDef *def, const char *column)
 {
 	return !(def->reads_change_log && pipeline_is_change_log_column(column)) &&
-		!pipeline_is_version_column(def, column);
+		!pipeline_is_own_column(def, column);
 }
 
 /*
@@ -124,7 +111,7 @@ add_column(PipelineMapping *map, const PipelineDef *def, const char *column, cha
 
 	cm->column = pstrdup(column);
 	cm->expr = expr;
-	cm->is_key = list_has_string(def->key, column);
+	cm->is_key = pipeline_list_has_string(def->key, column);
 	map->columns = lappend(map->columns, cm);
 }
 
@@ -140,26 +127,26 @@ pipeline_build_mapping(const PipelineDef *def)
 	ListCell   *lc;
 	char	   *expr;
 
-	map->source_columns = relation_columns(def->source);
+	map->source_columns = pipeline_relation_columns(def->source);
 	map->target_exists = OidIsValid(def->target) &&
 		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->target));
 
 	if (map->target_exists)
 	{
-		List	   *target_columns = relation_columns(def->target);
+		List	   *target_columns = pipeline_relation_columns(def->target);
 
 		foreach(lc, target_columns)
 		{
 			char	   *column = lfirst(lc);
 
-			if (pipeline_is_version_column(def, column))
+			if (pipeline_is_own_column(def, column))
 				continue;
 			if (pipeline_mapping_lookup(def->columns, column, &expr))
 			{
 				if (expr != NULL)
 					add_column(map, def, column, expr);
 			}
-			else if (list_has_string(map->source_columns, column))
+			else if (pipeline_list_has_string(map->source_columns, column))
 				add_column(map, def, column, pstrdup(quote_identifier(column)));
 		}
 		return map;
@@ -175,7 +162,7 @@ pipeline_build_mapping(const PipelineDef *def)
 
 		if (!pipeline_mapping_lookup(def->columns, column, &expr))
 		{
-			if (!follows_source(def, column))
+			if (!pipeline_follows_source(def, column))
 				continue;
 			expr = pstrdup(quote_identifier(column));
 		}
@@ -194,7 +181,7 @@ pipeline_build_mapping(const PipelineDef *def)
 			if (tok != WJB_KEY)
 				continue;
 			column = pnstrdup(v.val.string.val, v.val.string.len);
-			if (!list_has_string(map->source_columns, column) &&
+			if (!pipeline_list_has_string(map->source_columns, column) &&
 				pipeline_mapping_lookup(def->columns, column, &expr) && expr != NULL)
 				add_column(map, def, column, expr);
 		}
@@ -234,171 +221,4 @@ pipeline_mapping_column_list(const PipelineMapping *map)
 	foreach(lc, map->columns)
 		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
 	return pipeline_quote_list(names, NULL);
-}
-
-/*
- * column_type_from_json
- *		The "type" of the entry named 'name' in a source_columns array, or
- *		NULL when absent.
- */
-static char *
-column_type_from_json(Jsonb *columns, const char *name)
-{
-	JsonbIterator *it = JsonbIteratorInit(&columns->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *current_name = NULL;
-
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY && v.val.string.len == 4 &&
-			strncmp(v.val.string.val, "name", 4) == 0)
-		{
-			tok = JsonbIteratorNext(&it, &v, false);
-			current_name = pnstrdup(v.val.string.val, v.val.string.len);
-		}
-		else if (tok == WJB_KEY && v.val.string.len == 4 &&
-				 strncmp(v.val.string.val, "type", 4) == 0)
-		{
-			tok = JsonbIteratorNext(&it, &v, false);
-			if (current_name && strcmp(current_name, name) == 0)
-				return pnstrdup(v.val.string.val, v.val.string.len);
-		}
-	}
-	return NULL;
-}
-
-/*
- * column_names_from_json
- *		The names in a source_columns array.
- */
-static List *
-column_names_from_json(Jsonb *columns)
-{
-	JsonbIterator *it = JsonbIteratorInit(&columns->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	List	   *names = NIL;
-
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-		if (tok == WJB_KEY && v.val.string.len == 4 &&
-			strncmp(v.val.string.val, "name", 4) == 0)
-		{
-			JsonbIteratorNext(&it, &v, false);
-			names = lappend(names, pnstrdup(v.val.string.val, v.val.string.len));
-		}
-	return names;
-}
-
-/*
- * alter_target
- *		Runs one ALTER TABLE on the target as the pipeline's owner.
- */
-static void
-alter_target(const PipelineDef *def, const char *action)
-{
-	PipelineUserContext ctx;
-	char	   *sql = psprintf("ALTER TABLE %s %s", pipeline_qualified_name(def->target), action);
-
-	pipeline_become_owner(def, &ctx);
-	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
-	ereport(NOTICE,
-			(errmsg("pipeline \"%s\": %s", def->name, sql)));
-}
-
-/*
- * pipeline_apply_schema_change
- *		Compares the source's columns with those the pipeline last accepted
- *		and acts as on_schema_change says: ignore, fail, append_new_columns
- *		or sync_all_columns.  Called at the start of a run.
- */
-void
-pipeline_apply_schema_change(PipelineDef *def)
-{
-	Jsonb	   *now_cols = pipeline_source_columns_json(def->source);
-	List	   *old_names,
-			   *new_names;
-	StringInfoData changes;
-	ListCell   *lc;
-	bool		sync = strcmp(def->on_schema_change, "sync_all_columns") == 0;
-	bool		append = sync || strcmp(def->on_schema_change, "append_new_columns") == 0;
-	List	   *target_columns;
-	char	   *ignored;
-
-	if (compareJsonbContainers(&now_cols->root, &def->source_columns->root) == 0)
-		return;
-	if (strcmp(def->on_schema_change, "ignore") == 0)
-		return;
-
-	old_names = column_names_from_json(def->source_columns);
-	new_names = column_names_from_json(now_cols);
-	initStringInfo(&changes);
-	foreach(lc, new_names)
-	{
-		char	   *name = lfirst(lc);
-		char	   *old_type = column_type_from_json(def->source_columns, name);
-		char	   *new_type = column_type_from_json(now_cols, name);
-
-		if (old_type == NULL)
-			appendStringInfo(&changes, " added %s %s;", quote_identifier(name), new_type);
-		else if (strcmp(old_type, new_type) != 0)
-			appendStringInfo(&changes, " changed %s from %s to %s;",
-							 quote_identifier(name), old_type, new_type);
-	}
-	foreach(lc, old_names)
-		if (!list_has_string(new_names, lfirst(lc)))
-			appendStringInfo(&changes, " removed %s;", quote_identifier(lfirst(lc)));
-
-	if (!append)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("source of pipeline \"%s\" changed its columns", def->name),
-				 errdetail("Since the pipeline was defined, the source %s:%s",
-						   pipeline_qualified_name(def->source), changes.data),
-				 errhint("Set on_schema_change to append_new_columns or sync_all_columns with pipeline.alter_pipeline, "
-						 "or call pipeline.alter_pipeline('%s', on_schema_change => 'fail') to accept the new columns as they are.",
-						 def->name)));
-
-	target_columns = relation_columns(def->target);
-	foreach(lc, new_names)
-	{
-		char	   *name = lfirst(lc);
-		char	   *old_type = column_type_from_json(def->source_columns, name);
-		char	   *new_type = column_type_from_json(now_cols, name);
-		bool		mapped = pipeline_mapping_lookup(def->columns, name, &ignored);
-
-		if (mapped || !follows_source(def, name))
-			continue;			/* the mapping decides this column, not the source */
-		if (!list_has_string(target_columns, name))
-			alter_target(def, psprintf("ADD COLUMN %s %s", quote_identifier(name), new_type));
-		else if (sync && old_type != NULL && strcmp(old_type, new_type) != 0)
-			alter_target(def, psprintf("ALTER COLUMN %s TYPE %s USING %s::%s",
-									   quote_identifier(name), new_type,
-									   quote_identifier(name), new_type));
-	}
-	if (sync)
-		foreach(lc, old_names)
-		{
-			char	   *name = lfirst(lc);
-
-			if (list_has_string(new_names, name) || pipeline_mapping_lookup(def->columns, name, &ignored) ||
-				!list_has_string(target_columns, name) || !follows_source(def, name))
-				continue;
-			if (list_has_string(def->key, name) ||
-				(def->sequence_by && strcmp(def->sequence_by, name) == 0) ||
-				list_has_string(def->track_history, name))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-						 errmsg("source of pipeline \"%s\" lost column \"%s\", which the pipeline needs",
-								def->name, name),
-						 errdetail("\"%s\" is part of the key, the sequence_by column or track_history.", name),
-						 errhint("Map the column to an expression with pipeline.alter_pipeline(columns => ...), or restore it in the source.")));
-			alter_target(def, psprintf("DROP COLUMN %s", quote_identifier(name)));
-		}
-
-	pipeline_store_source_columns(def->id, now_cols);
-	def->source_columns = now_cols;
-	def->version++;
-	pipeline_save_lineage(def);
 }

@@ -30,6 +30,7 @@
 #include "utils/resowner.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 /* Named rows retried in one range before it is split. */
 #define NAMED_RETRIES_BEFORE_SPLIT 4
@@ -192,23 +193,44 @@ rethrow_shortened(const char *sql, const char *where, MemoryContext cxt)
 }
 
 /*
- * pipeline_forget_statements
- *		Drops the cached statements of a pipeline (after alter or drop).
+ * forget_dropped
+ *		Frees the entries of pipelines dropped since they were cached.  An
+ *		entry is checked against its definition's version when it is used
+ *		(mapping_signature), so a changed pipeline never runs stale
+ *		statements; a dropped one is never used again, and only its memory
+ *		is at stake: reclaimed whenever an entry is built, which is when
+ *		definitions changed.
  */
-void
-pipeline_forget_statements(int64 pipeline_id)
+static void
+forget_dropped(void)
 {
+	int			n = list_length(statements);
+	Datum	   *ids;
+	Datum		array;
+	Oid			type = INT8ARRAYOID;
 	ListCell   *lc;
+	int			gone;
 
+	if (n == 0)
+		return;
+	ids = palloc(n * sizeof(Datum));
 	foreach(lc, statements)
+		ids[foreach_current_index(lc)] = Int64GetDatum(((PipelineStatements *) lfirst(lc))->pipeline_id);
+	array = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+											TYPALIGN_DOUBLE));
+	gone = pipeline_exec_internal_kept("SELECT id FROM unnest($1) AS c(id) "
+									   "WHERE NOT EXISTS (SELECT FROM pipeline.pipeline_defs d WHERE d.id = c.id)",
+									   1, &type, &array, NULL);
+	for (int i = 0; i < gone; i++)
 	{
-		PipelineStatements *st = lfirst(lc);
+		int64		id = pipeline_result_int64(i, 0);
 
-		if (st->pipeline_id == pipeline_id)
-		{
-			forget_entry(st);
-			return pipeline_forget_statements(pipeline_id);
-		}
+		foreach(lc, statements)
+			if (((PipelineStatements *) lfirst(lc))->pipeline_id == id)
+			{
+				forget_entry(lfirst(lc));
+				break;
+			}
 	}
 }
 
@@ -279,6 +301,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 		return st;
 	if (st != NULL)
 		forget_entry(st);
+	forget_dropped();
 
 	if (statements_context == NULL)
 		statements_context = AllocSetContextCreate(TopMemoryContext, "pipeline statements",
@@ -590,8 +613,8 @@ execute_batch(void *arg)
 	counts->inserted += pipeline_result_int64(0, 0);
 	counts->updated += pipeline_result_int64(0, 1);
 	counts->deleted += pipeline_result_int64(0, 2);
-	/* one scd2 event may write several versions: it counts its stale events */
-	if (strcmp(call->def->strategy, "scd2") == 0)
+	/* one event may write several versions: it counts its stale events */
+	if (call->def->strategy->versioned)
 		counts->stale += pipeline_result_int64(0, 3);
 
 	counts->read += batch->tally.read;
@@ -623,8 +646,8 @@ try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *par
 			pipeline_checks_fail_statement(def, batch, st->checks);
 		ReThrowError(edata);
 	}
-	if (edata != NULL)
-		pipeline_scd2_check_conflict(def, edata);
+	if (edata != NULL && def->strategy->check_error)
+		def->strategy->check_error(def, edata);
 	return edata;
 }
 
@@ -737,12 +760,13 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 	RunCounts  *done = &batch->counts;
 
 	pipeline_batch_begin(batch, def, params->run_id, counts->batches + 1);
-	pipeline_scd2_lock_target(def);
+	if (def->strategy->begin_batch)
+		def->strategy->begin_batch(def);
 	pipeline_checks_begin_batch(batch, st->checks);
 	merge_range(def, st, params, whole_phase, params->lo, params->hi, NIL, batch);
 	pipeline_checks_end_batch(def, batch, st->checks);
 
-	if (strcmp(def->strategy, "scd2") != 0)
+	if (!def->strategy->versioned)
 		done->stale = done->read - done->filtered - done->inserted - done->updated -
 			done->deleted - done->quarantined - done->dropped;
 	counts->read += done->read;

@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 PG_MODULE_MAGIC;
 
@@ -23,6 +24,9 @@ PG_MODULE_MAGIC;
 void
 _PG_init(void)
 {
+	pipeline_register_strategy(&pipeline_append_strategy);
+	pipeline_register_strategy(&pipeline_merge_strategy);
+	pipeline_register_strategy(&pipeline_scd2_strategy);
 	pipeline_clock_init();
 	pipeline_mark_init();
 	pipeline_history_init();

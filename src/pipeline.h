@@ -29,6 +29,9 @@
 #define PIPELINE_XID_COLUMN "_xid"
 #define PIPELINE_SEQ_COLUMN "_seq"
 
+/* How a pipeline writes its rows into its target (strategy.h). */
+typedef struct PipelineStrategy PipelineStrategy;
+
 /* A pipeline definition, as stored in pipeline.pipeline_defs. */
 typedef struct PipelineDef
 {
@@ -39,7 +42,7 @@ typedef struct PipelineDef
 	Oid			target;
 	Oid			tombstones;		/* InvalidOid when the pipeline keeps none */
 	List	   *key;			/* of char *, target column names */
-	char	   *strategy;		/* "append", "merge" or "scd2" */
+	const struct PipelineStrategy *strategy;	/* how rows reach the target (strategy.h) */
 	char	   *sequence_by;	/* target column, or NULL */
 	char	   *delete_when;	/* boolean expression over the source row */
 	Jsonb	   *columns;		/* target column -> expression (or null) */
@@ -322,6 +325,7 @@ extern void pipeline_require_whole_source(Oid source, Oid owner);
 extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);
 
 /* security.c */
+extern Oid pipeline_relation_owner(Oid relid);
 extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
 extern void pipeline_become_role(Oid role, const char *search_path,
@@ -396,12 +400,11 @@ extern void pipeline_drop_own_table(Oid relid);
 
 /* staging.c */
 extern void pipeline_guard_staging_table(Oid source);
-extern void pipeline_refuse_staging_target(Oid target, const char *strategy);
+extern void pipeline_refuse_staging_target(Oid target, const struct PipelineStrategy *strategy);
 extern void pipeline_own_staging_writes(Oid relid, void (*fn) (void *arg), void *arg);
 
 /* change_log.c */
 extern bool pipeline_is_change_log_column(const char *name);
-extern Oid	pipeline_relation_owner(Oid relid);
 extern List *pipeline_shared_columns(Oid relation, Oid log);
 extern List *pipeline_change_log_columns(const PipelineDef *def);
 extern void pipeline_add_missing_columns(Oid relation, Oid log);
@@ -440,6 +443,15 @@ extern void pipeline_check_choice(const char *option, const char *value,
 								  const char *const *choices);
 extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
 extern bool pipeline_has_index(Oid relid, IndexMatch match, void *arg);
+extern void pipeline_require_table(Oid relid, const char *role);
+extern void pipeline_require_privilege(Oid owner, Oid relid, AclMode mode, const char *privilege,
+									   const char *role_of);
+extern bool pipeline_dropping_own_table(void);
+extern List *pipeline_primary_key_columns(Oid relid);
+extern bool pipeline_list_has_string(List *list, const char *s);
+extern List *pipeline_relation_columns(Oid relid);
+extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
+extern void pipeline_definition_changed(const PipelineDef *def);
 extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *columns);
 
 /* checks.c */
@@ -486,24 +498,16 @@ extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMappin
 									PendingShape shape);
 extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
 										 char **columns, char **values);
+extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
 								 bool deletes);
 
-/* merge_scd2_sql.c */
-extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
-							   BatchSource from, List *rules, List *checks, PendingShape shape);
-
-/* scd2.c: the version columns of an scd2 target */
+/* strategies/scd2.c, scd2_sql.c: the version columns of an scd2 target */
 #define PIPELINE_START_COLUMN "__start_at"
 #define PIPELINE_END_COLUMN "__end_at"
-extern bool pipeline_is_version_column(const PipelineDef *def, const char *name);
-extern void pipeline_scd2_check_options(const PipelineDef *def);
-extern void pipeline_scd2_check_mapping(const PipelineDef *def, const PipelineMapping *map);
+extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
+							   const char *accepted);
 extern List *pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map);
-extern char *pipeline_scd2_table_elements(const PipelineDef *def, const PipelineMapping *map);
-extern char *pipeline_scd2_current_index_sql(const PipelineDef *def, const char *target);
-extern void pipeline_scd2_lock_target(const PipelineDef *def);
-extern void pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata);
 
 /* batch.c: the parameters every statement of a batch takes, by position */
 typedef enum BatchParam
@@ -603,7 +607,6 @@ extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, bool whole_phase, BatchState *batch,
 								 RunCounts *counts);
-extern void pipeline_forget_statements(int64 pipeline_id);
 
 /* history.c */
 extern int	pipeline_history_retention;

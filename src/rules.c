@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 /*
  * add_rule
@@ -190,7 +191,7 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 {
 	List	   *rules = NIL;
 	ListCell   *lc;
-	bool		keyed = strcmp(def->strategy, "append") != 0;
+	bool		keyed = def->strategy->keyed;
 
 	if (keyed)
 	{

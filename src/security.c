@@ -27,9 +27,11 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "pipeline.h"
 
@@ -140,4 +142,21 @@ void
 pipeline_check_manage(const PipelineDef *def)
 {
 	pipeline_check_role(def->owner, psprintf("pipeline \"%s\"", def->name));
+}
+
+/*
+ * pipeline_relation_owner
+ *		The role owning a relation.
+ */
+Oid
+pipeline_relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }

@@ -496,3 +496,41 @@ pipeline_require_expression(const char *expr, const char *what)
 					   alone.single ? " once in parentheses" : ""),
 			 errhint("%s", hint)));
 }
+
+/*
+ * pipeline_check_choice
+ *		Errors unless value is one of the NULL-terminated choices.
+ */
+void
+pipeline_check_choice(const char *option, const char *value, const char *const *choices)
+{
+	StringInfoData all;
+
+	initStringInfo(&all);
+	for (const char *const *c = choices; *c; c++)
+	{
+		if (strcmp(value, *c) == 0)
+			return;
+		appendStringInfo(&all, "%s%s", all.len ? ", " : "", *c);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\"", option, value),
+			 errdetail("%s must be one of: %s.", option, all.data),
+			 errhint("Pass one of the listed values.")));
+}
+
+/*
+ * list_has_string
+ *		Whether a List of C strings contains s.
+ */
+bool
+pipeline_list_has_string(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}

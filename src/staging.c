@@ -67,6 +67,7 @@
 #include "utils/snapmgr.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 #include "cursor_rule.h"
 
 PG_FUNCTION_INFO_V1(pipeline_guard_staging);
@@ -260,17 +261,17 @@ unguarded_tables(Oid relid)
  *		instead, so only this order needs refusing.
  */
 void
-pipeline_refuse_staging_target(Oid target, const char *strategy)
+pipeline_refuse_staging_target(Oid target, const PipelineStrategy *strategy)
 {
 	Readers		readers;
 
-	if (strcmp(strategy, "append") == 0 || !find_readers(target, &readers))
+	if (!strategy->keyed || !find_readers(target, &readers))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("target %s is a staging table", pipeline_qualified_name(target)),
 			 errdetail("The pipelines reading %s (%s) consume each row once, as it was inserted; a %s pipeline updates rows in its target, which they would never see.",
-					   pipeline_qualified_name(readers.source), readers.names, strategy),
+					   pipeline_qualified_name(readers.source), readers.names, strategy->name),
 			 errhint("Write into a staging table with an append pipeline; or define this pipeline first and the readers after it: a pipeline whose source is another pipeline's target reads its change log.")));
 }
 

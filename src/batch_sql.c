@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * merge_sql.c
- *	  Builds the SQL text of a pipeline's batch statement and of the small
- *	  queries around it.
+ * batch_sql.c
+ *	  Builds the SQL text of a pipeline's batch statement, up to the rows it
+ *	  accepts, and of the small queries around it.
  *
  * A batch is merged by one statement.  Its parameters are fixed for every
  * statement built here, so that one parameter array serves them all; they
@@ -40,6 +40,7 @@
 #include "utils/lsyscache.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 #include "cursor_rule.h"
 
 /* The placeholder of batch parameter BATCH_PARAM_<name>. */
@@ -346,13 +347,13 @@ pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **c
 }
 
 /*
- * published_returning
+ * pipeline_published_returning
  *		", t.a, t.b": what a data-modifying CTE of a pipeline whose target has
  *		a change log returns of each row it wrote, for pipeline_publish_cte;
  *		"" when the target has none.
  */
-static char *
-published_returning(const PipelineDef *def)
+char *
+pipeline_published_returning(const PipelineDef *def)
 {
 	if (!OidIsValid(def->change_log))
 		return "";
@@ -384,187 +385,54 @@ pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written
 }
 
 /*
- * upsert_cte
- *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
- *		a subquery): never over a newer version, never over a newer delete.
- */
-static void
-upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-		   const char *latest)
-{
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-	char	   *cols,
-			   *vals;
-	StringInfoData set;
-	ListCell   *lc;
-
-	pipeline_insert_column_lists(map, "l", &cols, &vals);
-	initStringInfo(&set);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (!cm->is_key)
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(cm->column), quote_identifier(cm->column));
-	}
-	appendStringInfo(sql, "%supserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
-					 def->delete_when ? ", " : "", pipeline_qualified_name(def->target), cols, vals,
-					 latest,
-					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
-	if (OidIsValid(def->tombstones))
-		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
-						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
-						 seq, seq);
-	if (set.len == 0)
-		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
-	else
-	{
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s", keys, set.data);
-		if (seq)
-			appendStringInfo(sql, " WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq);
-	}
-	/*
-	 * Inserted or updated: a fresh tuple has no xmax.  A partitioned target
-	 * cannot return system columns; there, ask whether the key existed in
-	 * the statement's snapshot (which does not see the rows it writes).
-	 */
-	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
-		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
-						 pipeline_qualified_name(def->target), pipeline_key_match(def, "p", "t"));
-	else
-		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS __pl_inserted");
-	appendStringInfo(sql, "%s)", published_returning(def));
-}
-
-/*
- * delete_ctes
- *		deleted AS (...): delete events remove rows they are not older than;
- *		with sequence_by, tombstoned AS (...) remembers them.  Returns the
- *		SQL that counts the delete events applied.
- */
-static const char *
-delete_ctes(StringInfo sql, const PipelineDef *def)
-{
-	char	   *target = pipeline_qualified_name(def->target);
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-
-	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s",
-					 target, pipeline_key_match(def, "t", "l"));
-	if (seq)
-		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
-	appendStringInfo(sql, " RETURNING 1%s)", published_returning(def));
-	if (!OidIsValid(def->tombstones))
-		return "(SELECT count(*) FROM latest WHERE __pl_del)";
-
-	appendStringInfo(sql,
-					 ", tombstoned AS (INSERT INTO %s AS x (%s, %s) SELECT %s, l.%s "
-					 "FROM latest l WHERE l.__pl_del AND NOT EXISTS "
-					 "(SELECT 1 FROM %s t WHERE %s AND t.%s > l.%s) "
-					 "ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s, deleted_at = now() "
-					 "WHERE x.%s < EXCLUDED.%s RETURNING 1)",
-					 pipeline_qualified_name(def->tombstones), keys, seq,
-					 pipeline_quote_list(def->key, "l"), seq,
-					 target, pipeline_key_match(def, "t", "l"), seq, seq,
-					 keys, seq, seq, seq, seq);
-	return "(SELECT count(*) FROM tombstoned)";
-}
-
-/*
- * merge_sql
- *		The batch statement of the merge strategy (SCD type 1).
- */
-static char *
-merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-		  List *checks, PendingShape shape)
-{
-	StringInfoData sql;
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-	const char *deletes = "0::bigint";
-	char	   *latest;
-
-	/*
-	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
-	 * once (no deletes), it stays a subquery: a CTE holding volatile
-	 * functions would be materialised.
-	 */
-	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
-					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
-					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  pipeline_accepted_rows(def, map, from, rules, checks, shape),
-					  keys, seq ? seq : "", seq ? " DESC, " : "");
-	initStringInfo(&sql);
-	if (def->delete_when)
-	{
-		appendStringInfo(&sql, "WITH latest AS (%s)", latest);
-		latest = "latest";
-	}
-	else
-	{
-		appendStringInfoString(&sql, "WITH ");
-		latest = psprintf("(%s)", latest);
-	}
-	upsert_cte(&sql, def, map, latest);
-	if (def->delete_when)
-		deletes = delete_ctes(&sql, def);
-
-	/*
-	 * Every data-modifying CTE is read here, so that it runs while the row
-	 * marks are live (see mark.c).
-	 */
-	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
-	appendStringInfo(&sql,
-					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "%s%s%s FROM upserted",
-					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
-					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
-	return sql.data;
-}
-
-/*
- * append_sql
- *		The batch statement of the append strategy.
- */
-static char *
-append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from, List *rules,
-		   List *checks, PendingShape shape)
-{
-	char	   *cols,
-			   *vals;
-
-	StringInfoData sql;
-
-	pipeline_insert_column_lists(map, "b", &cols, &vals);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s RETURNING 1%s)",
-					 pipeline_qualified_name(def->target), cols, vals,
-					 pipeline_accepted_rows(def, map, from, rules, checks, shape),
-					 published_returning(def));
-	pipeline_publish_cte(&sql, def, "appended", false);
-	appendStringInfo(&sql, " SELECT count(*), 0::bigint, 0::bigint%s FROM appended",
-					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
-	return sql.data;
-}
-
-/*
  * pipeline_batch_sql
  *		The statement that merges one batch, given the pipeline's row rules
  *		and data quality checks, and which rows it reads (PENDING_RANGE or
  *		PENDING_WHOLE).
- *		It returns one row: target rows inserted, updated, and delete events
- *		applied (scd2 adds its stale events, see merge_scd2_sql.c); rows read,
- *		filtered and rejected are tallied by mark.c.
+ *		The pipeline's strategy writes the accepted rows (strategy.h says
+ *		what the statement returns); rows read, filtered and rejected are
+ *		tallied by mark.c.
  */
 char *
 pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 				   List *rules, List *checks, PendingShape shape)
 {
-	if (strcmp(def->strategy, "append") == 0)
-		return append_sql(def, map, from, rules, checks, shape);
-	if (strcmp(def->strategy, "scd2") == 0)
-		return pipeline_scd2_sql(def, map, from, rules, checks, shape);
-	return merge_sql(def, map, from, rules, checks, shape);
+	return def->strategy->batch_sql(def, map,
+									pipeline_accepted_rows(def, map, from, rules, checks, shape));
+}
+
+/* What pipeline_try_batch_statement() prepares in a subtransaction. */
+typedef struct PrepareCall
+{
+	const PipelineDef *def;
+	const char *sql;
+} PrepareCall;
+
+/*
+ * prepare_batch_statement
+ *		Prepares (and forgets) the batch statement as the owner.
+ */
+static void
+prepare_batch_statement(void *arg)
+{
+	PrepareCall *call = arg;
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(call->def, &ctx);
+	if (SPI_prepare(call->sql, BATCH_NPARAMS, pipeline_batch_param_types()) == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_try_batch_statement
+ *		Prepares a batch statement as the owner, in a subtransaction; returns
+ *		the error it raised, or NULL.
+ */
+ErrorData *
+pipeline_try_batch_statement(const PipelineDef *def, const char *sql)
+{
+	PrepareCall call = {def, sql};
+
+	return pipeline_try(prepare_batch_statement, &call);
 }

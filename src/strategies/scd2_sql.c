@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * merge_scd2_sql.c
+ * scd2_sql.c
  *	  Builds the batch statement of the scd2 strategy: events slotted into
  *	  each key's history of versions, set-based, in one statement.
  *
@@ -64,6 +64,7 @@
 #include "utils/typcache.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 /*
  * The order of a key's points: by sequence_by value, and at one value an
@@ -154,7 +155,7 @@ value_columns(const PipelineMapping *map)
  */
 static void
 events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-			BatchSource from, List *rules, List *checks, PendingShape shape)
+			const char *accepted)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	const char *seq = quote_identifier(def->sequence_by);
@@ -170,7 +171,7 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	}
 	appendStringInfo(sql, ", %s AS __pl_del FROM %s)",
 					 def->delete_when ? "b.__pl_del IS TRUE" : "false",
-					 pipeline_accepted_rows(def, map, from, rules, checks, shape));
+					 accepted);
 
 	appendStringInfo(sql, ", batch_keys AS (SELECT DISTINCT ON (%s) %s, %s AS __pl_from, "
 					 "__pl_xid, __pl_seq FROM events ORDER BY %s, %s, __pl_xid, __pl_seq)",
@@ -411,14 +412,13 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
  *		applied, stale events (and, with a change log, rows published).
  */
 char *
-pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-				  List *rules, List *checks, PendingShape shape)
+pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
 {
 	StringInfoData sql;
 	const char *tombstones;
 
 	initStringInfo(&sql);
-	events_ctes(&sql, def, map, from, rules, checks, shape);
+	events_ctes(&sql, def, map, accepted);
 	points_cte(&sql, def, map);
 	versions_ctes(&sql, def, map);
 	diff_cte(&sql, def, map);
@@ -440,4 +440,27 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSourc
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "",
 					 tombstones);
 	return sql.data;
+}
+
+/*
+ * pipeline_scd2_tracked
+ *		The tracked columns: track_history, or by default every mapped column
+ *		but the key and sequence_by (which changes with every event).
+ */
+List *
+pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map)
+{
+	List	   *tracked = NIL;
+	ListCell   *lc;
+
+	if (def->track_history != NIL)
+		return def->track_history;
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (!cm->is_key && strcmp(cm->column, def->sequence_by) != 0)
+			tracked = lappend(tracked, cm->column);
+	}
+	return tracked;
 }

@@ -14,7 +14,7 @@
  * no key ever has two current versions, and one on (key, __start_at), one
  * version per start, by which a batch finds the versions it rewrites.
  *
- * merge_scd2_sql.c builds the batch statement that slots events into the
+ * scd2_sql.c builds the batch statement that slots events into the
  * history.
  *
  *-------------------------------------------------------------------------
@@ -30,94 +30,43 @@
 #include "nodes/primnodes.h"
 #include "parser/parse_coerce.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "pipeline.h"
+#include "strategy.h"
 
 /* Advisory lock class of an scd2 target: its batches run one at a time. */
 #define SCD2_LOCK_CLASS 0x5344
 
-/*
- * is_scd2
- *		Whether a pipeline uses the scd2 strategy.
- */
-static bool
-is_scd2(const PipelineDef *def)
-{
-	return strcmp(def->strategy, "scd2") == 0;
-}
+/* The columns of a version's validity, which scd2 writes itself. */
+static const char *const version_columns[] = {PIPELINE_START_COLUMN, PIPELINE_END_COLUMN, NULL};
 
 /*
- * pipeline_is_version_column
- *		Whether a column is one of the version columns an scd2 pipeline
- *		writes itself (never mapped); false for other strategies.
- */
-bool
-pipeline_is_version_column(const PipelineDef *def, const char *name)
-{
-	return is_scd2(def) && (strcmp(name, PIPELINE_START_COLUMN) == 0 ||
-							strcmp(name, PIPELINE_END_COLUMN) == 0);
-}
-
-/*
- * pipeline_scd2_check_options
+ * check_options
  *		The options that concern scd2: track_history only with it; with it,
  *		sequence_by is required and the version columns are not mapped.
  */
-void
-pipeline_scd2_check_options(const PipelineDef *def)
+static void
+check_options(const PipelineDef *def)
 {
-	const char *const version_columns[] = {PIPELINE_START_COLUMN, PIPELINE_END_COLUMN};
 	char	   *expr;
 
-	if (!is_scd2(def))
-	{
-		if (def->track_history != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the %s strategy takes no track_history", def->strategy),
-					 errdetail("track_history names the columns whose changes open a new version, which only the scd2 strategy keeps."),
-					 errhint("Use strategy => 'scd2', or leave track_history out.")));
-		return;
-	}
 	if (def->sequence_by == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the scd2 strategy needs sequence_by"),
 				 errdetail("A version starts at the sequence_by value of the event that opened it and ends at that of the event that replaced or deleted it."),
 				 errhint("Pass sequence_by => 'updated_at' (a column that orders the events of a key).")));
-	for (int i = 0; i < lengthof(version_columns); i++)
+	for (int i = 0; version_columns[i] != NULL; i++)
 		if (pipeline_mapping_lookup(def->columns, version_columns[i], &expr) && expr != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("columns must not map \"%s\"", version_columns[i]),
 					 errdetail("The scd2 strategy writes __start_at and __end_at itself, from the sequence_by values of the events."),
 					 errhint("Remove \"%s\" from columns.", version_columns[i])));
-}
-
-/*
- * pipeline_scd2_tracked
- *		The tracked columns: track_history, or by default every mapped column
- *		but the key and sequence_by (which changes with every event).
- */
-List *
-pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map)
-{
-	List	   *tracked = NIL;
-	ListCell   *lc;
-
-	if (def->track_history != NIL)
-		return def->track_history;
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (!cm->is_key && strcmp(cm->column, def->sequence_by) != 0)
-			tracked = lappend(tracked, cm->column);
-	}
-	return tracked;
 }
 
 /*
@@ -232,22 +181,33 @@ start_index_columns(const PipelineDef *def)
 }
 
 /*
- * check_target
+ * current_index_sql
+ *		The CREATE UNIQUE INDEX that keeps one current version per key of
+ *		'target' (a quoted name).
+ */
+static char *
+current_index_sql(const PipelineDef *def, const char *target)
+{
+	return psprintf("CREATE UNIQUE INDEX ON %s (%s) WHERE %s IS NULL", target,
+					pipeline_quote_list(def->key, NULL), PIPELINE_END_COLUMN);
+}
+
+/*
+ * check_target_shape
  *		An existing target has the version columns, typed as its sequence_by
  *		column, and both unique indexes; every mapped expression can be
  *		assigned to its column (the batch statement compares events with
  *		stored versions in the columns' types).
  */
 static void
-check_target(const PipelineDef *def, const PipelineMapping *map)
+check_target_shape(const PipelineDef *def, const PipelineMapping *map)
 {
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	Oid			seq_type = get_atttype(def->target, get_attnum(def->target, def->sequence_by));
-	const char *const version_columns[] = {PIPELINE_START_COLUMN, PIPELINE_END_COLUMN};
 	ListCell   *lc;
 
-	for (int i = 0; i < lengthof(version_columns); i++)
+	for (int i = 0; version_columns[i] != NULL; i++)
 	{
 		Oid			type = column_type(def, version_columns[i], seq_type);
 
@@ -267,7 +227,7 @@ check_target(const PipelineDef *def, const PipelineMapping *map)
 				 errmsg("target %s has no unique index on the key (%s) of its current versions",
 						target, keys),
 				 errdetail("No key may have two current versions (__end_at IS NULL); a unique partial index guarantees it, whoever writes the target."),
-				 errhint("%s;", pipeline_scd2_current_index_sql(def, target))));
+				 errhint("%s;", current_index_sql(def, target))));
 	if (!pipeline_has_index(def->target, is_start_index, start_index_columns(def)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
@@ -292,13 +252,13 @@ check_target(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
- * pipeline_scd2_check_mapping
+ * check_mapping
  *		Checks an scd2 definition once its mapping is typed: sequence_by is
  *		not part of the key, track_history is sound, and an existing target
  *		has the shape scd2 needs.
  */
-void
-pipeline_scd2_check_mapping(const PipelineDef *def, const PipelineMapping *map)
+static void
+check_mapping(const PipelineDef *def, const PipelineMapping *map)
 {
 	if (pipeline_mapping_column(map, def->sequence_by)->is_key)
 		ereport(ERROR,
@@ -308,16 +268,16 @@ pipeline_scd2_check_mapping(const PipelineDef *def, const PipelineMapping *map)
 				 errhint("Name a key that identifies a row and a sequence_by column that orders its events.")));
 	check_track_history(def, map);
 	if (map->target_exists)
-		check_target(def, map);
+		check_target_shape(def, map);
 }
 
 /*
- * pipeline_scd2_table_elements
+ * target_elements
  *		", __start_at T NOT NULL, __end_at T, ...": what a new scd2 target
  *		has after its mapped columns (T is the sequence_by column's type).
  */
-char *
-pipeline_scd2_table_elements(const PipelineDef *def, const PipelineMapping *map)
+static char *
+target_elements(const PipelineDef *def, const PipelineMapping *map)
 {
 	ColumnMap  *seq = pipeline_mapping_column(map, def->sequence_by);
 	char	   *type = format_type_with_typemod(seq->typid, seq->typmod);
@@ -329,31 +289,29 @@ pipeline_scd2_table_elements(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
- * pipeline_scd2_current_index_sql
- *		The CREATE UNIQUE INDEX that keeps one current version per key.
+ * target_extras
+ *		After a new target: the unique index that keeps one current version
+ *		per key.
  */
-char *
-pipeline_scd2_current_index_sql(const PipelineDef *def, const char *target)
+static List *
+target_extras(const PipelineDef *def, const char *target)
 {
-	return psprintf("CREATE UNIQUE INDEX ON %s (%s) WHERE %s IS NULL", target,
-					pipeline_quote_list(def->key, NULL), PIPELINE_END_COLUMN);
+	return list_make1(current_index_sql(def, target));
 }
 
 /*
- * pipeline_scd2_lock_target
+ * begin_batch
  *		Before a batch of an scd2 pipeline: waits until no other batch writes
  *		the target's versions, for the rest of the transaction, so that the
  *		batch statement, whose snapshot is taken afterwards, reads every
  *		version committed before it.  A transaction snapshot (REPEATABLE
  *		READ, SERIALIZABLE) would be older than the lock: refused.
  */
-void
-pipeline_scd2_lock_target(const PipelineDef *def)
+static void
+begin_batch(const PipelineDef *def)
 {
 	LOCKTAG		tag;
 
-	if (!is_scd2(def))
-		return;
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -390,7 +348,7 @@ is_version_index(const PipelineDef *def, Oid index)
 }
 
 /*
- * pipeline_scd2_check_conflict
+ * check_error
  *		A batch failed with 'edata'.  A batch never breaks the target's
  *		version indexes over the versions it read, so a unique violation of
  *		one means that another transaction wrote versions of the same key
@@ -398,10 +356,10 @@ is_version_index(const PipelineDef *def, Oid index)
  *		raised as a serialization failure, to retry, instead of
  *		quarantining a good event.
  */
-void
-pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata)
+static void
+check_error(const PipelineDef *def, const ErrorData *edata)
 {
-	if (!is_scd2(def) || edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
+	if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
 		edata->constraint_name == NULL || edata->schema_name == NULL ||
 		!is_version_index(def, get_relname_relid(edata->constraint_name,
 												  get_namespace_oid(edata->schema_name, true))))
@@ -414,3 +372,33 @@ pipeline_scd2_check_conflict(const PipelineDef *def, const ErrorData *edata)
 					   edata->message, edata->detail ? " " : "", edata->detail ? edata->detail : ""),
 			 errhint("Run the pipeline again (its background workers retry by themselves); write the target only through its pipelines.")));
 }
+
+/*
+ * check_target
+ *		An existing target: the owner may update, read and delete from it (a
+ *		late event merges versions into their neighbour).  Its version
+ *		columns and indexes are checked with the mapping (check_mapping).
+ */
+static void
+check_target(const PipelineDef *def)
+{
+	pipeline_require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
+	pipeline_require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
+	pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
+}
+
+
+const PipelineStrategy pipeline_scd2_strategy = {
+	.name = "scd2",
+	.keyed = true,
+	.versioned = true,
+	.own_columns = version_columns,
+	.check_options = check_options,
+	.check_target = check_target,
+	.check_mapping = check_mapping,
+	.target_elements = target_elements,
+	.target_extras = target_extras,
+	.batch_sql = pipeline_scd2_sql,
+	.begin_batch = begin_batch,
+	.check_error = check_error,
+};

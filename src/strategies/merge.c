@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * merge.c
+ *	  The merge strategy (SCD type 1): each key's latest accepted event is
+ *	  upserted into the target, or deletes its row.
+ *
+ * The target has a unique index on exactly the key (INSERT ... ON CONFLICT
+ * needs one).  With sequence_by, a stored row is never overwritten by an
+ * older event, and deletes are remembered in a tombstones table so that an
+ * older event cannot bring a deleted row back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "lib/stringinfo.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "pipeline.h"
+#include "strategy.h"
+
+/*
+ * upsert_cte
+ *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
+ *		a subquery): never over a newer version, never over a newer delete.
+ */
+static void
+upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+		   const char *latest)
+{
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	char	   *cols,
+			   *vals;
+	StringInfoData set;
+	ListCell   *lc;
+
+	pipeline_insert_column_lists(map, "l", &cols, &vals);
+	initStringInfo(&set);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (!cm->is_key)
+			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+							 quote_identifier(cm->column), quote_identifier(cm->column));
+	}
+	appendStringInfo(sql, "%supserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
+					 def->delete_when ? ", " : "", pipeline_qualified_name(def->target), cols, vals,
+					 latest,
+					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
+	if (OidIsValid(def->tombstones))
+		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
+						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
+						 seq, seq);
+	if (set.len == 0)
+		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
+	else
+	{
+		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s", keys, set.data);
+		if (seq)
+			appendStringInfo(sql, " WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq);
+	}
+	/*
+	 * Inserted or updated: a fresh tuple has no xmax.  A partitioned target
+	 * cannot return system columns; there, ask whether the key existed in
+	 * the statement's snapshot (which does not see the rows it writes).
+	 */
+	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
+		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
+						 pipeline_qualified_name(def->target), pipeline_key_match(def, "p", "t"));
+	else
+		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS __pl_inserted");
+	appendStringInfo(sql, "%s)", pipeline_published_returning(def));
+}
+
+/*
+ * delete_ctes
+ *		deleted AS (...): delete events remove rows they are not older than;
+ *		with sequence_by, tombstoned AS (...) remembers them.  Returns the
+ *		SQL that counts the delete events applied.
+ */
+static const char *
+delete_ctes(StringInfo sql, const PipelineDef *def)
+{
+	char	   *target = pipeline_qualified_name(def->target);
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+
+	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s",
+					 target, pipeline_key_match(def, "t", "l"));
+	if (seq)
+		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
+	appendStringInfo(sql, " RETURNING 1%s)", pipeline_published_returning(def));
+	if (!OidIsValid(def->tombstones))
+		return "(SELECT count(*) FROM latest WHERE __pl_del)";
+
+	appendStringInfo(sql,
+					 ", tombstoned AS (INSERT INTO %s AS x (%s, %s) SELECT %s, l.%s "
+					 "FROM latest l WHERE l.__pl_del AND NOT EXISTS "
+					 "(SELECT 1 FROM %s t WHERE %s AND t.%s > l.%s) "
+					 "ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s, deleted_at = now() "
+					 "WHERE x.%s < EXCLUDED.%s RETURNING 1)",
+					 pipeline_qualified_name(def->tombstones), keys, seq,
+					 pipeline_quote_list(def->key, "l"), seq,
+					 target, pipeline_key_match(def, "t", "l"), seq, seq,
+					 keys, seq, seq, seq, seq);
+	return "(SELECT count(*) FROM tombstoned)";
+}
+
+/*
+ * merge_sql
+ *		The batch statement of the merge strategy (SCD type 1).
+ */
+static char *
+merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+{
+	StringInfoData sql;
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	const char *deletes = "0::bigint";
+	char	   *latest;
+
+	/*
+	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
+	 * once (no deletes), it stays a subquery: a CTE holding volatile
+	 * functions would be materialised.
+	 */
+	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
+					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
+					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
+					  accepted,
+					  keys, seq ? seq : "", seq ? " DESC, " : "");
+	initStringInfo(&sql);
+	if (def->delete_when)
+	{
+		appendStringInfo(&sql, "WITH latest AS (%s)", latest);
+		latest = "latest";
+	}
+	else
+	{
+		appendStringInfoString(&sql, "WITH ");
+		latest = psprintf("(%s)", latest);
+	}
+	upsert_cte(&sql, def, map, latest);
+	if (def->delete_when)
+		deletes = delete_ctes(&sql, def);
+
+	/*
+	 * Every data-modifying CTE is read here, so that it runs while the row
+	 * marks are live (see mark.c).
+	 */
+	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
+	appendStringInfo(&sql,
+					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
+					 "%s%s%s FROM upserted",
+					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
+					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
+	return sql.data;
+}
+
+/*
+ * is_key_index
+ *		IndexMatch: a unique, valid, non-partial index on plain columns that
+ *		are exactly the key (a List of column names), in any order -- what
+ *		INSERT ... ON CONFLICT needs.
+ */
+static bool
+is_key_index(Oid relid, HeapTuple tup, void *arg)
+{
+	return pipeline_index_on_exactly(relid, tup, (List *) arg) &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+}
+
+/*
+ * key_index_exists
+ *		Whether the target has a unique index on exactly the key columns.
+ */
+static bool
+key_index_exists(Oid target, List *key)
+{
+	return pipeline_has_index(target, is_key_index, key);
+}
+
+/*
+ * check_target
+ *		An existing target: the owner may update and read it (and delete
+ *		from it, with delete_when), and it has a unique index on exactly
+ *		the key.
+ */
+static void
+check_target(const PipelineDef *def)
+{
+	pipeline_require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
+	pipeline_require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
+	if (def->delete_when)
+		pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
+	if (!key_index_exists(def->target, def->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("target %s has no unique index on the key (%s)",
+						pipeline_qualified_name(def->target), pipeline_quote_list(def->key, NULL)),
+				 errdetail("The merge strategy upserts with INSERT ... ON CONFLICT, which needs a unique index on exactly the key columns."),
+				 errhint("CREATE UNIQUE INDEX ON %s (%s);", pipeline_qualified_name(def->target),
+						 pipeline_quote_list(def->key, NULL))));
+}
+
+/*
+ * target_elements
+ *		A new target's primary key: the pipeline's key.
+ */
+static char *
+target_elements(const PipelineDef *def, const PipelineMapping *map)
+{
+	return psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
+}
+
+const PipelineStrategy pipeline_merge_strategy = {
+	.name = "merge",
+	.keyed = true,
+	.check_target = check_target,
+	.target_elements = target_elements,
+	.batch_sql = merge_sql,
+};

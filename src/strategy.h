@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * strategy.h
+ *	  The strategy interface: how a pipeline writes its accepted rows into
+ *	  its target (merge, append, scd2).
+ *
+ * Everything a pipeline does before its rows reach the target is the same
+ * whatever its strategy: the cursor rule picks the pending rows, the
+ * mapping, row rules and checks accept or quarantine them (batch_sql.c).
+ * A strategy says only what its target must be and how accepted rows are
+ * written into it.  Each strategy is one file of this folder that fills a
+ * PipelineStrategy and registers it at load time (pipeline.c); nothing else
+ * names a strategy, so a new one plugs in without touching the others.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_STRATEGY_H
+#define PIPELINE_STRATEGY_H
+
+#include "pipeline.h"
+
+struct PipelineStrategy
+{
+	/* The name pipeline.create_pipeline(strategy => ...) takes. */
+	const char *name;
+
+	/*
+	 * Rows are matched to target rows by the pipeline's key (a key is
+	 * required, NULL keys are quarantined, deletes and sequence_by apply),
+	 * rather than only added.
+	 */
+	bool		keyed;
+
+	/*
+	 * A key has several target rows, one version per sequence_by value: its
+	 * tombstones are per (key, sequence_by), and its batch statement counts
+	 * its own stale events (a fourth column).
+	 */
+	bool		versioned;
+
+	/* Target columns the strategy writes itself, never mapped; NULL-ended. */
+	const char *const *own_columns;
+
+	/* Definition: errors for options it lacks or does not take. */
+	void		(*check_options) (const PipelineDef *def);
+
+	/* Definition: an existing target's privileges and indexes (besides INSERT). */
+	void		(*check_target) (const PipelineDef *def);
+
+	/* Definition: the mapping, once typed, against the target. */
+	void		(*check_mapping) (const PipelineDef *def, const PipelineMapping *map);
+
+	/*
+	 * Definition: a new target's table elements after its columns
+	 * (", PRIMARY KEY (...)"), and what is created after it (NIL or a List
+	 * of SQL statements over the target's quoted name).
+	 */
+	char	   *(*target_elements) (const PipelineDef *def, const PipelineMapping *map);
+	List	   *(*target_extras) (const PipelineDef *def, const char *target);
+
+	/*
+	 * Run: the batch statement, writing 'accepted' (the subquery of the
+	 * batch's accepted rows, batch_sql.c) into the target.  It returns one
+	 * row: target rows inserted, target rows updated, delete events applied
+	 * (then, when versioned, stale events; then, with a change log, rows
+	 * published).
+	 */
+	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
+							  const char *accepted);
+
+	/* Run: before each batch statement (NULL: nothing). */
+	void		(*begin_batch) (const PipelineDef *def);
+
+	/* Run: an error of the batch statement it raises as another (NULL: none). */
+	void		(*check_error) (const PipelineDef *def, const ErrorData *edata);
+};
+
+/* strategy.c: the registry */
+extern void pipeline_register_strategy(const PipelineStrategy *strategy);
+extern const PipelineStrategy *pipeline_find_strategy(const char *name);
+extern bool pipeline_is_own_column(const PipelineDef *def, const char *column);
+
+/* The strategies (each in its own file), registered by _PG_init. */
+extern const PipelineStrategy pipeline_merge_strategy;
+extern const PipelineStrategy pipeline_append_strategy;
+extern const PipelineStrategy pipeline_scd2_strategy;
+
+#endif							/* PIPELINE_STRATEGY_H */
