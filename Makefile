@@ -14,7 +14,7 @@ INSTALL_PIECES = $(sort $(wildcard sql/install/*.sql))
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
-# zstd: pipeline.zstd_compress/zstd_decompress (src/zstd.c)
+# zstd: pipeline.zstd_compress/zstd_decompress (src/archive/zstd.c)
 ZSTD_CFLAGS := $(shell pkg-config --cflags libzstd 2>/dev/null)
 ZSTD_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null || echo -lzstd)
 PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS) -DPIPELINE_VERSION='"$(EXTVERSION)"'
@@ -43,8 +43,8 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 # so that a changed struct never leaves an object built with its old layout.
 $(OBJS): $(wildcard src/*.h src/*/*.h)
 
-# The library knows the version it was built for (src/version.c).
-src/version.o: $(EXTENSION).control
+# The library knows the version it was built for (src/common/version.c).
+src/common/version.o: $(EXTENSION).control
 
 # The current version's install script: a header, then the pieces in order,
 # each after a blank line.

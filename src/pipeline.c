@@ -11,10 +11,18 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "pipeline.h"
+#include "model.h"
+#include "cursor/cursor.h"
+#include "run/run.h"
+#include "settings.h"
+#include "shared_memory/shared_memory.h"
 #include "strategy.h"
+#include "utility_hook.h"
+#include "workers/workers.h"
 
 PG_MODULE_MAGIC;
+
+extern void _PG_init(void);
 
 /*
  * _PG_init
@@ -27,16 +35,10 @@ _PG_init(void)
 	pipeline_register_strategy(&pipeline_append_strategy);
 	pipeline_register_strategy(&pipeline_merge_strategy);
 	pipeline_register_strategy(&pipeline_scd2_strategy);
+	pipeline_settings_init();
 	pipeline_clock_init();
 	pipeline_mark_init();
-	pipeline_history_init();
-	pipeline_openlineage_init();
-	pipeline_archive_init();
-	pipeline_outcome_init();
 	pipeline_utility_init();
-	pipeline_scheduler_init();
-	pipeline_run_worker_init();
-	pipeline_cron_init();
 	/* the background workers need shared memory: only when preloaded */
 	if (process_shared_preload_libraries_in_progress)
 	{

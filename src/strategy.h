@@ -17,7 +17,7 @@
 #ifndef PIPELINE_STRATEGY_H
 #define PIPELINE_STRATEGY_H
 
-#include "pipeline.h"
+#include "model.h"
 
 struct PipelineStrategy
 {

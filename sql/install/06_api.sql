@@ -147,7 +147,7 @@ CREATE FUNCTION pipeline.discard_quarantine(pipeline_name text, ids bigint[] DEF
 COMMENT ON FUNCTION pipeline.discard_quarantine(text, bigint[]) IS
     'deletes quarantined rows of a pipeline (all, or the given ids); returns how many';
 
-/* Internal: watch a batch statement row by row (poison-row isolation, tallies; see mark.c). */
+/* Internal: watch a batch statement row by row (poison-row isolation, tallies; see row_watch.c). */
 CREATE FUNCTION pipeline.mark_row(xid8, bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_mark_row'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;

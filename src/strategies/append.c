@@ -14,7 +14,10 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
-#include "pipeline.h"
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "strategies/strategies.h"
 #include "strategy.h"
 
 /*

@@ -21,7 +21,10 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#include "pipeline.h"
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "strategies/strategies.h"
 #include "strategy.h"
 
 /*
@@ -153,7 +156,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accept
 
 	/*
 	 * Every data-modifying CTE is read here, so that it runs while the row
-	 * marks are live (see mark.c).
+	 * marks are live (see row_watch.c).
 	 */
 	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
 	appendStringInfo(&sql,

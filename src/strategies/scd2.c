@@ -35,7 +35,10 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "pipeline.h"
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "strategies/strategies.h"
 #include "strategy.h"
 
 /* Advisory lock class of an scd2 target: its batches run one at a time. */

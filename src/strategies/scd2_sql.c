@@ -51,7 +51,7 @@
  * The statement returns versions inserted, versions updated or merged
  * away, delete events applied, and stale events: those that changed no
  * version (neither the one they start, close or last updated was written).
- * Internal columns start with __pl_, as in merge_sql.c.
+ * Internal columns start with __pl_, as in batch_sql.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -63,8 +63,10 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "pipeline.h"
-#include "strategy.h"
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "strategies/strategies.h"
 
 /*
  * The order of a key's points: by sequence_by value, and at one value an
@@ -429,7 +431,7 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, const char
 	 * The change log gets the versions written as upserts and the versions
 	 * merged away as deletes: a reader keyed on (key, __start_at) mirrors
 	 * the history.  Every data-modifying CTE is read here, so that it runs
-	 * while the row marks are live (see mark.c).
+	 * while the row marks are live (see row_watch.c).
 	 */
 	pipeline_publish_cte(&sql, def, "(SELECT * FROM added UNION ALL SELECT * FROM changed) w", true);
 	appendStringInfo(&sql, ", applied AS (SELECT coalesce(sum(__pl_upserts), 0) AS upserts, "

@@ -1,0 +1,144 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.h
+ *	  One batch's statement, up to the rows it accepts: the batch's
+ *	  parameters and state (batch.c), the mapping (mapping.c), row rules
+ *	  (rules.c), and the SQL of pending and accepted rows (batch_sql.c).
+ *	  How accepted rows reach the target is the strategy's (strategy.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_BATCH_H
+#define PIPELINE_BATCH_H
+
+#include "model.h"
+
+/* batch_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
+typedef enum PendingShape
+{
+	PENDING_RANGE,
+	PENDING_ORDERED,
+	PENDING_WHOLE
+} PendingShape;
+
+/* batch.c: the parameters every statement of a batch takes, by position */
+typedef enum BatchParam
+{
+	BATCH_PARAM_COMMITTED,		/* xid8[]: ids the cursor saw in progress,
+								 * committed since */
+	BATCH_PARAM_CURSOR_XMAX,	/* xid8: the cursor's xmax: ids from here on
+								 * are new */
+	BATCH_PARAM_SNAPSHOT,		/* pg_snapshot: the run's (a replay: the cursor
+								 * after its runs) */
+	BATCH_PARAM_LO_XID,			/* (_xid, _seq) the batch starts after */
+	BATCH_PARAM_LO_SEQ,
+	BATCH_PARAM_HI_XID,			/* (_xid, _seq) the batch ends at */
+	BATCH_PARAM_HI_SEQ,
+	BATCH_PARAM_RUN_ID,
+	BATCH_PARAM_EXCLUDED_SEQS,	/* bigint[]: _seq and */
+	BATCH_PARAM_PIPELINE_ID,
+	BATCH_PARAM_REQUEUE_IDS,	/* bigint[]: quarantine ids (NULL: all) */
+	BATCH_PARAM_EXCLUDED_XIDS,	/* xid8[]: _xid of the rows the batch
+								 * quarantined already */
+	BATCH_PARAM_BEFORE,			/* pg_snapshot: a replay's cursor before its
+								 * runs (NULL otherwise) */
+	BATCH_PARAM_BEFORE_XID,		/* its partial position, (0, 0) when none */
+	BATCH_PARAM_BEFORE_SEQ,
+	BATCH_PARAM_AFTER_XID,		/* the partial position of the cursor after */
+	BATCH_PARAM_AFTER_SEQ,
+	BATCH_NPARAMS,
+	BATCH_PARAM_OFFSET = BATCH_NPARAMS	/* bigint: only the statement finding
+										 * the n-th pending row takes it */
+} BatchParam;
+
+/* What a batch's statements read, packed by pipeline_batch_param_values. */
+typedef struct BatchParams
+{
+	Datum		committed;		/* xid8[] */
+	FullTransactionId cursor_xmax;
+	Datum		snapshot;
+	RowPosition lo;				/* exclusive */
+	RowPosition hi;				/* inclusive */
+	int64		run_id;
+	int64		pipeline_id;
+	Datum		requeue_ids;	/* bigint[], or 0: all */
+	List	   *excluded;		/* of RowPosition * */
+	Datum		before;			/* a replay's, or 0 */
+	RowPosition before_partial;
+	RowPosition after_partial;
+	int64		offset;
+} BatchParams;
+
+/* A batch's data quality check counts, over its successful statements. */
+typedef struct CheckCounts
+{
+	int			nchecks;
+	int64		checked;		/* rows the checks saw */
+	int64		failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
+	int64		unchecked[PIPELINE_MAX_CHECKS]; /* rows each left out (NULL) */
+} CheckCounts;
+
+/*
+ * The state of the batch a run is merging, the one place it lives: owned by
+ * the run (RunState), reset as each batch begins, handed to the row watcher
+ * (row_watch.c) and the checks (check_results.c).  Its memory lives as long as
+ * the run, across the batches' commits and rollbacks.
+ */
+typedef struct BatchState
+{
+	int64		run_id;
+	int32		number;			/* of the batch in its run, from 1 */
+	char		where[NAMEDATALEN + 96];	/* what errors of its statements
+											 * say they come from */
+	RunCounts	counts;			/* what the batch did */
+	/* the statement the row watcher watches (row_watch.c), NULL when none */
+	const char *watched;
+	int			nrules;			/* its row rules */
+	List	   *checks;			/* its checks, of QualityCheck *, by number */
+	RowPosition last_mark;		/* the row it was working on */
+	BatchTally	tally;			/* what it read, filtered, checked, rejected */
+	MemoryContext tally_context;	/* of tally.rejected: reset as it is armed */
+	CheckCounts check_counts;	/* the checks' counts (check_results.c) */
+	struct FailedChecks *failed;	/* a failed batch's check results, kept
+									 * for the run to record */
+	MemoryContext context;
+} BatchState;
+
+/* mapping.c */
+extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
+extern bool pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr);
+extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
+extern char *pipeline_mapping_column_list(const PipelineMapping *map);
+extern List *pipeline_relation_columns(Oid relid);
+extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
+
+/* batch_sql.c */
+extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
+extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
+								BatchSource from, List *rules, List *checks,
+								PendingShape shape);
+extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
+								  BatchSource from, const char *select_list, PendingShape shape);
+extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
+extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
+extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map,
+									BatchSource from, List *rules, List *checks,
+									PendingShape shape);
+extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
+										 char **columns, char **values);
+extern char *pipeline_published_returning(const PipelineDef *def);
+extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
+								 bool deletes);
+
+/* rules.c */
+extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
+
+/* batch.c */
+extern const char *pipeline_batch_param(BatchParam param);
+extern Oid *pipeline_batch_param_types(void);
+extern void pipeline_batch_param_values(const BatchParams *params, Datum *values, char *nulls);
+extern void pipeline_batch_state_init(BatchState *batch);
+extern void pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id,
+								 int32 number);
+
+#endif							/* PIPELINE_BATCH_H */

@@ -1,0 +1,441 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch_sql.c
+ *	  Builds the SQL text of a pipeline's batch statement, up to the rows it
+ *	  accepts, and of the small queries around it.
+ *
+ * A batch is merged by one statement.  Its parameters are fixed for every
+ * statement built here, so that one parameter array serves them all; they
+ * are declared once, as BatchParam (pipeline.h, batch.c), and named here
+ * only through pipeline_batch_param (P below).
+ *
+ * Pending rows are read through the (_xid, _seq) index, never by scanning
+ * consumed rows: the rows of transactions the cursor saw in progress
+ * (COMMITTED), and the rows of transactions it had not seen (CURSOR_XMAX
+ * and up) that the run's SNAPSHOT sees, between the batch's bounds -- the
+ * batch statement's form of the cursor rule (cursor_rule.c).
+ *
+ * A replay reads instead the rows that lie between two cursors, from the
+ * staging table and from the archive batches overlapping the bounds, in
+ * one statement, so that one snapshot sees each row in exactly one of them
+ * (an archive pass moves rows from one to the other in one transaction).
+ *
+ * The rows stream through the statement once: a subquery evaluates each
+ * row's mark, mapped expressions, filter and delete_when (OFFSET 0 keeps the
+ * planner from evaluating any of them ahead of the mark); its WHERE counts
+ * filtered rows and hands rows failing a row rule to pipeline.reject_row
+ * (row_watch.c collects them; batch_exec.c quarantines them after the statement);
+ * what remains is deduplicated by key and upserted.
+ *
+ * Internal columns start with __pl_ so that they cannot collide with a
+ * user's column names (a reserved prefix, documented).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "catalog/pg_class.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "cursor/cursor.h"
+#include "sources/sources.h"
+#include "strategy.h"
+
+/* The placeholder of batch parameter BATCH_PARAM_<name>. */
+#define P(name) pipeline_batch_param(BATCH_PARAM_##name)
+
+/*
+ * not_excluded
+ *		Rows this batch has not quarantined already, matched on (_xid, _seq)
+ *		exactly.
+ */
+static char *
+not_excluded(void)
+{
+	return psprintf("(s._xid, s._seq) NOT IN (SELECT e.x, e.q FROM unnest(%s::xid8[], %s::bigint[]) AS e(x, q))",
+					P(EXCLUDED_XIDS), P(EXCLUDED_SEQS));
+}
+
+/*
+ * in_bounds
+ *		Rows after the batch's lower bound and up to its upper bound.
+ */
+static char *
+in_bounds(void)
+{
+	return psprintf("(s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s)",
+					P(LO_XID), P(LO_SEQ), P(HI_XID), P(HI_SEQ));
+}
+
+/*
+ * replay_relation
+ *		"(...)": the source's rows still staged and those of its archive
+ *		batches that may hold rows between _xid 'lo' and 'hi' (SQL
+ *		expressions), as rows of the source.
+ */
+static char *
+replay_relation(const PipelineDef *def, const char *lo, const char *hi)
+{
+	char	   *src = pipeline_qualified_name(def->source);
+
+	return psprintf("(SELECT * FROM %s UNION ALL SELECT a.* FROM pipeline.archive_batches b "
+					"LEFT JOIN pipeline.archive_dictionaries d ON d.id = b.dictionary_id "
+					"CROSS JOIN LATERAL pipeline.archive_unpack(b, d.dictionary, NULL::%s) a "
+					"WHERE b.source = '%u'::oid::regclass AND b.last_xid >= %s AND b.first_xid <= %s)",
+					src, src, def->source, lo, hi);
+}
+
+/*
+ * pipeline_pending_sql
+ *		A query returning the pending rows: "SELECT <select_list> FROM (...) s",
+ *		where s has the source's columns plus _xid and _seq.  By 'shape':
+ *		PENDING_RANGE keeps the rows between the bounds less those already
+ *		quarantined; PENDING_ORDERED does the same reading
+ *		the two index ranges separately (UNION ALL), so that rows come out in
+ *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
+ *		row (a batch that is the whole of its phase, on its first attempt),
+ *		sparing each row the bound and exclusion tests.  A replay's rows
+ *		come in one shape.  A requeue reads the quarantined rows but those
+ *		its own run quarantined anew: they are not requeued again.
+ */
+char *
+pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+					 const char *select_list, PendingShape shape)
+{
+	char	   *src = pipeline_qualified_name(def->source);
+	RunPendingSql run = {P(COMMITTED), P(CURSOR_XMAX), P(SNAPSHOT)};
+	char	   *bounds = in_bounds();
+	char	   *pending = pipeline_rule_run_pending("s", &run);
+
+	/* a change log's reader skips the rows other readers were seeded with */
+	if (def->reads_change_log && from == BATCH_FROM_STAGING)
+	{
+		char	   *own = psprintf("(s._for IS NULL OR s._for = %s)", P(PIPELINE_ID));
+
+		bounds = psprintf("%s AND %s", bounds, own);
+		pending = psprintf("%s AND %s", pending, own);
+	}
+
+	if (from == BATCH_FROM_REPLAY)
+	{
+		CursorSql	before = {P(BEFORE), P(BEFORE_XID), P(BEFORE_SEQ)};
+		CursorSql	after = {P(SNAPSHOT), P(AFTER_XID), P(AFTER_SEQ)};
+
+		return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND %s",
+						select_list, replay_relation(def, P(LO_XID), P(HI_XID)), bounds,
+						pipeline_rule_between("s", &before, &after), not_excluded());
+	}
+	if (from == BATCH_FROM_QUARANTINE)
+		return psprintf("SELECT %s FROM ("
+						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
+						"FROM pipeline.quarantine_log q "
+						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
+						"WHERE q.pipeline_id = %s AND q.requeued_at IS NULL AND q.run_id <> %s "
+						"AND (%s IS NULL OR q.id = ANY (%s))) s%s",
+						select_list, pipeline_quote_list(map->source_columns, "r"), src,
+						P(PIPELINE_ID), P(RUN_ID), P(REQUEUE_IDS), P(REQUEUE_IDS),
+						shape == PENDING_WHOLE ? "" :
+						psprintf(" WHERE %s AND %s", bounds, not_excluded()));
+	if (shape == PENDING_ORDERED)
+		return psprintf("SELECT %s FROM ("
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s "
+						"UNION ALL "
+						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s) s "
+						"WHERE %s",
+						select_list, src, pipeline_rule_run_committed("s", &run), bounds,
+						src, pipeline_rule_run_new("s", &run), bounds, not_excluded());
+	if (shape == PENDING_WHOLE)
+		return psprintf("SELECT %s FROM %s s WHERE %s", select_list, src, pending);
+	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND %s",
+					select_list, src, bounds, pending, not_excluded());
+}
+
+/*
+ * pipeline_quarantine_sql
+ *		INSERT of rejected rows into the quarantine with their raw row:
+ *		$1 pipeline id, $2 run id, $3 xid8[] and $4 bigint[] the rows'
+ *		(_xid, _seq), $5 text[] reasons, $6 text[] SQLSTATEs.
+ */
+char *
+pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
+{
+	const char *insert = "INSERT INTO pipeline.quarantine_log "
+		"(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) ";
+	const char *rejected = "unnest($3::xid8[], $4::bigint[], $5::text[], $6::text[]) "
+		"AS r(xid, seq, reason, sqlstate)";
+
+	if (from == BATCH_FROM_REPLAY)
+		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, to_jsonb(x) - '_xid' - '_seq', "
+						"x._xid, x._seq FROM %s CROSS JOIN LATERAL (SELECT * FROM %s s "
+						"WHERE s._xid = r.xid AND s._seq = r.seq) x",
+						insert, rejected, replay_relation(def, "r.xid", "r.xid"));
+	if (from == BATCH_FROM_QUARANTINE)
+		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, q.raw_row, q.source_xid, "
+						"q.source_seq FROM %s JOIN pipeline.quarantine_log q ON q.id = r.seq",
+						insert, rejected);
+	return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, to_jsonb(s) - '_xid' - '_seq', "
+					"s._xid, s._seq FROM %s JOIN %s s ON s._xid = r.xid AND s._seq = r.seq",
+					insert, rejected, pipeline_qualified_name(def->source));
+}
+
+/*
+ * pipeline_key_match
+ *		"a.k1 = b.k1 AND a.k2 = b.k2" over the key columns.
+ */
+char *
+pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, def->key)
+	{
+		const char *k = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, k, b, k);
+	}
+	return buf.data;
+}
+
+/*
+ * checks_failed
+ *		"(<passes 0> AND ...) IS NOT TRUE AND NOT pipeline.check_row(
+ *		b.__pl_xid, b.__pl_seq, <passes 0>, ...)": true when the row failed a
+ *		check whose action keeps it out of the target.  Rows passing every
+ *		check (most) cost no function call; check_row gets each check's
+ *		result by number (batch checks pass there), and counts a NULL one as
+ *		a row the check did not look at (its value was NULL).
+ */
+static char *
+checks_failed(List *checks)
+{
+	StringInfoData all,
+				call;
+	ListCell   *lc;
+
+	initStringInfo(&all);
+	initStringInfo(&call);
+	foreach(lc, checks)
+	{
+		QualityCheck *check = lfirst(lc);
+
+		if (check->passes)
+			appendStringInfo(&all, "%s%s", all.len ? " AND " : "", check->passes);
+		appendStringInfo(&call, ", %s", check->passes ? check->passes : "true");
+	}
+	if (all.len == 0)
+		return NULL;
+	return psprintf("(%s) IS NOT TRUE AND NOT pipeline.check_row(b.__pl_xid, b.__pl_seq%s)",
+					all.data, call.data);
+}
+
+/*
+ * check_windows
+ *		"w.*, <window> AS __pl_u0, ...": the window columns checks need over
+ *		the mapped rows (alias w), or NULL when none does.
+ */
+static char *
+check_windows(List *checks)
+{
+	StringInfoData list;
+	ListCell   *lc;
+	int			i = 0;
+	bool		any = false;
+
+	initStringInfo(&list);
+	appendStringInfoString(&list, "w.*");
+	foreach(lc, checks)
+	{
+		QualityCheck *check = lfirst(lc);
+
+		if (check->window)
+		{
+			appendStringInfo(&list, ", %s AS __pl_u%d", check->window, i);
+			any = true;
+		}
+		i++;
+	}
+	return any ? list.data : NULL;
+}
+
+/*
+ * pipeline_accepted_rows
+ *		"(SELECT ... mapped row ... OFFSET 0) b WHERE <accepted>": the batch's
+ *		rows, each marked and mapped once, filtered, with rows failing a rule
+ *		handed to reject_row (rule numbers index 'rules'), and the rows left
+ *		handed to check_row when the pipeline has data quality checks
+ *		(delete events are not checked).
+ */
+char *
+pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+					   List *rules, List *checks, PendingShape shape)
+{
+	StringInfoData list,
+				accept;
+	ListCell   *lc;
+	int			i = 0;
+	char	   *rows;
+	char	   *windows = check_windows(checks);
+	char	   *failed = checks_failed(checks);
+
+	initStringInfo(&list);
+	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
+						   "s._xid AS __pl_xid, s._seq AS __pl_seq");
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		appendStringInfo(&list, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
+	}
+	if (def->filter)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
+	if (def->delete_when)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
+
+	initStringInfo(&accept);
+	appendStringInfoString(&accept, "CASE");
+	if (def->filter)
+		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
+	foreach(lc, rules)
+		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
+						 ((RowRule *) lfirst(lc))->passes, i++);
+	if (failed)
+		appendStringInfo(&accept, " WHEN %s%s THEN false",
+						 def->delete_when ? "b.__pl_del IS NOT TRUE AND " : "", failed);
+	appendStringInfoString(&accept, " ELSE true END");
+
+	/* a uniqueness check counts values over the batch: one more level */
+	rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, map, from, list.data, shape));
+	if (windows)
+		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
+	return psprintf("%s b WHERE %s", rows,
+					(def->filter || rules || failed) ? accept.data : "true");
+}
+
+/*
+ * pipeline_insert_column_lists
+ *		The INSERT column list and the matching SELECT list from alias 'a',
+ *		the first value wrapped in mark_value so a failing row is named.
+ */
+void
+pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **columns,
+							 char **values)
+{
+	StringInfoData cols,
+				vals;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		const char *c = quote_identifier(cm->column);
+
+		if (cols.len == 0)
+			appendStringInfo(&vals, "pipeline.mark_value(%s.__pl_xid, %s.__pl_seq, %s.%s)",
+							 a, a, a, c);
+		else
+			appendStringInfo(&vals, ", %s.%s", a, c);
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", c);
+	}
+	*columns = cols.data;
+	*values = vals.data;
+}
+
+/*
+ * pipeline_published_returning
+ *		", t.a, t.b": what a data-modifying CTE of a pipeline whose target has
+ *		a change log returns of each row it wrote, for pipeline_publish_cte;
+ *		"" when the target has none.
+ */
+char *
+pipeline_published_returning(const PipelineDef *def)
+{
+	if (!OidIsValid(def->change_log))
+		return "";
+	return psprintf(", %s", pipeline_quote_list(pipeline_change_log_columns(def), "t"));
+}
+
+/*
+ * pipeline_publish_cte
+ *		", published AS (INSERT INTO <change log> ...)": the batch's net
+ *		changes -- the rows CTE 'written' returned, and with 'deletes' those
+ *		CTE "deleted" returned -- added to the target's change log in the
+ *		same statement (change_log.c).  Nothing when the target has none.
+ */
+void
+pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written, bool deletes)
+{
+	char	   *cols;
+	StringInfoData rows;
+
+	if (!OidIsValid(def->change_log))
+		return;
+	cols = pipeline_quote_list(pipeline_change_log_columns(def), NULL);
+	initStringInfo(&rows);
+	appendStringInfo(&rows, "SELECT %s, 'upsert' FROM %s", cols, written);
+	if (deletes)
+		appendStringInfo(&rows, " UNION ALL SELECT %s, 'delete' FROM deleted", cols);
+	appendStringInfo(sql, ", published AS (INSERT INTO %s (%s, _op) %s RETURNING 1)",
+					 pipeline_qualified_name(def->change_log), cols, rows.data);
+}
+
+/*
+ * pipeline_batch_sql
+ *		The statement that merges one batch, given the pipeline's row rules
+ *		and data quality checks, and which rows it reads (PENDING_RANGE or
+ *		PENDING_WHOLE).
+ *		The pipeline's strategy writes the accepted rows (strategy.h says
+ *		what the statement returns); rows read, filtered and rejected are
+ *		tallied by row_watch.c.
+ */
+char *
+pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+				   List *rules, List *checks, PendingShape shape)
+{
+	return def->strategy->batch_sql(def, map,
+									pipeline_accepted_rows(def, map, from, rules, checks, shape));
+}
+
+/* What pipeline_try_batch_statement() prepares in a subtransaction. */
+typedef struct PrepareCall
+{
+	const PipelineDef *def;
+	const char *sql;
+} PrepareCall;
+
+/*
+ * prepare_batch_statement
+ *		Prepares (and forgets) the batch statement as the owner.
+ */
+static void
+prepare_batch_statement(void *arg)
+{
+	PrepareCall *call = arg;
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(call->def, &ctx);
+	if (SPI_prepare(call->sql, BATCH_NPARAMS, pipeline_batch_param_types()) == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_try_batch_statement
+ *		Prepares a batch statement as the owner, in a subtransaction; returns
+ *		the error it raised, or NULL.
+ */
+ErrorData *
+pipeline_try_batch_statement(const PipelineDef *def, const char *sql)
+{
+	PrepareCall call = {def, sql};
+
+	return pipeline_try(prepare_batch_statement, &call);
+}

@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * mapping.c
+ *	  Which target column gets which expression over the source row
+ *	  (what happens to the target when the source's columns change is
+ *	  schema_change.c's).
+ *
+ * The mapping follows dbt and Delta Live Tables: a target column is fed by
+ * the same-named source column unless the pipeline's `columns` object maps
+ * it to an SQL expression (or to JSON null, which leaves it out).  For a
+ * target that does not exist yet, the source's columns (in order) followed
+ * by the mapping's extra columns define it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "sources/sources.h"
+#include "strategy.h"
+
+/*
+ * pipeline_mapping_lookup
+ *		Looks a target column up in the `columns` object: returns false when
+ *		it is not mapped; otherwise sets *expr (NULL for a JSON null).
+ */
+bool
+pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr)
+{
+	JsonbValue	key;
+	JsonbValue *val;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) column;
+	key.val.string.len = strlen(column);
+	val = findJsonbValueFromContainer(&columns->root, JB_FOBJECT, &key);
+	if (val == NULL)
+		return false;
+	if (val->type == jbvNull)
+		*expr = NULL;
+	else if (val->type == jbvString)
+		*expr = pnstrdup(val->val.string.val, val->val.string.len);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("mapping for column \"%s\" must be a string or null", column),
+				 errdetail("The columns object maps each target column to an SQL expression over the source row, as text."),
+				 errhint("Write for example {\"%s\": \"lower(%s)\"}, or null to leave the column out.",
+						 column, column)));
+	return true;
+}
+
+/*
+ * pipeline_relation_columns
+ *		Names of a relation's ordinary columns, in order, skipping dropped and
+ *		generated columns and the extension's _xid/_seq.
+ */
+List *
+pipeline_relation_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *result = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *name = NameStr(att->attname);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (strcmp(name, PIPELINE_XID_COLUMN) == 0 || strcmp(name, PIPELINE_SEQ_COLUMN) == 0)
+			continue;
+		result = lappend(result, pstrdup(name));
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * pipeline_follows_source
+ *		Whether a source column the mapping does not name goes to the target
+ *		by itself: all do, but a change log's own (_op, _for), which a
+ *		reader maps only when asked to, and the version columns an scd2
+ *		pipeline writes itself (its source may be another scd2 target).
+ */
+bool
+pipeline_follows_source(const PipelineDef *def, const char *column)
+{
+	return !(def->reads_change_log && pipeline_is_change_log_column(column)) &&
+		!pipeline_is_own_column(def, column);
+}
+
+/*
+ * add_column
+ *		Appends a ColumnMap to the mapping.
+ */
+static void
+add_column(PipelineMapping *map, const PipelineDef *def, const char *column, char *expr)
+{
+	ColumnMap  *cm = palloc0(sizeof(ColumnMap));
+
+	cm->column = pstrdup(column);
+	cm->expr = expr;
+	cm->is_key = pipeline_list_has_string(def->key, column);
+	map->columns = lappend(map->columns, cm);
+}
+
+/*
+ * pipeline_build_mapping
+ *		The column mapping of a pipeline against the current source and
+ *		target.  Expression types are left unset (see define.c's probe).
+ */
+PipelineMapping *
+pipeline_build_mapping(const PipelineDef *def)
+{
+	PipelineMapping *map = palloc0(sizeof(PipelineMapping));
+	ListCell   *lc;
+	char	   *expr;
+
+	map->source_columns = pipeline_relation_columns(def->source);
+	map->target_exists = OidIsValid(def->target) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->target));
+
+	if (map->target_exists)
+	{
+		List	   *target_columns = pipeline_relation_columns(def->target);
+
+		foreach(lc, target_columns)
+		{
+			char	   *column = lfirst(lc);
+
+			if (pipeline_is_own_column(def, column))
+				continue;
+			if (pipeline_mapping_lookup(def->columns, column, &expr))
+			{
+				if (expr != NULL)
+					add_column(map, def, column, expr);
+			}
+			else if (pipeline_list_has_string(map->source_columns, column))
+				add_column(map, def, column, pstrdup(quote_identifier(column)));
+		}
+		return map;
+	}
+
+	/*
+	 * A new target: the source's columns (but a change log's own, unless
+	 * mapped), then the mapping's extra ones.
+	 */
+	foreach(lc, map->source_columns)
+	{
+		char	   *column = lfirst(lc);
+
+		if (!pipeline_mapping_lookup(def->columns, column, &expr))
+		{
+			if (!pipeline_follows_source(def, column))
+				continue;
+			expr = pstrdup(quote_identifier(column));
+		}
+		if (expr != NULL)
+			add_column(map, def, column, expr);
+	}
+	{
+		JsonbIterator *it = JsonbIteratorInit(&def->columns->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *column;
+
+			if (tok != WJB_KEY)
+				continue;
+			column = pnstrdup(v.val.string.val, v.val.string.len);
+			if (!pipeline_list_has_string(map->source_columns, column) &&
+				pipeline_mapping_lookup(def->columns, column, &expr) && expr != NULL)
+				add_column(map, def, column, expr);
+		}
+	}
+	return map;
+}
+
+/*
+ * pipeline_mapping_column
+ *		The mapping of one target column, or NULL when it is not written.
+ */
+ColumnMap *
+pipeline_mapping_column(const PipelineMapping *map, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (strcmp(cm->column, column) == 0)
+			return cm;
+	}
+	return NULL;
+}
+
+/*
+ * pipeline_mapping_column_list
+ *		"a, b, c": the mapped target columns, quoted, in order.
+ */
+char *
+pipeline_mapping_column_list(const PipelineMapping *map)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
+	return pipeline_quote_list(names, NULL);
+}

@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * history_retention.c
+ *	  Retention of run history, freshness results and alerts.
+ *
+ * A continuous pipeline runs every second; its history must not grow the
+ * catalog without bound.  Whoever adds a row (a run, a check, an alert)
+ * deletes the rows of the same pipeline or check older than
+ * pipeline.history_retention, through an index on (key, time), so each
+ * call only touches rows that are due.  The newest run of a pipeline that
+ * brought changes to its target (a replay brings none that are new) is
+ * always kept: freshness checks without a column read it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/guc.h"
+
+#include "model.h"
+#include "catalog/catalog.h"
+#include "common/common.h"
+#include "settings.h"
+
+/* pipeline.history_retention, in seconds; -1 keeps everything. */
+
+/*
+ * pipeline_purge_history
+ *		Deletes the rows of pipeline.<table> whose <key_column> is 'key' (all
+ *		rows when key_column is NULL) and whose <time_column> is older than
+ *		the retention.  The caller runs as the extension.
+ */
+void
+pipeline_purge_history(const char *table, const char *time_column, const char *key_column,
+					   int64 key)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	const char *keep = "";
+
+	if (pipeline_history_retention < 0)
+		return;
+	if (strcmp(table, "run_log") == 0)
+		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
+			"WHERE pipeline_id = $1 AND status = 'succeeded' AND kind <> 'replay' "
+			"AND rows_inserted + rows_updated + rows_deleted > 0)";
+	values[0] = Int64GetDatum(key);
+	values[1] = Int32GetDatum(pipeline_history_retention);
+	pipeline_exec_kept(psprintf("DELETE FROM pipeline.%s WHERE %s%s%s "
+						   "%s < now() - make_interval(secs => $2)%s",
+						   table, key_column ? key_column : "", key_column ? " = $1 AND" : "",
+						   key_column ? "" : "$1 IS NOT NULL AND", time_column, keep),
+				  2, types, values, NULL, false, 0);
+}

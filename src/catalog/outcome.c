@@ -1,0 +1,204 @@
+/*-------------------------------------------------------------------------
+ *
+ * outcome.c
+ *	  What a finished run leaves behind besides its history row: the
+ *	  pipeline's running totals, its streak of failures, alerts when it
+ *	  starts or stops failing, and its suspension after too many failures.
+ *
+ * The totals in pipeline.run_totals only grow (the history retention
+ * deletes old runs, never these), so pipeline.metrics() can publish them
+ * as Prometheus counters.  A pipeline whose last run failed is "failing";
+ * after pipeline.suspend_after_failures failed runs in a row it is
+ * suspended: run() refuses it until resume(), so a broken pipeline called
+ * every minute by a scheduler does not fail every minute forever.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "model.h"
+#include "catalog/catalog.h"
+#include "common/common.h"
+#include "settings.h"
+
+/* pipeline.suspend_after_failures; 0 never suspends. */
+
+/* A finished run, as read back from the history. */
+typedef struct RunOutcome
+{
+	int64		run_id;
+	int64		pipeline_id;
+	char	   *pipeline;
+	Oid			owner;
+	char	   *status;
+	char	   *sqlstate;
+	char	   *message;
+	bool		suspended;
+	int32		previous_streak;
+	int32		streak;
+} RunOutcome;
+
+/*
+ * read_outcome
+ *		The run and its pipeline's streak before this run; false when the
+ *		pipeline is gone.
+ */
+static bool
+read_outcome(int64 run_id, RunOutcome *out)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(run_id);
+	bool		isnull;
+
+	if (pipeline_exec_kept("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
+					  "l.error_message, d.suspended_at IS NOT NULL, "
+					  "coalesce(t.consecutive_failures, 0) "
+					  "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
+					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = l.pipeline_id "
+					  "WHERE l.run_id = $1", 1, &type, &value, NULL,
+					  false, 1) != 1)	/* not read-only: it must see the run just closed */
+		return false;
+	out->run_id = run_id;
+	out->pipeline_id = pipeline_result_int64(0, 0);
+	out->pipeline = pipeline_result_text(0, 1);
+	out->owner = DatumGetObjectId(pipeline_result_datum(0, 2, &isnull));
+	out->status = pipeline_result_text(0, 3);
+	out->sqlstate = pipeline_result_text(0, 4);
+	out->message = pipeline_result_text(0, 5);
+	out->suspended = DatumGetBool(pipeline_result_datum(0, 6, &isnull));
+	out->previous_streak = (int32) pipeline_result_int64(0, 7);
+	return true;
+}
+
+/*
+ * add_to_totals
+ *		Adds the run to its pipeline's totals; returns the new streak.
+ */
+static int32
+add_to_totals(int64 run_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(run_id);
+
+	pipeline_exec_kept("INSERT INTO pipeline.run_totals AS t (pipeline_id, runs_succeeded, runs_failed, "
+				  "runs_cancelled, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, "
+				  "rows_filtered, rows_quarantined, rows_dropped, duration_seconds_sum, duration_le, "
+				  "consecutive_failures, last_success_at, last_failure_at) "
+				  "SELECT l.pipeline_id, (l.status = 'succeeded')::int, (l.status = 'failed')::int, "
+				  "(l.status = 'cancelled')::int, l.rows_read, l.rows_inserted, l.rows_updated, "
+				  "l.rows_deleted, l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, s.secs, "
+				  "ARRAY(SELECT (s.secs <= b)::int::bigint "
+				  "      FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i) ORDER BY i), "
+				  "(l.status = 'failed')::int, "
+				  "CASE WHEN l.status = 'succeeded' THEN l.finished_at END, "
+				  "CASE WHEN l.status = 'failed' THEN l.finished_at END "
+				  "FROM pipeline.run_log l, "
+				  "LATERAL (SELECT extract(epoch FROM l.finished_at - l.started_at)::float8 AS secs) s "
+				  "WHERE l.run_id = $1 "
+				  "ON CONFLICT (pipeline_id) DO UPDATE SET "
+				  "runs_succeeded = t.runs_succeeded + excluded.runs_succeeded, "
+				  "runs_failed = t.runs_failed + excluded.runs_failed, "
+				  "runs_cancelled = t.runs_cancelled + excluded.runs_cancelled, "
+				  "rows_read = t.rows_read + excluded.rows_read, "
+				  "rows_inserted = t.rows_inserted + excluded.rows_inserted, "
+				  "rows_updated = t.rows_updated + excluded.rows_updated, "
+				  "rows_deleted = t.rows_deleted + excluded.rows_deleted, "
+				  "rows_stale = t.rows_stale + excluded.rows_stale, "
+				  "rows_filtered = t.rows_filtered + excluded.rows_filtered, "
+				  "rows_quarantined = t.rows_quarantined + excluded.rows_quarantined, "
+				  "rows_dropped = t.rows_dropped + excluded.rows_dropped, "
+				  "duration_seconds_sum = t.duration_seconds_sum + excluded.duration_seconds_sum, "
+				  "duration_le = ARRAY(SELECT a + b FROM unnest(t.duration_le, excluded.duration_le) "
+				  "                    WITH ORDINALITY u(a, b, i) ORDER BY i), "
+				  "consecutive_failures = CASE WHEN excluded.runs_succeeded > 0 THEN 0 "
+				  "    ELSE t.consecutive_failures + excluded.consecutive_failures END, "
+				  "last_success_at = coalesce(excluded.last_success_at, t.last_success_at), "
+				  "last_failure_at = coalesce(excluded.last_failure_at, t.last_failure_at) "
+				  "RETURNING consecutive_failures",
+				  1, &type, &value, NULL, false, 1);
+	return (int32) pipeline_result_int64(0, 0);
+}
+
+/*
+ * pipeline_alert
+ *		Raises an alert about the run's pipeline changing state.
+ */
+static void
+pipeline_alert(const RunOutcome *out, const char *previous, const char *state,
+			   const char *message)
+{
+	PipelineAlert alert = {0};
+	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(out->pipeline);
+	values[1] = Int64GetDatum(out->pipeline_id);
+	values[2] = Int64GetDatum(out->run_id);
+	values[3] = out->sqlstate ? CStringGetTextDatum(out->sqlstate) : (Datum) 0;
+	nulls[3] = out->sqlstate ? ' ' : 'n';
+	values[4] = Int32GetDatum(out->streak);
+	pipeline_exec("SELECT jsonb_build_object('pipeline', $1, 'pipeline_id', $2, 'run_id', $3, "
+				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
+				  5, types, values, nulls, true, 1);
+
+	alert.kind = "pipeline";
+	alert.pipeline_id = out->pipeline_id;
+	alert.subject = out->pipeline;
+	alert.previous_state = previous;
+	alert.state = state;
+	alert.message = message;
+	alert.owner = out->owner;
+	alert.details = pipeline_result_text(0, 0);
+	pipeline_raise_alert(&alert);
+}
+
+/*
+ * suspend
+ *		Suspends the run's pipeline after its streak reached the limit.
+ */
+static void
+suspend(const RunOutcome *out)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(out->pipeline_id);
+
+	pipeline_exec("UPDATE pipeline.pipeline_defs SET suspended_at = now() WHERE id = $1",
+				  1, &type, &value, NULL, false, 0);
+	pipeline_alert(out, "failing", "suspended",
+				   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
+							out->streak, out->message ? out->message : "(no message)"));
+}
+
+/*
+ * pipeline_record_outcome
+ *		Called once for every run that finished (succeeded, failed,
+ *		cancelled, or found interrupted), in the transaction recording it.
+ *		The caller runs as the extension.
+ */
+void
+pipeline_record_outcome(int64 run_id)
+{
+	RunOutcome	out;
+
+	if (!read_outcome(run_id, &out))
+		return;
+	out.streak = add_to_totals(run_id);
+
+	if (strcmp(out.status, "failed") == 0)
+	{
+		if (out.previous_streak == 0)
+			pipeline_alert(&out, "idle", "failing", out.message);
+		if (pipeline_suspend_after_failures > 0 && !out.suspended &&
+			out.streak >= pipeline_suspend_after_failures)
+			suspend(&out);
+	}
+	else if (strcmp(out.status, "succeeded") == 0 && out.previous_streak > 0)
+		pipeline_alert(&out, "failing", "idle",
+					   psprintf("run %lld succeeded after %d failed runs",
+								(long long) run_id, out.previous_streak));
+}

@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.h
+ *	  The ground every area stands on: whose privileges work runs with
+ *	  (security.c), SPI, quoting and users' expressions (sqlexec.c), facts
+ *	  about the user's relations (relations.c), who may read a relation
+ *	  whole (read_access.c), and the library's version check (version.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_COMMON_H
+#define PIPELINE_COMMON_H
+
+#include "model.h"
+
+/* Whether an index of relid (its pg_index tuple) is the one looked for. */
+typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
+
+/* read_access.c */
+extern void pipeline_require_whole_source(Oid source, Oid owner);
+extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);
+
+/* security.c */
+extern Oid pipeline_relation_owner(Oid relid);
+extern void pipeline_become_internal(PipelineUserContext *saved);
+extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
+extern void pipeline_become_role(Oid role, const char *search_path,
+								 PipelineUserContext *saved);
+extern void pipeline_become_relation_owner(Oid relid, PipelineUserContext *saved);
+extern void pipeline_restore_user(PipelineUserContext *saved);
+extern void pipeline_check_role(Oid role, const char *what);
+extern void pipeline_check_manage(const PipelineDef *def);
+
+/* sqlexec.c */
+extern int	pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls, bool read_only, long limit);
+extern int	pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
+							   const char *nulls, bool read_only, long limit);
+extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types);
+extern Datum pipeline_result_datum(int row, int col, bool *isnull);
+extern int64 pipeline_result_int64(int row, int col);
+extern char *pipeline_result_text(int row, int col);
+extern char *pipeline_qualified_name(Oid relid);
+extern char *pipeline_quote_list(List *names, const char *prefix);
+extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
+											Oid *types, Datum *values, const char *nulls);
+extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,
+									const char *function, char enabled);
+extern void pipeline_require_expression(const char *expr, const char *what);
+extern int	pipeline_exec_internal(const char *sql, int nargs, Oid *types, Datum *values,
+								   const char *nulls);
+extern int	pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, Datum *values,
+										const char *nulls);
+extern List *pipeline_text_array_to_list(Datum array, const char *what);
+extern Datum pipeline_list_to_text_array(List *names);
+extern Datum pipeline_oid_list_to_array(List *oids);
+extern void pipeline_check_choice(const char *option, const char *value,
+								  const char *const *choices);
+extern bool pipeline_list_has_string(List *list, const char *s);
+
+/* relations.c */
+extern void pipeline_drop_own_table(Oid relid);
+extern Oid	pipeline_partition_root(Oid relation);
+extern bool pipeline_has_index(Oid relid, IndexMatch match, void *arg);
+extern void pipeline_require_table(Oid relid, const char *role);
+extern void pipeline_require_privilege(Oid owner, Oid relid, AclMode mode, const char *privilege,
+									   const char *role_of);
+extern bool pipeline_dropping_own_table(void);
+extern List *pipeline_primary_key_columns(Oid relid);
+extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *columns);
+
+extern bool pipeline_check_version(int elevel);
+
+#endif							/* PIPELINE_COMMON_H */

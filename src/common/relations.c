@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * relations.c
+ *	  Facts about the user's relations the rest of the extension asks for
+ *	  (is it a table, which unique indexes it has), and the tables the
+ *	  extension drops for a pipeline.
+ *
+ * Definitions (define.c), strategies (scd2.c) and sources (source_columns.c)
+ * all ask the same questions of a table; they are answered here, below
+ * all of them, so that none calls back into another's file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/partition.h"
+#include "catalog/pg_index.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+#include "model.h"
+#include "common/common.h"
+
+/* Set while the extension drops a table of its own (see dependencies.c). */
+static bool dropping_own_table = false;
+
+/*
+ * pipeline_require_table
+ *		Errors unless relid is a table (plain or partitioned); 'role' says
+ *		what the pipeline uses it as ("source", "target").
+ */
+void
+pipeline_require_table(Oid relid, const char *role)
+{
+	char		kind = get_rel_relkind(relid);
+
+	if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("%s %s is not a table", role, pipeline_qualified_name(relid)),
+			 errdetail("Pipelines read from and write to tables (plain or partitioned), not views or other relations."),
+			 errhint("Use a table as the %s.", role)));
+}
+
+/*
+ * pipeline_has_index
+ *		Whether any index of a table satisfies 'match'.
+ */
+bool
+pipeline_has_index(Oid relid, IndexMatch match, void *arg)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		found = match(relid, tup, arg);
+		ReleaseSysCache(tup);
+		if (found)
+			break;
+	}
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * pipeline_index_on_exactly
+ *		Whether an index (its pg_index tuple) is unique, valid and on plain
+ *		columns that are exactly 'columns' (a List of names), in any order.
+ *		Its predicate, if any, is the caller's to check.
+ */
+bool
+pipeline_index_on_exactly(Oid relid, HeapTuple tup, List *columns)
+{
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+	bool		matches;
+
+	matches = index->indisunique && index->indisvalid &&
+		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+		index->indnkeyatts == list_length(columns);
+	for (int i = 0; matches && i < index->indnkeyatts; i++)
+	{
+		char	   *att = get_attname(relid, index->indkey.values[i], true);
+		ListCell   *kc;
+
+		matches = false;
+		foreach(kc, columns)
+			if (att && strcmp(att, lfirst(kc)) == 0)
+				matches = true;
+	}
+	return matches;
+}
+
+/*
+ * pipeline_drop_own_table
+ *		Drops a table the extension created for a pipeline (a tombstone
+ *		table, a change log; the caller has checked it may), without the
+ *		event trigger objecting.  As the table's owner, in a
+ *		security-restricted operation: it is the owner's table.
+ */
+void
+pipeline_drop_own_table(Oid relid)
+{
+	PipelineUserContext ctx;
+	char	   *sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
+
+	pipeline_become_relation_owner(relid, &ctx);
+	dropping_own_table = true;
+	PG_TRY();
+	{
+		pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		dropping_own_table = false;
+	}
+	PG_END_TRY();
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_dropping_own_table
+ *		Whether the DROP under way is pipeline_drop_own_table's, which the
+ *		sql_drop event trigger lets through.
+ */
+bool
+pipeline_dropping_own_table(void)
+{
+	return dropping_own_table;
+}
+
+/*
+ * pipeline_primary_key_columns
+ *		The names of a table's primary key columns; NIL without one.
+ */
+List *
+pipeline_primary_key_columns(Oid relid)
+{
+	Oid			index = InvalidOid;
+	List	   *names = NIL;
+	Relation	rel = table_open(relid, AccessShareLock);
+	HeapTuple	tup;
+
+	index = RelationGetPrimaryKeyIndex(rel);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(index))
+		return NIL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for index %u", index);
+	for (int i = 0; i < ((Form_pg_index) GETSTRUCT(tup))->indnkeyatts; i++)
+		names = lappend(names, get_attname(relid, ((Form_pg_index) GETSTRUCT(tup))->indkey.values[i],
+										   false));
+	ReleaseSysCache(tup);
+	return names;
+}
+
+/*
+ * pipeline_require_privilege
+ *		Errors unless the owner holds 'mode' on a relation.
+ */
+void
+pipeline_require_privilege(Oid owner, Oid relid, AclMode mode, const char *privilege, const char *role_of)
+{
+	if (pg_class_aclcheck(relid, owner, mode) == ACLCHECK_OK)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for %s %s", role_of, pipeline_qualified_name(relid)),
+			 errdetail("Role \"%s\" owns the pipeline and lacks the %s privilege on it.",
+					   GetUserNameFromId(owner, false), privilege),
+			 errhint("GRANT %s ON %s TO %s;", privilege, pipeline_qualified_name(relid),
+					 quote_identifier(GetUserNameFromId(owner, false)))));
+}
+
+/*
+ * pipeline_partition_root
+ *		The partitioned table at the top of the partitions 'relation' is in;
+ *		'relation' itself when it is no partition.
+ */
+Oid
+pipeline_partition_root(Oid relation)
+{
+	List	   *ancestors;
+
+	if (!get_rel_relispartition(relation))
+		return relation;
+	ancestors = get_partition_ancestors(relation);
+	return ancestors == NIL ? relation : llast_oid(ancestors);
+}

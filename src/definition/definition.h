@@ -1,0 +1,52 @@
+/*-------------------------------------------------------------------------
+ *
+ * definition.h
+ *	  Changing definitions: create, alter and drop (define.c), data
+ *	  quality checks (checks.c), schedules (schedule_spec.c), schema
+ *	  evolution (schema_change.c), and drops of the tables pipelines use
+ *	  (dependencies.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_DEFINITION_H
+#define PIPELINE_DEFINITION_H
+
+#include "model.h"
+
+/* A schedule (schedule_spec.c). */
+typedef enum PipelineScheduleKind
+{
+	SCHEDULE_MANUAL,
+	SCHEDULE_CONTINUOUS,
+	SCHEDULE_INTERVAL,
+	SCHEDULE_CRON
+} PipelineScheduleKind;
+
+typedef struct PipelineSchedule
+{
+	PipelineScheduleKind kind;
+	const char *text;			/* as it is stored */
+	int64		interval;		/* SCHEDULE_INTERVAL, microseconds */
+	uint64		minutes;		/* SCHEDULE_CRON: bit sets */
+	uint32		hours;
+	uint32		days;
+	uint16		months;
+	uint8		weekdays;
+	bool		any_day;		/* day of month starts with "*" */
+	bool		any_weekday;	/* day of week starts with "*" */
+} PipelineSchedule;
+
+/* schema_change.c */
+extern void pipeline_apply_schema_change(PipelineDef *def);
+
+/* checks.c */
+extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
+extern List *pipeline_copy_checks(List *checks);
+extern void pipeline_checks_on_drop(bool cascade);
+extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
+
+/* schedule_spec.c */
+extern void pipeline_schedule_parse(const char *text, PipelineSchedule *schedule);
+extern TimestampTz pipeline_schedule_next(const PipelineSchedule *schedule, TimestampTz after);
+
+#endif							/* PIPELINE_DEFINITION_H */

@@ -1,0 +1,462 @@
+/*-------------------------------------------------------------------------
+ *
+ * lineage.c
+ *	  The lineage catalog (pipeline.lineage_edges): which source columns
+ *	  each pipeline's target columns are computed from, found by parse
+ *	  analysis of the mapping expressions, the filter, delete_when and
+ *	  sequence_by with PostgreSQL's own parser and analyzer.
+ *
+ * Each expression is analyzed as "SELECT (<expr>) FROM <source> s", as the
+ * pipeline's owner with its search_path (exactly how the batch statement
+ * resolves it), and the analyzed tree is walked for Vars.  The rule for the
+ * kind of an edge:
+ *
+ *	DIRECT		the column's value is an input of the value written: an
+ *				argument of a function or operator, a cast, a COALESCE
+ *				argument, a result of a CASE, the output of a scalar
+ *				subquery (subtype IDENTITY for a plain column,
+ *				TRANSFORMATION otherwise, AGGREGATION inside an aggregate);
+ *	INDIRECT	the column only decides which value or which row: a CASE
+ *				condition (CONDITIONAL), the WHERE, JOIN and HAVING of a
+ *				subquery, the tests of EXISTS, IN, ANY and ALL, an
+ *				aggregate's FILTER, the pipeline's filter and delete_when
+ *				(FILTER), GROUP BY and ORDER BY of a subquery, the
+ *				sequence_by column that decides which event wins (SORT).
+ *
+ * Edges of the filter, delete_when and sequence_by decide whether a row
+ * lands at all; they have no target column (they bear on every column).
+ * A source that is a change log (another pipeline's target, or a captured
+ * table) is recorded as the relation it logs, so that edges chain across a
+ * DAG; the log's own bookkeeping columns (_op, ...) give no edge.
+ *
+ * Edges are recomputed whenever a definition is saved (create_pipeline,
+ * alter_pipeline, a schema change applied by a run) and go with the
+ * pipeline by the foreign key's cascade.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "model.h"
+#include "batch/batch.h"
+#include "common/common.h"
+#include "lineage/lineage.h"
+#include "sources/sources.h"
+
+/* One source column an expression reads, and how. */
+typedef struct LineageEdge
+{
+	Oid			relid;
+	char	   *column;
+	bool		indirect;
+	const char *subtype;
+} LineageEdge;
+
+/* State of the walk over one analyzed expression. */
+typedef struct LineageWalk
+{
+	List	   *queries;		/* of Query *, innermost first (for varlevelsup) */
+	bool		indirect;
+	const char *subtype;
+	List	   *edges;			/* of LineageEdge * */
+} LineageWalk;
+
+static bool lineage_walker(Node *node, LineageWalk *w);
+
+/*
+ * add_edge
+ *		Records that the walk reads column 'attno' of relation 'relid'.
+ */
+static void
+add_edge(LineageWalk *w, Oid relid, AttrNumber attno)
+{
+	LineageEdge *e = palloc(sizeof(LineageEdge));
+
+	e->relid = relid;
+	e->column = get_attname(relid, attno, false);
+	e->indirect = w->indirect;
+	e->subtype = w->subtype;
+	w->edges = lappend(w->edges, e);
+}
+
+/*
+ * walk_as
+ *		Walks a node as INDIRECT (or, given a subtype, as DIRECT of that
+ *		subtype), then restores the walk's own kind.  Inside a part that
+ *		only decides, everything only decides.
+ */
+static void
+walk_as(Node *node, LineageWalk *w, bool indirect, const char *subtype)
+{
+	bool		saved_indirect = w->indirect;
+	const char *saved_subtype = w->subtype;
+
+	if (!w->indirect && (indirect || subtype != NULL))
+	{
+		w->indirect = indirect;
+		w->subtype = subtype;
+	}
+	lineage_walker(node, w);
+	w->indirect = saved_indirect;
+	w->subtype = saved_subtype;
+}
+
+/*
+ * walk_query
+ *		A (sub)query: its output flows, everything else decides.
+ */
+static void
+walk_query(Query *q, LineageWalk *w)
+{
+	ListCell   *lc;
+
+	w->queries = lcons(q, w->queries);
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (!te->resjunk)
+			lineage_walker((Node *) te->expr, w);
+		else if (get_sortgroupref_clause_noerr(te->ressortgroupref, q->groupClause))
+			walk_as((Node *) te->expr, w, true, "GROUP_BY");
+		else
+			walk_as((Node *) te->expr, w, true, "SORT");
+	}
+	walk_as((Node *) q->jointree, w, true, "FILTER");
+	walk_as(q->havingQual, w, true, "FILTER");
+	w->queries = list_delete_first(w->queries);
+}
+
+/*
+ * walk_var
+ *		A column: of a table, or of a join or a subquery in FROM, which is
+ *		followed to the expression it stands for.
+ */
+static void
+walk_var(Var *var, LineageWalk *w)
+{
+	Query	   *q = list_nth(w->queries, var->varlevelsup);
+	RangeTblEntry *rte = rt_fetch(var->varno, q->rtable);
+	List	   *outer;
+
+	switch (rte->rtekind)
+	{
+		case RTE_RELATION:
+			if (var->varattno > 0)
+				add_edge(w, rte->relid, var->varattno);
+			else if (var->varattno == 0)
+			{
+				/*
+				 * The whole row: every column but the staging bookkeeping
+				 * (analysis locked the relation).
+				 */
+				Relation	rel = relation_open(rte->relid, NoLock);
+				TupleDesc	desc = RelationGetDescr(rel);
+
+				for (int i = 0; i < desc->natts; i++)
+				{
+					const char *name = NameStr(TupleDescAttr(desc, i)->attname);
+
+					if (!TupleDescAttr(desc, i)->attisdropped &&
+						strcmp(name, PIPELINE_XID_COLUMN) != 0 &&
+						strcmp(name, PIPELINE_SEQ_COLUMN) != 0)
+						add_edge(w, rte->relid, i + 1);
+				}
+				relation_close(rel, NoLock);
+			}
+			break;
+		case RTE_JOIN:
+			if (var->varattno > 0)
+			{
+				/* the join's alias Vars are at the join's own level */
+				outer = w->queries;
+				w->queries = list_copy_tail(w->queries, var->varlevelsup);
+				lineage_walker(list_nth(rte->joinaliasvars, var->varattno - 1), w);
+				w->queries = outer;
+			}
+			break;
+		case RTE_SUBQUERY:
+			if (var->varattno > 0)
+			{
+				TargetEntry *te = get_tle_by_resno(rte->subquery->targetList, var->varattno);
+
+				outer = w->queries;
+				w->queries = lcons(rte->subquery, list_copy_tail(w->queries, var->varlevelsup));
+				if (te != NULL)
+					lineage_walker((Node *) te->expr, w);
+				w->queries = list_delete_first(w->queries);
+				walk_as((Node *) rte->subquery->jointree, w, true, "FILTER");
+				w->queries = outer;
+			}
+			break;
+		default:
+			/* functions, VALUES, CTEs: no relation's column */
+			break;
+	}
+}
+
+/*
+ * lineage_walker
+ *		expression_tree_walker callback collecting the columns read.
+ */
+static bool
+lineage_walker(Node *node, LineageWalk *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		walk_var((Var *) node, w);
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		walk_query((Query *) node, w);
+		return false;
+	}
+	if (IsA(node, SubLink))
+	{
+		SubLink    *s = (SubLink *) node;
+		bool		flows = s->subLinkType == EXPR_SUBLINK || s->subLinkType == ARRAY_SUBLINK;
+
+		walk_as(s->testexpr, w, true, "FILTER");
+		walk_as(s->subselect, w, !flows, flows ? NULL : "FILTER");
+		return false;
+	}
+	if (IsA(node, CaseExpr))
+	{
+		CaseExpr   *c = (CaseExpr *) node;
+		ListCell   *lc;
+
+		walk_as((Node *) c->arg, w, true, "CONDITIONAL");
+		foreach(lc, c->args)
+		{
+			CaseWhen   *when = lfirst(lc);
+
+			walk_as((Node *) when->expr, w, true, "CONDITIONAL");
+			lineage_walker((Node *) when->result, w);
+		}
+		lineage_walker((Node *) c->defresult, w);
+		return false;
+	}
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *a = (Aggref *) node;
+
+		walk_as((Node *) a->aggdirectargs, w, false, "AGGREGATION");
+		walk_as((Node *) a->args, w, false, "AGGREGATION");
+		walk_as((Node *) a->aggfilter, w, true, "FILTER");
+		return false;
+	}
+	return expression_tree_walker(node, lineage_walker, (void *) w);
+}
+
+/*
+ * analyze_expression
+ *		Parse analysis of "SELECT (<expr>) FROM <source> s".
+ */
+static Query *
+analyze_expression(const PipelineDef *def, const char *expr)
+{
+	char	   *sql = psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source));
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, NULL, 0, NULL);
+}
+
+/*
+ * expression_edges
+ *		The source columns an expression reads; 'indirect' when the whole
+ *		expression only decides (filter, delete_when, sequence_by).
+ */
+static List *
+expression_edges(const PipelineDef *def, const char *expr, bool indirect, const char *subtype)
+{
+	Query	   *q = analyze_expression(def, expr);
+	TargetEntry *te = linitial_node(TargetEntry, q->targetList);
+	Node	   *value = (Node *) te->expr;
+	LineageWalk w = {0};
+
+	while (IsA(value, RelabelType))
+		value = (Node *) ((RelabelType *) value)->arg;
+	w.queries = list_make1(q);
+	w.indirect = indirect;
+	w.subtype = indirect ? subtype : (IsA(value, Var) ? "IDENTITY" : "TRANSFORMATION");
+	lineage_walker((Node *) te->expr, &w);
+	return w.edges;
+}
+
+/* An expression of the definition and the edges it gives. */
+typedef struct LineageSource
+{
+	const char *target_column;	/* NULL: the whole row */
+	const char *origin;
+	const char *expr;
+	List	   *edges;
+} LineageSource;
+
+/*
+ * definition_edges
+ *		Analyzes every expression of a definition as its owner.
+ */
+static List *
+definition_edges(const PipelineDef *def, const PipelineMapping *map)
+{
+	List	   *result = NIL;
+	PipelineUserContext ctx;
+	ListCell   *lc;
+	LineageSource *ls;
+
+	pipeline_become_owner(def, &ctx);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		ls = palloc(sizeof(LineageSource));
+		*ls = (LineageSource) {cm->column, "mapping", cm->expr,
+		expression_edges(def, cm->expr, false, NULL)};
+		result = lappend(result, ls);
+		if (def->sequence_by && strcmp(def->sequence_by, cm->column) == 0)
+		{
+			ls = palloc(sizeof(LineageSource));
+			*ls = (LineageSource) {NULL, "sequence_by", cm->expr,
+			expression_edges(def, cm->expr, true, "SORT")};
+			result = lappend(result, ls);
+		}
+	}
+	if (def->filter)
+	{
+		ls = palloc(sizeof(LineageSource));
+		*ls = (LineageSource) {NULL, "filter", def->filter,
+		expression_edges(def, def->filter, true, "FILTER")};
+		result = lappend(result, ls);
+	}
+	if (def->delete_when)
+	{
+		ls = palloc(sizeof(LineageSource));
+		*ls = (LineageSource) {NULL, "delete_when", def->delete_when,
+		expression_edges(def, def->delete_when, true, "FILTER")};
+		result = lappend(result, ls);
+	}
+	pipeline_restore_user(&ctx);
+	return result;
+}
+
+/*
+ * logged_relation
+ *		The relation a change log records (another pipeline's target or a
+ *		captured table), or the relation itself.  Runs as the extension:
+ *		the upstream pipeline may be another role's.
+ */
+static Oid
+logged_relation(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+	bool		isnull;
+
+	pipeline_exec("SELECT coalesce((SELECT u.target::oid FROM pipeline.pipeline_defs u "
+				  "WHERE u.change_log = $1 LIMIT 1), "
+				  "(SELECT c.relation::oid FROM pipeline.captures c WHERE c.change_log = $1), $1)",
+				  1, &type, &value, NULL, false, 0);
+	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+}
+
+/*
+ * insert_edge
+ *		One row of pipeline.lineage_edges (duplicates are kept once).
+ */
+static void
+insert_edge(const PipelineDef *def, Oid source, const char *source_column,
+			const char *target_column, bool indirect, const char *subtype,
+			const char *origin, const char *transformation)
+{
+	Oid			types[9] = {INT8OID, OIDOID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(def->id);
+	values[1] = ObjectIdGetDatum(source);
+	values[2] = CStringGetTextDatum(source_column);
+	values[3] = ObjectIdGetDatum(def->target);
+	if (target_column)
+		values[4] = CStringGetTextDatum(target_column);
+	else
+		nulls[4] = 'n';
+	values[5] = CStringGetTextDatum(indirect ? "INDIRECT" : "DIRECT");
+	values[6] = CStringGetTextDatum(subtype);
+	values[7] = CStringGetTextDatum(origin);
+	values[8] = CStringGetTextDatum(transformation);
+	pipeline_exec("INSERT INTO pipeline.lineage_edges (pipeline_id, source, source_column, "
+				  "target, target_column, lineage_type, subtype, origin, transformation) "
+				  "VALUES ($1, $2::regclass, $3, $4::regclass, $5, $6, $7, $8, $9) "
+				  "ON CONFLICT DO NOTHING", 9, types, values, nulls, false, 0);
+}
+
+/*
+ * pipeline_save_lineage
+ *		Replaces a saved definition's edges: its column edges, then one
+ *		table edge per relation they read (and the source, always).
+ */
+void
+pipeline_save_lineage(const PipelineDef *def)
+{
+	PipelineMapping *map = pipeline_build_mapping(def);
+	List	   *sources = definition_edges(def, map);
+	Oid			source;
+	PipelineUserContext ctx;
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(def->id);
+	ListCell   *lc;
+	ListCell   *le;
+
+	pipeline_become_internal(&ctx);
+	source = logged_relation(def->source);
+	pipeline_exec("DELETE FROM pipeline.lineage_edges WHERE pipeline_id = $1", 1, &type, &value,
+				  NULL, false, 0);
+	foreach(lc, sources)
+	{
+		LineageSource *ls = lfirst(lc);
+
+		foreach(le, ls->edges)
+		{
+			LineageEdge *e = lfirst(le);
+			Oid			relid = e->relid;
+
+			if (relid == def->source)
+			{
+				if (def->reads_change_log && pipeline_is_change_log_column(e->column))
+					continue;
+				relid = source;
+			}
+			insert_edge(def, relid, e->column, ls->target_column, e->indirect, e->subtype,
+						ls->origin, ls->expr);
+		}
+	}
+	value = Int64GetDatum(def->id);
+	pipeline_exec(psprintf("INSERT INTO pipeline.lineage_edges (pipeline_id, source, target, "
+						   "lineage_type, origin) "
+						   "SELECT $1, r.source, %u::oid::regclass, "
+						   "CASE WHEN bool_or(r.direct) THEN 'DIRECT' ELSE 'INDIRECT' END, 'pipeline' "
+						   "FROM (SELECT %u::oid::regclass AS source, true AS direct "
+						   "      UNION ALL "
+						   "      SELECT e.source, e.lineage_type = 'DIRECT' FROM pipeline.lineage_edges e "
+						   "       WHERE e.pipeline_id = $1) r GROUP BY r.source",
+						   def->target, source),
+				  1, &type, &value, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}

@@ -1,0 +1,972 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.c
+ *	  pipeline.run, requeue_quarantine and replay: drive a run batch by
+ *	  batch, each batch committed together with the cursor it advances.
+ *
+ * A run takes the pipeline's snapshot S once, at its start, and consumes
+ * every staged row whose _xid S sees and the cursor does not.  Rows are
+ * consumed in (_xid, _seq) order in batches of batch_size; after each batch
+ * the cursor becomes "everything S sees below the last transaction, what
+ * the old cursor saw above it, and the last transaction up to the last
+ * _seq" (snapshot_prefix plus a partial position).  A run that starts from
+ * such a partial position first finishes that one transaction (phase A),
+ * then consumes the rest (phase B), so one cursor never needs two partial
+ * positions.
+ *
+ * Each run records the cursor it started from and the one after its last
+ * batch, so that a replay can merge its rows again (replay.c).  A replay is
+ * a run over those rows, read from the staging table and the archive, that
+ * never moves the cursor.  A successful run ends with an archive pass on
+ * its source when one is due (archive.c).
+ *
+ * Called with CALL outside a transaction block, each batch commits on its
+ * own; otherwise the whole run is one transaction.  Two runs of a pipeline
+ * (replays included) never overlap: the second returns at once with status
+ * 'skipped'.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "model.h"
+#include "archive/archive.h"
+#include "batch/batch.h"
+#include "catalog/catalog.h"
+#include "common/common.h"
+#include "cursor/cursor.h"
+#include "definition/definition.h"
+#include "run/run.h"
+#include "sources/sources.h"
+
+
+/*
+ * Set by SIGTERM in a run worker (run_worker.c): the run stops after the
+ * batch in progress, as if cancelled.
+ */
+volatile sig_atomic_t pipeline_stop_requested = false;
+
+PG_FUNCTION_INFO_V1(pipeline_run);
+PG_FUNCTION_INFO_V1(pipeline_requeue_quarantine);
+PG_FUNCTION_INFO_V1(pipeline_replay);
+
+/* Distinguishes the run lock from other advisory locks on the same ids. */
+#define RUN_LOCK_CLASS 0x5049
+
+/* The name of the pipeline this backend is running (NULL: none). */
+static const char *running_pipeline = NULL;
+
+/* run_log.kind of a run, by what it reads. */
+static const char *const run_kind[] = {"run", "requeue", "replay"};
+
+/* The state of a run between its batches. */
+typedef struct RunState
+{
+	PipelineDef *def;
+	BatchSource from;
+	bool		atomic;			/* all in the caller's transaction */
+	int64		run_id;
+	int64		max_rows;		/* -1: no limit */
+	Datum		requeue_ids;	/* bigint[], or 0 for all */
+	ReplayRequest replay;		/* a replay: which runs */
+	Datum		snapshot;		/* S: what this run may consume */
+	TimestampTz snapshot_at;	/* just before S was taken */
+	RunCounts	counts;
+	BatchState	batch;			/* of the batch under way */
+	int64		pending;
+	const char *status;
+	const char *message;
+	/* outside a transaction block: the subtransaction of the current step */
+	ResourceOwner step_owner;
+	MemoryContext step_context;
+} RunState;
+
+/*
+ * run_lock_tag
+ *		The advisory lock that keeps runs of one pipeline from overlapping.
+ */
+static void
+run_lock_tag(LOCKTAG *tag, int64 pipeline_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (pipeline_id >> 32),
+						 (uint32) pipeline_id, RUN_LOCK_CLASS);
+}
+
+/*
+ * running_backend
+ *		The pid holding a pipeline's run lock, or 0.
+ */
+static int
+running_backend(int64 pipeline_id)
+{
+	Oid			types[3] = {OIDOID, OIDOID, INT4OID};
+	Datum		values[3];
+	PipelineUserContext ctx;
+	int			pid = 0;
+
+	values[0] = ObjectIdGetDatum((Oid) (pipeline_id >> 32));
+	values[1] = ObjectIdGetDatum((Oid) pipeline_id);
+	values[2] = Int32GetDatum(RUN_LOCK_CLASS);
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+					  "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+					  "AND classid = $1 AND objid = $2 AND objsubid = $3 AND granted",
+					  3, types, values, NULL, true, 1) == 1)
+		pid = (int) pipeline_result_int64(0, 0);
+	pipeline_restore_user(&ctx);
+	return pid;
+}
+
+/*
+ * pipeline_fail_dead_runs
+ *		Marks failed the runs recorded as running whose session is gone (a
+ *		crash or a restart ended them), for every pipeline whose run lock is
+ *		free.  The scheduler calls it when it starts.  The caller is in a
+ *		transaction, connected to SPI.
+ */
+void
+pipeline_fail_dead_runs(void)
+{
+	PipelineUserContext ctx;
+	int64	   *ids;
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT DISTINCT pipeline_id FROM pipeline.run_log WHERE status = 'running'",
+					  0, NULL, NULL, NULL, true, 0);
+	pipeline_restore_user(&ctx);
+	ids = palloc(sizeof(int64) * (n + 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = pipeline_result_int64(i, 0);
+	for (int i = 0; i < n; i++)
+		if (!pipeline_run_lock_held(ids[i]))	/* else a live run */
+			pipeline_fail_interrupted_runs(ids[i]);
+}
+
+/*
+ * pipeline_run_lock_held
+ *		Whether a session (of any database's client or worker) holds the
+ *		pipeline's run lock: a run of it is in progress.
+ */
+bool
+pipeline_run_lock_held(int64 pipeline_id)
+{
+	LOCKTAG		tag;
+
+	run_lock_tag(&tag, pipeline_id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, false);
+	return false;
+}
+
+/*
+ * position
+ *		A RowPosition from its parts.
+ */
+static RowPosition
+position(FullTransactionId xid, int64 seq)
+{
+	RowPosition p;
+
+	p.valid = true;
+	p.xid = xid;
+	p.seq = seq;
+	return p;
+}
+
+/*
+ * position_equal
+ *		Whether two row positions are the same.
+ */
+static bool
+position_equal(RowPosition a, RowPosition b)
+{
+	return FullTransactionIdEquals(a.xid, b.xid) && a.seq == b.seq;
+}
+
+/*
+ * begin_step
+ *		Outside a transaction block, the work between two commits runs in a
+ *		subtransaction: when it fails, rolling that back leaves a clean
+ *		transaction in which the failure can be recorded.
+ */
+static void
+begin_step(RunState *rs)
+{
+	if (rs->atomic)
+		return;
+	rs->step_owner = CurrentResourceOwner;
+	rs->step_context = CurrentMemoryContext;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(rs->step_context);
+}
+
+/*
+ * commit_batch
+ *		Ends a step: outside a transaction block, commits it and begins the
+ *		next one.
+ */
+static void
+commit_batch(RunState *rs)
+{
+	if (rs->atomic)
+		return;
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
+	SPI_commit();
+	begin_step(rs);
+}
+
+/*
+ * commit_start_lazily
+ *		The commit that shows a run as running does not wait for its WAL to
+ *		reach the disk (synchronous_commit off for that transaction alone):
+ *		a crash can lose nothing of value there -- the row of a run that
+ *		has done no work yet -- and the run's next durable commit flushes
+ *		it too.  An empty run then waits for one flush, not two.
+ */
+static void
+commit_start_lazily(RunState *rs)
+{
+	if (!rs->atomic)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	commit_batch(rs);
+}
+
+/*
+ * abort_step
+ *		After an error outside a transaction block: rolls the step back.
+ */
+static void
+abort_step(RunState *rs)
+{
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
+}
+
+/*
+ * start_batch
+ *		Begins a batch: re-reads the definition, locked against alter and
+ *		drop until the batch commits.  Returns false when the run must stop
+ *		(the pipeline was dropped or paused meanwhile, or the worker running
+ *		it got SIGTERM).
+ */
+static bool
+start_batch(RunState *rs)
+{
+	PipelineDef *def = pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE);
+
+	if (def == NULL)
+	{
+		rs->status = "cancelled";
+		rs->message = "pipeline was dropped while running";
+		return false;
+	}
+	if (def->paused)
+	{
+		rs->status = "cancelled";
+		rs->message = "pipeline was paused while running";
+		return false;
+	}
+	if (pipeline_stop_requested)
+	{
+		rs->status = "cancelled";
+		rs->message = "the background worker running it was asked to stop (server shutdown, SIGTERM, or a statement on its database)";
+		return false;
+	}
+	rs->def = def;
+	return true;
+}
+
+/*
+ * arm_batch_timeout
+ *		Starts the pipeline's statement_timeout for one batch statement.
+ *		Statements inside a procedure do not arm statement_timeout, so the
+ *		timer is set here; a sooner deadline of the caller's own
+ *		statement_timeout is kept.  Returns that deadline (0: none), for
+ *		disarm_batch_timeout.
+ */
+static TimestampTz
+arm_batch_timeout(const PipelineDef *def)
+{
+	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
+		get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	TimestampTz mine;
+
+	if (def->statement_timeout_ms <= 0)
+		return outer;
+	mine = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), def->statement_timeout_ms);
+	if (outer == 0 || mine < outer)
+		enable_timeout_at(STATEMENT_TIMEOUT, mine);
+	return outer;
+}
+
+/*
+ * disarm_batch_timeout
+ *		After the batch: back to the caller's deadline, if it had one.
+ */
+static void
+disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
+{
+	if (def->statement_timeout_ms <= 0)
+		return;
+	if (outer != 0)
+		enable_timeout_at(STATEMENT_TIMEOUT, outer);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+/*
+ * merge_timed_batch
+ *		One batch statement under the pipeline's statement_timeout; the
+ *		timer is disarmed however the statement ends, so that a failed batch
+ *		does not leave it to cancel what follows.
+ */
+static void
+merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
+{
+	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
+
+	PG_TRY();
+	{
+		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->batch, &rs->counts);
+	}
+	PG_FINALLY();
+	{
+		disarm_batch_timeout(rs->def, outer_deadline);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * consume
+ *		Merges the pending rows of one phase in batches, advancing the cursor
+ *		after each.  'cursor' is the phase's starting cursor, 'end' the last
+ *		position of the phase; 'advance' computes the cursor after a batch
+ *		that ended at a given row (or reached the end).  Returns false when
+ *		the run stopped early.  'phase_pending' is the number of rows the
+ *		phase holds (counted at the start of the run: the set is fixed by the
+ *		cursor and the run's snapshot).  'bounds_implied' when the phase's
+ *		bounds follow from its snapshot test (phase B; in phase A the lower
+ *		bound is what leaves out the rows already consumed).
+ */
+typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
+							   RowPosition last, Datum *consumed, RowPosition *partial);
+
+static bool
+consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosition end,
+		CursorAdvance advance, int64 phase_pending, bool bounds_implied)
+{
+	int64		read_before = rs->counts.read;
+	RowPosition phase_start = lo;
+
+	for (;;)
+	{
+		int64		n = rs->def->batch_size;
+		int64		remaining = phase_pending - (rs->counts.read - read_before);
+		RowPosition hi;
+		bool		reached_end;
+		Datum		consumed;
+		RowPosition partial;
+
+		if (rs->max_rows >= 0)
+			n = Min(n, rs->max_rows - rs->counts.read);
+		if (n <= 0)
+			return true;
+
+		/* The rest fits in this batch: no need to look for its last row. */
+		params->lo = lo;
+		params->hi = end;
+		reached_end = remaining <= n ||
+			!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
+		if (reached_end)
+			hi = end;
+		params->hi = hi;
+		merge_timed_batch(rs, params,
+						  bounds_implied && reached_end && position_equal(lo, phase_start));
+
+		if (rs->from == BATCH_FROM_STAGING)
+		{
+			advance(rs, cursor, reached_end, hi, &consumed, &partial);
+			/* advance_main_phase hands back S itself once all is consumed */
+			pipeline_cursor_write(rs->def->id, rs->run_id, consumed, &partial,
+								  consumed == rs->snapshot ? rs->snapshot_at : 0);
+		}
+		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+		commit_batch(rs);
+		if (reached_end)
+			return true;
+		if (!start_batch(rs))
+			return false;
+		lo = hi;
+	}
+}
+
+/*
+ * advance_partial_phase
+ *		Phase A: the cursor keeps its snapshot and moves its partial position
+ *		until the partial transaction is finished.
+ */
+static void
+advance_partial_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition last,
+					  Datum *consumed, RowPosition *partial)
+{
+	if (reached_end)
+	{
+		*consumed = pipeline_snapshot_with_finished(cursor, last.xid);
+		partial->valid = false;
+	}
+	else
+	{
+		*consumed = cursor;
+		*partial = last;
+	}
+}
+
+/*
+ * advance_main_phase
+ *		Phase B: everything the run's snapshot sees below the last row's
+ *		transaction, the old cursor above it, that transaction partially.
+ */
+static void
+advance_main_phase(RunState *rs, Datum cursor, bool reached_end, RowPosition last,
+				   Datum *consumed, RowPosition *partial)
+{
+	if (reached_end)
+	{
+		*consumed = rs->snapshot;
+		partial->valid = false;
+	}
+	else
+	{
+		*consumed = pipeline_snapshot_datum_prefix(cursor, rs->snapshot, last.xid);
+		*partial = last;
+	}
+}
+
+/*
+ * base_params
+ *		The batch parameters of this run past a cursor: the ids it saw in
+ *		progress that have committed since, and its xmax (see cursor_rule.c).
+ */
+static void
+base_params(RunState *rs, BatchParams *params, Datum committed, FullTransactionId cursor_xmax)
+{
+	memset(params, 0, sizeof(BatchParams));
+	params->committed = committed;
+	params->cursor_xmax = cursor_xmax;
+	params->snapshot = rs->snapshot;
+	params->run_id = rs->run_id;
+	params->pipeline_id = rs->def->id;
+	params->requeue_ids = rs->requeue_ids;
+}
+
+/*
+ * notice_own_rows
+ *		In the caller's transaction block: a NOTICE when that transaction
+ *		staged rows in the source.  No run consumes them before it commits
+ *		(a run counts its own transaction as in progress: pipeline_run_
+ *		snapshot); saying so spares a user wondering where they went.
+ */
+static void
+notice_own_rows(RunState *rs)
+{
+	FullTransactionId own;
+	Oid			type = XID8OID;
+	Datum		value;
+	PipelineUserContext ctx;
+	bool		staged;
+
+	if (!rs->atomic || !pipeline_own_staging_xid(&own))
+		return;
+	value = FullTransactionIdGetDatum(own);
+	pipeline_become_owner(rs->def, &ctx);
+	staged = pipeline_exec(psprintf("SELECT 1 FROM %s WHERE _xid OPERATOR(pg_catalog.=) $1 LIMIT 1",
+									pipeline_qualified_name(rs->def->source)),
+						   1, &type, &value, NULL, true, 1) == 1;
+	pipeline_restore_user(&ctx);
+	if (staged)
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" leaves the rows this transaction staged in %s for a later run",
+						rs->def->name, pipeline_qualified_name(rs->def->source)),
+				 errdetail("A run merges committed rows only; the rows of the transaction that calls it are merged by the first run after it commits."),
+				 errhint("Commit the rows first, then call pipeline.run.")));
+}
+
+/*
+ * run_staging
+ *		Consumes the source's pending rows: phase A, then phase B.
+ */
+static void
+run_staging(RunState *rs)
+{
+	Datum		cursor;
+	RowPosition partial;
+	BatchParams params_a;
+	BatchParams params_b;
+	PipelineSnapshot *s;
+	PipelineSnapshot *c;
+	RowPosition start;
+	RowPosition end_a,
+				end_b;
+	Datum		cursor_b;
+	int64		pending_a = 0,
+				pending_b;
+
+	notice_own_rows(rs);
+	pipeline_cursor_read(rs->def->id, &cursor, &partial);
+	pipeline_run_cursor_start(rs->run_id, cursor, &partial);
+	rs->snapshot_at = GetCurrentTimestamp();
+	rs->snapshot = pipeline_run_snapshot();
+	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
+
+	/* Phase A: the rest of the transaction the cursor stopped inside. */
+	cursor_b = partial.valid ? pipeline_snapshot_with_finished(cursor, partial.xid) : cursor;
+	if (partial.valid)
+	{
+		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
+
+		base_params(rs, &params_a,
+					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE)),
+					s->xmax);
+		end_a = position(partial.xid, PG_INT64_MAX);
+		params_a.lo = partial;
+		params_a.hi = end_a;
+		pending_a = pipeline_count_pending(rs->def, rs->from, &params_a);
+	}
+
+	/*
+	 * Phase B: everything else the snapshot sees, in (_xid, _seq) order.
+	 * Nothing below the cursor's xmin can be pending.
+	 */
+	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
+	base_params(rs, &params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
+	start = position(c->xmin, PG_INT64_MIN);
+	end_b = position(s->xmax, PG_INT64_MIN);
+	params_b.lo = start;
+	params_b.hi = end_b;
+	pending_b = pipeline_count_pending(rs->def, rs->from, &params_b);
+	rs->pending = pending_a + pending_b;
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+
+	/* Nothing pending: skip the batch statement, only move the cursor up. */
+	if (rs->pending == 0)
+	{
+		RowPosition none_pending = {0};
+
+		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
+							  rs->snapshot_at);
+		return;
+	}
+
+	if (partial.valid &&
+		!consume(rs, &params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
+		return;
+	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
+		return;
+	if (pending_b == 0)
+	{
+		RowPosition none_pending = {0};
+
+		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
+							  rs->snapshot_at);
+		return;
+	}
+	consume(rs, &params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
+}
+
+/*
+ * run_requeue
+ *		Puts quarantined rows back through the pipeline as one batch, and
+ *		marks them requeued (those that fail again are quarantined anew).
+ */
+static void
+run_requeue(RunState *rs)
+{
+	BatchParams params;
+	FullTransactionId none = FullTransactionIdFromU64(0);
+	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	PipelineUserContext ctx;
+
+	rs->snapshot = pipeline_run_snapshot();
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	params.lo = position(none, PG_INT64_MIN);
+	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+	merge_timed_batch(rs, &params, true);
+
+	values[0] = Int64GetDatum(rs->def->id);
+	values[1] = Int64GetDatum(rs->run_id);
+	values[2] = rs->requeue_ids;
+	if (rs->requeue_ids == (Datum) 0)
+		nulls[2] = 'n';
+	pipeline_become_internal(&ctx);
+	pipeline_exec("UPDATE pipeline.quarantine_log SET requeued_at = clock_timestamp(), "
+				  "requeue_run_id = $2 WHERE pipeline_id = $1 AND requeued_at IS NULL "
+				  "AND run_id <> $2 AND ($3 IS NULL OR id = ANY ($3))",
+				  3, types, values, nulls, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * run_replay
+ *		Merges again the rows the selected runs consumed, in batches, without
+ *		touching the cursor: those between the cursor before the first run
+ *		and the cursor after the last.
+ */
+static void
+run_replay(RunState *rs)
+{
+	BatchParams params;
+	ReplayRange range;
+	PipelineSnapshot *before;
+	PipelineSnapshot *after;
+	FullTransactionId last_xid;
+	RowPosition lo,
+				hi;
+
+	if (!pipeline_replay_range(rs->def, &rs->replay, rs->run_id, &range))
+		return;
+	rs->snapshot = range.after;
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)),
+				FullTransactionIdFromU64(0));
+	/* a missing partial position is (0, 0): no row has _xid 0 */
+	params.before = range.before;
+	params.before_partial = range.before_partial;
+	params.after_partial = range.after_partial;
+
+	/* nothing below the first cursor's xmin, nor past the last one's end */
+	before = (PipelineSnapshot *) PG_DETOAST_DATUM(range.before);
+	after = (PipelineSnapshot *) PG_DETOAST_DATUM(range.after);
+	last_xid = after->xmax;
+	if (range.after_partial.valid && FullTransactionIdFollows(range.after_partial.xid, last_xid))
+		last_xid = range.after_partial.xid;
+	lo = position(before->xmin, PG_INT64_MIN);
+	hi = position(last_xid, PG_INT64_MAX);
+	params.lo = lo;
+	params.hi = hi;
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
+	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+	if (rs->pending > 0)
+		consume(rs, &params, (Datum) 0, lo, hi, NULL, rs->pending, false);
+}
+
+/*
+ * cleanup_tombstones
+ *		Forgets deletes older than the pipeline's tombstone retention, as
+ *		the tombstone table's owner.
+ */
+static void
+cleanup_tombstones(const PipelineDef *def)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(def->tombstone_retention);
+
+	if (!OidIsValid(def->tombstones))
+		return;
+	pipeline_exec_as_relation_owner(def->tombstones,
+									psprintf("DELETE FROM %s WHERE deleted_at < now() - $1::interval",
+											 pipeline_qualified_name(def->tombstones)),
+									1, &type, &value, NULL);
+}
+
+/*
+ * execute_run
+ *		The body of a run, between taking and releasing the run lock.
+ */
+static void
+execute_run(RunState *rs)
+{
+	begin_step(rs);
+
+	/*
+	 * Lock the definition before recording the run: an uncommitted drop
+	 * makes this wait, and once it commits the run fails as a run of a
+	 * missing pipeline, not on run_log's foreign key.
+	 */
+	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) == NULL)
+		pipeline_report_missing(rs->def->name);
+	pipeline_fail_interrupted_runs(rs->def->id);
+	rs->run_id = pipeline_run_start(rs->def, run_kind[rs->from], GetUserId());
+	commit_start_lazily(rs);	/* the running run is visible from now on */
+	if (!start_batch(rs))
+		return;
+	if (rs->from == BATCH_FROM_STAGING)
+	{
+		pipeline_apply_schema_change(rs->def);
+		pipeline_sync_change_log(rs->def);
+		pipeline_require_whole_source(rs->def->source, rs->def->owner);
+		pipeline_check_change_log_reader(rs->def);
+		pipeline_trim_change_log(rs->def);
+		cleanup_tombstones(rs->def);
+		run_staging(rs);
+	}
+	else if (rs->from == BATCH_FROM_REPLAY)
+	{
+		pipeline_apply_schema_change(rs->def);
+		pipeline_sync_change_log(rs->def);
+		run_replay(rs);
+	}
+	else
+		run_requeue(rs);
+	if (rs->status == NULL)
+		rs->status = "succeeded";
+	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
+		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+	if (rs->from == BATCH_FROM_STAGING && strcmp(rs->status, "succeeded") == 0)
+		pipeline_archive_after_run(rs->def);
+	if (!rs->atomic)
+	{
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(rs->step_context);
+		CurrentResourceOwner = rs->step_owner;
+		SPI_commit();
+	}
+}
+
+/*
+ * record_failure
+ *		After an error outside a transaction block: rolls the failed step
+ *		back and records the run as failed, committed, with the data quality
+ *		results of the batch that failed.
+ */
+static void
+record_failure(RunState *rs, ErrorData *edata)
+{
+	abort_step(rs);
+
+	/*
+	 * Share-lock the definition before touching run_log, as execute_run
+	 * does: a drop_pipeline holding the definition FOR UPDATE then makes
+	 * this wait (and find the pipeline gone), instead of the two waiting
+	 * on each other -- the drop's cascade on this run's run_log row, this
+	 * transaction's foreign-key checks on the definition.
+	 */
+	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
+	{
+		pipeline_checks_save_pending(&rs->batch);
+		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
+							unpack_sql_state(edata->sqlerrcode), edata->message);
+	}
+	SPI_commit();
+}
+
+/*
+ * result_row
+ *		The procedure's result: run id, status and counts.
+ */
+static Datum
+result_row(FunctionCallInfo fcinfo, RunState *rs)
+{
+	TupleDesc	tupdesc;
+	Datum		values[10];
+	bool		nulls[10] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pipeline.run must return a record");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Int64GetDatum(rs->run_id);
+	nulls[0] = rs->run_id == 0;
+	values[1] = CStringGetTextDatum(rs->status);
+	values[2] = Int64GetDatum(rs->counts.read);
+	values[3] = Int64GetDatum(rs->counts.inserted);
+	values[4] = Int64GetDatum(rs->counts.updated);
+	values[5] = Int64GetDatum(rs->counts.deleted);
+	values[6] = Int64GetDatum(rs->counts.stale);
+	values[7] = Int64GetDatum(rs->counts.filtered);
+	values[8] = Int64GetDatum(rs->counts.quarantined);
+	values[9] = Int32GetDatum(rs->counts.batches);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * refuse_nested_run
+ *		A run started while this backend is running a pipeline (an
+ *		expression, trigger or check of the running batch calling run,
+ *		requeue_quarantine or replay) is refused: of the same pipeline it
+ *		would merge the rows of the batch under way a second time (the run
+ *		lock is the backend's own), and of another one it would commit or
+ *		roll back inside the running batch.
+ */
+static void
+refuse_nested_run(const char *name)
+{
+	if (running_pipeline == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot run pipeline \"%s\" inside a run", name ? name : ""),
+			 errdetail("This session is running pipeline \"%s\"; runs, requeues and replays do not nest.",
+					   running_pipeline),
+			 errhint("Do not call pipeline.run, requeue_quarantine or replay from a pipeline's expressions, checks or the triggers of its target; run pipelines one after the other.")));
+}
+
+/*
+ * run_pipeline
+ *		Shared body of run, requeue_quarantine and replay; 'rs' says which,
+ *		and with what arguments.
+ */
+static Datum
+run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	LOCKTAG		tag;
+	char	   *name;
+	Datum		result;
+
+	pipeline_check_version(ERROR);
+	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	refuse_nested_run(name);
+	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+				   !castNode(CallContext, fcinfo->context)->atomic);
+
+	if (SPI_connect_ext(rs->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rs->def = pipeline_load(name, false, DEF_LOCK_NONE);
+	pipeline_check_manage(rs->def);
+	if (rs->from == BATCH_FROM_REPLAY)
+		pipeline_replay_check(rs->def, &rs->replay);
+
+	if (rs->def->paused || rs->def->suspended)
+	{
+		const char *archived = rs->def->paused ? NULL : pipeline_archived_unconsumed(rs->def);
+
+		rs->status = rs->def->paused ? "paused" : "suspended";
+		ereport(archived ? WARNING : NOTICE,
+				(errmsg("pipeline \"%s\" is %s", name, rs->status),
+				 rs->def->paused ? 0 : archived ? errdetail("It was suspended: %s.", archived) :
+				 errdetail("It was suspended after pipeline.suspend_after_failures failed runs in a row; pipeline.status shows its last error."),
+				 archived ? errhint("The rows are in the archive (pipeline.archived_rows). Call pipeline.resume('%s') to go on from its cursor without them.", name) :
+				 errhint("Call pipeline.resume('%s') to let it run.", name)));
+		SPI_finish();
+		MemoryContextSwitchTo(callcxt);
+		return result_row(fcinfo, rs);
+	}
+
+	run_lock_tag(&tag, rs->def->id);
+	if (LockAcquire(&tag, ExclusiveLock, !rs->atomic, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		int			pid = running_backend(rs->def->id);
+
+		rs->status = "skipped";
+		ereport(NOTICE,
+				(errmsg("pipeline \"%s\" is already running", name),
+				 errdetail("Backend %d is running it; runs of one pipeline never overlap.", pid),
+				 errhint("Wait for that run to finish, or watch it in pipeline.runs.")));
+		SPI_finish();
+		MemoryContextSwitchTo(callcxt);
+		return result_row(fcinfo, rs);
+	}
+
+	pipeline_batch_state_init(&rs->batch);	/* in SPI's procedure context */
+	PG_TRY();
+	{
+		running_pipeline = name;	/* allocated in callcxt, as long as the call */
+		execute_run(rs);
+		running_pipeline = NULL;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		running_pipeline = NULL;
+		if (rs->atomic)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(callcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		record_failure(rs, edata);
+		LockRelease(&tag, ExclusiveLock, true);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	if (!rs->atomic)
+		LockRelease(&tag, ExclusiveLock, true);
+	SPI_finish();
+	MemoryContextSwitchTo(callcxt);
+	result = result_row(fcinfo, rs);
+	return result;
+}
+
+/*
+ * pipeline_run
+ *		SQL: CALL pipeline.run(pipeline_name, max_rows => NULL).
+ */
+Datum
+pipeline_run(PG_FUNCTION_ARGS)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+	int64		max_rows = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1);
+
+	if (max_rows == 0 || max_rows < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be positive"),
+				 errdetail("max_rows was %lld.", (long long) max_rows),
+				 errhint("Pass NULL to consume every pending row.")));
+	rs->from = BATCH_FROM_STAGING;
+	rs->max_rows = max_rows;
+	return run_pipeline(fcinfo, rs);
+}
+
+/*
+ * pipeline_requeue_quarantine
+ *		SQL: CALL pipeline.requeue_quarantine(pipeline_name, ids => NULL).
+ */
+Datum
+pipeline_requeue_quarantine(PG_FUNCTION_ARGS)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+
+	rs->from = BATCH_FROM_QUARANTINE;
+	rs->max_rows = -1;
+	rs->requeue_ids = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	return run_pipeline(fcinfo, rs);
+}
+
+/*
+ * pipeline_replay
+ *		SQL: CALL pipeline.replay(pipeline_name, since, until, first_run,
+ *		last_run): merges again the rows of the runs started in [since,
+ *		until) and numbered first_run to last_run (NULL: no bound).
+ */
+Datum
+pipeline_replay(PG_FUNCTION_ARGS)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+	ReplayRequest *req = &rs->replay;
+
+	rs->from = BATCH_FROM_REPLAY;
+	rs->max_rows = -1;
+	req->has_since = !PG_ARGISNULL(1);
+	req->since = req->has_since ? PG_GETARG_TIMESTAMPTZ(1) : 0;
+	req->has_until = !PG_ARGISNULL(2);
+	req->until = req->has_until ? PG_GETARG_TIMESTAMPTZ(2) : 0;
+	req->has_first = !PG_ARGISNULL(3);
+	req->first_run = req->has_first ? PG_GETARG_INT64(3) : 0;
+	req->has_last = !PG_ARGISNULL(4);
+	req->last_run = req->has_last ? PG_GETARG_INT64(4) : 0;
+	return run_pipeline(fcinfo, rs);
+}

@@ -1,0 +1,81 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.h
+ *	  Running a pipeline: the run (run.c), a batch's statement executed
+ *	  with its bad rows isolated (batch_exec.c, row_watch.c), its checks
+ *	  judged (check_results.c), replays (replay.c) and the backlog
+ *	  (backlog.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_RUN_H
+#define PIPELINE_RUN_H
+
+#include "model.h"
+
+#include <signal.h>
+
+#include "batch/batch.h"
+
+/* replay.c: which runs a replay merges again, as the caller asked */
+typedef struct ReplayRequest
+{
+	bool		has_since;
+	TimestampTz since;
+	bool		has_until;
+	TimestampTz until;
+	bool		has_first;
+	int64		first_run;
+	bool		has_last;
+	int64		last_run;
+} ReplayRequest;
+
+/* The rows between two cursors: consumed by 'after', not by 'before'. */
+typedef struct ReplayRange
+{
+	int64		first_run;
+	int64		last_run;
+	Datum		before;			/* pg_snapshot */
+	RowPosition before_partial;
+	Datum		after;
+	RowPosition after_partial;
+} ReplayRange;
+
+/* row_watch.c */
+extern void pipeline_mark_init(void);
+extern void pipeline_mark_arm(struct BatchState *batch, const char *statement, int nrules,
+							  List *checks);
+extern void pipeline_mark_disarm(void);
+
+/* backlog.c */
+extern bool pipeline_is_caught_up(int64 pipeline_id);
+
+/* check_results.c */
+extern void pipeline_checks_begin_batch(struct BatchState *batch, List *checks);
+extern void pipeline_checks_add_statement(struct BatchState *batch);
+extern void pipeline_checks_end_batch(const PipelineDef *def, struct BatchState *batch,
+									  List *checks);
+extern void pipeline_checks_fail_statement(const PipelineDef *def, struct BatchState *batch,
+										   List *checks);
+extern void pipeline_checks_save_pending(struct BatchState *batch);
+
+/* batch_exec.c */
+extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
+									const BatchParams *params);
+extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, int64 n, RowPosition *row);
+extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, bool whole_phase, BatchState *batch,
+								 RunCounts *counts);
+
+/* run.c */
+extern volatile sig_atomic_t pipeline_stop_requested;
+extern void pipeline_fail_dead_runs(void);
+extern bool pipeline_run_lock_held(int64 pipeline_id);
+
+/* replay.c */
+extern void pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req);
+extern bool pipeline_replay_range(const PipelineDef *def, const ReplayRequest *req,
+								  int64 replay_run_id, ReplayRange *range);
+
+#endif							/* PIPELINE_RUN_H */

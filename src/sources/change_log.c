@@ -1,0 +1,774 @@
+/*-------------------------------------------------------------------------
+ *
+ * change_log.c
+ *	  Pipelines reading other pipelines' targets: the change log a target's
+ *	  pipelines publish, and the DAG it makes.
+ *
+ * A curated table is updated in place, so it cannot serve as a source the
+ * way a staging table does.  When a pipeline is defined on another
+ * pipeline's target T, T gets a change log: a table <T>_changes next to
+ * it, with T's columns plus _op ('upsert' or 'delete') and _for, made a
+ * source like any staging table (_xid, _seq, their index).  From then on
+ * every pipeline writing T adds its net changes to the log in the batch
+ * statement that makes them (batch_sql.c): the row as upserted, or the row
+ * as it was when deleted, so the log commits with the merge and its
+ * cursor.  The downstream pipeline's source is the log; it consumes it
+ * exactly once with its own cursor, like any source, and several
+ * pipelines can read one log (fan-out).
+ *
+ * A pipeline joining a log starts from T's rows as they are: they are
+ * copied into the log as upserts marked _for that pipeline (no other
+ * consumer reads them), and its cursor starts at the snapshot of that copy
+ * with the copy itself as its partial position, so that its first run
+ * merges the copy before any change published meanwhile.  A change is in
+ * the copy exactly when the cursor has consumed its published rows, as long
+ * as every writer not visible in that snapshot publishes.  When the log has
+ * readers already, every writer publishes, and the join locks no writer:
+ * a role reading another role's table cannot hold its writers.  The first
+ * reader must make the writers start publishing, which they see only once
+ * it commits: it locks them out until then (their definitions FOR UPDATE,
+ * which waits for a running batch), and only the table's owner, or a
+ * member of the owning role, may do that (refuse_first_reader).
+ *
+ * Rows every consumer has consumed are deleted from the log at the start
+ * of a consumer's run.  A pipeline joining the log holds the log's lock
+ * exclusively until it commits; trimming takes it shared, without
+ * waiting, so it never deletes rows the newcomer's cursor still needs.
+ *
+ * The log stays as long as a pipeline reads it: dropping the last reader
+ * drops it, and writers stop publishing.  Creating a writer, joining a
+ * reader and dropping a log take one lock keyed on the target first, so
+ * that a writer created while a reader joins is not saved without the log
+ * (it would never publish to it), and a reader does not join a log the
+ * last reader's drop is removing.  A pipeline that would close a
+ * cycle (its target already feeds its source) is refused.
+ *
+ * A captured table (capture.c) has the same kind of log, written by its
+ * triggers instead of by pipelines, from the capture on, whether or not
+ * it has readers.  So every reader joins it as a reader joins a target's
+ * log that has readers already: seeded from the table's rows, locking no
+ * writer, whoever owns it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "model.h"
+#include "common/common.h"
+#include "cursor/cursor.h"
+#include "sources/sources.h"
+
+/* Advisory lock class of a change log: joiners exclusive, trimmers shared. */
+#define CHANGE_LOG_LOCK_CLASS 0x504C
+
+/* Advisory lock class of a target: who writes it and who reads its log. */
+#define TARGET_LOCK_CLASS 0x5054
+
+/*
+ * change_log_lock
+ *		Takes the lock of a change log, for the rest of the transaction;
+ *		false when 'wait' is false and someone else holds it.
+ */
+static bool
+change_log_lock(Oid log, LOCKMODE mode, bool wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, log, CHANGE_LOG_LOCK_CLASS);
+	return LockAcquire(&tag, mode, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * lock_target
+ *		Serializes, until commit, the changes of who writes 'target' and who
+ *		reads its change log (see the file comment): ShareLock to create a
+ *		writer or to join a log that exists, ExclusiveLock to create the log
+ *		or to drop it.  Taken before the catalog is read, so that what is
+ *		read afterwards is what the other party committed.
+ */
+static void
+lock_target(Oid target, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, target, TARGET_LOCK_CLASS);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * unlock_target
+ *		Releases a lock_target taken in 'mode' before commit: a joiner that
+ *		found no log takes the exclusive lock instead.
+ */
+static void
+unlock_target(Oid target, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, target, TARGET_LOCK_CLASS);
+	(void) LockRelease(&tag, mode, false);
+}
+
+/*
+ * exec_internal_oid
+ *		Runs a query with one oid parameter as the extension; the number of
+ *		rows it returned or changed.  Never read-only: it must see what this
+ *		transaction just wrote (a log made a moment ago).
+ */
+static int
+exec_internal_oid(const char *sql, Oid arg)
+{
+	PipelineUserContext ctx;
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(arg);
+	int			n;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec(sql, 1, &type, &value, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	return n;
+}
+
+/*
+ * is_log_own_column
+ *		Whether a column name is one a change log has of its own.
+ */
+static bool
+is_log_own_column(const char *name)
+{
+	return pipeline_is_change_log_column(name) || strcmp(name, PIPELINE_XID_COLUMN) == 0 ||
+		strcmp(name, PIPELINE_SEQ_COLUMN) == 0;
+}
+
+/*
+ * log_columns
+ *		The columns of 'relation' its change log holds, in the relation's
+ *		order, each as "name type" (with 'typed') or "name", quoted: every
+ *		column but dropped ones and those named like the log's own (a column
+ *		the relation gained after its log was made must not shadow them).
+ *		With 'log' valid, only the columns it has (in_log) or lacks.
+ */
+static List *
+log_columns(Oid relation, Oid log, bool in_log, bool typed)
+{
+	Relation	rel = table_open(relation, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *columns = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped || is_log_own_column(name))
+			continue;
+		if (OidIsValid(log) && (get_attnum(log, name) != InvalidAttrNumber) != in_log)
+			continue;
+		columns = lappend(columns, typed
+						  ? psprintf("%s %s", quote_identifier(name),
+									 format_type_with_typemod(att->atttypid, att->atttypmod))
+						  : pstrdup(name));
+	}
+	table_close(rel, AccessShareLock);
+	return columns;
+}
+
+/*
+ * pipeline_shared_columns
+ *		The columns of 'relation' that its log 'log' has: what is copied
+ *		into the log.
+ */
+List *
+pipeline_shared_columns(Oid relation, Oid log)
+{
+	return log_columns(relation, log, true, false);
+}
+
+/*
+ * pipeline_change_log_columns
+ *		The columns a writer publishes: its target's columns the log also
+ *		has, in target order.  A column added to the target since the log
+ *		was made is added to the log at the writer's next run.
+ */
+List *
+pipeline_change_log_columns(const PipelineDef *def)
+{
+	return pipeline_shared_columns(def->target, def->change_log);
+}
+
+/*
+ * join_list
+ *		"a, b, c" from a List of strings already quoted.
+ */
+static char *
+join_list(List *items)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, items)
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * pipeline_add_missing_columns
+ *		Adds to a change log the columns its relation gained, so that they
+ *		are published (the log's readers see a schema change of their
+ *		source and follow their on_schema_change).  IF NOT EXISTS: two
+ *		sessions may find the same column missing.
+ */
+void
+pipeline_add_missing_columns(Oid relation, Oid log)
+{
+	List	   *missing = log_columns(relation, log, false, true);
+	StringInfoData add;
+	ListCell   *lc;
+
+	if (missing == NIL)
+		return;
+	initStringInfo(&add);
+	foreach(lc, missing)
+		appendStringInfo(&add, "%sADD COLUMN IF NOT EXISTS %s", add.len ? ", " : "",
+						 (char *) lfirst(lc));
+	/* as the log's owner: a domain's CHECK runs on the new column's rows */
+	pipeline_exec_as_relation_owner(log, psprintf("ALTER TABLE %s %s", pipeline_qualified_name(log),
+												  add.data),
+									0, NULL, NULL, NULL);
+	CommandCounterIncrement();
+}
+
+/*
+ * pipeline_sync_change_log
+ *		Brings a writer's change log up to date with its target's columns.
+ */
+void
+pipeline_sync_change_log(const PipelineDef *def)
+{
+	if (OidIsValid(def->change_log))
+		pipeline_add_missing_columns(def->target, def->change_log);
+}
+
+/*
+ * pipeline_create_change_log
+ *		Creates the change log of 'target' (a pipeline's target, or a
+ *		captured table), owned by the target's owner, and makes it a source.
+ *		Returns its oid.
+ */
+Oid
+pipeline_create_change_log(Oid target)
+{
+	Oid			nsp = get_rel_namespace(target);
+	Oid			owner = pipeline_relation_owner(target);
+	char	   *relname = ChooseRelationName(get_rel_name(target), NULL, "changes", nsp, false);
+	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
+	PipelineUserContext ctx;
+	Oid			log;
+	const char *const own[] = {"_op", "_for", PIPELINE_XID_COLUMN, PIPELINE_SEQ_COLUMN};
+
+	for (int i = 0; i < lengthof(own); i++)
+		if (get_attnum(target, own[i]) != InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("target %s has a column named %s, which its change log needs",
+							pipeline_qualified_name(target), own[i]),
+					 errdetail("A pipeline reading another pipeline's target reads its change log: the target's columns plus _op, _for, _xid and _seq."),
+					 errhint("Rename the column %s of %s.", own[i], pipeline_qualified_name(target))));
+
+	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+	/* the columns and their types only: a NOT NULL the target drops later must not bind the log */
+	pipeline_exec(psprintf("CREATE TABLE %s (%s, _op text NOT NULL "
+						   "CHECK (_op IN ('upsert', 'delete')), _for bigint)",
+						   name, join_list(log_columns(target, InvalidOid, false, true))),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("COMMENT ON TABLE %s IS %s", name,
+						   quote_literal_cstr(psprintf("changes the pipelines writing %s made to it, read by the pipelines defined on it",
+													   pipeline_qualified_name(target)))),
+				  0, NULL, NULL, NULL, false, 0);
+	CommandCounterIncrement();
+	log = get_relname_relid(relname, nsp);
+	pipeline_add_change_columns(log);
+	pipeline_restore_user(&ctx);
+	return log;
+}
+
+/*
+ * grant_on_log
+ *		Lets 'role' read or write the log, as the log's owner (nothing when
+ *		the role owns it).  Writing takes a number from _seq's sequence too.
+ */
+static void
+grant_on_log(Oid log, const char *privilege, Oid role)
+{
+	Oid			owner = pipeline_relation_owner(log);
+	const char *grantee;
+	PipelineUserContext ctx;
+
+	if (role == owner)
+		return;
+	grantee = quote_identifier(GetUserNameFromId(role, false));
+	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
+	pipeline_exec(psprintf("GRANT %s ON %s TO %s", privilege, pipeline_qualified_name(log), grantee),
+				  0, NULL, NULL, NULL, false, 0);
+	if (strcmp(privilege, "INSERT") == 0 &&
+		pipeline_exec(psprintf("SELECT pg_get_serial_sequence(%s, '_seq')",
+							   quote_literal_cstr(pipeline_qualified_name(log))),
+					  0, NULL, NULL, NULL, false, 1) == 1 && pipeline_result_text(0, 0) != NULL)
+		pipeline_exec(psprintf("GRANT USAGE ON SEQUENCE %s TO %s", pipeline_result_text(0, 0), grantee),
+					  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_published_change_log
+ *		For a new pipeline writing 'target': the target's change log when it
+ *		has one (readers exist), with INSERT granted to 'owner'; else
+ *		InvalidOid.
+ */
+Oid
+pipeline_published_change_log(Oid target, Oid owner)
+{
+	Oid			log = InvalidOid;
+
+	if (!OidIsValid(target))
+		return InvalidOid;
+	lock_target(target, ShareLock);
+	if (exec_internal_oid("SELECT change_log::oid FROM pipeline.pipeline_defs "
+						  "WHERE target = $1 AND change_log IS NOT NULL LIMIT 1",
+						  target) == 1)
+	{
+		bool		isnull;
+
+		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+		grant_on_log(log, "INSERT", owner);
+	}
+	return log;
+}
+
+/*
+ * refuse_old_snapshot
+ *		A reader joining a log starts from its table's rows as a snapshot
+ *		taken after the join's locks shows them, which a transaction
+ *		snapshot taken earlier would not.
+ */
+static void
+refuse_old_snapshot(void)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("a pipeline reading another pipeline's target or a captured table must be created in a READ COMMITTED transaction"),
+				 errdetail("It starts from the table's rows as of a snapshot taken after the locks it needs, which an older snapshot would not show."),
+				 errhint("Run create_pipeline outside a REPEATABLE READ or SERIALIZABLE transaction.")));
+}
+
+/*
+ * refuse_partial_reader
+ *		A log holds every row and column of the table it mirrors: a reader
+ *		joins it only if it may read the whole table (read_access.c), which
+ *		the table's own row-level security and column privileges decide.
+ */
+static void
+refuse_partial_reader(Oid table, Oid reader)
+{
+	pipeline_require_read_every_row(table, reader,
+									psprintf("The change log a pipeline on %s reads",
+											 pipeline_qualified_name(table)));
+}
+
+/*
+ * refuse_first_reader
+ *		Errors unless 'reader' may lock out the writers of 'relation' until
+ *		its transaction commits, as the first reader of its change log must
+ *		(see the file comment): only the relation's owner, or a member of
+ *		the owning role, may.
+ */
+static void
+refuse_first_reader(Oid relation, Oid reader)
+{
+	Oid			owner = pipeline_relation_owner(relation);
+	const char *name = pipeline_qualified_name(relation);
+
+	if (has_privs_of_role(reader, owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("only the owner of %s can create the first pipeline reading its changes", name),
+			 errdetail("The first pipeline reading %s locks out its writers until its transaction commits; role %s does not own it.",
+					   name, GetUserNameFromId(reader, false)),
+			 errhint("Ask role %s to create a pipeline reading %s first: later pipelines of any role join its change log without locking its writers.",
+					 GetUserNameFromId(owner, false), name)));
+}
+
+/*
+ * join_capture
+ *		pipeline_join_change_log for a captured table (or its log); InvalidOid
+ *		when 'relation' is neither.  Its triggers log every write since the
+ *		capture, so the join locks no writer, first reader or not.  The
+ *		capture's row is share-locked, against uncapture.
+ */
+static Oid
+join_capture(Oid relation, Oid reader)
+{
+	Oid			log;
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT relation::oid, change_log::oid FROM pipeline.captures "
+						  "WHERE relation = $1 OR change_log = $1 FOR SHARE", relation) == 0)
+		return InvalidOid;
+	log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+	refuse_partial_reader(DatumGetObjectId(pipeline_result_datum(0, 0, &isnull)), reader);
+	refuse_old_snapshot();
+	change_log_lock(log, ExclusiveLock, true);
+	grant_on_log(log, "SELECT", reader);
+	return log;
+}
+
+/*
+ * target_log
+ *		For a relation that is a pipeline's target (or its change log): its
+ *		target in *target and its log, InvalidOid without one; false when
+ *		no pipeline writes it.
+ */
+static bool
+target_log(Oid relation, Oid *target, Oid *log)
+{
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT target::oid, coalesce(change_log::oid, 0) "
+						  "FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
+						  "ORDER BY change_log IS NULL LIMIT 1", relation) == 0)
+		return false;
+	*target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	*log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
+	return true;
+}
+
+/*
+ * create_target_log
+ *		The first reader of a target: locks its writers' definitions FOR
+ *		UPDATE (which waits for their running batches and holds their next
+ *		ones until commit), creates the log and makes every writer publish
+ *		to it.
+ */
+static Oid
+create_target_log(Oid target)
+{
+	Oid			log;
+	int			writers;
+	SPITupleTable *rows;
+	bool		isnull;
+
+	exec_internal_oid("SELECT id FROM pipeline.pipeline_defs WHERE target = $1 ORDER BY id FOR UPDATE",
+					  target);
+	log = pipeline_create_change_log(target);
+	change_log_lock(log, ExclusiveLock, true);
+	exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
+							   "version = version + 1 WHERE target = $1", log),
+					  target);
+	/* every writer's owner appends to the log */
+	writers = exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs "
+								"WHERE target = $1", target);
+	rows = SPI_tuptable;
+	/* grant_on_log runs statements of its own: SPI_processed changes */
+	for (int i = 0; i < writers; i++)
+		grant_on_log(log, "INSERT",
+					 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
+	return log;
+}
+
+/*
+ * pipeline_join_change_log
+ *		When 'relation' is a pipeline's target or a captured table (or its
+ *		change log), returns the change log a new pipeline owned by 'reader'
+ *		reads instead, creating it on first use; else InvalidOid.
+ *
+ *		Joining a log that exists locks no writer: the new reader's copy of
+ *		the table and its cursor come from one snapshot taken afterwards
+ *		(pipeline_seed_change_log), and every writer not visible in that
+ *		snapshot publishes to the log.  Only the first reader must lock the
+ *		writers until commit, so that none of them commits unpublished
+ *		after the copy; only the table's owner may be it (refuse_first_reader).
+ *		A captured table's triggers always log: none of its readers locks
+ *		a writer.
+ */
+Oid
+pipeline_join_change_log(Oid relation, Oid reader)
+{
+	Oid			target;
+	Oid			log;
+	LOCKMODE	mode;
+
+	log = join_capture(relation, reader);
+	if (OidIsValid(log))
+		return log;
+	if (!target_log(relation, &target, &log))
+		return InvalidOid;
+	mode = OidIsValid(log) ? ShareLock : ExclusiveLock;
+	lock_target(target, mode);
+	/* as committed once the lock is ours: the log may have come or gone */
+	if (!target_log(relation, &target, &log))
+		return InvalidOid;
+	if (!OidIsValid(log) && mode == ShareLock)
+	{
+		unlock_target(target, ShareLock);
+		lock_target(target, ExclusiveLock);
+		if (!target_log(relation, &target, &log))
+			return InvalidOid;
+	}
+	refuse_partial_reader(target, reader);
+	refuse_old_snapshot();
+	if (OidIsValid(log))
+		change_log_lock(log, ExclusiveLock, true);
+	else
+	{
+		refuse_first_reader(target, reader);
+		log = create_target_log(target);
+	}
+	grant_on_log(log, "SELECT", reader);
+	CommandCounterIncrement();
+	return log;
+}
+
+/*
+ * mirrored_table
+ *		The table whose change log 'log' is (a target or a captured table),
+ *		or InvalidOid when 'log' is no change log.
+ */
+static Oid
+mirrored_table(Oid log)
+{
+	bool		isnull;
+
+	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
+						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
+						  "LIMIT 1", log) != 1)
+		return InvalidOid;
+	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+}
+
+/*
+ * pipeline_check_change_log_reader
+ *		At each run of a pipeline reading a change log: its owner must still
+ *		be allowed to read every row and column of the table the log
+ *		mirrors (row-level security enabled or a column privilege revoked
+ *		since it joined ends its reading).
+ */
+void
+pipeline_check_change_log_reader(const PipelineDef *def)
+{
+	Oid			table;
+
+	if (!def->reads_change_log)
+		return;
+	table = mirrored_table(def->source);
+	if (OidIsValid(table))
+		refuse_partial_reader(table, def->owner);
+}
+
+/*
+ * pipeline_seed_change_log
+ *		Copies the table whose log 'def' reads into the log, as upserts for
+ *		'def' alone, and returns its first cursor: the copy's snapshot, so
+ *		that a writer's change is in the copy exactly when the cursor has
+ *		consumed its published rows.
+ */
+Datum
+pipeline_seed_change_log(const PipelineDef *def)
+{
+	PipelineUserContext ctx;
+	Oid			target = mirrored_table(def->source);
+	Snapshot	snapshot;
+	SPIPlanPtr	plan;
+	char	   *cols;
+	Datum		cursor;
+
+	if (!OidIsValid(target))
+		elog(ERROR, "change log %u has no table", def->source);
+
+	cols = pipeline_quote_list(pipeline_shared_columns(target, def->source), NULL);
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	/* the log's triggers and its columns' domain checks run as its owner */
+	pipeline_become_relation_owner(def->source, &ctx);
+	plan = SPI_prepare(psprintf("INSERT INTO %s (%s, _op, _for) SELECT %s, 'upsert', %lld FROM %s",
+								pipeline_qualified_name(def->source), cols, cols,
+								(long long) def->id, pipeline_qualified_name(target)),
+					   0, NULL);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not seed change log %s", pipeline_qualified_name(def->source));
+	SPI_freeplan(plan);
+	pipeline_restore_user(&ctx);
+	cursor = pipeline_seed_cursor(snapshot);
+	UnregisterSnapshot(snapshot);
+	return cursor;
+}
+
+/*
+ * pipeline_trim_change_log
+ *		Deletes the rows of a reader's change log that every reader has
+ *		consumed.  Skipped while a new reader joins the log.  The horizon
+ *		is read from the catalog as the extension, the rows are deleted as
+ *		the log's owner.
+ */
+void
+pipeline_trim_change_log(const PipelineDef *def)
+{
+	Oid			type = XID8OID;
+	Datum		horizon;
+	bool		isnull;
+
+	if (!def->reads_change_log || !change_log_lock(def->source, ShareLock, false))
+		return;
+	/* what every reader consumed, from the catalog, as the extension */
+	exec_internal_oid("SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
+					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
+					  def->source);
+	horizon = pipeline_result_datum(0, 0, &isnull);
+	if (isnull)
+		return;
+	/* the delete, as the log's owner: its triggers run with no more than that */
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("DELETE FROM %s WHERE _xid < $1",
+											 pipeline_qualified_name(def->source)),
+									1, &type, &horizon, NULL);
+}
+
+/*
+ * pipeline_release_change_logs
+ *		Drops the change logs no pipeline reads any more; their writers stop
+ *		publishing.
+ */
+void
+pipeline_release_change_logs(void)
+{
+	int			n;
+	SPITupleTable *rows;
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("SELECT DISTINCT w.change_log::oid FROM pipeline.pipeline_defs w "
+					  "WHERE w.change_log IS NOT NULL AND NOT EXISTS "
+					  "(SELECT 1 FROM pipeline.pipeline_defs r WHERE r.source = w.change_log)",
+					  0, NULL, NULL, NULL, false, 0);
+	rows = SPI_tuptable;
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			log = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		int			targets = exec_internal_oid("SELECT DISTINCT target::oid FROM pipeline.pipeline_defs "
+												"WHERE change_log = $1", log);
+		SPITupleTable *found = SPI_tuptable;
+
+		for (int t = 0; t < targets; t++)
+			lock_target(DatumGetObjectId(SPI_getbinval(found->vals[t], found->tupdesc, 1, &isnull)),
+						ExclusiveLock);
+		/* a reader that joined meanwhile keeps the log */
+		if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1", log) > 0)
+			continue;
+		exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 FOR UPDATE",
+						  log);
+		exec_internal_oid("UPDATE pipeline.pipeline_defs SET change_log = NULL, version = version + 1 "
+						  "WHERE change_log = $1", log);
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
+			pipeline_drop_own_table(log);
+	}
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_refuse_last_writer_drop
+ *		Errors when dropping 'def' would leave the pipelines reading its
+ *		target's change log without a writer.
+ */
+void
+pipeline_refuse_last_writer_drop(const PipelineDef *def)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(def->change_log), ObjectIdGetDatum(GetUserId())};
+
+	/* names of other roles' pipelines are theirs: counted, not named */
+	if (!OidIsValid(def->change_log) ||
+		pipeline_exec_internal(psprintf("SELECT string_agg(CASE WHEN pg_has_role($2, r.owner, 'USAGE') "
+										"THEN quote_ident(r.name) ELSE 'a pipeline of another role' END, "
+										"', ' ORDER BY pg_has_role($2, r.owner, 'USAGE') DESC, r.name) "
+										"FROM pipeline.pipeline_defs r WHERE r.source = $1 "
+										"AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
+										"WHERE w.change_log = $1 AND w.id <> %lld) HAVING count(*) > 0",
+										(long long) def->id),
+							   2, types, values, NULL) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("cannot drop pipeline \"%s\" because pipelines read its target", def->name),
+			 errdetail("Pipelines reading %s through its change log: %s.",
+					   pipeline_qualified_name(def->target), pipeline_result_text(0, 0)),
+			 errhint("Drop those pipelines first.")));
+}
+
+/*
+ * pipeline_refuse_cycle
+ *		Errors when a pipeline from 'source' (a relation, or a change log:
+ *		its target counts) to 'target' would close a cycle: when the target
+ *		already feeds the source through other pipelines.
+ */
+void
+pipeline_refuse_cycle(Oid source, Oid target)
+{
+	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3] = {ObjectIdGetDatum(source), ObjectIdGetDatum(target),
+	ObjectIdGetDatum(GetUserId())};
+	PipelineUserContext ctx;
+	int			n;
+
+	if (!OidIsValid(target))
+		return;
+	pipeline_become_internal(&ctx);
+	n = pipeline_exec("WITH RECURSIVE edge AS ("
+					  "  SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
+					  "                    WHERE u.change_log = d.source LIMIT 1), "
+					  "                   (SELECT c.relation FROM pipeline.captures c "
+					  "                    WHERE c.change_log = d.source), d.source)::oid AS src, "
+					  "         d.target::oid AS dst, "
+					  "         CASE WHEN pg_has_role($3, d.owner, 'USAGE') THEN 'pipeline ' || quote_ident(d.name) "
+					  "              ELSE 'a pipeline of another role' END AS name "
+					  "    FROM pipeline.pipeline_defs d), "
+					  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
+					  "                           WHERE u.change_log = $1 LIMIT 1), "
+					  "                          (SELECT c.relation FROM pipeline.captures c "
+					  "                           WHERE c.change_log = $1), $1)::oid AS rel), "
+					  "reach (rel, path, seen) AS ("
+					  "  SELECT $2::oid, '', ARRAY[$2::oid] "
+					  "  UNION ALL SELECT e.dst, r.path || ' -> ' || e.dst::regclass::text "
+					  "                      || ' (' || e.name || ')', r.seen || e.dst "
+					  "    FROM reach r JOIN edge e ON e.src = r.rel WHERE e.dst <> ALL (r.seen)) "
+					  "SELECT r.path FROM reach r, start s WHERE r.rel = s.rel LIMIT 1",
+					  3, types, values, NULL, true, 1);
+	pipeline_restore_user(&ctx);
+	if (n == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			 errmsg("pipeline would close a cycle: its target %s already feeds its source",
+					pipeline_qualified_name(target)),
+			 errdetail("%s%s -> back to this pipeline's source.", pipeline_qualified_name(target),
+					   pipeline_result_text(0, 0)),
+			 errhint("Pipelines form a DAG; write to a table that does not feed the source.")));
+}
