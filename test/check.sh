@@ -2,7 +2,8 @@
 # The whole test suite: builds and installs the extension, then runs, each on
 # a throwaway cluster with pipeline and pg_cron preloaded and as an
 # unprivileged user, the pg_regress tests (sql/, expected/), the isolation
-# specs (test/specs/, test/expected/) and the TAP tests (test/t/).
+# specs (test/specs/, test/expected/) and the TAP tests (test/t/), after the
+# static checks of the source (test/layers.sh).
 #
 #   bash test/check.sh          (as root on Debian; installs what is missing)
 #
@@ -33,6 +34,11 @@ count_results() {
 show_diffs() {
     [ -s "$1" ] && { echo "---- $1"; head -n 400 "$1"; }
 }
+
+# Static checks of the source: the areas of src/ call each other in one
+# direction only (test/layers.sh).
+echo "== static checks"
+if bash test/layers.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 # pg_regress: the Makefile's list (every sql/*.sql but the install scripts),
 # the one make installcheck runs.

@@ -1,0 +1,244 @@
+/*-------------------------------------------------------------------------
+ *
+ * scheduled_pipelines.c
+ *	  What a scheduler pass knows of each scheduled pipeline, and when it
+ *	  is due: its schedule, its failures and their backoff, its last run or
+ *	  empty tick, as pipeline.schedule_state keeps them.
+ *
+ * A continuous pipeline is always due.  An interval schedule is due that
+ * long after its last run started; cron text at its next time.  A due
+ * interval or cron pipeline with no staged row waiting is not run: its
+ * tick is counted in pipeline.schedule_state instead (empty_ticks), and
+ * its next time counts from the tick.  A pipeline whose last runs failed is
+ * due again after an exponential backoff with jitter (pipeline.retry_base
+ * doubling up to pipeline.retry_max).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "utils/timestamp.h"
+
+#include "model.h"
+#include "common/common.h"
+#include "definition/definition.h"
+#include "run/run.h"
+#include "settings.h"
+#include "shared_memory/shared_memory.h"
+#include "workers/workers.h"
+
+/*
+ * pipeline_retry_delay_ms
+ *		The delay before the retry that follows 'failures' failed runs in a
+ *		row: retry_base doubled per further failure, capped at retry_max,
+ *		times a jitter factor in [0.5, 1.5) that is a fixed function of the
+ *		pipeline and the count (so every pass, and a restart, agree).
+ */
+int64
+pipeline_retry_delay_ms(int64 pipeline_id, int32 failures)
+{
+	double		delay = pipeline_retry_base;
+	uint32		h = hash_combine(hash_bytes_uint32((uint32) pipeline_id),
+								 hash_bytes_uint32((uint32) failures));
+
+	for (int i = 1; i < failures && delay < pipeline_retry_max; i++)
+		delay *= 2;
+	delay = Min(delay, (double) pipeline_retry_max);
+	return (int64) (delay * (0.5 + (double) h / ((double) PG_UINT32_MAX + 1)));
+}
+
+/*
+ * pipeline_read_scheduled
+ *		The pipelines with a schedule other than 'manual'.  The caller is
+ *		in a transaction, connected to SPI.  Every pass reads them all, so
+ *		the statement is planned once (a kept plan is planned again when
+ *		the catalog changes) and each pipeline's last start is one probe of
+ *		the run_log (pipeline_id, started_at) index.
+ */
+List *
+pipeline_read_scheduled(void)
+{
+	List	   *pipelines = NIL;
+	int			n;
+
+	n = pipeline_exec_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
+						   "d.paused OR d.suspended_at IS NOT NULL, "
+						   "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
+						   "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
+						   "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
+						   "s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at "
+						   "FROM pipeline.pipeline_defs d "
+						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
+						   "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
+						   "WHERE d.schedule <> 'manual' ORDER BY d.id",
+						   0, NULL, NULL, NULL, true, 0);
+	for (int i = 0; i < n; i++)
+	{
+		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
+		bool		isnull;
+		Datum		d;
+
+		p->id = pipeline_result_int64(i, 0);
+		p->name = pipeline_result_text(i, 1);
+		p->owner = DatumGetObjectId(pipeline_result_datum(i, 2, &isnull));
+		pipeline_schedule_parse(pipeline_result_text(i, 3), &p->schedule);
+		p->stopped = DatumGetBool(pipeline_result_datum(i, 4, &isnull));
+		p->failures = (int32) pipeline_result_int64(i, 5);
+		d = pipeline_result_datum(i, 6, &isnull);
+		p->last_failure_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = pipeline_result_datum(i, 7, &isnull);
+		p->last_start = isnull ? 0 : DatumGetTimestampTz(d);
+		d = pipeline_result_datum(i, 8, &isnull);
+		p->next_run_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = pipeline_result_datum(i, 9, &isnull);
+		p->waiting_since = isnull ? 0 : DatumGetTimestampTz(d);
+		p->source = DatumGetObjectId(pipeline_result_datum(i, 10, &isnull));
+		d = pipeline_result_datum(i, 11, &isnull);
+		p->last_empty_tick_at = isnull ? 0 : DatumGetTimestampTz(d);
+		pipelines = lappend(pipelines, p);
+	}
+	return pipelines;
+}
+
+/*
+ * pipeline_due_at
+ *		When the pipeline should run next: a retry after failures, its
+ *		schedule's next time after its last start (or empty tick), or now
+ *		for a continuous one.  DT_NOEND when never (paused, suspended).
+ */
+TimestampTz
+pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
+{
+	if (p->stopped)
+		return DT_NOEND;
+	if (p->failures > 0 && p->last_failure_at != 0)
+		return p->last_failure_at + pipeline_retry_delay_ms(p->id, p->failures) * 1000;
+	switch (p->schedule.kind)
+	{
+		case SCHEDULE_CONTINUOUS:
+			return now;
+		case SCHEDULE_INTERVAL:
+			return p->last_start ? pipeline_schedule_next(&p->schedule, p->last_start) : now;
+		case SCHEDULE_CRON:
+			/* never run (or its runs purged): the time stored by an earlier pass */
+			if (p->last_start == 0 && p->next_run_at != 0)
+				return p->next_run_at;
+			return pipeline_schedule_next(&p->schedule, p->last_start ? p->last_start : now);
+		default:
+			return DT_NOEND;
+	}
+}
+
+/*
+ * pipeline_store_schedule_state
+ *		Records when the pipeline runs next (NULL: not by a schedule) and
+ *		since when it waits for a worker (NULL: it does not), for
+ *		pipeline.status, when either changed.
+ */
+void
+pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampTz waiting_since)
+{
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	if (next == DT_NOEND)
+		next = 0;
+	if (next == p->next_run_at && waiting_since == p->waiting_since)
+		return;
+	values[0] = Int64GetDatum(p->id);
+	values[1] = TimestampTzGetDatum(next);
+	nulls[1] = next == 0 ? 'n' : ' ';
+	values[2] = TimestampTzGetDatum(waiting_since);
+	nulls[2] = waiting_since == 0 ? 'n' : ' ';
+	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, waiting_since) "
+				  "VALUES ($1, $2, $3) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
+				  "waiting_since = $3, updated_at = now()", 3, types, values, nulls, false, 0);
+	p->next_run_at = next;
+	p->waiting_since = waiting_since;
+}
+
+/*
+ * still_caught_up
+ *		Whether the pipeline is known to have nothing to read without a
+ *		probe: its last tick found nothing, and no commit to its source came
+ *		to this scheduler's knowledge since.
+ */
+static bool
+still_caught_up(const ScheduledPipeline *p)
+{
+	return p->last_empty_tick_at != 0 && p->last_start == p->last_empty_tick_at &&
+		pipeline_source_staged_at(p->source) < p->last_empty_tick_at;
+}
+
+/*
+ * pipeline_quiet_tick
+ *		Whether the due pipeline has nothing to do: an interval or cron
+ *		schedule, not retrying a failure, and no staged row waiting (known
+ *		without a probe when nothing was committed to its source since its
+ *		last empty tick).
+ */
+bool
+pipeline_quiet_tick(const ScheduledPipeline *p)
+{
+	return (p->schedule.kind == SCHEDULE_INTERVAL || p->schedule.kind == SCHEDULE_CRON) &&
+		p->failures == 0 && (still_caught_up(p) || pipeline_is_caught_up(p->id));
+}
+
+/*
+ * pipeline_record_empty_tick
+ *		Counts a tick of the pipeline's schedule that found nothing to read,
+ *		at 'now', and stores its next time.
+ */
+void
+pipeline_record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next)
+{
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(p->id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = TimestampTzGetDatum(next);
+	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, empty_ticks, "
+				  "last_empty_tick_at) VALUES ($1, $3, 1, $2) ON CONFLICT (pipeline_id) DO UPDATE "
+				  "SET next_run_at = $3, empty_ticks = s.empty_ticks + 1, last_empty_tick_at = $2, "
+				  "updated_at = now()", 3, types, values, NULL, false, 0);
+	p->next_run_at = next;
+	p->last_start = now;		/* its next time counts from the tick */
+	p->due = next;
+}
+
+/*
+ * pipeline_next_due
+ *		When to look at the pipeline again after this pass: a continuous one
+ *		runs on commit, not at a time (unless a retry is due); another one
+ *		that was just started, at its schedule's next time.
+ */
+TimestampTz
+pipeline_next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now)
+{
+	if (p->schedule.kind == SCHEDULE_CONTINUOUS && (p->failures == 0 || p->started))
+		return DT_NOEND;
+	if (p->started)
+		return pipeline_schedule_next(&p->schedule, now);
+	return due;
+}
+
+/*
+ * pipeline_coarse_wake
+ *		When to wake for a pipeline due at 'due': an interval of a minute or
+ *		more is woken for at the next whole second, so that the ticks of
+ *		many such schedules due within one second make one pass, not one
+ *		each (a second late at most, on a minute: nothing a user sees);
+ *		shorter intervals and retries on time.
+ */
+TimestampTz
+pipeline_coarse_wake(const ScheduledPipeline *p, TimestampTz due)
+{
+	if (p->schedule.kind != SCHEDULE_INTERVAL || p->failures > 0 ||
+		p->schedule.interval < USECS_PER_MINUTE || TIMESTAMP_NOT_FINITE(due))
+		return due;
+	return due + (USECS_PER_SEC - due % USECS_PER_SEC) % USECS_PER_SEC;
+}
