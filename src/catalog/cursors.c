@@ -20,6 +20,47 @@
 #include "common/common.h"
 
 /*
+ * A cursor's columns (alias c), read together; each statement reading them
+ * names where they start, and they are decoded from there (cursor_at).
+ */
+#define CURSOR_COLUMNS "c.consumed, c.partial_xid, c.partial_seq"
+typedef enum CursorColumn
+{
+	CURSOR_CONSUMED,
+	CURSOR_PARTIAL,			/* partial_xid, then partial_seq */
+	CURSOR_NCOLUMNS = CURSOR_PARTIAL + 2
+} CursorColumn;
+
+/* The columns of pipeline_cursor_state, after the cursor's. */
+typedef enum StateColumn
+{
+	STATE_CAUGHT_UP_AT = CURSOR_NCOLUMNS,
+	STATE_XID_OFFSET
+} StateColumn;
+
+/* The columns of a source's readers: who, the cursor, the source's retention. */
+typedef enum ReaderColumn
+{
+	READER_WHO,
+	READER_CURSOR,
+	READER_ARCHIVES = READER_CURSOR + CURSOR_NCOLUMNS
+} ReaderColumn;
+
+/*
+ * cursor_at
+ *		The cursor whose columns start at column 'first' of row 'row' of the
+ *		last SPI result; the snapshot copied into the current context.
+ */
+static void
+cursor_at(int row, int first, Datum *consumed, RowPosition *partial)
+{
+	bool		isnull;
+
+	*consumed = datumCopy(pipeline_result_datum(row, first + CURSOR_CONSUMED, &isnull), false, -1);
+	*partial = pipeline_catalog_position(row, first + CURSOR_PARTIAL);
+}
+
+/*
  * pipeline_create_cursor
  *		A new pipeline starts before every row its source holds.  One
  *		reading a change log starts at 'seeded' (has_seed), the snapshot of
@@ -53,18 +94,16 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(pipeline_id);
-	bool		isnull;
 
-	if (pipeline_catalog_exec("SELECT consumed, partial_xid, partial_seq FROM pipeline.cursors "
-							  "WHERE pipeline_id = $1 FOR UPDATE", 1, &type, &value, NULL,
+	if (pipeline_catalog_exec("SELECT " CURSOR_COLUMNS " FROM pipeline.cursors c "
+							  "WHERE c.pipeline_id = $1 FOR UPDATE", 1, &type, &value, NULL,
 							  false, 1, true) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("pipeline %lld has no cursor", (long long) pipeline_id),
 				 errdetail("Every pipeline has one row in pipeline.cursors; this one's is missing."),
 				 errhint("Drop and recreate the pipeline.")));
-	*consumed = datumCopy(pipeline_result_datum(0, 0, &isnull), false, -1);
-	*partial = pipeline_catalog_position(0, 1);
+	cursor_at(0, 0, consumed, partial);
 }
 
 /*
@@ -106,22 +145,21 @@ pipeline_cursor_state(int64 pipeline_id, CursorProgress *state)
 	bool		isnull;
 	Datum		caught_up_at;
 
-	if (pipeline_catalog_exec("SELECT c.consumed, c.partial_xid, c.partial_seq, c.caught_up_at, "
+	if (pipeline_catalog_exec("SELECT " CURSOR_COLUMNS ", c.caught_up_at, "
 							  "k.xid_offset FROM pipeline.cursors c, pipeline.clock k "
 							  "WHERE c.pipeline_id = $1", 1, &type, &value, NULL, true, 1, true) != 1)
 		elog(ERROR, "pipeline %lld has no cursor", (long long) pipeline_id);
-	state->consumed = datumCopy(pipeline_result_datum(0, 0, &isnull), false, -1);
-	state->partial = pipeline_catalog_position(0, 1);
-	caught_up_at = pipeline_result_datum(0, 3, &isnull);
+	cursor_at(0, 0, &state->consumed, &state->partial);
+	caught_up_at = pipeline_result_datum(0, STATE_CAUGHT_UP_AT, &isnull);
 	state->caught_up = !isnull;
 	state->caught_up_at = isnull ? 0 : DatumGetTimestampTz(caught_up_at);
-	state->xid_offset = pipeline_result_int64(0, 4);
+	state->xid_offset = pipeline_result_int64(0, STATE_XID_OFFSET);
 }
 
 /*
  * reader_cursors
  *		The rows of the last SPI result as ReaderCursors: the pipeline's id
- *		or label in column 0, its cursor in columns 1 to 3.
+ *		or label, then its cursor (ReaderColumn).
  */
 static List *
 reader_cursors(int n, bool labelled)
@@ -131,14 +169,12 @@ reader_cursors(int n, bool labelled)
 	for (int i = 0; i < n; i++)
 	{
 		ReaderCursor *c = palloc0(sizeof(ReaderCursor));
-		bool		isnull;
 
 		if (labelled)
-			c->label = pipeline_result_text(i, 0);
+			c->label = pipeline_result_text(i, READER_WHO);
 		else
-			c->pipeline_id = pipeline_result_int64(i, 0);
-		c->consumed = datumCopy(pipeline_result_datum(i, 1, &isnull), false, -1);
-		c->partial = pipeline_catalog_position(i, 2);
+			c->pipeline_id = pipeline_result_int64(i, READER_WHO);
+		cursor_at(i, READER_CURSOR, &c->consumed, &c->partial);
 		cursors = lappend(cursors, c);
 	}
 	return cursors;
@@ -189,8 +225,7 @@ pipeline_unmarked_cursors(Oid source)
 	Datum		value = ObjectIdGetDatum(source);
 	int			n;
 
-	n = pipeline_exec_internal("SELECT d.id, c.consumed, c.partial_xid, c.partial_seq "
-							   "FROM pipeline.cursors c "
+	n = pipeline_exec_internal("SELECT d.id, " CURSOR_COLUMNS " FROM pipeline.cursors c "
 							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
 							   "WHERE d.source = $1 AND d.archived_unconsumed IS NULL",
 							   1, &type, &value, NULL);
@@ -216,13 +251,13 @@ pipeline_source_cursors(Oid source, Oid role, bool *archives)
 	n = pipeline_catalog_exec("SELECT CASE WHEN pg_has_role($2, d.owner, 'USAGE') "
 							  "            THEN format('Pipeline \"%s\"', d.name) "
 							  "            ELSE 'A pipeline of another role' END, "
-							  "c.consumed, c.partial_xid, c.partial_seq, "
+							  CURSOR_COLUMNS ", "
 							  "EXISTS (SELECT 1 FROM pipeline.retention r "
 							  "        WHERE r.source = d.source AND r.archive) "
 							  "FROM pipeline.pipeline_defs d JOIN pipeline.cursors c ON c.pipeline_id = d.id "
 							  "WHERE d.source = $1 ORDER BY pg_has_role($2, d.owner, 'USAGE') DESC, d.name",
 							  2, types, values, NULL, true, 0, false);
-	*archives = n > 0 && DatumGetBool(pipeline_result_datum(0, 4, &isnull));
+	*archives = n > 0 && DatumGetBool(pipeline_result_datum(0, READER_ARCHIVES, &isnull));
 	cursors = reader_cursors(n, true);
 	return cursors;
 }

@@ -194,6 +194,17 @@ pipeline_run_cursor_after(int64 run_id, Datum consumed, const RowPosition *parti
 								"cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
 
+/* The columns of pipeline_runs_selected: each run with its cursor. */
+typedef enum RangeColumn
+{
+	RANGE_FIRST_RUN,
+	RANGE_BEFORE,
+	RANGE_BEFORE_PARTIAL,		/* xid, then seq */
+	RANGE_LAST_RUN = RANGE_BEFORE_PARTIAL + 2,
+	RANGE_AFTER,
+	RANGE_AFTER_PARTIAL
+} RangeColumn;
+
 /*
  * pipeline_runs_selected
  *		The cursors around the runs (kind 'run', with a recorded cursor) of
@@ -235,12 +246,12 @@ pipeline_runs_selected(int64 pipeline_id, const ReplayRequest *req, int64 replay
 						  5, types, values, nulls, false, 1);
 	if (found == 1)
 	{
-		range->first_run = pipeline_result_int64(0, 0);
-		range->before = datumCopy(pipeline_result_datum(0, 1, &isnull), false, -1);
-		range->before_partial = pipeline_catalog_position(0, 2);
-		range->last_run = pipeline_result_int64(0, 4);
-		range->after = datumCopy(pipeline_result_datum(0, 5, &isnull), false, -1);
-		range->after_partial = pipeline_catalog_position(0, 6);
+		range->first_run = pipeline_result_int64(0, RANGE_FIRST_RUN);
+		range->before = datumCopy(pipeline_result_datum(0, RANGE_BEFORE, &isnull), false, -1);
+		range->before_partial = pipeline_catalog_position(0, RANGE_BEFORE_PARTIAL);
+		range->last_run = pipeline_result_int64(0, RANGE_LAST_RUN);
+		range->after = datumCopy(pipeline_result_datum(0, RANGE_AFTER, &isnull), false, -1);
+		range->after_partial = pipeline_catalog_position(0, RANGE_AFTER_PARTIAL);
 
 		values[0] = Int64GetDatum(replay_run_id);
 		values[1] = Int64GetDatum(range->first_run);
