@@ -3,10 +3,11 @@
  * strategy.c
  *	  The strategies a pipeline may use, by name (strategy.h).
  *
- * A definition stores its strategy's name; loading it (catalog.c) or
- * creating it (define.c) finds the strategy here, and from then on the
- * pipeline calls it through its PipelineStrategy.  The strategies register
- * themselves when the library is loaded, before any definition is read.
+ * A definition stores its strategy's name; loading it
+ * (catalog/definitions.c) or creating it (define.c) finds the strategy
+ * here, and from then on the pipeline calls it through its
+ * PipelineStrategy.  The strategies register themselves when the library
+ * is loaded, before any definition is read.
  *
  *-------------------------------------------------------------------------
  */

@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "archive/archive.h"
 #include "common/common.h"
 #include "cursor/cursor.h"
@@ -181,24 +182,14 @@ pipeline_archive_new_reader(Oid source)
 static Datum
 readers_consumed(Oid source, Oid owner)
 {
-	Oid			types[3] = {OIDOID, OIDOID, INT4OID};
-	Datum		values[3] = {ObjectIdGetDatum(source), ObjectIdGetDatum(owner),
-	Int32GetDatum(pipeline_retention_hold_limit)};
 	Datum		all = (Datum) 0;
-	int			n;
+	ListCell   *lc;
 
-	n = pipeline_exec_internal("SELECT c.consumed FROM pipeline.cursors c "
-							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1 "
-							   "AND ($3 < 0 OR pg_has_role(d.owner::oid, $2, 'USAGE') "
-							   "     OR c.updated_at >= now() - $3 * interval '1 second')",
-							   3, types, values, NULL);
-	for (int i = 0; i < n; i++)
+	foreach(lc, pipeline_holding_cursors(source, owner, pipeline_retention_hold_limit))
 	{
-		bool		isnull;
-		Datum		consumed = pipeline_result_datum(i, 0, &isnull);
+		Datum		consumed = PointerGetDatum(lfirst(lc));
 
-		all = all == (Datum) 0 ? datumCopy(consumed, false, -1)
-			: pipeline_snapshot_intersection(all, consumed);
+		all = all == (Datum) 0 ? consumed : pipeline_snapshot_intersection(all, consumed);
 	}
 	return all;
 }
@@ -731,56 +722,21 @@ unconsumed_rows(const Retention *r, Datum eligible, Datum consumed, Datum px, Da
 static void
 mark_unconsumed(const Retention *r, Datum eligible)
 {
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(r->source);
-	int			n;
-	SPITupleTable *readers;
+	ListCell   *lc;
 
-	n = pipeline_exec_internal("SELECT d.id, c.consumed, c.partial_xid, coalesce(c.partial_seq, 0), "
-							   "c.partial_xid IS NOT NULL FROM pipeline.cursors c "
-							   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
-							   "WHERE d.source = $1 AND d.archived_unconsumed IS NULL",
-							   1, &type, &value, NULL);
-	readers = SPI_tuptable;
-	for (int i = 0; i < n; i++)
+	foreach(lc, pipeline_unmarked_cursors(r->source))
 	{
-		bool		isnull;
-		Datum		v[5];
+		ReaderCursor *c = lfirst(lc);
 		int64		lost;
 
-		for (int k = 0; k < 5; k++)
-			v[k] = SPI_getbinval(readers->vals[i], readers->tupdesc, k + 1, &isnull);
-		lost = unconsumed_rows(r, eligible, v[1], v[2], v[3], DatumGetBool(v[4]));
+		lost = unconsumed_rows(r, eligible, c->consumed,
+							   FullTransactionIdGetDatum(c->partial.xid),
+							   Int64GetDatum(c->partial.seq), c->partial.valid);
 		if (lost > 0)
-		{
-			Oid			types[2] = {INT8OID, TEXTOID};
-			Datum		args[2] = {v[0], CStringGetTextDatum(psprintf(
+			pipeline_suspend_archived_unconsumed(c->pipeline_id, psprintf(
 				"source rows archived before consumed: a pass moved %lld rows of %s to the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit), and later passes may move more",
-				(long long) lost, pipeline_qualified_name(r->source)))};
-
-			pipeline_exec_internal("UPDATE pipeline.pipeline_defs SET archived_unconsumed = $2, "
-								   "suspended_at = coalesce(suspended_at, now()) WHERE id = $1",
-								   2, types, args, NULL);
-		}
+				(long long) lost, pipeline_qualified_name(r->source)));
 	}
-}
-
-/*
- * pipeline_archived_unconsumed
- *		Why retention suspended the pipeline 'def' (mark_unconsumed), or
- *		NULL.
- */
-const char *
-pipeline_archived_unconsumed(const PipelineDef *def)
-{
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(def->id);
-
-	if (pipeline_exec_internal("SELECT archived_unconsumed FROM pipeline.pipeline_defs "
-							   "WHERE id = $1 AND archived_unconsumed IS NOT NULL",
-							   1, &type, &value, NULL) == 0)
-		return NULL;
-	return pipeline_result_text(0, 0);
 }
 
 /*
@@ -910,8 +866,6 @@ check_source(Oid source)
 	AttrNumber	xid_att = get_attnum(source, PIPELINE_XID_COLUMN);
 	AttrNumber	seq_att = get_attnum(source, PIPELINE_SEQ_COLUMN);
 	char		kind = get_rel_relkind(source);
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(source);
 
 	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -927,9 +881,7 @@ check_source(Oid source)
 				 errmsg("table %s is not a pipeline source", name),
 				 errdetail("Retention archives rows by the _xid and _seq columns a pipeline source carries."),
 				 errhint("Run SELECT pipeline.prepare_source('%s'), or create a pipeline on it.", name)));
-	if (pipeline_exec_internal("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 "
-					  "UNION ALL SELECT 1 FROM pipeline.captures WHERE change_log = $1",
-					  1, &type, &value, NULL) > 0)
+	if (pipeline_is_change_log(source))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("table %s is a change log", name),

@@ -58,7 +58,6 @@ extern void pipeline_archive_encode_row(ArchiveEncoder *enc, HeapTuple tuple, Tu
 extern uint32 pipeline_archive_checksum(const char *data, size_t len);
 
 /* archive.c */
-extern const char *pipeline_archived_unconsumed(const PipelineDef *def);
 extern void pipeline_archive_new_reader(Oid source);
 extern void pipeline_archive_after_run(const PipelineDef *def);
 

@@ -1,9 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.h
- *	  The extension's own catalog tables: definitions, cursors and run
- *	  history (catalog.c), what a finished run leaves behind (outcome.c),
- *	  alerts (alerts.c), and how long history is kept (history_retention.c).
+ *	  The extension's own catalog tables, and the only code that writes SQL
+ *	  against pipeline.pipeline_defs, pipeline.cursors and pipeline.run_log:
+ *	  definitions (definitions.c), which pipelines read and write which
+ *	  relations (pipeline_graph.c), what a DROP takes with it
+ *	  (dropped_objects.c), cursors (cursors.c), run history (run_log.c),
+ *	  what a finished run leaves behind (outcome.c), alerts (alerts.c), how
+ *	  long history is kept (history_retention.c), and what they share
+ *	  (catalog.c).
+ *
+ * Every function here expects an open SPI connection and does its work as
+ * the extension (pipeline_become_internal): the caller checked the
+ * permissions first.  Values are returned in the caller's memory context.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,23 +29,140 @@ typedef enum DefLock
 	DEF_LOCK_UPDATE				/* alter and drop: wait for the running batch */
 } DefLock;
 
+/* A pipeline's cursor, as read with others on the same source. */
+typedef struct ReaderCursor
+{
+	int64		pipeline_id;
+	char	   *label;			/* "Pipeline "x"", or another role's, unnamed */
+	Datum		consumed;		/* pg_snapshot */
+	RowPosition partial;
+} ReaderCursor;
+
+/* A pipeline's cursor with the clock's offset (backlog). */
+typedef struct CursorProgress
+{
+	Datum		consumed;		/* pg_snapshot */
+	RowPosition partial;
+	bool		caught_up;
+	TimestampTz caught_up_at;
+	int64		xid_offset;
+} CursorProgress;
+
+/* A definition a DROP ... CASCADE removed. */
+typedef struct DroppedDefinition
+{
+	char	   *name;
+	Oid			tombstones;		/* InvalidOid without */
+	Oid			change_log;		/* InvalidOid without */
+} DroppedDefinition;
+
+/* A check a DROP ... CASCADE removed with the table it looked rows up in. */
+typedef struct DroppedCheck
+{
+	char	   *check;
+	char	   *pipeline;
+} DroppedCheck;
+
+/* replay.c: which runs a replay merges again, as the caller asked */
+typedef struct ReplayRequest
+{
+	bool		has_since;
+	TimestampTz since;
+	bool		has_until;
+	TimestampTz until;
+	bool		has_first;
+	int64		first_run;
+	bool		has_last;
+	int64		last_run;
+} ReplayRequest;
+
+/* The rows between two cursors: consumed by 'after', not by 'before'. */
+typedef struct ReplayRange
+{
+	int64		first_run;
+	int64		last_run;
+	Datum		before;			/* pg_snapshot */
+	RowPosition before_partial;
+	Datum		after;
+	RowPosition after_partial;
+} ReplayRange;
+
 /* catalog.c */
+extern Oid	pipeline_catalog_relid(const char *name);
+extern int	pipeline_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+								  const char *nulls, bool read_only, long limit, bool kept);
+extern RowPosition pipeline_catalog_position(int row, int col);
+extern void pipeline_catalog_cursor_args(Datum consumed, const RowPosition *partial,
+										 Oid *types, Datum *values, char *nulls);
+
+/* definitions.c */
 extern PipelineDef *pipeline_load(const char *name, bool missing_ok, DefLock lock);
 extern void pipeline_report_missing(const char *name) pg_attribute_noreturn();
 extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
-extern Oid	pipeline_catalog_relid(const char *name);
+extern int64 pipeline_save_definition(const PipelineDef *def, bool insert);
+extern void pipeline_delete_definition(int64 pipeline_id);
+extern void pipeline_set_paused(int64 pipeline_id, bool paused);
+extern void pipeline_suspend(int64 pipeline_id);
+extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);
+extern const char *pipeline_archived_unconsumed_reason(int64 pipeline_id);
+extern Jsonb *pipeline_source_columns_json(Oid source);
+extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
+extern void pipeline_definition_changed(const PipelineDef *def);
+extern char *pipeline_runnable_name(int64 pipeline_id, bool continuous_only);
+extern int	pipeline_dropped_definitions(const int64 *ids, int n, int64 *dropped);
+
+/* pipeline_graph.c */
+extern bool pipeline_is_target(Oid relid);
+extern bool pipeline_is_target_or_log(Oid relid);
+extern bool pipeline_is_change_log(Oid relid);
+extern Oid	pipeline_target_published_log(Oid target);
+extern bool pipeline_target_log(Oid relation, Oid *target, Oid *log);
+extern void pipeline_lock_writers(Oid target);
+extern List *pipeline_publish_target(Oid target, Oid log);
+extern Oid	pipeline_mirrored_table(Oid log);
+extern Oid	pipeline_logged_relation(Oid relid);
+extern List *pipeline_unread_change_logs(void);
+extern List *pipeline_change_log_targets(Oid log);
+extern bool pipeline_has_readers(Oid source);
+extern bool pipeline_has_writers(Oid log);
+extern void pipeline_unpublish_change_log(Oid log);
+extern char *pipeline_readers_left_without_writer(const PipelineDef *def, Oid role);
+extern char *pipeline_reader_names(Oid log);
+extern bool pipeline_readers_of(Oid relid, Oid role, Oid *source, char **names);
+extern char *pipeline_cycle_path(Oid source, Oid target, Oid role);
+
+/* dropped_objects.c */
+extern char *pipeline_change_log_dependents(Oid log);
+extern bool pipeline_dropped_capture_read(char **relation, char **pipeline);
+extern bool pipeline_dropped_relation_used(char **relation, char **pipeline);
+extern List *pipeline_delete_dropped_definitions(void);
+extern void pipeline_unpublish_dropped_logs(void);
+extern bool pipeline_dropped_check_reference(char **relation, char **check, char **pipeline);
+extern List *pipeline_delete_dropped_check_references(void);
+
+/* cursors.c */
+extern void pipeline_create_cursor(int64 pipeline_id, Datum seeded, bool has_seed);
+extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
+extern void pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
+								  const RowPosition *partial, TimestampTz caught_up_at);
+extern void pipeline_cursor_state(int64 pipeline_id, CursorProgress *state);
+extern List *pipeline_holding_cursors(Oid source, Oid owner, int hold_limit);
+extern List *pipeline_unmarked_cursors(Oid source);
+extern List *pipeline_source_cursors(Oid source, Oid role, bool *archives);
+extern Datum pipeline_readers_horizon(Oid source, bool *isnull);
+
+/* run_log.c */
 extern int64 pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
 extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 								const char *sqlstate, const char *message);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
-extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
 extern void pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *partial);
-extern void pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
-								  const RowPosition *partial, TimestampTz caught_up_at);
-extern Jsonb *pipeline_source_columns_json(Oid source);
-extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
-extern void pipeline_definition_changed(const PipelineDef *def);
+extern void pipeline_run_cursor_after(int64 run_id, Datum consumed, const RowPosition *partial);
+extern bool pipeline_runs_selected(int64 pipeline_id, const ReplayRequest *req,
+								   int64 replay_run_id, ReplayRange *range);
+extern int	pipeline_running_pipelines(int64 **ids);
+extern bool pipeline_last_change(Oid target, TimestampTz *finished_at);
 
 /* history_retention.c */
 extern void pipeline_purge_history(const char *table, const char *time_column,

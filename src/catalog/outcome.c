@@ -164,11 +164,7 @@ pipeline_alert(const RunOutcome *out, const char *previous, const char *state,
 static void
 suspend(const RunOutcome *out)
 {
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(out->pipeline_id);
-
-	pipeline_exec("UPDATE pipeline.pipeline_defs SET suspended_at = now() WHERE id = $1",
-				  1, &type, &value, NULL, false, 0);
+	pipeline_suspend(out->pipeline_id);
 	pipeline_alert(out, "failing", "suspended",
 				   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
 							out->streak, out->message ? out->message : "(no message)"));

@@ -862,36 +862,28 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 void
 pipeline_checks_on_drop(bool cascade)
 {
-	const char *uses_dropped = "JOIN pg_event_trigger_dropped_objects() o "
-		"ON o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = c.ref_table::oid";
-	int			n;
+	char	   *relation;
+	char	   *check;
+	char	   *pipeline;
+	ListCell   *lc;
 
 	if (!cascade)
 	{
-		if (pipeline_exec(psprintf("SELECT o.object_identity, c.name, d.name FROM pipeline.checks c "
-								   "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id %s LIMIT 1",
-								   uses_dropped),
-						  0, NULL, NULL, NULL, true, 1) > 0)
+		if (pipeline_dropped_check_reference(&relation, &check, &pipeline))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot drop %s because check \"%s\" of pipeline \"%s\" uses it",
-							pipeline_result_text(0, 0), pipeline_result_text(0, 1),
-							pipeline_result_text(0, 2)),
+							relation, check, pipeline),
 					 errdetail("A relationships check looks the pipeline's rows up in it."),
 					 errhint("Drop the check first with pipeline.drop_check('%s', '%s'), or use DROP ... CASCADE to drop it too.",
-							 pipeline_result_text(0, 2), pipeline_result_text(0, 1))));
+							 pipeline, check)));
 		return;
 	}
-	n = pipeline_exec(psprintf("WITH gone AS (DELETE FROM pipeline.checks c WHERE c.id IN "
-							   "(SELECT c.id FROM pipeline.checks c %s) "
-							   "RETURNING c.pipeline_id, c.name), "
-							   "bumped AS (UPDATE pipeline.pipeline_defs d SET version = version + 1 "
-							   "WHERE d.id IN (SELECT pipeline_id FROM gone)) "
-							   "SELECT g.name, d.name FROM gone g "
-							   "JOIN pipeline.pipeline_defs d ON d.id = g.pipeline_id", uses_dropped),
-					  0, NULL, NULL, NULL, false, 0);
-	for (int i = 0; i < n; i++)
+	foreach(lc, pipeline_delete_dropped_check_references())
+	{
+		DroppedCheck *c = lfirst(lc);
+
 		ereport(NOTICE,
-				(errmsg("drop cascades to check \"%s\" of pipeline \"%s\"",
-						pipeline_result_text(i, 0), pipeline_result_text(i, 1))));
+				(errmsg("drop cascades to check \"%s\" of pipeline \"%s\"", c->check, c->pipeline)));
+	}
 }

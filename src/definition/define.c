@@ -643,109 +643,6 @@ parse_target(const char *target)
 }
 
 /*
- * save_definition
- *		Inserts or updates a definition row (as the extension).
- */
-static int64
-save_definition(PipelineDef *def, bool insert)
-{
-	Oid			types[20] = {TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, TEXTARRAYOID, TEXTOID,
-		TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, JSONBOID, TEXTOID, OIDOID, TEXTARRAYOID};
-	Datum		values[20];
-	char		nulls[20];
-	PipelineUserContext ctx;
-	char	   *sql;
-	int64		id;
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(def->name);
-	values[1] = ObjectIdGetDatum(def->owner);
-	values[2] = ObjectIdGetDatum(def->source);
-	values[3] = ObjectIdGetDatum(def->target);
-	values[4] = ObjectIdGetDatum(def->tombstones);
-	if (def->key != NIL)
-		values[5] = pipeline_list_to_text_array(def->key);
-	else
-		nulls[5] = 'n';
-	values[6] = CStringGetTextDatum(def->strategy->name);
-#define OPTIONAL_TEXT(i, s) do { if (s) values[i] = CStringGetTextDatum(s); else nulls[i] = 'n'; } while (0)
-	OPTIONAL_TEXT(7, def->sequence_by);
-	OPTIONAL_TEXT(8, def->delete_when);
-	values[9] = JsonbPGetDatum(def->columns);
-	OPTIONAL_TEXT(10, def->filter);
-	values[11] = CStringGetTextDatum(def->on_schema_change);
-	values[12] = Int64GetDatum(def->batch_size);
-	values[13] = CStringGetTextDatum(def->schedule);
-	values[14] = CStringGetTextDatum(def->tombstone_retention);
-	values[15] = CStringGetTextDatum(def->search_path);
-	values[16] = JsonbPGetDatum(def->source_columns);
-	OPTIONAL_TEXT(17, def->statement_timeout);
-#undef OPTIONAL_TEXT
-	values[18] = ObjectIdGetDatum(def->change_log);
-	if (def->track_history != NIL)
-		values[19] = pipeline_list_to_text_array(def->track_history);
-	else
-		nulls[19] = 'n';
-
-	if (insert)
-		sql = "INSERT INTO pipeline.pipeline_defs (name, owner, source, target, tombstones, key, "
-			"strategy, sequence_by, delete_when, columns, filter, on_schema_change, batch_size, "
-			"schedule, tombstone_retention, search_path, source_columns, statement_timeout, "
-			"change_log, track_history) VALUES ($1, $2::regrole, "
-			"$3::regclass, $4::regclass, nullif($5, 0)::regclass, $6, $7, $8, $9, $10, $11, $12, $13, "
-			"$14, $15::interval, $16, $17, $18::interval, nullif($19, 0)::regclass, $20) RETURNING id";
-	else
-		sql = psprintf("UPDATE pipeline.pipeline_defs SET name = $1, owner = $2::regrole, "
-					   "source = $3::regclass, target = $4::regclass, "
-					   "tombstones = nullif($5, 0)::regclass, key = $6, strategy = $7, "
-					   "sequence_by = $8, delete_when = $9, columns = $10, filter = $11, "
-					   "on_schema_change = $12, batch_size = $13, schedule = $14, "
-					   "tombstone_retention = $15::interval, search_path = $16, source_columns = $17, "
-					   "statement_timeout = $18::interval, change_log = nullif($19, 0)::regclass, "
-					   "track_history = $20, version = version + 1, altered_at = now() WHERE id = %lld RETURNING id",
-					   (long long) def->id);
-	pipeline_become_internal(&ctx);
-	pipeline_exec(sql, 20, types, values, nulls, false, 0);
-	id = pipeline_result_int64(0, 0);
-	pipeline_restore_user(&ctx);
-	return id;
-}
-
-/*
- * create_cursor
- *		A new pipeline starts before every row its source holds.  One
- *		reading a change log starts at 'seeded', the snapshot of the copy it
- *		was seeded with (change_log.c), inside its own transaction: the
- *		seed rows, which this transaction wrote, are its partial position
- *		(up to _seq 0, nothing consumed yet), so its first run merges them
- *		before any change published meanwhile, even one with a smaller _xid
- *		(a writer that was in progress during the copy).
- */
-static void
-create_cursor(const PipelineDef *def, Datum seeded)
-{
-	Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', 'n'};
-	PipelineUserContext ctx;
-
-	values[0] = Int64GetDatum(def->id);
-	if (def->reads_change_log)
-	{
-		values[1] = seeded;
-		nulls[1] = ' ';
-	}
-	pipeline_become_internal(&ctx);
-	pipeline_exec("INSERT INTO pipeline.cursors (pipeline_id, consumed, partial_xid, partial_seq, "
-				  "generation) SELECT $1, coalesce($2, '1:1:'), "
-				  "CASE WHEN $2 IS NOT NULL THEN pipeline.current_xid() END, "
-				  "CASE WHEN $2 IS NOT NULL THEN 0 END, generation FROM pipeline.clock",
-				  2, types, values, nulls, false, 0);
-	pipeline_restore_user(&ctx);
-}
-
-/*
  * resolve_source
  *		A source that is another pipeline's target is read through its change
  *		log (change_log.c): the pipeline reads the log instead, and a merge
@@ -860,11 +757,11 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);
-	def->id = save_definition(def, true);
+	def->id = pipeline_save_definition(def, true);
 	pipeline_save_lineage(def);
 	if (def->reads_change_log)
 		seeded = pipeline_seed_change_log(def);
-	create_cursor(def, seeded);
+	pipeline_create_cursor(def->id, seeded, def->reads_change_log);
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_INT64(def->id);
@@ -931,7 +828,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	def->tombstones = InvalidOid;
 	CommandCounterIncrement();
 	validate_and_build(def, NULL);
-	save_definition(def, false);
+	pipeline_save_definition(def, false);
 	pipeline_save_lineage(def);
 	pipeline_schedules_changed();
 	SPI_finish();
@@ -951,9 +848,6 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	char	   *name = arg_text(fcinfo, 0);
 	PipelineDef *def;
-	PipelineUserContext ctx;
-	Oid			type = INT8OID;
-	Datum		value;
 
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -969,11 +863,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	pipeline_check_manage(def);
 	pipeline_refuse_last_writer_drop(def);
 	drop_tombstones(def);
-	value = Int64GetDatum(def->id);
-	pipeline_become_internal(&ctx);
-	pipeline_exec("DELETE FROM pipeline.pipeline_defs WHERE id = $1", 1, &type, &value, NULL,
-				  false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_delete_definition(def->id);
 	pipeline_release_change_logs();
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -987,28 +877,13 @@ static void
 set_paused(FunctionCallInfo fcinfo, bool paused)
 {
 	PipelineDef *def;
-	PipelineUserContext ctx;
-	Oid			types[2] = {INT8OID, BOOLOID};
-	Datum		values[2];
 
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
 	pipeline_check_manage(def);
-	values[0] = Int64GetDatum(def->id);
-	values[1] = BoolGetDatum(paused);
-	pipeline_become_internal(&ctx);
-	/* a resumed reader retention passed by holds rows back again: marks without it go */
-	if (!paused)
-		pipeline_exec("DELETE FROM pipeline.archive_marks m USING pipeline.pipeline_defs d "
-					  "WHERE d.id = $1 AND d.archived_unconsumed IS NOT NULL AND m.source = d.source",
-					  1, types, values, NULL, false, 0);
-	pipeline_exec("UPDATE pipeline.pipeline_defs SET paused = $2, "
-				  "suspended_at = CASE WHEN $2 THEN suspended_at END, "
-				  "archived_unconsumed = CASE WHEN $2 THEN archived_unconsumed END WHERE id = $1",
-				  2, types, values, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_set_paused(def->id, paused);
 	pipeline_schedules_changed();
 	SPI_finish();
 }

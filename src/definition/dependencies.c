@@ -24,6 +24,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "definition/definition.h"
 #include "sources/sources.h"
@@ -54,11 +55,6 @@ drop_cascades(Node *parsetree)
 		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
 	return false;
 }
-
-/* Pipelines (alias d) using a relation the DROP removed. */
-#define USES_DROPPED_RELATION \
-	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
-	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid)"
 
 /*
  * drop_freshness_checks
@@ -119,27 +115,18 @@ forget_dropped_sources(void)
 static void
 refuse_drop_of_others_log(Oid log)
 {
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2] = {ObjectIdGetDatum(log), ObjectIdGetDatum(drop_role)};
 	Oid			owner = pipeline_relation_owner(log);
+	char	   *dependents;
 
 	if (has_privs_of_role(drop_role, owner))
 		return;
-	pipeline_exec("SELECT string_agg(what, ', ' ORDER BY what) FROM ("
-				  "  SELECT format('pipeline %I of role %I', d.name, d.owner::text) AS what "
-				  "    FROM pipeline.pipeline_defs d WHERE d.source = $1 "
-				  "  UNION SELECT format('view %s of role %I', v.oid::regclass, v.relowner::regrole::text) "
-				  "    FROM pg_depend p JOIN pg_rewrite w ON w.oid = p.objid "
-				  "    JOIN pg_class v ON v.oid = w.ev_class "
-				  "   WHERE p.classid = 'pg_rewrite'::regclass AND p.refclassid = 'pg_class'::regclass "
-				  "     AND p.refobjid = $1 AND v.oid <> $1) o",
-				  2, types, values, NULL, true, 1);
+	dependents = pipeline_change_log_dependents(log);
 	ereport(ERROR,
 			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 			 errmsg("cannot drop change log %s of role %s", pipeline_qualified_name(log),
 					GetUserNameFromId(owner, false)),
 			 errdetail("The DROP removes the last pipeline writing the table whose changes it records, so the log would go with what reads it (%s); role %s does not own it.",
-					   pipeline_result_text(0, 0) ? pipeline_result_text(0, 0) : "nothing else",
+					   dependents ? dependents : "nothing else",
 					   GetUserNameFromId(drop_role, false)),
 			 errhint("Drop the pipelines reading %s first (as their owners), or have role %s run the DROP.",
 					 pipeline_qualified_name(log), GetUserNameFromId(owner, false))));
@@ -158,18 +145,17 @@ refuse_drop_of_others_log(Oid log)
 static void
 refuse_drop_of_read_capture(void)
 {
-	if (pipeline_exec("SELECT o.object_identity, r.name FROM pipeline.captures c "
-					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
-					  "AND o.objsubid = 0 AND o.objid = c.relation::oid "
-					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log LIMIT 1",
-					  0, NULL, NULL, NULL, true, 1) > 0)
+	char	   *relation;
+	char	   *pipeline;
+
+	if (pipeline_dropped_capture_read(&relation, &pipeline))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop %s because pipeline \"%s\" reads its captured changes",
-						pipeline_result_text(0, 0), pipeline_result_text(0, 1)),
+						relation, pipeline),
 				 errdetail("The pipeline reads the table's change log, which goes with the table."),
 				 errhint("Drop the pipeline first with pipeline.drop_pipeline('%s'), or use DROP ... CASCADE to drop it too.",
-						 pipeline_result_text(0, 1))));
+						 pipeline)));
 }
 
 /*
@@ -209,12 +195,8 @@ drop_captures(bool cascade)
 static void
 drop_unwritten_change_log(Oid log)
 {
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(log);
-
-	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, value) ||
-		pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1",
-					  1, &type, &value, NULL, false, 1) > 0)
+	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)) ||
+		pipeline_has_writers(log))
 		return;
 	refuse_drop_of_others_log(log);
 	pipeline_exec_as_relation_owner(log, psprintf("DROP TABLE %s CASCADE", pipeline_qualified_name(log)),
@@ -262,8 +244,6 @@ static void
 on_sql_drop(EventTriggerData *trigdata)
 {
 	PipelineUserContext ctx;
-	int			n;
-	SPITupleTable *dropped;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -271,50 +251,37 @@ on_sql_drop(EventTriggerData *trigdata)
 	pipeline_capture_check_dropped_partitions();
 	if (!drop_cascades(trigdata->parsetree))
 	{
+		char	   *relation;
+		char	   *pipeline;
+
 		refuse_drop_of_read_capture();
-		if (pipeline_exec("SELECT d.name, o.object_identity FROM pipeline.pipeline_defs d, "
-						  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION,
-						  0, NULL, NULL, NULL, true, 1) > 0)
+		if (pipeline_dropped_relation_used(&relation, &pipeline))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot drop %s because pipeline \"%s\" uses it",
-							pipeline_result_text(0, 1), pipeline_result_text(0, 0)),
+							relation, pipeline),
 					 errdetail("A pipeline reads its source and writes its target and tombstone tables."),
 					 errhint("Drop the pipeline first with pipeline.drop_pipeline('%s'), or use DROP ... CASCADE to drop it too.",
-							 pipeline_result_text(0, 0))));
+							 pipeline)));
 	}
 	else
 	{
 		List	   *logs = NIL;
 		ListCell   *lc;
 
-		n = pipeline_exec("DELETE FROM pipeline.pipeline_defs d "
-						  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
-						  " RETURNING d.id, d.name, coalesce(d.tombstones::oid, 0), "
-						  "coalesce(d.change_log::oid, 0)",
-						  0, NULL, NULL, NULL, false, 0);
-		dropped = SPI_tuptable;
-
-		for (int i = 0; i < n; i++)
+		foreach(lc, pipeline_delete_dropped_definitions())
 		{
-			bool		isnull;
-			Oid			tombstones = DatumGetObjectId(SPI_getbinval(dropped->vals[i], dropped->tupdesc,
-																	3, &isnull));
+			DroppedDefinition *d = lfirst(lc);
 
 			ereport(NOTICE,
-					(errmsg("drop cascades to pipeline \"%s\"",
-							SPI_getvalue(dropped->vals[i], dropped->tupdesc, 2))));
-			if (OidIsValid(tombstones) &&
-				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tombstones)))
-				pipeline_drop_own_table(tombstones);
-			logs = lappend_oid(logs, DatumGetObjectId(SPI_getbinval(dropped->vals[i],
-																	dropped->tupdesc, 4, &isnull)));
+					(errmsg("drop cascades to pipeline \"%s\"", d->name)));
+			if (OidIsValid(d->tombstones) &&
+				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(d->tombstones)))
+				pipeline_drop_own_table(d->tombstones);
+			logs = lappend_oid(logs, d->change_log);
 		}
 		/* writers of a dropped change log stop publishing */
-		pipeline_exec("UPDATE pipeline.pipeline_defs d SET change_log = NULL, version = version + 1 "
-					  "FROM pg_event_trigger_dropped_objects() o WHERE o.classid = 'pg_class'::regclass "
-					  "AND o.objsubid = 0 AND o.objid = d.change_log::oid",
-					  0, NULL, NULL, NULL, false, 0);
+		pipeline_unpublish_dropped_logs();
 		/* a change log no pipeline writes any more goes, with its readers */
 		foreach(lc, logs)
 			drop_unwritten_change_log(lfirst_oid(lc));

@@ -244,16 +244,7 @@ validate_column(Oid relid, const char *column)
 static void
 validate_last_merge(Oid relid)
 {
-	PipelineUserContext ctx;
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relid);
-	int			n;
-
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE target = $1",
-					  1, &type, &value, NULL, true, 1);
-	pipeline_restore_user(&ctx);
-	if (n == 0)
+	if (!pipeline_is_target(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("relation %s is not the target of any pipeline",
@@ -478,25 +469,9 @@ decide(const FreshnessCheck *check, FreshnessResult *result)
 static void
 newest_merge(const FreshnessCheck *check, FreshnessResult *result)
 {
-	PipelineUserContext ctx;
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(check->relation);
-	bool		isnull;
-	Datum		d;
-
-	pipeline_become_internal(&ctx);
-	pipeline_exec("SELECT max(l.finished_at) FROM pipeline.pipeline_defs d "
-				  "JOIN pipeline.run_log l ON l.pipeline_id = d.id "
-				  "WHERE d.target = $1 AND l.status = 'succeeded' AND l.kind <> 'replay' "
-				  "AND l.rows_inserted + l.rows_updated + l.rows_deleted > 0",
-				  1, &type, &value, NULL, true, 1);
-	d = pipeline_result_datum(0, 0, &isnull);
-	result->has_latest = !isnull;
-	if (!isnull)
-		result->latest = DatumGetTimestampTz(d);
-	else
+	result->has_latest = pipeline_last_change(check->relation, &result->latest);
+	if (!result->has_latest)
 		result->message = "no run has changed the relation yet";
-	pipeline_restore_user(&ctx);
 }
 
 /*

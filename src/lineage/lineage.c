@@ -50,6 +50,7 @@
 #include "utils/rel.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "batch/batch.h"
 #include "common/common.h"
 #include "lineage/lineage.h"
@@ -355,26 +356,6 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
- * logged_relation
- *		The relation a change log records (another pipeline's target or a
- *		captured table), or the relation itself.  Runs as the extension:
- *		the upstream pipeline may be another role's.
- */
-static Oid
-logged_relation(Oid relid)
-{
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relid);
-	bool		isnull;
-
-	pipeline_exec("SELECT coalesce((SELECT u.target::oid FROM pipeline.pipeline_defs u "
-				  "WHERE u.change_log = $1 LIMIT 1), "
-				  "(SELECT c.relation::oid FROM pipeline.captures c WHERE c.change_log = $1), $1)",
-				  1, &type, &value, NULL, false, 0);
-	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-}
-
-/*
  * insert_edge
  *		One row of pipeline.lineage_edges (duplicates are kept once).
  */
@@ -425,7 +406,7 @@ pipeline_save_lineage(const PipelineDef *def)
 	ListCell   *le;
 
 	pipeline_become_internal(&ctx);
-	source = logged_relation(def->source);
+	source = pipeline_logged_relation(def->source);
 	pipeline_exec("DELETE FROM pipeline.lineage_edges WHERE pipeline_id = $1", 1, &type, &value,
 				  NULL, false, 0);
 	foreach(lc, sources)

@@ -64,26 +64,14 @@ typedef struct CursorState
 static void
 read_cursor(int64 pipeline_id, CursorState *c)
 {
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(pipeline_id);
-	PipelineUserContext ctx;
-	bool		isnull;
+	CursorProgress p;
+	Oid			types[3];
 
-	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT c.consumed, c.partial_xid, c.partial_seq, c.caught_up_at, k.xid_offset "
-					  "FROM pipeline.cursors c, pipeline.clock k WHERE c.pipeline_id = $1",
-					  1, &type, &value, NULL, true, 1) != 1)
-		elog(ERROR, "pipeline %lld has no cursor", (long long) pipeline_id);
-	for (int i = 0; i < 3; i++)
-	{
-		c->values[i] = pipeline_result_datum(0, i, &isnull);
-		c->nulls[i] = isnull ? 'n' : ' ';
-	}
-	c->values[0] = datumCopy(c->values[0], false, -1);
-	c->caught_up_at = DatumGetTimestampTz(pipeline_result_datum(0, 3, &isnull));
-	c->caught_up = !isnull;
-	c->xid_offset = pipeline_result_int64(0, 4);
-	pipeline_restore_user(&ctx);
+	pipeline_cursor_state(pipeline_id, &p);
+	pipeline_catalog_cursor_args(p.consumed, &p.partial, types, c->values, c->nulls);
+	c->caught_up = p.caught_up;
+	c->caught_up_at = p.caught_up_at;
+	c->xid_offset = p.xid_offset;
 }
 
 /*

@@ -30,6 +30,7 @@
 #include "utils/resowner.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "batch/batch.h"
 #include "common/common.h"
 #include "definition/definition.h"
@@ -210,25 +211,21 @@ static void
 forget_dropped(void)
 {
 	int			n = list_length(statements);
-	Datum	   *ids;
-	Datum		array;
-	Oid			type = INT8ARRAYOID;
+	int64	   *ids;
+	int64	   *dropped;
 	ListCell   *lc;
 	int			gone;
 
 	if (n == 0)
 		return;
-	ids = palloc(n * sizeof(Datum));
+	ids = palloc(n * sizeof(int64));
+	dropped = palloc(n * sizeof(int64));
 	foreach(lc, statements)
-		ids[foreach_current_index(lc)] = Int64GetDatum(((PipelineStatements *) lfirst(lc))->pipeline_id);
-	array = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-											TYPALIGN_DOUBLE));
-	gone = pipeline_exec_internal_kept("SELECT id FROM unnest($1) AS c(id) "
-									   "WHERE NOT EXISTS (SELECT FROM pipeline.pipeline_defs d WHERE d.id = c.id)",
-									   1, &type, &array, NULL);
+		ids[foreach_current_index(lc)] = ((PipelineStatements *) lfirst(lc))->pipeline_id;
+	gone = pipeline_dropped_definitions(ids, n, dropped);
 	for (int i = 0; i < gone; i++)
 	{
-		int64		id = pipeline_result_int64(i, 0);
+		int64		id = dropped[i];
 
 		foreach(lc, statements)
 			if (((PipelineStatements *) lfirst(lc))->pipeline_id == id)

@@ -140,17 +140,9 @@ running_backend(int64 pipeline_id)
 void
 pipeline_fail_dead_runs(void)
 {
-	PipelineUserContext ctx;
 	int64	   *ids;
-	int			n;
+	int			n = pipeline_running_pipelines(&ids);
 
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT DISTINCT pipeline_id FROM pipeline.run_log WHERE status = 'running'",
-					  0, NULL, NULL, NULL, true, 0);
-	pipeline_restore_user(&ctx);
-	ids = palloc(sizeof(int64) * (n + 1));
-	for (int i = 0; i < n; i++)
-		ids[i] = pipeline_result_int64(i, 0);
 	for (int i = 0; i < n; i++)
 		if (!pipeline_run_lock_held(ids[i]))	/* else a live run */
 			pipeline_fail_interrupted_runs(ids[i]);
@@ -646,7 +638,7 @@ run_replay(RunState *rs)
 	RowPosition lo,
 				hi;
 
-	if (!pipeline_replay_range(rs->def, &rs->replay, rs->run_id, &range))
+	if (!pipeline_runs_selected(rs->def->id, &rs->replay, rs->run_id, &range))
 		return;
 	rs->snapshot = range.after;
 	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)),
@@ -850,7 +842,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 
 	if (rs->def->paused || rs->def->suspended)
 	{
-		const char *archived = rs->def->paused ? NULL : pipeline_archived_unconsumed(rs->def);
+		const char *archived = rs->def->paused ? NULL : pipeline_archived_unconsumed_reason(rs->def->id);
 
 		rs->status = rs->def->paused ? "paused" : "suspended";
 		ereport(archived ? WARNING : NOTICE,

@@ -16,30 +16,7 @@
 #include <signal.h>
 
 #include "batch/batch.h"
-
-/* replay.c: which runs a replay merges again, as the caller asked */
-typedef struct ReplayRequest
-{
-	bool		has_since;
-	TimestampTz since;
-	bool		has_until;
-	TimestampTz until;
-	bool		has_first;
-	int64		first_run;
-	bool		has_last;
-	int64		last_run;
-} ReplayRequest;
-
-/* The rows between two cursors: consumed by 'after', not by 'before'. */
-typedef struct ReplayRange
-{
-	int64		first_run;
-	int64		last_run;
-	Datum		before;			/* pg_snapshot */
-	RowPosition before_partial;
-	Datum		after;
-	RowPosition after_partial;
-} ReplayRange;
+#include "catalog/catalog.h"
 
 /* row_watch.c */
 extern void pipeline_mark_init(void);
@@ -75,7 +52,5 @@ extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 /* replay.c */
 extern void pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req);
-extern bool pipeline_replay_range(const PipelineDef *def, const ReplayRequest *req,
-								  int64 replay_run_id, ReplayRange *range);
 
 #endif							/* PIPELINE_RUN_H */

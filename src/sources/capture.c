@@ -23,6 +23,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "sources/sources.h"
 
@@ -42,10 +43,6 @@ refuse_capture(Oid relation)
 {
 	char	   *name = pipeline_qualified_name(relation);
 	char		kind = get_rel_relkind(relation);
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relation);
-	PipelineUserContext ctx;
-	int			n;
 
 	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -70,12 +67,7 @@ refuse_capture(Oid relation)
 				 errmsg("table %s is a pipeline source already", name),
 				 errdetail("It has an _xid column: pipelines read its rows as they are appended."),
 				 errhint("Capture is for tables whose rows are updated and deleted; a staging table needs none.")));
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT 1 FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
-					  "UNION ALL SELECT 1 FROM pipeline.captures WHERE change_log = $1",
-					  1, &type, &value, NULL, false, 1);
-	pipeline_restore_user(&ctx);
-	if (n > 0)
+	if (pipeline_is_target_or_log(relation))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table %s is a pipeline's target or change log", name),
@@ -187,15 +179,14 @@ pipeline_uncapture(PG_FUNCTION_ARGS)
 	char	   *name = pipeline_qualified_name(relation);
 	Oid			log;
 	bool		isnull;
+	char	   *readers;
 
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
 	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT change_log::oid, (SELECT string_agg(quote_ident(r.name), ', ' ORDER BY r.name) "
-					  "FROM pipeline.pipeline_defs r WHERE r.source = c.change_log) "
-					  "FROM pipeline.captures c WHERE c.relation = $1 FOR UPDATE",
+	if (pipeline_exec("SELECT change_log::oid FROM pipeline.captures c WHERE c.relation = $1 FOR UPDATE",
 					  1, &type, &value, NULL, false, 1) == 0)
 	{
 		pipeline_restore_user(&ctx);
@@ -210,12 +201,12 @@ pipeline_uncapture(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-	(void) pipeline_result_datum(0, 1, &isnull);
-	if (!isnull)
+	readers = pipeline_reader_names(log);
+	if (readers != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot stop capturing %s because pipelines read its changes", name),
-				 errdetail("Pipelines reading its change log: %s.", pipeline_result_text(0, 1)),
+				 errdetail("Pipelines reading its change log: %s.", readers),
 				 errhint("Drop those pipelines first.")));
 	pipeline_forget_capture(relation, log, false);
 	pipeline_restore_user(&ctx);

@@ -70,6 +70,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "cursor/cursor.h"
 #include "sources/sources.h"
@@ -350,15 +351,9 @@ pipeline_published_change_log(Oid target, Oid owner)
 	if (!OidIsValid(target))
 		return InvalidOid;
 	lock_target(target, ShareLock);
-	if (exec_internal_oid("SELECT change_log::oid FROM pipeline.pipeline_defs "
-						  "WHERE target = $1 AND change_log IS NOT NULL LIMIT 1",
-						  target) == 1)
-	{
-		bool		isnull;
-
-		log = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
+	log = pipeline_target_published_log(target);
+	if (OidIsValid(log))
 		grant_on_log(log, "INSERT", owner);
-	}
 	return log;
 }
 
@@ -442,26 +437,6 @@ join_capture(Oid relation, Oid reader)
 }
 
 /*
- * target_log
- *		For a relation that is a pipeline's target (or its change log): its
- *		target in *target and its log, InvalidOid without one; false when
- *		no pipeline writes it.
- */
-static bool
-target_log(Oid relation, Oid *target, Oid *log)
-{
-	bool		isnull;
-
-	if (exec_internal_oid("SELECT target::oid, coalesce(change_log::oid, 0) "
-						  "FROM pipeline.pipeline_defs WHERE target = $1 OR change_log = $1 "
-						  "ORDER BY change_log IS NULL LIMIT 1", relation) == 0)
-		return false;
-	*target = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-	*log = DatumGetObjectId(pipeline_result_datum(0, 1, &isnull));
-	return true;
-}
-
-/*
  * create_target_log
  *		The first reader of a target: locks its writers' definitions FOR
  *		UPDATE (which waits for their running batches and holds their next
@@ -472,25 +447,16 @@ static Oid
 create_target_log(Oid target)
 {
 	Oid			log;
-	int			writers;
-	SPITupleTable *rows;
-	bool		isnull;
+	List	   *writers;
+	ListCell   *lc;
 
-	exec_internal_oid("SELECT id FROM pipeline.pipeline_defs WHERE target = $1 ORDER BY id FOR UPDATE",
-					  target);
+	pipeline_lock_writers(target);
 	log = pipeline_create_change_log(target);
 	change_log_lock(log, ExclusiveLock, true);
-	exec_internal_oid(psprintf("UPDATE pipeline.pipeline_defs SET change_log = %u, "
-							   "version = version + 1 WHERE target = $1", log),
-					  target);
+	writers = pipeline_publish_target(target, log);
 	/* every writer's owner appends to the log */
-	writers = exec_internal_oid("SELECT DISTINCT owner::oid FROM pipeline.pipeline_defs "
-								"WHERE target = $1", target);
-	rows = SPI_tuptable;
-	/* grant_on_log runs statements of its own: SPI_processed changes */
-	for (int i = 0; i < writers; i++)
-		grant_on_log(log, "INSERT",
-					 DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull)));
+	foreach(lc, writers)
+		grant_on_log(log, "INSERT", lfirst_oid(lc));
 	return log;
 }
 
@@ -519,18 +485,18 @@ pipeline_join_change_log(Oid relation, Oid reader)
 	log = join_capture(relation, reader);
 	if (OidIsValid(log))
 		return log;
-	if (!target_log(relation, &target, &log))
+	if (!pipeline_target_log(relation, &target, &log))
 		return InvalidOid;
 	mode = OidIsValid(log) ? ShareLock : ExclusiveLock;
 	lock_target(target, mode);
 	/* as committed once the lock is ours: the log may have come or gone */
-	if (!target_log(relation, &target, &log))
+	if (!pipeline_target_log(relation, &target, &log))
 		return InvalidOid;
 	if (!OidIsValid(log) && mode == ShareLock)
 	{
 		unlock_target(target, ShareLock);
 		lock_target(target, ExclusiveLock);
-		if (!target_log(relation, &target, &log))
+		if (!pipeline_target_log(relation, &target, &log))
 			return InvalidOid;
 	}
 	refuse_partial_reader(target, reader);
@@ -548,23 +514,6 @@ pipeline_join_change_log(Oid relation, Oid reader)
 }
 
 /*
- * mirrored_table
- *		The table whose change log 'log' is (a target or a captured table),
- *		or InvalidOid when 'log' is no change log.
- */
-static Oid
-mirrored_table(Oid log)
-{
-	bool		isnull;
-
-	if (exec_internal_oid("SELECT target::oid FROM pipeline.pipeline_defs WHERE change_log = $1 "
-						  "UNION ALL SELECT relation::oid FROM pipeline.captures WHERE change_log = $1 "
-						  "LIMIT 1", log) != 1)
-		return InvalidOid;
-	return DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-}
-
-/*
  * pipeline_check_change_log_reader
  *		At each run of a pipeline reading a change log: its owner must still
  *		be allowed to read every row and column of the table the log
@@ -578,7 +527,7 @@ pipeline_check_change_log_reader(const PipelineDef *def)
 
 	if (!def->reads_change_log)
 		return;
-	table = mirrored_table(def->source);
+	table = pipeline_mirrored_table(def->source);
 	if (OidIsValid(table))
 		refuse_partial_reader(table, def->owner);
 }
@@ -594,7 +543,7 @@ Datum
 pipeline_seed_change_log(const PipelineDef *def)
 {
 	PipelineUserContext ctx;
-	Oid			target = mirrored_table(def->source);
+	Oid			target = pipeline_mirrored_table(def->source);
 	Snapshot	snapshot;
 	SPIPlanPtr	plan;
 	char	   *cols;
@@ -638,10 +587,7 @@ pipeline_trim_change_log(const PipelineDef *def)
 	if (!def->reads_change_log || !change_log_lock(def->source, ShareLock, false))
 		return;
 	/* what every reader consumed, from the catalog, as the extension */
-	exec_internal_oid("SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
-					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
-					  def->source);
-	horizon = pipeline_result_datum(0, 0, &isnull);
+	horizon = pipeline_readers_horizon(def->source, &isnull);
 	if (isnull)
 		return;
 	/* the delete, as the log's owner: its triggers run with no more than that */
@@ -659,38 +605,22 @@ pipeline_trim_change_log(const PipelineDef *def)
 void
 pipeline_release_change_logs(void)
 {
-	int			n;
-	SPITupleTable *rows;
-	PipelineUserContext ctx;
+	ListCell   *lc;
 
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT DISTINCT w.change_log::oid FROM pipeline.pipeline_defs w "
-					  "WHERE w.change_log IS NOT NULL AND NOT EXISTS "
-					  "(SELECT 1 FROM pipeline.pipeline_defs r WHERE r.source = w.change_log)",
-					  0, NULL, NULL, NULL, false, 0);
-	rows = SPI_tuptable;
-	for (int i = 0; i < n; i++)
+	foreach(lc, pipeline_unread_change_logs())
 	{
-		bool		isnull;
-		Oid			log = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-		int			targets = exec_internal_oid("SELECT DISTINCT target::oid FROM pipeline.pipeline_defs "
-												"WHERE change_log = $1", log);
-		SPITupleTable *found = SPI_tuptable;
+		Oid			log = lfirst_oid(lc);
+		ListCell   *t;
 
-		for (int t = 0; t < targets; t++)
-			lock_target(DatumGetObjectId(SPI_getbinval(found->vals[t], found->tupdesc, 1, &isnull)),
-						ExclusiveLock);
+		foreach(t, pipeline_change_log_targets(log))
+			lock_target(lfirst_oid(t), ExclusiveLock);
 		/* a reader that joined meanwhile keeps the log */
-		if (exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1", log) > 0)
+		if (pipeline_has_readers(log))
 			continue;
-		exec_internal_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE change_log = $1 FOR UPDATE",
-						  log);
-		exec_internal_oid("UPDATE pipeline.pipeline_defs SET change_log = NULL, version = version + 1 "
-						  "WHERE change_log = $1", log);
+		pipeline_unpublish_change_log(log);
 		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
 			pipeline_drop_own_table(log);
 	}
-	pipeline_restore_user(&ctx);
 }
 
 /*
@@ -701,25 +631,16 @@ pipeline_release_change_logs(void)
 void
 pipeline_refuse_last_writer_drop(const PipelineDef *def)
 {
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2] = {ObjectIdGetDatum(def->change_log), ObjectIdGetDatum(GetUserId())};
-
 	/* names of other roles' pipelines are theirs: counted, not named */
-	if (!OidIsValid(def->change_log) ||
-		pipeline_exec_internal(psprintf("SELECT string_agg(CASE WHEN pg_has_role($2, r.owner, 'USAGE') "
-										"THEN quote_ident(r.name) ELSE 'a pipeline of another role' END, "
-										"', ' ORDER BY pg_has_role($2, r.owner, 'USAGE') DESC, r.name) "
-										"FROM pipeline.pipeline_defs r WHERE r.source = $1 "
-										"AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
-										"WHERE w.change_log = $1 AND w.id <> %lld) HAVING count(*) > 0",
-										(long long) def->id),
-							   2, types, values, NULL) == 0)
+	char	   *readers = pipeline_readers_left_without_writer(def, GetUserId());
+
+	if (readers == NULL)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 			 errmsg("cannot drop pipeline \"%s\" because pipelines read its target", def->name),
 			 errdetail("Pipelines reading %s through its change log: %s.",
-					   pipeline_qualified_name(def->target), pipeline_result_text(0, 0)),
+					   pipeline_qualified_name(def->target), readers),
 			 errhint("Drop those pipelines first.")));
 }
 
@@ -732,43 +653,17 @@ pipeline_refuse_last_writer_drop(const PipelineDef *def)
 void
 pipeline_refuse_cycle(Oid source, Oid target)
 {
-	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
-	Datum		values[3] = {ObjectIdGetDatum(source), ObjectIdGetDatum(target),
-	ObjectIdGetDatum(GetUserId())};
-	PipelineUserContext ctx;
-	int			n;
+	char	   *path;
 
 	if (!OidIsValid(target))
 		return;
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("WITH RECURSIVE edge AS ("
-					  "  SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
-					  "                    WHERE u.change_log = d.source LIMIT 1), "
-					  "                   (SELECT c.relation FROM pipeline.captures c "
-					  "                    WHERE c.change_log = d.source), d.source)::oid AS src, "
-					  "         d.target::oid AS dst, "
-					  "         CASE WHEN pg_has_role($3, d.owner, 'USAGE') THEN 'pipeline ' || quote_ident(d.name) "
-					  "              ELSE 'a pipeline of another role' END AS name "
-					  "    FROM pipeline.pipeline_defs d), "
-					  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
-					  "                           WHERE u.change_log = $1 LIMIT 1), "
-					  "                          (SELECT c.relation FROM pipeline.captures c "
-					  "                           WHERE c.change_log = $1), $1)::oid AS rel), "
-					  "reach (rel, path, seen) AS ("
-					  "  SELECT $2::oid, '', ARRAY[$2::oid] "
-					  "  UNION ALL SELECT e.dst, r.path || ' -> ' || e.dst::regclass::text "
-					  "                      || ' (' || e.name || ')', r.seen || e.dst "
-					  "    FROM reach r JOIN edge e ON e.src = r.rel WHERE e.dst <> ALL (r.seen)) "
-					  "SELECT r.path FROM reach r, start s WHERE r.rel = s.rel LIMIT 1",
-					  3, types, values, NULL, true, 1);
-	pipeline_restore_user(&ctx);
-	if (n == 0)
+	path = pipeline_cycle_path(source, target, GetUserId());
+	if (path == NULL)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 			 errmsg("pipeline would close a cycle: its target %s already feeds its source",
 					pipeline_qualified_name(target)),
-			 errdetail("%s%s -> back to this pipeline's source.", pipeline_qualified_name(target),
-					   pipeline_result_text(0, 0)),
+			 errdetail("%s%s -> back to this pipeline's source.", pipeline_qualified_name(target), path),
 			 errhint("Pipelines form a DAG; write to a table that does not feed the source.")));
 }

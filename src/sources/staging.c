@@ -67,6 +67,7 @@
 #include "utils/snapmgr.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "cursor/cursor.h"
 #include "sources/sources.h"
@@ -103,32 +104,8 @@ typedef struct Readers
 static bool
 find_readers(Oid relid, Readers *readers)
 {
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(GetUserId())};
-	PipelineUserContext ctx;
-	int			n;
-	bool		isnull;
-
 	/* names of other roles' pipelines are theirs: not named */
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT source, string_agg(name, ', ' ORDER BY own DESC, name) FROM ("
-					  "  SELECT DISTINCT d.source::oid AS source, a.depth, "
-					  "         pg_has_role($2, d.owner, 'USAGE') AS own, "
-					  "         CASE WHEN pg_has_role($2, d.owner, 'USAGE') THEN format('\"%s\"', d.name) "
-					  "              ELSE 'a pipeline of another role' END AS name "
-					  "    FROM pipeline.pipeline_defs d "
-					  "    JOIN (SELECT $1::regclass, 0::bigint UNION ALL "
-					  "          SELECT * FROM pg_partition_ancestors($1) WITH ORDINALITY) a(relid, depth) "
-					  "      ON a.relid = d.source::oid) r "
-					  "GROUP BY source, depth ORDER BY depth LIMIT 1",
-					  2, types, values, NULL, true, 1);
-	if (n == 1)
-	{
-		readers->source = DatumGetObjectId(pipeline_result_datum(0, 0, &isnull));
-		readers->names = pipeline_result_text(0, 1);
-	}
-	pipeline_restore_user(&ctx);
-	return n == 1;
+	return pipeline_readers_of(relid, GetUserId(), &readers->source, &readers->names);
 }
 
 /*
@@ -151,45 +128,32 @@ held_rows(Oid source, Oid rel)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	CursorSql	cursor = {"$1", "$2", "$3"};
 	Oid			userid = GetUserId();
-	Datum		value = ObjectIdGetDatum(source);
 	const char *rows = psprintf("SELECT 1 FROM %s s WHERE %s", pipeline_qualified_name(source),
 								rel == source ? "true" :
 								"s.tableoid IN (SELECT relid FROM pg_catalog.pg_partition_tree($4))");
 	PipelineUserContext ctx;
-	SPITupleTable *cursors;
+	List	   *cursors;
+	ListCell   *lc;
+	bool		archives;
 	char	   *why = NULL;
-	bool		isnull;
-	int			n;
 
 	PushActiveSnapshot(GetLatestSnapshot());
-	pipeline_become_internal(&ctx);
-	n = pipeline_exec("SELECT CASE WHEN pg_has_role($2, d.owner, 'USAGE') "
-					  "            THEN format('Pipeline \"%s\"', d.name) "
-					  "            ELSE 'A pipeline of another role' END, "
-					  "c.consumed, c.partial_xid, c.partial_seq, "
-					  "EXISTS (SELECT 1 FROM pipeline.retention r WHERE r.source = d.source AND r.archive) "
-					  "FROM pipeline.pipeline_defs d JOIN pipeline.cursors c ON c.pipeline_id = d.id "
-					  "WHERE d.source = $1 ORDER BY pg_has_role($2, d.owner, 'USAGE') DESC, d.name",
-					  2, (Oid[]) {OIDOID, OIDOID}, (Datum[]) {value, ObjectIdGetDatum(userid)},
-					  NULL, true, 0);
-	cursors = SPI_tuptable;
-	pipeline_restore_user(&ctx);
+	cursors = pipeline_source_cursors(source, userid, &archives);
 	values[3] = ObjectIdGetDatum(rel);
 	pipeline_become_relation_owner(source, &ctx);
-	for (int i = 0; i < n && why == NULL; i++)
+	foreach(lc, cursors)
 	{
-		for (int k = 0; k < 3; k++)
-		{
-			values[k] = SPI_getbinval(cursors->vals[i], cursors->tupdesc, k + 2, &isnull);
-			nulls[k] = isnull ? 'n' : ' ';
-		}
+		ReaderCursor *c = lfirst(lc);
+
+		pipeline_catalog_cursor_args(c->consumed, &c->partial, types, values, nulls);
 		if (pipeline_exec(psprintf("%s AND %s", rows, pipeline_rule_pending("s", &cursor)),
 						  4, types, values, nulls, true, 1) > 0)
-			why = psprintf("%s has not consumed all of its rows yet.",
-						   SPI_getvalue(cursors->vals[i], cursors->tupdesc, 1));
+		{
+			why = psprintf("%s has not consumed all of its rows yet.", c->label);
+			break;
+		}
 	}
-	if (why == NULL && n > 0 &&
-		DatumGetBool(SPI_getbinval(cursors->vals[0], cursors->tupdesc, 5, &isnull)) &&
+	if (why == NULL && archives &&
 		pipeline_exec(rows, 4, types, values, "nnn ", true, 1) > 0)
 		why = psprintf("The retention setting of %s archives its consumed rows, and some are not archived yet.",
 					   pipeline_qualified_name(source));

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "run/run.h"
 #include "settings.h"
@@ -209,10 +210,9 @@ nothing_pending(const char *name)
 static bool
 still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 {
-	Oid			types[2] = {INT8OID, BOOLOID};
-	Datum		values[2];
 	bool		wanted = false;
 	PipelineUserContext ctx;
+	char	   *runnable;
 
 	*idle = false;
 	SetCurrentStatementStartTimestamp();
@@ -220,18 +220,15 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	values[0] = Int64GetDatum(my_slot->pipeline_id);
-	values[1] = BoolGetDatum(again);
 	/* the extension may have been dropped or updated meanwhile */
 	if (OidIsValid(get_extension_oid("pipeline", true)) && pipeline_check_version(DEBUG1))
 	{
 		/* never with the database's search_path: this process is a superuser */
 		pipeline_become_internal(&ctx);
-		if (pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE id = $1 AND NOT paused "
-						  "AND suspended_at IS NULL AND (NOT $2 OR schedule = 'continuous')",
-						  2, types, values, NULL, true, 1) == 1)
+		runnable = pipeline_runnable_name(my_slot->pipeline_id, again);
+		if (runnable != NULL)
 		{
-			*name = MemoryContextStrdup(cxt, pipeline_result_text(0, 0));
+			*name = MemoryContextStrdup(cxt, runnable);
 			wanted = true;
 			*idle = (again || (my_slot->continuous && !my_slot->retrying)) &&
 				nothing_pending(*name);

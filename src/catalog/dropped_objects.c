@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * dropped_objects.c
+ *	  What the catalog says about the relations a DROP removes (the sql_drop
+ *	  event trigger's pg_event_trigger_dropped_objects()): the pipelines and
+ *	  checks that use them, refused without CASCADE and dropped with it.
+ *
+ * The caller is the sql_drop event trigger, connected to SPI.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+#include "model.h"
+#include "catalog/catalog.h"
+#include "common/common.h"
+
+/* Pipelines (alias d) using a relation (alias o) the DROP removed. */
+#define USES_DROPPED_RELATION \
+	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
+	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid)"
+
+/* Checks (alias c) looking rows up in a relation the DROP removed. */
+#define CHECK_USES_DROPPED \
+	"JOIN pg_event_trigger_dropped_objects() o " \
+	"ON o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = c.ref_table::oid"
+
+/*
+ * dropped_query
+ *		Runs a statement without parameters about the dropped objects as
+ *		the extension.
+ */
+static int
+dropped_query(const char *sql, bool read_only, long limit)
+{
+	return pipeline_catalog_exec(sql, 0, NULL, NULL, NULL, read_only, limit, false);
+}
+
+/*
+ * pipeline_change_log_dependents
+ *		What goes with change log 'log' when it is dropped: the pipelines
+ *		reading it and the views on it, with their owners, in one sentence
+ *		part; NULL when nothing.
+ */
+char *
+pipeline_change_log_dependents(Oid log)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(log);
+
+	pipeline_catalog_exec("SELECT string_agg(what, ', ' ORDER BY what) FROM ("
+						  "  SELECT format('pipeline %I of role %I', d.name, d.owner::text) AS what "
+						  "    FROM pipeline.pipeline_defs d WHERE d.source = $1 "
+						  "  UNION SELECT format('view %s of role %I', v.oid::regclass, v.relowner::regrole::text) "
+						  "    FROM pg_depend p JOIN pg_rewrite w ON w.oid = p.objid "
+						  "    JOIN pg_class v ON v.oid = w.ev_class "
+						  "   WHERE p.classid = 'pg_rewrite'::regclass AND p.refclassid = 'pg_class'::regclass "
+						  "     AND p.refobjid = $1 AND v.oid <> $1) o",
+						  1, &type, &value, NULL, true, 1, false);
+	return pipeline_result_text(0, 0);
+}
+
+/*
+ * pipeline_dropped_capture_read
+ *		Whether the DROP removes a captured table whose changes a pipeline
+ *		reads: the table's identity and the pipeline's name (one of them).
+ */
+bool
+pipeline_dropped_capture_read(char **relation, char **pipeline)
+{
+	if (dropped_query("SELECT o.object_identity, r.name FROM pipeline.captures c "
+					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
+					  "AND o.objsubid = 0 AND o.objid = c.relation::oid "
+					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log LIMIT 1",
+					  true, 1) == 0)
+		return false;
+	*relation = pipeline_result_text(0, 0);
+	*pipeline = pipeline_result_text(0, 1);
+	return true;
+}
+
+/*
+ * pipeline_dropped_relation_used
+ *		Whether the DROP removes a source, target or tombstone table of a
+ *		pipeline: the relation's identity and the pipeline's name (one of
+ *		them).
+ */
+bool
+pipeline_dropped_relation_used(char **relation, char **pipeline)
+{
+	if (dropped_query("SELECT d.name, o.object_identity FROM pipeline.pipeline_defs d, "
+					  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION,
+					  true, 1) == 0)
+		return false;
+	*pipeline = pipeline_result_text(0, 0);
+	*relation = pipeline_result_text(0, 1);
+	return true;
+}
+
+/*
+ * pipeline_delete_dropped_definitions
+ *		Deletes the definitions of the pipelines using a relation the DROP
+ *		removed; returns them as a List of DroppedDefinition.
+ */
+List *
+pipeline_delete_dropped_definitions(void)
+{
+	List	   *dropped = NIL;
+	int			n;
+
+	n = dropped_query("DELETE FROM pipeline.pipeline_defs d "
+					  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
+					  " RETURNING d.name, coalesce(d.tombstones::oid, 0), "
+					  "coalesce(d.change_log::oid, 0)", false, 0);
+	for (int i = 0; i < n; i++)
+	{
+		DroppedDefinition *d = palloc(sizeof(DroppedDefinition));
+		bool		isnull;
+
+		d->name = pipeline_result_text(i, 0);
+		d->tombstones = DatumGetObjectId(pipeline_result_datum(i, 1, &isnull));
+		d->change_log = DatumGetObjectId(pipeline_result_datum(i, 2, &isnull));
+		dropped = lappend(dropped, d);
+	}
+	return dropped;
+}
+
+/*
+ * pipeline_unpublish_dropped_logs
+ *		The pipelines publishing to a change log the DROP removed stop
+ *		publishing (their versions move on).
+ */
+void
+pipeline_unpublish_dropped_logs(void)
+{
+	dropped_query("UPDATE pipeline.pipeline_defs d SET change_log = NULL, version = version + 1 "
+				  "FROM pg_event_trigger_dropped_objects() o WHERE o.classid = 'pg_class'::regclass "
+				  "AND o.objsubid = 0 AND o.objid = d.change_log::oid", false, 0);
+}
+
+/*
+ * pipeline_dropped_check_reference
+ *		Whether the DROP removes a table a relationships check looks rows
+ *		up in: the table's identity, the check's and its pipeline's names
+ *		(one of them).
+ */
+bool
+pipeline_dropped_check_reference(char **relation, char **check, char **pipeline)
+{
+	if (dropped_query("SELECT o.object_identity, c.name, d.name FROM pipeline.checks c "
+					  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id "
+					  CHECK_USES_DROPPED " LIMIT 1", true, 1) == 0)
+		return false;
+	*relation = pipeline_result_text(0, 0);
+	*check = pipeline_result_text(0, 1);
+	*pipeline = pipeline_result_text(0, 2);
+	return true;
+}
+
+/*
+ * pipeline_delete_dropped_check_references
+ *		Deletes the checks looking rows up in a table the DROP removed,
+ *		moving their pipelines' versions on; returns them as a List of
+ *		DroppedCheck.
+ */
+List *
+pipeline_delete_dropped_check_references(void)
+{
+	List	   *dropped = NIL;
+	int			n;
+
+	n = dropped_query("WITH gone AS (DELETE FROM pipeline.checks c WHERE c.id IN "
+					  "(SELECT c.id FROM pipeline.checks c " CHECK_USES_DROPPED ") "
+					  "RETURNING c.pipeline_id, c.name), "
+					  "bumped AS (UPDATE pipeline.pipeline_defs d SET version = version + 1 "
+					  "WHERE d.id IN (SELECT pipeline_id FROM gone)) "
+					  "SELECT g.name, d.name FROM gone g "
+					  "JOIN pipeline.pipeline_defs d ON d.id = g.pipeline_id", false, 0);
+	for (int i = 0; i < n; i++)
+	{
+		DroppedCheck *c = palloc(sizeof(DroppedCheck));
+
+		c->check = pipeline_result_text(i, 0);
+		c->pipeline = pipeline_result_text(i, 1);
+		dropped = lappend(dropped, c);
+	}
+	return dropped;
+}
