@@ -9,7 +9,8 @@
  * pipeline.cursors and pipeline.run_log: one file per table
  * (definitions.c, cursors.c, run_log.c), plus the questions about which
  * pipelines read and write which relations (pipeline_graph.c) and what a
- * DROP takes with it (dropped_objects.c).  The other areas call their
+ * DROP takes with it (dropped_objects.c); the schedulers' own table is
+ * schedule_state.c's.  The other areas call their
  * functions, named for what they ask.
  *
  *-------------------------------------------------------------------------

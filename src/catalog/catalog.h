@@ -63,6 +63,23 @@ typedef struct DroppedCheck
 	char	   *pipeline;
 } DroppedCheck;
 
+/* A scheduled pipeline as its scheduler's pass reads it (schedule_state.c). */
+typedef struct ScheduleRow
+{
+	int64		id;
+	char	   *name;
+	Oid			owner;
+	char	   *schedule;		/* as stored */
+	bool		stopped;		/* paused or suspended */
+	int32		failures;		/* in a row */
+	TimestampTz last_failure_at;	/* 0 if none */
+	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
+	TimestampTz next_run_at;	/* 0 if none */
+	TimestampTz waiting_since;	/* 0 if not waiting for a worker */
+	Oid			source;
+	TimestampTz last_empty_tick_at; /* 0 if none */
+} ScheduleRow;
+
 /* replay.c: which runs a replay merges again, as the caller asked */
 typedef struct ReplayRequest
 {
@@ -163,6 +180,12 @@ extern bool pipeline_runs_selected(int64 pipeline_id, const ReplayRequest *req,
 								   int64 replay_run_id, ReplayRange *range);
 extern int	pipeline_running_pipelines(int64 **ids);
 extern bool pipeline_last_change(Oid target, TimestampTz *finished_at);
+
+/* schedule_state.c */
+extern List *pipeline_scheduled_definitions(void);
+extern void pipeline_save_schedule_state(int64 pipeline_id, TimestampTz next,
+										 TimestampTz waiting_since);
+extern void pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next);
 
 /* history_retention.c */
 extern void pipeline_purge_history(const char *table, const char *time_column,

@@ -17,11 +17,11 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "utils/timestamp.h"
 
 #include "model.h"
+#include "catalog/catalog.h"
 #include "common/common.h"
 #include "definition/definition.h"
 #include "run/run.h"
@@ -51,52 +51,33 @@ pipeline_retry_delay_ms(int64 pipeline_id, int32 failures)
 
 /*
  * pipeline_read_scheduled
- *		The pipelines with a schedule other than 'manual'.  The caller is
- *		in a transaction, connected to SPI.  Every pass reads them all, so
- *		the statement is planned once (a kept plan is planned again when
- *		the catalog changes) and each pipeline's last start is one probe of
- *		the run_log (pipeline_id, started_at) index.
+ *		The pipelines with a schedule other than 'manual', as this pass
+ *		sees them (schedule_state.c reads them).  The caller is in a
+ *		transaction, connected to SPI.
  */
 List *
 pipeline_read_scheduled(void)
 {
 	List	   *pipelines = NIL;
-	int			n;
+	ListCell   *lc;
 
-	n = pipeline_exec_kept("SELECT d.id, d.name, d.owner::oid, d.schedule, "
-						   "d.paused OR d.suspended_at IS NOT NULL, "
-						   "coalesce(t.consecutive_failures, 0), t.last_failure_at, "
-						   "greatest((SELECT max(l.started_at) FROM pipeline.run_log l "
-						   "WHERE l.pipeline_id = d.id), s.last_empty_tick_at), "
-						   "s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at "
-						   "FROM pipeline.pipeline_defs d "
-						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = d.id "
-						   "LEFT JOIN pipeline.schedule_state s ON s.pipeline_id = d.id "
-						   "WHERE d.schedule <> 'manual' ORDER BY d.id",
-						   0, NULL, NULL, NULL, true, 0);
-	for (int i = 0; i < n; i++)
+	foreach(lc, pipeline_scheduled_definitions())
 	{
+		ScheduleRow *r = lfirst(lc);
 		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
-		bool		isnull;
-		Datum		d;
 
-		p->id = pipeline_result_int64(i, 0);
-		p->name = pipeline_result_text(i, 1);
-		p->owner = DatumGetObjectId(pipeline_result_datum(i, 2, &isnull));
-		pipeline_schedule_parse(pipeline_result_text(i, 3), &p->schedule);
-		p->stopped = DatumGetBool(pipeline_result_datum(i, 4, &isnull));
-		p->failures = (int32) pipeline_result_int64(i, 5);
-		d = pipeline_result_datum(i, 6, &isnull);
-		p->last_failure_at = isnull ? 0 : DatumGetTimestampTz(d);
-		d = pipeline_result_datum(i, 7, &isnull);
-		p->last_start = isnull ? 0 : DatumGetTimestampTz(d);
-		d = pipeline_result_datum(i, 8, &isnull);
-		p->next_run_at = isnull ? 0 : DatumGetTimestampTz(d);
-		d = pipeline_result_datum(i, 9, &isnull);
-		p->waiting_since = isnull ? 0 : DatumGetTimestampTz(d);
-		p->source = DatumGetObjectId(pipeline_result_datum(i, 10, &isnull));
-		d = pipeline_result_datum(i, 11, &isnull);
-		p->last_empty_tick_at = isnull ? 0 : DatumGetTimestampTz(d);
+		p->id = r->id;
+		p->name = r->name;
+		p->owner = r->owner;
+		pipeline_schedule_parse(r->schedule, &p->schedule);
+		p->stopped = r->stopped;
+		p->failures = r->failures;
+		p->last_failure_at = r->last_failure_at;
+		p->last_start = r->last_start;
+		p->next_run_at = r->next_run_at;
+		p->waiting_since = r->waiting_since;
+		p->source = r->source;
+		p->last_empty_tick_at = r->last_empty_tick_at;
 		pipelines = lappend(pipelines, p);
 	}
 	return pipelines;
@@ -140,22 +121,11 @@ pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
 void
 pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampTz waiting_since)
 {
-	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-
 	if (next == DT_NOEND)
 		next = 0;
 	if (next == p->next_run_at && waiting_since == p->waiting_since)
 		return;
-	values[0] = Int64GetDatum(p->id);
-	values[1] = TimestampTzGetDatum(next);
-	nulls[1] = next == 0 ? 'n' : ' ';
-	values[2] = TimestampTzGetDatum(waiting_since);
-	nulls[2] = waiting_since == 0 ? 'n' : ' ';
-	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, waiting_since) "
-				  "VALUES ($1, $2, $3) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
-				  "waiting_since = $3, updated_at = now()", 3, types, values, nulls, false, 0);
+	pipeline_save_schedule_state(p->id, next, waiting_since);
 	p->next_run_at = next;
 	p->waiting_since = waiting_since;
 }
@@ -195,16 +165,7 @@ pipeline_quiet_tick(const ScheduledPipeline *p)
 void
 pipeline_record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next)
 {
-	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
-
-	values[0] = Int64GetDatum(p->id);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = TimestampTzGetDatum(next);
-	pipeline_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, empty_ticks, "
-				  "last_empty_tick_at) VALUES ($1, $3, 1, $2) ON CONFLICT (pipeline_id) DO UPDATE "
-				  "SET next_run_at = $3, empty_ticks = s.empty_ticks + 1, last_empty_tick_at = $2, "
-				  "updated_at = now()", 3, types, values, NULL, false, 0);
+	pipeline_save_empty_tick(p->id, now, next);
 	p->next_run_at = next;
 	p->last_start = now;		/* its next time counts from the tick */
 	p->due = next;
