@@ -686,6 +686,7 @@ extern void pipeline_run_worker_init(void);
 
 /* run.c */
 extern void pipeline_fail_dead_runs(void);
+extern void pipeline_run_nonatomic(const char *name);
 extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 /* replay.c: which runs a replay merges again, as the caller asked */
