@@ -56,6 +56,7 @@ SET min_parallel_table_scan_size = 0;
 SET enable_indexscan = off;
 SET enable_indexonlyscan = off;
 SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT FROM be.src WHERE _xid >= '0'::xid8;
 SELECT b.pending_rows = be.explain_rows('be_plain', 'be.src') AS as_explain
   FROM pipeline.backlog('be_plain') b;
 SELECT b.pending_rows = be.explain_rows('be_parts', 'be.parts') AS as_explain
