@@ -34,8 +34,8 @@ typedef struct PipelineSnapshot
 	(offsetof(PipelineSnapshot, xip) + sizeof(FullTransactionId) * (nxip))
 
 /*
- * Ownership and privileges of a schema, a relation or a database:
- * PostgreSQL 16 replaced the functions per object class by
+ * Ownership and privileges of a schema, a relation, a database or a
+ * function: PostgreSQL 16 replaced the functions per object class by
  * object_ownercheck and object_aclcheck (pg_class_aclcheck and
  * pg_attribute_aclcheck stay).  The caller includes utils/acl.h.
  */
@@ -43,6 +43,7 @@ typedef struct PipelineSnapshot
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #define pipeline_relation_ownercheck(rel, role) \
 	object_ownercheck(RelationRelationId, (rel), (role))
 #define pipeline_namespace_ownercheck(nsp, role) \
@@ -51,6 +52,8 @@ typedef struct PipelineSnapshot
 	object_ownercheck(DatabaseRelationId, (db), (role))
 #define pipeline_namespace_aclcheck(nsp, role, mode) \
 	object_aclcheck(NamespaceRelationId, (nsp), (role), (mode))
+#define pipeline_proc_aclcheck(proc, role, mode) \
+	object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
 #else
 #define pipeline_relation_ownercheck(rel, role) \
 	pg_class_ownercheck((rel), (role))
@@ -60,6 +63,8 @@ typedef struct PipelineSnapshot
 	pg_database_ownercheck((db), (role))
 #define pipeline_namespace_aclcheck(nsp, role, mode) \
 	pg_namespace_aclcheck((nsp), (role), (mode))
+#define pipeline_proc_aclcheck(proc, role, mode) \
+	pg_proc_aclcheck((proc), (role), (mode))
 #endif
 
 /*

@@ -87,10 +87,6 @@ PG_FUNCTION_INFO_V1(pipeline_train_archive_dictionary);
 #define DICTIONARY_MAX_SAMPLE_BYTES (16 * 1024 * 1024)
 #define DICTIONARY_MAX_SAMPLE_ROWS 100000
 
-/* pipeline.archive_interval, in seconds; -1: runs make no pass. */
-
-/* pipeline.retention_hold_limit, in seconds; -1: other roles' readers hold rows forever. */
-
 /* A table's retention setting, as a pass needs it. */
 typedef struct Retention
 {

@@ -6,7 +6,7 @@
  *
  * A batch is merged by one statement.  Its parameters are fixed for every
  * statement built here, so that one parameter array serves them all; they
- * are declared once, as BatchParam (pipeline.h, batch.c), and named here
+ * are declared once, as BatchParam (batch.h, batch.c), and named here
  * only through pipeline_batch_param (P below).
  *
  * Pending rows are read through the (_xid, _seq) index, never by scanning

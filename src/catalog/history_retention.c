@@ -23,8 +23,6 @@
 #include "common/common.h"
 #include "settings.h"
 
-/* pipeline.history_retention, in seconds; -1 keeps everything. */
-
 /*
  * pipeline_purge_history
  *		Deletes the rows of pipeline.<table> whose <key_column> is 'key' (all

@@ -25,8 +25,6 @@
 #include "common/common.h"
 #include "settings.h"
 
-/* pipeline.suspend_after_failures; 0 never suspends. */
-
 /* A finished run, as read back from the history. */
 typedef struct RunOutcome
 {

@@ -24,10 +24,14 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/commit_ts.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "nodes/params.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -122,27 +126,31 @@ count_pending(const char *source, CursorState *c, int64 limit)
 
 /*
  * estimate_pending
- *		The planner's estimate of the rows from the cursor's xmin on (a
- *		literal, so that the estimate uses the value and the index's
- *		actual upper end).
+ *		The planner's estimate of the rows from the cursor's xmin on: the
+ *		top plan node's row count, the figure EXPLAIN shows (an Append's
+ *		sum for a partitioned source), from a plan that is never run.  The
+ *		xmin is a parameter marked constant, so that the estimate uses its
+ *		value and the index's actual upper end, as a literal would.  No
+ *		privilege is checked here: the count before it read the same
+ *		source as the same role.
  */
 static int64
 estimate_pending(const char *source, CursorState *c)
 {
-	Oid			type = PG_SNAPSHOTOID;
-	Oid			jtype = TEXTOID;
-	Datum		plan;
-	char	   *xmin;
+	PipelineSnapshot *consumed = (PipelineSnapshot *) PG_DETOAST_DATUM(c->values[0]);
+	Oid			type = XID8OID;
+	char	   *sql = psprintf("SELECT FROM %s WHERE _xid OPERATOR(pg_catalog.>=) $1", source);
+	RawStmt    *raw = linitial_node(RawStmt, pg_parse_query(sql));
+	List	   *queries = pg_analyze_and_rewrite_fixedparams(raw, sql, &type, 1, NULL);
+	ParamListInfo params = makeParamList(1);
+	PlannedStmt *plan;
 
-	pipeline_exec("SELECT pg_snapshot_xmin($1)::text", 1, &type, c->values, NULL, true, 1);
-	xmin = pipeline_result_text(0, 0);
-	pipeline_exec(psprintf("EXPLAIN (FORMAT JSON) SELECT FROM %s WHERE _xid >= %s::xid8",
-						   source, quote_literal_cstr(xmin)),
-				  0, NULL, NULL, NULL, false, 0);	/* SPI refuses a read-only EXPLAIN */
-	plan = CStringGetTextDatum(pipeline_result_text(0, 0));
-	pipeline_exec("SELECT round(($1::json -> 0 -> 'Plan' ->> 'Plan Rows')::float8)::bigint",
-				  1, &jtype, &plan, NULL, true, 1);
-	return pipeline_result_int64(0, 0);
+	params->params[0].value = FullTransactionIdGetDatum(consumed->xmin);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = XID8OID;
+	plan = pg_plan_query(linitial_node(Query, queries), sql, CURSOR_OPT_PARALLEL_OK, params);
+	return (int64) rint(plan->planTree->plan_rows);	/* as EXPLAIN rounds it */
 }
 
 /*

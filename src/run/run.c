@@ -21,9 +21,10 @@
  * its source when one is due (archive.c).
  *
  * Called with CALL outside a transaction block, each batch commits on its
- * own; otherwise the whole run is one transaction.  Two runs of a pipeline
- * (replays included) never overlap: the second returns at once with status
- * 'skipped'.
+ * own; otherwise the whole run is one transaction.  A run worker calls the
+ * same body directly (pipeline_run_nonatomic), batch by batch like such a
+ * CALL.  Two runs of a pipeline (replays included) never overlap: the
+ * second returns at once with status 'skipped'.
  *
  *-------------------------------------------------------------------------
  */
@@ -816,22 +817,18 @@ refuse_nested_run(const char *name)
 
 /*
  * run_pipeline
- *		Shared body of run, requeue_quarantine and replay; 'rs' says which,
- *		and with what arguments.
+ *		Shared body of run, requeue_quarantine, replay and a run worker's
+ *		run; 'rs' says which, with what arguments, and whether all in the
+ *		caller's transaction (rs->atomic).  Leaves the outcome in 'rs'.
  */
-static Datum
-run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
+static void
+run_pipeline(RunState *rs, const char *name)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	LOCKTAG		tag;
-	char	   *name;
-	Datum		result;
 
 	pipeline_check_version(ERROR);
-	name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	refuse_nested_run(name);
-	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
-				   !castNode(CallContext, fcinfo->context)->atomic);
 
 	if (SPI_connect_ext(rs->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -853,7 +850,7 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 				 errhint("Call pipeline.resume('%s') to let it run.", name)));
 		SPI_finish();
 		MemoryContextSwitchTo(callcxt);
-		return result_row(fcinfo, rs);
+		return;
 	}
 
 	run_lock_tag(&tag, rs->def->id);
@@ -868,13 +865,13 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 				 errhint("Wait for that run to finish, or watch it in pipeline.runs.")));
 		SPI_finish();
 		MemoryContextSwitchTo(callcxt);
-		return result_row(fcinfo, rs);
+		return;
 	}
 
 	pipeline_batch_state_init(&rs->batch);	/* in SPI's procedure context */
 	PG_TRY();
 	{
-		running_pipeline = name;	/* allocated in callcxt, as long as the call */
+		running_pipeline = name;	/* the caller's, as long as the call */
 		execute_run(rs);
 		running_pipeline = NULL;
 	}
@@ -898,8 +895,43 @@ run_pipeline(FunctionCallInfo fcinfo, RunState *rs)
 		LockRelease(&tag, ExclusiveLock, true);
 	SPI_finish();
 	MemoryContextSwitchTo(callcxt);
-	result = result_row(fcinfo, rs);
-	return result;
+}
+
+/*
+ * call_run
+ *		The procedures' side of run_pipeline: the pipeline named by the
+ *		first argument, batch by batch when CALL runs it outside a
+ *		transaction block; the result row.
+ */
+static Datum
+call_run(FunctionCallInfo fcinfo, RunState *rs)
+{
+	rs->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+				   !castNode(CallContext, fcinfo->context)->atomic);
+	run_pipeline(rs, PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	return result_row(fcinfo, rs);
+}
+
+/*
+ * pipeline_run_nonatomic
+ *		A run of the named pipeline, batch by batch, exactly as CALL
+ *		pipeline.run(name) outside a transaction block makes it: the same
+ *		checks, history, events and error handling; for a run worker.  The
+ *		caller provides what CALL provides: a transaction, and an active
+ *		portal whose memory is current and outlives the run's commits (SPI's
+ *		non-atomic mode keeps its memory there, and takes the snapshot of
+ *		the first statement after each commit from it).  Errors propagate,
+ *		after the run recorded them.
+ */
+void
+pipeline_run_nonatomic(const char *name)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+
+	rs->from = BATCH_FROM_STAGING;
+	rs->max_rows = -1;
+	rs->atomic = false;
+	run_pipeline(rs, name);
 }
 
 /*
@@ -920,7 +952,7 @@ pipeline_run(PG_FUNCTION_ARGS)
 				 errhint("Pass NULL to consume every pending row.")));
 	rs->from = BATCH_FROM_STAGING;
 	rs->max_rows = max_rows;
-	return run_pipeline(fcinfo, rs);
+	return call_run(fcinfo, rs);
 }
 
 /*
@@ -935,7 +967,7 @@ pipeline_requeue_quarantine(PG_FUNCTION_ARGS)
 	rs->from = BATCH_FROM_QUARANTINE;
 	rs->max_rows = -1;
 	rs->requeue_ids = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	return run_pipeline(fcinfo, rs);
+	return call_run(fcinfo, rs);
 }
 
 /*
@@ -960,5 +992,5 @@ pipeline_replay(PG_FUNCTION_ARGS)
 	req->first_run = req->has_first ? PG_GETARG_INT64(3) : 0;
 	req->has_last = !PG_ARGISNULL(4);
 	req->last_run = req->has_last ? PG_GETARG_INT64(4) : 0;
-	return run_pipeline(fcinfo, rs);
+	return call_run(fcinfo, rs);
 }

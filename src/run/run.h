@@ -48,6 +48,7 @@ extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 /* run.c */
 extern volatile sig_atomic_t pipeline_stop_requested;
 extern void pipeline_fail_dead_runs(void);
+extern void pipeline_run_nonatomic(const char *name);
 extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 /* replay.c */

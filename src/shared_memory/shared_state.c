@@ -50,8 +50,6 @@
 #include "settings.h"
 #include "shared_memory/shared_memory.h"
 
-/* pipeline.max_workers, pipeline.max_databases (postmaster settings) */
-
 PipelineShared *pipeline_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

@@ -47,8 +47,6 @@
 
 PGDLLEXPORT void pipeline_launcher_main(Datum arg);
 
-/* pipeline.launcher_naptime, in milliseconds */
-
 /* Naps after which a database without the extension is looked at again. */
 #define RECHECK_NAPS 10
 

@@ -4,13 +4,14 @@
  *	  A run worker: runs one pipeline for its scheduler, as the pipeline's
  *	  owner.
  *
- * The worker executes CALL pipeline.run(<name>) as a top-level statement,
- * exactly what a client's CALL does: each batch commits with its cursor,
- * and the run records itself in pipeline.runs.  It connects as the
- * bootstrap superuser (PostgreSQL 15 does not let a background worker log
- * in as a NOLOGIN role, which owner roles often are) and runs the statement
- * with the owner as its user id, locked so that nothing inside can change
- * it back: a pipeline gains no privilege from running in a worker.
+ * The worker runs the pipeline exactly as a client's CALL pipeline.run(<name>)
+ * outside a transaction block does, by calling the run directly (run.c):
+ * each batch commits with its cursor, and the run records itself in
+ * pipeline.runs.  It connects as the bootstrap superuser (PostgreSQL 15
+ * does not let a background worker log in as a NOLOGIN role, which owner
+ * roles often are) and runs with the owner as its user id, locked so that
+ * nothing inside can change it back, after the checks CALL would make of
+ * the owner: a pipeline gains no privilege from running in a worker.
  *
  * A worker of a scheduled pipeline runs it once and stops.  A worker of a
  * continuous pipeline stays while no other pipeline waits for a worker: it
@@ -35,10 +36,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
-#include "parser/analyze.h"
+#include "parser/parse_func.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -47,11 +49,13 @@
 #include "storage/lwlock.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
-#include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -65,8 +69,6 @@
 
 PGDLLEXPORT void pipeline_run_worker_main(Datum arg);
 
-
-/* pipeline.continuous_naptime and continuous_min_interval, in milliseconds */
 
 static PipelineWorkerSlot *my_slot = NULL;
 
@@ -127,56 +129,118 @@ release_worker_slot(int code, Datum arg)
 }
 
 /*
- * run_top_level
- *		Runs one SQL statement as a client's simple query would: its own
- *		transaction, a top-level portal (so that CALL may commit), results
- *		discarded.  Errors propagate.
+ * check_may_call_run
+ *		What CALL pipeline.run checks of its caller, checked of the owner:
+ *		USAGE on the schema (the lookup by qualified name checks it) and
+ *		EXECUTE on the procedure; the object access hook hears of the call
+ *		as of any procedure's.  An owner who may not call pipeline.run gets
+ *		no run from a worker either.
  */
 static void
-run_top_level(const char *sql)
+check_may_call_run(void)
 {
-	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pipeline worker statement",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	RawStmt    *raw;
-	List	   *plans;
+	ObjectWithArgs *run = makeNode(ObjectWithArgs);
+	Oid			proc;
+	AclResult	acl;
+
+	run->objname = list_make2(makeString(PIPELINE_SCHEMA), makeString("run"));
+	run->args_unspecified = true;
+	proc = LookupFuncWithArgs(OBJECT_PROCEDURE, run, false);
+	acl = pipeline_proc_aclcheck(proc, GetUserId(), ACL_EXECUTE);
+
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_PROCEDURE, get_func_name(proc));
+	InvokeFunctionExecuteHook(proc);
+}
+
+/*
+ * open_call_portal
+ *		An invisible portal, made active and current as PortalRun makes a
+ *		CALL's: SPI's non-atomic mode keeps its memory there across the
+ *		run's commits, and after each commit takes the snapshot of the next
+ *		statement from it.
+ */
+static Portal
+open_call_portal(const char *activity)
+{
+	Portal		portal = CreatePortal("", true, true);
+
+	portal->visible = false;
+	PortalDefineQuery(portal, NULL, activity, CMDTAG_CALL, NIL, NULL);
+	PortalStart(portal, NULL, 0, InvalidSnapshot);
+	MarkPortalActive(portal);
+	ActivePortal = portal;
+	PortalContext = portal->portalContext;
+	CurrentResourceOwner = portal->resowner;
+	MemoryContextSwitchTo(PortalContext);
+	return portal;
+}
+
+/*
+ * close_call_portal
+ *		After the run, as PortalRun and PortalDrop end a CALL: pops the
+ *		snapshot a statement after the last commit took, and drops the
+ *		portal.  The transaction stays open.
+ */
+static void
+close_call_portal(Portal portal)
+{
+	if (portal->portalSnapshot != NULL && ActiveSnapshotSet())
+		PopActiveSnapshot();
+	portal->portalSnapshot = NULL;
+	MarkPortalDone(portal);
+	ActivePortal = NULL;
+	PortalContext = NULL;
+	/* the run's commits replaced the transaction the portal began in */
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	MemoryContextSwitchTo(TopTransactionContext);
+	PortalDrop(portal, false);
+}
+
+/*
+ * run_as_call
+ *		Runs the pipeline as a client's CALL pipeline.run(name) outside a
+ *		transaction block does, calling the run directly instead of parsing
+ *		and planning that statement: a transaction of its own, a portal for
+ *		SPI's non-atomic mode (see pipeline_run_nonatomic).  pg_stat_activity
+ *		and the server log's STATEMENT lines show that CALL, the statement a
+ *		client would type for the same run.  Errors propagate; the run
+ *		recorded them.
+ */
+static void
+run_as_call(const char *name)
+{
+	char	   *activity = psprintf("CALL pipeline.run(%s)", quote_literal_cstr(name));
+	MemoryContext cxt = CurrentMemoryContext;
 	Portal		portal;
-	DestReceiver *dest;
-	QueryCompletion qc;
-	bool		snapshot_set = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	debug_query_string = sql;
-	pgstat_report_activity(STATE_RUNNING, sql);
+	debug_query_string = activity;
+	pgstat_report_activity(STATE_RUNNING, activity);
+	check_may_call_run();
 
-	raw = linitial_node(RawStmt, pg_parse_query(sql));
-	if (analyze_requires_snapshot(raw))
+	portal = open_call_portal(activity);
+	PG_TRY();
 	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		snapshot_set = true;
+		pipeline_run_nonatomic(name);
 	}
-	plans = pg_plan_queries(pg_analyze_and_rewrite_fixedparams(raw, sql, NULL, 0, NULL),
-							sql, CURSOR_OPT_PARALLEL_OK, NULL);
-	if (snapshot_set)
-		PopActiveSnapshot();
-
-	portal = CreatePortal("", true, true);
-	portal->visible = false;
-	PortalDefineQuery(portal, NULL, sql, CreateCommandTag(raw->stmt), plans, NULL);
-	PortalStart(portal, NULL, 0, InvalidSnapshot);
-	dest = CreateDestReceiver(DestNone);
-	(void) PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
-	dest->rDestroy(dest);
-	PortalDrop(portal, false);
+	PG_CATCH();
+	{
+		/* the abort drops it */
+		MarkPortalFailed(portal);
+		ActivePortal = NULL;
+		PortalContext = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	close_call_portal(portal);
 	CommitTransactionCommand();
 
 	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
+	MemoryContextSwitchTo(cxt);
 }
 
 /*
@@ -258,7 +322,7 @@ run_once(const char *name)
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(my_slot->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
-		run_top_level(psprintf("CALL pipeline.run(%s)", quote_literal_cstr(name)));
+		run_as_call(name);
 		SetUserIdAndSecContext(saved_user, saved_context);
 	}
 	PG_CATCH();
