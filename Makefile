@@ -43,8 +43,8 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 # so that a changed struct never leaves an object built with its old layout.
 $(OBJS): $(wildcard src/*.h src/*/*.h)
 
-# The library knows the version it was built for (src/common/version.c).
-src/common/version.o: $(EXTENSION).control
+# The library knows the version it was built for (src/base/version.c).
+src/base/version.o: $(EXTENSION).control
 
 # The current version's install script: a header, then the pieces in order,
 # each after a blank line.

@@ -35,10 +35,10 @@
 #include "utils/acl.h"
 
 #include "model.h"
-#include "utility_hook.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "freshness/freshness.h"
 #include "shared_memory/shared_memory.h"
+#include "utility_hook.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 

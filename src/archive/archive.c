@@ -60,10 +60,10 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
 #include "archive/archive.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "cursor/cursor.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "settings.h"
 #include "sources/sources.h"
 

@@ -49,7 +49,7 @@
 
 #include "model.h"
 #include "archive/archive.h"
-#include "common/common.h"
+#include "base/base.h"
 
 PG_FUNCTION_INFO_V1(pipeline_archived_rows);
 PG_FUNCTION_INFO_V1(pipeline_archived_rows_jsonb);

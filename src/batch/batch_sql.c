@@ -34,14 +34,14 @@
  */
 #include "postgres.h"
 
-#include "lib/stringinfo.h"
 #include "catalog/pg_class.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "cursor/cursor.h"
 #include "sources/sources.h"
 #include "strategy.h"

@@ -26,8 +26,8 @@
 #include "utils/syscache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "sources/sources.h"
 #include "strategy.h"
 

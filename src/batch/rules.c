@@ -30,8 +30,8 @@
 #include "utils/syscache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "strategy.h"
 
 /*

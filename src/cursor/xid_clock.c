@@ -35,8 +35,8 @@
 #include "utils/snapmgr.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
 #include "cursor/cursor.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "shared_memory/shared_memory.h"
 
 PG_FUNCTION_INFO_V1(pipeline_current_xid);

@@ -35,10 +35,10 @@
 #include "utils/lsyscache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
 #include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 PG_FUNCTION_INFO_V1(pipeline_add_check);
 PG_FUNCTION_INFO_V1(pipeline_drop_check);

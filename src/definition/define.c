@@ -44,11 +44,11 @@
 
 #include "model.h"
 #include "archive/archive.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
 #include "definition/definition.h"
 #include "lineage/lineage.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "shared_memory/shared_memory.h"
 #include "sources/sources.h"
 #include "strategy.h"

@@ -24,9 +24,9 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
 
 PG_FUNCTION_INFO_V1(pipeline_on_sql_drop);

@@ -26,7 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "definition/definition.h"
 
 PG_FUNCTION_INFO_V1(pipeline_next_run_after);

@@ -20,11 +20,11 @@
 #include "utils/ruleutils.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
 #include "definition/definition.h"
 #include "lineage/lineage.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /*
  * column_type_from_json

@@ -28,9 +28,9 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "freshness/freshness.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 PG_FUNCTION_INFO_V1(pipeline_add_freshness_check);
 PG_FUNCTION_INFO_V1(pipeline_alter_freshness_check);

@@ -50,10 +50,10 @@
 #include "utils/rel.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "lineage/lineage.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
 
 /* One source column an expression reads, and how. */

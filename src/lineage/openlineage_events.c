@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * openlineage_events.c
- *	  The OpenLineage outbox: its settings, and the trigger recording the
+ *	  The OpenLineage outbox: the trigger recording the
  *	  facts of every run's events.
  *
  * A run's start and end each add a row to pipeline.openlineage_run_events
@@ -22,9 +22,9 @@
 #include "utils/rel.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "lineage/lineage.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "settings.h"
 
 PG_FUNCTION_INFO_V1(pipeline_openlineage_on_run);

@@ -38,9 +38,9 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "cursor/cursor.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 
 PG_FUNCTION_INFO_V1(pipeline_backlog);

@@ -30,10 +30,10 @@
 #include "utils/resowner.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "sources/sources.h"
 #include "strategy.h"

@@ -25,13 +25,13 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "nodes/pg_list.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "definition/definition.h"
 #include "run/run.h"
 

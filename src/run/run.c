@@ -45,11 +45,11 @@
 
 #include "model.h"
 #include "archive/archive.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
 #include "cursor/cursor.h"
 #include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "sources/sources.h"
 

@@ -16,7 +16,7 @@
 #include <signal.h>
 
 #include "batch/batch.h"
-#include "catalog/catalog.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /* row_watch.c */
 extern void pipeline_mark_init(void);

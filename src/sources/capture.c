@@ -23,8 +23,8 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
 
 PG_FUNCTION_INFO_V1(pipeline_capture);

@@ -92,7 +92,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "sources/sources.h"
 
 PG_FUNCTION_INFO_V1(pipeline_capture_changes);

@@ -66,7 +66,7 @@
 #include "utils/snapmgr.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "sources/sources.h"
 
 PG_FUNCTION_INFO_V1(pipeline_on_ddl_command_start);

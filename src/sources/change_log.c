@@ -70,9 +70,9 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "cursor/cursor.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
 
 /* Advisory lock class of a change log: joiners exclusive, trimmers shared. */

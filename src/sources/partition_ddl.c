@@ -16,7 +16,7 @@
 #include "utils/lsyscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "sources/sources.h"
 
 /*

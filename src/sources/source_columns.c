@@ -21,13 +21,13 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "sources/sources.h"
 
 /*

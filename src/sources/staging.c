@@ -67,9 +67,9 @@
 #include "utils/snapmgr.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "cursor/cursor.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
 #include "strategy.h"
 

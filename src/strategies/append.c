@@ -15,8 +15,8 @@
 #include "utils/builtins.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "strategies/strategies.h"
 #include "strategy.h"
 

@@ -22,8 +22,8 @@
 #include "utils/lsyscache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "strategies/strategies.h"
 #include "strategy.h"
 

@@ -64,8 +64,8 @@
 #include "utils/typcache.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "batch/batch.h"
-#include "common/common.h"
 #include "strategies/strategies.h"
 
 /*

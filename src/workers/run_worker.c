@@ -60,8 +60,8 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "settings.h"
 #include "shared_memory/shared_memory.h"

@@ -45,7 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 #include "definition/definition.h"
 #include "run/run.h"
 #include "settings.h"

@@ -19,8 +19,8 @@
 #include "utils/guc.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "settings.h"
 
 /*

@@ -15,8 +15,8 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "catalog/pg_class.h"
 #include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -27,7 +27,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 
 /* Set while the extension drops a table of its own (see dependencies.c). */
 static bool dropping_own_table = false;

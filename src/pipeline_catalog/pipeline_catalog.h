@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.h
+ * pipeline_catalog.h
  *	  The extension's own catalog tables, and the only code that writes SQL
  *	  against pipeline.pipeline_defs, pipeline.cursors and pipeline.run_log:
  *	  definitions (definitions.c), which pipelines read and write which

@@ -5,7 +5,7 @@
  *	  own tables, running a catalog statement as the extension, and the
  *	  parameters and columns a cursor is stored in.
  *
- * Only src/catalog/ writes SQL against pipeline.pipeline_defs,
+ * Only src/pipeline_catalog/ writes SQL against pipeline.pipeline_defs,
  * pipeline.cursors and pipeline.run_log: one file per table
  * (definitions.c, cursors.c, run_log.c), plus the questions about which
  * pipelines read and write which relations (pipeline_graph.c) and what a
@@ -22,8 +22,8 @@
 #include "utils/lsyscache.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /*
  * pipeline_catalog_relid

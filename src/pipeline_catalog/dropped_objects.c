@@ -15,8 +15,8 @@
 #include "utils/builtins.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /* Pipelines (alias d) using a relation (alias o) the DROP removed. */
 #define USES_DROPPED_RELATION \

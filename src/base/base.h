@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * common.h
+ * base.h
  *	  The ground every area stands on: whose privileges work runs with
  *	  (security.c), SPI, quoting and users' expressions (sqlexec.c), facts
  *	  about the user's relations (relations.c), who may read a relation
@@ -8,8 +8,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PIPELINE_COMMON_H
-#define PIPELINE_COMMON_H
+#ifndef PIPELINE_BASE_H
+#define PIPELINE_BASE_H
 
 #include "model.h"
 
@@ -72,4 +72,4 @@ extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *co
 
 extern bool pipeline_check_version(int elevel);
 
-#endif							/* PIPELINE_COMMON_H */
+#endif							/* PIPELINE_BASE_H */

@@ -34,7 +34,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 
 /*
  * switch_user

@@ -18,8 +18,8 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /* The columns a pass reads of each scheduled pipeline, in this order. */
 #define SCHEDULED_COLUMNS \

@@ -21,8 +21,8 @@
 #include "utils/memutils.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "strategy.h"
 
 /* The columns a definition is read by, in the order of the SELECT list. */

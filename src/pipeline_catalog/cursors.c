@@ -16,8 +16,8 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /*
  * A cursor's columns (alias c), read together; each statement reading them

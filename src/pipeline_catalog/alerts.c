@@ -25,8 +25,8 @@
 #include "utils/builtins.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /* An alert's message is cut to this many bytes (an error can be long). */
 #define ALERT_MESSAGE_MAX 2000

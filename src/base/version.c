@@ -28,7 +28,7 @@
 #include "utils/rel.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 
 #ifndef PIPELINE_VERSION
 #error "PIPELINE_VERSION must be defined (the Makefile reads it from pipeline.control)"

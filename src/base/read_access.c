@@ -29,7 +29,7 @@
 #include "utils/syscache.h"
 
 #include "model.h"
-#include "common/common.h"
+#include "base/base.h"
 
 PG_FUNCTION_INFO_V1(pipeline_may_read_every_row);
 

@@ -17,8 +17,8 @@
 #include "utils/builtins.h"
 
 #include "model.h"
-#include "catalog/catalog.h"
-#include "common/common.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 
 /*
  * by_oid
