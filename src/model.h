@@ -48,7 +48,8 @@ typedef struct PipelineDef
 	Oid			target;
 	Oid			tombstones;		/* InvalidOid when the pipeline keeps none */
 	List	   *key;			/* of char *, target column names */
-	const struct PipelineStrategy *strategy;	/* how rows reach the target (strategy.h) */
+	const struct PipelineStrategy *strategy;	/* how rows reach the target
+												 * (strategy.h) */
 	char	   *sequence_by;	/* target column, or NULL */
 	char	   *delete_when;	/* boolean expression over the source row */
 	Jsonb	   *columns;		/* target column -> expression (or null) */
@@ -64,8 +65,10 @@ typedef struct PipelineDef
 	char	   *statement_timeout;	/* interval text, or NULL for none */
 	int64		statement_timeout_ms;	/* 0: none */
 	int32		version;
-	Oid			change_log;		/* where it publishes its changes, or InvalidOid */
-	bool		reads_change_log;	/* its source is another target's change log */
+	Oid			change_log;		/* where it publishes its changes, or
+								 * InvalidOid */
+	bool		reads_change_log;	/* its source is another target's change
+									 * log */
 	List	   *track_history;	/* scd2: of char *; NIL: every column but key
 								 * and sequence_by */
 } PipelineDef;
@@ -127,9 +130,12 @@ typedef struct QualityCheck
 	char	   *name;
 	char	   *kind;
 	CheckAction action;
-	char	   *passes;			/* SQL boolean over the batch row; NULL: batch check */
-	char	   *window;			/* a window column passes reads (unique), or NULL */
-	bool		skips_nulls;	/* passes is NULL for a NULL value: row not checked */
+	char	   *passes;			/* SQL boolean over the batch row; NULL: batch
+								 * check */
+	char	   *window;			/* a window column passes reads (unique), or
+								 * NULL */
+	bool		skips_nulls;	/* passes is NULL for a NULL value: row not
+								 * checked */
 	int64		min_rows;		/* row_count bounds; -1: none */
 	int64		max_rows;
 	double		mostly;			/* 0: not set */
@@ -142,7 +148,8 @@ typedef enum BatchSource
 {
 	BATCH_FROM_STAGING,			/* pending rows of the source table */
 	BATCH_FROM_QUARANTINE,		/* quarantined rows put back by requeue */
-	BATCH_FROM_REPLAY			/* rows earlier runs consumed, staged or archived */
+	BATCH_FROM_REPLAY			/* rows earlier runs consumed, staged or
+								 * archived */
 } BatchSource;
 
 /* What one batch (or a whole run) did. */
@@ -185,7 +192,7 @@ typedef struct BatchTally
 	int64		filtered;
 	int64		dropped;
 	List	   *rejected;		/* of RejectedRow * */
-	int64		check_failing[PIPELINE_MAX_CHECKS];	/* rows failing each check */
+	int64		check_failing[PIPELINE_MAX_CHECKS]; /* rows failing each check */
 	int64		check_unchecked[PIPELINE_MAX_CHECKS];	/* rows each check left
 														 * out (NULL value) */
 } BatchTally;
@@ -204,7 +211,8 @@ typedef struct PipelineAlert
 	const char *kind;			/* "freshness" or "pipeline" */
 	int64		check_id;
 	int64		pipeline_id;
-	const char *subject;		/* the relation checked, or the pipeline's name */
+	const char *subject;		/* the relation checked, or the pipeline's
+								 * name */
 	const char *previous_state;
 	const char *state;
 	const char *message;

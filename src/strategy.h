@@ -44,16 +44,19 @@ struct PipelineStrategy
 	/* Definition: errors for options it lacks or does not take. */
 	void		(*check_options) (const PipelineDef *def);
 
-	/* Definition: an existing target's privileges and indexes (besides INSERT). */
+	/*
+	 * Definition: an existing target's privileges and indexes (besides
+	 * INSERT).
+	 */
 	void		(*check_target) (const PipelineDef *def);
 
 	/* Definition: the mapping, once typed, against the target. */
 	void		(*check_mapping) (const PipelineDef *def, const PipelineMapping *map);
 
 	/*
-	 * Definition: a new target's table elements after its columns
-	 * (", PRIMARY KEY (...)"), and what is created after it (NIL or a List
-	 * of SQL statements over the target's quoted name).
+	 * Definition: a new target's table elements after its columns (", PRIMARY
+	 * KEY (...)"), and what is created after it (NIL or a List of SQL
+	 * statements over the target's quoted name).
 	 */
 	char	   *(*target_elements) (const PipelineDef *def, const PipelineMapping *map);
 	List	   *(*target_extras) (const PipelineDef *def, const char *target);

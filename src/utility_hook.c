@@ -72,8 +72,10 @@ database_needing_exclusive_access(Node *stmt)
 		ListCell   *lc;
 
 		foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+		{
 			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
 				name = ((AlterDatabaseStmt *) stmt)->dbname;
+		}
 	}
 	else if (IsA(stmt, CreatedbStmt))
 	{
@@ -105,7 +107,7 @@ pipeline_process_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	bool		watch = may_drop_extension(pstmt->utilityStmt) &&
-		OidIsValid(get_extension_oid("pipeline", true));
+	OidIsValid(get_extension_oid("pipeline", true));
 	Oid			busy_database = database_needing_exclusive_access(pstmt->utilityStmt);
 
 	if (OidIsValid(busy_database))

@@ -3,7 +3,7 @@
 # a throwaway cluster with pipeline and pg_cron preloaded and as an
 # unprivileged user, the pg_regress tests (sql/, expected/), the isolation
 # specs (test/specs/, test/expected/) and the TAP tests (test/t/), after the
-# static checks of the source (test/layers.sh).
+# static checks of the source (test/layers.sh, test/format.sh).
 #
 #   bash test/check.sh          (as root on Debian; installs what is missing)
 #
@@ -36,9 +36,12 @@ show_diffs() {
 }
 
 # Static checks of the source: the areas of src/ call each other in one
-# direction only (test/layers.sh).
+# direction only (test/layers.sh), and the C code is laid out as pgindent
+# lays out PostgreSQL's (test/format.sh).
 echo "== static checks"
-if bash test/layers.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+for check in test/layers.sh test/format.sh; do
+    if PG_CONFIG="$PG_CONFIG" bash "$check"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
 
 # pg_regress: the Makefile's list (every sql/*.sql but the install scripts),
 # the one make installcheck runs.

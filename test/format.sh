@@ -2,8 +2,11 @@
 # The C sources are laid out the way pgindent lays out PostgreSQL's own:
 # pg_bsd_indent (Debian package pg-bsd-indent) with pgindent's options and
 # a list of the type names in use, taken from the server's headers and
-# ours.  Without arguments it checks, printing what differs and failing;
-# with --fix it rewrites the files.  Run from anywhere in the project.
+# ours (and zstd's), and pgindent's own touches before and after it
+# (dash-protected comments kept, one space before the '*' of a function's
+# return type, a tab between run-together comments).  Without arguments it
+# checks, printing what differs and failing; with --fix it rewrites the
+# files.  Run from anywhere in the project.
 #
 #   bash test/format.sh [--fix]
 set -euo pipefail
@@ -29,16 +32,21 @@ typedef_names() {
         -e 's/^typedef[[:space:]].*\([[:space:]]*\*[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\).*/\1/p'
     printf '%s\n' FILE bool pid_t size_t ssize_t sig_atomic_t va_list
 }
-typedef_names "$INCLUDES" src | sort -u > "$WORK/typedefs"
+ZSTD_HEADER=$(ls /usr/include/zstd.h 2>/dev/null || true)
+typedef_names "$INCLUDES" src $ZSTD_HEADER | sort -u > "$WORK/typedefs"
 
 status=0
 while read -r file; do
     mkdir -p "$WORK/out/$(dirname "$file")"
-    if ! pg_bsd_indent "${OPTIONS[@]}" -U"$WORK/typedefs" "$file" "$WORK/out/$file" 2>"$WORK/errors"; then
+    sed -e 's|/\* \+---|/*---X_X|g' "$file" > "$WORK/in"
+    if ! pg_bsd_indent "${OPTIONS[@]}" -U"$WORK/typedefs" "$WORK/in" "$WORK/indented" 2>"$WORK/errors"; then
         echo "format: pg_bsd_indent cannot lay out $file: $(head -n 1 "$WORK/errors")"
         status=1
         continue
     fi
+    sed -E -e 's|/\*---X_X|/* ---|g' \
+        -e 's|^([A-Za-z_][^ \t]*)[ \t]+\*$|\1 *|' \
+        -e 's|\*/(/\*.*\*/)$|*/\t\1|' "$WORK/indented" > "$WORK/out/$file"
     if ! cmp -s "$file" "$WORK/out/$file"; then
         if [ "${1:-}" = --fix ]; then
             cp "$WORK/out/$file" "$file"

@@ -216,19 +216,19 @@ eligible_snapshot(const Retention *r)
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[2] = current;
 	pipeline_exec_internal("INSERT INTO pipeline.archive_marks (source, taken_at, consumed) "
-				  "SELECT $1, $2, $3 FROM pipeline.retention r WHERE r.source = $1 "
-				  "AND NOT EXISTS (SELECT 1 FROM pipeline.archive_marks m "
-				  "WHERE m.source = $1 AND m.taken_at > $2 - r.keep / 10)",
-				  3, types, values, NULL);
+						   "SELECT $1, $2, $3 FROM pipeline.retention r WHERE r.source = $1 "
+						   "AND NOT EXISTS (SELECT 1 FROM pipeline.archive_marks m "
+						   "WHERE m.source = $1 AND m.taken_at > $2 - r.keep / 10)",
+						   3, types, values, NULL);
 	if (pipeline_exec_internal("SELECT m.consumed, m.taken_at FROM pipeline.archive_marks m "
-					  "JOIN pipeline.retention r ON r.source = m.source "
-					  "WHERE m.source = $1 AND m.taken_at <= $2 - r.keep "
-					  "ORDER BY m.taken_at DESC LIMIT 1", 2, types, values, NULL) == 0)
+							   "JOIN pipeline.retention r ON r.source = m.source "
+							   "WHERE m.source = $1 AND m.taken_at <= $2 - r.keep "
+							   "ORDER BY m.taken_at DESC LIMIT 1", 2, types, values, NULL) == 0)
 		return (Datum) 0;
 	current = datumCopy(pipeline_result_datum(0, 0, &isnull), false, -1);
 	values[1] = pipeline_result_datum(0, 1, &isnull);
 	pipeline_exec_internal("DELETE FROM pipeline.archive_marks WHERE source = $1 AND taken_at < $2",
-				  2, types, values, NULL);
+						   2, types, values, NULL);
 	return current;
 }
 
@@ -326,8 +326,8 @@ train_dictionary(const Retention *r, Jsonb *columns, const char *fingerprint, co
 	values[4] = Int64GetDatum(enc->buf.len - PIPELINE_ARCHIVE_HEADER_SIZE);
 	values[5] = PointerGetDatum(dict);
 	pipeline_exec_internal("INSERT INTO pipeline.archive_dictionaries (source, source_name, "
-				  "schema_fingerprint, sample_rows, sample_bytes, dictionary) "
-				  "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", 6, types, values, NULL);
+						   "schema_fingerprint, sample_rows, sample_bytes, dictionary) "
+						   "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", 6, types, values, NULL);
 	return pipeline_result_int64(0, 0);
 }
 
@@ -350,7 +350,7 @@ use_dictionary(BatchWriter *w)
 	values[0] = ObjectIdGetDatum(w->r->source);
 	values[1] = CStringGetTextDatum(w->fingerprint);
 	if (pipeline_exec_internal("SELECT max(id) FROM pipeline.archive_dictionaries "
-					  "WHERE source = $1 AND schema_fingerprint = $2", 2, types, values, NULL) == 1)
+							   "WHERE source = $1 AND schema_fingerprint = $2", 2, types, values, NULL) == 1)
 		w->dictionary_id = pipeline_result_int64(0, 0);
 	if (w->dictionary_id == 0)
 		w->dictionary_id = train_dictionary(w->r, w->columns, w->fingerprint, &why);
@@ -359,7 +359,7 @@ use_dictionary(BatchWriter *w)
 	values[0] = Int64GetDatum(w->dictionary_id);
 	types[0] = INT8OID;
 	pipeline_exec_internal("SELECT dictionary FROM pipeline.archive_dictionaries WHERE id = $1",
-				  1, types, values, NULL);
+						   1, types, values, NULL);
 	w->dictionary = DatumGetByteaPCopy(pipeline_result_datum(0, 0, &isnull));
 }
 
@@ -393,7 +393,11 @@ delete_batch_rows(void *arg)
 
 		if (done[i])
 			continue;
-		/* one statement per table: a partitioned source's rows may be in several */
+
+		/*
+		 * one statement per table: a partitioned source's rows may be in
+		 * several
+		 */
 		for (int j = i; j < n; j++)
 			if (!done[j] && call->w->rels[j] == call->w->rels[i])
 			{
@@ -423,13 +427,14 @@ static int64
 delete_archived(BatchWriter *w)
 {
 	DeleteCall	call = {w, 0};
+	Oid			types[2] = {OIDOID, TIDARRAYOID};
 	PipelineUserContext ctx;
 
 	pipeline_become_role(w->r->owner, "pg_catalog, pg_temp", &ctx);
 	if (w->delete_plan == NULL)
 		w->delete_plan = SPI_prepare_cursor(psprintf("DELETE FROM %s s WHERE s.tableoid = $1 "
 													 "AND s.ctid = ANY ($2)", w->source_name),
-											2, (Oid[]) {OIDOID, TIDARRAYOID}, CURSOR_OPT_GENERIC_PLAN);
+											2, types, CURSOR_OPT_GENERIC_PLAN);
 	if (w->delete_plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	pipeline_own_staging_writes(w->r->source, delete_batch_rows, &call);
@@ -449,7 +454,7 @@ flush_batch(BatchWriter *w, ArchivePass *result)
 	uint32		crc;
 	bytea	   *payload;
 	Oid			types[15] = {OIDOID, TEXTOID, XID8OID, INT8OID, XID8OID, INT8OID, INT4OID,
-		INT8OID, INT8OID, JSONBOID, TEXTOID, INT8OID, INT4OID, INT8OID, BYTEAOID};
+	INT8OID, INT8OID, JSONBOID, TEXTOID, INT8OID, INT4OID, INT8OID, BYTEAOID};
 	Datum		values[15];
 	char		nulls[15];
 	int64		deleted;
@@ -479,10 +484,10 @@ flush_batch(BatchWriter *w, ArchivePass *result)
 	nulls[13] = w->dictionary_id == 0 ? 'n' : ' ';
 	values[14] = PointerGetDatum(payload);
 	pipeline_exec_internal("INSERT INTO pipeline.archive_batches (source, source_name, first_xid, "
-				  "first_seq, last_xid, last_seq, row_count, raw_bytes, compressed_bytes, "
-				  "columns, schema_fingerprint, checksum, compression_level, dictionary_id, "
-				  "payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-				  "$14, $15)", 15, types, values, nulls);
+						   "first_seq, last_xid, last_seq, row_count, raw_bytes, compressed_bytes, "
+						   "columns, schema_fingerprint, checksum, compression_level, dictionary_id, "
+						   "payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+						   "$14, $15)", 15, types, values, nulls);
 
 	deleted = delete_archived(w);
 	if (deleted != w->enc->rows)
@@ -668,13 +673,13 @@ drop_old_batches(const Retention *r, ArchivePass *result)
 	Datum		value = ObjectIdGetDatum(r->source);
 
 	result->dropped = pipeline_exec_internal("DELETE FROM pipeline.archive_batches b "
-									"USING pipeline.retention r WHERE r.source = $1 "
-									"AND b.source = $1 AND b.created_at < now() - r.archive_keep",
-									1, &type, &value, NULL);
+											 "USING pipeline.retention r WHERE r.source = $1 "
+											 "AND b.source = $1 AND b.created_at < now() - r.archive_keep",
+											 1, &type, &value, NULL);
 	pipeline_exec_internal("DELETE FROM pipeline.archive_dictionaries d WHERE d.source = $1 "
-				  "AND d.id < (SELECT max(n.id) FROM pipeline.archive_dictionaries n "
-				  "WHERE n.source = $1) AND NOT EXISTS (SELECT 1 FROM pipeline.archive_batches b "
-				  "WHERE b.dictionary_id = d.id)", 1, &type, &value, NULL);
+						   "AND d.id < (SELECT max(n.id) FROM pipeline.archive_dictionaries n "
+						   "WHERE n.source = $1) AND NOT EXISTS (SELECT 1 FROM pipeline.archive_batches b "
+						   "WHERE b.dictionary_id = d.id)", 1, &type, &value, NULL);
 }
 
 /*
@@ -730,8 +735,8 @@ mark_unconsumed(const Retention *r, Datum eligible)
 							   Int64GetDatum(c->partial.seq), c->partial.valid);
 		if (lost > 0)
 			pipeline_suspend_archived_unconsumed(c->pipeline_id, psprintf(
-				"source rows archived before consumed: a pass moved %lld rows of %s to the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit), and later passes may move more",
-				(long long) lost, pipeline_qualified_name(r->source)));
+																		  "source rows archived before consumed: a pass moved %lld rows of %s to the archive before this pipeline consumed them (its cursor had not moved for longer than pipeline.retention_hold_limit), and later passes may move more",
+																		  (long long) lost, pipeline_qualified_name(r->source)));
 	}
 }
 
@@ -756,7 +761,7 @@ archive_pass(const Retention *r, ArchivePass *result)
 		delete_eligible(r, eligible, result);
 	drop_old_batches(r, result);
 	pipeline_exec_internal("UPDATE pipeline.retention SET last_pass_at = clock_timestamp() WHERE source = $1",
-				  1, &type, &value, NULL);
+						   1, &type, &value, NULL);
 }
 
 /*
@@ -776,12 +781,12 @@ load_retention(Oid source, bool due_only)
 	values[0] = ObjectIdGetDatum(source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
 	if (pipeline_exec_internal(psprintf("SELECT keep = interval '0', archive, compression_level, "
-							   "dictionary_size, batch_rows FROM pipeline.retention "
-							   "WHERE source = $1%s",
-							   due_only ? " AND (last_pass_at IS NULL OR last_pass_at <= "
-							   "clock_timestamp() - make_interval(secs => $2)) "
-							   "FOR UPDATE SKIP LOCKED" : " FOR UPDATE"),
-					  due_only ? 2 : 1, types, values, NULL) == 0)
+										"dictionary_size, batch_rows FROM pipeline.retention "
+										"WHERE source = $1%s",
+										due_only ? " AND (last_pass_at IS NULL OR last_pass_at <= "
+										"clock_timestamp() - make_interval(secs => $2)) "
+										"FOR UPDATE SKIP LOCKED" : " FOR UPDATE"),
+							   due_only ? 2 : 1, types, values, NULL) == 0)
 		return NULL;
 	r = palloc0(sizeof(Retention));
 	r->source = source;
@@ -831,8 +836,8 @@ pipeline_archive_after_run(const PipelineDef *def)
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = Int32GetDatum(pipeline_archive_interval);
 	if (pipeline_exec_internal_kept("SELECT 1 FROM pipeline.retention WHERE source = $1 AND (last_pass_at IS NULL "
-					  "OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
-					  2, types, values, NULL) == 0)
+									"OR last_pass_at <= clock_timestamp() - make_interval(secs => $2))",
+									2, types, values, NULL) == 0)
 		return;
 	error = pipeline_try(auto_pass, (void *) &def->source);
 	if (error == NULL)
@@ -905,8 +910,7 @@ source_arg(FunctionCallInfo fcinfo, int n)
  * bad_setting
  *		Errors about a retention setting.
  */
-static void
-bad_setting(const char *message, const char *detail, const char *hint) pg_attribute_noreturn();
+static void bad_setting(const char *message, const char *detail, const char *hint) pg_attribute_noreturn();
 static void
 bad_setting(const char *message, const char *detail, const char *hint)
 {
@@ -987,12 +991,12 @@ pipeline_set_retention(PG_FUNCTION_ARGS)
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
 	pipeline_exec_internal("INSERT INTO pipeline.retention (source, keep, archive, compression_level, "
-				  "dictionary_size, batch_rows, archive_keep) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-				  "ON CONFLICT (source) DO UPDATE SET keep = EXCLUDED.keep, "
-				  "archive = EXCLUDED.archive, compression_level = EXCLUDED.compression_level, "
-				  "dictionary_size = EXCLUDED.dictionary_size, batch_rows = EXCLUDED.batch_rows, "
-				  "archive_keep = EXCLUDED.archive_keep, altered_at = now()",
-				  7, types, values, nulls);
+						   "dictionary_size, batch_rows, archive_keep) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+						   "ON CONFLICT (source) DO UPDATE SET keep = EXCLUDED.keep, "
+						   "archive = EXCLUDED.archive, compression_level = EXCLUDED.compression_level, "
+						   "dictionary_size = EXCLUDED.dictionary_size, batch_rows = EXCLUDED.batch_rows, "
+						   "archive_keep = EXCLUDED.archive_keep, altered_at = now()",
+						   7, types, values, nulls);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1001,8 +1005,7 @@ pipeline_set_retention(PG_FUNCTION_ARGS)
  * report_no_retention
  *		Errors that a table has no retention setting.
  */
-static void
-report_no_retention(Oid source) pg_attribute_noreturn();
+static void report_no_retention(Oid source) pg_attribute_noreturn();
 static void
 report_no_retention(Oid source)
 {
@@ -1034,7 +1037,7 @@ pipeline_drop_retention(PG_FUNCTION_ARGS)
 	pipeline_check_role(pipeline_relation_owner(source),
 						psprintf("table %s", pipeline_qualified_name(source)));
 	if (pipeline_exec_internal("DELETE FROM pipeline.retention WHERE source = $1", 1, &type, &value,
-					  NULL) == 0)
+							   NULL) == 0)
 	{
 		if (!if_exists)
 			report_no_retention(source);

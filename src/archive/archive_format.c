@@ -222,6 +222,7 @@ pipeline_archive_encode_row(ArchiveEncoder *enc, HeapTuple tuple, TupleDesc desc
 			continue;
 		}
 		text = OutputFunctionCall(&enc->output[i], d);
+
 		len = strlen(text);
 		pq_sendint32(&enc->buf, (uint32) len);
 		appendBinaryStringInfo(&enc->buf, text, len);
@@ -250,8 +251,7 @@ pipeline_archive_checksum(const char *data, size_t len)
  * corrupt
  *		Reports a damaged batch.
  */
-static void
-corrupt(int64 batch_id, const char *detail) pg_attribute_noreturn();
+static void corrupt(int64 batch_id, const char *detail) pg_attribute_noreturn();
 static void
 corrupt(int64 batch_id, const char *detail)
 {
@@ -464,6 +464,7 @@ json_value(ColumnKind kind, char *text)
 
 	v.type = jbvString;
 	v.val.string.val = text;
+
 	v.val.string.len = strlen(text);
 	if (kind == KIND_BOOLEAN)
 	{

@@ -50,8 +50,7 @@ static ZSTD_DCtx *dctx = NULL;
  * out_of_memory
  *		zstd could not allocate its working memory.
  */
-static void
-out_of_memory(void) pg_attribute_noreturn();
+static void out_of_memory(void) pg_attribute_noreturn();
 static void
 out_of_memory(void)
 {
@@ -66,8 +65,7 @@ out_of_memory(void)
  * too_large
  *		Reports content larger than a bytea can hold.
  */
-static void
-too_large(void) pg_attribute_noreturn();
+static void too_large(void) pg_attribute_noreturn();
 static void
 too_large(void)
 {

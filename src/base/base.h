@@ -21,7 +21,7 @@ extern void pipeline_require_whole_source(Oid source, Oid owner);
 extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);
 
 /* security.c */
-extern Oid pipeline_relation_owner(Oid relid);
+extern Oid	pipeline_relation_owner(Oid relid);
 extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
 extern void pipeline_become_role(Oid role, const char *search_path,

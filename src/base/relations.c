@@ -100,8 +100,10 @@ pipeline_index_on_exactly(Oid relid, HeapTuple tup, List *columns)
 
 		matches = false;
 		foreach(kc, columns)
+		{
 			if (att && strcmp(att, lfirst(kc)) == 0)
 				matches = true;
+		}
 	}
 	return matches;
 }

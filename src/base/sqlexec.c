@@ -531,7 +531,9 @@ pipeline_list_has_string(List *list, const char *s)
 	ListCell   *lc;
 
 	foreach(lc, list)
+	{
 		if (strcmp(lfirst(lc), s) == 0)
 			return true;
+	}
 	return false;
 }

@@ -28,8 +28,8 @@ typedef enum BatchParam
 								 * committed since */
 	BATCH_PARAM_CURSOR_XMAX,	/* xid8: the cursor's xmax: ids from here on
 								 * are new */
-	BATCH_PARAM_SNAPSHOT,		/* pg_snapshot: the run's (a replay: the cursor
-								 * after its runs) */
+	BATCH_PARAM_SNAPSHOT,		/* pg_snapshot: the run's (a replay: the
+								 * cursor after its runs) */
 	BATCH_PARAM_LO_XID,			/* (_xid, _seq) the batch starts after */
 	BATCH_PARAM_LO_SEQ,
 	BATCH_PARAM_HI_XID,			/* (_xid, _seq) the batch ends at */

@@ -165,9 +165,9 @@ char *
 pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 {
 	const char *insert = "INSERT INTO pipeline.quarantine_log "
-		"(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) ";
+	"(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) ";
 	const char *rejected = "unnest($3::xid8[], $4::bigint[], $5::text[], $6::text[]) "
-		"AS r(xid, seq, reason, sqlstate)";
+	"AS r(xid, seq, reason, sqlstate)";
 
 	if (from == BATCH_FROM_REPLAY)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, to_jsonb(x) - '_xid' - '_seq', "

@@ -158,7 +158,7 @@ constraint_rules(const PipelineDef *def, const PipelineMapping *map, List *rules
 				continue;
 			rules = add_rule(def, rules,
 							 psprintf("(%s)", foreign_key_condition(columns, referenced,
-																	 pipeline_result_datum(i, 5, &isnull))),
+																	pipeline_result_datum(i, 5, &isnull))),
 							 psprintf("new row violates foreign key constraint \"%s\"", name),
 							 "23503", false);
 		}

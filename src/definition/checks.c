@@ -644,7 +644,11 @@ check_from_args(FunctionCallInfo fcinfo)
 	sc->unique_scope = arg_text(fcinfo, ARG_UNIQUE_SCOPE);
 	sc->min_rows = PG_ARGISNULL(ARG_MIN_ROWS) ? -1 : PG_GETARG_INT64(ARG_MIN_ROWS);
 	sc->max_rows = PG_ARGISNULL(ARG_MAX_ROWS) ? -1 : PG_GETARG_INT64(ARG_MAX_ROWS);
-	/* by default a failing row is set aside, and a batch out of bounds stops the run */
+
+	/*
+	 * by default a failing row is set aside, and a batch out of bounds stops
+	 * the run
+	 */
 	if (!PG_ARGISNULL(ARG_ACTION))
 		sc->action = arg_text(fcinfo, ARG_ACTION);
 	else
@@ -678,6 +682,23 @@ check_from_args(FunctionCallInfo fcinfo)
 						   sc->mostly),
 				 errhint("Write 0.95 for 95%%.")));
 	return sc;
+}
+
+/*
+ * has_most_checks
+ *		Whether the pipeline has PIPELINE_MAX_CHECKS checks already.  The
+ *		caller runs as the extension.
+ */
+static bool
+has_most_checks(const PipelineDef *def)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(def->id);
+	values[1] = Int32GetDatum(PIPELINE_MAX_CHECKS - 1);
+	return pipeline_exec("SELECT 1 FROM pipeline.checks WHERE pipeline_id = $1 OFFSET $2",
+						 2, types, values, NULL, false, 1) > 0;
 }
 
 /*
@@ -740,10 +761,7 @@ insert_check(const PipelineDef *def, const StoredCheck *sc)
 				 errdetail("Check names are unique within a pipeline."),
 				 errhint("Choose another name, or drop the check first with pipeline.drop_check('%s', '%s').",
 						 def->name, sc->name)));
-	if (pipeline_exec("SELECT 1 FROM pipeline.checks WHERE pipeline_id = $1 OFFSET $2",
-					  2, (Oid[]) {INT8OID, INT4OID},
-					  (Datum[]) {Int64GetDatum(def->id), Int32GetDatum(PIPELINE_MAX_CHECKS - 1)},
-					  NULL, false, 1) > 0)
+	if (has_most_checks(def))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("pipeline \"%s\" already has %d checks", def->name, PIPELINE_MAX_CHECKS),

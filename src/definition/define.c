@@ -300,6 +300,7 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 		check_column_type(def, map, cm);
 	}
 	foreach(lc, def->key)
+	{
 		if (pipeline_mapping_column(map, lfirst(lc)) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -308,6 +309,7 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 					 errdetail("The target's mapped columns are: %s.", pipeline_mapping_column_list(map)),
 					 errhint("Name one of them (names are exact, without SQL quoting), or map it with columns => '{\"%s\": \"...\"}'.",
 							 (char *) lfirst(lc))));
+	}
 	if (def->sequence_by)
 	{
 		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
@@ -411,8 +413,10 @@ create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
 							   column_definitions(def, map, false),
 							   strategy->target_elements ? strategy->target_elements(def, map) : ""));
 	if (strategy->target_extras)
+	{
 		foreach(lc, strategy->target_extras(def, name))
 			run_as_owner(def, lfirst(lc));
+	}
 	CommandCounterIncrement();
 	return RangeVarGetRelid(rv, NoLock, false);
 }

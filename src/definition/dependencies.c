@@ -93,7 +93,7 @@ static void
 forget_dropped_sources(void)
 {
 	const char *dropped = "pg_event_trigger_dropped_objects() o "
-		"WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = ";
+	"WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = ";
 
 	pipeline_exec(psprintf("DELETE FROM pipeline.retention r USING %s r.source::oid", dropped),
 				  0, NULL, NULL, NULL, false, 0);

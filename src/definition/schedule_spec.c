@@ -189,7 +189,7 @@ parse_cron(const char *text, PipelineSchedule *s)
 	s->months = (uint16) parse_field(fields[3], 1, 12, month_names, 12, 1, &star, text);
 	s->weekdays = (uint8) parse_field(fields[4], 0, 7, day_names, 7, 0, &s->any_weekday, text);
 	if (s->weekdays & (1 << 7))
-		s->weekdays = (s->weekdays | 1) & 0x7f;	/* 7 is Sunday too */
+		s->weekdays = (s->weekdays | 1) & 0x7f; /* 7 is Sunday too */
 	return true;
 }
 

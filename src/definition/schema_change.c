@@ -137,8 +137,10 @@ pipeline_apply_schema_change(PipelineDef *def)
 							 quote_identifier(name), old_type, new_type);
 	}
 	foreach(lc, old_names)
+	{
 		if (!pipeline_list_has_string(new_names, lfirst(lc)))
 			appendStringInfo(&changes, " removed %s;", quote_identifier(lfirst(lc)));
+	}
 
 	if (!append)
 		ereport(ERROR,
@@ -159,7 +161,8 @@ pipeline_apply_schema_change(PipelineDef *def)
 		bool		mapped = pipeline_mapping_lookup(def->columns, name, &ignored);
 
 		if (mapped || !pipeline_follows_source(def, name))
-			continue;			/* the mapping decides this column, not the source */
+			continue;			/* the mapping decides this column, not the
+								 * source */
 		if (!pipeline_list_has_string(target_columns, name))
 			alter_target(def, psprintf("ADD COLUMN %s %s", quote_identifier(name), new_type));
 		else if (sync && old_type != NULL && strcmp(old_type, new_type) != 0)
@@ -168,6 +171,7 @@ pipeline_apply_schema_change(PipelineDef *def)
 									   quote_identifier(name), new_type));
 	}
 	if (sync)
+	{
 		foreach(lc, old_names)
 		{
 			char	   *name = lfirst(lc);
@@ -186,6 +190,7 @@ pipeline_apply_schema_change(PipelineDef *def)
 						 errhint("Map the column to an expression with pipeline.alter_pipeline(columns => ...), or restore it in the source.")));
 			alter_target(def, psprintf("DROP COLUMN %s", quote_identifier(name)));
 		}
+	}
 
 	pipeline_store_source_columns(def->id, now_cols);
 	def->source_columns = now_cols;

@@ -485,7 +485,10 @@ evaluate(const FreshnessCheck *check, FreshnessResult *result)
 	memset(result, 0, sizeof(*result));
 	if (check->column == NULL)
 	{
-		/* the run history is the extension's: its owner's privilege is checked here */
+		/*
+		 * the run history is the extension's: its owner's privilege is
+		 * checked here
+		 */
 		result->message = relation_refusal(check->relation, NULL, check->owner);
 		if (result->message != NULL)
 		{

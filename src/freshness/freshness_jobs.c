@@ -71,6 +71,7 @@ typedef struct CronCall
 
 /* Checks whose job must be synced in the cron database at commit. */
 static List *pending_syncs = NIL;
+
 /* The extension was dropped: delete every job of this database at commit. */
 static bool pending_drop_all = false;
 static bool callback_registered = false;
@@ -264,7 +265,11 @@ job_sql(int64 id, const char *schedule, Oid owner, bool here)
 	if (here)
 		return psprintf("SELECT cron.schedule(%s, %s, %s)", name, quote_literal_cstr(schedule),
 						command);
-	/* no username argument: pg_cron takes the current role, and refuses one from a non-superuser */
+
+	/*
+	 * no username argument: pg_cron takes the current role, and refuses one
+	 * from a non-superuser
+	 */
 	return psprintf("SET LOCAL ROLE %s; SELECT cron.schedule_in_database(%s, %s, %s, %s)",
 					quote_identifier(GetUserNameFromId(owner, false)), name,
 					quote_literal_cstr(schedule), command, quote_literal_cstr(db));
@@ -365,7 +370,11 @@ pipeline_cron_call_main(Datum arg)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, call->sql);
-		/* pg_cron's database is not ours: no object of its users' in our statements */
+
+		/*
+		 * pg_cron's database is not ours: no object of its users' in our
+		 * statements
+		 */
 		if (SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0) < 0 ||
 			SPI_execute(call->sql, false, 0) < 0)
 			elog(ERROR, "could not run: %s", call->sql);
@@ -488,8 +497,10 @@ cron_sync(int64 id)
 		ListCell   *lc;
 
 		foreach(lc, pending_syncs)
+		{
 			if (*(int64 *) lfirst(lc) == id)
 				return;			/* synced at commit already */
+		}
 		old = MemoryContextSwitchTo(TopTransactionContext);
 		copy = palloc(sizeof(int64));
 		*copy = id;
@@ -507,7 +518,10 @@ cron_sync(int64 id)
 	}
 	if (schedule != NULL && !may_schedule(owner))
 	{
-		/* a check restored or altered for a role pg_cron does not let schedule */
+		/*
+		 * a check restored or altered for a role pg_cron does not let
+		 * schedule
+		 */
 		notice_unscheduled(id, psprintf("role %s may not schedule pg_cron jobs",
 										GetUserNameFromId(owner, false)),
 						   "Grant it USAGE ON SCHEMA cron, then alter the check's schedule,");

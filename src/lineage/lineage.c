@@ -68,7 +68,8 @@ typedef struct LineageEdge
 /* State of the walk over one analyzed expression. */
 typedef struct LineageWalk
 {
-	List	   *queries;		/* of Query *, innermost first (for varlevelsup) */
+	List	   *queries;		/* of Query *, innermost first (for
+								 * varlevelsup) */
 	bool		indirect;
 	const char *subtype;
 	List	   *edges;			/* of LineageEdge * */
@@ -326,29 +327,41 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 		ColumnMap  *cm = lfirst(lc);
 
 		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource) {cm->column, "mapping", cm->expr,
-		expression_edges(def, cm->expr, false, NULL)};
+		*ls = (LineageSource)
+		{
+			cm->column, "mapping", cm->expr,
+				expression_edges(def, cm->expr, false, NULL)
+		};
 		result = lappend(result, ls);
 		if (def->sequence_by && strcmp(def->sequence_by, cm->column) == 0)
 		{
 			ls = palloc(sizeof(LineageSource));
-			*ls = (LineageSource) {NULL, "sequence_by", cm->expr,
-			expression_edges(def, cm->expr, true, "SORT")};
+			*ls = (LineageSource)
+			{
+				NULL, "sequence_by", cm->expr,
+					expression_edges(def, cm->expr, true, "SORT")
+			};
 			result = lappend(result, ls);
 		}
 	}
 	if (def->filter)
 	{
 		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource) {NULL, "filter", def->filter,
-		expression_edges(def, def->filter, true, "FILTER")};
+		*ls = (LineageSource)
+		{
+			NULL, "filter", def->filter,
+				expression_edges(def, def->filter, true, "FILTER")
+		};
 		result = lappend(result, ls);
 	}
 	if (def->delete_when)
 	{
 		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource) {NULL, "delete_when", def->delete_when,
-		expression_edges(def, def->delete_when, true, "FILTER")};
+		*ls = (LineageSource)
+		{
+			NULL, "delete_when", def->delete_when,
+				expression_edges(def, def->delete_when, true, "FILTER")
+		};
 		result = lappend(result, ls);
 	}
 	pipeline_restore_user(&ctx);

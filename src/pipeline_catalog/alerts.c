@@ -53,7 +53,7 @@ void
 pipeline_raise_alert(const PipelineAlert *alert)
 {
 	Oid			types[9] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		OIDOID, JSONBOID};
+	OIDOID, JSONBOID};
 	Datum		values[9];
 	char		nulls[9];
 	char	   *message = NULL;

@@ -27,7 +27,7 @@
 typedef enum CursorColumn
 {
 	CURSOR_CONSUMED,
-	CURSOR_PARTIAL,			/* partial_xid, then partial_seq */
+	CURSOR_PARTIAL,				/* partial_xid, then partial_seq */
 	CURSOR_NCOLUMNS = CURSOR_PARTIAL + 2
 } CursorColumn;
 

@@ -450,7 +450,11 @@ pipeline_set_paused(int64 pipeline_id, bool paused)
 
 	values[0] = Int64GetDatum(pipeline_id);
 	values[1] = BoolGetDatum(paused);
-	/* a resumed reader retention passed by holds rows back again: marks without it go */
+
+	/*
+	 * a resumed reader retention passed by holds rows back again: marks
+	 * without it go
+	 */
 	if (!paused)
 		pipeline_catalog_exec("DELETE FROM pipeline.archive_marks m USING pipeline.pipeline_defs d "
 							  "WHERE d.id = $1 AND d.archived_unconsumed IS NOT NULL "

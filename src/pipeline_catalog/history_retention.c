@@ -46,8 +46,8 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 	values[0] = Int64GetDatum(key);
 	values[1] = Int32GetDatum(pipeline_history_retention);
 	pipeline_exec_kept(psprintf("DELETE FROM pipeline.%s WHERE %s%s%s "
-						   "%s < now() - make_interval(secs => $2)%s",
-						   table, key_column ? key_column : "", key_column ? " = $1 AND" : "",
-						   key_column ? "" : "$1 IS NOT NULL AND", time_column, keep),
-				  2, types, values, NULL, false, 0);
+								"%s < now() - make_interval(secs => $2)%s",
+								table, key_column ? key_column : "", key_column ? " = $1 AND" : "",
+								key_column ? "" : "$1 IS NOT NULL AND", time_column, keep),
+					   2, types, values, NULL, false, 0);
 }

@@ -53,12 +53,13 @@ read_outcome(int64 run_id, RunOutcome *out)
 	bool		isnull;
 
 	if (pipeline_exec_kept("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
-					  "l.error_message, d.suspended_at IS NOT NULL, "
-					  "coalesce(t.consecutive_failures, 0) "
-					  "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
-					  "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = l.pipeline_id "
-					  "WHERE l.run_id = $1", 1, &type, &value, NULL,
-					  false, 1) != 1)	/* not read-only: it must see the run just closed */
+						   "l.error_message, d.suspended_at IS NOT NULL, "
+						   "coalesce(t.consecutive_failures, 0) "
+						   "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
+						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = l.pipeline_id "
+						   "WHERE l.run_id = $1", 1, &type, &value, NULL,
+						   false, 1) != 1)	/* not read-only: it must see the
+											 * run just closed */
 		return false;
 	out->run_id = run_id;
 	out->pipeline_id = pipeline_result_int64(0, 0);
@@ -83,41 +84,41 @@ add_to_totals(int64 run_id)
 	Datum		value = Int64GetDatum(run_id);
 
 	pipeline_exec_kept("INSERT INTO pipeline.run_totals AS t (pipeline_id, runs_succeeded, runs_failed, "
-				  "runs_cancelled, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, "
-				  "rows_filtered, rows_quarantined, rows_dropped, duration_seconds_sum, duration_le, "
-				  "consecutive_failures, last_success_at, last_failure_at) "
-				  "SELECT l.pipeline_id, (l.status = 'succeeded')::int, (l.status = 'failed')::int, "
-				  "(l.status = 'cancelled')::int, l.rows_read, l.rows_inserted, l.rows_updated, "
-				  "l.rows_deleted, l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, s.secs, "
-				  "ARRAY(SELECT (s.secs <= b)::int::bigint "
-				  "      FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i) ORDER BY i), "
-				  "(l.status = 'failed')::int, "
-				  "CASE WHEN l.status = 'succeeded' THEN l.finished_at END, "
-				  "CASE WHEN l.status = 'failed' THEN l.finished_at END "
-				  "FROM pipeline.run_log l, "
-				  "LATERAL (SELECT extract(epoch FROM l.finished_at - l.started_at)::float8 AS secs) s "
-				  "WHERE l.run_id = $1 "
-				  "ON CONFLICT (pipeline_id) DO UPDATE SET "
-				  "runs_succeeded = t.runs_succeeded + excluded.runs_succeeded, "
-				  "runs_failed = t.runs_failed + excluded.runs_failed, "
-				  "runs_cancelled = t.runs_cancelled + excluded.runs_cancelled, "
-				  "rows_read = t.rows_read + excluded.rows_read, "
-				  "rows_inserted = t.rows_inserted + excluded.rows_inserted, "
-				  "rows_updated = t.rows_updated + excluded.rows_updated, "
-				  "rows_deleted = t.rows_deleted + excluded.rows_deleted, "
-				  "rows_stale = t.rows_stale + excluded.rows_stale, "
-				  "rows_filtered = t.rows_filtered + excluded.rows_filtered, "
-				  "rows_quarantined = t.rows_quarantined + excluded.rows_quarantined, "
-				  "rows_dropped = t.rows_dropped + excluded.rows_dropped, "
-				  "duration_seconds_sum = t.duration_seconds_sum + excluded.duration_seconds_sum, "
-				  "duration_le = ARRAY(SELECT a + b FROM unnest(t.duration_le, excluded.duration_le) "
-				  "                    WITH ORDINALITY u(a, b, i) ORDER BY i), "
-				  "consecutive_failures = CASE WHEN excluded.runs_succeeded > 0 THEN 0 "
-				  "    ELSE t.consecutive_failures + excluded.consecutive_failures END, "
-				  "last_success_at = coalesce(excluded.last_success_at, t.last_success_at), "
-				  "last_failure_at = coalesce(excluded.last_failure_at, t.last_failure_at) "
-				  "RETURNING consecutive_failures",
-				  1, &type, &value, NULL, false, 1);
+					   "runs_cancelled, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, "
+					   "rows_filtered, rows_quarantined, rows_dropped, duration_seconds_sum, duration_le, "
+					   "consecutive_failures, last_success_at, last_failure_at) "
+					   "SELECT l.pipeline_id, (l.status = 'succeeded')::int, (l.status = 'failed')::int, "
+					   "(l.status = 'cancelled')::int, l.rows_read, l.rows_inserted, l.rows_updated, "
+					   "l.rows_deleted, l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, s.secs, "
+					   "ARRAY(SELECT (s.secs <= b)::int::bigint "
+					   "      FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i) ORDER BY i), "
+					   "(l.status = 'failed')::int, "
+					   "CASE WHEN l.status = 'succeeded' THEN l.finished_at END, "
+					   "CASE WHEN l.status = 'failed' THEN l.finished_at END "
+					   "FROM pipeline.run_log l, "
+					   "LATERAL (SELECT extract(epoch FROM l.finished_at - l.started_at)::float8 AS secs) s "
+					   "WHERE l.run_id = $1 "
+					   "ON CONFLICT (pipeline_id) DO UPDATE SET "
+					   "runs_succeeded = t.runs_succeeded + excluded.runs_succeeded, "
+					   "runs_failed = t.runs_failed + excluded.runs_failed, "
+					   "runs_cancelled = t.runs_cancelled + excluded.runs_cancelled, "
+					   "rows_read = t.rows_read + excluded.rows_read, "
+					   "rows_inserted = t.rows_inserted + excluded.rows_inserted, "
+					   "rows_updated = t.rows_updated + excluded.rows_updated, "
+					   "rows_deleted = t.rows_deleted + excluded.rows_deleted, "
+					   "rows_stale = t.rows_stale + excluded.rows_stale, "
+					   "rows_filtered = t.rows_filtered + excluded.rows_filtered, "
+					   "rows_quarantined = t.rows_quarantined + excluded.rows_quarantined, "
+					   "rows_dropped = t.rows_dropped + excluded.rows_dropped, "
+					   "duration_seconds_sum = t.duration_seconds_sum + excluded.duration_seconds_sum, "
+					   "duration_le = ARRAY(SELECT a + b FROM unnest(t.duration_le, excluded.duration_le) "
+					   "                    WITH ORDINALITY u(a, b, i) ORDER BY i), "
+					   "consecutive_failures = CASE WHEN excluded.runs_succeeded > 0 THEN 0 "
+					   "    ELSE t.consecutive_failures + excluded.consecutive_failures END, "
+					   "last_success_at = coalesce(excluded.last_success_at, t.last_success_at), "
+					   "last_failure_at = coalesce(excluded.last_failure_at, t.last_failure_at) "
+					   "RETURNING consecutive_failures",
+					   1, &type, &value, NULL, false, 1);
 	return (int32) pipeline_result_int64(0, 0);
 }
 

@@ -150,7 +150,7 @@ estimate_pending(const char *source, CursorState *c)
 	params->params[0].pflags = PARAM_FLAG_CONST;
 	params->params[0].ptype = XID8OID;
 	plan = pg_plan_query(linitial_node(Query, queries), sql, CURSOR_OPT_PARALLEL_OK, params);
-	return (int64) rint(plan->planTree->plan_rows);	/* as EXPLAIN rounds it */
+	return (int64) rint(plan->planTree->plan_rows); /* as EXPLAIN rounds it */
 }
 
 /*

@@ -55,14 +55,15 @@ typedef struct PipelineStatements
 	SPIPlanPtr	nth;
 	SPIPlanPtr	quarantine;
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
-	List	   *checks;			/* of QualityCheck *: check_row's check numbers */
+	List	   *checks;			/* of QualityCheck *: check_row's check
+								 * numbers */
 } PipelineStatements;
 
 static MemoryContext statements_context = NULL;
 static List *statements = NIL;
 
 /* the quarantine statement's parameters (pipeline_quarantine_sql) */
-static Oid quarantine_types[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+static Oid	quarantine_types[6] = {INT8OID, INT8OID, XID8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 TEXTARRAYOID};
 
 /*
@@ -228,11 +229,13 @@ forget_dropped(void)
 		int64		id = dropped[i];
 
 		foreach(lc, statements)
+		{
 			if (((PipelineStatements *) lfirst(lc))->pipeline_id == id)
 			{
 				forget_entry(lfirst(lc));
 				break;
 			}
+		}
 	}
 }
 
@@ -734,7 +737,8 @@ merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *b
 				ReThrowError(edata);
 			quarantine_failed_row(def, st, batch, &culprit, edata);
 			excluded = exclude(excluded, &culprit);
-			continue;			/* the range is now empty; the retry counts nothing */
+			continue;			/* the range is now empty; the retry counts
+								 * nothing */
 		}
 		if (!nth_pending(def, st, &range, rows / 2 - 1, &mid, batch->where))
 			ReThrowError(edata);

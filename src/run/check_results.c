@@ -126,8 +126,10 @@ pipeline_checks_add_statement(BatchState *batch)
 
 	cc->checked += tally->read - tally->filtered;
 	foreach(lc, tally->rejected)
+	{
 		if (((RejectedRow *) lfirst(lc))->rule >= 0)
 			cc->checked--;
+	}
 	for (int i = 0; i < cc->nchecks; i++)
 	{
 		cc->failing[i] += tally->check_failing[i];
@@ -217,7 +219,7 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 	Datum		messages[PIPELINE_MAX_CHECKS];
 	bool		message_nulls[PIPELINE_MAX_CHECKS];
 	Oid			types[10] = {INT8OID, INT8OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 	Datum		values[10];
 	int			dims[1];
 	int			lbs[1] = {1};
@@ -254,10 +256,10 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 
 	/*
 	 * The worst status of the run's batches stays.  A row check's observed
-	 * value is its failing share over the whole run (NULL while it checked
-	 * no row, as Great Expectations' unexpected_percent); a row_count's is
-	 * the row count of its last batch out of bounds (or of the last batch,
-	 * while none was).
+	 * value is its failing share over the whole run (NULL while it checked no
+	 * row, as Great Expectations' unexpected_percent); a row_count's is the
+	 * row count of its last batch out of bounds (or of the last batch, while
+	 * none was).
 	 */
 	pipeline_exec_internal("INSERT INTO pipeline.check_results AS t (run_id, pipeline_id, check_name, "
 						   "check_id, status, failing, total, missing, observed, batches, message) "

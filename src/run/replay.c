@@ -34,8 +34,7 @@
  * bad_range
  *		Errors about a replay's range.
  */
-static void
-bad_range(const char *message, const char *detail) pg_attribute_noreturn();
+static void bad_range(const char *message, const char *detail) pg_attribute_noreturn();
 static void
 bad_range(const char *message, const char *detail)
 {
@@ -61,7 +60,11 @@ pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 				 errmsg("pipeline \"%s\" reads a change log, which is not archived", def->name),
 				 errdetail("The pipelines reading a change log delete the rows they have all consumed, so a replay would find few of them."),
 				 errhint("Replay the pipeline that writes the table it reads: the changes it makes again reach this pipeline through the change log.")));
-	/* archived rows hold every row and column: only a whole reader merges them again */
+
+	/*
+	 * archived rows hold every row and column: only a whole reader merges
+	 * them again
+	 */
 	pipeline_require_read_every_row(def->source, def->owner,
 									psprintf("A replay of pipeline \"%s\", which reads the archive of its source,",
 											 def->name));

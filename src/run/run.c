@@ -300,7 +300,7 @@ static TimestampTz
 arm_batch_timeout(const PipelineDef *def)
 {
 	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
-		get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
 	TimestampTz mine;
 
 	if (def->statement_timeout_ms <= 0)
@@ -694,9 +694,9 @@ execute_run(RunState *rs)
 	begin_step(rs);
 
 	/*
-	 * Lock the definition before recording the run: an uncommitted drop
-	 * makes this wait, and once it commits the run fails as a run of a
-	 * missing pipeline, not on run_log's foreign key.
+	 * Lock the definition before recording the run: an uncommitted drop makes
+	 * this wait, and once it commits the run fails as a run of a missing
+	 * pipeline, not on run_log's foreign key.
 	 */
 	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) == NULL)
 		pipeline_report_missing(rs->def->name);
@@ -750,11 +750,11 @@ record_failure(RunState *rs, ErrorData *edata)
 	abort_step(rs);
 
 	/*
-	 * Share-lock the definition before touching run_log, as execute_run
-	 * does: a drop_pipeline holding the definition FOR UPDATE then makes
-	 * this wait (and find the pipeline gone), instead of the two waiting
-	 * on each other -- the drop's cascade on this run's run_log row, this
-	 * transaction's foreign-key checks on the definition.
+	 * Share-lock the definition before touching run_log, as execute_run does:
+	 * a drop_pipeline holding the definition FOR UPDATE then makes this wait
+	 * (and find the pipeline gone), instead of the two waiting on each other
+	 * -- the drop's cascade on this run's run_log row, this transaction's
+	 * foreign-key checks on the definition.
 	 */
 	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
 	{

@@ -44,12 +44,13 @@ typedef struct PipelineDatabaseSlot
 	bool		no_extension;	/* the last scheduler found no extension */
 	bool		recheck;		/* CREATE EXTENSION ran here since */
 	TimestampTz blocked_until;	/* a DROP/RENAME DATABASE wants it alone */
-	int			waiting;		/* due pipelines with rows its last pass could not
-								 * give a worker */
-	int			unplaced_continuous;	/* continuous pipelines without a worker:
-										 * commits of staged rows wake the scheduler */
-	int			handoffs;		/* the first of them, in order, for a worker of
-								 * this database to take over */
+	int			waiting;		/* due pipelines with rows its last pass could
+								 * not give a worker */
+	int			unplaced_continuous;	/* continuous pipelines without a
+										 * worker: commits of staged rows wake
+										 * the scheduler */
+	int			handoffs;		/* the first of them, in order, for a worker
+								 * of this database to take over */
 	PipelineHandoff handoff[PIPELINE_HANDOFF_QUEUE];
 	PipelineStagedSources staged;	/* since its scheduler's last pass */
 } PipelineDatabaseSlot;
@@ -61,7 +62,8 @@ typedef struct PipelineWorkerSlot
 	int64		pipeline_id;
 	Oid			owner;
 	bool		continuous;
-	bool		retrying;		/* after failures: runs even with nothing to read */
+	bool		retrying;		/* after failures: runs even with nothing to
+								 * read */
 	uint64		launch_id;
 	pid_t		pid;			/* 0 until the worker started */
 	struct Latch *latch;

@@ -57,8 +57,10 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* This transaction staged rows (see pipeline_note_staged_rows). */
 static bool staged_rows_in_xact = false;
+
 /* This transaction created the extension (see pipeline_want_scheduler). */
 static bool created_extension_in_xact = false;
+
 /* This transaction changed a schedule (see pipeline_schedules_changed). */
 static bool schedules_changed_in_xact = false;
 static bool wake_callback_registered = false;
@@ -238,7 +240,8 @@ wake_on_commit(XactEvent event, void *arg)
 		LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 		db = pipeline_database_slot(MyDatabaseId, false);
 		if (db != NULL)
-			db->staged.all = true;	/* a pipeline is new, resumed, or reads anew */
+			db->staged.all = true;	/* a pipeline is new, resumed, or reads
+									 * anew */
 		if (db != NULL && db->scheduler_latch != NULL)
 			SetLatch(db->scheduler_latch);
 		LWLockRelease(pipeline_shared->lock);

@@ -41,6 +41,7 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
 /* Rows staged since the last statement end that named its relations. */
 static int64 unattributed_rows = 0;
+
 /* Relations this transaction staged rows into (TopTransactionContext). */
 static List *xact_sources = NIL;
 

@@ -151,8 +151,10 @@ pipeline_forget_capture(Oid relation, Oid log, bool cascade)
 	pipeline_exec("DELETE FROM pipeline.captures WHERE relation = $1", 1, &type, &value, NULL,
 				  false, 0);
 	if (SearchSysCacheExists1(RELOID, value))
+	{
 		foreach(lc, pipeline_capture_members(relation, AccessExclusiveLock))
 			pipeline_capture_drop_triggers(lfirst_oid(lc));
+	}
 	if (!OidIsValid(log) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
 		return;
 	if (cascade)

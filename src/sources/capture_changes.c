@@ -122,14 +122,16 @@ typedef struct CapturePlans
 	SPIPlanPtr	plans[CAPTURE_EVENTS];
 } CapturePlans;
 
-static List *capture_plans = NIL;	/* of CapturePlans *; list and entries in TopMemoryContext */
+static List *capture_plans = NIL;	/* of CapturePlans *; list and entries in
+									 * TopMemoryContext */
 static bool capture_callback_registered = false;
 
 /* A trigger capture() creates. */
 typedef struct CaptureTrigger
 {
 	const char *name;
-	const char *when;			/* timing, event and transition tables; %s is the table */
+	const char *when;			/* timing, event and transition tables; %s is
+								 * the table */
 	TriggerEvent op;			/* TRIGGER_EVENT_INSERT, ... */
 	bool		for_row;
 	char		enabled;		/* pg_trigger.tgenabled */
@@ -274,7 +276,7 @@ prepare_capture(CapturePlans *cp, CaptureEvent event)
 {
 	Oid			types[2] = {cp->row_type, cp->row_type};
 	int			nargs = event == CAPTURE_ROW_UPDATE ? 2
-		: event == CAPTURE_ROW_INSERT || event == CAPTURE_ROW_DELETE ? 1 : 0;
+	: event == CAPTURE_ROW_INSERT || event == CAPTURE_ROW_DELETE ? 1 : 0;
 
 	return pipeline_prepare_kept(capture_sql(event, cp->relation, cp->change_log, cp->key_match),
 								 nargs, types);
@@ -318,8 +320,8 @@ plans_for(Oid relation)
 
 	/*
 	 * Read with the latest snapshot, not the writer's: a REPEATABLE READ
-	 * writer whose snapshot was taken before the capture committed finds
-	 * the capture's triggers, and must find the capture too.
+	 * writer whose snapshot was taken before the capture committed finds the
+	 * capture's triggers, and must find the capture too.
 	 */
 	pipeline_become_internal(&ctx);
 	plan = SPI_prepare("SELECT c.change_log::oid, c.key FROM pipeline.captures c "
@@ -432,7 +434,11 @@ log_write(CapturePlans *cp, CaptureEvent event, TriggerData *trigdata)
 		rows[0] = heap_copy_tuple_as_datum(trigdata->tg_trigtuple, desc);
 	if (event == CAPTURE_ROW_UPDATE)
 		rows[1] = heap_copy_tuple_as_datum(trigdata->tg_newtuple, desc);
-	/* a TRUNCATE reads the table: rows row-level security hid would go unlogged */
+
+	/*
+	 * a TRUNCATE reads the table: rows row-level security hid would go
+	 * unlogged
+	 */
 	if (event == CAPTURE_TRUNCATE)
 		pipeline_require_whole_source(RelationGetRelid(trigdata->tg_relation), cp->owner);
 	pipeline_become_role(cp->owner, "pg_catalog, pg_temp", &ctx);

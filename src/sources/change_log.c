@@ -294,7 +294,11 @@ pipeline_create_change_log(Oid target)
 					 errhint("Rename the column %s of %s.", own[i], pipeline_qualified_name(target))));
 
 	pipeline_become_role(owner, "pg_catalog, pg_temp", &ctx);
-	/* the columns and their types only: a NOT NULL the target drops later must not bind the log */
+
+	/*
+	 * the columns and their types only: a NOT NULL the target drops later
+	 * must not bind the log
+	 */
 	pipeline_exec(psprintf("CREATE TABLE %s (%s, _op text NOT NULL "
 						   "CHECK (_op IN ('upsert', 'delete')), _for bigint)",
 						   name, join_list(log_columns(target, InvalidOid, false, true))),

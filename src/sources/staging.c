@@ -89,7 +89,8 @@ static Oid	own_writes_on = InvalidOid;
 /* The pipelines reading a staging table, as the guard needs them. */
 typedef struct Readers
 {
-	Oid			source;			/* the pipelines' source: the table or an ancestor */
+	Oid			source;			/* the pipelines' source: the table or an
+								 * ancestor */
 	char	   *names;			/* "a", "b" */
 } Readers;
 

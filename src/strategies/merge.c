@@ -69,10 +69,11 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 		if (seq)
 			appendStringInfo(sql, " WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq);
 	}
+
 	/*
 	 * Inserted or updated: a fresh tuple has no xmax.  A partitioned target
-	 * cannot return system columns; there, ask whether the key existed in
-	 * the statement's snapshot (which does not see the rows it writes).
+	 * cannot return system columns; there, ask whether the key existed in the
+	 * statement's snapshot (which does not see the rows it writes).
 	 */
 	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
 		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",

@@ -365,7 +365,7 @@ check_error(const PipelineDef *def, const ErrorData *edata)
 	if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
 		edata->constraint_name == NULL || edata->schema_name == NULL ||
 		!is_version_index(def, get_relname_relid(edata->constraint_name,
-												  get_namespace_oid(edata->schema_name, true))))
+												 get_namespace_oid(edata->schema_name, true))))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -384,7 +384,10 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 					 "AND %s AND t.__start_at = d.__pl_old_start RETURNING t.*)",
 					 target, pipeline_key_match(def, "t", "d"));
 
-	/* the first column is wrapped in mark_value so that a failing row is named */
+	/*
+	 * the first column is wrapped in mark_value so that a failing row is
+	 * named
+	 */
 	initStringInfo(&set);
 	foreach(lc, value_columns(map))
 	{
@@ -429,9 +432,9 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, const char
 
 	/*
 	 * The change log gets the versions written as upserts and the versions
-	 * merged away as deletes: a reader keyed on (key, __start_at) mirrors
-	 * the history.  Every data-modifying CTE is read here, so that it runs
-	 * while the row marks are live (see row_watch.c).
+	 * merged away as deletes: a reader keyed on (key, __start_at) mirrors the
+	 * history.  Every data-modifying CTE is read here, so that it runs while
+	 * the row marks are live (see row_watch.c).
 	 */
 	pipeline_publish_cte(&sql, def, "(SELECT * FROM added UNION ALL SELECT * FROM changed) w", true);
 	appendStringInfo(&sql, ", applied AS (SELECT coalesce(sum(__pl_upserts), 0) AS upserts, "

@@ -378,7 +378,8 @@ pipeline_run_worker_main(Datum arg)
 		if (pipeline_stop_requested)
 			break;
 		if (!still_wanted(again, iteration, &name, &idle))
-			my_slot->continuous = false;	/* gone, paused: no further run of it */
+			my_slot->continuous = false;	/* gone, paused: no further run of
+											 * it */
 		else
 		{
 			MemoryContextSwitchTo(iteration);

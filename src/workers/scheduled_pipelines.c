@@ -103,7 +103,11 @@ pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
 		case SCHEDULE_INTERVAL:
 			return p->last_start ? pipeline_schedule_next(&p->schedule, p->last_start) : now;
 		case SCHEDULE_CRON:
-			/* never run (or its runs purged): the time stored by an earlier pass */
+
+			/*
+			 * never run (or its runs purged): the time stored by an earlier
+			 * pass
+			 */
 			if (p->last_start == 0 && p->next_run_at != 0)
 				return p->next_run_at;
 			return pipeline_schedule_next(&p->schedule, p->last_start ? p->last_start : now);

@@ -26,7 +26,7 @@ typedef struct ScheduledPipeline
 	TimestampTz last_start;		/* of its last run or empty tick, 0 if none */
 	TimestampTz next_run_at;	/* as stored, 0 if none */
 	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
-	TimestampTz last_empty_tick_at;	/* 0 if none */
+	TimestampTz last_empty_tick_at; /* 0 if none */
 	Oid			source;			/* the relation it reads */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
 	bool		started;		/* this pass started its worker */
@@ -39,7 +39,8 @@ typedef struct PassPlan
 {
 	List	   *work;			/* rows wait for them, or a retry is due */
 	List	   *standby;		/* continuous, with nothing to read yet */
-	PipelineStagedSources staged;	/* sources that got rows since the last pass */
+	PipelineStagedSources staged;	/* sources that got rows since the last
+									 * pass */
 } PassPlan;
 
 /* launcher.c */
