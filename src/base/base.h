@@ -68,6 +68,7 @@ extern void pipeline_require_privilege(Oid owner, Oid relid, AclMode mode, const
 									   const char *role_of);
 extern bool pipeline_dropping_own_table(void);
 extern List *pipeline_primary_key_columns(Oid relid);
+extern Jsonb *pipeline_source_columns_json(Oid source);
 extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *columns);
 
 extern bool pipeline_check_version(int elevel);

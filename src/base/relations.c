@@ -16,11 +16,15 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/partition.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -204,4 +208,49 @@ pipeline_partition_root(Oid relation)
 		return relation;
 	ancestors = get_partition_ancestors(relation);
 	return ancestors == NIL ? relation : llast_oid(ancestors);
+}
+
+/*
+ * pipeline_source_columns_json
+ *		The source's columns (but _xid and _seq) as a jsonb array of
+ *		{"name", "type"} objects, in column order: what a definition's
+ *		source_columns records, and what a run compares with it.  Read from
+ *		the catalog caches, without a lock on the source and without a
+ *		statement: every run asks.
+ */
+Jsonb *
+pipeline_source_columns_json(Oid source)
+{
+	HeapTuple	reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(source));
+	int			natts;
+	StringInfoData json;
+
+	if (!HeapTupleIsValid(reltup))
+		elog(ERROR, "cache lookup failed for relation %u", source);
+	natts = ((Form_pg_class) GETSTRUCT(reltup))->relnatts;
+	ReleaseSysCache(reltup);
+
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '[');
+	for (AttrNumber attnum = 1; attnum <= natts; attnum++)
+	{
+		HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(source), Int16GetDatum(attnum));
+		Form_pg_attribute att;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		att = (Form_pg_attribute) GETSTRUCT(tup);
+		if (!att->attisdropped && strcmp(NameStr(att->attname), PIPELINE_XID_COLUMN) != 0 &&
+			strcmp(NameStr(att->attname), PIPELINE_SEQ_COLUMN) != 0)
+		{
+			appendStringInfoString(&json, json.len > 1 ? ", {\"name\": " : "{\"name\": ");
+			escape_json(&json, NameStr(att->attname));
+			appendStringInfoString(&json, ", \"type\": ");
+			escape_json(&json, format_type_with_typemod(att->atttypid, att->atttypmod));
+			appendStringInfoChar(&json, '}');
+		}
+		ReleaseSysCache(tup);
+	}
+	appendStringInfoChar(&json, ']');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 }

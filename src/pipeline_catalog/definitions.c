@@ -513,27 +513,6 @@ pipeline_archived_unconsumed_reason(int64 pipeline_id)
 }
 
 /*
- * pipeline_source_columns_json
- *		The source's columns (but _xid and _seq) as a jsonb array of
- *		{"name", "type"} objects, in column order: what a definition's
- *		source_columns records.
- */
-Jsonb *
-pipeline_source_columns_json(Oid source)
-{
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(source);
-	bool		isnull;
-
-	pipeline_exec_internal_kept("SELECT coalesce(jsonb_agg(jsonb_build_object('name', attname, "
-								"'type', format_type(atttypid, atttypmod)) ORDER BY attnum), '[]') "
-								"FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 "
-								"AND NOT attisdropped AND attname NOT IN ('_xid', '_seq')",
-								1, &type, &value, NULL);
-	return DatumGetJsonbPCopy(pipeline_result_datum(0, 0, &isnull));
-}
-
-/*
  * pipeline_store_source_columns
  *		Records the source's columns as accepted (after a schema change was
  *		applied), bumping the definition's version.

@@ -122,7 +122,6 @@ extern void pipeline_set_paused(int64 pipeline_id, bool paused);
 extern void pipeline_suspend(int64 pipeline_id);
 extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);
 extern const char *pipeline_archived_unconsumed_reason(int64 pipeline_id);
-extern Jsonb *pipeline_source_columns_json(Oid source);
 extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
 extern void pipeline_definition_changed(const PipelineDef *def);
 extern char *pipeline_runnable_name(int64 pipeline_id, bool continuous_only);

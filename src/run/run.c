@@ -226,19 +226,32 @@ commit_batch(RunState *rs)
 }
 
 /*
+ * commit_lazily
+ *		The transaction's commit will not wait for its WAL to reach the disk
+ *		(synchronous_commit off for this transaction alone).  For the commits
+ *		a crash can lose without losing anything of value: the one that
+ *		shows a run as running (the row of a run that has done no work yet;
+ *		the run's next durable commit flushes it too), and the end of a run
+ *		that found nothing pending (its cursor moved past rows no one wrote:
+ *		a crash takes it back to where it was, and the next run moves it
+ *		again).  An empty run then waits for no flush at all.
+ */
+static void
+commit_lazily(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * commit_start_lazily
- *		The commit that shows a run as running does not wait for its WAL to
- *		reach the disk (synchronous_commit off for that transaction alone):
- *		a crash can lose nothing of value there -- the row of a run that
- *		has done no work yet -- and the run's next durable commit flushes
- *		it too.  An empty run then waits for one flush, not two.
+ *		Commits the start of a run lazily (commit_lazily).
  */
 static void
 commit_start_lazily(RunState *rs)
 {
 	if (!rs->atomic)
-		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
+		commit_lazily();
 	commit_batch(rs);
 }
 
@@ -731,6 +744,8 @@ execute_run(RunState *rs)
 		pipeline_archive_after_run(rs->def);
 	if (!rs->atomic)
 	{
+		if (rs->from == BATCH_FROM_STAGING && rs->pending == 0)
+			commit_lazily();
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(rs->step_context);
 		CurrentResourceOwner = rs->step_owner;
