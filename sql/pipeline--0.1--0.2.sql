@@ -66,7 +66,8 @@ SELECT d.name AS pipeline,
                       WHERE rn.pipeline_id IS NOT NULL
                         AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
                                          WHERE l.pipeline_id = d.id AND l.status = 'running'
-                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
+                                         ORDER BY l.run_id DESC LIMIT 1)
+                     OFFSET 0) cur ON true
   LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
                       WHERE l.pipeline_id = d.id AND l.status <> 'running'
                       ORDER BY l.run_id DESC LIMIT 1) last ON true

@@ -32,7 +32,8 @@ COMMENT ON FUNCTION pipeline.is_running(bigint) IS
  * pipeline.status reads pg_locks once for every pipeline (is_running would
  * read it once per pipeline, and the lock table grows as backlog() opens
  * each source); the history is read by index per pipeline, a running run's
- * row only for a pipeline that runs.
+ * row only for a pipeline that runs (OFFSET 0 keeps the planner from
+ * joining the whole of pipeline.runs instead).
  */
 CREATE VIEW pipeline.status WITH (security_invoker = true) AS
 WITH running AS MATERIALIZED (
@@ -74,7 +75,8 @@ SELECT d.name AS pipeline,
                       WHERE rn.pipeline_id IS NOT NULL
                         AND r.run_id = (SELECT l.run_id FROM pipeline.run_log l
                                          WHERE l.pipeline_id = d.id AND l.status = 'running'
-                                         ORDER BY l.run_id DESC LIMIT 1)) cur ON true
+                                         ORDER BY l.run_id DESC LIMIT 1)
+                     OFFSET 0) cur ON true
   LEFT JOIN LATERAL (SELECT l.* FROM pipeline.run_log l
                       WHERE l.pipeline_id = d.id AND l.status <> 'running'
                       ORDER BY l.run_id DESC LIMIT 1) last ON true
