@@ -97,19 +97,11 @@ COMMENT ON VIEW pipeline.status IS
  * escaped as the format requires; families come in a fixed order, each
  * with its HELP and TYPE lines.
  */
-CREATE FUNCTION pipeline.prometheus_labels(VARIADIC pairs text[]) RETURNS text
+CREATE FUNCTION pipeline.prometheus_escape(value text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-      SELECT '{' || string_agg(pairs[i] || '="'
-                               || replace(replace(replace(coalesce(pairs[i + 1], ''),
-                                                          '\', '\\'), '"', '\"'), E'\n', '\n')
-                               || '"', ',' ORDER BY i) || '}'
-        FROM generate_subscripts(pairs, 1) i
-       WHERE i % 2 = 1
-    $$;
-COMMENT ON FUNCTION pipeline.prometheus_labels(text[]) IS
-    'internal: {name="value",...} from name, value pairs, values escaped for the Prometheus text format';
+    RETURN replace(replace(replace(coalesce(value, ''), '\', '\\'), '"', '\"'), E'\n', '\n');
+COMMENT ON FUNCTION pipeline.prometheus_escape(text) IS
+    'internal: a label value escaped for the Prometheus text format';
 
 CREATE FUNCTION pipeline.metrics() RETURNS text
     LANGUAGE sql VOLATILE
@@ -122,8 +114,8 @@ WITH p AS (
            t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
            t.last_success_at, coalesce(q.n, 0) AS quarantined,
            /* its labels, escaped once: '{database="...",pipeline="..."' */
-           left(pipeline.prometheus_labels('database', current_database(), 'pipeline', s.pipeline),
-                -1) AS lb
+           '{database="' || pipeline.prometheus_escape(current_database()) || '",pipeline="'
+           || pipeline.prometheus_escape(s.pipeline) || '"' AS lb
       FROM pipeline.status s
       JOIN pipeline.pipeline_defs d ON d.id = s.id
       LEFT JOIN pipeline.run_totals t ON t.pipeline_id = s.id
@@ -132,9 +124,9 @@ WITH p AS (
 ),
 f AS (
     SELECT c.id, c.state, c.lag, c.attainment_7d,
-           left(pipeline.prometheus_labels('database', current_database(), 'check_id', c.id::text,
-                                           'relation', c.relation::text,
-                                           'column', coalesce(c.column_name, '')), -1) AS lb
+           '{database="' || pipeline.prometheus_escape(current_database()) || '",check_id="' || c.id
+           || '",relation="' || pipeline.prometheus_escape(c.relation::text) || '",column="'
+           || pipeline.prometheus_escape(c.column_name) || '"' AS lb
       FROM pipeline.freshness c
 ),
 families (ord, name, type, help) AS (VALUES
@@ -153,107 +145,91 @@ families (ord, name, type, help) AS (VALUES
     (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
     (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.')
 ),
-samples (ord, grp, k, sample, labels, value) AS (
-    SELECT 1, p.pipeline, 0, 'pipeline_info',
-           pipeline.prometheus_labels('database', current_database(), 'pipeline', p.pipeline,
-                                      'source', p.source::text, 'target', p.target::text,
-                                      'strategy', p.strategy), '1'
+samples (ord, grp, lines) AS (
+    SELECT 1, p.pipeline,
+           'pipeline_info' || p.lb || ',source="' || pipeline.prometheus_escape(p.source::text)
+           || '",target="' || pipeline.prometheus_escape(p.target::text) || '",strategy="'
+           || pipeline.prometheus_escape(p.strategy) || E'"} 1\n'
       FROM p
     UNION ALL
-    SELECT 2, p.pipeline, st.i, 'pipeline_state',
-           p.lb || ',state="' || st.s || '"}',
-           (p.state = st.s)::int::text
-      FROM p, unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
-                            'waiting for a worker']) WITH ORDINALITY st(s, i)
-    UNION ALL
-    SELECT 3, p.pipeline, r.i, 'pipeline_runs_total',
-           p.lb || ',status="' || r.s || '"}',
-           r.n::text
-      FROM p, LATERAL (VALUES (1, 'succeeded', coalesce(p.runs_succeeded, 0)),
-                              (2, 'failed', coalesce(p.runs_failed, 0)),
-                              (3, 'cancelled', coalesce(p.runs_cancelled, 0))) r(i, s, n)
-    UNION ALL
-    SELECT 4, p.pipeline, 0, 'pipeline_rows_read_total',
-           p.lb || '}',
-           coalesce(p.rows_read, 0)::text
+    SELECT 2, p.pipeline,
+           (SELECT string_agg('pipeline_state' || p.lb || ',state="' || st.s || '"} '
+                              || (p.state = st.s)::int || E'\n', '' ORDER BY st.i)
+              FROM unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                                'waiting for a worker']) WITH ORDINALITY st(s, i))
       FROM p
     UNION ALL
-    SELECT 5, p.pipeline, r.i, 'pipeline_rows_total',
-           p.lb || ',outcome="' || r.s || '"}',
-           r.n::text
-      FROM p, LATERAL (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
-                              (2, 'updated', coalesce(p.rows_updated, 0)),
-                              (3, 'deleted', coalesce(p.rows_deleted, 0)),
-                              (4, 'stale', coalesce(p.rows_stale, 0)),
-                              (5, 'filtered', coalesce(p.rows_filtered, 0)),
-                              (6, 'quarantined', coalesce(p.rows_quarantined, 0)),
-                              (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n)
-    UNION ALL
-    SELECT 6, p.pipeline, h.i, 'pipeline_run_duration_seconds_bucket',
-           p.lb || ',le="' || h.le || '"}',
-           h.n::text
-      FROM p, LATERAL (SELECT u.i, u.b::text AS le, coalesce(p.duration_le[u.i], 0) AS n
-                         FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i)
-                       UNION ALL
-                       SELECT 1000, '+Inf',
-                              coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)) h
-    UNION ALL
-    SELECT 6, p.pipeline, 1001, 'pipeline_run_duration_seconds_sum',
-           p.lb || '}',
-           coalesce(p.duration_seconds_sum, 0)::text
+    SELECT 3, p.pipeline,
+           'pipeline_runs_total' || p.lb || ',status="succeeded"} ' || coalesce(p.runs_succeeded, 0) || E'\n'
+           || 'pipeline_runs_total' || p.lb || ',status="failed"} ' || coalesce(p.runs_failed, 0) || E'\n'
+           || 'pipeline_runs_total' || p.lb || ',status="cancelled"} ' || coalesce(p.runs_cancelled, 0) || E'\n'
       FROM p
     UNION ALL
-    SELECT 6, p.pipeline, 1002, 'pipeline_run_duration_seconds_count',
-           p.lb || '}',
-           coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0)::text
+    SELECT 4, p.pipeline,
+           'pipeline_rows_read_total' || p.lb || '} ' || coalesce(p.rows_read, 0) || E'\n'
       FROM p
     UNION ALL
-    SELECT 7, p.pipeline, 0, 'pipeline_consecutive_failures',
-           p.lb || '}',
-           p.consecutive_failures::text
+    SELECT 5, p.pipeline,
+           (SELECT string_agg('pipeline_rows_total' || p.lb || ',outcome="' || r.s || '"} ' || r.n || E'\n',
+                              '' ORDER BY r.i)
+              FROM (VALUES (1, 'inserted', coalesce(p.rows_inserted, 0)),
+                           (2, 'updated', coalesce(p.rows_updated, 0)),
+                           (3, 'deleted', coalesce(p.rows_deleted, 0)),
+                           (4, 'stale', coalesce(p.rows_stale, 0)),
+                           (5, 'filtered', coalesce(p.rows_filtered, 0)),
+                           (6, 'quarantined', coalesce(p.rows_quarantined, 0)),
+                           (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n))
       FROM p
     UNION ALL
-    SELECT 8, p.pipeline, 0, 'pipeline_pending_rows',
-           p.lb || '}',
-           p.pending_rows::text
+    SELECT 6, p.pipeline,
+           (SELECT string_agg('pipeline_run_duration_seconds_bucket' || p.lb || ',le="' || u.b || '"} '
+                              || coalesce(p.duration_le[u.i], 0) || E'\n', '' ORDER BY u.i)
+              FROM unnest(pipeline.run_duration_bounds()) WITH ORDINALITY u(b, i))
+           || 'pipeline_run_duration_seconds_bucket' || p.lb || ',le="+Inf"} ' || h.n || E'\n'
+           || 'pipeline_run_duration_seconds_sum' || p.lb || '} ' || coalesce(p.duration_seconds_sum, 0) || E'\n'
+           || 'pipeline_run_duration_seconds_count' || p.lb || '} ' || h.n || E'\n'
+      FROM p, LATERAL (SELECT coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0) AS n) h
+    UNION ALL
+    SELECT 7, p.pipeline,
+           'pipeline_consecutive_failures' || p.lb || '} ' || p.consecutive_failures || E'\n'
       FROM p
     UNION ALL
-    SELECT 9, p.pipeline, 0, 'pipeline_lag_seconds',
-           p.lb || '}',
-           extract(epoch FROM p.lag)::float8::text
+    SELECT 8, p.pipeline,
+           'pipeline_pending_rows' || p.lb || '} ' || p.pending_rows || E'\n'
+      FROM p WHERE p.pending_rows IS NOT NULL
+    UNION ALL
+    SELECT 9, p.pipeline,
+           'pipeline_lag_seconds' || p.lb || '} ' || extract(epoch FROM p.lag)::float8 || E'\n'
       FROM p WHERE p.lag IS NOT NULL
     UNION ALL
-    SELECT 10, p.pipeline, 0, 'pipeline_quarantined_rows',
-           p.lb || '}',
-           p.quarantined::text
+    SELECT 10, p.pipeline,
+           'pipeline_quarantined_rows' || p.lb || '} ' || p.quarantined || E'\n'
       FROM p
     UNION ALL
-    SELECT 11, p.pipeline, 0, 'pipeline_last_success_timestamp_seconds',
-           p.lb || '}',
-           extract(epoch FROM p.last_success_at)::float8::text
+    SELECT 11, p.pipeline,
+           'pipeline_last_success_timestamp_seconds' || p.lb || '} '
+           || extract(epoch FROM p.last_success_at)::float8 || E'\n'
       FROM p WHERE p.last_success_at IS NOT NULL
     UNION ALL
-    SELECT 12, lpad(f.id::text, 20, '0'), st.i, 'pipeline_freshness_state',
-           f.lb || ',state="' || st.s || '"}',
-           (f.state = st.s)::int::text
-      FROM f, unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i)
+    SELECT 12, lpad(f.id::text, 20, '0'),
+           (SELECT string_agg('pipeline_freshness_state' || f.lb || ',state="' || st.s || '"} '
+                              || (f.state = st.s)::int || E'\n', '' ORDER BY st.i)
+              FROM unnest(ARRAY['PASS', 'WARN', 'FAIL', 'UNKNOWN']) WITH ORDINALITY st(s, i))
+      FROM f
     UNION ALL
-    SELECT 13, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_lag_seconds',
-           f.lb || '}',
-           extract(epoch FROM f.lag)::float8::text
+    SELECT 13, lpad(f.id::text, 20, '0'),
+           'pipeline_freshness_lag_seconds' || f.lb || '} ' || extract(epoch FROM f.lag)::float8 || E'\n'
       FROM f WHERE f.lag IS NOT NULL
     UNION ALL
-    SELECT 14, lpad(f.id::text, 20, '0'), 0, 'pipeline_freshness_attainment_ratio',
-           f.lb || '}',
-           f.attainment_7d::float8::text
+    SELECT 14, lpad(f.id::text, 20, '0'),
+           'pipeline_freshness_attainment_ratio' || f.lb || '} ' || f.attainment_7d::float8 || E'\n'
       FROM f WHERE f.attainment_7d IS NOT NULL
 )
 SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
   FROM (SELECT fa.ord,
                '# HELP ' || fa.name || ' ' || fa.help || E'\n'
                || '# TYPE ' || fa.name || ' ' || fa.type || E'\n'
-               || string_agg(s.sample || s.labels || ' ' || s.value || E'\n', ''
-                             ORDER BY s.grp, s.k) AS block
+               || string_agg(s.lines, '' ORDER BY s.grp) AS block
           FROM families fa JOIN samples s ON s.ord = fa.ord
          GROUP BY fa.ord, fa.name, fa.type, fa.help) b
 $$;
