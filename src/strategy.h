@@ -8,9 +8,9 @@
  * whatever its strategy: the cursor rule picks the pending rows, the
  * mapping, row rules and checks accept or quarantine them (batch_sql.c).
  * A strategy says only what its target must be and how accepted rows are
- * written into it.  Each strategy is one file of this folder that fills a
- * PipelineStrategy and registers it at load time (pipeline.c); nothing else
- * names a strategy, so a new one plugs in without touching the others.
+ * written into it.  Each strategy is one file of src/strategies/ that
+ * fills a PipelineStrategy, registered at load time (pipeline.c); nothing
+ * else names a strategy, so a new one plugs in without touching the others.
  *
  *-------------------------------------------------------------------------
  */
