@@ -111,6 +111,9 @@ typedef struct FirstPendingPlan
 
 static HTAB *first_pending_plans = NULL;
 
+/* The most pipelines a backend keeps that statement for. */
+#define FIRST_PENDING_PLANS_MAX 4096
+
 /*
  * first_pending_sql
  *		The statement finding the first pending row of 'source'
@@ -146,6 +149,10 @@ first_pending_plan(const PipelineDef *def, const char *source)
 		first_pending_plans = hash_create("pipeline first pending rows", 64, &ctl,
 										  HASH_ELEM | HASH_BLOBS);
 	}
+	/* a bound on the memory of a backend that looks at many pipelines */
+	if (hash_get_num_entries(first_pending_plans) >= FIRST_PENDING_PLANS_MAX &&
+		hash_search(first_pending_plans, &def->id, HASH_FIND, NULL) == NULL)
+		return NULL;
 	entry = hash_search(first_pending_plans, &def->id, HASH_ENTER, &found);
 	if (found && entry->version == def->version && entry->source == def->source)
 	{
