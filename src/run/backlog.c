@@ -105,7 +105,8 @@ typedef struct FirstPendingPlan
 {
 	int64		pipeline_id;	/* the hash key */
 	int32		version;		/* of the definition it was built from */
-	Oid			source;
+	char		source[1024];	/* the relation it names (a kept plan looks
+								 * names up again) */
 	SPIPlanPtr	plan;			/* NULL: asked for once so far */
 } FirstPendingPlan;
 
@@ -154,7 +155,7 @@ first_pending_plan(const PipelineDef *def, const char *source)
 		hash_search(first_pending_plans, &def->id, HASH_FIND, NULL) == NULL)
 		return NULL;
 	entry = hash_search(first_pending_plans, &def->id, HASH_ENTER, &found);
-	if (found && entry->version == def->version && entry->source == def->source)
+	if (found && entry->version == def->version && strcmp(entry->source, source) == 0)
 	{
 		if (entry->plan != NULL)
 			return entry->plan;
@@ -169,7 +170,7 @@ first_pending_plan(const PipelineDef *def, const char *source)
 	if (found && entry->plan != NULL)
 		SPI_freeplan(entry->plan);
 	entry->version = def->version;
-	entry->source = def->source;
+	strlcpy(entry->source, source, sizeof(entry->source));
 	entry->plan = NULL;
 	return NULL;
 }

@@ -79,6 +79,16 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%d/%u/%u/%u/%u", def->version, def->owner, def->source,
 					 def->target, def->tombstones);
+
+	/*
+	 * The statements name these relations in their text, and a kept plan
+	 * looks its names up again whenever it is invalidated: after a rename
+	 * they would find whatever table now has the old name.
+	 */
+	appendStringInfo(&buf, "|%s|%s", pipeline_qualified_name(def->source),
+					 pipeline_qualified_name(def->target));
+	if (OidIsValid(def->tombstones))
+		appendStringInfo(&buf, "|%s", pipeline_qualified_name(def->tombstones));
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
@@ -96,7 +106,8 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	/* the change log it publishes to, and the columns published */
 	if (OidIsValid(def->change_log))
 	{
-		appendStringInfo(&buf, "|log %u", def->change_log);
+		appendStringInfo(&buf, "|log %u %s", def->change_log,
+						 pipeline_qualified_name(def->change_log));
 		foreach(lc, pipeline_change_log_columns(def))
 			appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
 	}
