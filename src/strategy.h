@@ -26,8 +26,8 @@ struct PipelineStrategy
 
 	/*
 	 * Rows are matched to target rows by the pipeline's key (a key is
-	 * required, NULL keys are quarantined, deletes and sequence_by apply),
-	 * rather than only added.
+	 * required, NULL keys are quarantined, deletes and sequence_by apply, the
+	 * owner needs UPDATE and SELECT on the target), rather than only added.
 	 */
 	bool		keyed;
 

@@ -352,6 +352,12 @@ check_existing_target(const PipelineDef *def)
 	pipeline_require_table(def->target, "target");
 	pipeline_require_privilege(def->owner, def->target, ACL_INSERT, "INSERT", "target");
 	pipeline_refuse_staging_target(def->target, def->strategy);
+	/* matched by key: upserted, so updated and read */
+	if (def->strategy->keyed)
+	{
+		pipeline_require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
+		pipeline_require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
+	}
 	if (def->strategy->check_target)
 		def->strategy->check_target(def);
 }

@@ -193,15 +193,13 @@ key_index_exists(Oid target, List *key)
 
 /*
  * check_target
- *		An existing target: the owner may update and read it (and delete
- *		from it, with delete_when), and it has a unique index on exactly
- *		the key.
+ *		An existing target: the owner may delete from it with delete_when
+ *		(updating and reading it a keyed strategy needs anyway, define.c),
+ *		and it has a unique index on exactly the key.
  */
 static void
 check_target(const PipelineDef *def)
 {
-	pipeline_require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
-	pipeline_require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
 	if (def->delete_when)
 		pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
 	if (!key_index_exists(def->target, def->key))

@@ -378,15 +378,14 @@ check_error(const PipelineDef *def, const ErrorData *edata)
 
 /*
  * check_target
- *		An existing target: the owner may update, read and delete from it (a
- *		late event merges versions into their neighbour).  Its version
- *		columns and indexes are checked with the mapping (check_mapping).
+ *		An existing target: the owner may delete from it (a late event
+ *		merges versions into their neighbour; updating and reading it a
+ *		keyed strategy needs anyway, define.c).  Its version columns and
+ *		indexes are checked with the mapping (check_mapping).
  */
 static void
 check_target(const PipelineDef *def)
 {
-	pipeline_require_privilege(def->owner, def->target, ACL_UPDATE, "UPDATE", "target");
-	pipeline_require_privilege(def->owner, def->target, ACL_SELECT, "SELECT", "target");
 	pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
 }
 
