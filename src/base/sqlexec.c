@@ -44,13 +44,21 @@ pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
 
 /*
  * The plans of pipeline_exec_kept, by statement text, for the life of the
- * backend: a handful of catalog statements every run executes.
+ * backend: the catalog statements every run executes, and a statement per
+ * pipeline that status and the scheduler ask again and again.  A plan is
+ * kept from the second time its text runs (keeping costs more than running
+ * once: a session that looks once pays nothing more), for at most
+ * KEPT_STATEMENTS_MAX texts; beyond, a new text runs unkept.  The text
+ * names the relations it reads, so a renamed relation makes a new text,
+ * never a kept plan finding another table by the old name.
  */
 typedef struct KeptStatement
 {
 	const char *sql;			/* key: the text, copied into TopMemoryContext */
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan;			/* NULL: it ran once so far */
 } KeptStatement;
+
+#define KEPT_STATEMENTS_MAX 8192
 
 static HTAB *kept_statements = NULL;
 
@@ -81,9 +89,10 @@ kept_copy(void *dest, const void *src, Size keysize)
 
 /*
  * pipeline_exec_kept
- *		As pipeline_exec, for a statement of fixed text that every run or
- *		batch executes, looking rows up by key: it is parsed and planned
- *		once per backend, with a generic plan, and the plan kept.
+ *		As pipeline_exec, for a statement that runs again and again in a
+ *		backend (every run or batch, every look at a pipeline), looking
+ *		rows up by key: from its second run it is parsed and planned once,
+ *		with a generic plan, and the plan kept (see KeptStatement).
  *		PostgreSQL's plan cache checks the plan before each use and plans
  *		it again when a relation, function or type it uses changed, or
  *		when the search_path or (under row-level security) the role
@@ -114,6 +123,15 @@ pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
 	entry = hash_search(kept_statements, &sql, HASH_FIND, NULL);
 	if (entry == NULL)
 	{
+		if (hash_get_num_entries(kept_statements) < KEPT_STATEMENTS_MAX)
+		{
+			entry = hash_search(kept_statements, &sql, HASH_ENTER, &found);
+			entry->plan = NULL;
+		}
+		return pipeline_exec(sql, nargs, types, values, nulls, read_only, limit);
+	}
+	if (entry->plan == NULL)
+	{
 		/* keyed lookups: one generic plan serves every call */
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 
@@ -122,7 +140,6 @@ pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
 				 SPI_result_code_string(SPI_result), sql);
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
-		entry = hash_search(kept_statements, &sql, HASH_ENTER, &found);
 		entry->plan = plan;
 	}
 	ret = SPI_execute_plan(entry->plan, values, nulls, read_only, limit);

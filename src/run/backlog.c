@@ -6,8 +6,7 @@
  *
  * Which rows are pending is the cursor rule (cursor_rule.c).  Nothing
  * below the cursor's xmin can be pending, so the (_xid, _seq) index finds
- * the first pending row at once, by a statement each backend keeps per
- * pipeline.  The count is exact on
+ * the first pending row at once, by a statement each backend keeps.  The count is exact on
  * request (an index range scan over all pending rows).  Otherwise up to
  * BACKLOG_COUNT_LIMIT rows are counted, and a larger backlog is the
  * planner's estimate of the rows from the cursor's xmin on, which costs a
@@ -36,7 +35,6 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
 #include "model.h"
@@ -94,103 +92,20 @@ pending_rows(void)
 }
 
 /*
- * The statement finding a pipeline's first pending row is kept per backend
- * and pipeline from the second time it is asked for: pipeline.status asks
- * it of every pipeline, the scheduler of every due one at each pass, and
- * keeping a plan costs more than using it once (a session that looks once
- * pays nothing more).  A generic plan: whatever the cursor, the (_xid,
- * _seq) index finds the row.
- */
-typedef struct FirstPendingPlan
-{
-	int64		pipeline_id;	/* the hash key */
-	int32		version;		/* of the definition it was built from */
-	char		source[1024];	/* the relation it names (a kept plan looks
-								 * names up again) */
-	SPIPlanPtr	plan;			/* NULL: asked for once so far */
-} FirstPendingPlan;
-
-static HTAB *first_pending_plans = NULL;
-
-/* The most pipelines a backend keeps that statement for. */
-#define FIRST_PENDING_PLANS_MAX 4096
-
-/*
- * first_pending_sql
- *		The statement finding the first pending row of 'source'
- *		(reader_source), the cursor being its parameters (CursorState).
- */
-static char *
-first_pending_sql(const char *source)
-{
-	return psprintf("SELECT _xid FROM %s WHERE %s ORDER BY _xid, _seq LIMIT 1", source,
-					pending_rows());
-}
-
-/*
- * first_pending_plan
- *		The pipeline's kept statement finding its first pending row in
- *		'source', built when asked for again and the definition is as it
- *		was; NULL the first time (and after the definition changed).
- */
-static SPIPlanPtr
-first_pending_plan(const PipelineDef *def, const char *source)
-{
-	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
-	FirstPendingPlan *entry;
-	SPIPlanPtr	plan;
-	bool		found;
-
-	if (first_pending_plans == NULL)
-	{
-		HASHCTL		ctl = {0};
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(FirstPendingPlan);
-		first_pending_plans = hash_create("pipeline first pending rows", 64, &ctl,
-										  HASH_ELEM | HASH_BLOBS);
-	}
-	/* a bound on the memory of a backend that looks at many pipelines */
-	if (hash_get_num_entries(first_pending_plans) >= FIRST_PENDING_PLANS_MAX &&
-		hash_search(first_pending_plans, &def->id, HASH_FIND, NULL) == NULL)
-		return NULL;
-	entry = hash_search(first_pending_plans, &def->id, HASH_ENTER, &found);
-	if (found && entry->version == def->version && strcmp(entry->source, source) == 0)
-	{
-		if (entry->plan != NULL)
-			return entry->plan;
-		plan = SPI_prepare_cursor(first_pending_sql(source), 3, types, CURSOR_OPT_GENERIC_PLAN);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		entry->plan = plan;
-		return plan;
-	}
-	if (found && entry->plan != NULL)
-		SPI_freeplan(entry->plan);
-	entry->version = def->version;
-	strlcpy(entry->source, source, sizeof(entry->source));
-	entry->plan = NULL;
-	return NULL;
-}
-
-/*
  * first_pending
  *		The _xid of the first pending row, as text; NULL when none is.
+ *		pipeline.status asks it of every pipeline and the scheduler of every
+ *		due one at each pass: a kept statement (a generic plan, whatever the
+ *		cursor: the (_xid, _seq) index finds the row).
  */
 static char *
-first_pending(const PipelineDef *def, const char *source, CursorState *c)
+first_pending(const char *source, CursorState *c)
 {
 	Oid			types[3] = {PG_SNAPSHOTOID, XID8OID, INT8OID};
-	SPIPlanPtr	plan = first_pending_plan(def, source);
-	int			ret;
 
-	if (plan == NULL)
-		(void) pipeline_exec(first_pending_sql(source), 3, types, c->values, c->nulls, true, 1);
-	else if ((ret = SPI_execute_plan(plan, c->values, c->nulls, true, 1)) < 0)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
+	if (pipeline_exec_kept(psprintf("SELECT _xid FROM %s WHERE %s ORDER BY _xid, _seq LIMIT 1",
+									source, pending_rows()),
+						   3, types, c->values, c->nulls, true, 1) == 0)
 		return NULL;
 	return pipeline_result_text(0, 0);
 }
@@ -288,7 +203,7 @@ measure(void *arg)
 	char	   *first;
 
 	pipeline_become_owner(b->def, &ctx);
-	first = first_pending(b->def, b->source, &b->cursor);
+	first = first_pending(b->source, &b->cursor);
 	b->pending = first == NULL ? 0 :
 		count_pending(b->source, &b->cursor, b->exact ? -1 : BACKLOG_COUNT_LIMIT);
 	if (!b->exact && b->pending > BACKLOG_COUNT_LIMIT)
@@ -338,7 +253,7 @@ probe_first_pending(void *arg)
 	/* rolled back with the owner's settings */
 	(void) set_config_option("lock_timeout", CAUGHT_UP_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	b->pending = first_pending(b->def, b->source, &b->cursor) == NULL ? 0 : 1;
+	b->pending = first_pending(b->source, &b->cursor) == NULL ? 0 : 1;
 	pipeline_restore_user(&ctx);
 }
 
