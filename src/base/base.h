@@ -36,7 +36,7 @@ extern int	pipeline_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls, bool read_only, long limit);
 extern int	pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
 							   const char *nulls, bool read_only, long limit);
-extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types);
+extern SPIPlanPtr pipeline_prepare_kept(const char *sql, int nargs, Oid *types, bool generic);
 extern Datum pipeline_result_datum(int row, int col, bool *isnull);
 extern int64 pipeline_result_int64(int row, int col);
 extern char *pipeline_result_text(int row, int col);

@@ -150,16 +150,19 @@ pipeline_exec_kept(const char *sql, int nargs, Oid *types, Datum *values,
 
 /*
  * pipeline_prepare_kept
- *		Prepares a statement, always planned with its actual parameters (the
- *		batch bounds decide between index and sequential scans), and keeps
- *		the plan beyond the current SPI connection.
+ *		Prepares a statement and keeps the plan beyond the current SPI
+ *		connection.  'generic': one plan for every call, for a statement
+ *		whose best plan does not depend on its parameters; otherwise it is
+ *		planned with its actual parameters at each call (the batch bounds
+ *		decide between index and sequential scans).
  */
 SPIPlanPtr
-pipeline_prepare_kept(const char *sql, int nargs, Oid *types)
+pipeline_prepare_kept(const char *sql, int nargs, Oid *types, bool generic)
 {
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+	plan = SPI_prepare_cursor(sql, nargs, types,
+							  generic ? CURSOR_OPT_GENERIC_PLAN : CURSOR_OPT_CUSTOM_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed (%s) for: %s",
 			 SPI_result_code_string(SPI_result), sql);

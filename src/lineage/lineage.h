@@ -15,5 +15,7 @@
 extern void pipeline_save_lineage(const PipelineDef *def);
 
 /* openlineage_events.c */
+extern void pipeline_openlineage_record_run(int64 pipeline_id, int64 run_id,
+											const char *status);
 
 #endif							/* PIPELINE_LINEAGE_H */

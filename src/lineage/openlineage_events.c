@@ -122,6 +122,26 @@ record_event(Datum pipeline_id, Datum run_id, const char *kind)
 }
 
 /*
+ * pipeline_openlineage_record_run
+ *		Records the START and end events of a run written to the run log
+ *		already finished (pipeline_run_record_empty), which the trigger
+ *		takes for a restored run and leaves alone.  The caller is connected
+ *		to SPI.
+ */
+void
+pipeline_openlineage_record_run(int64 pipeline_id, int64 run_id, const char *status)
+{
+	PipelineUserContext ctx;
+
+	if (!pipeline_openlineage_outbox)
+		return;
+	pipeline_become_internal(&ctx);
+	record_event(Int64GetDatum(pipeline_id), Int64GetDatum(run_id), "START");
+	record_event(Int64GetDatum(pipeline_id), Int64GetDatum(run_id), event_type(status));
+	pipeline_restore_user(&ctx);
+}
+
+/*
  * pipeline_openlineage_on_run
  *		AFTER INSERT and AFTER UPDATE OF status row trigger on run_log: a
  *		run that starts records its START event, a run that ends its end

@@ -107,15 +107,15 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 }
 
 /*
- * pipeline_cursor_write
- *		Moves the pipeline's cursor, and the end of run_id's consumed range
- *		with it; commits with the batch it records.  caught_up_at, when not
- *		0, is the time just before the snapshot the cursor now equals was
- *		taken: every row still pending committed later.
+ * pipeline_cursor_move
+ *		Moves the pipeline's cursor; commits with the batch it records.
+ *		caught_up_at, when not 0, is the time just before the snapshot the
+ *		cursor now equals was taken: every row still pending committed
+ *		later.
  */
 void
-pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
-					  const RowPosition *partial, TimestampTz caught_up_at)
+pipeline_cursor_move(int64 pipeline_id, Datum consumed, const RowPosition *partial,
+					 TimestampTz caught_up_at)
 {
 	Oid			types[5] = {INT8OID, InvalidOid, InvalidOid, InvalidOid, TIMESTAMPTZOID};
 	Datum		values[5];
@@ -129,6 +129,18 @@ pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
 								"partial_seq = $4, updated_at = now(), "
 								"caught_up_at = coalesce($5, caught_up_at) WHERE pipeline_id = $1",
 								5, types, values, nulls);
+}
+
+/*
+ * pipeline_cursor_write
+ *		Moves the pipeline's cursor (pipeline_cursor_move), and the end of
+ *		run_id's consumed range with it.
+ */
+void
+pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
+					  const RowPosition *partial, TimestampTz caught_up_at)
+{
+	pipeline_cursor_move(pipeline_id, consumed, partial, caught_up_at);
 	pipeline_run_cursor_after(run_id, consumed, partial);
 }
 

@@ -80,6 +80,22 @@ typedef struct ScheduleRow
 	TimestampTz last_empty_tick_at; /* 0 if none */
 } ScheduleRow;
 
+/*
+ * What a run's history row is first written with: when the run starts
+ * (status running), or whole, when the run found nothing to do.
+ */
+typedef struct RunRecord
+{
+	const char *kind;			/* run, requeue or replay */
+	Oid			run_as;
+	TimestampTz started_at;
+	int64		pending;		/* the rows it has to consume */
+	Datum		cursor_before;	/* a run's cursor at its start; 0 for others */
+	RowPosition partial_before;
+	Datum		cursor_after;	/* what it has consumed up to (0: none) */
+	RowPosition partial_after;
+} RunRecord;
+
 /* replay.c: which runs a replay merges again, as the caller asked */
 typedef struct ReplayRequest
 {
@@ -159,6 +175,8 @@ extern List *pipeline_delete_dropped_check_references(void);
 /* cursors.c */
 extern void pipeline_create_cursor(int64 pipeline_id, Datum seeded, bool has_seed);
 extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
+extern void pipeline_cursor_move(int64 pipeline_id, Datum consumed, const RowPosition *partial,
+								 TimestampTz caught_up_at);
 extern void pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,
 								  const RowPosition *partial, TimestampTz caught_up_at);
 extern void pipeline_cursor_state(int64 pipeline_id, CursorProgress *state);
@@ -168,12 +186,12 @@ extern List *pipeline_source_cursors(Oid source, Oid role, bool *archives);
 extern Datum pipeline_readers_horizon(Oid source, bool *isnull);
 
 /* run_log.c */
-extern int64 pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as);
+extern int64 pipeline_run_start(int64 pipeline_id, const RunRecord *run);
+extern int64 pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
 extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 								const char *sqlstate, const char *message);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
-extern void pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *partial);
 extern void pipeline_run_cursor_after(int64 run_id, Datum consumed, const RowPosition *partial);
 extern bool pipeline_runs_selected(int64 pipeline_id, const ReplayRequest *req,
 								   int64 replay_run_id, ReplayRange *range);

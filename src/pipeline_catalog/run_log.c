@@ -18,27 +18,107 @@
 #include "base/base.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 
+/* The columns a run's row is first written with, $1..$11 (record_args). */
+#define RECORD_COLUMNS \
+	"pipeline_id, kind, run_as, started_at, rows_pending, cursor_before, cursor_before_xid, " \
+	"cursor_before_seq, cursor_after, cursor_after_xid, cursor_after_seq"
+#define RECORD_VALUES "$1, $2, $3::regrole, $4, $5, $6, $7, $8, $9, $10, $11"
+#define RECORD_NPARAMS 11
+
+/*
+ * cursor_record_args
+ *		Three parameters of a run record: a cursor (NULLs when none).
+ */
+static void
+cursor_record_args(Datum consumed, const RowPosition *partial, Oid *types, Datum *values,
+				   char *nulls)
+{
+	RowPosition none = {0};
+
+	pipeline_catalog_cursor_args(consumed, consumed ? partial : &none, types, values, nulls);
+	if (consumed == (Datum) 0)
+		nulls[0] = 'n';
+}
+
+/*
+ * record_args
+ *		The parameters of RECORD_COLUMNS.
+ */
+static void
+record_args(int64 pipeline_id, const RunRecord *run, Oid *types, Datum *values, char *nulls)
+{
+	memset(nulls, ' ', RECORD_NPARAMS);
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(pipeline_id);
+	types[1] = TEXTOID;
+	values[1] = CStringGetTextDatum(run->kind);
+	types[2] = OIDOID;
+	values[2] = ObjectIdGetDatum(run->run_as);
+	types[3] = TIMESTAMPTZOID;
+	values[3] = TimestampTzGetDatum(run->started_at);
+	types[4] = INT8OID;
+	values[4] = Int64GetDatum(run->pending);
+	cursor_record_args(run->cursor_before, &run->partial_before, types + 5, values + 5, nulls + 5);
+	cursor_record_args(run->cursor_after, &run->partial_after, types + 8, values + 8, nulls + 8);
+}
+
+/*
+ * insert_run
+ *		Writes a run's row: running, or 'succeeded' (a run that found nothing
+ *		to do); returns its id.  The caller runs as the extension.
+ */
+static int64
+insert_run(int64 pipeline_id, const RunRecord *run, bool succeeded)
+{
+	Oid			types[RECORD_NPARAMS];
+	Datum		values[RECORD_NPARAMS];
+	char		nulls[RECORD_NPARAMS];
+	int64		run_id;
+
+	record_args(pipeline_id, run, types, values, nulls);
+	pipeline_exec_kept(succeeded ?
+					   "INSERT INTO pipeline.run_log (" RECORD_COLUMNS ", status, finished_at) "
+					   "VALUES (" RECORD_VALUES ", 'succeeded', clock_timestamp()) RETURNING run_id" :
+					   "INSERT INTO pipeline.run_log (" RECORD_COLUMNS ") "
+					   "VALUES (" RECORD_VALUES ") RETURNING run_id",
+					   RECORD_NPARAMS, types, values, nulls, false, 0);
+	run_id = pipeline_result_int64(0, 0);
+	pipeline_purge_history("run_log", "finished_at", "pipeline_id", pipeline_id);
+	return run_id;
+}
+
 /*
  * pipeline_run_start
  *		Records a new run as 'running' and returns its id.
  */
 int64
-pipeline_run_start(const PipelineDef *def, const char *kind, Oid run_as)
+pipeline_run_start(int64 pipeline_id, const RunRecord *run)
 {
-	Oid			types[3] = {INT8OID, TEXTOID, OIDOID};
-	Datum		values[3];
 	PipelineUserContext ctx;
 	int64		run_id;
 
-	values[0] = Int64GetDatum(def->id);
-	values[1] = CStringGetTextDatum(kind);
-	values[2] = ObjectIdGetDatum(run_as);
 	pipeline_become_internal(&ctx);
-	pipeline_exec_kept("INSERT INTO pipeline.run_log (pipeline_id, kind, run_as) "
-					   "VALUES ($1, $2, $3::regrole) RETURNING run_id", 3, types, values, NULL,
-					   false, 0);
-	run_id = pipeline_result_int64(0, 0);
-	pipeline_purge_history("run_log", "finished_at", "pipeline_id", def->id);
+	run_id = insert_run(pipeline_id, run, false);
+	pipeline_restore_user(&ctx);
+	return run_id;
+}
+
+/*
+ * pipeline_run_record_empty
+ *		Records a run that found nothing to do, started and succeeded, in one
+ *		statement, with its outcome; returns its id.  (Its OpenLineage
+ *		events are the caller's: the trigger takes a run inserted finished
+ *		for a restored one.)
+ */
+int64
+pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run)
+{
+	PipelineUserContext ctx;
+	int64		run_id;
+
+	pipeline_become_internal(&ctx);
+	run_id = insert_run(pipeline_id, run, true);
+	pipeline_record_outcome(run_id);
 	pipeline_restore_user(&ctx);
 	return run_id;
 }
@@ -154,26 +234,6 @@ pipeline_fail_interrupted_runs(int64 pipeline_id)
 	for (uint64 i = 0; i < n; i++)
 		pipeline_record_outcome(interrupted[i]);
 	pipeline_restore_user(&ctx);
-}
-
-/*
- * pipeline_run_cursor_start
- *		Records the cursor a run starts from (and, until its first batch
- *		commits, ends at): what it consumes is what lies between the two,
- *		which is what a replay of it merges again.
- */
-void
-pipeline_run_cursor_start(int64 run_id, Datum consumed, const RowPosition *partial)
-{
-	Oid			types[4] = {INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' '};
-
-	values[0] = Int64GetDatum(run_id);
-	pipeline_catalog_cursor_args(consumed, partial, types + 1, values + 1, nulls + 1);
-	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET cursor_before = $2, cursor_before_xid = $3, "
-								"cursor_before_seq = $4, cursor_after = $2, cursor_after_xid = $3, "
-								"cursor_after_seq = $4 WHERE run_id = $1", 4, types, values, nulls);
 }
 
 /*

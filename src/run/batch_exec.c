@@ -41,19 +41,33 @@
 /* Named rows retried in one range before it is split. */
 #define NAMED_RETRIES_BEFORE_SPLIT 4
 
-/* The prepared statements of one pipeline, for one kind of source. */
+/*
+ * One of a pipeline's statements: its text, and its plan, prepared as the
+ * owner when the statement is first run.  A run that finds nothing pending
+ * prepares only its probe, and takes no lock on the target for it.
+ */
+typedef struct KeptStatement
+{
+	char	   *sql;
+	int			nargs;
+	Oid		   *types;
+	bool		generic;		/* one plan for every call (see the probe) */
+	SPIPlanPtr	plan;			/* NULL until first run */
+} KeptStatement;
+
+/* The statements of one pipeline, for one kind of source. */
 typedef struct PipelineStatements
 {
 	int64		pipeline_id;
 	BatchSource from;
 	char	   *signature;		/* what they were built from */
-	char	   *batch_sql;		/* kept: row_watch.c watches it by text */
-	SPIPlanPtr	batch;			/* a range of the pending rows */
-	char	   *whole_sql;
-	SPIPlanPtr	whole;			/* all pending rows, nothing excluded */
-	SPIPlanPtr	count;
-	SPIPlanPtr	nth;
-	SPIPlanPtr	quarantine;
+	KeptStatement batch;		/* a range of the pending rows; row_watch.c
+								 * watches it by text */
+	KeptStatement whole;		/* all pending rows, nothing excluded */
+	KeptStatement probe;		/* whether any row is pending */
+	KeptStatement count;
+	KeptStatement nth;
+	KeptStatement quarantine;
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 	List	   *checks;			/* of QualityCheck *: check_row's check
 								 * numbers */
@@ -143,15 +157,17 @@ copy_rules(List *rules)
 static void
 forget_entry(PipelineStatements *st)
 {
-	SPIPlanPtr	plans[5] = {st->batch, st->whole, st->count, st->nth, st->quarantine};
+	KeptStatement *kept[] = {&st->batch, &st->whole, &st->probe, &st->count, &st->nth,
+	&st->quarantine};
 
-	for (int i = 0; i < 5; i++)
-		if (plans[i])
-			SPI_freeplan(plans[i]);
+	for (int i = 0; i < lengthof(kept); i++)
+	{
+		if (kept[i]->plan)
+			SPI_freeplan(kept[i]->plan);
+		pfree(kept[i]->sql);
+	}
 	statements = list_delete_ptr(statements, st);
 	pfree(st->signature);
-	pfree(st->batch_sql);
-	pfree(st->whole_sql);
 	pfree(st);
 }
 
@@ -251,43 +267,47 @@ forget_dropped(void)
 }
 
 /*
- * keep_text
- *		A copy of a statement's text that lives as long as its cache entry.
+ * keep_statement
+ *		A statement whose text lives as long as its cache entry, to be
+ *		prepared when first run (run_plan).
  */
-static char *
-keep_text(const char *sql)
+static void
+keep_statement(KeptStatement *k, const char *sql, int nargs, Oid *types, bool generic)
 {
-	return MemoryContextStrdup(statements_context, sql);
+	k->sql = MemoryContextStrdup(statements_context, sql);
+	k->nargs = nargs;
+	k->types = types;
+	k->generic = generic;
+	k->plan = NULL;
 }
 
 /*
  * prepare_statement
- *		Prepares and keeps one of the pipeline's statements; an error (a
- *		mapping's function that no longer exists, say) names 'where'
- *		instead of the statement.
+ *		Prepares and keeps a statement; an error (a mapping's function that
+ *		no longer exists, say) names the pipeline instead of the statement.
+ *		The caller runs as the owner.
  */
-static SPIPlanPtr
-prepare_statement(const char *sql, int nargs, Oid *types, const char *where)
+static void
+prepare_statement(const PipelineDef *def, KeptStatement *k)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	SPIPlanPtr	plan = NULL;
 
 	PG_TRY();
 	{
-		plan = pipeline_prepare_kept(sql, nargs, types);
+		k->plan = pipeline_prepare_kept(k->sql, k->nargs, k->types, k->generic);
 	}
 	PG_CATCH();
 	{
-		rethrow_shortened(sql, where, cxt);
+		rethrow_shortened(k->sql, psprintf("pipeline \"%s\", preparing its statements", def->name),
+						  cxt);
 	}
 	PG_END_TRY();
-	return plan;
 }
 
 /*
  * get_statements
- *		The pipeline's prepared statements for a kind of source, built and
- *		prepared (as the owner) when missing or out of date.
+ *		The pipeline's statements for a kind of source, built when missing
+ *		or out of date.
  */
 static PipelineStatements *
 get_statements(const PipelineDef *def, BatchSource from)
@@ -301,7 +321,6 @@ get_statements(const PipelineDef *def, BatchSource from)
 	List	   *rules;
 	List	   *checks;
 	Oid		   *types;
-	char	   *where;
 
 	foreach(lc, statements)
 	{
@@ -337,26 +356,33 @@ get_statements(const PipelineDef *def, BatchSource from)
 	MemoryContextSwitchTo(old);
 
 	pipeline_become_owner(def, &ctx);
-	st->batch_sql = keep_text(pipeline_batch_sql(def, map, from, st->rules, st->checks,
-												 PENDING_RANGE));
-	st->whole_sql = keep_text(pipeline_batch_sql(def, map, from, st->rules, st->checks,
-												 PENDING_WHOLE));
-	ereport(DEBUG1,
-			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole_sql)));
-
-	where = psprintf("pipeline \"%s\", preparing its statements", def->name);
 	types = pipeline_batch_param_types();
-	st->batch = prepare_statement(st->batch_sql, BATCH_NPARAMS, types, where);
-	st->whole = prepare_statement(st->whole_sql, BATCH_NPARAMS, types, where);
-	st->count = prepare_statement(pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
-								  BATCH_NPARAMS, types, where);
-	st->nth = prepare_statement(psprintf("%s ORDER BY 1, 2 OFFSET %s LIMIT 1",
-										 pipeline_pending_sql(def, map, from, "s._xid, s._seq",
-															  PENDING_ORDERED),
-										 pipeline_batch_param(BATCH_PARAM_OFFSET)),
-								BATCH_NPARAMS + 1, types, where);
-	st->quarantine = prepare_statement(pipeline_quarantine_sql(def, from), 6, quarantine_types,
-									   where);
+	keep_statement(&st->batch, pipeline_batch_sql(def, map, from, st->rules, st->checks,
+												  PENDING_RANGE),
+				   BATCH_NPARAMS, types, false);
+	keep_statement(&st->whole, pipeline_batch_sql(def, map, from, st->rules, st->checks,
+												  PENDING_WHOLE),
+				   BATCH_NPARAMS, types, false);
+	ereport(DEBUG1,
+			(errmsg_internal("pipeline \"%s\" batch statement: %s", def->name, st->whole.sql)));
+
+	/*
+	 * The probe reads the index in order and stops at the first row: that
+	 * plan is the best for any bounds, so it is planned once.
+	 */
+	keep_statement(&st->probe, psprintf("%s ORDER BY 1, 2 LIMIT 1",
+										pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+															 PENDING_ORDERED)),
+				   BATCH_NPARAMS, types, true);
+	keep_statement(&st->count, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
+				   BATCH_NPARAMS, types, false);
+	keep_statement(&st->nth, psprintf("%s ORDER BY 1, 2 OFFSET %s LIMIT 1",
+									  pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+														   PENDING_ORDERED),
+									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
+				   BATCH_NPARAMS + 1, types, false);
+	keep_statement(&st->quarantine, pipeline_quarantine_sql(def, from), 6, quarantine_types,
+				   false);
 	pipeline_restore_user(&ctx);
 
 	old = MemoryContextSwitchTo(statements_context);
@@ -367,29 +393,30 @@ get_statements(const PipelineDef *def, BatchSource from)
 
 /*
  * run_plan
- *		Executes one of the pipeline's prepared statements as its owner; an
- *		error names 'where' instead of the statement (rethrow_shortened).
+ *		Executes one of the pipeline's statements as its owner, prepared
+ *		first when it is not yet; an error names 'where' instead of the
+ *		statement (rethrow_shortened).
  */
 static void
-run_plan(const PipelineDef *def, SPIPlanPtr plan, Datum *values, const char *nulls, long limit,
+run_plan(const PipelineDef *def, KeptStatement *k, Datum *values, const char *nulls, long limit,
 		 const char *where)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	PipelineUserContext ctx;
 
 	pipeline_become_owner(def, &ctx);
+	if (k->plan == NULL)
+		prepare_statement(def, k);
 	PG_TRY();
 	{
-		int			ret = SPI_execute_plan(plan, values, nulls, false, limit);
+		int			ret = SPI_execute_plan(k->plan, values, nulls, false, limit);
 
 		if (ret < 0)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	}
 	PG_CATCH();
 	{
-		/* the statement's text, as SPI quotes it */
-		rethrow_shortened(((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_string,
-						  where, cxt);
+		rethrow_shortened(k->sql, where, cxt);
 	}
 	PG_END_TRY();
 	pipeline_restore_user(&ctx);
@@ -418,8 +445,24 @@ pipeline_count_pending(const PipelineDef *def, BatchSource from, const BatchPara
 	char		nulls[BATCH_NPARAMS + 1];
 
 	pipeline_batch_param_values(params, values, nulls);
-	run_plan(def, st->count, values, nulls, 1, looking_for_pending(def));
+	run_plan(def, &st->count, values, nulls, 1, looking_for_pending(def));
 	return pipeline_result_int64(0, 0);
+}
+
+/*
+ * pipeline_any_pending
+ *		Whether any row is pending between the bounds of params.
+ */
+bool
+pipeline_any_pending(const PipelineDef *def, BatchSource from, const BatchParams *params)
+{
+	PipelineStatements *st = get_statements(def, from);
+	Datum		values[BATCH_NPARAMS + 1];
+	char		nulls[BATCH_NPARAMS + 1];
+
+	pipeline_batch_param_values(params, values, nulls);
+	run_plan(def, &st->probe, values, nulls, 1, looking_for_pending(def));
+	return SPI_processed > 0;
 }
 
 /*
@@ -428,7 +471,7 @@ pipeline_count_pending(const PipelineDef *def, BatchSource from, const BatchPara
  *		params; false when there are fewer rows.  Errors name 'where'.
  */
 static bool
-nth_pending(const PipelineDef *def, const PipelineStatements *st, const BatchParams *params,
+nth_pending(const PipelineDef *def, PipelineStatements *st, const BatchParams *params,
 			int64 n, RowPosition *row, const char *where)
 {
 	BatchParams nth = *params;
@@ -438,7 +481,7 @@ nth_pending(const PipelineDef *def, const PipelineStatements *st, const BatchPar
 
 	nth.offset = n;
 	pipeline_batch_param_values(&nth, values, nulls);
-	run_plan(def, st->nth, values, nulls, 1, where);
+	run_plan(def, &st->nth, values, nulls, 1, where);
 	if (SPI_processed == 0)
 		return false;
 	row->valid = true;
@@ -501,7 +544,7 @@ quarantine_rows(const PipelineDef *def, PipelineStatements *st, const BatchState
 	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[4] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_array(sqlstates, n, TEXTOID, -1, false, TYPALIGN_INT));
-	run_plan(def, st->quarantine, values, NULL, 0, batch->where);
+	run_plan(def, &st->quarantine, values, NULL, 0, batch->where);
 	/* only an expression calling the internal functions names other rows */
 	if (SPI_processed != (uint64) n)
 		ereport(ERROR,
@@ -614,11 +657,11 @@ execute_batch(void *arg)
 	BatchState *batch = call->batch;
 	RunCounts  *counts = &batch->counts;
 
-	pipeline_mark_arm(batch, call->whole ? call->st->whole_sql : call->st->batch_sql,
+	pipeline_mark_arm(batch, call->whole ? call->st->whole.sql : call->st->batch.sql,
 					  list_length(call->st->rules), call->st->checks);
 	PG_TRY();
 	{
-		run_plan(call->def, call->whole ? call->st->whole : call->st->batch,
+		run_plan(call->def, call->whole ? &call->st->whole : &call->st->batch,
 				 call->params, call->nulls, 0, batch->where);
 	}
 	PG_FINALLY();
@@ -738,7 +781,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *b
 		}
 
 		/* Not pinned to a row, or many bad rows: split the range. */
-		run_plan(def, st->count, params, nulls, 1, batch->where);
+		run_plan(def, &st->count, params, nulls, 1, batch->where);
 		rows = pipeline_result_int64(0, 0);
 		if (rows == 0)
 			ReThrowError(edata);	/* not caused by any row of the batch */

@@ -49,6 +49,7 @@
 #include "batch/batch.h"
 #include "cursor/cursor.h"
 #include "definition/definition.h"
+#include "lineage/lineage.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "sources/sources.h"
@@ -73,6 +74,25 @@ static const char *running_pipeline = NULL;
 /* run_log.kind of a run, by what it reads. */
 static const char *const run_kind[] = {"run", "requeue", "replay"};
 
+/*
+ * A staging run's two phases (run_staging), planned before the run is
+ * recorded (plan_staging): phase A, the rest of the transaction the cursor
+ * stopped inside; phase B, everything else the run's snapshot sees.
+ */
+typedef struct StagingPlan
+{
+	Datum		cursor;			/* the cursor the run starts from */
+	RowPosition partial;
+	BatchParams a;
+	RowPosition end_a;
+	int64		pending_a;
+	Datum		cursor_b;		/* the cursor once phase A is done */
+	BatchParams b;
+	RowPosition start_b;
+	RowPosition end_b;
+	int64		pending_b;
+} StagingPlan;
+
 /* The state of a run between its batches. */
 typedef struct RunState
 {
@@ -80,11 +100,13 @@ typedef struct RunState
 	BatchSource from;
 	bool		atomic;			/* all in the caller's transaction */
 	int64		run_id;
+	TimestampTz started_at;
 	int64		max_rows;		/* -1: no limit */
 	Datum		requeue_ids;	/* bigint[], or 0 for all */
 	ReplayRequest replay;		/* a replay: which runs */
 	Datum		snapshot;		/* S: what this run may consume */
 	TimestampTz snapshot_at;	/* just before S was taken */
+	StagingPlan staging;		/* a run's (from BATCH_FROM_STAGING) */
 	RunCounts	counts;
 	BatchState	batch;			/* of the batch under way */
 	int64		pending;
@@ -517,78 +539,75 @@ notice_own_rows(RunState *rs)
 }
 
 /*
- * run_staging
- *		Consumes the source's pending rows: phase A, then phase B.
+ * plan_staging
+ *		Reads the cursor, takes the run's snapshot S, and counts the rows
+ *		each phase has pending.  The set is fixed from then on: the cursor
+ *		moves only with the run lock, which the run holds.
  */
 static void
-run_staging(RunState *rs)
+plan_staging(RunState *rs)
 {
-	Datum		cursor;
-	RowPosition partial;
-	BatchParams params_a;
-	BatchParams params_b;
+	StagingPlan *p = &rs->staging;
 	PipelineSnapshot *s;
 	PipelineSnapshot *c;
-	RowPosition start;
-	RowPosition end_a,
-				end_b;
-	Datum		cursor_b;
-	int64		pending_a = 0,
-				pending_b;
 
 	notice_own_rows(rs);
-	pipeline_cursor_read(rs->def->id, &cursor, &partial);
-	pipeline_run_cursor_start(rs->run_id, cursor, &partial);
+	pipeline_cursor_read(rs->def->id, &p->cursor, &p->partial);
 	rs->snapshot_at = GetCurrentTimestamp();
 	rs->snapshot = pipeline_run_snapshot();
 	s = (PipelineSnapshot *) PG_DETOAST_DATUM(rs->snapshot);
 
 	/* Phase A: the rest of the transaction the cursor stopped inside. */
-	cursor_b = partial.valid ? pipeline_snapshot_with_finished(cursor, partial.xid) : cursor;
-	if (partial.valid)
+	p->cursor_b = p->partial.valid ?
+		pipeline_snapshot_with_finished(p->cursor, p->partial.xid) : p->cursor;
+	p->pending_a = 0;
+	if (p->partial.valid)
 	{
-		Datum		only[1] = {FullTransactionIdGetDatum(partial.xid)};
+		Datum		only[1] = {FullTransactionIdGetDatum(p->partial.xid)};
 
-		base_params(rs, &params_a,
+		base_params(rs, &p->a,
 					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE)),
 					s->xmax);
-		end_a = position(partial.xid, PG_INT64_MAX);
-		params_a.lo = partial;
-		params_a.hi = end_a;
-		pending_a = pipeline_count_pending(rs->def, rs->from, &params_a);
+		p->end_a = position(p->partial.xid, PG_INT64_MAX);
+		p->a.lo = p->partial;
+		p->a.hi = p->end_a;
+		p->pending_a = pipeline_count_pending(rs->def, rs->from, &p->a);
 	}
 
 	/*
 	 * Phase B: everything else the snapshot sees, in (_xid, _seq) order.
 	 * Nothing below the cursor's xmin can be pending.
 	 */
-	c = (PipelineSnapshot *) PG_DETOAST_DATUM(cursor_b);
-	base_params(rs, &params_b, pipeline_snapshot_committed_since(cursor_b, rs->snapshot), c->xmax);
-	start = position(c->xmin, PG_INT64_MIN);
-	end_b = position(s->xmax, PG_INT64_MIN);
-	params_b.lo = start;
-	params_b.hi = end_b;
-	pending_b = pipeline_count_pending(rs->def, rs->from, &params_b);
-	rs->pending = pending_a + pending_b;
-	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+	c = (PipelineSnapshot *) PG_DETOAST_DATUM(p->cursor_b);
+	base_params(rs, &p->b, pipeline_snapshot_committed_since(p->cursor_b, rs->snapshot), c->xmax);
+	p->start_b = position(c->xmin, PG_INT64_MIN);
+	p->end_b = position(s->xmax, PG_INT64_MIN);
+	p->b.lo = p->start_b;
+	p->b.hi = p->end_b;
+	/* nothing pending, a continuous pipeline's usual case, costs one probe */
+	p->pending_b = pipeline_any_pending(rs->def, rs->from, &p->b) ?
+		pipeline_count_pending(rs->def, rs->from, &p->b) : 0;
+	rs->pending = p->pending_a + p->pending_b;
+}
 
-	/* Nothing pending: skip the batch statement, only move the cursor up. */
-	if (rs->pending == 0)
-	{
-		RowPosition none_pending = {0};
+/*
+ * run_staging
+ *		Consumes the planned phases: A, then B.
+ */
+static void
+run_staging(RunState *rs)
+{
+	StagingPlan *p = &rs->staging;
 
-		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
-							  rs->snapshot_at);
-		return;
-	}
-
-	if (partial.valid &&
-		!consume(rs, &params_a, cursor, partial, end_a, advance_partial_phase, pending_a, false))
+	p->a.run_id = p->b.run_id = rs->run_id; /* recorded after the plan */
+	if (p->partial.valid &&
+		!consume(rs, &p->a, p->cursor, p->partial, p->end_a, advance_partial_phase,
+				 p->pending_a, false))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
 		return;
-	if (pending_b == 0)
+	if (p->pending_b == 0)
 	{
 		RowPosition none_pending = {0};
 
@@ -596,7 +615,7 @@ run_staging(RunState *rs)
 							  rs->snapshot_at);
 		return;
 	}
-	consume(rs, &params_b, cursor_b, start, end_b, advance_main_phase, pending_b, true);
+	consume(rs, &p->b, p->cursor_b, p->start_b, p->end_b, advance_main_phase, p->pending_b, true);
 }
 
 /*
@@ -698,34 +717,106 @@ cleanup_tombstones(const PipelineDef *def)
 }
 
 /*
- * execute_run
- *		The body of a run, between taking and releasing the run lock.
+ * maintain_staging
+ *		What a run from the staging table does before it consumes: follow
+ *		the source's schema, keep the change logs it publishes and reads in
+ *		step, refuse a source it cannot follow whole, forget tombstones past
+ *		their retention.
  */
 static void
-execute_run(RunState *rs)
+maintain_staging(RunState *rs)
 {
-	begin_step(rs);
+	pipeline_apply_schema_change(rs->def);
+	pipeline_sync_change_log(rs->def);
+	pipeline_require_whole_source(rs->def->source, rs->def->owner);
+	pipeline_check_change_log_reader(rs->def);
+	pipeline_trim_change_log(rs->def);
+	cleanup_tombstones(rs->def);
+}
 
-	/*
-	 * Lock the definition before recording the run: an uncommitted drop makes
-	 * this wait, and once it commits the run fails as a run of a missing
-	 * pipeline, not on run_log's foreign key.
-	 */
-	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) == NULL)
-		pipeline_report_missing(rs->def->name);
-	pipeline_fail_interrupted_runs(rs->def->id);
-	rs->run_id = pipeline_run_start(rs->def, run_kind[rs->from], GetUserId());
-	commit_start_lazily(rs);	/* the running run is visible from now on */
+/*
+ * describe_run
+ *		The run's history row as it starts.
+ */
+static void
+describe_run(const RunState *rs, RunRecord *record)
+{
+	memset(record, 0, sizeof(RunRecord));
+	record->kind = run_kind[rs->from];
+	record->run_as = GetUserId();
+	record->started_at = rs->started_at;
+	record->pending = rs->pending;
+	record->cursor_before = record->cursor_after = rs->staging.cursor;
+	record->partial_before = record->partial_after = rs->staging.partial;
+}
+
+/*
+ * record_start
+ *		Records the run as running.
+ */
+static void
+record_start(RunState *rs)
+{
+	RunRecord	record;
+
+	describe_run(rs, &record);
+	rs->run_id = pipeline_run_start(rs->def->id, &record);
+}
+
+/*
+ * end_run
+ *		Outside a transaction block: commits the run's last step.
+ */
+static void
+end_run(RunState *rs)
+{
+	if (rs->atomic)
+		return;
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
+	SPI_commit();
+}
+
+/*
+ * finish_empty_run
+ *		A run that found nothing pending moves the cursor up to S and is
+ *		recorded whole, started and succeeded, in the transaction that
+ *		looked: one commit, which waits for no flush (commit_lazily).
+ */
+static void
+finish_empty_run(RunState *rs)
+{
+	RunRecord	record;
+	RowPosition none_pending = {0};
+
+	rs->status = "succeeded";
+	maintain_staging(rs);
+	pipeline_cursor_move(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
+	describe_run(rs, &record);
+	record.cursor_after = rs->snapshot;
+	record.partial_after = none_pending;
+	rs->run_id = pipeline_run_record_empty(rs->def->id, &record);
+	pipeline_openlineage_record_run(rs->def->id, rs->run_id, rs->status);
+	pipeline_archive_after_run(rs->def);
+	if (!rs->atomic)
+		commit_lazily();
+	end_run(rs);
+}
+
+/*
+ * run_batches
+ *		The batches of a recorded run, from what it reads; none when it was
+ *		cancelled meanwhile (start_batch).
+ */
+static void
+run_batches(RunState *rs)
+{
 	if (!start_batch(rs))
 		return;
 	if (rs->from == BATCH_FROM_STAGING)
 	{
-		pipeline_apply_schema_change(rs->def);
-		pipeline_sync_change_log(rs->def);
-		pipeline_require_whole_source(rs->def->source, rs->def->owner);
-		pipeline_check_change_log_reader(rs->def);
-		pipeline_trim_change_log(rs->def);
-		cleanup_tombstones(rs->def);
+		maintain_staging(rs);
 		run_staging(rs);
 	}
 	else if (rs->from == BATCH_FROM_REPLAY)
@@ -736,21 +827,56 @@ execute_run(RunState *rs)
 	}
 	else
 		run_requeue(rs);
+}
+
+/*
+ * execute_run
+ *		The body of a run, between taking and releasing the run lock.
+ */
+static void
+execute_run(RunState *rs)
+{
+	PipelineDef *def;
+
+	begin_step(rs);
+	rs->started_at = GetCurrentTimestamp();
+
+	/*
+	 * Lock the definition before recording the run: an uncommitted drop makes
+	 * this wait, and once it commits the run fails as a run of a missing
+	 * pipeline, not on run_log's foreign key.
+	 */
+	def = pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE);
+	if (def == NULL)
+		pipeline_report_missing(rs->def->name);
+	pipeline_fail_interrupted_runs(def->id);
+
+	/*
+	 * A run from the staging table plans its phases before it is recorded,
+	 * reading the source only: one that finds nothing pending ends in this
+	 * transaction.  (Paused meanwhile, or its worker told to stop, it is
+	 * recorded as cancelled.)
+	 */
+	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested)
+	{
+		rs->def = def;
+		plan_staging(rs);
+		if (rs->pending == 0)
+		{
+			finish_empty_run(rs);
+			return;
+		}
+	}
+	record_start(rs);
+	commit_start_lazily(rs);	/* the running run is visible from now on */
+	run_batches(rs);
 	if (rs->status == NULL)
 		rs->status = "succeeded";
 	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
 		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
 	if (rs->from == BATCH_FROM_STAGING && strcmp(rs->status, "succeeded") == 0)
 		pipeline_archive_after_run(rs->def);
-	if (!rs->atomic)
-	{
-		if (rs->from == BATCH_FROM_STAGING && rs->pending == 0)
-			commit_lazily();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(rs->step_context);
-		CurrentResourceOwner = rs->step_owner;
-		SPI_commit();
-	}
+	end_run(rs);
 }
 
 /*
@@ -771,8 +897,10 @@ record_failure(RunState *rs, ErrorData *edata)
 	 * -- the drop's cascade on this run's run_log row, this transaction's
 	 * foreign-key checks on the definition.
 	 */
-	if (rs->run_id != 0 && pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
+	if (pipeline_load_by_id(rs->def->id, DEF_LOCK_SHARE) != NULL)
 	{
+		if (rs->run_id == 0)
+			record_start(rs);	/* it failed before it was recorded */
 		pipeline_checks_save_pending(&rs->batch);
 		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
 							unpack_sql_state(edata->sqlerrcode), edata->message);

@@ -37,6 +37,8 @@ extern void pipeline_checks_fail_statement(const PipelineDef *def, struct BatchS
 extern void pipeline_checks_save_pending(struct BatchState *batch);
 
 /* batch_exec.c */
+extern bool pipeline_any_pending(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params);
 extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
 									const BatchParams *params);
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,

@@ -279,7 +279,7 @@ prepare_capture(CapturePlans *cp, CaptureEvent event)
 	: event == CAPTURE_ROW_INSERT || event == CAPTURE_ROW_DELETE ? 1 : 0;
 
 	return pipeline_prepare_kept(capture_sql(event, cp->relation, cp->change_log, cp->key_match),
-								 nargs, types);
+								 nargs, types, false);
 }
 
 /*
