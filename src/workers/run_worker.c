@@ -244,24 +244,6 @@ run_as_call(const char *name)
 }
 
 /*
- * nothing_pending
- *		Whether the pipeline has no staged row waiting (an error reading its
- *		backlog says no: the run will report it).
- */
-static bool
-nothing_pending(const char *name)
-{
-	Oid			type = TEXTOID;
-	Datum		value = CStringGetTextDatum(name);
-	bool		isnull;
-
-	if (pipeline_exec("SELECT pending_rows = 0 FROM pipeline.backlog($1, quiet => true)",
-					  1, &type, &value, NULL, true, 1) != 1)
-		return false;
-	return DatumGetBool(pipeline_result_datum(0, 0, &isnull)) && !isnull;
-}
-
-/*
  * still_wanted
  *		Whether the pipeline should run (again): it exists, is neither
  *		paused nor suspended, and (for another run) is still continuous.
@@ -294,8 +276,9 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 		{
 			*name = MemoryContextStrdup(cxt, runnable);
 			wanted = true;
+			/* one probe of the source's index, as the scheduler asks */
 			*idle = (again || (my_slot->continuous && !my_slot->retrying)) &&
-				nothing_pending(*name);
+				pipeline_is_caught_up(my_slot->pipeline_id);
 		}
 		pipeline_restore_user(&ctx);
 	}
