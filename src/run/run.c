@@ -108,6 +108,7 @@ typedef struct RunState
 	TimestampTz snapshot_at;	/* just before S was taken */
 	StagingPlan staging;		/* a run's (from BATCH_FROM_STAGING) */
 	RunCounts	counts;
+	RunCounts	committed;		/* the counts as of the last commit */
 	BatchState	batch;			/* of the batch under way */
 	int64		pending;
 	const char *status;
@@ -244,6 +245,7 @@ commit_batch(RunState *rs)
 	MemoryContextSwitchTo(rs->step_context);
 	CurrentResourceOwner = rs->step_owner;
 	SPI_commit();
+	rs->committed = rs->counts;
 	begin_step(rs);
 }
 
@@ -386,7 +388,8 @@ merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
 /*
  * consume
  *		Merges the pending rows of one phase in batches, advancing the cursor
- *		after each.  'cursor' is the phase's starting cursor, 'end' the last
+ *		after each; each batch commits with its cursor but the last, which
+ *		the caller commits.  'cursor' is the phase's starting cursor, 'end' the last
  *		position of the phase; 'advance' computes the cursor after a batch
  *		that ended at a given row (or reached the end).  Returns false when
  *		the run stopped early.  'phase_pending' is the number of rows the
@@ -438,9 +441,14 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 								  consumed == rs->snapshot ? rs->snapshot_at : 0);
 		}
 		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-		commit_batch(rs);
+
+		/*
+		 * a phase's last batch commits with what follows: the next phase, or
+		 * the run's end
+		 */
 		if (reached_end)
 			return true;
+		commit_batch(rs);
 		if (!start_batch(rs))
 			return false;
 		lo = hi;
@@ -882,8 +890,9 @@ execute_run(RunState *rs)
 /*
  * record_failure
  *		After an error outside a transaction block: rolls the failed step
- *		back and records the run as failed, committed, with the data quality
- *		results of the batch that failed.
+ *		back and records the run as failed, committed, with the counts of
+ *		its committed batches and the data quality results of the batch
+ *		that failed.
  */
 static void
 record_failure(RunState *rs, ErrorData *edata)
@@ -902,7 +911,8 @@ record_failure(RunState *rs, ErrorData *edata)
 		if (rs->run_id == 0)
 			record_start(rs);	/* it failed before it was recorded */
 		pipeline_checks_save_pending(&rs->batch);
-		pipeline_run_finish(rs->run_id, "failed", &rs->counts,
+		/* what the rolled-back step counted did not happen */
+		pipeline_run_finish(rs->run_id, "failed", &rs->committed,
 							unpack_sql_state(edata->sqlerrcode), edata->message);
 	}
 	SPI_commit();
