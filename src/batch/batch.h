@@ -18,6 +18,7 @@ typedef enum PendingShape
 {
 	PENDING_RANGE,
 	PENDING_ORDERED,
+	PENDING_FIRST,
 	PENDING_WHOLE
 } PendingShape;
 

@@ -97,7 +97,10 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
  *		PENDING_RANGE keeps the rows between the bounds less those already
  *		quarantined; PENDING_ORDERED does the same reading
  *		the two index ranges separately (UNION ALL), so that rows come out in
- *		(_xid, _seq) order without a sort; PENDING_WHOLE takes every pending
+ *		(_xid, _seq) order without a sort; PENDING_FIRST reads the first row
+ *		of each of the two ranges, in index order, and returns at most one
+ *		row (a plan that holds for any bounds, so it can be generic: whether
+ *		anything is pending); PENDING_WHOLE takes every pending
  *		row (a batch that is the whole of its phase, on its first attempt),
  *		sparing each row the bound and exclusion tests.  A replay's rows
  *		come in one shape.  A requeue reads the quarantined rows but those
@@ -149,6 +152,13 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"WHERE %s",
 						select_list, src, pipeline_rule_run_committed("s", &run), bounds,
 						src, pipeline_rule_run_new("s", &run), bounds, not_excluded());
+	if (shape == PENDING_FIRST)
+		return psprintf("(SELECT %s FROM %s s WHERE %s AND %s AND %s ORDER BY s._xid, s._seq LIMIT 1) "
+						"UNION ALL "
+						"(SELECT %s FROM %s s WHERE %s AND %s AND %s ORDER BY s._xid, s._seq LIMIT 1) "
+						"LIMIT 1",
+						select_list, src, pipeline_rule_run_committed("s", &run), bounds, not_excluded(),
+						select_list, src, pipeline_rule_run_new("s", &run), bounds, not_excluded());
 	if (shape == PENDING_WHOLE)
 		return psprintf("SELECT %s FROM %s s WHERE %s", select_list, src, pending);
 	return psprintf("SELECT %s FROM %s s WHERE %s AND %s AND %s",

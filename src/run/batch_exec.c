@@ -370,9 +370,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	 * The probe reads the index in order and stops at the first row: that
 	 * plan is the best for any bounds, so it is planned once.
 	 */
-	keep_statement(&st->probe, psprintf("%s ORDER BY 1, 2 LIMIT 1",
-										pipeline_pending_sql(def, map, from, "s._xid, s._seq",
-															 PENDING_ORDERED)),
+	keep_statement(&st->probe, pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
 				   BATCH_NPARAMS, types, true);
 	keep_statement(&st->count, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
 				   BATCH_NPARAMS, types, false);

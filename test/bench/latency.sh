@@ -9,13 +9,15 @@
 #
 # As root: installs what is missing, builds and installs the extension.
 # Environment: LATENCY_SECONDS (30) of load per rate; INGEST_SECONDS (20)
-# per ingest round; BENCH_BUILD, BENCH_PORT (55471).
+# per ingest round, INGEST_ROUNDS (3) rounds of each kind, alternating;
+# BENCH_BUILD, BENCH_PORT (55471).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../common.sh"
 
 SECONDS_PER_RATE=${LATENCY_SECONDS:-30}
 INGEST_SECONDS=${INGEST_SECONDS:-20}
+INGEST_ROUNDS=${INGEST_ROUNDS:-3}
 PORT=${BENCH_PORT:-55471}
 bench_setup
 
@@ -120,7 +122,7 @@ say ""
 
 say "2. Ingest cost: staging throughput, 8 pgbench clients, 10-row transactions, no rate limit"
 declare -A tps
-for round in 1 2 3; do
+for round in $(seq "$INGEST_ROUNDS"); do
     for mode in without with; do
         if [ $mode = without ]; then sql -c "SELECT pipeline.pause('live')" >/dev/null
         else sql -c "SELECT pipeline.resume('live')" >/dev/null; fi
