@@ -293,7 +293,7 @@ done
 say "3. Overhead of a run with nothing pending (CALL pipeline.run, median of 10):"
 say "   100k-row staging history: $(echo "${empty[small,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[small,cold]}" | median) ms (first call in a new session)"
 say "   $(th "$history_big")-row staging history: $(echo "${empty[big,warm]}" | median) ms (in a session that ran it before), $(echo "${empty[big,cold]}" | median) ms (first call in a new session)"
-say "   (a run commits twice: once to show itself as running, once at its end)"
+say "   (a run that finds nothing pending is one transaction, whose commit waits for no WAL flush)"
 # --------------------------------------------- 4. reading the operator's view
 echo "status and metrics..."
 sql -c "CREATE SCHEMA ops" -c "
