@@ -232,6 +232,22 @@ begin_step(RunState *rs)
 }
 
 /*
+ * end_run
+ *		Outside a transaction block: commits the step (the run's last, or
+ *		one that commit_batch follows with the next).
+ */
+static void
+end_run(RunState *rs)
+{
+	if (rs->atomic)
+		return;
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(rs->step_context);
+	CurrentResourceOwner = rs->step_owner;
+	SPI_commit();
+}
+
+/*
  * commit_batch
  *		Ends a step: outside a transaction block, commits it and begins the
  *		next one.
@@ -241,10 +257,7 @@ commit_batch(RunState *rs)
 {
 	if (rs->atomic)
 		return;
-	ReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(rs->step_context);
-	CurrentResourceOwner = rs->step_owner;
-	SPI_commit();
+	end_run(rs);
 	rs->committed = rs->counts;
 	begin_step(rs);
 }
@@ -769,21 +782,6 @@ record_start(RunState *rs)
 
 	describe_run(rs, &record);
 	rs->run_id = pipeline_run_start(rs->def->id, &record);
-}
-
-/*
- * end_run
- *		Outside a transaction block: commits the run's last step.
- */
-static void
-end_run(RunState *rs)
-{
-	if (rs->atomic)
-		return;
-	ReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(rs->step_context);
-	CurrentResourceOwner = rs->step_owner;
-	SPI_commit();
 }
 
 /*

@@ -24,6 +24,7 @@ use strict;
 use warnings;
 
 use IPC::Run;
+use PipelineConsumed;
 use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -67,47 +68,21 @@ $node->safe_psql(
 });
 is($node->safe_psql('postgres', 'SELECT count(*) FROM src'), $total, 'backlog staged');
 
-# consumed_sql: the staged rows a pipeline's cursor says are consumed: those
-# whose _xid its snapshot sees, except the partial transaction, of which
-# only the rows up to partial_seq.
-sub consumed_sql
-{
-	my ($name) = @_;
-	return qq{
-	SELECT s.id, s.v, s.pad
-	  FROM src s, pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
-	 WHERE d.name = '$name'
-	   AND ((pg_visible_in_snapshot(s._xid, c.consumed) AND s._xid IS DISTINCT FROM c.partial_xid)
-	        OR (s._xid = c.partial_xid AND s._seq <= c.partial_seq))};
-}
-
-# differences: rows in one query's result and not the other's (multisets).
-sub differences
-{
-	my ($a, $b) = @_;
-	return $node->safe_psql(
-		'postgres', qq{
-	SELECT count(*) FROM (
-	  (SELECT * FROM ($a) x EXCEPT ALL SELECT * FROM ($b) y)
-	  UNION ALL
-	  (SELECT * FROM ($b) y EXCEPT ALL SELECT * FROM ($a) x)) d});
-}
-
 # check_consistent: each target is exactly what its cursor says was
 # consumed, and the rows read by its runs add up to the rows consumed.
 sub check_consistent
 {
 	my ($when) = @_;
-	my $merged = "SELECT DISTINCT ON (id) id, v, pad FROM (" . consumed_sql('merged') . ") c ORDER BY id, v DESC";
-	is(differences($merged, 'SELECT id, v, pad FROM tgt_merged'),
+	my $merged = "SELECT DISTINCT ON (id) id, v, pad FROM (" . consumed_sql('merged', 'src', 's.id, s.v, s.pad') . ") c ORDER BY id, v DESC";
+	is(differences($node, $merged, 'SELECT id, v, pad FROM tgt_merged'),
 		'0', "$when: merged target is the merge of the rows its cursor consumed");
-	is(differences(consumed_sql('appended'), 'SELECT id, v, pad FROM tgt_appended'),
+	is(differences($node, consumed_sql('appended', 'src', 's.id, s.v, s.pad'), 'SELECT id, v, pad FROM tgt_appended'),
 		'0', "$when: appended target holds exactly the rows its cursor consumed");
 	foreach my $name ('merged', 'appended')
 	{
 		is( $node->safe_psql(
 				'postgres', qq{
-			SELECT (SELECT count(*) FROM (} . consumed_sql($name) . qq{) c)
+			SELECT (SELECT count(*) FROM (} . consumed_sql($name, 'src', 's.id, s.v, s.pad') . qq{) c)
 			     = (SELECT coalesce(sum(rows_read), 0) FROM pipeline.runs WHERE pipeline = '$name')}),
 			't', "$when: rows read by the runs of $name add up to what its cursor consumed");
 	}
@@ -193,12 +168,12 @@ check_consistent('after pg_cancel_backend');
 $node->safe_psql('postgres', "CALL pipeline.run('merged')");
 $node->safe_psql('postgres', "CALL pipeline.run('appended')");
 
-is( differences(
+is( differences($node,
 		'SELECT id, v, pad FROM tgt_merged',
 		'SELECT DISTINCT ON (id) id, v, pad FROM src ORDER BY id, v DESC'),
 	'0',
 	'merged holds the latest version of every key');
-is(differences('SELECT id, v, pad FROM tgt_appended', 'SELECT id, v, pad FROM src'),
+is(differences($node, 'SELECT id, v, pad FROM tgt_appended', 'SELECT id, v, pad FROM src'),
 	'0', 'appended holds every staged row exactly once');
 check_consistent('after the runs to completion');
 

@@ -20,6 +20,7 @@ use strict;
 use warnings;
 
 use IPC::Run;
+use PipelineConsumed;
 use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -93,30 +94,6 @@ sub wait_for_runs
 	  or die 'the runs did not get under way';
 }
 
-# consumed_sql: the staged rows a pipeline's cursor says are consumed.
-sub consumed_sql
-{
-	my ($name) = @_;
-	return qq{
-	SELECT s.id, s.v
-	  FROM src s, pipeline.cursors c JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id
-	 WHERE d.name = '$name'
-	   AND ((pg_visible_in_snapshot(s._xid, c.consumed) AND s._xid IS DISTINCT FROM c.partial_xid)
-	        OR (s._xid = c.partial_xid AND s._seq <= c.partial_seq))};
-}
-
-# differences: rows in one query's result and not the other's (multisets).
-sub differences
-{
-	my ($a, $b) = @_;
-	return $node->safe_psql(
-		'postgres', qq{
-	SELECT count(*) FROM (
-	  (SELECT * FROM ($a) x EXCEPT ALL SELECT * FROM ($b) y)
-	  UNION ALL
-	  (SELECT * FROM ($b) y EXCEPT ALL SELECT * FROM ($a) x)) d});
-}
-
 # check_consistent: each target is exactly what its cursor consumed, and the
 # rows its runs read add up to it.
 sub check_consistent
@@ -124,11 +101,11 @@ sub check_consistent
 	my ($when) = @_;
 	foreach my $name ('merged', 'appended')
 	{
-		is(differences(consumed_sql($name), "SELECT id, v FROM tgt_$name"),
+		is(differences($node, consumed_sql($name, 'src', 's.id, s.v'), "SELECT id, v FROM tgt_$name"),
 			'0', "$when: $name holds exactly the rows its cursor consumed");
 		is( $node->safe_psql(
 				'postgres', qq{
-			SELECT (SELECT count(*) FROM (} . consumed_sql($name) . qq{) c)
+			SELECT (SELECT count(*) FROM (} . consumed_sql($name, 'src', 's.id, s.v') . qq{) c)
 			     = (SELECT coalesce(sum(rows_read), 0) FROM pipeline.runs WHERE pipeline = '$name')}),
 			't', "$when: rows read by the runs of $name add up to what its cursor consumed");
 	}
@@ -176,9 +153,9 @@ $node->safe_psql('postgres', "CALL pipeline.run('appended')");
 is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.run_log WHERE status = 'running'"),
 	'0', 'no run stays recorded as running');
 check_consistent('after runs to completion');
-is(differences('SELECT id, v FROM src', 'SELECT id, v FROM tgt_appended'),
+is(differences($node, 'SELECT id, v FROM src', 'SELECT id, v FROM tgt_appended'),
 	'0', 'appended holds every staged row exactly once');
-is(differences('SELECT id, v FROM src', 'SELECT id, v FROM tgt_merged'),
+is(differences($node, 'SELECT id, v FROM src', 'SELECT id, v FROM tgt_merged'),
 	'0', 'merged holds every key');
 cmp_ok($node->safe_psql('postgres', 'SELECT count(*) FROM src'), '>', 100, 'the writers staged rows');
 cmp_ok(
