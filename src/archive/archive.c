@@ -816,10 +816,11 @@ auto_pass(void *arg)
 
 /*
  * pipeline_archive_after_run
- *		Called at the end of a successful run of 'def', in its last
- *		transaction: an archive pass on its source when one is due.  A
- *		failed pass is rolled back alone and reported as a warning: the
- *		run's work stands, and the rows stay staged for a later pass.
+ *		Called at the end of a successful run of 'def', after its work
+ *		committed (in its one transaction, for a run that found nothing
+ *		pending): an archive pass on its source when one is due.  A failed
+ *		pass is rolled back alone and reported as a warning: the run's work
+ *		stands, and the rows stay staged for a later pass.
  */
 void
 pipeline_archive_after_run(const PipelineDef *def)

@@ -56,7 +56,9 @@ cursor_at(int row, int first, Datum *consumed, RowPosition *partial)
 {
 	bool		isnull;
 
-	*consumed = datumCopy(pipeline_result_datum(row, first + CURSOR_CONSUMED, &isnull), false, -1);
+	/* detoasted: the copy outlives the transaction, and the row version */
+	*consumed = PointerGetDatum(PG_DETOAST_DATUM_COPY(pipeline_result_datum(row, first + CURSOR_CONSUMED,
+																			&isnull)));
 	*partial = pipeline_catalog_position(row, first + CURSOR_PARTIAL);
 }
 
@@ -108,7 +110,8 @@ pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial)
 
 /*
  * pipeline_cursor_move
- *		Moves the pipeline's cursor; commits with the batch it records.
+ *		Moves the pipeline's cursor; commits with the caller's step (a batch,
+ *		or a run that found nothing pending).
  *		caught_up_at, when not 0, is the time just before the snapshot the
  *		cursor now equals was taken: every row still pending committed
  *		later.
@@ -219,8 +222,7 @@ pipeline_holding_cursors(Oid source, Oid owner, int hold_limit)
 		bool		isnull;
 
 		snapshots = lappend(snapshots,
-							DatumGetPointer(datumCopy(pipeline_result_datum(i, 0, &isnull),
-													  false, -1)));
+							PG_DETOAST_DATUM_COPY(pipeline_result_datum(i, 0, &isnull)));
 	}
 	return snapshots;
 }

@@ -43,8 +43,10 @@
 
 /*
  * One of a pipeline's statements: its text, and its plan, prepared as the
- * owner when the statement is first run.  A run that finds nothing pending
- * prepares only its probe, and takes no lock on the target for it.
+ * owner when the statement is first run (those of a batch just before it,
+ * prepare_for_batch).  A run that finds nothing pending prepares only its
+ * probe (and its count, when its cursor stopped inside a transaction), and
+ * takes no lock on the target for them.
  */
 typedef struct KeptStatement
 {
@@ -801,6 +803,27 @@ merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *b
 }
 
 /*
+ * prepare_for_batch
+ *		Prepares what a batch runs inside pipeline_try before it runs: a
+ *		statement that cannot be prepared fails the run, and is never taken
+ *		for the error of a row.
+ */
+static void
+prepare_for_batch(const PipelineDef *def, PipelineStatements *st)
+{
+	KeptStatement *kept[] = {&st->batch, &st->whole, &st->quarantine};
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(def, &ctx);
+	for (int i = 0; i < lengthof(kept); i++)
+	{
+		if (kept[i]->plan == NULL)
+			prepare_statement(def, kept[i]);
+	}
+	pipeline_restore_user(&ctx);
+}
+
+/*
  * pipeline_merge_batch
  *		Merges one batch: the pending rows between the bounds of params, lo
  *		exclusive, hi inclusive; 'whole_phase' when those bounds hold every
@@ -817,6 +840,7 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 	PipelineStatements *st = get_statements(def, from);
 	RunCounts  *done = &batch->counts;
 
+	prepare_for_batch(def, st);
 	pipeline_batch_begin(batch, def, params->run_id, counts->batches + 1);
 	if (def->strategy->begin_batch)
 		def->strategy->begin_batch(def);

@@ -20,8 +20,11 @@
  * never moves the cursor.  A successful run ends with an archive pass on
  * its source when one is due (archive.c).
  *
- * Called with CALL outside a transaction block, each batch commits on its
- * own; otherwise the whole run is one transaction.  A run worker calls the
+ * Called with CALL outside a transaction block, each batch commits with the
+ * cursor it advances (a phase's last batch with what follows it, the run's
+ * last with its end) and a run that finds nothing pending is one
+ * transaction (see "A run's transactions" in doc/design.md); otherwise the
+ * whole run is one transaction.  A run worker calls the
  * same body directly (pipeline_run_nonatomic), batch by batch like such a
  * CALL.  Two runs of a pipeline (replays included) never overlap: the
  * second returns at once with status 'skipped'.
@@ -459,7 +462,7 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		 * a phase's last batch commits with what follows: the next phase, or
 		 * the run's end
 		 */
-		if (reached_end)
+		if (reached_end || (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows))
 			return true;
 		commit_batch(rs);
 		if (!start_batch(rs))
@@ -795,6 +798,7 @@ finish_empty_run(RunState *rs)
 {
 	RunRecord	record;
 	RowPosition none_pending = {0};
+	int64		run_id;
 
 	rs->status = "succeeded";
 	maintain_staging(rs);
@@ -802,12 +806,14 @@ finish_empty_run(RunState *rs)
 	describe_run(rs, &record);
 	record.cursor_after = rs->snapshot;
 	record.partial_after = none_pending;
-	rs->run_id = pipeline_run_record_empty(rs->def->id, &record);
-	pipeline_openlineage_record_run(rs->def->id, rs->run_id, rs->status);
+	run_id = pipeline_run_record_empty(rs->def->id, &record);
+	pipeline_openlineage_record_run(rs->def->id, run_id, rs->status);
 	pipeline_archive_after_run(rs->def);
 	if (!rs->atomic)
 		commit_lazily();
 	end_run(rs);
+	/* only now: a failure before the commit rolled its row back */
+	rs->run_id = run_id;
 }
 
 /*
@@ -880,8 +886,17 @@ execute_run(RunState *rs)
 		rs->status = "succeeded";
 	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
 		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+
+	/*
+	 * The archive pass after the commit: one that fails or is cancelled
+	 * leaves the run's work committed.  (When none is due, that step writes
+	 * nothing, and its commit waits for no flush.)
+	 */
 	if (rs->from == BATCH_FROM_STAGING && strcmp(rs->status, "succeeded") == 0)
+	{
+		commit_batch(rs);
 		pipeline_archive_after_run(rs->def);
+	}
 	end_run(rs);
 }
 
@@ -914,6 +929,28 @@ record_failure(RunState *rs, ErrorData *edata)
 							unpack_sql_state(edata->sqlerrcode), edata->message);
 	}
 	SPI_commit();
+}
+
+/*
+ * record_failure_and_unlock
+ *		record_failure, then the release of the session's run lock, which
+ *		happens even when recording fails too (a lock left held would make
+ *		every later run of the pipeline skip).
+ */
+static void
+record_failure_and_unlock(RunState *rs, ErrorData *edata, LOCKTAG *tag)
+{
+	PG_TRY();
+	{
+		record_failure(rs, edata);
+	}
+	PG_CATCH();
+	{
+		LockRelease(tag, ExclusiveLock, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	LockRelease(tag, ExclusiveLock, true);
 }
 
 /*
@@ -1036,8 +1073,7 @@ run_pipeline(RunState *rs, const char *name)
 		MemoryContextSwitchTo(callcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		record_failure(rs, edata);
-		LockRelease(&tag, ExclusiveLock, true);
+		record_failure_and_unlock(rs, edata, &tag);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
