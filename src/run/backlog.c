@@ -6,11 +6,12 @@
  *
  * Which rows are pending is the cursor rule (cursor_rule.c).  Nothing
  * below the cursor's xmin can be pending, so the (_xid, _seq) index finds
- * the first pending row at once, by a statement each backend keeps.  The count is exact on
- * request (an index range scan over all pending rows).  Otherwise up to
- * BACKLOG_COUNT_LIMIT rows are counted, and a larger backlog is the
- * planner's estimate of the rows from the cursor's xmin on, which costs a
- * plan and no scan: cheap enough for a status view polled every second.
+ * the first pending row at once, by a statement each backend keeps.  The
+ * count is exact on request (an index range scan over all pending rows).
+ * Otherwise up to BACKLOG_COUNT_LIMIT rows are counted, and a larger
+ * backlog is the planner's estimate of the rows from the cursor's xmin on,
+ * which costs a plan and no scan: cheap enough for a status view polled
+ * every second.
  *
  * The scheduler asks the same index whether anything waits at all
  * (pipeline_is_caught_up) before it runs a scheduled pipeline.

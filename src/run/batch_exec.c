@@ -48,14 +48,14 @@
  * probe (and its count, when its cursor stopped inside a transaction), and
  * takes no lock on the target for them.
  */
-typedef struct KeptStatement
+typedef struct LazyStatement
 {
 	char	   *sql;
 	int			nargs;
 	Oid		   *types;
 	bool		generic;		/* one plan for every call (see the probe) */
 	SPIPlanPtr	plan;			/* NULL until first run */
-} KeptStatement;
+} LazyStatement;
 
 /* The statements of one pipeline, for one kind of source. */
 typedef struct PipelineStatements
@@ -63,13 +63,13 @@ typedef struct PipelineStatements
 	int64		pipeline_id;
 	BatchSource from;
 	char	   *signature;		/* what they were built from */
-	KeptStatement batch;		/* a range of the pending rows; row_watch.c
+	LazyStatement batch;		/* a range of the pending rows; row_watch.c
 								 * watches it by text */
-	KeptStatement whole;		/* all pending rows, nothing excluded */
-	KeptStatement probe;		/* whether any row is pending */
-	KeptStatement count;
-	KeptStatement nth;
-	KeptStatement quarantine;
+	LazyStatement whole;		/* all pending rows, nothing excluded */
+	LazyStatement probe;		/* whether any row is pending */
+	LazyStatement count;
+	LazyStatement nth;
+	LazyStatement quarantine;
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 	List	   *checks;			/* of QualityCheck *: check_row's check
 								 * numbers */
@@ -159,7 +159,7 @@ copy_rules(List *rules)
 static void
 forget_entry(PipelineStatements *st)
 {
-	KeptStatement *kept[] = {&st->batch, &st->whole, &st->probe, &st->count, &st->nth,
+	LazyStatement *kept[] = {&st->batch, &st->whole, &st->probe, &st->count, &st->nth,
 	&st->quarantine};
 
 	for (int i = 0; i < lengthof(kept); i++)
@@ -274,7 +274,7 @@ forget_dropped(void)
  *		prepared when first run (run_plan).
  */
 static void
-keep_statement(KeptStatement *k, const char *sql, int nargs, Oid *types, bool generic)
+keep_statement(LazyStatement *k, const char *sql, int nargs, Oid *types, bool generic)
 {
 	k->sql = MemoryContextStrdup(statements_context, sql);
 	k->nargs = nargs;
@@ -290,7 +290,7 @@ keep_statement(KeptStatement *k, const char *sql, int nargs, Oid *types, bool ge
  *		The caller runs as the owner.
  */
 static void
-prepare_statement(const PipelineDef *def, KeptStatement *k)
+prepare_statement(const PipelineDef *def, LazyStatement *k)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -398,7 +398,7 @@ get_statements(const PipelineDef *def, BatchSource from)
  *		statement (rethrow_shortened).
  */
 static void
-run_plan(const PipelineDef *def, KeptStatement *k, Datum *values, const char *nulls, long limit,
+run_plan(const PipelineDef *def, LazyStatement *k, Datum *values, const char *nulls, long limit,
 		 const char *where)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -811,7 +811,7 @@ merge_range(const PipelineDef *def, PipelineStatements *st, const BatchParams *b
 static void
 prepare_for_batch(const PipelineDef *def, PipelineStatements *st)
 {
-	KeptStatement *kept[] = {&st->batch, &st->whole, &st->quarantine};
+	LazyStatement *kept[] = {&st->batch, &st->whole, &st->quarantine};
 	PipelineUserContext ctx;
 
 	pipeline_become_owner(def, &ctx);

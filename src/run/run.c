@@ -86,13 +86,10 @@ typedef struct StagingPlan
 {
 	Datum		cursor;			/* the cursor the run starts from */
 	RowPosition partial;
-	BatchParams a;
-	RowPosition end_a;
+	BatchParams a;				/* its bounds are the phase's */
 	int64		pending_a;
 	Datum		cursor_b;		/* the cursor once phase A is done */
-	BatchParams b;
-	RowPosition start_b;
-	RowPosition end_b;
+	BatchParams b;				/* its bounds are the phase's */
 	int64		pending_b;
 } StagingPlan;
 
@@ -456,14 +453,14 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 			pipeline_cursor_write(rs->def->id, rs->run_id, consumed, &partial,
 								  consumed == rs->snapshot ? rs->snapshot_at : 0);
 		}
-		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 
 		/*
-		 * a phase's last batch commits with what follows: the next phase, or
-		 * the run's end
+		 * A phase's last batch commits with what follows: the next phase, or
+		 * the run's end, which records its counts.
 		 */
 		if (reached_end || (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows))
 			return true;
+		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 		commit_batch(rs);
 		if (!start_batch(rs))
 			return false;
@@ -593,9 +590,8 @@ plan_staging(RunState *rs)
 					PointerGetDatum(construct_array(only, 1, XID8OID, 8, FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE)),
 					s->xmax);
-		p->end_a = position(p->partial.xid, PG_INT64_MAX);
 		p->a.lo = p->partial;
-		p->a.hi = p->end_a;
+		p->a.hi = position(p->partial.xid, PG_INT64_MAX);
 		p->pending_a = pipeline_count_pending(rs->def, rs->from, &p->a);
 	}
 
@@ -605,10 +601,8 @@ plan_staging(RunState *rs)
 	 */
 	c = (PipelineSnapshot *) PG_DETOAST_DATUM(p->cursor_b);
 	base_params(rs, &p->b, pipeline_snapshot_committed_since(p->cursor_b, rs->snapshot), c->xmax);
-	p->start_b = position(c->xmin, PG_INT64_MIN);
-	p->end_b = position(s->xmax, PG_INT64_MIN);
-	p->b.lo = p->start_b;
-	p->b.hi = p->end_b;
+	p->b.lo = position(c->xmin, PG_INT64_MIN);
+	p->b.hi = position(s->xmax, PG_INT64_MIN);
 	/* nothing pending, a continuous pipeline's usual case, costs one probe */
 	p->pending_b = pipeline_any_pending(rs->def, rs->from, &p->b) ?
 		pipeline_count_pending(rs->def, rs->from, &p->b) : 0;
@@ -626,7 +620,7 @@ run_staging(RunState *rs)
 
 	p->a.run_id = p->b.run_id = rs->run_id; /* recorded after the plan */
 	if (p->partial.valid &&
-		!consume(rs, &p->a, p->cursor, p->partial, p->end_a, advance_partial_phase,
+		!consume(rs, &p->a, p->cursor, p->a.lo, p->a.hi, advance_partial_phase,
 				 p->pending_a, false))
 		return;
 	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
@@ -639,7 +633,7 @@ run_staging(RunState *rs)
 							  rs->snapshot_at);
 		return;
 	}
-	consume(rs, &p->b, p->cursor_b, p->start_b, p->end_b, advance_main_phase, p->pending_b, true);
+	consume(rs, &p->b, p->cursor_b, p->b.lo, p->b.hi, advance_main_phase, p->pending_b, true);
 }
 
 /*
