@@ -564,3 +564,55 @@ CREATE OR REPLACE FUNCTION pipeline.run_staged_rows(run_id bigint)
     $$;
 COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
     'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
+
+/* Aggregate pipelines: groups maintained incrementally (strategies/aggregate.c). */
+ALTER TABLE pipeline.pipeline_defs
+    DROP CONSTRAINT pipeline_defs_strategy_check,
+    ADD CONSTRAINT pipeline_defs_strategy_check
+        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
+    ADD COLUMN source_key text[] CHECK (source_key <> '{}'),
+    ADD COLUMN group_filter text,
+    ADD COLUMN group_state regclass,
+    ADD COLUMN row_state regclass;
+COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
+    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
+    'aggregate: a condition over the target''s columns a group must meet to be in the target';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
+    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
+COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
+    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
+
+DROP FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[]);
+CREATE FUNCTION pipeline.create_pipeline(
+    name                text,
+    source              regclass,
+    target              text,
+    key                 text[] DEFAULT NULL,
+    strategy            text DEFAULT 'merge',
+    sequence_by         text DEFAULT NULL,
+    delete_when         text DEFAULT NULL,
+    columns             jsonb DEFAULT '{}',
+    filter              text DEFAULT NULL,
+    on_schema_change    text DEFAULT 'ignore',
+    batch_size          bigint DEFAULT 100000,
+    schedule            text DEFAULT 'manual',
+    tombstone_retention interval DEFAULT '7 days',
+    statement_timeout   interval DEFAULT NULL,
+    track_history       text[] DEFAULT NULL,
+    source_key          text[] DEFAULT NULL,
+    group_filter        text DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text) IS
+    'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
+
+CREATE OR REPLACE VIEW pipeline.pipelines WITH (security_invoker = true) AS
+SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.sequence_by,
+       d.track_history, d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
+       d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
+       c.consumed, c.updated_at AS cursor_updated_at,
+       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter
+  FROM pipeline.pipeline_defs d
+  LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;

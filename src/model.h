@@ -71,6 +71,13 @@ typedef struct PipelineDef
 									 * log */
 	List	   *track_history;	/* scd2: of char *; NIL: every column but key
 								 * and sequence_by */
+	List	   *source_key;		/* aggregate: of char *, source columns
+								 * identifying a source row; NIL: none */
+	char	   *group_filter;	/* aggregate: HAVING, a condition over target
+								 * columns */
+	Oid			group_state;	/* aggregate: its groups' state table */
+	Oid			row_state;		/* aggregate: its rows' state table, or
+								 * InvalidOid */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */
@@ -81,6 +88,8 @@ typedef struct ColumnMap
 	Oid			typid;			/* type of the expression */
 	int32		typmod;
 	bool		is_key;
+	bool		aggregates;		/* expr aggregates a group's rows (aggregate
+								 * strategy) */
 } ColumnMap;
 
 /* How the rows of a source become rows of a target. */

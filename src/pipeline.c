@@ -35,6 +35,7 @@ _PG_init(void)
 	pipeline_register_strategy(&pipeline_append_strategy);
 	pipeline_register_strategy(&pipeline_merge_strategy);
 	pipeline_register_strategy(&pipeline_scd2_strategy);
+	pipeline_register_strategy(&pipeline_aggregate_strategy);
 	pipeline_settings_init();
 	pipeline_clock_init();
 	pipeline_mark_init();

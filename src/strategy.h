@@ -2,7 +2,7 @@
  *
  * strategy.h
  *	  The strategy interface: how a pipeline writes its accepted rows into
- *	  its target (merge, append, scd2).
+ *	  its target (merge, append, scd2, aggregate).
  *
  * Everything a pipeline does before its rows reach the target is the same
  * whatever its strategy: the cursor rule picks the pending rows, the
@@ -33,10 +33,23 @@ struct PipelineStrategy
 
 	/*
 	 * A key has several target rows, one version per sequence_by value: its
-	 * tombstones are per (key, sequence_by), and its batch statement counts
-	 * its own stale events (a fourth column).
+	 * tombstones are per (key, sequence_by).
 	 */
 	bool		versioned;
+
+	/*
+	 * Its batch statement counts its own stale events (a fourth column): its
+	 * other counts are not of events (versions, groups).
+	 */
+	bool		counts_stale;
+
+	/*
+	 * Target rows are groups of source rows: the key is the group's, the
+	 * mapping's other columns aggregate (ColumnMap.aggregates), rules about a
+	 * row's contents skip delete events, and with a source_key a row failing
+	 * the filter leaves its group (a delete event).
+	 */
+	bool		groups;
 
 	/* Target columns the strategy writes itself, never mapped; NULL-ended. */
 	const char *const *own_columns;
@@ -62,10 +75,24 @@ struct PipelineStrategy
 	List	   *(*target_extras) (const PipelineDef *def, const char *target);
 
 	/*
+	 * Definition: creates the tables the strategy keeps next to the target
+	 * and sets their oids in 'def' (NULL: none).
+	 */
+	void		(*create_state) (PipelineDef *def, const PipelineMapping *map);
+
+	/*
+	 * Run: appends the batch row's columns after its mark, _xid and _seq (",
+	 * <expression> AS <name>" each); NULL: each mapped column's expression
+	 * under its name.
+	 */
+	void		(*row_columns) (const PipelineDef *def, const PipelineMapping *map,
+								StringInfo list);
+
+	/*
 	 * Run: the batch statement, writing 'accepted' (the subquery of the
 	 * batch's accepted rows, batch_sql.c) into the target.  It returns one
 	 * row: target rows inserted, target rows updated, delete events applied
-	 * (then, when versioned, stale events; then, with a change log, rows
+	 * (then, with counts_stale, stale events; then, with a change log, rows
 	 * published).
 	 */
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
@@ -87,5 +114,6 @@ extern bool pipeline_is_own_column(const PipelineDef *def, const char *column);
 extern const PipelineStrategy pipeline_merge_strategy;
 extern const PipelineStrategy pipeline_append_strategy;
 extern const PipelineStrategy pipeline_scd2_strategy;
+extern const PipelineStrategy pipeline_aggregate_strategy;
 
 #endif							/* PIPELINE_STRATEGY_H */

@@ -12,7 +12,8 @@ CREATE TABLE pipeline.pipeline_defs (
     tombstones          regclass,
     change_log          regclass,
     key                 text[],
-    strategy            text NOT NULL CHECK (strategy IN ('append', 'merge', 'scd2')),
+    strategy            text NOT NULL
+                        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
     sequence_by         text,
     delete_when         text,
     columns             jsonb NOT NULL DEFAULT '{}',
@@ -32,7 +33,11 @@ CREATE TABLE pipeline.pipeline_defs (
     track_history       text[] CHECK (track_history <> '{}'),
     version             integer NOT NULL DEFAULT 1,
     created_at          timestamptz NOT NULL DEFAULT now(),
-    altered_at          timestamptz NOT NULL DEFAULT now()
+    altered_at          timestamptz NOT NULL DEFAULT now(),
+    source_key          text[] CHECK (source_key <> '{}'),
+    group_filter        text,
+    group_state         regclass,
+    row_state           regclass
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -49,6 +54,14 @@ COMMENT ON COLUMN pipeline.pipeline_defs.statement_timeout IS
     'longest a batch statement may take; a batch over it is cancelled and the run fails (NULL: no limit)';
 COMMENT ON COLUMN pipeline.pipeline_defs.track_history IS
     'scd2: the columns whose changes open a new version (NULL: every mapped column but the key and sequence_by); the others are updated in place';
+COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
+    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
+    'aggregate: a condition over the target''s columns a group must meet to be in the target';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
+    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
+COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
+    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 COMMENT ON COLUMN pipeline.pipeline_defs.suspended_at IS
     'set when pipeline.suspend_after consecutive runs failed; resume() clears it';
 COMMENT ON COLUMN pipeline.pipeline_defs.archived_unconsumed IS

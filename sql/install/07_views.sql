@@ -5,7 +5,7 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
        d.track_history, d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
        d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
-       d.created_at, d.altered_at, d.id
+       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 COMMENT ON VIEW pipeline.pipelines IS

@@ -13,6 +13,14 @@
 
 #include "model.h"
 
+/*
+ * Internal columns of a batch row (batch_sql.c): the row's source_key
+ * columns (numbered from 0) and its sequence_by value, for a strategy
+ * whose target does not keep them (aggregate).
+ */
+#define PIPELINE_ROW_SOURCE_KEY "__pl_k%d"
+#define PIPELINE_ROW_SEQUENCE "__pl_sq"
+
 /* batch_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
 typedef enum PendingShape
 {
@@ -122,11 +130,14 @@ extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping 
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
+extern bool pipeline_has_delete_events(const PipelineDef *def);
+extern const char *pipeline_row_sequence(const PipelineDef *def);
 extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map,
 									BatchSource from, List *rules, List *checks,
 									PendingShape shape);
 extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
 										 char **columns, char **values);
+extern char *pipeline_upsert_returning(const PipelineDef *def);
 extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
 								 bool deletes);

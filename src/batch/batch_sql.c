@@ -214,6 +214,39 @@ pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
+ * pipeline_has_delete_events
+ *		Whether batch rows can be delete events (a boolean __pl_del): by
+ *		delete_when, or, for rows of a source_key that leave their groups,
+ *		by failing the filter.
+ */
+bool
+pipeline_has_delete_events(const PipelineDef *def)
+{
+	return def->delete_when != NULL ||
+		(def->strategy->groups && def->source_key != NIL && def->filter != NULL);
+}
+
+/*
+ * filter_deletes
+ *		Whether the filter makes delete events rather than skipping rows.
+ */
+static bool
+filter_deletes(const PipelineDef *def)
+{
+	return def->filter != NULL && def->strategy->groups && def->source_key != NIL;
+}
+
+/*
+ * pipeline_row_sequence
+ *		The batch row's column holding its sequence_by value, quoted.
+ */
+const char *
+pipeline_row_sequence(const PipelineDef *def)
+{
+	return def->strategy->groups ? PIPELINE_ROW_SEQUENCE : quote_identifier(def->sequence_by);
+}
+
+/*
  * checks_failed
  *		"(<passes 0> AND ...) IS NOT TRUE AND NOT pipeline.check_row(
  *		b.__pl_xid, b.__pl_seq, <passes 0>, ...)": true when the row failed a
@@ -297,27 +330,37 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	initStringInfo(&list);
 	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
 						   "s._xid AS __pl_xid, s._seq AS __pl_seq");
-	foreach(lc, map->columns)
+	if (def->strategy->row_columns)
+		def->strategy->row_columns(def, map, &list);
+	else
+		foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
 
 		appendStringInfo(&list, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
-	if (def->filter)
-		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
-	if (def->delete_when)
-		appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
+	if (filter_deletes(def))
+		appendStringInfo(&list, ", (%s%s(%s)::boolean IS NOT TRUE) AS __pl_del",
+						 def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : "",
+						 def->delete_when ? " OR " : "", def->filter);
+	else
+	{
+		if (def->filter)
+			appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
+		if (def->delete_when)
+			appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
+	}
 
 	initStringInfo(&accept);
 	appendStringInfoString(&accept, "CASE");
-	if (def->filter)
+	if (def->filter && !filter_deletes(def))
 		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
 						 ((RowRule *) lfirst(lc))->passes, i++);
 	if (failed)
 		appendStringInfo(&accept, " WHEN %s%s THEN false",
-						 def->delete_when ? "b.__pl_del IS NOT TRUE AND " : "", failed);
+						 pipeline_has_delete_events(def) ? "b.__pl_del IS NOT TRUE AND " : "", failed);
 	appendStringInfoString(&accept, " ELSE true END");
 
 	/* a uniqueness check counts values over the batch: one more level */
@@ -325,7 +368,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	if (windows)
 		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
 	return psprintf("%s b WHERE %s", rows,
-					(def->filter || rules || failed) ? accept.data : "true");
+					((def->filter && !filter_deletes(def)) || rules || failed) ? accept.data : "true");
 }
 
 /*
@@ -357,6 +400,24 @@ pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **c
 	}
 	*columns = cols.data;
 	*values = vals.data;
+}
+
+/*
+ * pipeline_upsert_returning
+ *		" RETURNING <inserted> AS __pl_inserted" for an INSERT ... ON
+ *		CONFLICT DO UPDATE into the target (alias t): whether each row it
+ *		returns was inserted rather than updated.  A fresh tuple has no
+ *		xmax; a partitioned target cannot return system columns, so there
+ *		it asks whether the key existed in the statement's snapshot (which
+ *		does not see the rows it writes).
+ */
+char *
+pipeline_upsert_returning(const PipelineDef *def)
+{
+	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
+		return psprintf(" RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
+						pipeline_qualified_name(def->target), pipeline_key_match(def, "p", "t"));
+	return " RETURNING (t.xmax = 0) AS __pl_inserted";
 }
 
 /*

@@ -11,6 +11,10 @@
  * target that does not exist yet, the source's columns (in order) followed
  * by the mapping's extra columns define it.
  *
+ * An aggregate pipeline's target is its group key and its aggregates: a
+ * source column feeds only a key column of the same name, and every other
+ * target column is mapped to one aggregate call (ColumnMap.aggregates).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -115,7 +119,45 @@ add_column(PipelineMapping *map, const PipelineDef *def, const char *column, cha
 	cm->column = pstrdup(column);
 	cm->expr = expr;
 	cm->is_key = pipeline_list_has_string(def->key, column);
+	cm->aggregates = def->strategy->groups && !cm->is_key;
 	map->columns = lappend(map->columns, cm);
+}
+
+/*
+ * add_new_group_columns
+ *		The columns of an aggregate's new target: its group key (mapped, or
+ *		the same-named source columns), then its aggregates, as the columns
+ *		object orders them.  The source's other columns are not the target's.
+ */
+static void
+add_new_group_columns(PipelineMapping *map, const PipelineDef *def)
+{
+	JsonbIterator *it = JsonbIteratorInit(&def->columns->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	ListCell   *lc;
+	char	   *expr;
+
+	foreach(lc, def->key)
+	{
+		char	   *column = lfirst(lc);
+
+		if (!pipeline_mapping_lookup(def->columns, column, &expr))
+			expr = pstrdup(quote_identifier(column));
+		if (expr != NULL)
+			add_column(map, def, column, expr);
+	}
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *column;
+
+		if (tok != WJB_KEY)
+			continue;
+		column = pnstrdup(v.val.string.val, v.val.string.len);
+		if (!pipeline_list_has_string(def->key, column) &&
+			pipeline_mapping_lookup(def->columns, column, &expr) && expr != NULL)
+			add_column(map, def, column, expr);
+	}
 }
 
 /*
@@ -149,9 +191,16 @@ pipeline_build_mapping(const PipelineDef *def)
 				if (expr != NULL)
 					add_column(map, def, column, expr);
 			}
-			else if (pipeline_list_has_string(map->source_columns, column))
+			else if (pipeline_list_has_string(map->source_columns, column) &&
+					 (!def->strategy->groups || pipeline_list_has_string(def->key, column)))
 				add_column(map, def, column, pstrdup(quote_identifier(column)));
 		}
+		return map;
+	}
+
+	if (def->strategy->groups)
+	{
+		add_new_group_columns(map, def);
 		return map;
 	}
 

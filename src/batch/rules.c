@@ -45,7 +45,7 @@ add_rule(const PipelineDef *def, List *rules, char *passes, char *reason, const 
 {
 	RowRule    *rule = palloc(sizeof(RowRule));
 
-	rule->passes = (for_deletes || def->delete_when == NULL) ? passes
+	rule->passes = (for_deletes || !pipeline_has_delete_events(def)) ? passes
 		: psprintf("(__pl_del IS TRUE OR %s)", passes);
 	rule->reason = reason;
 	rule->sqlstate = sqlstate;
@@ -55,7 +55,8 @@ add_rule(const PipelineDef *def, List *rules, char *passes, char *reason, const 
 /*
  * all_mapped
  *		Whether every column of an int2[] of attribute numbers of the target
- *		is written by the mapping; fills 'names' with their names.
+ *		has a value in the batch row (mapped, not aggregated); fills 'names'
+ *		with their names.
  */
 static bool
 all_mapped(const PipelineDef *def, const PipelineMapping *map, Datum attnums, List **names)
@@ -70,8 +71,10 @@ all_mapped(const PipelineDef *def, const PipelineMapping *map, Datum attnums, Li
 	for (int i = 0; i < n; i++)
 	{
 		char	   *att = get_attname(def->target, DatumGetInt16(elems[i]), true);
+		ColumnMap  *cm = att ? pipeline_mapping_column(map, att) : NULL;
 
-		if (att == NULL || pipeline_mapping_column(map, att) == NULL)
+		/* an aggregate has no value in the batch row, only in its group */
+		if (cm == NULL || cm->aggregates)
 			return false;
 		*names = lappend(*names, att);
 	}
@@ -197,13 +200,20 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 
 	if (keyed)
 	{
+		/* a delete event leaves its group whatever its group key */
 		foreach(lc, def->key)
 			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(lfirst(lc))),
 							 psprintf("null key: %s must not be null",
 									  quote_identifier(lfirst(lc))),
+							 "23502", !def->strategy->groups);
+		foreach(lc, def->source_key)
+			rules = add_rule(def, rules,
+							 psprintf(PIPELINE_ROW_SOURCE_KEY " IS NOT NULL", foreach_current_index(lc)),
+							 psprintf("null source_key: %s must not be null",
+									  quote_identifier(lfirst(lc))),
 							 "23502", true);
 		if (def->sequence_by)
-			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(def->sequence_by)),
+			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", pipeline_row_sequence(def)),
 							 psprintf("null sequence_by value: %s must not be null",
 									  quote_identifier(def->sequence_by)),
 							 "23502", true);
@@ -213,7 +223,8 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 		ColumnMap  *cm = lfirst(lc);
 		AttrNumber	att = get_attnum(def->target, cm->column);
 
-		if (cm->is_key || att == InvalidAttrNumber || !column_not_null(def->target, att))
+		if (cm->is_key || cm->aggregates || att == InvalidAttrNumber ||
+			!column_not_null(def->target, att))
 			continue;
 		rules = add_rule(def, rules, psprintf("%s IS NOT NULL", quote_identifier(cm->column)),
 						 psprintf("null value in column \"%s\" violates not-null constraint",

@@ -93,6 +93,7 @@ typedef struct ProbeCall
 	const char *sql;
 	Oid			typid;
 	int32		typmod;
+	bool		aggregates;		/* the expression must aggregate (and may) */
 	bool		has_aggs;		/* an aggregate of the row's own level */
 	bool		has_window_funcs;
 	bool		has_srfs;		/* a set-returning function outside a subquery */
@@ -141,12 +142,19 @@ probe_query(void *arg)
 static void
 refuse_row_changing(const ProbeCall *call, const char *expr, const char *what)
 {
-	if (call->has_aggs)
+	if (call->aggregates && !call->has_aggs)
+		ereport(ERROR,
+				(errcode(ERRCODE_GROUPING_ERROR),
+				 errmsg("%s is neither in the key nor an aggregate", what),
+				 errdetail("Each target row of an aggregate pipeline is a group: its columns are the group key and aggregates over the group's rows; the expression is: %s",
+						   expr),
+				 errhint("Add the column to key, or aggregate it, as in max(%s).", expr)));
+	if (call->has_aggs && !call->aggregates)
 		ereport(ERROR,
 				(errcode(ERRCODE_GROUPING_ERROR),
 				 errmsg("%s contains an aggregate function", what),
 				 errdetail("A pipeline maps each staged row to one target row, so an expression sees one row: %s", expr),
-				 errhint("Aggregate over the target instead (in a view or a query on it); pipelines that aggregate into their target are a later feature. An aggregate over another table fits in a subquery: (SELECT max(x) FROM t).")));
+				 errhint("To keep groups of rows in the target, use strategy => 'aggregate' with the group columns as key. An aggregate over another table fits in a subquery: (SELECT max(x) FROM t).")));
 	if (call->has_window_funcs)
 		ereport(ERROR,
 				(errcode(ERRCODE_WINDOWING_ERROR),
@@ -162,17 +170,19 @@ refuse_row_changing(const ProbeCall *call, const char *expr, const char *what)
 }
 
 /*
- * probe
+ * probe_as
  *		Checks that expr is one expression, then parses and plans
  *		"SELECT (<expr>) FROM <source> s LIMIT 0" as the owner and returns
  *		the expression's type.  A failure becomes an error that
  *		names the part of the definition at fault, and so does an
- *		expression that does not keep to its row (refuse_row_changing).
+ *		expression that does not keep to its row (refuse_row_changing), or,
+ *		when it must 'aggregate', one that does not.
  */
 static void
-probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, int32 *typmod)
+probe_as(const PipelineDef *def, const char *expr, const char *what, bool aggregates,
+		 Oid *typid, int32 *typmod)
 {
-	ProbeCall	call = {def, NULL, InvalidOid, -1, false, false, false};
+	ProbeCall	call = {def, NULL, InvalidOid, -1, aggregates, false, false, false};
 	ErrorData  *edata;
 
 	pipeline_require_expression(expr, what);
@@ -189,6 +199,16 @@ probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, in
 	refuse_row_changing(&call, expr, what);
 	*typid = call.typid;
 	*typmod = call.typmod;
+}
+
+/*
+ * probe
+ *		probe_as, for an expression over one source row.
+ */
+static void
+probe(const PipelineDef *def, const char *expr, const char *what, Oid *typid, int32 *typmod)
+{
+	probe_as(def, expr, what, false, typid, typmod);
 }
 
 /*
@@ -293,8 +313,8 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 	{
 		ColumnMap  *cm = lfirst(lc);
 
-		probe(def, cm->expr, psprintf("mapping for column \"%s\"", cm->column),
-			  &cm->typid, &cm->typmod);
+		probe_as(def, cm->expr, psprintf("mapping for column \"%s\"", cm->column),
+				 cm->aggregates, &cm->typid, &cm->typmod);
 		if (cm->typid == UNKNOWNOID)
 			cm->typid = TEXTOID;
 		check_column_type(def, map, cm);
@@ -310,7 +330,8 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 					 errhint("Name one of them (names are exact, without SQL quoting), or map it with columns => '{\"%s\": \"...\"}'.",
 							 (char *) lfirst(lc))));
 	}
-	if (def->sequence_by)
+	/* an aggregate's sequence_by is its strategy's to check */
+	if (def->sequence_by && !def->strategy->groups)
 	{
 		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
 
@@ -457,15 +478,19 @@ create_tombstones(const PipelineDef *def, PipelineMapping *map)
 }
 
 /*
- * drop_tombstones
- *		Drops a pipeline's tombstone table, if it has one.
+ * drop_own_tables
+ *		Drops the tables a pipeline keeps next to its target: tombstones,
+ *		an aggregate's state.
  */
 static void
-drop_tombstones(const PipelineDef *def)
+drop_own_tables(const PipelineDef *def)
 {
-	if (OidIsValid(def->tombstones) &&
-		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->tombstones)))
-		pipeline_drop_own_table(def->tombstones);
+	Oid			tables[] = {def->tombstones, def->group_state, def->row_state};
+
+	for (int i = 0; i < lengthof(tables); i++)
+		if (OidIsValid(tables[i]) &&
+			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tables[i])))
+			pipeline_drop_own_table(tables[i]);
 }
 
 /*
@@ -582,6 +607,13 @@ check_options(const PipelineDef *def)
 				 errmsg("the %s strategy needs a key", strategy->name),
 				 errdetail("Rows are matched to target rows by their key."),
 				 errhint("Pass key => ARRAY['id'], or use strategy => 'append'.")));
+	if (!strategy->groups && (def->source_key != NIL || def->group_filter))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s strategy takes no %s", strategy->name,
+						def->group_filter ? "group_filter" : "source_key"),
+				 errdetail("source_key and group_filter belong to pipelines that aggregate their source's rows into groups."),
+				 errhint("Use strategy => 'aggregate', or leave them out.")));
 	if (!strategy->keyed && (def->sequence_by || def->delete_when))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -625,10 +657,12 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
-	if (def->strategy->keyed && def->sequence_by && def->delete_when)
+	if (def->strategy->keyed && !def->strategy->groups && def->sequence_by && def->delete_when)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
+	if (def->strategy->create_state)
+		def->strategy->create_state(def, map);
 	pipeline_checks_verify_columns(def, map);
 	check_batch_statement(def, map);
 }
@@ -650,6 +684,26 @@ parse_target(const char *target)
 				 errhint("Pass target => 'schema.table' (it is created when missing).")));
 	names = pipeline_qualified_name_list(target);
 	return makeRangeVarFromNameList(names);
+}
+
+/*
+ * change_log_source_key
+ *		What identifies a row of a table read through its change log, for an
+ *		aggregate that must retract the row's earlier version: the table's
+ *		primary key.
+ */
+static List *
+change_log_source_key(Oid relation)
+{
+	List	   *key = pipeline_primary_key_columns(relation);
+
+	if (key == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("source_key is needed: %s has no primary key", pipeline_qualified_name(relation)),
+				 errdetail("An aggregate over a table whose rows change retracts a row's earlier version by its key."),
+				 errhint("Pass source_key => ARRAY[...] naming the columns that identify one of its rows.")));
+	return key;
 }
 
 /*
@@ -682,6 +736,8 @@ resolve_source(PipelineDef *def)
 		pipeline_guard_staging_table(def->source);
 		return;
 	}
+	if (def->strategy->groups && def->source_key == NIL)
+		def->source_key = change_log_source_key(def->source);
 	def->source = log;
 	def->reads_change_log = true;
 	if (def->strategy->keyed && def->delete_when == NULL)
@@ -710,7 +766,7 @@ refuse_duplicate(const char *name)
  *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
- *		track_history) -> id.
+ *		track_history, source_key, group_filter) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -745,6 +801,9 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->statement_timeout = statement_timeout_arg(fcinfo, 13);
 	if (!PG_ARGISNULL(14))
 		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(14), "track_history");
+	if (!PG_ARGISNULL(15))
+		def->source_key = pipeline_text_array_to_list(PG_GETARG_DATUM(15), "source_key");
+	def->group_filter = empty_to_null(arg_text(fcinfo, 16));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -778,6 +837,30 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 }
 
 /*
+ * refuse_regrouping
+ *		An aggregate pipeline's state (its groups and rows so far) holds the
+ *		rows it consumed as its key, mapping, filter and deletes shaped
+ *		them: changing any would leave the target wrong.  The arguments are
+ *		alter_pipeline's.
+ */
+static void
+refuse_regrouping(FunctionCallInfo fcinfo, const PipelineDef *def)
+{
+	static const char *const shaping[] = {NULL, "key", "sequence_by", "delete_when", "columns",
+	"filter"};
+
+	for (int i = 1; i < lengthof(shaping); i++)
+		if (!PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change %s of aggregate pipeline \"%s\"", shaping[i], def->name),
+					 errdetail("The groups it keeps were built from the rows it consumed with the current %s.",
+							   shaping[i]),
+					 errhint("Define a new pipeline with the new %s (replay() can feed it the consumed rows), then drop this one.",
+							 shaping[i])));
+}
+
+/*
  * pipeline_alter_pipeline
  *		SQL: pipeline.alter_pipeline(name, key, sequence_by, delete_when,
  *		columns, filter, on_schema_change, batch_size, schedule,
@@ -800,6 +883,8 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	pipeline_check_manage(def);
 	old = palloc(sizeof(PipelineDef));
 	memcpy(old, def, sizeof(PipelineDef));
+	if (def->strategy->groups)
+		refuse_regrouping(fcinfo, def);
 
 	if (!PG_ARGISNULL(1))
 		def->key = pipeline_text_array_to_list(PG_GETARG_DATUM(1), "key");
@@ -833,8 +918,13 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	def->search_path = pstrdup(namespace_search_path);
 	def->source_columns = pipeline_source_columns_json(def->source);
 
-	/* Tombstones follow the key and the sequence_by column: rebuild them. */
-	drop_tombstones(old);
+	/*
+	 * Tombstones follow the key and the sequence_by column: rebuild them.  An
+	 * aggregate's state stays (refuse_regrouping).
+	 */
+	if (OidIsValid(old->tombstones) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(old->tombstones)))
+		pipeline_drop_own_table(old->tombstones);
 	def->tombstones = InvalidOid;
 	CommandCounterIncrement();
 	validate_and_build(def, NULL);
@@ -872,7 +962,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 	}
 	pipeline_check_manage(def);
 	pipeline_refuse_last_writer_drop(def);
-	drop_tombstones(def);
+	drop_own_tables(def);
 	pipeline_delete_definition(def->id);
 	pipeline_release_change_logs();
 	SPI_finish();

@@ -260,7 +260,7 @@ on_sql_drop(EventTriggerData *trigdata)
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot drop %s because pipeline \"%s\" uses it",
 							relation, pipeline),
-					 errdetail("A pipeline reads its source and writes its target and tombstone tables."),
+					 errdetail("A pipeline reads its source and writes its target and the tables it keeps next to it (tombstones, aggregate state)."),
 					 errhint("Drop the pipeline first with pipeline.drop_pipeline('%s'), or use DROP ... CASCADE to drop it too.",
 							 pipeline)));
 	}
@@ -272,12 +272,15 @@ on_sql_drop(EventTriggerData *trigdata)
 		foreach(lc, pipeline_delete_dropped_definitions())
 		{
 			DroppedDefinition *d = lfirst(lc);
+			ListCell   *lt;
 
 			ereport(NOTICE,
 					(errmsg("drop cascades to pipeline \"%s\"", d->name)));
-			if (OidIsValid(d->tombstones) &&
-				SearchSysCacheExists1(RELOID, ObjectIdGetDatum(d->tombstones)))
-				pipeline_drop_own_table(d->tombstones);
+			foreach(lt, d->own_tables)
+			{
+				if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lt))))
+					pipeline_drop_own_table(lfirst_oid(lt));
+			}
 			logs = lappend_oid(logs, d->change_log);
 		}
 		/* writers of a dropped change log stop publishing */

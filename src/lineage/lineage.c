@@ -20,11 +20,13 @@
  *				condition (CONDITIONAL), the WHERE, JOIN and HAVING of a
  *				subquery, the tests of EXISTS, IN, ANY and ALL, an
  *				aggregate's FILTER, the pipeline's filter and delete_when
- *				(FILTER), GROUP BY and ORDER BY of a subquery, the
+ *				(FILTER), GROUP BY and ORDER BY of a subquery and an
+ *				aggregate pipeline's group key (GROUP_BY), the
  *				sequence_by column that decides which event wins (SORT).
  *
- * Edges of the filter, delete_when and sequence_by decide whether a row
- * lands at all; they have no target column (they bear on every column).
+ * Edges of the filter, delete_when, sequence_by and a group key decide
+ * whether or where a row lands; they have no target column (they bear on
+ * every column).
  * A source that is a change log (another pipeline's target, or a captured
  * table) is recorded as the relation it logs, so that edges chain across a
  * DAG; the log's own bookkeeping columns (_op, ...) give no edge.
@@ -55,6 +57,7 @@
 #include "lineage/lineage.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
+#include "strategy.h"
 
 /* One source column an expression reads, and how. */
 typedef struct LineageEdge
@@ -333,7 +336,19 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 				expression_edges(def, cm->expr, false, NULL)
 		};
 		result = lappend(result, ls);
-		if (def->sequence_by && strcmp(def->sequence_by, cm->column) == 0)
+		/* a group key decides which rows every aggregate sees */
+		if (cm->is_key && def->strategy->groups)
+		{
+			ls = palloc(sizeof(LineageSource));
+			*ls = (LineageSource)
+			{
+				NULL, "mapping", cm->expr,
+					expression_edges(def, cm->expr, true, "GROUP_BY")
+			};
+			result = lappend(result, ls);
+		}
+		if (def->sequence_by && !def->strategy->groups &&
+			strcmp(def->sequence_by, cm->column) == 0)
 		{
 			ls = palloc(sizeof(LineageSource));
 			*ls = (LineageSource)
@@ -343,6 +358,17 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 			};
 			result = lappend(result, ls);
 		}
+	}
+	/* an aggregate's sequence_by is a source column, not a mapped one */
+	if (def->sequence_by && def->strategy->groups)
+	{
+		ls = palloc(sizeof(LineageSource));
+		*ls = (LineageSource)
+		{
+			NULL, "sequence_by", def->sequence_by,
+				expression_edges(def, quote_identifier(def->sequence_by), true, "SORT")
+		};
+		result = lappend(result, ls);
 	}
 	if (def->filter)
 	{

@@ -54,6 +54,10 @@ typedef enum DefColumn
 	DEF_CHANGE_LOG,
 	DEF_READS_CHANGE_LOG,
 	DEF_TRACK_HISTORY,
+	DEF_SOURCE_KEY,
+	DEF_GROUP_FILTER,
+	DEF_GROUP_STATE,
+	DEF_ROW_STATE,
 	DEF_NCOLUMNS
 } DefColumn;
 
@@ -86,6 +90,10 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	"WHERE u.change_log = pipeline_defs.source) OR EXISTS (SELECT 1 FROM pipeline.captures c "
 	"WHERE c.change_log = pipeline_defs.source)",
 	[DEF_TRACK_HISTORY] = "track_history",
+	[DEF_SOURCE_KEY] = "source_key",
+	[DEF_GROUP_FILTER] = "group_filter",
+	[DEF_GROUP_STATE] = "coalesce(group_state::oid, 0)",
+	[DEF_ROW_STATE] = "coalesce(row_state::oid, 0)",
 };
 
 /* The columns a definition is saved in, in the order of its parameters. */
@@ -111,6 +119,10 @@ typedef enum SavedColumn
 	SAVED_STATEMENT_TIMEOUT,
 	SAVED_CHANGE_LOG,
 	SAVED_TRACK_HISTORY,
+	SAVED_SOURCE_KEY,
+	SAVED_GROUP_FILTER,
+	SAVED_GROUP_STATE,
+	SAVED_ROW_STATE,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -143,6 +155,10 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_STATEMENT_TIMEOUT] = {"statement_timeout", TEXTOID, "%s::interval"},
 	[SAVED_CHANGE_LOG] = {"change_log", OIDOID, "nullif(%s, 0)::regclass"},
 	[SAVED_TRACK_HISTORY] = {"track_history", TEXTARRAYOID, "%s"},
+	[SAVED_SOURCE_KEY] = {"source_key", TEXTARRAYOID, "%s"},
+	[SAVED_GROUP_FILTER] = {"group_filter", TEXTOID, "%s"},
+	[SAVED_GROUP_STATE] = {"group_state", OIDOID, "nullif(%s, 0)::regclass"},
+	[SAVED_ROW_STATE] = {"row_state", OIDOID, "nullif(%s, 0)::regclass"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -246,6 +262,10 @@ def_from_result(void)
 	def->change_log = def_oid(DEF_CHANGE_LOG);
 	def->reads_change_log = def_bool(DEF_READS_CHANGE_LOG);
 	def->track_history = def_names(DEF_TRACK_HISTORY, "track_history");
+	def->source_key = def_names(DEF_SOURCE_KEY, "source_key");
+	def->group_filter = pipeline_result_text(0, DEF_GROUP_FILTER);
+	def->group_state = def_oid(DEF_GROUP_STATE);
+	def->row_state = def_oid(DEF_ROW_STATE);
 	return def;
 }
 
@@ -415,6 +435,10 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 				 &nulls[SAVED_STATEMENT_TIMEOUT]);
 	values[SAVED_CHANGE_LOG] = ObjectIdGetDatum(def->change_log);
 	names_or_null(def->track_history, &values[SAVED_TRACK_HISTORY], &nulls[SAVED_TRACK_HISTORY]);
+	names_or_null(def->source_key, &values[SAVED_SOURCE_KEY], &nulls[SAVED_SOURCE_KEY]);
+	text_or_null(def->group_filter, &values[SAVED_GROUP_FILTER], &nulls[SAVED_GROUP_FILTER]);
+	values[SAVED_GROUP_STATE] = ObjectIdGetDatum(def->group_state);
+	values[SAVED_ROW_STATE] = ObjectIdGetDatum(def->row_state);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);

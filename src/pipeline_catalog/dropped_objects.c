@@ -21,7 +21,8 @@
 /* Pipelines (alias d) using a relation (alias o) the DROP removed. */
 #define USES_DROPPED_RELATION \
 	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
-	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid)"
+	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid, " \
+	"d.group_state::oid, d.row_state::oid)"
 
 /* Checks (alias c) looking rows up in a relation the DROP removed. */
 #define CHECK_USES_DROPPED \
@@ -84,8 +85,8 @@ pipeline_dropped_capture_read(char **relation, char **pipeline)
 
 /*
  * pipeline_dropped_relation_used
- *		Whether the DROP removes a source, target or tombstone table of a
- *		pipeline: the relation's identity and the pipeline's name (one of
+ *		Whether the DROP removes a source or target of a pipeline, or a
+ *		table it keeps next to its target (tombstones, aggregate state): the relation's identity and the pipeline's name (one of
  *		them).
  */
 bool
@@ -113,16 +114,23 @@ pipeline_delete_dropped_definitions(void)
 
 	n = dropped_query("DELETE FROM pipeline.pipeline_defs d "
 					  "USING pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
-					  " RETURNING d.name, coalesce(d.tombstones::oid, 0), "
-					  "coalesce(d.change_log::oid, 0)", false, 0);
+					  " RETURNING d.name, coalesce(d.change_log::oid, 0), "
+					  "coalesce(d.tombstones::oid, 0), coalesce(d.group_state::oid, 0), "
+					  "coalesce(d.row_state::oid, 0)", false, 0);
 	for (int i = 0; i < n; i++)
 	{
-		DroppedDefinition *d = palloc(sizeof(DroppedDefinition));
+		DroppedDefinition *d = palloc0(sizeof(DroppedDefinition));
 		bool		isnull;
 
 		d->name = pipeline_result_text(i, 0);
-		d->tombstones = DatumGetObjectId(pipeline_result_datum(i, 1, &isnull));
-		d->change_log = DatumGetObjectId(pipeline_result_datum(i, 2, &isnull));
+		d->change_log = DatumGetObjectId(pipeline_result_datum(i, 1, &isnull));
+		for (int col = 2; col <= 4; col++)
+		{
+			Oid			table = DatumGetObjectId(pipeline_result_datum(i, col, &isnull));
+
+			if (OidIsValid(table))
+				d->own_tables = lappend_oid(d->own_tables, table);
+		}
 		dropped = lappend(dropped, d);
 	}
 	return dropped;

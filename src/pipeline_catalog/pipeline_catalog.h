@@ -52,8 +52,8 @@ typedef struct CursorProgress
 typedef struct DroppedDefinition
 {
 	char	   *name;
-	Oid			tombstones;		/* InvalidOid without */
 	Oid			change_log;		/* InvalidOid without */
+	List	   *own_tables;		/* of Oid: tombstones, aggregate state */
 } DroppedDefinition;
 
 /* A check a DROP ... CASCADE removed with the table it looked rows up in. */

@@ -672,8 +672,8 @@ execute_batch(void *arg)
 	counts->inserted += pipeline_result_int64(0, 0);
 	counts->updated += pipeline_result_int64(0, 1);
 	counts->deleted += pipeline_result_int64(0, 2);
-	/* one event may write several versions: it counts its stale events */
-	if (call->def->strategy->versioned)
+	/* its other counts are not of events: it counts its stale events */
+	if (call->def->strategy->counts_stale)
 		counts->stale += pipeline_result_int64(0, 3);
 
 	counts->read += batch->tally.read;
@@ -848,7 +848,7 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 	merge_range(def, st, params, whole_phase, params->lo, params->hi, NIL, batch);
 	pipeline_checks_end_batch(def, batch, st->checks);
 
-	if (!def->strategy->versioned)
+	if (!def->strategy->counts_stale)
 		done->stale = done->read - done->filtered - done->inserted - done->updated -
 			done->deleted - done->quarantined - done->dropped;
 	counts->read += done->read;

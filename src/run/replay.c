@@ -29,6 +29,7 @@
 #include "base/base.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
+#include "strategy.h"
 
 /*
  * bad_range
@@ -48,8 +49,9 @@ bad_range(const char *message, const char *detail)
 /*
  * pipeline_replay_check
  *		Errors when the pipeline cannot be replayed (it reads a change log,
- *		or its owner may not read every row and column of its source, which
- *		the archive holds), or the range is empty by construction.
+ *		it aggregates rows that merged again would count again, or its
+ *		owner may not read every row and column of its source, which the
+ *		archive holds), or the range is empty by construction.
  */
 void
 pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
@@ -60,6 +62,13 @@ pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 				 errmsg("pipeline \"%s\" reads a change log, which is not archived", def->name),
 				 errdetail("The pipelines reading a change log delete the rows they have all consumed, so a replay would find few of them."),
 				 errhint("Replay the pipeline that writes the table it reads: the changes it makes again reach this pipeline through the change log.")));
+	if (def->strategy->groups && (def->source_key == NIL || def->sequence_by == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate pipeline \"%s\" cannot be replayed: its groups would count rows twice or go back to older rows",
+						def->name),
+				 errdetail("Without a source_key every staged row adds to its group again; without sequence_by an older event replaces a newer one."),
+				 errhint("Only an aggregate pipeline with source_key and sequence_by applies each event once however often it is merged.")));
 
 	/*
 	 * archived rows hold every row and column: only a whole reader merges

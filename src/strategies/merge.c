@@ -69,18 +69,7 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 		if (seq)
 			appendStringInfo(sql, " WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq);
 	}
-
-	/*
-	 * Inserted or updated: a fresh tuple has no xmax.  A partitioned target
-	 * cannot return system columns; there, ask whether the key existed in the
-	 * statement's snapshot (which does not see the rows it writes).
-	 */
-	if (get_rel_relkind(def->target) == RELKIND_PARTITIONED_TABLE)
-		appendStringInfo(sql, " RETURNING NOT EXISTS (SELECT 1 FROM %s p WHERE %s) AS __pl_inserted",
-						 pipeline_qualified_name(def->target), pipeline_key_match(def, "p", "t"));
-	else
-		appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS __pl_inserted");
-	appendStringInfo(sql, "%s)", pipeline_published_returning(def));
+	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }
 
 /*
@@ -192,6 +181,25 @@ key_index_exists(Oid target, List *key)
 }
 
 /*
+ * pipeline_require_key_index
+ *		Errors unless the target has a unique index on exactly the key, as
+ *		a strategy upserting into it needs.
+ */
+void
+pipeline_require_key_index(const PipelineDef *def)
+{
+	if (!key_index_exists(def->target, def->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("target %s has no unique index on the key (%s)",
+						pipeline_qualified_name(def->target), pipeline_quote_list(def->key, NULL)),
+				 errdetail("The %s strategy upserts with INSERT ... ON CONFLICT, which needs a unique index on exactly the key columns.",
+						   def->strategy->name),
+				 errhint("CREATE UNIQUE INDEX ON %s (%s);", pipeline_qualified_name(def->target),
+						 pipeline_quote_list(def->key, NULL))));
+}
+
+/*
  * check_target
  *		An existing target: the owner may delete from it with delete_when
  *		(updating and reading it a keyed strategy needs anyway, define.c),
@@ -202,14 +210,7 @@ check_target(const PipelineDef *def)
 {
 	if (def->delete_when)
 		pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
-	if (!key_index_exists(def->target, def->key))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("target %s has no unique index on the key (%s)",
-						pipeline_qualified_name(def->target), pipeline_quote_list(def->key, NULL)),
-				 errdetail("The merge strategy upserts with INSERT ... ON CONFLICT, which needs a unique index on exactly the key columns."),
-				 errhint("CREATE UNIQUE INDEX ON %s (%s);", pipeline_qualified_name(def->target),
-						 pipeline_quote_list(def->key, NULL))));
+	pipeline_require_key_index(def);
 }
 
 /*

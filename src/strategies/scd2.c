@@ -394,6 +394,7 @@ const PipelineStrategy pipeline_scd2_strategy = {
 	.name = "scd2",
 	.keyed = true,
 	.versioned = true,
+	.counts_stale = true,
 	.own_columns = version_columns,
 	.check_options = check_options,
 	.check_target = check_target,

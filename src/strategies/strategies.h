@@ -15,9 +15,54 @@
 #define PIPELINE_START_COLUMN "__start_at"
 #define PIPELINE_END_COLUMN "__end_at"
 
+/* merge.c */
+extern void pipeline_require_key_index(const PipelineDef *def);
+
 /* scd2_sql.c */
 extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
 							   const char *accepted);
 extern List *pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map);
+
+/* aggregate_calls.c: the aggregates an aggregate pipeline maintains */
+typedef enum AggregateKind
+{
+	AGG_COUNT,					/* count(*) when it has no argument */
+	AGG_SUM,
+	AGG_AVG,
+	AGG_MIN,
+	AGG_MAX,
+	AGG_COUNT_DISTINCT,
+	AGG_BOOL_AND,
+	AGG_BOOL_OR
+} AggregateKind;
+
+/*
+ * One aggregate column, as the batch statement computes it: number i's
+ * argument is the batch row's __pl_a<i>, its FILTER __pl_f<i>, and its
+ * running state the group state's columns named after it
+ * (aggregate_sql.c).
+ */
+typedef struct AggregateCall
+{
+	int			index;			/* i, from 0 in target column order */
+	const char *column;			/* the target column */
+	AggregateKind kind;
+	char	   *arg;			/* SQL over the source row; NULL: count(*) */
+	Oid			argtype;
+	int32		argtypmod;
+	char	   *filter;			/* SQL boolean over the source row, or NULL */
+	Oid			restype;		/* the aggregate's result type */
+} AggregateCall;
+
+extern List *pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map);
+extern bool pipeline_aggregate_needs_rows(const AggregateCall *call, bool retracts);
+
+/* aggregate_sql.c */
+extern char *pipeline_aggregate_sql(const PipelineDef *def, const PipelineMapping *map,
+									const char *accepted);
+extern void pipeline_aggregate_row_columns(const PipelineDef *def, const PipelineMapping *map,
+										   StringInfo list);
+extern List *pipeline_aggregate_state_columns(const AggregateCall *call);
+extern bool pipeline_aggregate_keeps_rows(const PipelineDef *def, List *calls);
 
 #endif							/* PIPELINE_STRATEGIES_H */

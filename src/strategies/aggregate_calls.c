@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * aggregate_calls.c
+ *	  What each aggregate column of an aggregate pipeline computes: its
+ *	  aggregate function, argument and FILTER, read from the mapping's
+ *	  expression as PostgreSQL parses it.
+ *
+ * A mapped aggregate column is one call of a built-in aggregate the
+ * pipeline can maintain: count, sum, avg, min, max, count(DISTINCT ...),
+ * bool_and (every) and bool_or, each with an optional FILTER (WHERE ...).
+ * The expression is parsed over the source as the owner would run it; the
+ * argument and the filter are printed back as SQL over the source row
+ * (ruleutils), so that the batch statement evaluates them once per row
+ * and the aggregate itself is kept by aggregate_sql.c.  Anything else (an
+ * expression around the call, another aggregate, DISTINCT on another
+ * aggregate, ORDER BY inside the call) is refused by name: it cannot be
+ * maintained from a group's running state.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/regproc.h"
+#include "utils/ruleutils.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "strategies/strategies.h"
+
+/* The aggregates that can be maintained, by pg_catalog function name. */
+static const struct
+{
+	const char *name;
+	AggregateKind kind;
+}			maintained[] =
+
+{
+	{"count", AGG_COUNT},
+	{"sum", AGG_SUM},
+	{"avg", AGG_AVG},
+	{"min", AGG_MIN},
+	{"max", AGG_MAX},
+	{"bool_and", AGG_BOOL_AND},
+	{"every", AGG_BOOL_AND},
+	{"bool_or", AGG_BOOL_OR},
+};
+
+/*
+ * refuse_call
+ *		The error for a column whose expression is not one maintainable
+ *		aggregate call.
+ */
+static void
+refuse_call(const ColumnMap *cm, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("aggregate column \"%s\" cannot be maintained incrementally: %s",
+					cm->column, why),
+			 errdetail("The column is mapped to: %s", cm->expr),
+			 errhint("Map each aggregate column to one call of count, sum, avg, min, max, count(DISTINCT ...), bool_and or bool_or, with an optional FILTER (WHERE ...); compute expressions over them in a view on the target.")));
+}
+
+/*
+ * parsed_expression
+ *		The analyzed form of "SELECT (<expr>) FROM <source> s", parsed as
+ *		the owner: its one target expression.
+ */
+static Node *
+parsed_expression(const PipelineDef *def, const char *expr)
+{
+	PipelineUserContext ctx;
+	SPIPlanPtr	plan;
+	Query	   *query;
+	Node	   *node;
+
+	pipeline_become_owner(def, &ctx);
+	plan = SPI_prepare(psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source)),
+					   0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	query = linitial_node(Query,
+						  ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_list);
+	node = copyObject((Node *) linitial_node(TargetEntry, query->targetList)->expr);
+	SPI_freeplan(plan);
+	pipeline_restore_user(&ctx);
+	return node;
+}
+
+/*
+ * kind_of
+ *		The kind of a built-in aggregate function, refusing the others.
+ */
+static AggregateKind
+kind_of(const ColumnMap *cm, Oid fnoid)
+{
+	char	   *name = get_func_name(fnoid);
+
+	if (get_func_namespace(fnoid) == PG_CATALOG_NAMESPACE)
+		for (int i = 0; i < lengthof(maintained); i++)
+			if (strcmp(maintained[i].name, name) == 0)
+				return maintained[i].kind;
+	refuse_call(cm, psprintf("%s is not one of the aggregates it maintains", format_procedure(fnoid)));
+	return AGG_COUNT;			/* keep compiler quiet */
+}
+
+/*
+ * source_sql
+ *		An expression of the parsed query as SQL over the source row.
+ */
+static char *
+source_sql(const PipelineDef *def, Node *node)
+{
+	return deparse_expression(node, deparse_context_for(get_rel_name(def->source), def->source),
+							  false, false);
+}
+
+/*
+ * compile_call
+ *		The aggregate call a column's expression is, checked.
+ */
+static AggregateCall *
+compile_call(const PipelineDef *def, ColumnMap *cm, int index)
+{
+	Node	   *node = parsed_expression(def, cm->expr);
+	AggregateCall *call = palloc0(sizeof(AggregateCall));
+	Aggref	   *agg;
+
+	if (!IsA(node, Aggref))
+		refuse_call(cm, "it is an expression around an aggregate, not an aggregate call");
+	agg = (Aggref *) node;
+	if (agg->aggkind != AGGKIND_NORMAL)
+		refuse_call(cm, "ordered-set and hypothetical-set aggregates are not maintained");
+	if (agg->aggorder != NIL)
+		refuse_call(cm, "ORDER BY inside an aggregate call is not maintained");
+	call->index = index;
+	call->column = cm->column;
+	call->kind = kind_of(cm, agg->aggfnoid);
+	call->restype = agg->aggtype;
+	if (agg->aggdistinct != NIL)
+	{
+		if (call->kind != AGG_COUNT)
+			refuse_call(cm, "DISTINCT is maintained for count only");
+		call->kind = AGG_COUNT_DISTINCT;
+	}
+	if (!agg->aggstar)
+	{
+		Node	   *arg = (Node *) linitial_node(TargetEntry, agg->args)->expr;
+
+		call->arg = source_sql(def, arg);
+		call->argtype = exprType(arg);
+		call->argtypmod = exprTypmod(arg);
+	}
+	if (agg->aggfilter)
+		call->filter = source_sql(def, (Node *) agg->aggfilter);
+	return call;
+}
+
+/*
+ * pipeline_aggregate_calls
+ *		The aggregate calls of an aggregate pipeline's mapping, in target
+ *		column order, numbered from 0; errors for a column that is not one
+ *		(refuse_call).
+ */
+List *
+pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map)
+{
+	List	   *calls = NIL;
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (cm->aggregates)
+			calls = lappend(calls, compile_call(def, cm, list_length(calls)));
+	}
+	return calls;
+}
+
+/*
+ * pipeline_aggregate_needs_rows
+ *		Whether a call needs the rows of its group to be kept: a distinct
+ *		count always, min and max when rows can leave a group.
+ */
+bool
+pipeline_aggregate_needs_rows(const AggregateCall *call, bool retracts)
+{
+	return call->kind == AGG_COUNT_DISTINCT ||
+		(retracts && (call->kind == AGG_MIN || call->kind == AGG_MAX));
+}
