@@ -10,6 +10,28 @@
 
 /* ---------------------------------------------------------------- catalog */
 
+/*
+ * Aggregate pipelines (strategies/aggregate.c).  First: every later
+ * statement may load definitions (the DDL guards do), which read these
+ * columns.
+ */
+ALTER TABLE pipeline.pipeline_defs
+    DROP CONSTRAINT pipeline_defs_strategy_check,
+    ADD CONSTRAINT pipeline_defs_strategy_check
+        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
+    ADD COLUMN source_key text[] CHECK (source_key <> '{}'),
+    ADD COLUMN group_filter text,
+    ADD COLUMN group_state regclass,
+    ADD COLUMN row_state regclass;
+COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
+    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
+    'aggregate: a condition over the target''s columns a group must meet to be in the target';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
+    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
+COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
+    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
+
 /* the scheduler reads every scheduled pipeline's last start at each pass */
 CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 /* every run looks for the runs of its pipeline left running: not through its history */
@@ -565,24 +587,7 @@ CREATE OR REPLACE FUNCTION pipeline.run_staged_rows(run_id bigint)
 COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
     'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
 
-/* Aggregate pipelines: groups maintained incrementally (strategies/aggregate.c). */
-ALTER TABLE pipeline.pipeline_defs
-    DROP CONSTRAINT pipeline_defs_strategy_check,
-    ADD CONSTRAINT pipeline_defs_strategy_check
-        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
-    ADD COLUMN source_key text[] CHECK (source_key <> '{}'),
-    ADD COLUMN group_filter text,
-    ADD COLUMN group_state regclass,
-    ADD COLUMN row_state regclass;
-COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
-    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
-COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
-    'aggregate: a condition over the target''s columns a group must meet to be in the target';
-COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
-    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
-COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
-    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
-
+/* Aggregate pipelines: source_key and group_filter. */
 DROP FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[]);
 CREATE FUNCTION pipeline.create_pipeline(
     name                text,
