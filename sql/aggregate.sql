@@ -83,6 +83,13 @@ INSERT INTO order_events VALUES (2, 'ada', 20, 'paid', 3);
 CALL pipeline.run('revenue');
 SELECT customer FROM gold.revenue ORDER BY customer;
 SELECT revenue_differences();
+-- deleted rows are remembered for tombstone_retention, then forgotten
+SELECT __pl_k0 AS order_id, __pl_live, __pl_deleted_at IS NOT NULL AS deleted
+  FROM gold.revenue_rows WHERE NOT __pl_live ORDER BY 1;
+SELECT pipeline.alter_pipeline('revenue', tombstone_retention => '0 seconds');
+CALL pipeline.run('revenue');
+SELECT count(*) AS remembered_deletes FROM gold.revenue_rows WHERE NOT __pl_live;
+SELECT pipeline.alter_pipeline('revenue', tombstone_retention => '7 days');
 
 -- a NULL group key is quarantined (but a delete needs none); a NULL source_key too
 INSERT INTO order_events VALUES (5, NULL, 1, 'paid', 5), (6, 'cy', 1, 'paid', 5),
@@ -185,6 +192,17 @@ END $$;
 SELECT count(*) AS rounds, sum(differences) AS differences FROM property_results WHERE round > 100;
 -- replaying would count rows again: refused
 CALL pipeline.replay('views', first_run => 1);
+-- counts, sums and extremes of rows that only arrive need no row state
+CREATE TABLE clicks (button text, ms int);
+SELECT pipeline.create_pipeline('clicks', 'clicks', 'gold.clicks', strategy => 'aggregate',
+    key => ARRAY['button'],
+    columns => '{"clicks": "count(*)", "total_ms": "sum(ms)", "slowest": "max(ms)", "fastest": "min(ms)"}') > 0 AS created;
+SELECT row_state IS NULL AS no_rows FROM pipeline.pipeline_defs WHERE name = 'clicks';
+INSERT INTO clicks VALUES ('ok', 10), ('ok', 30), ('cancel', 5), ('ok', NULL);
+CALL pipeline.run('clicks');
+INSERT INTO clicks VALUES ('ok', 1), ('cancel', 50);
+CALL pipeline.run('clicks');
+SELECT * FROM gold.clicks ORDER BY button;
 
 -- ------------------------------------------------------ silver into gold
 -- A gold aggregate over a silver merge target reads its change log: the
@@ -302,9 +320,9 @@ SELECT count(*) AS revenue_pipelines FROM pipeline.pipelines WHERE name = 'reven
 
 -- clean up for the tests that follow
 SELECT pipeline.drop_pipeline(name) FROM pipeline.pipelines
- WHERE name IN ('regions', 'customers', 'Quoted Items') ORDER BY name = 'customers';
+ WHERE name IN ('regions', 'customers', 'Quoted Items', 'clicks') ORDER BY name = 'customers';
 DROP SCHEMA gold CASCADE;
 DROP TABLE order_events, page_views, customer_events, silver_customers, "Order Items",
-    bad_src, bad_existing, clock, property_results CASCADE;
+    bad_src, bad_existing, clock, property_results, clicks CASCADE;
 DROP PROCEDURE random_round(int), run_quietly(text);
 SELECT count(*) AS pipelines_left FROM pipeline.pipelines;

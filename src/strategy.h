@@ -98,6 +98,12 @@ struct PipelineStrategy
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
 							  const char *accepted);
 
+	/*
+	 * Run: forgets the deletes it remembers that are older than the
+	 * pipeline's tombstone_retention (NULL: those of the tombstone table).
+	 */
+	void		(*forget_deletes) (const PipelineDef *def);
+
 	/* Run: before each batch statement (NULL: nothing). */
 	void		(*begin_batch) (const PipelineDef *def);
 

@@ -56,6 +56,7 @@
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "sources/sources.h"
+#include "strategy.h"
 
 
 /*
@@ -718,7 +719,7 @@ run_replay(RunState *rs)
 /*
  * cleanup_tombstones
  *		Forgets deletes older than the pipeline's tombstone retention, as
- *		the tombstone table's owner.
+ *		the tombstone table's owner (or as its strategy does).
  */
 static void
 cleanup_tombstones(const PipelineDef *def)
@@ -726,6 +727,11 @@ cleanup_tombstones(const PipelineDef *def)
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
+	if (def->strategy->forget_deletes)
+	{
+		def->strategy->forget_deletes(def);
+		return;
+	}
 	if (!OidIsValid(def->tombstones))
 		return;
 	pipeline_exec_as_relation_owner(def->tombstones,

@@ -78,6 +78,9 @@
 /* Advisory lock class of a change log: joiners exclusive, trimmers shared. */
 #define CHANGE_LOG_LOCK_CLASS 0x504C
 
+/* The most consumed rows a trim finds through the change log's index. */
+#define TRIM_CHUNK 50000
+
 /* Advisory lock class of a target: who writes it and who reads its log. */
 #define TARGET_LOCK_CLASS 0x5054
 
@@ -594,11 +597,27 @@ pipeline_trim_change_log(const PipelineDef *def)
 	horizon = pipeline_readers_horizon(def->source, &isnull);
 	if (isnull)
 		return;
-	/* the delete, as the log's owner: its triggers run with no more than that */
-	pipeline_exec_as_relation_owner(def->source,
-									psprintf("DELETE FROM %s WHERE _xid < $1",
-											 pipeline_qualified_name(def->source)),
-									1, &type, &horizon, NULL);
+
+	/*
+	 * The delete, as the log's owner: its triggers run with no more than
+	 * that.  The consumed rows are found through the (_xid, _seq) index, up
+	 * to a chunk of them: a plain "WHERE _xid < $1" is planned from
+	 * statistics a queue's churn makes stale, and a sequential scan of a log
+	 * that once held many rows reads all its pages at every run.  Only when a
+	 * whole chunk went, more than a chunk are consumed (a seed, a backlog):
+	 * the rest is deleted by the plain statement, as planned.
+	 */
+	if (pipeline_exec_as_relation_owner(def->source,
+										psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
+												 "SELECT ctid FROM %s WHERE _xid < $1 "
+												 "ORDER BY _xid, _seq LIMIT %d)) AND _xid < $1",
+												 pipeline_qualified_name(def->source),
+												 pipeline_qualified_name(def->source), TRIM_CHUNK),
+										1, &type, &horizon, NULL) == TRIM_CHUNK)
+		pipeline_exec_as_relation_owner(def->source,
+										psprintf("DELETE FROM %s WHERE _xid < $1",
+												 pipeline_qualified_name(def->source)),
+										1, &type, &horizon, NULL);
 }
 
 /*

@@ -219,6 +219,20 @@ group_key_definitions(const PipelineMapping *map)
 }
 
 /*
+ * run_as_owner
+ *		Runs one utility statement as the pipeline's owner.
+ */
+static void
+run_as_owner(const PipelineDef *def, const char *sql)
+{
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(def, &ctx);
+	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
  * create_own_table
  *		Creates a table next to the target, named after it with 'suffix',
  *		as the owner, with a comment; returns its oid.
@@ -230,14 +244,10 @@ create_own_table(const PipelineDef *def, const char *suffix, const char *element
 	Oid			nsp = get_rel_namespace(def->target);
 	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, suffix, nsp, false);
 	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
-	PipelineUserContext ctx;
 
-	pipeline_become_owner(def, &ctx);
-	pipeline_exec(psprintf("CREATE TABLE %s (%s)", name, elements), 0, NULL, NULL, NULL, false, 0);
-	pipeline_exec(psprintf("COMMENT ON TABLE %s IS %s", name,
-						   quote_literal_cstr(psprintf(comment, def->name))),
-				  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	run_as_owner(def, psprintf("CREATE TABLE %s (%s)", name, elements));
+	run_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
+							   quote_literal_cstr(psprintf(comment, def->name))));
 	CommandCounterIncrement();
 	return get_relname_relid(relname, nsp);
 }
@@ -262,16 +272,16 @@ row_state_elements(const PipelineDef *def, const PipelineMapping *map, List *cal
 		appendStringInfo(&buf, ", " PIPELINE_ROW_SEQUENCE " %s",
 						 check_source_column(def, def->sequence_by, "sequence_by"));
 	if (pipeline_has_delete_events(def) && def->sequence_by)
-		appendStringInfoString(&buf, ", __pl_live boolean NOT NULL");
+		appendStringInfoString(&buf, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz");
 	foreach(lc, calls)
 	{
 		AggregateCall *c = lfirst(lc);
 
-		if (c->arg)
-			appendStringInfo(&buf, ", __pl_a%d %s", c->index,
+		if (c->owns_arg)
+			appendStringInfo(&buf, ", %s %s", c->arg_column,
 							 format_type_with_typemod(c->argtype, c->argtypmod));
-		if (c->filter)
-			appendStringInfo(&buf, ", __pl_f%d boolean NOT NULL", c->index);
+		if (c->owns_filter)
+			appendStringInfo(&buf, ", %s boolean NOT NULL", c->filter_column);
 	}
 	if (def->source_key != NIL)
 	{
@@ -318,15 +328,32 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 	def->row_state = create_own_table(def, "rows", row_state_elements(def, map, calls),
 									  "what each source row adds to its group, for aggregate pipeline %s");
 	if (by_group)
-	{
-		PipelineUserContext ctx;
+		run_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
+								   pipeline_quote_list(def->key, NULL)));
+	/* the deletes it remembers, found by forget_deletes */
+	if (pipeline_has_delete_events(def) && def->sequence_by)
+		run_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
+								   pipeline_qualified_name(def->row_state)));
+}
 
-		pipeline_become_owner(def, &ctx);
-		pipeline_exec(psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
-							   pipeline_quote_list(def->key, NULL)),
-					  0, NULL, NULL, NULL, false, 0);
-		pipeline_restore_user(&ctx);
-	}
+/*
+ * forget_deletes
+ *		The row state remembers deleted rows (not live) so that an older
+ *		event cannot bring them back; past the tombstone_retention it
+ *		forgets them, as merge forgets its tombstones.
+ */
+static void
+forget_deletes(const PipelineDef *def)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(def->tombstone_retention);
+
+	if (!OidIsValid(def->row_state) || !def->sequence_by || !pipeline_has_delete_events(def))
+		return;
+	pipeline_exec_as_relation_owner(def->row_state,
+									psprintf("DELETE FROM %s WHERE NOT __pl_live AND __pl_deleted_at < now() - $1::interval",
+											 pipeline_qualified_name(def->row_state)),
+									1, &type, &value, NULL);
 }
 
 const PipelineStrategy pipeline_aggregate_strategy = {
@@ -340,5 +367,6 @@ const PipelineStrategy pipeline_aggregate_strategy = {
 	.target_elements = target_elements,
 	.create_state = create_state,
 	.row_columns = pipeline_aggregate_row_columns,
+	.forget_deletes = forget_deletes,
 	.batch_sql = pipeline_aggregate_sql,
 };

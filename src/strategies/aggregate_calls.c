@@ -166,6 +166,35 @@ compile_call(const PipelineDef *def, ColumnMap *cm, int index)
 }
 
 /*
+ * share_inputs
+ *		Names the batch row columns of a call's argument and FILTER: those
+ *		of an earlier call with the same expression (and argument type),
+ *		or its own.
+ */
+static void
+share_inputs(AggregateCall *call, List *earlier)
+{
+	ListCell   *lc;
+
+	foreach(lc, earlier)
+	{
+		AggregateCall *e = lfirst(lc);
+
+		if (call->arg && !call->arg_column && e->arg && e->argtype == call->argtype &&
+			e->argtypmod == call->argtypmod && strcmp(e->arg, call->arg) == 0)
+			call->arg_column = e->arg_column;
+		if (call->filter && !call->filter_column && e->filter && strcmp(e->filter, call->filter) == 0)
+			call->filter_column = e->filter_column;
+	}
+	call->owns_arg = call->arg && !call->arg_column;
+	call->owns_filter = call->filter && !call->filter_column;
+	if (call->owns_arg)
+		call->arg_column = psprintf("__pl_a%d", call->index);
+	if (call->owns_filter)
+		call->filter_column = psprintf("__pl_f%d", call->index);
+}
+
+/*
  * pipeline_aggregate_calls
  *		The aggregate calls of an aggregate pipeline's mapping, in target
  *		column order, numbered from 0; errors for a column that is not one
@@ -180,9 +209,13 @@ pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map)
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
+		AggregateCall *call;
 
-		if (cm->aggregates)
-			calls = lappend(calls, compile_call(def, cm, list_length(calls)));
+		if (!cm->aggregates)
+			continue;
+		call = compile_call(def, cm, list_length(calls));
+		share_inputs(call, calls);
+		calls = lappend(calls, call);
 	}
 	return calls;
 }

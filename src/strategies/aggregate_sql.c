@@ -16,9 +16,11 @@
  *	- the row state, when rows can leave a group (a source_key) or an
  *	  aggregate needs its group's values (a distinct count): each source
  *	  row's current contribution, its group and the inputs of every
- *	  aggregate (__pl_a<i>, __pl_f<i> for its FILTER), keyed by source_key
+ *	  aggregate (__pl_a<i>, __pl_f<i> for its FILTER, shared by aggregates
+ *	  of the same argument or FILTER), keyed by source_key
  *	  (__pl_k<j>), with its sequence_by value and, when deletes must be
- *	  remembered against late events, whether it is live.
+ *	  remembered against late events, whether it is live (and since when
+ *	  not, for tombstone_retention to forget it: aggregate.c).
  *
  * A batch's statement takes, per source row, its latest event in the
  * batch that is not older than the row state's (the others are stale),
@@ -56,6 +58,7 @@ typedef struct AggregatePlan
 	List	   *row_keys;		/* of char *: __pl_k<j>, NIL without
 								 * source_key */
 	bool		keeps_rows;		/* it has a row state */
+	char	   *row_state;		/* its name, or NULL */
 	bool		deletes;		/* batch rows can be delete events */
 	bool		live;			/* the row state remembers deletes */
 	bool		recomputes;		/* some aggregate reads its groups' rows */
@@ -98,10 +101,10 @@ input_columns(const AggregatePlan *plan, const char *alias)
 	{
 		AggregateCall *c = lfirst(lc);
 
-		if (c->arg)
-			appendStringInfo(&buf, ", %s__pl_a%d", p, c->index);
-		if (c->filter)
-			appendStringInfo(&buf, ", %s__pl_f%d", p, c->index);
+		if (c->owns_arg)
+			appendStringInfo(&buf, ", %s%s", p, c->arg_column);
+		if (c->owns_filter)
+			appendStringInfo(&buf, ", %s%s", p, c->filter_column);
 	}
 	return buf.data;
 }
@@ -115,11 +118,11 @@ static char *
 contributes(const AggregateCall *c, const char *x)
 {
 	if (c->filter && c->arg)
-		return psprintf("%s.__pl_f%d AND %s.__pl_a%d IS NOT NULL", x, c->index, x, c->index);
+		return psprintf("%s.%s AND %s.%s IS NOT NULL", x, c->filter_column, x, c->arg_column);
 	if (c->filter)
-		return psprintf("%s.__pl_f%d", x, c->index);
+		return psprintf("%s.%s", x, c->filter_column);
 	if (c->arg)
-		return psprintf("%s.__pl_a%d IS NOT NULL", x, c->index);
+		return psprintf("%s.%s IS NOT NULL", x, c->arg_column);
 	return "true";
 }
 
@@ -214,6 +217,8 @@ make_plan(const PipelineDef *def, const PipelineMapping *map)
 		plan->row_keys = lappend(plan->row_keys,
 								 psprintf(PIPELINE_ROW_SOURCE_KEY, foreach_current_index(lc)));
 	plan->keeps_rows = pipeline_aggregate_keeps_rows(def, plan->calls);
+	if (plan->keeps_rows)
+		plan->row_state = pipeline_qualified_name(def->row_state);
 	plan->deletes = pipeline_has_delete_events(def);
 	plan->live = plan->deletes && def->sequence_by != NULL;
 	foreach(lc, plan->calls)
@@ -250,10 +255,10 @@ pipeline_aggregate_row_columns(const PipelineDef *def, const PipelineMapping *ma
 	{
 		AggregateCall *c = lfirst(lc);
 
-		if (c->arg)
-			appendStringInfo(list, ", (%s) AS __pl_a%d", c->arg, c->index);
-		if (c->filter)
-			appendStringInfo(list, ", ((%s) IS TRUE) AS __pl_f%d", c->filter, c->index);
+		if (c->owns_arg)
+			appendStringInfo(list, ", (%s) AS %s", c->arg, c->arg_column);
+		if (c->owns_filter)
+			appendStringInfo(list, ", ((%s) IS TRUE) AS %s", c->filter, c->filter_column);
 	}
 }
 
@@ -269,7 +274,6 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 {
 	const PipelineDef *def = plan->def;
 	char	   *keys = pipeline_quote_list(plan->row_keys, NULL);
-	char	   *rows = pipeline_qualified_name(def->row_state);
 
 	if (plan->row_keys == NIL)
 	{
@@ -283,7 +287,7 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 					 "old AS MATERIALIZED (SELECT r.* FROM %s r JOIN latest l ON %s)",
 					 accepted, keys, keys,
 					 def->sequence_by ? PIPELINE_ROW_SEQUENCE " DESC, " : "",
-					 rows, names_match(plan->row_keys, "r", "l"));
+					 plan->row_state, names_match(plan->row_keys, "r", "l"));
 	if (def->sequence_by)
 		appendStringInfo(sql,
 						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
@@ -311,7 +315,7 @@ static const char *
 row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 {
 	const PipelineDef *def = plan->def;
-	char	   *rows = pipeline_qualified_name(def->row_state);
+	char	   *rows = plan->row_state;
 	char	   *groups = pipeline_quote_list(plan->groups, NULL);
 	char	   *keys = pipeline_quote_list(plan->row_keys, NULL);
 	StringInfoData cols,
@@ -330,7 +334,7 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	initStringInfo(&cols);
 	appendStringInfo(&cols, "%s, %s%s%s%s", keys, groups,
 					 def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
-					 plan->live ? ", __pl_live" : "", input_columns(plan, NULL));
+					 plan->live ? ", __pl_live, __pl_deleted_at" : "", input_columns(plan, NULL));
 	initStringInfo(&set);
 	foreach(lc, plan->groups)
 		appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
@@ -338,21 +342,22 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	if (def->sequence_by)
 		appendStringInfoString(&set, ", " PIPELINE_ROW_SEQUENCE " = EXCLUDED." PIPELINE_ROW_SEQUENCE);
 	if (plan->live)
-		appendStringInfoString(&set, ", __pl_live = EXCLUDED.__pl_live");
+		appendStringInfoString(&set, ", __pl_live = EXCLUDED.__pl_live, __pl_deleted_at = EXCLUDED.__pl_deleted_at");
 	foreach(lc, plan->calls)
 	{
 		AggregateCall *c = lfirst(lc);
 
-		if (c->arg)
-			appendStringInfo(&set, ", __pl_a%d = EXCLUDED.__pl_a%d", c->index, c->index);
-		if (c->filter)
-			appendStringInfo(&set, ", __pl_f%d = EXCLUDED.__pl_f%d", c->index, c->index);
+		if (c->owns_arg)
+			appendStringInfo(&set, ", %s = EXCLUDED.%s", c->arg_column, c->arg_column);
+		if (c->owns_filter)
+			appendStringInfo(&set, ", %s = EXCLUDED.%s", c->filter_column, c->filter_column);
 	}
 	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s) SELECT %s%s%s%s%s FROM applied%s "
 					 "ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1)",
 					 rows, cols.data, keys, ", ", groups,
 					 def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
-					 psprintf("%s%s", plan->live ? ", __pl_del IS NOT TRUE" : "",
+					 psprintf("%s%s", plan->live ?
+							  ", __pl_del IS NOT TRUE, CASE WHEN __pl_del THEN now() END" : "",
 							  input_columns(plan, NULL)),
 					 (plan->deletes && !plan->live) ? " WHERE __pl_del IS NOT TRUE" : "",
 					 keys, set.data);
@@ -387,8 +392,8 @@ change_cte(StringInfo sql, const AggregatePlan *plan)
 		int			i = c->index;
 		char	   *in = contributes(c, "d");
 		char	   *value = c->kind == AGG_AVG
-		? psprintf("(__pl_a%d)::%s", i, format_type_be(c->restype))
-		: psprintf("__pl_a%d", i);
+		? psprintf("(%s)::%s", c->arg_column, format_type_be(c->restype))
+		: (char *) c->arg_column;
 		const char *extreme = c->kind == AGG_MIN ? "min" : "max";
 
 		switch (c->kind)
@@ -467,27 +472,37 @@ recompute_ctes(StringInfo sql, const AggregatePlan *plan)
 		if (c->kind == AGG_COUNT_DISTINCT)
 		{
 			appendStringInfo(&needs, "%strue", needs.len ? " OR " : "");
-			appendStringInfo(&aggs, ", count(DISTINCT x.__pl_a%d) FILTER (WHERE %s) AS __pl_rd%d",
-							 c->index, in, c->index);
+			appendStringInfo(&aggs, ", count(DISTINCT x.%s) FILTER (WHERE %s) AS __pl_rd%d",
+							 c->arg_column, in, c->index);
 		}
 		else
 		{
 			appendStringInfo(&needs, "%s%s", needs.len ? " OR " : "", lost_extreme(c, "c"));
-			appendStringInfo(&aggs, ", %s(x.__pl_a%d) FILTER (WHERE %s) AS __pl_rm%d",
-							 c->kind == AGG_MIN ? "min" : "max", c->index, in, c->index);
+			appendStringInfo(&aggs, ", %s(x.%s) FILTER (WHERE %s) AS __pl_rm%d",
+							 c->kind == AGG_MIN ? "min" : "max", c->arg_column, in, c->index);
 		}
 	}
 	appendStringInfo(sql, ", needy AS MATERIALIZED (SELECT %s FROM cur c WHERE %s)",
 					 pipeline_quote_list(plan->groups, "c"), needs.data);
+
+	/*
+	 * Each needy group's rows are read through the row state's index by
+	 * group, in a subquery per group (OFFSET 0 keeps it one): joined as a
+	 * set, a row state never analyzed since it was filled looks to the
+	 * planner like a few large groups, and it reads all of it.
+	 */
 	appendStringInfo(sql, ", recomputed AS (SELECT %s%s FROM ("
-					 "SELECT %s%s FROM %s r JOIN needy n ON %s%s",
+					 "SELECT %s%s FROM needy n CROSS JOIN LATERAL (SELECT %s%s%s FROM %s r "
+					 "WHERE %s%s OFFSET 0) r",
 					 pipeline_quote_list(plan->groups, "x"), aggs.data,
 					 pipeline_quote_list(plan->groups, "r"), input_columns(plan, "r"),
-					 pipeline_qualified_name(def->row_state),
+					 pipeline_quote_list(plan->groups, "r"),
+					 plan->row_keys ? psprintf(", %s", pipeline_quote_list(plan->row_keys, "r")) : "",
+					 input_columns(plan, "r"), plan->row_state,
 					 names_match(plan->groups, "r", "n"),
 					 plan->live ? " AND r.__pl_live" : "");
 	if (plan->row_keys != NIL)
-		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM applied a WHERE %s)",
+		appendStringInfo(sql, " WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE %s)",
 						 names_match(plan->row_keys, "r", "a"));
 	appendStringInfo(sql, " UNION ALL SELECT %s%s FROM came m JOIN needy n ON %s) x GROUP BY %s)",
 					 pipeline_quote_list(plan->groups, "m"), input_columns(plan, "m"),

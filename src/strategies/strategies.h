@@ -38,9 +38,11 @@ typedef enum AggregateKind
 
 /*
  * One aggregate column, as the batch statement computes it: number i's
- * argument is the batch row's __pl_a<i>, its FILTER __pl_f<i>, and its
- * running state the group state's columns named after it
- * (aggregate_sql.c).
+ * running state is the group state's columns named after i
+ * (aggregate_sql.c); its argument and FILTER are the batch row's (and row
+ * state's) columns arg_column and filter_column, which calls with the
+ * same argument or FILTER share: one of them (owns_arg, owns_filter)
+ * computes and stores it.
  */
 typedef struct AggregateCall
 {
@@ -52,6 +54,10 @@ typedef struct AggregateCall
 	int32		argtypmod;
 	char	   *filter;			/* SQL boolean over the source row, or NULL */
 	Oid			restype;		/* the aggregate's result type */
+	char	   *arg_column;		/* __pl_a<n>, or NULL for count(*) */
+	char	   *filter_column;	/* __pl_f<n>, or NULL without FILTER */
+	bool		owns_arg;
+	bool		owns_filter;
 } AggregateCall;
 
 extern List *pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map);
