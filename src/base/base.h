@@ -61,6 +61,9 @@ extern bool pipeline_list_has_string(List *list, const char *s);
 
 /* relations.c */
 extern void pipeline_drop_own_table(Oid relid);
+extern void pipeline_exec_as_owner(const PipelineDef *def, const char *sql);
+extern Oid	pipeline_create_own_table(const PipelineDef *def, const char *suffix,
+									  const char *elements, const char *comment);
 extern Oid	pipeline_partition_root(Oid relation);
 extern bool pipeline_has_index(Oid relid, IndexMatch match, void *arg);
 extern void pipeline_require_table(Oid relid, const char *role);

@@ -15,10 +15,13 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "commands/defrem.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -137,6 +140,43 @@ pipeline_drop_own_table(Oid relid)
 	}
 	PG_END_TRY();
 	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_exec_as_owner
+ *		Runs one utility statement as the pipeline's owner.
+ */
+void
+pipeline_exec_as_owner(const PipelineDef *def, const char *sql)
+{
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(def, &ctx);
+	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_create_own_table
+ *		Creates a table a pipeline keeps next to its target (tombstones,
+ *		an aggregate's state): in the target's schema, named after it with
+ *		'suffix' (made unique), owned by the pipeline's owner, with the
+ *		table elements given and a comment ('comment' formats the
+ *		pipeline's name); returns its oid.
+ */
+Oid
+pipeline_create_own_table(const PipelineDef *def, const char *suffix, const char *elements,
+						  const char *comment)
+{
+	Oid			nsp = get_rel_namespace(def->target);
+	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, suffix, nsp, false);
+	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
+
+	pipeline_exec_as_owner(def, psprintf("CREATE TABLE %s (%s)", name, elements));
+	pipeline_exec_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
+										 quote_literal_cstr(psprintf(comment, def->name))));
+	CommandCounterIncrement();
+	return get_relname_relid(relname, nsp);
 }
 
 /*

@@ -410,20 +410,6 @@ column_definitions(const PipelineDef *def, PipelineMapping *map, bool key_only)
 }
 
 /*
- * run_as_owner
- *		Runs one utility statement as the pipeline's owner.
- */
-static void
-run_as_owner(const PipelineDef *def, const char *sql)
-{
-	PipelineUserContext ctx;
-
-	pipeline_become_owner(def, &ctx);
-	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
-}
-
-/*
  * create_target
  *		Creates a missing target from the mapping, with what its strategy
  *		adds (a primary key, version columns and indexes), as the
@@ -436,13 +422,13 @@ create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
 	const PipelineStrategy *strategy = def->strategy;
 	ListCell   *lc;
 
-	run_as_owner(def, psprintf("CREATE TABLE %s (%s%s)", name,
-							   column_definitions(def, map, false),
-							   strategy->target_elements ? strategy->target_elements(def, map) : ""));
+	pipeline_exec_as_owner(def, psprintf("CREATE TABLE %s (%s%s)", name,
+										 column_definitions(def, map, false),
+										 strategy->target_elements ? strategy->target_elements(def, map) : ""));
 	if (strategy->target_extras)
 	{
 		foreach(lc, strategy->target_extras(def, name))
-			run_as_owner(def, lfirst(lc));
+			pipeline_exec_as_owner(def, lfirst(lc));
 	}
 	CommandCounterIncrement();
 	return RangeVarGetRelid(rv, NoLock, false);
@@ -459,22 +445,15 @@ create_target(const PipelineDef *def, PipelineMapping *map, RangeVar *rv)
 static Oid
 create_tombstones(const PipelineDef *def, PipelineMapping *map)
 {
-	Oid			nsp = get_rel_namespace(def->target);
-	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, "tombstones",
-											 nsp, false);
-	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
 	char	   *pk = pipeline_quote_list(def->key, NULL);
 
 	if (def->strategy->versioned)
 		pk = psprintf("%s, %s", pk, quote_identifier(def->sequence_by));
-	run_as_owner(def, psprintf("CREATE TABLE %s (%s, deleted_at timestamptz NOT NULL DEFAULT now(), "
-							   "PRIMARY KEY (%s))",
-							   name, column_definitions(def, map, true), pk));
-	run_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
-							   quote_literal_cstr(psprintf("deletes applied by pipeline %s, kept for its tombstone_retention so that older events cannot bring rows back",
-														   def->name))));
-	CommandCounterIncrement();
-	return get_relname_relid(relname, nsp);
+	return pipeline_create_own_table(def, "tombstones",
+									 psprintf("%s, deleted_at timestamptz NOT NULL DEFAULT now(), "
+											  "PRIMARY KEY (%s)",
+											  column_definitions(def, map, true), pk),
+									 "deletes applied by pipeline %s, kept for its tombstone_retention so that older events cannot bring rows back");
 }
 
 /*

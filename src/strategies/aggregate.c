@@ -219,40 +219,6 @@ group_key_definitions(const PipelineMapping *map)
 }
 
 /*
- * run_as_owner
- *		Runs one utility statement as the pipeline's owner.
- */
-static void
-run_as_owner(const PipelineDef *def, const char *sql)
-{
-	PipelineUserContext ctx;
-
-	pipeline_become_owner(def, &ctx);
-	pipeline_exec(sql, 0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
-}
-
-/*
- * create_own_table
- *		Creates a table next to the target, named after it with 'suffix',
- *		as the owner, with a comment; returns its oid.
- */
-static Oid
-create_own_table(const PipelineDef *def, const char *suffix, const char *elements,
-				 const char *comment)
-{
-	Oid			nsp = get_rel_namespace(def->target);
-	char	   *relname = ChooseRelationName(get_rel_name(def->target), NULL, suffix, nsp, false);
-	char	   *name = quote_qualified_identifier(get_namespace_name(nsp), relname);
-
-	run_as_owner(def, psprintf("CREATE TABLE %s (%s)", name, elements));
-	run_as_owner(def, psprintf("COMMENT ON TABLE %s IS %s", name,
-							   quote_literal_cstr(psprintf(comment, def->name))));
-	CommandCounterIncrement();
-	return get_relname_relid(relname, nsp);
-}
-
-/*
  * row_state_elements
  *		The row state's columns and constraints: source_key, group key,
  *		sequence_by and liveness, each aggregate's inputs.
@@ -321,19 +287,19 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 		by_group |= pipeline_aggregate_needs_rows(lfirst(lc), def->source_key != NIL);
 	}
 	appendStringInfo(&groups, ", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
-	def->group_state = create_own_table(def, "groups", groups.data,
-										"running state of the groups of aggregate pipeline %s");
+	def->group_state = pipeline_create_own_table(def, "groups", groups.data,
+												 "running state of the groups of aggregate pipeline %s");
 	if (!pipeline_aggregate_keeps_rows(def, calls))
 		return;
-	def->row_state = create_own_table(def, "rows", row_state_elements(def, map, calls),
-									  "what each source row adds to its group, for aggregate pipeline %s");
+	def->row_state = pipeline_create_own_table(def, "rows", row_state_elements(def, map, calls),
+											   "what each source row adds to its group, for aggregate pipeline %s");
 	if (by_group)
-		run_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
-								   pipeline_quote_list(def->key, NULL)));
+		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
+											 pipeline_quote_list(def->key, NULL)));
 	/* the deletes it remembers, found by forget_deletes */
 	if (pipeline_has_delete_events(def) && def->sequence_by)
-		run_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
-								   pipeline_qualified_name(def->row_state)));
+		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
+											 pipeline_qualified_name(def->row_state)));
 }
 
 /*

@@ -19,8 +19,8 @@
 use strict;
 use warnings;
 
-use IPC::Run;
 use PipelineConsumed;
+use PipelineLoad;
 use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -55,17 +55,6 @@ $node->safe_psql(
 	END $$;
 });
 
-# start_psql FILE: a background psql running the script in FILE, its
-# output thrown away (nothing reads it while it runs); returns its harness.
-sub start_psql
-{
-	my ($file) = @_;
-	return IPC::Run::start(
-		[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-f', $file ],
-		'<', \undef, '>', '/dev/null', '2>', '/dev/null',
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-}
-
 # The scripts: a writer, and runs of each pipeline back to back.
 my $scripts = PostgreSQL::Test::Utils::tempdir;
 append_to_file("$scripts/write.sql", "CALL write_rows(1000000);\n");
@@ -77,8 +66,8 @@ append_to_file("$scripts/run_$_.sql", "CALL pipeline.run('$_');\n" x 200000)
 sub start_load
 {
 	my @h;
-	push @h, start_psql("$scripts/write.sql") for 1 .. 3;
-	push @h, start_psql("$scripts/run_$_.sql") foreach ('merged', 'appended');
+	push @h, start_psql($node, "$scripts/write.sql") for 1 .. 3;
+	push @h, start_psql($node, "$scripts/run_$_.sql") foreach ('merged', 'appended');
 	return @h;
 }
 
@@ -111,22 +100,8 @@ sub check_consistent
 	}
 }
 
-# finish_load HANDLES: waits for the background sessions the crash ended.
-sub finish_load
-{
-	foreach my $h (@_)
-	{
-		eval { $h->finish; };
-	}
-}
-
-sub last_run
-{
-	return $node->safe_psql('postgres', 'SELECT coalesce(max(run_id), 0) FROM pipeline.run_log');
-}
-
 # ---- 1. kill -9 of a backend running the pipelines
-my $after = last_run();
+my $after = last_run($node);
 my @load = start_load();
 wait_for_runs($after, 500, 10);
 my $victim = $node->safe_psql('postgres',
@@ -139,7 +114,7 @@ $node->poll_query_until('postgres', 'SELECT true') or die 'server did not come b
 check_consistent('after kill -9 of a backend running them');
 
 # ---- 2. power loss
-$after = last_run();
+$after = last_run($node);
 @load = start_load();
 wait_for_runs($after, 500, 10);
 ok(power_loss($node), 'every server process is gone');

@@ -1,0 +1,42 @@
+# Background load for the crash tests: psql sessions running a script until
+# the server goes away, and the last run recorded before a phase.
+package PipelineLoad;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+
+our @EXPORT = qw(start_psql finish_load last_run);
+
+# start_psql(NODE, FILE): a background psql running the script in FILE on
+# NODE's database postgres, its output thrown away (nothing reads it while
+# it runs); returns its harness.
+sub start_psql
+{
+	my ($node, $file) = @_;
+	return IPC::Run::start(
+		[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-f', $file ],
+		'<', \undef, '>', '/dev/null', '2>', '/dev/null',
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+}
+
+# finish_load(HANDLES): waits for the background sessions a crash ended.
+sub finish_load
+{
+	foreach my $h (@_)
+	{
+		eval { $h->finish; };
+	}
+}
+
+# last_run(NODE): the id of the last run recorded, 0 when none.
+sub last_run
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT coalesce(max(run_id), 0) FROM pipeline.run_log');
+}
+
+1;
