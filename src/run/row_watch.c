@@ -159,11 +159,16 @@ pipeline_mark_row(PG_FUNCTION_ARGS)
  * pipeline_mark_value
  *		SQL: pipeline.mark_value(_xid, _seq, value) -> value.  Wraps the first
  *		column handed to INSERT so that a constraint failure names its row.
+ *		With a NULL position it clears the mark: what the statement does
+ *		from there on is no one row's (an aggregate's groups), and a
+ *		failure there is isolated by bisection instead.
  */
 Datum
 pipeline_mark_value(PG_FUNCTION_ARGS)
 {
-	if (watching != NULL && !PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+	if (watching != NULL && (PG_ARGISNULL(0) || PG_ARGISNULL(1)))
+		watching->last_mark.valid = false;
+	else if (watching != NULL)
 	{
 		watching->last_mark.valid = true;
 		watching->last_mark.xid = PG_GETARG_FULLTRANSACTIONID(0);

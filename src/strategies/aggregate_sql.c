@@ -454,7 +454,13 @@ recompute_ctes(StringInfo sql, const AggregatePlan *plan)
 				aggs;
 	ListCell   *lc;
 
-	appendStringInfo(sql, ", cur AS MATERIALIZED (SELECT c.*, %s FROM change c LEFT JOIN %s g ON %s)",
+
+	/*
+	 * Every batch row has been read (change groups them all): from here on an
+	 * error belongs to a group, not to the row marked last (row_watch.c).
+	 */
+	appendStringInfo(sql, ", cur AS MATERIALIZED (SELECT c.*, %s FROM change c LEFT JOIN %s g ON %s "
+					 "WHERE pipeline.mark_value(NULL::xid8, NULL::bigint, true))",
 					 state_names(plan, "g."), pipeline_qualified_name(def->group_state),
 					 names_match(plan->groups, "g", "c"));
 	if (!plan->recomputes)
