@@ -113,7 +113,8 @@ $new->safe_psql('app', 'CREATE EXTENSION pipeline');
 is($new->safe_psql('app', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'a fresh install starts empty');
 
 # A DAG (a pipeline reading another's target through its change log), a
-# captured table and a captured partitioned table, each with changes
+# captured table (copied, and aggregated: its groups' and rows' state come
+# back with it) and a captured partitioned table, each with changes
 # consumed and changes pending at dump time: after the restore, the readers
 # take up exactly where they were and the capture triggers (of every
 # partition) log again.
@@ -127,6 +128,9 @@ $old->safe_psql(
 	CREATE TABLE accounts (id int PRIMARY KEY, balance int);
 	SELECT pipeline.capture('accounts');
 	SELECT pipeline.create_pipeline('accounts_copy', 'accounts', 'accounts_copy', key => ARRAY['id']);
+	SELECT pipeline.create_pipeline('accounts_shards', 'accounts', 'accounts_shards',
+	    strategy => 'aggregate', key => ARRAY['shard'],
+	    columns => '{"shard": "id % 5", "n": "count(*)", "total": "sum(balance)", "top": "max(balance)"}');
 	CREATE TABLE orders (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 	CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
 	CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
@@ -139,6 +143,7 @@ $old->safe_psql(
 	CALL pipeline.run('silver');
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
+	CALL pipeline.run('accounts_shards');
 	-- pending at dump time
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(201, 300) g;
 	CALL pipeline.run('silver');
@@ -180,6 +185,7 @@ $new->safe_psql(
 	CALL pipeline.run('silver');
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
+	CALL pipeline.run('accounts_shards');
 	INSERT INTO orders_us VALUES (100, 'us', 1);
 	UPDATE orders SET v = 0 WHERE id = 2;
 	CALL pipeline.run('orders_copy');
@@ -196,6 +202,20 @@ is( $new->safe_psql(
 	       (SELECT count(*) FROM accounts_copy), (SELECT balance FROM accounts_copy WHERE id = 1),
 	       (SELECT balance FROM accounts_copy WHERE id = 2)}),
 	'0|46|0|7', 'the copy of the captured table equals it: changes before and after the dump applied once, replicated ones too');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT group_state::text || ' ' || row_state::text FROM pipeline.pipeline_defs
+	 WHERE name = 'accounts_shards'}),
+	'accounts_shards_groups accounts_shards_rows', 'an aggregate pipeline comes back with its state tables');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT count(*) FROM (
+	  (SELECT shard, n, total, top FROM accounts_shards
+	   EXCEPT SELECT id % 5, count(*), sum(balance), max(balance) FROM accounts GROUP BY 1)
+	  UNION ALL
+	  (SELECT id % 5, count(*), sum(balance), max(balance) FROM accounts GROUP BY 1
+	   EXCEPT SELECT shard, n, total, top FROM accounts_shards)) d}),
+	'0', 'the aggregate of the captured table equals its query: changes before and after the dump counted once');
 is( $new->safe_psql(
 		'flow', q{
 	SELECT (SELECT count(*) FROM (TABLE orders EXCEPT TABLE orders_copy) a)
