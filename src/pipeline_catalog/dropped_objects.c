@@ -67,7 +67,8 @@ pipeline_change_log_dependents(Oid log)
 /*
  * pipeline_dropped_capture_read
  *		Whether the DROP removes a captured table whose changes a pipeline
- *		reads: the table's identity and the pipeline's name (one of them).
+ *		reads: the table's identity and the pipeline's name (the first of
+ *		them, so that the error is the same every time).
  */
 bool
 pipeline_dropped_capture_read(char **relation, char **pipeline)
@@ -75,7 +76,8 @@ pipeline_dropped_capture_read(char **relation, char **pipeline)
 	if (dropped_query("SELECT o.object_identity, r.name FROM pipeline.captures c "
 					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
 					  "AND o.objsubid = 0 AND o.objid = c.relation::oid "
-					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log LIMIT 1",
+					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log "
+					  "ORDER BY o.object_identity, r.name LIMIT 1",
 					  true, 1) == 0)
 		return false;
 	*relation = pipeline_result_text(0, 0);
@@ -86,14 +88,16 @@ pipeline_dropped_capture_read(char **relation, char **pipeline)
 /*
  * pipeline_dropped_relation_used
  *		Whether the DROP removes a source or target of a pipeline, or a
- *		table it keeps next to its target (tombstones, aggregate state): the relation's identity and the pipeline's name (one of
- *		them).
+ *		table it keeps next to its target (tombstones, aggregate state):
+ *		the relation's identity and the pipeline's name (the first of them,
+ *		so that the error is the same every time).
  */
 bool
 pipeline_dropped_relation_used(char **relation, char **pipeline)
 {
 	if (dropped_query("SELECT d.name, o.object_identity FROM pipeline.pipeline_defs d, "
-					  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION,
+					  "pg_event_trigger_dropped_objects() o WHERE " USES_DROPPED_RELATION
+					  " ORDER BY o.object_identity, d.name",
 					  true, 1) == 0)
 		return false;
 	*pipeline = pipeline_result_text(0, 0);
