@@ -162,13 +162,43 @@ SELECT pipeline.prepare_source('si.raw');
 SELECT c.relname, c.relowner::regrole FROM pg_class c
  WHERE c.relnamespace = 'si'::regnamespace AND c.relname LIKE 'raw%' ORDER BY 1;
 
+-- an aggregate: its FILTER and group_filter, and triggers on its group and
+-- row state, when a superuser runs it (a delete, an extreme computed again
+-- from the row state, a remembered delete forgotten at the next run) and
+-- drops it
+SET ROLE si_evil;
+CREATE TABLE si.asrc (id int, g int, v int, seq int, del boolean);
+SELECT pipeline.create_pipeline('si_a', 'si.asrc', 'si.agg', strategy => 'aggregate',
+    key => ARRAY['g'], source_key => ARRAY['id'], sequence_by => 'seq', delete_when => 'del',
+    columns => $${"n": "count(*) FILTER (WHERE si.pwn('aggregate filter'))", "top": "max(v)"}$$,
+    group_filter => $$si.pwn('group_filter')$$, tombstone_retention => '0') > 0 AS created;
+CREATE TRIGGER trap AFTER INSERT OR UPDATE OR DELETE ON si.agg_groups
+    FOR EACH STATEMENT EXECUTE FUNCTION si.pwn_trigger('group state');
+CREATE TRIGGER trap AFTER INSERT OR UPDATE OR DELETE ON si.agg_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION si.pwn_trigger('row state');
+INSERT INTO si.asrc VALUES (1, 1, 10, 1, false), (2, 1, 20, 1, false);
+RESET ROLE;
+CALL pipeline.run('si_a');
+SELECT si_priv.breach();
+SET ROLE si_evil;
+INSERT INTO si.asrc VALUES (2, 1, NULL, 2, true);
+RESET ROLE;
+CALL pipeline.run('si_a');
+CALL pipeline.run('si_a');
+SELECT si_priv.breach();
+SELECT g, n, top FROM si.agg;
+SELECT count(*) AS remembered_deletes FROM si.agg_rows WHERE NOT __pl_live;
+
 -- drops: the superuser's reader, then the last reader (the log goes), the
--- writer (its tombstones go), the capture's reader and the capture
+-- writer (its tombstones go), the aggregate (its state goes), the capture's
+-- reader and the capture
 SELECT pipeline.drop_pipeline('si_r2');
 SELECT pipeline.drop_pipeline('si_r1');
 SELECT to_regclass('si.tgt_changes') AS change_log;
 SELECT pipeline.drop_pipeline('si_p');
 SELECT to_regclass('si.tgt_tombstones') AS tombstones;
+SELECT pipeline.drop_pipeline('si_a');
+SELECT to_regclass('si.agg_groups') AS group_state, to_regclass('si.agg_rows') AS row_state;
 SELECT pipeline.drop_pipeline('si_r3');
 SELECT pipeline.uncapture('si.cap');
 SELECT si_priv.breach();

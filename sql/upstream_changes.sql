@@ -181,6 +181,29 @@ SELECT id, page FROM "Sales Dept".click_latest ORDER BY id;
 SELECT pipeline.drop_pipeline('up_clicks_latest');
 SELECT pipeline.drop_pipeline('up_clicks');
 
+-- More consumed changes than a trim finds through the log's index (50,000):
+-- the rest goes by one plain delete, and no change still pending goes with
+-- them.
+CREATE TABLE "Sales Dept".bulk (id int, v int);
+SELECT pipeline.create_pipeline('up_bulk', '"Sales Dept".bulk', '"Sales Dept".bulk_t',
+    key => ARRAY['id']) > 0 AS created;
+SELECT pipeline.create_pipeline('up_bulk_copy', '"Sales Dept".bulk_t', '"Sales Dept".bulk_copy',
+    key => ARRAY['id']) > 0 AS created;
+INSERT INTO "Sales Dept".bulk SELECT g, g FROM generate_series(1, 60000) g;
+CALL pipeline.run('up_bulk');
+CALL pipeline.run('up_bulk_copy');
+INSERT INTO "Sales Dept".bulk VALUES (1, -1), (60001, 1);
+CALL pipeline.run('up_bulk');
+SELECT count(*) AS log_rows FROM "Sales Dept".bulk_t_changes;
+CALL pipeline.run('up_bulk_copy');
+SELECT count(*) AS log_rows_left FROM "Sales Dept".bulk_t_changes;
+SELECT (SELECT count(*) FROM (TABLE "Sales Dept".bulk_t EXCEPT TABLE "Sales Dept".bulk_copy) a)
+     + (SELECT count(*) FROM (TABLE "Sales Dept".bulk_copy EXCEPT TABLE "Sales Dept".bulk_t) b) AS differences,
+       (SELECT count(*) FROM "Sales Dept".bulk_copy) AS copied,
+       (SELECT v FROM "Sales Dept".bulk_copy WHERE id = 1) AS v_of_1;
+SELECT pipeline.drop_pipeline('up_bulk_copy');
+SELECT pipeline.drop_pipeline('up_bulk');
+
 -- DROP ... CASCADE of an upstream target takes the whole DAG below it.
 DROP TABLE "Sales Dept"."Order Items" CASCADE;
 SELECT name FROM pipeline.pipelines WHERE name LIKE 'up\_%' ORDER BY name;

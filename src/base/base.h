@@ -43,6 +43,8 @@ extern char *pipeline_result_text(int row, int col);
 extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern ErrorData *pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs,
+									   Oid *types);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
 											Oid *types, Datum *values, const char *nulls);
 extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,

@@ -118,16 +118,20 @@ pipeline_index_on_exactly(Oid relid, HeapTuple tup, List *columns)
 /*
  * pipeline_drop_own_table
  *		Drops a table the extension created for a pipeline (a tombstone
- *		table, a change log; the caller has checked it may), without the
- *		event trigger objecting.  As the table's owner, in a
+ *		table, an aggregate's state, a change log; the caller has checked it
+ *		may), without the event trigger objecting; none (InvalidOid), or
+ *		one already gone, is left alone.  As the table's owner, in a
  *		security-restricted operation: it is the owner's table.
  */
 void
 pipeline_drop_own_table(Oid relid)
 {
 	PipelineUserContext ctx;
-	char	   *sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
+	char	   *sql;
 
+	if (!OidIsValid(relid) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return;
+	sql = psprintf("DROP TABLE %s", pipeline_qualified_name(relid));
 	pipeline_become_relation_owner(relid, &ctx);
 	dropping_own_table = true;
 	PG_TRY();

@@ -287,6 +287,48 @@ pipeline_try(void (*fn) (void *arg), void *arg)
 	return edata;
 }
 
+/* What pipeline_try_prepare() prepares in a subtransaction. */
+typedef struct PrepareCall
+{
+	const PipelineDef *def;
+	const char *sql;
+	int			nargs;
+	Oid		   *types;
+} PrepareCall;
+
+/*
+ * prepare_as_owner
+ *		Prepares (and forgets) a statement as the pipeline's owner.
+ */
+static void
+prepare_as_owner(void *arg)
+{
+	PrepareCall *call = arg;
+	PipelineUserContext ctx;
+	SPIPlanPtr	plan;
+
+	pipeline_become_owner(call->def, &ctx);
+	plan = SPI_prepare(call->sql, call->nargs, call->types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_freeplan(plan);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_try_prepare
+ *		Prepares a statement of a pipeline's as its owner, in a
+ *		subtransaction: whether it parses and plans as it will run.
+ *		Returns the error it raised, or NULL.
+ */
+ErrorData *
+pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs, Oid *types)
+{
+	PrepareCall call = {def, sql, nargs, types};
+
+	return pipeline_try(prepare_as_owner, &call);
+}
+
 /*
  * pipeline_oid_list_to_array
  *		A List of oids as an oid[] datum.

@@ -117,6 +117,7 @@ typedef struct BatchState
 extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
 extern bool pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
+extern Query *pipeline_analyze_expression(const PipelineDef *def, const char *expr);
 extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern List *pipeline_relation_columns(Oid relid);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
@@ -129,6 +130,7 @@ extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *m
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
+extern char *pipeline_columns_match(List *columns, const char *a, const char *b);
 extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
 extern bool pipeline_has_delete_events(const PipelineDef *def);
 extern const char *pipeline_row_sequence(const PipelineDef *def);

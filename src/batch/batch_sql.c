@@ -194,46 +194,55 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 }
 
 /*
+ * pipeline_columns_match
+ *		"a.c1 = b.c1 AND a.c2 = b.c2" over columns (exact names).
+ */
+char *
+pipeline_columns_match(List *columns, const char *a, const char *b)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+	{
+		const char *c = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, c, b, c);
+	}
+	return buf.data;
+}
+
+/*
  * pipeline_key_match
  *		"a.k1 = b.k1 AND a.k2 = b.k2" over the key columns.
  */
 char *
 pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 {
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, def->key)
-	{
-		const char *k = quote_identifier(lfirst(lc));
-
-		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, k, b, k);
-	}
-	return buf.data;
-}
-
-/*
- * pipeline_has_delete_events
- *		Whether batch rows can be delete events (a boolean __pl_del): by
- *		delete_when, or, for rows of a source_key that leave their groups,
- *		by failing the filter.
- */
-bool
-pipeline_has_delete_events(const PipelineDef *def)
-{
-	return def->delete_when != NULL ||
-		(def->strategy->groups && def->source_key != NIL && def->filter != NULL);
+	return pipeline_columns_match(def->key, a, b);
 }
 
 /*
  * filter_deletes
- *		Whether the filter makes delete events rather than skipping rows.
+ *		Whether the filter makes delete events rather than skipping rows:
+ *		rows of a source_key that fail it leave their groups.
  */
 static bool
 filter_deletes(const PipelineDef *def)
 {
 	return def->filter != NULL && def->strategy->groups && def->source_key != NIL;
+}
+
+/*
+ * pipeline_has_delete_events
+ *		Whether batch rows can be delete events (a boolean __pl_del): by
+ *		delete_when, or by failing the filter (filter_deletes).
+ */
+bool
+pipeline_has_delete_events(const PipelineDef *def)
+{
+	return def->delete_when != NULL || filter_deletes(def);
 }
 
 /*
@@ -326,6 +335,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	char	   *rows;
 	char	   *windows = check_windows(checks);
 	char	   *failed = checks_failed(checks);
+	bool		skips = def->filter != NULL && !filter_deletes(def);
 
 	initStringInfo(&list);
 	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
@@ -339,21 +349,18 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 
 		appendStringInfo(&list, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
+	if (skips)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
 	if (filter_deletes(def))
 		appendStringInfo(&list, ", (%s%s(%s)::boolean IS NOT TRUE) AS __pl_del",
 						 def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : "",
 						 def->delete_when ? " OR " : "", def->filter);
-	else
-	{
-		if (def->filter)
-			appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
-		if (def->delete_when)
-			appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
-	}
+	else if (def->delete_when)
+		appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
 
 	initStringInfo(&accept);
 	appendStringInfoString(&accept, "CASE");
-	if (def->filter && !filter_deletes(def))
+	if (skips)
 		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
@@ -368,7 +375,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	if (windows)
 		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
 	return psprintf("%s b WHERE %s", rows,
-					((def->filter && !filter_deletes(def)) || rules || failed) ? accept.data : "true");
+					(skips || rules || failed) ? accept.data : "true");
 }
 
 /*
@@ -475,29 +482,6 @@ pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSour
 									pipeline_accepted_rows(def, map, from, rules, checks, shape));
 }
 
-/* What pipeline_try_batch_statement() prepares in a subtransaction. */
-typedef struct PrepareCall
-{
-	const PipelineDef *def;
-	const char *sql;
-} PrepareCall;
-
-/*
- * prepare_batch_statement
- *		Prepares (and forgets) the batch statement as the owner.
- */
-static void
-prepare_batch_statement(void *arg)
-{
-	PrepareCall *call = arg;
-	PipelineUserContext ctx;
-
-	pipeline_become_owner(call->def, &ctx);
-	if (SPI_prepare(call->sql, BATCH_NPARAMS, pipeline_batch_param_types()) == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	pipeline_restore_user(&ctx);
-}
-
 /*
  * pipeline_try_batch_statement
  *		Prepares a batch statement as the owner, in a subtransaction; returns
@@ -506,7 +490,5 @@ prepare_batch_statement(void *arg)
 ErrorData *
 pipeline_try_batch_statement(const PipelineDef *def, const char *sql)
 {
-	PrepareCall call = {def, sql};
-
-	return pipeline_try(prepare_batch_statement, &call);
+	return pipeline_try_prepare(def, sql, BATCH_NPARAMS, pipeline_batch_param_types());
 }

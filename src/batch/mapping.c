@@ -22,6 +22,8 @@
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -239,6 +241,21 @@ pipeline_build_mapping(const PipelineDef *def)
 		}
 	}
 	return map;
+}
+
+/*
+ * pipeline_analyze_expression
+ *		Parse analysis of "SELECT (<expr>) FROM <source> s", the form every
+ *		expression of a definition is run in; the caller runs as the owner,
+ *		so that names resolve as they will when the pipeline runs.
+ */
+Query *
+pipeline_analyze_expression(const PipelineDef *def, const char *expr)
+{
+	char	   *sql = psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source));
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, NULL, 0, NULL);
 }
 
 /*

@@ -39,7 +39,6 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
-#include "utils/syscache.h"
 #include "utils/varlena.h"
 
 #include "model.h"
@@ -467,9 +466,7 @@ drop_own_tables(const PipelineDef *def)
 	Oid			tables[] = {def->tombstones, def->group_state, def->row_state};
 
 	for (int i = 0; i < lengthof(tables); i++)
-		if (OidIsValid(tables[i]) &&
-			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(tables[i])))
-			pipeline_drop_own_table(tables[i]);
+		pipeline_drop_own_table(tables[i]);
 }
 
 /*
@@ -901,9 +898,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	 * Tombstones follow the key and the sequence_by column: rebuild them.  An
 	 * aggregate's state stays (refuse_regrouping).
 	 */
-	if (OidIsValid(old->tombstones) &&
-		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(old->tombstones)))
-		pipeline_drop_own_table(old->tombstones);
+	pipeline_drop_own_table(old->tombstones);
 	def->tombstones = InvalidOid;
 	CommandCounterIncrement();
 	validate_and_build(def, NULL);

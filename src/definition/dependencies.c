@@ -277,10 +277,7 @@ on_sql_drop(EventTriggerData *trigdata)
 			ereport(NOTICE,
 					(errmsg("drop cascades to pipeline \"%s\"", d->name)));
 			foreach(lt, d->own_tables)
-			{
-				if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lt))))
-					pipeline_drop_own_table(lfirst_oid(lt));
-			}
+				pipeline_drop_own_table(lfirst_oid(lt));
 			logs = lappend_oid(logs, d->change_log);
 		}
 		/* writers of a dropped change log stop publishing */

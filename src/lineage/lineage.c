@@ -43,9 +43,7 @@
 #include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
-#include "parser/analyze.h"
 #include "parser/parse_relation.h"
-#include "parser/parser.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -269,19 +267,6 @@ lineage_walker(Node *node, LineageWalk *w)
 }
 
 /*
- * analyze_expression
- *		Parse analysis of "SELECT (<expr>) FROM <source> s".
- */
-static Query *
-analyze_expression(const PipelineDef *def, const char *expr)
-{
-	char	   *sql = psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source));
-	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-
-	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, NULL, 0, NULL);
-}
-
-/*
  * expression_edges
  *		The source columns an expression reads; 'indirect' when the whole
  *		expression only decides (filter, delete_when, sequence_by).
@@ -289,7 +274,7 @@ analyze_expression(const PipelineDef *def, const char *expr)
 static List *
 expression_edges(const PipelineDef *def, const char *expr, bool indirect, const char *subtype)
 {
-	Query	   *q = analyze_expression(def, expr);
+	Query	   *q = pipeline_analyze_expression(def, expr);
 	TargetEntry *te = linitial_node(TargetEntry, q->targetList);
 	Node	   *value = (Node *) te->expr;
 	LineageWalk w = {0};
@@ -313,6 +298,42 @@ typedef struct LineageSource
 } LineageSource;
 
 /*
+ * add_source
+ *		Appends an expression of the definition and its edges (as
+ *		expression_edges finds them) to 'sources'.
+ */
+static List *
+add_source(List *sources, const PipelineDef *def, const char *target_column,
+		   const char *origin, const char *expr, bool indirect, const char *subtype)
+{
+	LineageSource *ls = palloc(sizeof(LineageSource));
+
+	ls->target_column = target_column;
+	ls->origin = origin;
+	ls->expr = expr;
+	ls->edges = expression_edges(def, expr, indirect, subtype);
+	return lappend(sources, ls);
+}
+
+/*
+ * sequence_expression
+ *		The expression of the sequence_by value, or NULL: its mapped column's
+ *		(an aggregate's is a source column; no target column keeps it).
+ */
+static const char *
+sequence_expression(const PipelineDef *def, const PipelineMapping *map)
+{
+	ColumnMap  *cm;
+
+	if (def->sequence_by == NULL)
+		return NULL;
+	if (def->strategy->groups)
+		return quote_identifier(def->sequence_by);
+	cm = pipeline_mapping_column(map, def->sequence_by);
+	return cm ? cm->expr : NULL;
+}
+
+/*
  * definition_edges
  *		Analyzes every expression of a definition as its owner.
  */
@@ -322,74 +343,24 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 	List	   *result = NIL;
 	PipelineUserContext ctx;
 	ListCell   *lc;
-	LineageSource *ls;
+	const char *seq = sequence_expression(def, map);
 
 	pipeline_become_owner(def, &ctx);
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
 
-		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource)
-		{
-			cm->column, "mapping", cm->expr,
-				expression_edges(def, cm->expr, false, NULL)
-		};
-		result = lappend(result, ls);
+		result = add_source(result, def, cm->column, "mapping", cm->expr, false, NULL);
 		/* a group key decides which rows every aggregate sees */
 		if (cm->is_key && def->strategy->groups)
-		{
-			ls = palloc(sizeof(LineageSource));
-			*ls = (LineageSource)
-			{
-				NULL, "mapping", cm->expr,
-					expression_edges(def, cm->expr, true, "GROUP_BY")
-			};
-			result = lappend(result, ls);
-		}
-		if (def->sequence_by && !def->strategy->groups &&
-			strcmp(def->sequence_by, cm->column) == 0)
-		{
-			ls = palloc(sizeof(LineageSource));
-			*ls = (LineageSource)
-			{
-				NULL, "sequence_by", cm->expr,
-					expression_edges(def, cm->expr, true, "SORT")
-			};
-			result = lappend(result, ls);
-		}
+			result = add_source(result, def, NULL, "mapping", cm->expr, true, "GROUP_BY");
 	}
-	/* an aggregate's sequence_by is a source column, not a mapped one */
-	if (def->sequence_by && def->strategy->groups)
-	{
-		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource)
-		{
-			NULL, "sequence_by", def->sequence_by,
-				expression_edges(def, quote_identifier(def->sequence_by), true, "SORT")
-		};
-		result = lappend(result, ls);
-	}
+	if (seq)
+		result = add_source(result, def, NULL, "sequence_by", seq, true, "SORT");
 	if (def->filter)
-	{
-		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource)
-		{
-			NULL, "filter", def->filter,
-				expression_edges(def, def->filter, true, "FILTER")
-		};
-		result = lappend(result, ls);
-	}
+		result = add_source(result, def, NULL, "filter", def->filter, true, "FILTER");
 	if (def->delete_when)
-	{
-		ls = palloc(sizeof(LineageSource));
-		*ls = (LineageSource)
-		{
-			NULL, "delete_when", def->delete_when,
-				expression_edges(def, def->delete_when, true, "FILTER")
-		};
-		result = lappend(result, ls);
-	}
+		result = add_source(result, def, NULL, "delete_when", def->delete_when, true, "FILTER");
 	pipeline_restore_user(&ctx);
 	return result;
 }

@@ -67,7 +67,6 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -641,8 +640,7 @@ pipeline_release_change_logs(void)
 		if (pipeline_has_readers(log))
 			continue;
 		pipeline_unpublish_change_log(log);
-		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(log)))
-			pipeline_drop_own_table(log);
+		pipeline_drop_own_table(log);
 	}
 }
 

@@ -28,7 +28,6 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
-#include "executor/spi.h"
 #include "commands/defrem.h"
 #include "lib/stringinfo.h"
 #include "utils/acl.h"
@@ -107,47 +106,21 @@ check_source_column(const PipelineDef *def, const char *column, const char *what
 	return format_type_with_typemod(type, typmod);
 }
 
-/* What prepare_group_filter() prepares in a subtransaction. */
-typedef struct GroupFilterCall
-{
-	const PipelineDef *def;
-	const char *sql;
-} GroupFilterCall;
-
-/*
- * prepare_group_filter
- *		Prepares (and forgets) a query applying group_filter, as the owner.
- */
-static void
-prepare_group_filter(void *arg)
-{
-	GroupFilterCall *call = arg;
-	PipelineUserContext ctx;
-	SPIPlanPtr	plan;
-
-	pipeline_become_owner(call->def, &ctx);
-	plan = SPI_prepare(call->sql, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_freeplan(plan);
-	pipeline_restore_user(&ctx);
-}
-
 /*
  * check_group_filter
- *		group_filter (HAVING) is a condition over the target's columns, with no aggregate
- *		of its own (it names the aggregate columns instead).
+ *		group_filter (HAVING) is a condition over the target's columns, with
+ *		no aggregate of its own (it names the aggregate columns instead).
  */
 static void
 check_group_filter(const PipelineDef *def)
 {
-	GroupFilterCall call = {def, NULL};
 	ErrorData  *edata;
 
 	pipeline_require_expression(def->group_filter, "group_filter");
-	call.sql = psprintf("SELECT 1 FROM %s t WHERE (%s)::boolean",
-						pipeline_qualified_name(def->target), def->group_filter);
-	edata = pipeline_try(prepare_group_filter, &call);
+	edata = pipeline_try_prepare(def, psprintf("SELECT 1 FROM %s t WHERE (%s)::boolean",
+											   pipeline_qualified_name(def->target),
+											   def->group_filter),
+								 0, NULL);
 	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
@@ -237,7 +210,7 @@ row_state_elements(const PipelineDef *def, const PipelineMapping *map, List *cal
 	if (def->sequence_by)
 		appendStringInfo(&buf, ", " PIPELINE_ROW_SEQUENCE " %s",
 						 check_source_column(def, def->sequence_by, "sequence_by"));
-	if (pipeline_has_delete_events(def) && def->sequence_by)
+	if (pipeline_aggregate_remembers_deletes(def))
 		appendStringInfoString(&buf, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz");
 	foreach(lc, calls)
 	{
@@ -250,13 +223,8 @@ row_state_elements(const PipelineDef *def, const PipelineMapping *map, List *cal
 			appendStringInfo(&buf, ", %s boolean NOT NULL", c->filter_column);
 	}
 	if (def->source_key != NIL)
-	{
-		List	   *keys = NIL;
-
-		foreach(lc, def->source_key)
-			keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, foreach_current_index(lc)));
-		appendStringInfo(&buf, ", PRIMARY KEY (%s)", pipeline_quote_list(keys, NULL));
-	}
+		appendStringInfo(&buf, ", PRIMARY KEY (%s)",
+						 pipeline_quote_list(pipeline_aggregate_row_keys(def), NULL));
 	return buf.data;
 }
 
@@ -273,7 +241,6 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 	StringInfoData groups;
 	ListCell   *lc,
 			   *ls;
-	bool		by_group = false;
 
 	if (OidIsValid(def->group_state))
 		return;
@@ -284,7 +251,6 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 	{
 		foreach(ls, pipeline_aggregate_state_columns(lfirst(lc)))
 			appendStringInfo(&groups, ", %s", (char *) lfirst(ls));
-		by_group |= pipeline_aggregate_needs_rows(lfirst(lc), def->source_key != NIL);
 	}
 	appendStringInfo(&groups, ", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
 	def->group_state = pipeline_create_own_table(def, "groups", groups.data,
@@ -293,11 +259,11 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 		return;
 	def->row_state = pipeline_create_own_table(def, "rows", row_state_elements(def, map, calls),
 											   "what each source row adds to its group, for aggregate pipeline %s");
-	if (by_group)
+	if (pipeline_aggregate_reads_groups(def, calls))
 		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
 											 pipeline_quote_list(def->key, NULL)));
 	/* the deletes it remembers, found by forget_deletes */
-	if (pipeline_has_delete_events(def) && def->sequence_by)
+	if (pipeline_aggregate_remembers_deletes(def))
 		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
 											 pipeline_qualified_name(def->row_state)));
 }
@@ -314,7 +280,7 @@ forget_deletes(const PipelineDef *def)
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
-	if (!OidIsValid(def->row_state) || !def->sequence_by || !pipeline_has_delete_events(def))
+	if (!OidIsValid(def->row_state) || !pipeline_aggregate_remembers_deletes(def))
 		return;
 	pipeline_exec_as_relation_owner(def->row_state,
 									psprintf("DELETE FROM %s WHERE NOT __pl_live AND __pl_deleted_at < now() - $1::interval",

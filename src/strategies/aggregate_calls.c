@@ -8,7 +8,7 @@
  * A mapped aggregate column is one call of a built-in aggregate the
  * pipeline can maintain: count, sum, avg, min, max, count(DISTINCT ...),
  * bool_and (every) and bool_or, each with an optional FILTER (WHERE ...).
- * The expression is parsed over the source as the owner would run it; the
+ * The expression is analyzed over the source as the owner would run it; the
  * argument and the filter are printed back as SQL over the source row
  * (ruleutils), so that the batch statement evaluates them once per row
  * and the aggregate itself is kept by aggregate_sql.c.  Anything else (an
@@ -24,16 +24,15 @@
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
 
 #include "model.h"
 #include "base/base.h"
+#include "batch/batch.h"
 #include "strategies/strategies.h"
 
 /* The aggregates that can be maintained, by pg_catalog function name. */
@@ -71,32 +70,6 @@ refuse_call(const ColumnMap *cm, const char *why)
 }
 
 /*
- * parsed_expression
- *		The analyzed form of "SELECT (<expr>) FROM <source> s", parsed as
- *		the owner: its one target expression.
- */
-static Node *
-parsed_expression(const PipelineDef *def, const char *expr)
-{
-	PipelineUserContext ctx;
-	SPIPlanPtr	plan;
-	Query	   *query;
-	Node	   *node;
-
-	pipeline_become_owner(def, &ctx);
-	plan = SPI_prepare(psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source)),
-					   0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	query = linitial_node(Query,
-						  ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_list);
-	node = copyObject((Node *) linitial_node(TargetEntry, query->targetList)->expr);
-	SPI_freeplan(plan);
-	pipeline_restore_user(&ctx);
-	return node;
-}
-
-/*
  * kind_of
  *		The kind of a built-in aggregate function, refusing the others.
  */
@@ -126,12 +99,16 @@ source_sql(const PipelineDef *def, Node *node)
 
 /*
  * compile_call
- *		The aggregate call a column's expression is, checked.
+ *		The aggregate call a column's expression is, checked.  Analyzed and
+ *		printed back as the owner, with the pipeline's search_path: a name
+ *		printed unqualified is one that resolves there, as it will when
+ *		the batch statement runs.  The caller runs as the owner.
  */
 static AggregateCall *
 compile_call(const PipelineDef *def, ColumnMap *cm, int index)
 {
-	Node	   *node = parsed_expression(def, cm->expr);
+	Query	   *query = pipeline_analyze_expression(def, cm->expr);
+	Node	   *node = (Node *) linitial_node(TargetEntry, query->targetList)->expr;
 	AggregateCall *call = palloc0(sizeof(AggregateCall));
 	Aggref	   *agg;
 
@@ -206,6 +183,9 @@ pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map)
 	List	   *calls = NIL;
 	ListCell   *lc;
 
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(def, &ctx);
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
@@ -217,6 +197,7 @@ pipeline_aggregate_calls(const PipelineDef *def, const PipelineMapping *map)
 		share_inputs(call, calls);
 		calls = lappend(calls, call);
 	}
+	pipeline_restore_user(&ctx);
 	return calls;
 }
 

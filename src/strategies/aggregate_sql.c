@@ -57,32 +57,11 @@ typedef struct AggregatePlan
 	List	   *groups;			/* of char *: the group key (target columns) */
 	List	   *row_keys;		/* of char *: __pl_k<j>, NIL without
 								 * source_key */
-	bool		keeps_rows;		/* it has a row state */
-	char	   *row_state;		/* its name, or NULL */
+	char	   *row_state;		/* its row state's name, or NULL without one */
 	bool		deletes;		/* batch rows can be delete events */
 	bool		live;			/* the row state remembers deletes */
 	bool		recomputes;		/* some aggregate reads its groups' rows */
 } AggregatePlan;
-
-/*
- * names_match
- *		"a.x = b.x AND ...", over quoted column names.
- */
-static char *
-names_match(List *names, const char *a, const char *b)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, names)
-	{
-		const char *n = quote_identifier(lfirst(lc));
-
-		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, n, b, n);
-	}
-	return buf.data;
-}
 
 /*
  * input_columns
@@ -201,6 +180,47 @@ pipeline_aggregate_keeps_rows(const PipelineDef *def, List *calls)
 }
 
 /*
+ * pipeline_aggregate_reads_groups
+ *		Whether some aggregate is computed again from its groups' rows,
+ *		which the row state is then indexed by.
+ */
+bool
+pipeline_aggregate_reads_groups(const PipelineDef *def, List *calls)
+{
+	ListCell   *lc;
+
+	foreach(lc, calls)
+		if (pipeline_aggregate_needs_rows(lfirst(lc), def->source_key != NIL))
+		return true;
+	return false;
+}
+
+/*
+ * pipeline_aggregate_remembers_deletes
+ *		Whether the row state keeps deleted rows (not live, since when),
+ *		against late events: deletes meet sequence_by.
+ */
+bool
+pipeline_aggregate_remembers_deletes(const PipelineDef *def)
+{
+	return pipeline_has_delete_events(def) && def->sequence_by != NULL;
+}
+
+/*
+ * pipeline_aggregate_row_keys
+ *		The row state's (and batch row's) source_key columns: __pl_k<j>.
+ */
+List *
+pipeline_aggregate_row_keys(const PipelineDef *def)
+{
+	List	   *keys = NIL;
+
+	for (int j = 0; j < list_length(def->source_key); j++)
+		keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, j));
+	return keys;
+}
+
+/*
  * make_plan
  *		What the statement's parts share.
  */
@@ -208,22 +228,16 @@ static AggregatePlan *
 make_plan(const PipelineDef *def, const PipelineMapping *map)
 {
 	AggregatePlan *plan = palloc0(sizeof(AggregatePlan));
-	ListCell   *lc;
 
 	plan->def = def;
 	plan->calls = pipeline_aggregate_calls(def, map);
 	plan->groups = def->key;
-	foreach(lc, def->source_key)
-		plan->row_keys = lappend(plan->row_keys,
-								 psprintf(PIPELINE_ROW_SOURCE_KEY, foreach_current_index(lc)));
-	plan->keeps_rows = pipeline_aggregate_keeps_rows(def, plan->calls);
-	if (plan->keeps_rows)
+	plan->row_keys = pipeline_aggregate_row_keys(def);
+	if (OidIsValid(def->row_state))
 		plan->row_state = pipeline_qualified_name(def->row_state);
 	plan->deletes = pipeline_has_delete_events(def);
-	plan->live = plan->deletes && def->sequence_by != NULL;
-	foreach(lc, plan->calls)
-		if (pipeline_aggregate_needs_rows(lfirst(lc), def->source_key != NIL))
-		plan->recomputes = true;
+	plan->live = pipeline_aggregate_remembers_deletes(def);
+	plan->recomputes = pipeline_aggregate_reads_groups(def, plan->calls);
 	return plan;
 }
 
@@ -287,12 +301,12 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 					 "old AS MATERIALIZED (SELECT r.* FROM %s r JOIN latest l ON %s)",
 					 accepted, keys, keys,
 					 def->sequence_by ? PIPELINE_ROW_SEQUENCE " DESC, " : "",
-					 plan->row_state, names_match(plan->row_keys, "r", "l"));
+					 plan->row_state, pipeline_columns_match(plan->row_keys, "r", "l"));
 	if (def->sequence_by)
 		appendStringInfo(sql,
 						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
 						 "(SELECT 1 FROM old o WHERE %s AND o." PIPELINE_ROW_SEQUENCE " > l." PIPELINE_ROW_SEQUENCE "))",
-						 names_match(plan->row_keys, "o", "l"));
+						 pipeline_columns_match(plan->row_keys, "o", "l"));
 	else
 		appendStringInfoString(sql, ", applied AS (SELECT * FROM latest)");
 	appendStringInfo(sql,
@@ -300,7 +314,7 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 					 "(SELECT 1 FROM applied a WHERE %s)), "
 					 "came AS MATERIALIZED (SELECT * FROM applied%s)",
 					 plan->live ? "o.__pl_live AND " : "",
-					 names_match(plan->row_keys, "o", "a"),
+					 pipeline_columns_match(plan->row_keys, "o", "a"),
 					 plan->deletes ? " WHERE __pl_del IS NOT TRUE" : "");
 	return "(SELECT count(*) FROM accepted_all) - (SELECT count(*) FROM applied)";
 }
@@ -322,7 +336,7 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 				set;
 	ListCell   *lc;
 
-	if (!plan->keeps_rows)
+	if (plan->row_state == NULL)
 		return "0";
 	if (plan->row_keys == NIL)
 	{
@@ -364,7 +378,7 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	if (plan->deletes && !plan->live)
 	{
 		appendStringInfo(sql, ", erased AS (DELETE FROM %s r USING applied a WHERE a.__pl_del AND %s RETURNING 1)",
-						 rows, names_match(plan->row_keys, "r", "a"));
+						 rows, pipeline_columns_match(plan->row_keys, "r", "a"));
 		return "(SELECT count(*) FROM kept) + (SELECT count(*) FROM erased)";
 	}
 	return "(SELECT count(*) FROM kept)";
@@ -462,7 +476,7 @@ recompute_ctes(StringInfo sql, const AggregatePlan *plan)
 	appendStringInfo(sql, ", cur AS MATERIALIZED (SELECT c.*, %s FROM change c LEFT JOIN %s g ON %s "
 					 "WHERE pipeline.mark_value(NULL::xid8, NULL::bigint, true))",
 					 state_names(plan, "g."), pipeline_qualified_name(def->group_state),
-					 names_match(plan->groups, "g", "c"));
+					 pipeline_columns_match(plan->groups, "g", "c"));
 	if (!plan->recomputes)
 		return;
 
@@ -505,14 +519,14 @@ recompute_ctes(StringInfo sql, const AggregatePlan *plan)
 					 pipeline_quote_list(plan->groups, "r"),
 					 plan->row_keys ? psprintf(", %s", pipeline_quote_list(plan->row_keys, "r")) : "",
 					 input_columns(plan, "r"), plan->row_state,
-					 names_match(plan->groups, "r", "n"),
+					 pipeline_columns_match(plan->groups, "r", "n"),
 					 plan->live ? " AND r.__pl_live" : "");
 	if (plan->row_keys != NIL)
 		appendStringInfo(sql, " WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE %s)",
-						 names_match(plan->row_keys, "r", "a"));
+						 pipeline_columns_match(plan->row_keys, "r", "a"));
 	appendStringInfo(sql, " UNION ALL SELECT %s%s FROM came m JOIN needy n ON %s) x GROUP BY %s)",
 					 pipeline_quote_list(plan->groups, "m"), input_columns(plan, "m"),
-					 names_match(plan->groups, "m", "n"), pipeline_quote_list(plan->groups, "x"));
+					 pipeline_columns_match(plan->groups, "m", "n"), pipeline_quote_list(plan->groups, "x"));
 }
 
 /*
@@ -569,7 +583,7 @@ next_cte(StringInfo sql, const AggregatePlan *plan)
 	}
 	appendStringInfoString(sql, " FROM cur c");
 	if (plan->recomputes)
-		appendStringInfo(sql, " LEFT JOIN recomputed r ON %s", names_match(plan->groups, "r", "c"));
+		appendStringInfo(sql, " LEFT JOIN recomputed r ON %s", pipeline_columns_match(plan->groups, "r", "c"));
 	appendStringInfoChar(sql, ')');
 }
 
@@ -625,7 +639,7 @@ group_state_ctes(StringInfo sql, const AggregatePlan *plan)
 					 "WHERE __pl_rows > 0 ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1)"
 					 ", groups_gone AS (DELETE FROM %s g USING next n WHERE n.__pl_rows = 0 AND %s RETURNING 1)",
 					 table, groups, states, groups, states, groups, set.data,
-					 table, names_match(plan->groups, "g", "n"));
+					 table, pipeline_columns_match(plan->groups, "g", "n"));
 	return "(SELECT count(*) FROM groups_kept) + (SELECT count(*) FROM groups_gone)";
 }
 
@@ -676,7 +690,7 @@ target_ctes(StringInfo sql, const AggregatePlan *plan)
 					 pipeline_upsert_returning(def), pipeline_published_returning(def));
 	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING final f WHERE NOT f.__pl_in AND %s "
 					 "RETURNING 1%s)",
-					 target, names_match(plan->groups, "t", "f"), pipeline_published_returning(def));
+					 target, pipeline_columns_match(plan->groups, "t", "f"), pipeline_published_returning(def));
 }
 
 /*

@@ -70,5 +70,8 @@ extern void pipeline_aggregate_row_columns(const PipelineDef *def, const Pipelin
 										   StringInfo list);
 extern List *pipeline_aggregate_state_columns(const AggregateCall *call);
 extern bool pipeline_aggregate_keeps_rows(const PipelineDef *def, List *calls);
+extern bool pipeline_aggregate_reads_groups(const PipelineDef *def, List *calls);
+extern bool pipeline_aggregate_remembers_deletes(const PipelineDef *def);
+extern List *pipeline_aggregate_row_keys(const PipelineDef *def);
 
 #endif							/* PIPELINE_STRATEGIES_H */
