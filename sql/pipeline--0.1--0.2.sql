@@ -32,6 +32,34 @@ COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
 COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
     'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 
+/* Joins to dimension tables (definition/joins.c), with the cursor of their changes. */
+ALTER TABLE pipeline.cursors ADD COLUMN dimensions_consumed pg_snapshot;
+COMMENT ON COLUMN pipeline.cursors.dimensions_consumed IS
+    'a pipeline with joins: the changes of its dimensions whose _xid is visible in this snapshot have reached its target (NULL: no joins)';
+CREATE TABLE pipeline.pipeline_joins (
+    pipeline_id       bigint NOT NULL
+                      REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    position          integer NOT NULL CHECK (position >= 0),
+    dimension         regclass NOT NULL,
+    change_log        regclass NOT NULL,
+    alias             name NOT NULL,
+    kind              text NOT NULL CHECK (kind IN ('inner', 'left')),
+    source_columns    text[] NOT NULL CHECK (source_columns <> '{}'),
+    dimension_columns text[] NOT NULL
+                      CHECK (cardinality(dimension_columns) = cardinality(source_columns)),
+    PRIMARY KEY (pipeline_id, position)
+);
+CREATE INDEX ON pipeline.pipeline_joins (change_log);
+COMMENT ON TABLE pipeline.pipeline_joins IS
+    'each dimension a pipeline joins its source rows to, on the dimension''s primary key, and the change log it follows the dimension''s changes through';
+COMMENT ON COLUMN pipeline.pipeline_joins.source_columns IS
+    'the source columns matched, in order, to dimension_columns (the dimension''s primary key)';
+SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_joins', '');
+ALTER TABLE pipeline.pipeline_joins ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.pipeline_joins
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.pipeline_joins TO PUBLIC;
+
 /* the scheduler reads every scheduled pipeline's last start at each pass */
 CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 /* every run looks for the runs of its pipeline left running: not through its history */
@@ -587,7 +615,7 @@ CREATE OR REPLACE FUNCTION pipeline.run_staged_rows(run_id bigint)
 COMMENT ON FUNCTION pipeline.run_staged_rows(bigint) IS
     'the staged rows a run consumed (merged, filtered, quarantined or dropped), in order, from its source (a change log for a pipeline on a pipeline)';
 
-/* Aggregate pipelines: source_key and group_filter. */
+/* Aggregate pipelines: source_key, group_filter and joins. */
 DROP FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[]);
 CREATE FUNCTION pipeline.create_pipeline(
     name                text,
@@ -606,11 +634,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     statement_timeout   interval DEFAULT NULL,
     track_history       text[] DEFAULT NULL,
     source_key          text[] DEFAULT NULL,
-    group_filter        text DEFAULT NULL)
+    group_filter        text DEFAULT NULL,
+    joins               jsonb DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE OR REPLACE VIEW pipeline.pipelines WITH (security_invoker = true) AS
@@ -618,6 +647,25 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
        d.track_history, d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
        d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
-       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter
+       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter,
+       (SELECT jsonb_agg(jsonb_build_object('table', j.dimension::text, 'as', j.alias,
+                                            'type', j.kind, 'on', o.pairs) ORDER BY j.position)
+          FROM pipeline.pipeline_joins j
+          CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
+                                FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
+         WHERE j.pipeline_id = d.id) AS joins
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
+
+CREATE OR REPLACE VIEW pipeline.dependencies WITH (security_invoker = true) AS
+SELECT u.name AS upstream, u.target AS relation, r.source AS change_log,
+       r.name AS downstream, r.target AS downstream_target
+  FROM pipeline.pipeline_defs r
+  JOIN pipeline.pipeline_defs u ON u.change_log = r.source
+UNION ALL
+SELECT u.name, u.target, j.change_log, r.name, r.target
+  FROM pipeline.pipeline_joins j
+  JOIN pipeline.pipeline_defs r ON r.id = j.pipeline_id
+  JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log;
+COMMENT ON VIEW pipeline.dependencies IS
+    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';

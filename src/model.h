@@ -38,6 +38,21 @@
 /* How a pipeline writes its rows into its target (strategy.h). */
 typedef struct PipelineStrategy PipelineStrategy;
 
+/*
+ * A dimension table a pipeline joins its source rows to (joins => ...), on
+ * the dimension's primary key, as stored in pipeline.pipeline_joins.
+ */
+typedef struct DimensionJoin
+{
+	Oid			dimension;
+	Oid			change_log;		/* where its changes are followed */
+	char	   *alias;			/* what expressions call it */
+	bool		inner;			/* a source row without a match has no result;
+								 * else (left) NULL columns */
+	List	   *source_columns; /* of char *, matched in order to */
+	List	   *dimension_columns;	/* of char *, its primary key */
+} DimensionJoin;
+
 /* A pipeline definition, as stored in pipeline.pipeline_defs. */
 typedef struct PipelineDef
 {
@@ -76,8 +91,9 @@ typedef struct PipelineDef
 	char	   *group_filter;	/* aggregate: HAVING, a condition over target
 								 * columns */
 	Oid			group_state;	/* aggregate: its groups' state table */
-	Oid			row_state;		/* aggregate: its rows' state table, or
-								 * InvalidOid */
+	Oid			row_state;		/* aggregate: its source rows' state table
+								 * (keyed by source_key), or InvalidOid */
+	List	   *joins;			/* of DimensionJoin *, in order; NIL: none */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */
@@ -157,8 +173,10 @@ typedef enum BatchSource
 {
 	BATCH_FROM_STAGING,			/* pending rows of the source table */
 	BATCH_FROM_QUARANTINE,		/* quarantined rows put back by requeue */
-	BATCH_FROM_REPLAY			/* rows earlier runs consumed, staged or
+	BATCH_FROM_REPLAY,			/* rows earlier runs consumed, staged or
 								 * archived */
+	BATCH_FROM_DIMENSION		/* source rows a dimension's change sends
+								 * again (joins_sql.c) */
 } BatchSource;
 
 /* What one batch (or a whole run) did. */

@@ -79,6 +79,7 @@ CREATE TABLE pipeline.cursors (
     generation      bigint NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     caught_up_at    timestamptz,
+    dimensions_consumed pg_snapshot,
     CHECK ((partial_xid IS NULL) = (partial_seq IS NULL))
 );
 COMMENT ON TABLE pipeline.cursors IS
@@ -89,6 +90,28 @@ COMMENT ON COLUMN pipeline.cursors.caught_up_at IS
     'when the snapshot was taken that the cursor last consumed completely: every pending row was committed after it';
 COMMENT ON COLUMN pipeline.cursors.partial_xid IS
     'a transaction consumed only up to partial_seq; its other rows are still pending';
+COMMENT ON COLUMN pipeline.cursors.dimensions_consumed IS
+    'a pipeline with joins: the changes of its dimensions whose _xid is visible in this snapshot have reached its target (NULL: no joins)';
+
+/* The dimension tables a pipeline joins its source to (joins => ...). */
+CREATE TABLE pipeline.pipeline_joins (
+    pipeline_id       bigint NOT NULL
+                      REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    position          integer NOT NULL CHECK (position >= 0),
+    dimension         regclass NOT NULL,
+    change_log        regclass NOT NULL,
+    alias             name NOT NULL,
+    kind              text NOT NULL CHECK (kind IN ('inner', 'left')),
+    source_columns    text[] NOT NULL CHECK (source_columns <> '{}'),
+    dimension_columns text[] NOT NULL
+                      CHECK (cardinality(dimension_columns) = cardinality(source_columns)),
+    PRIMARY KEY (pipeline_id, position)
+);
+CREATE INDEX ON pipeline.pipeline_joins (change_log);
+COMMENT ON TABLE pipeline.pipeline_joins IS
+    'each dimension a pipeline joins its source rows to, on the dimension''s primary key, and the change log it follows the dimension''s changes through';
+COMMENT ON COLUMN pipeline.pipeline_joins.source_columns IS
+    'the source columns matched, in order, to dimension_columns (the dimension''s primary key)';
 
 /* History of runs. */
 CREATE TABLE pipeline.run_log (
@@ -230,6 +253,7 @@ COMMENT ON TABLE pipeline.quarantine_log IS
 SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_defs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.cursors', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_joins', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_totals', '');

@@ -8,6 +8,7 @@ COMMENT ON FUNCTION pipeline.may_manage(bigint) IS
 
 ALTER TABLE pipeline.pipeline_defs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.cursors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.pipeline_joins ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.run_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.run_totals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.schedule_state ENABLE ROW LEVEL SECURITY;
@@ -15,6 +16,8 @@ ALTER TABLE pipeline.quarantine_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.pipeline_defs
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 CREATE POLICY owner_only ON pipeline.cursors
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.pipeline_joins
     USING (pipeline.may_manage(pipeline_id));
 CREATE POLICY owner_only ON pipeline.run_log
     USING (pipeline.may_manage(pipeline_id));
@@ -26,7 +29,7 @@ CREATE POLICY owner_only ON pipeline.quarantine_log
     USING (pipeline.may_manage(pipeline_id));
 
 GRANT USAGE ON SCHEMA pipeline TO PUBLIC;
-GRANT SELECT ON pipeline.pipeline_defs, pipeline.cursors, pipeline.run_log,
+GRANT SELECT ON pipeline.pipeline_defs, pipeline.cursors, pipeline.pipeline_joins, pipeline.run_log,
     pipeline.run_totals, pipeline.schedule_state, pipeline.quarantine_log TO PUBLIC;
 /* A run's batch statement executes as the pipeline's owner and writes quarantine rows itself. */
 GRANT INSERT ON pipeline.quarantine_log TO PUBLIC;

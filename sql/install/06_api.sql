@@ -17,11 +17,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     statement_timeout   interval DEFAULT NULL,
     track_history       text[] DEFAULT NULL,
     source_key          text[] DEFAULT NULL,
-    group_filter        text DEFAULT NULL)
+    group_filter        text DEFAULT NULL,
+    joins               jsonb DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(

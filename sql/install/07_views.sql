@@ -5,7 +5,13 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
        d.track_history, d.delete_when, d.columns, d.filter, d.on_schema_change, d.batch_size,
        d.schedule, d.tombstone_retention, d.statement_timeout, d.paused, d.suspended_at,
        c.consumed, c.updated_at AS cursor_updated_at,
-       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter
+       d.created_at, d.altered_at, d.id, d.source_key, d.group_filter,
+       (SELECT jsonb_agg(jsonb_build_object('table', j.dimension::text, 'as', j.alias,
+                                            'type', j.kind, 'on', o.pairs) ORDER BY j.position)
+          FROM pipeline.pipeline_joins j
+          CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
+                                FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
+         WHERE j.pipeline_id = d.id) AS joins
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 COMMENT ON VIEW pipeline.pipelines IS
@@ -15,9 +21,14 @@ CREATE VIEW pipeline.dependencies WITH (security_invoker = true) AS
 SELECT u.name AS upstream, u.target AS relation, r.source AS change_log,
        r.name AS downstream, r.target AS downstream_target
   FROM pipeline.pipeline_defs r
-  JOIN pipeline.pipeline_defs u ON u.change_log = r.source;
+  JOIN pipeline.pipeline_defs u ON u.change_log = r.source
+UNION ALL
+SELECT u.name, u.target, j.change_log, r.name, r.target
+  FROM pipeline.pipeline_joins j
+  JOIN pipeline.pipeline_defs r ON r.id = j.pipeline_id
+  JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log;
 COMMENT ON VIEW pipeline.dependencies IS
-    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log)';
+    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';
 
 CREATE VIEW pipeline.runs WITH (security_invoker = true) AS
 SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,

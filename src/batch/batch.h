@@ -21,6 +21,15 @@
 #define PIPELINE_ROW_SOURCE_KEY "__pl_k%d"
 #define PIPELINE_ROW_SEQUENCE "__pl_sq"
 
+/*
+ * With joins (joins_sql.c): the source row as jsonb, the copies of each
+ * join's source columns (join number, column number), and whether a delete
+ * event deletes the row rather than leaving it out of the result.
+ */
+#define PIPELINE_ROW_FACT "__pl_fact"
+#define PIPELINE_ROW_JOIN_KEY "__pl_j%d_%d"
+#define PIPELINE_ROW_DROP "__pl_drop"
+
 /* batch_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
 typedef enum PendingShape
 {
@@ -122,7 +131,15 @@ extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern List *pipeline_relation_columns(Oid relid);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
 
+/* joins_sql.c */
+extern List *pipeline_join_key_columns(int j, const DimensionJoin *join);
+extern char *pipeline_source_from(const PipelineDef *def, const char *rows);
+extern char *pipeline_join_missed(const PipelineDef *def);
+extern void pipeline_join_row_columns(const PipelineDef *def, StringInfo list);
+extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys);
+
 /* batch_sql.c */
+extern List *pipeline_row_source_keys(const PipelineDef *def);
 extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
 								BatchSource from, List *rules, List *checks,

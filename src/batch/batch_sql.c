@@ -133,6 +133,16 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						select_list, replay_relation(def, P(LO_XID), P(HI_XID)), bounds,
 						pipeline_rule_between("s", &before, &after), not_excluded());
 	}
+	if (from == BATCH_FROM_DIMENSION)
+	{
+		char	   *rows = pipeline_dimension_rows_sql(def, pipeline_qualified_name(def->row_state),
+													   pipeline_row_source_keys(def));
+
+		if (shape == PENDING_WHOLE)
+			return psprintf("SELECT %s FROM %s s", select_list, rows);
+		return psprintf("SELECT %s FROM %s s WHERE %s AND %s%s", select_list, rows, bounds,
+						not_excluded(), shape == PENDING_FIRST ? " LIMIT 1" : "");
+	}
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("
 						"SELECT coalesce(q.source_xid, '0'::xid8) AS _xid, q.id AS _seq, %s "
@@ -184,6 +194,12 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 						"x._xid, x._seq FROM %s CROSS JOIN LATERAL (SELECT * FROM %s s "
 						"WHERE s._xid = r.xid AND s._seq = r.seq) x",
 						insert, rejected, replay_relation(def, "r.xid", "r.xid"));
+	if (from == BATCH_FROM_DIMENSION)
+		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, x." PIPELINE_ROW_FACT " - '_xid' - '_seq', "
+						"r.xid, r.seq FROM %s JOIN %s x ON x." PIPELINE_ROW_FACT " IS NOT NULL "
+						"AND (x." PIPELINE_ROW_FACT " ->> '_xid')::xid8 = r.xid "
+						"AND (x." PIPELINE_ROW_FACT " ->> '_seq')::bigint = r.seq",
+						insert, rejected, pipeline_qualified_name(def->row_state));
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, q.raw_row, q.source_xid, "
 						"q.source_seq FROM %s JOIN pipeline.quarantine_log q ON q.id = r.seq",
@@ -224,6 +240,20 @@ pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
+ * pipeline_row_source_keys
+ *		The batch row's (and row state's) source_key columns: __pl_k<j>.
+ */
+List *
+pipeline_row_source_keys(const PipelineDef *def)
+{
+	List	   *keys = NIL;
+
+	for (int j = 0; j < list_length(def->source_key); j++)
+		keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, j));
+	return keys;
+}
+
+/*
  * filter_deletes
  *		Whether the filter makes delete events rather than skipping rows:
  *		rows of a source_key that fail it leave their groups.
@@ -237,12 +267,44 @@ filter_deletes(const PipelineDef *def)
 /*
  * pipeline_has_delete_events
  *		Whether batch rows can be delete events (a boolean __pl_del): by
- *		delete_when, or by failing the filter (filter_deletes).
+ *		delete_when, by failing the filter (filter_deletes), or by missing
+ *		an inner join's dimension row.  With joins, a row that is deleted
+ *		rather than only left out of the result is marked __pl_drop.
  */
 bool
 pipeline_has_delete_events(const PipelineDef *def)
 {
-	return def->delete_when != NULL || filter_deletes(def);
+	return def->delete_when != NULL || filter_deletes(def) || def->joins != NIL;
+}
+
+/*
+ * delete_event_columns
+ *		", (...) AS __pl_del" (and with joins ", (...) AS __pl_drop") for
+ *		the batch row's select list.
+ */
+static void
+delete_event_columns(const PipelineDef *def, StringInfo list)
+{
+	StringInfoData del;
+	char	   *missed = def->joins ? pipeline_join_missed(def) : NULL;
+	char	   *deleted = def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : NULL;
+
+	if (!filter_deletes(def) && def->joins == NIL)
+	{
+		if (def->delete_when)
+			appendStringInfo(list, ", (%s)::boolean AS __pl_del", def->delete_when);
+		return;
+	}
+	initStringInfo(&del);
+	if (deleted)
+		appendStringInfoString(&del, deleted);
+	if (filter_deletes(def))
+		appendStringInfo(&del, "%s(%s)::boolean IS NOT TRUE", del.len ? " OR " : "", def->filter);
+	if (missed)
+		appendStringInfo(&del, "%s%s", del.len ? " OR " : "", missed);
+	appendStringInfo(list, ", (%s) AS __pl_del", del.len ? del.data : "false");
+	if (def->joins != NIL)
+		appendStringInfo(list, ", (%s) AS " PIPELINE_ROW_DROP, deleted ? deleted : "false");
 }
 
 /*
@@ -351,12 +413,9 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	}
 	if (skips)
 		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
-	if (filter_deletes(def))
-		appendStringInfo(&list, ", (%s%s(%s)::boolean IS NOT TRUE) AS __pl_del",
-						 def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : "",
-						 def->delete_when ? " OR " : "", def->filter);
-	else if (def->delete_when)
-		appendStringInfo(&list, ", (%s)::boolean AS __pl_del", def->delete_when);
+	delete_event_columns(def, &list);
+	if (def->joins != NIL)
+		pipeline_join_row_columns(def, &list);
 
 	initStringInfo(&accept);
 	appendStringInfoString(&accept, "CASE");
@@ -370,8 +429,16 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 						 pipeline_has_delete_events(def) ? "b.__pl_del IS NOT TRUE AND " : "", failed);
 	appendStringInfoString(&accept, " ELSE true END");
 
-	/* a uniqueness check counts values over the batch: one more level */
-	rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, map, from, list.data, shape));
+	/*
+	 * With joins, the pending rows are joined to the dimensions first; a
+	 * uniqueness check counts values over the batch: one more level.
+	 */
+	if (def->joins != NIL)
+		rows = psprintf("(SELECT %s FROM %s OFFSET 0)", list.data,
+						pipeline_source_from(def, psprintf("(%s)",
+														   pipeline_pending_sql(def, map, from, "s.*", shape))));
+	else
+		rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, map, from, list.data, shape));
 	if (windows)
 		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
 	return psprintf("%s b WHERE %s", rows,

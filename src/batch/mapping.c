@@ -245,14 +245,15 @@ pipeline_build_mapping(const PipelineDef *def)
 
 /*
  * pipeline_analyze_expression
- *		Parse analysis of "SELECT (<expr>) FROM <source> s", the form every
+ *		Parse analysis of "SELECT (<expr>) FROM <source> s <joins>", the form every
  *		expression of a definition is run in; the caller runs as the owner,
  *		so that names resolve as they will when the pipeline runs.
  */
 Query *
 pipeline_analyze_expression(const PipelineDef *def, const char *expr)
 {
-	char	   *sql = psprintf("SELECT (%s) FROM %s s", expr, pipeline_qualified_name(def->source));
+	char	   *sql = psprintf("SELECT (%s) FROM %s", expr,
+							   pipeline_source_from(def, pipeline_qualified_name(def->source)));
 	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 
 	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, NULL, 0, NULL);

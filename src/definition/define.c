@@ -45,6 +45,7 @@
 #include "archive/archive.h"
 #include "base/base.h"
 #include "batch/batch.h"
+#include "cursor/cursor.h"
 #include "definition/definition.h"
 #include "lineage/lineage.h"
 #include "pipeline_catalog/pipeline_catalog.h"
@@ -185,16 +186,17 @@ probe_as(const PipelineDef *def, const char *expr, const char *what, bool aggreg
 	ErrorData  *edata;
 
 	pipeline_require_expression(expr, what);
-	call.sql = psprintf("SELECT (%s) FROM %s s LIMIT 0", expr,
-						pipeline_qualified_name(def->source));
+	call.sql = psprintf("SELECT (%s) FROM %s LIMIT 0", expr,
+						pipeline_source_from(def, pipeline_qualified_name(def->source)));
 	edata = pipeline_try(probe_query, &call);
 	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("invalid %s: %s", what, edata->message),
 				 errdetail("The expression is: %s", expr),
-				 errhint("Expressions are SQL over the columns of the source %s, run as the pipeline's owner.",
-						 pipeline_qualified_name(def->source))));
+				 errhint("Expressions are SQL over the columns of the source %s%s, run as the pipeline's owner.",
+						 pipeline_qualified_name(def->source),
+						 def->joins ? " and of its joins' dimensions, named by their aliases" : "")));
 	refuse_row_changing(&call, expr, what);
 	*typid = call.typid;
 	*typmod = call.typmod;
@@ -742,7 +744,7 @@ refuse_duplicate(const char *name)
  *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
- *		track_history, source_key, group_filter) -> id.
+ *		track_history, source_key, group_filter, joins) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -780,6 +782,8 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(15))
 		def->source_key = pipeline_text_array_to_list(PG_GETARG_DATUM(15), "source_key");
 	def->group_filter = empty_to_null(arg_text(fcinfo, 16));
+	if (!PG_ARGISNULL(17))
+		def->joins = pipeline_read_joins(PG_GETARG_JSONB_P(17));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -799,14 +803,19 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	/* a pass in progress ends first; later ones account for this reader */
 	pipeline_archive_new_reader(def->source);
 	resolve_source(def);
+	pipeline_check_joins(def);
 	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);
 	def->id = pipeline_save_definition(def, true);
+	pipeline_save_joins(def);
 	pipeline_save_lineage(def);
 	if (def->reads_change_log)
 		seeded = pipeline_seed_change_log(def);
 	pipeline_create_cursor(def->id, seeded, def->reads_change_log);
+	/* the dimensions as they are now are what its first run joins */
+	if (def->joins != NIL)
+		pipeline_dimensions_move(def->id, pipeline_run_snapshot());
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_INT64(def->id);

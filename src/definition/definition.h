@@ -2,9 +2,9 @@
  *
  * definition.h
  *	  Changing definitions: create, alter and drop (define.c), data
- *	  quality checks (checks.c), schedules (schedule_spec.c), schema
- *	  evolution (schema_change.c), and drops of the tables pipelines use
- *	  (dependencies.c).
+ *	  quality checks (checks.c), joins to dimensions (joins.c), schedules
+ *	  (schedule_spec.c), schema evolution (schema_change.c), and drops of
+ *	  the tables pipelines use (dependencies.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +35,10 @@ typedef struct PipelineSchedule
 	bool		any_day;		/* day of month starts with "*" */
 	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
+
+/* joins.c */
+extern List *pipeline_read_joins(Jsonb *arg);
+extern void pipeline_check_joins(PipelineDef *def);
 
 /* schema_change.c */
 extern void pipeline_apply_schema_change(PipelineDef *def);

@@ -288,8 +288,12 @@ pipeline_readers_horizon(Oid source, bool *isnull)
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(source);
 
-	pipeline_catalog_exec("SELECT min(pg_snapshot_xmin(c.consumed)) FROM pipeline.cursors c "
-						  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1",
+	pipeline_catalog_exec("SELECT min(h.xmin) FROM ("
+						  "SELECT pg_snapshot_xmin(c.consumed) FROM pipeline.cursors c "
+						  "JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.source = $1 "
+						  "UNION ALL SELECT pg_snapshot_xmin(c.dimensions_consumed) "
+						  "FROM pipeline.pipeline_joins j JOIN pipeline.cursors c "
+						  "ON c.pipeline_id = j.pipeline_id WHERE j.change_log = $1) h(xmin)",
 						  1, &type, &value, NULL, false, 0, true);
 	return pipeline_result_datum(0, 0, isnull);
 }

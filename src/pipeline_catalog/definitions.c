@@ -58,6 +58,7 @@ typedef enum DefColumn
 	DEF_GROUP_FILTER,
 	DEF_GROUP_STATE,
 	DEF_ROW_STATE,
+	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
 
@@ -94,6 +95,8 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_GROUP_FILTER] = "group_filter",
 	[DEF_GROUP_STATE] = "coalesce(group_state::oid, 0)",
 	[DEF_ROW_STATE] = "coalesce(row_state::oid, 0)",
+	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
+	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
 
 /* The columns a definition is saved in, in the order of its parameters. */
@@ -266,6 +269,9 @@ def_from_result(void)
 	def->group_filter = pipeline_result_text(0, DEF_GROUP_FILTER);
 	def->group_state = def_oid(DEF_GROUP_STATE);
 	def->row_state = def_oid(DEF_ROW_STATE);
+	/* last: it reads another result */
+	if (def_bool(DEF_HAS_JOINS))
+		def->joins = pipeline_load_joins(def->id);
 	return def;
 }
 

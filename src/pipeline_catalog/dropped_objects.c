@@ -21,8 +21,10 @@
 /* Pipelines (alias d) using a relation (alias o) the DROP removed. */
 #define USES_DROPPED_RELATION \
 	"o.classid = 'pg_class'::regclass AND o.objsubid = 0 " \
-	"AND o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid, " \
-	"d.group_state::oid, d.row_state::oid)"
+	"AND (o.objid IN (d.source::oid, d.target::oid, d.tombstones::oid, " \
+	"d.group_state::oid, d.row_state::oid) OR o.objid IN (SELECT x FROM " \
+	"pipeline.pipeline_joins j, LATERAL (VALUES (j.dimension::oid), (j.change_log::oid)) v(x) " \
+	"WHERE j.pipeline_id = d.id))"
 
 /* Checks (alias c) looking rows up in a relation the DROP removed. */
 #define CHECK_USES_DROPPED \
@@ -54,7 +56,8 @@ pipeline_change_log_dependents(Oid log)
 
 	pipeline_catalog_exec("SELECT string_agg(what, ', ' ORDER BY what) FROM ("
 						  "  SELECT format('pipeline %I of role %I', d.name, d.owner::text) AS what "
-						  "    FROM pipeline.pipeline_defs d WHERE d.source = $1 "
+						  "    FROM pipeline.pipeline_defs d WHERE d.source = $1 OR d.id IN "
+						  "      (SELECT j.pipeline_id FROM pipeline.pipeline_joins j WHERE j.change_log = $1) "
 						  "  UNION SELECT format('view %s of role %I', v.oid::regclass, v.relowner::regrole::text) "
 						  "    FROM pg_depend p JOIN pg_rewrite w ON w.oid = p.objid "
 						  "    JOIN pg_class v ON v.oid = w.ev_class "
@@ -76,7 +79,8 @@ pipeline_dropped_capture_read(char **relation, char **pipeline)
 	if (dropped_query("SELECT o.object_identity, r.name FROM pipeline.captures c "
 					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
 					  "AND o.objsubid = 0 AND o.objid = c.relation::oid "
-					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log "
+					  "JOIN pipeline.pipeline_defs r ON r.source = c.change_log OR r.id IN "
+					  "(SELECT j.pipeline_id FROM pipeline.pipeline_joins j WHERE j.change_log = c.change_log) "
 					  "ORDER BY o.object_identity, r.name LIMIT 1",
 					  true, 1) == 0)
 		return false;

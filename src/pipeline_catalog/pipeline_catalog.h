@@ -185,6 +185,12 @@ extern List *pipeline_unmarked_cursors(Oid source);
 extern List *pipeline_source_cursors(Oid source, Oid role, bool *archives);
 extern Datum pipeline_readers_horizon(Oid source, bool *isnull);
 
+/* dimension_joins.c */
+extern List *pipeline_load_joins(int64 pipeline_id);
+extern void pipeline_save_joins(const PipelineDef *def);
+extern Datum pipeline_dimensions_read(int64 pipeline_id);
+extern void pipeline_dimensions_move(int64 pipeline_id, Datum consumed);
+
 /* run_log.c */
 extern int64 pipeline_run_start(int64 pipeline_id, const RunRecord *run);
 extern int64 pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run);

@@ -211,7 +211,9 @@ pipeline_unread_change_logs(void)
 											 "FROM pipeline.pipeline_defs w "
 											 "WHERE w.change_log IS NOT NULL AND NOT EXISTS "
 											 "(SELECT 1 FROM pipeline.pipeline_defs r "
-											 "WHERE r.source = w.change_log)",
+											 "WHERE r.source = w.change_log) AND NOT EXISTS "
+											 "(SELECT 1 FROM pipeline.pipeline_joins j "
+											 "WHERE j.change_log = w.change_log)",
 											 0, NULL, NULL, NULL, false, 0, false));
 }
 
@@ -233,7 +235,8 @@ pipeline_change_log_targets(Oid log)
 bool
 pipeline_has_readers(Oid source)
 {
-	return by_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1", source, false) > 0;
+	return by_oid("SELECT 1 FROM pipeline.pipeline_defs WHERE source = $1 UNION ALL "
+				  "SELECT 1 FROM pipeline.pipeline_joins WHERE change_log = $1", source, false) > 0;
 }
 
 /*
@@ -281,7 +284,8 @@ pipeline_readers_left_without_writer(const PipelineDef *def, Oid role)
 		pipeline_catalog_exec("SELECT string_agg(CASE WHEN pg_has_role($2, r.owner, 'USAGE') "
 							  "THEN quote_ident(r.name) ELSE 'a pipeline of another role' END, "
 							  "', ' ORDER BY pg_has_role($2, r.owner, 'USAGE') DESC, r.name) "
-							  "FROM pipeline.pipeline_defs r WHERE r.source = $1 "
+							  "FROM pipeline.pipeline_defs r WHERE (r.source = $1 OR r.id IN "
+							  "(SELECT j.pipeline_id FROM pipeline.pipeline_joins j WHERE j.change_log = $1)) "
 							  "AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs w "
 							  "WHERE w.change_log = $1 AND w.id <> $3) HAVING count(*) > 0",
 							  3, types, values, NULL, false, 0, false) == 0)
@@ -298,7 +302,9 @@ char *
 pipeline_reader_names(Oid log)
 {
 	by_oid("SELECT string_agg(quote_ident(r.name), ', ' ORDER BY r.name) "
-		   "FROM pipeline.pipeline_defs r WHERE r.source = $1", log, false);
+		   "FROM pipeline.pipeline_defs r WHERE r.source = $1 OR r.id IN "
+		   "(SELECT j.pipeline_id FROM pipeline.pipeline_joins j WHERE j.change_log = $1)",
+		   log, false);
 	return pipeline_result_text(0, 0);
 }
 
@@ -354,7 +360,13 @@ pipeline_cycle_path(Oid source, Oid target, Oid role)
 							  "         d.target::oid AS dst, "
 							  "         CASE WHEN pg_has_role($3, d.owner, 'USAGE') THEN 'pipeline ' || quote_ident(d.name) "
 							  "              ELSE 'a pipeline of another role' END AS name "
-							  "    FROM pipeline.pipeline_defs d), "
+							  "    FROM pipeline.pipeline_defs d "
+							  "  UNION ALL SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
+							  "                    WHERE u.change_log = j.change_log LIMIT 1), j.dimension)::oid, "
+							  "         d.target::oid, "
+							  "         CASE WHEN pg_has_role($3, d.owner, 'USAGE') THEN 'pipeline ' || quote_ident(d.name) "
+							  "              ELSE 'a pipeline of another role' END "
+							  "    FROM pipeline.pipeline_joins j JOIN pipeline.pipeline_defs d ON d.id = j.pipeline_id), "
 							  "start AS (SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u "
 							  "                           WHERE u.change_log = $1 LIMIT 1), "
 							  "                          (SELECT c.relation FROM pipeline.captures c "

@@ -92,6 +92,9 @@ typedef struct StagingPlan
 	Datum		cursor_b;		/* the cursor once phase A is done */
 	BatchParams b;				/* its bounds are the phase's */
 	int64		pending_b;
+	BatchParams dimensions;		/* the source rows its dimensions' changes
+								 * send again (joins_sql.c) */
+	int64		pending_dimensions;
 } StagingPlan;
 
 /* The state of a run between its batches. */
@@ -384,13 +387,13 @@ disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
  *		does not leave it to cancel what follows.
  */
 static void
-merge_timed_batch(RunState *rs, const BatchParams *params, bool whole_phase)
+merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, bool whole_phase)
 {
 	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
 
 	PG_TRY();
 	{
-		pipeline_merge_batch(rs->def, rs->from, params, whole_phase, &rs->batch, &rs->counts);
+		pipeline_merge_batch(rs->def, from, params, whole_phase, &rs->batch, &rs->counts);
 	}
 	PG_FINALLY();
 	{
@@ -444,7 +447,7 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		if (reached_end)
 			hi = end;
 		params->hi = hi;
-		merge_timed_batch(rs, params,
+		merge_timed_batch(rs, rs->from, params,
 						  bounds_implied && reached_end && position_equal(lo, phase_start));
 
 		if (rs->from == BATCH_FROM_STAGING)
@@ -561,6 +564,48 @@ notice_own_rows(RunState *rs)
 }
 
 /*
+ * plan_dimensions
+ *		With joins: the source rows that the changes of its dimensions
+ *		between their cursor and the run's snapshot send again.
+ */
+static void
+plan_dimensions(RunState *rs)
+{
+	StagingPlan *p = &rs->staging;
+	BatchParams *d = &p->dimensions;
+
+	p->pending_dimensions = 0;
+	if (rs->def->joins == NIL)
+		return;
+	base_params(rs, d, PointerGetDatum(construct_empty_array(XID8OID)), FullTransactionIdFromU64(0));
+	d->before = pipeline_dimensions_read(rs->def->id);
+	d->lo = position(FullTransactionIdFromU64(0), PG_INT64_MIN);
+	d->hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	if (pipeline_any_pending(rs->def, BATCH_FROM_DIMENSION, d))
+		p->pending_dimensions = pipeline_count_pending(rs->def, BATCH_FROM_DIMENSION, d);
+}
+
+/*
+ * run_dimensions
+ *		After the source's rows: the source rows its dimensions' changes
+ *		send again, as one batch, which moves the dimensions' cursor to the
+ *		run's snapshot.  Their source rows as merged so far are the ones
+ *		sent; the dimensions are read at a snapshot no older than the run's.
+ */
+static void
+run_dimensions(RunState *rs)
+{
+	StagingPlan *p = &rs->staging;
+
+	if (rs->def->joins == NIL)
+		return;
+	p->dimensions.run_id = rs->run_id;
+	if (p->pending_dimensions > 0)
+		merge_timed_batch(rs, BATCH_FROM_DIMENSION, &p->dimensions, true);
+	pipeline_dimensions_move(rs->def->id, rs->snapshot);
+}
+
+/*
  * plan_staging
  *		Reads the cursor, takes the run's snapshot S, and counts the rows
  *		each phase has pending.  The set is fixed from then on: the cursor
@@ -607,12 +652,14 @@ plan_staging(RunState *rs)
 	/* nothing pending, a continuous pipeline's usual case, costs one probe */
 	p->pending_b = pipeline_any_pending(rs->def, rs->from, &p->b) ?
 		pipeline_count_pending(rs->def, rs->from, &p->b) : 0;
-	rs->pending = p->pending_a + p->pending_b;
+	plan_dimensions(rs);
+	rs->pending = p->pending_a + p->pending_b + p->pending_dimensions;
 }
 
 /*
  * run_staging
- *		Consumes the planned phases: A, then B.
+ *		Consumes the planned phases: A, then B, then the dimensions' changes
+ *		(once the source's rows are all consumed).
  */
 static void
 run_staging(RunState *rs)
@@ -632,9 +679,12 @@ run_staging(RunState *rs)
 
 		pipeline_cursor_write(rs->def->id, rs->run_id, rs->snapshot, &none_pending,
 							  rs->snapshot_at);
-		return;
 	}
-	consume(rs, &p->b, p->cursor_b, p->b.lo, p->b.hi, advance_main_phase, p->pending_b, true);
+	else if (!consume(rs, &p->b, p->cursor_b, p->b.lo, p->b.hi, advance_main_phase,
+					  p->pending_b, true) ||
+			 (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows))
+		return;
+	run_dimensions(rs);
 }
 
 /*
@@ -658,7 +708,7 @@ run_requeue(RunState *rs)
 	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
 	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
-	merge_timed_batch(rs, &params, true);
+	merge_timed_batch(rs, rs->from, &params, true);
 
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);
@@ -803,6 +853,8 @@ finish_empty_run(RunState *rs)
 	rs->status = "succeeded";
 	maintain_staging(rs);
 	pipeline_cursor_move(rs->def->id, rs->snapshot, &none_pending, rs->snapshot_at);
+	if (rs->def->joins != NIL)
+		pipeline_dimensions_move(rs->def->id, rs->snapshot);
 	describe_run(rs, &record);
 	record.cursor_after = rs->snapshot;
 	record.partial_after = none_pending;

@@ -35,6 +35,11 @@
  * exclusively until it commits; trimming takes it shared, without
  * waiting, so it never deletes rows the newcomer's cursor still needs.
  *
+ * A pipeline joining a table as a dimension (joins => ..., joins_sql.c)
+ * reads its log too, without a seed: it follows the changes from the
+ * snapshot of its creation with a cursor of its own (the dimensions'
+ * cursor), which trimming waits for like any reader's.
+ *
  * The log stays as long as a pipeline reads it: dropping the last reader
  * drops it, and writers stop publishing.  Creating a writer, joining a
  * reader and dropping a log take one lock keyed on the target first, so
@@ -521,16 +526,19 @@ pipeline_join_change_log(Oid relation, Oid reader)
 
 /*
  * pipeline_check_change_log_reader
- *		At each run of a pipeline reading a change log: its owner must still
- *		be allowed to read every row and column of the table the log
- *		mirrors (row-level security enabled or a column privilege revoked
- *		since it joined ends its reading).
+ *		At each run of a pipeline reading a change log, or following its
+ *		dimensions': its owner must still be allowed to read every row and
+ *		column of the table the log mirrors (row-level security enabled or
+ *		a column privilege revoked since it joined ends its reading).
  */
 void
 pipeline_check_change_log_reader(const PipelineDef *def)
 {
 	Oid			table;
+	ListCell   *lc;
 
+	foreach(lc, def->joins)
+		refuse_partial_reader(((DimensionJoin *) lfirst(lc))->dimension, def->owner);
 	if (!def->reads_change_log)
 		return;
 	table = pipeline_mirrored_table(def->source);
@@ -577,23 +585,23 @@ pipeline_seed_change_log(const PipelineDef *def)
 }
 
 /*
- * pipeline_trim_change_log
- *		Deletes the rows of a reader's change log that every reader has
+ * trim_log
+ *		Deletes the rows of change log 'log' that every reader has
  *		consumed.  Skipped while a new reader joins the log.  The horizon
  *		is read from the catalog as the extension, the rows are deleted as
  *		the log's owner.
  */
-void
-pipeline_trim_change_log(const PipelineDef *def)
+static void
+trim_log(Oid log)
 {
 	Oid			type = XID8OID;
 	Datum		horizon;
 	bool		isnull;
 
-	if (!def->reads_change_log || !change_log_lock(def->source, ShareLock, false))
+	if (!change_log_lock(log, ShareLock, false))
 		return;
 	/* what every reader consumed, from the catalog, as the extension */
-	horizon = pipeline_readers_horizon(def->source, &isnull);
+	horizon = pipeline_readers_horizon(log, &isnull);
 	if (isnull)
 		return;
 
@@ -606,17 +614,33 @@ pipeline_trim_change_log(const PipelineDef *def)
 	 * whole chunk went, more than a chunk are consumed (a seed, a backlog):
 	 * the rest is deleted by the plain statement, as planned.
 	 */
-	if (pipeline_exec_as_relation_owner(def->source,
+	if (pipeline_exec_as_relation_owner(log,
 										psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
 												 "SELECT ctid FROM %s WHERE _xid < $1 "
 												 "ORDER BY _xid, _seq LIMIT %d)) AND _xid < $1",
-												 pipeline_qualified_name(def->source),
-												 pipeline_qualified_name(def->source), TRIM_CHUNK),
+												 pipeline_qualified_name(log),
+												 pipeline_qualified_name(log), TRIM_CHUNK),
 										1, &type, &horizon, NULL) == TRIM_CHUNK)
-		pipeline_exec_as_relation_owner(def->source,
+		pipeline_exec_as_relation_owner(log,
 										psprintf("DELETE FROM %s WHERE _xid < $1",
-												 pipeline_qualified_name(def->source)),
+												 pipeline_qualified_name(log)),
 										1, &type, &horizon, NULL);
+}
+
+/*
+ * pipeline_trim_change_log
+ *		Trims the change logs a pipeline reads: its source's, and its
+ *		dimensions'.
+ */
+void
+pipeline_trim_change_log(const PipelineDef *def)
+{
+	ListCell   *lc;
+
+	if (def->reads_change_log)
+		trim_log(def->source);
+	foreach(lc, def->joins)
+		trim_log(((DimensionJoin *) lfirst(lc))->change_log);
 }
 
 /*

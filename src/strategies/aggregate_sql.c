@@ -207,17 +207,16 @@ pipeline_aggregate_remembers_deletes(const PipelineDef *def)
 }
 
 /*
- * pipeline_aggregate_row_keys
- *		The row state's (and batch row's) source_key columns: __pl_k<j>.
+ * pipeline_aggregate_tracks_liveness
+ *		Whether the row state keeps rows that are in no group (__pl_live
+ *		false): deleted rows it remembers against late events, and, with
+ *		joins, rows an inner join or the filter leaves out, which a
+ *		dimension's change may bring back (joins_sql.c).
  */
-List *
-pipeline_aggregate_row_keys(const PipelineDef *def)
+bool
+pipeline_aggregate_tracks_liveness(const PipelineDef *def)
 {
-	List	   *keys = NIL;
-
-	for (int j = 0; j < list_length(def->source_key); j++)
-		keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, j));
-	return keys;
+	return pipeline_aggregate_remembers_deletes(def) || def->joins != NIL;
 }
 
 /*
@@ -232,11 +231,11 @@ make_plan(const PipelineDef *def, const PipelineMapping *map)
 	plan->def = def;
 	plan->calls = pipeline_aggregate_calls(def, map);
 	plan->groups = def->key;
-	plan->row_keys = pipeline_aggregate_row_keys(def);
+	plan->row_keys = pipeline_row_source_keys(def);
 	if (OidIsValid(def->row_state))
 		plan->row_state = pipeline_qualified_name(def->row_state);
 	plan->deletes = pipeline_has_delete_events(def);
-	plan->live = pipeline_aggregate_remembers_deletes(def);
+	plan->live = pipeline_aggregate_tracks_liveness(def);
 	plan->recomputes = pipeline_aggregate_reads_groups(def, plan->calls);
 	return plan;
 }
@@ -320,10 +319,50 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 }
 
 /*
+ * join_state_columns
+ *		The row state's columns of a pipeline with joins: __pl_fact, then
+ *		each join's __pl_j<j>_<i>; NIL without joins.
+ */
+static List *
+join_state_columns(const PipelineDef *def)
+{
+	List	   *columns = NIL;
+	ListCell   *lc;
+
+	if (def->joins == NIL)
+		return NIL;
+	columns = lappend(columns, PIPELINE_ROW_FACT);
+	foreach(lc, def->joins)
+		columns = list_concat(columns, pipeline_join_key_columns(foreach_current_index(lc),
+																 lfirst(lc)));
+	return columns;
+}
+
+/*
+ * join_state
+ *		", CASE WHEN <leaves> THEN NULL ELSE __pl_fact END, __pl_j0_0, ...":
+ *		the row state's join columns from a batch row, the source row
+ *		forgotten once deleted; "" without joins.
+ */
+static char *
+join_state(const PipelineDef *def, const char *leaves)
+{
+	List	   *columns = join_state_columns(def);
+
+	if (columns == NIL)
+		return "";
+	/* every join has a column: the list goes on after __pl_fact */
+	return psprintf(", CASE WHEN %s THEN NULL ELSE " PIPELINE_ROW_FACT " END, %s", leaves,
+					pipeline_quote_list(list_delete_first(columns), NULL));
+}
+
+/*
  * row_state_ctes
  *		The row state's writes: the applied events' new images (or, when it
- *		remembers deletes, their liveness), the deleted rows removed.
- *		Returns the SQL that reads them (for the final SELECT).
+ *		tracks liveness, their liveness), the deleted rows removed unless
+ *		remembered.  With joins a delete event only leaves its group (live
+ *		false) unless delete_when deleted the row (__pl_drop).  Returns the
+ *		SQL that reads them (for the final SELECT).
  */
 static const char *
 row_state_ctes(StringInfo sql, const AggregatePlan *plan)
@@ -332,6 +371,9 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	char	   *rows = plan->row_state;
 	char	   *groups = pipeline_quote_list(plan->groups, NULL);
 	char	   *keys = pipeline_quote_list(plan->row_keys, NULL);
+	const char *leaves = def->joins ? PIPELINE_ROW_DROP : "__pl_del";
+	bool		erases = plan->deletes && !pipeline_aggregate_remembers_deletes(def);
+	List	   *joined = join_state_columns(def);
 	StringInfoData cols,
 				set;
 	ListCell   *lc;
@@ -346,9 +388,11 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	}
 
 	initStringInfo(&cols);
-	appendStringInfo(&cols, "%s, %s%s%s%s", keys, groups,
+	appendStringInfo(&cols, "%s, %s%s%s%s%s", keys, groups,
 					 def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
-					 plan->live ? ", __pl_live, __pl_deleted_at" : "", input_columns(plan, NULL));
+					 plan->live ? ", __pl_live, __pl_deleted_at" : "",
+					 joined ? psprintf(", %s", pipeline_quote_list(joined, NULL)) : "",
+					 input_columns(plan, NULL));
 	initStringInfo(&set);
 	foreach(lc, plan->groups)
 		appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
@@ -357,6 +401,8 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 		appendStringInfoString(&set, ", " PIPELINE_ROW_SEQUENCE " = EXCLUDED." PIPELINE_ROW_SEQUENCE);
 	if (plan->live)
 		appendStringInfoString(&set, ", __pl_live = EXCLUDED.__pl_live, __pl_deleted_at = EXCLUDED.__pl_deleted_at");
+	foreach(lc, joined)
+		appendStringInfo(&set, ", %s = EXCLUDED.%s", (char *) lfirst(lc), (char *) lfirst(lc));
 	foreach(lc, plan->calls)
 	{
 		AggregateCall *c = lfirst(lc);
@@ -366,19 +412,18 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 		if (c->owns_filter)
 			appendStringInfo(&set, ", %s = EXCLUDED.%s", c->filter_column, c->filter_column);
 	}
-	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s) SELECT %s%s%s%s%s FROM applied%s "
+	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s) SELECT %s, %s%s%s%s%s FROM applied%s "
 					 "ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1)",
-					 rows, cols.data, keys, ", ", groups,
+					 rows, cols.data, keys, groups,
 					 def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
-					 psprintf("%s%s", plan->live ?
-							  ", __pl_del IS NOT TRUE, CASE WHEN __pl_del THEN now() END" : "",
-							  input_columns(plan, NULL)),
-					 (plan->deletes && !plan->live) ? " WHERE __pl_del IS NOT TRUE" : "",
+					 plan->live ? psprintf(", __pl_del IS NOT TRUE, CASE WHEN %s THEN now() END", leaves) : "",
+					 join_state(def, leaves), input_columns(plan, NULL),
+					 erases ? psprintf(" WHERE %s IS NOT TRUE", leaves) : "",
 					 keys, set.data);
-	if (plan->deletes && !plan->live)
+	if (erases)
 	{
-		appendStringInfo(sql, ", erased AS (DELETE FROM %s r USING applied a WHERE a.__pl_del AND %s RETURNING 1)",
-						 rows, pipeline_columns_match(plan->row_keys, "r", "a"));
+		appendStringInfo(sql, ", erased AS (DELETE FROM %s r USING applied a WHERE a.%s AND %s RETURNING 1)",
+						 rows, leaves, pipeline_columns_match(plan->row_keys, "r", "a"));
 		return "(SELECT count(*) FROM kept) + (SELECT count(*) FROM erased)";
 	}
 	return "(SELECT count(*) FROM kept)";

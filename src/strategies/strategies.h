@@ -72,6 +72,6 @@ extern List *pipeline_aggregate_state_columns(const AggregateCall *call);
 extern bool pipeline_aggregate_keeps_rows(const PipelineDef *def, List *calls);
 extern bool pipeline_aggregate_reads_groups(const PipelineDef *def, List *calls);
 extern bool pipeline_aggregate_remembers_deletes(const PipelineDef *def);
-extern List *pipeline_aggregate_row_keys(const PipelineDef *def);
+extern bool pipeline_aggregate_tracks_liveness(const PipelineDef *def);
 
 #endif							/* PIPELINE_STRATEGIES_H */
