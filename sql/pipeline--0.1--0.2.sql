@@ -60,6 +60,16 @@ CREATE POLICY owner_only ON pipeline.pipeline_joins
     USING (pipeline.may_manage(pipeline_id));
 GRANT SELECT ON pipeline.pipeline_joins TO PUBLIC;
 
+/* Lineage of joins: the columns a join matches on (JOIN, origin joins). */
+ALTER TABLE pipeline.lineage_edges
+    DROP CONSTRAINT lineage_edges_subtype_check,
+    ADD CONSTRAINT lineage_edges_subtype_check
+        CHECK (subtype IN ('IDENTITY', 'TRANSFORMATION', 'AGGREGATION', 'FILTER', 'CONDITIONAL',
+                           'SORT', 'GROUP_BY', 'JOIN')),
+    DROP CONSTRAINT lineage_edges_origin_check,
+    ADD CONSTRAINT lineage_edges_origin_check
+        CHECK (origin IN ('pipeline', 'mapping', 'filter', 'delete_when', 'sequence_by', 'joins'));
+
 /* the scheduler reads every scheduled pipeline's last start at each pass */
 CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 /* every run looks for the runs of its pipeline left running: not through its history */

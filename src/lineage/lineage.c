@@ -6,7 +6,8 @@
  *	  analysis of the mapping expressions, the filter, delete_when and
  *	  sequence_by with PostgreSQL's own parser and analyzer.
  *
- * Each expression is analyzed as "SELECT (<expr>) FROM <source> s", as the
+ * Each expression is analyzed as "SELECT (<expr>) FROM <source> s" (joined
+ * to the pipeline's dimensions, which give edges of their own), as the
  * pipeline's owner with its search_path (exactly how the batch statement
  * resolves it), and the analyzed tree is walked for Vars.  The rule for the
  * kind of an edge:
@@ -22,7 +23,8 @@
  *				aggregate's FILTER, the pipeline's filter and delete_when
  *				(FILTER), GROUP BY and ORDER BY of a subquery and an
  *				aggregate pipeline's group key (GROUP_BY), the
- *				sequence_by column that decides which event wins (SORT).
+ *				sequence_by column that decides which event wins (SORT),
+ *				the columns a join to a dimension matches on (JOIN).
  *
  * Edges of the filter, delete_when, sequence_by and a group key decide
  * whether or where a row lands; they have no target column (they bear on
@@ -334,6 +336,19 @@ sequence_expression(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
+ * join_expression
+ *		"ROW(s.customer_id, c.id)": the columns a join matches on, as one
+ *		expression (a join's columns decide which dimension row a source
+ *		row gets, and whether an inner join's row is in the result).
+ */
+static const char *
+join_expression(const DimensionJoin *join)
+{
+	return psprintf("ROW(%s, %s)", pipeline_quote_list(join->source_columns, "s"),
+					pipeline_quote_list(join->dimension_columns, quote_identifier(join->alias)));
+}
+
+/*
  * definition_edges
  *		Analyzes every expression of a definition as its owner.
  */
@@ -361,6 +376,8 @@ definition_edges(const PipelineDef *def, const PipelineMapping *map)
 		result = add_source(result, def, NULL, "filter", def->filter, true, "FILTER");
 	if (def->delete_when)
 		result = add_source(result, def, NULL, "delete_when", def->delete_when, true, "FILTER");
+	foreach(lc, def->joins)
+		result = add_source(result, def, NULL, "joins", join_expression(lfirst(lc)), true, "JOIN");
 	pipeline_restore_user(&ctx);
 	return result;
 }

@@ -88,13 +88,26 @@ kind_of(const ColumnMap *cm, Oid fnoid)
 
 /*
  * source_sql
- *		An expression of the parsed query as SQL over the source row.
+ *		An expression of the parsed query as SQL over the source row.  With
+ *		joins, over the source row (s) and the dimensions (their aliases),
+ *		every column qualified: the batch statement's FROM clause is the
+ *		query's (joins_sql.c).
  */
 static char *
-source_sql(const PipelineDef *def, Node *node)
+source_sql(const PipelineDef *def, Query *query, Node *node)
 {
-	return deparse_expression(node, deparse_context_for(get_rel_name(def->source), def->source),
-							  false, false);
+	PlannedStmt *stmt;
+
+	if (def->joins == NIL)
+		return deparse_expression(node, deparse_context_for(get_rel_name(def->source), def->source),
+								  false, false);
+	stmt = makeNode(PlannedStmt);
+	stmt->rtable = query->rtable;
+	return deparse_expression(node,
+							  deparse_context_for_plan_tree(stmt,
+															select_rtable_names_for_explain(query->rtable,
+																							NULL)),
+							  true, false);
 }
 
 /*
@@ -133,12 +146,12 @@ compile_call(const PipelineDef *def, ColumnMap *cm, int index)
 	{
 		Node	   *arg = (Node *) linitial_node(TargetEntry, agg->args)->expr;
 
-		call->arg = source_sql(def, arg);
+		call->arg = source_sql(def, query, arg);
 		call->argtype = exprType(arg);
 		call->argtypmod = exprTypmod(arg);
 	}
 	if (agg->aggfilter)
-		call->filter = source_sql(def, (Node *) agg->aggfilter);
+		call->filter = source_sql(def, query, (Node *) agg->aggfilter);
 	return call;
 }
 
