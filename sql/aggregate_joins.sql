@@ -3,6 +3,18 @@
 -- with the same query computed from scratch.
 SET client_min_messages = warning;
 CREATE SCHEMA gold;
+-- runs, and what the last run of a pipeline did (run ids depend on the tests before)
+CREATE PROCEDURE run_quietly(name text) LANGUAGE plpgsql AS $$
+DECLARE
+    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
+    n7 bigint; nb int;
+BEGIN
+    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
+END $$;
+CREATE FUNCTION last_run(name text) RETURNS TABLE (status text, read bigint, inserted bigint,
+    updated bigint, deleted bigint, stale bigint, quarantined bigint) LANGUAGE sql AS $$
+    SELECT status, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, rows_quarantined
+      FROM pipeline.runs WHERE pipeline = name ORDER BY run_id DESC LIMIT 1 $$;
 
 -- A captured dimension (updated in place) and a dimension that is another
 -- pipeline's target (merged from its own staging table).
@@ -14,7 +26,7 @@ SELECT pipeline.create_pipeline('products', 'product_events', 'gold.products', k
     delete_when => $$op = 'delete'$$,
     columns => '{"op": null}') > 0 AS created;
 INSERT INTO product_events VALUES (10, 2.50, 'toys', 'upsert'), (11, 100, 'tools', 'upsert');
-CALL pipeline.run('products');
+CALL run_quietly('products');
 
 -- Sales events: an order's latest event (by version) is its state.
 CREATE TABLE sales_events (order_id int, customer_id int, sku int, qty int, channel text,
@@ -79,30 +91,28 @@ CREATE FUNCTION sales_differences() RETURNS bigint LANGUAGE sql AS $$
 INSERT INTO sales_events VALUES
     (1, 1, 10, 2, 'web', 'paid', 1), (2, 2, 11, 1, 'web', 'paid', 1),
     (3, 1, 99, 5, 'store', 'paid', 1), (4, 7, 10, 1, 'web', 'paid', 1);
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT * FROM gold.sales_by_segment ORDER BY segment, channel;
 SELECT sales_differences();
 
 -- A customer changes segment: its orders' groups change, no other; a run
 -- reads only the orders of the changed customers (rows_read).
 UPDATE customers SET segment = 'mid' WHERE id = 1;
-CALL pipeline.run('sales_by_segment');
-SELECT rows_read, rows_inserted, rows_updated, rows_deleted
-  FROM pipeline.runs WHERE pipeline = 'sales_by_segment' ORDER BY run_id DESC LIMIT 1;
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT * FROM gold.sales_by_segment ORDER BY segment, channel;
 SELECT sales_differences();
 
 -- The missing customer arrives: its order, kept out so far, enters its group.
 INSERT INTO customers VALUES (7, 'enterprise', 'eu');
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT segment, channel, orders, eu_orders FROM gold.sales_by_segment ORDER BY segment, channel;
 SELECT sales_differences();
 
 -- The missing product arrives through its pipeline; a price changes; both
 -- reach the groups of the orders using them.
 INSERT INTO product_events VALUES (99, 1.00, 'toys', 'upsert'), (11, 90, 'tools', 'upsert');
-CALL pipeline.run('products');
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('products');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT segment, channel, revenue, cheapest, any_toys FROM gold.sales_by_segment
  ORDER BY segment, channel;
 SELECT sales_differences();
@@ -110,10 +120,10 @@ SELECT sales_differences();
 -- A filter over a dimension's column: a customer moving to region mars
 -- takes its orders out; back on earth they return.
 UPDATE customers SET region = 'mars' WHERE id = 2;
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT segment, channel, orders FROM gold.sales_by_segment ORDER BY segment, channel;
 UPDATE customers SET region = 'us' WHERE id = 2;
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT segment, channel, orders FROM gold.sales_by_segment ORDER BY segment, channel;
 SELECT sales_differences();
 
@@ -121,8 +131,8 @@ SELECT sales_differences();
 -- (left join): its orders stay with a NULL price.
 DELETE FROM customers WHERE id = 7;
 INSERT INTO product_events VALUES (99, NULL, NULL, 'delete');
-CALL pipeline.run('products');
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('products');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT segment, channel, orders, revenue, cheapest FROM gold.sales_by_segment
  ORDER BY segment, channel;
 SELECT sales_differences();
@@ -132,9 +142,9 @@ SELECT sales_differences();
 -- when a dimension changes.
 INSERT INTO sales_events VALUES (1, 3, 10, 2, 'web', 'paid', 2), (2, 2, 11, 1, 'web', 'deleted', 2),
     (3, 1, 99, 9, 'store', 'paid', 0);
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 UPDATE customers SET segment = 'large' WHERE id = 2;
-CALL pipeline.run('sales_by_segment');
+CALL run_quietly('sales_by_segment'); SELECT * FROM last_run('sales_by_segment');
 SELECT * FROM gold.sales_by_segment ORDER BY segment, channel;
 SELECT sales_differences();
 
@@ -148,9 +158,9 @@ SELECT pipeline.create_pipeline('ratio_sums', 'ratio_src', 'gold.ratio_sums',
     columns => '{"g": "r.id", "total": "sum(v / r.d)"}',
     joins => '[{"table": "ratios", "as": "r", "on": {"customer_id": "id"}}]') > 0 AS created;
 INSERT INTO ratio_src VALUES (1, 1, 10), (2, 1, 20);
-CALL pipeline.run('ratio_sums');
+CALL run_quietly('ratio_sums'); SELECT * FROM last_run('ratio_sums');
 UPDATE ratios SET d = 0 WHERE id = 1;
-CALL pipeline.run('ratio_sums');
+CALL run_quietly('ratio_sums'); SELECT * FROM last_run('ratio_sums');
 SELECT raw_row->>'id' AS id, sqlstate, reason FROM pipeline.quarantine
  WHERE pipeline = 'ratio_sums' ORDER BY 1;
 SELECT * FROM gold.ratio_sums;
@@ -220,9 +230,9 @@ SELECT pipeline.create_pipeline('quoted_joins', '"Order Items"', 'gold."Tier Tot
                  "as": "a23456789012345678901234567890123456789012345678901234567890123",
                  "on": {"Customer Id": "Customer Id"}}]$$) > 0 AS created;
 INSERT INTO "Order Items" VALUES (1, 1, 5), (2, 2, 7), (3, 1, 1);
-CALL pipeline.run('quoted_joins');
+CALL run_quietly('quoted_joins'); SELECT * FROM last_run('quoted_joins');
 UPDATE "Dims"."Customer Dim" SET "Tier" = 'silver' WHERE "Customer Id" = 1;
-CALL pipeline.run('quoted_joins');
+CALL run_quietly('quoted_joins'); SELECT * FROM last_run('quoted_joins');
 SELECT * FROM gold."Tier Totals" ORDER BY 1;
 SELECT pipeline.drop_pipeline('quoted_joins');
 
@@ -245,11 +255,11 @@ SELECT pipeline.create_pipeline('reader_join', 'gold.join_reader_src', 'gold.rea
     columns => '{"segment": "c.segment", "n": "count(*)"}',
     joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]') > 0 AS created;
 INSERT INTO gold.join_reader_src VALUES (1, 1, 1);
-CALL pipeline.run('reader_join');
+CALL run_quietly('reader_join'); SELECT * FROM last_run('reader_join');
 RESET ROLE;
 ALTER TABLE customers ENABLE ROW LEVEL SECURITY;
 SET ROLE join_reader;
-CALL pipeline.run('reader_join');
+CALL run_quietly('reader_join'); SELECT * FROM last_run('reader_join');
 RESET ROLE;
 ALTER TABLE customers DISABLE ROW LEVEL SECURITY;
 SELECT pipeline.drop_pipeline('reader_join');
@@ -311,13 +321,6 @@ BEGIN
     END LOOP;
 END $$;
 CREATE TABLE property_results (round int, differences bigint, groups bigint, orders bigint);
-CREATE PROCEDURE run_quietly(name text) LANGUAGE plpgsql AS $$
-DECLARE
-    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
-    n7 bigint; nb int;
-BEGIN
-    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
-END $$;
 DO $$
 BEGIN
     FOR r IN 1..40 LOOP
@@ -347,7 +350,7 @@ SELECT pipeline.uncapture('clash_dim');
 SELECT pipeline.uncapture('ratios');
 SELECT pipeline.uncapture('"Dims"."Customer Dim"');
 DROP VIEW sales_from_scratch;
-DROP FUNCTION sales_differences(), try_join(jsonb, text, text[]);
+DROP FUNCTION sales_differences(), try_join(jsonb, text, text[]), last_run(text);
 DROP PROCEDURE random_round(int), run_quietly(text);
 DROP TABLE customers, product_events, sales_events, ratio_src, ratios, plain_dim, two_key_dim,
     no_key_dim, facts, clash_dim, "Order Items", clock, property_results CASCADE;
