@@ -11,28 +11,10 @@
 /* ---------------------------------------------------------------- catalog */
 
 /*
- * Aggregate pipelines (strategies/aggregate.c).  First: every later
- * statement may load definitions (the DDL guards do), which read these
- * columns.
+ * Joins to dimension tables (definition/joins.c), with the cursor of their
+ * changes.  Before anything else: the DDL guards read pipeline_joins at the
+ * first drop of any object, a constraint's included.
  */
-ALTER TABLE pipeline.pipeline_defs
-    DROP CONSTRAINT pipeline_defs_strategy_check,
-    ADD CONSTRAINT pipeline_defs_strategy_check
-        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
-    ADD COLUMN source_key text[] CHECK (source_key <> '{}'),
-    ADD COLUMN group_filter text,
-    ADD COLUMN group_state regclass,
-    ADD COLUMN row_state regclass;
-COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
-    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
-COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
-    'aggregate: a condition over the target''s columns a group must meet to be in the target';
-COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
-    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
-COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
-    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
-
-/* Joins to dimension tables (definition/joins.c), with the cursor of their changes. */
 ALTER TABLE pipeline.cursors ADD COLUMN dimensions_consumed pg_snapshot;
 COMMENT ON COLUMN pipeline.cursors.dimensions_consumed IS
     'a pipeline with joins: the changes of its dimensions whose _xid is visible in this snapshot have reached its target (NULL: no joins)';
@@ -59,6 +41,28 @@ ALTER TABLE pipeline.pipeline_joins ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.pipeline_joins
     USING (pipeline.may_manage(pipeline_id));
 GRANT SELECT ON pipeline.pipeline_joins TO PUBLIC;
+
+/*
+ * Aggregate pipelines (strategies/aggregate.c).  First: every later
+ * statement may load definitions (the DDL guards do), which read these
+ * columns.
+ */
+ALTER TABLE pipeline.pipeline_defs
+    DROP CONSTRAINT pipeline_defs_strategy_check,
+    ADD CONSTRAINT pipeline_defs_strategy_check
+        CHECK (strategy IN ('append', 'merge', 'scd2', 'aggregate')),
+    ADD COLUMN source_key text[] CHECK (source_key <> '{}'),
+    ADD COLUMN group_filter text,
+    ADD COLUMN group_state regclass,
+    ADD COLUMN row_state regclass;
+COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
+    'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
+    'aggregate: a condition over the target''s columns a group must meet to be in the target';
+COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
+    'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
+COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
+    'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 
 /* Lineage of joins: the columns a join matches on (JOIN, origin joins). */
 ALTER TABLE pipeline.lineage_edges

@@ -131,6 +131,11 @@ $old->safe_psql(
 	SELECT pipeline.create_pipeline('accounts_shards', 'accounts', 'accounts_shards',
 	    strategy => 'aggregate', key => ARRAY['shard'],
 	    columns => '{"shard": "id % 5", "n": "count(*)", "total": "sum(balance)", "top": "max(balance)"}');
+	CREATE TABLE sales (id int, account_id int, v int);
+	SELECT pipeline.create_pipeline('sales_by_balance', 'sales', 'sales_by_balance',
+	    strategy => 'aggregate', key => ARRAY['balance'], source_key => ARRAY['id'],
+	    columns => '{"balance": "a.balance", "n": "count(*)", "total": "sum(v)"}',
+	    joins => '[{"table": "accounts", "as": "a", "on": {"account_id": "id"}}]');
 	CREATE TABLE orders (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 	CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
 	CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
@@ -144,6 +149,8 @@ $old->safe_psql(
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
 	CALL pipeline.run('accounts_shards');
+	INSERT INTO sales SELECT g, g % 60, g FROM generate_series(1, 100) g;
+	CALL pipeline.run('sales_by_balance');
 	-- pending at dump time
 	INSERT INTO raw SELECT g % 50, g FROM generate_series(201, 300) g;
 	CALL pipeline.run('silver');
@@ -186,6 +193,8 @@ $new->safe_psql(
 	CALL pipeline.run('gold');
 	CALL pipeline.run('accounts_copy');
 	CALL pipeline.run('accounts_shards');
+	INSERT INTO sales VALUES (101, 99, 5), (102, 3, 7);
+	CALL pipeline.run('sales_by_balance');
 	INSERT INTO orders_us VALUES (100, 'us', 1);
 	UPDATE orders SET v = 0 WHERE id = 2;
 	CALL pipeline.run('orders_copy');
@@ -216,6 +225,15 @@ is( $new->safe_psql(
 	  (SELECT id % 5, count(*), sum(balance), max(balance) FROM accounts GROUP BY 1
 	   EXCEPT SELECT shard, n, total, top FROM accounts_shards)) d}),
 	'0', 'the aggregate of the captured table equals its query: changes before and after the dump counted once');
+is( $new->safe_psql(
+		'flow', q{
+	SELECT count(*) FROM (
+	  (SELECT balance, n, total FROM sales_by_balance
+	   EXCEPT SELECT a.balance, count(*), sum(s.v) FROM sales s JOIN accounts a ON a.id = s.account_id GROUP BY 1)
+	  UNION ALL
+	  (SELECT a.balance, count(*), sum(s.v) FROM sales s JOIN accounts a ON a.id = s.account_id GROUP BY 1
+	   EXCEPT SELECT balance, n, total FROM sales_by_balance)) d}),
+	'0', 'an aggregate joining the captured table equals its query: dimension changes before and after the dump applied once');
 is( $new->safe_psql(
 		'flow', q{
 	SELECT (SELECT count(*) FROM (TABLE orders EXCEPT TABLE orders_copy) a)

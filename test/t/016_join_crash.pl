@@ -1,0 +1,148 @@
+# Exactly once for an aggregate joining a dimension, across crashes: a
+# dimension's change is applied once and never lost, whether the crash
+# comes before, during or after the run that applies it.
+#
+# Two writers stage order events (updates moving an order to another
+# customer, deletes, late events) in short transactions committing out of
+# order, while a third changes the captured dimension 'customers' (their
+# segment, deletes, new customers) and a session runs the pipeline back to
+# back in batches of 5.  Then:
+#   1. kill -9 of the backend running it;
+#   2. a power loss: every server process killed with SIGKILL at once.
+# After each, once the writers are gone, runs to completion must leave the
+# target exactly the join computed from scratch over the orders' latest
+# events and the dimension as it is.
+use strict;
+use warnings;
+
+use PipelineConsumed;
+use PipelineLoad;
+use PipelinePowerLoss;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+plan skip_all => 'needs /proc to find the server processes'
+  unless -d '/proc/self';
+
+my $node = PostgreSQL::Test::Cluster->new('join_crash');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pipeline'\nrestart_after_crash = on\n");
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+	CREATE EXTENSION pipeline;
+	CREATE SEQUENCE clock;
+	CREATE TABLE customers (id int PRIMARY KEY, segment int NOT NULL);
+	INSERT INTO customers SELECT i, i % 5 FROM generate_series(1, 30) i;
+	SELECT pipeline.capture('customers');
+	CREATE TABLE orders (id int, customer_id int, v int, seq bigint);
+	SELECT pipeline.create_pipeline('by_segment', 'orders', 'by_segment', strategy => 'aggregate',
+	    key => ARRAY['segment'], source_key => ARRAY['id'], sequence_by => 'seq',
+	    delete_when => 'v < 0', batch_size => 5,
+	    columns => '{"segment": "c.segment", "n": "count(*)", "total": "sum(v)", "high": "max(v)"}',
+	    joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]');
+	-- One to four events a transaction, one in ten a delete; the sequence
+	-- value is taken before a random pause, so transactions commit out of
+	-- the order of their events.
+	CREATE PROCEDURE write_orders(n int) LANGUAGE plpgsql AS $$
+	BEGIN
+	    FOR i IN 1 .. n LOOP
+	        INSERT INTO orders
+	        SELECT 1 + (random() * 199)::int, 1 + (random() * 34)::int,
+	               CASE WHEN random() < 0.1 THEN -1 ELSE (random() * 1000)::int END, nextval('clock')
+	          FROM generate_series(1, 1 + (random() * 3)::int);
+	        PERFORM pg_sleep(random() * 0.004);
+	        COMMIT;
+	        PERFORM pg_sleep(random() * 0.004);
+	    END LOOP;
+	END $$;
+	-- A customer changes segment, leaves, or arrives (ids up to 34: some
+	-- orders wait for theirs).
+	CREATE PROCEDURE change_customers(n int) LANGUAGE plpgsql AS $$
+	BEGIN
+	    FOR i IN 1 .. n LOOP
+	        CASE (random() * 3)::int
+	            WHEN 0 THEN DELETE FROM customers WHERE id = 1 + (random() * 33)::int;
+	            WHEN 1 THEN INSERT INTO customers VALUES (1 + (random() * 33)::int, (random() * 4)::int)
+	                        ON CONFLICT (id) DO UPDATE SET segment = excluded.segment;
+	            ELSE UPDATE customers SET segment = (random() * 4)::int WHERE id = 1 + (random() * 33)::int;
+	        END CASE;
+	        PERFORM pg_sleep(random() * 0.01);
+	        COMMIT;
+	    END LOOP;
+	END $$;
+});
+
+my $from_scratch =
+  "SELECT c.segment, count(*), sum(o.v), max(o.v) FROM "
+  . "(SELECT DISTINCT ON (id) * FROM orders ORDER BY id, seq DESC, _xid DESC, _seq DESC) o "
+  . "JOIN customers c ON c.id = o.customer_id WHERE o.v >= 0 GROUP BY c.segment";
+
+my $scripts = PostgreSQL::Test::Utils::tempdir;
+append_to_file("$scripts/write.sql", "CALL write_orders(1000000);\n");
+append_to_file("$scripts/dimension.sql", "CALL change_customers(1000000);\n");
+append_to_file("$scripts/run.sql", "CALL pipeline.run('by_segment');\n" x 200000);
+
+# start_load: two order writers, a dimension writer, a session running the pipeline.
+sub start_load
+{
+	my @h;
+	push @h, start_psql($node, "$scripts/write.sql") for 1 .. 2;
+	push @h, start_psql($node, "$scripts/dimension.sql");
+	push @h, start_psql($node, "$scripts/run.sql");
+	return @h;
+}
+
+# wait_for_runs AFTER N: until, since run AFTER, runs merged rows in N
+# batches or more, dimension changes among them.
+sub wait_for_runs
+{
+	my ($after, $batches) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT sum(batches) >= $batches FROM pipeline.run_log WHERE run_id > $after AND rows_read > 0")
+	  or die 'the runs did not get under way';
+}
+
+# check_caught_up WHEN: runs to completion give the join from scratch.
+sub check_caught_up
+{
+	my ($when) = @_;
+	$node->safe_psql('postgres', "CALL pipeline.run('by_segment')");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.run_log WHERE status = 'running'"),
+		'0', "$when: no run stays recorded as running");
+	is(differences($node, $from_scratch, 'SELECT segment, n, total, high FROM by_segment'),
+		'0', "$when: the target is the join of every order's latest event and the dimension as it is");
+}
+
+# ---- 1. kill -9 of the backend running the pipeline
+my $after = last_run($node);
+my @load = start_load();
+wait_for_runs($after, 200);
+my $victim = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid() LIMIT 1");
+my $log_offset = -s $node->logfile;
+kill 'KILL', $victim;
+finish_load(@load);
+$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
+$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
+check_caught_up('after kill -9 of the backend running it');
+
+# ---- 2. power loss
+$after = last_run($node);
+@load = start_load();
+wait_for_runs($after, 200);
+ok(power_loss($node), 'every server process is gone');
+finish_load(@load);
+$node->start;
+check_caught_up('after a power loss');
+
+# the runs applied dimension changes (sent orders again) along the way
+ok( $node->safe_psql('postgres',
+		"SELECT count(*) > 50 FROM customers_changes") eq 'f',
+	'the dimension\'s change log is trimmed as the pipeline follows it');
+
+$node->stop;
+done_testing();
