@@ -7,7 +7,10 @@
 #      under pg_ivm's immediately maintained view of the same query, and
 #      both results against the query computed from scratch;
 #   3. a continuous aggregate at a steady ingest rate: the latency from a
-#      staged row's commit to the commit of the batch that counted it.
+#      staged row's commit to the commit of the batch that counted it;
+#   4. an aggregate joining a dimension table: the incremental run after
+#      changes of the source, and after changes of the dimension, against
+#      REFRESH MATERIALIZED VIEW of the same join.
 #
 #   bash test/bench/aggregate.sh
 #
@@ -18,7 +21,10 @@
 # (100000) groups of section 1, AGG_CHANGES (10000) changed rows per
 # repetition, AGG_REPEAT (3); AGG_WRITE_ROWS (1000000), AGG_WRITE_SECONDS
 # (30) of pgbench per contender, AGG_CLIENTS (8); AGG_RATE (10000) rows/s
-# for AGG_RATE_SECONDS (30); AGG_SECTIONS ("1 2 3") the sections to run;
+# for AGG_RATE_SECONDS (30); AGG_JOIN_ROWS (1000000) orders,
+# AGG_JOIN_CUSTOMERS (10000) customers and AGG_JOIN_MOVES (100) customers
+# changing segment per repetition of section 4; AGG_SECTIONS ("1 2 3 4")
+# the sections to run;
 # AGG_PROFILE=1 logs the plans of statements over 100 ms, with actual times
 # and buffers, to results/aggregate-<time>-plans.log; BENCH_BUILD,
 # BENCH_PORT (55474).
@@ -35,7 +41,10 @@ WRITE_SECONDS=${AGG_WRITE_SECONDS:-30}
 CLIENTS=${AGG_CLIENTS:-8}
 RATE=${AGG_RATE:-10000}
 RATE_SECONDS=${AGG_RATE_SECONDS:-30}
-SECTIONS=${AGG_SECTIONS:-1 2 3}
+JOIN_ROWS=${AGG_JOIN_ROWS:-1000000}
+JOIN_CUSTOMERS=${AGG_JOIN_CUSTOMERS:-10000}
+JOIN_MOVES=${AGG_JOIN_MOVES:-100}
+SECTIONS=${AGG_SECTIONS:-1 2 3 4}
 PORT=${BENCH_PORT:-55474}
 bench_setup
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -94,6 +103,31 @@ differences() {
     sql -Atc "SELECT count(*) FROM (($1 EXCEPT ALL $2) UNION ALL ($2 EXCEPT ALL $1)) d"
 }
 
+# run_against_refresh PIPELINE VIEW CHANGES TABLES TARGET_QUERY VIEW_QUERY:
+# REPEAT times, the changes (an SQL file), a vacuum of TABLES, then the
+# pipeline's run and the view's refresh, in turn first; the target must
+# equal the view every time.  Sets run_ms and refresh_ms (each time) and
+# run and refresh (their medians).
+run_against_refresh() {
+    local pipeline=$1 view=$2 changes=$3 tables=$4 target_q=$5 view_q=$6 rep diff
+    run_ms= ; refresh_ms=
+    for rep in $(seq "$REPEAT"); do
+        sql -f "$changes" >/dev/null
+        sql -c "VACUUM ANALYZE $tables" >/dev/null
+        if [ $(( rep % 2 )) = 1 ]; then
+            run_ms+="$(timed -c "CALL pipeline.run('$pipeline')") "
+            refresh_ms+="$(timed -c "REFRESH MATERIALIZED VIEW $view") "
+        else
+            refresh_ms+="$(timed -c "REFRESH MATERIALIZED VIEW $view") "
+            run_ms+="$(timed -c "CALL pipeline.run('$pipeline')") "
+        fi
+        diff=$(differences "$target_q" "$view_q")
+        [ "$diff" = 0 ] || { say "the pipeline's target and the materialized view differ in $diff rows"; exit 1; }
+        echo "repetition $rep done"
+    done
+    run=$(echo "$run_ms" | median); refresh=$(echo "$refresh_ms" | median)
+}
+
 QUERY_COLUMNS="count(*) AS n, sum(amount) AS total, avg(amount) AS mean, max(amount) AS top"
 PIPELINE_COLUMNS='{"n": "count(*)", "total": "sum(amount)", "mean": "avg(amount)", "top": "max(amount)"}'
 
@@ -145,22 +179,8 @@ DELETE FROM sales WHERE id IN (SELECT 1 + (random() * ($ROWS - 1))::bigint FROM 
 COMMIT;
 SQL
 chown "$TEST_USER" "$WORK"/*.sql 2>/dev/null || true
-run_ms= ; refresh_ms=
-for rep in $(seq "$REPEAT"); do
-    sql -f "$WORK/changes.sql" >/dev/null
-    sql -c 'VACUUM ANALYZE sales, sales_changes' >/dev/null
-    if [ $(( rep % 2 )) = 1 ]; then
-        run_ms+="$(timed -c "CALL pipeline.run('gold')") "
-        refresh_ms+="$(timed -c 'REFRESH MATERIALIZED VIEW sales_mv') "
-    else
-        refresh_ms+="$(timed -c 'REFRESH MATERIALIZED VIEW sales_mv') "
-        run_ms+="$(timed -c "CALL pipeline.run('gold')") "
-    fi
-    diff=$(differences 'SELECT grp, n, total, mean, top FROM sales_gold' 'SELECT grp, n, total, mean, top FROM sales_mv')
-    [ "$diff" = 0 ] || { say "the pipeline's target and the materialized view differ in $diff rows"; exit 1; }
-    echo "repetition $rep done"
-done
-run=$(echo "$run_ms" | median); refresh=$(echo "$refresh_ms" | median)
+run_against_refresh gold sales_mv "$WORK/changes.sql" 'sales, sales_changes' \
+    'SELECT grp, n, total, mean, top FROM sales_gold' 'SELECT grp, n, total, mean, top FROM sales_mv'
 say "$(printf '   incremental run %8.1f ms   REFRESH MATERIALIZED VIEW %9.1f ms   ratio %6.1fx   (runs: %s; refreshes: %s)' \
     "$run" "$refresh" "$(echo "$refresh $run" | awk '{print $1 / $2}')" "$run_ms" "$refresh_ms")"
 say "   after every repetition the target equals the view"
@@ -279,6 +299,69 @@ diff=$(differences 'SELECT customer, n, total, top FROM per_customer' \
     'SELECT customer, count(*), sum(amount), max(amount) FROM events GROUP BY customer')
 say "   runs: $(sql -Atc "SELECT count(*) FROM pipeline.runs WHERE pipeline = 'per_customer' AND rows_read > 0") that counted rows;" \
     "target against the query from scratch: $diff rows differ"
+say ""
+fi
+# ------------------------------------------------------------------ 4.
+if section 4; then
+say "4. Joins: $JOIN_ROWS orders joined to a captured table of $JOIN_CUSTOMERS customers, revenue per"
+say "   segment and day; then $CHANGES changed orders, and $JOIN_MOVES customers changing segment"
+say "   (each reaching about $(( JOIN_ROWS / JOIN_CUSTOMERS )) orders), medians of $REPEAT"
+sql >/dev/null <<SQL
+CREATE TABLE customers (id int PRIMARY KEY, segment int NOT NULL, region text NOT NULL);
+INSERT INTO customers SELECT g, g % 50, CASE WHEN g % 3 = 0 THEN 'eu' ELSE 'us' END
+  FROM generate_series(1, $JOIN_CUSTOMERS) g;
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, day date NOT NULL,
+                     amount numeric(12,2) NOT NULL);
+INSERT INTO orders SELECT g, 1 + g % $JOIN_CUSTOMERS, DATE '2026-01-01' + (g % 30)::int,
+       abs(hashint8(g)) % 100000 / 100.0 FROM generate_series(1, $JOIN_ROWS) g;
+CREATE SEQUENCE order_ids START $(( JOIN_ROWS + 1 ));
+VACUUM ANALYZE customers, orders;
+SQL
+JOIN_QUERY="SELECT c.segment, o.day, count(*) AS n, sum(o.amount) AS total,
+       count(*) FILTER (WHERE c.region = 'eu') AS eu
+  FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.segment, o.day"
+mv_build=$(timed -c "CREATE MATERIALIZED VIEW by_segment_mv AS $JOIN_QUERY")
+sql -c "SELECT pipeline.capture('orders')" -c "SELECT pipeline.capture('customers')" \
+    -c "SELECT pipeline.create_pipeline('by_segment', 'orders', 'by_segment', strategy => 'aggregate',
+            key => ARRAY['segment', 'day'], batch_size => 1000000,
+            columns => \$\${\"segment\": \"c.segment\", \"n\": \"count(*)\", \"total\": \"sum(amount)\",
+                         \"eu\": \"count(*) FILTER (WHERE c.region = 'eu')\"}\$\$,
+            joins => '[{\"table\": \"customers\", \"as\": \"c\", \"on\": {\"customer_id\": \"id\"}}]')" >/dev/null
+pl_build=$(timed -c "CALL pipeline.run('by_segment')")
+sql -c "CALL pipeline.run('by_segment')" >/dev/null
+sql -c 'VACUUM (INDEX_CLEANUP ON) orders_changes' \
+    -c 'VACUUM ANALYZE by_segment, by_segment_groups, by_segment_rows, by_segment_mv' >/dev/null
+say "   first build: CREATE MATERIALIZED VIEW ${mv_build} ms; the pipeline's first run ${pl_build} ms"
+cat > "$WORK/order_changes.sql" <<SQL
+BEGIN;
+INSERT INTO orders SELECT nextval('order_ids'), 1 + (random() * ($JOIN_CUSTOMERS - 1))::int,
+       DATE '2026-01-01' + (random() * 29)::int, round((random() * 1000)::numeric, 2)
+  FROM generate_series(1, $(( CHANGES * 4 / 10 )));
+UPDATE orders SET amount = round((random() * 1000)::numeric, 2),
+                  customer_id = CASE WHEN random() < 0.5 THEN 1 + (random() * ($JOIN_CUSTOMERS - 1))::int
+                                     ELSE customer_id END
+ WHERE id IN (SELECT 1 + (random() * ($JOIN_ROWS - 1))::bigint FROM generate_series(1, $(( CHANGES * 4 / 10 ))));
+DELETE FROM orders WHERE id IN (SELECT 1 + (random() * ($JOIN_ROWS - 1))::bigint FROM generate_series(1, $(( CHANGES * 2 / 10 ))));
+COMMIT;
+SQL
+cat > "$WORK/customer_changes.sql" <<SQL
+UPDATE customers SET segment = (random() * 49)::int
+ WHERE id IN (SELECT 1 + (random() * ($JOIN_CUSTOMERS - 1))::int FROM generate_series(1, $JOIN_MOVES));
+SQL
+chown "$TEST_USER" "$WORK"/*.sql 2>/dev/null || true
+for kind in order customer; do
+    run_against_refresh by_segment by_segment_mv "$WORK/${kind}_changes.sql" \
+        'orders, customers, orders_changes, customers_changes' \
+        'SELECT segment, day, n, total, eu FROM by_segment' 'SELECT segment, day, n, total, eu FROM by_segment_mv'
+    read_rows=$(sql -Atc "SELECT rows_read FROM pipeline.runs WHERE pipeline = 'by_segment' ORDER BY run_id DESC LIMIT 1")
+    say "$(printf '   %-9s changes: incremental run %8.1f ms (%s rows read)   REFRESH %9.1f ms   ratio %6.1fx' \
+        "$kind" "$run" "$read_rows" "$refresh" "$(echo "$refresh $run" | awk '{print $1 / $2}')")"
+    say "     (runs: $run_ms; refreshes: $refresh_ms)"
+done
+say "   after every repetition the target equals the view"
+sql -c "SELECT pipeline.drop_pipeline('by_segment')" -c "SELECT pipeline.uncapture('orders')" \
+    -c "SELECT pipeline.uncapture('customers')" -c 'DROP MATERIALIZED VIEW by_segment_mv' \
+    -c 'DROP TABLE orders, customers, by_segment' >/dev/null
 say ""
 fi
 say "other processes' CPU during the benchmark: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,7 +9,7 @@ use Exporter 'import';
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(start_psql finish_load last_run);
+our @EXPORT = qw(start_psql finish_load last_run kill_a_run);
 
 # start_psql(NODE, FILE): a background psql running the script in FILE on
 # NODE's database postgres, its output thrown away (nothing reads it while
@@ -30,6 +30,21 @@ sub finish_load
 	{
 		eval { $h->finish; };
 	}
+}
+
+# kill_a_run(NODE, HANDLES): kill -9 of a backend running a pipeline; the
+# postmaster restarts every process.  Waits for the background sessions
+# HANDLES the crash ended and for the server to take connections again.
+sub kill_a_run
+{
+	my ($node, @load) = @_;
+	my $victim = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid() LIMIT 1");
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', $victim;
+	finish_load(@load);
+	$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
+	$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
 }
 
 # last_run(NODE): the id of the last run recorded, 0 when none.

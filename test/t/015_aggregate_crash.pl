@@ -122,13 +122,7 @@ sub check_consistent
 my $after = last_run($node);
 my @load = start_load();
 wait_for_runs($after, 200);
-my $victim = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid() LIMIT 1");
-my $log_offset = -s $node->logfile;
-kill 'KILL', $victim;
-finish_load(@load);
-$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
-$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
+kill_a_run($node, @load);
 check_consistent('after kill -9 of a backend running them');
 
 # ---- 2. power loss
