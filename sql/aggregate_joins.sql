@@ -204,7 +204,6 @@ SELECT try_join('[{"table": "two_key_dim", "on": {"a": "a", "b": "a"}}]');
 SELECT try_join('[{"table": "no_key_dim", "on": {"customer_id": "id"}}]');
 SELECT try_join('[{"table": "plain_dim", "on": {"customer_id": "id"}}]');
 SELECT try_join('[{"table": "facts", "on": {"customer_id": "id"}}]');
-SELECT try_join('[{"table": "customers", "on": {"customer_id": "id"}}]', 'merge', NULL);
 SELECT try_join('[{"table": "customers", "on": {"customer_id": "id"}}]', 'aggregate', NULL);
 SELECT try_join('[{"table": "pipeline.pipeline_defs", "on": {"customer_id": "id"}}]');
 -- a column name both tables have must be qualified

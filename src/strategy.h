@@ -99,8 +99,9 @@ struct PipelineStrategy
 							  const char *accepted);
 
 	/*
-	 * Run: forgets the deletes it remembers that are older than the
-	 * pipeline's tombstone_retention (NULL: those of the tombstone table).
+	 * Run: forgets the deletes it remembers itself that are older than the
+	 * pipeline's tombstone_retention (the tombstone table's are forgotten for
+	 * every strategy); NULL: none.
 	 */
 	void		(*forget_deletes) (const PipelineDef *def);
 

@@ -139,7 +139,7 @@ extern void pipeline_join_row_columns(const PipelineDef *def, StringInfo list);
 extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys);
 
 /* batch_sql.c */
-extern List *pipeline_row_source_keys(const PipelineDef *def);
+extern List *pipeline_row_keys(const PipelineDef *def);
 extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
 								BatchSource from, List *rules, List *checks,

@@ -136,7 +136,7 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 	if (from == BATCH_FROM_DIMENSION)
 	{
 		char	   *rows = pipeline_dimension_rows_sql(def, pipeline_qualified_name(def->row_state),
-													   pipeline_row_source_keys(def));
+													   pipeline_row_keys(def));
 
 		if (shape == PENDING_WHOLE)
 			return psprintf("SELECT %s FROM %s s", select_list, rows);
@@ -240,15 +240,18 @@ pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
- * pipeline_row_source_keys
- *		The batch row's (and row state's) source_key columns: __pl_k<j>.
+ * pipeline_row_keys
+ *		The columns that identify a source row in a strategy's row state
+ *		(and, for an aggregate, in the batch row): __pl_k<j>, one per
+ *		source_key column of an aggregate, per key column otherwise.
  */
 List *
-pipeline_row_source_keys(const PipelineDef *def)
+pipeline_row_keys(const PipelineDef *def)
 {
 	List	   *keys = NIL;
+	int			n = list_length(def->strategy->groups ? def->source_key : def->key);
 
-	for (int j = 0; j < list_length(def->source_key); j++)
+	for (int j = 0; j < n; j++)
 		keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, j));
 	return keys;
 }
@@ -256,12 +259,15 @@ pipeline_row_source_keys(const PipelineDef *def)
 /*
  * filter_deletes
  *		Whether the filter makes delete events rather than skipping rows:
- *		rows of a source_key that fail it leave their groups.
+ *		rows of a source_key that fail it leave their groups, and with
+ *		joins, rows that fail it leave the target (the filter may read a
+ *		dimension, whose change then brings them back).
  */
 static bool
 filter_deletes(const PipelineDef *def)
 {
-	return def->filter != NULL && def->strategy->groups && def->source_key != NIL;
+	return def->filter != NULL &&
+		((def->strategy->groups && def->source_key != NIL) || def->joins != NIL);
 }
 
 /*

@@ -110,6 +110,21 @@ pipeline_follows_source(const PipelineDef *def, const char *column)
 }
 
 /*
+ * source_column
+ *		The expression of a target column taken from the same-named source
+ *		column: qualified by the source's alias when the pipeline has joins,
+ *		so that a dimension's column of the same name does not make it
+ *		ambiguous.
+ */
+static char *
+source_column(const PipelineDef *def, const char *column)
+{
+	if (def->joins != NIL)
+		return psprintf("s.%s", quote_identifier(column));
+	return pstrdup(quote_identifier(column));
+}
+
+/*
  * add_column
  *		Appends a ColumnMap to the mapping.
  */
@@ -145,7 +160,7 @@ add_new_group_columns(PipelineMapping *map, const PipelineDef *def)
 		char	   *column = lfirst(lc);
 
 		if (!pipeline_mapping_lookup(def->columns, column, &expr))
-			expr = pstrdup(quote_identifier(column));
+			expr = source_column(def, column);
 		if (expr != NULL)
 			add_column(map, def, column, expr);
 	}
@@ -195,7 +210,7 @@ pipeline_build_mapping(const PipelineDef *def)
 			}
 			else if (pipeline_list_has_string(map->source_columns, column) &&
 					 (!def->strategy->groups || pipeline_list_has_string(def->key, column)))
-				add_column(map, def, column, pstrdup(quote_identifier(column)));
+				add_column(map, def, column, source_column(def, column));
 		}
 		return map;
 	}
@@ -218,7 +233,7 @@ pipeline_build_mapping(const PipelineDef *def)
 		{
 			if (!pipeline_follows_source(def, column))
 				continue;
-			expr = pstrdup(quote_identifier(column));
+			expr = source_column(def, column);
 		}
 		if (expr != NULL)
 			add_column(map, def, column, expr);

@@ -635,7 +635,9 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
-	if (def->strategy->keyed && !def->strategy->groups && def->sequence_by && def->delete_when)
+	/* (a merge with joins remembers its deletes in its row state) */
+	if (def->strategy->keyed && !def->strategy->groups && def->sequence_by && def->delete_when &&
+		def->joins == NIL)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
@@ -822,14 +824,14 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 }
 
 /*
- * refuse_regrouping
- *		An aggregate pipeline's state (its groups and rows so far) holds the
- *		rows it consumed as its key, mapping, filter and deletes shaped
- *		them: changing any would leave the target wrong.  The arguments are
- *		alter_pipeline's.
+ * refuse_reshaping
+ *		An aggregate pipeline's state (its groups and rows so far), and the
+ *		source rows a pipeline with joins keeps, hold the rows it consumed
+ *		as its key, mapping, filter and deletes shaped them: changing any
+ *		would leave the target wrong.  The arguments are alter_pipeline's.
  */
 static void
-refuse_regrouping(FunctionCallInfo fcinfo, const PipelineDef *def)
+refuse_reshaping(FunctionCallInfo fcinfo, const PipelineDef *def)
 {
 	static const char *const shaping[] = {NULL, "key", "sequence_by", "delete_when", "columns",
 	"filter"};
@@ -838,8 +840,10 @@ refuse_regrouping(FunctionCallInfo fcinfo, const PipelineDef *def)
 		if (!PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot change %s of aggregate pipeline \"%s\"", shaping[i], def->name),
-					 errdetail("The groups it keeps were built from the rows it consumed with the current %s.",
+					 errmsg(def->strategy->groups ? "cannot change %s of aggregate pipeline \"%s\"" :
+							"cannot change %s of pipeline \"%s\", which has joins", shaping[i], def->name),
+					 errdetail("The %s were built from the rows it consumed with the current %s.",
+							   def->strategy->groups ? "groups it keeps" : "source rows it keeps for its joins",
 							   shaping[i]),
 					 errhint("Define a new pipeline with the new %s (replay() can feed it the consumed rows), then drop this one.",
 							 shaping[i])));
@@ -868,8 +872,8 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	pipeline_check_manage(def);
 	old = palloc(sizeof(PipelineDef));
 	memcpy(old, def, sizeof(PipelineDef));
-	if (def->strategy->groups)
-		refuse_regrouping(fcinfo, def);
+	if (def->strategy->groups || def->joins != NIL)
+		refuse_reshaping(fcinfo, def);
 
 	if (!PG_ARGISNULL(1))
 		def->key = pipeline_text_array_to_list(PG_GETARG_DATUM(1), "key");

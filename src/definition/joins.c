@@ -294,13 +294,13 @@ pipeline_check_joins(PipelineDef *def)
 
 	if (def->joins == NIL)
 		return;
-	if (!def->strategy->groups)
+	if (!def->strategy->keyed || def->strategy->versioned)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the %s strategy takes no joins", def->strategy->name),
-				 errdetail("Joins are maintained by the aggregate strategy, which keeps each source row to apply a dimension's change to."),
-				 errhint("Use strategy => 'aggregate'.")));
-	if (def->source_key == NIL)
+				 errdetail("Joins are maintained by the merge and aggregate strategies, which keep each key's source row to apply a dimension's change to."),
+				 errhint("Use strategy => 'merge' or 'aggregate'.")));
+	if (def->strategy->groups && def->source_key == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("joins need a source_key"),

@@ -769,7 +769,8 @@ run_replay(RunState *rs)
 /*
  * cleanup_tombstones
  *		Forgets deletes older than the pipeline's tombstone retention, as
- *		the tombstone table's owner (or as its strategy does).
+ *		the tombstone table's owner, and those its strategy remembers
+ *		itself.
  */
 static void
 cleanup_tombstones(const PipelineDef *def)
@@ -778,10 +779,7 @@ cleanup_tombstones(const PipelineDef *def)
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
 	if (def->strategy->forget_deletes)
-	{
 		def->strategy->forget_deletes(def);
-		return;
-	}
 	if (!OidIsValid(def->tombstones))
 		return;
 	pipeline_exec_as_relation_owner(def->tombstones,

@@ -107,22 +107,6 @@ check_source_column(const PipelineDef *def, const char *column, const char *what
 }
 
 /*
- * source_column_type
- *		The type of a source column, as SQL.
- */
-static char *
-source_column_type(const PipelineDef *def, const char *column)
-{
-	AttrNumber	att = get_attnum(def->source, column);
-	Oid			type;
-	int32		typmod;
-	Oid			collation;
-
-	get_atttypetypmodcoll(def->source, att, &type, &typmod, &collation);
-	return format_type_with_typemod(type, typmod);
-}
-
-/*
  * check_group_filter
  *		group_filter (HAVING) is a condition over the target's columns, with
  *		no aggregate of its own (it names the aggregate columns instead).
@@ -228,18 +212,7 @@ row_state_elements(const PipelineDef *def, const PipelineMapping *map, List *cal
 						 check_source_column(def, def->sequence_by, "sequence_by"));
 	if (pipeline_aggregate_tracks_liveness(def))
 		appendStringInfoString(&buf, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz");
-	if (def->joins != NIL)
-		appendStringInfoString(&buf, ", " PIPELINE_ROW_FACT " jsonb");
-	foreach(lc, def->joins)
-	{
-		DimensionJoin *join = lfirst(lc);
-		int			j = foreach_current_index(lc);
-		ListCell   *ls;
-
-		foreach(ls, join->source_columns)
-			appendStringInfo(&buf, ", " PIPELINE_ROW_JOIN_KEY " %s", j, foreach_current_index(ls),
-							 source_column_type(def, lfirst(ls)));
-	}
+	appendStringInfoString(&buf, pipeline_join_state_elements(def));
 	foreach(lc, calls)
 	{
 		AggregateCall *c = lfirst(lc);
@@ -252,7 +225,7 @@ row_state_elements(const PipelineDef *def, const PipelineMapping *map, List *cal
 	}
 	if (def->source_key != NIL)
 		appendStringInfo(&buf, ", PRIMARY KEY (%s)",
-						 pipeline_quote_list(pipeline_row_source_keys(def), NULL));
+						 pipeline_quote_list(pipeline_row_keys(def), NULL));
 	return buf.data;
 }
 
@@ -290,35 +263,11 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 	if (pipeline_aggregate_reads_groups(def, calls))
 		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
 											 pipeline_quote_list(def->key, NULL)));
-	/* the rows a dimension's change sends again (joins_sql.c) */
-	foreach(lc, def->joins)
-		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (%s)", pipeline_qualified_name(def->row_state),
-											 pipeline_quote_list(pipeline_join_key_columns(foreach_current_index(lc),
-																						   lfirst(lc)), NULL)));
+	pipeline_index_join_state(def);
 	/* the deletes it remembers, found by forget_deletes */
 	if (pipeline_aggregate_remembers_deletes(def))
 		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
 											 pipeline_qualified_name(def->row_state)));
-}
-
-/*
- * forget_deletes
- *		The row state remembers deleted rows (not live) so that an older
- *		event cannot bring them back; past the tombstone_retention it
- *		forgets them, as merge forgets its tombstones.
- */
-static void
-forget_deletes(const PipelineDef *def)
-{
-	Oid			type = TEXTOID;
-	Datum		value = CStringGetTextDatum(def->tombstone_retention);
-
-	if (!OidIsValid(def->row_state) || !pipeline_aggregate_remembers_deletes(def))
-		return;
-	pipeline_exec_as_relation_owner(def->row_state,
-									psprintf("DELETE FROM %s WHERE NOT __pl_live AND __pl_deleted_at < now() - $1::interval",
-											 pipeline_qualified_name(def->row_state)),
-									1, &type, &value, NULL);
 }
 
 const PipelineStrategy pipeline_aggregate_strategy = {
@@ -332,6 +281,6 @@ const PipelineStrategy pipeline_aggregate_strategy = {
 	.target_elements = target_elements,
 	.create_state = create_state,
 	.row_columns = pipeline_aggregate_row_columns,
-	.forget_deletes = forget_deletes,
+	.forget_deletes = pipeline_forget_row_deletes,
 	.batch_sql = pipeline_aggregate_sql,
 };

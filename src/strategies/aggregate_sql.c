@@ -231,7 +231,7 @@ make_plan(const PipelineDef *def, const PipelineMapping *map)
 	plan->def = def;
 	plan->calls = pipeline_aggregate_calls(def, map);
 	plan->groups = def->key;
-	plan->row_keys = pipeline_row_source_keys(def);
+	plan->row_keys = pipeline_row_keys(def);
 	if (OidIsValid(def->row_state))
 		plan->row_state = pipeline_qualified_name(def->row_state);
 	plan->deletes = pipeline_has_delete_events(def);
@@ -319,44 +319,6 @@ events_ctes(StringInfo sql, const AggregatePlan *plan, const char *accepted)
 }
 
 /*
- * join_state_columns
- *		The row state's columns of a pipeline with joins: __pl_fact, then
- *		each join's __pl_j<j>_<i>; NIL without joins.
- */
-static List *
-join_state_columns(const PipelineDef *def)
-{
-	List	   *columns = NIL;
-	ListCell   *lc;
-
-	if (def->joins == NIL)
-		return NIL;
-	columns = lappend(columns, PIPELINE_ROW_FACT);
-	foreach(lc, def->joins)
-		columns = list_concat(columns, pipeline_join_key_columns(foreach_current_index(lc),
-																 lfirst(lc)));
-	return columns;
-}
-
-/*
- * join_state
- *		", CASE WHEN <leaves> THEN NULL ELSE __pl_fact END, __pl_j0_0, ...":
- *		the row state's join columns from a batch row, the source row
- *		forgotten once deleted; "" without joins.
- */
-static char *
-join_state(const PipelineDef *def, const char *leaves)
-{
-	List	   *columns = join_state_columns(def);
-
-	if (columns == NIL)
-		return "";
-	/* every join has a column: the list goes on after __pl_fact */
-	return psprintf(", CASE WHEN %s THEN NULL ELSE " PIPELINE_ROW_FACT " END, %s", leaves,
-					pipeline_quote_list(list_delete_first(columns), NULL));
-}
-
-/*
  * row_state_ctes
  *		The row state's writes: the applied events' new images (or, when it
  *		tracks liveness, their liveness), the deleted rows removed unless
@@ -373,7 +335,7 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 	char	   *keys = pipeline_quote_list(plan->row_keys, NULL);
 	const char *leaves = def->joins ? PIPELINE_ROW_DROP : "__pl_del";
 	bool		erases = plan->deletes && !pipeline_aggregate_remembers_deletes(def);
-	List	   *joined = join_state_columns(def);
+	List	   *joined = pipeline_join_state_columns(def);
 	StringInfoData cols,
 				set;
 	ListCell   *lc;
@@ -417,7 +379,7 @@ row_state_ctes(StringInfo sql, const AggregatePlan *plan)
 					 rows, cols.data, keys, groups,
 					 def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
 					 plan->live ? psprintf(", __pl_del IS NOT TRUE, CASE WHEN %s THEN now() END", leaves) : "",
-					 join_state(def, leaves), input_columns(plan, NULL),
+					 pipeline_join_state_values(def, leaves), input_columns(plan, NULL),
 					 erases ? psprintf(" WHERE %s IS NOT TRUE", leaves) : "",
 					 keys, set.data);
 	if (erases)

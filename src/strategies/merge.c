@@ -7,7 +7,8 @@
  * The target has a unique index on exactly the key (INSERT ... ON CONFLICT
  * needs one).  With sequence_by, a stored row is never overwritten by an
  * older event, and deletes are remembered in a tombstones table so that an
- * older event cannot bring a deleted row back.
+ * older event cannot bring a deleted row back.  With joins to dimension
+ * tables, the batch statement is merge_joins.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -119,6 +120,9 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accept
 	const char *deletes = "0::bigint";
 	char	   *latest;
 
+	if (def->joins != NIL)
+		return pipeline_merge_joins_sql(def, map, accepted);
+
 	/*
 	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
 	 * once (no deletes), it stays a subquery: a CTE holding volatile
@@ -223,10 +227,35 @@ target_elements(const PipelineDef *def, const PipelineMapping *map)
 	return psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
 }
 
+/*
+ * check_mapping
+ *		With joins, the key and sequence_by come from the source row.
+ */
+static void
+check_mapping(const PipelineDef *def, const PipelineMapping *map)
+{
+	if (def->joins != NIL)
+		pipeline_merge_check_joins(def, map);
+}
+
+/*
+ * create_state
+ *		With joins, the row state of each key's source row.
+ */
+static void
+create_state(PipelineDef *def, const PipelineMapping *map)
+{
+	if (def->joins != NIL)
+		pipeline_merge_create_row_state(def, map);
+}
+
 const PipelineStrategy pipeline_merge_strategy = {
 	.name = "merge",
 	.keyed = true,
 	.check_target = check_target,
+	.check_mapping = check_mapping,
 	.target_elements = target_elements,
+	.create_state = create_state,
 	.batch_sql = merge_sql,
+	.forget_deletes = pipeline_forget_row_deletes,
 };

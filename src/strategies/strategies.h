@@ -15,8 +15,22 @@
 #define PIPELINE_START_COLUMN "__start_at"
 #define PIPELINE_END_COLUMN "__end_at"
 
+/* row_state.c: what a row state keeps of each source row */
+extern char *pipeline_source_column_type(const PipelineDef *def, const char *column);
+extern char *pipeline_join_state_elements(const PipelineDef *def);
+extern void pipeline_index_join_state(const PipelineDef *def);
+extern List *pipeline_join_state_columns(const PipelineDef *def);
+extern char *pipeline_join_state_values(const PipelineDef *def, const char *deleted);
+extern void pipeline_forget_row_deletes(const PipelineDef *def);
+
 /* merge.c */
 extern void pipeline_require_key_index(const PipelineDef *def);
+
+/* merge_joins.c */
+extern void pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map);
+extern void pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map);
+extern char *pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map,
+									  const char *accepted);
 
 /* scd2_sql.c */
 extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,

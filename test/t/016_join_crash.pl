@@ -1,16 +1,17 @@
-# Exactly once for an aggregate joining a dimension, across crashes: a
-# dimension's change is applied once and never lost, whether the crash
-# comes before, during or after the run that applies it.
+# Exactly once for pipelines joining a dimension (an aggregate and a
+# merge), across crashes: a dimension's change is applied once and never
+# lost, whether the crash comes before, during or after the run that
+# applies it.
 #
 # Two writers stage order events (updates moving an order to another
 # customer, deletes, late events) in short transactions committing out of
 # order, while a third changes the captured dimension 'customers' (their
-# segment, deletes, new customers) and a session runs the pipeline back to
-# back in batches of 5.  Then:
+# segment, deletes, new customers) and a session runs the pipelines back
+# to back in batches of 5.  Then:
 #   1. kill -9 of the backend running it;
 #   2. a power loss: every server process killed with SIGKILL at once.
-# After each, once the writers are gone, runs to completion must leave the
-# target exactly the join computed from scratch over the orders' latest
+# After each, once the writers are gone, runs to completion must leave each
+# target exactly its join computed from scratch over the orders' latest
 # events and the dimension as it is.
 use strict;
 use warnings;
@@ -44,6 +45,10 @@ $node->safe_psql(
 	    delete_when => 'v < 0', batch_size => 5,
 	    columns => '{"segment": "c.segment", "n": "count(*)", "total": "sum(v)", "high": "max(v)"}',
 	    joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]');
+	SELECT pipeline.create_pipeline('enriched', 'orders', 'enriched', key => ARRAY['id'],
+	    sequence_by => 'seq', delete_when => 'v < 0', batch_size => 5,
+	    columns => '{"customer_id": null, "segment": "c.segment"}',
+	    joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]');
 	-- One to four events a transaction, one in ten a delete; the sequence
 	-- value is taken before a random pause, so transactions commit out of
 	-- the order of their events.
@@ -76,17 +81,19 @@ $node->safe_psql(
 	END $$;
 });
 
-my $from_scratch =
-  "SELECT c.segment, count(*), sum(o.v), max(o.v) FROM "
-  . "(SELECT DISTINCT ON (id) * FROM orders ORDER BY id, seq DESC, _xid DESC, _seq DESC) o "
-  . "JOIN customers c ON c.id = o.customer_id WHERE o.v >= 0 GROUP BY c.segment";
+my $latest_orders =
+  "(SELECT DISTINCT ON (id) * FROM orders ORDER BY id, seq DESC, _xid DESC, _seq DESC) o "
+  . "JOIN customers c ON c.id = o.customer_id WHERE o.v >= 0";
+my $by_segment_from_scratch =
+  "SELECT c.segment, count(*), sum(o.v), max(o.v) FROM $latest_orders GROUP BY c.segment";
+my $enriched_from_scratch = "SELECT o.id, o.v, o.seq, c.segment FROM $latest_orders";
 
 my $scripts = PostgreSQL::Test::Utils::tempdir;
 append_to_file("$scripts/write.sql", "CALL write_orders(1000000);\n");
 append_to_file("$scripts/dimension.sql", "CALL change_customers(1000000);\n");
-append_to_file("$scripts/run.sql", "CALL pipeline.run('by_segment');\n" x 200000);
+append_to_file("$scripts/run.sql", "CALL pipeline.run('by_segment'); CALL pipeline.run('enriched');\n" x 100000);
 
-# start_load: two order writers, a dimension writer, a session running the pipeline.
+# start_load: two order writers, a dimension writer, a session running the pipelines.
 sub start_load
 {
 	my @h;
@@ -97,7 +104,7 @@ sub start_load
 }
 
 # wait_for_runs AFTER N: until, since run AFTER, runs merged rows in N
-# batches or more, dimension changes among them.
+# batches or more.
 sub wait_for_runs
 {
 	my ($after, $batches) = @_;
@@ -110,19 +117,21 @@ sub wait_for_runs
 sub check_caught_up
 {
 	my ($when) = @_;
-	$node->safe_psql('postgres', "CALL pipeline.run('by_segment')");
+	$node->safe_psql('postgres', "CALL pipeline.run('$_')") foreach ('by_segment', 'enriched');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.run_log WHERE status = 'running'"),
 		'0', "$when: no run stays recorded as running");
-	is(differences($node, $from_scratch, 'SELECT segment, n, total, high FROM by_segment'),
-		'0', "$when: the target is the join of every order's latest event and the dimension as it is");
+	is(differences($node, $by_segment_from_scratch, 'SELECT segment, n, total, high FROM by_segment'),
+		'0', "$when: the aggregate is that of every order's latest event joined to the dimension as it is");
+	is(differences($node, $enriched_from_scratch, 'SELECT id, v, seq, segment FROM enriched'),
+		'0', "$when: the merge holds every order's latest event joined to the dimension as it is");
 }
 
-# ---- 1. kill -9 of the backend running the pipeline
+# ---- 1. kill -9 of the backend running the pipelines
 my $after = last_run($node);
 my @load = start_load();
 wait_for_runs($after, 200);
 kill_a_run($node, @load);
-check_caught_up('after kill -9 of the backend running it');
+check_caught_up('after kill -9 of the backend running them');
 
 # ---- 2. power loss
 $after = last_run($node);
@@ -133,10 +142,10 @@ finish_load(@load);
 $node->start;
 check_caught_up('after a power loss');
 
-# the runs applied dimension changes (sent orders again) along the way
-ok( $node->safe_psql('postgres',
-		"SELECT count(*) > 50 FROM customers_changes") eq 'f',
-	'the dimension\'s change log is trimmed as the pipeline follows it');
+# the dimension changed many times; its change log keeps none of what both
+# pipelines applied
+ok($node->safe_psql('postgres', "SELECT count(*) > 50 FROM customers_changes") eq 'f',
+	'the dimension\'s change log is trimmed as the pipelines follow it');
 
 $node->stop;
 done_testing();

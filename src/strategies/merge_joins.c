@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * merge_joins.c
+ *	  The merge strategy with joins to dimension tables (enrichment: orders
+ *	  with their customer's and product's columns): the row state it keeps
+ *	  of each key's source row, and its batch statement.
+ *
+ * A target row is a source row joined to the dimensions.  A dimension's
+ * change must reach the target rows that joined it, long after their
+ * source rows were consumed, so the pipeline keeps each key's latest
+ * source row in the row state <target>_rows (row_state.c): keyed by the
+ * key (__pl_k<j>), with its sequence_by value (__pl_sq), whether the
+ * target has the row (__pl_live), the source row (__pl_fact) and its join
+ * columns.  A dimension's change sends the source rows that join it through
+ * the batch statement again (joins_sql.c), which writes their target rows
+ * as they join now.
+ *
+ * The row state decides which event of a key is the latest: an event
+ * older (by sequence_by) than the key's kept source row is stale.  A
+ * delete event deletes the target row; the source row is kept, to be sent
+ * again, when only an inner join or the filter left it out, and forgotten
+ * when delete_when deleted it (with sequence_by, remembered as deleted for
+ * tombstone_retention, as the tombstone table of a merge without joins
+ * remembers its deletes).  A key's target row is therefore computed from
+ * source columns only: a key or sequence_by mapped from a dimension's
+ * column is refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "batch/batch.h"
+#include "strategies/strategies.h"
+
+/*
+ * refuse_dimension_column
+ *		Errors when a key or sequence_by column's mapping reads a
+ *		dimension: a target row is found again by its key, and ordered by
+ *		its sequence, from its source row alone.  The caller runs as the
+ *		owner.
+ */
+static void
+refuse_dimension_column(const PipelineDef *def, const ColumnMap *cm, const char *what)
+{
+	Query	   *query = pipeline_analyze_expression(def, cm->expr);
+	Node	   *expr = (Node *) linitial_node(TargetEntry, query->targetList)->expr;
+	Bitmapset  *relids = pull_varnos(NULL, expr);
+
+	/* range table entry 1 is the source */
+	if (bms_is_empty(relids) || (bms_num_members(relids) == 1 && bms_is_member(1, relids)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s column \"%s\" of a pipeline with joins must be computed from the source row",
+					what, cm->column),
+			 errdetail("Its mapping reads a dimension: %s", cm->expr),
+			 errhint("Map the %s from source columns; a dimension's change finds the target rows it reaches by their key.",
+					 what)));
+}
+
+/*
+ * pipeline_merge_check_joins
+ *		A merge with joins: its key and sequence_by come from the source row.
+ */
+void
+pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map)
+{
+	PipelineUserContext ctx;
+	ListCell   *lc;
+
+	pipeline_become_owner(def, &ctx);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (cm->is_key)
+			refuse_dimension_column(def, cm, "key");
+		else if (def->sequence_by && strcmp(cm->column, def->sequence_by) == 0)
+			refuse_dimension_column(def, cm, "sequence_by");
+	}
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * pipeline_merge_create_row_state
+ *		The row state of a merge with joins, keyed like the target.
+ */
+void
+pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map)
+{
+	StringInfoData cols;
+	ListCell   *lc;
+	int			j = 0;
+
+	if (OidIsValid(def->row_state))
+		return;
+	initStringInfo(&cols);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		char	   *type = format_type_with_typemod(cm->typid, cm->typmod);
+
+		if (cm->is_key)
+			appendStringInfo(&cols, "%s" PIPELINE_ROW_SOURCE_KEY " %s NOT NULL", cols.len ? ", " : "",
+							 j++, type);
+	}
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (def->sequence_by && strcmp(cm->column, def->sequence_by) == 0)
+			appendStringInfo(&cols, ", " PIPELINE_ROW_SEQUENCE " %s",
+							 format_type_with_typemod(cm->typid, cm->typmod));
+	}
+	appendStringInfo(&cols, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz%s, PRIMARY KEY (%s)",
+					 pipeline_join_state_elements(def),
+					 pipeline_quote_list(pipeline_row_keys(def), NULL));
+	def->row_state = pipeline_create_own_table(def, "rows", cols.data,
+											   "the latest source row of each key of merge pipeline %s, for its joins");
+	pipeline_index_join_state(def);
+	if (def->sequence_by && def->delete_when)
+		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
+											 pipeline_qualified_name(def->row_state)));
+}
+
+/*
+ * key_match
+ *		"r.__pl_k0 = l.k1 AND ...": a row state row (alias r) and a batch
+ *		row (alias l) of the same key.
+ */
+static char *
+key_match(const PipelineDef *def, const char *r, const char *l)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	ListCell   *lk;
+	List	   *row_keys = pipeline_row_keys(def);
+
+	initStringInfo(&buf);
+	forboth(lk, row_keys, lc, def->key)
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", r, (char *) lfirst(lk),
+						 l, quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
+ * events_ctes
+ *		"WITH accepted_all, latest, applied": each key's latest event of the
+ *		batch that is not older than its kept source row.
+ */
+static void
+events_ctes(StringInfo sql, const PipelineDef *def, const char *accepted)
+{
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+
+	appendStringInfo(sql,
+					 "WITH accepted_all AS MATERIALIZED (SELECT * FROM %s), "
+					 "latest AS MATERIALIZED (SELECT DISTINCT ON (%s) * FROM accepted_all "
+					 "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC)",
+					 accepted, keys, keys, seq ? seq : "", seq ? " DESC, " : "");
+	if (seq)
+		appendStringInfo(sql,
+						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
+						 "(SELECT 1 FROM %s r WHERE %s AND r." PIPELINE_ROW_SEQUENCE " > l.%s))",
+						 pipeline_qualified_name(def->row_state), key_match(def, "r", "l"), seq);
+	else
+		appendStringInfoString(sql, ", applied AS (SELECT * FROM latest)");
+}
+
+/*
+ * row_state_ctes
+ *		kept AS (...): the applied events' source rows, live unless a delete
+ *		event; a row delete_when deleted loses its source row, and without
+ *		sequence_by its row state row (erased AS (...)).  Returns the SQL
+ *		reading them.
+ */
+static const char *
+row_state_ctes(StringInfo sql, const PipelineDef *def)
+{
+	char	   *rows = pipeline_qualified_name(def->row_state);
+	char	   *row_keys = pipeline_quote_list(pipeline_row_keys(def), NULL);
+	List	   *joined = pipeline_join_state_columns(def);
+	bool		remembers = def->sequence_by != NULL;
+	StringInfoData set;
+	ListCell   *lc;
+
+	initStringInfo(&set);
+	appendStringInfoString(&set, "__pl_live = EXCLUDED.__pl_live, __pl_deleted_at = EXCLUDED.__pl_deleted_at");
+	if (def->sequence_by)
+		appendStringInfoString(&set, ", " PIPELINE_ROW_SEQUENCE " = EXCLUDED." PIPELINE_ROW_SEQUENCE);
+	foreach(lc, joined)
+		appendStringInfo(&set, ", %s = EXCLUDED.%s", (char *) lfirst(lc), (char *) lfirst(lc));
+	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s%s, __pl_live, __pl_deleted_at, %s) "
+					 "SELECT %s%s, __pl_del IS NOT TRUE, CASE WHEN " PIPELINE_ROW_DROP " THEN now() END%s "
+					 "FROM applied%s ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1)",
+					 rows, row_keys, def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
+					 pipeline_quote_list(joined, NULL),
+					 pipeline_quote_list(def->key, NULL),
+					 def->sequence_by ? psprintf(", %s", quote_identifier(def->sequence_by)) : "",
+					 pipeline_join_state_values(def, PIPELINE_ROW_DROP),
+					 remembers ? "" : " WHERE " PIPELINE_ROW_DROP " IS NOT TRUE",
+					 row_keys, set.data);
+	if (remembers)
+		return "(SELECT count(*) FROM kept)";
+	appendStringInfo(sql, ", erased AS (DELETE FROM %s r USING applied l WHERE l." PIPELINE_ROW_DROP
+					 " AND %s RETURNING 1)", rows, key_match(def, "r", "l"));
+	return "(SELECT count(*) FROM kept) + (SELECT count(*) FROM erased)";
+}
+
+/*
+ * target_ctes
+ *		upserted AS (...), deleted AS (...): the applied events written into
+ *		the target, never over a row of a later sequence_by value.
+ */
+static void
+target_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
+{
+	char	   *target = pipeline_qualified_name(def->target);
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	char	   *cols,
+			   *vals;
+	StringInfoData set;
+	ListCell   *lc;
+
+	pipeline_insert_column_lists(map, "l", &cols, &vals);
+	initStringInfo(&set);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (!cm->is_key)
+			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+							 quote_identifier(cm->column), quote_identifier(cm->column));
+	}
+	appendStringInfo(sql, ", upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM applied l "
+					 "WHERE l.__pl_del IS NOT TRUE ON CONFLICT (%s) ", target, cols, vals, keys);
+	if (set.len == 0)
+		appendStringInfoString(sql, "DO NOTHING");
+	else
+		appendStringInfo(sql, "DO UPDATE SET %s%s", set.data,
+						 seq ? psprintf(" WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "");
+	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
+	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING applied l WHERE l.__pl_del AND %s "
+					 "RETURNING 1%s)",
+					 target, pipeline_key_match(def, "t", "l"), pipeline_published_returning(def));
+}
+
+/*
+ * pipeline_merge_joins_sql
+ *		The batch statement of a merge with joins.  It returns target rows
+ *		inserted, target rows updated, delete events applied (then target
+ *		rows deleted and, with a change log, rows published).
+ */
+char *
+pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+{
+	StringInfoData sql;
+	const char *rows_written;
+
+	initStringInfo(&sql);
+	events_ctes(&sql, def, accepted);
+	rows_written = row_state_ctes(&sql, def);
+	target_ctes(&sql, def, map);
+	pipeline_publish_cte(&sql, def, "upserted", true);
+
+	/*
+	 * Every data-modifying CTE is read here, so that it runs while the row
+	 * marks are live (see row_watch.c); the row state's writes count nothing.
+	 */
+	appendStringInfo(&sql,
+					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
+					 "(SELECT count(*) FROM applied WHERE __pl_del) + 0 * %s, (SELECT count(*) FROM deleted)%s "
+					 "FROM upserted",
+					 rows_written, OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
+	return sql.data;
+}
