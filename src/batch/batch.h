@@ -136,7 +136,8 @@ extern List *pipeline_join_key_columns(int j, const DimensionJoin *join);
 extern char *pipeline_source_from(const PipelineDef *def, const char *rows);
 extern char *pipeline_join_missed(const PipelineDef *def);
 extern void pipeline_join_row_columns(const PipelineDef *def, StringInfo list);
-extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys);
+extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys,
+										 bool first);
 
 /* batch_sql.c */
 extern List *pipeline_row_keys(const PipelineDef *def);

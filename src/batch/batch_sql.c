@@ -136,12 +136,12 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 	if (from == BATCH_FROM_DIMENSION)
 	{
 		char	   *rows = pipeline_dimension_rows_sql(def, pipeline_qualified_name(def->row_state),
-													   pipeline_row_keys(def));
+													   pipeline_row_keys(def), shape == PENDING_FIRST);
 
-		if (shape == PENDING_WHOLE)
+		if (shape == PENDING_WHOLE || shape == PENDING_FIRST)
 			return psprintf("SELECT %s FROM %s s", select_list, rows);
-		return psprintf("SELECT %s FROM %s s WHERE %s AND %s%s", select_list, rows, bounds,
-						not_excluded(), shape == PENDING_FIRST ? " LIMIT 1" : "");
+		return psprintf("SELECT %s FROM %s s WHERE %s AND %s", select_list, rows, bounds,
+						not_excluded());
 	}
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("

@@ -170,10 +170,11 @@ changed_keys(const DimensionJoin *join)
  *		"(...)": the source rows, as rows of the source (with _xid and _seq),
  *		that the dimensions' pending changes send through the pipeline
  *		again, from 'state', the table keeping each source row (keyed by
- *		'keys'), each once.
+ *		'keys'), each once; with 'first', one of them at most (whether any
+ *		is pending: no need to find them all).
  */
 char *
-pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys)
+pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys, bool first)
 {
 	StringInfoData matches;
 	ListCell   *lc;
@@ -190,7 +191,8 @@ pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *key
 						 matches.len ? " UNION ALL " : "", key_list, state,
 						 pipeline_quote_list(columns, "r"), changed_keys(join));
 	}
-	return psprintf("(SELECT f.* FROM (SELECT DISTINCT ON (%s) r." PIPELINE_ROW_FACT " FROM (%s) r) r "
+	return psprintf("(SELECT f.* FROM (SELECT %s r." PIPELINE_ROW_FACT " FROM (%s) r%s) r "
 					"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, r." PIPELINE_ROW_FACT ") f)",
-					key_list, matches.data, pipeline_qualified_name(def->source));
+					first ? "" : psprintf("DISTINCT ON (%s)", key_list), matches.data,
+					first ? " LIMIT 1" : "", pipeline_qualified_name(def->source));
 }

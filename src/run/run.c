@@ -94,7 +94,8 @@ typedef struct StagingPlan
 	int64		pending_b;
 	BatchParams dimensions;		/* the source rows its dimensions' changes
 								 * send again (joins_sql.c) */
-	int64		pending_dimensions;
+	bool		dimensions_changed; /* some are pending (not counted: the
+									 * batch reads them all at once) */
 } StagingPlan;
 
 /* The state of a run between its batches. */
@@ -574,15 +575,14 @@ plan_dimensions(RunState *rs)
 	StagingPlan *p = &rs->staging;
 	BatchParams *d = &p->dimensions;
 
-	p->pending_dimensions = 0;
+	p->dimensions_changed = false;
 	if (rs->def->joins == NIL)
 		return;
 	base_params(rs, d, PointerGetDatum(construct_empty_array(XID8OID)), FullTransactionIdFromU64(0));
 	d->before = pipeline_dimensions_read(rs->def->id);
 	d->lo = position(FullTransactionIdFromU64(0), PG_INT64_MIN);
 	d->hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
-	if (pipeline_any_pending(rs->def, BATCH_FROM_DIMENSION, d))
-		p->pending_dimensions = pipeline_count_pending(rs->def, BATCH_FROM_DIMENSION, d);
+	p->dimensions_changed = pipeline_any_pending(rs->def, BATCH_FROM_DIMENSION, d);
 }
 
 /*
@@ -600,7 +600,7 @@ run_dimensions(RunState *rs)
 	if (rs->def->joins == NIL)
 		return;
 	p->dimensions.run_id = rs->run_id;
-	if (p->pending_dimensions > 0)
+	if (p->dimensions_changed)
 		merge_timed_batch(rs, BATCH_FROM_DIMENSION, &p->dimensions, true);
 	pipeline_dimensions_move(rs->def->id, rs->snapshot);
 }
@@ -653,7 +653,7 @@ plan_staging(RunState *rs)
 	p->pending_b = pipeline_any_pending(rs->def, rs->from, &p->b) ?
 		pipeline_count_pending(rs->def, rs->from, &p->b) : 0;
 	plan_dimensions(rs);
-	rs->pending = p->pending_a + p->pending_b + p->pending_dimensions;
+	rs->pending = p->pending_a + p->pending_b;
 }
 
 /*
@@ -923,7 +923,7 @@ execute_run(RunState *rs)
 	{
 		rs->def = def;
 		plan_staging(rs);
-		if (rs->pending == 0)
+		if (rs->pending == 0 && !rs->staging.dimensions_changed)
 		{
 			finish_empty_run(rs);
 			return;
