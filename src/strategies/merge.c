@@ -29,13 +29,13 @@
 #include "strategy.h"
 
 /*
- * upsert_cte
+ * pipeline_merge_upsert_cte
  *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
  *		a subquery): never over a newer version, never over a newer delete.
  */
-static void
-upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-		   const char *latest)
+void
+pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+						  const char *latest)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
@@ -54,10 +54,9 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
 							 quote_identifier(cm->column), quote_identifier(cm->column));
 	}
-	appendStringInfo(sql, "%supserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
-					 def->delete_when ? ", " : "", pipeline_qualified_name(def->target), cols, vals,
-					 latest,
-					 def->delete_when ? "l.__pl_del IS NOT TRUE" : "true");
+	appendStringInfo(sql, "upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
+					 pipeline_qualified_name(def->target), cols, vals, latest,
+					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE" : "true");
 	if (OidIsValid(def->tombstones))
 		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
 						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
@@ -74,34 +73,35 @@ upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 }
 
 /*
- * delete_ctes
- *		deleted AS (...): delete events remove rows they are not older than;
- *		with sequence_by, tombstoned AS (...) remembers them.  Returns the
- *		SQL that counts the delete events applied.
+ * pipeline_merge_delete_ctes
+ *		deleted AS (...): the delete events of 'latest' (a CTE) remove rows
+ *		they are not older than; with a tombstone table, tombstoned AS
+ *		(...) remembers them.  Returns the SQL that counts the delete events
+ *		applied.
  */
-static const char *
-delete_ctes(StringInfo sql, const PipelineDef *def)
+const char *
+pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *latest)
 {
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
 
-	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s",
-					 target, pipeline_key_match(def, "t", "l"));
+	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING %s l WHERE l.__pl_del AND %s",
+					 target, latest, pipeline_key_match(def, "t", "l"));
 	if (seq)
 		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
 	appendStringInfo(sql, " RETURNING 1%s)", pipeline_published_returning(def));
 	if (!OidIsValid(def->tombstones))
-		return "(SELECT count(*) FROM latest WHERE __pl_del)";
+		return psprintf("(SELECT count(*) FROM %s WHERE __pl_del)", latest);
 
 	appendStringInfo(sql,
 					 ", tombstoned AS (INSERT INTO %s AS x (%s, %s) SELECT %s, l.%s "
-					 "FROM latest l WHERE l.__pl_del AND NOT EXISTS "
+					 "FROM %s l WHERE l.__pl_del AND NOT EXISTS "
 					 "(SELECT 1 FROM %s t WHERE %s AND t.%s > l.%s) "
 					 "ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s, deleted_at = now() "
 					 "WHERE x.%s < EXCLUDED.%s RETURNING 1)",
 					 pipeline_qualified_name(def->tombstones), keys, seq,
-					 pipeline_quote_list(def->key, "l"), seq,
+					 pipeline_quote_list(def->key, "l"), seq, latest,
 					 target, pipeline_key_match(def, "t", "l"), seq, seq,
 					 keys, seq, seq, seq, seq);
 	return "(SELECT count(*) FROM tombstoned)";
@@ -136,7 +136,7 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accept
 	initStringInfo(&sql);
 	if (def->delete_when)
 	{
-		appendStringInfo(&sql, "WITH latest AS (%s)", latest);
+		appendStringInfo(&sql, "WITH latest AS (%s), ", latest);
 		latest = "latest";
 	}
 	else
@@ -144,9 +144,9 @@ merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accept
 		appendStringInfoString(&sql, "WITH ");
 		latest = psprintf("(%s)", latest);
 	}
-	upsert_cte(&sql, def, map, latest);
+	pipeline_merge_upsert_cte(&sql, def, map, latest);
 	if (def->delete_when)
-		deletes = delete_ctes(&sql, def);
+		deletes = pipeline_merge_delete_ctes(&sql, def, "latest");
 
 	/*
 	 * Every data-modifying CTE is read here, so that it runs while the row

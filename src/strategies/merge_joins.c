@@ -215,45 +215,6 @@ row_state_ctes(StringInfo sql, const PipelineDef *def)
 }
 
 /*
- * target_ctes
- *		upserted AS (...), deleted AS (...): the applied events written into
- *		the target, never over a row of a later sequence_by value.
- */
-static void
-target_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
-{
-	char	   *target = pipeline_qualified_name(def->target);
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-	char	   *cols,
-			   *vals;
-	StringInfoData set;
-	ListCell   *lc;
-
-	pipeline_insert_column_lists(map, "l", &cols, &vals);
-	initStringInfo(&set);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (!cm->is_key)
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(cm->column), quote_identifier(cm->column));
-	}
-	appendStringInfo(sql, ", upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM applied l "
-					 "WHERE l.__pl_del IS NOT TRUE ON CONFLICT (%s) ", target, cols, vals, keys);
-	if (set.len == 0)
-		appendStringInfoString(sql, "DO NOTHING");
-	else
-		appendStringInfo(sql, "DO UPDATE SET %s%s", set.data,
-						 seq ? psprintf(" WHERE t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "");
-	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
-	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING applied l WHERE l.__pl_del AND %s "
-					 "RETURNING 1%s)",
-					 target, pipeline_key_match(def, "t", "l"), pipeline_published_returning(def));
-}
-
-/*
  * pipeline_merge_joins_sql
  *		The batch statement of a merge with joins.  It returns target rows
  *		inserted, target rows updated, delete events applied (then target
@@ -264,11 +225,15 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 {
 	StringInfoData sql;
 	const char *rows_written;
+	const char *deletes;
 
 	initStringInfo(&sql);
 	events_ctes(&sql, def, accepted);
 	rows_written = row_state_ctes(&sql, def);
-	target_ctes(&sql, def, map);
+	/* the target as a merge writes it, from the applied events */
+	appendStringInfoString(&sql, ", ");
+	pipeline_merge_upsert_cte(&sql, def, map, "applied");
+	deletes = pipeline_merge_delete_ctes(&sql, def, "applied");
 	pipeline_publish_cte(&sql, def, "upserted", true);
 
 	/*
@@ -277,8 +242,8 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	 */
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "(SELECT count(*) FROM applied WHERE __pl_del) + 0 * %s, (SELECT count(*) FROM deleted)%s "
-					 "FROM upserted",
-					 rows_written, OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
+					 "%s + 0 * %s, (SELECT count(*) FROM deleted)%s FROM upserted",
+					 deletes, rows_written,
+					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
 }
