@@ -9,7 +9,7 @@ use Exporter 'import';
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(start_psql finish_load last_run kill_a_run);
+our @EXPORT = qw(start_psql finish_load last_run kill_a_run out_of_order_writer);
 
 # start_psql(NODE, FILE): a background psql running the script in FILE on
 # NODE's database postgres, its output thrown away (nothing reads it while
@@ -30,6 +30,26 @@ sub finish_load
 	{
 		eval { $h->finish; };
 	}
+}
+
+# out_of_order_writer(INSERT): the SQL of a procedure write_rows(n) that
+# runs INSERT (a statement staging one to four rows, its sequence values
+# from nextval) in n short transactions, each pausing at random before and
+# after its commit, so that concurrent writers commit out of the order of
+# their sequence values.
+sub out_of_order_writer
+{
+	my ($insert) = @_;
+	return qq{
+	CREATE PROCEDURE write_rows(n int) LANGUAGE plpgsql AS \$\$
+	BEGIN
+	    FOR i IN 1 .. n LOOP
+	        $insert;
+	        PERFORM pg_sleep(random() * 0.004);
+	        COMMIT;
+	        PERFORM pg_sleep(random() * 0.004);
+	    END LOOP;
+	END \$\$;};
 }
 
 # kill_a_run(NODE, HANDLES): kill -9 of a backend running a pipeline; the

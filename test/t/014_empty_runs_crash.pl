@@ -42,18 +42,12 @@ $node->safe_psql(
 	CREATE TABLE src (id bigint, v int);
 	SELECT pipeline.create_pipeline('merged', 'src', 'tgt_merged', key => ARRAY['id']);
 	SELECT pipeline.create_pipeline('appended', 'src', 'tgt_appended', strategy => 'append');
-	-- One to four rows a transaction, a random pause before and after each
-	-- commit: the writers' transactions end out of the order they began in.
-	CREATE PROCEDURE write_rows(n int) LANGUAGE plpgsql AS $$
-	BEGIN
-	    FOR i IN 1 .. n LOOP
-	        INSERT INTO src SELECT nextval('ids'), i FROM generate_series(1, 1 + (random() * 3)::int);
-	        PERFORM pg_sleep(random() * 0.004);
-	        COMMIT;
-	        PERFORM pg_sleep(random() * 0.004);
-	    END LOOP;
-	END $$;
 });
+# One to four rows a transaction, a random pause before and after each
+# commit: the writers' transactions end out of the order they began in.
+$node->safe_psql('postgres',
+	out_of_order_writer(
+		"INSERT INTO src SELECT nextval('ids'), i FROM generate_series(1, 1 + (random() * 3)::int)"));
 
 # The scripts: a writer, and runs of each pipeline back to back.
 my $scripts = PostgreSQL::Test::Utils::tempdir;

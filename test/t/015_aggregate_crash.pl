@@ -45,22 +45,14 @@ $node->safe_psql(
 	    key => ARRAY['grp'], source_key => ARRAY['id'], sequence_by => 'seq',
 	    delete_when => 'v < 0', batch_size => 5,
 	    columns => '{"n": "count(*)", "total": "sum(v)", "low": "min(v)", "high": "max(v)"}');
-	-- One to four events a transaction, one in ten a delete; the sequence
-	-- value is taken before a random pause, so transactions commit out of
-	-- the order of their events.
-	CREATE PROCEDURE write_rows(n int) LANGUAGE plpgsql AS $$
-	BEGIN
-	    FOR i IN 1 .. n LOOP
-	        INSERT INTO src
-	        SELECT 1 + (random() * 199)::int, 1 + (random() * 19)::int,
-	               CASE WHEN random() < 0.1 THEN -1 ELSE (random() * 1000)::int END, nextval('clock')
-	          FROM generate_series(1, 1 + (random() * 3)::int);
-	        PERFORM pg_sleep(random() * 0.004);
-	        COMMIT;
-	        PERFORM pg_sleep(random() * 0.004);
-	    END LOOP;
-	END $$;
 });
+# One to four events a transaction, one in ten a delete, committing out of
+# the order of their events.
+$node->safe_psql('postgres',
+	out_of_order_writer(
+		    "INSERT INTO src SELECT 1 + (random() * 199)::int, 1 + (random() * 19)::int, "
+		  . "CASE WHEN random() < 0.1 THEN -1 ELSE (random() * 1000)::int END, nextval('clock') "
+		  . "FROM generate_series(1, 1 + (random() * 3)::int)"));
 
 # The queries from scratch over rows 'rows' (a query of id, grp, v, seq).
 sub totals_sql

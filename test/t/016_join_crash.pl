@@ -49,21 +49,6 @@ $node->safe_psql(
 	    sequence_by => 'seq', delete_when => 'v < 0', batch_size => 5,
 	    columns => '{"customer_id": null, "segment": "c.segment"}',
 	    joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]');
-	-- One to four events a transaction, one in ten a delete; the sequence
-	-- value is taken before a random pause, so transactions commit out of
-	-- the order of their events.
-	CREATE PROCEDURE write_orders(n int) LANGUAGE plpgsql AS $$
-	BEGIN
-	    FOR i IN 1 .. n LOOP
-	        INSERT INTO orders
-	        SELECT 1 + (random() * 199)::int, 1 + (random() * 34)::int,
-	               CASE WHEN random() < 0.1 THEN -1 ELSE (random() * 1000)::int END, nextval('clock')
-	          FROM generate_series(1, 1 + (random() * 3)::int);
-	        PERFORM pg_sleep(random() * 0.004);
-	        COMMIT;
-	        PERFORM pg_sleep(random() * 0.004);
-	    END LOOP;
-	END $$;
 	-- A customer changes segment, leaves, or arrives (ids up to 34: some
 	-- orders wait for theirs).
 	CREATE PROCEDURE change_customers(n int) LANGUAGE plpgsql AS $$
@@ -80,6 +65,13 @@ $node->safe_psql(
 	    END LOOP;
 	END $$;
 });
+# One to four order events a transaction, one in ten a delete, committing
+# out of the order of their events.
+$node->safe_psql('postgres',
+	out_of_order_writer(
+		    "INSERT INTO orders SELECT 1 + (random() * 199)::int, 1 + (random() * 34)::int, "
+		  . "CASE WHEN random() < 0.1 THEN -1 ELSE (random() * 1000)::int END, nextval('clock') "
+		  . "FROM generate_series(1, 1 + (random() * 3)::int)"));
 
 my $latest_orders =
   "(SELECT DISTINCT ON (id) * FROM orders ORDER BY id, seq DESC, _xid DESC, _seq DESC) o "
@@ -89,7 +81,7 @@ my $by_segment_from_scratch =
 my $enriched_from_scratch = "SELECT o.id, o.v, o.seq, c.segment FROM $latest_orders";
 
 my $scripts = PostgreSQL::Test::Utils::tempdir;
-append_to_file("$scripts/write.sql", "CALL write_orders(1000000);\n");
+append_to_file("$scripts/write.sql", "CALL write_rows(1000000);\n");
 append_to_file("$scripts/dimension.sql", "CALL change_customers(1000000);\n");
 append_to_file("$scripts/run.sql", "CALL pipeline.run('by_segment'); CALL pipeline.run('enriched');\n" x 100000);
 
