@@ -131,7 +131,7 @@ SELECT backend_type, application_name FROM pg_stat_activity
  WHERE backend_type LIKE 'pipeline%' ORDER BY backend_type;
 SELECT name, strategy, key, sequence_by, schedule FROM pipeline.pipelines;
 
-\echo '== 11. A DAG: gold.last_order (each customer''s latest order) reads the changes of silver.orders'
+\echo '== 11. A DAG: gold.last_order (each customer''s latest order) and gold.revenue_by_tier read the changes of silver.orders'
 CREATE SCHEMA gold;
 SELECT pipeline.create_pipeline('last_order_gold', 'silver.orders', 'gold.last_order',
     key => ARRAY['customer'], sequence_by => 'updated_at', filter => $$_op = 'upsert'$$,
@@ -149,6 +149,23 @@ BEGIN
 END $$;
 SELECT customer, order_id, amount, status FROM gold.last_order WHERE customer = 'dora';
 SELECT count(*) AS customers FROM gold.last_order;
+-- the gold layer: revenue per customer tier, silver.orders joined to a
+-- captured table of customers; a customer moving to another tier moves
+-- its revenue there at the next run
+CREATE TABLE silver.customers (customer text PRIMARY KEY, tier text NOT NULL);
+INSERT INTO silver.customers
+SELECT DISTINCT customer, CASE WHEN customer ~ '[05]$' THEN 'gold' ELSE 'standard' END FROM silver.orders;
+SELECT pipeline.capture('silver.customers') IS NOT NULL AS captured;
+SELECT pipeline.create_pipeline('revenue_by_tier', 'silver.orders', 'gold.revenue_by_tier',
+    strategy => 'aggregate', key => ARRAY['tier'],
+    columns => $${"tier": "c.tier", "orders": "count(*)", "revenue": "sum(amount)",
+                  "largest": "max(amount)"}$$,
+    joins => $$[{"table": "silver.customers", "as": "c", "on": {"customer": "customer"}}]$$) > 0 AS created;
+CALL pipeline.run('revenue_by_tier');
+SELECT * FROM gold.revenue_by_tier ORDER BY tier;
+UPDATE silver.customers SET tier = 'gold' WHERE customer IN ('customer_1', 'customer_2');
+CALL pipeline.run('revenue_by_tier');
+SELECT * FROM gold.revenue_by_tier ORDER BY tier;
 
 \echo '== 12. History (SCD type 2): every status each order went through, late events slotted in'
 SELECT pipeline.create_pipeline('order_history', 'raw.orders', 'silver.order_history',
