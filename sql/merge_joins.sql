@@ -126,6 +126,18 @@ CALL run_quietly('enriched');
 SELECT count(*) AS remembered_deletes FROM gold.orders_rows WHERE __pl_deleted_at IS NOT NULL;
 SELECT pipeline.alter_pipeline('enriched', tombstone_retention => '7 days');
 
+-- The pipeline follows the table it joined, renamed or not: a new table of
+-- the old name is not it.
+ALTER TABLE customers RENAME TO customers_renamed;
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text);
+INSERT INTO customers VALUES (1, 'impostor', 'gold');
+UPDATE customers_renamed SET name = 'Ada R.' WHERE id = 1;
+CALL run_quietly('enriched');
+SELECT order_id, customer FROM gold.orders ORDER BY order_id;
+DROP TABLE customers;
+ALTER TABLE customers_renamed RENAME TO customers;
+SELECT orders_differences();
+
 -- its shape cannot change; lineage records the dimensions and the joins
 SELECT pipeline.alter_pipeline('enriched', columns => '{"qty": "qty + 1"}');
 SELECT e.source, source_column, target_column, lineage_type, subtype, origin

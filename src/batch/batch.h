@@ -127,6 +127,7 @@ extern PipelineMapping *pipeline_build_mapping(const PipelineDef *def);
 extern bool pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr);
 extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char *column);
 extern Query *pipeline_analyze_expression(const PipelineDef *def, const char *expr);
+extern bool pipeline_expression_reads_dimensions(const PipelineDef *def, const char *expr);
 extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern List *pipeline_relation_columns(Oid relid);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
@@ -137,7 +138,7 @@ extern char *pipeline_source_from(const PipelineDef *def, const char *rows);
 extern char *pipeline_join_missed(const PipelineDef *def);
 extern void pipeline_join_row_columns(const PipelineDef *def, StringInfo list);
 extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys,
-										 bool first);
+										 bool whole_rows, bool first, const char *where);
 
 /* batch_sql.c */
 extern List *pipeline_row_keys(const PipelineDef *def);

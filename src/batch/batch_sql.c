@@ -135,13 +135,18 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 	}
 	if (from == BATCH_FROM_DIMENSION)
 	{
-		char	   *rows = pipeline_dimension_rows_sql(def, pipeline_qualified_name(def->row_state),
-													   pipeline_row_keys(def), shape == PENDING_FIRST);
+		/*
+		 * Only the batch statement reads the rows themselves (SELECT s.*);
+		 * bounds and exclusions apply before a row is decoded.
+		 */
+		bool		filtered = shape != PENDING_WHOLE && shape != PENDING_FIRST;
 
-		if (shape == PENDING_WHOLE || shape == PENDING_FIRST)
-			return psprintf("SELECT %s FROM %s s", select_list, rows);
-		return psprintf("SELECT %s FROM %s s WHERE %s AND %s", select_list, rows, bounds,
-						not_excluded());
+		return psprintf("SELECT %s FROM %s s", select_list,
+						pipeline_dimension_rows_sql(def, pipeline_qualified_name(def->row_state),
+													pipeline_row_keys(def),
+													strcmp(select_list, "s.*") == 0,
+													shape == PENDING_FIRST,
+													filtered ? psprintf("%s AND %s", bounds, not_excluded()) : NULL));
 	}
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("SELECT %s FROM ("

@@ -167,18 +167,25 @@ changed_keys(const DimensionJoin *join)
 
 /*
  * pipeline_dimension_rows_sql
- *		"(...)": the source rows, as rows of the source (with _xid and _seq),
- *		that the dimensions' pending changes send through the pipeline
- *		again, from 'state', the table keeping each source row (keyed by
- *		'keys'), each once; with 'first', one of them at most (whether any
- *		is pending: no need to find them all).
+ *		"(...)": the source rows that the dimensions' pending changes send
+ *		through the pipeline again, from 'state', the table keeping each
+ *		source row (keyed by 'keys'), each once, those passing 'where' (a
+ *		condition on their positions s._xid and s._seq, or NULL).  With
+ *		'whole_rows', as rows of the source, each decoded from its JSON
+ *		once the row is marked (row_watch.c): a row that no longer decodes
+ *		(a source column whose type changed since) is the marked one, and
+ *		once quarantined it is left out before it is decoded again;
+ *		otherwise their positions only (_xid and _seq), decoding nothing.
+ *		With 'first', one position at most (whether any is pending).
  */
 char *
-pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys, bool first)
+pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *keys,
+							bool whole_rows, bool first, const char *where)
 {
 	StringInfoData matches;
 	ListCell   *lc;
 	char	   *key_list = pipeline_quote_list(keys, "r");
+	char	   *positions;
 
 	initStringInfo(&matches);
 	foreach(lc, def->joins)
@@ -191,8 +198,16 @@ pipeline_dimension_rows_sql(const PipelineDef *def, const char *state, List *key
 						 matches.len ? " UNION ALL " : "", key_list, state,
 						 pipeline_quote_list(columns, "r"), changed_keys(join));
 	}
-	return psprintf("(SELECT f.* FROM (SELECT %s r." PIPELINE_ROW_FACT " FROM (%s) r%s) r "
-					"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, r." PIPELINE_ROW_FACT ") f)",
-					first ? "" : psprintf("DISTINCT ON (%s)", key_list), matches.data,
-					first ? " LIMIT 1" : "", pipeline_qualified_name(def->source));
+	positions = psprintf("(SELECT %s(r." PIPELINE_ROW_FACT " ->> '_xid')::xid8 AS _xid, "
+						 "(r." PIPELINE_ROW_FACT " ->> '_seq')::bigint AS _seq, r." PIPELINE_ROW_FACT
+						 " FROM (%s) r%s)",
+						 first ? "" : psprintf("DISTINCT ON (%s) ", key_list), matches.data,
+						 first ? " LIMIT 1" : "");
+	if (where)
+		positions = psprintf("(SELECT * FROM %s s WHERE %s)", positions, where);
+	if (!whole_rows)
+		return psprintf("(SELECT s._xid, s._seq FROM %s s)", positions);
+	return psprintf("(SELECT f.* FROM %s s CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, "
+					"pipeline.mark_value(s._xid, s._seq, s." PIPELINE_ROW_FACT ")) f)",
+					positions, pipeline_qualified_name(def->source));
 }

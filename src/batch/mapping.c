@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include "optimizer/optimizer.h"
+
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
@@ -272,6 +274,25 @@ pipeline_analyze_expression(const PipelineDef *def, const char *expr)
 	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 
 	return parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, NULL, 0, NULL);
+}
+
+/*
+ * pipeline_expression_reads_dimensions
+ *		Whether an expression of the definition reads a column of one of
+ *		its joins' dimensions (range table entry 1 is the source).  The
+ *		caller runs as the owner.
+ */
+bool
+pipeline_expression_reads_dimensions(const PipelineDef *def, const char *expr)
+{
+	Query	   *query;
+	Bitmapset  *relids;
+
+	if (def->joins == NIL)
+		return false;
+	query = pipeline_analyze_expression(def, expr);
+	relids = pull_varnos(NULL, (Node *) linitial_node(TargetEntry, query->targetList)->expr);
+	return !bms_is_empty(relids) && !(bms_num_members(relids) == 1 && bms_is_member(1, relids));
 }
 
 /*

@@ -35,6 +35,7 @@
 
 #include "model.h"
 #include "base/base.h"
+#include "batch/batch.h"
 #include "definition/definition.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "sources/sources.h"
@@ -232,6 +233,7 @@ check_columns(const PipelineDef *def, int n, const DimensionJoin *join)
 	ListCell   *ls,
 			   *ld;
 
+	bool		exact = list_length(join->dimension_columns) == list_length(key);
 	List	   *matched = NIL;
 
 	forboth(ls, join->source_columns, ld, join->dimension_columns)
@@ -240,11 +242,12 @@ check_columns(const PipelineDef *def, int n, const DimensionJoin *join)
 			bad_join(n, psprintf("\"%s\" is not a column of the source %s", (char *) lfirst(ls),
 								 pipeline_qualified_name(def->source)),
 					 "The keys of \"on\" are source columns (names are exact, without SQL quoting).");
+		/* every column of the key, each once, and nothing else */
 		if (!pipeline_list_has_string(key, lfirst(ld)) || pipeline_list_has_string(matched, lfirst(ld)))
-			break;
+			exact = false;
 		matched = lappend(matched, lfirst(ld));
 	}
-	if (list_length(matched) != list_length(key))
+	if (!exact || key == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("join %d must match the primary key of %s", n, dimension),
@@ -265,10 +268,6 @@ follow_dimension(const PipelineDef *def, int n, const DimensionJoin *join)
 	const char *dimension = pipeline_qualified_name(join->dimension);
 	Oid			log;
 
-	if (join->dimension == def->target || join->dimension == pipeline_logged_relation(def->source))
-		bad_join(n, psprintf("%s is the pipeline's %s", dimension,
-							 join->dimension == def->target ? "target" : "source"),
-				 "A dimension is a table of its own that the source rows are joined to.");
 	pipeline_require_privilege(def->owner, join->dimension, ACL_SELECT, "SELECT", "dimension");
 	pipeline_refuse_cycle(join->dimension, def->target);
 	log = pipeline_join_change_log(join->dimension, def->owner);
@@ -280,6 +279,33 @@ follow_dimension(const PipelineDef *def, int n, const DimensionJoin *join)
 						   dimension, dimension),
 				 errhint("Capture it first: SELECT pipeline.capture('%s');", dimension)));
 	return log;
+}
+
+/*
+ * refuse_deleting_dimension
+ *		delete_when deletes a source row for good (a dimension's change
+ *		never brings it back): it must be about the source row alone.  A
+ *		condition on a dimension belongs in the filter, whose rows come back
+ *		when the dimension changes.
+ */
+static void
+refuse_deleting_dimension(const PipelineDef *def)
+{
+	PipelineUserContext ctx;
+	bool		reads;
+
+	if (def->delete_when == NULL)
+		return;
+	pipeline_require_expression(def->delete_when, "delete_when");
+	pipeline_become_owner(def, &ctx);
+	reads = pipeline_expression_reads_dimensions(def, def->delete_when);
+	pipeline_restore_user(&ctx);
+	if (reads)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("delete_when of a pipeline with joins must be about the source row"),
+				 errdetail("It reads a dimension: %s", def->delete_when),
+				 errhint("Put a condition on a dimension in filter: a row it leaves out comes back when the dimension changes, a deleted row does not.")));
 }
 
 /*
@@ -312,7 +338,12 @@ pipeline_check_joins(PipelineDef *def)
 		int			n = foreach_current_index(lc) + 1;
 
 		check_alias(def->joins, n, join);
+		if (join->dimension == def->target || join->dimension == pipeline_logged_relation(def->source))
+			bad_join(n, psprintf("%s is the pipeline's %s", pipeline_qualified_name(join->dimension),
+								 join->dimension == def->target ? "target" : "source"),
+					 "A dimension is a table of its own that the source rows are joined to.");
 		check_columns(def, n, join);
 		join->change_log = follow_dimension(def, n, join);
 	}
+	refuse_deleting_dimension(def);
 }

@@ -119,6 +119,17 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	}
 	foreach(lc, map->source_columns)
 		appendStringInfo(&buf, "|%s", (char *) lfirst(lc));
+	/* and the dimensions, their change logs and the row state, by name too */
+	foreach(lc, def->joins)
+	{
+		DimensionJoin *join = lfirst(lc);
+
+		appendStringInfo(&buf, "|join %u %s %u %s", join->dimension,
+						 pipeline_qualified_name(join->dimension), join->change_log,
+						 pipeline_qualified_name(join->change_log));
+	}
+	if (OidIsValid(def->row_state))
+		appendStringInfo(&buf, "|rows %s", pipeline_qualified_name(def->row_state));
 	/* the change log it publishes to, and the columns published */
 	if (OidIsValid(def->change_log))
 	{

@@ -75,8 +75,8 @@ PG_FUNCTION_INFO_V1(pipeline_replay);
 /* The name of the pipeline this backend is running (NULL: none). */
 static const char *running_pipeline = NULL;
 
-/* run_log.kind of a run, by what it reads. */
-static const char *const run_kind[] = {"run", "requeue", "replay"};
+/* run_log.kind of a run, by what it reads (a run reads its dimensions too). */
+static const char *const run_kind[] = {"run", "requeue", "replay", "run"};
 
 /*
  * A staging run's two phases (run_staging), planned before the run is
@@ -587,21 +587,38 @@ plan_dimensions(RunState *rs)
 
 /*
  * run_dimensions
- *		After the source's rows: the source rows its dimensions' changes
- *		send again, as one batch, which moves the dimensions' cursor to the
- *		run's snapshot.  Their source rows as merged so far are the ones
- *		sent; the dimensions are read at a snapshot no older than the run's.
+ *		After the source's rows, committed first (a dimension batch that
+ *		fails leaves them merged): the source rows its dimensions' changes
+ *		send again, in batches of batch_size, each committed; the last one
+ *		moves the dimensions' cursor to the run's snapshot.  Their source
+ *		rows as merged so far are the ones sent; the dimensions are read at
+ *		a snapshot no older than the run's.  A run that stops before the
+ *		last leaves the cursor: the next run sends them all again
+ *		(idempotent).
  */
 static void
 run_dimensions(RunState *rs)
 {
 	StagingPlan *p = &rs->staging;
+	BatchParams *d = &p->dimensions;
+	bool		finished;
 
 	if (rs->def->joins == NIL)
 		return;
-	p->dimensions.run_id = rs->run_id;
 	if (p->dimensions_changed)
-		merge_timed_batch(rs, BATCH_FROM_DIMENSION, &p->dimensions, true);
+	{
+		pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
+		commit_batch(rs);
+		if (!start_batch(rs))
+			return;
+		d->run_id = rs->run_id;
+		rs->from = BATCH_FROM_DIMENSION;
+		/* not counted ahead: each batch looks for its last row */
+		finished = consume(rs, d, (Datum) 0, d->lo, d->hi, NULL, PG_INT64_MAX, false);
+		rs->from = BATCH_FROM_STAGING;
+		if (!finished || (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows))
+			return;
+	}
 	pipeline_dimensions_move(rs->def->id, rs->snapshot);
 }
 
@@ -885,10 +902,14 @@ run_batches(RunState *rs)
 	{
 		pipeline_apply_schema_change(rs->def);
 		pipeline_sync_change_log(rs->def);
+		pipeline_check_change_log_reader(rs->def);
 		run_replay(rs);
 	}
 	else
+	{
+		pipeline_check_change_log_reader(rs->def);
 		run_requeue(rs);
+	}
 }
 
 /*

@@ -30,7 +30,6 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
-#include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 
 #include "model.h"
@@ -48,12 +47,7 @@
 static void
 refuse_dimension_column(const PipelineDef *def, const ColumnMap *cm, const char *what)
 {
-	Query	   *query = pipeline_analyze_expression(def, cm->expr);
-	Node	   *expr = (Node *) linitial_node(TargetEntry, query->targetList)->expr;
-	Bitmapset  *relids = pull_varnos(NULL, expr);
-
-	/* range table entry 1 is the source */
-	if (bms_is_empty(relids) || (bms_num_members(relids) == 1 && bms_is_member(1, relids)))
+	if (!pipeline_expression_reads_dimensions(def, cm->expr))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

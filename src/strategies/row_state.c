@@ -138,7 +138,9 @@ pipeline_forget_row_deletes(const PipelineDef *def)
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
-	if (!OidIsValid(def->row_state) || def->sequence_by == NULL || !pipeline_has_delete_events(def))
+	/* with joins, only delete_when deletes (the others leave the result) */
+	if (!OidIsValid(def->row_state) || def->sequence_by == NULL || !pipeline_has_delete_events(def) ||
+		(def->joins != NIL && def->delete_when == NULL))
 		return;
 	pipeline_exec_as_relation_owner(def->row_state,
 									psprintf("DELETE FROM %s WHERE NOT __pl_live AND __pl_deleted_at < now() - $1::interval",
