@@ -19,10 +19,15 @@ CALL pipeline.run('m_latest');
 SELECT * FROM m.current ORDER BY id;
 
 -- An event older than the stored version is discarded and counted as stale;
--- an equal version is applied again (replays are idempotent).
+-- an event equal to the stored row (a redelivery) writes nothing and is
+-- counted as unchanged: the row keeps its tuple.
+SELECT xmin AS id2_xmin FROM m.current WHERE id = 2 \gset
 INSERT INTO m.events VALUES (1, 'eu', 2, 999, 'u'), (2, 'eu', 1, 5, 'u'), (3, 'us', 8, 80, 'u');
 CALL pipeline.run('m_latest');
 SELECT * FROM m.current ORDER BY id;
+SELECT xmin = :'id2_xmin' AS not_rewritten FROM m.current WHERE id = 2;
+SELECT rows_updated, rows_unchanged, rows_stale FROM pipeline.runs
+ WHERE pipeline = 'm_latest' ORDER BY run_id DESC LIMIT 1;
 
 -- A delete removes the row and leaves a tombstone; an older upsert arriving
 -- later cannot bring it back, a newer one can.
@@ -59,8 +64,8 @@ CALL pipeline.run('m_latest');
 SELECT count(*) AS tombstones_left FROM m.current_tombstones;
 
 -- Run history: every event is accounted for.
-SELECT run_id, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale,
-       rows_read = rows_inserted + rows_updated + rows_deleted + rows_stale
+SELECT run_id, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, rows_unchanged,
+       rows_read = rows_inserted + rows_updated + rows_deleted + rows_stale + rows_unchanged
                    + rows_filtered + rows_quarantined AS balanced
   FROM pipeline.runs WHERE pipeline = 'm_latest' ORDER BY run_id;
 

@@ -64,6 +64,12 @@ COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
 COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
     'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 
+/* Events equal to the stored row are not written again: counted apart. */
+ALTER TABLE pipeline.run_log ADD COLUMN rows_unchanged bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN pipeline.run_log.rows_unchanged IS
+    'events equal to the row the target holds, which the run did not write again (merge)';
+ALTER TABLE pipeline.run_totals ADD COLUMN rows_unchanged bigint NOT NULL DEFAULT 0;
+
 /* Lineage of joins: the columns a join matches on (JOIN, origin joins). */
 ALTER TABLE pipeline.lineage_edges
     DROP CONSTRAINT lineage_edges_subtype_check,
@@ -165,7 +171,8 @@ WITH p AS (
     SELECT s.id, s.pipeline, s.state, s.pending_rows, s.lag, s.consecutive_failures,
            d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
            t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
-           t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
+           t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.rows_unchanged, t.duration_seconds_sum,
+           t.duration_le,
            t.last_success_at, coalesce(q.n, 0) AS quarantined,
            /* its labels, escaped once: '{database="...",pipeline="..."' */
            '{database="' || pipeline.prometheus_escape(current_database()) || '",pipeline="'
@@ -232,7 +239,8 @@ samples (ord, grp, lines) AS (
                            (4, 'stale', coalesce(p.rows_stale, 0)),
                            (5, 'filtered', coalesce(p.rows_filtered, 0)),
                            (6, 'quarantined', coalesce(p.rows_quarantined, 0)),
-                           (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n))
+                           (7, 'dropped', coalesce(p.rows_dropped, 0)),
+                           (8, 'unchanged', coalesce(p.rows_unchanged, 0))) r(i, s, n))
       FROM p
     UNION ALL
     SELECT 6, p.pipeline,
@@ -683,3 +691,23 @@ SELECT u.name, u.target, j.change_log, r.name, r.target
   JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log;
 COMMENT ON VIEW pipeline.dependencies IS
     'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';
+
+/* Runs: the events a merge did not write again, equal to the stored row. */
+CREATE OR REPLACE VIEW pipeline.runs WITH (security_invoker = true) AS
+SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
+       e.elapsed AS duration,
+       l.rows_pending, l.rows_read, l.rows_inserted, l.rows_updated, l.rows_deleted,
+       l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, l.batches,
+       CASE WHEN l.rows_pending > 0
+            THEN round(100.0 * l.rows_read / l.rows_pending, 1) END AS progress_pct,
+       CASE WHEN e.secs > 0 THEN round((l.rows_read / e.secs)::numeric, 1) END AS rows_per_second,
+       CASE WHEN l.status = 'running' AND l.rows_read > 0
+            THEN e.elapsed * (greatest(l.rows_pending - l.rows_read, 0)::float8 / l.rows_read)
+       END AS estimated_remaining,
+       l.error_sqlstate, l.error_message, l.backend_pid, l.run_as,
+       l.replayed_from_run, l.replayed_to_run, l.rows_unchanged
+  FROM pipeline.run_log l
+  JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id,
+  LATERAL (SELECT coalesce(l.finished_at, clock_timestamp()) - l.started_at AS elapsed) e0,
+  LATERAL (SELECT e0.elapsed, extract(epoch FROM e0.elapsed)::float8 AS secs) e;
+

@@ -152,7 +152,7 @@ CALL st.stage(6); CALL pipeline.run('st_merge'); CALL pipeline.run('st_scd2');
 \o
 SELECT pipeline, count(*) AS runs, sum(batches) AS batches, sum(rows_read) AS rows_read,
        bool_and(status = 'succeeded') AS succeeded, sum(rows_quarantined) AS quarantined,
-       sum(rows_inserted + rows_updated + rows_deleted + rows_stale) AS applied_or_stale
+       sum(rows_inserted + rows_updated + rows_deleted + rows_stale + rows_unchanged) AS accounted
   FROM pipeline.runs WHERE pipeline IN ('st_merge', 'st_scd2') GROUP BY 1 ORDER BY 1;
 -- ord is the staging order, so the order in which the runs read the rows
 SELECT count(*) FILTER (WHERE ord <> staged) AS out_of_staging_order

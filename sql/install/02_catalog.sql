@@ -145,7 +145,8 @@ CREATE TABLE pipeline.run_log (
     cursor_after_seq    bigint,
     replayed_from_run   bigint,
     replayed_to_run     bigint,
-    run_uuid            uuid NOT NULL DEFAULT gen_random_uuid()
+    run_uuid            uuid NOT NULL DEFAULT gen_random_uuid(),
+    rows_unchanged      bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX ON pipeline.run_log (pipeline_id, run_id);
 CREATE INDEX ON pipeline.run_log (pipeline_id, finished_at);
@@ -155,6 +156,8 @@ CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 CREATE INDEX ON pipeline.run_log (pipeline_id) WHERE status = 'running';
 COMMENT ON TABLE pipeline.run_log IS
     'one row per run: counts, timing, and the error of a failed run';
+COMMENT ON COLUMN pipeline.run_log.rows_unchanged IS
+    'events equal to the row the target holds, which the run did not write again (merge)';
 COMMENT ON COLUMN pipeline.run_log.cursor_before IS
     'a run (kind run): the cursor it started from, with cursor_before_xid/_seq its partial position; the rows it consumed are those cursor_after consumed and this one had not';
 COMMENT ON COLUMN pipeline.run_log.cursor_after IS
@@ -194,7 +197,8 @@ CREATE TABLE pipeline.run_totals (
     duration_le             bigint[] NOT NULL,
     consecutive_failures    integer NOT NULL DEFAULT 0,
     last_success_at         timestamptz,
-    last_failure_at         timestamptz
+    last_failure_at         timestamptz,
+    rows_unchanged          bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE pipeline.run_totals IS
     'counters over every finished run of a pipeline, kept whatever the history retention deletes';

@@ -42,7 +42,7 @@ SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_
             THEN e.elapsed * (greatest(l.rows_pending - l.rows_read, 0)::float8 / l.rows_read)
        END AS estimated_remaining,
        l.error_sqlstate, l.error_message, l.backend_pid, l.run_as,
-       l.replayed_from_run, l.replayed_to_run
+       l.replayed_from_run, l.replayed_to_run, l.rows_unchanged
   FROM pipeline.run_log l
   JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id,
   LATERAL (SELECT coalesce(l.finished_at, clock_timestamp()) - l.started_at AS elapsed) e0,

@@ -111,7 +111,8 @@ WITH p AS (
     SELECT s.id, s.pipeline, s.state, s.pending_rows, s.lag, s.consecutive_failures,
            d.source, d.target, d.strategy, t.runs_succeeded, t.runs_failed, t.runs_cancelled,
            t.rows_read, t.rows_inserted, t.rows_updated, t.rows_deleted, t.rows_stale,
-           t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.duration_seconds_sum, t.duration_le,
+           t.rows_filtered, t.rows_quarantined, t.rows_dropped, t.rows_unchanged, t.duration_seconds_sum,
+           t.duration_le,
            t.last_success_at, coalesce(q.n, 0) AS quarantined,
            /* its labels, escaped once: '{database="...",pipeline="..."' */
            '{database="' || pipeline.prometheus_escape(current_database()) || '",pipeline="'
@@ -178,7 +179,8 @@ samples (ord, grp, lines) AS (
                            (4, 'stale', coalesce(p.rows_stale, 0)),
                            (5, 'filtered', coalesce(p.rows_filtered, 0)),
                            (6, 'quarantined', coalesce(p.rows_quarantined, 0)),
-                           (7, 'dropped', coalesce(p.rows_dropped, 0))) r(i, s, n))
+                           (7, 'dropped', coalesce(p.rows_dropped, 0)),
+                           (8, 'unchanged', coalesce(p.rows_unchanged, 0))) r(i, s, n))
       FROM p
     UNION ALL
     SELECT 6, p.pipeline,

@@ -127,25 +127,27 @@ pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run)
 #define COUNTS_SET \
 	"rows_read = $2, rows_inserted = $3, rows_updated = $4, rows_deleted = $5, " \
 	"rows_stale = $6, rows_filtered = $7, rows_quarantined = $8, rows_dropped = $9, " \
-	"batches = $10"
+	"rows_unchanged = $10, batches = $11"
+#define COUNTS_NPARAMS 10
 
 /*
  * counts_args
- *		Fills parameters $2..$10 of a run_log update from counts.
+ *		Fills parameters $2..$11 of a run_log update from counts.
  */
 static void
 counts_args(const RunCounts *counts, Oid *types, Datum *values)
 {
-	int64		fields[8] = {counts->read, counts->inserted, counts->updated, counts->deleted,
-	counts->stale, counts->filtered, counts->quarantined, counts->dropped};
+	int64		fields[COUNTS_NPARAMS - 1] = {counts->read, counts->inserted, counts->updated,
+		counts->deleted, counts->stale, counts->filtered, counts->quarantined, counts->dropped,
+	counts->unchanged};
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < COUNTS_NPARAMS - 1; i++)
 	{
 		types[i] = INT8OID;
 		values[i] = Int64GetDatum(fields[i]);
 	}
-	types[8] = INT4OID;
-	values[8] = Int32GetDatum(counts->batches);
+	types[COUNTS_NPARAMS - 1] = INT4OID;
+	values[COUNTS_NPARAMS - 1] = Int32GetDatum(counts->batches);
 }
 
 /*
@@ -155,16 +157,16 @@ counts_args(const RunCounts *counts, Oid *types, Datum *values)
 void
 pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
 {
-	Oid			types[11];
-	Datum		values[11];
+	Oid			types[COUNTS_NPARAMS + 2];
+	Datum		values[COUNTS_NPARAMS + 2];
 
 	types[0] = INT8OID;
 	values[0] = Int64GetDatum(run_id);
 	counts_args(counts, types + 1, values + 1);
-	types[10] = INT8OID;
-	values[10] = Int64GetDatum(pending);
-	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $11 "
-								"WHERE run_id = $1", 11, types, values, NULL);
+	types[COUNTS_NPARAMS + 1] = INT8OID;
+	values[COUNTS_NPARAMS + 1] = Int64GetDatum(pending);
+	pipeline_exec_internal_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", rows_pending = $12 "
+								"WHERE run_id = $1", COUNTS_NPARAMS + 2, types, values, NULL);
 }
 
 /*
@@ -175,31 +177,32 @@ void
 pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 					const char *sqlstate, const char *message)
 {
-	Oid			types[13];
-	Datum		values[13];
-	char		nulls[13];
+	Oid			types[COUNTS_NPARAMS + 4];
+	Datum		values[COUNTS_NPARAMS + 4];
+	char		nulls[COUNTS_NPARAMS + 4];
+	int			p = COUNTS_NPARAMS + 1; /* the first parameter after the counts */
 	PipelineUserContext ctx;
 
 	memset(nulls, ' ', sizeof(nulls));
 	types[0] = INT8OID;
 	values[0] = Int64GetDatum(run_id);
 	counts_args(counts, types + 1, values + 1);
-	types[10] = TEXTOID;
-	values[10] = CStringGetTextDatum(status);
-	types[11] = TEXTOID;
-	types[12] = TEXTOID;
+	types[p] = TEXTOID;
+	values[p] = CStringGetTextDatum(status);
+	types[p + 1] = TEXTOID;
+	types[p + 2] = TEXTOID;
 	if (sqlstate)
-		values[11] = CStringGetTextDatum(sqlstate);
+		values[p + 1] = CStringGetTextDatum(sqlstate);
 	else
-		nulls[11] = 'n';
+		nulls[p + 1] = 'n';
 	if (message)
-		values[12] = CStringGetTextDatum(message);
+		values[p + 2] = CStringGetTextDatum(message);
 	else
-		nulls[12] = 'n';
+		nulls[p + 2] = 'n';
 	pipeline_become_internal(&ctx);
-	pipeline_exec_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $11, "
-					   "error_sqlstate = $12, error_message = $13, finished_at = clock_timestamp() "
-					   "WHERE run_id = $1", 13, types, values, nulls, false, 0);
+	pipeline_exec_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $12, "
+					   "error_sqlstate = $13, error_message = $14, finished_at = clock_timestamp() "
+					   "WHERE run_id = $1", COUNTS_NPARAMS + 4, types, values, nulls, false, 0);
 	pipeline_record_outcome(run_id);
 	pipeline_restore_user(&ctx);
 }

@@ -686,6 +686,8 @@ execute_batch(void *arg)
 	/* its other counts are not of events: it counts its stale events */
 	if (call->def->strategy->counts_stale)
 		counts->stale += pipeline_result_int64(0, 3);
+	else if (call->def->strategy->counts_unchanged)
+		counts->unchanged += pipeline_result_int64(0, 3);
 
 	counts->read += batch->tally.read;
 	counts->filtered += batch->tally.filtered;
@@ -861,7 +863,7 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 
 	if (!def->strategy->counts_stale)
 		done->stale = done->read - done->filtered - done->inserted - done->updated -
-			done->deleted - done->quarantined - done->dropped;
+			done->deleted - done->quarantined - done->dropped - done->unchanged;
 	counts->read += done->read;
 	counts->filtered += done->filtered;
 	counts->inserted += done->inserted;
@@ -869,6 +871,7 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 	counts->deleted += done->deleted;
 	counts->quarantined += done->quarantined;
 	counts->dropped += done->dropped;
+	counts->unchanged += done->unchanged;
 	counts->stale += done->stale;
 	counts->batches++;
 }
