@@ -190,8 +190,7 @@ typedef struct RunCounts
 	int64		filtered;
 	int64		quarantined;
 	int64		dropped;		/* by data quality checks */
-	int64		unchanged;		/* events equal to the stored row: not
-								 * written */
+	int64		unchanged;		/* events equal to the stored row: not written */
 	int32		batches;
 } RunCounts;
 

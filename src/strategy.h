@@ -44,8 +44,8 @@ struct PipelineStrategy
 	bool		counts_stale;
 
 	/*
-	 * Its batch statement counts the events equal to the stored row, which
-	 * it does not write (a fourth column; not with counts_stale).
+	 * Its batch statement counts the events equal to the stored row, which it
+	 * does not write (a fourth column; not with counts_stale).
 	 */
 	bool		counts_unchanged;
 

@@ -180,7 +180,8 @@ pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 	Oid			types[COUNTS_NPARAMS + 4];
 	Datum		values[COUNTS_NPARAMS + 4];
 	char		nulls[COUNTS_NPARAMS + 4];
-	int			p = COUNTS_NPARAMS + 1; /* the first parameter after the counts */
+	int			p = COUNTS_NPARAMS + 1; /* the first parameter after the
+										 * counts */
 	PipelineUserContext ctx;
 
 	memset(nulls, ' ', sizeof(nulls));
