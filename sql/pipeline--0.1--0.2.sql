@@ -65,10 +65,17 @@ COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
     'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 
 /* Events equal to the stored row are not written again: counted apart. */
-ALTER TABLE pipeline.run_log ADD COLUMN rows_unchanged bigint NOT NULL DEFAULT 0;
+/* (added without a default, then filled: a fresh install stores no "missing value") */
+ALTER TABLE pipeline.run_log ADD COLUMN rows_unchanged bigint;
+UPDATE pipeline.run_log SET rows_unchanged = 0;
+ALTER TABLE pipeline.run_log ALTER COLUMN rows_unchanged SET DEFAULT 0,
+    ALTER COLUMN rows_unchanged SET NOT NULL;
 COMMENT ON COLUMN pipeline.run_log.rows_unchanged IS
     'events equal to the row the target holds, which the run did not write again (merge)';
-ALTER TABLE pipeline.run_totals ADD COLUMN rows_unchanged bigint NOT NULL DEFAULT 0;
+ALTER TABLE pipeline.run_totals ADD COLUMN rows_unchanged bigint;
+UPDATE pipeline.run_totals SET rows_unchanged = 0;
+ALTER TABLE pipeline.run_totals ALTER COLUMN rows_unchanged SET DEFAULT 0,
+    ALTER COLUMN rows_unchanged SET NOT NULL;
 
 /* Lineage of joins: the columns a join matches on (JOIN, origin joins). */
 ALTER TABLE pipeline.lineage_edges
@@ -96,6 +103,25 @@ COMMENT ON COLUMN pipeline.schedule_state.waiting_since IS
  * worker, and (as 0.2 declares run_log.run_uuid with its table) lists it
  * among the run_log columns its subqueries read, as a fresh install's does.
  */
+/* Runs: the events a merge did not write again, equal to the stored row (before status, which reads runs.*). */
+CREATE OR REPLACE VIEW pipeline.runs WITH (security_invoker = true) AS
+SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
+       e.elapsed AS duration,
+       l.rows_pending, l.rows_read, l.rows_inserted, l.rows_updated, l.rows_deleted,
+       l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, l.batches,
+       CASE WHEN l.rows_pending > 0
+            THEN round(100.0 * l.rows_read / l.rows_pending, 1) END AS progress_pct,
+       CASE WHEN e.secs > 0 THEN round((l.rows_read / e.secs)::numeric, 1) END AS rows_per_second,
+       CASE WHEN l.status = 'running' AND l.rows_read > 0
+            THEN e.elapsed * (greatest(l.rows_pending - l.rows_read, 0)::float8 / l.rows_read)
+       END AS estimated_remaining,
+       l.error_sqlstate, l.error_message, l.backend_pid, l.run_as,
+       l.replayed_from_run, l.replayed_to_run, l.rows_unchanged
+  FROM pipeline.run_log l
+  JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id,
+  LATERAL (SELECT coalesce(l.finished_at, clock_timestamp()) - l.started_at AS elapsed) e0,
+  LATERAL (SELECT e0.elapsed, extract(epoch FROM e0.elapsed)::float8 AS secs) e;
+
 CREATE OR REPLACE VIEW pipeline.status WITH (security_invoker = true) AS
 WITH running AS MATERIALIZED (
     SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS pipeline_id
@@ -692,22 +718,5 @@ SELECT u.name, u.target, j.change_log, r.name, r.target
 COMMENT ON VIEW pipeline.dependencies IS
     'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';
 
-/* Runs: the events a merge did not write again, equal to the stored row. */
-CREATE OR REPLACE VIEW pipeline.runs WITH (security_invoker = true) AS
-SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
-       e.elapsed AS duration,
-       l.rows_pending, l.rows_read, l.rows_inserted, l.rows_updated, l.rows_deleted,
-       l.rows_stale, l.rows_filtered, l.rows_quarantined, l.rows_dropped, l.batches,
-       CASE WHEN l.rows_pending > 0
-            THEN round(100.0 * l.rows_read / l.rows_pending, 1) END AS progress_pct,
-       CASE WHEN e.secs > 0 THEN round((l.rows_read / e.secs)::numeric, 1) END AS rows_per_second,
-       CASE WHEN l.status = 'running' AND l.rows_read > 0
-            THEN e.elapsed * (greatest(l.rows_pending - l.rows_read, 0)::float8 / l.rows_read)
-       END AS estimated_remaining,
-       l.error_sqlstate, l.error_message, l.backend_pid, l.run_as,
-       l.replayed_from_run, l.replayed_to_run, l.rows_unchanged
-  FROM pipeline.run_log l
-  JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id,
-  LATERAL (SELECT coalesce(l.finished_at, clock_timestamp()) - l.started_at AS elapsed) e0,
-  LATERAL (SELECT e0.elapsed, extract(epoch FROM e0.elapsed)::float8 AS secs) e;
+
 
