@@ -250,10 +250,21 @@ DROP FUNCTION try_delete_when(text);
 CREATE TABLE clash_dim (id int PRIMARY KEY, v int);
 SELECT pipeline.capture('clash_dim') IS NOT NULL AS captured;
 SELECT try_join('[{"table": "clash_dim", "on": {"customer_id": "id"}}]');
--- a join on both columns of a two-column key works
-SELECT try_join('[{"table": "two_key_dim", "as": "t", "on": {"b": "b", "a": "a"}}]');
-SELECT pipeline.drop_pipeline('bad_join');
-DROP TABLE gold.bad_join;
+-- a join on both columns of a two-column key works, and follows the
+-- dimension's changes by both columns
+SELECT pipeline.create_pipeline('two_key', 'facts', 'gold.two_key', strategy => 'aggregate',
+    key => ARRAY['name'], source_key => ARRAY['id'],
+    columns => '{"name": "t.name", "n": "count(*)", "total": "sum(v)"}',
+    joins => '[{"table": "two_key_dim", "as": "t", "on": {"b": "b", "a": "a"}}]') > 0 AS created;
+INSERT INTO two_key_dim VALUES (1, 1, 'one-one'), (1, 2, 'one-two'), (2, 1, 'two-one');
+INSERT INTO facts (id, a, b, v) VALUES (1, 1, 1, 10), (2, 1, 2, 20), (3, 2, 1, 30), (4, 2, 2, 40);
+CALL run_quietly('two_key');
+UPDATE two_key_dim SET name = 'one-one bis' WHERE a = 1 AND b = 1;
+INSERT INTO two_key_dim VALUES (2, 2, 'two-two');
+DELETE FROM two_key_dim WHERE a = 2 AND b = 1;
+CALL run_quietly('two_key'); SELECT * FROM last_run('two_key');
+SELECT * FROM gold.two_key ORDER BY name;
+SELECT pipeline.drop_pipeline('two_key');
 
 -- names that need quoting: a mixed-case schema and table, a 63-byte alias
 CREATE SCHEMA "Dims";

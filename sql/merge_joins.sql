@@ -138,6 +138,19 @@ DROP TABLE customers;
 ALTER TABLE customers_renamed RENAME TO customers;
 SELECT orders_differences();
 
+-- A run stopped by max_rows before the dimensions' changes leaves them to
+-- the next run.
+INSERT INTO order_events VALUES (6, 3, 10, 1, 'paid', 1), (7, 3, 10, 1, 'paid', 1);
+UPDATE customers SET name = 'Cy C.' WHERE id = 3;
+\o /dev/null
+CALL pipeline.run('enriched', 1);
+\o
+SELECT read, inserted FROM last_run('enriched');
+SELECT order_id, customer FROM gold.orders ORDER BY order_id;
+CALL run_quietly('enriched');
+SELECT order_id, customer FROM gold.orders ORDER BY order_id;
+SELECT orders_differences();
+
 -- its shape cannot change; lineage records the dimensions and the joins
 SELECT pipeline.alter_pipeline('enriched', columns => '{"qty": "qty + 1"}');
 SELECT e.source, source_column, target_column, lineage_type, subtype, origin
