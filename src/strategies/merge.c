@@ -7,8 +7,8 @@
  * The target has a unique index on exactly the key (INSERT ... ON CONFLICT
  * needs one).  With sequence_by, a stored row is never overwritten by an
  * older event, and deletes are remembered in a tombstones table so that an
- * older event cannot bring a deleted row back.  With joins to dimension
- * tables, the batch statement is merge_joins.c's.
+ * older event cannot bring a deleted row back.  The batch statement is
+ * merge_sql.c's, or with joins to dimension tables merge_joins.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,198 +21,12 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
 #include "model.h"
 #include "base/base.h"
 #include "batch/batch.h"
 #include "strategies/strategies.h"
 #include "strategy.h"
-
-/*
- * compared_values
- *		"ROW(a.c1, a.c2::text, ...)": the target's non-key mapped columns of
- *		row 'a', for telling whether an event changes a stored row; a
- *		column of a type without equality (json, point) compared as text.
- *		With 'cast', the values are cast to the target columns' types (a
- *		batch row's are the mapping's).
- */
-static char *
-compared_values(const PipelineDef *def, const PipelineMapping *map, const char *a, bool cast)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-		Oid			type;
-		int32		typmod;
-		Oid			collation;
-		char	   *value;
-
-		if (cm->is_key)
-			continue;
-		get_atttypetypmodcoll(def->target, get_attnum(def->target, cm->column), &type, &typmod,
-							  &collation);
-		value = psprintf("%s.%s", a, quote_identifier(cm->column));
-		if (cast)
-			value = psprintf("CAST(%s AS %s)", value, format_type_with_typemod(type, typmod));
-		if (!OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
-			value = psprintf("(%s)::text", value);
-		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", value);
-	}
-	return buf.len ? psprintf("ROW(%s)", buf.data) : NULL;
-}
-
-/*
- * pipeline_merge_unchanged_cte
- *		", unchanged AS (...)": how many of the upserts of 'latest' find the
- *		stored row equal, and write nothing (pipeline_merge_upsert_cte), as
- *		the statement's snapshot shows the target.  Returns the SQL that
- *		reads the count.
- */
-const char *
-pipeline_merge_unchanged_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-							 const char *latest)
-{
-	char	   *stored = compared_values(def, map, "t", false);
-
-	if (stored == NULL)
-		return "0::bigint";
-	appendStringInfo(sql, ", unchanged AS (SELECT count(*) AS n FROM %s l JOIN %s t ON %s "
-					 "WHERE %s%s IS NOT DISTINCT FROM %s)",
-					 latest, pipeline_qualified_name(def->target), pipeline_key_match(def, "t", "l"),
-					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE AND " : "",
-					 stored, compared_values(def, map, "l", true));
-	return "(SELECT n FROM unchanged)";
-}
-
-/*
- * pipeline_merge_upsert_cte
- *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
- *		a subquery): never over a newer version, never over a newer delete.
- */
-void
-pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-						  const char *latest)
-{
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-	char	   *cols,
-			   *vals;
-	StringInfoData set;
-	ListCell   *lc;
-
-	pipeline_insert_column_lists(map, "l", &cols, &vals);
-	initStringInfo(&set);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (!cm->is_key)
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(cm->column), quote_identifier(cm->column));
-	}
-	appendStringInfo(sql, "upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
-					 pipeline_qualified_name(def->target), cols, vals, latest,
-					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE" : "true");
-	if (OidIsValid(def->tombstones))
-		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
-						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
-						 seq, seq);
-	if (set.len == 0)
-		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
-	else
-	{
-		/* an event equal to the stored row writes nothing */
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE %s IS DISTINCT FROM %s",
-						 keys, set.data, compared_values(def, map, "t", false),
-						 compared_values(def, map, "EXCLUDED", false));
-		if (seq)
-			appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= EXCLUDED.%s)", seq, seq, seq);
-	}
-	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
-}
-
-/*
- * pipeline_merge_delete_ctes
- *		deleted AS (...): the delete events of 'latest' (a CTE) remove rows
- *		they are not older than; with a tombstone table, tombstoned AS
- *		(...) remembers them.  Returns the SQL that counts the delete events
- *		applied.
- */
-const char *
-pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *latest)
-{
-	char	   *target = pipeline_qualified_name(def->target);
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-
-	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING %s l WHERE l.__pl_del AND %s",
-					 target, latest, pipeline_key_match(def, "t", "l"));
-	if (seq)
-		appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq);
-	appendStringInfo(sql, " RETURNING 1%s)", pipeline_published_returning(def));
-	if (!OidIsValid(def->tombstones))
-		return psprintf("(SELECT count(*) FROM %s WHERE __pl_del)", latest);
-
-	appendStringInfo(sql,
-					 ", tombstoned AS (INSERT INTO %s AS x (%s, %s) SELECT %s, l.%s "
-					 "FROM %s l WHERE l.__pl_del AND NOT EXISTS "
-					 "(SELECT 1 FROM %s t WHERE %s AND t.%s > l.%s) "
-					 "ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s, deleted_at = now() "
-					 "WHERE x.%s < EXCLUDED.%s RETURNING 1)",
-					 pipeline_qualified_name(def->tombstones), keys, seq,
-					 pipeline_quote_list(def->key, "l"), seq, latest,
-					 target, pipeline_key_match(def, "t", "l"), seq, seq,
-					 keys, seq, seq, seq, seq);
-	return "(SELECT count(*) FROM tombstoned)";
-}
-
-/*
- * merge_sql
- *		The batch statement of the merge strategy (SCD type 1).
- */
-static char *
-merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
-{
-	StringInfoData sql;
-	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
-	const char *deletes = "0::bigint";
-	const char *unchanged;
-	char	   *latest;
-
-	if (def->joins != NIL)
-		return pipeline_merge_joins_sql(def, map, accepted);
-
-	/* Latest accepted event per key: by sequence_by, then by arrival. */
-	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
-					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
-					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  accepted,
-					  keys, seq ? seq : "", seq ? " DESC, " : "");
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH latest AS (%s), ", latest);
-	pipeline_merge_upsert_cte(&sql, def, map, "latest");
-	unchanged = pipeline_merge_unchanged_cte(&sql, def, map, "latest");
-	if (def->delete_when)
-		deletes = pipeline_merge_delete_ctes(&sql, def, "latest");
-
-	/*
-	 * Every data-modifying CTE is read here, so that it runs while the row
-	 * marks are live (see row_watch.c).
-	 */
-	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
-	appendStringInfo(&sql,
-					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "%s, %s%s%s FROM upserted",
-					 deletes, unchanged, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
-					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
-	return sql.data;
-}
 
 /*
  * is_key_index
@@ -278,6 +92,18 @@ static char *
 target_elements(const PipelineDef *def, const PipelineMapping *map)
 {
 	return psprintf(", PRIMARY KEY (%s)", pipeline_quote_list(def->key, NULL));
+}
+
+/*
+ * merge_sql
+ *		The batch statement: merge_sql.c's, or with joins merge_joins.c's.
+ */
+static char *
+merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+{
+	if (def->joins != NIL)
+		return pipeline_merge_joins_sql(def, map, accepted);
+	return pipeline_merge_plain_sql(def, map, accepted);
 }
 
 /*

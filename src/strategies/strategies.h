@@ -25,6 +25,10 @@ extern void pipeline_forget_row_deletes(const PipelineDef *def);
 
 /* merge.c */
 extern void pipeline_require_key_index(const PipelineDef *def);
+
+/* merge_sql.c */
+extern char *pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map,
+									  const char *accepted);
 extern void pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def,
 									  const PipelineMapping *map, const char *latest);
 extern const char *pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def,
