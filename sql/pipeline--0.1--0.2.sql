@@ -76,6 +76,11 @@ ALTER TABLE pipeline.run_totals ADD COLUMN rows_unchanged bigint;
 UPDATE pipeline.run_totals SET rows_unchanged = 0;
 ALTER TABLE pipeline.run_totals ALTER COLUMN rows_unchanged SET DEFAULT 0,
     ALTER COLUMN rows_unchanged SET NOT NULL;
+CREATE FUNCTION pipeline.changes_row(boolean, boolean) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_changes_row'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.changes_row(boolean, boolean) IS
+    'internal: whether an upsert writes over a stored row: it may (first) and would change it (second); counts the rows it may but would not change';
 
 /* Lineage of joins: the columns a join matches on (JOIN, origin joins). */
 ALTER TABLE pipeline.lineage_edges

@@ -219,6 +219,7 @@ typedef struct BatchTally
 	int64		read;
 	int64		filtered;
 	int64		dropped;
+	int64		unchanged;		/* upserts equal to the stored row */
 	List	   *rejected;		/* of RejectedRow * */
 	int64		check_failing[PIPELINE_MAX_CHECKS]; /* rows failing each check */
 	int64		check_unchecked[PIPELINE_MAX_CHECKS];	/* rows each check left

@@ -44,12 +44,6 @@ struct PipelineStrategy
 	bool		counts_stale;
 
 	/*
-	 * Its batch statement counts the events equal to the stored row, which it
-	 * does not write (a fourth column; not with counts_stale).
-	 */
-	bool		counts_unchanged;
-
-	/*
 	 * Target rows are groups of source rows: the key is the group's, the
 	 * mapping's other columns aggregate (ColumnMap.aggregates), rules about a
 	 * row's contents skip delete events, and with a source_key a row failing
@@ -98,8 +92,7 @@ struct PipelineStrategy
 	 * Run: the batch statement, writing 'accepted' (the subquery of the
 	 * batch's accepted rows, batch_sql.c) into the target.  It returns one
 	 * row: target rows inserted, target rows updated, delete events applied
-	 * (then, with counts_stale, stale events, or with counts_unchanged,
-	 * events equal to the stored row; then, with a change log, rows
+	 * (then, with counts_stale, stale events; then, with a change log, rows
 	 * published).
 	 */
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,

@@ -167,6 +167,11 @@ CREATE FUNCTION pipeline.keep_row(boolean) RETURNS boolean
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION pipeline.keep_row(boolean) IS
     'internal: whether the filter keeps a row (false for NULL); counts the rows it skips';
+CREATE FUNCTION pipeline.changes_row(boolean, boolean) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_changes_row'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.changes_row(boolean, boolean) IS
+    'internal: whether an upsert writes over a stored row: it may (first) and would change it (second); counts the rows it may but would not change';
 CREATE FUNCTION pipeline.reject_row(xid8, bigint, integer) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_reject_row'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;

@@ -686,11 +686,10 @@ execute_batch(void *arg)
 	/* its other counts are not of events: it counts its stale events */
 	if (call->def->strategy->counts_stale)
 		counts->stale += pipeline_result_int64(0, 3);
-	else if (call->def->strategy->counts_unchanged)
-		counts->unchanged += pipeline_result_int64(0, 3);
 
 	counts->read += batch->tally.read;
 	counts->filtered += batch->tally.filtered;
+	counts->unchanged += batch->tally.unchanged;
 	counts->dropped += batch->tally.dropped;
 	counts->quarantined += list_length(batch->tally.rejected);
 	if (batch->tally.rejected != NIL)

@@ -22,6 +22,7 @@
  * The same per-row calls keep the batch's tallies, so that the statement
  * streams its rows once instead of materialising them to count them:
  * mark_row counts rows read, keep_row counts rows the filter skipped,
+ * changes_row counts the rows an upsert finds equal to the stored ones,
  * reject_row records rows that failed a row rule, for batch_exec.c to quarantine
  * right after the statement, and check_row applies the data quality checks
  * (checks.c) a row failed and counts each check's failures and the rows a
@@ -48,6 +49,7 @@
 PG_FUNCTION_INFO_V1(pipeline_mark_row);
 PG_FUNCTION_INFO_V1(pipeline_mark_value);
 PG_FUNCTION_INFO_V1(pipeline_keep_row);
+PG_FUNCTION_INFO_V1(pipeline_changes_row);
 PG_FUNCTION_INFO_V1(pipeline_reject_row);
 PG_FUNCTION_INFO_V1(pipeline_check_row);
 
@@ -177,6 +179,25 @@ pipeline_mark_value(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+}
+
+/*
+ * pipeline_changes_row
+ *		SQL: pipeline.changes_row(may, differs) -> may AND differs.  The
+ *		condition of a merge's ON CONFLICT DO UPDATE: the stored row may be
+ *		overwritten (it is not newer) and the event differs from it.  Counts
+ *		the rows it may overwrite but finds equal: unchanged, not written.
+ *		Evaluated once per conflicting row, on the row as locked.
+ */
+Datum
+pipeline_changes_row(PG_FUNCTION_ARGS)
+{
+	bool		may = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
+	bool		differs = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+
+	if (may && !differs && watching != NULL)
+		watching->tally.unchanged++;
+	PG_RETURN_BOOL(may && differs);
 }
 
 /*

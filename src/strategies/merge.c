@@ -131,7 +131,6 @@ create_state(PipelineDef *def, const PipelineMapping *map)
 const PipelineStrategy pipeline_merge_strategy = {
 	.name = "merge",
 	.keyed = true,
-	.counts_unchanged = true,
 	.check_target = check_target,
 	.check_mapping = check_mapping,
 	.target_elements = target_elements,

@@ -211,9 +211,8 @@ row_state_ctes(StringInfo sql, const PipelineDef *def)
 /*
  * pipeline_merge_joins_sql
  *		The batch statement of a merge with joins.  It returns target rows
- *		inserted, target rows updated, delete events applied, events equal
- *		to the stored row (then target rows deleted and, with a change log,
- *		rows published).
+ *		inserted, target rows updated, delete events applied (then target
+ *		rows deleted and, with a change log, rows published).
  */
 char *
 pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
@@ -221,7 +220,6 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	StringInfoData sql;
 	const char *rows_written;
 	const char *deletes;
-	const char *unchanged;
 
 	initStringInfo(&sql);
 	events_ctes(&sql, def, accepted);
@@ -229,7 +227,6 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	/* the target as a merge writes it, from the applied events */
 	appendStringInfoString(&sql, ", ");
 	pipeline_merge_upsert_cte(&sql, def, map, "applied");
-	unchanged = pipeline_merge_unchanged_cte(&sql, def, map, "applied");
 	deletes = pipeline_merge_delete_ctes(&sql, def, "applied");
 	pipeline_publish_cte(&sql, def, "upserted", true);
 
@@ -239,8 +236,8 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	 */
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "%s + 0 * %s, %s, (SELECT count(*) FROM deleted)%s FROM upserted",
-					 deletes, rows_written, unchanged,
+					 "%s + 0 * %s, (SELECT count(*) FROM deleted)%s FROM upserted",
+					 deletes, rows_written,
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
 }

@@ -4,8 +4,8 @@
  *	  The merge strategy's writes of its target, shared by its two batch
  *	  statements (without joins, here; with joins, merge_joins.c): the
  *	  upsert of each key's latest event, never over a newer version nor
- *	  over an equal row; the count of events equal to the stored row; the
- *	  deletes and their tombstones.
+ *	  over an equal row (counted by pipeline.changes_row, row_watch.c);
+ *	  the deletes and their tombstones.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,11 +26,9 @@
  *		"ROW(a.c1, a.c2::text, ...)": the target's non-key mapped columns of
  *		row 'a', for telling whether an event changes a stored row; a
  *		column of a type without equality (json, point) compared as text.
- *		With 'cast', the values are cast to the target columns' types (a
- *		batch row's are the mapping's).
  */
 static char *
-compared_values(const PipelineDef *def, const PipelineMapping *map, const char *a, bool cast)
+compared_values(const PipelineDef *def, const PipelineMapping *map, const char *a)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -49,36 +47,11 @@ compared_values(const PipelineDef *def, const PipelineMapping *map, const char *
 		get_atttypetypmodcoll(def->target, get_attnum(def->target, cm->column), &type, &typmod,
 							  &collation);
 		value = psprintf("%s.%s", a, quote_identifier(cm->column));
-		if (cast)
-			value = psprintf("CAST(%s AS %s)", value, format_type_with_typemod(type, typmod));
 		if (!OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
 			value = psprintf("(%s)::text", value);
 		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", value);
 	}
 	return buf.len ? psprintf("ROW(%s)", buf.data) : NULL;
-}
-
-/*
- * pipeline_merge_unchanged_cte
- *		", unchanged AS (...)": how many of the upserts of 'latest' find the
- *		stored row equal, and write nothing (pipeline_merge_upsert_cte), as
- *		the statement's snapshot shows the target.  Returns the SQL that
- *		reads the count.
- */
-const char *
-pipeline_merge_unchanged_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-							 const char *latest)
-{
-	char	   *stored = compared_values(def, map, "t", false);
-
-	if (stored == NULL)
-		return "0::bigint";
-	appendStringInfo(sql, ", unchanged AS (SELECT count(*) AS n FROM %s l JOIN %s t ON %s "
-					 "WHERE %s%s IS NOT DISTINCT FROM %s)",
-					 latest, pipeline_qualified_name(def->target), pipeline_key_match(def, "t", "l"),
-					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE AND " : "",
-					 stored, compared_values(def, map, "l", true));
-	return "(SELECT n FROM unchanged)";
 }
 
 /*
@@ -118,12 +91,12 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
 	else
 	{
-		/* an event equal to the stored row writes nothing */
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE %s IS DISTINCT FROM %s",
-						 keys, set.data, compared_values(def, map, "t", false),
-						 compared_values(def, map, "EXCLUDED", false));
-		if (seq)
-			appendStringInfo(sql, " AND (t.%s IS NULL OR t.%s <= EXCLUDED.%s)", seq, seq, seq);
+		/* an event equal to the stored row writes nothing (counted) */
+		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s IS DISTINCT FROM %s)",
+						 keys, set.data,
+						 seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true",
+						 compared_values(def, map, "t"),
+						 compared_values(def, map, "EXCLUDED"));
 	}
 	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }
@@ -165,10 +138,7 @@ pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *l
 
 /*
  * pipeline_merge_plain_sql
- *		The batch statement of a merge without joins (SCD type 1).  It
- *		returns target rows inserted, target rows updated, delete events
- *		applied, events equal to the stored row (then target rows deleted
- *		and, with a change log, rows published).
+ *		The batch statement of a merge without joins (SCD type 1).
  */
 char *
 pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
@@ -177,19 +147,30 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, con
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
 	const char *deletes = "0::bigint";
-	const char *unchanged;
 	char	   *latest;
 
-	/* Latest accepted event per key: by sequence_by, then by arrival. */
+	/*
+	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
+	 * once (no deletes), it stays a subquery: a CTE holding volatile
+	 * functions would be materialised.
+	 */
 	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
 					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
 					  accepted,
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH latest AS (%s), ", latest);
-	pipeline_merge_upsert_cte(&sql, def, map, "latest");
-	unchanged = pipeline_merge_unchanged_cte(&sql, def, map, "latest");
+	if (def->delete_when)
+	{
+		appendStringInfo(&sql, "WITH latest AS (%s), ", latest);
+		latest = "latest";
+	}
+	else
+	{
+		appendStringInfoString(&sql, "WITH ");
+		latest = psprintf("(%s)", latest);
+	}
+	pipeline_merge_upsert_cte(&sql, def, map, latest);
 	if (def->delete_when)
 		deletes = pipeline_merge_delete_ctes(&sql, def, "latest");
 
@@ -200,8 +181,8 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, con
 	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "%s, %s%s%s FROM upserted",
-					 deletes, unchanged, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
+					 "%s%s%s FROM upserted",
+					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
 }

@@ -33,8 +33,6 @@ extern void pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def,
 									  const PipelineMapping *map, const char *latest);
 extern const char *pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def,
 											  const char *latest);
-extern const char *pipeline_merge_unchanged_cte(StringInfo sql, const PipelineDef *def,
-												const PipelineMapping *map, const char *latest);
 
 /* merge_joins.c */
 extern void pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map);
