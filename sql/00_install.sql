@@ -46,6 +46,20 @@ EXCEPTION WHEN OTHERS THEN
     RETURN NEXT;
 END $$;
 
+-- Helpers for the later files: a run whose result row is not printed, and
+-- what the last run of a pipeline did (without its run id).
+CREATE PROCEDURE public.run_quietly(name text) LANGUAGE plpgsql AS $$
+DECLARE
+    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
+    n7 bigint; nb int;
+BEGIN
+    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
+END $$;
+CREATE FUNCTION public.last_run(name text) RETURNS TABLE (status text, read bigint, inserted bigint,
+    updated bigint, deleted bigint, stale bigint, quarantined bigint) LANGUAGE sql AS $$
+    SELECT status, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, rows_quarantined
+      FROM pipeline.runs WHERE pipeline = name ORDER BY run_id DESC LIMIT 1 $$;
+
 -- Each later file numbers the extension's ids (runs, pipelines, quarantined
 -- rows, checks...) from a base of its own, so that the ids in its expected
 -- output do not depend on which files ran before it.

@@ -139,13 +139,6 @@ BEGIN
     END LOOP;
 END $$;
 CREATE TABLE property_results (round int, differences bigint);
-CREATE PROCEDURE run_quietly(name text) LANGUAGE plpgsql AS $$
-DECLARE
-    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
-    n7 bigint; nb int;
-BEGIN
-    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
-END $$;
 DO $$
 BEGIN
     FOR r IN 1..30 LOOP
@@ -338,5 +331,5 @@ SELECT pipeline.drop_pipeline(name) FROM pipeline.pipelines
 DROP SCHEMA gold CASCADE;
 DROP TABLE order_events, page_views, customer_events, silver_customers, "Order Items",
     bad_src, bad_existing, clock, property_results, clicks, capped_src CASCADE;
-DROP PROCEDURE random_round(int), run_quietly(text);
+DROP PROCEDURE random_round(int);
 SELECT count(*) AS pipelines_left FROM pipeline.pipelines;

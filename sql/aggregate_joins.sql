@@ -3,18 +3,6 @@
 -- with the same query computed from scratch.
 SET client_min_messages = warning;
 CREATE SCHEMA gold;
--- runs, and what the last run of a pipeline did (run ids depend on the tests before)
-CREATE PROCEDURE run_quietly(name text) LANGUAGE plpgsql AS $$
-DECLARE
-    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
-    n7 bigint; nb int;
-BEGIN
-    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
-END $$;
-CREATE FUNCTION last_run(name text) RETURNS TABLE (status text, read bigint, inserted bigint,
-    updated bigint, deleted bigint, stale bigint, quarantined bigint) LANGUAGE sql AS $$
-    SELECT status, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, rows_quarantined
-      FROM pipeline.runs WHERE pipeline = name ORDER BY run_id DESC LIMIT 1 $$;
 
 -- A captured dimension (updated in place) and a dimension that is another
 -- pipeline's target (merged from its own staging table).
@@ -400,8 +388,8 @@ SELECT pipeline.uncapture('clash_dim');
 SELECT pipeline.uncapture('ratios');
 SELECT pipeline.uncapture('"Dims"."Customer Dim"');
 DROP VIEW sales_from_scratch;
-DROP FUNCTION sales_differences(), try_join(jsonb, text, text[]), last_run(text);
-DROP PROCEDURE random_round(int), run_quietly(text);
+DROP FUNCTION sales_differences(), try_join(jsonb, text, text[]);
+DROP PROCEDURE random_round(int);
 DROP TABLE customers, product_events, sales_events, ratio_src, codes_src, plain_dim, two_key_dim,
     no_key_dim, facts, clash_dim, "Order Items", clock, property_results CASCADE;
 DROP SCHEMA gold, "Dims" CASCADE;

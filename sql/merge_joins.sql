@@ -4,18 +4,6 @@
 -- with the same query computed from scratch.
 SET client_min_messages = warning;
 CREATE SCHEMA gold;
--- runs, and what the last run of a pipeline did (run ids depend on the tests before)
-CREATE PROCEDURE run_quietly(name text) LANGUAGE plpgsql AS $$
-DECLARE
-    id bigint; st text; n1 bigint; n2 bigint; n3 bigint; n4 bigint; n5 bigint; n6 bigint;
-    n7 bigint; nb int;
-BEGIN
-    CALL pipeline.run(name, NULL, id, st, n1, n2, n3, n4, n5, n6, n7, nb);
-END $$;
-CREATE FUNCTION last_run(name text) RETURNS TABLE (status text, read bigint, inserted bigint,
-    updated bigint, deleted bigint, stale bigint, quarantined bigint) LANGUAGE sql AS $$
-    SELECT status, rows_read, rows_inserted, rows_updated, rows_deleted, rows_stale, rows_quarantined
-      FROM pipeline.runs WHERE pipeline = name ORDER BY run_id DESC LIMIT 1 $$;
 
 -- A captured dimension and a dimension that is another pipeline's target.
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text);
@@ -250,7 +238,7 @@ SELECT pipeline.drop_pipeline('enriched');
 SELECT pipeline.drop_pipeline('products');
 SELECT pipeline.uncapture('customers');
 DROP VIEW orders_from_scratch;
-DROP FUNCTION orders_differences(), try_join(text, jsonb, text[], text), last_run(text);
-DROP PROCEDURE random_round(int), run_quietly(text);
+DROP FUNCTION orders_differences(), try_join(text, jsonb, text[], text);
+DROP PROCEDURE random_round(int);
 DROP TABLE customers, product_events, order_events, facts, clock, property_results CASCADE;
 DROP SCHEMA gold CASCADE;

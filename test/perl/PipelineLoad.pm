@@ -7,9 +7,11 @@ use warnings;
 
 use Exporter 'import';
 use IPC::Run;
+use PipelinePowerLoss;
 use PostgreSQL::Test::Utils;
+use Test::More;
 
-our @EXPORT = qw(start_psql finish_load last_run kill_a_run out_of_order_writer);
+our @EXPORT = qw(start_psql finish_load last_run kill_a_run crash_under_load out_of_order_writer);
 
 # start_psql(NODE, FILE): a background psql running the script in FILE on
 # NODE's database postgres, its output thrown away (nothing reads it while
@@ -65,6 +67,29 @@ sub kill_a_run
 	finish_load(@load);
 	$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
 	$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
+}
+
+# crash_under_load(NODE, START, READY, CHECK): the two crashes of the crash
+# tests, each under the load START->() starts (background handles), once
+# READY->(the last run before it) has seen the runs under way: a kill -9 of
+# a backend running a pipeline, then a power loss (every server process at
+# once, the node started again); CHECK->(WHEN) after each.
+sub crash_under_load
+{
+	my ($node, $start, $ready, $check) = @_;
+	my $after = last_run($node);
+	my @load = $start->();
+	$ready->($after);
+	kill_a_run($node, @load);
+	$check->('after kill -9 of a backend running them');
+
+	$after = last_run($node);
+	@load = $start->();
+	$ready->($after);
+	ok(power_loss($node), 'every server process is gone');
+	finish_load(@load);
+	$node->start;
+	$check->('after a power loss');
 }
 
 # last_run(NODE): the id of the last run recorded, 0 when none.

@@ -21,7 +21,6 @@ use warnings;
 
 use PipelineConsumed;
 use PipelineLoad;
-use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -94,21 +93,8 @@ sub check_consistent
 	}
 }
 
-# ---- 1. kill -9 of a backend running the pipelines
-my $after = last_run($node);
-my @load = start_load();
-wait_for_runs($after, 500, 10);
-kill_a_run($node, @load);
-check_consistent('after kill -9 of a backend running them');
-
-# ---- 2. power loss
-$after = last_run($node);
-@load = start_load();
-wait_for_runs($after, 500, 10);
-ok(power_loss($node), 'every server process is gone');
-finish_load(@load);
-$node->start;
-check_consistent('after a power loss');
+# ---- kill -9 of a backend running the pipelines, then a power loss
+crash_under_load($node, \&start_load, sub { wait_for_runs($_[0], 500, 10) }, \&check_consistent);
 
 # ---- the next runs mark what the crashes interrupted, then catch up
 $node->safe_psql('postgres', "CALL pipeline.run('merged')");

@@ -19,7 +19,6 @@ use warnings;
 
 use PipelineConsumed;
 use PipelineLoad;
-use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -110,21 +109,8 @@ sub check_consistent
 		"$when: current holds the groups of the latest versions its cursor consumed");
 }
 
-# ---- 1. kill -9 of a backend running the pipelines
-my $after = last_run($node);
-my @load = start_load();
-wait_for_runs($after, 200);
-kill_a_run($node, @load);
-check_consistent('after kill -9 of a backend running them');
-
-# ---- 2. power loss
-$after = last_run($node);
-@load = start_load();
-wait_for_runs($after, 200);
-ok(power_loss($node), 'every server process is gone');
-finish_load(@load);
-$node->start;
-check_consistent('after a power loss');
+# ---- kill -9 of a backend running the pipelines, then a power loss
+crash_under_load($node, \&start_load, sub { wait_for_runs($_[0], 200) }, \&check_consistent);
 
 # ---- runs to completion: every staged row
 $node->safe_psql('postgres', "CALL pipeline.run('$_')") foreach ('totals', 'current');

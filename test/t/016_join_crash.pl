@@ -18,7 +18,6 @@ use warnings;
 
 use PipelineConsumed;
 use PipelineLoad;
-use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -118,21 +117,8 @@ sub check_caught_up
 		'0', "$when: the merge holds every order's latest event joined to the dimension as it is");
 }
 
-# ---- 1. kill -9 of the backend running the pipelines
-my $after = last_run($node);
-my @load = start_load();
-wait_for_runs($after, 200);
-kill_a_run($node, @load);
-check_caught_up('after kill -9 of the backend running them');
-
-# ---- 2. power loss
-$after = last_run($node);
-@load = start_load();
-wait_for_runs($after, 200);
-ok(power_loss($node), 'every server process is gone');
-finish_load(@load);
-$node->start;
-check_caught_up('after a power loss');
+# ---- kill -9 of a backend running the pipelines, then a power loss
+crash_under_load($node, \&start_load, sub { wait_for_runs($_[0], 200) }, \&check_caught_up);
 
 # the dimension changed many times; its change log keeps none of what both
 # pipelines applied
