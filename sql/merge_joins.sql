@@ -139,6 +139,21 @@ CALL run_quietly('enriched');
 SELECT order_id, customer FROM gold.orders ORDER BY order_id;
 SELECT orders_differences();
 
+-- A key whose columns are in another order than the target's, of
+-- different types: the kept rows are keyed in the key's order.
+CREATE TABLE pair_events (a int, b text, customer_id int);
+SELECT pipeline.create_pipeline('pairs', 'pair_events', 'gold.pairs', key => ARRAY['b', 'a'],
+    columns => '{"customer_id": null, "name": "c.name"}',
+    joins => '[{"table": "customers", "as": "c", "on": {"customer_id": "id"}}]') > 0 AS created;
+INSERT INTO pair_events VALUES (1, 'x', 1), (2, 'y', 3);
+CALL run_quietly('pairs');
+UPDATE customers SET name = 'Ada P.' WHERE id = 1;
+CALL run_quietly('pairs'); SELECT * FROM last_run('pairs');
+SELECT * FROM gold.pairs ORDER BY a;
+SELECT pipeline.drop_pipeline('pairs');
+UPDATE customers SET name = 'Ada R.' WHERE id = 1;
+CALL run_quietly('enriched');
+
 -- its shape cannot change; lineage records the dimensions and the joins
 SELECT pipeline.alter_pipeline('enriched', columns => '{"qty": "qty + 1"}');
 SELECT e.source, source_column, target_column, lineage_type, subtype, origin
@@ -240,5 +255,5 @@ SELECT pipeline.uncapture('customers');
 DROP VIEW orders_from_scratch;
 DROP FUNCTION orders_differences(), try_join(text, jsonb, text[], text);
 DROP PROCEDURE random_round(int);
-DROP TABLE customers, product_events, order_events, facts, clock, property_results CASCADE;
+DROP TABLE customers, product_events, order_events, pair_events, facts, clock, property_results CASCADE;
 DROP SCHEMA gold CASCADE;

@@ -47,7 +47,8 @@
 static void
 refuse_dimension_column(const PipelineDef *def, const ColumnMap *cm, const char *what)
 {
-	if (!pipeline_expression_reads_dimensions(def, cm->expr))
+	/* (an unmapped key column is refused with the definition's other errors) */
+	if (cm == NULL || !pipeline_expression_reads_dimensions(def, cm->expr))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -69,15 +70,10 @@ pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map)
 	ListCell   *lc;
 
 	pipeline_become_owner(def, &ctx);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (cm->is_key)
-			refuse_dimension_column(def, cm, "key");
-		else if (def->sequence_by && strcmp(cm->column, def->sequence_by) == 0)
-			refuse_dimension_column(def, cm, "sequence_by");
-	}
+	foreach(lc, def->key)
+		refuse_dimension_column(def, pipeline_mapping_column(map, lfirst(lc)), "key");
+	if (def->sequence_by)
+		refuse_dimension_column(def, pipeline_mapping_column(map, def->sequence_by), "sequence_by");
 	pipeline_restore_user(&ctx);
 }
 
@@ -95,22 +91,20 @@ pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map)
 	if (OidIsValid(def->row_state))
 		return;
 	initStringInfo(&cols);
-	foreach(lc, map->columns)
+	/* __pl_k<j> is key column j, in the key's order (pipeline_row_keys) */
+	foreach(lc, def->key)
 	{
-		ColumnMap  *cm = lfirst(lc);
-		char	   *type = format_type_with_typemod(cm->typid, cm->typmod);
+		ColumnMap  *cm = pipeline_mapping_column(map, lfirst(lc));
 
-		if (cm->is_key)
-			appendStringInfo(&cols, "%s" PIPELINE_ROW_SOURCE_KEY " %s NOT NULL", cols.len ? ", " : "",
-							 j++, type);
+		appendStringInfo(&cols, "%s" PIPELINE_ROW_SOURCE_KEY " %s NOT NULL", cols.len ? ", " : "",
+						 j++, format_type_with_typemod(cm->typid, cm->typmod));
 	}
-	foreach(lc, map->columns)
+	if (def->sequence_by)
 	{
-		ColumnMap  *cm = lfirst(lc);
+		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
 
-		if (def->sequence_by && strcmp(cm->column, def->sequence_by) == 0)
-			appendStringInfo(&cols, ", " PIPELINE_ROW_SEQUENCE " %s",
-							 format_type_with_typemod(cm->typid, cm->typmod));
+		appendStringInfo(&cols, ", " PIPELINE_ROW_SEQUENCE " %s",
+						 format_type_with_typemod(cm->typid, cm->typmod));
 	}
 	appendStringInfo(&cols, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz%s, PRIMARY KEY (%s)",
 					 pipeline_join_state_elements(def),
