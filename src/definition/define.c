@@ -809,6 +809,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);
 	validate_and_build(def, target_rv);
+	pipeline_refuse_deleting_dimension(def);
 	def->id = pipeline_save_definition(def, true);
 	pipeline_save_joins(def);
 	pipeline_save_lineage(def);

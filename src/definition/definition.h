@@ -39,6 +39,7 @@ typedef struct PipelineSchedule
 /* joins.c */
 extern List *pipeline_read_joins(Jsonb *arg);
 extern void pipeline_check_joins(PipelineDef *def);
+extern void pipeline_refuse_deleting_dimension(const PipelineDef *def);
 
 /* schema_change.c */
 extern void pipeline_apply_schema_change(PipelineDef *def);

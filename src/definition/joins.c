@@ -282,21 +282,21 @@ follow_dimension(const PipelineDef *def, int n, const DimensionJoin *join)
 }
 
 /*
- * refuse_deleting_dimension
+ * pipeline_refuse_deleting_dimension
  *		delete_when deletes a source row for good (a dimension's change
  *		never brings it back): it must be about the source row alone.  A
  *		condition on a dimension belongs in the filter, whose rows come back
- *		when the dimension changes.
+ *		when the dimension changes.  Called once the definition's
+ *		expressions have been probed (an invalid one is reported there).
  */
-static void
-refuse_deleting_dimension(const PipelineDef *def)
+void
+pipeline_refuse_deleting_dimension(const PipelineDef *def)
 {
 	PipelineUserContext ctx;
 	bool		reads;
 
-	if (def->delete_when == NULL)
+	if (def->delete_when == NULL || def->joins == NIL)
 		return;
-	pipeline_require_expression(def->delete_when, "delete_when");
 	pipeline_become_owner(def, &ctx);
 	reads = pipeline_expression_reads_dimensions(def, def->delete_when);
 	pipeline_restore_user(&ctx);
@@ -345,5 +345,4 @@ pipeline_check_joins(PipelineDef *def)
 		check_columns(def, n, join);
 		join->change_log = follow_dimension(def, n, join);
 	}
-	refuse_deleting_dimension(def);
 }

@@ -136,7 +136,7 @@ internal_misuse(const char *function, const char *detail)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("pipeline.%s is internal to the batch statement", function),
 			 errdetail("%s", detail),
-			 errhint("Do not call pipeline.mark_row, mark_value, keep_row, reject_row or check_row in expressions or queries: the extension calls them itself.")));
+			 errhint("Do not call pipeline.mark_row, mark_value, keep_row, changes_row, reject_row or check_row in expressions or queries: the extension calls them itself.")));
 }
 
 /*
