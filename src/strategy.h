@@ -98,13 +98,6 @@ struct PipelineStrategy
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
 							  const char *accepted);
 
-	/*
-	 * Run: forgets the deletes it remembers itself that are older than the
-	 * pipeline's tombstone_retention (the tombstone table's are forgotten for
-	 * every strategy); NULL: none.
-	 */
-	void		(*forget_deletes) (const PipelineDef *def);
-
 	/* Run: before each batch statement (NULL: nothing). */
 	void		(*begin_batch) (const PipelineDef *def);
 

@@ -151,6 +151,10 @@ extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping 
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 extern char *pipeline_columns_match(List *columns, const char *a, const char *b);
 extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
+extern void pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type,
+										int32 *typmod);
+extern char *pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a,
+									  const char *b);
 extern bool pipeline_has_delete_events(const PipelineDef *def);
 extern const char *pipeline_row_sequence(const PipelineDef *def);
 extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map,

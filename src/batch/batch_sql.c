@@ -38,6 +38,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -232,6 +233,35 @@ pipeline_columns_match(List *columns, const char *a, const char *b)
 		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, c, b, c);
 	}
 	return buf.data;
+}
+
+/*
+ * pipeline_target_column_type
+ *		The type and typmod of a column of the target.
+ */
+void
+pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type, int32 *typmod)
+{
+	Oid			collation;
+
+	get_atttypetypmodcoll(def->target, get_attnum(def->target, column), type, typmod, &collation);
+}
+
+/*
+ * pipeline_target_distinct
+ *		"a IS DISTINCT FROM b" for values of a target column; compared as
+ *		text when the type has no equality (json, xml, point).
+ */
+char *
+pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a, const char *b)
+{
+	Oid			type;
+	int32		typmod;
+
+	pipeline_target_column_type(def, column, &type, &typmod);
+	if (OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
+		return psprintf("%s IS DISTINCT FROM %s", a, b);
+	return psprintf("(%s)::text IS DISTINCT FROM (%s)::text", a, b);
 }
 
 /*

@@ -56,6 +56,7 @@
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 #include "sources/sources.h"
+#include "strategies/strategies.h"
 #include "strategy.h"
 
 
@@ -786,8 +787,7 @@ run_replay(RunState *rs)
 /*
  * cleanup_tombstones
  *		Forgets deletes older than the pipeline's tombstone retention, as
- *		the tombstone table's owner, and those its strategy remembers
- *		itself.
+ *		the tombstone table's owner, and those a row state remembers.
  */
 static void
 cleanup_tombstones(const PipelineDef *def)
@@ -795,8 +795,7 @@ cleanup_tombstones(const PipelineDef *def)
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(def->tombstone_retention);
 
-	if (def->strategy->forget_deletes)
-		def->strategy->forget_deletes(def);
+	pipeline_forget_row_deletes(def);
 	if (!OidIsValid(def->tombstones))
 		return;
 	pipeline_exec_as_relation_owner(def->tombstones,

@@ -103,7 +103,7 @@ check_source_column(const PipelineDef *def, const char *column, const char *what
 						format_type_be(type)),
 				 errdetail("Rows are matched by their source_key and ordered by sequence_by, which need a type with a default btree operator class."),
 				 errhint("Name a column of a comparable type, such as text, a number or a timestamp.")));
-	return format_type_with_typemod(type, typmod);
+	return pipeline_source_column_type(def, column);
 }
 
 /*
@@ -281,6 +281,5 @@ const PipelineStrategy pipeline_aggregate_strategy = {
 	.target_elements = target_elements,
 	.create_state = create_state,
 	.row_columns = pipeline_aggregate_row_columns,
-	.forget_deletes = pipeline_forget_row_deletes,
 	.batch_sql = pipeline_aggregate_sql,
 };

@@ -136,5 +136,4 @@ const PipelineStrategy pipeline_merge_strategy = {
 	.target_elements = target_elements,
 	.create_state = create_state,
 	.batch_sql = merge_sql,
-	.forget_deletes = pipeline_forget_row_deletes,
 };

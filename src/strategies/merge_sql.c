@@ -14,7 +14,6 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -22,13 +21,12 @@
 #include "strategies/strategies.h"
 
 /*
- * compared_values
- *		"ROW(a.c1, a.c2::text, ...)": the target's non-key mapped columns of
- *		row 'a', for telling whether an event changes a stored row; a
- *		column of a type without equality (json, point) compared as text.
+ * changed
+ *		"t.c1 IS DISTINCT FROM EXCLUDED.c1 OR ...": whether an upsert changes
+ *		the stored row's non-key mapped columns; NULL when it has none.
  */
 static char *
-compared_values(const PipelineDef *def, const PipelineMapping *map, const char *a)
+changed(const PipelineDef *def, const PipelineMapping *map)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -37,21 +35,14 @@ compared_values(const PipelineDef *def, const PipelineMapping *map, const char *
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
-		Oid			type;
-		int32		typmod;
-		Oid			collation;
-		char	   *value;
+		const char *c = quote_identifier(cm->column);
 
-		if (cm->is_key)
-			continue;
-		get_atttypetypmodcoll(def->target, get_attnum(def->target, cm->column), &type, &typmod,
-							  &collation);
-		value = psprintf("%s.%s", a, quote_identifier(cm->column));
-		if (!OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
-			value = psprintf("(%s)::text", value);
-		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", value);
+		if (!cm->is_key)
+			appendStringInfo(&buf, "%s%s", buf.len ? " OR " : "",
+							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
+													  psprintf("EXCLUDED.%s", c)));
 	}
-	return buf.len ? psprintf("ROW(%s)", buf.data) : NULL;
+	return buf.data;
 }
 
 /*
@@ -92,11 +83,10 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 	else
 	{
 		/* an event equal to the stored row writes nothing (counted) */
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s IS DISTINCT FROM %s)",
+		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
 						 keys, set.data,
 						 seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true",
-						 compared_values(def, map, "t"),
-						 compared_values(def, map, "EXCLUDED"));
+						 changed(def, map));
 	}
 	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }

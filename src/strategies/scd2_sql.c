@@ -61,7 +61,6 @@
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -73,18 +72,6 @@
  * upsert before the delete that closed it there.
  */
 #define POINT_ORDER "__pl_at, __pl_live DESC"
-
-/*
- * target_column_type
- *		The type and typmod of a column of the target.
- */
-static void
-target_column_type(const PipelineDef *def, const char *column, Oid *type, int32 *typmod)
-{
-	Oid			collation;
-
-	get_atttypetypmodcoll(def->target, get_attnum(def->target, column), type, typmod, &collation);
-}
 
 /*
  * assigned
@@ -101,7 +88,7 @@ assigned(const PipelineDef *def, const char *column, const char *value)
 	Oid			func;
 	char	   *sql;
 
-	target_column_type(def, column, &type, &typmod);
+	pipeline_target_column_type(def, column, &type, &typmod);
 	sql = psprintf("CAST(%s AS %s)", value, format_type_with_typemod(type, -1));
 	if (typmod < 0 || find_typmod_coercion_function(type, &func) != COERCION_PATH_FUNC)
 		return sql;
@@ -109,23 +96,6 @@ assigned(const PipelineDef *def, const char *column, const char *value)
 					quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
 											   get_func_name(func)),
 					sql, typmod, get_func_nargs(func) == 3 ? ", false" : "");
-}
-
-/*
- * distinct
- *		"a IS DISTINCT FROM b" for values of a target column; compared as
- *		text when the type has no equality (json, xml, point).
- */
-static char *
-distinct(const PipelineDef *def, const char *column, const char *a, const char *b)
-{
-	Oid			type;
-	int32		typmod;
-
-	target_column_type(def, column, &type, &typmod);
-	if (OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
-		return psprintf("%s IS DISTINCT FROM %s", a, b);
-	return psprintf("(%s)::text IS DISTINCT FROM (%s)::text", a, b);
 }
 
 /*
@@ -300,7 +270,7 @@ versions_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map
 		const char *c = quote_identifier(lfirst(lc));
 
 		appendStringInfo(&tracked, " OR %s",
-						 distinct(def, lfirst(lc), psprintf("p.%s", c), psprintf("lag(p.%s) OVER w", c)));
+						 pipeline_target_distinct(def, lfirst(lc), psprintf("p.%s", c), psprintf("lag(p.%s) OVER w", c)));
 	}
 	appendStringInfo(sql, ", changes AS (SELECT p.*, (__pl_live IS DISTINCT FROM "
 					 "lag(__pl_live, 1, false) OVER w OR (__pl_live AND (false%s))) AS __pl_change "
@@ -350,7 +320,7 @@ diff_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 		const char *c = quote_identifier(lfirst(lc));
 
 		appendStringInfo(&differs, "%s OR ",
-						 distinct(def, lfirst(lc), psprintf("e.%s", c), psprintf("v.%s", c)));
+						 pipeline_target_distinct(def, lfirst(lc), psprintf("e.%s", c), psprintf("v.%s", c)));
 	}
 	appendStringInfo(sql, ", diff AS (SELECT %s%s, v.__pl_start, v.__pl_end, v.__pl_xid, v.__pl_seq, "
 					 "e.__start_at AS __pl_old_start, CASE WHEN e.__start_at IS NULL THEN 'i' "
