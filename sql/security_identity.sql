@@ -189,6 +189,33 @@ SELECT si_priv.breach();
 SELECT g, n, top FROM si.agg;
 SELECT count(*) AS remembered_deletes FROM si.agg_rows WHERE NOT __pl_live;
 
+-- a merge joining a captured dimension: an expression over the dimension,
+-- triggers on the dimension's change log (trimmed as the pipeline follows
+-- it) and on the kept rows, when a superuser runs it, the dimension's change
+-- sending the kept row again
+SET ROLE si_evil;
+CREATE TABLE si.dim (id int PRIMARY KEY, name text);
+INSERT INTO si.dim VALUES (1, 'a');
+SELECT pipeline.capture('si.dim') IS NOT NULL AS captured;
+CREATE TRIGGER trap AFTER INSERT OR UPDATE OR DELETE ON si.dim_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION si.pwn_trigger('dimension log');
+CREATE TABLE si.jsrc (id int, dim_id int);
+SELECT pipeline.create_pipeline('si_j', 'si.jsrc', 'si.joined', key => ARRAY['id'],
+    columns => $${"dim_id": null, "name": "d.name || si.pwn('join mapping')::text"}$$,
+    joins => '[{"table": "si.dim", "as": "d", "on": {"dim_id": "id"}}]') > 0 AS created;
+CREATE TRIGGER trap AFTER INSERT OR UPDATE OR DELETE ON si.joined_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION si.pwn_trigger('kept rows');
+INSERT INTO si.jsrc VALUES (1, 1);
+RESET ROLE;
+CALL pipeline.run('si_j');
+SET ROLE si_evil;
+UPDATE si.dim SET name = 'b' WHERE id = 1;
+RESET ROLE;
+CALL pipeline.run('si_j');
+CALL pipeline.run('si_j');
+SELECT si_priv.breach();
+SELECT id, name FROM si.joined;
+
 -- drops: the superuser's reader, then the last reader (the log goes), the
 -- writer (its tombstones go), the aggregate (its state goes), the capture's
 -- reader and the capture
@@ -199,6 +226,9 @@ SELECT pipeline.drop_pipeline('si_p');
 SELECT to_regclass('si.tgt_tombstones') AS tombstones;
 SELECT pipeline.drop_pipeline('si_a');
 SELECT to_regclass('si.agg_groups') AS group_state, to_regclass('si.agg_rows') AS row_state;
+SELECT pipeline.drop_pipeline('si_j');
+SELECT to_regclass('si.joined_rows') AS kept_rows;
+SELECT pipeline.uncapture('si.dim');
 SELECT pipeline.drop_pipeline('si_r3');
 SELECT pipeline.uncapture('si.cap');
 SELECT si_priv.breach();
