@@ -64,6 +64,18 @@ COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
 COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
     'aggregate: table next to the target with each source row''s current contribution, to retract it when the row changes (NULL when rows never change and no aggregate needs it)';
 
+/* Debezium events, and sequence_by as expressions kept in the row state. */
+ALTER TABLE pipeline.pipeline_defs
+    ADD COLUMN format text CHECK (format IN ('debezium')),
+    ADD COLUMN sequence_kept boolean;
+UPDATE pipeline.pipeline_defs SET sequence_kept = false;
+ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
+    ALTER COLUMN sequence_kept SET NOT NULL;
+COMMENT ON COLUMN pipeline.pipeline_defs.format IS
+    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
+    'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
+
 /* Events equal to the stored row are not written again: counted apart. */
 /* (added without a default, then filled: a fresh install stores no "missing value") */
 ALTER TABLE pipeline.run_log ADD COLUMN rows_unchanged bigint;
@@ -706,7 +718,8 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
           FROM pipeline.pipeline_joins j
           CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
                                 FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
-         WHERE j.pipeline_id = d.id) AS joins
+         WHERE j.pipeline_id = d.id) AS joins,
+       d.format
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 
@@ -723,5 +736,19 @@ SELECT u.name, u.target, j.change_log, r.name, r.target
 COMMENT ON VIEW pipeline.dependencies IS
     'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';
 
-
-
+CREATE TYPE pipeline.debezium_event AS (
+    op      text,
+    record  jsonb,
+    lsn     bigint,
+    ts_ms   bigint,
+    source  jsonb,
+    before  jsonb,
+    after   jsonb);
+COMMENT ON TYPE pipeline.debezium_event IS
+    'a Debezium change event as a pipeline with format => ''debezium'' reads it';
+CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAULT NULL)
+    RETURNS pipeline.debezium_event
+    AS 'MODULE_PATHNAME', 'pipeline_debezium_event'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[]) IS
+    'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';

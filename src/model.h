@@ -94,6 +94,11 @@ typedef struct PipelineDef
 	Oid			row_state;		/* aggregate: its source rows' state table
 								 * (keyed by source_key), or InvalidOid */
 	List	   *joins;			/* of DimensionJoin *, in order; NIL: none */
+	char	   *format;			/* "debezium": a staged row holds a change
+								 * event (debezium_sql.c); NULL: is the row */
+	bool		sequence_kept;	/* merge: sequence_by is expressions over the
+								 * source row, kept in the row state, not in
+								 * the target */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */
@@ -112,7 +117,8 @@ typedef struct ColumnMap
 typedef struct PipelineMapping
 {
 	List	   *columns;		/* of ColumnMap *, in target column order */
-	List	   *source_columns; /* of char *, source columns but _xid/_seq */
+	List	   *source_columns; /* of char *, source columns but _xid/_seq (of
+								 * the decoded rows, for Debezium events) */
 	bool		target_exists;
 } PipelineMapping;
 

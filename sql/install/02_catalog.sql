@@ -37,7 +37,9 @@ CREATE TABLE pipeline.pipeline_defs (
     source_key          text[] CHECK (source_key <> '{}'),
     group_filter        text,
     group_state         regclass,
-    row_state           regclass
+    row_state           regclass,
+    format              text CHECK (format IN ('debezium')),
+    sequence_kept       boolean NOT NULL DEFAULT false
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -58,6 +60,10 @@ COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
     'aggregate: the source columns that identify a source row, whose latest event replaces its earlier one in the groups (NULL: every staged row is a new row)';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
     'aggregate: a condition over the target''s columns a group must meet to be in the target';
+COMMENT ON COLUMN pipeline.pipeline_defs.format IS
+    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
+    'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
     'aggregate: table next to the target with each group''s running state (row counts, sums, extremes)';
 COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS

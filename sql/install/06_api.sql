@@ -18,11 +18,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     track_history       text[] DEFAULT NULL,
     source_key          text[] DEFAULT NULL,
     group_filter        text DEFAULT NULL,
-    joins               jsonb DEFAULT NULL)
+    joins               jsonb DEFAULT NULL,
+    format              text DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -161,6 +162,23 @@ CREATE FUNCTION pipeline.mark_value(xid8, bigint, anyelement) RETURNS anyelement
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION pipeline.mark_value(xid8, bigint, anyelement) IS
     'internal: records the row being written and returns the value unchanged';
+
+CREATE TYPE pipeline.debezium_event AS (
+    op      text,
+    record  jsonb,
+    lsn     bigint,
+    ts_ms   bigint,
+    source  jsonb,
+    before  jsonb,
+    after   jsonb);
+COMMENT ON TYPE pipeline.debezium_event IS
+    'a Debezium change event as a pipeline with format => ''debezium'' reads it';
+CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAULT NULL)
+    RETURNS pipeline.debezium_event
+    AS 'MODULE_PATHNAME', 'pipeline_debezium_event'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[]) IS
+    'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';
 
 CREATE FUNCTION pipeline.keep_row(boolean) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_keep_row'

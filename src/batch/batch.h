@@ -132,6 +132,21 @@ extern char *pipeline_mapping_column_list(const PipelineMapping *map);
 extern List *pipeline_relation_columns(Oid relid);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
 
+/* sequence.c */
+extern List *pipeline_sequence_parts(const PipelineDef *def);
+extern char *pipeline_kept_sequence_column(int i);
+extern List *pipeline_sequence_columns(const PipelineDef *def);
+extern const char *pipeline_sequence_target_column(const PipelineDef *def);
+extern void pipeline_sequence_row_columns(const PipelineDef *def, StringInfo list);
+extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char *b,
+									 List *b_columns);
+
+/* debezium_sql.c */
+extern bool pipeline_is_event_column(const char *column);
+extern char *pipeline_event_column(const PipelineDef *def);
+extern List *pipeline_decoded_columns(const PipelineDef *def);
+extern char *pipeline_source_rows(const PipelineDef *def, const char *rows);
+
 /* joins_sql.c */
 extern List *pipeline_join_key_columns(int j, const DimensionJoin *join);
 extern char *pipeline_source_from(const PipelineDef *def, const char *rows);
@@ -156,7 +171,7 @@ extern void pipeline_target_column_type(const PipelineDef *def, const char *colu
 extern char *pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a,
 									  const char *b);
 extern bool pipeline_has_delete_events(const PipelineDef *def);
-extern const char *pipeline_row_sequence(const PipelineDef *def);
+extern bool pipeline_keeps_source_rows(const PipelineDef *def);
 extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map,
 									BatchSource from, List *rules, List *checks,
 									PendingShape shape);

@@ -156,7 +156,7 @@ pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSo
 						"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, q.raw_row) r "
 						"WHERE q.pipeline_id = %s AND q.requeued_at IS NULL AND q.run_id <> %s "
 						"AND (%s IS NULL OR q.id = ANY (%s))) s%s",
-						select_list, pipeline_quote_list(map->source_columns, "r"), src,
+						select_list, pipeline_quote_list(pipeline_relation_columns(def->source), "r"), src,
 						P(PIPELINE_ID), P(RUN_ID), P(REQUEUE_IDS), P(REQUEUE_IDS),
 						shape == PENDING_WHOLE ? "" :
 						psprintf(" WHERE %s AND %s", bounds, not_excluded()));
@@ -306,6 +306,19 @@ filter_deletes(const PipelineDef *def)
 }
 
 /*
+ * pipeline_keeps_source_rows
+ *		Whether a merge keeps each key's latest source row in a row state
+ *		(merge_joins.c): with joins, and with a kept sequence_by.  Its batch
+ *		rows then always say whether they delete (__pl_del) and whether the
+ *		source row is deleted rather than only left out (__pl_drop).
+ */
+bool
+pipeline_keeps_source_rows(const PipelineDef *def)
+{
+	return !def->strategy->groups && (def->joins != NIL || def->sequence_kept);
+}
+
+/*
  * pipeline_has_delete_events
  *		Whether batch rows can be delete events (a boolean __pl_del): by
  *		delete_when, by failing the filter (filter_deletes), or by missing
@@ -330,7 +343,7 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 	char	   *missed = def->joins ? pipeline_join_missed(def) : NULL;
 	char	   *deleted = def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : NULL;
 
-	if (!filter_deletes(def) && def->joins == NIL)
+	if (!filter_deletes(def) && !pipeline_keeps_source_rows(def))
 	{
 		if (def->delete_when)
 			appendStringInfo(list, ", (%s)::boolean AS __pl_del", def->delete_when);
@@ -344,18 +357,25 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 	if (missed)
 		appendStringInfo(&del, "%s%s", del.len ? " OR " : "", missed);
 	appendStringInfo(list, ", (%s) AS __pl_del", del.len ? del.data : "false");
-	if (def->joins != NIL)
+	if (pipeline_keeps_source_rows(def))
 		appendStringInfo(list, ", (%s) AS " PIPELINE_ROW_DROP, deleted ? deleted : "false");
 }
 
 /*
- * pipeline_row_sequence
- *		The batch row's column holding its sequence_by value, quoted.
+ * row_keep
+ *		The condition a batch row must meet not to be skipped (counted as
+ *		filtered): the filter, when it skips rows rather than deleting them,
+ *		and for Debezium events, not being a tombstone.  NULL: none.
  */
-const char *
-pipeline_row_sequence(const PipelineDef *def)
+static char *
+row_keep(const PipelineDef *def)
 {
-	return def->strategy->groups ? PIPELINE_ROW_SEQUENCE : quote_identifier(def->sequence_by);
+	char	   *filter = (def->filter && !filter_deletes(def)) ? psprintf("(%s)::boolean", def->filter) : NULL;
+	char	   *event = def->format ? "s._op IS NOT NULL" : NULL;
+
+	if (filter && event)
+		return psprintf("%s AND %s", event, filter);
+	return filter ? filter : event;
 }
 
 /*
@@ -438,7 +458,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	char	   *rows;
 	char	   *windows = check_windows(checks);
 	char	   *failed = checks_failed(checks);
-	bool		skips = def->filter != NULL && !filter_deletes(def);
+	char	   *keep = row_keep(def);
 
 	initStringInfo(&list);
 	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
@@ -452,15 +472,16 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 
 		appendStringInfo(&list, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
-	if (skips)
-		appendStringInfo(&list, ", (%s)::boolean AS __pl_keep", def->filter);
+	if (keep)
+		appendStringInfo(&list, ", (%s) AS __pl_keep", keep);
 	delete_event_columns(def, &list);
+	pipeline_sequence_row_columns(def, &list);
 	if (def->joins != NIL)
 		pipeline_join_row_columns(def, &list);
 
 	initStringInfo(&accept);
 	appendStringInfoString(&accept, "CASE");
-	if (skips)
+	if (keep)
 		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
@@ -471,10 +492,11 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	appendStringInfoString(&accept, " ELSE true END");
 
 	/*
-	 * With joins, the pending rows are joined to the dimensions first; a
-	 * uniqueness check counts values over the batch: one more level.
+	 * With joins, the pending rows are joined to the dimensions first, and
+	 * events are decoded first; a uniqueness check counts values over the
+	 * batch: one more level.
 	 */
-	if (def->joins != NIL)
+	if (def->joins != NIL || def->format)
 		rows = psprintf("(SELECT %s FROM %s OFFSET 0)", list.data,
 						pipeline_source_from(def, psprintf("(%s)",
 														   pipeline_pending_sql(def, map, from, "s.*", shape))));
@@ -483,7 +505,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	if (windows)
 		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
 	return psprintf("%s b WHERE %s", rows,
-					(skips || rules || failed) ? accept.data : "true");
+					(keep || rules || failed) ? accept.data : "true");
 }
 
 /*

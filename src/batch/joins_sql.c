@@ -78,7 +78,7 @@ join_condition(const DimensionJoin *join, const char *source)
  * pipeline_source_from
  *		"<rows> s LEFT JOIN <dimension> AS <alias> ON ...": the FROM clause of
  *		a pipeline's expressions, over 'rows' (a relation or a subquery with
- *		the source's columns).
+ *		the source's columns; Debezium events decoded, debezium_sql.c).
  */
 char *
 pipeline_source_from(const PipelineDef *def, const char *rows)
@@ -87,7 +87,7 @@ pipeline_source_from(const PipelineDef *def, const char *rows)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s s", rows);
+	appendStringInfo(&buf, "%s s", pipeline_source_rows(def, rows));
 	foreach(lc, def->joins)
 	{
 		DimensionJoin *join = lfirst(lc);

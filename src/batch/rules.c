@@ -53,6 +53,26 @@ add_rule(const PipelineDef *def, List *rules, char *passes, char *reason, const 
 }
 
 /*
+ * sequence_not_null
+ *		"x IS NOT NULL AND ...": the batch row has a whole sequence_by value
+ *		(an aggregate's is its __pl_sq).
+ */
+static char *
+sequence_not_null(const PipelineDef *def)
+{
+	StringInfoData buf;
+	List	   *columns = def->strategy->groups ? list_make1(PIPELINE_ROW_SEQUENCE) :
+	pipeline_sequence_columns(def);
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+		appendStringInfo(&buf, "%s%s IS NOT NULL", buf.len ? " AND " : "",
+						 quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
  * all_mapped
  *		Whether every column of an int2[] of attribute numbers of the target
  *		has a value in the batch row (mapped, not aggregated); fills 'names'
@@ -213,9 +233,9 @@ pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map)
 									  quote_identifier(lfirst(lc))),
 							 "23502", true);
 		if (def->sequence_by)
-			rules = add_rule(def, rules, psprintf("%s IS NOT NULL", pipeline_row_sequence(def)),
+			rules = add_rule(def, rules, sequence_not_null(def),
 							 psprintf("null sequence_by value: %s must not be null",
-									  quote_identifier(def->sequence_by)),
+									  def->sequence_kept ? def->sequence_by : quote_identifier(def->sequence_by)),
 							 "23502", true);
 	}
 	foreach(lc, map->columns)

@@ -295,6 +295,47 @@ check_column_type(const PipelineDef *def, const PipelineMapping *map, const Colu
 }
 
 /*
+ * refuse_unordered
+ *		Errors when a sequence_by value's type cannot be ordered.
+ */
+static void
+refuse_unordered(const char *what, Oid typid, const char *hint)
+{
+	if (get_typtype(typid) != TYPTYPE_PSEUDO && OidIsValid(GetDefaultOpClass(typid, BTREE_AM_OID)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_FUNCTION),
+			 errmsg("sequence_by %s has type %s, which cannot be ordered", what, format_type_be(typid)),
+			 get_typtype(typid) == TYPTYPE_PSEUDO ?
+			 errdetail("Latest-wins needs a type with a default btree ordering that a table column can have; %s is a pseudo-type.",
+					   format_type_be(typid)) :
+			 errdetail("Latest-wins needs a type with a default btree ordering."),
+			 errhint("%s", hint)));
+}
+
+/*
+ * probe_sequence_parts
+ *		A kept sequence_by: each of its expressions is valid over the source
+ *		row and of an ordered type.
+ */
+static void
+probe_sequence_parts(const PipelineDef *def)
+{
+	ListCell   *lc;
+
+	foreach(lc, pipeline_sequence_parts(def))
+	{
+		Oid			typid;
+		int32		typmod;
+		char	   *what = psprintf("expression \"%s\"", (char *) lfirst(lc));
+
+		probe(def, lfirst(lc), psprintf("sequence_by %s", what), &typid, &typmod);
+		refuse_unordered(what, typid,
+						 "Use a number, a timestamp or another ordered type (cast the expression), or list several separated by commas.");
+	}
+}
+
+/*
  * probe_mapping
  *		Types every mapped column and checks key and sequence_by.
  */
@@ -332,7 +373,9 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 							 (char *) lfirst(lc))));
 	}
 	/* an aggregate's sequence_by is its strategy's to check */
-	if (def->sequence_by && !def->strategy->groups)
+	if (def->sequence_kept)
+		probe_sequence_parts(def);
+	else if (def->sequence_by && !def->strategy->groups)
 	{
 		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
 
@@ -342,18 +385,9 @@ probe_mapping(const PipelineDef *def, PipelineMapping *map)
 					 errmsg("sequence_by column \"%s\" is not a column of the pipeline's target", def->sequence_by),
 					 errdetail("The target keeps each row's version in that column to discard stale events."),
 					 errhint("Name a column of the source (or of the columns mapping) that orders events, such as updated_at.")));
-		if (get_typtype(cm->typid) == TYPTYPE_PSEUDO ||
-			!OidIsValid(GetDefaultOpClass(cm->typid, BTREE_AM_OID)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("sequence_by column \"%s\" has type %s, which cannot be ordered",
-							def->sequence_by, format_type_be(cm->typid)),
-					 get_typtype(cm->typid) == TYPTYPE_PSEUDO ?
-					 errdetail("Latest-wins needs a type with a default btree ordering that a table column can have; %s is a pseudo-type.",
-							   format_type_be(cm->typid)) :
-					 errdetail("Latest-wins needs a type with a default btree ordering."),
-					 errhint("Use a timestamp, a number or another ordered type, or map the column to one (columns => '{\"%s\": \"...::timestamptz\"}').",
-							 def->sequence_by)));
+		refuse_unordered(psprintf("column \"%s\"", def->sequence_by), cm->typid,
+						 psprintf("Use a timestamp, a number or another ordered type, or map the column to one (columns => '{\"%s\": \"...::timestamptz\"}').",
+								  def->sequence_by));
 	}
 	probe_boolean(def, def->delete_when, "delete_when");
 	probe_boolean(def, def->filter, "filter");
@@ -612,6 +646,19 @@ check_options(const PipelineDef *def)
 /* ------------------------------------------------------------ validation */
 
 /*
+ * keeps_sequence
+ *		Whether a new pipeline's sequence_by is kept in its row state rather
+ *		than in the target: a merge's sequence_by that names no target
+ *		column is one or more expressions over the source row.
+ */
+static bool
+keeps_sequence(const PipelineDef *def, const PipelineMapping *map)
+{
+	return def->sequence_by != NULL && def->strategy->keyed && !def->strategy->groups &&
+		!def->strategy->versioned && pipeline_mapping_column(map, def->sequence_by) == NULL;
+}
+
+/*
  * validate_and_build
  *		Checks a whole definition as its owner would run it; creates the
  *		target (when 'target_rv' is given and missing) and the tombstone
@@ -629,15 +676,18 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 		check_existing_target(def);
 
 	map = pipeline_build_mapping(def);
+	/* decided once: whether the target or the row state keeps the sequence */
+	if (target_rv)
+		def->sequence_kept = keeps_sequence(def, map);
 	probe_mapping(def, map);
 	if (!OidIsValid(def->target))
 		def->target = create_target(def, map, target_rv);
 
 	map = pipeline_build_mapping(def);
 	probe_mapping(def, map);
-	/* (a merge with joins remembers its deletes in its row state) */
+	/* (a merge with a row state remembers its deletes there) */
 	if (def->strategy->keyed && !def->strategy->groups && def->sequence_by && def->delete_when &&
-		def->joins == NIL)
+		!pipeline_keeps_source_rows(def))
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
@@ -746,7 +796,7 @@ refuse_duplicate(const char *name)
  *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
- *		track_history, source_key, group_filter, joins) -> id.
+ *		track_history, source_key, group_filter, joins, format) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -786,6 +836,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->group_filter = empty_to_null(arg_text(fcinfo, 16));
 	if (!PG_ARGISNULL(17))
 		def->joins = pipeline_read_joins(PG_GETARG_JSONB_P(17));
+	def->format = empty_to_null(arg_text(fcinfo, 18));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -805,6 +856,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	/* a pass in progress ends first; later ones account for this reader */
 	pipeline_archive_new_reader(def->source);
 	resolve_source(def);
+	pipeline_check_format(def);
 	pipeline_check_joins(def);
 	def->change_log = pipeline_published_change_log(def->target, def->owner);
 	def->source_columns = pipeline_source_columns_json(def->source);
@@ -842,9 +894,12 @@ refuse_reshaping(FunctionCallInfo fcinfo, const PipelineDef *def)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg(def->strategy->groups ? "cannot change %s of aggregate pipeline \"%s\"" :
-							"cannot change %s of pipeline \"%s\", which has joins", shaping[i], def->name),
+							def->joins ? "cannot change %s of pipeline \"%s\", which has joins" :
+							"cannot change %s of pipeline \"%s\", which keeps its sequence_by in its row state",
+							shaping[i], def->name),
 					 errdetail("The %s were built from the rows it consumed with the current %s.",
-							   def->strategy->groups ? "groups it keeps" : "source rows it keeps for its joins",
+							   def->strategy->groups ? "groups it keeps" :
+							   def->joins ? "source rows it keeps for its joins" : "sequences it keeps",
 							   shaping[i]),
 					 errhint("Define a new pipeline with the new %s (replay() can feed it the consumed rows), then drop this one.",
 							 shaping[i])));
@@ -873,7 +928,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	pipeline_check_manage(def);
 	old = palloc(sizeof(PipelineDef));
 	memcpy(old, def, sizeof(PipelineDef));
-	if (def->strategy->groups || def->joins != NIL)
+	if (def->strategy->groups || pipeline_keeps_source_rows(def))
 		refuse_reshaping(fcinfo, def);
 
 	if (!PG_ARGISNULL(1))

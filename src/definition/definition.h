@@ -36,6 +36,9 @@ typedef struct PipelineSchedule
 	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
 
+/* event_format.c */
+extern void pipeline_check_format(PipelineDef *def);
+
 /* joins.c */
 extern List *pipeline_read_joins(Jsonb *arg);
 extern void pipeline_check_joins(PipelineDef *def);

@@ -320,7 +320,8 @@ add_source(List *sources, const PipelineDef *def, const char *target_column,
 /*
  * sequence_expression
  *		The expression of the sequence_by value, or NULL: its mapped column's
- *		(an aggregate's is a source column; no target column keeps it).
+ *		(an aggregate's is a source column, and a kept one expressions over
+ *		the source row: no target column keeps them).
  */
 static const char *
 sequence_expression(const PipelineDef *def, const PipelineMapping *map)
@@ -331,6 +332,8 @@ sequence_expression(const PipelineDef *def, const PipelineMapping *map)
 		return NULL;
 	if (def->strategy->groups)
 		return quote_identifier(def->sequence_by);
+	if (def->sequence_kept)
+		return psprintf("ROW(%s)", def->sequence_by);
 	cm = pipeline_mapping_column(map, def->sequence_by);
 	return cm ? cm->expr : NULL;
 }

@@ -58,6 +58,8 @@ typedef enum DefColumn
 	DEF_GROUP_FILTER,
 	DEF_GROUP_STATE,
 	DEF_ROW_STATE,
+	DEF_FORMAT,
+	DEF_SEQUENCE_KEPT,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -95,6 +97,8 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_GROUP_FILTER] = "group_filter",
 	[DEF_GROUP_STATE] = "coalesce(group_state::oid, 0)",
 	[DEF_ROW_STATE] = "coalesce(row_state::oid, 0)",
+	[DEF_FORMAT] = "format",
+	[DEF_SEQUENCE_KEPT] = "sequence_kept",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -126,6 +130,8 @@ typedef enum SavedColumn
 	SAVED_GROUP_FILTER,
 	SAVED_GROUP_STATE,
 	SAVED_ROW_STATE,
+	SAVED_FORMAT,
+	SAVED_SEQUENCE_KEPT,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -162,6 +168,8 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_GROUP_FILTER] = {"group_filter", TEXTOID, "%s"},
 	[SAVED_GROUP_STATE] = {"group_state", OIDOID, "nullif(%s, 0)::regclass"},
 	[SAVED_ROW_STATE] = {"row_state", OIDOID, "nullif(%s, 0)::regclass"},
+	[SAVED_FORMAT] = {"format", TEXTOID, "%s"},
+	[SAVED_SEQUENCE_KEPT] = {"sequence_kept", BOOLOID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -269,6 +277,8 @@ def_from_result(void)
 	def->group_filter = pipeline_result_text(0, DEF_GROUP_FILTER);
 	def->group_state = def_oid(DEF_GROUP_STATE);
 	def->row_state = def_oid(DEF_ROW_STATE);
+	def->format = pipeline_result_text(0, DEF_FORMAT);
+	def->sequence_kept = def_bool(DEF_SEQUENCE_KEPT);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -445,6 +455,8 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	text_or_null(def->group_filter, &values[SAVED_GROUP_FILTER], &nulls[SAVED_GROUP_FILTER]);
 	values[SAVED_GROUP_STATE] = ObjectIdGetDatum(def->group_state);
 	values[SAVED_ROW_STATE] = ObjectIdGetDatum(def->row_state);
+	text_or_null(def->format, &values[SAVED_FORMAT], &nulls[SAVED_FORMAT]);
+	values[SAVED_SEQUENCE_KEPT] = BoolGetDatum(def->sequence_kept);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);

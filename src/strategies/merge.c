@@ -8,7 +8,8 @@
  * needs one).  With sequence_by, a stored row is never overwritten by an
  * older event, and deletes are remembered in a tombstones table so that an
  * older event cannot bring a deleted row back.  The batch statement is
- * merge_sql.c's, or with joins to dimension tables merge_joins.c's.
+ * merge_sql.c's, or with joins to dimension tables, or a sequence_by the
+ * target does not keep, merge_joins.c's, over a row state.
  *
  *-------------------------------------------------------------------------
  */
@@ -96,12 +97,13 @@ target_elements(const PipelineDef *def, const PipelineMapping *map)
 
 /*
  * merge_sql
- *		The batch statement: merge_sql.c's, or with joins merge_joins.c's.
+ *		The batch statement: merge_sql.c's, or with a row state (joins, or a
+ *		kept sequence_by) merge_joins.c's.
  */
 static char *
 merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
 {
-	if (def->joins != NIL)
+	if (pipeline_keeps_source_rows(def))
 		return pipeline_merge_joins_sql(def, map, accepted);
 	return pipeline_merge_plain_sql(def, map, accepted);
 }
@@ -119,12 +121,13 @@ check_mapping(const PipelineDef *def, const PipelineMapping *map)
 
 /*
  * create_state
- *		With joins, the row state of each key's source row.
+ *		With joins, the row state of each key's source row; with a kept
+ *		sequence_by, of each key's sequence.
  */
 static void
 create_state(PipelineDef *def, const PipelineMapping *map)
 {
-	if (def->joins != NIL)
+	if (pipeline_keeps_source_rows(def))
 		pipeline_merge_create_row_state(def, map);
 }
 

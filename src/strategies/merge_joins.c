@@ -3,7 +3,10 @@
  * merge_joins.c
  *	  The merge strategy with joins to dimension tables (enrichment: orders
  *	  with their customer's and product's columns): the row state it keeps
- *	  of each key's source row, and its batch statement.
+ *	  of each key's source row, and its batch statement.  A merge whose
+ *	  sequence_by the target does not keep (sequence.c: an expression over
+ *	  the source row, such as a Debezium event's _lsn) keeps its row state
+ *	  the same way, without source rows.
  *
  * A target row is a source row joined to the dimensions.  A dimension's
  * change must reach the target rows that joined it, long after their
@@ -30,6 +33,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/builtins.h"
 
 #include "model.h"
@@ -78,8 +82,42 @@ pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
+ * sequence_state_elements
+ *		", __pl_sq <type>, ...": the row state's columns keeping a key's
+ *		sequence: the sequence_by column's value, or each kept part's.
+ */
+static char *
+sequence_state_elements(const PipelineDef *def, const PipelineMapping *map)
+{
+	StringInfoData buf;
+	PipelineUserContext ctx;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	if (def->sequence_by && !def->sequence_kept)
+	{
+		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
+
+		appendStringInfo(&buf, ", " PIPELINE_ROW_SEQUENCE " %s",
+						 format_type_with_typemod(cm->typid, cm->typmod));
+	}
+	pipeline_become_owner(def, &ctx);
+	foreach(lc, pipeline_sequence_parts(def))
+	{
+		Node	   *expr = (Node *) linitial_node(TargetEntry,
+												  pipeline_analyze_expression(def, lfirst(lc))->targetList)->expr;
+
+		appendStringInfo(&buf, ", %s %s", pipeline_kept_sequence_column(foreach_current_index(lc)),
+						 format_type_with_typemod(exprType(expr), exprTypmod(expr)));
+	}
+	pipeline_restore_user(&ctx);
+	return buf.data;
+}
+
+/*
  * pipeline_merge_create_row_state
- *		The row state of a merge with joins, keyed like the target.
+ *		The row state of a merge with joins or a kept sequence_by, keyed
+ *		like the target.
  */
 void
 pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map)
@@ -99,18 +137,13 @@ pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map)
 		appendStringInfo(&cols, "%s" PIPELINE_ROW_SOURCE_KEY " %s NOT NULL", cols.len ? ", " : "",
 						 j++, format_type_with_typemod(cm->typid, cm->typmod));
 	}
-	if (def->sequence_by)
-	{
-		ColumnMap  *cm = pipeline_mapping_column(map, def->sequence_by);
-
-		appendStringInfo(&cols, ", " PIPELINE_ROW_SEQUENCE " %s",
-						 format_type_with_typemod(cm->typid, cm->typmod));
-	}
+	appendStringInfoString(&cols, sequence_state_elements(def, map));
 	appendStringInfo(&cols, ", __pl_live boolean NOT NULL, __pl_deleted_at timestamptz%s, PRIMARY KEY (%s)",
 					 pipeline_join_state_elements(def),
 					 pipeline_quote_list(pipeline_row_keys(def), NULL));
 	def->row_state = pipeline_create_own_table(def, "rows", cols.data,
-											   "the latest source row of each key of merge pipeline %s, for its joins");
+											   def->joins ? "the latest source row of each key of merge pipeline %s, for its joins" :
+											   "the sequence_by value of each key of merge pipeline %s");
 	pipeline_index_join_state(def);
 	if (def->sequence_by && def->delete_when)
 		pipeline_exec_as_owner(def, psprintf("CREATE INDEX ON %s (__pl_deleted_at) WHERE NOT __pl_live",
@@ -138,6 +171,34 @@ key_match(const PipelineDef *def, const char *r, const char *l)
 }
 
 /*
+ * state_sequence_columns
+ *		The row state's columns keeping a key's sequence (NIL: none).
+ */
+static List *
+state_sequence_columns(const PipelineDef *def)
+{
+	if (def->sequence_by && !def->sequence_kept)
+		return list_make1(PIPELINE_ROW_SEQUENCE);
+	return pipeline_sequence_columns(def);
+}
+
+/*
+ * descending
+ *		"a DESC, b DESC, ": an ORDER BY's start, latest sequence first.
+ */
+static char *
+descending(List *columns)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+		appendStringInfo(&buf, "%s DESC, ", quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
  * events_ctes
  *		"WITH accepted_all, latest, applied": each key's latest event of the
  *		batch that is not older than its kept source row.
@@ -146,18 +207,19 @@ static void
 events_ctes(StringInfo sql, const PipelineDef *def, const char *accepted)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	List	   *seq = pipeline_sequence_columns(def);
 
 	appendStringInfo(sql,
 					 "WITH accepted_all AS MATERIALIZED (SELECT * FROM %s), "
 					 "latest AS MATERIALIZED (SELECT DISTINCT ON (%s) * FROM accepted_all "
-					 "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC)",
-					 accepted, keys, keys, seq ? seq : "", seq ? " DESC, " : "");
+					 "ORDER BY %s, %s__pl_xid DESC, __pl_seq DESC)",
+					 accepted, keys, keys, descending(seq));
 	if (seq)
 		appendStringInfo(sql,
 						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
-						 "(SELECT 1 FROM %s r WHERE %s AND r." PIPELINE_ROW_SEQUENCE " > l.%s))",
-						 pipeline_qualified_name(def->row_state), key_match(def, "r", "l"), seq);
+						 "(SELECT 1 FROM %s r WHERE %s AND %s))",
+						 pipeline_qualified_name(def->row_state), key_match(def, "r", "l"),
+						 pipeline_sequence_newer("r", state_sequence_columns(def), "l", seq));
 	else
 		appendStringInfoString(sql, ", applied AS (SELECT * FROM latest)");
 }
@@ -175,23 +237,24 @@ row_state_ctes(StringInfo sql, const PipelineDef *def)
 	char	   *rows = pipeline_qualified_name(def->row_state);
 	char	   *row_keys = pipeline_quote_list(pipeline_row_keys(def), NULL);
 	List	   *joined = pipeline_join_state_columns(def);
+	List	   *state_seq = state_sequence_columns(def);
 	bool		remembers = def->sequence_by != NULL;
 	StringInfoData set;
 	ListCell   *lc;
 
 	initStringInfo(&set);
 	appendStringInfoString(&set, "__pl_live = EXCLUDED.__pl_live, __pl_deleted_at = EXCLUDED.__pl_deleted_at");
-	if (def->sequence_by)
-		appendStringInfoString(&set, ", " PIPELINE_ROW_SEQUENCE " = EXCLUDED." PIPELINE_ROW_SEQUENCE);
+	foreach(lc, state_seq)
+		appendStringInfo(&set, ", %s = EXCLUDED.%s", quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 	foreach(lc, joined)
 		appendStringInfo(&set, ", %s = EXCLUDED.%s", (char *) lfirst(lc), (char *) lfirst(lc));
-	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s%s, __pl_live, __pl_deleted_at, %s) "
-					 "SELECT %s%s, __pl_del IS NOT TRUE, CASE WHEN " PIPELINE_ROW_DROP " THEN now() END%s "
+	appendStringInfo(sql, ", kept AS (INSERT INTO %s (%s%s%s, __pl_live, __pl_deleted_at%s%s) "
+					 "SELECT %s%s%s, __pl_del IS NOT TRUE, CASE WHEN " PIPELINE_ROW_DROP " THEN now() END%s "
 					 "FROM applied%s ON CONFLICT (%s) DO UPDATE SET %s RETURNING 1)",
-					 rows, row_keys, def->sequence_by ? ", " PIPELINE_ROW_SEQUENCE : "",
-					 pipeline_quote_list(joined, NULL),
+					 rows, row_keys, state_seq ? ", " : "", pipeline_quote_list(state_seq, NULL),
+					 joined ? ", " : "", pipeline_quote_list(joined, NULL),
 					 pipeline_quote_list(def->key, NULL),
-					 def->sequence_by ? psprintf(", %s", quote_identifier(def->sequence_by)) : "",
+					 state_seq ? ", " : "", pipeline_quote_list(pipeline_sequence_columns(def), NULL),
 					 pipeline_join_state_values(def, PIPELINE_ROW_DROP),
 					 remembers ? "" : " WHERE " PIPELINE_ROW_DROP " IS NOT TRUE",
 					 row_keys, set.data);

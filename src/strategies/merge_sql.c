@@ -55,7 +55,8 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 						  const char *latest)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	const char *seq_column = pipeline_sequence_target_column(def);
+	char	   *seq = seq_column ? (char *) quote_identifier(seq_column) : NULL;
 	char	   *cols,
 			   *vals;
 	StringInfoData set;
@@ -103,7 +104,8 @@ pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *l
 {
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	const char *seq_column = pipeline_sequence_target_column(def);
+	char	   *seq = seq_column ? (char *) quote_identifier(seq_column) : NULL;
 
 	appendStringInfo(sql, ", deleted AS (DELETE FROM %s t USING %s l WHERE l.__pl_del AND %s",
 					 target, latest, pipeline_key_match(def, "t", "l"));
@@ -135,7 +137,8 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, con
 {
 	StringInfoData sql;
 	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *seq = def->sequence_by ? (char *) quote_identifier(def->sequence_by) : NULL;
+	const char *seq_column = pipeline_sequence_target_column(def);
+	char	   *seq = seq_column ? (char *) quote_identifier(seq_column) : NULL;
 	const char *deletes = "0::bigint";
 	char	   *latest;
 
