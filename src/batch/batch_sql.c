@@ -308,14 +308,25 @@ filter_deletes(const PipelineDef *def)
 /*
  * pipeline_keeps_source_rows
  *		Whether a merge keeps each key's latest source row in a row state
- *		(merge_joins.c): with joins, and with a kept sequence_by.  Its batch
- *		rows then always say whether they delete (__pl_del) and whether the
- *		source row is deleted rather than only left out (__pl_drop).
+ *		(merge_joins.c): with joins, and with a kept sequence_by.
  */
 bool
 pipeline_keeps_source_rows(const PipelineDef *def)
 {
 	return !def->strategy->groups && (def->joins != NIL || def->sequence_kept);
+}
+
+/*
+ * marks_drops
+ *		Whether batch rows always say whether they delete (__pl_del) and
+ *		whether the source row is deleted rather than only left out of the
+ *		result (__pl_drop): for a row state that keeps source rows (joins)
+ *		or sequences (a kept sequence_by).
+ */
+static bool
+marks_drops(const PipelineDef *def)
+{
+	return def->joins != NIL || def->sequence_kept;
 }
 
 /*
@@ -343,7 +354,7 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 	char	   *missed = def->joins ? pipeline_join_missed(def) : NULL;
 	char	   *deleted = def->delete_when ? psprintf("(%s)::boolean IS TRUE", def->delete_when) : NULL;
 
-	if (!filter_deletes(def) && !pipeline_keeps_source_rows(def))
+	if (!filter_deletes(def) && !marks_drops(def))
 	{
 		if (def->delete_when)
 			appendStringInfo(list, ", (%s)::boolean AS __pl_del", def->delete_when);
@@ -357,7 +368,7 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 	if (missed)
 		appendStringInfo(&del, "%s%s", del.len ? " OR " : "", missed);
 	appendStringInfo(list, ", (%s) AS __pl_del", del.len ? del.data : "false");
-	if (pipeline_keeps_source_rows(def))
+	if (marks_drops(def))
 		appendStringInfo(list, ", (%s) AS " PIPELINE_ROW_DROP, deleted ? deleted : "false");
 }
 

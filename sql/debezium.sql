@@ -1,0 +1,249 @@
+--
+-- Debezium change events (format => 'debezium') and sequence_by as
+-- expressions kept in the row state, not in the target.
+--
+-- The events are Debezium's own: the PostgreSQL connector's documentation
+-- (debezium/debezium, documentation/modules/ROOT/pages/connectors/
+-- postgresql.adoc: the create event with its schema, and the payloads of
+-- the update, delete, truncate and message events; the update with the
+-- create's schema, as the page says they share it), the timezone converter
+-- page's create event with a created_at column, the event flattening
+-- page's rewritten delete and added fields (transformations/
+-- event-flattening.adoc), and the snapshot read of the debezium-examples
+-- camel-kafka-connect README.  JSON whitespace removed; the documentation's
+-- update and delete blocks lose a trailing comma.
+--
+CALL number_ids_from(150000);
+CREATE SCHEMA dbz;
+CREATE TABLE dbz.samples (name text PRIMARY KEY, event jsonb NOT NULL);
+INSERT INTO dbz.samples VALUES
+    ('create_full', $ev${"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"first_name"},{"type":"string","optional":false,"field":"last_name"},{"type":"string","optional":false,"field":"email"}],"optional":true,"name":"PostgreSQL_server.inventory.customers.Value","field":"before"},{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"first_name"},{"type":"string","optional":false,"field":"last_name"},{"type":"string","optional":false,"field":"email"}],"optional":true,"name":"PostgreSQL_server.inventory.customers.Value","field":"after"},{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"int64","optional":false,"field":"ts_us"},{"type":"int64","optional":false,"field":"ts_ns"},{"type":"boolean","optional":true,"default":false,"field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source"},{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"}],"optional":false,"name":"PostgreSQL_server.inventory.customers.Envelope"},"payload":{"before":null,"after":{"id":1,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org"},"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863123,"ts_ns":1559033904863123000,"snapshot":true,"db":"postgres","sequence":"[\"24023119\",\"24023128\"]","schema":"public","table":"customers","txId":555,"lsn":24023128,"xmin":null},"op":"c","ts_ms":1559033904863,"ts_us":1559033904863841,"ts_ns":1559033904863841257}}$ev$),
+    ('create', $ev${"before":null,"after":{"id":1,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org"},"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863123,"ts_ns":1559033904863123000,"snapshot":true,"db":"postgres","sequence":"[\"24023119\",\"24023128\"]","schema":"public","table":"customers","txId":555,"lsn":24023128,"xmin":null},"op":"c","ts_ms":1559033904863,"ts_us":1559033904863841,"ts_ns":1559033904863841257}$ev$),
+    ('update', $ev${"before":{"id":1},"after":{"id":1,"first_name":"Anne Marie","last_name":"Kretchmar","email":"annek@noanswer.org"},"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863769,"ts_ns":1559033904863769000,"snapshot":false,"db":"postgres","schema":"public","table":"customers","txId":556,"lsn":24023128,"xmin":null},"op":"u","ts_ms":1465584025523,"ts_us":1465584025523514,"ts_ns":1465584025523514964}$ev$),
+    ('delete', $ev${"before":{"id":1},"after":null,"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863852,"ts_ns":1559033904863852000,"snapshot":false,"db":"postgres","schema":"public","table":"customers","txId":556,"lsn":46523128,"xmin":null},"op":"d","ts_ms":1465581902461,"ts_us":1465581902461496,"ts_ns":1465581902461496187}$ev$),
+    ('truncate', $ev${"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863112,"ts_ns":1559033904863112000,"snapshot":false,"db":"postgres","schema":"public","table":"customers","txId":556,"lsn":46523128,"xmin":null},"op":"t","ts_ms":1559033904961,"ts_us":1559033904961654,"ts_ns":1559033904961654789}$ev$),
+    ('snapshot_read', $ev${"before":null,"after":{"id":1001,"first_name":"Sally","last_name":"Thomas","email":"sally.thomas@acme.com"},"source":{"version":"2.1.3.Final","connector":"postgresql","name":"dbserver1","ts_ms":1582540780807,"snapshot":"true","db":"postgres","schema":"inventory","table":"customers","txId":596,"lsn":33816576,"xmin":null},"op":"r","ts_ms":1582540780809}$ev$),
+    ('message', $ev${"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863762,"ts_ns":1559033904863762000,"snapshot":false,"db":"postgres","schema":"","table":"","lsn":46523128,"xmin":null},"op":"m","ts_ms":1559033904961,"ts_us":1559033904961741,"ts_ns":1559033904961741698,"message":{"prefix":"foo","content":"Ymfy"}}$ev$),
+    ('create_with_created_at', $ev${"before":null,"after":{"id":1,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org","created_at":"2011-01-11T16:40:30.123456789+00:00"},"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863000,"ts_ns":1559033904863000000,"snapshot":true,"db":"postgres","sequence":"[\"24023119\",\"24023128\"]","schema":"public","table":"customers","txId":555,"lsn":24023128,"xmin":null},"op":"c","ts_ms":1559033904863,"ts_us":1559033904863875,"ts_ns":1559033904863875124}$ev$),
+    ('update_full', $ev${"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"first_name"},{"type":"string","optional":false,"field":"last_name"},{"type":"string","optional":false,"field":"email"}],"optional":true,"name":"PostgreSQL_server.inventory.customers.Value","field":"before"},{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"first_name"},{"type":"string","optional":false,"field":"last_name"},{"type":"string","optional":false,"field":"email"}],"optional":true,"name":"PostgreSQL_server.inventory.customers.Value","field":"after"},{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"int64","optional":false,"field":"ts_us"},{"type":"int64","optional":false,"field":"ts_ns"},{"type":"boolean","optional":true,"default":false,"field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","field":"source"},{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"}],"optional":false,"name":"PostgreSQL_server.inventory.customers.Envelope"},"payload":{"before":{"id":1},"after":{"id":1,"first_name":"Anne Marie","last_name":"Kretchmar","email":"annek@noanswer.org"},"source":{"version":"{debezium-version}","connector":"postgresql","name":"PostgreSQL_server","ts_ms":1559033904863,"ts_us":1559033904863769,"ts_ns":1559033904863769000,"snapshot":false,"db":"postgres","schema":"public","table":"customers","txId":556,"lsn":24023128,"xmin":null},"op":"u","ts_ms":1465584025523,"ts_us":1465584025523514,"ts_ns":1465584025523514964}}$ev$),
+    ('flat_delete', $ev${"pk":2,"cola":null,"__deleted":"true"}$ev$),
+    ('flat_added_fields', $ev${"__op":"c","__table":"MY_TABLE","__lsn":"123456789","__source_ts_ms":"123456789"}$ev$);
+
+-- The customers table of the documentation, and a staging table of events
+-- as a Kafka consumer writes them: the record value in a jsonb column.
+CREATE TABLE dbz.customers (id int PRIMARY KEY, first_name text, last_name text, email text);
+CREATE TABLE dbz.customer_events (topic text, "offset" bigint, value jsonb);
+SELECT pipeline.create_pipeline('dbz_customers', 'dbz.customer_events', 'dbz.customers',
+                                key => ARRAY['id'], format => 'debezium') > 0 AS created;
+-- a delete event deletes; events are ordered by source.lsn, kept beside the target
+SELECT sequence_by, delete_when, format FROM pipeline.pipelines WHERE name = 'dbz_customers';
+SELECT column_name FROM information_schema.columns
+ WHERE table_schema = 'dbz' AND table_name = 'customers_rows' ORDER BY ordinal_position;
+CREATE FUNCTION dbz.stage(VARIADIC names text[]) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO dbz.customer_events (topic, "offset", value)
+    SELECT 'PostgreSQL_server.public.customers', o, s.event
+      FROM unnest(names) WITH ORDINALITY AS n(name, o) JOIN dbz.samples s USING (name)
+     ORDER BY o $$;
+CREATE FUNCTION dbz.run(name text) RETURNS TABLE (read bigint, inserted bigint, updated bigint,
+    unchanged bigint, deleted bigint, stale bigint, skipped bigint, quarantined bigint)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    CALL run_quietly(name);
+    RETURN QUERY SELECT r.rows_read, r.rows_inserted, r.rows_updated, r.rows_unchanged,
+        r.rows_deleted, r.rows_stale, r.rows_filtered, r.rows_quarantined
+      FROM pipeline.runs r WHERE r.pipeline = name ORDER BY r.run_id DESC LIMIT 1;
+END $$;
+
+-- c, with the schema part (JsonConverter with schemas.enable)
+SELECT dbz.stage('create_full');
+SELECT * FROM dbz.run('dbz_customers');
+TABLE dbz.customers;
+-- redelivered (Kafka Connect delivers at least once): unchanged, not written
+SELECT dbz.stage('create_full', 'create');
+SELECT xmin AS before_xmin FROM dbz.customers WHERE id = 1 \gset
+SELECT * FROM dbz.run('dbz_customers');
+SELECT xmin = :'before_xmin'::xid AS not_rewritten FROM dbz.customers WHERE id = 1;
+-- u (REPLICA IDENTITY DEFAULT: before holds the key only), and r from a snapshot
+SELECT dbz.stage('update', 'snapshot_read');
+SELECT * FROM dbz.run('dbz_customers');
+TABLE dbz.customers ORDER BY id;
+-- d, then the tombstone Kafka sends after it (a NULL value), and a logical
+-- decoding message: the tombstone and the message change no row, skipped
+SELECT dbz.stage('delete');
+INSERT INTO dbz.customer_events (topic, value) VALUES ('PostgreSQL_server.public.customers', NULL);
+SELECT dbz.stage('message');
+SELECT * FROM dbz.run('dbz_customers');
+TABLE dbz.customers ORDER BY id;
+-- out of order: the create and the update arrive again after the delete,
+-- older by source.lsn: stale, the row stays deleted
+SELECT dbz.stage('create', 'update_full');
+SELECT * FROM dbz.run('dbz_customers');
+TABLE dbz.customers ORDER BY id;
+SELECT __pl_k0 AS id, __pl_sq AS lsn, __pl_live AS live FROM dbz.customers_rows ORDER BY 1;
+
+-- t: a truncate is not applied by itself; it is quarantined with the reason
+-- and the raw event, as are events that cannot be followed exactly
+SELECT dbz.stage('truncate');
+INSERT INTO dbz.customer_events (topic, value) VALUES
+    ('json null', 'null'),
+    ('array', '[1, 2]'),
+    ('unknown op', '{"op": "x", "source": {"lsn": 1}, "after": {"id": 9}}'),
+    ('delete without before', '{"op": "d", "before": null, "after": null, "source": {"lsn": 2}}'),
+    ('create without after', '{"op": "c", "before": null, "source": {"lsn": 3}}'),
+    ('flattened without __deleted or __op', '{"id": 9, "first_name": "X"}'),
+    ('unavailable value', '{"op": "u", "before": null, "after": {"id": 1001, "first_name": "Sally", "last_name": "Thomas", "email": "__debezium_unavailable_value"}, "source": {"lsn": 40000000}}'),
+    ('no lsn', '{"op": "c", "before": null, "after": {"id": 9}, "source": {"connector": "mysql"}}'),
+    ('wrong type', '{"op": "c", "before": null, "after": {"id": "nine"}, "source": {"lsn": 50000000}}');
+SELECT * FROM dbz.run('dbz_customers');
+SELECT q.raw_row ->> 'topic' AS event, q.sqlstate, q.reason
+  FROM pipeline.quarantine q WHERE q.pipeline = 'dbz_customers' ORDER BY q.id;
+-- nothing was lost: the raw events are in the quarantine
+SELECT count(*) AS raw_events_kept FROM pipeline.quarantine q
+ WHERE q.pipeline = 'dbz_customers' AND q.raw_row ? 'value';
+TABLE dbz.customers ORDER BY id;
+
+-- A schema change in the envelope: the timezone converter page's create
+-- event has a created_at column the target lacks.  With on_schema_change
+-- 'ignore' (the default) it is left out; with 'fail' the event is
+-- quarantined until the target has the column, then requeued.
+CREATE TABLE dbz.customers2 (id int PRIMARY KEY, first_name text, last_name text, email text);
+CREATE TABLE dbz.customer_events2 (value text);
+SELECT pipeline.create_pipeline('dbz_strict', 'dbz.customer_events2', 'dbz.customers2',
+                                key => ARRAY['id'], format => 'debezium',
+                                on_schema_change => 'fail') > 0 AS created;
+INSERT INTO dbz.customer_events2 SELECT event::text FROM dbz.samples WHERE name = 'create_with_created_at';
+INSERT INTO dbz.customer_events2 VALUES ('{"op": "c", not json');
+SELECT * FROM dbz.run('dbz_strict');
+SELECT q.sqlstate, q.reason FROM pipeline.quarantine q WHERE q.pipeline = 'dbz_strict' ORDER BY q.id;
+ALTER TABLE dbz.customers2 ADD COLUMN created_at timestamptz;
+SELECT array_agg(q.id) AS schema_changed FROM pipeline.quarantine q
+ WHERE q.pipeline = 'dbz_strict' AND q.sqlstate = '22000' \gset
+CALL pipeline.requeue_quarantine('dbz_strict', :'schema_changed');
+SELECT * FROM dbz.run('dbz_strict');
+SELECT id, first_name, created_at AT TIME ZONE 'UTC' AS created_at_utc FROM dbz.customers2;
+-- (as a later event than the delete of id 1 above: source.lsn moved on)
+INSERT INTO dbz.customer_events
+SELECT 'tz', 1, jsonb_set(event, '{source,lsn}', '50000000') FROM dbz.samples WHERE name = 'create_with_created_at';
+SELECT * FROM dbz.run('dbz_customers');
+SELECT * FROM dbz.customers WHERE id = 1;
+
+-- Logical types, with the schema: dates and times as epoch counts,
+-- decimals as two's-complement bytes in base64 (fixed and variable
+-- scale), bytes in base64, JSON as text.  Encodings as the PostgreSQL
+-- connector's data type mappings document them.
+CREATE TABLE dbz.typed (id int PRIMARY KEY, d date, ts timestamp, ts3 timestamp(3), t time,
+                        amount numeric(10,2), neg numeric, vs numeric, raw bytea, doc jsonb,
+                        zts timestamptz);
+CREATE TABLE dbz.typed_events (value json);
+SELECT pipeline.create_pipeline('dbz_typed', 'dbz.typed_events', 'dbz.typed',
+                                key => ARRAY['id'], format => 'debezium') > 0 AS created;
+INSERT INTO dbz.typed_events VALUES ($ev${"schema": {"type": "struct", "optional": false, "fields": [
+  {"type": "struct", "optional": true, "field": "before", "fields": []},
+  {"type": "struct", "optional": true, "field": "after", "fields": [
+    {"type": "int32", "optional": false, "field": "id"},
+    {"type": "int32", "optional": true, "name": "io.debezium.time.Date", "field": "d"},
+    {"type": "int64", "optional": true, "name": "io.debezium.time.MicroTimestamp", "field": "ts"},
+    {"type": "int64", "optional": true, "name": "io.debezium.time.Timestamp", "field": "ts3"},
+    {"type": "int64", "optional": true, "name": "io.debezium.time.MicroTime", "field": "t"},
+    {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2", "connect.decimal.precision": "10"}, "field": "amount"},
+    {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}, "field": "neg"},
+    {"type": "struct", "optional": true, "name": "io.debezium.data.VariableScaleDecimal", "field": "vs", "fields": []},
+    {"type": "bytes", "optional": true, "field": "raw"},
+    {"type": "string", "optional": true, "name": "io.debezium.data.Json", "field": "doc"},
+    {"type": "string", "optional": true, "name": "io.debezium.time.ZonedTimestamp", "field": "zts"}]},
+  {"type": "struct", "optional": false, "field": "source", "fields": []},
+  {"type": "string", "optional": false, "field": "op"}]},
+ "payload": {"before": null, "after": {"id": 7, "d": 19000, "ts": 1641559033904863, "ts3": 1641559033904,
+   "t": 45296789000, "amount": "AeJA", "neg": "/w==", "vs": {"scale": 3, "value": "MDk="}, "raw": "AQID",
+   "doc": "{\"a\": [1, 2]}", "zts": "2022-01-07T12:37:13.904863Z"},
+  "source": {"connector": "postgresql", "lsn": 100}, "op": "c"}}$ev$);
+SELECT * FROM dbz.run('dbz_typed');
+SELECT id, d, ts, ts3, t, amount, neg, vs, raw, doc, zts AT TIME ZONE 'UTC' AS zts_utc FROM dbz.typed;
+
+-- The flattened record of ExtractNewRecordState, as JSON (the flattening
+-- page's rewritten delete) and as the columns a JDBC sink writes, with
+-- __deleted and the added fields; other connectors order by _ts_ms.
+CREATE TABLE dbz.flat (pk int PRIMARY KEY, cola text);
+CREATE TABLE dbz.flat_events (value jsonb);
+SELECT pipeline.create_pipeline('dbz_flat', 'dbz.flat_events', 'dbz.flat', key => ARRAY['pk'],
+                                format => 'debezium', sequence_by => '_ts_ms') > 0 AS created;
+INSERT INTO dbz.flat_events VALUES
+    ('{"pk": 1, "cola": "one", "__deleted": "false", "__source_ts_ms": 10}'),
+    ('{"pk": 2, "cola": "two", "__deleted": "false", "__source_ts_ms": 10}');
+SELECT * FROM dbz.run('dbz_flat');
+INSERT INTO dbz.flat_events SELECT event || '{"__source_ts_ms": 20}' FROM dbz.samples WHERE name = 'flat_delete';
+INSERT INTO dbz.flat_events SELECT event || '{"pk": 1, "cola": "uno"}' FROM dbz.samples WHERE name = 'flat_added_fields';
+SELECT * FROM dbz.run('dbz_flat');
+TABLE dbz.flat ORDER BY pk;
+SELECT (pipeline.debezium_event(event)).* FROM dbz.samples WHERE name = 'flat_added_fields';
+
+CREATE TABLE dbz.sunk (pk int, cola text, __deleted text, __lsn bigint);
+CREATE TABLE dbz.sunk_target (pk int PRIMARY KEY, cola text);
+SELECT pipeline.create_pipeline('dbz_sunk', 'dbz.sunk', 'dbz.sunk_target', key => ARRAY['pk'],
+                                format => 'debezium') > 0 AS created;
+INSERT INTO dbz.sunk VALUES (1, 'a', 'false', 5), (2, 'b', 'false', 6), (1, 'a2', 'false', 9),
+                            (2, NULL, 'true', 10), (2, 'b-late', 'false', 7);
+SELECT * FROM dbz.run('dbz_sunk');
+TABLE dbz.sunk_target ORDER BY pk;
+
+-- Names that need quoting, a mapping over the event's own columns, and a
+-- filter: loaded_at from the event's time, a column left to its default.
+CREATE SCHEMA "Dbz Land";
+CREATE TABLE "Dbz Land"."Order Items" ("Item Id" int PRIMARY KEY, "select" text, "Qty" int,
+    loaded_at timestamptz, note text DEFAULT 'kept');
+CREATE TABLE "Dbz Land"."Item Events" ("Value" jsonb);
+SELECT pipeline.create_pipeline('dbz quoted', '"Dbz Land"."Item Events"', '"Dbz Land"."Order Items"',
+    key => ARRAY['Item Id'], format => 'debezium',
+    columns => '{"loaded_at": "to_timestamp(_ts_ms / 1000.0)", "note": null}',
+    filter => $$_source ->> 'table' = 'order_items'$$) > 0 AS created;
+INSERT INTO "Dbz Land"."Item Events" VALUES
+    ('{"op": "c", "before": null, "after": {"Item Id": 1, "select": "x", "Qty": 2}, "source": {"table": "order_items", "lsn": 1, "ts_ms": 1000}}'),
+    ('{"op": "c", "before": null, "after": {"Item Id": 2, "select": "y", "Qty": 3}, "source": {"table": "other", "lsn": 2, "ts_ms": 2000}}');
+SELECT * FROM dbz.run('dbz quoted');
+SELECT "Item Id", "select", "Qty", loaded_at AT TIME ZONE 'UTC' AS loaded_at_utc, note FROM "Dbz Land"."Order Items";
+
+-- Refused at definition, each with its reason.
+CREATE TABLE dbz.two_json (a jsonb, b json);
+CREATE TABLE dbz.no_json (a int);
+CREATE TABLE dbz.op_target (id int PRIMARY KEY, _op text);
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.missing', key => ARRAY['id'], format => 'debezium');
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.customers', key => ARRAY['id'], format => 'avro');
+SELECT pipeline.create_pipeline('bad', 'dbz.two_json', 'dbz.customers', key => ARRAY['id'], format => 'debezium');
+SELECT pipeline.create_pipeline('bad', 'dbz.no_json', 'dbz.customers', key => ARRAY['id'], format => 'debezium');
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.op_target', key => ARRAY['id'], format => 'debezium');
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.customers', key => ARRAY['id'], format => 'debezium',
+                                on_schema_change => 'append_new_columns');
+CREATE TABLE dbz.agg (id int PRIMARY KEY, n bigint);
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.agg', key => ARRAY['id'], format => 'debezium',
+                                strategy => 'aggregate', columns => '{"n": "count(*)"}');
+SELECT pipeline.create_pipeline('bad', 'dbz.customers', 'dbz.customers2', key => ARRAY['id'], format => 'debezium');
+SELECT pipeline.create_pipeline('bad', 'dbz.customer_events', 'dbz.customers', key => ARRAY['id'], format => 'debezium',
+                                sequence_by => 'ROW(_lsn, _ts_ms)');
+
+-- sequence_by as several expressions over the source row, ordered
+-- lexicographically, without a column in the target; deletes remembered
+-- in the row state.
+CREATE TABLE dbz.versions (id int, v text, epoch int, n int);
+CREATE TABLE dbz.latest (id int PRIMARY KEY, v text);
+SELECT pipeline.create_pipeline('by_two', 'dbz.versions', 'dbz.latest', key => ARRAY['id'],
+                                sequence_by => 'epoch, n * 10', delete_when => 'v IS NULL') > 0 AS created;
+SELECT column_name, data_type FROM information_schema.columns
+ WHERE table_schema = 'dbz' AND table_name = 'latest_rows' ORDER BY ordinal_position;
+INSERT INTO dbz.versions VALUES (1, 'a', 1, 5), (1, 'b', 2, 1), (2, 'x', 1, 1);
+SELECT * FROM dbz.run('by_two');
+INSERT INTO dbz.versions VALUES (1, 'old', 1, 9), (1, 'newer', 2, 2), (2, NULL, 1, 2), (3, 'c', NULL, 1);
+SELECT * FROM dbz.run('by_two');
+INSERT INTO dbz.versions VALUES (2, 'back', 1, 1), (2, 'again', 3, 0);
+SELECT * FROM dbz.run('by_two');
+TABLE dbz.latest ORDER BY id;
+SELECT reason FROM pipeline.quarantine WHERE pipeline = 'by_two';
+SELECT source_column, subtype, origin, transformation FROM pipeline.lineage
+ WHERE pipeline = 'by_two' AND origin = 'sequence_by' ORDER BY 1;
+SELECT pipeline.alter_pipeline('by_two', sequence_by => 'n');
+SELECT pipeline.alter_pipeline('by_two', batch_size => 10);
+SELECT pipeline.create_pipeline('bad', 'dbz.versions', 'dbz.latest2', key => ARRAY['id'], sequence_by => 'point(epoch, n)');
+SELECT pipeline.create_pipeline('bad', 'dbz.versions', 'dbz.latest2', key => ARRAY['id'], sequence_by => 'epoch, nosuch');
+
+SELECT pipeline.drop_pipeline(name) FROM pipeline.pipelines
+ WHERE name IN ('dbz_customers', 'dbz_strict', 'dbz_typed', 'dbz_flat', 'dbz_sunk', 'dbz quoted', 'by_two');
+DROP SCHEMA dbz, "Dbz Land" CASCADE;
