@@ -67,12 +67,15 @@ COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
 /* Debezium events, and sequence_by as expressions kept in the row state. */
 ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN format text CHECK (format IN ('debezium')),
-    ADD COLUMN sequence_kept boolean;
+    ADD COLUMN sequence_kept boolean,
+    ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}');
 UPDATE pipeline.pipeline_defs SET sequence_kept = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
     ALTER COLUMN sequence_kept SET NOT NULL;
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
     'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
+    'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 
@@ -700,11 +703,14 @@ CREATE FUNCTION pipeline.create_pipeline(
     track_history       text[] DEFAULT NULL,
     source_key          text[] DEFAULT NULL,
     group_filter        text DEFAULT NULL,
-    joins               jsonb DEFAULT NULL)
+    joins               jsonb DEFAULT NULL,
+    format              text DEFAULT NULL,
+    ignore_null_updates text[] DEFAULT NULL,
+    except_columns      text[] DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[]) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE OR REPLACE VIEW pipeline.pipelines WITH (security_invoker = true) AS
@@ -719,7 +725,7 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
           CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
                                 FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
          WHERE j.pipeline_id = d.id) AS joins,
-       d.format
+       d.format, d.ignore_null_updates
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 

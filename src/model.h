@@ -99,6 +99,10 @@ typedef struct PipelineDef
 	bool		sequence_kept;	/* merge: sequence_by is expressions over the
 								 * source row, kept in the row state, not in
 								 * the target */
+	List	   *ignore_null_updates;	/* merge: of char *, columns ("*": all
+										 * but the key) whose NULL in an
+										 * update keeps the stored value; NIL:
+										 * none */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

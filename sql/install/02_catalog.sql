@@ -39,7 +39,8 @@ CREATE TABLE pipeline.pipeline_defs (
     group_state         regclass,
     row_state           regclass,
     format              text CHECK (format IN ('debezium')),
-    sequence_kept       boolean NOT NULL DEFAULT false
+    sequence_kept       boolean NOT NULL DEFAULT false,
+    ignore_null_updates text[] CHECK (ignore_null_updates <> '{}')
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -62,6 +63,8 @@ COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
     'aggregate: a condition over the target''s columns a group must meet to be in the target';
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
     'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
+    'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS

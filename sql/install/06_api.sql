@@ -19,11 +19,13 @@ CREATE FUNCTION pipeline.create_pipeline(
     source_key          text[] DEFAULT NULL,
     group_filter        text DEFAULT NULL,
     joins               jsonb DEFAULT NULL,
-    format              text DEFAULT NULL)
+    format              text DEFAULT NULL,
+    ignore_null_updates text[] DEFAULT NULL,
+    except_columns      text[] DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[]) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(

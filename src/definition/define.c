@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -646,6 +647,84 @@ check_options(const PipelineDef *def)
 /* ------------------------------------------------------------ validation */
 
 /*
+ * leave_out_columns
+ *		except_columns: target columns the pipeline does not write, added to
+ *		the mapping as {"column": null}.  A key column, or one the mapping
+ *		already names, cannot be left out.
+ */
+static void
+leave_out_columns(PipelineDef *def, List *columns)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	char	   *expr;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+	{
+		char	   *column = lfirst(lc);
+
+		if (get_attnum(def->source, column) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("except_columns column \"%s\" is not a column of source %s", column,
+							pipeline_qualified_name(def->source)),
+					 errdetail("except_columns names source columns the pipeline does not copy to its target."),
+					 errhint("Name columns of the source (names are exact, without SQL quoting).")));
+		if (pipeline_list_has_string(def->key, column) || pipeline_mapping_lookup(def->columns, column, &expr))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("except_columns cannot leave out column \"%s\"", column),
+					 errdetail(pipeline_list_has_string(def->key, column) ? "It is part of the key." :
+							   "The columns mapping names it too."),
+					 errhint("List in except_columns only columns the pipeline would otherwise copy from the source.")));
+		appendStringInfo(&buf, "%s", buf.len ? ", " : "{");
+		escape_json(&buf, column);
+		appendStringInfoString(&buf, ": null");
+	}
+	if (buf.len == 0)
+		return;
+	appendStringInfoChar(&buf, '}');
+	def->columns = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(def->columns),
+													  DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))));
+}
+
+/*
+ * check_ignore_null_updates
+ *		ignore_null_updates names "*" or mapped columns outside the key, of
+ *		a merge: an update of a stored row keeps a column's value where the
+ *		event has NULL.
+ */
+static void
+check_ignore_null_updates(const PipelineDef *def, const PipelineMapping *map)
+{
+	ListCell   *lc;
+
+	if (def->ignore_null_updates == NIL)
+		return;
+	if (!def->strategy->keyed || def->strategy->groups || def->strategy->versioned)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the %s strategy takes no ignore_null_updates", def->strategy->name),
+				 errdetail("ignore_null_updates keeps a stored row's value where an update has NULL; only a merge updates stored rows in place."),
+				 errhint("Use strategy => 'merge', or map the column with coalesce() over the source.")));
+	foreach(lc, def->ignore_null_updates)
+	{
+		char	   *column = lfirst(lc);
+		ColumnMap  *cm = pipeline_mapping_column(map, column);
+
+		if (strcmp(column, "*") == 0)
+			continue;
+		if (cm == NULL || cm->is_key)
+			ereport(ERROR,
+					(errcode(cm ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("ignore_null_updates column \"%s\" is not a mapped column outside the key", column),
+					 errdetail("The target's mapped columns are: %s.", pipeline_mapping_column_list(map)),
+					 errhint("Name mapped columns other than the key, or '*' for all of them.")));
+	}
+}
+
+/*
  * keeps_sequence
  *		Whether a new pipeline's sequence_by is kept in its row state rather
  *		than in the target: a merge's sequence_by that names no target
@@ -691,6 +770,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 		def->tombstones = create_tombstones(def, map);
 	else
 		def->tombstones = InvalidOid;
+	check_ignore_null_updates(def, map);
 	if (def->strategy->create_state)
 		def->strategy->create_state(def, map);
 	pipeline_checks_verify_columns(def, map);
@@ -796,7 +876,8 @@ refuse_duplicate(const char *name)
  *		SQL: pipeline.create_pipeline(name, source, target, key, strategy,
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
- *		track_history, source_key, group_filter, joins, format) -> id.
+ *		track_history, source_key, group_filter, joins, format,
+ *		ignore_null_updates, except_columns) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -837,6 +918,10 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(17))
 		def->joins = pipeline_read_joins(PG_GETARG_JSONB_P(17));
 	def->format = empty_to_null(arg_text(fcinfo, 18));
+	if (!PG_ARGISNULL(19))
+		def->ignore_null_updates = pipeline_text_array_to_list(PG_GETARG_DATUM(19), "ignore_null_updates");
+	if (!PG_ARGISNULL(20))
+		leave_out_columns(def, pipeline_text_array_to_list(PG_GETARG_DATUM(20), "except_columns"));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

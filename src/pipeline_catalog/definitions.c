@@ -60,6 +60,7 @@ typedef enum DefColumn
 	DEF_ROW_STATE,
 	DEF_FORMAT,
 	DEF_SEQUENCE_KEPT,
+	DEF_IGNORE_NULL_UPDATES,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -99,6 +100,7 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_ROW_STATE] = "coalesce(row_state::oid, 0)",
 	[DEF_FORMAT] = "format",
 	[DEF_SEQUENCE_KEPT] = "sequence_kept",
+	[DEF_IGNORE_NULL_UPDATES] = "ignore_null_updates",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -132,6 +134,7 @@ typedef enum SavedColumn
 	SAVED_ROW_STATE,
 	SAVED_FORMAT,
 	SAVED_SEQUENCE_KEPT,
+	SAVED_IGNORE_NULL_UPDATES,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -170,6 +173,7 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_ROW_STATE] = {"row_state", OIDOID, "nullif(%s, 0)::regclass"},
 	[SAVED_FORMAT] = {"format", TEXTOID, "%s"},
 	[SAVED_SEQUENCE_KEPT] = {"sequence_kept", BOOLOID, "%s"},
+	[SAVED_IGNORE_NULL_UPDATES] = {"ignore_null_updates", TEXTARRAYOID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -279,6 +283,7 @@ def_from_result(void)
 	def->row_state = def_oid(DEF_ROW_STATE);
 	def->format = pipeline_result_text(0, DEF_FORMAT);
 	def->sequence_kept = def_bool(DEF_SEQUENCE_KEPT);
+	def->ignore_null_updates = def_names(DEF_IGNORE_NULL_UPDATES, "ignore_null_updates");
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -457,6 +462,8 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	values[SAVED_ROW_STATE] = ObjectIdGetDatum(def->row_state);
 	text_or_null(def->format, &values[SAVED_FORMAT], &nulls[SAVED_FORMAT]);
 	values[SAVED_SEQUENCE_KEPT] = BoolGetDatum(def->sequence_kept);
+	names_or_null(def->ignore_null_updates, &values[SAVED_IGNORE_NULL_UPDATES],
+				  &nulls[SAVED_IGNORE_NULL_UPDATES]);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);

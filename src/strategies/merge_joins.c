@@ -204,16 +204,20 @@ descending(List *columns)
  *		batch that is not older than its kept source row.
  */
 static void
-events_ctes(StringInfo sql, const PipelineDef *def, const char *accepted)
+events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, const char *accepted)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	List	   *seq = pipeline_sequence_columns(def);
+
+	char	   *older = seq == NIL ? "false" :
+	psprintf("EXISTS (SELECT 1 FROM %s r WHERE %s AND %s)", pipeline_qualified_name(def->row_state),
+			 key_match(def, "r", "a"), pipeline_sequence_newer("r", state_sequence_columns(def), "a", seq));
 
 	appendStringInfo(sql,
 					 "WITH accepted_all AS MATERIALIZED (SELECT * FROM %s), "
 					 "latest AS MATERIALIZED (SELECT DISTINCT ON (%s) * FROM accepted_all "
 					 "ORDER BY %s, %s__pl_xid DESC, __pl_seq DESC)",
-					 accepted, keys, keys, descending(seq));
+					 pipeline_merge_fill_nulls(def, map, accepted, older), keys, keys, descending(seq));
 	if (seq)
 		appendStringInfo(sql,
 						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
@@ -279,7 +283,7 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	const char *deletes;
 
 	initStringInfo(&sql);
-	events_ctes(&sql, def, accepted);
+	events_ctes(&sql, def, map, accepted);
 	rows_written = row_state_ctes(&sql, def);
 	/* the target as a merge writes it, from the applied events */
 	appendStringInfoString(&sql, ", ");

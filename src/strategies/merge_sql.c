@@ -46,6 +46,80 @@ changed(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
+ * insert_column_lists
+ *		The upsert's column list and its values from a latest event (alias
+ *		l), each value its column's (or its filled value, merge_partial.c),
+ *		the first wrapped in mark_value so that a failing row is named.
+ */
+static void
+insert_column_lists(const PipelineDef *def, const PipelineMapping *map, char **columns,
+					char **values)
+{
+	StringInfoData cols,
+				vals;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	foreach(lc, map->columns)
+	{
+		char	   *value = pipeline_merge_value_column(def, lfirst(lc), foreach_current_index(lc));
+
+		if (cols.len == 0)
+			appendStringInfo(&vals, "pipeline.mark_value(l.__pl_xid, l.__pl_seq, l.%s)", value);
+		else
+			appendStringInfo(&vals, ", l.%s", value);
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+						 quote_identifier(((ColumnMap *) lfirst(lc))->column));
+	}
+	*columns = cols.data;
+	*values = vals.data;
+}
+
+/*
+ * older_than_stored
+ *		"EXISTS (...)": whether the target (or its tombstones) holds a newer
+ *		version of a batch row's key (alias a); "false" without sequence_by.
+ */
+static char *
+older_than_stored(const PipelineDef *def, const char *seq)
+{
+	char	   *older;
+
+	if (seq == NULL)
+		return "false";
+	older = psprintf("EXISTS (SELECT 1 FROM %s t WHERE %s AND t.%s > a.%s)",
+					 pipeline_qualified_name(def->target), pipeline_key_match(def, "t", "a"), seq, seq);
+	if (OidIsValid(def->tombstones))
+		older = psprintf("%s OR EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > a.%s)", older,
+						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "a"),
+						 seq, seq);
+	return older;
+}
+
+/*
+ * fill_columns
+ *		", __pl_fill_0, ...": the filled values of the mapped columns that
+ *		have one.
+ */
+static char *
+fill_columns(const PipelineDef *def, const PipelineMapping *map)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, map->columns)
+	{
+		char	   *value = pipeline_merge_value_column(def, lfirst(lc), foreach_current_index(lc));
+
+		if (strncmp(value, "__pl_fill_", 10) == 0)
+			appendStringInfo(&buf, ", %s", value);
+	}
+	return buf.data;
+}
+
+/*
  * pipeline_merge_upsert_cte
  *		upserted AS (INSERT ... ON CONFLICT ...) from 'latest' (a CTE name or
  *		a subquery): never over a newer version, never over a newer delete.
@@ -62,7 +136,7 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 	StringInfoData set;
 	ListCell   *lc;
 
-	pipeline_insert_column_lists(map, "l", &cols, &vals);
+	insert_column_lists(def, map, &cols, &vals);
 	initStringInfo(&set);
 	foreach(lc, map->columns)
 	{
@@ -147,10 +221,11 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, con
 	 * once (no deletes), it stays a subquery: a CTE holding volatile
 	 * functions would be materialised.
 	 */
-	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s FROM %s "
+	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
 					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
-					  accepted,
+					  fill_columns(def, map),
+					  pipeline_merge_fill_nulls(def, map, accepted, older_than_stored(def, seq)),
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
 	initStringInfo(&sql);
 	if (def->delete_when)

@@ -36,6 +36,11 @@ extern const char *pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef 
 
 /* merge_joins.c */
 extern void pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map);
+
+/* merge_partial.c */
+extern char *pipeline_merge_value_column(const PipelineDef *def, const ColumnMap *cm, int i);
+extern char *pipeline_merge_fill_nulls(const PipelineDef *def, const PipelineMapping *map,
+									   const char *accepted, const char *older);
 extern void pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map);
 extern char *pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map,
 									  const char *accepted);
