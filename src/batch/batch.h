@@ -176,7 +176,7 @@ extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMappin
 									BatchSource from, List *rules, List *checks,
 									PendingShape shape);
 extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
-										 char **columns, char **values);
+										 List *values, char **columns, char **selected);
 extern char *pipeline_upsert_returning(const PipelineDef *def);
 extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,

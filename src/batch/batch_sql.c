@@ -523,10 +523,12 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
  * pipeline_insert_column_lists
  *		The INSERT column list and the matching SELECT list from alias 'a',
  *		the first value wrapped in mark_value so a failing row is named.
+ *		'values' names, for each mapped column in order, the column of 'a'
+ *		holding its value; NIL: the same-named columns.
  */
 void
-pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **columns,
-							 char **values)
+pipeline_insert_column_lists(const PipelineMapping *map, const char *a, List *values,
+							 char **columns, char **selected)
 {
 	StringInfoData cols,
 				vals;
@@ -538,16 +540,17 @@ pipeline_insert_column_lists(const PipelineMapping *map, const char *a, char **c
 	{
 		ColumnMap  *cm = lfirst(lc);
 		const char *c = quote_identifier(cm->column);
+		const char *v = values ? quote_identifier(list_nth(values, foreach_current_index(lc))) : c;
 
 		if (cols.len == 0)
 			appendStringInfo(&vals, "pipeline.mark_value(%s.__pl_xid, %s.__pl_seq, %s.%s)",
-							 a, a, a, c);
+							 a, a, a, v);
 		else
-			appendStringInfo(&vals, ", %s.%s", a, c);
+			appendStringInfo(&vals, ", %s.%s", a, v);
 		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", c);
 	}
 	*columns = cols.data;
-	*values = vals.data;
+	*selected = vals.data;
 }
 
 /*

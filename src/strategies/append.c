@@ -32,7 +32,7 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, const char *accep
 
 	StringInfoData sql;
 
-	pipeline_insert_column_lists(map, "b", &cols, &vals);
+	pipeline_insert_column_lists(map, "b", NIL, &cols, &vals);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "WITH appended AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s RETURNING 1%s)",
 					 pipeline_qualified_name(def->target), cols, vals,

@@ -47,7 +47,7 @@ fills_nulls(const PipelineDef *def, const ColumnMap *cm)
 char *
 pipeline_merge_value_column(const PipelineDef *def, const ColumnMap *cm, int i)
 {
-	return fills_nulls(def, cm) ? psprintf("__pl_fill_%d", i) : pstrdup(quote_identifier(cm->column));
+	return fills_nulls(def, cm) ? psprintf("__pl_fill_%d", i) : pstrdup(cm->column);
 }
 
 /*

@@ -46,34 +46,19 @@ changed(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
- * insert_column_lists
- *		The upsert's column list and its values from a latest event (alias
- *		l), each value its column's (or its filled value, merge_partial.c),
- *		the first wrapped in mark_value so that a failing row is named.
+ * value_columns
+ *		The batch row's column holding each mapped column's value: its own,
+ *		or its filled value (merge_partial.c).
  */
-static void
-insert_column_lists(const PipelineDef *def, const PipelineMapping *map, char **columns,
-					char **values)
+static List *
+value_columns(const PipelineDef *def, const PipelineMapping *map)
 {
-	StringInfoData cols,
-				vals;
+	List	   *values = NIL;
 	ListCell   *lc;
 
-	initStringInfo(&cols);
-	initStringInfo(&vals);
 	foreach(lc, map->columns)
-	{
-		char	   *value = pipeline_merge_value_column(def, lfirst(lc), foreach_current_index(lc));
-
-		if (cols.len == 0)
-			appendStringInfo(&vals, "pipeline.mark_value(l.__pl_xid, l.__pl_seq, l.%s)", value);
-		else
-			appendStringInfo(&vals, ", l.%s", value);
-		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
-						 quote_identifier(((ColumnMap *) lfirst(lc))->column));
-	}
-	*columns = cols.data;
-	*values = vals.data;
+		values = lappend(values, pipeline_merge_value_column(def, lfirst(lc), foreach_current_index(lc)));
+	return values;
 }
 
 /*
@@ -136,7 +121,7 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 	StringInfoData set;
 	ListCell   *lc;
 
-	insert_column_lists(def, map, &cols, &vals);
+	pipeline_insert_column_lists(map, "l", value_columns(def, map), &cols, &vals);
 	initStringInfo(&set);
 	foreach(lc, map->columns)
 	{

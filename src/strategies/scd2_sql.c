@@ -373,7 +373,7 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 					 "AND (SELECT count(*) FROM deleted) >= 0 RETURNING t.*)",
 					 target, set.data, pipeline_key_match(def, "t", "d"));
 
-	pipeline_insert_column_lists(map, "d", &cols, &vals);
+	pipeline_insert_column_lists(map, "d", NIL, &cols, &vals);
 	appendStringInfo(sql, ", added AS (INSERT INTO %s AS t (%s, __start_at, __end_at) "
 					 "SELECT %s, d.__pl_start, d.__pl_end FROM diff d WHERE d.__pl_action = 'i' "
 					 "AND (SELECT count(*) FROM changed) >= 0 RETURNING t.*)",
