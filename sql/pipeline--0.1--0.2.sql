@@ -66,18 +66,45 @@ COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
 
 /* Debezium events, and sequence_by as expressions kept in the row state. */
 ALTER TABLE pipeline.pipeline_defs
-    ADD COLUMN format text CHECK (format IN ('debezium')),
+    ADD COLUMN format text CHECK (format IN ('debezium', 'snapshot')),
+    ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
+    ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
     ADD COLUMN sequence_kept boolean,
     ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}');
 UPDATE pipeline.pipeline_defs SET sequence_kept = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
     ALTER COLUMN sequence_kept SET NOT NULL;
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
-    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record); ''snapshot'', as a row of a full extract (one source transaction''s rows)';
+COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
+    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version) or ignore';
+COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
+    'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
 COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
     'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
+
+/*
+ * Extracts of a format snapshot pipeline its owner decided about: allowed
+ * to delete more than max_delete_share of the target, or skipped.
+ */
+CREATE TABLE pipeline.extract_decisions (
+    pipeline_id bigint NOT NULL REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    extract_xid xid8 NOT NULL,
+    decision    text NOT NULL CHECK (decision IN ('allow', 'skip')),
+    decided_at  timestamptz NOT NULL DEFAULT now(),
+    decided_by  regrole NOT NULL,
+    PRIMARY KEY (pipeline_id, extract_xid)
+);
+COMMENT ON TABLE pipeline.extract_decisions IS
+    'extracts of format snapshot pipelines their owners allowed to delete beyond max_delete_share, or skipped (pipeline.allow_extract, pipeline.skip_extract)';
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline.extract_decisions', '');
+ALTER TABLE pipeline.extract_decisions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.extract_decisions
+    USING (pipeline.may_manage(pipeline_id));
+GRANT SELECT ON pipeline.extract_decisions TO PUBLIC;
 
 /* Events equal to the stored row are not written again: counted apart. */
 /* (added without a default, then filled: a fresh install stores no "missing value") */
@@ -706,11 +733,13 @@ CREATE FUNCTION pipeline.create_pipeline(
     joins               jsonb DEFAULT NULL,
     format              text DEFAULT NULL,
     ignore_null_updates text[] DEFAULT NULL,
-    except_columns      text[] DEFAULT NULL)
+    except_columns      text[] DEFAULT NULL,
+    hard_deletes        text DEFAULT NULL,
+    max_delete_share    real DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[]) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE OR REPLACE VIEW pipeline.pipelines WITH (security_invoker = true) AS
@@ -725,7 +754,7 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
           CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
                                 FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
          WHERE j.pipeline_id = d.id) AS joins,
-       d.format, d.ignore_null_updates
+       d.format, d.ignore_null_updates, d.hard_deletes, d.max_delete_share
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 
@@ -758,3 +787,21 @@ CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAUL
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[]) IS
     'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';
+
+CREATE FUNCTION pipeline.allow_extract(pipeline_name text, extract_xid xid8) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_allow_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.allow_extract(text, xid8) IS
+    'lets an extract of a format snapshot pipeline (the source transaction that staged it) delete more than max_delete_share of the target';
+CREATE FUNCTION pipeline.skip_extract(pipeline_name text, extract_xid xid8) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_skip_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.skip_extract(text, xid8) IS
+    'makes a format snapshot pipeline pass over an extract (the source transaction that staged it) without applying it';
+CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, deleting bigint, live bigint,
+                                        max_delete_share real)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_refuse_extract'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.refuse_extract(text, xid8, bigint, bigint, real) IS
+    'internal: the error of an extract that would delete more than max_delete_share of the target';

@@ -95,7 +95,9 @@ typedef struct PipelineDef
 								 * (keyed by source_key), or InvalidOid */
 	List	   *joins;			/* of DimensionJoin *, in order; NIL: none */
 	char	   *format;			/* "debezium": a staged row holds a change
-								 * event (debezium_sql.c); NULL: is the row */
+								 * event (debezium_sql.c); "snapshot": a
+								 * source transaction's rows are a full
+								 * extract (snapshot_sql.c); NULL: the row */
 	bool		sequence_kept;	/* merge: sequence_by is expressions over the
 								 * source row, kept in the row state, not in
 								 * the target */
@@ -103,6 +105,9 @@ typedef struct PipelineDef
 										 * but the key) whose NULL in an
 										 * update keeps the stored value; NIL:
 										 * none */
+	char	   *hard_deletes;	/* format snapshot: "delete", "invalidate" or
+								 * "ignore" */
+	float4		max_delete_share;	/* format snapshot: (0, 1] */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

@@ -90,13 +90,13 @@ struct PipelineStrategy
 
 	/*
 	 * Run: the batch statement, writing 'accepted' (the subquery of the
-	 * batch's accepted rows, batch_sql.c) into the target.  It returns one
-	 * row: target rows inserted, target rows updated, delete events applied
-	 * (then, with counts_stale, stale events; then, with a change log, rows
-	 * published).
+	 * batch's accepted rows, batch_sql.c, which come from 'from') into the
+	 * target.  It returns one row: target rows inserted, target rows updated,
+	 * delete events applied (then, with counts_stale, stale events; then,
+	 * with a change log, rows published).
 	 */
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
-							  const char *accepted);
+							  BatchSource from, const char *accepted);
 
 	/* Run: before each batch statement (NULL: nothing). */
 	void		(*begin_batch) (const PipelineDef *def);

@@ -38,9 +38,11 @@ CREATE TABLE pipeline.pipeline_defs (
     group_filter        text,
     group_state         regclass,
     row_state           regclass,
-    format              text CHECK (format IN ('debezium')),
+    format              text CHECK (format IN ('debezium', 'snapshot')),
     sequence_kept       boolean NOT NULL DEFAULT false,
-    ignore_null_updates text[] CHECK (ignore_null_updates <> '{}')
+    ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
+    hard_deletes        text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
+    max_delete_share    real CHECK (max_delete_share > 0 AND max_delete_share <= 1)
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -62,9 +64,13 @@ COMMENT ON COLUMN pipeline.pipeline_defs.source_key IS
 COMMENT ON COLUMN pipeline.pipeline_defs.group_filter IS
     'aggregate: a condition over the target''s columns a group must meet to be in the target';
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
-    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record)';
+    'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record); ''snapshot'', as a row of a full extract (one source transaction''s rows)';
 COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
     'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
+COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
+    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version) or ignore';
+COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
+    'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS
@@ -121,6 +127,21 @@ COMMENT ON TABLE pipeline.pipeline_joins IS
     'each dimension a pipeline joins its source rows to, on the dimension''s primary key, and the change log it follows the dimension''s changes through';
 COMMENT ON COLUMN pipeline.pipeline_joins.source_columns IS
     'the source columns matched, in order, to dimension_columns (the dimension''s primary key)';
+
+/*
+ * Extracts of a format snapshot pipeline its owner decided about: allowed
+ * to delete more than max_delete_share of the target, or skipped.
+ */
+CREATE TABLE pipeline.extract_decisions (
+    pipeline_id bigint NOT NULL REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
+    extract_xid xid8 NOT NULL,
+    decision    text NOT NULL CHECK (decision IN ('allow', 'skip')),
+    decided_at  timestamptz NOT NULL DEFAULT now(),
+    decided_by  regrole NOT NULL,
+    PRIMARY KEY (pipeline_id, extract_xid)
+);
+COMMENT ON TABLE pipeline.extract_decisions IS
+    'extracts of format snapshot pipelines their owners allowed to delete beyond max_delete_share, or skipped (pipeline.allow_extract, pipeline.skip_extract)';
 
 /* History of runs. */
 CREATE TABLE pipeline.run_log (
@@ -267,6 +288,7 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_defs', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_defs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.cursors', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.pipeline_joins', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.extract_decisions', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_log_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.run_totals', '');

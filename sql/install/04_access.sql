@@ -9,6 +9,7 @@ COMMENT ON FUNCTION pipeline.may_manage(bigint) IS
 ALTER TABLE pipeline.pipeline_defs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.cursors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.pipeline_joins ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.extract_decisions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.run_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.run_totals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.schedule_state ENABLE ROW LEVEL SECURITY;
@@ -18,6 +19,8 @@ CREATE POLICY owner_only ON pipeline.pipeline_defs
 CREATE POLICY owner_only ON pipeline.cursors
     USING (pipeline.may_manage(pipeline_id));
 CREATE POLICY owner_only ON pipeline.pipeline_joins
+    USING (pipeline.may_manage(pipeline_id));
+CREATE POLICY owner_only ON pipeline.extract_decisions
     USING (pipeline.may_manage(pipeline_id));
 CREATE POLICY owner_only ON pipeline.run_log
     USING (pipeline.may_manage(pipeline_id));
@@ -30,7 +33,8 @@ CREATE POLICY owner_only ON pipeline.quarantine_log
 
 GRANT USAGE ON SCHEMA pipeline TO PUBLIC;
 GRANT SELECT ON pipeline.pipeline_defs, pipeline.cursors, pipeline.pipeline_joins, pipeline.run_log,
-    pipeline.run_totals, pipeline.schedule_state, pipeline.quarantine_log TO PUBLIC;
+    pipeline.run_totals, pipeline.schedule_state, pipeline.quarantine_log,
+    pipeline.extract_decisions TO PUBLIC;
 /* A run's batch statement executes as the pipeline's owner and writes quarantine rows itself. */
 GRANT INSERT ON pipeline.quarantine_log TO PUBLIC;
 GRANT UPDATE (raw_row) ON pipeline.quarantine_log TO PUBLIC;

@@ -21,11 +21,13 @@ CREATE FUNCTION pipeline.create_pipeline(
     joins               jsonb DEFAULT NULL,
     format              text DEFAULT NULL,
     ignore_null_updates text[] DEFAULT NULL,
-    except_columns      text[] DEFAULT NULL)
+    except_columns      text[] DEFAULT NULL,
+    hard_deletes        text DEFAULT NULL,
+    max_delete_share    real DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[]) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -181,6 +183,24 @@ CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAUL
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[]) IS
     'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';
+
+CREATE FUNCTION pipeline.allow_extract(pipeline_name text, extract_xid xid8) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_allow_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.allow_extract(text, xid8) IS
+    'lets an extract of a format snapshot pipeline (the source transaction that staged it) delete more than max_delete_share of the target';
+CREATE FUNCTION pipeline.skip_extract(pipeline_name text, extract_xid xid8) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_skip_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.skip_extract(text, xid8) IS
+    'makes a format snapshot pipeline pass over an extract (the source transaction that staged it) without applying it';
+CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, deleting bigint, live bigint,
+                                        max_delete_share real)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_refuse_extract'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.refuse_extract(text, xid8, bigint, bigint, real) IS
+    'internal: the error of an extract that would delete more than max_delete_share of the target';
 
 CREATE FUNCTION pipeline.keep_row(boolean) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_keep_row'

@@ -141,7 +141,15 @@ extern void pipeline_sequence_row_columns(const PipelineDef *def, StringInfo lis
 extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char *b,
 									 List *b_columns);
 
+/* snapshot_sql.c */
+extern bool pipeline_reads_extracts(const PipelineDef *def);
+extern char *pipeline_extract_kept(const PipelineDef *def);
+extern char *pipeline_extract_position(void);
+extern char *pipeline_extract_absent(const PipelineDef *def, BatchSource from, const char *extract);
+extern char *pipeline_extract_guard(const PipelineDef *def, const char *absent, const char *live);
+
 /* debezium_sql.c */
+extern bool pipeline_reads_events(const PipelineDef *def);
 extern bool pipeline_is_event_column(const char *column);
 extern char *pipeline_event_column(const PipelineDef *def);
 extern List *pipeline_decoded_columns(const PipelineDef *def);

@@ -339,7 +339,8 @@ marks_drops(const PipelineDef *def)
 bool
 pipeline_has_delete_events(const PipelineDef *def)
 {
-	return def->delete_when != NULL || filter_deletes(def) || def->joins != NIL;
+	return def->delete_when != NULL || filter_deletes(def) || def->joins != NIL ||
+		pipeline_reads_extracts(def);
 }
 
 /*
@@ -358,6 +359,8 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 	{
 		if (def->delete_when)
 			appendStringInfo(list, ", (%s)::boolean AS __pl_del", def->delete_when);
+		else if (pipeline_reads_extracts(def))
+			appendStringInfoString(list, ", false AS __pl_del");	/* the extract's */
 		return;
 	}
 	initStringInfo(&del);
@@ -375,18 +378,20 @@ delete_event_columns(const PipelineDef *def, StringInfo list)
 /*
  * row_keep
  *		The condition a batch row must meet not to be skipped (counted as
- *		filtered): the filter, when it skips rows rather than deleting them,
- *		and for Debezium events, not being a tombstone.  NULL: none.
+ *		filtered): the filter, when it skips rows rather than deleting them;
+ *		for Debezium events, not being a tombstone; for a full extract, that
+ *		its owner did not skip it.  NULL: none.
  */
 static char *
-row_keep(const PipelineDef *def)
+row_keep(const PipelineDef *def, BatchSource from)
 {
 	char	   *filter = (def->filter && !filter_deletes(def)) ? psprintf("(%s)::boolean", def->filter) : NULL;
-	char	   *event = def->format ? "s._op IS NOT NULL" : NULL;
+	char	   *kept = pipeline_reads_events(def) ? "s._op IS NOT NULL" :
+	pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING ? pipeline_extract_kept(def) : NULL;
 
-	if (filter && event)
-		return psprintf("%s AND %s", event, filter);
-	return filter ? filter : event;
+	if (filter && kept)
+		return psprintf("%s AND %s", kept, filter);
+	return filter ? filter : kept;
 }
 
 /*
@@ -469,7 +474,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	char	   *rows;
 	char	   *windows = check_windows(checks);
 	char	   *failed = checks_failed(checks);
-	char	   *keep = row_keep(def);
+	char	   *keep = row_keep(def, from);
 
 	initStringInfo(&list);
 	appendStringInfoString(&list, "pipeline.mark_row(s._xid, s._seq) AS __pl_mark, "
@@ -507,7 +512,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	 * events are decoded first; a uniqueness check counts values over the
 	 * batch: one more level.
 	 */
-	if (def->joins != NIL || def->format)
+	if (def->joins != NIL || pipeline_reads_events(def))
 		rows = psprintf("(SELECT %s FROM %s OFFSET 0)", list.data,
 						pipeline_source_from(def, psprintf("(%s)",
 														   pipeline_pending_sql(def, map, from, "s.*", shape))));
@@ -622,7 +627,7 @@ char *
 pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 				   List *rules, List *checks, PendingShape shape)
 {
-	return def->strategy->batch_sql(def, map,
+	return def->strategy->batch_sql(def, map, from,
 									pipeline_accepted_rows(def, map, from, rules, checks, shape));
 }
 

@@ -41,6 +41,16 @@ static const char *const event_columns[][2] = {
 };
 
 /*
+ * pipeline_reads_events
+ *		Whether a pipeline's staged rows are Debezium change events.
+ */
+bool
+pipeline_reads_events(const PipelineDef *def)
+{
+	return def->format != NULL && strcmp(def->format, "debezium") == 0;
+}
+
+/*
  * pipeline_is_event_column
  *		Whether a decoded row's column of that name is the event's own.
  */
@@ -182,7 +192,7 @@ pipeline_source_rows(const PipelineDef *def, const char *rows)
 	StringInfoData list;
 	ListCell   *lc;
 
-	if (def->format == NULL)
+	if (!pipeline_reads_events(def))
 		return pstrdup(rows);
 	column = pipeline_event_column(def);
 	event = column ? psprintf("s.%s", quote_identifier(column)) :

@@ -191,7 +191,7 @@ pipeline_build_mapping(const PipelineDef *def)
 	ListCell   *lc;
 	char	   *expr;
 
-	map->source_columns = def->format ? pipeline_decoded_columns(def) :
+	map->source_columns = pipeline_reads_events(def) ? pipeline_decoded_columns(def) :
 		pipeline_relation_columns(def->source);
 	map->target_exists = OidIsValid(def->target) &&
 		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->target));

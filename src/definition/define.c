@@ -877,7 +877,8 @@ refuse_duplicate(const char *name)
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
  *		track_history, source_key, group_filter, joins, format,
- *		ignore_null_updates, except_columns) -> id.
+ *		ignore_null_updates, except_columns, hard_deletes, max_delete_share)
+ *		-> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -922,6 +923,15 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 		def->ignore_null_updates = pipeline_text_array_to_list(PG_GETARG_DATUM(19), "ignore_null_updates");
 	if (!PG_ARGISNULL(20))
 		leave_out_columns(def, pipeline_text_array_to_list(PG_GETARG_DATUM(20), "except_columns"));
+	def->hard_deletes = empty_to_null(arg_text(fcinfo, 21));
+
+	/*
+	 * 0: not given (source_format.c sets the default); given, it must be
+	 * above 0
+	 */
+	def->max_delete_share = PG_ARGISNULL(22) ? 0 : PG_GETARG_FLOAT4(22);
+	if (!PG_ARGISNULL(22) && !(def->max_delete_share > 0))
+		def->max_delete_share = -1;
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -61,6 +61,8 @@ typedef enum DefColumn
 	DEF_FORMAT,
 	DEF_SEQUENCE_KEPT,
 	DEF_IGNORE_NULL_UPDATES,
+	DEF_HARD_DELETES,
+	DEF_MAX_DELETE_SHARE,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -101,6 +103,8 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_FORMAT] = "format",
 	[DEF_SEQUENCE_KEPT] = "sequence_kept",
 	[DEF_IGNORE_NULL_UPDATES] = "ignore_null_updates",
+	[DEF_HARD_DELETES] = "hard_deletes",
+	[DEF_MAX_DELETE_SHARE] = "coalesce(max_delete_share, 1)::float8::text",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -135,6 +139,8 @@ typedef enum SavedColumn
 	SAVED_FORMAT,
 	SAVED_SEQUENCE_KEPT,
 	SAVED_IGNORE_NULL_UPDATES,
+	SAVED_HARD_DELETES,
+	SAVED_MAX_DELETE_SHARE,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -174,6 +180,8 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_FORMAT] = {"format", TEXTOID, "%s"},
 	[SAVED_SEQUENCE_KEPT] = {"sequence_kept", BOOLOID, "%s"},
 	[SAVED_IGNORE_NULL_UPDATES] = {"ignore_null_updates", TEXTARRAYOID, "%s"},
+	[SAVED_HARD_DELETES] = {"hard_deletes", TEXTOID, "%s"},
+	[SAVED_MAX_DELETE_SHARE] = {"max_delete_share", FLOAT4OID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -284,6 +292,8 @@ def_from_result(void)
 	def->format = pipeline_result_text(0, DEF_FORMAT);
 	def->sequence_kept = def_bool(DEF_SEQUENCE_KEPT);
 	def->ignore_null_updates = def_names(DEF_IGNORE_NULL_UPDATES, "ignore_null_updates");
+	def->hard_deletes = pipeline_result_text(0, DEF_HARD_DELETES);
+	def->max_delete_share = (float4) strtod(pipeline_result_text(0, DEF_MAX_DELETE_SHARE), NULL);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -464,6 +474,9 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	values[SAVED_SEQUENCE_KEPT] = BoolGetDatum(def->sequence_kept);
 	names_or_null(def->ignore_null_updates, &values[SAVED_IGNORE_NULL_UPDATES],
 				  &nulls[SAVED_IGNORE_NULL_UPDATES]);
+	text_or_null(def->hard_deletes, &values[SAVED_HARD_DELETES], &nulls[SAVED_HARD_DELETES]);
+	values[SAVED_MAX_DELETE_SHARE] = Float4GetDatum(def->max_delete_share);
+	nulls[SAVED_MAX_DELETE_SHARE] = def->hard_deletes ? ' ' : 'n';
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);

@@ -69,6 +69,8 @@ typedef struct PipelineStatements
 	LazyStatement probe;		/* whether any row is pending */
 	LazyStatement count;
 	LazyStatement nth;
+	LazyStatement extract_end;	/* the last row of the first pending
+								 * transaction (format snapshot) */
 	LazyStatement quarantine;
 	List	   *rules;			/* of RowRule *: reject_row's rule numbers */
 	List	   *checks;			/* of QualityCheck *: check_row's check
@@ -171,7 +173,7 @@ static void
 forget_entry(PipelineStatements *st)
 {
 	LazyStatement *kept[] = {&st->batch, &st->whole, &st->probe, &st->count, &st->nth,
-	&st->quarantine};
+	&st->extract_end, &st->quarantine};
 
 	for (int i = 0; i < lengthof(kept); i++)
 	{
@@ -334,6 +336,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	List	   *rules;
 	List	   *checks;
 	Oid		   *types;
+	char	   *ordered;
 
 	foreach(lc, statements)
 	{
@@ -392,6 +395,12 @@ get_statements(const PipelineDef *def, BatchSource from)
 														   PENDING_ORDERED),
 									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
 				   BATCH_NPARAMS + 1, types, false);
+	ordered = pipeline_pending_sql(def, map, from, "s._xid, s._seq", PENDING_ORDERED);
+	keep_statement(&st->extract_end,
+				   psprintf("SELECT p._xid, p._seq FROM (%s) p WHERE p._xid = "
+							"(SELECT q._xid FROM (%s) q ORDER BY q._xid, q._seq LIMIT 1) ORDER BY p._seq DESC LIMIT 1",
+							ordered, ordered),
+				   BATCH_NPARAMS, types, false);
 	keep_statement(&st->quarantine, pipeline_quarantine_sql(def, from), 6, quarantine_types,
 				   false);
 	pipeline_restore_user(&ctx);
@@ -493,6 +502,31 @@ nth_pending(const PipelineDef *def, PipelineStatements *st, const BatchParams *p
 	nth.offset = n;
 	pipeline_batch_param_values(&nth, values, nulls);
 	run_plan(def, &st->nth, values, nulls, 1, where);
+	if (SPI_processed == 0)
+		return false;
+	row->valid = true;
+	row->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 0, &isnull));
+	row->seq = pipeline_result_int64(0, 1);
+	return true;
+}
+
+/*
+ * pipeline_extract_end
+ *		The last pending row (within the bounds of 'params') of the first
+ *		pending row's transaction: where a batch of a pipeline reading full
+ *		extracts ends.  False when no row is pending.
+ */
+bool
+pipeline_extract_end(const PipelineDef *def, BatchSource from, const BatchParams *params,
+					 RowPosition *row)
+{
+	PipelineStatements *st = get_statements(def, from);
+	Datum		values[BATCH_NPARAMS];
+	char		nulls[BATCH_NPARAMS];
+	bool		isnull;
+
+	pipeline_batch_param_values(params, values, nulls);
+	run_plan(def, &st->extract_end, values, nulls, 1, looking_for_pending(def));
 	if (SPI_processed == 0)
 		return false;
 	row->valid = true;

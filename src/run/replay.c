@@ -26,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "model.h"
+#include "batch/batch.h"
 #include "base/base.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
@@ -62,6 +63,12 @@ pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 				 errmsg("pipeline \"%s\" reads a change log, which is not archived", def->name),
 				 errdetail("The pipelines reading a change log delete the rows they have all consumed, so a replay would find few of them."),
 				 errhint("Replay the pipeline that writes the table it reads: the changes it makes again reach this pipeline through the change log.")));
+	if (pipeline_reads_extracts(def))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline \"%s\" reads full extracts, which cannot be replayed", def->name),
+				 errdetail("An extract deletes the keys it lacks: replaying an old one would take the target back to it."),
+				 errhint("Stage the extract again: a new extract makes the target match it.")));
 	if (def->strategy->groups && (def->source_key == NIL || def->sequence_by == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -441,16 +441,29 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		if (n <= 0)
 			return true;
 
-		/* The rest fits in this batch: no need to look for its last row. */
 		params->lo = lo;
 		params->hi = end;
-		reached_end = remaining <= n ||
-			!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
+		if (pipeline_reads_extracts(rs->def) && rs->from == BATCH_FROM_STAGING)
+		{
+			/* a batch is one transaction's rows, a whole extract */
+			reached_end = !pipeline_extract_end(rs->def, rs->from, params, &hi) ||
+				position_equal(hi, end);
+		}
+		else
+		{
+			/* The rest fits in this batch: no need to look for its last row. */
+			reached_end = remaining <= n ||
+				!pipeline_nth_pending(rs->def, rs->from, params, n - 1, &hi);
+		}
 		if (reached_end)
 			hi = end;
 		params->hi = hi;
 		merge_timed_batch(rs, rs->from, params,
 						  bounds_implied && reached_end && position_equal(lo, phase_start));
+		/* an extract that was the phase's last rows ends it */
+		if (!reached_end && pipeline_reads_extracts(rs->def) &&
+			rs->counts.read - read_before >= phase_pending)
+			reached_end = true;
 
 		if (rs->from == BATCH_FROM_STAGING)
 		{

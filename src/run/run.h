@@ -43,6 +43,8 @@ extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
 									const BatchParams *params);
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, int64 n, RowPosition *row);
+extern bool pipeline_extract_end(const PipelineDef *def, BatchSource from,
+								 const BatchParams *params, RowPosition *row);
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, bool whole_phase, BatchState *batch,
 								 RunCounts *counts);

@@ -707,7 +707,8 @@ target_ctes(StringInfo sql, const AggregatePlan *plan)
  *		events (then, with a change log, rows published).
  */
 char *
-pipeline_aggregate_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+pipeline_aggregate_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+					   const char *accepted)
 {
 	AggregatePlan *plan = make_plan(def, map);
 	StringInfoData sql;

@@ -25,7 +25,8 @@
  *		The batch statement of the append strategy.
  */
 static char *
-append_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+		   const char *accepted)
 {
 	char	   *cols,
 			   *vals;

@@ -80,7 +80,7 @@ pipeline_require_key_index(const PipelineDef *def)
 static void
 check_target(const PipelineDef *def)
 {
-	if (def->delete_when)
+	if (pipeline_has_delete_events(def))
 		pipeline_require_privilege(def->owner, def->target, ACL_DELETE, "DELETE", "target");
 	pipeline_require_key_index(def);
 }
@@ -101,11 +101,12 @@ target_elements(const PipelineDef *def, const PipelineMapping *map)
  *		kept sequence_by) merge_joins.c's.
  */
 static char *
-merge_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+merge_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+		  const char *accepted)
 {
 	if (pipeline_keeps_source_rows(def))
 		return pipeline_merge_joins_sql(def, map, accepted);
-	return pipeline_merge_plain_sql(def, map, accepted);
+	return pipeline_merge_plain_sql(def, map, from, accepted);
 }
 
 /*

@@ -188,18 +188,61 @@ pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *l
 }
 
 /*
+ * extract_ctes
+ *		"WITH extract AS (...), absent AS (...), ": a full extract's rows
+ *		(format snapshot), and a delete event for each key the target has
+ *		and a complete extract lacks (snapshot_sql.c).  Returns what the
+ *		batch's events are read from: the two, the deletes once the guard
+ *		let them through.
+ */
+static char *
+extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+			 const char *accepted)
+{
+	StringInfoData absent;
+	ListCell   *lc;
+
+	initStringInfo(&absent);
+	/* (the union takes the extract's column types) */
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		appendStringInfo(&absent, ", %s", cm->is_key ? psprintf("t.%s", quote_identifier(cm->column)) : "NULL");
+	}
+	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del "
+					 "FROM %s), "
+					 "absent AS MATERIALIZED (SELECT %s%s, true FROM %s t WHERE %s), ",
+					 pipeline_mapping_column_list(map), accepted,
+					 pipeline_extract_position(), absent.data, pipeline_qualified_name(def->target),
+					 pipeline_extract_absent(def, from, "extract_rows"));
+	return psprintf("(SELECT * FROM extract_rows UNION ALL SELECT * FROM absent WHERE %s) u",
+					pipeline_extract_guard(def, "absent",
+										   psprintf("(SELECT count(*) FROM %s)",
+													pipeline_qualified_name(def->target))));
+}
+
+/*
  * pipeline_merge_plain_sql
- *		The batch statement of a merge without joins (SCD type 1).
+ *		The batch statement of a merge without a row state (SCD type 1).
  */
 char *
-pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+						 const char *accepted)
 {
 	StringInfoData sql;
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	const char *seq_column = pipeline_sequence_target_column(def);
 	char	   *seq = seq_column ? (char *) quote_identifier(seq_column) : NULL;
-	const char *deletes = "0::bigint";
+	bool		deletes = pipeline_has_delete_events(def);
+	const char *applied = "0::bigint";
 	char	   *latest;
+
+	initStringInfo(&sql);
+	if (pipeline_reads_extracts(def))
+		accepted = extract_ctes(&sql, def, map, from, accepted);
+	else
+		appendStringInfoString(&sql, "WITH ");
 
 	/*
 	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
@@ -208,34 +251,30 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, con
 	 */
 	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s%s FROM %s "
 					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
-					  keys, pipeline_mapping_column_list(map), def->delete_when ? ", __pl_del" : "",
+					  keys, pipeline_mapping_column_list(map), deletes ? ", __pl_del" : "",
 					  fill_columns(def, map),
 					  pipeline_merge_fill_nulls(def, map, accepted, older_than_stored(def, seq)),
 					  keys, seq ? seq : "", seq ? " DESC, " : "");
-	initStringInfo(&sql);
-	if (def->delete_when)
+	if (deletes)
 	{
-		appendStringInfo(&sql, "WITH latest AS (%s), ", latest);
+		appendStringInfo(&sql, "latest AS (%s), ", latest);
 		latest = "latest";
 	}
 	else
-	{
-		appendStringInfoString(&sql, "WITH ");
 		latest = psprintf("(%s)", latest);
-	}
 	pipeline_merge_upsert_cte(&sql, def, map, latest);
-	if (def->delete_when)
-		deletes = pipeline_merge_delete_ctes(&sql, def, "latest");
+	if (deletes)
+		applied = pipeline_merge_delete_ctes(&sql, def, "latest");
 
 	/*
 	 * Every data-modifying CTE is read here, so that it runs while the row
 	 * marks are live (see row_watch.c).
 	 */
-	pipeline_publish_cte(&sql, def, "upserted", def->delete_when != NULL);
+	pipeline_publish_cte(&sql, def, "upserted", deletes);
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
 					 "%s%s%s FROM upserted",
-					 deletes, def->delete_when ? ", (SELECT count(*) FROM deleted)" : "",
+					 applied, deletes ? ", (SELECT count(*) FROM deleted)" : "",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;
 }

@@ -119,6 +119,47 @@ value_columns(const PipelineMapping *map)
 }
 
 /*
+ * extract_events_ctes
+ *		", absent AS (...), events AS (...)": with full extracts (format
+ *		snapshot), the events are the extract's rows and, for a complete
+ *		extract, a delete at the extract's sequence_by value (its rows'
+ *		latest) of each key whose current version it lacks (snapshot_sql.c),
+ *		once the guard let them through.
+ */
+static void
+extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+					BatchSource from)
+{
+	StringInfoData absent;
+	ListCell   *lc;
+
+	initStringInfo(&absent);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		const char *c = quote_identifier(cm->column);
+		Oid			type;
+		int32		typmod;
+
+		pipeline_target_column_type(def, cm->column, &type, &typmod);
+		if (cm->is_key)
+			appendStringInfo(&absent, ", t.%s", c);
+		else if (strcmp(cm->column, def->sequence_by) == 0)
+			appendStringInfo(&absent, ", (SELECT max(%s) FROM extract_rows)", c);
+		else
+			appendStringInfo(&absent, ", NULL::%s", format_type_with_typemod(type, typmod));
+	}
+	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, true FROM %s t "
+					 "WHERE t.__end_at IS NULL AND %s)",
+					 pipeline_extract_position(), absent.data, pipeline_qualified_name(def->target),
+					 pipeline_extract_absent(def, from, "extract_rows"));
+	appendStringInfo(sql, ", events AS (SELECT * FROM extract_rows UNION ALL SELECT * FROM absent WHERE %s)",
+					 pipeline_extract_guard(def, "absent",
+											psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL)",
+													 pipeline_qualified_name(def->target))));
+}
+
+/*
  * events_ctes
  *		events: the batch's accepted rows in the target's types; batch_keys:
  *		each key's earliest event (it names the key's rewrite in row marks);
@@ -126,14 +167,16 @@ value_columns(const PipelineMapping *map)
  *		each with the start of the key's next stored version.
  */
 static void
-events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 			const char *accepted)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	const char *seq = quote_identifier(def->sequence_by);
 	ListCell   *lc;
 
-	appendStringInfoString(sql, "WITH events AS (SELECT b.__pl_xid, b.__pl_seq");
+	appendStringInfo(sql, "WITH %s AS %s(SELECT b.__pl_xid, b.__pl_seq",
+					 pipeline_reads_extracts(def) ? "extract_rows" : "events",
+					 pipeline_reads_extracts(def) ? "MATERIALIZED " : "");
 	foreach(lc, map->columns)
 	{
 		const char *c = quote_identifier(((ColumnMap *) lfirst(lc))->column);
@@ -142,8 +185,9 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 						 assigned(def, ((ColumnMap *) lfirst(lc))->column, psprintf("b.%s", c)), c);
 	}
 	appendStringInfo(sql, ", %s AS __pl_del FROM %s)",
-					 def->delete_when ? "b.__pl_del IS TRUE" : "false",
-					 accepted);
+					 def->delete_when ? "b.__pl_del IS TRUE" : "false", accepted);
+	if (pipeline_reads_extracts(def))
+		extract_events_ctes(sql, def, map, from);
 
 	appendStringInfo(sql, ", batch_keys AS (SELECT DISTINCT ON (%s) %s, %s AS __pl_from, "
 					 "__pl_xid, __pl_seq FROM events ORDER BY %s, %s, __pl_xid, __pl_seq)",
@@ -387,13 +431,14 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
  *		applied, stale events (and, with a change log, rows published).
  */
 char *
-pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
+pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+				  const char *accepted)
 {
 	StringInfoData sql;
 	const char *tombstones;
 
 	initStringInfo(&sql);
-	events_ctes(&sql, def, map, accepted);
+	events_ctes(&sql, def, map, from, accepted);
 	points_cte(&sql, def, map);
 	versions_ctes(&sql, def, map);
 	diff_cte(&sql, def, map);

@@ -28,7 +28,7 @@ extern void pipeline_require_key_index(const PipelineDef *def);
 
 /* merge_sql.c */
 extern char *pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map,
-									  const char *accepted);
+									  BatchSource from, const char *accepted);
 extern void pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def,
 									  const PipelineMapping *map, const char *latest);
 extern const char *pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def,
@@ -47,7 +47,7 @@ extern char *pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapp
 
 /* scd2_sql.c */
 extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
-							   const char *accepted);
+							   BatchSource from, const char *accepted);
 extern List *pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map);
 
 /* aggregate_calls.c: the aggregates an aggregate pipeline maintains */
@@ -92,7 +92,7 @@ extern bool pipeline_aggregate_needs_rows(const AggregateCall *call, bool retrac
 
 /* aggregate_sql.c */
 extern char *pipeline_aggregate_sql(const PipelineDef *def, const PipelineMapping *map,
-									const char *accepted);
+									BatchSource from, const char *accepted);
 extern void pipeline_aggregate_row_columns(const PipelineDef *def, const PipelineMapping *map,
 										   StringInfo list);
 extern List *pipeline_aggregate_state_columns(const AggregateCall *call);

@@ -1,0 +1,127 @@
+/*-------------------------------------------------------------------------
+ *
+ * extract_decisions.c
+ *	  The owner's decisions about the extracts of a format snapshot
+ *	  pipeline, and the error that asks for one.
+ *
+ * A complete extract deletes (or closes) the keys it lacks.  An empty or
+ * truncated file would empty the target, so the batch statement refuses
+ * an extract that would delete more than max_delete_share of the target's
+ * rows (pipeline.refuse_extract, snapshot_sql.c): the run fails, the
+ * extract stays pending, and the owner decides: allow_extract lets it
+ * delete what it lacks, skip_extract passes over it (its rows are read,
+ * nothing is applied).  A decision names the extract by the transaction
+ * that staged it, which the error gives; it is kept in
+ * pipeline.extract_decisions, which the batch statement reads.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/xid8.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
+
+PG_FUNCTION_INFO_V1(pipeline_allow_extract);
+PG_FUNCTION_INFO_V1(pipeline_skip_extract);
+PG_FUNCTION_INFO_V1(pipeline_refuse_extract);
+
+/* SQLSTATE of an extract refused by the delete guard. */
+#define ERRCODE_PIPELINE_EXTRACT_REFUSED MAKE_SQLSTATE('P','L','0','0','2')
+
+/*
+ * decide
+ *		Records the owner's decision about an extract of a format snapshot
+ *		pipeline.
+ */
+static void
+decide(FunctionCallInfo fcinfo, const char *decision)
+{
+	PipelineDef *def;
+	Oid			types[4] = {INT8OID, XID8OID, TEXTOID, OIDOID};
+	Datum		values[4];
+
+	pipeline_check_version(ERROR);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name and extract must not be null"),
+				 errdetail("An extract is named by the transaction that staged it."),
+				 errhint("Pass the transaction the refusal's message names.")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = pipeline_load(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, DEF_LOCK_SHARE);
+	pipeline_check_manage(def);
+	if (def->format == NULL || strcmp(def->format, "snapshot") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("pipeline \"%s\" does not read extracts", def->name),
+				 errdetail("Only a pipeline with format 'snapshot' applies full extracts."),
+				 errhint("Name a pipeline created with format => 'snapshot'.")));
+	values[0] = Int64GetDatum(def->id);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = CStringGetTextDatum(decision);
+	values[3] = ObjectIdGetDatum(GetUserId());
+	pipeline_catalog_exec("INSERT INTO pipeline.extract_decisions (pipeline_id, extract_xid, decision, decided_by) "
+						  "VALUES ($1, $2, $3, $4::regrole) ON CONFLICT (pipeline_id, extract_xid) "
+						  "DO UPDATE SET decision = EXCLUDED.decision, decided_at = now(), "
+						  "decided_by = EXCLUDED.decided_by",
+						  4, types, values, NULL, false, 0, false);
+	SPI_finish();
+}
+
+/*
+ * pipeline_allow_extract
+ *		SQL: pipeline.allow_extract(pipeline_name, extract).
+ */
+Datum
+pipeline_allow_extract(PG_FUNCTION_ARGS)
+{
+	decide(fcinfo, "allow");
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_skip_extract
+ *		SQL: pipeline.skip_extract(pipeline_name, extract).
+ */
+Datum
+pipeline_skip_extract(PG_FUNCTION_ARGS)
+{
+	decide(fcinfo, "skip");
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_refuse_extract
+ *		SQL: pipeline.refuse_extract(pipeline_name, extract, deleting, live,
+ *		max_delete_share): the error of an extract that would delete more
+ *		than its pipeline's max_delete_share of the target.  Called by the
+ *		batch statement.
+ */
+Datum
+pipeline_refuse_extract(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *extract = DatumGetCString(DirectFunctionCall1(xid8out, PG_GETARG_DATUM(1)));
+	int64		deleting = PG_GETARG_INT64(2);
+	int64		live = PG_GETARG_INT64(3);
+	float4		share = PG_GETARG_FLOAT4(4);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_PIPELINE_EXTRACT_REFUSED),
+			 errmsg("extract %s of pipeline \"%s\" would delete %lld of the target's %lld rows",
+					extract, name, (long long) deleting, (long long) live),
+			 errdetail("That is %.1f%% of the target; max_delete_share is %.1f%%. An empty or truncated extract would empty the target.",
+					   live > 0 ? 100.0 * deleting / live : 100.0, 100.0 * share),
+			 errhint("If the extract is complete, SELECT pipeline.allow_extract('%s', '%s'); if not, SELECT pipeline.skip_extract('%s', '%s'). Then run the pipeline again.",
+					 name, extract, name, extract)));
+	PG_RETURN_BOOL(false);
+}

@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * source_format.c
+ *	  How staged rows hold their changes (format): what a pipeline reading
+ *	  Debezium change events or full extracts needs, and what it takes by
+ *	  default.
+ *
+ * format => 'debezium':
+ * The events are read into the target's columns (batch/debezium_sql.c),
+ * so the target must exist; the source must be a staging table (a change
+ * log already has rows, not events).  By default a delete event (_op 'd')
+ * deletes, and events are ordered by their position in the source
+ * database's log (_lsn, which a PostgreSQL connector gives every event);
+ * other connectors name their order with sequence_by (_ts_ms, or an
+ * expression over _source).  The merge keeps that order in its row state,
+ * not in the target.
+ *
+ * format => 'snapshot': each source transaction's rows are a full extract
+ * of a table (batch/snapshot_sql.c).  A merge upserts the extract and
+ * deletes the keys it lacks (hard_deletes 'delete', or 'ignore'); an scd2
+ * versions it at its sequence_by value and closes the current versions of
+ * the keys it lacks ('invalidate', or 'ignore').  Deletes come from
+ * absence only: delete_when is refused, and so are a merge's sequence_by
+ * (extracts apply in the order they were staged), joins and partial
+ * updates.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "model.h"
+#include "base/base.h"
+#include "batch/batch.h"
+#include "definition/definition.h"
+#include "strategy.h"
+
+/*
+ * refuse_with_format
+ *		Errors for an option a pipeline reading events cannot have yet.
+ */
+static void
+refuse_with_format(const char *format, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("a pipeline with format '%s' cannot have %s", format, what),
+			 strcmp(format, "debezium") == 0 ?
+			 errdetail("Its source rows are decoded from the events as the target's columns.") :
+			 errdetail("Each source transaction's rows are a full extract of the table, compared with the target as a whole."),
+			 errhint("%s", hint)));
+}
+
+/*
+ * check_debezium
+ *		format => 'debezium': its target and options; sets its defaults.
+ */
+static void
+check_debezium(PipelineDef *def)
+{
+	ListCell   *lc;
+
+	if (!OidIsValid(def->target))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target of a pipeline with format 'debezium' must exist"),
+				 errdetail("The events' rows are read into the target's columns, by name."),
+				 errhint("CREATE TABLE the target with the captured table's columns and a primary key, then create the pipeline.")));
+	if (def->strategy->groups)
+		refuse_with_format("debezium", "the aggregate strategy",
+						   "Merge the events into a table, and aggregate that table with a second pipeline.");
+	if (def->joins != NIL)
+		refuse_with_format("debezium", "joins",
+						   "Merge the events into a table, and join that table with a second pipeline.");
+	if (strcmp(def->on_schema_change, "append_new_columns") == 0 ||
+		strcmp(def->on_schema_change, "sync_all_columns") == 0)
+		refuse_with_format("debezium", psprintf("on_schema_change '%s'", def->on_schema_change),
+						   "Use 'ignore' (an event's columns the target lacks are left out) or 'fail' (such an event is quarantined), and add columns to the target yourself.");
+	foreach(lc, pipeline_relation_columns(def->target))
+		if (pipeline_is_event_column(lfirst(lc)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_COLUMN),
+				 errmsg("target column \"%s\" has the name of a debezium event's column", (char *) lfirst(lc)),
+				 errdetail("Expressions of a pipeline with format 'debezium' read _op, _lsn, _ts_ms, _source, _before and _after from the event."),
+				 errhint("Rename the target column, and map it with columns => '{\"new_name\": \"%s\"}'.",
+						 (char *) lfirst(lc))));
+	/* errors when no column holds the events */
+	(void) pipeline_event_column(def);
+	if (def->strategy->keyed && def->delete_when == NULL)
+		def->delete_when = "_op = 'd'";
+	if (def->strategy->keyed && !def->strategy->versioned && def->sequence_by == NULL)
+		def->sequence_by = "_lsn";
+}
+
+/*
+ * check_snapshot
+ *		format => 'snapshot': its strategy and options; sets hard_deletes
+ *		and max_delete_share by default.
+ */
+static void
+check_snapshot(PipelineDef *def)
+{
+	bool		scd2 = def->strategy->versioned;
+	static const char *const merge_deletes[] = {"delete", "ignore", NULL};
+	static const char *const scd2_deletes[] = {"invalidate", "ignore", NULL};
+
+	if (!def->strategy->keyed || def->strategy->groups)
+		refuse_with_format("snapshot", psprintf("the %s strategy", def->strategy->name),
+						   "Use strategy => 'merge' (the latest extract) or 'scd2' (every extract's versions).");
+	if (def->joins != NIL)
+		refuse_with_format("snapshot", "joins",
+						   "Merge the extracts into a table, and join that table with a second pipeline.");
+	if (def->delete_when)
+		refuse_with_format("snapshot", "delete_when",
+						   "A key missing from a complete extract is deleted or closed: hard_deletes says which.");
+	if (def->sequence_by && !scd2)
+		refuse_with_format("snapshot", "sequence_by",
+						   "Extracts apply in the order they were staged; the latest is the table.");
+	if (def->ignore_null_updates != NIL)
+		refuse_with_format("snapshot", "ignore_null_updates",
+						   "An extract's row is the whole row.");
+	if (def->hard_deletes == NULL)
+		def->hard_deletes = scd2 ? "invalidate" : "delete";
+	pipeline_check_choice("hard_deletes", def->hard_deletes, scd2 ? scd2_deletes : merge_deletes);
+	if (def->max_delete_share == 0)
+		def->max_delete_share = 0.5;
+	if (def->max_delete_share < 0 || def->max_delete_share > 1 || isnan(def->max_delete_share))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_delete_share must be above 0 and at most 1"),
+				 errdetail("max_delete_share was %g.", def->max_delete_share),
+				 errhint("Pass the largest share of the target one extract may delete, such as 0.2; 1 lets any extract empty it.")));
+}
+
+/*
+ * pipeline_check_format
+ *		Checks the format of a new pipeline, whose source is resolved and
+ *		whose target, when it exists, is known; sets the format's defaults.
+ */
+void
+pipeline_check_format(PipelineDef *def)
+{
+	static const char *const formats[] = {"debezium", "snapshot", NULL};
+
+	if (def->format == NULL)
+	{
+		if (def->hard_deletes || def->max_delete_share != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s applies to full extracts only", def->hard_deletes ? "hard_deletes" : "max_delete_share"),
+					 errdetail("It says what a key missing from an extract does."),
+					 errhint("Pass format => 'snapshot' when each source transaction stages a full extract of the table.")));
+		return;
+	}
+	pipeline_check_choice("format", def->format, formats);
+	if (def->reads_change_log)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("source of a pipeline with format '%s' must be a staging table", def->format),
+				 errdetail("The source is a captured table or a pipeline's target, whose changes are rows, not %s.",
+						   strcmp(def->format, "debezium") == 0 ? "events" : "extracts"),
+				 errhint("Stage them in a table of their own.")));
+	if (strcmp(def->format, "debezium") == 0)
+		check_debezium(def);
+	else
+		check_snapshot(def);
+}
