@@ -60,6 +60,7 @@ extern Datum pipeline_oid_list_to_array(List *oids);
 extern void pipeline_check_choice(const char *option, const char *value,
 								  const char *const *choices);
 extern bool pipeline_list_has_string(List *list, const char *s);
+extern int	pipeline_list_position(List *list, const char *s);
 
 /* relations.c */
 extern void pipeline_drop_own_table(Oid relid);

@@ -584,18 +584,28 @@ pipeline_check_choice(const char *option, const char *value, const char *const *
 }
 
 /*
- * list_has_string
- *		Whether a List of C strings contains s.
+ * pipeline_list_position
+ *		The position of s in a List of C strings, or -1.
  */
-bool
-pipeline_list_has_string(List *list, const char *s)
+int
+pipeline_list_position(List *list, const char *s)
 {
 	ListCell   *lc;
 
 	foreach(lc, list)
 	{
 		if (strcmp(lfirst(lc), s) == 0)
-			return true;
+			return foreach_current_index(lc);
 	}
-	return false;
+	return -1;
+}
+
+/*
+ * pipeline_list_has_string
+ *		Whether a List of C strings contains s.
+ */
+bool
+pipeline_list_has_string(List *list, const char *s)
+{
+	return pipeline_list_position(list, s) >= 0;
 }

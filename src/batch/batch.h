@@ -145,8 +145,12 @@ extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char 
 extern bool pipeline_reads_extracts(const PipelineDef *def);
 extern char *pipeline_extract_kept(const PipelineDef *def);
 extern char *pipeline_extract_position(void);
-extern char *pipeline_extract_absent(const PipelineDef *def, BatchSource from, const char *extract);
 extern char *pipeline_extract_guard(const PipelineDef *def, const char *absent, const char *live);
+extern char *pipeline_extract_target_key(int i);
+extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
+									 const char *columns, const char *tallies, const char *current,
+									 const char *differ, const char *absent_values,
+									 const char *live);
 
 /* debezium_sql.c */
 extern bool pipeline_reads_events(const PipelineDef *def);

@@ -80,27 +80,85 @@ pipeline_extract_position(void)
 }
 
 /*
- * pipeline_extract_absent
- *		The condition on a target row (alias t) of being a key the batch's
- *		complete extract lacks, 'extract' the CTE of its accepted rows (with
- *		the key's mapped columns); "false" when the batch is not a complete
- *		extract, or deletes are ignored.
+ * complete
+ *		Whether the batch is a complete extract: it has rows, and every row
+ *		its transaction staged (but those the filter skips) is among its
+ *		accepted rows, which 'extract' counts (__pl_rows).  "false" for rows that are not a
+ *		staged extract, or when missing keys are ignored.
  */
-char *
-pipeline_extract_absent(const PipelineDef *def, BatchSource from, const char *extract)
+static char *
+complete(const PipelineDef *def, BatchSource from, const char *extract)
 {
 	char	   *staged;
 
-	if (!pipeline_reads_extracts(def) || from != BATCH_FROM_STAGING ||
-		strcmp(def->hard_deletes, "ignore") == 0)
+	if (from != BATCH_FROM_STAGING || strcmp(def->hard_deletes, "ignore") == 0)
 		return "false";
 	staged = psprintf("(SELECT count(*) FROM %s s WHERE s._xid = %s%s)",
 					  pipeline_qualified_name(def->source), P(HI_XID),
 					  def->filter ? psprintf(" AND (%s)::boolean IS TRUE", def->filter) : "");
-	/* (a batch past the last extract has no row: no extract at all) */
-	return psprintf("(NOT %s AND %s > 0 AND %s = (SELECT count(*) FROM %s) AND NOT EXISTS "
-					"(SELECT 1 FROM %s e WHERE %s))",
-					decided("skip"), staged, staged, extract, extract, pipeline_key_match(def, "e", "t"));
+	/* (a batch past the last extract, or skipped, has no row: no extract) */
+	return psprintf("(NOT %s AND (SELECT __pl_rows FROM %s) > 0 AND %s = (SELECT __pl_rows FROM %s))",
+					decided("skip"), extract, staged, extract);
+}
+
+/*
+ * pipeline_extract_target_key
+ *		The name of the column holding the target's key column i (in the
+ *		key's order) in the comparison of an extract with the target.
+ */
+char *
+pipeline_extract_target_key(int i)
+{
+	return psprintf("__pl_t%d", i);
+}
+
+/*
+ * pipeline_extract_events
+ *		", compared AS (...), repeated AS (...), absent AS (...)" after the
+ *		CTE extract_rows (__pl_xid, __pl_seq, the mapped columns 'columns',
+ *		__pl_del: the batch's accepted rows), and returns the batch's
+ *		events, what follows FROM.  extract_tally counts the extract's rows
+ *		(__pl_rows) and computes the 'tallies' (", max(x) AS y", or "")
+ *		in the same scan.  One full join of the extract with 'current' (the
+ *		target's current rows, alias t) finds both the rows that differ
+ *		('differ', over t and the extract's row l; the others are counted as
+ *		unchanged) and the keys the extract lacks, whose delete events
+ *		('absent_values', the mapped columns over the target's keys
+ *		__pl_t<i>) a complete extract adds once the guard let them through
+ *		('live' counts the target's rows).  Only the rows that differ go on,
+ *		but a key with several rows in the extract, some of which differ,
+ *		takes all of them, so that its latest row decides.
+ */
+char *
+pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
+						const char *columns, const char *tallies, const char *current,
+						const char *differ, const char *absent_values, const char *live)
+{
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	StringInfoData target_keys;
+	ListCell   *lc;
+
+	initStringInfo(&target_keys);
+	foreach(lc, def->key)
+		appendStringInfo(&target_keys, ", t.%s AS %s", quote_identifier(lfirst(lc)),
+						 pipeline_extract_target_key(foreach_current_index(lc)));
+	appendStringInfo(sql, ", extract_tally AS MATERIALIZED (SELECT count(*) AS __pl_rows%s FROM extract_rows)",
+					 tallies);
+	appendStringInfo(sql, ", compared AS MATERIALIZED (SELECT l.*%s FROM extract_rows l FULL JOIN %s t ON %s "
+					 "WHERE l.__pl_xid IS NULL OR t.%s IS NULL OR pipeline.changes_row(true, %s))",
+					 target_keys.data, current, pipeline_key_match(def, "t", "l"),
+					 quote_identifier(linitial(def->key)), differ);
+	appendStringInfo(sql, ", repeated AS (SELECT %s FROM extract_rows WHERE (%s) IN "
+					 "(SELECT %s FROM compared WHERE __pl_xid IS NOT NULL) GROUP BY %s HAVING count(*) > 1)",
+					 keys, keys, keys, keys);
+	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, true FROM compared c "
+					 "WHERE c.__pl_xid IS NULL AND %s)",
+					 pipeline_extract_position(), absent_values, complete(def, from, "extract_tally"));
+	return psprintf("(SELECT __pl_xid, __pl_seq, %s, __pl_del FROM compared WHERE __pl_xid IS NOT NULL "
+					"AND (%s) NOT IN (SELECT %s FROM repeated) "
+					"UNION ALL SELECT * FROM extract_rows WHERE (%s) IN (SELECT %s FROM repeated) "
+					"UNION ALL SELECT * FROM absent WHERE %s) u",
+					columns, keys, keys, keys, keys, pipeline_extract_guard(def, "absent", live));
 }
 
 /*

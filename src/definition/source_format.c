@@ -122,6 +122,12 @@ check_snapshot(PipelineDef *def)
 						   "An extract's row is the whole row.");
 	if (def->hard_deletes == NULL)
 		def->hard_deletes = scd2 ? "invalidate" : "delete";
+	if (strcmp(def->hard_deletes, "new_record") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("hard_deletes 'new_record' is not available"),
+				 errdetail("A key missing from an extract closes its current version ('invalidate') or is left as it is ('ignore'); no version marks it deleted."),
+				 errhint("Use hard_deletes => 'invalidate': the closed version ends where the key went missing.")));
 	pipeline_check_choice("hard_deletes", def->hard_deletes, scd2 ? scd2_deletes : merge_deletes);
 	if (def->max_delete_share == 0)
 		def->max_delete_share = 0.5;
@@ -129,7 +135,7 @@ check_snapshot(PipelineDef *def)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_delete_share must be above 0 and at most 1"),
-				 errdetail("max_delete_share was %g.", def->max_delete_share),
+				 errdetail("It is the share of the target's rows one extract may delete."),
 				 errhint("Pass the largest share of the target one extract may delete, such as 0.2; 1 lets any extract empty it.")));
 }
 

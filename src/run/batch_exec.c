@@ -336,7 +336,6 @@ get_statements(const PipelineDef *def, BatchSource from)
 	List	   *rules;
 	List	   *checks;
 	Oid		   *types;
-	char	   *ordered;
 
 	foreach(lc, statements)
 	{
@@ -395,11 +394,15 @@ get_statements(const PipelineDef *def, BatchSource from)
 														   PENDING_ORDERED),
 									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
 				   BATCH_NPARAMS + 1, types, false);
-	ordered = pipeline_pending_sql(def, map, from, "s._xid, s._seq", PENDING_ORDERED);
+	/* a transaction's rows are all pending or none: its last row in bounds */
 	keep_statement(&st->extract_end,
-				   psprintf("SELECT p._xid, p._seq FROM (%s) p WHERE p._xid = "
-							"(SELECT q._xid FROM (%s) q ORDER BY q._xid, q._seq LIMIT 1) ORDER BY p._seq DESC LIMIT 1",
-							ordered, ordered),
+				   psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
+							"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
+							"ORDER BY s._xid DESC, s._seq DESC LIMIT 1",
+							pipeline_qualified_name(def->source),
+							pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
+							pipeline_batch_param(BATCH_PARAM_LO_XID), pipeline_batch_param(BATCH_PARAM_LO_SEQ),
+							pipeline_batch_param(BATCH_PARAM_HI_XID), pipeline_batch_param(BATCH_PARAM_HI_SEQ)),
 				   BATCH_NPARAMS, types, false);
 	keep_statement(&st->quarantine, pipeline_quarantine_sql(def, from), 6, quarantine_types,
 				   false);

@@ -24,9 +24,11 @@
  * changed
  *		"t.c1 IS DISTINCT FROM EXCLUDED.c1 OR ...": whether an upsert changes
  *		the stored row's non-key mapped columns; NULL when it has none.
+ *		Against a batch row (alias l) rather than EXCLUDED when 'batch_row':
+ *		its value columns, not yet in the target's types.
  */
 static char *
-changed(const PipelineDef *def, const PipelineMapping *map)
+changed(const PipelineDef *def, const PipelineMapping *map, bool batch_row)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -36,11 +38,13 @@ changed(const PipelineDef *def, const PipelineMapping *map)
 	{
 		ColumnMap  *cm = lfirst(lc);
 		const char *c = quote_identifier(cm->column);
+		char	   *value = batch_row ?
+		psprintf("l.%s", quote_identifier(pipeline_merge_value_column(def, cm, foreach_current_index(lc)))) :
+		psprintf("EXCLUDED.%s", c);
 
 		if (!cm->is_key)
 			appendStringInfo(&buf, "%s%s", buf.len ? " OR " : "",
-							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
-													  psprintf("EXCLUDED.%s", c)));
+							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c), value));
 	}
 	return buf.data;
 }
@@ -131,8 +135,8 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
 							 quote_identifier(cm->column), quote_identifier(cm->column));
 	}
-	appendStringInfo(sql, "upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s l WHERE %s",
-					 pipeline_qualified_name(def->target), cols, vals, latest,
+	appendStringInfo(sql, "upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s WHERE %s",
+					 pipeline_qualified_name(def->target), cols, vals, psprintf("%s l", latest),
 					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE" : "true");
 	if (OidIsValid(def->tombstones))
 		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
@@ -146,7 +150,7 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
 						 keys, set.data,
 						 seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true",
-						 changed(def, map));
+						 changed(def, map, false));
 	}
 	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }
@@ -188,38 +192,56 @@ pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *l
 }
 
 /*
- * extract_ctes
- *		"WITH extract AS (...), absent AS (...), ": a full extract's rows
- *		(format snapshot), and a delete event for each key the target has
- *		and a complete extract lacks (snapshot_sql.c).  Returns what the
- *		batch's events are read from: the two, the deletes once the guard
- *		let them through.
+ * absent_values
+ *		", c.__pl_t0, NULL::text, ...": the mapped columns of the delete
+ *		event of a key a full extract lacks (from the target's key, typed as
+ *		the target's columns: the union resolves them with the extract's).
  */
 static char *
-extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-			 const char *accepted)
+absent_values(const PipelineDef *def, const PipelineMapping *map)
 {
-	StringInfoData absent;
+	StringInfoData buf;
 	ListCell   *lc;
 
-	initStringInfo(&absent);
-	/* (the union takes the extract's column types) */
+	initStringInfo(&buf);
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
+		Oid			type;
+		int32		typmod;
 
-		appendStringInfo(&absent, ", %s", cm->is_key ? psprintf("t.%s", quote_identifier(cm->column)) : "NULL");
+		pipeline_target_column_type(def, cm->column, &type, &typmod);
+		if (cm->is_key)
+			appendStringInfo(&buf, ", c.%s",
+							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
+		else
+			appendStringInfo(&buf, ", NULL::%s", format_type_with_typemod(type, typmod));
 	}
-	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del "
-					 "FROM %s), "
-					 "absent AS MATERIALIZED (SELECT %s%s, true FROM %s t WHERE %s), ",
-					 pipeline_mapping_column_list(map), accepted,
-					 pipeline_extract_position(), absent.data, pipeline_qualified_name(def->target),
-					 pipeline_extract_absent(def, from, "extract_rows"));
-	return psprintf("(SELECT * FROM extract_rows UNION ALL SELECT * FROM absent WHERE %s) u",
-					pipeline_extract_guard(def, "absent",
-										   psprintf("(SELECT count(*) FROM %s)",
-													pipeline_qualified_name(def->target))));
+	return buf.data;
+}
+
+/*
+ * extract_ctes
+ *		"WITH extract_rows AS (...), ..., latest AS (...), ": the batch's
+ *		events from a full extract (format snapshot, snapshot_sql.c): its
+ *		rows that differ from the target, and for a complete extract the
+ *		deletes of the keys it lacks; the latest of each key.
+ */
+static void
+extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+			 const char *accepted)
+{
+	char	   *target = pipeline_qualified_name(def->target);
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *columns = pipeline_mapping_column_list(map);
+	char	   *events;
+
+	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del FROM %s)",
+					 columns, accepted);
+	events = pipeline_extract_events(sql, def, from, columns, "", target, changed(def, map, true),
+									 absent_values(def, map), psprintf("(SELECT count(*) FROM %s)", target));
+	appendStringInfo(sql, ", latest AS (SELECT DISTINCT ON (%s) * FROM %s ORDER BY %s, __pl_xid DESC, __pl_seq DESC), ",
+					 keys, events, keys);
 }
 
 /*
@@ -240,28 +262,32 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, Bat
 
 	initStringInfo(&sql);
 	if (pipeline_reads_extracts(def))
-		accepted = extract_ctes(&sql, def, map, from, accepted);
-	else
-		appendStringInfoString(&sql, "WITH ");
-
-	/*
-	 * Latest accepted event per key: by sequence_by, then by arrival.  Used
-	 * once (no deletes), it stays a subquery: a CTE holding volatile
-	 * functions would be materialised.
-	 */
-	latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s%s FROM %s "
-					  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
-					  keys, pipeline_mapping_column_list(map), deletes ? ", __pl_del" : "",
-					  fill_columns(def, map),
-					  pipeline_merge_fill_nulls(def, map, accepted, older_than_stored(def, seq)),
-					  keys, seq ? seq : "", seq ? " DESC, " : "");
-	if (deletes)
 	{
-		appendStringInfo(&sql, "latest AS (%s), ", latest);
+		extract_ctes(&sql, def, map, from, accepted);
 		latest = "latest";
 	}
 	else
-		latest = psprintf("(%s)", latest);
+	{
+		/*
+		 * Latest accepted event per key: by sequence_by, then by arrival.
+		 * Used once (no deletes), it stays a subquery: a CTE holding volatile
+		 * functions would be materialised.
+		 */
+		latest = psprintf("SELECT DISTINCT ON (%s) __pl_xid, __pl_seq, %s%s%s FROM %s "
+						  "ORDER BY %s, %s%s__pl_xid DESC, __pl_seq DESC",
+						  keys, pipeline_mapping_column_list(map), deletes ? ", __pl_del" : "",
+						  fill_columns(def, map),
+						  pipeline_merge_fill_nulls(def, map, accepted, older_than_stored(def, seq)),
+						  keys, seq ? seq : "", seq ? " DESC, " : "");
+		appendStringInfoString(&sql, "WITH ");
+		if (deletes)
+		{
+			appendStringInfo(&sql, "latest AS (%s), ", latest);
+			latest = "latest";
+		}
+		else
+			latest = psprintf("(%s)", latest);
+	}
 	pipeline_merge_upsert_cte(&sql, def, map, latest);
 	if (deletes)
 		applied = pipeline_merge_delete_ctes(&sql, def, "latest");

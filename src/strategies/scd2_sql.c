@@ -120,43 +120,53 @@ value_columns(const PipelineMapping *map)
 
 /*
  * extract_events_ctes
- *		", absent AS (...), events AS (...)": with full extracts (format
- *		snapshot), the events are the extract's rows and, for a complete
- *		extract, a delete at the extract's sequence_by value (its rows'
- *		latest) of each key whose current version it lacks (snapshot_sql.c),
- *		once the guard let them through.
+ *		", compared AS (...), ..., events AS (...)": with full extracts
+ *		(format snapshot, snapshot_sql.c), the events are the extract's rows
+ *		that differ from their key's current version in another column than
+ *		sequence_by (the others are counted as unchanged: they would write
+ *		nothing) and, for a complete extract, a delete at the extract's
+ *		sequence_by value (its rows' latest) of each key whose current
+ *		version it lacks.
  */
 static void
 extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 					BatchSource from)
 {
-	StringInfoData absent;
+	char	   *target = pipeline_qualified_name(def->target);
+	char	   *events;
+	StringInfoData absent,
+				differ;
 	ListCell   *lc;
 
 	initStringInfo(&absent);
+	initStringInfo(&differ);
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
 		const char *c = quote_identifier(cm->column);
+		bool		is_seq = strcmp(cm->column, def->sequence_by) == 0;
 		Oid			type;
 		int32		typmod;
 
 		pipeline_target_column_type(def, cm->column, &type, &typmod);
 		if (cm->is_key)
-			appendStringInfo(&absent, ", t.%s", c);
-		else if (strcmp(cm->column, def->sequence_by) == 0)
-			appendStringInfo(&absent, ", (SELECT max(%s) FROM extract_rows)", c);
+			appendStringInfo(&absent, ", c.%s",
+							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
+		else if (is_seq)
+			appendStringInfoString(&absent, ", (SELECT __pl_version FROM extract_tally)");
 		else
 			appendStringInfo(&absent, ", NULL::%s", format_type_with_typemod(type, typmod));
+		if (!cm->is_key && !is_seq)
+			appendStringInfo(&differ, "%s%s", differ.len ? " OR " : "",
+							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
+													  psprintf("l.%s", c)));
 	}
-	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, true FROM %s t "
-					 "WHERE t.__end_at IS NULL AND %s)",
-					 pipeline_extract_position(), absent.data, pipeline_qualified_name(def->target),
-					 pipeline_extract_absent(def, from, "extract_rows"));
-	appendStringInfo(sql, ", events AS (SELECT * FROM extract_rows UNION ALL SELECT * FROM absent WHERE %s)",
-					 pipeline_extract_guard(def, "absent",
-											psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL)",
-													 pipeline_qualified_name(def->target))));
+	events = pipeline_extract_events(sql, def, from, pipeline_mapping_column_list(map),
+									 psprintf(", max(%s) AS __pl_version", quote_identifier(def->sequence_by)),
+									 psprintf("(SELECT * FROM %s WHERE __end_at IS NULL)", target),
+									 differ.len ? differ.data : "false", absent.data,
+									 psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL)", target));
+	appendStringInfo(sql, ", events AS (SELECT * FROM %s)", events);
 }
 
 /*

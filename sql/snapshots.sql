@@ -1,0 +1,183 @@
+--
+-- Full extracts (format => 'snapshot'): each source transaction's rows are
+-- the whole table; a merge keeps the latest extract, an scd2 the history
+-- of every extract.  Compared with the expected tables of the APPLY CHANGES
+-- FROM SNAPSHOT documentation (Databricks, "periodic" and "historical"
+-- snapshot examples) and of dbt's snapshot documentation (check strategy,
+-- hard_deletes), then the guard, the owner's decisions and partial extracts.
+--
+CALL number_ids_from(160000);
+CREATE SCHEMA snap;
+CREATE FUNCTION snap.run(name text) RETURNS TABLE (status text, read bigint, inserted bigint,
+    updated bigint, unchanged bigint, deleted bigint, skipped bigint, quarantined bigint, batches int)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    CALL run_quietly(name);
+    RETURN QUERY SELECT r.status, r.rows_read, r.rows_inserted, r.rows_updated, r.rows_unchanged,
+        r.rows_deleted, r.rows_filtered, r.rows_quarantined, r.batches
+      FROM pipeline.runs r WHERE r.pipeline = name ORDER BY r.run_id DESC LIMIT 1;
+END $$;
+-- a run that fails: its error, the extract's transaction id written X
+CREATE PROCEDURE snap.run_refused(name text) LANGUAGE plpgsql AS $$
+DECLARE
+    state text; message text; detail text; hint text;
+BEGIN
+    CALL run_quietly(name);
+    RAISE NOTICE 'the run succeeded';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE E'%: %\nDETAIL: %\nHINT: %', state,
+        regexp_replace(message, 'extract [0-9]+', 'extract X'), detail,
+        regexp_replace(hint, '''[0-9]+''', '''X''', 'g');
+END $$;
+
+-- APPLY CHANGES FROM SNAPSHOT, periodic snapshots: {1: a1, 2: a2}, then
+-- {2: b2, 3: a3}.  SCD type 1 keeps the latest; SCD type 2 every version,
+-- from the snapshot version that opened it to the one that closed it.
+CREATE TABLE snap.mytable (key int, value text, version int);
+CREATE TABLE snap.target_scd1 (key int PRIMARY KEY, value text);
+SELECT pipeline.create_pipeline('periodic_scd1', 'snap.mytable', 'snap.target_scd1', key => ARRAY['key'],
+                                format => 'snapshot', except_columns => ARRAY['version']) > 0 AS created;
+SELECT pipeline.create_pipeline('periodic_scd2', 'snap.mytable', 'snap.target_scd2', key => ARRAY['key'],
+                                strategy => 'scd2', sequence_by => 'version', format => 'snapshot') > 0 AS created;
+SELECT name, format, hard_deletes, max_delete_share FROM pipeline.pipelines
+ WHERE name LIKE 'periodic%' ORDER BY name;
+INSERT INTO snap.mytable VALUES (1, 'a1', 1), (2, 'a2', 1);
+SELECT * FROM snap.run('periodic_scd1');
+SELECT * FROM snap.run('periodic_scd2');
+INSERT INTO snap.mytable VALUES (2, 'b2', 2), (3, 'a3', 2);
+-- (the extract deletes half of the target: at the default max_delete_share)
+SELECT * FROM snap.run('periodic_scd1');
+SELECT * FROM snap.run('periodic_scd2');
+TABLE snap.target_scd1 ORDER BY key;
+SELECT key, value, __start_at, __end_at FROM snap.target_scd2 ORDER BY key, __start_at;
+
+-- APPLY CHANGES FROM SNAPSHOT, historical snapshots, history tracked on
+-- TrackingColumn only: NonTrackingColumn is updated in place (key 4).
+CREATE TABLE snap.history_source ("Key" int, "TrackingColumn" text, "NonTrackingColumn" text, version int);
+SELECT pipeline.create_pipeline('historical', 'snap.history_source', 'snap.history_target', key => ARRAY['Key'],
+                                strategy => 'scd2', sequence_by => 'version', format => 'snapshot',
+                                track_history => ARRAY['TrackingColumn']) > 0 AS created;
+INSERT INTO snap.history_source VALUES (1, 'a1', 'b1', 1), (2, 'a2', 'b2', 1), (4, 'a4', 'b4', 1);
+INSERT INTO snap.history_source VALUES (2, 'a2_new', 'b2', 2), (3, 'a3', 'b3', 2), (4, 'a4', 'b4_new', 2);
+SELECT * FROM snap.run('historical');
+SELECT "Key", "TrackingColumn", "NonTrackingColumn", __start_at, __end_at
+  FROM snap.history_target ORDER BY 1, __start_at;
+
+-- dbt snapshots, check strategy on every column: an order pending, then
+-- shipped; then gone from the source (hard_deletes invalidate closes its
+-- version, ignore keeps it current), then back.
+CREATE TABLE snap.orders (id int, status text, run int);
+SELECT pipeline.create_pipeline('orders_invalidate', 'snap.orders', 'snap.orders_invalidate', key => ARRAY['id'],
+                                strategy => 'scd2', sequence_by => 'run', format => 'snapshot',
+                                hard_deletes => 'invalidate', max_delete_share => 1) > 0 AS created;
+SELECT pipeline.create_pipeline('orders_ignore', 'snap.orders', 'snap.orders_ignore', key => ARRAY['id'],
+                                strategy => 'scd2', sequence_by => 'run', format => 'snapshot',
+                                hard_deletes => 'ignore') > 0 AS created;
+INSERT INTO snap.orders VALUES (1, 'pending', 1), (2, 'active', 1);
+INSERT INTO snap.orders VALUES (1, 'shipped', 2), (2, 'active', 2);
+INSERT INTO snap.orders VALUES (2, 'active', 3);
+INSERT INTO snap.orders VALUES (1, 'restored', 4), (2, 'active', 4);
+SELECT * FROM snap.run('orders_invalidate');
+SELECT * FROM snap.run('orders_ignore');
+SELECT id, status, __start_at AS valid_from, __end_at AS valid_to FROM snap.orders_invalidate ORDER BY id, __start_at;
+SELECT id, status, __start_at AS valid_from, __end_at AS valid_to FROM snap.orders_ignore ORDER BY id, __start_at;
+
+-- The guard: an extract missing more than max_delete_share of the
+-- target's rows (a truncated file) is refused, the run fails, the extract
+-- stays pending, nothing of it is applied.
+CREATE TABLE snap.accounts_extract (id int, name text);
+CREATE TABLE snap.accounts (id int PRIMARY KEY, name text);
+SELECT pipeline.create_pipeline('accounts', 'snap.accounts_extract', 'snap.accounts', key => ARRAY['id'],
+                                format => 'snapshot', max_delete_share => 0.2) > 0 AS created;
+INSERT INTO snap.accounts_extract SELECT g, 'n' || g FROM generate_series(1, 10) g;
+SELECT * FROM snap.run('accounts');
+-- 8 of 10 gone, one changed
+INSERT INTO snap.accounts_extract VALUES (1, 'n1'), (2, 'two');
+SELECT _xid AS truncated FROM snap.accounts_extract WHERE name = 'two' \gset
+CALL snap.run_refused('accounts');
+SELECT count(*) AS still_ten, count(*) FILTER (WHERE name = 'two') AS none_applied FROM snap.accounts;
+SELECT pending_rows FROM pipeline.status WHERE pipeline = 'accounts';
+-- the owner looks and skips it: passed over, counted as filtered
+SELECT pipeline.skip_extract('accounts', :'truncated');
+SELECT * FROM snap.run('accounts');
+SELECT count(*) AS still_ten FROM snap.accounts;
+-- a later extract that is right to delete 3 of 10 is allowed by its owner
+INSERT INTO snap.accounts_extract SELECT g, 'n' || g FROM generate_series(1, 7) g;
+SELECT _xid AS big_delete FROM snap.accounts_extract ORDER BY _xid DESC LIMIT 1 \gset
+CALL snap.run_refused('accounts');
+SELECT pipeline.allow_extract('accounts', :'big_delete');
+SELECT * FROM snap.run('accounts');
+SELECT count(*) AS seven FROM snap.accounts;
+SELECT decision, decided_by FROM pipeline.extract_decisions ORDER BY extract_xid;
+
+-- A partial extract applies its rows and deletes nothing: a row
+-- quarantined (NULL key) leaves its key unknown.
+INSERT INTO snap.accounts_extract VALUES (1, 'one'), (NULL, 'no key'), (8, 'n8');
+SELECT * FROM snap.run('accounts');
+SELECT id, name FROM snap.accounts ORDER BY id;
+-- requeued, the row is an upsert, never a complete extract
+UPDATE pipeline.quarantine_log SET raw_row = jsonb_set(raw_row, '{id}', '9')
+ WHERE pipeline_id = (SELECT id FROM pipeline.pipelines WHERE name = 'accounts');
+CALL pipeline.requeue_quarantine('accounts');
+SELECT count(*) AS nine_rows FROM snap.accounts;
+
+-- Duplicate keys in one extract: the row staged last wins.
+INSERT INTO snap.accounts_extract SELECT g, 'n' || g FROM generate_series(1, 9) g
+UNION ALL SELECT 3, 'three, again' UNION ALL SELECT 4, 'n4';
+SELECT * FROM snap.run('accounts');
+SELECT id, name FROM snap.accounts WHERE id IN (3, 4) ORDER BY id;
+
+-- Many extracts pending: one batch each, in the order they were staged.
+INSERT INTO snap.accounts_extract SELECT g, 'x' || g FROM generate_series(1, 9) g;
+INSERT INTO snap.accounts_extract SELECT g, 'y' || g FROM generate_series(1, 9) g;
+INSERT INTO snap.accounts_extract SELECT g, 'z' || g FROM generate_series(2, 9) g;
+SELECT * FROM snap.run('accounts');
+SELECT string_agg(name, ' ' ORDER BY id) FROM snap.accounts;
+
+-- A filter leaves rows out of the extract: their keys are gone.
+CREATE TABLE snap.regions_extract (id int, region text);
+SELECT pipeline.create_pipeline('eu_accounts', 'snap.regions_extract', 'snap.eu_accounts', key => ARRAY['id'],
+                                format => 'snapshot', filter => $$region = 'eu'$$, max_delete_share => 1) > 0 AS created;
+INSERT INTO snap.regions_extract VALUES (1, 'eu'), (2, 'eu'), (3, 'us');
+INSERT INTO snap.regions_extract VALUES (1, 'eu'), (2, 'us'), (3, 'us');
+SELECT * FROM snap.run('eu_accounts');
+TABLE snap.eu_accounts;
+
+-- Names that need quoting.
+CREATE TABLE snap."Extract ""Items""" ("Item Id" int, "select" text);
+SELECT pipeline.create_pipeline('quoted extract', 'snap."Extract ""Items"""', 'snap."Current Items"',
+                                key => ARRAY['Item Id'], format => 'snapshot', max_delete_share => 1) > 0 AS created;
+INSERT INTO snap."Extract ""Items""" VALUES (1, 'a'), (2, 'b');
+INSERT INTO snap."Extract ""Items""" VALUES (2, 'B');
+SELECT * FROM snap.run('quoted extract');
+TABLE snap."Current Items";
+
+-- Refused, each with its reason.
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', strategy => 'append', format => 'snapshot');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                delete_when => $$status = 'gone'$$);
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                sequence_by => 'run');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                hard_deletes => 'invalidate');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                strategy => 'scd2', sequence_by => 'run', hard_deletes => 'new_record');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                max_delete_share => 0);
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                max_delete_share => 1.5);
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], hard_deletes => 'delete');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], max_delete_share => 0.1);
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                ignore_null_updates => ARRAY['status']);
+SELECT pipeline.allow_extract('orders_ignore_missing', '1');
+SELECT pipeline.allow_extract('periodic_scd1', NULL);
+CREATE TABLE snap.plain (id int, v text);
+SELECT pipeline.create_pipeline('plain', 'snap.plain', 'snap.plain_target', key => ARRAY['id']) > 0 AS created;
+SELECT pipeline.allow_extract('plain', '1');
+CALL pipeline.replay('accounts');
+
+SELECT pipeline.drop_pipeline(name) FROM pipeline.pipelines ORDER BY name;
+DROP SCHEMA snap CASCADE;
