@@ -67,10 +67,10 @@ COMMENT ON COLUMN pipeline.pipeline_defs.row_state IS
 /* Debezium events, and sequence_by as expressions kept in the row state. */
 ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN format text CHECK (format IN ('debezium', 'snapshot')),
-    ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
-    ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
     ADD COLUMN sequence_kept boolean,
-    ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}');
+    ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
+    ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
+    ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1);
 UPDATE pipeline.pipeline_defs SET sequence_kept = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
     ALTER COLUMN sequence_kept SET NOT NULL;
@@ -802,6 +802,6 @@ CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, de
                                         max_delete_share real)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_refuse_extract'
-    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION pipeline.refuse_extract(text, xid8, bigint, bigint, real) IS
     'internal: the error of an extract that would delete more than max_delete_share of the target';

@@ -198,7 +198,7 @@ CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, de
                                         max_delete_share real)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_refuse_extract'
-    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION pipeline.refuse_extract(text, xid8, bigint, bigint, real) IS
     'internal: the error of an extract that would delete more than max_delete_share of the target';
 

@@ -166,7 +166,9 @@ pipeline_check_format(PipelineDef *def)
 				 errmsg("source of a pipeline with format '%s' must be a staging table", def->format),
 				 errdetail("The source is a captured table or a pipeline's target, whose changes are rows, not %s.",
 						   strcmp(def->format, "debezium") == 0 ? "events" : "extracts"),
-				 errhint("Stage them in a table of their own.")));
+				 strcmp(def->format, "debezium") == 0 ?
+				 errhint("Stage the events in a table of their own (one json, jsonb or text column named value).") :
+				 errhint("Stage each extract in a table of its own, in one transaction.")));
 	if (strcmp(def->format, "debezium") == 0)
 		check_debezium(def);
 	else
