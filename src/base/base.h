@@ -42,6 +42,8 @@ extern int64 pipeline_result_int64(int row, int col);
 extern char *pipeline_result_text(int row, int col);
 extern char *pipeline_qualified_name(Oid relid);
 extern char *pipeline_quote_list(List *names, const char *prefix);
+extern char *pipeline_columns_match(List *columns, const char *a, const char *b);
+extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs,
 									   Oid *types);
@@ -63,6 +65,7 @@ extern bool pipeline_list_has_string(List *list, const char *s);
 extern int	pipeline_list_position(List *list, const char *s);
 
 /* relations.c */
+extern List *pipeline_relation_columns(Oid relid);
 extern void pipeline_drop_own_table(Oid relid);
 extern void pipeline_exec_as_owner(const PipelineDef *def, const char *sql);
 extern Oid	pipeline_create_own_table(const PipelineDef *def, const char *suffix,

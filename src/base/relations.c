@@ -298,3 +298,30 @@ pipeline_source_columns_json(Oid source)
 	appendStringInfoChar(&json, ']');
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 }
+
+/*
+ * pipeline_relation_columns
+ *		Names of a relation's ordinary columns, in order, skipping dropped and
+ *		generated columns and the extension's _xid/_seq.
+ */
+List *
+pipeline_relation_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *result = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *name = NameStr(att->attname);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (strcmp(name, PIPELINE_XID_COLUMN) == 0 || strcmp(name, PIPELINE_SEQ_COLUMN) == 0)
+			continue;
+		result = lappend(result, pstrdup(name));
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}

@@ -255,6 +255,36 @@ pipeline_quote_list(List *names, const char *prefix)
 }
 
 /*
+ * pipeline_columns_match
+ *		"a.c1 = b.c1 AND a.c2 = b.c2" over columns (exact names).
+ */
+char *
+pipeline_columns_match(List *columns, const char *a, const char *b)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+	{
+		const char *c = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, c, b, c);
+	}
+	return buf.data;
+}
+
+/*
+ * pipeline_key_match
+ *		"a.k1 = b.k1 AND a.k2 = b.k2" over the key columns.
+ */
+char *
+pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
+{
+	return pipeline_columns_match(def->key, a, b);
+}
+
+/*
  * pipeline_try
  *		Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded, or
  *		its error once the subtransaction is rolled back (the caller decides

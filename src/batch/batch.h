@@ -129,7 +129,6 @@ extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char
 extern Query *pipeline_analyze_expression(const PipelineDef *def, const char *expr);
 extern bool pipeline_expression_reads_dimensions(const PipelineDef *def, const char *expr);
 extern char *pipeline_mapping_column_list(const PipelineMapping *map);
-extern List *pipeline_relation_columns(Oid relid);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
 
 /* sequence.c */
@@ -176,8 +175,6 @@ extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *m
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
-extern char *pipeline_columns_match(List *columns, const char *a, const char *b);
-extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
 extern void pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type,
 										int32 *typmod);
 extern char *pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a,

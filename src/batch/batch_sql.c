@@ -216,26 +216,6 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 }
 
 /*
- * pipeline_columns_match
- *		"a.c1 = b.c1 AND a.c2 = b.c2" over columns (exact names).
- */
-char *
-pipeline_columns_match(List *columns, const char *a, const char *b)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, columns)
-	{
-		const char *c = quote_identifier(lfirst(lc));
-
-		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", a, c, b, c);
-	}
-	return buf.data;
-}
-
-/*
  * pipeline_target_column_type
  *		The type and typmod of a column of the target.
  */
@@ -262,16 +242,6 @@ pipeline_target_distinct(const PipelineDef *def, const char *column, const char 
 	if (OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
 		return psprintf("%s IS DISTINCT FROM %s", a, b);
 	return psprintf("(%s)::text IS DISTINCT FROM (%s)::text", a, b);
-}
-
-/*
- * pipeline_key_match
- *		"a.k1 = b.k1 AND a.k2 = b.k2" over the key columns.
- */
-char *
-pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
-{
-	return pipeline_columns_match(def->key, a, b);
 }
 
 /*

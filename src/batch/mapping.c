@@ -15,6 +15,10 @@
  * source column feeds only a key column of the same name, and every other
  * target column is mapped to one aggregate call (ColumnMap.aggregates).
  *
+ * A pipeline reading Debezium events maps from the decoded rows
+ * (debezium_sql.c): the target's columns, read from each event, and the
+ * event's own (_op, _lsn, ...).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -68,33 +72,6 @@ pipeline_mapping_lookup(Jsonb *columns, const char *column, char **expr)
 				 errhint("Write for example {\"%s\": \"lower(%s)\"}, or null to leave the column out.",
 						 column, column)));
 	return true;
-}
-
-/*
- * pipeline_relation_columns
- *		Names of a relation's ordinary columns, in order, skipping dropped and
- *		generated columns and the extension's _xid/_seq.
- */
-List *
-pipeline_relation_columns(Oid relid)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	List	   *result = NIL;
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		char	   *name = NameStr(att->attname);
-
-		if (att->attisdropped || att->attgenerated)
-			continue;
-		if (strcmp(name, PIPELINE_XID_COLUMN) == 0 || strcmp(name, PIPELINE_SEQ_COLUMN) == 0)
-			continue;
-		result = lappend(result, pstrdup(name));
-	}
-	table_close(rel, AccessShareLock);
-	return result;
 }
 
 /*
