@@ -206,6 +206,7 @@ extern bool pipeline_last_change(Oid target, TimestampTz *finished_at);
 
 /* schedule_state.c */
 extern List *pipeline_scheduled_definitions(void);
+extern List *pipeline_current_failures(int64 *ids, int nids);
 extern void pipeline_save_schedule_state(int64 pipeline_id, TimestampTz next,
 										 TimestampTz waiting_since);
 extern void pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next);

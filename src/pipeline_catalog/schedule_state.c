@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "model.h"
@@ -81,6 +83,43 @@ pipeline_scheduled_definitions(void)
 		r->waiting_since = timestamp_at(i, SC_WAITING_SINCE);
 		r->source = DatumGetObjectId(pipeline_result_datum(i, SC_SOURCE, &isnull));
 		r->last_empty_tick_at = timestamp_at(i, SC_LAST_EMPTY_TICK_AT);
+		rows = lappend(rows, r);
+	}
+	return rows;
+}
+
+/*
+ * pipeline_current_failures
+ *		The failures in a row, and the last one's time, of the pipelines
+ *		'ids' (as ScheduleRows with only id, failures and last_failure_at
+ *		set), read with a new snapshot: a run that ended
+ *		after the pass's snapshot was taken counts.  The caller holds an
+ *		active snapshot, which is replaced.
+ */
+List *
+pipeline_current_failures(int64 *ids, int nids)
+{
+	Oid			type = INT8ARRAYOID;
+	Datum	   *elems = palloc(sizeof(Datum) * nids);
+	Datum		value;
+	List	   *rows = NIL;
+	int			n;
+
+	for (int i = 0; i < nids; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	value = PointerGetDatum(construct_array(elems, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	n = pipeline_catalog_exec("SELECT pipeline_id, consecutive_failures, last_failure_at FROM pipeline.run_totals "
+							  "WHERE pipeline_id = ANY ($1)",
+							  1, &type, &value, NULL, true, 0, true);
+	for (int i = 0; i < n; i++)
+	{
+		ScheduleRow *r = palloc0(sizeof(ScheduleRow));
+
+		r->id = pipeline_result_int64(i, 0);
+		r->failures = (int32) pipeline_result_int64(i, 1);
+		r->last_failure_at = timestamp_at(i, 2);
 		rows = lappend(rows, r);
 	}
 	return rows;

@@ -84,6 +84,49 @@ pipeline_read_scheduled(void)
 }
 
 /*
+ * pipeline_recheck_failures
+ *		The due pipelines of a pass (ScheduledPipeline *) found not running:
+ *		their failures read again, with a new snapshot, and those no longer
+ *		due dropped.  A run that failed and ended after the pass's snapshot
+ *		was taken (but before the pass found it not running) would otherwise
+ *		be started again at once, without its backoff.
+ */
+List *
+pipeline_recheck_failures(List *due, TimestampTz now)
+{
+	int64	   *ids;
+	List	   *still_due = NIL;
+	ListCell   *lc;
+	ListCell   *lr;
+	List	   *rows;
+
+	if (due == NIL)
+		return NIL;
+	ids = palloc(sizeof(int64) * list_length(due));
+	foreach(lc, due)
+		ids[foreach_current_index(lc)] = ((ScheduledPipeline *) lfirst(lc))->id;
+	rows = pipeline_current_failures(ids, list_length(due));
+	foreach(lc, due)
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		foreach(lr, rows)
+		{
+			ScheduleRow *r = lfirst(lr);
+
+			if (r->id != p->id)
+				continue;
+			p->failures = r->failures;
+			p->last_failure_at = r->last_failure_at;
+		}
+		p->due = pipeline_due_at(p, now);
+		if (p->due <= now)
+			still_due = lappend(still_due, p);
+	}
+	return still_due;
+}
+
+/*
  * pipeline_due_at
  *		When the pipeline should run next: a retry after failures, its
  *		schedule's next time after its last start (or empty tick), or now

@@ -153,6 +153,7 @@ schedule_pass(bool *installed)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, SCHEDULER_NAPTIME_MS);
 	List	   *pipelines;
+	List	   *due = NIL;
 	ListCell   *lc;
 	PassPlan	plan = {NIL, NIL};
 	int			waiting;
@@ -197,8 +198,10 @@ schedule_pass(bool *installed)
 
 		p->due = pipeline_due_at(p, now);
 		if (p->due <= now && !pipeline_is_running(p))
-			pipeline_plan_due_pipeline(p, now, &plan);
+			due = lappend(due, p);
 	}
+	foreach(lc, pipeline_recheck_failures(due, now))
+		pipeline_plan_due_pipeline(lfirst(lc), now, &plan);
 	waiting = pipeline_place_due(my_slot, &plan);
 	foreach(lc, pipelines)
 	{

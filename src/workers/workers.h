@@ -50,6 +50,7 @@ extern void pipeline_launcher_register(void);
 extern int64 pipeline_retry_delay_ms(int64 pipeline_id, int32 failures);
 extern List *pipeline_read_scheduled(void);
 extern TimestampTz pipeline_due_at(const ScheduledPipeline *p, TimestampTz now);
+extern List *pipeline_recheck_failures(List *due, TimestampTz now);
 extern TimestampTz pipeline_next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now);
 extern TimestampTz pipeline_coarse_wake(const ScheduledPipeline *p, TimestampTz due);
 extern void pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next,
