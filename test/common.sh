@@ -105,3 +105,7 @@ bench_cleanup() {
     as_test_user pg_ctl -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
+
+# median: the median of the numbers on standard input (separated by blanks
+# or lines), for the benchmarks' repetitions.
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }

@@ -80,7 +80,6 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 changes=$(sql -Atc "SELECT count(*) FROM accounts_changes")
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 for kind in "" _replica; do
     plain=$(echo "${tps[plain$kind]}" | median)
     captured=$(echo "${tps[captured$kind]}" | median)

@@ -98,7 +98,6 @@ for kind in five five_lookup; do
     rows=$(sql -Atc "SELECT count(*) FROM t_$kind")
     [ "$rows" = "$ROWS" ] || { echo "t_$kind has $rows rows, expected $ROWS" >&2; exit 1; }
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 none=$(echo "${ms[none]}" | median)
 for kind in none five five_lookup; do
     m=$(echo "${ms[$kind]}" | median)

@@ -178,7 +178,6 @@ for round in $(seq "$INGEST_ROUNDS"); do
         wait_caught_up events_live
     done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 without=$(echo "${tps[without]}" | median)
 with=$(echo "${tps[with]}" | median)
 hand=$(echo "${tps[hand]}" | median)

@@ -66,7 +66,6 @@ done | sql >/dev/null
 say "graph: $(sql -Atc "SELECT count(*) FROM pipeline.pipelines") pipelines, $(sql -Atc "SELECT count(*) FROM pg_class WHERE relnamespace = 'g'::regnamespace AND relkind IN ('r', 'v')") relations (staging tables, targets, change logs, views), $(sql -Atc "SELECT count(*) FROM pipeline.lineage") lineage edges; defined in $(( $(date +%s) - start )) s"
 sql -c 'VACUUM ANALYZE' >/dev/null
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # timed LABEL SQL: runs SQL ROUNDS times, says the median and every time.
 timed() {
     local label=$1 query=$2 times="" t

@@ -34,7 +34,6 @@ bench_results many
 THIS_PG_CONFIG=$PG_CONFIG
 HZ=$(getconf CLK_TCK)
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 # use_installation PG_CONFIG DIR PORT: the cluster of that installation in

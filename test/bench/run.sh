@@ -67,7 +67,6 @@ cpu_ours() {
 timed_sql() { echo "$1" > "$WORK/stmt.sql"; timed_file "$WORK/stmt.sql"; }
 th() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }   # 1234567 -> 1,234,567
 calc() { awk "BEGIN {printf \"$1\n\", $2}"; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # prepare TABLES...: VACUUM ANALYZE, then a checkpoint, before a timed step.
 prepare() {
     local args=()

@@ -110,7 +110,6 @@ for rep in $(seq "$REPEAT"); do
     echo "repetition $rep done"
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 for round in 1 2 3; do
     line="round $round:"
     for t in scd2 merge hand; do

@@ -11,7 +11,8 @@ use PipelinePowerLoss;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(start_psql finish_load last_run kill_a_run crash_under_load out_of_order_writer);
+our @EXPORT = qw(start_psql finish_load last_run kill_a_run crash_under_load out_of_order_writer
+  wait_for_batches);
 
 # start_psql(NODE, FILE): a background psql running the script in FILE on
 # NODE's database postgres, its output thrown away (nothing reads it while
@@ -90,6 +91,16 @@ sub crash_under_load
 	finish_load(@load);
 	$node->start;
 	$check->('after a power loss');
+}
+
+# wait_for_batches(NODE, AFTER, N): until, since run AFTER, runs merged
+# rows in N batches or more.
+sub wait_for_batches
+{
+	my ($node, $after, $batches) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT sum(batches) >= $batches FROM pipeline.run_log WHERE run_id > $after AND rows_read > 0")
+	  or die 'the runs did not get under way';
 }
 
 # last_run(NODE): the id of the last run recorded, 0 when none.

@@ -94,16 +94,6 @@ sub start_load
 	return @h;
 }
 
-# wait_for_runs AFTER N: until, since run AFTER, runs merged rows in N
-# batches or more.
-sub wait_for_runs
-{
-	my ($after, $batches) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT sum(batches) >= $batches FROM pipeline.run_log WHERE run_id > $after AND rows_read > 0")
-	  or die 'the runs did not get under way';
-}
-
 # check_caught_up WHEN: runs to completion give the join from scratch.
 sub check_caught_up
 {
@@ -118,7 +108,7 @@ sub check_caught_up
 }
 
 # ---- kill -9 of a backend running the pipelines, then a power loss
-crash_under_load($node, \&start_load, sub { wait_for_runs($_[0], 200) }, \&check_caught_up);
+crash_under_load($node, \&start_load, sub { wait_for_batches($node, $_[0], 200) }, \&check_caught_up);
 
 # the dimension changed many times; its change log keeps none of what both
 # pipelines applied
