@@ -112,6 +112,18 @@ SELECT * FROM snap.run('accounts');
 SELECT count(*) AS seven FROM snap.accounts;
 SELECT decision, decided_by FROM pipeline.extract_decisions ORDER BY extract_xid;
 
+-- Another role neither decides about the owner's extracts nor writes the
+-- decisions, nor reads them.
+CREATE ROLE snap_evil;
+SET ROLE snap_evil;
+SELECT pipeline.allow_extract('accounts', '1');
+SELECT pipeline.skip_extract('accounts', '1');
+INSERT INTO pipeline.extract_decisions (pipeline_id, extract_xid, decision, decided_by)
+VALUES (1, '1', 'allow', 'snap_evil');
+SELECT count(*) AS decisions_seen FROM pipeline.extract_decisions;
+RESET ROLE;
+DROP ROLE snap_evil;
+
 -- A partial extract applies its rows and deletes nothing: a row
 -- quarantined (NULL key) leaves its key unknown.
 INSERT INTO snap.accounts_extract VALUES (1, 'one'), (NULL, 'no key'), (8, 'n8');

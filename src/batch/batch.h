@@ -142,9 +142,9 @@ extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char 
 
 /* snapshot_sql.c */
 extern bool pipeline_reads_extracts(const PipelineDef *def);
-extern char *pipeline_extract_kept(const PipelineDef *def);
-extern char *pipeline_extract_position(void);
-extern char *pipeline_extract_guard(const PipelineDef *def, const char *absent, const char *live);
+extern char *pipeline_extract_kept(void);
+extern char *pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,
+											const char *sequence_value);
 extern char *pipeline_extract_target_key(int i);
 extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
 									 const char *columns, const char *tallies, const char *current,

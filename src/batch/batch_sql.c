@@ -357,7 +357,7 @@ row_keep(const PipelineDef *def, BatchSource from)
 {
 	char	   *filter = (def->filter && !filter_deletes(def)) ? psprintf("(%s)::boolean", def->filter) : NULL;
 	char	   *kept = pipeline_reads_events(def) ? "s._op IS NOT NULL" :
-	pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING ? pipeline_extract_kept(def) : NULL;
+	pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING ? pipeline_extract_kept() : NULL;
 
 	if (filter && kept)
 		return psprintf("%s AND %s", kept, filter);

@@ -81,12 +81,14 @@ List *
 pipeline_sequence_columns(const PipelineDef *def)
 {
 	List	   *columns = NIL;
+	int			parts;
 
 	if (def->sequence_by == NULL)
 		return NIL;
 	if (!def->sequence_kept)
 		return list_make1(def->sequence_by);
-	for (int i = 0; i < list_length(pipeline_sequence_parts(def)); i++)
+	parts = list_length(pipeline_sequence_parts(def));
+	for (int i = 0; i < parts; i++)
 		columns = lappend(columns, pipeline_kept_sequence_column(i));
 	return columns;
 }

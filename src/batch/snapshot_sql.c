@@ -63,20 +63,38 @@ decided(const char *decision)
  *		they are counted as filtered): its owner did not skip it.
  */
 char *
-pipeline_extract_kept(const PipelineDef *def)
+pipeline_extract_kept(void)
 {
 	return psprintf("NOT %s", decided("skip"));
 }
 
 /*
- * pipeline_extract_position
+ * extract_position
  *		"<hi xid> AS __pl_xid, <hi seq> AS __pl_seq": where the delete events
  *		of the keys an extract lacks stand in the batch.
  */
-char *
-pipeline_extract_position(void)
+static char *
+extract_position(void)
 {
 	return psprintf("%s::xid8 AS __pl_xid, %s::bigint AS __pl_seq", P(HI_XID), P(HI_SEQ));
+}
+
+/*
+ * extract_guard
+ *		The condition the delete events of an extract's missing keys (the
+ *		CTE absent) pass before any is applied: none, or few enough of the
+ *		target's rows ('live', what counts them: only counted when some are
+ *		missing), or allowed; else the run fails.
+ */
+static char *
+extract_guard(const PipelineDef *def, const char *live)
+{
+	char	   *deleting = "(SELECT count(*) FROM absent)";
+
+	return psprintf("(%s = 0 OR %s <= %g * %s OR %s OR pipeline.refuse_extract(%s, %s, %s, %s, %g::real))",
+					deleting, deleting, (double) def->max_delete_share, live, decided("allow"),
+					quote_literal_cstr(def->name), P(HI_XID), deleting, live,
+					(double) def->max_delete_share);
 }
 
 /*
@@ -99,6 +117,42 @@ complete(const PipelineDef *def, BatchSource from, const char *extract)
 	/* (a batch past the last extract, or skipped, has no row: no extract) */
 	return psprintf("(NOT %s AND (SELECT __pl_rows FROM %s) > 0 AND %s = (SELECT __pl_rows FROM %s))",
 					decided("skip"), extract, staged, extract);
+}
+
+/*
+ * pipeline_extract_absent_values
+ *		", c.__pl_t0, NULL::text, ...": the mapped columns of the delete
+ *		event of a key a full extract lacks, from the target's key (the
+ *		comparison's __pl_t<i>), typed as the target's columns (a union
+ *		resolves them with the extract's); the sequence_by column, when
+ *		'sequence_value' is given, that value.
+ */
+char *
+pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,
+							   const char *sequence_value)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		Oid			type;
+		int32		typmod;
+
+		if (cm->is_key)
+			appendStringInfo(&buf, ", c.%s",
+							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
+		else if (sequence_value && strcmp(cm->column, def->sequence_by) == 0)
+			appendStringInfo(&buf, ", %s", sequence_value);
+		else
+		{
+			pipeline_target_column_type(def, cm->column, &type, &typmod);
+			appendStringInfo(&buf, ", NULL::%s", format_type_with_typemod(type, typmod));
+		}
+	}
+	return buf.data;
 }
 
 /*
@@ -153,27 +207,10 @@ pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from
 					 keys, keys, keys, keys);
 	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, true FROM compared c "
 					 "WHERE c.__pl_xid IS NULL AND %s)",
-					 pipeline_extract_position(), absent_values, complete(def, from, "extract_tally"));
+					 extract_position(), absent_values, complete(def, from, "extract_tally"));
 	return psprintf("(SELECT __pl_xid, __pl_seq, %s, __pl_del FROM compared WHERE __pl_xid IS NOT NULL "
 					"AND (%s) NOT IN (SELECT %s FROM repeated) "
 					"UNION ALL SELECT * FROM extract_rows WHERE (%s) IN (SELECT %s FROM repeated) "
 					"UNION ALL SELECT * FROM absent WHERE %s) u",
-					columns, keys, keys, keys, keys, pipeline_extract_guard(def, "absent", live));
-}
-
-/*
- * pipeline_extract_guard
- *		The condition the delete events of an extract's missing keys ('absent',
- *		a CTE) pass before any is applied: few enough of the target's rows
- *		('live', what counts them), or allowed; else the run fails.
- */
-char *
-pipeline_extract_guard(const PipelineDef *def, const char *absent, const char *live)
-{
-	char	   *deleting = psprintf("(SELECT count(*) FROM %s)", absent);
-
-	return psprintf("(%s <= %g * %s OR %s OR pipeline.refuse_extract(%s, %s, %s, %s, %g::real))",
-					deleting, (double) def->max_delete_share, live, decided("allow"),
-					quote_literal_cstr(def->name), P(HI_XID), deleting, live,
-					(double) def->max_delete_share);
+					columns, keys, keys, keys, keys, extract_guard(def, live));
 }

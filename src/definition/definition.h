@@ -36,7 +36,7 @@ typedef struct PipelineSchedule
 	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
 
-/* event_format.c */
+/* source_format.c */
 extern void pipeline_check_format(PipelineDef *def);
 
 /* joins.c */

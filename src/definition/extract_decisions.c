@@ -121,7 +121,7 @@ pipeline_refuse_extract(PG_FUNCTION_ARGS)
 					extract, name, (long long) deleting, (long long) live),
 			 errdetail("That is %.1f%% of the target; max_delete_share is %.1f%%. An empty or truncated extract would empty the target.",
 					   live > 0 ? 100.0 * deleting / live : 100.0, 100.0 * share),
-			 errhint("If the extract is complete, SELECT pipeline.allow_extract('%s', '%s'); if not, SELECT pipeline.skip_extract('%s', '%s'). Then run the pipeline again.",
-					 name, extract, name, extract)));
+			 errhint("If the extract is complete, SELECT pipeline.allow_extract(%s, '%s'); if not, SELECT pipeline.skip_extract(%s, '%s'). Then run the pipeline again.",
+					 quote_literal_cstr(name), extract, quote_literal_cstr(name), extract)));
 	PG_RETURN_BOOL(false);
 }

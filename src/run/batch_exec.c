@@ -179,7 +179,8 @@ forget_entry(PipelineStatements *st)
 	{
 		if (kept[i]->plan)
 			SPI_freeplan(kept[i]->plan);
-		pfree(kept[i]->sql);
+		if (kept[i]->sql)
+			pfree(kept[i]->sql);
 	}
 	statements = list_delete_ptr(statements, st);
 	pfree(st->signature);
@@ -395,15 +396,16 @@ get_statements(const PipelineDef *def, BatchSource from)
 									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
 				   BATCH_NPARAMS + 1, types, false);
 	/* a transaction's rows are all pending or none: its last row in bounds */
-	keep_statement(&st->extract_end,
-				   psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
-							"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
-							"ORDER BY s._xid DESC, s._seq DESC LIMIT 1",
-							pipeline_qualified_name(def->source),
-							pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
-							pipeline_batch_param(BATCH_PARAM_LO_XID), pipeline_batch_param(BATCH_PARAM_LO_SEQ),
-							pipeline_batch_param(BATCH_PARAM_HI_XID), pipeline_batch_param(BATCH_PARAM_HI_SEQ)),
-				   BATCH_NPARAMS, types, false);
+	if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING)
+		keep_statement(&st->extract_end,
+					   psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
+								"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
+								"ORDER BY s._xid DESC, s._seq DESC LIMIT 1",
+								pipeline_qualified_name(def->source),
+								pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
+								pipeline_batch_param(BATCH_PARAM_LO_XID), pipeline_batch_param(BATCH_PARAM_LO_SEQ),
+								pipeline_batch_param(BATCH_PARAM_HI_XID), pipeline_batch_param(BATCH_PARAM_HI_SEQ)),
+					   BATCH_NPARAMS, types, false);
 	keep_statement(&st->quarantine, pipeline_quarantine_sql(def, from), 6, quarantine_types,
 				   false);
 	pipeline_restore_user(&ctx);

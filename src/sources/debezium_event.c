@@ -82,9 +82,22 @@ typedef struct RowReading
 {
 	FieldSchema *fields;
 	int			nfields;
-	Datum	   *known;			/* text; NULL: any column is taken */
+	char	  **known;			/* NULL: any column is taken */
 	int			nknown;
 } RowReading;
+
+/*
+ * What a call keeps for the next ones of its statement (fn_extra): the
+ * result's descriptor, and the target's columns when they are the same on
+ * every call (a constant, as the batch statement passes them).
+ */
+typedef struct EventCall
+{
+	TupleDesc	desc;
+	bool		known_kept;
+	char	  **known;
+	int			nknown;
+} EventCall;
 
 /*
  * malformed
@@ -461,7 +474,7 @@ static void
 refuse_unknown(const RowReading *reading, const char *column)
 {
 	for (int i = 0; i < reading->nknown; i++)
-		if (strcmp(TextDatumGetCString(reading->known[i]), column) == 0)
+		if (strcmp(reading->known[i], column) == 0)
 			return;
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_EXCEPTION),
@@ -657,6 +670,50 @@ is_message(JsonbContainer *envelope)
 }
 
 /*
+ * read_known
+ *		The known_columns argument as C strings.
+ */
+static void
+read_known(FunctionCallInfo fcinfo, char ***known, int *nknown)
+{
+	Datum	   *texts;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+					  &texts, NULL, nknown);
+	*known = palloc(sizeof(char *) * Max(*nknown, 1));
+	for (int i = 0; i < *nknown; i++)
+		(*known)[i] = TextDatumGetCString(texts[i]);
+}
+
+/*
+ * event_call
+ *		This call's kept state, made on its statement's first call.
+ */
+static EventCall *
+event_call(FunctionCallInfo fcinfo)
+{
+	EventCall  *call = fcinfo->flinfo->fn_extra;
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (call != NULL)
+		return call;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	call = palloc0(sizeof(EventCall));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pipeline.debezium_event must return a composite type");
+	call->desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+	if (!PG_ARGISNULL(1) && get_fn_expr_arg_stable(fcinfo->flinfo, 1))
+	{
+		read_known(fcinfo, &call->known, &call->nknown);
+		call->known_kept = true;
+	}
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = call;
+	return call;
+}
+
+/*
  * pipeline_debezium_event
  *		SQL: pipeline.debezium_event(event jsonb, known_columns text[])
  *		-> pipeline.debezium_event.  An event that changes no row (a NULL
@@ -666,7 +723,8 @@ is_message(JsonbContainer *envelope)
 Datum
 pipeline_debezium_event(PG_FUNCTION_ARGS)
 {
-	TupleDesc	desc;
+	EventCall  *call = event_call(fcinfo);
+	TupleDesc	desc = call->desc;
 	Datum		values[EVENT_NCOLUMNS] = {0};
 	bool		nulls[EVENT_NCOLUMNS];
 	RowReading	reading = {0};
@@ -675,15 +733,17 @@ pipeline_debezium_event(PG_FUNCTION_ARGS)
 	JsonbValue *payload;
 	JsonbValue *schema = NULL;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "pipeline.debezium_event must return a composite type");
 	memset(nulls, true, sizeof(nulls));
 	if (PG_ARGISNULL(0))
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 	event = PG_GETARG_JSONB_P(0);
-	if (!PG_ARGISNULL(1))
-		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
-						  &reading.known, NULL, &reading.nknown);
+	if (call->known_kept)
+	{
+		reading.known = call->known;
+		reading.nknown = call->nknown;
+	}
+	else if (!PG_ARGISNULL(1))
+		read_known(fcinfo, &reading.known, &reading.nknown);
 	if (!JB_ROOT_IS_OBJECT(event))
 		malformed(!JB_ROOT_IS_SCALAR(event) ? "the event is an array" :
 				  is_json_null(event) ? "the event is JSON null" : "the event is not an object",
@@ -696,7 +756,7 @@ pipeline_debezium_event(PG_FUNCTION_ARGS)
 	if (payload != NULL && member(envelope, "schema") != NULL)
 	{
 		if (payload->type == jbvNull)
-			PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+			PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 		if (!is_object(payload))
 			malformed("the payload is not an object", "With a schema, the event is in \"payload\".",
 					  "Stage the events the connector writes, unchanged.");
@@ -706,11 +766,11 @@ pipeline_debezium_event(PG_FUNCTION_ARGS)
 		envelope = payload->val.binary.data;
 	}
 	if (is_message(envelope))
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 	if (member(envelope, "op") != NULL &&
 		(member(envelope, "source") || member(envelope, "after") || member(envelope, "before")))
 		read_envelope(envelope, schema, &reading, values, nulls);
 	else
 		read_flattened(envelope, schema, &reading, values, nulls);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -192,35 +192,6 @@ pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef *def, const char *l
 }
 
 /*
- * absent_values
- *		", c.__pl_t0, NULL::text, ...": the mapped columns of the delete
- *		event of a key a full extract lacks (from the target's key, typed as
- *		the target's columns: the union resolves them with the extract's).
- */
-static char *
-absent_values(const PipelineDef *def, const PipelineMapping *map)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-		Oid			type;
-		int32		typmod;
-
-		pipeline_target_column_type(def, cm->column, &type, &typmod);
-		if (cm->is_key)
-			appendStringInfo(&buf, ", c.%s",
-							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
-		else
-			appendStringInfo(&buf, ", NULL::%s", format_type_with_typemod(type, typmod));
-	}
-	return buf.data;
-}
-
-/*
  * extract_ctes
  *		"WITH extract_rows AS (...), ..., latest AS (...), ": the batch's
  *		events from a full extract (format snapshot, snapshot_sql.c): its
@@ -239,7 +210,8 @@ extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del FROM %s)",
 					 columns, accepted);
 	events = pipeline_extract_events(sql, def, from, columns, "", target, changed(def, map, true),
-									 absent_values(def, map), psprintf("(SELECT count(*) FROM %s)", target));
+									 pipeline_extract_absent_values(def, map, NULL),
+									 psprintf("(SELECT count(*) FROM %s)", target));
 	appendStringInfo(sql, ", latest AS (SELECT DISTINCT ON (%s) * FROM %s ORDER BY %s, __pl_xid DESC, __pl_seq DESC), ",
 					 keys, events, keys);
 }

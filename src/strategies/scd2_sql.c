@@ -134,29 +134,16 @@ extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMappin
 {
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *events;
-	StringInfoData absent,
-				differ;
+	StringInfoData differ;
 	ListCell   *lc;
 
-	initStringInfo(&absent);
 	initStringInfo(&differ);
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
 		const char *c = quote_identifier(cm->column);
-		bool		is_seq = strcmp(cm->column, def->sequence_by) == 0;
-		Oid			type;
-		int32		typmod;
 
-		pipeline_target_column_type(def, cm->column, &type, &typmod);
-		if (cm->is_key)
-			appendStringInfo(&absent, ", c.%s",
-							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
-		else if (is_seq)
-			appendStringInfoString(&absent, ", (SELECT __pl_version FROM extract_tally)");
-		else
-			appendStringInfo(&absent, ", NULL::%s", format_type_with_typemod(type, typmod));
-		if (!cm->is_key && !is_seq)
+		if (!cm->is_key && strcmp(cm->column, def->sequence_by) != 0)
 			appendStringInfo(&differ, "%s%s", differ.len ? " OR " : "",
 							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
 													  psprintf("l.%s", c)));
@@ -164,7 +151,8 @@ extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMappin
 	events = pipeline_extract_events(sql, def, from, pipeline_mapping_column_list(map),
 									 psprintf(", max(%s) AS __pl_version", quote_identifier(def->sequence_by)),
 									 psprintf("(SELECT * FROM %s WHERE __end_at IS NULL)", target),
-									 differ.len ? differ.data : "false", absent.data,
+									 differ.len ? differ.data : "false",
+									 pipeline_extract_absent_values(def, map, "(SELECT __pl_version FROM extract_tally)"),
 									 psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL)", target));
 	appendStringInfo(sql, ", events AS (SELECT * FROM %s)", events);
 }

@@ -36,14 +36,14 @@ extern const char *pipeline_merge_delete_ctes(StringInfo sql, const PipelineDef 
 
 /* merge_joins.c */
 extern void pipeline_merge_check_joins(const PipelineDef *def, const PipelineMapping *map);
+extern void pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map);
+extern char *pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map,
+									  const char *accepted);
 
 /* merge_partial.c */
 extern char *pipeline_merge_value_column(const PipelineDef *def, const ColumnMap *cm, int i);
 extern char *pipeline_merge_fill_nulls(const PipelineDef *def, const PipelineMapping *map,
 									   const char *accepted, const char *older);
-extern void pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map);
-extern char *pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map,
-									  const char *accepted);
 
 /* scd2_sql.c */
 extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,

@@ -118,6 +118,7 @@ pipeline_recheck_failures(List *due, TimestampTz now)
 				continue;
 			p->failures = r->failures;
 			p->last_failure_at = r->last_failure_at;
+			break;
 		}
 		p->due = pipeline_due_at(p, now);
 		if (p->due <= now)
