@@ -160,6 +160,23 @@ INSERT INTO dbz.typed_events VALUES ($ev${"schema": {"type": "struct", "optional
   "source": {"connector": "postgresql", "lsn": 100}, "op": "c"}}$ev$);
 SELECT * FROM dbz.run('dbz_typed');
 SELECT id, d, ts, ts3, t, amount, neg, vs, raw, doc, zts AT TIME ZONE 'UTC' AS zts_utc FROM dbz.typed;
+-- logical values out of range are quarantined, never stored wrong nor
+-- failing the run: a date past 32 bits, a timestamp whose microseconds
+-- overflow, a time before midnight, a decimal scale of 2e9, bytes not base64
+INSERT INTO dbz.typed_events
+SELECT jsonb_build_object('schema', jsonb_build_object('type', 'struct', 'fields', jsonb_build_array(
+           jsonb_build_object('type', 'struct', 'field', 'after', 'fields', jsonb_build_array(f)))),
+       'payload', jsonb_build_object('op', 'c', 'after', jsonb_build_object('id', i) || a,
+                                     'source', '{"lsn": 200}'::jsonb))::json
+  FROM (VALUES
+    (8, '{"type": "int32", "name": "io.debezium.time.Date", "field": "d"}'::jsonb, '{"d": 4294967297}'::jsonb),
+    (9, '{"type": "int64", "name": "io.debezium.time.Timestamp", "field": "ts"}', '{"ts": 9223372036854776}'),
+    (10, '{"type": "int64", "name": "io.debezium.time.MicroTime", "field": "t"}', '{"t": -5}'),
+    (11, '{"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2000000000"}, "field": "amount"}', '{"amount": "AQ=="}'),
+    (12, '{"type": "bytes", "field": "raw"}', '{"raw": "!!"}')) v(i, f, a);
+SELECT * FROM dbz.run('dbz_typed');
+SELECT reason FROM pipeline.quarantine WHERE pipeline = 'dbz_typed' ORDER BY id;
+SELECT count(*) AS still_one FROM dbz.typed;
 
 -- The flattened record of ExtractNewRecordState, as JSON (the flattening
 -- page's rewritten delete) and as the columns a JDBC sink writes, with

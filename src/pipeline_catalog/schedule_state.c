@@ -109,7 +109,8 @@ pipeline_current_failures(int64 *ids, int nids)
 		elems[i] = Int64GetDatum(ids[i]);
 	value = PointerGetDatum(construct_array(elems, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	PopActiveSnapshot();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/* (the latest, whatever the isolation level) */
+	PushActiveSnapshot(GetLatestSnapshot());
 	n = pipeline_catalog_exec("SELECT pipeline_id, consecutive_failures, last_failure_at FROM pipeline.run_totals "
 							  "WHERE pipeline_id = ANY ($1)",
 							  1, &type, &value, NULL, true, 0, true);

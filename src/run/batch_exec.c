@@ -899,9 +899,11 @@ pipeline_merge_batch(const PipelineDef *def, BatchSource from, const BatchParams
 	merge_range(def, st, params, whole_phase, params->lo, params->hi, NIL, batch);
 	pipeline_checks_end_batch(def, batch, st->checks);
 
+	/* (a full extract's deletes are of keys it lacks, not of rows it read) */
 	if (!def->strategy->counts_stale)
 		done->stale = done->read - done->filtered - done->inserted - done->updated -
-			done->deleted - done->quarantined - done->dropped - done->unchanged;
+			(pipeline_reads_extracts(def) ? 0 : done->deleted) - done->quarantined -
+			done->dropped - done->unchanged;
 	counts->read += done->read;
 	counts->filtered += done->filtered;
 	counts->inserted += done->inserted;

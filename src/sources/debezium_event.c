@@ -35,6 +35,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -335,6 +336,10 @@ scale_of(JsonbValue *object)
 	bool		found;
 	int64		scale = is_object(object) ? int8_of(member(object->val.binary.data, "scale"), &found) : 0;
 
+	if (scale < 0 || scale > NUMERIC_MAX_DISPLAY_SCALE)
+		malformed(psprintf("a decimal's scale %lld is out of range", (long long) scale),
+				  psprintf("A scale is 0 to %d.", NUMERIC_MAX_DISPLAY_SCALE),
+				  "Stage the events the connector writes, unchanged.");
 	return (int) scale;
 }
 
@@ -347,16 +352,36 @@ scale_of(JsonbValue *object)
 static JsonbValue
 epoch_value(int64 count, int64 unit, Oid type)
 {
-	int64		usecs = unit > 0 ? count * unit : unit < 0 ? floor_div(count, -unit) : 0;
+	int64		usecs = 0;
+	int64		shift = (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	bool		valid;
 	Datum		d;
 
+	if (unit > 0)
+		valid = !pg_mul_s64_overflow(count, unit, &usecs);
+	else
+		valid = true, usecs = unit < 0 ? floor_div(count, -unit) : 0;
 	/* (a date counts days: unit 0) */
 	if (type == DATEOID)
+	{
+		valid = count > PG_INT32_MIN && count < PG_INT32_MAX &&
+			IS_VALID_DATE(count + UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
 		d = DateADTGetDatum((DateADT) (count + UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE));
+	}
 	else if (type == TIMEOID)
+	{
+		valid = valid && usecs >= 0 && usecs <= USECS_PER_DAY;
 		d = TimeADTGetDatum((TimeADT) usecs);
+	}
 	else
-		d = TimestampGetDatum(usecs - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	{
+		valid = valid && !pg_sub_s64_overflow(usecs, shift, &usecs) && IS_VALID_TIMESTAMP(usecs);
+		d = TimestampGetDatum(usecs);
+	}
+	if (!valid)
+		malformed(psprintf("a %s of %lld is out of range", format_type_be(type), (long long) count),
+				  "Debezium counts dates in days and times in milli-, micro- or nanoseconds from 1970-01-01.",
+				  "Stage the events the connector writes, unchanged.");
 	return string_value(JsonEncodeDateTime(NULL, d, type, NULL));
 }
 
@@ -432,7 +457,8 @@ logical_value(const FieldSchema *f, JsonbValue *v, JsonbValue *out)
 		char	   *hex;
 
 		if (n < 0)
-			return false;
+			malformed(psprintf("column \"%s\" is not base64", f->field),
+					  "Debezium writes bytes in base64.", "Stage the events the connector writes, unchanged.");
 		hex = palloc(n * 2 + 3);
 		hex[0] = '\\';
 		hex[1] = 'x';

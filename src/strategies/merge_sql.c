@@ -205,11 +205,16 @@ extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *columns = pipeline_mapping_column_list(map);
+	char	   *differ = changed(def, map, true);
 	char	   *events;
+
+	/* (a target of key columns only: a row in both never differs) */
+	if (differ[0] == '\0')
+		differ = "false";
 
 	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del FROM %s)",
 					 columns, accepted);
-	events = pipeline_extract_events(sql, def, from, columns, "", target, changed(def, map, true),
+	events = pipeline_extract_events(sql, def, from, columns, "", target, differ,
 									 pipeline_extract_absent_values(def, map, NULL),
 									 psprintf("(SELECT count(*) FROM %s)", target));
 	appendStringInfo(sql, ", latest AS (SELECT DISTINCT ON (%s) * FROM %s ORDER BY %s, __pl_xid DESC, __pl_seq DESC), ",
