@@ -66,6 +66,8 @@ extern int	pipeline_list_position(List *list, const char *s);
 
 /* relations.c */
 extern List *pipeline_relation_columns(Oid relid);
+extern void pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type,
+										int32 *typmod);
 extern void pipeline_drop_own_table(Oid relid);
 extern void pipeline_exec_as_owner(const PipelineDef *def, const char *sql);
 extern Oid	pipeline_create_own_table(const PipelineDef *def, const char *suffix,

@@ -325,3 +325,15 @@ pipeline_relation_columns(Oid relid)
 	table_close(rel, AccessShareLock);
 	return result;
 }
+
+/*
+ * pipeline_target_column_type
+ *		The type and typmod of a column of the target.
+ */
+void
+pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type, int32 *typmod)
+{
+	Oid			collation;
+
+	get_atttypetypmodcoll(def->target, get_attnum(def->target, column), type, typmod, &collation);
+}

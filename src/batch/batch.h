@@ -175,8 +175,6 @@ extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *m
 extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
 								  BatchSource from, const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
-extern void pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type,
-										int32 *typmod);
 extern char *pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a,
 									  const char *b);
 extern bool pipeline_has_delete_events(const PipelineDef *def);

@@ -216,18 +216,6 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 }
 
 /*
- * pipeline_target_column_type
- *		The type and typmod of a column of the target.
- */
-void
-pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type, int32 *typmod)
-{
-	Oid			collation;
-
-	get_atttypetypmodcoll(def->target, get_attnum(def->target, column), type, typmod, &collation);
-}
-
-/*
  * pipeline_target_distinct
  *		"a IS DISTINCT FROM b" for values of a target column; compared as
  *		text when the type has no equality (json, xml, point).
