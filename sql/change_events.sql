@@ -303,6 +303,126 @@ SELECT pipeline.create_pipeline('bad', 'dbz.people_staged', 'dbz.people2', key =
                                 sequence_by => 'updated', ignore_null_updates => ARRAY['*']);
 SELECT pipeline.create_pipeline('bad', 'dbz.people_staged', 'dbz.people2', strategy => 'append', ignore_null_updates => ARRAY['*']);
 
+-- t with on_truncate => 'apply': the target follows a truncate.  The
+-- documentation's events, moved to other rows and positions (lsn).  A
+-- truncate deletes every row whose latest event came before it; an event
+-- after it applies whatever order it arrived in; an event from before it
+-- that arrives later is stale, in this batch or any later one.
+CREATE TABLE dbz.mirror (id int PRIMARY KEY, first_name text, last_name text, email text);
+CREATE TABLE dbz.mirror_events (value jsonb);
+SELECT pipeline.create_pipeline('dbz_mirror', 'dbz.mirror_events', 'dbz.mirror', key => ARRAY['id'],
+                                format => 'debezium', on_truncate => 'apply') > 0 AS created;
+SELECT name, on_truncate FROM pipeline.pipelines WHERE name IN ('dbz_mirror', 'dbz_customers') ORDER BY 1;
+CREATE FUNCTION dbz.moved(sample text, id int, lsn bigint) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_set(CASE sample WHEN 'create' THEN jsonb_set(event, '{after,id}', to_jsonb(id))
+                                 WHEN 'delete' THEN jsonb_set(event, '{before,id}', to_jsonb(id))
+                                 ELSE event END, '{source,lsn}', to_jsonb(lsn))
+      FROM dbz.samples WHERE name = sample $$;
+INSERT INTO dbz.mirror_events VALUES
+    (dbz.moved('create', 1, 100)), (dbz.moved('create', 2, 200)), (dbz.moved('create', 3, 400));
+SELECT * FROM dbz.run('dbz_mirror');
+-- the truncate at 300 arrives after the create of 3 at 400, and before a
+-- create at 250 that came before it
+INSERT INTO dbz.mirror_events VALUES
+    (dbz.moved('truncate', NULL, 300)), (dbz.moved('create', 4, 350)), (dbz.moved('create', 5, 250));
+SELECT * FROM dbz.run('dbz_mirror');
+SELECT id FROM dbz.mirror ORDER BY id;
+SELECT truncated_at FROM pipeline.pipeline_defs WHERE name = 'dbz_mirror';
+SELECT __pl_k0 AS id, __pl_sq AS lsn FROM dbz.mirror_rows ORDER BY 1;
+-- later: the update of 1 at 150 is before the truncate, 3 at 390 before
+-- its stored create; 4 at 500 and a delete of 3 at 600 apply
+INSERT INTO dbz.mirror_events VALUES
+    (dbz.moved('create', 1, 150)), (dbz.moved('create', 3, 390)), (dbz.moved('create', 6, 500)),
+    (dbz.moved('delete', 3, 600));
+SELECT * FROM dbz.run('dbz_mirror');
+SELECT id FROM dbz.mirror ORDER BY id;
+-- a truncate and its neighbours in one batch; a redelivered older truncate
+-- moves nothing back
+INSERT INTO dbz.mirror_events VALUES
+    (dbz.moved('create', 7, 800)), (dbz.moved('truncate', NULL, 700)), (dbz.moved('create', 8, 650)),
+    (dbz.moved('truncate', NULL, 300));
+SELECT * FROM dbz.run('dbz_mirror');
+SELECT id FROM dbz.mirror ORDER BY id;
+SELECT truncated_at FROM pipeline.pipeline_defs WHERE name = 'dbz_mirror';
+-- a reader of the target sees the truncate's deletes in its change log
+CREATE TABLE dbz.mirror_copy (id int PRIMARY KEY, first_name text);
+SELECT pipeline.create_pipeline('dbz_mirror_copy', 'dbz.mirror', 'dbz.mirror_copy', key => ARRAY['id'],
+                                columns => '{"id": "id", "first_name": "first_name"}') > 0 AS created;
+CALL run_quietly('dbz_mirror_copy');
+INSERT INTO dbz.mirror_events VALUES (dbz.moved('create', 9, 950)), (dbz.moved('truncate', NULL, 900));
+SELECT * FROM dbz.run('dbz_mirror');
+CALL run_quietly('dbz_mirror_copy');
+SELECT (SELECT array_agg(id ORDER BY id) FROM dbz.mirror) AS mirror,
+       (SELECT array_agg(id ORDER BY id) FROM dbz.mirror_copy) AS copy;
+-- on_truncate is refused where it cannot be followed exactly
+SELECT pipeline.create_pipeline('bad', 'dbz.mirror_events', 'dbz.mirror', key => ARRAY['id'], on_truncate => 'apply');
+SELECT pipeline.create_pipeline('bad', 'dbz.mirror_events', 'dbz.mirror', key => ARRAY['id'],
+                                format => 'debezium', on_truncate => 'always');
+SELECT pipeline.create_pipeline('bad', 'dbz.mirror_events', 'dbz.mirror', key => ARRAY['id'],
+                                format => 'debezium', on_truncate => 'apply', ignore_null_updates => ARRAY['*']);
+SELECT pipeline.create_pipeline('bad', 'dbz.mirror_events', 'dbz.mirror', key => ARRAY['id'],
+                                format => 'debezium', on_truncate => 'apply', sequence_by => 'id');
+CREATE TABLE dbz.mirror_history (id int, first_name text, last_name text, email text, lsn bigint,
+                                  __start_at bigint, __end_at bigint);
+CREATE UNIQUE INDEX ON dbz.mirror_history (id) WHERE __end_at IS NULL;
+CREATE UNIQUE INDEX ON dbz.mirror_history (id, __start_at);
+SELECT pipeline.create_pipeline('bad', 'dbz.mirror_events', 'dbz.mirror_history', key => ARRAY['id'],
+                                format => 'debezium', on_truncate => 'apply', strategy => 'scd2',
+                                sequence_by => 'lsn', columns => '{"lsn": "_lsn"}');
+
+-- Property: with truncates, the target holds each key whose latest event
+-- (by lsn) is after the latest truncate and not a delete -- whatever the
+-- arrival order and the batches.  Random creates, deletes and truncates
+-- at shuffled positions go through merges of batch_size 1, 3 and whole.
+CREATE TABLE dbz.tev (arrival serial, op text, id int, lsn bigint);
+CREATE TABLE dbz.tev_staged (value jsonb);
+CREATE TABLE dbz.tt_1 (id int PRIMARY KEY, first_name text, last_name text, email text);
+CREATE TABLE dbz.tt_3 (LIKE dbz.tt_1 INCLUDING ALL);
+CREATE TABLE dbz.tt_all (LIKE dbz.tt_1 INCLUDING ALL);
+SELECT count(*) AS created FROM (VALUES ('tt_1', 1), ('tt_3', 3), ('tt_all', 100000)) p(t, size),
+    LATERAL pipeline.create_pipeline(t, 'dbz.tev_staged', 'dbz.' || t, key => ARRAY['id'], format => 'debezium',
+                                     on_truncate => 'apply', batch_size => size);
+CREATE TABLE dbz.tdiff (pipeline text PRIMARY KEY, differences bigint DEFAULT 0);
+INSERT INTO dbz.tdiff (pipeline) VALUES ('tt_1'), ('tt_3'), ('tt_all');
+CREATE PROCEDURE dbz.truncate_rounds(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    expected int[];
+BEGIN
+    PERFORM setseed(0.17);
+    FOR r IN 1..n LOOP
+        INSERT INTO dbz.tev (op, id, lsn)
+        SELECT CASE WHEN random() < 0.08 THEN 'truncate' WHEN random() < 0.2 THEN 'delete' ELSE 'create' END,
+               1 + (random() * 6)::int, (r * 10 + random() * 40)::bigint * 1000 + g
+          FROM generate_series(1, 1 + (random() * 6)::int) g;
+        INSERT INTO dbz.tev_staged
+        SELECT dbz.moved(op, id, lsn) FROM dbz.tev WHERE arrival > (SELECT count(*) FROM dbz.tev_staged)
+         ORDER BY arrival;
+        COMMIT;
+        CALL run_quietly('tt_1'); CALL run_quietly('tt_3'); CALL run_quietly('tt_all');
+        COMMIT;
+        SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO expected FROM (
+            SELECT DISTINCT ON (id) id, op FROM dbz.tev
+             WHERE op <> 'truncate'
+               AND lsn > coalesce((SELECT max(lsn) FROM dbz.tev WHERE op = 'truncate'), 0)
+             ORDER BY id, lsn DESC, arrival DESC) latest
+         WHERE op = 'create';
+        UPDATE dbz.tdiff SET differences = differences + CASE pipeline
+            WHEN 'tt_1' THEN (SELECT count(*) FROM (SELECT unnest(expected) EXCEPT SELECT id FROM dbz.tt_1
+                                                    UNION ALL (SELECT id FROM dbz.tt_1 EXCEPT SELECT unnest(expected))) d)
+            WHEN 'tt_3' THEN (SELECT count(*) FROM (SELECT unnest(expected) EXCEPT SELECT id FROM dbz.tt_3
+                                                    UNION ALL (SELECT id FROM dbz.tt_3 EXCEPT SELECT unnest(expected))) d)
+            ELSE (SELECT count(*) FROM (SELECT unnest(expected) EXCEPT SELECT id FROM dbz.tt_all
+                                        UNION ALL (SELECT id FROM dbz.tt_all EXCEPT SELECT unnest(expected))) d) END;
+        COMMIT;
+    END LOOP;
+END $$;
+CALL dbz.truncate_rounds(40);
+TABLE dbz.tdiff ORDER BY pipeline;
+SELECT count(*) FILTER (WHERE op = 'truncate') > 5 AS some_truncates,
+       count(*) FILTER (WHERE op = 'delete') > 10 AS some_deletes FROM dbz.tev;
+SELECT sum(rows_stale) > 10 AS some_stale, sum(rows_quarantined) AS quarantined
+  FROM pipeline.runs WHERE pipeline = 'tt_all';
+
 -- Property: partial updates do not depend on how events fall into batches.
 -- Random events (NULLs, deletes, late and equal sequences) go through four
 -- merges of one source: batch_size 1, 3 and whole, with sequence_by in the
@@ -379,5 +499,6 @@ SELECT sum(rows_stale) > 10 AS some_stale FROM pipeline.runs WHERE pipeline = 'p
 
 SELECT pipeline.drop_pipeline(name) FROM pipeline.pipelines
  WHERE name IN ('dbz_customers', 'dbz_strict', 'dbz_typed', 'dbz_flat', 'dbz_sunk', 'dbz quoted', 'by_two',
-                'partial', 'people', 'pt_1', 'pt_3', 'pt_all', 'pt_kept');
+                'partial', 'people', 'pt_1', 'pt_3', 'pt_all', 'pt_kept', 'dbz_mirror', 'dbz_mirror_copy',
+                'tt_1', 'tt_3', 'tt_all');
 DROP SCHEMA dbz, "Dbz Land" CASCADE;

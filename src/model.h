@@ -108,6 +108,11 @@ typedef struct PipelineDef
 	char	   *hard_deletes;	/* format snapshot: "delete", "invalidate" or
 								 * "ignore" */
 	float4		max_delete_share;	/* format snapshot: (0, 1] */
+	char	   *on_truncate;	/* format debezium: "quarantine" or "apply" */
+	char	   *truncated_at;	/* on_truncate apply: the latest truncate's
+								 * sequence_by values, a JSON array (as
+								 * text), or NULL; written by the batch that
+								 * applied it, not saved with the definition */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

@@ -42,7 +42,9 @@ CREATE TABLE pipeline.pipeline_defs (
     sequence_kept       boolean NOT NULL DEFAULT false,
     ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
     hard_deletes        text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
-    max_delete_share    real CHECK (max_delete_share > 0 AND max_delete_share <= 1)
+    max_delete_share    real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
+    on_truncate         text CHECK (on_truncate IN ('quarantine', 'apply')),
+    truncated_at        jsonb
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -71,6 +73,10 @@ COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
     'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version) or ignore';
 COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
     'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
+COMMENT ON COLUMN pipeline.pipeline_defs.on_truncate IS
+    'format debezium: what a truncate event does: quarantine (kept in the quarantine, the default) or apply (the target follows the truncate)';
+COMMENT ON COLUMN pipeline.pipeline_defs.truncated_at IS
+    'format debezium with on_truncate apply: the sequence_by values of the latest truncate applied, as a JSON array; an event at or before it is stale';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS

@@ -23,11 +23,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     ignore_null_updates text[] DEFAULT NULL,
     except_columns      text[] DEFAULT NULL,
     hard_deletes        text DEFAULT NULL,
-    max_delete_share    real DEFAULT NULL)
+    max_delete_share    real DEFAULT NULL,
+    on_truncate         text DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -177,12 +178,13 @@ CREATE TYPE pipeline.debezium_event AS (
     after   jsonb);
 COMMENT ON TYPE pipeline.debezium_event IS
     'a Debezium change event as a pipeline with format => ''debezium'' reads it';
-CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAULT NULL)
+CREATE FUNCTION pipeline.debezium_event(event jsonb, known_columns text[] DEFAULT NULL,
+                                        apply_truncates boolean DEFAULT false)
     RETURNS pipeline.debezium_event
     AS 'MODULE_PATHNAME', 'pipeline_debezium_event'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[]) IS
-    'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';
+COMMENT ON FUNCTION pipeline.debezium_event(jsonb, text[], boolean) IS
+    'reads a Debezium change event (envelope, with or without schema, or flattened record; NULL: a tombstone): its op, its row (after, or before for a delete; {} for a truncate, an error unless apply_truncates) with logical types decoded, lsn, ts_ms, source and images; errors for an event it cannot follow exactly';
 
 CREATE FUNCTION pipeline.allow_extract(pipeline_name text, extract_xid xid8) RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_allow_extract'

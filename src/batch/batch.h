@@ -30,6 +30,13 @@
 #define PIPELINE_ROW_JOIN_KEY "__pl_j%d_%d"
 #define PIPELINE_ROW_DROP "__pl_drop"
 
+/*
+ * A Debezium truncate event, which a merge applies (merge_truncates.c),
+ * and the batch statement's result column giving the floor it leaves.
+ */
+#define PIPELINE_ROW_TRUNCATE "__pl_trunc"
+#define PIPELINE_TRUNCATED_AT "__pl_truncated_at"
+
 /* batch_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
 typedef enum PendingShape
 {
@@ -153,6 +160,7 @@ extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, Bat
 
 /* debezium_sql.c */
 extern bool pipeline_reads_events(const PipelineDef *def);
+extern bool pipeline_applies_truncates(const PipelineDef *def);
 extern bool pipeline_is_event_column(const char *column);
 extern char *pipeline_event_column(const PipelineDef *def);
 extern List *pipeline_decoded_columns(const PipelineDef *def);
@@ -187,7 +195,7 @@ extern void pipeline_insert_column_lists(const PipelineMapping *map, const char 
 extern char *pipeline_upsert_returning(const PipelineDef *def);
 extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
-								 bool deletes);
+								 const char *deleted);
 
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);

@@ -448,6 +448,8 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	}
 	if (keep)
 		appendStringInfo(&list, ", (%s) AS __pl_keep", keep);
+	if (pipeline_applies_truncates(def))
+		appendStringInfoString(&list, ", (s._op = 't') AS " PIPELINE_ROW_TRUNCATE);
 	delete_event_columns(def, &list);
 	pipeline_sequence_row_columns(def, &list);
 	if (def->joins != NIL)
@@ -457,6 +459,9 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	appendStringInfoString(&accept, "CASE");
 	if (keep)
 		appendStringInfoString(&accept, " WHEN NOT pipeline.keep_row(b.__pl_keep) THEN false");
+	/* a truncate has no row to check: merge_joins.c applies it */
+	if (pipeline_applies_truncates(def))
+		appendStringInfoString(&accept, " WHEN b." PIPELINE_ROW_TRUNCATE " THEN true");
 	foreach(lc, rules)
 		appendStringInfo(&accept, " WHEN NOT %s THEN pipeline.reject_row(b.__pl_xid, b.__pl_seq, %d)",
 						 ((RowRule *) lfirst(lc))->passes, i++);
@@ -551,12 +556,13 @@ pipeline_published_returning(const PipelineDef *def)
 /*
  * pipeline_publish_cte
  *		", published AS (INSERT INTO <change log> ...)": the batch's net
- *		changes -- the rows CTE 'written' returned, and with 'deletes' those
- *		CTE "deleted" returned -- added to the target's change log in the
+ *		changes -- the rows 'written' returned, and the rows 'deleted'
+ *		returned (NULL: none) -- added to the target's change log in the
  *		same statement (change_log.c).  Nothing when the target has none.
  */
 void
-pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written, bool deletes)
+pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
+					 const char *deleted)
 {
 	char	   *cols;
 	StringInfoData rows;
@@ -566,8 +572,8 @@ pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written
 	cols = pipeline_quote_list(pipeline_change_log_columns(def), NULL);
 	initStringInfo(&rows);
 	appendStringInfo(&rows, "SELECT %s, 'upsert' FROM %s", cols, written);
-	if (deletes)
-		appendStringInfo(&rows, " UNION ALL SELECT %s, 'delete' FROM deleted", cols);
+	if (deleted)
+		appendStringInfo(&rows, " UNION ALL SELECT %s, 'delete' FROM %s", cols, deleted);
 	appendStringInfo(sql, ", published AS (INSERT INTO %s (%s, _op) %s RETURNING 1)",
 					 pipeline_qualified_name(def->change_log), cols, rows.data);
 }

@@ -51,6 +51,18 @@ pipeline_reads_events(const PipelineDef *def)
 }
 
 /*
+ * pipeline_applies_truncates
+ *		Whether a pipeline's target follows the truncate events it reads
+ *		(on_truncate 'apply'; merge_joins.c applies them).
+ */
+bool
+pipeline_applies_truncates(const PipelineDef *def)
+{
+	return pipeline_reads_events(def) && def->on_truncate != NULL &&
+		strcmp(def->on_truncate, "apply") == 0;
+}
+
+/*
  * pipeline_is_event_column
  *		Whether a decoded row's column of that name is the event's own.
  */
@@ -206,8 +218,9 @@ pipeline_source_rows(const PipelineDef *def, const char *rows)
 		appendStringInfo(&list, ", e.%s AS %s", event_columns[i][1], event_columns[i][0]);
 	return psprintf("(SELECT %s FROM %s s "
 					"CROSS JOIN LATERAL pipeline.debezium_event("
-					"pipeline.mark_value(s." PIPELINE_XID_COLUMN ", s." PIPELINE_SEQ_COLUMN ", %s)::jsonb, %s) e "
+					"pipeline.mark_value(s." PIPELINE_XID_COLUMN ", s." PIPELINE_SEQ_COLUMN ", %s)::jsonb, %s, %s) e "
 					"CROSS JOIN LATERAL jsonb_populate_record(NULL::%s, e.record - %s) d)",
 					list.data, rows, event, known_columns(def),
+					pipeline_applies_truncates(def) ? "true" : "false",
 					pipeline_qualified_name(def->target), computed_columns(def));
 }

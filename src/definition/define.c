@@ -771,6 +771,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 	else
 		def->tombstones = InvalidOid;
 	check_ignore_null_updates(def, map);
+	pipeline_check_on_truncate(def);
 	if (def->strategy->create_state)
 		def->strategy->create_state(def, map);
 	pipeline_checks_verify_columns(def, map);
@@ -877,8 +878,8 @@ refuse_duplicate(const char *name)
  *		sequence_by, delete_when, columns, filter, on_schema_change,
  *		batch_size, schedule, tombstone_retention, statement_timeout,
  *		track_history, source_key, group_filter, joins, format,
- *		ignore_null_updates, except_columns, hard_deletes, max_delete_share)
- *		-> id.
+ *		ignore_null_updates, except_columns, hard_deletes, max_delete_share,
+ *		on_truncate) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -932,6 +933,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->max_delete_share = PG_ARGISNULL(22) ? 0 : PG_GETARG_FLOAT4(22);
 	if (!PG_ARGISNULL(22) && !(def->max_delete_share > 0))
 		def->max_delete_share = -1;
+	def->on_truncate = empty_to_null(arg_text(fcinfo, 23));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

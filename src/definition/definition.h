@@ -38,6 +38,7 @@ typedef struct PipelineSchedule
 
 /* source_format.c */
 extern void pipeline_check_format(PipelineDef *def);
+extern void pipeline_check_on_truncate(const PipelineDef *def);
 
 /* joins.c */
 extern List *pipeline_read_joins(Jsonb *arg);

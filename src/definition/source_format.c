@@ -13,7 +13,9 @@
  * database's log (_lsn, which a PostgreSQL connector gives every event);
  * other connectors name their order with sequence_by (_ts_ms, or an
  * expression over _source).  The merge keeps that order in its row state,
- * not in the target.
+ * not in the target.  A truncate event (_op 't') is quarantined, or with
+ * on_truncate 'apply' a merge follows it: its rows are deleted, and an
+ * event from before it is stale ever after (pipeline_defs.truncated_at).
  *
  * format => 'snapshot': each source transaction's rows are a full extract
  * of a table (batch/snapshot_sql.c).  A merge upserts the extract and
@@ -35,6 +37,9 @@
 #include "batch/batch.h"
 #include "definition/definition.h"
 #include "strategy.h"
+
+/* What a Debezium truncate event does. */
+static const char *const truncate_choices[] = {"quarantine", "apply", NULL};
 
 /*
  * refuse_with_format
@@ -91,6 +96,39 @@ check_debezium(PipelineDef *def)
 		def->delete_when = "_op = 'd'";
 	if (def->strategy->keyed && !def->strategy->versioned && def->sequence_by == NULL)
 		def->sequence_by = "_lsn";
+	if (def->on_truncate == NULL)
+		def->on_truncate = "quarantine";
+	pipeline_check_choice("on_truncate", def->on_truncate, truncate_choices);
+}
+
+/*
+ * pipeline_check_on_truncate
+ *		on_truncate => 'apply' (once sequence_kept is decided): a truncate
+ *		removes every row its events came before, and events that arrive
+ *		later but came before it are stale.  That needs each key's sequence
+ *		in the row state and a merge; partial updates, which fill an event
+ *		from the stored row, are refused with it.
+ */
+void
+pipeline_check_on_truncate(const PipelineDef *def)
+{
+	const char *hint = NULL;
+
+	if (def->on_truncate == NULL || strcmp(def->on_truncate, "apply") != 0)
+		return;
+	if (!def->strategy->keyed || def->strategy->versioned || def->strategy->groups)
+		hint = "Use strategy => 'merge', or leave on_truncate => 'quarantine' and close the versions yourself.";
+	else if (!def->sequence_kept)
+		hint = "Leave sequence_by to its default, _lsn, or give expressions over the event that name no target column.";
+	else if (def->ignore_null_updates != NIL)
+		hint = "Drop ignore_null_updates, or leave on_truncate => 'quarantine'.";
+	if (hint == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("on_truncate 'apply' needs a merge that keeps its sequence_by in its row state, without ignore_null_updates"),
+			 errdetail("A truncate deletes every row whose latest event came before it, and makes later arrivals from before it stale."),
+			 errhint("%s", hint)));
 }
 
 /*
@@ -149,6 +187,12 @@ pipeline_check_format(PipelineDef *def)
 {
 	static const char *const formats[] = {"debezium", "snapshot", NULL};
 
+	if (def->on_truncate && (def->format == NULL || strcmp(def->format, "debezium") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("on_truncate applies to debezium events only"),
+				 errdetail("It says what a Debezium truncate event (op t) does."),
+				 errhint("Pass format => 'debezium' when the staged rows are Debezium change events.")));
 	if (def->format == NULL)
 	{
 		if (def->hard_deletes || def->max_delete_share != 0)

@@ -63,6 +63,8 @@ typedef enum DefColumn
 	DEF_IGNORE_NULL_UPDATES,
 	DEF_HARD_DELETES,
 	DEF_MAX_DELETE_SHARE,
+	DEF_ON_TRUNCATE,
+	DEF_TRUNCATED_AT,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -105,6 +107,8 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_IGNORE_NULL_UPDATES] = "ignore_null_updates",
 	[DEF_HARD_DELETES] = "hard_deletes",
 	[DEF_MAX_DELETE_SHARE] = "coalesce(max_delete_share, 1)::float8::text",
+	[DEF_ON_TRUNCATE] = "on_truncate",
+	[DEF_TRUNCATED_AT] = "truncated_at::text",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -141,6 +145,7 @@ typedef enum SavedColumn
 	SAVED_IGNORE_NULL_UPDATES,
 	SAVED_HARD_DELETES,
 	SAVED_MAX_DELETE_SHARE,
+	SAVED_ON_TRUNCATE,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -182,6 +187,7 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_IGNORE_NULL_UPDATES] = {"ignore_null_updates", TEXTARRAYOID, "%s"},
 	[SAVED_HARD_DELETES] = {"hard_deletes", TEXTOID, "%s"},
 	[SAVED_MAX_DELETE_SHARE] = {"max_delete_share", FLOAT4OID, "%s"},
+	[SAVED_ON_TRUNCATE] = {"on_truncate", TEXTOID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -294,6 +300,8 @@ def_from_result(void)
 	def->ignore_null_updates = def_names(DEF_IGNORE_NULL_UPDATES, "ignore_null_updates");
 	def->hard_deletes = pipeline_result_text(0, DEF_HARD_DELETES);
 	def->max_delete_share = (float4) strtod(pipeline_result_text(0, DEF_MAX_DELETE_SHARE), NULL);
+	def->on_truncate = pipeline_result_text(0, DEF_ON_TRUNCATE);
+	def->truncated_at = pipeline_result_text(0, DEF_TRUNCATED_AT);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -477,6 +485,7 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	text_or_null(def->hard_deletes, &values[SAVED_HARD_DELETES], &nulls[SAVED_HARD_DELETES]);
 	values[SAVED_MAX_DELETE_SHARE] = Float4GetDatum(def->max_delete_share);
 	nulls[SAVED_MAX_DELETE_SHARE] = def->hard_deletes ? ' ' : 'n';
+	text_or_null(def->on_truncate, &values[SAVED_ON_TRUNCATE], &nulls[SAVED_ON_TRUNCATE]);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);
@@ -496,6 +505,21 @@ pipeline_delete_definition(int64 pipeline_id)
 
 	pipeline_catalog_exec("DELETE FROM pipeline.pipeline_defs WHERE id = $1", 1, &type, &value,
 						  NULL, false, 0, false);
+}
+
+/*
+ * pipeline_save_truncated_at
+ *		The floor a merge applying truncates leaves (merge_truncates.c): the
+ *		latest truncate's sequence_by values, a JSON array.
+ */
+void
+pipeline_save_truncated_at(int64 pipeline_id, const char *floor)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(pipeline_id), CStringGetTextDatum(floor)};
+
+	pipeline_catalog_exec("UPDATE pipeline.pipeline_defs SET truncated_at = $2::jsonb WHERE id = $1",
+						  2, types, values, NULL, false, 0, false);
 }
 
 /*

@@ -134,6 +134,7 @@ extern void pipeline_report_missing(const char *name) pg_attribute_noreturn();
 extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
 extern int64 pipeline_save_definition(const PipelineDef *def, bool insert);
 extern void pipeline_delete_definition(int64 pipeline_id);
+extern void pipeline_save_truncated_at(int64 pipeline_id, const char *floor);
 extern void pipeline_set_paused(int64 pipeline_id, bool paused);
 extern void pipeline_suspend(int64 pipeline_id);
 extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);

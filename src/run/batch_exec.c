@@ -696,6 +696,22 @@ typedef struct BatchCall
 } BatchCall;
 
 /*
+ * save_truncation
+ *		After a batch statement that applied a truncate, the floor it left
+ *		(its result column __pl_truncated_at): the statements after it read
+ *		it from the definition (merge_truncates.c).
+ */
+static void
+save_truncation(const PipelineDef *def)
+{
+	int			col = SPI_fnumber(SPI_tuptable->tupdesc, PIPELINE_TRUNCATED_AT);
+	char	   *floor = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+
+	if (floor != NULL)
+		pipeline_save_truncated_at(def->id, floor);
+}
+
+/*
  * execute_batch
  *		Runs the batch statement with the row mark armed; adds its counts
  *		to the batch's.
@@ -725,6 +741,8 @@ execute_batch(void *arg)
 	/* its other counts are not of events: it counts its stale events */
 	if (call->def->strategy->counts_stale)
 		counts->stale += pipeline_result_int64(0, 3);
+	if (pipeline_applies_truncates(call->def))
+		save_truncation(call->def);
 
 	counts->read += batch->tally.read;
 	counts->filtered += batch->tally.filtered;

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * debezium_event.c
- *	  pipeline.debezium_event(event, known_columns): one Debezium change
- *	  event, as a pipeline with format => 'debezium' reads it: its
- *	  operation, the row it carries, its position (source.lsn) and time.
+ *	  pipeline.debezium_event(event, known_columns, apply_truncates): one
+ *	  Debezium change event, as a pipeline with format => 'debezium' reads
+ *	  it: its operation, the row it carries, its position (source.lsn) and
+ *	  time.
  *
  * An event comes in one of the forms Kafka Connect writes:
  *	- the envelope {"before", "after", "source", "op", "ts_ms"}, alone or
@@ -25,7 +26,8 @@
  * event that is not an object or not an envelope, an unknown operation,
  * a missing image, a column Debezium could not read (an unchanged TOASTed
  * value, "__debezium_unavailable_value"), a column the target does not
- * have when known_columns is given, and a truncate.  All are data
+ * have when known_columns is given, and a truncate unless apply_truncates
+ * (its record is then {}: it has no row, only its position).  All are data
  * exceptions (SQLSTATE 22000), which quarantine a row rather than fail
  * the run.
  *
@@ -85,6 +87,8 @@ typedef struct RowReading
 	int			nfields;
 	char	  **known;			/* NULL: any column is taken */
 	int			nknown;
+	bool		truncates;		/* a truncate is read (apply_truncates), not
+								 * an error */
 } RowReading;
 
 /*
@@ -571,18 +575,18 @@ read_row(JsonbContainer *record, const RowReading *reading, bool flattened, Datu
  *		(update), d (delete) or t (truncate).
  */
 static char
-check_op(const char *op)
+check_op(const char *op, const RowReading *reading)
 {
 	if (op == NULL || strlen(op) != 1 || strchr("crudt", op[0]) == NULL)
 		malformed(psprintf("unknown operation \"%s\"", op ? op : "(none)"),
 				  "A Debezium event's op is c (create), r (read), u (update), d (delete) or t (truncate).",
 				  "Stage the events the connector writes, unchanged.");
-	if (op[0] == 't')
+	if (op[0] == 't' && !reading->truncates)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("debezium truncate event is not applied"),
 				 errdetail("The captured table was truncated; its rows' delete events were not sent."),
-				 errhint("Truncate the target if it should follow, then discard this event from the quarantine.")));
+				 errhint("Create the pipeline with on_truncate => 'apply' for the target to follow truncates, or truncate the target yourself and discard this event from the quarantine.")));
 	return op[0];
 }
 
@@ -595,7 +599,7 @@ static void
 read_envelope(JsonbContainer *envelope, JsonbValue *schema, RowReading *reading,
 			  Datum *values, bool *nulls)
 {
-	char		op = check_op(string_of(member(envelope, "op")));
+	char		op = check_op(string_of(member(envelope, "op")), reading);
 	const char *image = op == 'd' ? "before" : "after";
 	JsonbValue *before = member(envelope, "before");
 	JsonbValue *after = member(envelope, "after");
@@ -605,15 +609,18 @@ read_envelope(JsonbContainer *envelope, JsonbValue *schema, RowReading *reading,
 	Datum		unused;
 	bool		found;
 
-	if (!is_object(row))
+	if (op == 't')
+		row = NULL;				/* a truncate has no row: its record is {} */
+	else if (!is_object(row))
 		malformed(psprintf("%s event without its %s image", op == 'd' ? "a delete" : "an insert or update", image),
 				  psprintf("\"%s\" is %s.", image, row ? "not an object" : "missing"),
 				  op == 'd' ? "A delete's key is in before: the captured table needs a primary key or REPLICA IDENTITY." :
 				  "Stage the events the connector writes, unchanged.");
-	if (schema)
+	if (schema && row)
 		read_schema_fields(image_schema(schema, image), reading);
 	values[EVENT_OP] = CStringGetTextDatum(psprintf("%c", op));
-	values[EVENT_RECORD] = read_row(row->val.binary.data, reading, false, &unused);
+	values[EVENT_RECORD] = row ? read_row(row->val.binary.data, reading, false, &unused) :
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	nulls[EVENT_OP] = nulls[EVENT_RECORD] = false;
 	if (is_object(before))
 		values[EVENT_BEFORE] = jsonb_datum(before), nulls[EVENT_BEFORE] = false;
@@ -658,7 +665,7 @@ read_flattened(JsonbContainer *record, JsonbValue *schema, RowReading *reading,
 		op = "u";
 	if (schema)
 		read_schema_fields(schema, reading);
-	values[EVENT_OP] = CStringGetTextDatum(psprintf("%c", check_op(op)));
+	values[EVENT_OP] = CStringGetTextDatum(psprintf("%c", check_op(op, reading)));
 	values[EVENT_RECORD] = read_row(record, reading, true, &added);
 	values[EVENT_SOURCE] = added;
 	nulls[EVENT_OP] = nulls[EVENT_RECORD] = nulls[EVENT_SOURCE] = false;
@@ -770,6 +777,7 @@ pipeline_debezium_event(PG_FUNCTION_ARGS)
 	}
 	else if (!PG_ARGISNULL(1))
 		read_known(fcinfo, &reading.known, &reading.nknown);
+	reading.truncates = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	if (!JB_ROOT_IS_OBJECT(event))
 		malformed(!JB_ROOT_IS_SCALAR(event) ? "the event is an array" :
 				  is_json_null(event) ? "the event is JSON null" : "the event is not an object",

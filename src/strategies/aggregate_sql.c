@@ -724,7 +724,7 @@ pipeline_aggregate_sql(const PipelineDef *def, const PipelineMapping *map, Batch
 	next_cte(&sql, plan);
 	groups_written = group_state_ctes(&sql, plan);
 	target_ctes(&sql, plan);
-	pipeline_publish_cte(&sql, def, "upserted", true);
+	pipeline_publish_cte(&sql, def, "upserted", "deleted");
 
 	/*
 	 * Every data-modifying CTE is read here, so that it runs within the

@@ -39,7 +39,7 @@ append_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
 					 pipeline_qualified_name(def->target), cols, vals,
 					 accepted,
 					 pipeline_published_returning(def));
-	pipeline_publish_cte(&sql, def, "appended", false);
+	pipeline_publish_cte(&sql, def, "appended", NULL);
 	appendStringInfo(&sql, " SELECT count(*), 0::bigint, 0::bigint%s FROM appended",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
 	return sql.data;

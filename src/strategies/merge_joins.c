@@ -151,26 +151,6 @@ pipeline_merge_create_row_state(PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
- * key_match
- *		"r.__pl_k0 = l.k1 AND ...": a row state row (alias r) and a batch
- *		row (alias l) of the same key.
- */
-static char *
-key_match(const PipelineDef *def, const char *r, const char *l)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-	ListCell   *lk;
-	List	   *row_keys = pipeline_row_keys(def);
-
-	initStringInfo(&buf);
-	forboth(lk, row_keys, lc, def->key)
-		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", r, (char *) lfirst(lk),
-						 l, quote_identifier(lfirst(lc)));
-	return buf.data;
-}
-
-/*
  * state_sequence_columns
  *		The row state's columns keeping a key's sequence (NIL: none).
  */
@@ -201,7 +181,8 @@ descending(List *columns)
 /*
  * events_ctes
  *		"WITH accepted_all, latest, applied": each key's latest event of the
- *		batch that is not older than its kept source row.
+ *		batch that is not older than its kept source row (nor, applying
+ *		truncates, than the latest truncate: truncation, merge_truncates.c).
  */
 static void
 events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, const char *accepted)
@@ -211,19 +192,25 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 
 	char	   *older = seq == NIL ? "false" :
 	psprintf("EXISTS (SELECT 1 FROM %s r WHERE %s AND %s)", pipeline_qualified_name(def->row_state),
-			 key_match(def, "r", "a"), pipeline_sequence_newer("r", state_sequence_columns(def), "a", seq));
+			 pipeline_row_state_key_match(def, "r", "a"), pipeline_sequence_newer("r", state_sequence_columns(def), "a", seq));
 
+	bool		truncates = pipeline_applies_truncates(def);
+
+	appendStringInfo(sql, "WITH accepted_all AS MATERIALIZED (SELECT * FROM %s)",
+					 pipeline_merge_fill_nulls(def, map, accepted, older));
+	if (truncates)
+		pipeline_truncation_cte(sql, def, "accepted_all");
 	appendStringInfo(sql,
-					 "WITH accepted_all AS MATERIALIZED (SELECT * FROM %s), "
-					 "latest AS MATERIALIZED (SELECT DISTINCT ON (%s) * FROM accepted_all "
+					 ", latest AS MATERIALIZED (SELECT DISTINCT ON (%s) * FROM accepted_all%s "
 					 "ORDER BY %s, %s__pl_xid DESC, __pl_seq DESC)",
-					 pipeline_merge_fill_nulls(def, map, accepted, older), keys, keys, descending(seq));
+					 keys, truncates ? " WHERE NOT " PIPELINE_ROW_TRUNCATE : "", keys, descending(seq));
 	if (seq)
 		appendStringInfo(sql,
 						 ", applied AS MATERIALIZED (SELECT l.* FROM latest l WHERE NOT EXISTS "
-						 "(SELECT 1 FROM %s r WHERE %s AND %s))",
-						 pipeline_qualified_name(def->row_state), key_match(def, "r", "l"),
-						 pipeline_sequence_newer("r", state_sequence_columns(def), "l", seq));
+						 "(SELECT 1 FROM %s r WHERE %s AND %s)%s)",
+						 pipeline_qualified_name(def->row_state), pipeline_row_state_key_match(def, "r", "l"),
+						 pipeline_sequence_newer("r", state_sequence_columns(def), "l", seq),
+						 truncates ? pipeline_after_truncation(def, "l") : "");
 	else
 		appendStringInfoString(sql, ", applied AS (SELECT * FROM latest)");
 }
@@ -265,15 +252,17 @@ row_state_ctes(StringInfo sql, const PipelineDef *def)
 	if (remembers)
 		return "(SELECT count(*) FROM kept)";
 	appendStringInfo(sql, ", erased AS (DELETE FROM %s r USING applied l WHERE l." PIPELINE_ROW_DROP
-					 " AND %s RETURNING 1)", rows, key_match(def, "r", "l"));
+					 " AND %s RETURNING 1)", rows, pipeline_row_state_key_match(def, "r", "l"));
 	return "(SELECT count(*) FROM kept) + (SELECT count(*) FROM erased)";
 }
 
 /*
  * pipeline_merge_joins_sql
- *		The batch statement of a merge with joins.  It returns target rows
- *		inserted, target rows updated, delete events applied (then target
- *		rows deleted and, with a change log, rows published).
+ *		The batch statement of a merge with joins or a kept sequence.  It
+ *		returns target rows inserted, target rows updated, delete events
+ *		applied (then target rows deleted, with a change log rows published,
+ *		and applying truncates the floor after the batch's truncate, or
+ *		NULL: __pl_truncated_at).
  */
 char *
 pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, const char *accepted)
@@ -281,6 +270,8 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	StringInfoData sql;
 	const char *rows_written;
 	const char *deletes;
+	bool		truncates = pipeline_applies_truncates(def);
+	char	   *truncate_events = "0";
 
 	initStringInfo(&sql);
 	events_ctes(&sql, def, map, accepted);
@@ -289,7 +280,10 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	appendStringInfoString(&sql, ", ");
 	pipeline_merge_upsert_cte(&sql, def, map, "applied");
 	deletes = pipeline_merge_delete_ctes(&sql, def, "applied");
-	pipeline_publish_cte(&sql, def, "upserted", true);
+	if (truncates)
+		truncate_events = pipeline_truncate_ctes(&sql, def, "accepted_all", "applied");
+	pipeline_publish_cte(&sql, def, "upserted",
+						 truncates ? "(SELECT * FROM deleted UNION ALL SELECT * FROM truncated) d" : "deleted");
 
 	/*
 	 * Every data-modifying CTE is read here, so that it runs while the row
@@ -297,8 +291,11 @@ pipeline_merge_joins_sql(const PipelineDef *def, const PipelineMapping *map, con
 	 */
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
-					 "%s + 0 * %s, (SELECT count(*) FROM deleted)%s FROM upserted",
-					 deletes, rows_written,
-					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "");
+					 "%s + %s + 0 * %s, (SELECT count(*) FROM deleted)%s%s%s FROM upserted",
+					 deletes, truncate_events, rows_written,
+					 truncates ? " + (SELECT count(*) FROM truncated)" : "",
+					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "",
+					 truncates ? psprintf(", (SELECT jsonb_build_array(%s) FROM truncating) AS " PIPELINE_TRUNCATED_AT,
+										  pipeline_quote_list(pipeline_sequence_columns(def), NULL)) : "");
 	return sql.data;
 }

@@ -273,7 +273,7 @@ pipeline_merge_plain_sql(const PipelineDef *def, const PipelineMapping *map, Bat
 	 * Every data-modifying CTE is read here, so that it runs while the row
 	 * marks are live (see row_watch.c).
 	 */
-	pipeline_publish_cte(&sql, def, "upserted", deletes);
+	pipeline_publish_cte(&sql, def, "upserted", deletes ? "deleted" : NULL);
 	appendStringInfo(&sql,
 					 " SELECT count(*) FILTER (WHERE __pl_inserted), count(*) FILTER (WHERE NOT __pl_inserted), "
 					 "%s%s%s FROM upserted",

@@ -44,6 +44,26 @@ pipeline_source_column_type(const PipelineDef *def, const char *column)
 }
 
 /*
+ * pipeline_row_state_key_match
+ *		"r.__pl_k0 = l.k1 AND ...": a row state row (alias r) and a batch
+ *		row (alias l) of the same key.
+ */
+char *
+pipeline_row_state_key_match(const PipelineDef *def, const char *r, const char *l)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	ListCell   *lk;
+	List	   *row_keys = pipeline_row_keys(def);
+
+	initStringInfo(&buf);
+	forboth(lk, row_keys, lc, def->key)
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", r, (char *) lfirst(lk),
+						 l, quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
  * pipeline_join_state_elements
  *		", __pl_fact jsonb, __pl_j0_0 <type>, ...": the row state's columns
  *		of a pipeline with joins ("" without).

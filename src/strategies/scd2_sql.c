@@ -449,7 +449,7 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSourc
 	 * history.  Every data-modifying CTE is read here, so that it runs while
 	 * the row marks are live (see row_watch.c).
 	 */
-	pipeline_publish_cte(&sql, def, "(SELECT * FROM added UNION ALL SELECT * FROM changed) w", true);
+	pipeline_publish_cte(&sql, def, "(SELECT * FROM added UNION ALL SELECT * FROM changed) w", "deleted");
 	appendStringInfo(&sql, ", applied AS (SELECT coalesce(sum(__pl_upserts), 0) AS upserts, "
 					 "coalesce(sum(__pl_deletes), 0) AS deletes FROM diff WHERE __pl_action IN ('i', 'u')) "
 					 "SELECT (SELECT count(*) FROM added), "

@@ -22,6 +22,13 @@ extern void pipeline_index_join_state(const PipelineDef *def);
 extern List *pipeline_join_state_columns(const PipelineDef *def);
 extern char *pipeline_join_state_values(const PipelineDef *def, const char *deleted);
 extern void pipeline_forget_row_deletes(const PipelineDef *def);
+extern char *pipeline_row_state_key_match(const PipelineDef *def, const char *r, const char *l);
+
+/* merge_truncates.c */
+extern void pipeline_truncation_cte(StringInfo sql, const PipelineDef *def, const char *rows);
+extern char *pipeline_after_truncation(const PipelineDef *def, const char *a);
+extern char *pipeline_truncate_ctes(StringInfo sql, const PipelineDef *def, const char *rows,
+									const char *applied);
 
 /* merge.c */
 extern void pipeline_require_key_index(const PipelineDef *def);
