@@ -1,7 +1,8 @@
 # Exactly once for change events and full extracts, across crashes.
 #
 # Two writers stage Debezium change events (upserts, deletes, Kafka
-# tombstones, and redeliveries of events staged before) in short
+# tombstones, now and then a truncate, and redeliveries of events staged
+# before) in short
 # transactions committing out of the order of their LSNs; a third changes a
 # table and stages a full extract of it in the same transaction, again and
 # again; a session runs three pipelines back to back: a merge of the events
@@ -10,8 +11,8 @@
 #   1. kill -9 of the backend running them;
 #   2. a power loss: every server process killed with SIGKILL at once.
 # After each, once the writers are gone, runs to completion must leave the
-# events' target holding each key's latest event by LSN (none for a
-# delete), and both extracts' targets the table as it is now.
+# events' target holding each key's latest event by LSN after the latest
+# truncate (none for a delete), and both extracts' targets the table as it is now.
 use strict;
 use warnings;
 
@@ -38,7 +39,7 @@ $node->safe_psql(
 	CREATE TABLE events (value jsonb);
 	CREATE TABLE customers (id int PRIMARY KEY, v int);
 	SELECT pipeline.create_pipeline('events', 'events', 'customers', key => ARRAY['id'],
-	    format => 'debezium', batch_size => 5);
+	    format => 'debezium', on_truncate => 'apply', batch_size => 5);
 	CREATE TABLE truth (id int PRIMARY KEY, v int);
 	CREATE TABLE extracts (id int, v int, extract bigint);
 	SELECT pipeline.create_pipeline('current', 'extracts', 'current', key => ARRAY['id'],
@@ -63,8 +64,8 @@ $node->safe_psql(
 	END $$;
 });
 # One to three events a transaction on 100 keys: an upsert, one in ten a
-# delete, then now and then a Kafka tombstone or a redelivery of an event
-# staged before; committing out of the order of their LSNs.
+# delete, then now and then a Kafka tombstone, a truncate or a redelivery
+# of an event staged before; committing out of the order of their LSNs.
 $node->safe_psql('postgres',
 	out_of_order_writer(
 		    "INSERT INTO events SELECT CASE WHEN r < 0.1 THEN jsonb_build_object('op', 'd', "
@@ -74,13 +75,17 @@ $node->safe_psql('postgres',
 		  . "FROM (SELECT 1 + (random() * 99)::int AS k, nextval('lsn') AS l, random() AS r "
 		  . "FROM generate_series(1, 1 + (random() * 2)::int)) x "
 		  . "UNION ALL SELECT NULL WHERE random() < 0.1 "
+		  . "UNION ALL SELECT jsonb_build_object('op', 't', 'source', jsonb_build_object('lsn', nextval('lsn'))) "
+		  . "WHERE random() < 0.01 "
 		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.2 LIMIT 1)"));
 
 my $events_from_scratch =
 	"SELECT id, v FROM (SELECT DISTINCT ON (id) * FROM (SELECT "
   . "coalesce(value -> 'after' ->> 'id', value -> 'before' ->> 'id')::int AS id, "
   . "(value -> 'after' ->> 'v')::int AS v, value ->> 'op' AS op, (value -> 'source' ->> 'lsn')::bigint AS lsn, "
-  . "_xid, _seq FROM events WHERE value IS NOT NULL) e ORDER BY id, lsn DESC, _xid DESC, _seq DESC) l "
+  . "_xid, _seq FROM events WHERE value IS NOT NULL AND value ->> 'op' <> 't') e "
+  . "WHERE lsn > (SELECT coalesce(max((value -> 'source' ->> 'lsn')::bigint), 0) FROM events WHERE value ->> 'op' = 't') "
+  . "ORDER BY id, lsn DESC, _xid DESC, _seq DESC) l "
   . "WHERE op <> 'd'";
 
 my $scripts = PostgreSQL::Test::Utils::tempdir;
@@ -122,6 +127,10 @@ crash_under_load($node, \&start_load, sub { wait_for_batches($node, $_[0], 200) 
 ok($node->safe_psql('postgres',
 		"SELECT sum(rows_filtered) > 0 AND sum(rows_unchanged) > 0 AND sum(rows_stale) > 0 FROM pipeline.runs WHERE pipeline = 'events'") eq 't',
 	'the events had tombstones, redeliveries and late arrivals');
+ok($node->safe_psql('postgres',
+		"SELECT count(*) > 0 FROM events WHERE value ->> 'op' = 't'") eq 't'
+	  && $node->safe_psql('postgres', "SELECT truncated_at IS NOT NULL FROM pipeline.pipeline_defs WHERE name = 'events'") eq 't',
+	'the events had truncates, applied');
 ok($node->safe_psql('postgres',
 		"SELECT sum(rows_deleted) > 0 AND sum(rows_unchanged) > 0 FROM pipeline.runs WHERE pipeline = 'current'") eq 't',
 	'the extracts deleted keys and repeated rows');
