@@ -69,7 +69,7 @@ ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN format text CHECK (format IN ('debezium', 'snapshot')),
     ADD COLUMN sequence_kept boolean,
     ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
-    ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
+    ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate', 'new_record')),
     ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1);
 UPDATE pipeline.pipeline_defs SET sequence_kept = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
@@ -77,7 +77,7 @@ ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
     'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record); ''snapshot'', as a row of a full extract (one source transaction''s rows)';
 COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
-    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version) or ignore';
+    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version), new_record (scd2: closes it and starts a version marked __deleted) or ignore';
 COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
     'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
 COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS

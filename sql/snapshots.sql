@@ -83,6 +83,38 @@ SELECT * FROM snap.run('orders_invalidate');
 SELECT * FROM snap.run('orders_ignore');
 SELECT id, status, __start_at AS valid_from, __end_at AS valid_to FROM snap.orders_invalidate ORDER BY id, __start_at;
 SELECT id, status, __start_at AS valid_from, __end_at AS valid_to FROM snap.orders_ignore ORDER BY id, __start_at;
+-- hard_deletes new_record (dbt's): the missing order's version is closed
+-- and a version marked __deleted, with its last values, starts there; when
+-- it comes back, that one closes.  A key already deleted is not deleted
+-- again, and the guard counts only the live current versions.
+SELECT pipeline.create_pipeline('orders_new_record', 'snap.orders', 'snap.orders_new_record', key => ARRAY['id'],
+                                strategy => 'scd2', sequence_by => 'run', format => 'snapshot',
+                                hard_deletes => 'new_record', max_delete_share => 1) > 0 AS created;
+SELECT * FROM snap.run('orders_new_record');
+SELECT id, status, __start_at AS valid_from, __end_at AS valid_to, __deleted
+  FROM snap.orders_new_record ORDER BY id, __start_at;
+INSERT INTO snap.orders VALUES (2, 'active', 5);
+INSERT INTO snap.orders VALUES (2, 'active', 6);
+INSERT INTO snap.orders VALUES (1, 'shipped', 7), (2, 'active', 7);
+SELECT * FROM snap.run('orders_new_record');
+SELECT id, status, __start_at AS valid_from, __end_at AS valid_to, __deleted
+  FROM snap.orders_new_record ORDER BY id, __start_at;
+-- with track_history too, and into an existing target, which must have
+-- the column
+CREATE TABLE snap.orders_tracked (id int, status text, run int, note text, __start_at int NOT NULL,
+                                  __end_at int, PRIMARY KEY (id, __start_at));
+CREATE UNIQUE INDEX ON snap.orders_tracked (id) WHERE __end_at IS NULL;
+SELECT pipeline.create_pipeline('orders_tracked', 'snap.orders', 'snap.orders_tracked', key => ARRAY['id'],
+                                strategy => 'scd2', sequence_by => 'run', format => 'snapshot',
+                                hard_deletes => 'new_record', track_history => ARRAY['status']);
+ALTER TABLE snap.orders_tracked ADD COLUMN __deleted boolean NOT NULL DEFAULT false;
+SELECT pipeline.create_pipeline('orders_tracked', 'snap.orders', 'snap.orders_tracked', key => ARRAY['id'],
+                                strategy => 'scd2', sequence_by => 'run', format => 'snapshot',
+                                hard_deletes => 'new_record', track_history => ARRAY['status'],
+                                max_delete_share => 1, columns => '{"note": "null::text"}') > 0 AS created;
+SELECT * FROM snap.run('orders_tracked');
+SELECT id, status, __start_at AS valid_from, __end_at AS valid_to, __deleted
+  FROM snap.orders_tracked ORDER BY id, __start_at;
 
 -- The guard: an extract missing more than max_delete_share of the
 -- target's rows (a truncated file) is refused, the run fails, the extract
@@ -187,7 +219,10 @@ SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
                                 hard_deletes => 'invalidate');
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
-                                strategy => 'scd2', sequence_by => 'run', hard_deletes => 'new_record');
+                                hard_deletes => 'new_record');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                strategy => 'scd2', sequence_by => 'run', hard_deletes => 'new_record',
+                                columns => '{"__deleted": "status = ''gone''"}');
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
                                 max_delete_share => 0);
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',

@@ -41,7 +41,7 @@ CREATE TABLE pipeline.pipeline_defs (
     format              text CHECK (format IN ('debezium', 'snapshot')),
     sequence_kept       boolean NOT NULL DEFAULT false,
     ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
-    hard_deletes        text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate')),
+    hard_deletes        text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate', 'new_record')),
     max_delete_share    real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
     on_truncate         text CHECK (on_truncate IN ('quarantine', 'apply')),
     truncated_at        jsonb
@@ -70,7 +70,7 @@ COMMENT ON COLUMN pipeline.pipeline_defs.format IS
 COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
     'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
 COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
-    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version) or ignore';
+    'format snapshot: what a key missing from a complete extract does: delete (merge), invalidate (scd2: closes its current version), new_record (scd2: closes it and starts a version marked __deleted) or ignore';
 COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
     'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
 COMMENT ON COLUMN pipeline.pipeline_defs.on_truncate IS

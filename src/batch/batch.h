@@ -31,6 +31,12 @@
 #define PIPELINE_ROW_DROP "__pl_drop"
 
 /*
+ * The target column marking the version of a key a full extract lacked
+ * (hard_deletes 'new_record', snapshot_sql.c).
+ */
+#define PIPELINE_DELETED_COLUMN "__deleted"
+
+/*
  * A Debezium truncate event, which a merge applies (merge_truncates.c),
  * and the batch statement's result column giving the floor it leaves.
  */
@@ -148,6 +154,7 @@ extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char 
 									 List *b_columns);
 
 /* snapshot_sql.c */
+extern bool pipeline_marks_deleted(const PipelineDef *def);
 extern bool pipeline_reads_extracts(const PipelineDef *def);
 extern char *pipeline_extract_kept(void);
 extern char *pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,

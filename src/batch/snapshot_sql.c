@@ -16,6 +16,13 @@
  * rows as delete events, at the batch's last row's position (hi): a real
  * row of the batch, as the row marks need.
  *
+ * With hard_deletes 'new_record' (scd2) a missing key is not a delete but
+ * an upsert of its current version's values with __deleted true: the scd2
+ * tracks __deleted (mapped as false for the extract's rows), so the key's
+ * live version closes where a deleted one starts, and a key that comes back
+ * closes its deleted version.  A key whose current version is already
+ * deleted is not missing again.
+ *
  * Before any is applied, the guard compares their number with the
  * target's rows: more than max_delete_share of them calls
  * pipeline.refuse_extract, which fails the run, unless the owner allowed
@@ -33,6 +40,17 @@
 #include "batch/batch.h"
 
 #define P(name) pipeline_batch_param(BATCH_PARAM_##name)
+
+/*
+ * pipeline_marks_deleted
+ *		Whether a key a complete extract lacks gets a version of its own,
+ *		marked __deleted (hard_deletes 'new_record').
+ */
+bool
+pipeline_marks_deleted(const PipelineDef *def)
+{
+	return def->hard_deletes != NULL && strcmp(def->hard_deletes, "new_record") == 0;
+}
 
 /*
  * pipeline_reads_extracts
@@ -125,7 +143,8 @@ complete(const PipelineDef *def, BatchSource from, const char *extract)
  *		event of a key a full extract lacks, from the target's key (the
  *		comparison's __pl_t<i>), typed as the target's columns (a union
  *		resolves them with the extract's); the sequence_by column, when
- *		'sequence_value' is given, that value.
+ *		'sequence_value' is given, that value.  Marking deleted keys, the
+ *		values are the current version's (alias x), __deleted true.
  */
 char *
 pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,
@@ -146,6 +165,9 @@ pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *ma
 							 pipeline_extract_target_key(pipeline_list_position(def->key, cm->column)));
 		else if (sequence_value && strcmp(cm->column, def->sequence_by) == 0)
 			appendStringInfo(&buf, ", %s", sequence_value);
+		else if (pipeline_marks_deleted(def))
+			appendStringInfo(&buf, ", %s", strcmp(cm->column, PIPELINE_DELETED_COLUMN) == 0 ? "true" :
+							 psprintf("x.%s", quote_identifier(cm->column)));
 		else
 		{
 			pipeline_target_column_type(def, cm->column, &type, &typmod);
@@ -164,6 +186,25 @@ char *
 pipeline_extract_target_key(int i)
 {
 	return psprintf("__pl_t%d", i);
+}
+
+/*
+ * current_version
+ *		" JOIN <current> x ON ... AND x.__deleted IS NOT TRUE": a missing
+ *		key's current version (compared's alias c), when it is not deleted
+ *		already.
+ */
+static char *
+current_version(const PipelineDef *def, const char *current)
+{
+	StringInfoData on;
+	ListCell   *lc;
+
+	initStringInfo(&on);
+	foreach(lc, def->key)
+		appendStringInfo(&on, "x.%s = c.%s AND ", quote_identifier(lfirst(lc)),
+						 pipeline_extract_target_key(foreach_current_index(lc)));
+	return psprintf(" JOIN %s x ON %sx.%s IS NOT TRUE", current, on.data, PIPELINE_DELETED_COLUMN);
 }
 
 /*
@@ -205,9 +246,11 @@ pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from
 	appendStringInfo(sql, ", repeated AS (SELECT %s FROM extract_rows WHERE (%s) IN "
 					 "(SELECT %s FROM compared WHERE __pl_xid IS NOT NULL) GROUP BY %s HAVING count(*) > 1)",
 					 keys, keys, keys, keys);
-	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, true FROM compared c "
+	appendStringInfo(sql, ", absent AS MATERIALIZED (SELECT %s%s, %s FROM compared c%s "
 					 "WHERE c.__pl_xid IS NULL AND %s)",
-					 extract_position(), absent_values, complete(def, from, "extract_tally"));
+					 extract_position(), absent_values, pipeline_marks_deleted(def) ? "false" : "true",
+					 pipeline_marks_deleted(def) ? current_version(def, current) : "",
+					 complete(def, from, "extract_tally"));
 	return psprintf("(SELECT __pl_xid, __pl_seq, %s, __pl_del FROM compared WHERE __pl_xid IS NOT NULL "
 					"AND (%s) NOT IN (SELECT %s FROM repeated) "
 					"UNION ALL SELECT * FROM extract_rows WHERE (%s) IN (SELECT %s FROM repeated) "

@@ -21,7 +21,8 @@
  * of a table (batch/snapshot_sql.c).  A merge upserts the extract and
  * deletes the keys it lacks (hard_deletes 'delete', or 'ignore'); an scd2
  * versions it at its sequence_by value and closes the current versions of
- * the keys it lacks ('invalidate', or 'ignore').  Deletes come from
+ * the keys it lacks ('invalidate'), or gives them a version marked
+ * __deleted ('new_record', dbt's), or keeps them ('ignore').  Deletes come from
  * absence only: delete_when is refused, and so are a merge's sequence_by
  * (extracts apply in the order they were staged), joins and partial
  * updates.
@@ -31,6 +32,11 @@
 #include "postgres.h"
 
 #include <math.h>
+
+#include "catalog/pg_type.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -132,6 +138,38 @@ pipeline_check_on_truncate(const PipelineDef *def)
 }
 
 /*
+ * map_deleted_column
+ *		hard_deletes 'new_record': the target's __deleted column, false for
+ *		the extract's rows (snapshot_sql.c writes true for a missing key).
+ *		A new target gets it from the mapping; an existing one must have it.
+ */
+static void
+map_deleted_column(PipelineDef *def)
+{
+	char	   *expr;
+	AttrNumber	att = OidIsValid(def->target) ? get_attnum(def->target, PIPELINE_DELETED_COLUMN) : InvalidAttrNumber;
+
+	if (pipeline_mapping_lookup(def->columns, PIPELINE_DELETED_COLUMN, &expr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns must not map \"%s\" with hard_deletes 'new_record'", PIPELINE_DELETED_COLUMN),
+				 errdetail("The pipeline writes it: false for an extract's rows, true for the version of a key an extract lacks."),
+				 errhint("Remove \"%s\" from columns.", PIPELINE_DELETED_COLUMN)));
+	if (OidIsValid(def->target) && (att == InvalidAttrNumber || get_atttype(def->target, att) != BOOLOID))
+		ereport(ERROR,
+				(errcode(att == InvalidAttrNumber ? ERRCODE_UNDEFINED_COLUMN : ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("target %s has no boolean column %s", pipeline_qualified_name(def->target),
+						PIPELINE_DELETED_COLUMN),
+				 errdetail("With hard_deletes 'new_record' a key an extract lacks gets a version of its own, marked %s.",
+						   PIPELINE_DELETED_COLUMN),
+				 errhint("ALTER TABLE %s ADD COLUMN %s boolean NOT NULL DEFAULT false;",
+						 pipeline_qualified_name(def->target), PIPELINE_DELETED_COLUMN)));
+	def->columns = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(def->columns),
+													  DirectFunctionCall1(jsonb_in,
+																		  CStringGetDatum("{\"" PIPELINE_DELETED_COLUMN "\": \"false\"}"))));
+}
+
+/*
  * check_snapshot
  *		format => 'snapshot': its strategy and options; sets hard_deletes
  *		and max_delete_share by default.
@@ -141,7 +179,7 @@ check_snapshot(PipelineDef *def)
 {
 	bool		scd2 = def->strategy->versioned;
 	static const char *const merge_deletes[] = {"delete", "ignore", NULL};
-	static const char *const scd2_deletes[] = {"invalidate", "ignore", NULL};
+	static const char *const scd2_deletes[] = {"invalidate", "ignore", "new_record", NULL};
 
 	if (!def->strategy->keyed || def->strategy->groups)
 		refuse_with_format("snapshot", psprintf("the %s strategy", def->strategy->name),
@@ -160,13 +198,9 @@ check_snapshot(PipelineDef *def)
 						   "An extract's row is the whole row.");
 	if (def->hard_deletes == NULL)
 		def->hard_deletes = scd2 ? "invalidate" : "delete";
-	if (strcmp(def->hard_deletes, "new_record") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("hard_deletes 'new_record' is not available"),
-				 errdetail("A key missing from an extract closes its current version ('invalidate') or is left as it is ('ignore'); no version marks it deleted."),
-				 errhint("Use hard_deletes => 'invalidate': the closed version ends where the key went missing.")));
 	pipeline_check_choice("hard_deletes", def->hard_deletes, scd2 ? scd2_deletes : merge_deletes);
+	if (pipeline_marks_deleted(def))
+		map_deleted_column(def);
 	if (def->max_delete_share == 0)
 		def->max_delete_share = 0.5;
 	if (def->max_delete_share < 0 || def->max_delete_share > 1 || isnan(def->max_delete_share))

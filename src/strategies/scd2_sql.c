@@ -153,7 +153,8 @@ extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMappin
 									 psprintf("(SELECT * FROM %s WHERE __end_at IS NULL)", target),
 									 differ.len ? differ.data : "false",
 									 pipeline_extract_absent_values(def, map, "(SELECT __pl_version FROM extract_tally)"),
-									 psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL)", target));
+									 psprintf("(SELECT count(*) FROM %s WHERE __end_at IS NULL%s)", target,
+											  pipeline_marks_deleted(def) ? " AND " PIPELINE_DELETED_COLUMN " IS NOT TRUE" : ""));
 	appendStringInfo(sql, ", events AS (SELECT * FROM %s)", events);
 }
 
@@ -463,7 +464,8 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSourc
 /*
  * pipeline_scd2_tracked
  *		The tracked columns: track_history, or by default every mapped column
- *		but the key and sequence_by (which changes with every event).
+ *		but the key and sequence_by (which changes with every event); and
+ *		__deleted, marking deleted keys (hard_deletes 'new_record').
  */
 List *
 pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map)
@@ -472,7 +474,8 @@ pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map)
 	ListCell   *lc;
 
 	if (def->track_history != NIL)
-		return def->track_history;
+		return pipeline_marks_deleted(def) ?
+			lappend(list_copy(def->track_history), PIPELINE_DELETED_COLUMN) : def->track_history;
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
