@@ -70,7 +70,12 @@ ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN sequence_kept boolean,
     ADD COLUMN ignore_null_updates text[] CHECK (ignore_null_updates <> '{}'),
     ADD COLUMN hard_deletes text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate', 'new_record')),
-    ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1);
+    ADD COLUMN max_delete_share real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
+    ADD COLUMN on_truncate text CHECK (on_truncate IN ('quarantine', 'apply')),
+    ADD COLUMN truncated_at jsonb,
+    ADD COLUMN extract_id text,
+    ADD COLUMN extract_applied jsonb,
+    ADD COLUMN extract_closed jsonb;
 UPDATE pipeline.pipeline_defs SET sequence_kept = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
     ALTER COLUMN sequence_kept SET NOT NULL;
@@ -82,6 +87,16 @@ COMMENT ON COLUMN pipeline.pipeline_defs.max_delete_share IS
     'format snapshot: the largest share of the target an extract may delete or close; a larger one is refused unless allowed (pipeline.allow_extract)';
 COMMENT ON COLUMN pipeline.pipeline_defs.ignore_null_updates IS
     'merge: the columns (* for every column but the key) whose NULL in an event that updates a stored row keeps the stored value';
+COMMENT ON COLUMN pipeline.pipeline_defs.on_truncate IS
+    'format debezium: what a truncate event does: quarantine (kept in the quarantine, the default) or apply (the target follows the truncate)';
+COMMENT ON COLUMN pipeline.pipeline_defs.truncated_at IS
+    'format debezium with on_truncate apply: the sequence_by values of the latest truncate applied, as a JSON array; an event at or before it is stale';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_id IS
+    'format snapshot: the source column naming each row''s extract, when an extract spans several transactions (NULL: an extract is one transaction''s rows)';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_applied IS
+    'format snapshot with extract_id: the latest extract applied; a row of it or of an earlier one staged later is quarantined';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_closed IS
+    'format snapshot with extract_id: the latest extract its loader closed (pipeline.close_extract): it and earlier ones are complete';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 
@@ -736,11 +751,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     except_columns      text[] DEFAULT NULL,
     hard_deletes        text DEFAULT NULL,
     max_delete_share    real DEFAULT NULL,
-    on_truncate         text DEFAULT NULL)
+    on_truncate         text DEFAULT NULL,
+    extract_id          text DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text, text) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE OR REPLACE VIEW pipeline.pipelines WITH (security_invoker = true) AS
@@ -755,7 +771,8 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
           CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
                                 FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
          WHERE j.pipeline_id = d.id) AS joins,
-       d.format, d.ignore_null_updates, d.hard_deletes, d.max_delete_share, d.on_truncate
+       d.format, d.ignore_null_updates, d.hard_deletes, d.max_delete_share, d.on_truncate,
+       d.extract_id
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 
@@ -800,6 +817,16 @@ CREATE FUNCTION pipeline.skip_extract(pipeline_name text, extract_xid xid8) RETU
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pipeline.skip_extract(text, xid8) IS
     'makes a format snapshot pipeline pass over an extract (the source transaction that staged it) without applying it';
+CREATE FUNCTION pipeline.close_extract(pipeline_name text, extract_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_close_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.close_extract(text, text) IS
+    'says that an extract of a format snapshot pipeline with extract_id (and every earlier one) is staged whole: it is applied without waiting for the next';
+CREATE FUNCTION pipeline.refuse_extract_row(row_extract text, current_extract text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_refuse_extract_row'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.refuse_extract_row(text, text) IS
+    'internal: the error of a row staged for an extract other than the one being applied (quarantined with it)';
 CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, deleting bigint, live bigint,
                                         max_delete_share real)
     RETURNS boolean

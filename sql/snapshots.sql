@@ -210,6 +210,71 @@ INSERT INTO snap."Extract ""Items""" VALUES (2, 'B');
 SELECT * FROM snap.run('quoted extract');
 TABLE snap."Current Items";
 
+-- An extract over several transactions (a loader committing in chunks):
+-- extract_id names the column saying which extract a row belongs to.  An
+-- extract is complete once the next one begins, or once its loader closes
+-- it; until then it waits.
+CREATE TABLE snap.chunks (id int, v text, extract_no int);
+SELECT pipeline.create_pipeline('chunked', 'snap.chunks', 'snap.chunked', key => ARRAY['id'], format => 'snapshot',
+                                extract_id => 'extract_no', except_columns => ARRAY['extract_no'],
+                                max_delete_share => 1) > 0 AS created;
+SELECT pipeline.create_pipeline('chunked_history', 'snap.chunks', 'snap.chunked_history', key => ARRAY['id'],
+                                format => 'snapshot', strategy => 'scd2', sequence_by => 'extract_no',
+                                extract_id => 'extract_no', max_delete_share => 1) > 0 AS created;
+SELECT name, extract_id FROM pipeline.pipelines WHERE name LIKE 'chunked%' ORDER BY 1;
+INSERT INTO snap.chunks VALUES (1, 'a', 1), (2, 'b', 1);
+INSERT INTO snap.chunks VALUES (3, 'c', 1);
+CREATE FUNCTION snap.last_message(name text) RETURNS text LANGUAGE sql AS $$
+    SELECT error_message FROM pipeline.runs WHERE pipeline = name ORDER BY run_id DESC LIMIT 1 $$;
+SELECT * FROM snap.run('chunked');
+SELECT snap.last_message('chunked');
+SELECT pending_rows FROM pipeline.status WHERE pipeline = 'chunked';
+-- its loader says it is whole
+SELECT pipeline.close_extract('chunked', '1');
+SELECT * FROM snap.run('chunked');
+SELECT id, v FROM snap.chunked ORDER BY id;
+-- extract 2 in three transactions, then extract 3 begins: 2 is complete
+-- (2 is gone from it, 4 new), 3 waits
+INSERT INTO snap.chunks VALUES (1, 'a2', 2);
+INSERT INTO snap.chunks VALUES (3, 'c', 2);
+INSERT INTO snap.chunks VALUES (4, 'd', 2);
+INSERT INTO snap.chunks VALUES (1, 'a3', 3);
+SELECT * FROM snap.run('chunked');
+SELECT snap.last_message('chunked');
+SELECT id, v FROM snap.chunked ORDER BY id;
+-- a row of extract 2 staged after extract 3 began, and one without an
+-- extract: quarantined with their reason, extract 3 still whole
+INSERT INTO snap.chunks VALUES (9, 'late', 2), (8, 'none', NULL);
+INSERT INTO snap.chunks VALUES (4, 'd', 3);
+SELECT pipeline.close_extract('chunked', '3');
+SELECT * FROM snap.run('chunked');
+SELECT id, v FROM snap.chunked ORDER BY id;
+SELECT q.raw_row ->> 'id' AS id, q.sqlstate, q.reason FROM pipeline.quarantine q
+ WHERE q.pipeline = 'chunked' ORDER BY q.id;
+-- a closed extract stays closed; the value is read as the column's type
+SELECT pipeline.close_extract('chunked', '2');
+SELECT extract_applied, extract_closed FROM pipeline.pipeline_defs WHERE name = 'chunked';
+SELECT pipeline.close_extract('chunked', 'three');
+-- the history, which ran late: it saw the late row beyond extract 2, and
+-- closed 2 all the same; extract 3 is open for it
+SELECT * FROM snap.run('chunked_history');
+SELECT id, v, __start_at, __end_at FROM snap.chunked_history ORDER BY id, __start_at;
+-- a partial extract over transactions: a row of it quarantined (NULL key)
+-- leaves it partial, it deletes nothing
+INSERT INTO snap.chunks VALUES (1, 'a5', 5);
+INSERT INTO snap.chunks VALUES (NULL, 'no key', 5);
+SELECT pipeline.close_extract('chunked', '5');
+SELECT * FROM snap.run('chunked');
+SELECT id, v FROM snap.chunked ORDER BY id;
+-- only the owner closes its extracts
+CREATE ROLE snap_other;
+SET ROLE snap_other;
+SELECT pipeline.close_extract('chunked', '6');
+RESET ROLE;
+DROP ROLE snap_other;
+SELECT pipeline.close_extract('accounts', '1');
+SELECT pipeline.close_extract('chunked', NULL);
+
 -- Refused, each with its reason.
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', strategy => 'append', format => 'snapshot');
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
@@ -220,6 +285,12 @@ SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['
                                 hard_deletes => 'invalidate');
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
                                 hard_deletes => 'new_record');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], extract_id => 'run');
+SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                extract_id => 'load');
+CREATE TABLE snap.pointed (id int, at point);
+SELECT pipeline.create_pipeline('bad', 'snap.pointed', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
+                                extract_id => 'at');
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', key => ARRAY['id'], format => 'snapshot',
                                 strategy => 'scd2', sequence_by => 'run', hard_deletes => 'new_record',
                                 columns => '{"__deleted": "status = ''gone''"}');

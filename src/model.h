@@ -113,6 +113,13 @@ typedef struct PipelineDef
 								 * sequence_by values, a JSON array (as
 								 * text), or NULL; written by the batch that
 								 * applied it, not saved with the definition */
+	char	   *extract_id;		/* format snapshot: the source column naming
+								 * each row's extract, or NULL (a
+								 * transaction's rows) */
+	char	   *extract_applied;	/* extract_id: the latest extract applied,
+									 * a JSON scalar (as text), or NULL */
+	char	   *extract_closed; /* extract_id: the latest extract closed by
+								 * close_extract, likewise */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

@@ -44,7 +44,10 @@ CREATE TABLE pipeline.pipeline_defs (
     hard_deletes        text CHECK (hard_deletes IN ('delete', 'ignore', 'invalidate', 'new_record')),
     max_delete_share    real CHECK (max_delete_share > 0 AND max_delete_share <= 1),
     on_truncate         text CHECK (on_truncate IN ('quarantine', 'apply')),
-    truncated_at        jsonb
+    truncated_at        jsonb,
+    extract_id          text,
+    extract_applied     jsonb,
+    extract_closed      jsonb
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -77,6 +80,12 @@ COMMENT ON COLUMN pipeline.pipeline_defs.on_truncate IS
     'format debezium: what a truncate event does: quarantine (kept in the quarantine, the default) or apply (the target follows the truncate)';
 COMMENT ON COLUMN pipeline.pipeline_defs.truncated_at IS
     'format debezium with on_truncate apply: the sequence_by values of the latest truncate applied, as a JSON array; an event at or before it is stale';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_id IS
+    'format snapshot: the source column naming each row''s extract, when an extract spans several transactions (NULL: an extract is one transaction''s rows)';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_applied IS
+    'format snapshot with extract_id: the latest extract applied; a row of it or of an earlier one staged later is quarantined';
+COMMENT ON COLUMN pipeline.pipeline_defs.extract_closed IS
+    'format snapshot with extract_id: the latest extract its loader closed (pipeline.close_extract): it and earlier ones are complete';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
     'merge: sequence_by is one or more expressions over the source row, kept in the row state rather than in a target column';
 COMMENT ON COLUMN pipeline.pipeline_defs.group_state IS

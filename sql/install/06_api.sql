@@ -24,11 +24,12 @@ CREATE FUNCTION pipeline.create_pipeline(
     except_columns      text[] DEFAULT NULL,
     hard_deletes        text DEFAULT NULL,
     max_delete_share    real DEFAULT NULL,
-    on_truncate         text DEFAULT NULL)
+    on_truncate         text DEFAULT NULL,
+    extract_id          text DEFAULT NULL)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_pipeline'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text) IS
+COMMENT ON FUNCTION pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text, text) IS
     'defines a pipeline from a staging table to a curated table (created from the mapping when missing); returns its id';
 
 CREATE FUNCTION pipeline.alter_pipeline(
@@ -196,6 +197,16 @@ CREATE FUNCTION pipeline.skip_extract(pipeline_name text, extract_xid xid8) RETU
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pipeline.skip_extract(text, xid8) IS
     'makes a format snapshot pipeline pass over an extract (the source transaction that staged it) without applying it';
+CREATE FUNCTION pipeline.close_extract(pipeline_name text, extract_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pipeline_close_extract'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.close_extract(text, text) IS
+    'says that an extract of a format snapshot pipeline with extract_id (and every earlier one) is staged whole: it is applied without waiting for the next';
+CREATE FUNCTION pipeline.refuse_extract_row(row_extract text, current_extract text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pipeline_refuse_extract_row'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION pipeline.refuse_extract_row(text, text) IS
+    'internal: the error of a row staged for an extract other than the one being applied (quarantined with it)';
 CREATE FUNCTION pipeline.refuse_extract(pipeline_name text, extract_xid xid8, deleting bigint, live bigint,
                                         max_delete_share real)
     RETURNS boolean

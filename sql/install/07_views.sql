@@ -12,7 +12,8 @@ SELECT d.name, d.owner, d.source, d.target, d.change_log, d.strategy, d.key, d.s
           CROSS JOIN LATERAL (SELECT jsonb_object_agg(u.s, u.d) AS pairs
                                 FROM unnest(j.source_columns, j.dimension_columns) u(s, d)) o
          WHERE j.pipeline_id = d.id) AS joins,
-       d.format, d.ignore_null_updates, d.hard_deletes, d.max_delete_share, d.on_truncate
+       d.format, d.ignore_null_updates, d.hard_deletes, d.max_delete_share, d.on_truncate,
+       d.extract_id
   FROM pipeline.pipeline_defs d
   LEFT JOIN pipeline.cursors c ON c.pipeline_id = d.id;
 COMMENT ON VIEW pipeline.pipelines IS

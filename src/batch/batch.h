@@ -160,10 +160,13 @@ extern char *pipeline_extract_kept(void);
 extern char *pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,
 											const char *sequence_value);
 extern char *pipeline_extract_target_key(int i);
-extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
-									 const char *columns, const char *tallies, const char *current,
-									 const char *differ, const char *absent_values,
+extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+									 BatchSource from, const char *columns, const char *tallies,
+									 const char *current, const char *differ, const char *absent_values,
 									 const char *live);
+extern char *pipeline_current_extract(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
+extern char *pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
+extern char *pipeline_extract_row_check(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
 
 /* debezium_sql.c */
 extern bool pipeline_reads_events(const PipelineDef *def);

@@ -450,6 +450,8 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 		appendStringInfo(&list, ", (%s) AS __pl_keep", keep);
 	if (pipeline_applies_truncates(def))
 		appendStringInfoString(&list, ", (s._op = 't') AS " PIPELINE_ROW_TRUNCATE);
+	if (def->extract_id && from == BATCH_FROM_STAGING)
+		appendStringInfoString(&list, pipeline_extract_row_check(def, map, from));
 	delete_event_columns(def, &list);
 	pipeline_sequence_row_columns(def, &list);
 	if (def->joins != NIL)

@@ -23,6 +23,19 @@
  * closes its deleted version.  A key whose current version is already
  * deleted is not missing again.
  *
+ * With extract_id, an extract is the rows naming one value of that column,
+ * however many transactions staged them, one extract after another: the
+ * extract being applied is the first pending row's whose value is above
+ * the latest applied (pipeline_defs.extract_applied), and it ends before
+ * the first pending row with a greater value.  It is complete once such a
+ * row exists (the next extract began) or its loader closed it
+ * (close_extract); until then the run stops before it (run.c).  A row of
+ * another extract among its rows -- one already applied, one staged after
+ * a later one began, or none -- is refused (refuse_extract_row) and
+ * quarantined with the reason; the count that says the extract is
+ * complete is of its pending rows in the batch, a row refused or
+ * quarantined included.
+ *
  * Before any is applied, the guard compares their number with the
  * target's rows: more than max_delete_share of them calls
  * pipeline.refuse_extract, which fails the run, unless the owner allowed
@@ -34,6 +47,7 @@
 #include "postgres.h"
 
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -60,6 +74,95 @@ bool
 pipeline_reads_extracts(const PipelineDef *def)
 {
 	return def->format != NULL && strcmp(def->format, "snapshot") == 0;
+}
+
+/*
+ * extract_type
+ *		The SQL type of the extract_id column.
+ */
+static char *
+extract_type(const PipelineDef *def)
+{
+	AttrNumber	att = get_attnum(def->source, def->extract_id);
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+
+	get_atttypetypmodcoll(def->source, att, &type, &typmod, &collation);
+	return format_type_with_typemod(type, typmod);
+}
+
+/*
+ * recorded_extract
+ *		"(SELECT (d.<field> #>> '{}')::<type> FROM pipeline.pipeline_defs d
+ *		WHERE ...)": an extract the definition records (extract_applied or
+ *		extract_closed), typed; no row when it records none.  The owner
+ *		running the statement reads its own pipeline's row.
+ */
+static char *
+recorded_extract(const PipelineDef *def, const char *field)
+{
+	return psprintf("(SELECT (d.%s #>> '{}')::%s FROM pipeline.pipeline_defs d WHERE d.id = " INT64_FORMAT
+					" AND d.%s IS NOT NULL)", field, extract_type(def), def->id, field);
+}
+
+/*
+ * pipeline_current_extract
+ *		"(SELECT ...)": the extract_id value of the extract being applied:
+ *		the first pending row's (within the bounds) above the latest
+ *		applied; NULL when none is.
+ */
+char *
+pipeline_current_extract(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+{
+	const char *c = quote_identifier(def->extract_id);
+
+	return psprintf("(SELECT p.%s FROM (%s) p WHERE p.%s IS NOT NULL AND p.%s > ALL %s "
+					"ORDER BY p._xid, p._seq LIMIT 1)",
+					c, pipeline_pending_sql(def, map, from, psprintf("s._xid, s._seq, s.%s", c), PENDING_RANGE),
+					c, c, recorded_extract(def, "extract_applied"));
+}
+
+/*
+ * pipeline_extract_id_end_sql
+ *		With extract_id: the statement giving the last pending row (within
+ *		the bounds) of the extract being applied, whether that extract is
+ *		complete (a later one began, or it was closed; or no extract is
+ *		being applied: the rows pending are all of other extracts, to be
+ *		refused), and its value as a JSON scalar.  No row when nothing is
+ *		pending.
+ */
+char *
+pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+{
+	const char *c = quote_identifier(def->extract_id);
+	char	   *pending = pipeline_pending_sql(def, map, from, psprintf("s._xid, s._seq, s.%s", c),
+											   PENDING_RANGE);
+
+	return psprintf("WITH x AS MATERIALIZED (SELECT %s AS v), "
+					"n AS MATERIALIZED (SELECT p._xid, p._seq FROM (%s) p, x WHERE p.%s > x.v "
+					"ORDER BY p._xid, p._seq LIMIT 1), "
+					"e AS (SELECT p._xid, p._seq FROM (%s) p WHERE NOT EXISTS (SELECT 1 FROM n) "
+					"OR (p._xid, p._seq) < (SELECT n._xid, n._seq FROM n) ORDER BY p._xid DESC, p._seq DESC LIMIT 1) "
+					"SELECT e._xid, e._seq, x.v IS NULL OR EXISTS (SELECT 1 FROM n) OR x.v <= ANY %s, "
+					"to_jsonb(x.v)::text FROM e, x",
+					pipeline_current_extract(def, map, from), pending, c, pending,
+					recorded_extract(def, "extract_closed"));
+}
+
+/*
+ * pipeline_extract_row_check
+ *		", (...) AS __pl_extract_ok": with extract_id, for a staged row
+ *		(alias s), refuses a row that is not of the extract being applied.
+ */
+char *
+pipeline_extract_row_check(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+{
+	const char *c = quote_identifier(def->extract_id);
+	char	   *current = pipeline_current_extract(def, map, from);
+
+	return psprintf(", CASE WHEN s.%s = %s THEN true ELSE pipeline.refuse_extract_row(s.%s::text, %s::text) END "
+					"AS __pl_extract_ok", c, current, c, current);
 }
 
 /*
@@ -123,15 +226,23 @@ extract_guard(const PipelineDef *def, const char *live)
  *		staged extract, or when missing keys are ignored.
  */
 static char *
-complete(const PipelineDef *def, BatchSource from, const char *extract)
+complete(const PipelineDef *def, const PipelineMapping *map, BatchSource from, const char *extract)
 {
+	char	   *filter = def->filter ? psprintf(" AND (%s)::boolean IS TRUE", def->filter) : "";
 	char	   *staged;
 
 	if (from != BATCH_FROM_STAGING || strcmp(def->hard_deletes, "ignore") == 0)
 		return "false";
-	staged = psprintf("(SELECT count(*) FROM %s s WHERE s._xid = %s%s)",
-					  pipeline_qualified_name(def->source), P(HI_XID),
-					  def->filter ? psprintf(" AND (%s)::boolean IS TRUE", def->filter) : "");
+	/* (within the bounds, quarantined rows included: they leave it partial) */
+	if (def->extract_id)
+		staged = psprintf("(SELECT count(*) FROM (%s) s WHERE (s._xid, s._seq) > (%s, %s) "
+						  "AND (s._xid, s._seq) <= (%s, %s) AND s.%s = %s%s)",
+						  pipeline_pending_sql(def, map, from, "s.*", PENDING_WHOLE),
+						  P(LO_XID), P(LO_SEQ), P(HI_XID), P(HI_SEQ),
+						  quote_identifier(def->extract_id), pipeline_current_extract(def, map, from), filter);
+	else
+		staged = psprintf("(SELECT count(*) FROM %s s WHERE s._xid = %s%s)",
+						  pipeline_qualified_name(def->source), P(HI_XID), filter);
 	/* (a batch past the last extract, or skipped, has no row: no extract) */
 	return psprintf("(NOT %s AND (SELECT __pl_rows FROM %s) > 0 AND %s = (SELECT __pl_rows FROM %s))",
 					decided("skip"), extract, staged, extract);
@@ -225,8 +336,8 @@ current_version(const PipelineDef *def, const char *current)
  *		takes all of them, so that its latest row decides.
  */
 char *
-pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
-						const char *columns, const char *tallies, const char *current,
+pipeline_extract_events(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+						BatchSource from, const char *columns, const char *tallies, const char *current,
 						const char *differ, const char *absent_values, const char *live)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
@@ -250,7 +361,7 @@ pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from
 					 "WHERE c.__pl_xid IS NULL AND %s)",
 					 extract_position(), absent_values, pipeline_marks_deleted(def) ? "false" : "true",
 					 pipeline_marks_deleted(def) ? current_version(def, current) : "",
-					 complete(def, from, "extract_tally"));
+					 complete(def, map, from, "extract_tally"));
 	return psprintf("(SELECT __pl_xid, __pl_seq, %s, __pl_del FROM compared WHERE __pl_xid IS NOT NULL "
 					"AND (%s) NOT IN (SELECT %s FROM repeated) "
 					"UNION ALL SELECT * FROM extract_rows WHERE (%s) IN (SELECT %s FROM repeated) "

@@ -879,7 +879,7 @@ refuse_duplicate(const char *name)
  *		batch_size, schedule, tombstone_retention, statement_timeout,
  *		track_history, source_key, group_filter, joins, format,
  *		ignore_null_updates, except_columns, hard_deletes, max_delete_share,
- *		on_truncate) -> id.
+ *		on_truncate, extract_id) -> id.
  */
 Datum
 pipeline_create_pipeline(PG_FUNCTION_ARGS)
@@ -934,6 +934,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(22) && !(def->max_delete_share > 0))
 		def->max_delete_share = -1;
 	def->on_truncate = empty_to_null(arg_text(fcinfo, 23));
+	def->extract_id = empty_to_null(arg_text(fcinfo, 24));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

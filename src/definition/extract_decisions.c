@@ -14,6 +14,12 @@
  * that staged it, which the error gives; it is kept in
  * pipeline.extract_decisions, which the batch statement reads.
  *
+ * With extract_id, an extract spans transactions and is complete once the
+ * next one begins, or once its loader says it is staged whole:
+ * close_extract, kept in pipeline_defs.extract_closed.  A row of another
+ * extract among the rows of the one being applied is refused
+ * (refuse_extract_row) and quarantined.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,6 +28,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/xid8.h"
 
 #include "model.h"
@@ -32,9 +39,39 @@
 PG_FUNCTION_INFO_V1(pipeline_allow_extract);
 PG_FUNCTION_INFO_V1(pipeline_skip_extract);
 PG_FUNCTION_INFO_V1(pipeline_refuse_extract);
+PG_FUNCTION_INFO_V1(pipeline_close_extract);
+PG_FUNCTION_INFO_V1(pipeline_refuse_extract_row);
 
 /* SQLSTATE of an extract refused by the delete guard. */
 #define ERRCODE_PIPELINE_EXTRACT_REFUSED MAKE_SQLSTATE('P','L','0','0','2')
+
+/*
+ * load_snapshot_pipeline
+ *		The definition of a format snapshot pipeline the caller may manage,
+ *		named by argument 0; errors when its arguments are NULL.
+ */
+static PipelineDef *
+load_snapshot_pipeline(FunctionCallInfo fcinfo, const char *detail, const char *hint)
+{
+	PipelineDef *def;
+
+	pipeline_check_version(ERROR);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name and extract must not be null"),
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+	def = pipeline_load(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, DEF_LOCK_SHARE);
+	pipeline_check_manage(def);
+	if (def->format == NULL || strcmp(def->format, "snapshot") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("pipeline \"%s\" does not read extracts", def->name),
+				 errdetail("Only a pipeline with format 'snapshot' applies full extracts."),
+				 errhint("Name a pipeline created with format => 'snapshot'.")));
+	return def;
+}
 
 /*
  * decide
@@ -48,23 +85,10 @@ decide(FunctionCallInfo fcinfo, const char *decision)
 	Oid			types[4] = {INT8OID, XID8OID, TEXTOID, OIDOID};
 	Datum		values[4];
 
-	pipeline_check_version(ERROR);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name and extract must not be null"),
-				 errdetail("An extract is named by the transaction that staged it."),
-				 errhint("Pass the transaction the refusal's message names.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, DEF_LOCK_SHARE);
-	pipeline_check_manage(def);
-	if (def->format == NULL || strcmp(def->format, "snapshot") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("pipeline \"%s\" does not read extracts", def->name),
-				 errdetail("Only a pipeline with format 'snapshot' applies full extracts."),
-				 errhint("Name a pipeline created with format => 'snapshot'.")));
+	def = load_snapshot_pipeline(fcinfo, "An extract is named by the transaction that staged it.",
+								 "Pass the transaction the refusal's message names.");
 	values[0] = Int64GetDatum(def->id);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = CStringGetTextDatum(decision);
@@ -97,6 +121,70 @@ pipeline_skip_extract(PG_FUNCTION_ARGS)
 {
 	decide(fcinfo, "skip");
 	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_close_extract
+ *		SQL: pipeline.close_extract(pipeline_name, extract_id): the extract
+ *		(and every earlier one) is staged whole.  The value is read as the
+ *		extract_id column's type, by the caller; a closed extract stays
+ *		closed (the latest closed is kept).
+ */
+Datum
+pipeline_close_extract(PG_FUNCTION_ARGS)
+{
+	PipelineDef *def;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *type_name;
+	char	   *extract;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = load_snapshot_pipeline(fcinfo, "An extract is named by its extract_id value.",
+								 "Pass the extract_id value of the extract staged whole.");
+	if (def->extract_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("pipeline \"%s\" has no extract_id", def->name),
+				 errdetail("Each of its extracts is one transaction's rows, complete when it commits."),
+				 errhint("Name a pipeline created with extract_id.")));
+	type_name = format_type_be(get_atttype(def->source, get_attnum(def->source, def->extract_id)));
+	values[0] = PG_GETARG_DATUM(1);
+	values[1] = def->extract_closed ? CStringGetTextDatum(def->extract_closed) : (Datum) 0;
+	nulls[1] = def->extract_closed ? ' ' : 'n';
+	/* read as the column's type by the caller: a bad value is the caller's error */
+	if (SPI_execute_with_args(psprintf("SELECT to_jsonb(greatest($1::%s, ($2::jsonb #>> '{}')::%s))::text",
+									   type_name, type_name), 2, types, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the extract");
+	extract = pipeline_result_text(0, 0);
+	pipeline_save_extract(def->id, extract, false);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline_refuse_extract_row
+ *		SQL: pipeline.refuse_extract_row(row_extract, current_extract): the
+ *		error of a staged row that is not of the extract being applied
+ *		(extract_id), a data exception, so that the batch quarantines the
+ *		row and goes on.
+ */
+Datum
+pipeline_refuse_extract_row(PG_FUNCTION_ARGS)
+{
+	char	   *row = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *current = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 row == NULL ? errmsg("row without an extract_id value") :
+			 current == NULL ? errmsg("row of extract %s, which was applied already", row) :
+			 errmsg("row of extract %s among the rows of extract %s", row, current),
+			 errdetail("Extracts are staged one after another, each with extract_id values above the one before; a row of an extract already applied, or staged after a later extract began, cannot be placed."),
+			 errhint("Stage each extract whole before the next. To apply the row, requeue it from the quarantine: it is then an upsert.")));
+	PG_RETURN_BOOL(false);
 }
 
 /*

@@ -25,7 +25,8 @@
  * __deleted ('new_record', dbt's), or keeps them ('ignore').  Deletes come from
  * absence only: delete_when is refused, and so are a merge's sequence_by
  * (extracts apply in the order they were staged), joins and partial
- * updates.
+ * updates.  An extract is one transaction's rows, or with extract_id the
+ * rows naming one value of that column, staged one extract after another.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,9 +35,11 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -170,6 +173,34 @@ map_deleted_column(PipelineDef *def)
 }
 
 /*
+ * check_extract_id
+ *		extract_id names a source column whose values can be ordered: each
+ *		extract's is above the one before.
+ */
+static void
+check_extract_id(const PipelineDef *def)
+{
+	AttrNumber	att = get_attnum(def->source, def->extract_id);
+	Oid			type;
+
+	if (att == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("extract_id column \"%s\" is not a column of source %s", def->extract_id,
+						pipeline_qualified_name(def->source)),
+				 errdetail("extract_id names the source column saying which extract a staged row belongs to."),
+				 errhint("Name a column of the source (names are exact, without SQL quoting), such as a load date or number.")));
+	type = get_atttype(def->source, att);
+	if (!OidIsValid(lookup_type_cache(type, TYPECACHE_LT_OPR)->lt_opr))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("extract_id column \"%s\" has type %s, which cannot be ordered", def->extract_id,
+						format_type_be(type)),
+				 errdetail("Each extract's value must be above the one before, so that a row of an earlier extract staged late is told apart."),
+				 errhint("Name a column of an ordered type: a date, a timestamp, a number or text.")));
+}
+
+/*
  * check_snapshot
  *		format => 'snapshot': its strategy and options; sets hard_deletes
  *		and max_delete_share by default.
@@ -201,6 +232,8 @@ check_snapshot(PipelineDef *def)
 	pipeline_check_choice("hard_deletes", def->hard_deletes, scd2 ? scd2_deletes : merge_deletes);
 	if (pipeline_marks_deleted(def))
 		map_deleted_column(def);
+	if (def->extract_id)
+		check_extract_id(def);
 	if (def->max_delete_share == 0)
 		def->max_delete_share = 0.5;
 	if (def->max_delete_share < 0 || def->max_delete_share > 1 || isnan(def->max_delete_share))
@@ -227,6 +260,12 @@ pipeline_check_format(PipelineDef *def)
 				 errmsg("on_truncate applies to debezium events only"),
 				 errdetail("It says what a Debezium truncate event (op t) does."),
 				 errhint("Pass format => 'debezium' when the staged rows are Debezium change events.")));
+	if (def->extract_id && (def->format == NULL || strcmp(def->format, "snapshot") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("extract_id applies to full extracts only"),
+				 errdetail("It names the source column saying which extract a staged row belongs to."),
+				 errhint("Pass format => 'snapshot' when the staged rows are full extracts.")));
 	if (def->format == NULL)
 	{
 		if (def->hard_deletes || def->max_delete_share != 0)

@@ -65,6 +65,9 @@ typedef enum DefColumn
 	DEF_MAX_DELETE_SHARE,
 	DEF_ON_TRUNCATE,
 	DEF_TRUNCATED_AT,
+	DEF_EXTRACT_ID,
+	DEF_EXTRACT_APPLIED,
+	DEF_EXTRACT_CLOSED,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -109,6 +112,9 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_MAX_DELETE_SHARE] = "coalesce(max_delete_share, 1)::float8::text",
 	[DEF_ON_TRUNCATE] = "on_truncate",
 	[DEF_TRUNCATED_AT] = "truncated_at::text",
+	[DEF_EXTRACT_ID] = "extract_id",
+	[DEF_EXTRACT_APPLIED] = "extract_applied::text",
+	[DEF_EXTRACT_CLOSED] = "extract_closed::text",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -146,6 +152,7 @@ typedef enum SavedColumn
 	SAVED_HARD_DELETES,
 	SAVED_MAX_DELETE_SHARE,
 	SAVED_ON_TRUNCATE,
+	SAVED_EXTRACT_ID,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -188,6 +195,7 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_HARD_DELETES] = {"hard_deletes", TEXTOID, "%s"},
 	[SAVED_MAX_DELETE_SHARE] = {"max_delete_share", FLOAT4OID, "%s"},
 	[SAVED_ON_TRUNCATE] = {"on_truncate", TEXTOID, "%s"},
+	[SAVED_EXTRACT_ID] = {"extract_id", TEXTOID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -302,6 +310,9 @@ def_from_result(void)
 	def->max_delete_share = (float4) strtod(pipeline_result_text(0, DEF_MAX_DELETE_SHARE), NULL);
 	def->on_truncate = pipeline_result_text(0, DEF_ON_TRUNCATE);
 	def->truncated_at = pipeline_result_text(0, DEF_TRUNCATED_AT);
+	def->extract_id = pipeline_result_text(0, DEF_EXTRACT_ID);
+	def->extract_applied = pipeline_result_text(0, DEF_EXTRACT_APPLIED);
+	def->extract_closed = pipeline_result_text(0, DEF_EXTRACT_CLOSED);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -486,6 +497,7 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	values[SAVED_MAX_DELETE_SHARE] = Float4GetDatum(def->max_delete_share);
 	nulls[SAVED_MAX_DELETE_SHARE] = def->hard_deletes ? ' ' : 'n';
 	text_or_null(def->on_truncate, &values[SAVED_ON_TRUNCATE], &nulls[SAVED_ON_TRUNCATE]);
+	text_or_null(def->extract_id, &values[SAVED_EXTRACT_ID], &nulls[SAVED_EXTRACT_ID]);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);
@@ -519,6 +531,24 @@ pipeline_save_truncated_at(int64 pipeline_id, const char *floor)
 	Datum		values[2] = {Int64GetDatum(pipeline_id), CStringGetTextDatum(floor)};
 
 	pipeline_catalog_exec("UPDATE pipeline.pipeline_defs SET truncated_at = $2::jsonb WHERE id = $1",
+						  2, types, values, NULL, false, 0, false);
+}
+
+/*
+ * pipeline_save_extract
+ *		Records an extract of a pipeline with extract_id (a JSON scalar):
+ *		'applied', the latest a batch applied; else the latest its loader
+ *		closed.
+ */
+void
+pipeline_save_extract(int64 pipeline_id, const char *extract, bool applied)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(pipeline_id), CStringGetTextDatum(extract)};
+
+	pipeline_catalog_exec(applied ?
+						  "UPDATE pipeline.pipeline_defs SET extract_applied = $2::jsonb WHERE id = $1" :
+						  "UPDATE pipeline.pipeline_defs SET extract_closed = $2::jsonb WHERE id = $1",
 						  2, types, values, NULL, false, 0, false);
 }
 

@@ -135,6 +135,7 @@ extern PipelineDef *pipeline_load_by_id(int64 id, DefLock lock);
 extern int64 pipeline_save_definition(const PipelineDef *def, bool insert);
 extern void pipeline_delete_definition(int64 pipeline_id);
 extern void pipeline_save_truncated_at(int64 pipeline_id, const char *floor);
+extern void pipeline_save_extract(int64 pipeline_id, const char *extract, bool applied);
 extern void pipeline_set_paused(int64 pipeline_id, bool paused);
 extern void pipeline_suspend(int64 pipeline_id);
 extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);

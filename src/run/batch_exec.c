@@ -396,7 +396,10 @@ get_statements(const PipelineDef *def, BatchSource from)
 									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
 				   BATCH_NPARAMS + 1, types, false);
 	/* a transaction's rows are all pending or none: its last row in bounds */
-	if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING)
+	if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING && def->extract_id)
+		keep_statement(&st->extract_end, pipeline_extract_id_end_sql(def, map, from), BATCH_NPARAMS, types,
+					   false);
+	else if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING)
 		keep_statement(&st->extract_end,
 					   psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
 								"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
@@ -518,12 +521,15 @@ nth_pending(const PipelineDef *def, PipelineStatements *st, const BatchParams *p
 /*
  * pipeline_extract_end
  *		The last pending row (within the bounds of 'params') of the first
- *		pending row's transaction: where a batch of a pipeline reading full
- *		extracts ends.  False when no row is pending.
+ *		pending row's transaction, or with extract_id of the extract being
+ *		applied (snapshot_sql.c): where a batch of a pipeline reading full
+ *		extracts ends.  False when no row is pending.  With extract_id,
+ *		'complete' says whether that extract may be applied, and 'extract'
+ *		is its value as a JSON scalar (NULL: none, only rows to refuse).
  */
 bool
 pipeline_extract_end(const PipelineDef *def, BatchSource from, const BatchParams *params,
-					 RowPosition *row)
+					 RowPosition *row, bool *complete, char **extract)
 {
 	PipelineStatements *st = get_statements(def, from);
 	Datum		values[BATCH_NPARAMS];
@@ -537,6 +543,13 @@ pipeline_extract_end(const PipelineDef *def, BatchSource from, const BatchParams
 	row->valid = true;
 	row->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 0, &isnull));
 	row->seq = pipeline_result_int64(0, 1);
+	*complete = true;
+	*extract = NULL;
+	if (def->extract_id)
+	{
+		*complete = DatumGetBool(pipeline_result_datum(0, 2, &isnull));
+		*extract = pipeline_result_text(0, 3);
+	}
 	return true;
 }
 

@@ -117,6 +117,8 @@ typedef struct RunState
 	RunCounts	committed;		/* the counts as of the last commit */
 	BatchState	batch;			/* of the batch under way */
 	int64		pending;
+	bool		extract_open;	/* it stopped before an extract that is not
+								 * complete yet (extract_id) */
 	const char *status;
 	const char *message;
 	/* outside a transaction block: the subtransaction of the current step */
@@ -420,6 +422,22 @@ merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, boo
 typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
 							   RowPosition last, Datum *consumed, RowPosition *partial);
 
+/*
+ * stop_before_open_extract
+ *		The extract a batch would apply next (extract_id) is not complete:
+ *		neither has a later one begun nor has its loader closed it.  The run
+ *		ends here; its rows, and every row after them, stay pending (the
+ *		cursor is where the last batch left it).
+ */
+static bool
+stop_before_open_extract(RunState *rs, const char *extract)
+{
+	rs->extract_open = true;
+	rs->message = psprintf("extract %s is not complete: it is applied once the next extract begins or pipeline.close_extract closes it",
+						   extract);
+	return true;
+}
+
 static bool
 consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosition end,
 		CursorAdvance advance, int64 phase_pending, bool bounds_implied)
@@ -435,6 +453,7 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		bool		reached_end;
 		Datum		consumed;
 		RowPosition partial;
+		char	   *extract;
 
 		if (rs->max_rows >= 0)
 			n = Min(n, rs->max_rows - rs->counts.read);
@@ -443,11 +462,16 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 
 		params->lo = lo;
 		params->hi = end;
+		extract = NULL;
 		if (pipeline_reads_extracts(rs->def) && rs->from == BATCH_FROM_STAGING)
 		{
-			/* a batch is one transaction's rows, a whole extract */
-			reached_end = !pipeline_extract_end(rs->def, rs->from, params, &hi) ||
+			bool		complete;
+
+			/* a batch is a whole extract: one transaction's rows, or one extract_id's */
+			reached_end = !pipeline_extract_end(rs->def, rs->from, params, &hi, &complete, &extract) ||
 				position_equal(hi, end);
+			if (!complete)
+				return stop_before_open_extract(rs, extract);
 		}
 		else
 		{
@@ -460,6 +484,8 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		params->hi = hi;
 		merge_timed_batch(rs, rs->from, params,
 						  bounds_implied && reached_end && position_equal(lo, phase_start));
+		if (extract)
+			pipeline_save_extract(rs->def->id, extract, true);
 		/* an extract that was the phase's last rows ends it */
 		if (!reached_end && pipeline_reads_extracts(rs->def) &&
 			rs->counts.read - read_before >= phase_pending)
@@ -702,7 +728,7 @@ run_staging(RunState *rs)
 		!consume(rs, &p->a, p->cursor, p->a.lo, p->a.hi, advance_partial_phase,
 				 p->pending_a, false))
 		return;
-	if (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows)
+	if ((rs->max_rows >= 0 && rs->counts.read >= rs->max_rows) || rs->extract_open)
 		return;
 	if (p->pending_b == 0)
 	{
@@ -713,7 +739,7 @@ run_staging(RunState *rs)
 	}
 	else if (!consume(rs, &p->b, p->cursor_b, p->b.lo, p->b.hi, advance_main_phase,
 					  p->pending_b, true) ||
-			 (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows))
+			 (rs->max_rows >= 0 && rs->counts.read >= rs->max_rows) || rs->extract_open)
 		return;
 	run_dimensions(rs);
 }

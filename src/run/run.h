@@ -44,7 +44,8 @@ extern int64 pipeline_count_pending(const PipelineDef *def, BatchSource from,
 extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, int64 n, RowPosition *row);
 extern bool pipeline_extract_end(const PipelineDef *def, BatchSource from,
-								 const BatchParams *params, RowPosition *row);
+								 const BatchParams *params, RowPosition *row, bool *complete,
+								 char **extract);
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, bool whole_phase, BatchState *batch,
 								 RunCounts *counts);

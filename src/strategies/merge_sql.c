@@ -214,7 +214,7 @@ extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 
 	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del FROM %s)",
 					 columns, accepted);
-	events = pipeline_extract_events(sql, def, from, columns, "", target, differ,
+	events = pipeline_extract_events(sql, def, map, from, columns, "", target, differ,
 									 pipeline_extract_absent_values(def, map, NULL),
 									 psprintf("(SELECT count(*) FROM %s)", target));
 	appendStringInfo(sql, ", latest AS (SELECT DISTINCT ON (%s) * FROM %s ORDER BY %s, __pl_xid DESC, __pl_seq DESC), ",

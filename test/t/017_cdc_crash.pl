@@ -2,17 +2,19 @@
 #
 # Two writers stage Debezium change events (upserts, deletes, Kafka
 # tombstones, now and then a truncate, and redeliveries of events staged
-# before) in short
-# transactions committing out of the order of their LSNs; a third changes a
+# before) in short transactions committing out of the order of their
+# LSNs; a third changes a
 # table and stages a full extract of it in the same transaction, again and
-# again; a session runs three pipelines back to back: a merge of the events
-# (format debezium), and a merge and an scd2 of the extracts (format
-# snapshot).  Then:
+# again; a fourth does the same over three transactions an extract, named
+# by an extract_id; a session runs four pipelines back to back: a merge of
+# the events (format debezium), a merge and an scd2 of the extracts (format
+# snapshot), and a merge of the chunked extracts.  Then:
 #   1. kill -9 of the backend running them;
 #   2. a power loss: every server process killed with SIGKILL at once.
 # After each, once the writers are gone, runs to completion must leave the
 # events' target holding each key's latest event by LSN after the latest
-# truncate (none for a delete), and both extracts' targets the table as it is now.
+# truncate (none for a delete), and the extracts' targets the table as it
+# is now (the last chunked extract closed first).
 use strict;
 use warnings;
 
@@ -48,6 +50,29 @@ $node->safe_psql(
 	    strategy => 'scd2', sequence_by => 'extract', format => 'snapshot', max_delete_share => 1);
 	-- The table changes (a row deleted, one upserted), then all of it is
 	-- staged as one extract, in one transaction.
+	CREATE TABLE truth2 (id int PRIMARY KEY, v int);
+	CREATE SEQUENCE chunked_number;
+	CREATE TABLE chunks (id int, v int, extract bigint);
+	SELECT pipeline.create_pipeline('chunked', 'chunks', 'chunked', key => ARRAY['id'], format => 'snapshot',
+	    extract_id => 'extract', except_columns => ARRAY['extract'], max_delete_share => 1);
+	-- The table changes, then all of it is staged as one extract, in
+	-- three transactions (by id modulo 3).
+	CREATE PROCEDURE stage_chunks(n int) LANGUAGE plpgsql AS $$
+	DECLARE
+	    e bigint;
+	BEGIN
+	    FOR i IN 1 .. n LOOP
+	        DELETE FROM truth2 WHERE id = 1 + (random() * 59)::int;
+	        INSERT INTO truth2 VALUES (1 + (random() * 59)::int, (random() * 1000)::int)
+	            ON CONFLICT (id) DO UPDATE SET v = excluded.v;
+	        e := nextval('chunked_number');
+	        FOR part IN 0 .. 2 LOOP
+	            INSERT INTO chunks SELECT id, v, e FROM truth2 WHERE id % 3 = part;
+	            PERFORM pg_sleep(random() * 0.005);
+	            COMMIT;
+	        END LOOP;
+	    END LOOP;
+	END $$;
 	CREATE PROCEDURE stage_extracts(n int) LANGUAGE plpgsql AS $$
 	DECLARE
 	    e bigint;
@@ -91,15 +116,18 @@ my $events_from_scratch =
 my $scripts = PostgreSQL::Test::Utils::tempdir;
 append_to_file("$scripts/write.sql", "CALL write_rows(1000000);\n");
 append_to_file("$scripts/extracts.sql", "CALL stage_extracts(1000000);\n");
+append_to_file("$scripts/chunks.sql", "CALL stage_chunks(1000000);\n");
 append_to_file("$scripts/run.sql",
-	"CALL pipeline.run('events'); CALL pipeline.run('current'); CALL pipeline.run('history');\n" x 100000);
+	"CALL pipeline.run('events'); CALL pipeline.run('current'); CALL pipeline.run('history'); CALL pipeline.run('chunked');\n"
+	  x 100000);
 
-# start_load: two event writers, an extract writer, a session running the pipelines.
+# start_load: two event writers, two extract writers, a session running the pipelines.
 sub start_load
 {
 	my @h;
 	push @h, start_psql($node, "$scripts/write.sql") for 1 .. 2;
 	push @h, start_psql($node, "$scripts/extracts.sql");
+	push @h, start_psql($node, "$scripts/chunks.sql");
 	push @h, start_psql($node, "$scripts/run.sql");
 	return @h;
 }
@@ -108,7 +136,15 @@ sub start_load
 sub check_caught_up
 {
 	my ($when) = @_;
-	$node->safe_psql('postgres', "CALL pipeline.run('$_')") foreach ('events', 'current', 'history');
+	# The last chunked extract may have been cut short by the crash (its
+	# loader would stage it again): it is closed as it is, and the truth
+	# made what was staged of it.
+	$node->safe_psql('postgres', q{
+		DELETE FROM truth2;
+		INSERT INTO truth2 SELECT id, v FROM chunks WHERE extract = (SELECT max(extract) FROM chunks);
+		SELECT pipeline.close_extract('chunked', (SELECT max(extract) FROM chunks)::text);
+	});
+	$node->safe_psql('postgres', "CALL pipeline.run('$_')") foreach ('events', 'current', 'history', 'chunked');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.run_log WHERE status = 'running'"),
 		'0', "$when: no run stays recorded as running");
 	is(differences($node, $events_from_scratch, 'SELECT id, v FROM customers'),
@@ -117,6 +153,8 @@ sub check_caught_up
 		'0', "$when: the merge of the extracts is the table as it is");
 	is(differences($node, 'SELECT id, v FROM truth', 'SELECT id, v FROM history WHERE __end_at IS NULL'),
 		'0', "$when: the current versions of the scd2 of the extracts are the table as it is");
+	is(differences($node, 'SELECT id, v FROM truth2', 'SELECT id, v FROM chunked'),
+		'0', "$when: the merge of the chunked extracts is the last extract staged");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine"),
 		'0', "$when: nothing was quarantined");
 }
@@ -134,6 +172,10 @@ ok($node->safe_psql('postgres',
 ok($node->safe_psql('postgres',
 		"SELECT sum(rows_deleted) > 0 AND sum(rows_unchanged) > 0 FROM pipeline.runs WHERE pipeline = 'current'") eq 't',
 	'the extracts deleted keys and repeated rows');
+ok($node->safe_psql('postgres',
+		"SELECT sum(rows_deleted) > 0 AND count(*) FILTER (WHERE error_message LIKE 'extract % is not complete%') > 0 "
+	  . "FROM pipeline.runs WHERE pipeline = 'chunked'") eq 't',
+	'the chunked extracts deleted keys, and runs waited for extracts not complete yet');
 
 $node->stop;
 done_testing();
