@@ -110,9 +110,9 @@ typedef struct PipelineDef
 	float4		max_delete_share;	/* format snapshot: (0, 1] */
 	char	   *on_truncate;	/* format debezium: "quarantine" or "apply" */
 	char	   *truncated_at;	/* on_truncate apply: the latest truncate's
-								 * sequence_by values, a JSON array (as
-								 * text), or NULL; written by the batch that
-								 * applied it, not saved with the definition */
+								 * sequence_by values, a JSON array (as text),
+								 * or NULL; written by the batch that applied
+								 * it, not saved with the definition */
 	char	   *extract_id;		/* format snapshot: the source column naming
 								 * each row's extract, or NULL (a
 								 * transaction's rows) */

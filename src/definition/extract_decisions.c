@@ -154,7 +154,11 @@ pipeline_close_extract(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(1);
 	values[1] = def->extract_closed ? CStringGetTextDatum(def->extract_closed) : (Datum) 0;
 	nulls[1] = def->extract_closed ? ' ' : 'n';
-	/* read as the column's type by the caller: a bad value is the caller's error */
+
+	/*
+	 * read as the column's type by the caller: a bad value is the caller's
+	 * error
+	 */
 	if (SPI_execute_with_args(psprintf("SELECT to_jsonb(greatest($1::%s, ($2::jsonb #>> '{}')::%s))::text",
 									   type_name, type_name), 2, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the extract");

@@ -467,7 +467,10 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 		{
 			bool		complete;
 
-			/* a batch is a whole extract: one transaction's rows, or one extract_id's */
+			/*
+			 * a batch is a whole extract: one transaction's rows, or one
+			 * extract_id's
+			 */
 			reached_end = !pipeline_extract_end(rs->def, rs->from, params, &hi, &complete, &extract) ||
 				position_equal(hi, end);
 			if (!complete)
