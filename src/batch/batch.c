@@ -12,6 +12,9 @@
  * builders name parameters only through pipeline_batch_param, so that no
  * statement depends on a number.
  *
+ * The row state's key columns (__pl_k<j>, pipeline_row_keys) are named
+ * here too: the statements over a row state, of whatever file, share them.
+ *
  * A batch's state -- its number, what it did, the row watcher's mark and
  * tallies (row_watch.c), its checks' counts and failed results (check_results.c)
  * -- is one BatchState, owned by the run and handed to each part that
@@ -27,6 +30,7 @@
 
 #include "model.h"
 #include "batch/batch.h"
+#include "strategy.h"
 
 /* Each parameter's type, by BatchParam. */
 static const Oid param_types[BATCH_NPARAMS + 1] = {
@@ -154,4 +158,21 @@ pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id, in
 	snprintf(batch->where, sizeof(batch->where), "pipeline \"%s\", batch %d of run " INT64_FORMAT,
 			 def->name, number, run_id);
 	memset(&batch->counts, 0, sizeof(RunCounts));
+}
+
+/*
+ * pipeline_row_keys
+ *		The columns that identify a source row in a strategy's row state
+ *		(and, for an aggregate, in the batch row): __pl_k<j>, one per
+ *		source_key column of an aggregate, per key column otherwise.
+ */
+List *
+pipeline_row_keys(const PipelineDef *def)
+{
+	List	   *keys = NIL;
+	int			n = list_length(def->strategy->groups ? def->source_key : def->key);
+
+	for (int j = 0; j < n; j++)
+		keys = lappend(keys, psprintf(PIPELINE_ROW_SOURCE_KEY, j));
+	return keys;
 }
