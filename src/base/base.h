@@ -16,6 +16,18 @@
 /* Whether an index of relid (its pg_index tuple) is the one looked for. */
 typedef bool (*IndexMatch) (Oid relid, HeapTuple index_tuple, void *arg);
 
+/* citus.c: what Citus makes of a relation */
+typedef enum CitusKind
+{
+	CITUS_NONE,
+	CITUS_DISTRIBUTED,
+	CITUS_REFERENCE,
+	CITUS_LOCAL
+} CitusKind;
+
+extern CitusKind pipeline_citus_kind(Oid relid);
+extern void pipeline_refuse_citus_source(Oid source);
+
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);
 extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);

@@ -772,6 +772,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 		def->tombstones = InvalidOid;
 	check_ignore_null_updates(def, map);
 	pipeline_check_on_truncate(def);
+	pipeline_check_citus_target(def);
 	if (def->strategy->create_state)
 		def->strategy->create_state(def, map);
 	pipeline_checks_verify_columns(def, map);
@@ -954,6 +955,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	/* a pass in progress ends first; later ones account for this reader */
 	pipeline_archive_new_reader(def->source);
 	resolve_source(def);
+	pipeline_refuse_citus_source(def->source);
 	pipeline_check_format(def);
 	pipeline_check_joins(def);
 	def->change_log = pipeline_published_change_log(def->target, def->owner);

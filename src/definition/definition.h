@@ -40,6 +40,9 @@ typedef struct PipelineSchedule
 extern void pipeline_check_format(PipelineDef *def);
 extern void pipeline_check_on_truncate(const PipelineDef *def);
 
+/* citus_targets.c */
+extern void pipeline_check_citus_target(const PipelineDef *def);
+
 /* joins.c */
 extern List *pipeline_read_joins(Jsonb *arg);
 extern void pipeline_check_joins(PipelineDef *def);

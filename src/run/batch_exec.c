@@ -105,6 +105,8 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 	 */
 	appendStringInfo(&buf, "|%s|%s", pipeline_qualified_name(def->source),
 					 pipeline_qualified_name(def->target));
+	/* a target distributed by Citus since takes other statements */
+	appendStringInfo(&buf, "|citus %d", (int) pipeline_citus_kind(def->target));
 	if (OidIsValid(def->tombstones))
 		appendStringInfo(&buf, "|%s", pipeline_qualified_name(def->tombstones));
 	foreach(lc, map->columns)
@@ -353,6 +355,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	if (st != NULL)
 		forget_entry(st);
 	forget_dropped();
+	pipeline_check_citus_target(def);
 
 	if (statements_context == NULL)
 		statements_context = AllocSetContextCreate(TopMemoryContext, "pipeline statements",

@@ -104,6 +104,7 @@ pipeline_add_change_columns(Oid source)
 	PipelineUserContext ctx;
 
 	pipeline_require_table(source, "source");
+	pipeline_refuse_citus_source(source);
 	if ((!add_xid && get_atttype(source, xid_att) != XID8OID) ||
 		(!add_seq && get_atttype(source, seq_att) != INT8OID))
 		ereport(ERROR,

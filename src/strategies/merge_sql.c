@@ -146,11 +146,20 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
 	else
 	{
-		/* an event equal to the stored row writes nothing (counted) */
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
-						 keys, set.data,
-						 seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true",
-						 changed(def, map, false));
+		char	   *newer = seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true";
+
+		/*
+		 * An event equal to the stored row writes nothing, counted; Citus
+		 * routes only immutable conditions to a distributed or reference
+		 * target's shards, where such an event counts as stale.
+		 */
+		if (pipeline_citus_kind(def->target) == CITUS_DISTRIBUTED ||
+			pipeline_citus_kind(def->target) == CITUS_REFERENCE)
+			appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE (%s) AND (%s)",
+							 keys, set.data, newer, changed(def, map, false));
+		else
+			appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
+							 keys, set.data, newer, changed(def, map, false));
 	}
 	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }

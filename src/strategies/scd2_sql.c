@@ -387,6 +387,8 @@ diff_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 static void
 write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 {
+	CitusKind	citus = pipeline_citus_kind(def->target);
+	bool		distributed = citus == CITUS_DISTRIBUTED || citus == CITUS_REFERENCE;
 	char	   *target = pipeline_qualified_name(def->target);
 	StringInfoData set;
 	char	   *cols,
@@ -399,17 +401,19 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 
 	/*
 	 * the first column is wrapped in mark_value so that a failing row is
-	 * named
+	 * named; not for a Citus distributed or reference target, whose shards
+	 * take no volatile function in an UPDATE (a failing row is then found by
+	 * splitting the batch, batch_exec.c)
 	 */
 	initStringInfo(&set);
 	foreach(lc, value_columns(map))
 	{
 		const char *c = quote_identifier(lfirst(lc));
 
-		if (set.len == 0)
+		if (set.len == 0 && !distributed)
 			appendStringInfo(&set, "%s = pipeline.mark_value(d.__pl_xid, d.__pl_seq, d.%s)", c, c);
 		else
-			appendStringInfo(&set, ", %s = d.%s", c, c);
+			appendStringInfo(&set, "%s%s = d.%s", set.len ? ", " : "", c, c);
 	}
 	appendStringInfo(sql, ", changed AS (UPDATE %s t SET %s, __end_at = d.__pl_end FROM diff d "
 					 "WHERE d.__pl_action = 'u' AND %s AND t.__start_at = d.__pl_start "

@@ -1,0 +1,228 @@
+# Pipelines on a Citus cluster: a coordinator and two workers on this
+# machine.  Staging tables stay on the coordinator; targets may be Citus
+# distributed or reference tables.
+#
+#   1. What is refused, each with its reason: a distributed or reference
+#      table as the staging table (Citus has no distributed snapshot), and
+#      the pipelines whose statements Citus cannot route to the shards.
+#   2. Each strategy writes a distributed target (merge, scd2, aggregate,
+#      append, full extracts) and a reference one, with the right result.
+#   3. Exactly once: two writers staging out of order while a session runs
+#      a merge into a distributed target, and a worker killed with SIGKILL
+#      (every process of it) in the middle; once it is back and Citus has
+#      recovered its prepared transactions, runs to completion leave the
+#      target holding each key's latest staged value.
+#
+# Needs Citus built for this server (test/install_citus.sh builds it from
+# its source when the source is at hand); skipped, saying so, otherwise.
+use strict;
+use warnings;
+
+use PipelineConsumed;
+use PipelineLoad;
+use PipelinePowerLoss;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $pkglibdir = `pg_config --pkglibdir`;
+chomp $pkglibdir;
+plan skip_all => "Citus is not installed in $pkglibdir (test/install_citus.sh builds it when its source is at hand)"
+  unless -f "$pkglibdir/citus.so";
+
+# citus_node(NAME): a node with Citus and the pipeline library, reachable
+# over TCP on 127.0.0.1, as the nodes reach each other.
+sub citus_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		    "shared_preload_libraries = 'citus,pipeline'\n"
+		  . "max_prepared_transactions = 50\n"
+		  . "listen_addresses = '127.0.0.1'\n"
+		  . "citus.recover_2pc_interval = '1s'\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+	return $node;
+}
+
+my $coordinator = citus_node('coordinator');
+my @workers = (citus_node('worker1'), citus_node('worker2'));
+$coordinator->safe_psql('postgres',
+	"SELECT citus_set_coordinator_host('127.0.0.1', " . $coordinator->port . ')');
+$coordinator->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ')') foreach @workers;
+$coordinator->safe_psql('postgres', 'CREATE EXTENSION pipeline');
+
+# refused(SQL, PATTERN, NAME): SQL fails with an error matching PATTERN.
+sub refused
+{
+	my ($sql, $pattern, $name) = @_;
+	my ($ret, $stdout, $stderr) = $coordinator->psql('postgres', $sql);
+	like($stderr, $pattern, $name);
+}
+
+# ---- 1. refused, each with its reason
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE dist_stage (id int, v text);
+	SELECT create_distributed_table('dist_stage', 'id');
+	CREATE TABLE ref_stage (id int, v text);
+	SELECT create_reference_table('ref_stage');
+	CREATE TABLE stage (id int, v text, ts int, del boolean);
+	CREATE TABLE dist_target (id int PRIMARY KEY, v text, ts int);
+	SELECT create_distributed_table('dist_target', 'id');
+	CREATE TABLE events (value jsonb);
+});
+refused("SELECT pipeline.create_pipeline('p', 'dist_stage', 'dist_target', key => ARRAY['id'])",
+	qr/source public\.dist_stage is a Citus distributed table.*no distributed snapshot/s,
+	'a distributed staging table is refused');
+refused("SELECT pipeline.create_pipeline('p', 'ref_stage', 'dist_target', key => ARRAY['id'])",
+	qr/source public\.ref_stage is a Citus reference table/, 'a reference staging table is refused');
+refused("SELECT pipeline.prepare_source('dist_stage')",
+	qr/is a Citus distributed table/, 'prepare_source refuses it too');
+refused(
+	"SELECT pipeline.create_pipeline('p', 'stage', 'dist_target', key => ARRAY['id'], sequence_by => 'ts', "
+	  . "delete_when => 'del', except_columns => ARRAY['del'])",
+	qr/cannot write Citus distributed table public\.dist_target.*tombstone table/s,
+	'a merge remembering its deletes beside a distributed target is refused');
+refused(
+	"SELECT pipeline.create_pipeline('p', 'events', 'dist_target', key => ARRAY['id'], format => 'debezium')",
+	qr/cannot write Citus distributed table.*row state/s,
+	'a merge keeping a row state beside a distributed target is refused');
+# a target distributed after the pipeline was defined: the run says why
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE later (id int PRIMARY KEY, v text, ts int);
+	SELECT pipeline.create_pipeline('later', 'stage', 'later', key => ARRAY['id'], sequence_by => 'ts',
+	    delete_when => 'del', except_columns => ARRAY['del']);
+	SELECT create_distributed_table('later', 'id');
+	INSERT INTO stage VALUES (1, 'a', 1, false);
+});
+refused("CALL pipeline.run('later')", qr/cannot write Citus distributed table public\.later/,
+	'a run of a pipeline whose target was distributed since says why');
+$coordinator->safe_psql('postgres', "SELECT pipeline.drop_pipeline('later'); TRUNCATE stage");
+
+# ---- 2. every strategy into distributed (and reference) targets
+$coordinator->safe_psql(
+	'postgres', q{
+	SELECT pipeline.create_pipeline('merged', 'stage', 'dist_target', key => ARRAY['id'], sequence_by => 'ts',
+	    except_columns => ARRAY['del']);
+	CREATE TABLE history (id int, v text, ts int, __start_at int NOT NULL, __end_at int,
+	    PRIMARY KEY (id, __start_at));
+	CREATE UNIQUE INDEX ON history (id) WHERE __end_at IS NULL;
+	SELECT create_distributed_table('history', 'id');
+	SELECT pipeline.create_pipeline('history', 'stage', 'history', key => ARRAY['id'], strategy => 'scd2',
+	    sequence_by => 'ts', delete_when => 'del', except_columns => ARRAY['del']);
+	CREATE TABLE per_value (v text PRIMARY KEY, n bigint, last_ts int);
+	SELECT create_distributed_table('per_value', 'v');
+	SELECT pipeline.create_pipeline('per_value', 'stage', 'per_value', key => ARRAY['v'], strategy => 'aggregate',
+	    columns => '{"n": "count(*)", "last_ts": "max(ts)"}', filter => 'v IS NOT NULL');
+	CREATE TABLE log (id int, v text, ts int);
+	SELECT create_distributed_table('log', 'id');
+	SELECT pipeline.create_pipeline('log', 'stage', 'log', strategy => 'append', except_columns => ARRAY['del']);
+	CREATE TABLE lookup (id int PRIMARY KEY, v text, ts int);
+	SELECT create_reference_table('lookup');
+	SELECT pipeline.create_pipeline('lookup', 'stage', 'lookup', key => ARRAY['id'], sequence_by => 'ts',
+	    except_columns => ARRAY['del']);
+	INSERT INTO stage VALUES (1, 'a', 1, false), (2, 'b', 1, false), (1, 'a2', 2, false), (3, 'c', 1, false);
+	INSERT INTO stage VALUES (2, 'b0', 0, false), (3, NULL, 2, true), (NULL, 'x', 1, false);
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('$_')")
+  foreach ('merged', 'history', 'per_value', 'log', 'lookup');
+is( $coordinator->safe_psql('postgres', "SELECT string_agg(id || coalesce(v, '-'), ' ' ORDER BY id) FROM dist_target"),
+	'1a2 2b 3-', 'merge: the latest event of each key, a late one stale');
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(id || coalesce(v, '-') || __start_at || coalesce(__end_at::text, '+'), ' ' ORDER BY id, __start_at) FROM history"),
+	'1a12 1a22+ 2b001 2b1+ 3c12', 'scd2: versions, a late event slotted before, a delete closing one');
+is($coordinator->safe_psql('postgres', "SELECT string_agg(v || n, ' ' ORDER BY v) FROM per_value"),
+	'a1 a21 b1 b01 c1 x1', 'aggregate: one row per group');
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM log'), '6', 'append: every row but the NULL id');
+is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'log'"),
+	'1', 'append: the row Citus cannot place (a NULL distribution column) quarantined');
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || coalesce(v, '-'), ' ' ORDER BY id) FROM lookup"),
+	'1a2 2b 3-', 'merge into a reference table');
+is( $coordinator->safe_psql('postgres',
+		"SELECT count(*) FROM pipeline.quarantine WHERE reason LIKE 'null key%'"),
+	'3', 'the NULL key quarantined by each keyed pipeline');
+
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE extracts (id int, v text);
+	CREATE TABLE current (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('current', 'id');
+	SELECT pipeline.create_pipeline('current', 'extracts', 'current', key => ARRAY['id'], format => 'snapshot',
+	    max_delete_share => 1);
+	INSERT INTO extracts VALUES (1, 'a'), (2, 'b'), (3, 'c');
+	INSERT INTO extracts VALUES (1, 'a2'), (3, 'c');
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('current')");
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM current"),
+	'1a2 3c', 'full extracts: the latest, a missing key deleted');
+
+# ---- 3. exactly once, writers out of order, a worker killed
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE SEQUENCE version;
+	CREATE TABLE changes (id int, v bigint);
+	CREATE TABLE accounts (id int PRIMARY KEY, v bigint);
+	SELECT create_distributed_table('accounts', 'id');
+	SELECT pipeline.create_pipeline('accounts', 'changes', 'accounts', key => ARRAY['id'], sequence_by => 'v',
+	    batch_size => 100);
+});
+$coordinator->safe_psql('postgres',
+	out_of_order_writer(
+		"INSERT INTO changes SELECT 1 + (random() * 199)::int, nextval('version') FROM generate_series(1, 1 + (random() * 3)::int)"
+	));
+my $scripts = PostgreSQL::Test::Utils::tempdir;
+append_to_file("$scripts/write.sql", "CALL write_rows(800);\n");
+append_to_file("$scripts/run.sql", "CALL pipeline.run('accounts');\n" x 100000);
+
+my $after = last_run($coordinator);
+my @load = map { start_psql($coordinator, "$scripts/write.sql") } 1 .. 2;
+my $runner = start_psql($coordinator, "$scripts/run.sql");
+wait_for_batches($coordinator, $after, 20);
+ok(power_loss($workers[0]), 'every process of worker1 is gone');
+$after = last_run($coordinator);
+$workers[0]->start;
+# Runs failed while it was gone; after pipeline.suspend_after_failures of
+# them the pipeline was suspended, as for any failing pipeline: resumed,
+# it goes on.
+$coordinator->poll_query_until('postgres',
+	"SELECT (SELECT count(*) FROM (SELECT pipeline.resume('accounts')) r) > 0 AND "
+	  . "coalesce(sum(batches), 0) >= 20 FROM pipeline.run_log WHERE run_id > $after AND rows_read > 0")
+  or die 'the runs did not go on once worker1 was back';
+finish_load(@load);
+$runner->kill_kill;
+finish_load($runner);
+# (its session may still be in a run: ended the hard way)
+$coordinator->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid()"
+);
+$coordinator->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid()")
+  or die 'the runner did not end';
+
+# Citus commits (or rolls back) the prepared transactions the worker held
+$coordinator->safe_psql('postgres', 'SELECT recover_prepared_transactions()');
+$workers[0]->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts')
+  or die 'worker1 kept prepared transactions';
+$coordinator->safe_psql('postgres', "SELECT pipeline.resume('accounts')");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('accounts')");
+is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.run_log WHERE status = 'running'"),
+	'0', 'no run stays recorded as running');
+is( differences(
+		$coordinator,
+		'SELECT id, max(v) FROM changes GROUP BY id',
+		'SELECT id, v FROM accounts'),
+	'0',
+	'the distributed target holds each key\'s latest staged value');
+ok( $coordinator->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE status = 'failed') > 0 AND sum(rows_read) > 1000 FROM pipeline.runs WHERE pipeline = 'accounts'"
+	  ) eq 't',
+	'runs failed while the worker was gone, and many rows went through');
+is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'accounts'"),
+	'0', 'nothing was quarantined');
+
+$_->stop foreach ($coordinator, @workers);
+done_testing();
