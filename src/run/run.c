@@ -119,6 +119,8 @@ typedef struct RunState
 	int64		pending;
 	bool		extract_open;	/* it stopped before an extract that is not
 								 * complete yet (extract_id) */
+	bool		in_step;		/* a step's subtransaction is open (not
+								 * while its commit runs) */
 	const char *status;
 	const char *message;
 	/* outside a transaction block: the subtransaction of the current step */
@@ -236,6 +238,7 @@ begin_step(RunState *rs)
 	rs->step_owner = CurrentResourceOwner;
 	rs->step_context = CurrentMemoryContext;
 	BeginInternalSubTransaction(NULL);
+	rs->in_step = true;
 	MemoryContextSwitchTo(rs->step_context);
 }
 
@@ -250,6 +253,7 @@ end_run(RunState *rs)
 	if (rs->atomic)
 		return;
 	ReleaseCurrentSubTransaction();
+	rs->in_step = false;
 	MemoryContextSwitchTo(rs->step_context);
 	CurrentResourceOwner = rs->step_owner;
 	SPI_commit();
@@ -303,11 +307,19 @@ commit_start_lazily(RunState *rs)
 /*
  * abort_step
  *		After an error outside a transaction block: rolls the step back.
+ *		An error of the commit itself (a deferred constraint, a Citus
+ *		worker gone before its prepared transaction) came after the step
+ *		was released: SPI_commit has already rolled that transaction back
+ *		and begun a new one, in which the failure is recorded.
  */
 static void
 abort_step(RunState *rs)
 {
+	MemoryContextSwitchTo(rs->step_context);
+	if (!rs->in_step)
+		return;
 	RollbackAndReleaseCurrentSubTransaction();
+	rs->in_step = false;
 	MemoryContextSwitchTo(rs->step_context);
 	CurrentResourceOwner = rs->step_owner;
 }

@@ -12,6 +12,9 @@
 #      (every process of it) in the middle; once it is back and Citus has
 #      recovered its prepared transactions, runs to completion leave the
 #      target holding each key's latest staged value.
+#   4. A batch whose commit fails on a worker (it may hold no more
+#      prepared transactions) fails its run, recorded with the error; the
+#      session goes on, nothing of the batch is kept, the next run merges.
 #
 # Needs Citus built for this server (test/install_citus.sh builds it from
 # its source when the source is at hand); skipped, saying so, otherwise.
@@ -223,6 +226,31 @@ ok( $coordinator->safe_psql('postgres',
 	'runs failed while the worker was gone, and many rows went through');
 is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'accounts'"),
 	'0', 'nothing was quarantined');
+
+# ---- 4. an error of a batch's commit itself: worker2 may hold one
+# prepared transaction only, and a batch writing many shards needs several
+$workers[1]->append_conf('postgresql.conf', "max_prepared_transactions = 1\n");
+$workers[1]->restart;
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE wide_src (id int, v int);
+	CREATE TABLE wide (id int PRIMARY KEY, v int);
+	SELECT create_distributed_table('wide', 'id');
+	SELECT pipeline.create_pipeline('wide', 'wide_src', 'wide', key => ARRAY['id']);
+	INSERT INTO wide_src SELECT g, g FROM generate_series(1, 20000) g;
+});
+my ($ret, $stdout, $stderr) =
+  $coordinator->psql('postgres', "CALL pipeline.run('wide'); SELECT 'the session goes on'", on_error_stop => 0);
+like($stderr, qr/prepared transactions/, 'the commit failed on the worker');
+like($stdout, qr/the session goes on/, 'the run whose commit failed ends with an error, not its session');
+is( $coordinator->safe_psql('postgres',
+		"SELECT status || ': ' || (error_message LIKE '%prepared transactions%') FROM pipeline.runs WHERE pipeline = 'wide'"),
+	'failed: true', 'the run is recorded failed with its error');
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM wide'), '0', 'nothing of its batch is kept');
+$workers[1]->append_conf('postgresql.conf', "max_prepared_transactions = 50\n");
+$workers[1]->restart;
+$coordinator->safe_psql('postgres', "CALL pipeline.run('wide')");
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM wide'), '20000', 'the next run merges the rows');
 
 $_->stop foreach ($coordinator, @workers);
 done_testing();

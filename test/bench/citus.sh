@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Benchmark of pipelines on a Citus cluster: a coordinator and two workers
+# on this machine, staging on the coordinator, targets distributed.
+#   1. A 500,000-event merge into a 1,000,000-row target: distributed by
+#      its key (32 shards) against a plain table on one server (the same
+#      coordinator), side by side; the ratio.
+#   2. A run's cost as the shard count grows: 1,000 events merged into a
+#      100,000-row target of 8, 32 and 128 shards.
+# On one machine a cluster cannot be faster than one server: these figures
+# say what routing a batch through Citus costs, not what more machines
+# would give.  Needs Citus (test/install_citus.sh builds it from its
+# source when at hand).  See README.md.
+#
+#   bash test/bench/citus.sh
+#
+# Environment: CITUS_ROWS (1000000), CITUS_EVENTS (500000), CITUS_REPEAT (3),
+# CITUS_RUN_REPEAT (5); BENCH_BUILD; BENCH_PORT (55480: the coordinator,
+# then the next two for the workers).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../common.sh"
+
+ROWS=${CITUS_ROWS:-1000000}
+EVENTS=${CITUS_EVENTS:-500000}
+REPEAT=${CITUS_REPEAT:-3}
+RUN_REPEAT=${CITUS_RUN_REPEAT:-5}
+PORT=${BENCH_PORT:-55480}
+bench_setup
+PG_CONFIG="$PG_CONFIG" bash "$HERE/../install_citus.sh"
+[ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] || { echo "Citus is not installed: nothing to measure" >&2; exit 1; }
+
+# three nodes, reachable over TCP on 127.0.0.1 as Citus connects to them
+NODES=(coordinator worker1 worker2)
+citus_cleanup() {
+    for n in "${NODES[@]}"; do as_test_user pg_ctl -D "$WORK/$n" -m immediate stop >/dev/null 2>&1 || true; done
+    rm -rf "$WORK"
+}
+trap citus_cleanup EXIT
+for i in 0 1 2; do
+    n=${NODES[$i]}
+    as_test_user initdb -D "$WORK/$n" -A trust -U postgres >/dev/null
+    cat >> "$WORK/$n/postgresql.conf" <<CONF
+port = $((PORT + i))
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'citus,pipeline'
+max_prepared_transactions = 200
+log_min_messages = warning
+shared_buffers = '512MB'
+work_mem = '128MB'
+max_wal_size = '20GB'
+checkpoint_timeout = '1h'
+autovacuum = off
+jit = off
+CONF
+    as_test_user pg_ctl -D "$WORK/$n" -l "$WORK/$n.log" -w start >/dev/null
+done
+node_sql() { local port=$1; shift; as_test_user env PGOPTIONS='-c client_min_messages=warning' psql -h "$WORK" -p "$port" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+sql() { node_sql "$PORT" "$@"; }
+for i in 0 1 2; do node_sql $((PORT + i)) -c 'CREATE EXTENSION citus'; done
+sql -c "SELECT citus_set_coordinator_host('127.0.0.1', $PORT)" >/dev/null
+sql -c "SELECT citus_add_node('127.0.0.1', $((PORT + 1)))" -c "SELECT citus_add_node('127.0.0.1', $((PORT + 2)))" >/dev/null
+sql -c 'CREATE EXTENSION pipeline'
+bench_results citus
+
+# timed SQL...: milliseconds of the statements (psql's \timing), after a
+# CHECKPOINT on every node.
+timed() {
+    for i in 0 1 2; do node_sql $((PORT + i)) -c 'CHECKPOINT' >/dev/null; done
+    sql -c '\timing on' "$@" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | awk '{s += $1} END {printf "%.1f", s}'
+}
+
+say "pipeline Citus benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "$(sql -Atc 'SELECT version()' | cut -d, -f1), Citus $(sql -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+say "a coordinator and two workers on this machine; staging on the coordinator"
+say ""
+
+# ---- 1. a 500,000-event merge: distributed target against a plain one
+sql <<SQL
+CREATE TABLE events_local (id bigint, v bigint);
+CREATE TABLE events_dist (id bigint, v bigint);
+CREATE TABLE accounts_local (id bigint PRIMARY KEY, v bigint);
+CREATE TABLE accounts_dist (id bigint PRIMARY KEY, v bigint);
+SET citus.shard_count = 32;
+SELECT create_distributed_table('accounts_dist', 'id');
+INSERT INTO accounts_local SELECT g, 0 FROM generate_series(1, $ROWS) g;
+INSERT INTO accounts_dist SELECT g, 0 FROM generate_series(1, $ROWS) g;
+SELECT pipeline.create_pipeline('local', 'events_local', 'accounts_local', key => ARRAY['id'], sequence_by => 'v',
+    batch_size => $EVENTS);
+SELECT pipeline.create_pipeline('dist', 'events_dist', 'accounts_dist', key => ARRAY['id'], sequence_by => 'v',
+    batch_size => $EVENTS);
+CREATE SEQUENCE version;
+SQL
+local_ms= ; dist_ms=
+for rep in $(seq "$REPEAT"); do
+    sql <<SQL
+CREATE TEMP TABLE ev AS
+SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
+  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;
+INSERT INTO events_local SELECT * FROM ev;
+INSERT INTO events_dist SELECT * FROM ev;
+VACUUM ANALYZE events_local, events_dist, accounts_local, accounts_dist;
+SQL
+    if [ $(( rep % 2 )) = 1 ]; then
+        local_ms+="$(timed -c "CALL pipeline.run('local')") "
+        dist_ms+="$(timed -c "CALL pipeline.run('dist')") "
+    else
+        dist_ms+="$(timed -c "CALL pipeline.run('dist')") "
+        local_ms+="$(timed -c "CALL pipeline.run('local')") "
+    fi
+    diff=$(sql -Atc "SELECT count(*) FROM ((TABLE accounts_local EXCEPT TABLE accounts_dist) UNION ALL
+                                           (TABLE accounts_dist EXCEPT TABLE accounts_local)) d")
+    [ "$diff" = 0 ] || { say "the plain and the distributed targets differ in $diff rows"; exit 1; }
+    echo "repetition $rep done"
+done
+loc=$(echo "$local_ms" | median); dis=$(echo "$dist_ms" | median)
+say "1. $EVENTS events merged into a $ROWS-row target, medians of $REPEAT"
+say "$(printf '   plain target on one server      %9.1f ms   (%s)' "$loc" "$local_ms")"
+say "$(printf '   distributed target, 32 shards   %9.1f ms   (%s)' "$dis" "$dist_ms")"
+say "$(printf '   distributed / one server: %.2fx the throughput' "$(echo "$loc $dis" | awk '{print $1 / $2}')")"
+say "   after every repetition both targets are equal"
+say ""
+
+# ---- 2. a small run's cost as the shard count grows
+say "2. a run of 1,000 events into a 100,000-row distributed target, medians of $RUN_REPEAT"
+for shards in 8 32 128; do
+    sql <<SQL
+CREATE TABLE ev_$shards (id bigint, v bigint);
+CREATE TABLE t_$shards (id bigint PRIMARY KEY, v bigint);
+SET citus.shard_count = $shards;
+SELECT create_distributed_table('t_$shards', 'id');
+INSERT INTO t_$shards SELECT g, 0 FROM generate_series(1, 100000) g;
+SELECT pipeline.create_pipeline('shards_$shards', 'ev_$shards', 't_$shards', key => ARRAY['id'], sequence_by => 'v');
+SQL
+    ms=
+    for rep in $(seq "$RUN_REPEAT"); do
+        sql -c "INSERT INTO ev_$shards SELECT (random() * 99999)::bigint + 1, nextval('version') FROM generate_series(1, 1000)"
+        ms+="$(timed -c "CALL pipeline.run('shards_$shards')") "
+    done
+    say "$(printf '   %3d shards   %8.1f ms   (%s)' "$shards" "$(echo "$ms" | median)" "$ms")"
+done
+say ""
+say "results written to $OUT"
