@@ -119,8 +119,8 @@ typedef struct RunState
 	int64		pending;
 	bool		extract_open;	/* it stopped before an extract that is not
 								 * complete yet (extract_id) */
-	bool		in_step;		/* a step's subtransaction is open (not
-								 * while its commit runs) */
+	bool		in_step;		/* a step's subtransaction is open (not while
+								 * its commit runs) */
 	const char *status;
 	const char *message;
 	/* outside a transaction block: the subtransaction of the current step */
