@@ -274,6 +274,34 @@ RESET ROLE;
 DROP ROLE snap_other;
 SELECT pipeline.close_extract('accounts', '1');
 SELECT pipeline.close_extract('chunked', NULL);
+-- the extract_id column renamed: said, not an internal error
+ALTER TABLE snap.chunks RENAME COLUMN extract_no TO load_no;
+SELECT pipeline.close_extract('chunked', '6');
+CALL pipeline.run('chunked');
+ALTER TABLE snap.chunks RENAME COLUMN load_no TO extract_no;
+-- The value is read as the column's type, whose checks are the owner's
+-- code: a superuser closing the owner's extract runs them as the owner,
+-- in a security-restricted operation.
+CREATE ROLE snap_loader;
+CREATE SCHEMA loads AUTHORIZATION snap_loader;
+SET ROLE snap_loader;
+CREATE TABLE loads.seen (who text);
+CREATE FUNCTION loads.spy(v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO loads.seen VALUES (current_user);
+    RETURN true;
+END $$;
+CREATE DOMAIN loads.load_no AS int CHECK (loads.spy(VALUE));
+CREATE TABLE loads.staged (id int, load loads.load_no);
+SELECT pipeline.create_pipeline('loads', 'loads.staged', 'loads.target', key => ARRAY['id'], format => 'snapshot',
+                                extract_id => 'load', except_columns => ARRAY['load']) > 0 AS created;
+TRUNCATE loads.seen;
+RESET ROLE;
+SELECT pipeline.close_extract('loads', '1');
+SELECT DISTINCT who FROM loads.seen;
+SELECT pipeline.drop_pipeline('loads');
+DROP SCHEMA loads CASCADE;
+DROP ROLE snap_loader;
 
 -- Refused, each with its reason.
 SELECT pipeline.create_pipeline('bad', 'snap.orders', 'snap.bad', strategy => 'append', format => 'snapshot');

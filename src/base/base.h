@@ -78,6 +78,7 @@ extern int	pipeline_list_position(List *list, const char *s);
 
 /* relations.c */
 extern List *pipeline_relation_columns(Oid relid);
+extern char *pipeline_column_type_sql(Oid relid, AttrNumber att);
 extern void pipeline_target_column_type(const PipelineDef *def, const char *column, Oid *type,
 										int32 *typmod);
 extern void pipeline_drop_own_table(Oid relid);

@@ -327,6 +327,21 @@ pipeline_relation_columns(Oid relid)
 }
 
 /*
+ * pipeline_column_type_sql
+ *		The type of a relation's column, as SQL ("numeric(12,2)").
+ */
+char *
+pipeline_column_type_sql(Oid relid, AttrNumber att)
+{
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+
+	get_atttypetypmodcoll(relid, att, &type, &typmod, &collation);
+	return format_type_with_typemod(type, typmod);
+}
+
+/*
  * pipeline_target_column_type
  *		The type and typmod of a column of the target.
  */

@@ -155,6 +155,7 @@ extern char *pipeline_sequence_newer(const char *a, List *a_columns, const char 
 
 /* snapshot_sql.c */
 extern bool pipeline_marks_deleted(const PipelineDef *def);
+extern AttrNumber pipeline_extract_id_attnum(const PipelineDef *def);
 extern bool pipeline_reads_extracts(const PipelineDef *def);
 extern char *pipeline_extract_kept(void);
 extern char *pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,

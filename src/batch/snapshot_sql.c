@@ -77,19 +77,33 @@ pipeline_reads_extracts(const PipelineDef *def)
 }
 
 /*
+ * pipeline_extract_id_attnum
+ *		The extract_id column's number in the source; errors when the column
+ *		was renamed or dropped since the pipeline was defined.
+ */
+AttrNumber
+pipeline_extract_id_attnum(const PipelineDef *def)
+{
+	AttrNumber	att = get_attnum(def->source, def->extract_id);
+
+	if (att == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("extract_id column \"%s\" of pipeline \"%s\" is not a column of source %s",
+						def->extract_id, def->name, pipeline_qualified_name(def->source)),
+				 errdetail("It was renamed or dropped after the pipeline was defined."),
+				 errhint("Rename the column back, or define a new pipeline with the column's name.")));
+	return att;
+}
+
+/*
  * extract_type
  *		The SQL type of the extract_id column.
  */
 static char *
 extract_type(const PipelineDef *def)
 {
-	AttrNumber	att = get_attnum(def->source, def->extract_id);
-	Oid			type;
-	int32		typmod;
-	Oid			collation;
-
-	get_atttypetypmodcoll(def->source, att, &type, &typmod, &collation);
-	return format_type_with_typemod(type, typmod);
+	return pipeline_column_type_sql(def->source, pipeline_extract_id_attnum(def));
 }
 
 /*

@@ -33,6 +33,7 @@
 
 #include "model.h"
 #include "base/base.h"
+#include "batch/batch.h"
 #include "definition/definition.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 
@@ -127,7 +128,9 @@ pipeline_skip_extract(PG_FUNCTION_ARGS)
  * pipeline_close_extract
  *		SQL: pipeline.close_extract(pipeline_name, extract_id): the extract
  *		(and every earlier one) is staged whole.  The value is read as the
- *		extract_id column's type, by the caller; a closed extract stays
+ *		extract_id column's type -- whose input function and checks are
+ *		the owner's code, so as the owner, in a security-restricted
+ *		operation, with search_path pinned -- and a closed extract stays
  *		closed (the latest closed is kept).
  */
 Datum
@@ -139,6 +142,7 @@ pipeline_close_extract(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	char	   *type_name;
 	char	   *extract;
+	PipelineUserContext ctx;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -150,19 +154,17 @@ pipeline_close_extract(PG_FUNCTION_ARGS)
 				 errmsg("pipeline \"%s\" has no extract_id", def->name),
 				 errdetail("Each of its extracts is one transaction's rows, complete when it commits."),
 				 errhint("Name a pipeline created with extract_id.")));
-	type_name = format_type_be(get_atttype(def->source, get_attnum(def->source, def->extract_id)));
+	type_name = format_type_be_qualified(get_atttype(def->source, pipeline_extract_id_attnum(def)));
 	values[0] = PG_GETARG_DATUM(1);
 	values[1] = def->extract_closed ? CStringGetTextDatum(def->extract_closed) : (Datum) 0;
 	nulls[1] = def->extract_closed ? ' ' : 'n';
 
-	/*
-	 * read as the column's type by the caller: a bad value is the caller's
-	 * error
-	 */
+	pipeline_become_role(def->owner, "pg_catalog, pg_temp", &ctx);
 	if (SPI_execute_with_args(psprintf("SELECT to_jsonb(greatest($1::%s, ($2::jsonb #>> '{}')::%s))::text",
 									   type_name, type_name), 2, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the extract");
 	extract = pipeline_result_text(0, 0);
+	pipeline_restore_user(&ctx);
 	pipeline_save_extract(def->id, extract, false);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -44,17 +44,10 @@ floor_values(const PipelineDef *def)
 
 	initStringInfo(&buf);
 	foreach(lc, pipeline_sequence_columns(def))
-	{
-		AttrNumber	att = get_attnum(def->row_state, lfirst(lc));
-		Oid			type;
-		int32		typmod;
-		Oid			collation;
-
-		get_atttypetypmodcoll(def->row_state, att, &type, &typmod, &collation);
 		appendStringInfo(&buf, "%s(d.truncated_at->>%d)::%s AS %s", buf.len ? ", " : "",
-						 foreach_current_index(lc), format_type_with_typemod(type, typmod),
+						 foreach_current_index(lc),
+						 pipeline_column_type_sql(def->row_state, get_attnum(def->row_state, lfirst(lc))),
 						 quote_identifier(lfirst(lc)));
-	}
 	return buf.data;
 }
 

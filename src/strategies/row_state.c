@@ -34,13 +34,7 @@
 char *
 pipeline_source_column_type(const PipelineDef *def, const char *column)
 {
-	AttrNumber	att = get_attnum(def->source, column);
-	Oid			type;
-	int32		typmod;
-	Oid			collation;
-
-	get_atttypetypmodcoll(def->source, att, &type, &typmod, &collation);
-	return format_type_with_typemod(type, typmod);
+	return pipeline_column_type_sql(def->source, get_attnum(def->source, column));
 }
 
 /*
