@@ -109,17 +109,14 @@ typedef struct PipelineDef
 								 * "ignore" */
 	float4		max_delete_share;	/* format snapshot: (0, 1] */
 	char	   *on_truncate;	/* format debezium: "quarantine" or "apply" */
-	char	   *truncated_at;	/* on_truncate apply: the latest truncate's
-								 * sequence_by values, a JSON array (as text),
-								 * or NULL; written by the batch that applied
-								 * it, not saved with the definition */
 	char	   *extract_id;		/* format snapshot: the source column naming
 								 * each row's extract, or NULL (a
 								 * transaction's rows) */
-	char	   *extract_applied;	/* extract_id: the latest extract applied,
-									 * a JSON scalar (as text), or NULL */
 	char	   *extract_closed; /* extract_id: the latest extract closed by
-								 * close_extract, likewise */
+								 * close_extract, a JSON scalar (as text), or
+								 * NULL; the batch statement reads the latest
+								 * applied and the truncate floor from the
+								 * catalog itself */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

@@ -21,11 +21,11 @@ typedef enum CitusKind
 {
 	CITUS_NONE,
 	CITUS_DISTRIBUTED,
-	CITUS_REFERENCE,
-	CITUS_LOCAL
+	CITUS_REFERENCE
 } CitusKind;
 
 extern CitusKind pipeline_citus_kind(Oid relid);
+extern bool pipeline_citus_routes(Oid relid);
 extern void pipeline_refuse_citus_source(Oid source);
 
 /* read_access.c */

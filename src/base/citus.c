@@ -30,10 +30,10 @@
 
 /*
  * pipeline_citus_kind
- *		What Citus makes of a relation: CITUS_NONE (a plain table, or Citus
- *		not created in this database), CITUS_DISTRIBUTED (sharded),
- *		CITUS_REFERENCE (a copy on every node) or CITUS_LOCAL (a coordinator
- *		table in Citus's metadata).  The caller is connected to SPI.
+ *		What Citus makes of a relation: CITUS_NONE (a plain table, a
+ *		coordinator table in Citus's metadata, or Citus not created in this
+ *		database), CITUS_DISTRIBUTED (sharded) or CITUS_REFERENCE (a copy on
+ *		every node).  The caller is connected to SPI.
  */
 CitusKind
 pipeline_citus_kind(Oid relid)
@@ -57,11 +57,21 @@ pipeline_citus_kind(Oid relid)
 			return CITUS_DISTRIBUTED;
 		case 'r':
 			return CITUS_REFERENCE;
-		case 'l':
-			return CITUS_LOCAL;
 		default:
 			return CITUS_NONE;
 	}
+}
+
+/*
+ * pipeline_citus_routes
+ *		Whether Citus routes writes to a relation to its shards or copies
+ *		(a distributed or reference table), so that a statement writing it
+ *		must be one Citus can route.
+ */
+bool
+pipeline_citus_routes(Oid relid)
+{
+	return pipeline_citus_kind(relid) != CITUS_NONE;
 }
 
 /*
@@ -73,7 +83,7 @@ pipeline_refuse_citus_source(Oid source)
 {
 	CitusKind	kind = pipeline_citus_kind(source);
 
-	if (kind != CITUS_DISTRIBUTED && kind != CITUS_REFERENCE)
+	if (kind == CITUS_NONE)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -3,7 +3,8 @@
  * batch.h
  *	  One batch's statement, up to the rows it accepts: the batch's
  *	  parameters and state (batch.c), the mapping (mapping.c), row rules
- *	  (rules.c), and the SQL of pending and accepted rows (batch_sql.c).
+ *	  (rules.c), and the SQL of pending rows (pending_sql.c) and accepted
+ *	  rows (batch_sql.c).
  *	  How accepted rows reach the target is the strategy's (strategy.h).
  *
  *-------------------------------------------------------------------------
@@ -43,7 +44,7 @@
 #define PIPELINE_ROW_TRUNCATE "__pl_trunc"
 #define PIPELINE_TRUNCATED_AT "__pl_truncated_at"
 
-/* batch_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
+/* pending_sql.c: which pending rows a statement reads (see pipeline_pending_sql) */
 typedef enum PendingShape
 {
 	PENDING_RANGE,
@@ -161,13 +162,13 @@ extern char *pipeline_extract_kept(void);
 extern char *pipeline_extract_absent_values(const PipelineDef *def, const PipelineMapping *map,
 											const char *sequence_value);
 extern char *pipeline_extract_target_key(int i);
-extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-									 BatchSource from, const char *columns, const char *tallies,
+extern char *pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
+									 const char *columns, const char *tallies,
 									 const char *current, const char *differ, const char *absent_values,
 									 const char *live);
-extern char *pipeline_current_extract(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
-extern char *pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
-extern char *pipeline_extract_row_check(const PipelineDef *def, const PipelineMapping *map, BatchSource from);
+extern char *pipeline_current_extract(const PipelineDef *def, BatchSource from);
+extern char *pipeline_extract_end_sql(const PipelineDef *def, BatchSource from);
+extern char *pipeline_extract_row_check(const PipelineDef *def, BatchSource from);
 
 /* debezium_sql.c */
 extern bool pipeline_reads_events(const PipelineDef *def);
@@ -186,14 +187,10 @@ extern char *pipeline_dimension_rows_sql(const PipelineDef *def, const char *sta
 										 bool whole_rows, bool first, const char *where);
 
 /* batch_sql.c */
-extern List *pipeline_row_keys(const PipelineDef *def);
 extern ErrorData *pipeline_try_batch_statement(const PipelineDef *def, const char *sql);
 extern char *pipeline_batch_sql(const PipelineDef *def, const PipelineMapping *map,
 								BatchSource from, List *rules, List *checks,
 								PendingShape shape);
-extern char *pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map,
-								  BatchSource from, const char *select_list, PendingShape shape);
-extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 extern char *pipeline_target_distinct(const PipelineDef *def, const char *column, const char *a,
 									  const char *b);
 extern bool pipeline_has_delete_events(const PipelineDef *def);
@@ -208,6 +205,11 @@ extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
 								 const char *deleted);
 
+/* pending_sql.c */
+extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,
+								  const char *select_list, PendingShape shape);
+extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
+
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);
 
@@ -218,5 +220,6 @@ extern void pipeline_batch_param_values(const BatchParams *params, Datum *values
 extern void pipeline_batch_state_init(BatchState *batch);
 extern void pipeline_batch_begin(BatchState *batch, const PipelineDef *def, int64 run_id,
 								 int32 number);
+extern List *pipeline_row_keys(const PipelineDef *def);
 
 #endif							/* PIPELINE_BATCH_H */

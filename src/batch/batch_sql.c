@@ -259,7 +259,7 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	if (pipeline_applies_truncates(def))
 		appendStringInfoString(&list, ", (s._op = 't') AS " PIPELINE_ROW_TRUNCATE);
 	if (def->extract_id && from == BATCH_FROM_STAGING)
-		appendStringInfoString(&list, pipeline_extract_row_check(def, map, from));
+		appendStringInfoString(&list, pipeline_extract_row_check(def, from));
 	delete_event_columns(def, &list);
 	pipeline_sequence_row_columns(def, &list);
 	if (def->joins != NIL)
@@ -288,9 +288,9 @@ pipeline_accepted_rows(const PipelineDef *def, const PipelineMapping *map, Batch
 	if (def->joins != NIL || pipeline_reads_events(def))
 		rows = psprintf("(SELECT %s FROM %s OFFSET 0)", list.data,
 						pipeline_source_from(def, psprintf("(%s)",
-														   pipeline_pending_sql(def, map, from, "s.*", shape))));
+														   pipeline_pending_sql(def, from, "s.*", shape))));
 	else
-		rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, map, from, list.data, shape));
+		rows = psprintf("(%s OFFSET 0)", pipeline_pending_sql(def, from, list.data, shape));
 	if (windows)
 		rows = psprintf("(SELECT %s FROM %s w)", windows, rows);
 	return psprintf("%s b WHERE %s", rows,

@@ -88,7 +88,7 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
  *		its own run quarantined anew: they are not requeued again.
  */
 char *
-pipeline_pending_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from,
+pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 					 const char *select_list, PendingShape shape)
 {
 	char	   *src = pipeline_qualified_name(def->source);

@@ -127,18 +127,18 @@ recorded_extract(const PipelineDef *def, const char *field)
  *		applied; NULL when none is.
  */
 char *
-pipeline_current_extract(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+pipeline_current_extract(const PipelineDef *def, BatchSource from)
 {
 	const char *c = quote_identifier(def->extract_id);
 
 	return psprintf("(SELECT p.%s FROM (%s) p WHERE p.%s IS NOT NULL AND p.%s > ALL %s "
 					"ORDER BY p._xid, p._seq LIMIT 1)",
-					c, pipeline_pending_sql(def, map, from, psprintf("s._xid, s._seq, s.%s", c), PENDING_RANGE),
+					c, pipeline_pending_sql(def, from, psprintf("s._xid, s._seq, s.%s", c), PENDING_RANGE),
 					c, c, recorded_extract(def, "extract_applied"));
 }
 
 /*
- * pipeline_extract_id_end_sql
+ * extract_id_end_sql
  *		With extract_id: the statement giving the last pending row (within
  *		the bounds) of the extract being applied, whether that extract is
  *		complete (a later one began, or it was closed; or no extract is
@@ -146,11 +146,11 @@ pipeline_current_extract(const PipelineDef *def, const PipelineMapping *map, Bat
  *		refused), and its value as a JSON scalar.  No row when nothing is
  *		pending.
  */
-char *
-pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+static char *
+extract_id_end_sql(const PipelineDef *def, BatchSource from)
 {
 	const char *c = quote_identifier(def->extract_id);
-	char	   *pending = pipeline_pending_sql(def, map, from, psprintf("s._xid, s._seq, s.%s", c),
+	char	   *pending = pipeline_pending_sql(def, from, psprintf("s._xid, s._seq, s.%s", c),
 											   PENDING_RANGE);
 
 	return psprintf("WITH x AS MATERIALIZED (SELECT %s AS v), "
@@ -160,8 +160,29 @@ pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, 
 					"OR (p._xid, p._seq) < (SELECT n._xid, n._seq FROM n) ORDER BY p._xid DESC, p._seq DESC LIMIT 1) "
 					"SELECT e._xid, e._seq, x.v IS NULL OR EXISTS (SELECT 1 FROM n) OR x.v <= ANY %s, "
 					"to_jsonb(x.v)::text FROM e, x",
-					pipeline_current_extract(def, map, from), pending, c, pending,
+					pipeline_current_extract(def, from), pending, c, pending,
 					recorded_extract(def, "extract_closed"));
+}
+
+/*
+ * pipeline_extract_end_sql
+ *		The statement giving where the batch of the first pending extract
+ *		ends (run.c): its last pending row within the bounds -- of the first
+ *		pending row's transaction (a transaction's rows are all pending or
+ *		none), or with extract_id of the extract being applied, then with
+ *		whether it is complete and its value (extract_id_end_sql).
+ */
+char *
+pipeline_extract_end_sql(const PipelineDef *def, BatchSource from)
+{
+	if (def->extract_id)
+		return extract_id_end_sql(def, from);
+	return psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
+					"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
+					"ORDER BY s._xid DESC, s._seq DESC LIMIT 1",
+					pipeline_qualified_name(def->source),
+					pipeline_pending_sql(def, from, "s._xid", PENDING_FIRST),
+					P(LO_XID), P(LO_SEQ), P(HI_XID), P(HI_SEQ));
 }
 
 /*
@@ -170,10 +191,10 @@ pipeline_extract_id_end_sql(const PipelineDef *def, const PipelineMapping *map, 
  *		(alias s), refuses a row that is not of the extract being applied.
  */
 char *
-pipeline_extract_row_check(const PipelineDef *def, const PipelineMapping *map, BatchSource from)
+pipeline_extract_row_check(const PipelineDef *def, BatchSource from)
 {
 	const char *c = quote_identifier(def->extract_id);
-	char	   *current = pipeline_current_extract(def, map, from);
+	char	   *current = pipeline_current_extract(def, from);
 
 	return psprintf(", CASE WHEN s.%s = %s THEN true ELSE pipeline.refuse_extract_row(s.%s::text, %s::text) END "
 					"AS __pl_extract_ok", c, current, c, current);
@@ -240,7 +261,7 @@ extract_guard(const PipelineDef *def, const char *live)
  *		staged extract, or when missing keys are ignored.
  */
 static char *
-complete(const PipelineDef *def, const PipelineMapping *map, BatchSource from, const char *extract)
+complete(const PipelineDef *def, BatchSource from, const char *extract)
 {
 	char	   *filter = def->filter ? psprintf(" AND (%s)::boolean IS TRUE", def->filter) : "";
 	char	   *staged;
@@ -251,15 +272,15 @@ complete(const PipelineDef *def, const PipelineMapping *map, BatchSource from, c
 	if (def->extract_id)
 		staged = psprintf("(SELECT count(*) FROM (%s) s WHERE (s._xid, s._seq) > (%s, %s) "
 						  "AND (s._xid, s._seq) <= (%s, %s) AND s.%s = %s%s)",
-						  pipeline_pending_sql(def, map, from, "s.*", PENDING_WHOLE),
+						  pipeline_pending_sql(def, from, "s.*", PENDING_WHOLE),
 						  P(LO_XID), P(LO_SEQ), P(HI_XID), P(HI_SEQ),
-						  quote_identifier(def->extract_id), pipeline_current_extract(def, map, from), filter);
+						  quote_identifier(def->extract_id), pipeline_current_extract(def, from), filter);
 	else
 		staged = psprintf("(SELECT count(*) FROM %s s WHERE s._xid = %s%s)",
 						  pipeline_qualified_name(def->source), P(HI_XID), filter);
 	/* (a batch past the last extract, or skipped, has no row: no extract) */
-	return psprintf("(NOT %s AND (SELECT __pl_rows FROM %s) > 0 AND %s = (SELECT __pl_rows FROM %s))",
-					decided("skip"), extract, staged, extract);
+	return psprintf("(%s AND (SELECT __pl_rows FROM %s) > 0 AND %s = (SELECT __pl_rows FROM %s))",
+					pipeline_extract_kept(), extract, staged, extract);
 }
 
 /*
@@ -350,8 +371,8 @@ current_version(const PipelineDef *def, const char *current)
  *		takes all of them, so that its latest row decides.
  */
 char *
-pipeline_extract_events(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
-						BatchSource from, const char *columns, const char *tallies, const char *current,
+pipeline_extract_events(StringInfo sql, const PipelineDef *def, BatchSource from,
+						const char *columns, const char *tallies, const char *current,
 						const char *differ, const char *absent_values, const char *live)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
@@ -375,7 +396,7 @@ pipeline_extract_events(StringInfo sql, const PipelineDef *def, const PipelineMa
 					 "WHERE c.__pl_xid IS NULL AND %s)",
 					 extract_position(), absent_values, pipeline_marks_deleted(def) ? "false" : "true",
 					 pipeline_marks_deleted(def) ? current_version(def, current) : "",
-					 complete(def, map, from, "extract_tally"));
+					 complete(def, from, "extract_tally"));
 	return psprintf("(SELECT __pl_xid, __pl_seq, %s, __pl_del FROM compared WHERE __pl_xid IS NOT NULL "
 					"AND (%s) NOT IN (SELECT %s FROM repeated) "
 					"UNION ALL SELECT * FROM extract_rows WHERE (%s) IN (SELECT %s FROM repeated) "

@@ -38,7 +38,7 @@ pipeline_check_citus_target(const PipelineDef *def)
 	CitusKind	kind = pipeline_citus_kind(def->target);
 	const char *what = NULL;
 
-	if (kind != CITUS_DISTRIBUTED && kind != CITUS_REFERENCE)
+	if (kind == CITUS_NONE)
 		return;
 	if (OidIsValid(def->tombstones) && !def->strategy->versioned)
 		what = "remembers its deletes in a tombstone table (sequence_by with delete_when)";

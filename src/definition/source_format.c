@@ -32,8 +32,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -125,7 +123,7 @@ pipeline_check_on_truncate(const PipelineDef *def)
 
 	if (def->on_truncate == NULL || strcmp(def->on_truncate, "apply") != 0)
 		return;
-	if (!def->strategy->keyed || def->strategy->versioned || def->strategy->groups)
+	if (!def->strategy->keyed || def->strategy->versioned)
 		hint = "Use strategy => 'merge', or leave on_truncate => 'quarantine' and close the versions yourself.";
 	else if (!def->sequence_kept)
 		hint = "Leave sequence_by to its default, _lsn, or give expressions over the event that name no target column.";
@@ -236,7 +234,7 @@ check_snapshot(PipelineDef *def)
 		check_extract_id(def);
 	if (def->max_delete_share == 0)
 		def->max_delete_share = 0.5;
-	if (def->max_delete_share < 0 || def->max_delete_share > 1 || isnan(def->max_delete_share))
+	if (def->max_delete_share < 0 || def->max_delete_share > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_delete_share must be above 0 and at most 1"),
@@ -254,13 +252,13 @@ pipeline_check_format(PipelineDef *def)
 {
 	static const char *const formats[] = {"debezium", "snapshot", NULL};
 
-	if (def->on_truncate && (def->format == NULL || strcmp(def->format, "debezium") != 0))
+	if (def->on_truncate && !pipeline_reads_events(def))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("on_truncate applies to debezium events only"),
 				 errdetail("It says what a Debezium truncate event (op t) does."),
 				 errhint("Pass format => 'debezium' when the staged rows are Debezium change events.")));
-	if (def->extract_id && (def->format == NULL || strcmp(def->format, "snapshot") != 0))
+	if (def->extract_id && !pipeline_reads_extracts(def))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("extract_id applies to full extracts only"),
@@ -282,11 +280,11 @@ pipeline_check_format(PipelineDef *def)
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("source of a pipeline with format '%s' must be a staging table", def->format),
 				 errdetail("The source is a captured table or a pipeline's target, whose changes are rows, not %s.",
-						   strcmp(def->format, "debezium") == 0 ? "events" : "extracts"),
-				 strcmp(def->format, "debezium") == 0 ?
+						   pipeline_reads_events(def) ? "events" : "extracts"),
+				 pipeline_reads_events(def) ?
 				 errhint("Stage the events in a table of their own (one json, jsonb or text column named value).") :
 				 errhint("Stage each extract in a table of its own, in one transaction.")));
-	if (strcmp(def->format, "debezium") == 0)
+	if (pipeline_reads_events(def))
 		check_debezium(def);
 	else
 		check_snapshot(def);

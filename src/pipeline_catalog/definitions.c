@@ -64,9 +64,7 @@ typedef enum DefColumn
 	DEF_HARD_DELETES,
 	DEF_MAX_DELETE_SHARE,
 	DEF_ON_TRUNCATE,
-	DEF_TRUNCATED_AT,
 	DEF_EXTRACT_ID,
-	DEF_EXTRACT_APPLIED,
 	DEF_EXTRACT_CLOSED,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
@@ -111,9 +109,7 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_HARD_DELETES] = "hard_deletes",
 	[DEF_MAX_DELETE_SHARE] = "coalesce(max_delete_share, 1)::float8::text",
 	[DEF_ON_TRUNCATE] = "on_truncate",
-	[DEF_TRUNCATED_AT] = "truncated_at::text",
 	[DEF_EXTRACT_ID] = "extract_id",
-	[DEF_EXTRACT_APPLIED] = "extract_applied::text",
 	[DEF_EXTRACT_CLOSED] = "extract_closed::text",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
@@ -309,9 +305,7 @@ def_from_result(void)
 	def->hard_deletes = pipeline_result_text(0, DEF_HARD_DELETES);
 	def->max_delete_share = (float4) strtod(pipeline_result_text(0, DEF_MAX_DELETE_SHARE), NULL);
 	def->on_truncate = pipeline_result_text(0, DEF_ON_TRUNCATE);
-	def->truncated_at = pipeline_result_text(0, DEF_TRUNCATED_AT);
 	def->extract_id = pipeline_result_text(0, DEF_EXTRACT_ID);
-	def->extract_applied = pipeline_result_text(0, DEF_EXTRACT_APPLIED);
 	def->extract_closed = pipeline_result_text(0, DEF_EXTRACT_CLOSED);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
@@ -546,10 +540,11 @@ pipeline_save_extract(int64 pipeline_id, const char *extract, bool applied)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2] = {Int64GetDatum(pipeline_id), CStringGetTextDatum(extract)};
 
+	/* (once a batch, with extract_id: its plan kept) */
 	pipeline_catalog_exec(applied ?
 						  "UPDATE pipeline.pipeline_defs SET extract_applied = $2::jsonb WHERE id = $1" :
 						  "UPDATE pipeline.pipeline_defs SET extract_closed = $2::jsonb WHERE id = $1",
-						  2, types, values, NULL, false, 0, false);
+						  2, types, values, NULL, false, 0, applied);
 }
 
 /*

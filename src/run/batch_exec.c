@@ -114,11 +114,9 @@ mapping_signature(const PipelineDef *def, const PipelineMapping *map)
 		ColumnMap  *cm = lfirst(lc);
 		Oid			type;
 		int32		typmod;
-		Oid			collation;
 
 		/* scd2 statements convert values to the target column's type */
-		get_atttypetypmodcoll(def->target, get_attnum(def->target, cm->column),
-							  &type, &typmod, &collation);
+		pipeline_target_column_type(def, cm->column, &type, &typmod);
 		appendStringInfo(&buf, "|%s=%s:%u/%d", cm->column, cm->expr, type, typmod);
 	}
 	foreach(lc, map->source_columns)
@@ -389,29 +387,18 @@ get_statements(const PipelineDef *def, BatchSource from)
 	 * The probe reads the index in order and stops at the first row: that
 	 * plan is the best for any bounds, so it is planned once.
 	 */
-	keep_statement(&st->probe, pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
+	keep_statement(&st->probe, pipeline_pending_sql(def, from, "s._xid", PENDING_FIRST),
 				   BATCH_NPARAMS, types, true);
-	keep_statement(&st->count, pipeline_pending_sql(def, map, from, "count(*)", PENDING_RANGE),
+	keep_statement(&st->count, pipeline_pending_sql(def, from, "count(*)", PENDING_RANGE),
 				   BATCH_NPARAMS, types, false);
 	keep_statement(&st->nth, psprintf("%s ORDER BY 1, 2 OFFSET %s LIMIT 1",
-									  pipeline_pending_sql(def, map, from, "s._xid, s._seq",
+									  pipeline_pending_sql(def, from, "s._xid, s._seq",
 														   PENDING_ORDERED),
 									  pipeline_batch_param(BATCH_PARAM_OFFSET)),
 				   BATCH_NPARAMS + 1, types, false);
-	/* a transaction's rows are all pending or none: its last row in bounds */
-	if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING && def->extract_id)
-		keep_statement(&st->extract_end, pipeline_extract_id_end_sql(def, map, from), BATCH_NPARAMS, types,
+	if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING)
+		keep_statement(&st->extract_end, pipeline_extract_end_sql(def, from), BATCH_NPARAMS, types,
 					   false);
-	else if (pipeline_reads_extracts(def) && from == BATCH_FROM_STAGING)
-		keep_statement(&st->extract_end,
-					   psprintf("SELECT s._xid, s._seq FROM %s s WHERE s._xid = (%s) "
-								"AND (s._xid, s._seq) > (%s, %s) AND (s._xid, s._seq) <= (%s, %s) "
-								"ORDER BY s._xid DESC, s._seq DESC LIMIT 1",
-								pipeline_qualified_name(def->source),
-								pipeline_pending_sql(def, map, from, "s._xid", PENDING_FIRST),
-								pipeline_batch_param(BATCH_PARAM_LO_XID), pipeline_batch_param(BATCH_PARAM_LO_SEQ),
-								pipeline_batch_param(BATCH_PARAM_HI_XID), pipeline_batch_param(BATCH_PARAM_HI_SEQ)),
-					   BATCH_NPARAMS, types, false);
 	keep_statement(&st->quarantine, pipeline_quarantine_sql(def, from), 6, quarantine_types,
 				   false);
 	pipeline_restore_user(&ctx);

@@ -307,21 +307,21 @@ commit_start_lazily(RunState *rs)
 /*
  * abort_step
  *		After an error outside a transaction block: rolls the step back.
- *		An error of the commit itself (a deferred constraint, a Citus
- *		worker gone before its prepared transaction) came after the step
- *		was released: SPI_commit has already rolled that transaction back
- *		and begun a new one, in which the failure is recorded.
+ *		An error of the commit itself (a Citus worker refusing its prepared
+ *		transaction) came after the step was released: SPI_commit has
+ *		already rolled that transaction back and begun a new one, in which
+ *		the failure is recorded.
  */
 static void
 abort_step(RunState *rs)
 {
+	if (rs->in_step)
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		rs->in_step = false;
+		CurrentResourceOwner = rs->step_owner;
+	}
 	MemoryContextSwitchTo(rs->step_context);
-	if (!rs->in_step)
-		return;
-	RollbackAndReleaseCurrentSubTransaction();
-	rs->in_step = false;
-	MemoryContextSwitchTo(rs->step_context);
-	CurrentResourceOwner = rs->step_owner;
 }
 
 /*
@@ -441,13 +441,12 @@ typedef void (*CursorAdvance) (RunState *rs, Datum cursor, bool reached_end,
  *		ends here; its rows, and every row after them, stay pending (the
  *		cursor is where the last batch left it).
  */
-static bool
+static void
 stop_before_open_extract(RunState *rs, const char *extract)
 {
 	rs->extract_open = true;
 	rs->message = psprintf("extract %s is not complete: it is applied once the next extract begins or pipeline.close_extract closes it",
 						   extract);
-	return true;
 }
 
 static bool
@@ -486,7 +485,10 @@ consume(RunState *rs, BatchParams *params, Datum cursor, RowPosition lo, RowPosi
 			reached_end = !pipeline_extract_end(rs->def, rs->from, params, &hi, &complete, &extract) ||
 				position_equal(hi, end);
 			if (!complete)
-				return stop_before_open_extract(rs, extract);
+			{
+				stop_before_open_extract(rs, extract);
+				return true;
+			}
 		}
 		else
 		{

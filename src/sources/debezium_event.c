@@ -518,7 +518,7 @@ refuse_unknown(const RowReading *reading, const char *column)
  *		The row of an image or a flattened record, with its logical values
  *		turned into PostgreSQL text; fields prefixed "__" (added by
  *		ExtractNewRecordState) are left out when 'flattened', and gathered
- *		in *added (without the prefix).
+ *		in *added (without the prefix); 'added' is not set otherwise.
  */
 static Datum
 read_row(JsonbContainer *record, const RowReading *reading, bool flattened, Datum *added)
@@ -528,11 +528,11 @@ read_row(JsonbContainer *record, const RowReading *reading, bool flattened, Datu
 	JsonbIterator *it = JsonbIteratorInit(record);
 	JsonbValue	v;
 	JsonbValue	key;
-	JsonbValue *result;
 	JsonbIteratorToken tok;
 
 	pushJsonbValue(&row, WJB_BEGIN_OBJECT, NULL);
-	pushJsonbValue(&extra, WJB_BEGIN_OBJECT, NULL);
+	if (flattened)
+		pushJsonbValue(&extra, WJB_BEGIN_OBJECT, NULL);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		char	   *column;
@@ -562,8 +562,8 @@ read_row(JsonbContainer *record, const RowReading *reading, bool flattened, Datu
 		pushJsonbValue(&row, WJB_KEY, &key);
 		pushJsonbValue(&row, WJB_VALUE, (f && logical_value(f, &v, &converted)) ? &converted : &v);
 	}
-	result = pushJsonbValue(&extra, WJB_END_OBJECT, NULL);
-	*added = jsonb_datum(result);
+	if (flattened)
+		*added = jsonb_datum(pushJsonbValue(&extra, WJB_END_OBJECT, NULL));
 	return jsonb_datum(pushJsonbValue(&row, WJB_END_OBJECT, NULL));
 }
 
@@ -606,7 +606,6 @@ read_envelope(JsonbContainer *envelope, JsonbValue *schema, RowReading *reading,
 	JsonbValue *row = op == 'd' ? before : after;
 	JsonbValue *source = member(envelope, "source");
 	JsonbValue *ts = NULL;
-	Datum		unused;
 	bool		found;
 
 	if (op == 't')
@@ -619,7 +618,7 @@ read_envelope(JsonbContainer *envelope, JsonbValue *schema, RowReading *reading,
 	if (schema && row)
 		read_schema_fields(image_schema(schema, image), reading);
 	values[EVENT_OP] = CStringGetTextDatum(psprintf("%c", op));
-	values[EVENT_RECORD] = row ? read_row(row->val.binary.data, reading, false, &unused) :
+	values[EVENT_RECORD] = row ? read_row(row->val.binary.data, reading, false, NULL) :
 		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	nulls[EVENT_OP] = nulls[EVENT_RECORD] = false;
 	if (is_object(before))

@@ -153,8 +153,7 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 		 * routes only immutable conditions to a distributed or reference
 		 * target's shards, where such an event counts as stale.
 		 */
-		if (pipeline_citus_kind(def->target) == CITUS_DISTRIBUTED ||
-			pipeline_citus_kind(def->target) == CITUS_REFERENCE)
+		if (pipeline_citus_routes(def->target))
 			appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE (%s) AND (%s)",
 							 keys, set.data, newer, changed(def, map, false));
 		else
@@ -223,7 +222,7 @@ extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 
 	appendStringInfo(sql, "WITH extract_rows AS MATERIALIZED (SELECT __pl_xid, __pl_seq, %s, __pl_del FROM %s)",
 					 columns, accepted);
-	events = pipeline_extract_events(sql, def, map, from, columns, "", target, differ,
+	events = pipeline_extract_events(sql, def, from, columns, "", target, differ,
 									 pipeline_extract_absent_values(def, map, NULL),
 									 psprintf("(SELECT count(*) FROM %s)", target));
 	appendStringInfo(sql, ", latest AS (SELECT DISTINCT ON (%s) * FROM %s ORDER BY %s, __pl_xid DESC, __pl_seq DESC), ",

@@ -148,7 +148,7 @@ extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMappin
 							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
 													  psprintf("l.%s", c)));
 	}
-	events = pipeline_extract_events(sql, def, map, from, pipeline_mapping_column_list(map),
+	events = pipeline_extract_events(sql, def, from, pipeline_mapping_column_list(map),
 									 psprintf(", max(%s) AS __pl_version", quote_identifier(def->sequence_by)),
 									 psprintf("(SELECT * FROM %s WHERE __end_at IS NULL)", target),
 									 differ.len ? differ.data : "false",
@@ -387,8 +387,7 @@ diff_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 static void
 write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 {
-	CitusKind	citus = pipeline_citus_kind(def->target);
-	bool		distributed = citus == CITUS_DISTRIBUTED || citus == CITUS_REFERENCE;
+	bool		distributed = pipeline_citus_routes(def->target);
 	char	   *target = pipeline_qualified_name(def->target);
 	StringInfoData set;
 	char	   *cols,
