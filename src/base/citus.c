@@ -10,11 +10,14 @@
  * reference table is written by distributed transactions, committed on
  * the coordinator before their prepared transactions commit on the
  * workers; Citus has no distributed snapshot.  A cursor made of the
- * coordinator's snapshot could then count a transaction as consumed while
- * its rows on a worker are not visible yet: they would be passed over for
- * ever.  So such a table is refused as a source rather than half followed.
- * As a target it is written through Citus's routing (batch_sql.c and the
- * strategies keep their statements to forms it can route).
+ * coordinator's snapshot could count a transaction as consumed while its
+ * rows on a worker are not visible yet.  So a distributed staging table is
+ * never followed by a cursor: a hash-distributed one is merged shard by
+ * shard, each shard's rows claimed and merged in one transaction of the
+ * worker holding them (sharded pipelines); a reference table, or one
+ * distributed by range or append, is refused.  A target is written through
+ * Citus's routing (batch_sql.c and the strategies keep their statements to
+ * forms it can route), or shard by shard by a sharded pipeline.
  *
  *-------------------------------------------------------------------------
  */
@@ -75,20 +78,86 @@ pipeline_citus_routes(Oid relid)
 }
 
 /*
+ * citus_fact
+ *		The text of the first column of 'sql' (one oid parameter) read from
+ *		Citus's catalog as the extension, or NULL when Citus is not created
+ *		in this database or the query finds no row.
+ */
+static char *
+citus_fact(const char *sql, Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+	PipelineUserContext ctx;
+	char	   *fact = NULL;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return NULL;
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec(sql, 1, &type, &value, NULL, true, 1) == 1)
+		fact = pipeline_result_text(0, 0);
+	pipeline_restore_user(&ctx);
+	return fact;
+}
+
+/*
+ * pipeline_citus_distribution_column
+ *		The distribution column of a hash-distributed table, NULL for any
+ *		other relation.
+ */
+char *
+pipeline_citus_distribution_column(Oid relid)
+{
+	return citus_fact("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) "
+					  "FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1 AND partmethod = 'h'",
+					  relid);
+}
+
+/*
+ * pipeline_citus_colocated
+ *		Whether two hash-distributed tables are co-located: their shards
+ *		cover the same hash ranges and each pair lives on the same node.
+ */
+bool
+pipeline_citus_colocated(Oid a, Oid b)
+{
+	char	   *group_a = citus_fact("SELECT colocationid FROM pg_catalog.pg_dist_partition "
+									 "WHERE logicalrelid = $1 AND partmethod = 'h'", a);
+	char	   *group_b = citus_fact("SELECT colocationid FROM pg_catalog.pg_dist_partition "
+									 "WHERE logicalrelid = $1 AND partmethod = 'h'", b);
+
+	return group_a && group_b && strcmp(group_a, group_b) == 0;
+}
+
+/*
  * pipeline_refuse_citus_source
- *		Errors for a distributed or reference table as a staging table.
+ *		Errors for a reference table, or a table Citus distributes by range
+ *		or append, as a staging table.  A hash-distributed one is merged
+ *		shard by shard (sharded pipelines, definition/sharded.c).
  */
 void
 pipeline_refuse_citus_source(Oid source)
 {
 	CitusKind	kind = pipeline_citus_kind(source);
 
-	if (kind == CITUS_NONE)
+	if (kind == CITUS_NONE || (kind == CITUS_DISTRIBUTED && pipeline_citus_distribution_column(source)))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("source %s is a Citus %s table", pipeline_qualified_name(source),
-					kind == CITUS_DISTRIBUTED ? "distributed" : "reference"),
-			 errdetail("Citus has no distributed snapshot: a distributed transaction commits on the coordinator before its rows are visible on the workers, so a pipeline's cursor could pass over rows for ever."),
-			 errhint("Stage into a plain table on the coordinator; the target may be distributed.")));
+					kind == CITUS_DISTRIBUTED ? "range- or append-distributed" : "reference"),
+			 errdetail("A pipeline reads a plain staging table, or a hash-distributed one shard by shard where its shards live."),
+			 errhint("Stage into a plain table, or a table distributed by hash (create_distributed_table).")));
+}
+
+/*
+ * pipeline_sharded
+ *		Whether a pipeline is sharded: its staging table is hash-distributed
+ *		(its target then is a co-located one, definition/sharded.c), and its
+ *		runs merge shard by shard (run/shard_run.c).
+ */
+bool
+pipeline_sharded(const PipelineDef *def)
+{
+	return pipeline_citus_distribution_column(def->source) != NULL;
 }

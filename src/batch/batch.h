@@ -205,6 +205,12 @@ extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
 								 const char *deleted);
 
+/* shard_sql.c: the most rejected rows a shard statement returns */
+#define PIPELINE_SHARD_MAX_REJECTED 10000
+
+extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
+								const char *source, const char *target);
+
 /* pending_sql.c */
 extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 								  const char *select_list, PendingShape shape);

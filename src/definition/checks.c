@@ -820,6 +820,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, ARG_PIPELINE), false, DEF_LOCK_UPDATE);
 	pipeline_check_manage(def);
+	pipeline_check_sharded_checks(def);
 	sc = check_from_args(fcinfo);
 	validate_thresholds(sc);
 	validate_options(sc, pipeline_build_mapping(def));

@@ -516,11 +516,19 @@ drop_own_tables(const PipelineDef *def)
 static void
 check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
-	ErrorData  *edata = pipeline_try_batch_statement(def,
-													 pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
-																		pipeline_row_rules(def, map),
-																		pipeline_load_checks(def, map),
-																		PENDING_RANGE));
+	ErrorData  *edata;
+
+	if (pipeline_sharded(def))
+		edata = pipeline_try_prepare(def, pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
+															 pipeline_qualified_name(def->source),
+															 pipeline_qualified_name(def->target)),
+									 0, NULL);
+	else
+		edata = pipeline_try_batch_statement(def,
+											 pipeline_batch_sql(def, map, BATCH_FROM_STAGING,
+																pipeline_row_rules(def, map),
+																pipeline_load_checks(def, map),
+																PENDING_RANGE));
 
 	if (edata != NULL)
 		ereport(ERROR,
@@ -751,6 +759,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 	check_options(def);
 	pipeline_require_table(def->source, "source");
 	pipeline_require_privilege(def->owner, def->source, ACL_SELECT, "SELECT", "source");
+	pipeline_check_sharded_kind(def);
 	if (OidIsValid(def->target))
 		check_existing_target(def);
 
@@ -772,6 +781,7 @@ validate_and_build(PipelineDef *def, RangeVar *target_rv)
 		def->tombstones = InvalidOid;
 	check_ignore_null_updates(def, map);
 	pipeline_check_on_truncate(def);
+	pipeline_check_sharded(def, map);
 	pipeline_check_citus_target(def);
 	if (def->strategy->create_state)
 		def->strategy->create_state(def, map);

@@ -40,6 +40,11 @@ typedef struct PipelineSchedule
 extern void pipeline_check_format(PipelineDef *def);
 extern void pipeline_check_on_truncate(const PipelineDef *def);
 
+/* sharded_pipelines.c */
+extern void pipeline_check_sharded_kind(const PipelineDef *def);
+extern void pipeline_check_sharded_checks(const PipelineDef *def);
+extern void pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map);
+
 /* citus_targets.c */
 extern void pipeline_check_citus_target(const PipelineDef *def);
 

@@ -968,6 +968,30 @@ run_batches(RunState *rs)
 }
 
 /*
+ * run_sharded
+ *		A run of a sharded pipeline (shard_run.c): its shards merged, each
+ *		committed on its worker; the rows they rejected quarantined and
+ *		committed, then taken out of the staging table.  A shard that failed
+ *		fails the run, with what the others did.
+ */
+static void
+run_sharded(RunState *rs)
+{
+	char	   *rejected;
+	char	   *failed;
+
+	record_start(rs);
+	commit_start_lazily(rs);
+	failed = pipeline_merge_shards(rs->def, &rs->counts, &rejected);
+	pipeline_quarantine_shard_rows(rs->def, rs->run_id, rejected, &rs->counts);
+	commit_batch(rs);
+	pipeline_unstage_shard_rows(rs->def, rejected);
+	rs->status = failed ? "failed" : "succeeded";
+	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, failed);
+	end_run(rs);
+}
+
+/*
  * execute_run
  *		The body of a run, between taking and releasing the run lock.
  */
@@ -995,6 +1019,13 @@ execute_run(RunState *rs)
 	 * transaction.  (Paused meanwhile, or its worker told to stop, it is
 	 * recorded as cancelled.)
 	 */
+	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested &&
+		pipeline_sharded(def))
+	{
+		rs->def = def;
+		run_sharded(rs);
+		return;
+	}
 	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested)
 	{
 		rs->def = def;

@@ -50,6 +50,12 @@ extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, bool whole_phase, BatchState *batch,
 								 RunCounts *counts);
 
+/* shard_run.c */
+extern char *pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, char **rejected);
+extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
+										   const char *rejected, RunCounts *counts);
+extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
+
 /* run.c */
 extern volatile sig_atomic_t pipeline_stop_requested;
 extern void pipeline_fail_dead_runs(void);

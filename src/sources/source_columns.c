@@ -77,6 +77,53 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
 }
 
 /*
+ * add_sharded_change_columns
+ *		A hash-distributed source's _xid and _seq, added the way Citus
+ *		allows: to an empty table (Citus refuses a nextval default on a
+ *		table with rows), each column by its own command, and no unique
+ *		index (Citus wants the distribution column in it; the sequence keeps
+ *		_seq unique).  As the table's owner.
+ */
+static void
+add_sharded_change_columns(Oid source, bool add_xid, bool add_seq, bool xid_default,
+						   bool seq_default)
+{
+	char	   *src = pipeline_qualified_name(source);
+	Oid			nsp = get_rel_namespace(source);
+	PipelineUserContext ctx;
+
+	if (!xid_default && !seq_default)
+		return;
+	pipeline_become_relation_owner(source, &ctx);
+	if (pipeline_exec(psprintf("SELECT 1 FROM %s LIMIT 1", src), 0, NULL, NULL, NULL, true, 1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("distributed source %s must be empty to get its _xid and _seq columns", src),
+				 errdetail("Citus adds a column whose default is nextval() only to an empty distributed table."),
+				 errhint("Create the pipeline (or call pipeline.prepare_source) before loading the table, or load a new table after it.")));
+	if (seq_default)
+	{
+		char	   *seqname = quote_qualified_identifier(get_namespace_name(nsp),
+														 ChooseRelationName(get_rel_name(source), "_seq", "seq",
+																			nsp, false));
+
+		pipeline_exec(psprintf("CREATE SEQUENCE %s CACHE 1000", seqname), 0, NULL, NULL, NULL, false, 0);
+		pipeline_exec(psprintf(add_seq ? "ALTER TABLE %s ADD COLUMN _seq bigint DEFAULT nextval(%s)" :
+							   "ALTER TABLE %s ALTER COLUMN _seq SET DEFAULT nextval(%s)",
+							   src, quote_literal_cstr(seqname)), 0, NULL, NULL, NULL, false, 0);
+		/* (not OWNED BY the column: Citus alters no distributed sequence) */
+		pipeline_exec(psprintf("ALTER TABLE %s ALTER COLUMN _seq SET NOT NULL", src), 0, NULL, NULL,
+					  NULL, false, 0);
+	}
+	if (xid_default)
+		pipeline_exec(psprintf(add_xid ? "ALTER TABLE %s ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()" :
+							   "ALTER TABLE %s ALTER COLUMN _xid SET DEFAULT pipeline.current_xid()", src),
+					  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	CommandCounterIncrement();
+}
+
+/*
  * pipeline_add_change_columns
  *		Makes a table a change log: _xid (the writer's transaction on the
  *		logical clock) and _seq (order within a transaction) with their
@@ -113,6 +160,8 @@ pipeline_add_change_columns(Oid source)
 				 errdetail("A pipeline source carries _xid xid8 and _seq bigint, filled by their defaults."),
 				 errhint("Rename the table's own _xid and _seq columns, then create the pipeline again.")));
 	need_index = add_xid || add_seq || !change_log_index_exists(source, xid_att, seq_att);
+	if (pipeline_citus_distribution_column(source) != NULL)
+		need_index = false;
 	if (!xid_default && !seq_default && !need_index)
 		return;
 	if (!pipeline_relation_ownercheck(source, GetUserId()))
@@ -122,6 +171,12 @@ pipeline_add_change_columns(Oid source)
 				 errdetail("The first pipeline that reads a table gives it the columns _xid and _seq, their defaults and an index."),
 				 errhint("Ask the owner of %s to run SELECT pipeline.prepare_source('%s'), then create the pipeline.",
 						 src, src)));
+
+	if (pipeline_citus_distribution_column(source) != NULL)
+	{
+		add_sharded_change_columns(source, add_xid, add_seq, xid_default, seq_default);
+		return;
+	}
 
 	/*
 	 * As the table's owner, whoever creates the pipeline: the rewrite and the

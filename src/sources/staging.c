@@ -253,10 +253,17 @@ pipeline_refuse_staging_target(Oid target, const PipelineStrategy *strategy)
 void
 pipeline_guard_staging_table(Oid source)
 {
-	List	   *missing = unguarded_tables(source);
+	List	   *missing;
 	ListCell   *lc;
 	char	   *src = pipeline_qualified_name(source);
 
+	/*
+	 * A hash-distributed source is a queue its sharded pipeline empties: no
+	 * cursor passes over a row an UPDATE or DELETE changed
+	 */
+	if (pipeline_citus_distribution_column(source) != NULL)
+		return;
+	missing = unguarded_tables(source);
 	if (missing == NIL)
 		return;
 	if (!pipeline_relation_ownercheck(source, GetUserId()))

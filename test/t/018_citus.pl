@@ -1,10 +1,11 @@
 # Pipelines on a Citus cluster: a coordinator and two workers on this
-# machine.  Staging tables stay on the coordinator; targets may be Citus
-# distributed or reference tables.
+# machine.  Staging tables plain tables on the coordinator; targets Citus
+# distributed or reference tables.  (Distributed staging tables, merged
+# shard by shard: 019_sharded_pipelines.pl.)
 #
-#   1. What is refused, each with its reason: a distributed or reference
-#      table as the staging table (Citus has no distributed snapshot), and
-#      the pipelines whose statements Citus cannot route to the shards.
+#   1. What is refused, each with its reason: a reference table as the
+#      staging table, and the pipelines whose statements Citus cannot route
+#      to the shards.
 #   2. Each strategy writes a distributed target (merge, scd2, aggregate,
 #      append, full extracts) and a reference one, with the right result.
 #   3. Exactly once: two writers staging out of order while a session runs
@@ -21,6 +22,7 @@
 use strict;
 use warnings;
 
+use PipelineCitus;
 use PipelineConsumed;
 use PipelineLoad;
 use PipelinePowerLoss;
@@ -28,48 +30,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $pkglibdir = `pg_config --pkglibdir`;
-chomp $pkglibdir;
-plan skip_all => "Citus is not installed in $pkglibdir (test/install_citus.sh builds it when its source is at hand)"
-  unless -f "$pkglibdir/citus.so";
-
-# citus_node(NAME): a node with Citus and the pipeline library, reachable
-# over TCP on 127.0.0.1, as the nodes reach each other.
-sub citus_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf',
-		    "shared_preload_libraries = 'citus,pipeline'\n"
-		  . "max_prepared_transactions = 50\n"
-		  . "listen_addresses = '127.0.0.1'\n"
-		  . "citus.recover_2pc_interval = '1s'\n");
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
-	return $node;
-}
-
-my $coordinator = citus_node('coordinator');
-my @workers = (citus_node('worker1'), citus_node('worker2'));
-$coordinator->safe_psql('postgres',
-	"SELECT citus_set_coordinator_host('127.0.0.1', " . $coordinator->port . ')');
-$coordinator->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $_->port . ')') foreach @workers;
-$coordinator->safe_psql('postgres', 'CREATE EXTENSION pipeline');
-
-# refused(SQL, PATTERN, NAME): SQL fails with an error matching PATTERN.
-sub refused
-{
-	my ($sql, $pattern, $name) = @_;
-	my ($ret, $stdout, $stderr) = $coordinator->psql('postgres', $sql);
-	like($stderr, $pattern, $name);
-}
+my ($coordinator, @workers) = citus_cluster();
 
 # ---- 1. refused, each with its reason
 $coordinator->safe_psql(
 	'postgres', q{
-	CREATE TABLE dist_stage (id int, v text);
-	SELECT create_distributed_table('dist_stage', 'id');
 	CREATE TABLE ref_stage (id int, v text);
 	SELECT create_reference_table('ref_stage');
 	CREATE TABLE stage (id int, v text, ts int, del boolean);
@@ -77,19 +42,16 @@ $coordinator->safe_psql(
 	SELECT create_distributed_table('dist_target', 'id');
 	CREATE TABLE events (value jsonb);
 });
-refused("SELECT pipeline.create_pipeline('p', 'dist_stage', 'dist_target', key => ARRAY['id'])",
-	qr/source public\.dist_stage is a Citus distributed table.*no distributed snapshot/s,
-	'a distributed staging table is refused');
-refused("SELECT pipeline.create_pipeline('p', 'ref_stage', 'dist_target', key => ARRAY['id'])",
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'ref_stage', 'dist_target', key => ARRAY['id'])",
 	qr/source public\.ref_stage is a Citus reference table/, 'a reference staging table is refused');
-refused("SELECT pipeline.prepare_source('dist_stage')",
-	qr/is a Citus distributed table/, 'prepare_source refuses it too');
-refused(
+refused($coordinator, "SELECT pipeline.prepare_source('ref_stage')",
+	qr/is a Citus reference table/, 'prepare_source refuses it too');
+refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'stage', 'dist_target', key => ARRAY['id'], sequence_by => 'ts', "
 	  . "delete_when => 'del', except_columns => ARRAY['del'])",
 	qr/cannot write Citus distributed table public\.dist_target.*tombstone table/s,
 	'a merge remembering its deletes beside a distributed target is refused');
-refused(
+refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'events', 'dist_target', key => ARRAY['id'], format => 'debezium')",
 	qr/cannot write Citus distributed table.*row state/s,
 	'a merge keeping a row state beside a distributed target is refused');
@@ -102,7 +64,7 @@ $coordinator->safe_psql(
 	SELECT create_distributed_table('later', 'id');
 	INSERT INTO stage VALUES (1, 'a', 1, false);
 });
-refused("CALL pipeline.run('later')", qr/cannot write Citus distributed table public\.later/,
+refused($coordinator, "CALL pipeline.run('later')", qr/cannot write Citus distributed table public\.later/,
 	'a run of a pipeline whose target was distributed since says why');
 $coordinator->safe_psql('postgres', "SELECT pipeline.drop_pipeline('later'); TRUNCATE stage");
 

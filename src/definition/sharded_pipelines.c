@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * sharded_pipelines.c
+ *	  What a sharded pipeline may be: one whose staging table Citus
+ *	  distributes by hash, merged shard by shard on the workers into a
+ *	  co-located target (run/shard_run.c).  Whatever its shard statement
+ *	  cannot do where a shard lives is refused here, each with its reason.
+ *
+ * A shard's statement sees its two shards only.  So the target must be
+ * co-located with the staging table, and each target row must land in the
+ * shard of the staged row it comes from: the target's distribution column
+ * is fed by the staging table's, unchanged (and, for a merge, is part of
+ * the key).  Nothing it writes may be kept on the coordinator in the same
+ * transaction (a tombstone table, a row state, a change log), and rows are
+ * claimed, not followed by a cursor (no extracts, no Debezium positions).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "batch/batch.h"
+#include "definition/definition.h"
+#include "strategy.h"
+
+/*
+ * refuse
+ *		Errors: sharded pipeline 'def' cannot have 'what'.
+ */
+static void
+refuse(const PipelineDef *def, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("sharded pipeline \"%s\" cannot %s", def->name, what),
+			 errdetail("Its staging table %s is distributed by Citus: each shard is merged on its worker, by a statement that sees that shard and the target's co-located shard only.",
+					   pipeline_qualified_name(def->source)),
+			 errhint("%s", hint)));
+}
+
+/*
+ * check_placement
+ *		The target is distributed co-located with the staging table, its
+ *		distribution column fed by the staging table's unchanged (and in
+ *		the key of a merge).
+ */
+static void
+check_placement(const PipelineDef *def, const PipelineMapping *map)
+{
+	char	   *source_column = pipeline_citus_distribution_column(def->source);
+	char	   *target_column = pipeline_citus_distribution_column(def->target);
+	char	   *hint = psprintf("SELECT create_distributed_table('%s', '%s', colocate_with => '%s');",
+								pipeline_qualified_name(def->target), source_column,
+								pipeline_qualified_name(def->source));
+	ColumnMap  *cm;
+
+	if (target_column == NULL || !pipeline_citus_colocated(def->source, def->target))
+		refuse(def, psprintf("write %s, which is not distributed co-located with its staging table",
+							 pipeline_qualified_name(def->target)), hint);
+	cm = pipeline_mapping_column(map, target_column);
+	if (cm == NULL || (strcmp(cm->expr, source_column) != 0 &&
+					   strcmp(cm->expr, quote_identifier(source_column)) != 0))
+		refuse(def, psprintf("feed the target's distribution column %s with anything but the staging table's, %s",
+							 quote_identifier(target_column), quote_identifier(source_column)),
+			   "Map the target's distribution column to the staging table's distribution column, as it is.");
+	if (def->strategy->keyed && !cm->is_key)
+		refuse(def, psprintf("merge by a key without the distribution column %s",
+							 quote_identifier(target_column)),
+			   "Put the distribution column in the key: the rows of a key must live in one shard.");
+}
+
+/*
+ * check_expressions
+ *		No byte 0x01 in the SQL a shard statement carries: the worker
+ *		function writes the shards' names where those bytes stand.
+ */
+static void
+check_expressions(const PipelineDef *def, const PipelineMapping *map)
+{
+	ListCell   *lc;
+
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+
+		if (strchr(cm->expr, '\001'))
+			refuse(def, "map a column with an expression holding the character U+0001",
+				   "Write the character another way (chr(1)).");
+	}
+	if ((def->filter && strchr(def->filter, '\001')) ||
+		(def->delete_when && strchr(def->delete_when, '\001')))
+		refuse(def, "filter or delete with an expression holding the character U+0001",
+			   "Write the character another way (chr(1)).");
+}
+
+/*
+ * check_only_reader
+ *		A distributed staging table feeds one pipeline: its runs take the
+ *		rows they merge out of it.
+ */
+static void
+check_only_reader(const PipelineDef *def)
+{
+	Oid			types[2] = {OIDOID, INT8OID};
+	Datum		values[2] = {ObjectIdGetDatum(def->source), Int64GetDatum(def->id)};
+	PipelineUserContext ctx;
+	char	   *other = NULL;
+
+	pipeline_become_internal(&ctx);
+	if (pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE source = $1::regclass AND id <> $2",
+					  2, types, values, NULL, true, 1) > 0)
+		other = pipeline_result_text(0, 0);
+	pipeline_restore_user(&ctx);
+	if (other)
+		refuse(def, psprintf("read %s, which pipeline \"%s\" reads", pipeline_qualified_name(def->source),
+							 other),
+			   "A distributed staging table feeds one pipeline, whose runs take the rows they merge out of it; stage a copy of the rows for the other pipeline, or read its target.");
+}
+
+/*
+ * pipeline_check_sharded_kind
+ *		Errors for a sharded pipeline of a kind no shard statement writes:
+ *		checked before its target is.
+ */
+void
+pipeline_check_sharded_kind(const PipelineDef *def)
+{
+	if (!pipeline_sharded(def))
+		return;
+	if (strcmp(def->strategy->name, "merge") != 0 && strcmp(def->strategy->name, "append") != 0)
+		refuse(def, psprintf("use strategy %s", def->strategy->name),
+			   "Use merge or append; keep versions (scd2) or groups (aggregate) in a pipeline reading a plain staging table.");
+	if (def->joins != NIL)
+		refuse(def, "join dimension tables",
+			   "Map the columns the staging rows carry; join in a downstream view or pipeline.");
+	if (def->format != NULL)
+		refuse(def, psprintf("read format %s", def->format),
+			   "Stage Debezium events and full extracts into a plain table.");
+}
+
+/*
+ * pipeline_check_sharded_checks
+ *		Errors for data quality checks on a sharded pipeline: their counts
+ *		and batch thresholds are kept per batch on the coordinator, which
+ *		no shard statement reaches.
+ */
+void
+pipeline_check_sharded_checks(const PipelineDef *def)
+{
+	if (pipeline_sharded(def))
+		refuse(def, "have data quality checks",
+			   "Check the rows in a pipeline reading the target, or let the target's CHECK constraints quarantine them.");
+}
+
+/*
+ * pipeline_check_sharded
+ *		Errors unless a pipeline whose staging table is hash-distributed is
+ *		one a sharded run can merge; nothing for another pipeline.  The
+ *		owner must be allowed to delete from the staging table: a run claims
+ *		the rows it merges by deleting them.
+ */
+void
+pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
+{
+	if (!pipeline_sharded(def))
+		return;
+	if (OidIsValid(def->tombstones) || pipeline_keeps_source_rows(def))
+		refuse(def, "keep its deletes or sequences on the coordinator (sequence_by with delete_when, or sequence_by over the source row)",
+			   "Use sequence_by naming a mapped target column, without delete_when; or delete_when without sequence_by.");
+	if (def->ignore_null_updates != NIL)
+		refuse(def, "ignore null updates", "Stage whole rows.");
+	if (OidIsValid(def->change_log))
+		refuse(def, psprintf("write %s, which other pipelines read", pipeline_qualified_name(def->target)),
+			   "Read the target from a pipeline defined after it only when the target is a plain table.");
+	check_only_reader(def);
+	check_placement(def, map);
+	check_expressions(def, map);
+	pipeline_require_privilege(def->owner, def->source, ACL_DELETE, "DELETE", "source");
+}

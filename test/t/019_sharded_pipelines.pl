@@ -1,0 +1,261 @@
+# Sharded pipelines on a Citus cluster (a coordinator and two workers on
+# this machine): a hash-distributed staging table merged shard by shard,
+# where the shards live, into a co-located distributed target.
+#
+#   1. What is refused at definition, each with its reason.
+#   2. A merge (deletes, a row rule quarantining, a filter) and an append,
+#      with names that need quoting, each row once.
+#   3. Rows a worker does not show yet -- its prepared transaction not
+#      committed, while the coordinator has committed -- are not lost: they
+#      are merged by the run after their commit.
+#   4. A blocked shard (a lock held on a target row past the pipeline's
+#      statement_timeout) fails its run, naming the shard, while the other
+#      shards' rows are merged; the next run merges the rest.
+#   5. Exactly once under load: writers staging through the coordinator
+#      (each row also written to a ledger in the same transaction) while a
+#      session runs the pipelines, a shard moved to the other worker and the
+#      shards rebalanced back, and a worker killed with SIGKILL; at the end
+#      the append target holds each ledger row once, and the merge target
+#      each key's latest value.
+#
+# Needs Citus built for this server (test/install_citus.sh builds it from
+# its source when the source is at hand); skipped, saying so, otherwise.
+use strict;
+use warnings;
+
+use PipelineCitus;
+use PipelineConsumed;
+use PipelineLoad;
+use PipelinePowerLoss;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my ($coordinator, @workers) = citus_cluster();
+
+# ---- 1. refused at definition
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE stage (id int, v text, ts int, del boolean);
+	SELECT create_distributed_table('stage', 'id', shard_count => 4);
+	CREATE TABLE other_shards (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('other_shards', 'id', shard_count => 3);
+	CREATE TABLE plain_target (id int PRIMARY KEY, v text);
+	CREATE TABLE by_v (id int, v text, PRIMARY KEY (v));
+	SELECT create_distributed_table('by_v', 'v');
+	CREATE TABLE colocated (id int PRIMARY KEY, v text, ts int);
+	SELECT create_distributed_table('colocated', 'id', colocate_with => 'stage');
+	CREATE TABLE loaded (id int, v text);
+	SELECT create_distributed_table('loaded', 'id', colocate_with => 'stage');
+	INSERT INTO loaded VALUES (1, 'a');
+});
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'stage', 'other_shards', key => ARRAY['id'])",
+	qr/sharded pipeline "p" cannot write public\.other_shards, which is not distributed co-located.*colocate_with/s,
+	'a target not co-located is refused');
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'stage', 'plain_target', key => ARRAY['id'])",
+	qr/cannot write public\.plain_target, which is not distributed co-located/, 'a plain target is refused');
+refused($coordinator,
+	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], columns => '{\"id\": \"id + 1\"}')",
+	qr/cannot feed the target's distribution column id with anything but the staging table's/,
+	'a distribution column computed otherwise is refused');
+refused($coordinator,
+	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', strategy => 'scd2', key => ARRAY['id'], sequence_by => 'ts')",
+	qr/cannot use strategy scd2/, 'scd2 is refused');
+refused($coordinator,
+	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], sequence_by => 'ts', delete_when => 'del')",
+	qr/cannot keep its deletes or sequences on the coordinator/, 'a tombstone table is refused');
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'loaded', 'colocated', key => ARRAY['id'])",
+	qr/distributed source public\.loaded must be empty/, 'a distributed source with rows is refused');
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'nothing was defined');
+
+# ---- 2. merge and append, names that need quoting
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE SCHEMA "Sales";
+	CREATE TABLE "Sales"."Order Items" ("Id" int, v text, ts int, note text);
+	SELECT create_distributed_table('"Sales"."Order Items"', 'Id', shard_count => 4);
+	CREATE TABLE "Sales"."Items" ("Id" int PRIMARY KEY, v text NOT NULL, ts int);
+	SELECT create_distributed_table('"Sales"."Items"', 'Id', colocate_with => '"Sales"."Order Items"');
+	SELECT pipeline.create_pipeline('items', '"Sales"."Order Items"', '"Sales"."Items"', key => ARRAY['Id'],
+	    sequence_by => 'ts', except_columns => ARRAY['note'], filter => $$note IS DISTINCT FROM 'skip%'$$);
+	CREATE TABLE "Sales".item_log ("Id" int, v text);
+	SELECT create_distributed_table('"Sales".item_log', 'Id', colocate_with => '"Sales"."Order Items"');
+	CREATE TABLE flags (id int, v text, del boolean);
+	SELECT create_distributed_table('flags', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('flags', 'flags', 'colocated', key => ARRAY['id'], delete_when => 'del',
+	    except_columns => ARRAY['del']);
+});
+refused($coordinator,
+	q{SELECT pipeline.create_pipeline('again', '"Sales"."Order Items"', '"Sales".item_log', strategy => 'append', except_columns => ARRAY['ts', 'note'])},
+	qr/sharded pipeline "again" cannot read "Sales"\."Order Items", which pipeline "items" reads/,
+	'a second pipeline reading the same distributed staging table is refused');
+$coordinator->safe_psql(
+	'postgres', q{
+	INSERT INTO "Sales"."Order Items" ("Id", v, ts) SELECT g, 'a', 1 FROM generate_series(1, 20) g;
+	INSERT INTO "Sales"."Order Items" ("Id", v, ts) SELECT g, 'b', 2 FROM generate_series(1, 10) g;
+	INSERT INTO "Sales"."Order Items" ("Id", v, ts) VALUES (5, 'old', 0), (21, NULL, 1);
+	INSERT INTO "Sales"."Order Items" ("Id", v, ts, note) VALUES (22, 'x', 1, 'skip%');
+	INSERT INTO flags VALUES (1, 'a', false), (2, 'b', false), (3, 'c', false);
+});
+refused($coordinator, "SELECT pipeline.add_check('items', 'positive', 'ts > 0')",
+	qr/sharded pipeline "items" cannot have data quality checks/, 'a data quality check is refused');
+$coordinator->safe_psql('postgres', "CALL pipeline.run('items')");
+is( $coordinator->safe_psql('postgres',
+		q{SELECT count(*) || ' ' || count(*) FILTER (WHERE v = 'b') || ' ' || max("Id") FROM "Sales"."Items"}),
+	'20 10 20',
+	'merge: each key once, its latest version, an older one stale, the NULL value and the filtered row not merged');
+is( $coordinator->safe_psql('postgres',
+		q{SELECT rows_read || ' ' || rows_inserted || ' ' || rows_stale || ' ' || rows_filtered || ' ' || rows_quarantined FROM pipeline.runs WHERE pipeline = 'items'}
+	),
+	'33 20 11 1 1',
+	'the run counts over every shard');
+is( $coordinator->safe_psql('postgres',
+		q{SELECT reason || ' ' || (raw_row->>'Id') FROM pipeline.quarantine WHERE pipeline = 'items'}),
+	'null value in column "v" violates not-null constraint 21',
+	'the row breaking the target\'s NOT NULL quarantined with its raw row');
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM "Sales"."Order Items"'),
+	'0', 'the staging table is drained: merged rows claimed, the rejected one quarantined');
+$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+$coordinator->safe_psql('postgres', "INSERT INTO flags VALUES (1, 'a2', false), (2, NULL, true)");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM colocated"),
+	'1a2 3c', 'merge: an update and a delete event, each on its shard');
+
+# ---- 3. rows a worker does not show yet
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE SEQUENCE version;
+	CREATE TABLE ledger (id int, x bigint);
+	CREATE TABLE events (id int, x bigint);
+	SELECT create_distributed_table('events', 'id', colocate_with => 'stage');
+	CREATE TABLE event_log (id int, x bigint);
+	SELECT create_distributed_table('event_log', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('event_log', 'events', 'event_log', strategy => 'append');
+});
+my ($shard, $port) = split /\|/,
+  $coordinator->safe_psql('postgres',
+	"SELECT shard_name, nodeport FROM citus_shards WHERE table_name = 'events'::regclass "
+	  . "AND shardid = get_shard_id_for_distribution_column('events', 7)");
+my ($holder) = grep { $_->port == $port } @workers;
+# What Citus leaves when a worker has prepared a distributed transaction
+# the coordinator has committed, and has not committed it yet.
+$holder->safe_psql('postgres',
+	"BEGIN; INSERT INTO $shard (id, x, _xid, _seq) VALUES (7, 1001, '1', 900000001), (7, 1002, '1', 900000002); "
+	  . "PREPARE TRANSACTION 'held'");
+$coordinator->safe_psql('postgres',
+	"INSERT INTO ledger VALUES (7, 1001), (7, 1002), (8, 1003); INSERT INTO events (id, x) VALUES (8, 1003)");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('event_log')");
+is($coordinator->safe_psql('postgres', 'SELECT string_agg(x::text, \' \' ORDER BY x) FROM event_log'),
+	'1003', 'a run merges the rows its workers show, and not those of a transaction still prepared');
+$holder->safe_psql('postgres', "COMMIT PREPARED 'held'");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('event_log')");
+is( differences($coordinator, 'SELECT id, x FROM ledger', 'SELECT id, x FROM event_log'),
+	'0', 'once committed on the worker, the next run merges them: each row once');
+
+# ---- 4. a blocked shard does not hold the others
+$coordinator->safe_psql('postgres',
+	"SELECT pipeline.alter_pipeline('flags', statement_timeout => '1 second')");
+my $scripts = PostgreSQL::Test::Utils::tempdir;
+append_to_file("$scripts/lock.sql",
+	"BEGIN;\nSELECT 1 FROM colocated WHERE id = 1 FOR UPDATE;\nSELECT pg_sleep(6);\nCOMMIT;\n");
+my $locker = start_psql($coordinator, "$scripts/lock.sql");
+$coordinator->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(6);'")
+  or die 'the lock was not taken';
+$coordinator->safe_psql('postgres',
+	"INSERT INTO flags (id, v, del) SELECT g, 'z', false FROM generate_series(1, 40) g");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+like(
+	$coordinator->safe_psql('postgres',
+		"SELECT status || ': ' || error_message FROM pipeline.runs WHERE pipeline = 'flags' ORDER BY run_id DESC LIMIT 1"
+	),
+	qr/^failed: shard \d+ on 127\.0\.0\.1:\d+: .*statement timeout/,
+	'the run waiting on a locked row of one shard fails, naming the shard');
+is( $coordinator->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM colocated WHERE v = 'z') = (SELECT count(*) FROM generate_series(1, 40) g "
+		  . "WHERE get_shard_id_for_distribution_column('flags', g) <> get_shard_id_for_distribution_column('flags', 1))"),
+	't', 'the rows of the other shards are merged meanwhile');
+finish_load($locker);
+$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+is($coordinator->safe_psql('postgres', "SELECT count(*) FILTER (WHERE v = 'z') FROM colocated"),
+	'40', 'the lock gone, the next run merges the blocked shard\'s rows');
+
+# ---- 5. exactly once under load: a shard move, a rebalance, a worker killed
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE changes (id int, v bigint);
+	SELECT create_distributed_table('changes', 'id', colocate_with => 'stage');
+	CREATE TABLE accounts (id int PRIMARY KEY, v bigint);
+	SELECT create_distributed_table('accounts', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('accounts', 'changes', 'accounts', key => ARRAY['id'], sequence_by => 'v');
+	CREATE TABLE changes_ledger (id int, v bigint);
+});
+$coordinator->safe_psql('postgres',
+	out_of_order_writer(
+		"WITH r AS (INSERT INTO changes_ledger SELECT 1 + (random() * 199)::int, nextval('version') "
+		  . "FROM generate_series(1, 1 + (random() * 3)::int) RETURNING id, v) "
+		  . "INSERT INTO changes (id, v) SELECT id, v FROM r; "
+		  . "WITH r AS (INSERT INTO ledger SELECT (random() * 199)::int, nextval('version') RETURNING id, x) "
+		  . "INSERT INTO events (id, x) SELECT id, x FROM r"));
+append_to_file("$scripts/write.sql", "CALL write_rows(600);\n");
+append_to_file("$scripts/run.sql",
+	"CALL pipeline.run('accounts');\nCALL pipeline.run('event_log');\n" x 100000);
+my $after = last_run($coordinator);
+my @load = map { start_psql($coordinator, "$scripts/write.sql") } 1 .. 2;
+my $runner = start_psql($coordinator, "$scripts/run.sql");
+wait_for_batches($coordinator, $after, 10);
+
+my $moving = $coordinator->safe_psql('postgres',
+	"SELECT shardid FROM citus_shards WHERE table_name = 'changes'::regclass AND nodeport = "
+	  . $workers[0]->port
+	  . " ORDER BY shardid LIMIT 1");
+$coordinator->safe_psql('postgres',
+	"SELECT citus_move_shard_placement($moving, '127.0.0.1', "
+	  . $workers[0]->port
+	  . ", '127.0.0.1', "
+	  . $workers[1]->port
+	  . ", shard_transfer_mode => 'block_writes')");
+is( $coordinator->safe_psql('postgres', "SELECT nodeport FROM citus_shards WHERE shardid = $moving"),
+	$workers[1]->port, 'a shard moved to the other worker while writers and runs went on');
+$after = last_run($coordinator);
+wait_for_batches($coordinator, $after, 6);
+$coordinator->safe_psql('postgres', "SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')");
+$coordinator->safe_psql('postgres', 'CALL citus_cleanup_orphaned_resources()');
+$after = last_run($coordinator);
+wait_for_batches($coordinator, $after, 6);
+
+ok(power_loss($workers[1]), 'every process of worker2 is gone');
+$workers[1]->start;
+$coordinator->poll_query_until('postgres',
+	"SELECT (SELECT count(*) FROM (SELECT pipeline.resume(name) FROM pipeline.pipelines) r) > 0 AND "
+	  . "coalesce(sum(batches), 0) >= 6 FROM pipeline.run_log WHERE run_id > $after AND rows_read > 0 "
+	  . "AND status = 'succeeded' AND finished_at > now() - interval '5 seconds'")
+  or die 'the runs did not go on once worker2 was back';
+finish_load(@load);
+$runner->kill_kill;
+finish_load($runner);
+$coordinator->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid()"
+);
+$coordinator->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'CALL pipeline.run%' AND pid <> pg_backend_pid()")
+  or die 'the runner did not end';
+$coordinator->safe_psql('postgres', 'SELECT recover_prepared_transactions()');
+$_->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts') foreach @workers;
+$coordinator->safe_psql('postgres',
+	"SELECT pipeline.resume(name) FROM pipeline.pipelines; CALL pipeline.run('accounts'); CALL pipeline.run('event_log')"
+);
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM changes') + 0,
+	0, 'every staged change was claimed');
+is( differences($coordinator, 'SELECT id, max(v) FROM changes_ledger GROUP BY id', 'SELECT id, v FROM accounts'),
+	'0', 'merge: the target holds each key\'s latest value written');
+is(differences($coordinator, 'SELECT id, x FROM ledger', 'SELECT id, x FROM event_log'),
+	'0', 'append: each row written is in the target once');
+is( $coordinator->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE status = 'failed') > 0 AND sum(rows_read) > 300 FROM pipeline.runs WHERE pipeline = 'accounts'"
+	),
+	't', 'runs failed while the worker was gone, and many rows went through');
+is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline IN ('accounts', 'event_log')"),
+	'0', 'nothing was quarantined');
+
+done_testing();
