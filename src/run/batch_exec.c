@@ -526,6 +526,9 @@ pipeline_extract_end(const PipelineDef *def, BatchSource from, const BatchParams
 	char		nulls[BATCH_NPARAMS];
 	bool		isnull;
 
+	/* nothing pending: nothing to wait for */
+	*complete = true;
+	*extract = NULL;
 	pipeline_batch_param_values(params, values, nulls);
 	run_plan(def, &st->extract_end, values, nulls, 1, looking_for_pending(def));
 	if (SPI_processed == 0)
@@ -533,8 +536,6 @@ pipeline_extract_end(const PipelineDef *def, BatchSource from, const BatchParams
 	row->valid = true;
 	row->xid = DatumGetFullTransactionId(pipeline_result_datum(0, 0, &isnull));
 	row->seq = pipeline_result_int64(0, 1);
-	*complete = true;
-	*extract = NULL;
 	if (def->extract_id)
 	{
 		*complete = DatumGetBool(pipeline_result_datum(0, 2, &isnull));
