@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
@@ -74,10 +75,65 @@ check_placement(const PipelineDef *def, const PipelineMapping *map)
 			   "Put the distribution column in the key: the rows of a key must live in one shard.");
 }
 
+/* What reads_relation looks for, and what it found. */
+typedef struct RelationSearch
+{
+	Oid			source;
+	Oid			found;
+} RelationSearch;
+
+/*
+ * reads_relation
+ *		Walker: whether a (sub)query reads a relation other than the
+ *		staging table.
+ */
+static bool
+reads_relation(Node *node, RelationSearch *search)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && rte->relid != search->source)
+		{
+			search->found = rte->relid;
+			return true;
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_relation, search, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, reads_relation, search);
+}
+
+/*
+ * check_expression
+ *		An expression of a sharded pipeline reads the staged row only: on a
+ *		worker its statement sees the two shards (Citus plans no statement
+ *		mixing shards with its own tables, reference tables included); and
+ *		it holds no byte 0x01, where the worker function writes the shards'
+ *		names.
+ */
+static void
+check_expression(const PipelineDef *def, const char *expr)
+{
+	RelationSearch search = {def->source, InvalidOid};
+
+	if (expr == NULL)
+		return;
+	if (strchr(expr, '\001'))
+		refuse(def, "run an expression holding the character U+0001",
+			   "Write the character another way (chr(1)).");
+	if (reads_relation((Node *) pipeline_analyze_expression(def, expr), &search))
+		refuse(def, psprintf("read %s in its expressions", pipeline_qualified_name(search.found)),
+			   "Map the columns the staged rows carry: stage the looked-up values with the rows, or look them up in a view or pipeline reading the target.");
+}
+
 /*
  * check_expressions
- *		No byte 0x01 in the SQL a shard statement carries: the worker
- *		function writes the shards' names where those bytes stand.
+ *		The mapping, filter and delete_when (check_expression).
  */
 static void
 check_expressions(const PipelineDef *def, const PipelineMapping *map)
@@ -85,17 +141,9 @@ check_expressions(const PipelineDef *def, const PipelineMapping *map)
 	ListCell   *lc;
 
 	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (strchr(cm->expr, '\001'))
-			refuse(def, "map a column with an expression holding the character U+0001",
-				   "Write the character another way (chr(1)).");
-	}
-	if ((def->filter && strchr(def->filter, '\001')) ||
-		(def->delete_when && strchr(def->delete_when, '\001')))
-		refuse(def, "filter or delete with an expression holding the character U+0001",
-			   "Write the character another way (chr(1)).");
+		check_expression(def, ((ColumnMap *) lfirst(lc))->expr);
+	check_expression(def, def->filter);
+	check_expression(def, def->delete_when);
 }
 
 /*

@@ -64,6 +64,13 @@ refused($coordinator,
 refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], sequence_by => 'ts', delete_when => 'del')",
 	qr/cannot keep its deletes or sequences on the coordinator/, 'a tombstone table is refused');
+$coordinator->safe_psql('postgres',
+	"CREATE TABLE names (id int PRIMARY KEY, name text); SELECT create_reference_table('names')");
+refused($coordinator,
+	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], "
+	  . "columns => '{\"v\": \"(SELECT n.name FROM names n WHERE n.id = ts)\"}')",
+	qr/sharded pipeline "p" cannot read public\.names in its expressions/,
+	'an expression looking up a table, a reference table included, is refused');
 refused($coordinator, "SELECT pipeline.create_pipeline('p', 'loaded', 'colocated', key => ARRAY['id'])",
 	qr/distributed source public\.loaded must be empty/, 'a distributed source with rows is refused');
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'nothing was defined');
