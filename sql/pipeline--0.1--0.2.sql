@@ -75,10 +75,13 @@ ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN truncated_at jsonb,
     ADD COLUMN extract_id text,
     ADD COLUMN extract_applied jsonb,
-    ADD COLUMN extract_closed jsonb;
-UPDATE pipeline.pipeline_defs SET sequence_kept = false;
+    ADD COLUMN extract_closed jsonb,
+    ADD COLUMN sharded boolean;
+UPDATE pipeline.pipeline_defs SET sequence_kept = false, sharded = false;
 ALTER TABLE pipeline.pipeline_defs ALTER COLUMN sequence_kept SET DEFAULT false,
-    ALTER COLUMN sequence_kept SET NOT NULL;
+    ALTER COLUMN sequence_kept SET NOT NULL,
+    ALTER COLUMN sharded SET DEFAULT false,
+    ALTER COLUMN sharded SET NOT NULL;
 COMMENT ON COLUMN pipeline.pipeline_defs.format IS
     'how a staged row holds its change: NULL, as the row itself; ''debezium'', as a Debezium change event (envelope or flattened record); ''snapshot'', as a row of a full extract (one source transaction''s rows)';
 COMMENT ON COLUMN pipeline.pipeline_defs.hard_deletes IS
@@ -95,6 +98,8 @@ COMMENT ON COLUMN pipeline.pipeline_defs.extract_id IS
     'format snapshot: the source column naming each row''s extract, when an extract spans several transactions (NULL: an extract is one transaction''s rows)';
 COMMENT ON COLUMN pipeline.pipeline_defs.extract_applied IS
     'format snapshot with extract_id: the latest extract applied; a row of it or of an earlier one staged later is quarantined';
+COMMENT ON COLUMN pipeline.pipeline_defs.sharded IS
+    'whether the staging table was hash-distributed by Citus when the pipeline was defined: its runs then merge shard by shard';
 COMMENT ON COLUMN pipeline.pipeline_defs.extract_closed IS
     'format snapshot with extract_id: the latest extract its loader closed (pipeline.close_extract): it and earlier ones are complete';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS
@@ -823,12 +828,13 @@ CREATE FUNCTION pipeline.close_extract(pipeline_name text, extract_id text) RETU
 COMMENT ON FUNCTION pipeline.close_extract(text, text) IS
     'says that an extract of a format snapshot pipeline with extract_id (and every earlier one) is staged whole: it is applied without waiting for the next';
 CREATE FUNCTION pipeline.run_shard_statement(source_shard text, target_shard text, statement text,
-                                             statement_search_path text, timeout_ms integer)
+                                             statement_search_path text, timeout_ms integer,
+                                             skipped_shards text[])
     RETURNS text
     AS 'MODULE_PATHNAME', 'pipeline_run_shard_statement'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer) IS
-    'internal: on a Citus worker, a sharded pipeline''s statement over one pair of co-located shards, as the caller in a security-restricted operation';
+COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer, text[]) IS
+    'internal: on a Citus worker, a sharded pipeline''s statement over one pair of co-located shards (none for a shard among skipped_shards), as the caller in a security-restricted operation';
 CREATE FUNCTION pipeline.refuse_extract_row(row_extract text, current_extract text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_refuse_extract_row'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;

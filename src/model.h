@@ -117,6 +117,8 @@ typedef struct PipelineDef
 								 * NULL; the batch statement reads the latest
 								 * applied and the truncate floor from the
 								 * catalog itself */
+	bool		sharded;		/* the staging table is hash-distributed by
+								 * Citus: runs merge shard by shard */
 } PipelineDef;
 
 /* One target column and the SQL expression (over the source row) feeding it. */

@@ -47,7 +47,8 @@ CREATE TABLE pipeline.pipeline_defs (
     truncated_at        jsonb,
     extract_id          text,
     extract_applied     jsonb,
-    extract_closed      jsonb
+    extract_closed      jsonb,
+    sharded             boolean NOT NULL DEFAULT false
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);
@@ -84,6 +85,8 @@ COMMENT ON COLUMN pipeline.pipeline_defs.extract_id IS
     'format snapshot: the source column naming each row''s extract, when an extract spans several transactions (NULL: an extract is one transaction''s rows)';
 COMMENT ON COLUMN pipeline.pipeline_defs.extract_applied IS
     'format snapshot with extract_id: the latest extract applied; a row of it or of an earlier one staged later is quarantined';
+COMMENT ON COLUMN pipeline.pipeline_defs.sharded IS
+    'whether the staging table was hash-distributed by Citus when the pipeline was defined: its runs then merge shard by shard';
 COMMENT ON COLUMN pipeline.pipeline_defs.extract_closed IS
     'format snapshot with extract_id: the latest extract its loader closed (pipeline.close_extract): it and earlier ones are complete';
 COMMENT ON COLUMN pipeline.pipeline_defs.sequence_kept IS

@@ -203,12 +203,13 @@ CREATE FUNCTION pipeline.close_extract(pipeline_name text, extract_id text) RETU
 COMMENT ON FUNCTION pipeline.close_extract(text, text) IS
     'says that an extract of a format snapshot pipeline with extract_id (and every earlier one) is staged whole: it is applied without waiting for the next';
 CREATE FUNCTION pipeline.run_shard_statement(source_shard text, target_shard text, statement text,
-                                             statement_search_path text, timeout_ms integer)
+                                             statement_search_path text, timeout_ms integer,
+                                             skipped_shards text[])
     RETURNS text
     AS 'MODULE_PATHNAME', 'pipeline_run_shard_statement'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer) IS
-    'internal: on a Citus worker, a sharded pipeline''s statement over one pair of co-located shards, as the caller in a security-restricted operation';
+COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer, text[]) IS
+    'internal: on a Citus worker, a sharded pipeline''s statement over one pair of co-located shards (none for a shard among skipped_shards), as the caller in a security-restricted operation';
 CREATE FUNCTION pipeline.refuse_extract_row(row_extract text, current_extract text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_refuse_extract_row'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;

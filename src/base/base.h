@@ -29,7 +29,7 @@ extern bool pipeline_citus_routes(Oid relid);
 extern void pipeline_refuse_citus_source(Oid source);
 extern char *pipeline_citus_distribution_column(Oid relid);
 extern bool pipeline_citus_colocated(Oid a, Oid b);
-extern bool pipeline_sharded(const PipelineDef *def);
+extern bool pipeline_citus_replicated(Oid relid);
 
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);

@@ -151,13 +151,16 @@ pipeline_refuse_citus_source(Oid source)
 }
 
 /*
- * pipeline_sharded
- *		Whether a pipeline is sharded: its staging table is hash-distributed
- *		(its target then is a co-located one, definition/sharded.c), and its
- *		runs merge shard by shard (run/shard_run.c).
+ * pipeline_citus_replicated
+ *		Whether a distributed table keeps more than one placement of a
+ *		shard (a replication factor above 1).
  */
 bool
-pipeline_sharded(const PipelineDef *def)
+pipeline_citus_replicated(Oid relid)
 {
-	return pipeline_citus_distribution_column(def->source) != NULL;
+	char	   *copies = citus_fact("SELECT max(n) FROM (SELECT count(*) AS n FROM pg_catalog.pg_dist_placement p "
+									"JOIN pg_catalog.pg_dist_shard s USING (shardid) "
+									"WHERE s.logicalrelid = $1 GROUP BY shardid) c", relid);
+
+	return copies != NULL && strcmp(copies, "1") != 0;
 }

@@ -206,7 +206,7 @@ extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const c
 								 const char *deleted);
 
 /* shard_sql.c: the most rejected rows a shard statement returns */
-#define PIPELINE_SHARD_MAX_REJECTED 10000
+#define PIPELINE_SHARD_MAX_REJECTED 1000
 
 extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
 								const char *source, const char *target);

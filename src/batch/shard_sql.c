@@ -52,10 +52,11 @@ column_values(const PipelineMapping *map)
 
 /*
  * mapped_rows
- *		"m0 AS (...), m AS (...)": every row of the staging shard, mapped,
- *		with whether the filter keeps it (__pl_keep), whether it deletes
- *		(__pl_del), and the first row rule it fails (__pl_rule, -1: none,
- *		or the filter skips it).
+ *		"m0 AS (...), m AS (...)": the staging shard's first batch_size rows
+ *		in (_xid, _seq) order (its unique index's), mapped, with whether
+ *		the filter keeps each (__pl_keep), whether it deletes (__pl_del),
+ *		and the first row rule it fails (__pl_rule, -1: none, or the filter
+ *		skips it).
  */
 static void
 mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, List *rules,
@@ -64,7 +65,7 @@ mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 	ListCell   *lc;
 	int			i = 0;
 
-	appendStringInfoString(sql, "WITH m0 AS (SELECT s.ctid AS __pl_ctid, s._xid AS __pl_xid, "
+	appendStringInfoString(sql, "WITH m0 AS (SELECT s.__pl_ctid, s._xid AS __pl_xid, "
 						   "s._seq AS __pl_seq");
 	foreach(lc, map->columns)
 	{
@@ -72,10 +73,12 @@ mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 
 		appendStringInfo(sql, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
-	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del FROM ONLY %s s), ",
+	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del "
+					 "FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT
+					 ") s), ",
 					 def->filter ? psprintf("((%s)::boolean IS TRUE)", def->filter) : "true",
 					 def->delete_when ? psprintf("((%s)::boolean IS TRUE)", def->delete_when) : "false",
-					 source);
+					 source, def->batch_size);
 	appendStringInfoString(sql, "m AS (SELECT m0.*, CASE WHEN NOT __pl_keep THEN -1");
 	foreach(lc, rules)
 		appendStringInfo(sql, " WHEN NOT (%s) THEN %d", ((RowRule *) lfirst(lc))->passes, i++);

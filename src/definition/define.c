@@ -518,7 +518,7 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 {
 	ErrorData  *edata;
 
-	if (pipeline_sharded(def))
+	if (def->sharded)
 		edata = pipeline_try_prepare(def, pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
 															 pipeline_qualified_name(def->source),
 															 pipeline_qualified_name(def->target)),
@@ -966,6 +966,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	pipeline_archive_new_reader(def->source);
 	resolve_source(def);
 	pipeline_refuse_citus_source(def->source);
+	def->sharded = pipeline_citus_distribution_column(def->source) != NULL;
 	pipeline_check_format(def);
 	pipeline_check_joins(def);
 	def->change_log = pipeline_published_change_log(def->target, def->owner);

@@ -44,6 +44,7 @@ extern void pipeline_check_on_truncate(const PipelineDef *def);
 extern void pipeline_check_sharded_kind(const PipelineDef *def);
 extern void pipeline_check_sharded_checks(const PipelineDef *def);
 extern void pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map);
+extern void pipeline_check_sharded_run(const PipelineDef *def);
 
 /* citus_targets.c */
 extern void pipeline_check_citus_target(const PipelineDef *def);

@@ -18,10 +18,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -147,6 +150,48 @@ check_expressions(const PipelineDef *def, const PipelineMapping *map)
 }
 
 /*
+ * has_foreign_keys
+ *		Whether a table has foreign keys (row rules looking the referenced
+ *		table up, which a shard statement cannot).
+ */
+static bool
+has_foreign_keys(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(relid);
+
+	return pipeline_exec("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = 'f'",
+						 1, &type, &value, NULL, true, 1) > 0;
+}
+
+/*
+ * check_source
+ *		The staging table is a table (not partitioned: a shard statement
+ *		reads one shard, not its partitions), with one placement of each
+ *		shard (each placement would claim its own copy of a row), owned by
+ *		the pipeline's owner or a role whose privileges it has: the claim
+ *		runs as the pipeline's owner, so the table's triggers and policies
+ *		must be its own.
+ */
+static void
+check_source(const PipelineDef *def)
+{
+	Oid			owner = pipeline_relation_owner(def->source);
+
+	if (get_rel_relkind(def->source) != RELKIND_RELATION)
+		refuse(def, psprintf("read %s, which is partitioned", pipeline_qualified_name(def->source)),
+			   "Distribute a plain table as the staging table.");
+	if (pipeline_citus_replicated(def->source))
+		refuse(def, psprintf("read %s, whose shards have more than one placement",
+							 pipeline_qualified_name(def->source)),
+			   "Distribute the staging table with citus.shard_replication_factor = 1.");
+	if (!has_privs_of_role(def->owner, owner))
+		refuse(def, psprintf("read %s, which role %s owns", pipeline_qualified_name(def->source),
+							 GetUserNameFromId(owner, false)),
+			   "Define the pipeline as the staging table's owner (or a member of its role): its runs delete the rows they merge from it.");
+}
+
+/*
  * check_only_reader
  *		A distributed staging table feeds one pipeline: its runs take the
  *		rows they merge out of it.
@@ -178,7 +223,7 @@ check_only_reader(const PipelineDef *def)
 void
 pipeline_check_sharded_kind(const PipelineDef *def)
 {
-	if (!pipeline_sharded(def))
+	if (!def->sharded)
 		return;
 	if (strcmp(def->strategy->name, "merge") != 0 && strcmp(def->strategy->name, "append") != 0)
 		refuse(def, psprintf("use strategy %s", def->strategy->name),
@@ -200,7 +245,7 @@ pipeline_check_sharded_kind(const PipelineDef *def)
 void
 pipeline_check_sharded_checks(const PipelineDef *def)
 {
-	if (pipeline_sharded(def))
+	if (def->sharded)
 		refuse(def, "have data quality checks",
 			   "Check the rows in a pipeline reading the target, or let the target's CHECK constraints quarantine them.");
 }
@@ -215,8 +260,9 @@ pipeline_check_sharded_checks(const PipelineDef *def)
 void
 pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 {
-	if (!pipeline_sharded(def))
+	if (!def->sharded)
 		return;
+	check_source(def);
 	if (OidIsValid(def->tombstones) || pipeline_keeps_source_rows(def))
 		refuse(def, "keep its deletes or sequences on the coordinator (sequence_by with delete_when, or sequence_by over the source row)",
 			   "Use sequence_by naming a mapped target column, without delete_when; or delete_when without sequence_by.");
@@ -225,8 +271,40 @@ pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 	if (OidIsValid(def->change_log))
 		refuse(def, psprintf("write %s, which other pipelines read", pipeline_qualified_name(def->target)),
 			   "Read the target from a pipeline defined after it only when the target is a plain table.");
+	if (has_foreign_keys(def->target))
+		refuse(def, psprintf("write %s, which has foreign keys", pipeline_qualified_name(def->target)),
+			   "Drop the foreign keys of the target; a shard statement cannot look up the referenced table.");
 	check_only_reader(def);
 	check_placement(def, map);
 	check_expressions(def, map);
 	pipeline_require_privilege(def->owner, def->source, ACL_DELETE, "DELETE", "source");
+}
+
+/*
+ * pipeline_check_sharded_run
+ *		At each run: the staging table is what it was when the pipeline was
+ *		defined -- hash-distributed for a sharded pipeline, not for another
+ *		(a cursor's rows claimed by a shard statement, or a queue followed
+ *		by a cursor, would be merged twice or passed over) -- and a sharded
+ *		pipeline is still one its shard statement can merge (its target may
+ *		have been distributed otherwise since).
+ */
+void
+pipeline_check_sharded_run(const PipelineDef *def)
+{
+	bool		distributed = pipeline_citus_distribution_column(def->source) != NULL;
+
+	if (distributed != def->sharded)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg(distributed ? "staging table %s of pipeline \"%s\" was distributed after the pipeline was defined" :
+						"staging table %s of sharded pipeline \"%s\" is no longer distributed",
+						pipeline_qualified_name(def->source), def->name),
+				 errdetail(distributed ? "The pipeline follows its staging table with a cursor; a distributed one is merged shard by shard, each row taken out as it is merged." :
+						   "The pipeline takes the rows it merges out of a distributed staging table; a plain one is followed with a cursor."),
+				 errhint("Drop the pipeline and define it again on the table as it is now.")));
+	if (!def->sharded)
+		return;
+	pipeline_check_sharded_kind(def);
+	pipeline_check_sharded(def, pipeline_build_mapping(def));
 }

@@ -66,6 +66,7 @@ typedef enum DefColumn
 	DEF_ON_TRUNCATE,
 	DEF_EXTRACT_ID,
 	DEF_EXTRACT_CLOSED,
+	DEF_SHARDED,
 	DEF_HAS_JOINS,
 	DEF_NCOLUMNS
 } DefColumn;
@@ -111,6 +112,7 @@ static const char *const def_columns[DEF_NCOLUMNS] = {
 	[DEF_ON_TRUNCATE] = "on_truncate",
 	[DEF_EXTRACT_ID] = "extract_id",
 	[DEF_EXTRACT_CLOSED] = "extract_closed::text",
+	[DEF_SHARDED] = "sharded",
 	[DEF_HAS_JOINS] = "EXISTS (SELECT 1 FROM pipeline.pipeline_joins j "
 	"WHERE j.pipeline_id = pipeline_defs.id)",
 };
@@ -149,6 +151,7 @@ typedef enum SavedColumn
 	SAVED_MAX_DELETE_SHARE,
 	SAVED_ON_TRUNCATE,
 	SAVED_EXTRACT_ID,
+	SAVED_SHARDED,
 	SAVED_NCOLUMNS
 } SavedColumn;
 
@@ -192,6 +195,7 @@ static const SavedColumnSpec saved_columns[SAVED_NCOLUMNS] = {
 	[SAVED_MAX_DELETE_SHARE] = {"max_delete_share", FLOAT4OID, "%s"},
 	[SAVED_ON_TRUNCATE] = {"on_truncate", TEXTOID, "%s"},
 	[SAVED_EXTRACT_ID] = {"extract_id", TEXTOID, "%s"},
+	[SAVED_SHARDED] = {"sharded", BOOLOID, "%s"},
 };
 
 static const char *const lock_clause[] = {"", " FOR SHARE", " FOR UPDATE"};
@@ -307,6 +311,7 @@ def_from_result(void)
 	def->on_truncate = pipeline_result_text(0, DEF_ON_TRUNCATE);
 	def->extract_id = pipeline_result_text(0, DEF_EXTRACT_ID);
 	def->extract_closed = pipeline_result_text(0, DEF_EXTRACT_CLOSED);
+	def->sharded = def_bool(DEF_SHARDED);
 	/* last: it reads another result */
 	if (def_bool(DEF_HAS_JOINS))
 		def->joins = pipeline_load_joins(def->id);
@@ -492,6 +497,7 @@ pipeline_save_definition(const PipelineDef *def, bool insert)
 	nulls[SAVED_MAX_DELETE_SHARE] = def->hard_deletes ? ' ' : 'n';
 	text_or_null(def->on_truncate, &values[SAVED_ON_TRUNCATE], &nulls[SAVED_ON_TRUNCATE]);
 	text_or_null(def->extract_id, &values[SAVED_EXTRACT_ID], &nulls[SAVED_EXTRACT_ID]);
+	values[SAVED_SHARDED] = BoolGetDatum(def->sharded);
 
 	pipeline_catalog_exec(save_statement(insert), insert ? SAVED_NCOLUMNS : SAVED_NCOLUMNS + 1,
 						  types, values, nulls, false, 0, false);

@@ -57,6 +57,12 @@ bad_range(const char *message, const char *detail)
 void
 pipeline_replay_check(const PipelineDef *def, const ReplayRequest *req)
 {
+	if (def->sharded)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sharded pipeline \"%s\" keeps no consumed rows to replay", def->name),
+				 errdetail("Its runs take the rows they merge out of its distributed staging table."),
+				 errhint("Stage the rows again to merge them again.")));
 	if (def->reads_change_log)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

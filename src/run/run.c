@@ -968,26 +968,65 @@ run_batches(RunState *rs)
 }
 
 /*
+ * refuse_atomic_sharded
+ *		A sharded run commits each shard on its worker, on connections of
+ *		its own: in the caller's transaction it could neither be rolled back
+ *		with it nor see its locks (a run waiting on the caller's own row
+ *		locks would wait for ever).
+ */
+static void
+refuse_atomic_sharded(const RunState *rs)
+{
+	if (rs->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("sharded pipeline \"%s\" cannot run inside a transaction block", rs->def->name),
+				 errdetail("Its shards commit on their workers as they are merged, whatever the transaction does after."),
+				 errhint("CALL pipeline.run('%s') outside a transaction block.", rs->def->name)));
+}
+
+/*
  * run_sharded
- *		A run of a sharded pipeline (shard_run.c): its shards merged, each
- *		committed on its worker; the rows they rejected quarantined and
- *		committed, then taken out of the staging table.  A shard that failed
- *		fails the run, with what the others did.
+ *		A run of a sharded pipeline (shard_run.c), batch by batch: every
+ *		shard merges up to batch_size rows, committed on its worker; the
+ *		rows they rejected are quarantined and committed, then taken out of
+ *		the staging table.  The batches go on while a shard had more rows,
+ *		without the shards that failed; those fail the run (their rows stay
+ *		for the next), once what the others did is committed and counted.
  */
 static void
 run_sharded(RunState *rs)
 {
-	char	   *rejected;
-	char	   *failed;
+	ShardBatch	batch = {0};
+	StringInfoData failed;
 
+	refuse_atomic_sharded(rs);
+	maintain_staging(rs);
 	record_start(rs);
 	commit_start_lazily(rs);
-	failed = pipeline_merge_shards(rs->def, &rs->counts, &rejected);
-	pipeline_quarantine_shard_rows(rs->def, rs->run_id, rejected, &rs->counts);
-	commit_batch(rs);
-	pipeline_unstage_shard_rows(rs->def, rejected);
-	rs->status = failed ? "failed" : "succeeded";
-	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, failed);
+	initStringInfo(&failed);
+	batch.context = rs->step_context ? rs->step_context : CurrentMemoryContext;
+	do
+	{
+		if (!start_batch(rs))
+			break;
+		pipeline_merge_shards(rs->def, &rs->counts, &batch);
+		pipeline_quarantine_shard_rows(rs->def, rs->run_id, batch.rejected, &rs->counts);
+		commit_batch(rs);
+		pipeline_unstage_shard_rows(rs->def, batch.rejected);
+		commit_batch(rs);
+		if (batch.failed)
+			appendStringInfo(&failed, "%s%s", failed.len ? "; " : "", batch.failed);
+	} while (batch.full && (rs->max_rows < 0 || rs->counts.read < rs->max_rows));
+	if (failed.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("shards of pipeline \"%s\" failed: %s", rs->def->name, failed.data),
+				 errdetail("The other shards merged their rows; a failed shard keeps its rows for the next run."),
+				 errhint("See each shard's error: a worker that is back, or a lock released, lets the next run merge them.")));
+	if (rs->status == NULL)
+		rs->status = "succeeded";
+	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
 	end_run(rs);
 }
 
@@ -1019,8 +1058,8 @@ execute_run(RunState *rs)
 	 * transaction.  (Paused meanwhile, or its worker told to stop, it is
 	 * recorded as cancelled.)
 	 */
-	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested &&
-		pipeline_sharded(def))
+	pipeline_check_sharded_run(def);
+	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested && def->sharded)
 	{
 		rs->def = def;
 		run_sharded(rs);

@@ -51,7 +51,22 @@ extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 RunCounts *counts);
 
 /* shard_run.c */
-extern char *pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, char **rejected);
+/*
+ * One batch of a sharded run: what failed (NULL: nothing), its rejected rows
+ * (a jsonb array, as text), whether a shard had more rows than a batch
+ * takes; and, across the run's batches, the shards that failed.
+ */
+typedef struct ShardBatch
+{
+	char	   *failed;
+	char	   *rejected;
+	bool		full;
+	List	   *skipped;		/* names of the staging shards that failed in
+								 * the run so far, in 'context' */
+	MemoryContext context;
+} ShardBatch;
+
+extern void pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch);
 extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
 										   const char *rejected, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);

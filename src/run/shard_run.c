@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
+#include "utils/regproc.h"
 #include "utils/varlena.h"
 
 #include "model.h"
@@ -73,31 +74,83 @@ double_percents(const char *s)
 }
 
 /*
+ * count_of
+ *		How many times 'needle' occurs in 's'.
+ */
+static int
+count_of(const char *s, const char *needle)
+{
+	int			n = 0;
+
+	while ((s = strstr(s, needle)) != NULL)
+	{
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/*
+ * text_array_sql
+ *		"ARRAY['a', 'b']::text[]": the names as an SQL array.
+ */
+static char *
+text_array_sql(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "ARRAY[");
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
+						 quote_literal_cstr(lfirst(lc)));
+	appendStringInfoString(&buf, "]::text[]");
+	return buf.data;
+}
+
+/*
  * shard_command
  *		The command Citus runs on each pair of co-located placements (its
  *		%1$L and %2$L: the shards' names, as literals): the shard statement,
  *		run by pipeline.run_shard_statement as the pipeline's owner with the
- *		pipeline's search_path and statement_timeout.
+ *		pipeline's search_path and statement_timeout; none for the staging
+ *		shards 'skipped' names (they failed in an earlier batch of the run).
  */
 static char *
-shard_command(const PipelineDef *def)
+shard_command(const PipelineDef *def, List *skipped)
 {
 	PipelineMapping *map = pipeline_build_mapping(def);
 	char	   *statement = pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
 											   SHARD_SOURCE, SHARD_TARGET);
+	int			marks = 0;
 
-	return psprintf("SELECT pipeline.run_shard_statement(%%1$L, %%2$L, %s, %s, %d)",
+	/*
+	 * the shards' names go where the sentinels stand, and only there: a byte
+	 * 0x01 anywhere else (a constraint of the target, a name) is refused
+	 */
+	for (const char *c = statement; *c; c++)
+		marks += (*c == '\001');
+	if (marks != 2 * (count_of(statement, SHARD_SOURCE) + count_of(statement, SHARD_TARGET)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sharded pipeline \"%s\" has the character U+0001 in a name or constraint of its tables",
+						def->name),
+				 errdetail("Its shard statement marks where the shards' names go with that character."),
+				 errhint("Rename the column or rewrite the constraint without it.")));
+	return psprintf("SELECT pipeline.run_shard_statement(%%1$L, %%2$L, %s, %s, %d, %s)",
 					double_percents(quote_literal_cstr(statement)),
 					double_percents(quote_literal_cstr(def->search_path)),
-					(int) Min(def->statement_timeout_ms, PG_INT32_MAX));
+					(int) Min(def->statement_timeout_ms, PG_INT32_MAX),
+					double_percents(text_array_sql(skipped)));
 }
 
 /*
  * lock_shards_against_moves
  *		Citus's shard metadata lock, ShareLock, on every shard of the staging
  *		table (so of the target's co-located shards too), held to the end of
- *		the run's transaction.  Taken as the extension: lock_shard_metadata
- *		asks for the tables' owner, and the lock writes nothing.
+ *		the batch's transaction.  As the staging table's owner, as
+ *		lock_shard_metadata asks.
  */
 static void
 lock_shards_against_moves(const PipelineDef *def)
@@ -106,7 +159,7 @@ lock_shards_against_moves(const PipelineDef *def)
 	Datum		value = ObjectIdGetDatum(def->source);
 	PipelineUserContext ctx;
 
-	pipeline_become_internal(&ctx);
+	pipeline_become_relation_owner(def->source, &ctx);
 	pipeline_exec("SELECT pg_catalog.lock_shard_metadata(5, ARRAY(SELECT shardid "
 				  "FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $1 ORDER BY shardid))",
 				  1, &type, &value, NULL, false, 0);
@@ -115,23 +168,24 @@ lock_shards_against_moves(const PipelineDef *def)
 
 /*
  * pipeline_merge_shards
- *		Merges every pair of co-located shards, as the pipeline's owner, and
- *		adds what they did to 'counts'.  Returns what failed ("shard N on
- *		host:port: error; ..."), or NULL; sets *rejected to the jsonb array
- *		of rejected rows (text).
+ *		One batch: every pair of co-located shards merges its first
+ *		batch_size rows, as the pipeline's owner, but the shards that failed
+ *		in an earlier batch; adds what they did to 'counts', and says in
+ *		'batch' what failed (adding the failed shards to those skipped),
+ *		what they rejected and whether a shard had more rows.
  */
-char *
-pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, char **rejected)
+void
+pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch)
 {
+	Datum		failed_shards;
 	Oid			types[3] = {REGCLASSOID, REGCLASSOID, TEXTOID};
 	Datum		values[3];
 	PipelineUserContext ctx;
 	bool		isnull;
-	char	   *failed;
 
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = ObjectIdGetDatum(def->target);
-	values[2] = CStringGetTextDatum(shard_command(def));
+	values[2] = CStringGetTextDatum(shard_command(def, batch->skipped));
 	lock_shards_against_moves(def);
 	pipeline_become_owner(def, &ctx);
 	pipeline_exec("WITH r AS (SELECT * FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3)), "
@@ -144,7 +198,9 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, char **rejected
 				  "(SELECT coalesce(sum((j->>'stale')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT string_agg(format('shard %s on %s:%s: %s', shardid1, nodename, nodeport, result), "
 				  "'; ' ORDER BY shardid1) FROM r WHERE NOT r.success), "
-				  "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e)",
+				  "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e), "
+				  "(SELECT coalesce(max((j->>'read')::bigint), 0) FROM ok)::bigint, "
+				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FROM r WHERE NOT r.success)",
 				  3, types, values, NULL, false, 0);
 	counts->read += pipeline_result_int64(0, 0);
 	counts->filtered += pipeline_result_int64(0, 1);
@@ -153,11 +209,20 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, char **rejected
 	counts->deleted += pipeline_result_int64(0, 4);
 	counts->stale += pipeline_result_int64(0, 5);
 	(void) pipeline_result_datum(0, 6, &isnull);
-	failed = isnull ? NULL : pipeline_result_text(0, 6);
-	*rejected = pipeline_result_text(0, 7);
+	batch->failed = isnull ? NULL : pipeline_result_text(0, 6);
+	batch->rejected = pipeline_result_text(0, 7);
+	batch->full = pipeline_result_int64(0, 8) >= def->batch_size;
+	failed_shards = pipeline_result_datum(0, 9, &isnull);
+	if (!isnull)
+	{
+		MemoryContext caller = MemoryContextSwitchTo(batch->context);
+
+		batch->skipped = list_concat(batch->skipped,
+									 pipeline_text_array_to_list(failed_shards, "failed shards"));
+		MemoryContextSwitchTo(caller);
+	}
 	counts->batches++;
 	pipeline_restore_user(&ctx);
-	return failed;
 }
 
 /*
@@ -183,7 +248,8 @@ rule_texts(const PipelineDef *def, bool reasons)
 /*
  * pipeline_quarantine_shard_rows
  *		Adds the rows the shards rejected to the quarantine, but those a run
- *		that crashed before deleting them added already; counts them.
+ *		that crashed before deleting them from the staging table added
+ *		already; counts those it adds.
  */
 void
 pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char *rejected,
@@ -199,21 +265,21 @@ pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char 
 	values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rejected));
 	values[3] = rule_texts(def, true);
 	values[4] = rule_texts(def, false);
-	pipeline_exec_internal("WITH e AS (SELECT (e->>0)::xid8 AS x, (e->>1)::bigint AS q, "
-						   "(e->>2)::int + 1 AS rule, e->3 AS raw FROM jsonb_array_elements($3) e) "
-						   "INSERT INTO pipeline.quarantine_log "
-						   "(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) "
-						   "SELECT $1, $2, $4[e.rule], $5[e.rule], e.raw, e.x, e.q FROM e "
-						   "WHERE NOT EXISTS (SELECT 1 FROM pipeline.quarantine_log q WHERE "
-						   "q.pipeline_id = $1 AND q.source_xid = e.x AND q.source_seq = e.q)",
-						   5, types, values, NULL);
-	counts->quarantined += DatumGetInt32(DirectFunctionCall1(jsonb_array_length, values[2]));
+	counts->quarantined += pipeline_exec_internal("WITH e AS (SELECT (e->>0)::xid8 AS x, (e->>1)::bigint AS q, "
+												  "(e->>2)::int + 1 AS rule, e->3 AS raw FROM jsonb_array_elements($3) e) "
+												  "INSERT INTO pipeline.quarantine_log "
+												  "(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) "
+												  "SELECT $1, $2, $4[e.rule], $5[e.rule], e.raw, e.x, e.q FROM e "
+												  "WHERE NOT EXISTS (SELECT 1 FROM pipeline.quarantine_log q WHERE "
+												  "q.pipeline_id = $1 AND q.source_xid = e.x AND q.source_seq = e.q)",
+												  5, types, values, NULL);
 }
 
 /*
  * pipeline_unstage_shard_rows
  *		Deletes the rejected rows, quarantined and committed, from the
- *		staging table, as the pipeline's owner (through Citus).
+ *		staging table, as the pipeline's owner (through Citus), each by its
+ *		(_xid, _seq), which the staging table's unique index keeps unique.
  */
 void
 pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
@@ -234,31 +300,56 @@ pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
 }
 
 /*
- * replace_all
- *		's' with every 'from' replaced by 'to'.
+ * qualified_shard
+ *		A shard's name as Citus writes it (unqualified in schema public),
+ *		qualified: the statement runs with the pipeline's search_path, which
+ *		may not hold public, or hold a schema ahead of it.
  */
 static char *
-replace_all(const char *s, const char *from, const char *to)
+qualified_shard(const char *name)
+{
+	List	   *names = stringToQualifiedNameList(name);
+
+	if (list_length(names) == 1)
+		return quote_qualified_identifier("public", strVal(linitial(names)));
+	return quote_qualified_identifier(strVal(linitial(names)), strVal(lsecond(names)));
+}
+
+/*
+ * with_shards
+ *		The statement with each sentinel replaced by its shard's name, in
+ *		one pass.
+ */
+static char *
+with_shards(const char *statement, const char *source, const char *target)
 {
 	StringInfoData buf;
-	size_t		len = strlen(from);
-	const char *hit;
+	size_t		len = strlen(SHARD_SOURCE);
 
 	initStringInfo(&buf);
-	while ((hit = strstr(s, from)) != NULL)
+	while (*statement)
 	{
-		appendBinaryStringInfo(&buf, s, hit - s);
-		appendStringInfoString(&buf, to);
-		s = hit + len;
+		if (strncmp(statement, SHARD_SOURCE, len) == 0)
+		{
+			appendStringInfoString(&buf, source);
+			statement += len;
+		}
+		else if (strncmp(statement, SHARD_TARGET, strlen(SHARD_TARGET)) == 0)
+		{
+			appendStringInfoString(&buf, target);
+			statement += strlen(SHARD_TARGET);
+		}
+		else
+			appendStringInfoChar(&buf, *statement++);
 	}
-	appendStringInfoString(&buf, s);
 	return buf.data;
 }
 
 /*
  * pipeline_run_shard_statement
  *		SQL: pipeline.run_shard_statement(source_shard, target_shard,
- *		statement, search_path, timeout_ms) -> text.  On a worker, for a
+ *		statement, search_path, timeout_ms, skipped_shards) -> text ('{}'
+ *		for a source shard among skipped_shards).  On a worker, for a
  *		sharded pipeline's run: the statement over the two shards, as the
  *		caller (the pipeline's owner, whose connection Citus opened), in a
  *		security-restricted operation with the pipeline's search_path and
@@ -275,16 +366,19 @@ pipeline_run_shard_statement(PG_FUNCTION_ARGS)
 	char	   *statement;
 	char	   *result = NULL;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("arguments of pipeline.run_shard_statement must not be null"),
 					 errdetail("A sharded pipeline's run calls it on each pair of co-located shards."),
 					 errhint("Run the pipeline with pipeline.run; do not call this function.")));
-	statement = replace_all(replace_all(text_to_cstring(PG_GETARG_TEXT_PP(2)), SHARD_SOURCE,
-										text_to_cstring(PG_GETARG_TEXT_PP(0))),
-							SHARD_TARGET, text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (pipeline_list_has_string(pipeline_text_array_to_list(PG_GETARG_DATUM(5), "skipped_shards"),
+								 text_to_cstring(PG_GETARG_TEXT_PP(0))))
+		PG_RETURN_TEXT_P(cstring_to_text("{}"));
+	statement = with_shards(text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(0))),
+							qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(1))));
 	timeout_ms = PG_GETARG_INT32(4);
 
 	GetUserIdAndSecContext(&userid, &sec_context);

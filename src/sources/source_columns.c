@@ -80,9 +80,9 @@ change_log_index_exists(Oid source, AttrNumber xid_att, AttrNumber seq_att)
  * add_sharded_change_columns
  *		A hash-distributed source's _xid and _seq, added the way Citus
  *		allows: to an empty table (Citus refuses a nextval default on a
- *		table with rows), each column by its own command, and no unique
- *		index (Citus wants the distribution column in it; the sequence keeps
- *		_seq unique).  As the table's owner.
+ *		table with rows), each column by its own command; the unique index
+ *		has the distribution column too, as Citus wants.  As the table's
+ *		owner.
  */
 static void
 add_sharded_change_columns(Oid source, bool add_xid, bool add_seq, bool xid_default,
@@ -119,6 +119,15 @@ add_sharded_change_columns(Oid source, bool add_xid, bool add_seq, bool xid_defa
 		pipeline_exec(psprintf(add_xid ? "ALTER TABLE %s ADD COLUMN _xid xid8 NOT NULL DEFAULT pipeline.current_xid()" :
 							   "ALTER TABLE %s ALTER COLUMN _xid SET DEFAULT pipeline.current_xid()", src),
 					  0, NULL, NULL, NULL, false, 0);
+
+	/*
+	 * (_xid, _seq) identifies a staged row (the run deletes a rejected row by
+	 * it), and orders a shard's batch; Citus wants the distribution column in
+	 * a unique index
+	 */
+	pipeline_exec(psprintf("CREATE UNIQUE INDEX ON %s (_xid, _seq, %s)", src,
+						   quote_identifier(pipeline_citus_distribution_column(source))),
+				  0, NULL, NULL, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 	CommandCounterIncrement();
 }

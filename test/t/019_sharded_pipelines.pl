@@ -4,7 +4,9 @@
 #
 #   1. What is refused at definition, each with its reason.
 #   2. A merge (deletes, a row rule quarantining, a filter) and an append,
-#      with names that need quoting, each row once.
+#      with names that need quoting, each row once; batches of batch_size
+#      rows a shard; what a sharded run refuses (a transaction block, a
+#      replay).
 #   3. Rows a worker does not show yet -- its prepared transaction not
 #      committed, while the coordinator has committed -- are not lost: they
 #      are merged by the run after their commit.
@@ -73,6 +75,35 @@ refused($coordinator,
 	'an expression looking up a table, a reference table included, is refused');
 refused($coordinator, "SELECT pipeline.create_pipeline('p', 'loaded', 'colocated', key => ARRAY['id'])",
 	qr/distributed source public\.loaded must be empty/, 'a distributed source with rows is refused');
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id);
+	CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);
+	SELECT create_distributed_table('parted', 'id', colocate_with => 'stage');
+	CREATE ROLE other_owner LOGIN;
+	CREATE ROLE alice LOGIN;
+	GRANT USAGE ON SCHEMA pipeline TO other_owner, alice;
+	GRANT CREATE ON SCHEMA public TO other_owner, alice;
+	CREATE TABLE theirs (id int, v text);
+	SELECT create_distributed_table('theirs', 'id', colocate_with => 'stage');
+	ALTER TABLE theirs OWNER TO other_owner;
+	SET ROLE other_owner;
+	SELECT pipeline.prepare_source('theirs');
+	GRANT SELECT, DELETE ON theirs TO alice;
+	RESET ROLE;
+	CREATE TABLE alices (id int PRIMARY KEY, v text);
+	SELECT create_distributed_table('alices', 'id', colocate_with => 'stage');
+	ALTER TABLE alices OWNER TO alice;
+	CREATE TABLE with_fk (id int PRIMARY KEY, v text, ts int REFERENCES names (id));
+	SELECT create_distributed_table('with_fk', 'id', colocate_with => 'stage');
+});
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'parted', 'colocated', key => ARRAY['id'])",
+	qr/cannot read public\.parted, which is partitioned/, 'a partitioned distributed staging table is refused');
+refused($coordinator, "SET ROLE alice; SELECT pipeline.create_pipeline('p', 'theirs', 'alices', key => ARRAY['id'])",
+	qr/cannot read public\.theirs, which role other_owner owns/,
+	'a staging table of a role whose privileges the owner lacks is refused');
+refused($coordinator, "SELECT pipeline.create_pipeline('p', 'stage', 'with_fk', key => ARRAY['id'])",
+	qr/cannot write public\.with_fk, which has foreign keys/, 'a target with foreign keys is refused');
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'nothing was defined');
 
 # ---- 2. merge and append, names that need quoting
@@ -128,6 +159,19 @@ $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
 is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM colocated"),
 	'1a2 3c', 'merge: an update and a delete event, each on its shard');
 
+$coordinator->safe_psql('postgres',
+	"SELECT pipeline.alter_pipeline('flags', batch_size => 10); "
+	  . "INSERT INTO flags SELECT g, 'n', false FROM generate_series(100, 199) g");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+is( $coordinator->safe_psql('postgres',
+		"SELECT batches >= 3 AND rows_inserted = 100 FROM pipeline.runs WHERE pipeline = 'flags' ORDER BY run_id DESC LIMIT 1"
+	),
+	't', 'a run takes batch_size rows of each shard at a time, batch after batch, until none is left');
+refused($coordinator, "BEGIN; CALL pipeline.run('flags'); COMMIT;",
+	qr/sharded pipeline "flags" cannot run inside a transaction block/, 'a run inside a transaction block is refused');
+refused($coordinator, "CALL pipeline.replay('flags')",
+	qr/sharded pipeline "flags" keeps no consumed rows to replay/, 'a replay is refused');
+
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
 	'postgres', q{
@@ -171,13 +215,15 @@ $coordinator->poll_query_until('postgres',
   or die 'the lock was not taken';
 $coordinator->safe_psql('postgres',
 	"INSERT INTO flags (id, v, del) SELECT g, 'z', false FROM generate_series(1, 40) g");
-$coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
+my ($ret, $stdout, $stderr) = $coordinator->psql('postgres', "CALL pipeline.run('flags')");
+like($stderr, qr/shards of pipeline "flags" failed: shard \d+ on 127\.0\.0\.1:\d+: .*statement timeout/,
+	'the run waiting on a locked row of one shard fails, naming the shard');
 like(
 	$coordinator->safe_psql('postgres',
 		"SELECT status || ': ' || error_message FROM pipeline.runs WHERE pipeline = 'flags' ORDER BY run_id DESC LIMIT 1"
 	),
-	qr/^failed: shard \d+ on 127\.0\.0\.1:\d+: .*statement timeout/,
-	'the run waiting on a locked row of one shard fails, naming the shard');
+	qr/^failed: shards of pipeline "flags" failed: shard \d+ on 127\.0\.0\.1:\d+: .*statement timeout/,
+	'the run is recorded failed, with the error');
 is( $coordinator->safe_psql('postgres',
 		"SELECT (SELECT count(*) FROM colocated WHERE v = 'z') = (SELECT count(*) FROM generate_series(1, 40) g "
 		  . "WHERE get_shard_id_for_distribution_column('flags', g) <> get_shard_id_for_distribution_column('flags', 1))"),
@@ -194,7 +240,8 @@ $coordinator->safe_psql(
 	SELECT create_distributed_table('changes', 'id', colocate_with => 'stage');
 	CREATE TABLE accounts (id int PRIMARY KEY, v bigint);
 	SELECT create_distributed_table('accounts', 'id', colocate_with => 'stage');
-	SELECT pipeline.create_pipeline('accounts', 'changes', 'accounts', key => ARRAY['id'], sequence_by => 'v');
+	SELECT pipeline.create_pipeline('accounts', 'changes', 'accounts', key => ARRAY['id'], sequence_by => 'v',
+	    batch_size => 20);
 	CREATE TABLE changes_ledger (id int, v bigint);
 });
 $coordinator->safe_psql('postgres',
