@@ -272,7 +272,9 @@ SELECT create_distributed_table('w_accounts', 'id', colocate_with => 'w_events')
 CREATE TABLE w_ledger (id bigint, v bigint);
 SELECT pipeline.create_pipeline('writers', 'w_events', 'w_accounts', key => ARRAY['id'], sequence_by => 'v');
 SQL
-WRITE="DO \$\$ BEGIN WHILE clock_timestamp() < now() + interval '$WRITE_SECONDS seconds' LOOP
+# (a fixed deadline: now() moves on with each COMMIT of the loop)
+until=$(sql -Atc "SELECT clock_timestamp() + interval '$WRITE_SECONDS seconds'")
+WRITE="DO \$\$ BEGIN WHILE clock_timestamp() < '$until'::timestamptz LOOP
   WITH r AS (INSERT INTO w_ledger SELECT (random() * 9999)::bigint + 1, nextval('version')
              FROM generate_series(1, 10) RETURNING id, v)
   INSERT INTO w_events (id, v) SELECT id, v FROM r;
