@@ -6,7 +6,8 @@
 #   2. A merge (deletes, a row rule quarantining, a filter) and an append,
 #      with names that need quoting, each row once; batches of batch_size
 #      rows a shard; what a sharded run refuses (a transaction block, a
-#      replay).
+#      replay); a plain staging table distributed after its pipeline was
+#      defined, refused at the next run.
 #   3. Rows a worker does not show yet -- its prepared transaction not
 #      committed, while the coordinator has committed -- are not lost: they
 #      are merged by the run after their commit.
@@ -171,6 +172,26 @@ refused($coordinator, "BEGIN; CALL pipeline.run('flags'); COMMIT;",
 	qr/sharded pipeline "flags" cannot run inside a transaction block/, 'a run inside a transaction block is refused');
 refused($coordinator, "CALL pipeline.replay('flags')",
 	qr/sharded pipeline "flags" keeps no consumed rows to replay/, 'a replay is refused');
+
+# a plain staging table distributed after its pipeline was defined: the
+# cursor's consumed rows must not be claimed again
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE plain_stage (id int, v text);
+	CREATE TABLE plain_copy (id int PRIMARY KEY, v text);
+	SELECT pipeline.create_pipeline('plain', 'plain_stage', 'plain_copy', key => ARRAY['id']);
+	INSERT INTO plain_stage (id, v) VALUES (1, 'a');
+	CALL pipeline.run('plain');
+	DO $$ DECLARE i text; BEGIN
+	    SELECT indexname INTO i FROM pg_indexes WHERE tablename = 'plain_stage';
+	    EXECUTE format('DROP INDEX %I', i);
+	END $$;
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('plain_stage', 'id');
+});
+refused($coordinator, "CALL pipeline.run('plain')",
+	qr/staging table public\.plain_stage of pipeline "plain" was distributed after the pipeline was defined/,
+	'a staging table distributed after its pipeline was defined is refused at the next run');
 
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
