@@ -204,12 +204,12 @@ COMMENT ON FUNCTION pipeline.close_extract(text, text) IS
     'says that an extract of a format snapshot pipeline with extract_id (and every earlier one) is staged whole: it is applied without waiting for the next';
 CREATE FUNCTION pipeline.run_shard_statement(source_shard text, target_shard text, statement text,
                                              statement_search_path text, timeout_ms integer,
-                                             skipped_shards text[])
+                                             skipped_shards text[], batch_size bigint)
     RETURNS text
     AS 'MODULE_PATHNAME', 'pipeline_run_shard_statement'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer, text[]) IS
-    'internal: on a Citus worker, a sharded pipeline''s statement over one pair of co-located shards (none for a shard among skipped_shards), as the caller in a security-restricted operation';
+COMMENT ON FUNCTION pipeline.run_shard_statement(text, text, text, text, integer, text[], bigint) IS
+    'internal: on a Citus worker, a sharded pipeline''s batch over one pair of co-located shards (none for a shard among skipped_shards), as the caller in a security-restricted operation; rows failing alone are left out and returned';
 CREATE FUNCTION pipeline.refuse_extract_row(row_extract text, current_extract text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pipeline_refuse_extract_row'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -208,8 +208,17 @@ extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const c
 /* shard_sql.c: the most rejected rows a shard statement returns */
 #define PIPELINE_SHARD_MAX_REJECTED 1000
 
+/*
+ * Where the worker function (run/shard_statement.c) writes the shards'
+ * names and the condition on the rows a statement reads: bytes no SQL of a
+ * definition holds (refused elsewhere).
+ */
+#define PIPELINE_SHARD_SOURCE "\001source\001"
+#define PIPELINE_SHARD_TARGET "\001target\001"
+#define PIPELINE_SHARD_ROWS "\001rows\001"
+
 extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
-								const char *source, const char *target);
+								const char *source, const char *target, const char *rows);
 
 /* pending_sql.c */
 extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,

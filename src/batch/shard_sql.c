@@ -53,14 +53,15 @@ column_values(const PipelineMapping *map)
 /*
  * mapped_rows
  *		"m0 AS (...), m AS (...)": the staging shard's first batch_size rows
- *		in (_xid, _seq) order (its unique index's), mapped, with whether
+ *		meeting 'rows' (a condition on the shard's row s) in (_xid, _seq)
+ *		order (its unique index's), mapped, with whether
  *		the filter keeps each (__pl_keep), whether it deletes (__pl_del),
  *		and the first row rule it fails (__pl_rule, -1: none, or the filter
  *		skips it).
  */
 static void
 mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, List *rules,
-			const char *source)
+			const char *source, const char *rows)
 {
 	ListCell   *lc;
 	int			i = 0;
@@ -74,11 +75,11 @@ mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 		appendStringInfo(sql, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
 	}
 	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del "
-					 "FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT
-					 ") s), ",
+					 "FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s WHERE %s "
+					 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT ") s), ",
 					 def->filter ? psprintf("((%s)::boolean IS TRUE)", def->filter) : "true",
 					 def->delete_when ? psprintf("((%s)::boolean IS TRUE)", def->delete_when) : "false",
-					 source, def->batch_size);
+					 source, rows, def->batch_size);
 	appendStringInfoString(sql, "m AS (SELECT m0.*, CASE WHEN NOT __pl_keep THEN -1");
 	foreach(lc, rules)
 		appendStringInfo(sql, " WHEN NOT (%s) THEN %d", ((RowRule *) lfirst(lc))->passes, i++);
@@ -179,17 +180,18 @@ result(StringInfo sql, const char *source, bool merges)
  * pipeline_shard_sql
  *		The statement merging one pair of co-located shards, 'source' and
  *		'target' being the names to write for the staging and target
- *		tables (quoted as SQL).
+ *		tables (quoted as SQL), 'rows' the condition on the staged rows it
+ *		reads (SQL over the shard's row s).
  */
 char *
 pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
-				   const char *source, const char *target)
+				   const char *source, const char *target, const char *rows)
 {
 	StringInfoData sql;
 	bool		merges = def->strategy->keyed;
 
 	initStringInfo(&sql);
-	mapped_rows(&sql, def, map, rules, source);
+	mapped_rows(&sql, def, map, rules, source, rows);
 	claimed_rows(&sql, source);
 	if (merges)
 		upsert_and_delete(&sql, def, map, target);

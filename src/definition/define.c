@@ -521,7 +521,7 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 	if (def->sharded)
 		edata = pipeline_try_prepare(def, pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
 															 pipeline_qualified_name(def->source),
-															 pipeline_qualified_name(def->target)),
+															 pipeline_qualified_name(def->target), "true"),
 									 0, NULL);
 	else
 		edata = pipeline_try_batch_statement(def,

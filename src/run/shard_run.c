@@ -23,7 +23,9 @@
  * left (Citus drops those later; rows written there would be lost).
  *
  * Rejected rows: each shard's statement returns the rows failing a row
- * rule, with their raw row, without claiming them.  The run adds them to
+ * rule, and those raising an error (found one by one on the worker when
+ * the statement fails, shard_statement.c), with their raw row, without
+ * claiming them.  The run adds them to
  * the quarantine (skipping any a crashed run added already) and commits,
  * then deletes them from the staging table: a crash between the two leaves
  * them staged and quarantined once, and the next run deletes them.
@@ -36,23 +38,12 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/timeout.h"
-#include "utils/regproc.h"
 #include "utils/varlena.h"
 
 #include "model.h"
 #include "base/base.h"
 #include "batch/batch.h"
 #include "run/run.h"
-
-PG_FUNCTION_INFO_V1(pipeline_run_shard_statement);
-
-/*
- * Where the worker function writes the shards' names into the statement
- * (bytes no SQL of a definition holds: refused in the expressions).
- */
-#define SHARD_SOURCE "\001source\001"
-#define SHARD_TARGET "\001target\001"
 
 /*
  * double_percents
@@ -122,7 +113,8 @@ shard_command(const PipelineDef *def, List *skipped)
 {
 	PipelineMapping *map = pipeline_build_mapping(def);
 	char	   *statement = pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
-											   SHARD_SOURCE, SHARD_TARGET);
+											   PIPELINE_SHARD_SOURCE, PIPELINE_SHARD_TARGET,
+											   PIPELINE_SHARD_ROWS);
 	int			marks = 0;
 
 	/*
@@ -131,18 +123,19 @@ shard_command(const PipelineDef *def, List *skipped)
 	 */
 	for (const char *c = statement; *c; c++)
 		marks += (*c == '\001');
-	if (marks != 2 * (count_of(statement, SHARD_SOURCE) + count_of(statement, SHARD_TARGET)))
+	if (marks != 2 * (count_of(statement, PIPELINE_SHARD_SOURCE) + count_of(statement, PIPELINE_SHARD_TARGET) +
+					  count_of(statement, PIPELINE_SHARD_ROWS)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sharded pipeline \"%s\" has the character U+0001 in a name or constraint of its tables",
 						def->name),
 				 errdetail("Its shard statement marks where the shards' names go with that character."),
 				 errhint("Rename the column or rewrite the constraint without it.")));
-	return psprintf("SELECT pipeline.run_shard_statement(%%1$L, %%2$L, %s, %s, %d, %s)",
+	return psprintf("SELECT pipeline.run_shard_statement(%%1$L, %%2$L, %s, %s, %d, %s, " INT64_FORMAT ")",
 					double_percents(quote_literal_cstr(statement)),
 					double_percents(quote_literal_cstr(def->search_path)),
 					(int) Min(def->statement_timeout_ms, PG_INT32_MAX),
-					double_percents(text_array_sql(skipped)));
+					double_percents(text_array_sql(skipped)), def->batch_size);
 }
 
 /*
@@ -247,9 +240,10 @@ rule_texts(const PipelineDef *def, bool reasons)
 
 /*
  * pipeline_quarantine_shard_rows
- *		Adds the rows the shards rejected to the quarantine, but those a run
- *		that crashed before deleting them from the staging table added
- *		already; counts those it adds.
+ *		Adds the rows the shards rejected to the quarantine -- failing a row
+ *		rule (its reason), or raising an error (its message and SQLSTATE,
+ *		shard_statement.c) -- but those a run that crashed before deleting
+ *		them from the staging table added already; counts those it adds.
  */
 void
 pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char *rejected,
@@ -265,14 +259,17 @@ pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char 
 	values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rejected));
 	values[3] = rule_texts(def, true);
 	values[4] = rule_texts(def, false);
-	counts->quarantined += pipeline_exec_internal("WITH e AS (SELECT (e->>0)::xid8 AS x, (e->>1)::bigint AS q, "
-												  "(e->>2)::int + 1 AS rule, e->3 AS raw FROM jsonb_array_elements($3) e) "
-												  "INSERT INTO pipeline.quarantine_log "
-												  "(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) "
-												  "SELECT $1, $2, $4[e.rule], $5[e.rule], e.raw, e.x, e.q FROM e "
-												  "WHERE NOT EXISTS (SELECT 1 FROM pipeline.quarantine_log q WHERE "
-												  "q.pipeline_id = $1 AND q.source_xid = e.x AND q.source_seq = e.q)",
-												  5, types, values, NULL);
+	counts->quarantined +=
+		pipeline_exec_internal("WITH e AS (SELECT (e->>0)::xid8 AS x, (e->>1)::bigint AS q, "
+							   "(e->>2)::int + 1 AS rule, e->3 AS raw, e->>4 AS error, e->>5 AS error_state "
+							   "FROM jsonb_array_elements($3) e) "
+							   "INSERT INTO pipeline.quarantine_log "
+							   "(pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq) "
+							   "SELECT $1, $2, CASE WHEN e.rule > 0 THEN $4[e.rule] ELSE e.error END, "
+							   "CASE WHEN e.rule > 0 THEN $5[e.rule] ELSE e.error_state END, e.raw, e.x, e.q "
+							   "FROM e WHERE NOT EXISTS (SELECT 1 FROM pipeline.quarantine_log q WHERE "
+							   "q.pipeline_id = $1 AND q.source_xid = e.x AND q.source_seq = e.q)",
+							   5, types, values, NULL);
 }
 
 /*
@@ -297,113 +294,4 @@ pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
 						   pipeline_qualified_name(def->source)),
 				  1, &type, &value, NULL, false, 0);
 	pipeline_restore_user(&ctx);
-}
-
-/*
- * qualified_shard
- *		A shard's name as Citus writes it (unqualified in schema public),
- *		qualified: the statement runs with the pipeline's search_path, which
- *		may not hold public, or hold a schema ahead of it.
- */
-static char *
-qualified_shard(const char *name)
-{
-	List	   *names = stringToQualifiedNameList(name);
-
-	if (list_length(names) == 1)
-		return quote_qualified_identifier("public", strVal(linitial(names)));
-	return quote_qualified_identifier(strVal(linitial(names)), strVal(lsecond(names)));
-}
-
-/*
- * with_shards
- *		The statement with each sentinel replaced by its shard's name, in
- *		one pass.
- */
-static char *
-with_shards(const char *statement, const char *source, const char *target)
-{
-	StringInfoData buf;
-	size_t		len = strlen(SHARD_SOURCE);
-
-	initStringInfo(&buf);
-	while (*statement)
-	{
-		if (strncmp(statement, SHARD_SOURCE, len) == 0)
-		{
-			appendStringInfoString(&buf, source);
-			statement += len;
-		}
-		else if (strncmp(statement, SHARD_TARGET, strlen(SHARD_TARGET)) == 0)
-		{
-			appendStringInfoString(&buf, target);
-			statement += strlen(SHARD_TARGET);
-		}
-		else
-			appendStringInfoChar(&buf, *statement++);
-	}
-	return buf.data;
-}
-
-/*
- * pipeline_run_shard_statement
- *		SQL: pipeline.run_shard_statement(source_shard, target_shard,
- *		statement, search_path, timeout_ms, skipped_shards) -> text ('{}'
- *		for a source shard among skipped_shards).  On a worker, for a
- *		sharded pipeline's run: the statement over the two shards, as the
- *		caller (the pipeline's owner, whose connection Citus opened), in a
- *		security-restricted operation with the pipeline's search_path and
- *		statement timeout, all rolled back before it returns; its first
- *		column of its first row.  Runs only what the caller could run.
- */
-Datum
-pipeline_run_shard_statement(PG_FUNCTION_ARGS)
-{
-	Oid			userid;
-	int			sec_context;
-	int			nest_level;
-	int			timeout_ms;
-	char	   *statement;
-	char	   *result = NULL;
-
-	for (int i = 0; i < 6; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("arguments of pipeline.run_shard_statement must not be null"),
-					 errdetail("A sharded pipeline's run calls it on each pair of co-located shards."),
-					 errhint("Run the pipeline with pipeline.run; do not call this function.")));
-	if (pipeline_list_has_string(pipeline_text_array_to_list(PG_GETARG_DATUM(5), "skipped_shards"),
-								 text_to_cstring(PG_GETARG_TEXT_PP(0))))
-		PG_RETURN_TEXT_P(cstring_to_text("{}"));
-	statement = with_shards(text_to_cstring(PG_GETARG_TEXT_PP(2)),
-							qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(0))),
-							qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(1))));
-	timeout_ms = PG_GETARG_INT32(4);
-
-	GetUserIdAndSecContext(&userid, &sec_context);
-	SetUserIdAndSecContext(userid, sec_context | SECURITY_RESTRICTED_OPERATION);
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", text_to_cstring(PG_GETARG_TEXT_PP(3)), PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (timeout_ms > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(statement, false, 0) >= 0 && SPI_processed > 0 && SPI_tuptable != NULL)
-	{
-		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		/* in the caller's memory, which outlives SPI_finish */
-		if (value)
-			result = strcpy(SPI_palloc(strlen(value) + 1), value);
-	}
-	SPI_finish();
-	if (timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
-	AtEOXact_GUC(false, nest_level);
-	SetUserIdAndSecContext(userid, sec_context);
-	if (result == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(result));
 }

@@ -3,8 +3,9 @@
 # where the shards live, into a co-located distributed target.
 #
 #   1. What is refused at definition, each with its reason.
-#   2. A merge (deletes, a row rule quarantining, a filter) and an append,
-#      with names that need quoting, each row once; batches of batch_size
+#   2. A merge (deletes, a row rule quarantining, a filter, a row raising
+#      an error found alone and quarantined) and an append, with names that
+#      need quoting, each row once; batches of batch_size
 #      rows a shard; what a sharded run refuses (a transaction block, a
 #      replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
@@ -159,6 +160,31 @@ $coordinator->safe_psql('postgres', "INSERT INTO flags VALUES (1, 'a2', false), 
 $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
 is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM colocated"),
 	'1a2 3c', 'merge: an update and a delete event, each on its shard');
+
+# a row raising an error in its shard's statement: found alone, quarantined
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE raw_numbers (id int, v text);
+	SELECT create_distributed_table('raw_numbers', 'id', colocate_with => 'stage');
+	CREATE TABLE numbers (id int PRIMARY KEY, n int);
+	SELECT create_distributed_table('numbers', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('numbers', 'raw_numbers', 'numbers', key => ARRAY['id'],
+	    columns => '{"n": "v::int"}', except_columns => ARRAY['v']);
+	INSERT INTO raw_numbers (id, v) SELECT g, g::text FROM generate_series(1, 20) g;
+	INSERT INTO raw_numbers (id, v) VALUES (7, 'seven'), (21, '21');
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('numbers')");
+is( $coordinator->safe_psql('postgres',
+		"SELECT count(*) || ' ' || sum(n) FROM numbers"),
+	'21 231', 'a row whose value the target refuses is left out, the rest of its shard merged');
+is( $coordinator->safe_psql('postgres',
+		"SELECT sqlstate || ' ' || reason || ' ' || (raw_row->>'v') FROM pipeline.quarantine WHERE pipeline = 'numbers'"),
+	'22P02 invalid input syntax for type integer: "seven" seven',
+	'it is quarantined with its error and raw row');
+is( $coordinator->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM raw_numbers) || ' ' || rows_read || ' ' || rows_quarantined "
+		  . "FROM pipeline.runs WHERE pipeline = 'numbers'"),
+	'0 22 1', 'the staging table drained, every row read once');
 
 $coordinator->safe_psql('postgres',
 	"SELECT pipeline.alter_pipeline('flags', batch_size => 10); "

@@ -1,0 +1,311 @@
+/*-------------------------------------------------------------------------
+ *
+ * shard_statement.c
+ *	  The worker's side of a sharded run (shard_run.c is the
+ *	  coordinator's): pipeline.run_shard_statement runs a batch's statement
+ *	  (batch/shard_sql.c) over one pair of co-located shards, as the caller
+ *	  (the pipeline's owner, whose connection Citus opened), in a
+ *	  security-restricted operation with the pipeline's search_path and
+ *	  statement timeout, all rolled back before it returns.
+ *
+ * A row that makes the statement fail with a data error (a value the
+ * target's type refuses, a unique violation no row rule foresaw) would
+ * fail its shard at every run.  So when the statement fails so, each of
+ * the batch's rows is tried alone, in a subtransaction always rolled back;
+ * the rows that fail are left out of the batch, which runs again, and are
+ * returned with their error among the rejected rows, for the coordinator to
+ * quarantine.  An error no single row raises fails the shard, as before.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/timeout.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "batch/batch.h"
+#include "run/run.h"
+
+PG_FUNCTION_INFO_V1(pipeline_run_shard_statement);
+
+/*
+ * qualified_shard
+ *		A shard's name as Citus writes it (unqualified in schema public),
+ *		qualified: the statement runs with the pipeline's search_path, which
+ *		may not hold public, or hold a schema ahead of it.
+ */
+static char *
+qualified_shard(const char *name)
+{
+	List	   *names = stringToQualifiedNameList(name);
+
+	if (list_length(names) == 1)
+		return quote_qualified_identifier("public", strVal(linitial(names)));
+	return quote_qualified_identifier(strVal(linitial(names)), strVal(lsecond(names)));
+}
+
+/*
+ * with_shards
+ *		The statement with each sentinel replaced, in one pass: by the
+ *		shards' names and the condition on the rows it reads.
+ */
+static char *
+with_shards(const char *statement, const char *source, const char *target, const char *rows)
+{
+	const char *sentinels[3] = {PIPELINE_SHARD_SOURCE, PIPELINE_SHARD_TARGET, PIPELINE_SHARD_ROWS};
+	const char *values[3] = {source, target, rows};
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	while (*statement)
+	{
+		int			i;
+
+		for (i = 0; i < 3; i++)
+			if (strncmp(statement, sentinels[i], strlen(sentinels[i])) == 0)
+				break;
+		if (i < 3)
+		{
+			appendStringInfoString(&buf, values[i]);
+			statement += strlen(sentinels[i]);
+		}
+		else
+			appendStringInfoChar(&buf, *statement++);
+	}
+	return buf.data;
+}
+
+/*
+ * first_value
+ *		Runs a statement; the text of its first row's first column, in the
+ *		caller's memory (NULL when none).  The caller is connected to SPI.
+ */
+static char *
+first_value(const char *sql)
+{
+	char	   *value;
+
+	if (SPI_execute(sql, false, 0) < 0 || SPI_processed == 0 || SPI_tuptable == NULL)
+		return NULL;
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return value ? strcpy(SPI_palloc(strlen(value) + 1), value) : NULL;
+}
+
+/*
+ * is_row_error
+ *		Whether an error may be one row's: a data exception or an integrity
+ *		constraint violation.
+ */
+static bool
+is_row_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
+/*
+ * try_statement
+ *		Runs a statement in a subtransaction, rolled back when 'probe' (a
+ *		trial) or when it fails; its first value (first_value), or NULL with
+ *		*error set to the error it raised.
+ */
+static char *
+try_statement(const char *sql, bool probe, ErrorData **error)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *value = NULL;
+
+	*error = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		value = first_value(sql);
+		if (probe)
+			RollbackAndReleaseCurrentSubTransaction();
+		else
+			ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		*error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		value = NULL;
+	}
+	PG_END_TRY();
+	return value;
+}
+
+/*
+ * failing_rows
+ *		The batch's rows that fail the statement alone, each tried in a
+ *		subtransaction rolled back: their ctids (as SQL literals, into
+ *		*ctids) and, as a jsonb array of [_xid, _seq, -1, raw row, message,
+ *		SQLSTATE], what the coordinator quarantines.  A row failing with an
+ *		error that is no row's error fails the shard.
+ */
+static char *
+failing_rows(const char *statement, const char *source, const char *target, int64 batch_size,
+			 List **ctids)
+{
+	StringInfoData rows;
+	int			n;
+	char	  **tids;
+	char	  **entries;
+
+	n = SPI_execute(psprintf("SELECT s.ctid::text, pg_catalog.jsonb_build_array(s._xid, s._seq, -1, "
+							 "pg_catalog.to_jsonb(s) - '_xid' - '_seq')::text FROM ONLY %s s "
+							 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT, source, batch_size),
+					true, 0) == SPI_OK_SELECT ? (int) SPI_processed : 0;
+	tids = palloc(sizeof(char *) * Max(n, 1));
+	entries = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		tids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		entries[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	initStringInfo(&rows);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *literal = quote_literal_cstr(tids[i]);
+		ErrorData  *error;
+
+		(void) try_statement(with_shards(statement, source, target,
+										 psprintf("s.ctid = %s::tid", literal)), true, &error);
+		if (error == NULL)
+			continue;
+		if (!is_row_error(error->sqlerrcode))
+			ReThrowError(error);
+		*ctids = lappend(*ctids, literal);
+		/* the entry [x, q, -1, raw] without its "]", then the error's two */
+		appendStringInfo(&rows, "%s%.*s, ", rows.len ? ", " : "", (int) strlen(entries[i]) - 1, entries[i]);
+		escape_json(&rows, error->message);
+		appendStringInfoString(&rows, ", ");
+		escape_json(&rows, unpack_sql_state(error->sqlerrcode));
+		appendStringInfoChar(&rows, ']');
+	}
+	return psprintf("[%s]", rows.data);
+}
+
+/*
+ * with_failing_rows
+ *		A shard statement's result (a jsonb object, as text) counting the
+ *		rows that failed alone as read, and listing them among the rejected.
+ */
+static char *
+with_failing_rows(const char *result, const char *failing, int nfailing)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
+	Datum		values[3] = {CStringGetTextDatum(result), CStringGetTextDatum(failing),
+	Int32GetDatum(nfailing)};
+	char	   *value;
+
+	if (SPI_execute_with_args("SELECT (r || pg_catalog.jsonb_build_object('read', (r->>'read')::bigint + $3, "
+							  "'rejected', (r->'rejected') || $2::jsonb))::text FROM (SELECT $1::jsonb AS r) x",
+							  3, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not add the failing rows to a shard statement's result");
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return strcpy(SPI_palloc(strlen(value) + 1), value);
+}
+
+/*
+ * run_batch
+ *		The batch's statement over the two shards; on a data error, again
+ *		without the rows that fail alone (failing_rows), which its result
+ *		lists among the rejected.  The caller is connected to SPI.
+ */
+static char *
+run_batch(const char *statement, const char *source, const char *target, int64 batch_size)
+{
+	ErrorData  *error;
+	char	   *result = try_statement(with_shards(statement, source, target, "true"), false, &error);
+	List	   *ctids = NIL;
+	char	   *failing;
+	StringInfoData excluded;
+	ListCell   *lc;
+
+	if (error == NULL)
+		return result;
+	if (!is_row_error(error->sqlerrcode))
+		ReThrowError(error);
+	failing = failing_rows(statement, source, target, batch_size, &ctids);
+	if (ctids == NIL)
+		ReThrowError(error);	/* no row fails alone: the batch's error */
+	initStringInfo(&excluded);
+	foreach(lc, ctids)
+		appendStringInfo(&excluded, "%s%s", excluded.len ? ", " : "", (char *) lfirst(lc));
+	result = first_value(with_shards(statement, source, target,
+									 psprintf("s.ctid <> ALL (ARRAY[%s]::tid[])", excluded.data)));
+	return with_failing_rows(result, failing, list_length(ctids));
+}
+
+/*
+ * pipeline_run_shard_statement
+ *		SQL: pipeline.run_shard_statement(source_shard, target_shard,
+ *		statement, search_path, timeout_ms, skipped_shards, batch_size) ->
+ *		text: the batch's result (run_batch), or '{}' for a source shard
+ *		among skipped_shards.  Runs only what the caller could run.
+ */
+Datum
+pipeline_run_shard_statement(PG_FUNCTION_ARGS)
+{
+	Oid			userid;
+	int			sec_context;
+	int			nest_level;
+	int			timeout_ms;
+	char	   *source;
+	char	   *target;
+	char	   *result;
+
+	for (int i = 0; i < 7; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("arguments of pipeline.run_shard_statement must not be null"),
+					 errdetail("A sharded pipeline's run calls it on each pair of co-located shards."),
+					 errhint("Run the pipeline with pipeline.run; do not call this function.")));
+	if (pipeline_list_has_string(pipeline_text_array_to_list(PG_GETARG_DATUM(5), "skipped_shards"),
+								 text_to_cstring(PG_GETARG_TEXT_PP(0))))
+		PG_RETURN_TEXT_P(cstring_to_text("{}"));
+	source = qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	target = qualified_shard(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	timeout_ms = PG_GETARG_INT32(4);
+
+	GetUserIdAndSecContext(&userid, &sec_context);
+	SetUserIdAndSecContext(userid, sec_context | SECURITY_RESTRICTED_OPERATION);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", text_to_cstring(PG_GETARG_TEXT_PP(3)), PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	result = run_batch(text_to_cstring(PG_GETARG_TEXT_PP(2)), source, target,
+					   Max(PG_GETARG_INT64(6), 1));
+	SPI_finish();
+	if (timeout_ms > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	AtEOXact_GUC(false, nest_level);
+	SetUserIdAndSecContext(userid, sec_context);
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
