@@ -89,8 +89,10 @@ $node->safe_psql(
 	END $$;
 });
 # One to three events a transaction on 100 keys: an upsert, one in ten a
-# delete, then now and then a Kafka tombstone, a truncate or a redelivery
-# of an event staged before; committing out of the order of their LSNs.
+# delete, then now and then a Kafka tombstone, a truncate, a redelivery of
+# an event staged before (mostly an early one: stale) or of the latest
+# update staged (mostly its key's latest: unchanged); committing out of
+# the order of their LSNs.
 $node->safe_psql('postgres',
 	out_of_order_writer(
 		    "INSERT INTO events SELECT CASE WHEN r < 0.1 THEN jsonb_build_object('op', 'd', "
@@ -102,7 +104,9 @@ $node->safe_psql('postgres',
 		  . "UNION ALL SELECT NULL WHERE random() < 0.1 "
 		  . "UNION ALL SELECT jsonb_build_object('op', 't', 'source', jsonb_build_object('lsn', nextval('lsn'))) "
 		  . "WHERE random() < 0.01 "
-		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.2 LIMIT 1)"));
+		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.2 LIMIT 1) "
+		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.1 AND value ->> 'op' = 'u' "
+		  . "ORDER BY _xid DESC, _seq DESC LIMIT 1)"));
 
 my $events_from_scratch =
 	"SELECT id, v FROM (SELECT DISTINCT ON (id) * FROM (SELECT "
