@@ -193,6 +193,7 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 				  "'; ' ORDER BY shardid1) FROM r WHERE NOT r.success), "
 				  "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e), "
 				  "(SELECT coalesce(max((j->>'read')::bigint), 0) FROM ok)::bigint, "
+				  "(SELECT coalesce(bool_or((j->>'more')::boolean), false) FROM ok), "
 				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FROM r WHERE NOT r.success)",
 				  3, types, values, NULL, false, 0);
 	counts->read += pipeline_result_int64(0, 0);
@@ -204,8 +205,9 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 	(void) pipeline_result_datum(0, 6, &isnull);
 	batch->failed = isnull ? NULL : pipeline_result_text(0, 6);
 	batch->rejected = pipeline_result_text(0, 7);
-	batch->full = pipeline_result_int64(0, 8) >= def->batch_size;
-	failed_shards = pipeline_result_datum(0, 9, &isnull);
+	batch->full = pipeline_result_int64(0, 8) >= def->batch_size ||
+		DatumGetBool(pipeline_result_datum(0, 9, &isnull));
+	failed_shards = pipeline_result_datum(0, 10, &isnull);
 	if (!isnull)
 	{
 		MemoryContext caller = MemoryContextSwitchTo(batch->context);

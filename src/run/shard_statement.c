@@ -10,11 +10,13 @@
  *
  * A row that makes the statement fail with a data error (a value the
  * target's type refuses, a unique violation no row rule foresaw) would
- * fail its shard at every run.  So when the statement fails so, each of
- * the batch's rows is tried alone, in a subtransaction always rolled back;
- * the rows that fail are left out of the batch, which runs again, and are
- * returned with their error among the rejected rows, for the coordinator to
- * quarantine.  An error no single row raises fails the shard, as before.
+ * fail its shard at every run.  So when the statement fails so, the
+ * batch's first rows (as many as a shard may return rejected) are tried
+ * alone, each in a subtransaction always rolled back; the statement runs
+ * again over those that passed, and those that failed are returned with
+ * their error among the rejected rows, for the coordinator to quarantine;
+ * the rows after them wait for the next batch.  An error no single row
+ * raises, or that every row tried raises, fails the shard, as before.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,13 +106,16 @@ first_value(const char *sql)
 /*
  * is_row_error
  *		Whether an error may be one row's: a data exception or an integrity
- *		constraint violation.
+ *		constraint violation but a foreign key's.
  */
 static bool
 is_row_error(int sqlerrcode)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
+	/* (a missing referenced row may come later: not the row's fault) */
+	if (sqlerrcode == ERRCODE_FOREIGN_KEY_VIOLATION)
+		return false;
 	return category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
 }
 
@@ -155,60 +160,93 @@ try_statement(const char *sql, bool probe, ErrorData **error)
 }
 
 /*
- * failing_rows
- *		The batch's rows that fail the statement alone, each tried in a
- *		subtransaction rolled back: their ctids (as SQL literals, into
- *		*ctids) and, as a jsonb array of [_xid, _seq, -1, raw row, message,
- *		SQLSTATE], what the coordinator quarantines.  A row failing with an
- *		error that is no row's error fails the shard.
+ * Rows tried alone: the batch's first ones, at most as many as a shard may
+ * return rejected (the others wait for the next batch, which the result
+ * asks for with "more").
  */
-static char *
-failing_rows(const char *statement, const char *source, const char *target, int64 batch_size,
-			 List **ctids)
+#define MAX_TRIED PIPELINE_SHARD_MAX_REJECTED
+
+/*
+ * TriedRows: the rows of a failed batch tried alone -- the ctids (SQL
+ * literals) of those that passed and of those that failed, and the latter
+ * as [_xid, _seq, -1, raw row, message, SQLSTATE] entries of a jsonb array.
+ */
+typedef struct TriedRows
 {
-	StringInfoData rows;
+	StringInfoData passed;
+	StringInfoData failed;
+	StringInfoData entries;
+	int			nfailed;
+	int			ntried;
+} TriedRows;
+
+/*
+ * try_rows
+ *		Tries the batch's first rows (MAX_TRIED at most) alone, each in a
+ *		subtransaction rolled back, with a fresh snapshot as the statement
+ *		takes; sorts them into 'tried'.  A row failing with an error that is
+ *		no row's error fails the shard.
+ */
+static void
+try_rows(const char *statement, const char *source, const char *target, int64 batch_size,
+		 TriedRows *tried)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext per_row = AllocSetContextCreate(outer, "shard row tries", ALLOCSET_DEFAULT_SIZES);
 	int			n;
 	char	  **tids;
 	char	  **entries;
 
 	n = SPI_execute(psprintf("SELECT s.ctid::text, pg_catalog.jsonb_build_array(s._xid, s._seq, -1, "
 							 "pg_catalog.to_jsonb(s) - '_xid' - '_seq')::text FROM ONLY %s s "
-							 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT, source, batch_size),
-					true, 0) == SPI_OK_SELECT ? (int) SPI_processed : 0;
+							 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT, source, Min(batch_size, MAX_TRIED)),
+					false, 0) == SPI_OK_SELECT ? (int) SPI_processed : 0;
 	tids = palloc(sizeof(char *) * Max(n, 1));
 	entries = palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		tids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		tids[i] = quote_literal_cstr(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 		entries[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 	}
-	initStringInfo(&rows);
+	initStringInfo(&tried->passed);
+	initStringInfo(&tried->failed);
+	initStringInfo(&tried->entries);
+	tried->nfailed = 0;
+	tried->ntried = n;
 	for (int i = 0; i < n; i++)
 	{
-		char	   *literal = quote_literal_cstr(tids[i]);
 		ErrorData  *error;
+		StringInfo	list;
 
+		MemoryContextSwitchTo(per_row);
 		(void) try_statement(with_shards(statement, source, target,
-										 psprintf("s.ctid = %s::tid", literal)), true, &error);
-		if (error == NULL)
-			continue;
-		if (!is_row_error(error->sqlerrcode))
+										 psprintf("s.ctid = %s::tid", tids[i])), true, &error);
+		MemoryContextSwitchTo(outer);
+		if (error != NULL && !is_row_error(error->sqlerrcode))
 			ReThrowError(error);
-		*ctids = lappend(*ctids, literal);
-		/* the entry [x, q, -1, raw] without its "]", then the error's two */
-		appendStringInfo(&rows, "%s%.*s, ", rows.len ? ", " : "", (int) strlen(entries[i]) - 1, entries[i]);
-		escape_json(&rows, error->message);
-		appendStringInfoString(&rows, ", ");
-		escape_json(&rows, unpack_sql_state(error->sqlerrcode));
-		appendStringInfoChar(&rows, ']');
+		list = error ? &tried->failed : &tried->passed;
+		appendStringInfo(list, "%s%s", list->len ? ", " : "", tids[i]);
+		if (error)
+		{
+			/* the entry [x, q, -1, raw] without its "]", then the error's two */
+			appendStringInfo(&tried->entries, "%s%.*s, ", tried->entries.len ? ", " : "",
+							 (int) strlen(entries[i]) - 1, entries[i]);
+			escape_json(&tried->entries, error->message);
+			appendStringInfoString(&tried->entries, ", ");
+			escape_json(&tried->entries, unpack_sql_state(error->sqlerrcode));
+			appendStringInfoChar(&tried->entries, ']');
+			tried->nfailed++;
+		}
+		MemoryContextReset(per_row);
 	}
-	return psprintf("[%s]", rows.data);
+	MemoryContextDelete(per_row);
 }
 
 /*
  * with_failing_rows
  *		A shard statement's result (a jsonb object, as text) counting the
- *		rows that failed alone as read, and listing them among the rejected.
+ *		rows that failed alone as read, listing them among the rejected, and
+ *		asking for another batch ("more": the rows after those tried wait).
  */
 static char *
 with_failing_rows(const char *result, const char *failing, int nfailing)
@@ -219,7 +257,8 @@ with_failing_rows(const char *result, const char *failing, int nfailing)
 	char	   *value;
 
 	if (SPI_execute_with_args("SELECT (r || pg_catalog.jsonb_build_object('read', (r->>'read')::bigint + $3, "
-							  "'rejected', (r->'rejected') || $2::jsonb))::text FROM (SELECT $1::jsonb AS r) x",
+							  "'rejected', (r->'rejected') || $2::jsonb, 'more', true))::text "
+							  "FROM (SELECT $1::jsonb AS r) x",
 							  3, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not add the failing rows to a shard statement's result");
 	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -228,33 +267,32 @@ with_failing_rows(const char *result, const char *failing, int nfailing)
 
 /*
  * run_batch
- *		The batch's statement over the two shards; on a data error, again
- *		without the rows that fail alone (failing_rows), which its result
- *		lists among the rejected.  The caller is connected to SPI.
+ *		The batch's statement over the two shards; on a data error, the
+ *		batch's first rows tried alone (try_rows), and the statement run
+ *		again over those that passed, its result listing those that failed
+ *		among the rejected.  An error that no row raises alone, or that
+ *		every row tried raises (not theirs: a constant expression's, say),
+ *		fails the shard.  The caller is connected to SPI.
  */
 static char *
 run_batch(const char *statement, const char *source, const char *target, int64 batch_size)
 {
 	ErrorData  *error;
 	char	   *result = try_statement(with_shards(statement, source, target, "true"), false, &error);
-	List	   *ctids = NIL;
-	char	   *failing;
-	StringInfoData excluded;
-	ListCell   *lc;
+	TriedRows	tried;
 
 	if (error == NULL)
 		return result;
 	if (!is_row_error(error->sqlerrcode))
 		ReThrowError(error);
-	failing = failing_rows(statement, source, target, batch_size, &ctids);
-	if (ctids == NIL)
-		ReThrowError(error);	/* no row fails alone: the batch's error */
-	initStringInfo(&excluded);
-	foreach(lc, ctids)
-		appendStringInfo(&excluded, "%s%s", excluded.len ? ", " : "", (char *) lfirst(lc));
+	try_rows(statement, source, target, batch_size, &tried);
+	if (tried.nfailed == 0 || tried.nfailed == tried.ntried)
+		ReThrowError(error);
 	result = first_value(with_shards(statement, source, target,
-									 psprintf("s.ctid <> ALL (ARRAY[%s]::tid[])", excluded.data)));
-	return with_failing_rows(result, failing, list_length(ctids));
+									 psprintf("s.ctid = ANY (ARRAY[%s]::tid[])", tried.passed.data)));
+	if (result == NULL)
+		elog(ERROR, "a shard statement returned no result");
+	return with_failing_rows(result, psprintf("[%s]", tried.entries.data), tried.nfailed);
 }
 
 /*
@@ -273,7 +311,7 @@ pipeline_run_shard_statement(PG_FUNCTION_ARGS)
 	int			timeout_ms;
 	char	   *source;
 	char	   *target;
-	char	   *result;
+	char	   *volatile result = NULL;
 
 	for (int i = 0; i < 7; i++)
 		if (PG_ARGISNULL(i))
@@ -296,13 +334,21 @@ pipeline_run_shard_statement(PG_FUNCTION_ARGS)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	result = run_batch(text_to_cstring(PG_GETARG_TEXT_PP(2)), source, target,
-					   Max(PG_GETARG_INT64(6), 1));
-	SPI_finish();
-	if (timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		result = run_batch(text_to_cstring(PG_GETARG_TEXT_PP(2)), source, target,
+						   Max(PG_GETARG_INT64(6), 1));
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		/* the timer is ours: off whatever happened */
+		if (timeout_ms > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+	}
+	PG_END_TRY();
 	AtEOXact_GUC(false, nest_level);
 	SetUserIdAndSecContext(userid, sec_context);
 	if (result == NULL)

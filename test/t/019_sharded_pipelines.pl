@@ -174,6 +174,7 @@ $coordinator->safe_psql(
 	INSERT INTO raw_numbers (id, v) VALUES (7, 'seven'), (21, '21');
 });
 $coordinator->safe_psql('postgres', "CALL pipeline.run('numbers')");
+my ($ret, $stdout, $stderr);
 is( $coordinator->safe_psql('postgres',
 		"SELECT count(*) || ' ' || sum(n) FROM numbers"),
 	'21 231', 'a row whose value the target refuses is left out, the rest of its shard merged');
@@ -185,6 +186,20 @@ is( $coordinator->safe_psql('postgres',
 		"SELECT (SELECT count(*) FROM raw_numbers) || ' ' || rows_read || ' ' || rows_quarantined "
 		  . "FROM pipeline.runs WHERE pipeline = 'numbers'"),
 	'0 22 1', 'the staging table drained, every row read once');
+
+# an error every row raises is no row's: the shard fails, nothing quarantined
+$coordinator->safe_psql('postgres',
+	"SELECT pipeline.alter_pipeline('numbers', filter => '1 / (id - id) = 0'); "
+	  . "INSERT INTO raw_numbers (id, v) VALUES (30, '30'), (31, '31')");
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', "CALL pipeline.run('numbers')");
+like($stderr, qr/shards of pipeline "numbers" failed: .*division by zero/,
+	'an error every row of a batch raises fails its shard');
+$coordinator->safe_psql('postgres', "SELECT pipeline.alter_pipeline('numbers', filter => '')");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('numbers')");
+is( $coordinator->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'numbers') || ' ' || "
+		  . "(SELECT count(*) FROM numbers)"),
+	'1 23', 'nothing of it was quarantined; once mended, the rows are merged');
 
 $coordinator->safe_psql('postgres',
 	"SELECT pipeline.alter_pipeline('flags', batch_size => 10); "
@@ -262,7 +277,7 @@ $coordinator->poll_query_until('postgres',
   or die 'the lock was not taken';
 $coordinator->safe_psql('postgres',
 	"INSERT INTO flags (id, v, del) SELECT g, 'z', false FROM generate_series(1, 40) g");
-my ($ret, $stdout, $stderr) = $coordinator->psql('postgres', "CALL pipeline.run('flags')");
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', "CALL pipeline.run('flags')");
 like($stderr, qr/shards of pipeline "flags" failed: shard \d+ on 127\.0\.0\.1:\d+: .*statement timeout/,
 	'the run waiting on a locked row of one shard fails, naming the shard');
 like(
