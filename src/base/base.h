@@ -30,6 +30,7 @@ extern void pipeline_refuse_citus_source(Oid source);
 extern char *pipeline_citus_distribution_column(Oid relid);
 extern bool pipeline_citus_colocated(Oid a, Oid b);
 extern bool pipeline_citus_replicated(Oid relid);
+extern Oid	pipeline_citus_reference_shard(Oid relid);
 
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);

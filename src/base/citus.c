@@ -164,3 +164,20 @@ pipeline_citus_replicated(Oid relid)
 
 	return copies != NULL && strcmp(copies, "1") != 0;
 }
+
+/*
+ * pipeline_citus_reference_shard
+ *		The shard of a Citus reference table, a plain table of the same
+ *		name and shard on every node that holds a copy: its relation here,
+ *		or InvalidOid when this node holds none (or relid is no reference
+ *		table).
+ */
+Oid
+pipeline_citus_reference_shard(Oid relid)
+{
+	char	   *shard = citus_fact("SELECT pg_catalog.to_regclass(pg_catalog.shard_name(d.logicalrelid, d.shardid, false))::oid "
+								   "FROM pg_catalog.pg_dist_shard d JOIN pg_catalog.pg_dist_partition p USING (logicalrelid) "
+								   "WHERE d.logicalrelid = $1 AND p.partmethod = 'n' AND p.repmodel = 't'", relid);
+
+	return shard ? (Oid) strtoul(shard, NULL, 10) : InvalidOid;
+}

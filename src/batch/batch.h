@@ -220,6 +220,10 @@ extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const c
 extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
 								const char *source, const char *target, const char *rows);
 
+/* shard_lookups.c */
+extern List *pipeline_shard_lookup_others(const PipelineDef *def, const char *expr);
+extern char *pipeline_shard_expression(const PipelineDef *def, const char *expr);
+
 /* pending_sql.c */
 extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 								  const char *select_list, PendingShape shape);

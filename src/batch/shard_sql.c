@@ -72,13 +72,15 @@ mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 	{
 		ColumnMap  *cm = lfirst(lc);
 
-		appendStringInfo(sql, ", (%s) AS %s", cm->expr, quote_identifier(cm->column));
+		appendStringInfo(sql, ", (%s) AS %s", pipeline_shard_expression(def, cm->expr),
+						 quote_identifier(cm->column));
 	}
 	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del "
 					 "FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s WHERE %s "
 					 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT ") s), ",
-					 def->filter ? psprintf("((%s)::boolean IS TRUE)", def->filter) : "true",
-					 def->delete_when ? psprintf("((%s)::boolean IS TRUE)", def->delete_when) : "false",
+					 def->filter ? psprintf("((%s)::boolean IS TRUE)", pipeline_shard_expression(def, def->filter)) : "true",
+					 def->delete_when ? psprintf("((%s)::boolean IS TRUE)",
+												 pipeline_shard_expression(def, def->delete_when)) : "false",
 					 source, rows, def->batch_size);
 	appendStringInfoString(sql, "m AS (SELECT m0.*, CASE WHEN NOT __pl_keep THEN -1");
 	foreach(lc, rules)

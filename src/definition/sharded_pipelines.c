@@ -21,9 +21,9 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
-#include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
 #include "model.h"
@@ -78,73 +78,70 @@ check_placement(const PipelineDef *def, const PipelineMapping *map)
 			   "Put the distribution column in the key: the rows of a key must live in one shard.");
 }
 
-/* What reads_relation looks for, and what it found. */
-typedef struct RelationSearch
+/* What lookup_others reads and finds. */
+typedef struct LookupCall
 {
-	Oid			source;
-	Oid			found;
-} RelationSearch;
+	const PipelineDef *def;
+	const char *expr;
+	List	   *others;
+} LookupCall;
 
 /*
- * reads_relation
- *		Walker: whether a (sub)query reads a relation other than the
- *		staging table.
+ * lookup_others
+ *		pipeline_shard_lookup_others, for pipeline_try.
  */
-static bool
-reads_relation(Node *node, RelationSearch *search)
+static void
+lookup_others(void *arg)
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
+	LookupCall *call = arg;
 
-		if (rte->rtekind == RTE_RELATION && rte->relid != search->source)
-		{
-			search->found = rte->relid;
-			return true;
-		}
-		return false;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, reads_relation, search, QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, reads_relation, search);
+	call->others = pipeline_shard_lookup_others(call->def, call->expr);
 }
 
 /*
  * check_expression
- *		An expression of a sharded pipeline reads the staged row only: on a
- *		worker its statement sees the two shards (Citus plans no statement
- *		mixing shards with its own tables, reference tables included); and
- *		it holds no byte 0x01, where the worker function writes the shards'
- *		names.
+ *		An expression of a sharded pipeline reads the staged row, and Citus
+ *		reference tables only (their shards, on the worker: shard_lookups.c):
+ *		Citus plans no statement mixing shards with its own tables, and a
+ *		plain table is on the coordinator alone.  It holds no byte 0x01,
+ *		where the worker function writes the shards' names.
  */
 static void
 check_expression(const PipelineDef *def, const char *expr)
 {
-	RelationSearch search = {def->source, InvalidOid};
+	LookupCall	call = {def, expr, NIL};
 
 	if (expr == NULL)
 		return;
 	if (strchr(expr, '\001'))
 		refuse(def, "run an expression holding the character U+0001",
 			   "Write the character another way (chr(1)).");
-	if (reads_relation((Node *) pipeline_analyze_expression(def, expr), &search))
-		refuse(def, psprintf("read %s in its expressions", pipeline_qualified_name(search.found)),
-			   "Map the columns the staged rows carry: stage the looked-up values with the rows, or look them up in a view or pipeline reading the target.");
+	/* an expression that does not parse is the mapping's error to report */
+	if (pipeline_try(lookup_others, &call) == NULL && call.others != NIL)
+	{
+		List	   *others = call.others;
+
+		refuse(def, psprintf("read %s in its expressions", pipeline_qualified_name(linitial_oid(others))),
+			   "Look up Citus reference tables only (create_reference_table), or stage the looked-up values with the rows.");
+	}
 }
 
 /*
  * check_expressions
- *		The mapping, filter and delete_when (check_expression).
+ *		The expressions the columns object maps, the filter and delete_when
+ *		(check_expression); before the mapping is built and tried, whose
+ *		errors over a lookup would be Citus's, not why.
  */
 static void
-check_expressions(const PipelineDef *def, const PipelineMapping *map)
+check_expressions(const PipelineDef *def)
 {
-	ListCell   *lc;
+	JsonbIterator *it = JsonbIteratorInit(&def->columns->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
 
-	foreach(lc, map->columns)
-		check_expression(def, ((ColumnMap *) lfirst(lc))->expr);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_VALUE && v.type == jbvString)
+			check_expression(def, pnstrdup(v.val.string.val, v.val.string.len));
 	check_expression(def, def->filter);
 	check_expression(def, def->delete_when);
 }
@@ -217,8 +214,9 @@ check_only_reader(const PipelineDef *def)
 
 /*
  * pipeline_check_sharded_kind
- *		Errors for a sharded pipeline of a kind no shard statement writes:
- *		checked before its target is.
+ *		Errors for a sharded pipeline of a kind no shard statement writes,
+ *		or whose expressions read what a shard statement cannot: checked
+ *		before its target and mapping are.
  */
 void
 pipeline_check_sharded_kind(const PipelineDef *def)
@@ -234,6 +232,7 @@ pipeline_check_sharded_kind(const PipelineDef *def)
 	if (def->format != NULL)
 		refuse(def, psprintf("read format %s", def->format),
 			   "Stage Debezium events and full extracts into a plain table.");
+	check_expressions(def);
 }
 
 /*
@@ -276,7 +275,6 @@ pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 			   "Drop the foreign keys of the target; a shard statement cannot look up the referenced table.");
 	check_only_reader(def);
 	check_placement(def, map);
-	check_expressions(def, map);
 	pipeline_require_privilege(def->owner, def->source, ACL_DELETE, "DELETE", "source");
 }
 

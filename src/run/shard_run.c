@@ -178,9 +178,10 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 
 	values[0] = ObjectIdGetDatum(def->source);
 	values[1] = ObjectIdGetDatum(def->target);
-	values[2] = CStringGetTextDatum(shard_command(def, batch->skipped));
 	lock_shards_against_moves(def);
 	pipeline_become_owner(def, &ctx);
+	/* (its expressions parsed as the owner, who may read what they read) */
+	values[2] = CStringGetTextDatum(shard_command(def, batch->skipped));
 	pipeline_exec("WITH r AS (SELECT * FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3)), "
 				  "ok AS (SELECT r.result::jsonb AS j FROM r WHERE r.success) "
 				  "SELECT (SELECT coalesce(sum((j->>'read')::bigint), 0) FROM ok)::bigint, "

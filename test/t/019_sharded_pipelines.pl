@@ -3,9 +3,10 @@
 # where the shards live, into a co-located distributed target.
 #
 #   1. What is refused at definition, each with its reason.
-#   2. A merge (deletes, a row rule quarantining, a filter, a row raising
-#      an error found alone and quarantined) and an append, with names that
-#      need quoting, each row once; batches of batch_size
+#   2. A merge (deletes, a row rule quarantining, a filter, lookups of a
+#      reference table, a row raising an error found alone and
+#      quarantined) and an append, with names that need quoting, each row
+#      once; batches of batch_size
 #      rows a shard; what a sharded run refuses (a transaction block, a
 #      replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
@@ -69,12 +70,13 @@ refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], sequence_by => 'ts', delete_when => 'del')",
 	qr/cannot keep its deletes or sequences on the coordinator/, 'a tombstone table is refused');
 $coordinator->safe_psql('postgres',
-	"CREATE TABLE names (id int PRIMARY KEY, name text); SELECT create_reference_table('names')");
+	"CREATE TABLE names (id int PRIMARY KEY, name text); SELECT create_reference_table('names'); "
+	  . "CREATE TABLE local_names (id int PRIMARY KEY, name text)");
 refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], "
-	  . "columns => '{\"v\": \"(SELECT n.name FROM names n WHERE n.id = ts)\"}')",
-	qr/sharded pipeline "p" cannot read public\.names in its expressions/,
-	'an expression looking up a table, a reference table included, is refused');
+	  . "columns => '{\"v\": \"(SELECT n.name FROM local_names n WHERE n.id = ts)\"}')",
+	qr/sharded pipeline "p" cannot read public\.local_names in its expressions/,
+	'an expression looking up a table other than a Citus reference table is refused');
 refused($coordinator, "SELECT pipeline.create_pipeline('p', 'loaded', 'colocated', key => ARRAY['id'])",
 	qr/distributed source public\.loaded must be empty/, 'a distributed source with rows is refused');
 $coordinator->safe_psql(
@@ -160,6 +162,30 @@ $coordinator->safe_psql('postgres', "INSERT INTO flags VALUES (1, 'a2', false), 
 $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
 is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM colocated"),
 	'1a2 3c', 'merge: an update and a delete event, each on its shard');
+
+# lookups of Citus reference tables, in the mapping and the filter: on the
+# workers, their shards are read
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE SCHEMA "Dims";
+	CREATE TABLE "Dims"."Customer Names" (id int PRIMARY KEY, name text);
+	SELECT create_reference_table('"Dims"."Customer Names"');
+	INSERT INTO "Dims"."Customer Names" VALUES (1, 'one'), (2, 'two');
+	CREATE TABLE visits (id int, customer int);
+	SELECT create_distributed_table('visits', 'id', colocate_with => 'stage');
+	CREATE TABLE named_visits (id int PRIMARY KEY, customer_name text);
+	SELECT create_distributed_table('named_visits', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('named_visits', 'visits', 'named_visits', key => ARRAY['id'],
+	    columns => $${"customer_name": "coalesce((SELECT c.name FROM \"Dims\".\"Customer Names\" c WHERE c.id = customer), '?')"}$$,
+	    except_columns => ARRAY['customer'],
+	    filter => $$customer IN (SELECT id FROM "Dims"."Customer Names") OR customer = 3$$);
+	INSERT INTO visits (id, customer) SELECT g, 1 + g % 4 FROM generate_series(1, 20) g;
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('named_visits')");
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(customer_name || ':' || n, ' ' ORDER BY customer_name) FROM "
+		  . "(SELECT customer_name, count(*) AS n FROM named_visits GROUP BY 1) c"),
+	'?:5 one:5 two:5', 'a lookup of a reference table (a name needing quotes), in the mapping and the filter');
 
 # a row raising an error in its shard's statement: found alone, quarantined
 $coordinator->safe_psql(
