@@ -12,7 +12,8 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 
 prepare_machine || exit 1
-# Citus for test/t/018_citus.pl, when its source is at hand (else it skips)
+# Citus for test/t/018_citus.pl and 019_sharded_pipelines.pl, when its
+# source is at hand (else they skip)
 PG_CONFIG="$PG_CONFIG" bash "$REPO/test/install_citus.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-check.XXXXXX")
 scratch_copy "$WORK/tree"

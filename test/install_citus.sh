@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Citus for the Citus tests (test/t/018_citus.pl): builds and installs it
+# Citus for the Citus tests (test/t/018_citus.pl, 019_sharded_pipelines.pl): builds and installs it
 # into PG_CONFIG's PostgreSQL when it is not installed there and its source
 # is at hand -- a tarball citus-*.tar.gz in CITUS_SOURCE (default: the
 # directory shared/citus next to this repository), with the patches (*.patch)
