@@ -1002,6 +1002,7 @@ run_sharded(RunState *rs)
 
 	refuse_atomic_sharded(rs);
 	maintain_staging(rs);
+	pipeline_unstage_quarantined(rs->def, false);
 	record_start(rs);
 	commit_start_lazily(rs);
 	initStringInfo(&failed);
@@ -1059,6 +1060,8 @@ execute_run(RunState *rs)
 	 * recorded as cancelled.)
 	 */
 	pipeline_check_sharded_run(def);
+	if (rs->from == BATCH_FROM_QUARANTINE && def->sharded)
+		pipeline_unstage_quarantined(def, true);
 	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested && def->sharded)
 	{
 		rs->def = def;

@@ -70,6 +70,7 @@ extern void pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, Sha
 extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
 										   const char *rejected, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
+extern void pipeline_unstage_quarantined(const PipelineDef *def, bool always);
 
 /* run.c */
 extern volatile sig_atomic_t pipeline_stop_requested;

@@ -298,3 +298,34 @@ pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
 				  1, &type, &value, NULL, false, 0);
 	pipeline_restore_user(&ctx);
 }
+
+/*
+ * pipeline_unstage_quarantined
+ *		Deletes from the staging table the rows of the pipeline's quarantine
+ *		still staged -- quarantined by a run that failed before it deleted
+ *		them -- so that neither a requeue nor a run whose rules now let them
+ *		through merges a row the quarantine holds too.  Before a requeue
+ *		('always'), and before a run when the last one did not succeed (the
+ *		only way to leave such rows).
+ */
+void
+pipeline_unstage_quarantined(const PipelineDef *def, bool always)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(def->id);
+	Datum		staged;
+	bool		isnull;
+
+	/* the last run succeeded: it deleted what it quarantined */
+	if (!always &&
+		pipeline_exec_internal("SELECT 1 FROM (SELECT status FROM pipeline.run_log WHERE pipeline_id = $1 "
+							   "ORDER BY run_id DESC LIMIT 1) r WHERE r.status = 'succeeded'",
+							   1, &type, &value, NULL) == 1)
+		return;
+	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(source_xid, source_seq))::text "
+						   "FROM pipeline.quarantine_log WHERE pipeline_id = $1 AND source_xid IS NOT NULL",
+						   1, &type, &value, NULL);
+	staged = pipeline_result_datum(0, 0, &isnull);
+	if (!isnull)
+		pipeline_unstage_shard_rows(def, TextDatumGetCString(staged));
+}

@@ -157,6 +157,33 @@ is( $coordinator->safe_psql('postgres',
 	'the row breaking the target\'s NOT NULL quarantined with its raw row');
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM "Sales"."Order Items"'),
 	'0', 'the staging table is drained: merged rows claimed, the rejected one quarantined');
+# A run that quarantined a row and failed before deleting it from the
+# staging table (as a crash between its two commits leaves it): the next
+# run deletes it first, even when the rules now let it through, and only
+# the requeue merges it, once.
+$coordinator->safe_psql(
+	'postgres', q{
+	INSERT INTO "Sales"."Order Items" ("Id", v, ts) VALUES (40, NULL, 5);
+	CREATE TEMP TABLE staged AS SELECT to_jsonb(s) - '_xid' - '_seq' AS raw, s._xid, s._seq
+	    FROM "Sales"."Order Items" s WHERE s."Id" = 40;
+	INSERT INTO pipeline.quarantine_log (pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq)
+	SELECT d.id, (SELECT max(run_id) FROM pipeline.run_log WHERE pipeline_id = d.id),
+	       'null value in column "v" violates not-null constraint', '23502', s.raw, s._xid, s._seq
+	FROM pipeline.pipeline_defs d, staged s WHERE d.name = 'items';
+	UPDATE pipeline.run_log SET status = 'failed', finished_at = coalesce(finished_at, now())
+	WHERE run_id = (SELECT max(run_id) FROM pipeline.run_log r JOIN pipeline.pipeline_defs d ON d.id = r.pipeline_id
+	                WHERE d.name = 'items');
+	ALTER TABLE "Sales"."Items" ALTER COLUMN v DROP NOT NULL;
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('items')");
+is( $coordinator->safe_psql('postgres',
+		q{SELECT (SELECT count(*) FROM "Sales"."Order Items") || ' ' || (SELECT count(*) FROM "Sales"."Items" WHERE "Id" = 40)}),
+	'0 0', 'after a run that left a quarantined row staged, the next deletes it rather than merge it');
+$coordinator->safe_psql('postgres', "CALL pipeline.requeue_quarantine('items')");
+is( $coordinator->safe_psql('postgres',
+		q{SELECT count(*) || ' ' || count(*) FILTER (WHERE v IS NULL) FROM "Sales"."Items" WHERE "Id" IN (21, 40)}),
+	'2 2', 'the requeue merges the quarantined rows, once each');
+
 $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
 $coordinator->safe_psql('postgres', "INSERT INTO flags VALUES (1, 'a2', false), (2, NULL, true)");
 $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
