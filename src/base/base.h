@@ -61,6 +61,7 @@ extern char *pipeline_quote_list(List *names, const char *prefix);
 extern char *pipeline_columns_match(List *columns, const char *a, const char *b);
 extern char *pipeline_key_match(const PipelineDef *def, const char *a, const char *b);
 extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
+extern ErrorData *pipeline_try_undone(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs,
 									   Oid *types);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,

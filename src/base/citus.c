@@ -32,40 +32,6 @@
 #include "base/base.h"
 
 /*
- * pipeline_citus_kind
- *		What Citus makes of a relation: CITUS_NONE (a plain table, a
- *		coordinator table in Citus's metadata, or Citus not created in this
- *		database), CITUS_DISTRIBUTED (sharded) or CITUS_REFERENCE (a copy on
- *		every node).  The caller is connected to SPI.
- */
-CitusKind
-pipeline_citus_kind(Oid relid)
-{
-	Oid			type = OIDOID;
-	Datum		value = ObjectIdGetDatum(relid);
-	PipelineUserContext ctx;
-	char		kind = 'x';
-
-	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
-		return CITUS_NONE;
-	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT CASE WHEN partmethod <> 'n' THEN 'd' WHEN repmodel = 't' THEN 'r' ELSE 'l' END "
-					  "FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
-					  1, &type, &value, NULL, true, 1) == 1)
-		kind = pipeline_result_text(0, 0)[0];
-	pipeline_restore_user(&ctx);
-	switch (kind)
-	{
-		case 'd':
-			return CITUS_DISTRIBUTED;
-		case 'r':
-			return CITUS_REFERENCE;
-		default:
-			return CITUS_NONE;
-	}
-}
-
-/*
  * pipeline_citus_routes
  *		Whether Citus routes writes to a relation to its shards or copies
  *		(a distributed or reference table), so that a statement writing it
@@ -101,6 +67,33 @@ citus_fact(const char *sql, Oid relid)
 }
 
 /*
+ * pipeline_citus_kind
+ *		What Citus makes of a relation: CITUS_NONE (a plain table, a
+ *		coordinator table in Citus's metadata, or Citus not created in this
+ *		database), CITUS_DISTRIBUTED (sharded) or CITUS_REFERENCE (a copy on
+ *		every node).  The caller is connected to SPI.
+ */
+CitusKind
+pipeline_citus_kind(Oid relid)
+{
+	char	   *kind = citus_fact("SELECT CASE WHEN partmethod <> 'n' THEN 'd' WHEN repmodel = 't' THEN 'r' "
+								  "ELSE 'l' END FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+								  relid);
+
+	if (kind == NULL)
+		return CITUS_NONE;
+	switch (kind[0])
+	{
+		case 'd':
+			return CITUS_DISTRIBUTED;
+		case 'r':
+			return CITUS_REFERENCE;
+		default:
+			return CITUS_NONE;
+	}
+}
+
+/*
  * pipeline_citus_distribution_column
  *		The distribution column of a hash-distributed table, NULL for any
  *		other relation.
@@ -133,7 +126,7 @@ pipeline_citus_colocated(Oid a, Oid b)
  * pipeline_refuse_citus_source
  *		Errors for a reference table, or a table Citus distributes by range
  *		or append, as a staging table.  A hash-distributed one is merged
- *		shard by shard (sharded pipelines, definition/sharded.c).
+ *		shard by shard (definition/sharded_pipelines.c).
  */
 void
 pipeline_refuse_citus_source(Oid source)

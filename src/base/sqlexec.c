@@ -285,13 +285,12 @@ pipeline_key_match(const PipelineDef *def, const char *a, const char *b)
 }
 
 /*
- * pipeline_try
- *		Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded, or
- *		its error once the subtransaction is rolled back (the caller decides
- *		whether to re-raise, wrap or absorb it).
+ * try_in_subtransaction
+ *		Runs fn(arg) in a subtransaction, kept when it succeeds and 'keep',
+ *		rolled back otherwise.  Returns NULL when it succeeded, or its error.
  */
-ErrorData *
-pipeline_try(void (*fn) (void *arg), void *arg)
+static ErrorData *
+try_in_subtransaction(void (*fn) (void *arg), void *arg, bool keep)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -302,7 +301,10 @@ pipeline_try(void (*fn) (void *arg), void *arg)
 	PG_TRY();
 	{
 		fn(arg);
-		ReleaseCurrentSubTransaction();
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
@@ -315,6 +317,30 @@ pipeline_try(void (*fn) (void *arg), void *arg)
 	MemoryContextSwitchTo(oldcontext);
 	CurrentResourceOwner = oldowner;
 	return edata;
+}
+
+/*
+ * pipeline_try
+ *		Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded, or
+ *		its error once the subtransaction is rolled back (the caller decides
+ *		whether to re-raise, wrap or absorb it).
+ */
+ErrorData *
+pipeline_try(void (*fn) (void *arg), void *arg)
+{
+	return try_in_subtransaction(fn, arg, true);
+}
+
+/*
+ * pipeline_try_undone
+ *		As pipeline_try, but what fn(arg) did is rolled back even when it
+ *		succeeded: a trial.  What fn keeps must live outside the
+ *		subtransaction (the caller's memory).
+ */
+ErrorData *
+pipeline_try_undone(void (*fn) (void *arg), void *arg)
+{
+	return try_in_subtransaction(fn, arg, false);
 }
 
 /* What pipeline_try_prepare() prepares in a subtransaction. */

@@ -200,6 +200,7 @@ extern char *pipeline_accepted_rows(const PipelineDef *def, const PipelineMappin
 									PendingShape shape);
 extern void pipeline_insert_column_lists(const PipelineMapping *map, const char *a,
 										 List *values, char **columns, char **selected);
+extern char *pipeline_upsert_conflict(const PipelineDef *def, const PipelineMapping *map, bool counted);
 extern char *pipeline_upsert_returning(const PipelineDef *def);
 extern char *pipeline_published_returning(const PipelineDef *def);
 extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const char *written,
@@ -219,6 +220,7 @@ extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const c
 
 extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
 								const char *source, const char *target, const char *rows);
+extern char *pipeline_shard_statement(const PipelineDef *def, const PipelineMapping *map, List *rules);
 
 /* shard_lookups.c */
 extern List *pipeline_shard_lookup_others(const PipelineDef *def, const char *expr);

@@ -332,6 +332,50 @@ pipeline_insert_column_lists(const PipelineMapping *map, const char *a, List *va
 }
 
 /*
+ * pipeline_upsert_conflict
+ *		" ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, ... WHERE ...": an
+ *		upsert of the mapped columns into the target (alias t), never over a
+ *		newer version (the target's sequence_by column) nor over an equal
+ *		row -- told by pipeline.changes_row, which counts it, when
+ *		'counted'; else by a plain immutable condition (what Citus routes
+ *		to shards, and what a shard statement runs on its worker).  DO
+ *		NOTHING when only the key is mapped.
+ */
+char *
+pipeline_upsert_conflict(const PipelineDef *def, const PipelineMapping *map, bool counted)
+{
+	const char *seq_column = pipeline_sequence_target_column(def);
+	const char *seq = seq_column ? quote_identifier(seq_column) : NULL;
+	char	   *keys = pipeline_quote_list(def->key, NULL);
+	char	   *newer = seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true";
+	StringInfoData set,
+				changed;
+	ListCell   *lc;
+
+	initStringInfo(&set);
+	initStringInfo(&changed);
+	foreach(lc, map->columns)
+	{
+		ColumnMap  *cm = lfirst(lc);
+		const char *c = quote_identifier(cm->column);
+
+		if (cm->is_key)
+			continue;
+		appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "", c, c);
+		appendStringInfo(&changed, "%s%s", changed.len ? " OR " : "",
+						 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
+												  psprintf("EXCLUDED.%s", c)));
+	}
+	if (set.len == 0)
+		return psprintf(" ON CONFLICT (%s) DO NOTHING", keys);
+	if (counted)
+		return psprintf(" ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
+						keys, set.data, newer, changed.data);
+	return psprintf(" ON CONFLICT (%s) DO UPDATE SET %s WHERE (%s) AND (%s)", keys, set.data, newer,
+					changed.data);
+}
+
+/*
  * pipeline_upsert_returning
  *		" RETURNING <inserted> AS __pl_inserted" for an INSERT ... ON
  *		CONFLICT DO UPDATE into the target (alias t): whether each row it

@@ -115,37 +115,14 @@ upsert_and_delete(StringInfo sql, const PipelineDef *def, const PipelineMapping 
 	const char *seq_column = pipeline_sequence_target_column(def);
 	const char *seq = seq_column ? quote_identifier(seq_column) : NULL;
 	char	   *keys = pipeline_quote_list(def->key, NULL);
-	char	   *cols = pipeline_mapping_column_list(map);
-	StringInfoData set,
-				changed;
-	ListCell   *lc;
 
-	initStringInfo(&set);
-	initStringInfo(&changed);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-		const char *c = quote_identifier(cm->column);
-
-		if (cm->is_key)
-			continue;
-		appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "", c, c);
-		appendStringInfo(&changed, "%s%s", changed.len ? " OR " : "",
-						 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c),
-												  psprintf("EXCLUDED.%s", c)));
-	}
 	appendStringInfo(sql, "latest AS (SELECT DISTINCT ON (%s) * FROM claimed WHERE __pl_keep "
 					 "ORDER BY %s, %s__pl_xid DESC, __pl_seq DESC), ",
 					 keys, keys, seq ? psprintf("%s DESC NULLS LAST, ", seq) : "");
 	appendStringInfo(sql, "written AS (INSERT INTO %s AS t (%s) SELECT %s FROM latest l "
-					 "WHERE NOT l.__pl_del", target, cols, column_values(map));
-	if (set.len == 0)
-		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
-	else
-		appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE (%s) AND (%s)", keys, set.data,
-						 seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true",
-						 changed.data);
-	appendStringInfoString(sql, " RETURNING (t.xmax = 0) AS inserted), ");
+					 "WHERE NOT l.__pl_del%s RETURNING (t.xmax = 0) AS inserted), ",
+					 target, pipeline_mapping_column_list(map), column_values(map),
+					 pipeline_upsert_conflict(def, map, false));
 	appendStringInfo(sql, "deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s%s "
 					 "RETURNING 1) ", target, pipeline_key_match(def, "t", "l"),
 					 seq ? psprintf(" AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq) : "");
@@ -203,4 +180,49 @@ pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rul
 						 target, pipeline_mapping_column_list(map), column_values(map));
 	result(&sql, source, merges);
 	return sql.data;
+}
+
+/*
+ * count_of
+ *		How many times 'needle' occurs in 's'.
+ */
+static int
+count_of(const char *s, const char *needle)
+{
+	int			n = 0;
+
+	while ((s = strstr(s, needle)) != NULL)
+	{
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/*
+ * pipeline_shard_statement
+ *		The statement a sharded run sends to its workers: the sentinels
+ *		where the worker function writes the shards' names and the
+ *		condition on the rows it reads (run/shard_statement.c).  Errors when
+ *		a byte 0x01 stands anywhere else (an expression, a name or a
+ *		constraint of the tables): the worker could not tell it from them.
+ */
+char *
+pipeline_shard_statement(const PipelineDef *def, const PipelineMapping *map, List *rules)
+{
+	char	   *statement = pipeline_shard_sql(def, map, rules, PIPELINE_SHARD_SOURCE,
+											   PIPELINE_SHARD_TARGET, PIPELINE_SHARD_ROWS);
+	int			marks = 0;
+
+	for (const char *c = statement; *c; c++)
+		marks += (*c == '\001');
+	if (marks != 2 * (count_of(statement, PIPELINE_SHARD_SOURCE) + count_of(statement, PIPELINE_SHARD_TARGET) +
+					  count_of(statement, PIPELINE_SHARD_ROWS)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sharded pipeline \"%s\" has the character U+0001 in an expression, or a name or constraint of its tables",
+						def->name),
+				 errdetail("Its shard statement marks where the shards' names go with that character."),
+				 errhint("Write the character another way (chr(1)) in the expression, or rename the column or rewrite the constraint without it.")));
+	return statement;
 }

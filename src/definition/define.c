@@ -519,10 +519,15 @@ check_batch_statement(const PipelineDef *def, PipelineMapping *map)
 	ErrorData  *edata;
 
 	if (def->sharded)
-		edata = pipeline_try_prepare(def, pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
+	{
+		List	   *rules = pipeline_row_rules(def, map);
+
+		(void) pipeline_shard_statement(def, map, rules);	/* its own checks */
+		edata = pipeline_try_prepare(def, pipeline_shard_sql(def, map, rules,
 															 pipeline_qualified_name(def->source),
 															 pipeline_qualified_name(def->target), "true"),
 									 0, NULL);
+	}
 	else
 		edata = pipeline_try_batch_statement(def,
 											 pipeline_batch_sql(def, map, BATCH_FROM_STAGING,

@@ -30,6 +30,7 @@
 #include "base/base.h"
 #include "batch/batch.h"
 #include "definition/definition.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "strategy.h"
 
 /*
@@ -103,8 +104,7 @@ lookup_others(void *arg)
  *		An expression of a sharded pipeline reads the staged row, and Citus
  *		reference tables only (their shards, on the worker: shard_lookups.c):
  *		Citus plans no statement mixing shards with its own tables, and a
- *		plain table is on the coordinator alone.  It holds no byte 0x01,
- *		where the worker function writes the shards' names.
+ *		plain table is on the coordinator alone.
  */
 static void
 check_expression(const PipelineDef *def, const char *expr)
@@ -113,9 +113,6 @@ check_expression(const PipelineDef *def, const char *expr)
 
 	if (expr == NULL)
 		return;
-	if (strchr(expr, '\001'))
-		refuse(def, "run an expression holding the character U+0001",
-			   "Write the character another way (chr(1)).");
 	/* an expression that does not parse is the mapping's error to report */
 	if (pipeline_try(lookup_others, &call) == NULL && call.others != NIL)
 	{
@@ -196,16 +193,8 @@ check_source(const PipelineDef *def)
 static void
 check_only_reader(const PipelineDef *def)
 {
-	Oid			types[2] = {OIDOID, INT8OID};
-	Datum		values[2] = {ObjectIdGetDatum(def->source), Int64GetDatum(def->id)};
-	PipelineUserContext ctx;
-	char	   *other = NULL;
+	char	   *other = pipeline_other_reader(def->source, def->id);
 
-	pipeline_become_internal(&ctx);
-	if (pipeline_exec("SELECT name FROM pipeline.pipeline_defs WHERE source = $1::regclass AND id <> $2",
-					  2, types, values, NULL, true, 1) > 0)
-		other = pipeline_result_text(0, 0);
-	pipeline_restore_user(&ctx);
 	if (other)
 		refuse(def, psprintf("read %s, which pipeline \"%s\" reads", pipeline_qualified_name(def->source),
 							 other),

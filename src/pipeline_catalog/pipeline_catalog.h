@@ -158,6 +158,7 @@ extern Oid	pipeline_logged_relation(Oid relid);
 extern List *pipeline_unread_change_logs(void);
 extern List *pipeline_change_log_targets(Oid log);
 extern bool pipeline_has_readers(Oid source);
+extern char *pipeline_other_reader(Oid source, int64 id);
 extern bool pipeline_has_writers(Oid log);
 extern void pipeline_unpublish_change_log(Oid log);
 extern char *pipeline_readers_left_without_writer(const PipelineDef *def, Oid role);
@@ -197,6 +198,7 @@ extern void pipeline_dimensions_move(int64 pipeline_id, Datum consumed);
 extern int64 pipeline_run_start(int64 pipeline_id, const RunRecord *run);
 extern int64 pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
+extern bool pipeline_last_run_succeeded(int64 pipeline_id);
 extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 								const char *sqlstate, const char *message);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);

@@ -240,6 +240,23 @@ pipeline_has_readers(Oid source)
 }
 
 /*
+ * pipeline_other_reader
+ *		The name of a pipeline other than 'id' whose staging table is
+ *		'source', or NULL when there is none.
+ */
+char *
+pipeline_other_reader(Oid source, int64 id)
+{
+	Oid			types[2] = {OIDOID, INT8OID};
+	Datum		values[2] = {ObjectIdGetDatum(source), Int64GetDatum(id)};
+
+	if (pipeline_catalog_exec("SELECT name FROM pipeline.pipeline_defs WHERE source = $1::regclass AND id <> $2",
+							  2, types, values, NULL, true, 1, false) == 0)
+		return NULL;
+	return pipeline_result_text(0, 0);
+}
+
+/*
  * pipeline_has_writers
  *		Whether a pipeline publishes to change log 'log'.
  */

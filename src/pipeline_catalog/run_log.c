@@ -170,6 +170,22 @@ pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending)
 }
 
 /*
+ * pipeline_last_run_succeeded
+ *		Whether the latest run recorded of a pipeline succeeded (false when
+ *		it has none).
+ */
+bool
+pipeline_last_run_succeeded(int64 pipeline_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(pipeline_id);
+
+	return pipeline_exec_internal_kept("SELECT 1 FROM (SELECT status FROM pipeline.run_log "
+									   "WHERE pipeline_id = $1 ORDER BY run_id DESC LIMIT 1) r "
+									   "WHERE r.status = 'succeeded'", 1, &type, &value, NULL) == 1;
+}
+
+/*
  * pipeline_run_finish
  *		Closes a run with its final status, counts and error (if any).
  */

@@ -1006,13 +1006,12 @@ run_sharded(RunState *rs)
 	record_start(rs);
 	commit_start_lazily(rs);
 	initStringInfo(&failed);
-	batch.context = rs->step_context ? rs->step_context : CurrentMemoryContext;
 	do
 	{
 		if (!start_batch(rs))
 			break;
 		pipeline_merge_shards(rs->def, &rs->counts, &batch);
-		pipeline_quarantine_shard_rows(rs->def, rs->run_id, batch.rejected, &rs->counts);
+		pipeline_quarantine_shard_rows(rs->def, rs->run_id, &batch, &rs->counts);
 		commit_batch(rs);
 		pipeline_unstage_shard_rows(rs->def, batch.rejected);
 		commit_batch(rs);
@@ -1053,12 +1052,7 @@ execute_run(RunState *rs)
 		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(def->id);
 
-	/*
-	 * A run from the staging table plans its phases before it is recorded,
-	 * reading the source only: one that finds nothing pending ends in this
-	 * transaction.  (Paused meanwhile, or its worker told to stop, it is
-	 * recorded as cancelled.)
-	 */
+	/* a sharded pipeline's rows are claimed shard by shard, not planned */
 	pipeline_check_sharded_run(def);
 	if (rs->from == BATCH_FROM_QUARANTINE && def->sharded)
 		pipeline_unstage_quarantined(def, true);
@@ -1068,6 +1062,13 @@ execute_run(RunState *rs)
 		run_sharded(rs);
 		return;
 	}
+
+	/*
+	 * A run from the staging table plans its phases before it is recorded,
+	 * reading the source only: one that finds nothing pending ends in this
+	 * transaction.  (Paused meanwhile, or its worker told to stop, it is
+	 * recorded as cancelled.)
+	 */
 	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested)
 	{
 		rs->def = def;

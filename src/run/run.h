@@ -52,23 +52,27 @@ extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 
 /* shard_run.c */
 /*
- * One batch of a sharded run: what failed (NULL: nothing), its rejected rows
- * (a jsonb array, as text), whether a shard had more rows than a batch
- * takes; and, across the run's batches, the shards that failed.
+ * The batches of a sharded run: the statement they send and their rules'
+ * reasons and SQLSTATEs (text[]), for the definition's version; the shards
+ * that failed so far; and of the last batch, what failed (NULL: nothing),
+ * its rejected rows (a jsonb array, as text), and whether a shard had more
+ * rows than a batch takes.
  */
 typedef struct ShardBatch
 {
+	const char *statement;
+	Datum		reasons;
+	Datum		sqlstates;
+	int32		version;
+	List	   *skipped;		/* names of the staging shards */
 	char	   *failed;
 	char	   *rejected;
 	bool		full;
-	List	   *skipped;		/* names of the staging shards that failed in
-								 * the run so far, in 'context' */
-	MemoryContext context;
 } ShardBatch;
 
 extern void pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch);
 extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
-										   const char *rejected, RunCounts *counts);
+										   const ShardBatch *batch, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
 extern void pipeline_unstage_quarantined(const PipelineDef *def, bool always);
 

@@ -43,6 +43,7 @@
 #include "model.h"
 #include "base/base.h"
 #include "batch/batch.h"
+#include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 
 /*
@@ -65,23 +66,6 @@ double_percents(const char *s)
 }
 
 /*
- * count_of
- *		How many times 'needle' occurs in 's'.
- */
-static int
-count_of(const char *s, const char *needle)
-{
-	int			n = 0;
-
-	while ((s = strstr(s, needle)) != NULL)
-	{
-		n++;
-		s += strlen(needle);
-	}
-	return n;
-}
-
-/*
  * text_array_sql
  *		"ARRAY['a', 'b']::text[]": the names as an SQL array.
  */
@@ -101,41 +85,62 @@ text_array_sql(List *names)
 }
 
 /*
+ * rule_texts
+ *		The text[] of the row rules' reasons, or of their SQLSTATEs.
+ */
+static Datum
+rule_texts(List *rules, bool reasons)
+{
+	List	   *texts = NIL;
+	ListCell   *lc;
+
+	foreach(lc, rules)
+	{
+		RowRule    *rule = lfirst(lc);
+
+		texts = lappend(texts, reasons ? rule->reason : (char *) rule->sqlstate);
+	}
+	return pipeline_list_to_text_array(texts);
+}
+
+/*
+ * prepare_statement
+ *		The shard statement and its rules' reasons, built once for each
+ *		version of the definition the run's batches see, as the owner (its
+ *		expressions are parsed as the owner, who may read what they read).
+ */
+static void
+prepare_statement(const PipelineDef *def, ShardBatch *batch)
+{
+	PipelineMapping *map;
+	List	   *rules;
+
+	if (batch->statement != NULL && batch->version == def->version)
+		return;
+	map = pipeline_build_mapping(def);
+	rules = pipeline_row_rules(def, map);
+	batch->statement = pipeline_shard_statement(def, map, rules);
+	batch->reasons = rule_texts(rules, true);
+	batch->sqlstates = rule_texts(rules, false);
+	batch->version = def->version;
+}
+
+/*
  * shard_command
  *		The command Citus runs on each pair of co-located placements (its
  *		%1$L and %2$L: the shards' names, as literals): the shard statement,
  *		run by pipeline.run_shard_statement as the pipeline's owner with the
  *		pipeline's search_path and statement_timeout; none for the staging
- *		shards 'skipped' names (they failed in an earlier batch of the run).
+ *		shards the batch skips (they failed in an earlier batch of the run).
  */
 static char *
-shard_command(const PipelineDef *def, List *skipped)
+shard_command(const PipelineDef *def, const ShardBatch *batch)
 {
-	PipelineMapping *map = pipeline_build_mapping(def);
-	char	   *statement = pipeline_shard_sql(def, map, pipeline_row_rules(def, map),
-											   PIPELINE_SHARD_SOURCE, PIPELINE_SHARD_TARGET,
-											   PIPELINE_SHARD_ROWS);
-	int			marks = 0;
-
-	/*
-	 * the shards' names go where the sentinels stand, and only there: a byte
-	 * 0x01 anywhere else (a constraint of the target, a name) is refused
-	 */
-	for (const char *c = statement; *c; c++)
-		marks += (*c == '\001');
-	if (marks != 2 * (count_of(statement, PIPELINE_SHARD_SOURCE) + count_of(statement, PIPELINE_SHARD_TARGET) +
-					  count_of(statement, PIPELINE_SHARD_ROWS)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sharded pipeline \"%s\" has the character U+0001 in a name or constraint of its tables",
-						def->name),
-				 errdetail("Its shard statement marks where the shards' names go with that character."),
-				 errhint("Rename the column or rewrite the constraint without it.")));
 	return psprintf("SELECT pipeline.run_shard_statement(%%1$L, %%2$L, %s, %s, %d, %s, " INT64_FORMAT ")",
-					double_percents(quote_literal_cstr(statement)),
+					double_percents(quote_literal_cstr(batch->statement)),
 					double_percents(quote_literal_cstr(def->search_path)),
 					(int) Min(def->statement_timeout_ms, PG_INT32_MAX),
-					double_percents(text_array_sql(skipped)), def->batch_size);
+					double_percents(text_array_sql(batch->skipped)), def->batch_size);
 }
 
 /*
@@ -180,8 +185,8 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 	values[1] = ObjectIdGetDatum(def->target);
 	lock_shards_against_moves(def);
 	pipeline_become_owner(def, &ctx);
-	/* (its expressions parsed as the owner, who may read what they read) */
-	values[2] = CStringGetTextDatum(shard_command(def, batch->skipped));
+	prepare_statement(def, batch);
+	values[2] = CStringGetTextDatum(shard_command(def, batch));
 	pipeline_exec("WITH r AS (SELECT * FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3)), "
 				  "ok AS (SELECT r.result::jsonb AS j FROM r WHERE r.success) "
 				  "SELECT (SELECT coalesce(sum((j->>'read')::bigint), 0) FROM ok)::bigint, "
@@ -210,35 +215,10 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 		DatumGetBool(pipeline_result_datum(0, 9, &isnull));
 	failed_shards = pipeline_result_datum(0, 10, &isnull);
 	if (!isnull)
-	{
-		MemoryContext caller = MemoryContextSwitchTo(batch->context);
-
 		batch->skipped = list_concat(batch->skipped,
 									 pipeline_text_array_to_list(failed_shards, "failed shards"));
-		MemoryContextSwitchTo(caller);
-	}
 	counts->batches++;
 	pipeline_restore_user(&ctx);
-}
-
-/*
- * rule_texts
- *		The text[] of the row rules' reasons, or of their SQLSTATEs.
- */
-static Datum
-rule_texts(const PipelineDef *def, bool reasons)
-{
-	PipelineMapping *map = pipeline_build_mapping(def);
-	List	   *texts = NIL;
-	ListCell   *lc;
-
-	foreach(lc, pipeline_row_rules(def, map))
-	{
-		RowRule    *rule = lfirst(lc);
-
-		texts = lappend(texts, reasons ? rule->reason : (char *) rule->sqlstate);
-	}
-	return pipeline_list_to_text_array(texts);
 }
 
 /*
@@ -249,9 +229,10 @@ rule_texts(const PipelineDef *def, bool reasons)
  *		them from the staging table added already; counts those it adds.
  */
 void
-pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char *rejected,
+pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const ShardBatch *batch,
 							   RunCounts *counts)
 {
+	const char *rejected = batch->rejected;
 	Oid			types[5] = {INT8OID, INT8OID, JSONBOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		values[5];
 
@@ -260,8 +241,8 @@ pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char 
 	values[0] = Int64GetDatum(def->id);
 	values[1] = Int64GetDatum(run_id);
 	values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rejected));
-	values[3] = rule_texts(def, true);
-	values[4] = rule_texts(def, false);
+	values[3] = batch->reasons;
+	values[4] = batch->sqlstates;
 	counts->quarantined +=
 		pipeline_exec_internal("WITH e AS (SELECT (e->>0)::xid8 AS x, (e->>1)::bigint AS q, "
 							   "(e->>2)::int + 1 AS rule, e->3 AS raw, e->>4 AS error, e->>5 AS error_state "
@@ -278,8 +259,8 @@ pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id, const char 
 /*
  * pipeline_unstage_shard_rows
  *		Deletes the rejected rows, quarantined and committed, from the
- *		staging table, as the pipeline's owner (through Citus), each by its
- *		(_xid, _seq), which the staging table's unique index keeps unique.
+ *		staging table, as its owner (through Citus), each by its (_xid,
+ *		_seq), which the staging table's unique index keeps unique.
  */
 void
 pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
@@ -291,7 +272,7 @@ pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
 	if (strcmp(rejected, "[]") == 0)
 		return;
 	value = DirectFunctionCall1(jsonb_in, CStringGetDatum(rejected));
-	pipeline_become_owner(def, &ctx);
+	pipeline_become_relation_owner(def->source, &ctx);
 	pipeline_exec(psprintf("DELETE FROM %s s WHERE (s._xid, s._seq) IN "
 						   "(SELECT (e->>0)::xid8, (e->>1)::bigint FROM pg_catalog.jsonb_array_elements($1) e)",
 						   pipeline_qualified_name(def->source)),
@@ -317,14 +298,18 @@ pipeline_unstage_quarantined(const PipelineDef *def, bool always)
 	bool		isnull;
 
 	/* the last run succeeded: it deleted what it quarantined */
-	if (!always &&
-		pipeline_exec_internal("SELECT 1 FROM (SELECT status FROM pipeline.run_log WHERE pipeline_id = $1 "
-							   "ORDER BY run_id DESC LIMIT 1) r WHERE r.status = 'succeeded'",
-							   1, &type, &value, NULL) == 1)
+	if (!always && pipeline_last_run_succeeded(def->id))
 		return;
-	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(source_xid, source_seq))::text "
-						   "FROM pipeline.quarantine_log WHERE pipeline_id = $1 AND source_xid IS NOT NULL",
-						   1, &type, &value, NULL);
+
+	/*
+	 * Rows a run quarantined from the staging table, not yet requeued (a
+	 * requeued row's staged copy went before its requeue; a row a requeue
+	 * quarantined again is named by its quarantine id, not its _seq).
+	 */
+	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(q.source_xid, q.source_seq))::text "
+						   "FROM pipeline.quarantine_log q JOIN pipeline.run_log r USING (run_id) "
+						   "WHERE q.pipeline_id = $1 AND q.requeued_at IS NULL AND q.source_xid IS NOT NULL "
+						   "AND r.kind = 'run'", 1, &type, &value, NULL);
 	staged = pipeline_result_datum(0, 0, &isnull);
 	if (!isnull)
 		pipeline_unstage_shard_rows(def, TextDatumGetCString(staged));

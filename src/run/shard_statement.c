@@ -22,7 +22,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -30,7 +29,6 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
-#include "utils/resowner.h"
 #include "utils/timeout.h"
 
 #include "model.h"
@@ -119,6 +117,25 @@ is_row_error(int sqlerrcode)
 	return category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
 }
 
+/* A statement try_statement runs, and its first value. */
+typedef struct StatementCall
+{
+	const char *sql;
+	char	   *value;
+} StatementCall;
+
+/*
+ * run_statement
+ *		first_value, for pipeline_try.
+ */
+static void
+run_statement(void *arg)
+{
+	StatementCall *call = arg;
+
+	call->value = first_value(call->sql);
+}
+
 /*
  * try_statement
  *		Runs a statement in a subtransaction, rolled back when 'probe' (a
@@ -128,35 +145,10 @@ is_row_error(int sqlerrcode)
 static char *
 try_statement(const char *sql, bool probe, ErrorData **error)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *value = NULL;
+	StatementCall call = {sql, NULL};
 
-	*error = NULL;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller);
-	PG_TRY();
-	{
-		value = first_value(sql);
-		if (probe)
-			RollbackAndReleaseCurrentSubTransaction();
-		else
-			ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(caller);
-		*error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-		value = NULL;
-	}
-	PG_END_TRY();
-	return value;
+	*error = probe ? pipeline_try_undone(run_statement, &call) : pipeline_try(run_statement, &call);
+	return *error ? NULL : call.value;
 }
 
 /*

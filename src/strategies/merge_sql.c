@@ -22,13 +22,12 @@
 
 /*
  * changed
- *		"t.c1 IS DISTINCT FROM EXCLUDED.c1 OR ...": whether an upsert changes
- *		the stored row's non-key mapped columns; NULL when it has none.
- *		Against a batch row (alias l) rather than EXCLUDED when 'batch_row':
- *		its value columns, not yet in the target's types.
+ *		"t.c1 IS DISTINCT FROM l.c1 OR ...": whether a batch row (alias l)
+ *		differs from the stored row in its non-key mapped columns, its value
+ *		columns not yet in the target's types; "" when it has none.
  */
 static char *
-changed(const PipelineDef *def, const PipelineMapping *map, bool batch_row)
+changed(const PipelineDef *def, const PipelineMapping *map)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -37,14 +36,13 @@ changed(const PipelineDef *def, const PipelineMapping *map, bool batch_row)
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
-		const char *c = quote_identifier(cm->column);
-		char	   *value = batch_row ?
-		psprintf("l.%s", quote_identifier(pipeline_merge_value_column(def, cm, foreach_current_index(lc)))) :
-		psprintf("EXCLUDED.%s", c);
+		char	   *value = psprintf("l.%s",
+									 quote_identifier(pipeline_merge_value_column(def, cm, foreach_current_index(lc))));
 
 		if (!cm->is_key)
 			appendStringInfo(&buf, "%s%s", buf.len ? " OR " : "",
-							 pipeline_target_distinct(def, cm->column, psprintf("t.%s", c), value));
+							 pipeline_target_distinct(def, cm->column,
+													  psprintf("t.%s", quote_identifier(cm->column)), value));
 	}
 	return buf.data;
 }
@@ -117,24 +115,12 @@ void
 pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 						  const char *latest)
 {
-	char	   *keys = pipeline_quote_list(def->key, NULL);
 	const char *seq_column = pipeline_sequence_target_column(def);
 	char	   *seq = seq_column ? (char *) quote_identifier(seq_column) : NULL;
 	char	   *cols,
 			   *vals;
-	StringInfoData set;
-	ListCell   *lc;
 
 	pipeline_insert_column_lists(map, "l", value_columns(def, map), &cols, &vals);
-	initStringInfo(&set);
-	foreach(lc, map->columns)
-	{
-		ColumnMap  *cm = lfirst(lc);
-
-		if (!cm->is_key)
-			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-							 quote_identifier(cm->column), quote_identifier(cm->column));
-	}
 	appendStringInfo(sql, "upserted AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s WHERE %s",
 					 pipeline_qualified_name(def->target), cols, vals, psprintf("%s l", latest),
 					 pipeline_has_delete_events(def) ? "l.__pl_del IS NOT TRUE" : "true");
@@ -142,24 +128,13 @@ pipeline_merge_upsert_cte(StringInfo sql, const PipelineDef *def, const Pipeline
 		appendStringInfo(sql, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s AND x.%s > l.%s)",
 						 pipeline_qualified_name(def->tombstones), pipeline_key_match(def, "x", "l"),
 						 seq, seq);
-	if (set.len == 0)
-		appendStringInfo(sql, " ON CONFLICT (%s) DO NOTHING", keys);
-	else
-	{
-		char	   *newer = seq ? psprintf("t.%s IS NULL OR t.%s <= EXCLUDED.%s", seq, seq, seq) : "true";
 
-		/*
-		 * An event equal to the stored row writes nothing, counted; Citus
-		 * routes only immutable conditions to a distributed or reference
-		 * target's shards, where such an event counts as stale.
-		 */
-		if (pipeline_citus_routes(def->target))
-			appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE (%s) AND (%s)",
-							 keys, set.data, newer, changed(def, map, false));
-		else
-			appendStringInfo(sql, " ON CONFLICT (%s) DO UPDATE SET %s WHERE pipeline.changes_row(%s, %s)",
-							 keys, set.data, newer, changed(def, map, false));
-	}
+	/*
+	 * An event equal to the stored row writes nothing, counted; Citus routes
+	 * only immutable conditions to a distributed or reference target's
+	 * shards, where such an event counts as stale.
+	 */
+	appendStringInfoString(sql, pipeline_upsert_conflict(def, map, !pipeline_citus_routes(def->target)));
 	appendStringInfo(sql, "%s%s)", pipeline_upsert_returning(def), pipeline_published_returning(def));
 }
 
@@ -213,7 +188,7 @@ extract_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
 	char	   *target = pipeline_qualified_name(def->target);
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	char	   *columns = pipeline_mapping_column_list(map);
-	char	   *differ = changed(def, map, true);
+	char	   *differ = changed(def, map);
 	char	   *events;
 
 	/* (a target of key columns only: a row in both never differs) */

@@ -87,6 +87,17 @@ timed() {
     sql -c '\timing on' "$@" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | awk '{s += $1} END {printf "%.1f", s}'
 }
 
+# small_runs PIPELINE STAGING SHARDS: RUN_REPEAT runs of PIPELINE, each of
+# 1,000 new events staged into STAGING (keys of a 100,000-row target); says
+# their median for SHARDS shards.
+small_runs() {
+    local ms= rep
+    for rep in $(seq "$RUN_REPEAT"); do
+        sql -c "INSERT INTO $2 (id, v) SELECT (random() * 99999)::bigint + 1, nextval('version') FROM generate_series(1, 1000)"
+        ms+="$(timed -c "CALL pipeline.run('$1')") "
+    done
+    say "$(printf '   %3d shards   %8.1f ms   (%s)' "$3" "$(echo "$ms" | median)" "$ms")"
+}
 say "pipeline Citus benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say "$(sql -Atc 'SELECT version()' | cut -d, -f1), Citus $(sql -Atc "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 say "a coordinator and two workers on this machine; staging on the coordinator"
@@ -149,12 +160,7 @@ SELECT create_distributed_table('t_$shards', 'id');
 INSERT INTO t_$shards SELECT g, 0 FROM generate_series(1, 100000) g;
 SELECT pipeline.create_pipeline('shards_$shards', 'ev_$shards', 't_$shards', key => ARRAY['id'], sequence_by => 'v');
 SQL
-    ms=
-    for rep in $(seq "$RUN_REPEAT"); do
-        sql -c "INSERT INTO ev_$shards SELECT (random() * 99999)::bigint + 1, nextval('version') FROM generate_series(1, 1000)"
-        ms+="$(timed -c "CALL pipeline.run('shards_$shards')") "
-    done
-    say "$(printf '   %3d shards   %8.1f ms   (%s)' "$shards" "$(echo "$ms" | median)" "$ms")"
+    small_runs "shards_$shards" "ev_$shards" "$shards"
 done
 say ""
 # ---- 3. a sharded pipeline against hand-written SQL on the cluster
@@ -235,12 +241,7 @@ SELECT create_distributed_table('st_$shards', 'id', colocate_with => 'sev_$shard
 INSERT INTO st_$shards SELECT g, 0 FROM generate_series(1, 100000) g;
 SELECT pipeline.create_pipeline('sharded_$shards', 'sev_$shards', 'st_$shards', key => ARRAY['id'], sequence_by => 'v');
 SQL
-    ms=
-    for rep in $(seq "$RUN_REPEAT"); do
-        sql -c "INSERT INTO sev_$shards (id, v) SELECT (random() * 99999)::bigint + 1, nextval('version') FROM generate_series(1, 1000)"
-        ms+="$(timed -c "CALL pipeline.run('sharded_$shards')") "
-    done
-    say "$(printf '   %3d shards   %8.1f ms   (%s)' "$shards" "$(echo "$ms" | median)" "$ms")"
+    small_runs "sharded_$shards" "sev_$shards" "$shards"
 done
 say ""
 # ---- 5. a blocked shard does not hold the others

@@ -106,6 +106,17 @@ refused($coordinator, "SELECT pipeline.create_pipeline('p', 'parted', 'colocated
 refused($coordinator, "SET ROLE alice; SELECT pipeline.create_pipeline('p', 'theirs', 'alices', key => ARRAY['id'])",
 	qr/cannot read public\.theirs, which role other_owner owns/,
 	'a staging table of a role whose privileges the owner lacks is refused');
+# the worker function runs SQL as its caller, restricted: a hostile role
+# gains nothing by calling it
+refused($coordinator,
+	"SET ROLE alice; SELECT pipeline.run_shard_statement('a', 'b', 'DELETE FROM public.colocated RETURNING 1', "
+	  . "'pg_catalog', 0, '{}', 1)",
+	qr/permission denied for table colocated/, 'pipeline.run_shard_statement runs with its caller\'s privileges only');
+refused($coordinator,
+	"SET ROLE alice; SELECT pipeline.run_shard_statement('a', 'b', 'SELECT set_config(''role'', ''postgres'', true)', "
+	  . "'pg_catalog', 0, '{}', 1)",
+	qr/cannot set parameter "role" within security-restricted operation|permission denied to set role/,
+	'and in a security-restricted operation');
 refused($coordinator, "SELECT pipeline.create_pipeline('p', 'stage', 'with_fk', key => ARRAY['id'])",
 	qr/cannot write public\.with_fk, which has foreign keys/, 'a target with foreign keys is refused');
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM pipeline.pipelines'), '0', 'nothing was defined');
