@@ -23,7 +23,8 @@ sub citus_node
 		    "shared_preload_libraries = 'citus,pipeline'\n"
 		  . "max_prepared_transactions = 50\n"
 		  . "listen_addresses = '127.0.0.1'\n"
-		  . "citus.recover_2pc_interval = '1s'\n");
+		  . "citus.recover_2pc_interval = '1s'\n"
+		  . "restart_after_crash = on\n");
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
 	return $node;

@@ -19,7 +19,9 @@
 #   5. Exactly once under load: writers staging through the coordinator
 #      (each row also written to a ledger in the same transaction) while a
 #      session runs the pipelines, a shard moved to the other worker and the
-#      shards rebalanced back, and a worker killed with SIGKILL; at the end
+#      shards rebalanced back, the coordinator's backend running them killed
+#      with SIGKILL (the coordinator restarting), and a worker killed with
+#      SIGKILL; at the end
 #      the append target holds each ledger row once, and the merge target
 #      each key's latest value.
 #
@@ -401,6 +403,15 @@ $after = last_run($coordinator);
 wait_for_batches($coordinator, $after, 6);
 $coordinator->safe_psql('postgres', "SELECT rebalance_table_shards(shard_transfer_mode => 'block_writes')");
 $coordinator->safe_psql('postgres', 'CALL citus_cleanup_orphaned_resources()');
+$after = last_run($coordinator);
+wait_for_batches($coordinator, $after, 6);
+
+# kill -9 of the coordinator's backend running the pipelines: the
+# coordinator restarts (its writers' sessions with it); the shards'
+# statements committed, or not, on their own; the load starts again
+kill_a_run($coordinator, @load, $runner);
+@load = map { start_psql($coordinator, "$scripts/write.sql") } 1 .. 2;
+$runner = start_psql($coordinator, "$scripts/run.sql");
 $after = last_run($coordinator);
 wait_for_batches($coordinator, $after, 6);
 
