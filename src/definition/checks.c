@@ -564,6 +564,68 @@ check_reference_access(const PipelineDef *def, const StoredCheck *sc)
 }
 
 /*
+ * refuse_citus_check
+ *		Errors: check 'name' of 'def' reads 'table', a Citus distributed
+ *		table, in a way Citus cannot plan beside the batch's rows.
+ */
+static void
+refuse_citus_check(const PipelineDef *def, const char *name, Oid table, const char *how,
+				   const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("check \"%s\" of pipeline \"%s\" cannot read Citus distributed table %s", name,
+					def->name, pipeline_qualified_name(table)),
+			 errdetail("The check %s for each row of the batch, a correlated lookup Citus cannot plan.", how),
+			 errhint("%s", hint)));
+}
+
+/*
+ * pipeline_check_citus_checks
+ *		Errors for a check that looks rows up in a Citus distributed table
+ *		for each row of the batch: a unique check with the target in scope
+ *		on a distributed target, a relationships check whose ref_table is
+ *		distributed.  (Reference tables have a copy on every node: they
+ *		work.)  When a check is added and whenever a run builds its
+ *		statements, the tables may have been distributed since.
+ */
+void
+pipeline_check_citus_checks(const PipelineDef *def)
+{
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2] = {Int64GetDatum(def->id), ObjectIdGetDatum(def->target)};
+	List	   *names = NIL;
+	List	   *tables = NIL;
+	int			n;
+
+	n = pipeline_exec_internal("SELECT name, CASE WHEN kind = 'unique' THEN $2 ELSE ref_table END "
+							   "FROM pipeline.checks WHERE pipeline_id = $1 "
+							   "AND ((kind = 'unique' AND coalesce(unique_scope, '') <> 'batch') "
+							   "OR kind = 'relationships') ORDER BY id", 2, types, values, NULL);
+	/* read them all first: pipeline_citus_kind runs queries of its own */
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		names = lappend(names, pipeline_result_text(i, 0));
+		tables = lappend_oid(tables, DatumGetObjectId(pipeline_result_datum(i, 1, &isnull)));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Oid			table = list_nth_oid(tables, i);
+
+		if (pipeline_citus_kind(table) != CITUS_DISTRIBUTED)
+			continue;
+		if (table == def->target)
+			refuse_citus_check(def, list_nth(names, i), table,
+							   "looks its value up among the target's rows under other keys",
+							   "Give the check unique_scope => 'batch', or keep the values unique with a UNIQUE constraint on the target (with its distribution column): a row breaking it is quarantined.");
+		refuse_citus_check(def, list_nth(names, i), table, "looks its value up in ref_table",
+						   "Look values up in a Citus reference table (create_reference_table), or in a plain table on the coordinator.");
+	}
+}
+
+/*
  * compile_regex
  *		Matches the empty string against a pattern (for pipeline_try).
  */
@@ -828,6 +890,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	check_regex_compiles(sc);
 	id = insert_check(def, sc);
 	CommandCounterIncrement();
+	pipeline_check_citus_checks(def);
 	compile_new_check(def, sc);
 	pipeline_definition_changed(def);
 	SPI_finish();

@@ -58,6 +58,7 @@ extern void pipeline_refuse_deleting_dimension(const PipelineDef *def);
 extern void pipeline_apply_schema_change(PipelineDef *def);
 
 /* checks.c */
+extern void pipeline_check_citus_checks(const PipelineDef *def);
 extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
 extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);

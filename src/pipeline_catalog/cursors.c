@@ -135,6 +135,22 @@ pipeline_cursor_move(int64 pipeline_id, Datum consumed, const RowPosition *parti
 }
 
 /*
+ * pipeline_cursor_caught_up
+ *		Records that every row staged before 'at' was consumed, for a
+ *		pipeline without a cursor position (a sharded one takes its rows out
+ *		of the staging table); commits with the caller's step.
+ */
+void
+pipeline_cursor_caught_up(int64 pipeline_id, TimestampTz at)
+{
+	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2] = {Int64GetDatum(pipeline_id), TimestampTzGetDatum(at)};
+
+	pipeline_exec_internal_kept("UPDATE pipeline.cursors SET caught_up_at = $2, updated_at = now() "
+								"WHERE pipeline_id = $1", 2, types, values, NULL);
+}
+
+/*
  * pipeline_cursor_write
  *		Moves the pipeline's cursor (pipeline_cursor_move), and the end of
  *		run_id's consumed range with it.

@@ -178,6 +178,7 @@ extern List *pipeline_delete_dropped_check_references(void);
 /* cursors.c */
 extern void pipeline_create_cursor(int64 pipeline_id, Datum seeded, bool has_seed);
 extern void pipeline_cursor_read(int64 pipeline_id, Datum *consumed, RowPosition *partial);
+extern void pipeline_cursor_caught_up(int64 pipeline_id, TimestampTz at);
 extern void pipeline_cursor_move(int64 pipeline_id, Datum consumed, const RowPosition *partial,
 								 TimestampTz caught_up_at);
 extern void pipeline_cursor_write(int64 pipeline_id, int64 run_id, Datum consumed,

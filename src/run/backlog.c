@@ -21,6 +21,12 @@
  * every pending row committed after it, so its age bounds the lag from
  * above.
  *
+ * A sharded pipeline has no cursor over its staging table: every row still
+ * in it waits (a run takes out what it merges or quarantines).  Its backlog
+ * is the table's row count, counted on the workers by Citus, and its
+ * oldest row committed after the start of its last run that left every
+ * shard with less than a batch (run.c).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -192,6 +198,25 @@ typedef struct Backlog
 } Backlog;
 
 /*
+ * measure_sharded
+ *		measure, for a sharded pipeline: the staging table's rows, all
+ *		pending, counted exactly (Citus plans no estimate of them).
+ */
+static void
+measure_sharded(Backlog *b)
+{
+	PipelineUserContext ctx;
+
+	pipeline_become_owner(b->def, &ctx);
+	pipeline_exec(psprintf("SELECT count(*) FROM %s", b->source), 0, NULL, NULL, NULL, true, 1);
+	b->pending = pipeline_result_int64(0, 0);
+	pipeline_restore_user(&ctx);
+	b->pending_exact = true;
+	if (b->pending > 0 && b->cursor.caught_up)
+		b->oldest = b->cursor.caught_up_at;
+}
+
+/*
  * measure
  *		Reads the source as the pipeline's owner: the pending rows and the
  *		oldest one's commit time.
@@ -203,6 +228,11 @@ measure(void *arg)
 	PipelineUserContext ctx;
 	char	   *first;
 
+	if (b->def->sharded)
+	{
+		measure_sharded(b);
+		return;
+	}
 	pipeline_become_owner(b->def, &ctx);
 	first = first_pending(b->source, &b->cursor);
 	b->pending = first == NULL ? 0 :
@@ -254,7 +284,11 @@ probe_first_pending(void *arg)
 	/* rolled back with the owner's settings */
 	(void) set_config_option("lock_timeout", CAUGHT_UP_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	b->pending = first_pending(b->source, &b->cursor) == NULL ? 0 : 1;
+	if (b->def->sharded)
+		b->pending = pipeline_exec(psprintf("SELECT 1 FROM %s LIMIT 1", b->source), 0, NULL, NULL,
+								   NULL, true, 1);
+	else
+		b->pending = first_pending(b->source, &b->cursor) == NULL ? 0 : 1;
 	pipeline_restore_user(&ctx);
 }
 

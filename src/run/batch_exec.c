@@ -354,6 +354,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 		forget_entry(st);
 	forget_dropped();
 	pipeline_check_citus_target(def);
+	pipeline_check_citus_checks(def);
 
 	if (statements_context == NULL)
 		statements_context = AllocSetContextCreate(TopMemoryContext, "pipeline statements",

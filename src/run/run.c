@@ -1026,6 +1026,9 @@ run_sharded(RunState *rs)
 				 errhint("See each shard's error: a worker that is back, or a lock released, lets the next run merge them.")));
 	if (rs->status == NULL)
 		rs->status = "succeeded";
+	/* every shard's last batch was short: each row staged before the run is out */
+	if (strcmp(rs->status, "succeeded") == 0 && !batch.full)
+		pipeline_cursor_caught_up(rs->def->id, rs->started_at);
 	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
 	end_run(rs);
 }

@@ -8,12 +8,16 @@
 #      to the shards.
 #   2. Each strategy writes a distributed target (merge, scd2, aggregate,
 #      append, full extracts) and a reference one, with the right result.
-#   3. Exactly once: two writers staging out of order while a session runs
+#   3. Data quality checks on a distributed target (a reference table
+#      looked up, a value repeated in the batch), and a pipeline reading
+#      its changes; the checks that would look values up in a distributed
+#      table for each row, refused when added and at a run.
+#   4. Exactly once: two writers staging out of order while a session runs
 #      a merge into a distributed target, and a worker killed with SIGKILL
 #      (every process of it) in the middle; once it is back and Citus has
 #      recovered its prepared transactions, runs to completion leave the
 #      target holding each key's latest staged value.
-#   4. A batch whose commit fails on a worker (it may hold no more
+#   5. A batch whose commit fails on a worker (it may hold no more
 #      prepared transactions) fails its run, recorded with the error; the
 #      session goes on, nothing of the batch is kept, the next run merges.
 #
@@ -125,7 +129,65 @@ $coordinator->safe_psql('postgres', "CALL pipeline.run('current')");
 is($coordinator->safe_psql('postgres', "SELECT string_agg(id || v, ' ' ORDER BY id) FROM current"),
 	'1a2 3c', 'full extracts: the latest, a missing key deleted');
 
-# ---- 3. exactly once, writers out of order, a worker killed
+# ---- 3. data quality checks on a distributed target, and a pipeline reading it
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE orders_in (id int, status text, amount int);
+	CREATE TABLE orders (id int PRIMARY KEY, status text, amount int);
+	SELECT create_distributed_table('orders', 'id');
+	CREATE TABLE statuses (status text PRIMARY KEY);
+	INSERT INTO statuses VALUES ('new'), ('paid');
+	SELECT create_reference_table('statuses');
+	CREATE TABLE by_status (id int PRIMARY KEY, status text);
+	SELECT pipeline.create_pipeline('orders', 'orders_in', 'orders', key => ARRAY['id']);
+	SELECT pipeline.add_check('orders', 'amount_range', kind => 'range', column_name => 'amount', min_value => '0');
+	SELECT pipeline.add_check('orders', 'known_status', kind => 'relationships', column_name => 'status',
+	    ref_table => 'statuses');
+	SELECT pipeline.add_check('orders', 'one_paid', kind => 'unique', column_name => 'amount',
+	    unique_scope => 'batch', action => 'warn');
+	SELECT pipeline.create_pipeline('by_status', 'orders', 'by_status', key => ARRAY['id'],
+	    columns => '{"id": "id", "status": "status"}');
+	INSERT INTO orders_in VALUES (1, 'new', 10), (2, 'paid', -5), (3, 'lost', 7), (4, 'paid', 10);
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('orders'); CALL pipeline.run('by_status')");
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || status, ' ' ORDER BY id) FROM orders"),
+	'1new 4paid', 'checks on a distributed target: the rows failing them quarantined');
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(check_name || ' ' || r.status || ' ' || failing, ', ' ORDER BY check_name) "
+		  . "FROM pipeline.check_results r JOIN pipeline.runs USING (run_id) WHERE pipeline = 'orders'"),
+	'amount_range WARN 1, known_status WARN 1, one_paid WARN 2',
+	'their results recorded, a reference table looked up, a value repeated in the batch found');
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || status, ' ' ORDER BY id) FROM by_status"),
+	'1new 4paid', 'a pipeline reading the distributed target gets its changes');
+$coordinator->safe_psql('postgres', "INSERT INTO orders_in VALUES (4, 'new', 12); CALL pipeline.run('orders')");
+$coordinator->safe_psql('postgres', "CALL pipeline.run('by_status')");
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || status, ' ' ORDER BY id) FROM by_status"),
+	'1new 4new', 'and each later change');
+refused($coordinator,
+	"SELECT pipeline.add_check('orders', 'unique_amount', kind => 'unique', column_name => 'amount')",
+	qr/check "unique_amount" of pipeline "orders" cannot read Citus distributed table public\.orders.*unique_scope => 'batch'/s,
+	'a unique check looking values up in a distributed target is refused, saying what works');
+$coordinator->safe_psql('postgres',
+	"CREATE TABLE customers (status text PRIMARY KEY); SELECT create_distributed_table('customers', 'status')");
+refused($coordinator,
+	"SELECT pipeline.add_check('orders', 'by_customer', kind => 'relationships', column_name => 'status', "
+	  . "ref_table => 'customers')",
+	qr/check "by_customer" of pipeline "orders" cannot read Citus distributed table public\.customers.*reference table/s,
+	'a relationships check looking values up in a distributed table is refused');
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE amounts (amount int PRIMARY KEY);
+	INSERT INTO amounts VALUES (1), (10), (12);
+	SELECT pipeline.add_check('orders', 'known_amount', kind => 'relationships', column_name => 'amount',
+	    ref_table => 'amounts');
+	SELECT create_distributed_table('amounts', 'amount');
+	INSERT INTO orders_in VALUES (5, 'new', 1);
+});
+refused($coordinator, "CALL pipeline.run('orders')",
+	qr/check "known_amount" of pipeline "orders" cannot read Citus distributed table public\.amounts/,
+	'a table a check reads distributed since: the run says why');
+
+# ---- 4. exactly once, writers out of order, a worker killed
 $coordinator->safe_psql(
 	'postgres', q{
 	CREATE SEQUENCE version;
@@ -189,7 +251,7 @@ ok( $coordinator->safe_psql('postgres',
 is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'accounts'"),
 	'0', 'nothing was quarantined');
 
-# ---- 4. an error of a batch's commit itself: worker2 may hold one
+# ---- 5. an error of a batch's commit itself: worker2 may hold one
 # prepared transaction only, and a batch writing many shards needs several
 $workers[1]->append_conf('postgresql.conf', "max_prepared_transactions = 1\n");
 $workers[1]->restart;

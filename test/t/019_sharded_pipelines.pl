@@ -16,7 +16,11 @@
 #   4. A blocked shard (a lock held on a target row past the pipeline's
 #      statement_timeout) fails its run, naming the shard, while the other
 #      shards' rows are merged; the next run merges the rest.
-#   5. Exactly once under load: writers staging through the coordinator
+#   5. One pipeline to the user, whatever the shard count: its backlog
+#      and lag in pipeline.status, a background worker running it
+#      continuously and on a schedule (with nothing staged, no run),
+#      metrics, lineage, OpenLineage events, freshness of its target.
+#   6. Exactly once under load: writers staging through the coordinator
 #      (each row also written to a ledger in the same transaction) while a
 #      session runs the pipelines, a shard moved to the other worker and the
 #      shards rebalanced back, the coordinator's backend running them killed
@@ -179,13 +183,13 @@ $coordinator->safe_psql(
 	INSERT INTO "Sales"."Order Items" ("Id", v, ts) VALUES (40, NULL, 5);
 	CREATE TEMP TABLE staged AS SELECT to_jsonb(s) - '_xid' - '_seq' AS raw, s._xid, s._seq
 	    FROM "Sales"."Order Items" s WHERE s."Id" = 40;
+	-- the run as its session's end leaves it: running, until the next run marks it failed
+	WITH crashed AS (INSERT INTO pipeline.run_log (pipeline_id, run_as)
+	    SELECT id, owner FROM pipeline.pipeline_defs WHERE name = 'items' RETURNING run_id, pipeline_id)
 	INSERT INTO pipeline.quarantine_log (pipeline_id, run_id, reason, sqlstate, raw_row, source_xid, source_seq)
-	SELECT d.id, (SELECT max(run_id) FROM pipeline.run_log WHERE pipeline_id = d.id),
-	       'null value in column "v" violates not-null constraint', '23502', s.raw, s._xid, s._seq
-	FROM pipeline.pipeline_defs d, staged s WHERE d.name = 'items';
-	UPDATE pipeline.run_log SET status = 'failed', finished_at = coalesce(finished_at, now())
-	WHERE run_id = (SELECT max(run_id) FROM pipeline.run_log r JOIN pipeline.pipeline_defs d ON d.id = r.pipeline_id
-	                WHERE d.name = 'items');
+	SELECT c.pipeline_id, c.run_id, 'null value in column "v" violates not-null constraint', '23502',
+	       s.raw, s._xid, s._seq
+	FROM crashed c, staged s;
 	ALTER TABLE "Sales"."Items" ALTER COLUMN v DROP NOT NULL;
 });
 $coordinator->safe_psql('postgres', "CALL pipeline.run('items')");
@@ -361,7 +365,75 @@ $coordinator->safe_psql('postgres', "CALL pipeline.run('flags')");
 is($coordinator->safe_psql('postgres', "SELECT count(*) FILTER (WHERE v = 'z') FROM colocated"),
 	'40', 'the lock gone, the next run merges the blocked shard\'s rows');
 
-# ---- 5. exactly once under load: a shard move, a rebalance, a worker killed
+# ---- 5. one pipeline to the user: backlog, status, workers, metrics, lineage, freshness
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE readings (id int, v text, at timestamptz DEFAULT now());
+	SELECT create_distributed_table('readings', 'id', colocate_with => 'stage');
+	CREATE TABLE latest_readings (id int PRIMARY KEY, v text, at timestamptz);
+	SELECT create_distributed_table('latest_readings', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('readings', 'readings', 'latest_readings', key => ARRAY['id']);
+	INSERT INTO readings (id, v) SELECT g, 'a' FROM generate_series(1, 30) g;
+});
+my $status = "SELECT pending_rows || ' ' || pending_exact || ' ' || coalesce(lag::text, '-') "
+  . "FROM pipeline.status WHERE pipeline = 'readings'";
+is($coordinator->safe_psql('postgres', $status), '30 true -',
+	'status counts the rows staged on every shard, its lag unknown before any run');
+$coordinator->safe_psql('postgres', "CALL pipeline.run('readings')");
+is($coordinator->safe_psql('postgres', $status), '0 true 00:00:00', 'none after a run');
+$coordinator->safe_psql('postgres', 'INSERT INTO readings (id, v) VALUES (1, \'b\'), (2, \'b\')');
+is( $coordinator->safe_psql(
+		'postgres',
+		"SELECT b.pending_rows || ' ' || (b.oldest_pending_at = r.started_at) FROM pipeline.backlog('readings') b, "
+		  . "(SELECT started_at FROM pipeline.runs WHERE pipeline = 'readings' ORDER BY run_id DESC LIMIT 1) r"),
+	'2 true',
+	'rows staged since: pending, staged after the start of the run that left every shard short of a batch');
+$coordinator->safe_psql('postgres', "SELECT pipeline.alter_pipeline('readings', schedule => 'continuous')");
+$coordinator->poll_query_until('postgres', "SELECT count(*) = 2 FROM latest_readings WHERE v = 'b'")
+  or die 'the continuous pipeline did not run';
+$coordinator->safe_psql('postgres', "INSERT INTO readings (id, v) SELECT g, 'c' FROM generate_series(31, 60) g");
+ok( $coordinator->poll_query_until('postgres', "SELECT count(*) = 60 FROM latest_readings"),
+	'a continuous sharded pipeline is run by a background worker as rows arrive');
+my $runs = "SELECT count(*) FROM pipeline.runs WHERE pipeline = 'readings'";
+$coordinator->poll_query_until('postgres', "SELECT pending_rows = 0 AND state = 'idle' FROM pipeline.status "
+	  . "WHERE pipeline = 'readings'");
+$coordinator->safe_psql('postgres', "SELECT pipeline.alter_pipeline('readings', schedule => '1 second')");
+my $before = $coordinator->safe_psql('postgres', $runs);
+$coordinator->poll_query_until('postgres', "SELECT empty_ticks >= 2 FROM pipeline.status WHERE pipeline = 'readings'")
+  or die 'the schedule did not tick';
+is($coordinator->safe_psql('postgres', $runs), $before,
+	'on a schedule, with every shard empty, the scheduler runs nothing (it counts empty ticks)');
+$coordinator->safe_psql('postgres', "INSERT INTO readings (id, v) VALUES (61, 'd')");
+ok($coordinator->poll_query_until('postgres', "SELECT count(*) = 1 FROM latest_readings WHERE id = 61"),
+	'and runs it once a shard has a row');
+$coordinator->safe_psql('postgres', "SELECT pipeline.alter_pipeline('readings', schedule => 'manual')");
+like(
+	$coordinator->safe_psql('postgres', 'SELECT pipeline.metrics()'),
+	qr/pipeline_rows_read_total\{database="postgres",pipeline="readings"\} 63\n.*pipeline_pending_rows\{[^}]*pipeline="readings"[^}]*\} 0\n/s,
+	'metrics count the rows of every shard');
+is( $coordinator->safe_psql(
+		'postgres',
+		"SELECT string_agg(coalesce(source_column, '*') || '>' || coalesce(target_column, '*'), ' ' "
+		  . "ORDER BY source_column NULLS FIRST) FROM pipeline.lineage WHERE pipeline = 'readings'"),
+	'*>* at>at id>id v>v',
+	'lineage: the staging table to the target, column by column');
+is( $coordinator->safe_psql(
+		'postgres',
+		"SELECT count(*) FILTER (WHERE event->>'eventType' = 'COMPLETE') || ' ' || "
+		  . "count(*) FILTER (WHERE event->'inputs'->0->>'name' = 'postgres.public.readings') "
+		  . "FROM pipeline.openlineage_pending(1000) WHERE event->'job'->>'name' = 'postgres.readings'"),
+	$coordinator->safe_psql('postgres', $runs) . ' ' . 2 * $coordinator->safe_psql('postgres', $runs),
+	'an OpenLineage start and complete event for each run, reading the staging table');
+$coordinator->safe_psql(
+	'postgres', q{
+	SELECT pipeline.add_freshness_check('latest_readings', 'at', warn_after => '1 hour');
+	UPDATE latest_readings SET at = now() - interval '2 hours';
+});
+is( $coordinator->safe_psql('postgres',
+		"SELECT status FROM pipeline.check_freshness('latest_readings'::regclass)"),
+	'WARN', 'freshness of the distributed target, over all its shards');
+
+# ---- 6. exactly once under load: a shard move, a rebalance, a worker killed
 $coordinator->safe_psql(
 	'postgres', q{
 	CREATE TABLE changes (id int, v bigint);
