@@ -219,12 +219,15 @@ extern void pipeline_publish_cte(StringInfo sql, const PipelineDef *def, const c
 #define PIPELINE_SHARD_ROWS "\001rows\001"
 
 extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
-								const char *source, const char *target, const char *rows);
-extern char *pipeline_shard_statement(const PipelineDef *def, const PipelineMapping *map, List *rules);
+								List *checks, const char *source, const char *target, const char *rows);
+extern char *pipeline_shard_statement(const PipelineDef *def, const PipelineMapping *map, List *rules,
+									  List *checks);
 
 /* shard_lookups.c */
 extern List *pipeline_shard_lookup_others(const PipelineDef *def, const char *expr);
 extern char *pipeline_shard_expression(const PipelineDef *def, const char *expr);
+extern List *pipeline_shard_check_lookup_others(const PipelineDef *def, const char *expr);
+extern char *pipeline_shard_check_expression(const PipelineDef *def, const char *expr);
 
 /* pending_sql.c */
 extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,

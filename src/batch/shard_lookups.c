@@ -16,6 +16,8 @@
 #include "postgres.h"
 
 #include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
 #include "utils/guc.h"
 #include "utils/ruleutils.h"
 
@@ -65,6 +67,26 @@ to_reference_shards(Node *node, LookupRewrite *rewrite)
 }
 
 /*
+ * qualified_sql
+ *		The expression of "SELECT (<expression>) FROM <relation> <alias>" as
+ *		SQL with every name qualified (nothing but pg_catalog visible while
+ *		it is written).
+ */
+static char *
+qualified_sql(Query *query, const char *alias, Oid relation)
+{
+	int			nest_level = NewGUCNestLevel();
+	char	   *sql;
+
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	sql = deparse_expression((Node *) linitial_node(TargetEntry, query->targetList)->expr,
+							 deparse_context_for(alias, relation), true, false);
+	AtEOXact_GUC(true, nest_level);
+	return sql;
+}
+
+/*
  * pipeline_shard_lookup_others
  *		The relations an expression of a sharded pipeline reads that its
  *		shard statement cannot (any but the staging table and Citus
@@ -92,22 +114,64 @@ pipeline_shard_expression(const PipelineDef *def, const char *expr)
 {
 	LookupRewrite rewrite = {def->source, NIL, false};
 	Query	   *query;
-	char	   *sql;
-	int			nest_level;
 
 	if (expr == NULL)
 		return NULL;
 	query = pipeline_analyze_expression(def, expr);
 	(void) to_reference_shards((Node *) query, &rewrite);
-	if (!rewrite.rewritten)
-		return (char *) expr;
+	return rewrite.rewritten ? qualified_sql(query, "s", def->source) : (char *) expr;
+}
 
-	/* with nothing but pg_catalog visible, every other name is qualified */
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	sql = deparse_expression((Node *) linitial_node(TargetEntry, query->targetList)->expr,
-							 deparse_context_for("s", def->source), true, false);
-	AtEOXact_GUC(true, nest_level);
-	return sql;
+/*
+ * check_lookups
+ *		A data quality check's expression, parsed over the target's row (as
+ *		alias b, the form a shard statement checks a row in) with each
+ *		reference table it reads pointed at its shard; in 'rewrite', the
+ *		other relations it reads, but the row itself.  The caller runs as
+ *		the pipeline's owner.
+ */
+static Query *
+check_lookups(const PipelineDef *def, const char *expr, LookupRewrite *rewrite)
+{
+	char	   *sql = psprintf("SELECT (%s) FROM %s b", expr, pipeline_qualified_name(def->target));
+	Query	   *query = parse_analyze_fixedparams(linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT)),
+												  sql, NULL, 0, NULL);
+
+	rewrite->source = InvalidOid;
+	(void) to_reference_shards((Node *) query, rewrite);
+	/* the target, read as the row checked (a distributed table: not rewritten) */
+	rewrite->others = list_delete_oid(rewrite->others, def->target);
+	return query;
+}
+
+/*
+ * pipeline_shard_check_lookup_others
+ *		The relations a data quality check's expression reads that a shard
+ *		statement cannot (any but Citus reference tables with a shard on
+ *		this node; the target too, but as the row checked).  The caller runs
+ *		as the pipeline's owner.
+ */
+List *
+pipeline_shard_check_lookup_others(const PipelineDef *def, const char *expr)
+{
+	LookupRewrite rewrite = {InvalidOid, NIL, false};
+
+	(void) check_lookups(def, expr, &rewrite);
+	return rewrite.others;
+}
+
+/*
+ * pipeline_shard_check_expression
+ *		A data quality check's expression as a shard statement runs it (over
+ *		the row checked as alias b): itself when it reads no reference table,
+ *		else rewritten to read their shards, every name qualified.  The
+ *		caller runs as the pipeline's owner.
+ */
+char *
+pipeline_shard_check_expression(const PipelineDef *def, const char *expr)
+{
+	LookupRewrite rewrite = {InvalidOid, NIL, false};
+	Query	   *query = check_lookups(def, expr, &rewrite);
+
+	return rewrite.rewritten ? qualified_sql(query, "b", def->target) : (char *) expr;
 }

@@ -101,6 +101,18 @@ parse_threshold(const char *text, const char *option)
 
 /* --------------------------------------------------------------- compiling */
 
+/*
+ * Where a compiled check runs: in the batch statement on this server
+ * (shard false), or in a sharded pipeline's shard statement on a worker,
+ * which reads the target as 'target' (the sentinel of its target shard)
+ * and Citus reference tables as their local shards.
+ */
+typedef struct CheckPlace
+{
+	bool		shard;
+	const char *target;
+} CheckPlace;
+
 /* One row of pipeline.checks, as stored. */
 typedef struct StoredCheck
 {
@@ -193,7 +205,8 @@ counted_rows(const PipelineDef *def)
  *		check->window to the count of the batch's other rows with the value.
  */
 static char *
-unique_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
+unique_condition(const PipelineDef *def, const CheckPlace *place, QualityCheck *check,
+				 const StoredCheck *sc, int n)
 {
 	const char *col = quote_identifier(sc->column);
 	const char *scope = sc->unique_scope ? sc->unique_scope : "batch_and_target";
@@ -217,7 +230,7 @@ unique_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck 
 	}
 	if (strcmp(scope, "batch") != 0)
 		appendStringInfo(&cond, " AND NOT EXISTS (SELECT 1 FROM %s __pl_t WHERE __pl_t.%s = b.%s%s)",
-						 pipeline_qualified_name(def->target), col, col,
+						 place->target, col, col,
 						 def->key != NIL ? psprintf(" AND %s", key_differs(def, "__pl_t", "b")) : "");
 	return cond.data;
 }
@@ -244,7 +257,8 @@ literal_list(List *values)
  *		kinds about values; sets check->window when it needs one.
  */
 static char *
-value_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
+value_condition(const PipelineDef *def, const CheckPlace *place, QualityCheck *check,
+				const StoredCheck *sc, int n)
 {
 	const char *col = quote_identifier(sc->column);
 
@@ -266,9 +280,10 @@ value_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *
 		return psprintf("b.%s::text ~ %s", col, quote_literal_cstr(sc->pattern));
 	if (strcmp(sc->kind, "relationships") == 0)
 		return psprintf("EXISTS (SELECT 1 FROM %s __pl_r WHERE __pl_r.%s = b.%s)",
-						pipeline_qualified_name(sc->ref_table),
+						pipeline_qualified_name(place->shard ? pipeline_citus_reference_shard(sc->ref_table)
+												: sc->ref_table),
 						quote_identifier(sc->ref_column ? sc->ref_column : sc->column), col);
-	return unique_condition(def, check, sc, n);
+	return unique_condition(def, place, check, sc, n);
 }
 
 /*
@@ -278,14 +293,16 @@ value_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *
  *		sets check->window when it needs one.  Whatever else is NULL passes.
  */
 static char *
-row_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc, int n)
+row_condition(const PipelineDef *def, const CheckPlace *place, QualityCheck *check,
+			  const StoredCheck *sc, int n)
 {
 	if (strcmp(sc->kind, "expression") == 0)
-		return psprintf("(%s) IS NOT FALSE", sc->expression);
+		return psprintf("(%s) IS NOT FALSE", place->shard ? pipeline_shard_check_expression(def, sc->expression)
+						: sc->expression);
 	if (strcmp(sc->kind, "not_null") == 0)
 		return psprintf("b.%s IS NOT NULL", quote_identifier(sc->column));
 	return psprintf("CASE WHEN b.%s IS NULL THEN NULL ELSE (%s) IS NOT FALSE END",
-					quote_identifier(sc->column), value_condition(def, check, sc, n));
+					quote_identifier(sc->column), value_condition(def, place, check, sc, n));
 }
 
 /*
@@ -293,7 +310,7 @@ row_condition(const PipelineDef *def, QualityCheck *check, const StoredCheck *sc
  *		A stored check, ready for the batch statement.
  */
 static QualityCheck *
-compile_check(const PipelineDef *def, const StoredCheck *sc, int n)
+compile_check(const PipelineDef *def, const CheckPlace *place, const StoredCheck *sc, int n)
 {
 	QualityCheck *check = palloc0(sizeof(QualityCheck));
 
@@ -316,18 +333,18 @@ compile_check(const PipelineDef *def, const StoredCheck *sc, int n)
 		check->error_if = parse_threshold(psprintf("> %.15g%%", (1 - sc->mostly) * 100),
 										  "mostly");
 	if (strcmp(sc->kind, "row_count") != 0)
-		check->passes = psprintf("(%s)", row_condition(def, check, sc, n));
+		check->passes = psprintf("(%s)", row_condition(def, place, check, sc, n));
 	check->skips_nulls = sc->column != NULL && strcmp(sc->kind, "not_null") != 0;
 	return check;
 }
 
 /*
- * pipeline_load_checks
- *		The pipeline's checks, compiled, in the order of their ids (a row's
- *		failures are numbered in that order).
+ * load_checks
+ *		The pipeline's checks, compiled to run at 'place', in the order of
+ *		their ids (a row's failures are numbered in that order).
  */
-List *
-pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map)
+static List *
+load_checks(const PipelineDef *def, const CheckPlace *place)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(def->id);
@@ -341,8 +358,35 @@ pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map)
 	for (int i = 0; i < n; i++)
 		stored = lappend(stored, stored_check(i));
 	for (int i = 0; i < n; i++)
-		checks = lappend(checks, compile_check(def, list_nth(stored, i), i));
+		checks = lappend(checks, compile_check(def, place, list_nth(stored, i), i));
 	return checks;
+}
+
+/*
+ * pipeline_load_checks
+ *		The pipeline's checks, compiled for its batch statement.
+ */
+List *
+pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map)
+{
+	CheckPlace	place = {false, pipeline_qualified_name(def->target)};
+
+	return load_checks(def, &place);
+}
+
+/*
+ * pipeline_load_shard_checks
+ *		A sharded pipeline's checks, compiled for its shard statement, which
+ *		reads the target as 'target' (SQL): the sentinel of the target shard,
+ *		or the distributed table to try the statement at definition.  The
+ *		caller runs as the owner.
+ */
+List *
+pipeline_load_shard_checks(const PipelineDef *def, const char *target)
+{
+	CheckPlace	place = {true, target};
+
+	return load_checks(def, &place);
 }
 
 /*
@@ -587,7 +631,9 @@ refuse_citus_check(const PipelineDef *def, const char *name, Oid table, const ch
  *		on a distributed target, a relationships check whose ref_table is
  *		distributed.  (Reference tables have a copy on every node: they
  *		work.)  When a check is added and whenever a run builds its
- *		statements, the tables may have been distributed since.
+ *		statements, the tables may have been distributed since.  (A
+ *		sharded pipeline's checks run on the workers, and are checked
+ *		there: sharded_pipelines.c.)
  */
 void
 pipeline_check_citus_checks(const PipelineDef *def)
@@ -598,6 +644,8 @@ pipeline_check_citus_checks(const PipelineDef *def)
 	List	   *tables = NIL;
 	int			n;
 
+	if (def->sharded)
+		return;
 	n = pipeline_exec_internal("SELECT name, CASE WHEN kind = 'unique' THEN $2 ELSE ref_table END "
 							   "FROM pipeline.checks WHERE pipeline_id = $1 "
 							   "AND ((kind = 'unique' AND coalesce(unique_scope, '') <> 'batch') "
@@ -848,9 +896,7 @@ static void
 compile_new_check(const PipelineDef *def, const StoredCheck *sc)
 {
 	PipelineMapping *map = pipeline_build_mapping(def);
-	char	   *sql = pipeline_batch_sql(def, map, BATCH_FROM_STAGING, pipeline_row_rules(def, map),
-										 pipeline_load_checks(def, map), PENDING_RANGE);
-	ErrorData  *edata = pipeline_try_batch_statement(def, sql);
+	ErrorData  *edata = pipeline_try_definition_statement(def, map);
 
 	if (edata != NULL)
 		ereport(ERROR,
@@ -882,7 +928,6 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	def = pipeline_load(arg_text(fcinfo, ARG_PIPELINE), false, DEF_LOCK_UPDATE);
 	pipeline_check_manage(def);
-	pipeline_check_sharded_checks(def);
 	sc = check_from_args(fcinfo);
 	validate_thresholds(sc);
 	validate_options(sc, pipeline_build_mapping(def));
@@ -891,6 +936,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	id = insert_check(def, sc);
 	CommandCounterIncrement();
 	pipeline_check_citus_checks(def);
+	pipeline_check_sharded_checks(def);
 	compile_new_check(def, sc);
 	pipeline_definition_changed(def);
 	SPI_finish();

@@ -36,6 +36,9 @@ typedef struct PipelineSchedule
 	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
 
+/* define.c */
+extern ErrorData *pipeline_try_definition_statement(const PipelineDef *def, PipelineMapping *map);
+
 /* source_format.c */
 extern void pipeline_check_format(PipelineDef *def);
 extern void pipeline_check_on_truncate(const PipelineDef *def);
@@ -60,6 +63,7 @@ extern void pipeline_apply_schema_change(PipelineDef *def);
 /* checks.c */
 extern void pipeline_check_citus_checks(const PipelineDef *def);
 extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
+extern List *pipeline_load_shard_checks(const PipelineDef *def, const char *target);
 extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);
 extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);

@@ -225,17 +225,91 @@ pipeline_check_sharded_kind(const PipelineDef *def)
 }
 
 /*
+ * refuse_check
+ *		Errors: check 'name' of sharded pipeline 'def' cannot be 'what'.
+ */
+static void
+refuse_check(const PipelineDef *def, const char *name, const char *what, const char *hint)
+{
+	refuse(def, psprintf("have check \"%s\", %s", name, what), hint);
+}
+
+/*
+ * check_sharded_check
+ *		A data quality check of a sharded pipeline judges the rows of one
+ *		shard's batch, in its shard statement: it may look values up in
+ *		Citus reference tables only, a unique check must be about the
+ *		distribution column (whose equal values share a shard), and no check
+ *		judges a whole batch (row_count: the shards commit apart).
+ */
+static void
+check_sharded_check(const PipelineDef *def, const char *name, const char *kind, const char *column,
+					Oid ref_table, const char *expression)
+{
+	char	   *distribution = pipeline_citus_distribution_column(def->target);
+
+	if (strcmp(kind, "row_count") == 0)
+		refuse_check(def, name, "a row_count check",
+					 "A sharded run's batch is one statement per shard, each committed on its own; count the rows in a pipeline reading the target, or check freshness.");
+	if (strcmp(kind, "unique") == 0 && (distribution == NULL || strcmp(column, distribution) != 0))
+		refuse_check(def, name, psprintf("a unique check on %s, which is not the distribution column",
+										 quote_identifier(column)),
+					 "Check uniqueness of the distribution column only (its equal values share a shard), or keep the values unique with a UNIQUE constraint on the target that includes the distribution column.");
+	if (OidIsValid(ref_table) && pipeline_citus_kind(ref_table) != CITUS_REFERENCE)
+		refuse_check(def, name, psprintf("looking values up in %s, which is not a Citus reference table",
+										 pipeline_qualified_name(ref_table)),
+					 "Look values up in a Citus reference table (create_reference_table): it has a copy on every worker.");
+	if (expression != NULL)
+	{
+		List	   *others = pipeline_shard_check_lookup_others(def, expression);
+
+		if (others != NIL)
+			refuse_check(def, name, psprintf("reading %s", pipeline_qualified_name(linitial_oid(others))),
+						 "Read Citus reference tables only in a check's expression; a shard statement sees its two shards and the reference tables' copies.");
+	}
+}
+
+/*
  * pipeline_check_sharded_checks
- *		Errors for data quality checks on a sharded pipeline: their counts
- *		and batch thresholds are kept per batch on the coordinator, which
- *		no shard statement reaches.
+ *		Errors for a data quality check a sharded pipeline's shard statement
+ *		cannot run (check_sharded_check); nothing for another pipeline.
+ *		When a check is added, and at each run (a table may have been
+ *		distributed otherwise since).  The caller runs as the owner.
  */
 void
 pipeline_check_sharded_checks(const PipelineDef *def)
 {
-	if (def->sharded)
-		refuse(def, "have data quality checks",
-			   "Check the rows in a pipeline reading the target, or let the target's CHECK constraints quarantine them.");
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(def->id);
+	int			n;
+	char	  **names;
+	char	  **kinds;
+	char	  **columns;
+	char	  **expressions;
+	Oid		   *ref_tables;
+
+	if (!def->sharded)
+		return;
+	n = pipeline_exec_internal("SELECT name, kind, column_name, ref_table, expression FROM pipeline.checks "
+							   "WHERE pipeline_id = $1 ORDER BY id", 1, &type, &value, NULL);
+	/* read them all first: the checks below run queries of their own */
+	names = palloc(sizeof(char *) * Max(n, 1));
+	kinds = palloc(sizeof(char *) * Max(n, 1));
+	columns = palloc(sizeof(char *) * Max(n, 1));
+	expressions = palloc(sizeof(char *) * Max(n, 1));
+	ref_tables = palloc(sizeof(Oid) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		names[i] = pipeline_result_text(i, 0);
+		kinds[i] = pipeline_result_text(i, 1);
+		columns[i] = pipeline_result_text(i, 2);
+		ref_tables[i] = DatumGetObjectId(pipeline_result_datum(i, 3, &isnull));
+		expressions[i] = pipeline_result_text(i, 4);
+	}
+	for (int i = 0; i < n; i++)
+		check_sharded_check(def, names[i], kinds[i], columns[i], ref_tables[i], expressions[i]);
 }
 
 /*
@@ -294,4 +368,5 @@ pipeline_check_sharded_run(const PipelineDef *def)
 		return;
 	pipeline_check_sharded_kind(def);
 	pipeline_check_sharded(def, pipeline_build_mapping(def));
+	pipeline_check_sharded_checks(def);
 }

@@ -283,6 +283,41 @@ save_results(int64 run_id, int64 pipeline_id, List *checks, const BatchResult *r
 }
 
 /*
+ * pipeline_checks_save_shards
+ *		Adds the results of a sharded run's batch to the run's rows in
+ *		check_results: the counts over the shards' batches, and each check's
+ *		worst status among them -- a shard's batch is what commits, so each
+ *		was judged alone by its statement (batch/shard_sql.c); a status the
+ *		summed counts would not give says which threshold a shard met.
+ */
+void
+pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, const ShardBatch *batch)
+{
+	BatchResult results[PIPELINE_MAX_CHECKS];
+
+	if (!batch->judged)
+		return;
+	for (int i = 0; i < list_length(batch->checks); i++)
+	{
+		const QualityCheck *check = list_nth(batch->checks, i);
+		CheckStatus status = (CheckStatus) batch->statuses[i];
+
+		results[i] = judge_rows(check, i, &batch->check_counts);
+		if (results[i].status == status)
+			continue;
+		results[i].status = status;
+		results[i].message = status == STATUS_PASS ? NULL :
+			psprintf("%lld of %lld rows failed (%.2f%%) over the shards' batches; a shard's batch met %s",
+					 (long long) results[i].failing, (long long) results[i].total,
+					 100.0 * results[i].observed,
+					 status == STATUS_WARN ? psprintf("warn_if %s", threshold_text(&check->warn_if)) :
+					 check->action == CHECK_FAIL ? "its action fail" :
+					 psprintf("error_if %s", threshold_text(&check->error_if)));
+	}
+	save_results(run_id, def->id, batch->checks, results);
+}
+
+/*
  * raise_check_failure
  *		Fails the run for the first check whose batch result is FAIL.
  */

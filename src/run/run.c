@@ -1012,18 +1012,23 @@ run_sharded(RunState *rs)
 			break;
 		pipeline_merge_shards(rs->def, &rs->counts, &batch);
 		pipeline_quarantine_shard_rows(rs->def, rs->run_id, &batch, &rs->counts);
+		pipeline_checks_save_shards(rs->def, rs->run_id, &batch);
 		commit_batch(rs);
 		pipeline_unstage_shard_rows(rs->def, batch.rejected);
 		commit_batch(rs);
 		if (batch.failed)
 			appendStringInfo(&failed, "%s%s", failed.len ? "; " : "", batch.failed);
 	} while (batch.full && (rs->max_rows < 0 || rs->counts.read < rs->max_rows));
+	/* failed by their checks only: as a batch failing its checks fails a run */
 	if (failed.len > 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errcode(batch.failed_otherwise ? ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+						 : ERRCODE_PIPELINE_CHECK_FAILED),
 				 errmsg("shards of pipeline \"%s\" failed: %s", rs->def->name, failed.data),
 				 errdetail("The other shards merged their rows; a failed shard keeps its rows for the next run."),
-				 errhint("See each shard's error: a worker that is back, or a lock released, lets the next run merge them.")));
+				 batch.failed_otherwise ?
+				 errhint("See each shard's error: a worker that is back, or a lock released, lets the next run merge them.") :
+				 errhint("pipeline.check_results shows the run's checks; fix the staged rows or the check, then run again.")));
 	if (rs->status == NULL)
 		rs->status = "succeeded";
 	/* every shard's last batch was short: each row staged before the run is out */

@@ -52,11 +52,12 @@ extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 
 /* shard_run.c */
 /*
- * The batches of a sharded run: the statement they send and their rules'
- * reasons and SQLSTATEs (text[]), for the definition's version; the shards
- * that failed so far; and of the last batch, what failed (NULL: nothing),
- * its rejected rows (a jsonb array, as text), and whether a shard had more
- * rows than a batch takes.
+ * The batches of a sharded run: the statement they send, their rules'
+ * reasons and SQLSTATEs (text[]) and their checks, for the definition's
+ * version; the shards that failed so far; and of the last batch, what
+ * failed (NULL: nothing), its rejected rows (a jsonb array, as text),
+ * whether a shard had more rows than a batch takes, and what its checks
+ * counted and judged.
  */
 typedef struct ShardBatch
 {
@@ -64,10 +65,15 @@ typedef struct ShardBatch
 	Datum		reasons;
 	Datum		sqlstates;
 	int32		version;
+	List	   *checks;			/* the checks the statement judges */
 	List	   *skipped;		/* names of the staging shards */
 	char	   *failed;
+	bool		failed_otherwise;	/* a shard failed, not by its checks */
 	char	   *rejected;
 	bool		full;
+	bool		judged;			/* the checks judged a shard's batch */
+	CheckCounts check_counts;	/* their counts over the shards' batches */
+	int			statuses[PIPELINE_MAX_CHECKS];	/* each one's worst status */
 } ShardBatch;
 
 extern void pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch);
@@ -75,6 +81,9 @@ extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
 										   const ShardBatch *batch, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
 extern void pipeline_unstage_quarantined(const PipelineDef *def, bool always);
+
+/* check_results.c, for a sharded run's batches */
+extern void pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, const ShardBatch *batch);
 
 /* run.c */
 extern volatile sig_atomic_t pipeline_stop_requested;

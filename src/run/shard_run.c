@@ -43,6 +43,7 @@
 #include "model.h"
 #include "base/base.h"
 #include "batch/batch.h"
+#include "definition/definition.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
 
@@ -119,7 +120,8 @@ prepare_statement(const PipelineDef *def, ShardBatch *batch)
 		return;
 	map = pipeline_build_mapping(def);
 	rules = pipeline_row_rules(def, map);
-	batch->statement = pipeline_shard_statement(def, map, rules);
+	batch->checks = pipeline_load_shard_checks(def, PIPELINE_SHARD_TARGET);
+	batch->statement = pipeline_shard_statement(def, map, rules, batch->checks);
 	batch->reasons = rule_texts(rules, true);
 	batch->sqlstates = rule_texts(rules, false);
 	batch->version = def->version;
@@ -165,6 +167,46 @@ lock_shards_against_moves(const PipelineDef *def)
 }
 
 /*
+ * bigint_array_at
+ *		Element i of a bigint[] (0-based), 0 when the array is NULL or
+ *		shorter.
+ */
+static int64
+bigint_array_at(Datum array, bool isnull, int i)
+{
+	List	   *values = isnull ? NIL : pipeline_text_array_to_list(array, "check counts");
+
+	return i < list_length(values) ? pg_strtoint64(list_nth(values, i)) : 0;
+}
+
+/*
+ * read_check_counts
+ *		What the shards' checks counted and judged (result columns 'first'
+ *		on: rows checked, then failing, unchecked and statuses as text[]),
+ *		into 'batch'.
+ */
+static void
+read_check_counts(ShardBatch *batch, int first)
+{
+	CheckCounts *cc = &batch->check_counts;
+	bool		nulls[3];
+	Datum		arrays[3];
+
+	memset(cc, 0, sizeof(CheckCounts));
+	cc->nchecks = list_length(batch->checks);
+	cc->checked = pipeline_result_int64(0, first);
+	for (int a = 0; a < 3; a++)
+		arrays[a] = pipeline_result_datum(0, first + 1 + a, &nulls[a]);
+	batch->judged = !nulls[2];
+	for (int i = 0; i < cc->nchecks; i++)
+	{
+		cc->failing[i] = bigint_array_at(arrays[0], nulls[0], i);
+		cc->unchecked[i] = bigint_array_at(arrays[1], nulls[1], i);
+		batch->statuses[i] = (int) bigint_array_at(arrays[2], nulls[2], i);
+	}
+}
+
+/*
  * pipeline_merge_shards
  *		One batch: every pair of co-located shards merges its first
  *		batch_size rows, as the pipeline's owner, but the shards that failed
@@ -187,20 +229,34 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 	pipeline_become_owner(def, &ctx);
 	prepare_statement(def, batch);
 	values[2] = CStringGetTextDatum(shard_command(def, batch));
-	pipeline_exec("WITH r AS (SELECT * FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3)), "
-				  "ok AS (SELECT r.result::jsonb AS j FROM r WHERE r.success) "
+	pipeline_exec("WITH r AS (SELECT r.*, CASE WHEN r.success THEN r.result::jsonb END AS j "
+				  "FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3) r), "
+				  "ok AS (SELECT j FROM r WHERE r.success AND r.j->>'check_failed' IS NULL), "
+				  "bad AS (SELECT * FROM r WHERE NOT r.success OR r.j->>'check_failed' IS NOT NULL), "
+				  "judged AS (SELECT r.j->'checks' AS c FROM r WHERE r.success AND r.j ? 'checks'), "
+				  "per_check AS (SELECT e.i, sum((judged.c->'failing'->>(e.i::int - 1))::bigint) AS f, "
+				  "sum((judged.c->'unchecked'->>(e.i::int - 1))::bigint) AS u, max(e.v::int) AS status "
+				  "FROM judged, jsonb_array_elements_text(judged.c->'statuses') WITH ORDINALITY e(v, i) GROUP BY e.i) "
 				  "SELECT (SELECT coalesce(sum((j->>'read')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'filtered')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'inserted')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'updated')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'deleted')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'stale')::bigint), 0) FROM ok)::bigint, "
-				  "(SELECT string_agg(format('shard %s on %s:%s: %s', shardid1, nodename, nodeport, result), "
-				  "'; ' ORDER BY shardid1) FROM r WHERE NOT r.success), "
+				  "(SELECT string_agg(format('shard %s on %s:%s: %s', shardid1, nodename, nodeport, "
+				  "CASE WHEN success THEN format('data quality check%s %s failed on its batch, nothing of which was "
+				  "merged (SQLSTATE PL001)', CASE WHEN j->>'check_failed' LIKE '%\",%' THEN 's' ELSE '' END, "
+				  "j->>'check_failed') ELSE result END), '; ' ORDER BY shardid1) FROM bad), "
 				  "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e), "
 				  "(SELECT coalesce(max((j->>'read')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(bool_or((j->>'more')::boolean), false) FROM ok), "
-				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FROM r WHERE NOT r.success)",
+				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FROM bad), "
+				  "(SELECT coalesce(sum((j->>'dropped')::bigint), 0) FROM ok)::bigint, "
+				  "(SELECT coalesce(bool_or(NOT success), false) FROM bad), "
+				  "(SELECT coalesce(sum((c->>'checked')::bigint), 0) FROM judged)::bigint, "
+				  "(SELECT array_agg(f ORDER BY i) FROM per_check)::text[], "
+				  "(SELECT array_agg(u ORDER BY i) FROM per_check)::text[], "
+				  "(SELECT array_agg(status ORDER BY i) FROM per_check)::text[]",
 				  3, types, values, NULL, false, 0);
 	counts->read += pipeline_result_int64(0, 0);
 	counts->filtered += pipeline_result_int64(0, 1);
@@ -208,11 +264,14 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 	counts->updated += pipeline_result_int64(0, 3);
 	counts->deleted += pipeline_result_int64(0, 4);
 	counts->stale += pipeline_result_int64(0, 5);
+	counts->dropped += pipeline_result_int64(0, 11);
 	(void) pipeline_result_datum(0, 6, &isnull);
 	batch->failed = isnull ? NULL : pipeline_result_text(0, 6);
+	batch->failed_otherwise |= DatumGetBool(pipeline_result_datum(0, 12, &isnull));
 	batch->rejected = pipeline_result_text(0, 7);
 	batch->full = pipeline_result_int64(0, 8) >= def->batch_size ||
 		DatumGetBool(pipeline_result_datum(0, 9, &isnull));
+	read_check_counts(batch, 13);
 	failed_shards = pipeline_result_datum(0, 10, &isnull);
 	if (!isnull)
 		batch->skipped = list_concat(batch->skipped,

@@ -7,7 +7,10 @@
 #      reference table, a row raising an error found alone and
 #      quarantined) and an append, with names that need quoting, each row
 #      once; batches of batch_size
-#      rows a shard; what a sharded run refuses (a transaction block, a
+#      rows a shard; data quality checks judged in each shard's batch
+#      (quarantine, drop, warn, a reference table looked up, a unique
+#      distribution column, error_if failing a shard's batch alone), and
+#      those a shard cannot judge refused; what a sharded run refuses (a transaction block, a
 #      replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
 #   3. Rows a worker does not show yet -- its prepared transaction not
@@ -156,8 +159,6 @@ $coordinator->safe_psql(
 	INSERT INTO "Sales"."Order Items" ("Id", v, ts, note) VALUES (22, 'x', 1, 'skip%');
 	INSERT INTO flags VALUES (1, 'a', false), (2, 'b', false), (3, 'c', false);
 });
-refused($coordinator, "SELECT pipeline.add_check('items', 'positive', 'ts > 0')",
-	qr/sharded pipeline "items" cannot have data quality checks/, 'a data quality check is refused');
 $coordinator->safe_psql('postgres', "CALL pipeline.run('items')");
 is( $coordinator->safe_psql('postgres',
 		q{SELECT count(*) || ' ' || count(*) FILTER (WHERE v = 'b') || ' ' || max("Id") FROM "Sales"."Items"}),
@@ -303,6 +304,86 @@ $coordinator->safe_psql(
 refused($coordinator, "CALL pipeline.run('plain')",
 	qr/staging table public\.plain_stage of pipeline "plain" was distributed after the pipeline was defined/,
 	'a staging table distributed after its pipeline was defined is refused at the next run');
+
+# data quality checks, judged in each shard's batch by its statement
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE "Colours" (name text PRIMARY KEY);
+	INSERT INTO "Colours" VALUES ('red'), ('blue');
+	SELECT create_reference_table('"Colours"');
+	CREATE TABLE paints (id int, colour text, litres int);
+	SELECT create_distributed_table('paints', 'id', colocate_with => 'stage');
+	CREATE TABLE paint_log (id int, colour text, litres int);
+	SELECT create_distributed_table('paint_log', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('paints', 'paints', 'paint_log', strategy => 'append');
+	SELECT pipeline.add_check('paints', 'known colour', kind => 'relationships', column_name => 'colour',
+	    ref_table => '"Colours"', ref_column => 'name');
+	SELECT pipeline.add_check('paints', 'some paint', 'litres > 0', action => 'drop');
+	SELECT pipeline.add_check('paints', 'one per id', kind => 'unique', column_name => 'id', action => 'warn');
+	SELECT pipeline.add_check('paints', 'big tins red', 'litres < 100 OR colour IN '
+	    '(SELECT name FROM "Colours" WHERE name = ''red'')', action => 'warn');
+	INSERT INTO paints VALUES (1, 'red', 5), (2, 'green', 5), (3, 'blue', 0), (4, 'blue', 5), (4, 'red', 500),
+	    (5, 'blue', 500), (6, NULL, 1);
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('paints')");
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(id || coalesce(colour, '-') || litres, ' ' ORDER BY id, litres) FROM paint_log"),
+	'1red5 4blue5 4red500 5blue500 6-1',
+	'checks: a row of an unknown colour (a reference table) not merged, one without paint dropped, warnings merged');
+is( $coordinator->safe_psql('postgres',
+		"SELECT reason || ' ' || sqlstate || ' ' || (raw_row->>'colour') FROM pipeline.quarantine WHERE pipeline = 'paints'"),
+	'failed data quality check "known colour" PL001 green',
+	'the row failing a quarantining check is quarantined with its reason');
+is( $coordinator->safe_psql('postgres',
+		"SELECT rows_read || ' ' || rows_inserted || ' ' || rows_dropped || ' ' || rows_quarantined || ' ' || "
+		  . "(SELECT count(*) FROM paints) FROM pipeline.runs WHERE pipeline = 'paints'"),
+	'7 5 1 1 0', 'the run counts them; the staging table is drained');
+is( $coordinator->safe_psql(
+		'postgres',
+		"SELECT string_agg(check_name || ' ' || r.status || ' ' || failing || '/' || total || '/' || missing, ', ' "
+		  . "ORDER BY check_name) FROM pipeline.check_results r JOIN pipeline.runs USING (run_id) WHERE pipeline = 'paints'"
+	),
+	'big tins red WARN 1/7/0, known colour WARN 1/6/1, one per id WARN 2/7/0, some paint WARN 1/7/0',
+	'their results over all shards: failing, checked and left out (NULL) rows');
+$coordinator->safe_psql(
+	'postgres', q{
+	SELECT pipeline.add_check('paints', 'no giant tins', kind => 'range', column_name => 'litres',
+	    max_value => '1000', error_if => '> 0');
+	INSERT INTO paints SELECT g, 'red', 1 FROM generate_series(7, 30) g;
+	INSERT INTO paints VALUES (7, 'red', 5000);
+});
+($ret, $stdout, $stderr) = $coordinator->psql('postgres', "CALL pipeline.run('paints')");
+like($stderr,
+	qr/ERROR:  shards of pipeline "paints" failed: shard \d+ on 127\.0\.0\.1:\d+: data quality check "no giant tins" failed on its batch, nothing of which was merged/,
+	'a shard whose batch meets a check\'s error_if fails, naming the check');
+is( $coordinator->safe_psql(
+		'postgres',
+		"SELECT r.error_sqlstate || ' ' || c.status || ' ' || (SELECT count(*) FROM paint_log WHERE id >= 7) "
+		  . "FROM pipeline.runs r JOIN pipeline.check_results c USING (run_id) "
+		  . "WHERE r.pipeline = 'paints' AND c.check_name = 'no giant tins'"),
+	'PL001 FAIL '
+	  . $coordinator->safe_psql('postgres',
+		"SELECT count(*) FROM generate_series(7, 30) g WHERE get_shard_id_for_distribution_column('paints', g) "
+		  . "<> get_shard_id_for_distribution_column('paints', 7)"),
+	'the run fails with PL001, the check FAIL, the other shards\' rows merged');
+$coordinator->safe_psql('postgres',
+	"SELECT pipeline.drop_check('paints', 'no giant tins'); CALL pipeline.run('paints')");
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM paint_log WHERE id >= 7'),
+	'25', 'the check dropped, the next run merges the failed shard\'s batch');
+refused($coordinator, "SELECT pipeline.add_check('paints', 'rows', kind => 'row_count', min_rows => 1)",
+	qr/sharded pipeline "paints" cannot have check "rows", a row_count check/,
+	'a row_count check is refused: the shards commit apart');
+refused($coordinator, "SELECT pipeline.add_check('paints', 'one colour', kind => 'unique', column_name => 'colour')",
+	qr/cannot have check "one colour", a unique check on colour, which is not the distribution column/,
+	'a unique check on another column than the distribution column is refused');
+refused($coordinator,
+	"SELECT pipeline.add_check('paints', 'listed', kind => 'relationships', column_name => 'colour', ref_table => 'plain_target', "
+	  . "ref_column => 'v')",
+	qr/cannot have check "listed", looking values up in public\.plain_target, which is not a Citus reference table/,
+	'a relationships check on a plain table is refused');
+refused($coordinator, "SELECT pipeline.add_check('paints', 'few', 'litres < (SELECT count(*) FROM paint_log)')",
+	qr/cannot have check "few", reading public\.paint_log/,
+	'an expression reading a distributed table is refused');
 
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
