@@ -987,7 +987,8 @@ refuse_atomic_sharded(const RunState *rs)
 
 /*
  * run_sharded
- *		A run of a sharded pipeline (shard_run.c), batch by batch: every
+ *		A run of a sharded pipeline (shard_run.c), batch by batch -- or its
+ *		requeue, which first stages the quarantined rows again -- every
  *		shard merges up to batch_size rows, committed on its worker; the
  *		rows they rejected are quarantined and committed, then taken out of
  *		the staging table.  The batches go on while a shard had more rows,
@@ -1002,9 +1003,14 @@ run_sharded(RunState *rs)
 
 	refuse_atomic_sharded(rs);
 	maintain_staging(rs);
-	pipeline_unstage_quarantined(rs->def, false);
+	pipeline_unstage_quarantined(rs->def, rs->from == BATCH_FROM_QUARANTINE);
 	record_start(rs);
 	commit_start_lazily(rs);
+	if (rs->from == BATCH_FROM_QUARANTINE)
+	{
+		pipeline_restage_quarantined(rs->def, rs->run_id, rs->requeue_ids);
+		commit_batch(rs);
+	}
 	initStringInfo(&failed);
 	do
 	{
@@ -1060,11 +1066,13 @@ execute_run(RunState *rs)
 		pipeline_report_missing(rs->def->name);
 	pipeline_fail_interrupted_runs(def->id);
 
-	/* a sharded pipeline's rows are claimed shard by shard, not planned */
+	/*
+	 * A sharded pipeline's rows are claimed shard by shard, not planned; its
+	 * requeue stages the rows again for the shards' statements to judge.
+	 */
 	pipeline_check_sharded_run(def);
-	if (rs->from == BATCH_FROM_QUARANTINE && def->sharded)
-		pipeline_unstage_quarantined(def, true);
-	if (rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested && def->sharded)
+	if (def->sharded && ((rs->from == BATCH_FROM_STAGING && !def->paused && !pipeline_stop_requested) ||
+						 rs->from == BATCH_FROM_QUARANTINE))
 	{
 		rs->def = def;
 		run_sharded(rs);

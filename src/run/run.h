@@ -81,6 +81,7 @@ extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
 										   const ShardBatch *batch, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
 extern void pipeline_unstage_quarantined(const PipelineDef *def, bool always);
+extern void pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids);
 
 /* check_results.c, for a sharded run's batches */
 extern void pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, const ShardBatch *batch);

@@ -362,14 +362,57 @@ pipeline_unstage_quarantined(const PipelineDef *def, bool always)
 
 	/*
 	 * Rows a run quarantined from the staging table, not yet requeued (a
-	 * requeued row's staged copy went before its requeue; a row a requeue
-	 * quarantined again is named by its quarantine id, not its _seq).
+	 * requeue stages its rows again, under new positions).
 	 */
 	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(q.source_xid, q.source_seq))::text "
-						   "FROM pipeline.quarantine_log q JOIN pipeline.run_log r USING (run_id) "
-						   "WHERE q.pipeline_id = $1 AND q.requeued_at IS NULL AND q.source_xid IS NOT NULL "
-						   "AND r.kind = 'run'", 1, &type, &value, NULL);
+						   "FROM pipeline.quarantine_log q "
+						   "WHERE q.pipeline_id = $1 AND q.requeued_at IS NULL AND q.source_xid IS NOT NULL",
+						   1, &type, &value, NULL);
 	staged = pipeline_result_datum(0, 0, &isnull);
 	if (!isnull)
 		pipeline_unstage_shard_rows(def, TextDatumGetCString(staged));
+}
+
+/*
+ * pipeline_restage_quarantined
+ *		A requeue of a sharded pipeline: stages its quarantined rows (all,
+ *		or those of quarantine ids 'ids', a bigint[]; 0: all) again, as
+ *		written in the quarantine (mended, maybe), as the staging table's
+ *		owner, and marks them requeued by run 'run_id' in the same
+ *		distributed transaction: each comes back once, under a new (_xid,
+ *		_seq), for the run's shard statements to judge again.
+ */
+void
+pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids)
+{
+	Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8OID};
+	Datum		values[3] = {Int64GetDatum(def->id), ids, Int64GetDatum(run_id)};
+	char		nulls[3] = {' ', ids == (Datum) 0 ? 'n' : ' ', ' '};
+	List	   *columns = NIL;
+	ListCell   *lc;
+	Oid			rows_type = JSONBOID;
+	Datum		rows;
+	bool		isnull;
+	char	   *list;
+	PipelineUserContext ctx;
+
+	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(q.raw_row ORDER BY q.id), pg_catalog.array_agg(q.id) "
+						   "FROM pipeline.quarantine_log q WHERE q.pipeline_id = $1 AND q.requeued_at IS NULL "
+						   "AND ($2 IS NULL OR q.id = ANY ($2))", 2, types, values, nulls);
+	rows = pipeline_result_datum(0, 0, &isnull);
+	if (isnull)
+		return;
+	values[1] = pipeline_result_datum(0, 1, &isnull);
+	nulls[1] = ' ';
+	foreach(lc, pipeline_relation_columns(def->source))
+		if (strcmp(lfirst(lc), "_xid") != 0 && strcmp(lfirst(lc), "_seq") != 0)
+			columns = lappend(columns, lfirst(lc));
+	list = pipeline_quote_list(columns, NULL);
+	pipeline_become_relation_owner(def->source, &ctx);
+	pipeline_exec(psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_recordset(NULL::%s, $1)",
+						   pipeline_qualified_name(def->source), list, list, pipeline_qualified_name(def->source)),
+				  1, &rows_type, &rows, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	pipeline_exec_internal("UPDATE pipeline.quarantine_log SET requeued_at = clock_timestamp(), requeue_run_id = $3 "
+						   "WHERE pipeline_id = $1 AND id = ANY ($2)", 3, types, values, nulls);
 }

@@ -384,6 +384,17 @@ refused($coordinator,
 refused($coordinator, "SELECT pipeline.add_check('paints', 'few', 'litres < (SELECT count(*) FROM paint_log)')",
 	qr/cannot have check "few", reading public\.paint_log/,
 	'an expression reading a distributed table is refused');
+$coordinator->safe_psql(
+	'postgres', q{
+	UPDATE pipeline.quarantine SET raw_row = jsonb_set(raw_row, '{colour}', '"blue"') WHERE pipeline = 'paints';
+	CALL pipeline.requeue_quarantine('paints');
+});
+is( $coordinator->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM paint_log WHERE id = 2 AND colour = 'blue') || ' ' || "
+		  . "(SELECT count(*) FROM pipeline.quarantine WHERE pipeline = 'paints') || ' ' || "
+		  . "(SELECT kind || ' ' || rows_read FROM pipeline.runs WHERE pipeline = 'paints' ORDER BY run_id DESC LIMIT 1)"),
+	'1 0 requeue 1',
+	'a requeue stages the mended row again, and its run merges it through the checks');
 
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
