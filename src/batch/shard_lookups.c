@@ -139,7 +139,7 @@ check_lookups(const PipelineDef *def, const char *expr, LookupRewrite *rewrite)
 
 	rewrite->source = InvalidOid;
 	(void) to_reference_shards((Node *) query, rewrite);
-	/* the target, read as the row checked (a distributed table: not rewritten) */
+	/* the target is read as the row checked (distributed: not rewritten) */
 	rewrite->others = list_delete_oid(rewrite->others, def->target);
 	return query;
 }

@@ -131,9 +131,12 @@ checked_rows(StringInfo sql, List *rules, List *checks)
 	{
 		appendStringInfoString(sql, "mw AS (SELECT w.*");
 		foreach(lc, checks)
-			if (((QualityCheck *) lfirst(lc))->window)
-				appendStringInfo(sql, ", %s AS __pl_u%d", ((QualityCheck *) lfirst(lc))->window,
-								 foreach_current_index(lc));
+		{
+			QualityCheck *check = lfirst(lc);
+
+			if (check->window)
+				appendStringInfo(sql, ", %s AS __pl_u%d", check->window, foreach_current_index(lc));
+		}
 		appendStringInfoString(sql, " FROM m0 w), ");
 	}
 	ruled_rows(sql, rules, windows ? "mw" : "m0", "mr");
@@ -292,7 +295,7 @@ static char *
 rejected_rows(const char *source, List *checks)
 {
 	const char *entry = "pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, "
-		"pg_catalog.to_jsonb(s) - '_xid' - '_seq')";
+	"pg_catalog.to_jsonb(s) - '_xid' - '_seq')";
 
 	if (checks == NIL)
 		return psprintf("SELECT coalesce(pg_catalog.jsonb_agg(%s), '[]') FROM (SELECT * FROM m "
@@ -374,9 +377,9 @@ pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rul
 {
 	StringInfoData sql;
 	bool		merges = def->strategy->keyed;
-	/* the claimed rows written: kept by the filter, not dropped by a check */
 	const char *written = checks ? "__pl_keep AND __pl_act <> 2" : "__pl_keep";
 
+	/* written: claimed rows kept by the filter and not dropped by a check */
 	initStringInfo(&sql);
 	mapped_rows(&sql, def, map, source, rows);
 	if (checks)

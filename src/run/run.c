@@ -1037,7 +1037,7 @@ run_sharded(RunState *rs)
 				 errhint("pipeline.check_results shows the run's checks; fix the staged rows or the check, then run again.")));
 	if (rs->status == NULL)
 		rs->status = "succeeded";
-	/* every shard's last batch was short: each row staged before the run is out */
+	/* every shard's last batch was short: all rows staged before it are out */
 	if (strcmp(rs->status, "succeeded") == 0 && !batch.full)
 		pipeline_cursor_caught_up(rs->def->id, rs->started_at);
 	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);

@@ -405,8 +405,10 @@ pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids)
 	values[1] = pipeline_result_datum(0, 1, &isnull);
 	nulls[1] = ' ';
 	foreach(lc, pipeline_relation_columns(def->source))
+	{
 		if (strcmp(lfirst(lc), "_xid") != 0 && strcmp(lfirst(lc), "_seq") != 0)
 			columns = lappend(columns, lfirst(lc));
+	}
 	list = pipeline_quote_list(columns, NULL);
 	pipeline_become_relation_owner(def->source, &ctx);
 	pipeline_exec(psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_recordset(NULL::%s, $1)",
