@@ -44,6 +44,7 @@ extern void pipeline_check_format(PipelineDef *def);
 extern void pipeline_check_on_truncate(const PipelineDef *def);
 
 /* sharded_pipelines.c */
+extern bool pipeline_sharded_routed(const PipelineDef *def);
 extern void pipeline_check_sharded_kind(const PipelineDef *def);
 extern void pipeline_check_sharded_checks(const PipelineDef *def);
 extern void pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map);

@@ -10,7 +10,8 @@
  * co-located with the staging table, and each target row must land in the
  * shard of the staged row it comes from: the target's distribution column
  * is fed by the staging table's, unchanged (and, for a merge, is part of
- * the key).  Nothing it writes may be kept on the coordinator in the same
+ * the key).  Or, for an append, the target is a table on the coordinator,
+ * whose batches are routed there (run/routed_run.c).  Nothing it writes may be kept on the coordinator in the same
  * transaction (a tombstone table, a row state, a change log), and rows are
  * claimed, not followed by a cursor (no extracts, no Debezium positions).
  *
@@ -49,21 +50,36 @@ refuse(const PipelineDef *def, const char *what, const char *hint)
 }
 
 /*
+ * pipeline_sharded_routed
+ *		Whether a sharded pipeline writes a table on the coordinator (a
+ *		plain or reference table: an append), whose batches are routed
+ *		there rather than run on the shards (run/routed_run.c).
+ */
+bool
+pipeline_sharded_routed(const PipelineDef *def)
+{
+	return def->sharded && pipeline_citus_kind(def->target) != CITUS_DISTRIBUTED;
+}
+
+/*
  * check_placement
  *		The target is distributed co-located with the staging table, its
  *		distribution column fed by the staging table's unchanged (and in
- *		the key of a merge).
+ *		the key of a merge); or an append's target is a table on the
+ *		coordinator.
  */
 static void
 check_placement(const PipelineDef *def, const PipelineMapping *map)
 {
 	char	   *source_column = pipeline_citus_distribution_column(def->source);
 	char	   *target_column = pipeline_citus_distribution_column(def->target);
-	char	   *hint = psprintf("SELECT create_distributed_table('%s', '%s', colocate_with => '%s');",
+	char	   *hint = psprintf("SELECT create_distributed_table('%s', '%s', colocate_with => '%s'); (or append, strategy => 'append', into a table on the coordinator)",
 								pipeline_qualified_name(def->target), source_column,
 								pipeline_qualified_name(def->source));
 	ColumnMap  *cm;
 
+	if (pipeline_sharded_routed(def) && !def->strategy->keyed)
+		return;
 	if (target_column == NULL || !pipeline_citus_colocated(def->source, def->target))
 		refuse(def, psprintf("write %s, which is not distributed co-located with its staging table",
 							 pipeline_qualified_name(def->target)), hint);
@@ -251,7 +267,8 @@ check_sharded_check(const PipelineDef *def, const char *name, const char *kind, 
 	if (strcmp(kind, "row_count") == 0)
 		refuse_check(def, name, "a row_count check",
 					 "A sharded run's batch is one statement per shard, each committed on its own; count the rows in a pipeline reading the target, or check freshness.");
-	if (strcmp(kind, "unique") == 0 && (distribution == NULL || strcmp(column, distribution) != 0))
+	if (strcmp(kind, "unique") == 0 && !pipeline_sharded_routed(def) &&
+		(distribution == NULL || strcmp(column, distribution) != 0))
 		refuse_check(def, name, psprintf("a unique check on %s, which is not the distribution column",
 										 quote_identifier(column)),
 					 "Check uniqueness of the distribution column only (its equal values share a shard), or keep the values unique with a UNIQUE constraint on the target that includes the distribution column.");
@@ -333,7 +350,7 @@ pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 	if (OidIsValid(def->change_log))
 		refuse(def, psprintf("write %s, which other pipelines read", pipeline_qualified_name(def->target)),
 			   "Read the target from a pipeline defined after it only when the target is a plain table.");
-	if (has_foreign_keys(def->target))
+	if (!pipeline_sharded_routed(def) && has_foreign_keys(def->target))
 		refuse(def, psprintf("write %s, which has foreign keys", pipeline_qualified_name(def->target)),
 			   "Drop the foreign keys of the target; a shard statement cannot look up the referenced table.");
 	check_only_reader(def);

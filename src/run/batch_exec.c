@@ -559,12 +559,12 @@ pipeline_nth_pending(const PipelineDef *def, BatchSource from, const BatchParams
 }
 
 /*
- * is_row_error
+ * pipeline_is_row_error
  *		Whether an error is about the data of a row, so that quarantining the
  *		row is the right answer, rather than failing the run.
  */
-static bool
-is_row_error(int sqlerrcode)
+bool
+pipeline_is_row_error(int sqlerrcode)
 {
 	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
 	{
@@ -772,7 +772,7 @@ try_batch(const PipelineDef *def, PipelineStatements *st, bool whole, Datum *par
 	BatchCall	call = {def, st, whole, params, nulls, batch};
 	ErrorData  *edata = pipeline_try(execute_batch, &call);
 
-	if (edata != NULL && !is_row_error(edata->sqlerrcode))
+	if (edata != NULL && !pipeline_is_row_error(edata->sqlerrcode))
 	{
 		/* a row failed a check whose action is fail: keep the counts */
 		if (edata->sqlerrcode == ERRCODE_PIPELINE_CHECK_FAILED)

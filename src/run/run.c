@@ -419,6 +419,27 @@ merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, boo
 }
 
 /*
+ * claim_timed_batch
+ *		A routed batch of a sharded pipeline (routed_run.c) under the
+ *		pipeline's statement_timeout, as merge_timed_batch.
+ */
+static void
+claim_timed_batch(RunState *rs, ShardBatch *batch)
+{
+	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
+
+	PG_TRY();
+	{
+		pipeline_claim_routed(rs->def, &rs->counts, batch);
+	}
+	PG_FINALLY();
+	{
+		disarm_batch_timeout(rs->def, outer_deadline);
+	}
+	PG_END_TRY();
+}
+
+/*
  * consume
  *		Merges the pending rows of one phase in batches, advancing the cursor
  *		after each; each batch commits with its cursor but the last, which
@@ -1000,6 +1021,7 @@ run_sharded(RunState *rs)
 {
 	ShardBatch	batch = {0};
 	StringInfoData failed;
+	bool		routed = pipeline_sharded_routed(rs->def);
 
 	refuse_atomic_sharded(rs);
 	maintain_staging(rs);
@@ -1016,12 +1038,19 @@ run_sharded(RunState *rs)
 	{
 		if (!start_batch(rs))
 			break;
-		pipeline_merge_shards(rs->def, &rs->counts, &batch);
+		if (routed)
+			claim_timed_batch(rs, &batch);
+		else
+			pipeline_merge_shards(rs->def, &rs->counts, &batch);
 		pipeline_quarantine_shard_rows(rs->def, rs->run_id, &batch, &rs->counts);
 		pipeline_checks_save_shards(rs->def, rs->run_id, &batch);
 		commit_batch(rs);
-		pipeline_unstage_shard_rows(rs->def, batch.rejected);
-		commit_batch(rs);
+		/* routed, the rejected rows were taken in the batch's transaction */
+		if (!routed)
+		{
+			pipeline_unstage_shard_rows(rs->def, batch.rejected);
+			commit_batch(rs);
+		}
 		if (batch.failed)
 			appendStringInfo(&failed, "%s%s", failed.len ? "; " : "", batch.failed);
 	} while (batch.full && (rs->max_rows < 0 || rs->counts.read < rs->max_rows));
@@ -1030,7 +1059,9 @@ run_sharded(RunState *rs)
 		ereport(ERROR,
 				(errcode(batch.failed_otherwise ? ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
 						 : ERRCODE_PIPELINE_CHECK_FAILED),
+				 routed ? errmsg("a batch of pipeline \"%s\" failed: %s", rs->def->name, failed.data) :
 				 errmsg("shards of pipeline \"%s\" failed: %s", rs->def->name, failed.data),
+				 routed ? errdetail("Nothing of that batch was merged; its rows stay staged for the next run.") :
 				 errdetail("The other shards merged their rows; a failed shard keeps its rows for the next run."),
 				 batch.failed_otherwise ?
 				 errhint("See each shard's error: a worker that is back, or a lock released, lets the next run merge them.") :

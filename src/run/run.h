@@ -46,6 +46,7 @@ extern bool pipeline_nth_pending(const PipelineDef *def, BatchSource from,
 extern bool pipeline_extract_end(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, RowPosition *row, bool *complete,
 								 char **extract);
+extern bool pipeline_is_row_error(int sqlerrcode);
 extern void pipeline_merge_batch(const PipelineDef *def, BatchSource from,
 								 const BatchParams *params, bool whole_phase, BatchState *batch,
 								 RunCounts *counts);
@@ -76,12 +77,18 @@ typedef struct ShardBatch
 	int			statuses[PIPELINE_MAX_CHECKS];	/* each one's worst status */
 } ShardBatch;
 
+extern void pipeline_prepare_shard_batch(const PipelineDef *def, ShardBatch *batch);
+extern void pipeline_read_shard_results(const PipelineDef *def, RunCounts *counts, ShardBatch *batch,
+										const char *results, Oid arg_type, Datum arg);
 extern void pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch);
 extern void pipeline_quarantine_shard_rows(const PipelineDef *def, int64 run_id,
 										   const ShardBatch *batch, RunCounts *counts);
 extern void pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected);
 extern void pipeline_unstage_quarantined(const PipelineDef *def, bool always);
 extern void pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids);
+
+/* routed_run.c */
+extern void pipeline_claim_routed(const PipelineDef *def, RunCounts *counts, ShardBatch *batch);
 
 /* check_results.c, for a sharded run's batches */
 extern void pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, const ShardBatch *batch);

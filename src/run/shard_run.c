@@ -105,26 +105,34 @@ rule_texts(List *rules, bool reasons)
 }
 
 /*
- * prepare_statement
- *		The shard statement and its rules' reasons, built once for each
- *		version of the definition the run's batches see, as the owner (its
- *		expressions are parsed as the owner, who may read what they read).
+ * pipeline_prepare_shard_batch
+ *		The statement of a sharded run's batches -- the shard statement, or
+ *		routed, the coordinator's (routed_run.c) -- its checks and its
+ *		rules' reasons, built once for each version of the definition the
+ *		run's batches see, as the owner (its expressions are parsed as the
+ *		owner, who may read what they read).
  */
-static void
-prepare_statement(const PipelineDef *def, ShardBatch *batch)
+void
+pipeline_prepare_shard_batch(const PipelineDef *def, ShardBatch *batch)
 {
 	PipelineMapping *map;
 	List	   *rules;
+	bool		routed = pipeline_sharded_routed(def);
+	PipelineUserContext ctx;
 
 	if (batch->statement != NULL && batch->version == def->version)
 		return;
+	pipeline_become_owner(def, &ctx);
 	map = pipeline_build_mapping(def);
 	rules = pipeline_row_rules(def, map);
-	batch->checks = pipeline_load_shard_checks(def, PIPELINE_SHARD_TARGET);
-	batch->statement = pipeline_shard_statement(def, map, rules, batch->checks);
+	batch->checks = pipeline_load_shard_checks(def, routed ? pipeline_qualified_name(def->target)
+											   : PIPELINE_SHARD_TARGET);
+	batch->statement = routed ? pipeline_routed_sql(def, map, rules, batch->checks, "true")
+		: pipeline_shard_statement(def, map, rules, batch->checks);
 	batch->reasons = rule_texts(rules, true);
 	batch->sqlstates = rule_texts(rules, false);
 	batch->version = def->version;
+	pipeline_restore_user(&ctx);
 }
 
 /*
@@ -207,30 +215,25 @@ read_check_counts(ShardBatch *batch, int first)
 }
 
 /*
- * pipeline_merge_shards
- *		One batch: every pair of co-located shards merges its first
- *		batch_size rows, as the pipeline's owner, but the shards that failed
- *		in an earlier batch; adds what they did to 'counts', and says in
- *		'batch' what failed (adding the failed shards to those skipped),
- *		what they rejected and whether a shard had more rows.
+ * pipeline_read_shard_results
+ *		Adds to 'counts' what a batch's statements did, and says in 'batch'
+ *		what failed (adding the failed shards to those skipped), what they
+ *		rejected, whether a shard had more rows, and what the checks
+ *		counted and judged.  'results' is the SQL of the statements' rows
+ *		(shardid1, nodename, nodeport, success, result), over $1 the staging
+ *		table, $2 the target and $3 'arg' (of type 'arg_type').
  */
 void
-pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch)
+pipeline_read_shard_results(const PipelineDef *def, RunCounts *counts, ShardBatch *batch,
+							const char *results, Oid arg_type, Datum arg)
 {
 	Datum		failed_shards;
-	Oid			types[3] = {REGCLASSOID, REGCLASSOID, TEXTOID};
-	Datum		values[3];
-	PipelineUserContext ctx;
+	Oid			types[3] = {REGCLASSOID, REGCLASSOID, arg_type};
+	Datum		values[3] = {ObjectIdGetDatum(def->source), ObjectIdGetDatum(def->target), arg};
 	bool		isnull;
 
-	values[0] = ObjectIdGetDatum(def->source);
-	values[1] = ObjectIdGetDatum(def->target);
-	lock_shards_against_moves(def);
-	pipeline_become_owner(def, &ctx);
-	prepare_statement(def, batch);
-	values[2] = CStringGetTextDatum(shard_command(def, batch));
-	pipeline_exec("WITH r AS (SELECT r.*, CASE WHEN r.success THEN r.result::jsonb END AS j "
-				  "FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3) r), "
+	pipeline_exec(psprintf("WITH r AS (SELECT r.*, CASE WHEN r.success THEN r.result::jsonb END AS j "
+				  "FROM (%s) r), "
 				  "ok AS (SELECT j FROM r WHERE r.success AND r.j->>'check_failed' IS NULL), "
 				  "bad AS (SELECT * FROM r WHERE NOT r.success OR r.j->>'check_failed' IS NOT NULL), "
 				  "judged AS (SELECT r.j->'checks' AS c FROM r WHERE r.success AND r.j ? 'checks'), "
@@ -243,20 +246,21 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 				  "(SELECT coalesce(sum((j->>'updated')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'deleted')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(sum((j->>'stale')::bigint), 0) FROM ok)::bigint, "
-				  "(SELECT string_agg(format('shard %s on %s:%s: %s', shardid1, nodename, nodeport, "
-				  "CASE WHEN success THEN format('data quality check%s %s failed on its batch, nothing of which was "
-				  "merged (SQLSTATE PL001)', CASE WHEN j->>'check_failed' LIKE '%\",%' THEN 's' ELSE '' END, "
-				  "j->>'check_failed') ELSE result END), '; ' ORDER BY shardid1) FROM bad), "
+				  "(SELECT string_agg(CASE WHEN shardid1 IS NULL THEN '' ELSE format('shard %%s on %%s:%%s: ', "
+				  "shardid1, nodename, nodeport) END || CASE WHEN success THEN format('data quality check%%s %%s "
+				  "failed on its batch, nothing of which was merged (SQLSTATE PL001)', CASE WHEN j->>'check_failed' "
+				  "LIKE '%%\",%%' THEN 's' ELSE '' END, j->>'check_failed') ELSE result END, '; ' ORDER BY shardid1) "
+				  "FROM bad), "
 				  "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e), "
 				  "(SELECT coalesce(max((j->>'read')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(bool_or((j->>'more')::boolean), false) FROM ok), "
-				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FROM bad), "
+				  "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FILTER (WHERE shardid1 IS NOT NULL) FROM bad), "
 				  "(SELECT coalesce(sum((j->>'dropped')::bigint), 0) FROM ok)::bigint, "
 				  "(SELECT coalesce(bool_or(NOT success), false) FROM bad), "
 				  "(SELECT coalesce(sum((c->>'checked')::bigint), 0) FROM judged)::bigint, "
 				  "(SELECT array_agg(f ORDER BY i) FROM per_check)::text[], "
 				  "(SELECT array_agg(u ORDER BY i) FROM per_check)::text[], "
-				  "(SELECT array_agg(status ORDER BY i) FROM per_check)::text[]",
+				  "(SELECT array_agg(status ORDER BY i) FROM per_check)::text[]", results),
 				  3, types, values, NULL, false, 0);
 	counts->read += pipeline_result_int64(0, 0);
 	counts->filtered += pipeline_result_int64(0, 1);
@@ -276,6 +280,27 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 	if (!isnull)
 		batch->skipped = list_concat(batch->skipped,
 									 pipeline_text_array_to_list(failed_shards, "failed shards"));
+}
+
+/*
+ * pipeline_merge_shards
+ *		One batch: every pair of co-located shards merges its first
+ *		batch_size rows, as the pipeline's owner, but the shards that failed
+ *		in an earlier batch; adds what they did to 'counts', and says in
+ *		'batch' what failed (adding the failed shards to those skipped),
+ *		what they rejected and whether a shard had more rows.
+ */
+void
+pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *batch)
+{
+	PipelineUserContext ctx;
+
+	lock_shards_against_moves(def);
+	pipeline_prepare_shard_batch(def, batch);
+	pipeline_become_owner(def, &ctx);
+	pipeline_read_shard_results(def, counts, batch,
+								"SELECT * FROM pg_catalog.run_command_on_colocated_placements($1, $2, $3)",
+								TEXTOID, CStringGetTextDatum(shard_command(def, batch)));
 	counts->batches++;
 	pipeline_restore_user(&ctx);
 }

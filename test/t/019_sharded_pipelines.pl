@@ -10,7 +10,9 @@
 #      rows a shard; data quality checks judged in each shard's batch
 #      (quarantine, drop, warn, a reference table looked up, a unique
 #      distribution column, error_if failing a shard's batch alone), and
-#      those a shard cannot judge refused; what a sharded run refuses (a transaction block, a
+#      those a shard cannot judge refused; an append into a table on the
+#      coordinator, each batch routed there (rules, checks and a row the
+#      target refuses quarantined in the batch's transaction); what a sharded run refuses (a transaction block, a
 #      replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
 #   3. Rows a worker does not show yet -- its prepared transaction not
@@ -29,8 +31,8 @@
 #      shards rebalanced back, the coordinator's backend running them killed
 #      with SIGKILL (the coordinator restarting), and a worker killed with
 #      SIGKILL; at the end
-#      the append target holds each ledger row once, and the merge target
-#      each key's latest value.
+#      the append targets (distributed, and on the coordinator) hold each
+#      ledger row once, and the merge target each key's latest value.
 #
 # Needs Citus built for this server (test/install_citus.sh builds it from
 # its source when the source is at hand); skipped, saying so, otherwise.
@@ -396,6 +398,43 @@ is( $coordinator->safe_psql('postgres',
 	'1 0 requeue 1',
 	'a requeue stages the mended row again, and its run merges it through the checks');
 
+# an append into a table on the coordinator: each batch routed there
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE clicks (id int, page text, ms int);
+	SELECT create_distributed_table('clicks', 'id', colocate_with => 'stage');
+	CREATE TABLE "Click Log" (id int, page text NOT NULL, ms smallint);
+	SELECT pipeline.create_pipeline('click_log', 'clicks', '"Click Log"', strategy => 'append',
+	    filter => 'ms >= 0', batch_size => 7);
+	SELECT pipeline.add_check('click_log', 'known page', kind => 'accepted_values', column_name => 'page',
+	    accepted_values => '{home,cart}');
+	SELECT pipeline.add_check('click_log', 'one click a page', kind => 'unique', column_name => 'page',
+	    unique_scope => 'batch', action => 'warn');
+	INSERT INTO clicks VALUES (1, 'home', 5), (2, 'cart', 7), (3, NULL, 1), (4, 'home', -1), (5, 'shop', 3),
+	    (6, 'home', 99999), (7, 'cart', 8);
+	INSERT INTO clicks SELECT g, 'home', 1 FROM generate_series(10, 30) g;
+});
+$coordinator->safe_psql('postgres', "CALL pipeline.run('click_log')");
+is( $coordinator->safe_psql('postgres',
+		q{SELECT count(*) || ' ' || string_agg(DISTINCT page, ',' ORDER BY page) || ' ' || (SELECT count(*) FROM clicks) FROM "Click Log"}),
+	'24 cart,home 0',
+	'append into a plain table on the coordinator: the rows merged, the staging table drained');
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(sqlstate || ' ' || (raw_row->>'id'), ', ' ORDER BY raw_row->>'id') FROM pipeline.quarantine "
+		  . "WHERE pipeline = 'click_log'"),
+	'23502 3, PL001 5, 22003 6',
+	'quarantined in the batch\'s transaction: a NOT NULL rule, a check, and a value the target refuses, found alone');
+is( $coordinator->safe_psql('postgres',
+		"SELECT rows_read || ' ' || rows_inserted || ' ' || rows_filtered || ' ' || rows_quarantined || ' ' || (batches > 3) "
+		  . "FROM pipeline.runs WHERE pipeline = 'click_log'"),
+	'28 24 1 3 true', 'the run counts them, batch by batch');
+refused($coordinator,
+	"CREATE TABLE taps (id int, page text); SELECT create_distributed_table('taps', 'id', colocate_with => 'stage'); "
+	  . "CREATE TABLE last_click (id int PRIMARY KEY, page text); "
+	  . "SELECT pipeline.create_pipeline('click_keys', 'taps', 'last_click', key => ARRAY['id'])",
+	qr/sharded pipeline "click_keys" cannot write public\.last_click, which is not distributed co-located.*strategy => 'append'/s,
+	'a merge into a table on the coordinator is refused, pointing to co-location or an append');
+
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
 	'postgres', q{
@@ -535,6 +574,11 @@ $coordinator->safe_psql(
 	SELECT pipeline.create_pipeline('accounts', 'changes', 'accounts', key => ARRAY['id'], sequence_by => 'v',
 	    batch_size => 20);
 	CREATE TABLE changes_ledger (id int, v bigint);
+	CREATE TABLE page_visits (id int, x bigint);
+	SELECT create_distributed_table('page_visits', 'id', colocate_with => 'stage');
+	CREATE TABLE page_visit_log (id int, x bigint);
+	SELECT pipeline.create_pipeline('page_visit_log', 'page_visits', 'page_visit_log', strategy => 'append', batch_size => 30);
+	CREATE TABLE page_visits_ledger (id int, x bigint);
 });
 $coordinator->safe_psql('postgres',
 	out_of_order_writer(
@@ -542,10 +586,12 @@ $coordinator->safe_psql('postgres',
 		  . "FROM generate_series(1, 1 + (random() * 3)::int) RETURNING id, v) "
 		  . "INSERT INTO changes (id, v) SELECT id, v FROM r; "
 		  . "WITH r AS (INSERT INTO ledger SELECT (random() * 199)::int, nextval('version') RETURNING id, x) "
-		  . "INSERT INTO events (id, x) SELECT id, x FROM r"));
+		  . "INSERT INTO events (id, x) SELECT id, x FROM r; "
+		  . "WITH r AS (INSERT INTO page_visits_ledger SELECT (random() * 199)::int, nextval('version') RETURNING id, x) "
+		  . "INSERT INTO page_visits (id, x) SELECT id, x FROM r"));
 append_to_file("$scripts/write.sql", "CALL write_rows(600);\n");
 append_to_file("$scripts/run.sql",
-	"CALL pipeline.run('accounts');\nCALL pipeline.run('event_log');\n" x 100000);
+	"CALL pipeline.run('accounts');\nCALL pipeline.run('event_log');\nCALL pipeline.run('page_visit_log');\n" x 100000);
 my $after = last_run($coordinator);
 my @load = map { start_psql($coordinator, "$scripts/write.sql") } 1 .. 2;
 my $runner = start_psql($coordinator, "$scripts/run.sql");
@@ -598,19 +644,23 @@ $coordinator->poll_query_until('postgres',
 $coordinator->safe_psql('postgres', 'SELECT recover_prepared_transactions()');
 $_->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts') foreach @workers;
 $coordinator->safe_psql('postgres',
-	"SELECT pipeline.resume(name) FROM pipeline.pipelines; CALL pipeline.run('accounts'); CALL pipeline.run('event_log')"
-);
+	"SELECT pipeline.resume(name) FROM pipeline.pipelines; CALL pipeline.run('accounts'); CALL pipeline.run('event_log'); "
+	  . "CALL pipeline.run('page_visit_log')");
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM changes') + 0,
 	0, 'every staged change was claimed');
 is( differences($coordinator, 'SELECT id, max(v) FROM changes_ledger GROUP BY id', 'SELECT id, v FROM accounts'),
 	'0', 'merge: the target holds each key\'s latest value written');
 is(differences($coordinator, 'SELECT id, x FROM ledger', 'SELECT id, x FROM event_log'),
 	'0', 'append: each row written is in the target once');
+is( $coordinator->safe_psql('postgres', 'SELECT count(*) FROM page_visits') . ' '
+	  . differences($coordinator, 'SELECT id, x FROM page_visits_ledger', 'SELECT id, x FROM page_visit_log'),
+	'0 0', 'append into a table on the coordinator (routed): each row written is in it once');
 is( $coordinator->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE status = 'failed') > 0 AND sum(rows_read) > 300 FROM pipeline.runs WHERE pipeline = 'accounts'"
 	),
 	't', 'runs failed while the worker was gone, and many rows went through');
-is($coordinator->safe_psql('postgres', "SELECT count(*) FROM pipeline.quarantine WHERE pipeline IN ('accounts', 'event_log')"),
+is( $coordinator->safe_psql('postgres',
+		"SELECT count(*) FROM pipeline.quarantine WHERE pipeline IN ('accounts', 'event_log', 'page_visit_log')"),
 	'0', 'nothing was quarantined');
 
 done_testing();
