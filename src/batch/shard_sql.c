@@ -320,6 +320,7 @@ rejected_rows(const char *source, List *checks, bool routed)
 {
 	const char *entry = routed ? "pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, m.__pl_raw)" :
 	"pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, pg_catalog.to_jsonb(s) - '_xid' - '_seq')";
+
 	/* routed, every row taken is quarantined in the batch's transaction */
 	const char *rows = routed ? "m" :
 	psprintf("(SELECT * FROM m WHERE %s LIMIT %d) m JOIN ONLY %s s ON s.ctid = m.__pl_ctid",

@@ -507,33 +507,6 @@ drop_own_tables(const PipelineDef *def)
 }
 
 /*
- * pipeline_try_definition_statement
- *		Prepares, as the owner, the statement a run of the definition merges
- *		a batch with -- the batch statement, or a sharded pipeline's shard
- *		statement over the distributed tables -- with its row rules and
- *		checks; returns the error it raised, or NULL.
- */
-ErrorData *
-pipeline_try_definition_statement(const PipelineDef *def, PipelineMapping *map)
-{
-	List	   *rules = pipeline_row_rules(def, map);
-	char	   *target = pipeline_qualified_name(def->target);
-
-	if (!def->sharded)
-		return pipeline_try_batch_statement(def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING, rules,
-																	pipeline_load_checks(def, map),
-																	PENDING_RANGE));
-	if (pipeline_sharded_routed(def))
-		return pipeline_try_prepare(def, pipeline_routed_sql(def, map, rules, pipeline_load_shard_checks(def, target),
-															 "true"), 0, NULL);
-	(void) pipeline_shard_statement(def, map, rules,	/* its own checks */
-									pipeline_load_shard_checks(def, PIPELINE_SHARD_TARGET));
-	return pipeline_try_prepare(def, pipeline_shard_sql(def, map, rules, pipeline_load_shard_checks(def, target),
-														pipeline_qualified_name(def->source), target, "true"),
-								0, NULL);
-}
-
-/*
  * check_batch_statement
  *		Prepares the batch statement as the owner so that a definition that
  *		cannot run (say, an expression whose type does not fit the target

@@ -36,9 +36,6 @@ typedef struct PipelineSchedule
 	bool		any_weekday;	/* day of week starts with "*" */
 } PipelineSchedule;
 
-/* define.c */
-extern ErrorData *pipeline_try_definition_statement(const PipelineDef *def, PipelineMapping *map);
-
 /* source_format.c */
 extern void pipeline_check_format(PipelineDef *def);
 extern void pipeline_check_on_truncate(const PipelineDef *def);
@@ -62,6 +59,7 @@ extern void pipeline_refuse_deleting_dimension(const PipelineDef *def);
 extern void pipeline_apply_schema_change(PipelineDef *def);
 
 /* checks.c */
+extern ErrorData *pipeline_try_definition_statement(const PipelineDef *def, PipelineMapping *map);
 extern void pipeline_check_citus_checks(const PipelineDef *def);
 extern List *pipeline_load_checks(const PipelineDef *def, const PipelineMapping *map);
 extern List *pipeline_load_shard_checks(const PipelineDef *def, const char *target);

@@ -22,6 +22,13 @@
 #      transaction) while a session runs a sharded pipeline back to back;
 #      the target must hold each key's latest ledger event, every event
 #      read once.
+#   7. What data quality checks cost a sharded pipeline: the merge of 3
+#      with four checks every row passes (judged in each shard's batch)
+#      against the same pipeline without them, side by side.
+#   8. A sharded append into a table on the coordinator (each batch routed
+#      there, one distributed transaction): CITUS_APPEND_EVENTS events
+#      against the same by hand (a DELETE ... RETURNING of every shard's
+#      rows feeding an INSERT, in one statement), side by side.
 # On one machine a cluster cannot be faster than one server: these figures
 # say what routing a batch through Citus costs, not what more machines
 # would give.  Needs Citus (test/install_citus.sh builds it from its
@@ -29,7 +36,7 @@
 #
 #   bash test/bench/citus.sh
 #
-# Environment: CITUS_ROWS (1000000), CITUS_EVENTS (500000), CITUS_REPEAT (3),
+# Environment: CITUS_ROWS (1000000), CITUS_EVENTS (500000), CITUS_APPEND_EVENTS (200000), CITUS_REPEAT (3),
 # CITUS_RUN_REPEAT (5), CITUS_WRITE_SECONDS (20); BENCH_BUILD; BENCH_PORT (55480: the coordinator,
 # then the next two for the workers).
 set -euo pipefail
@@ -41,6 +48,7 @@ EVENTS=${CITUS_EVENTS:-500000}
 REPEAT=${CITUS_REPEAT:-3}
 RUN_REPEAT=${CITUS_RUN_REPEAT:-5}
 WRITE_SECONDS=${CITUS_WRITE_SECONDS:-20}
+APPEND_EVENTS=${CITUS_APPEND_EVENTS:-200000}
 PORT=${BENCH_PORT:-55480}
 bench_setup
 PG_CONFIG="$PG_CONFIG" bash "$HERE/../install_citus.sh"
@@ -299,5 +307,86 @@ say "6. exactly once under concurrent writers: two sessions staging 10 events a 
 say "   $written events written, $read read by $runs runs in $took ms ($(( written * 1000 / took )) events/s), $left left staged"
 say "   target against each key's latest event in the ledger: $diff rows differ"
 [ "$diff" = 0 ] && [ "$left" = 0 ] && [ "$written" = "$read" ] || { say "the invariant does not hold"; exit 1; }
+say ""
+# ---- 7. data quality checks on a sharded pipeline
+sql <<SQL
+CREATE TABLE events_ck (id bigint, v bigint);
+SELECT create_distributed_table('events_ck', 'id', colocate_with => 'events_sh');
+CREATE TABLE accounts_ck (id bigint PRIMARY KEY, v bigint);
+SELECT create_distributed_table('accounts_ck', 'id', colocate_with => 'events_sh');
+INSERT INTO accounts_ck TABLE accounts_sh;
+SELECT pipeline.create_pipeline('checked', 'events_ck', 'accounts_ck', key => ARRAY['id'], sequence_by => 'v');
+SELECT pipeline.add_check('checked', 'v known', kind => 'not_null', column_name => 'v');
+SELECT pipeline.add_check('checked', 'v positive', kind => 'range', column_name => 'v', min_value => '0');
+SELECT pipeline.add_check('checked', 'id in range', 'id BETWEEN 1 AND $ROWS', error_if => '> 1%');
+SELECT pipeline.add_check('checked', 'one event a key', kind => 'unique', column_name => 'id', action => 'warn');
+SQL
+checked_ms= ; unchecked_ms=
+for rep in $(seq "$REPEAT"); do
+    sql <<SQL
+CREATE TEMP TABLE ev AS
+SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
+  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;
+INSERT INTO events_sh (id, v) SELECT * FROM ev;
+INSERT INTO events_ck (id, v) SELECT * FROM ev;
+VACUUM ANALYZE events_sh, events_ck, accounts_sh, accounts_ck;
+SQL
+    if [ $(( rep % 2 )) = 1 ]; then
+        checked_ms+="$(timed -c "CALL pipeline.run('checked')") "
+        unchecked_ms+="$(timed -c "CALL pipeline.run('sharded')") "
+    else
+        unchecked_ms+="$(timed -c "CALL pipeline.run('sharded')") "
+        checked_ms+="$(timed -c "CALL pipeline.run('checked')") "
+    fi
+    diff=$(sql -Atc "SELECT count(*) FROM ((TABLE accounts_sh EXCEPT TABLE accounts_ck) UNION ALL
+                                           (TABLE accounts_ck EXCEPT TABLE accounts_sh)) d")
+    [ "$diff" = 0 ] || { say "the checked and unchecked targets differ in $diff rows"; exit 1; }
+    echo "repetition $rep done"
+done
+ckm=$(echo "$checked_ms" | median); unm=$(echo "$unchecked_ms" | median)
+say "7. data quality checks on a sharded pipeline: $EVENTS events into $ROWS rows (32 shards), four checks every row passes (not_null, range, an expression with error_if, unique on the distribution column), medians of $REPEAT"
+say "$(printf '   without checks   %9.1f ms   (%s)' "$unm" "$unchecked_ms")"
+say "$(printf '   with the checks  %9.1f ms   (%s)' "$ckm" "$checked_ms")"
+say "$(printf '   with / without: %.2fx the throughput; the check results recorded: %s' \
+    "$(echo "$unm $ckm" | awk '{print $1 / $2}')" \
+    "$(sql -Atc "SELECT count(*) FROM pipeline.check_results c JOIN pipeline.runs r USING (run_id) WHERE r.pipeline = 'checked'")")"
+say ""
+# ---- 8. a sharded append into a table on the coordinator, routed
+sql <<SQL
+SET citus.shard_count = 32;
+CREATE TABLE clicks_r (id bigint, v bigint);
+SELECT create_distributed_table('clicks_r', 'id');
+CREATE TABLE clicks_r_log (id bigint, v bigint);
+SELECT pipeline.create_pipeline('routed', 'clicks_r', 'clicks_r_log', strategy => 'append', batch_size => $APPEND_EVENTS);
+CREATE TABLE clicks_h (id bigint, v bigint);
+SELECT create_distributed_table('clicks_h', 'id', colocate_with => 'clicks_r');
+CREATE TABLE clicks_h_log (id bigint, v bigint);
+SQL
+APPEND_HAND="WITH d AS (DELETE FROM clicks_h RETURNING id, v) INSERT INTO clicks_h_log SELECT id, v FROM d"
+routed_ms= ; ahand_ms=
+for rep in $(seq "$REPEAT"); do
+    sql <<SQL
+INSERT INTO clicks_r (id, v) SELECT (random() * 99999)::bigint, nextval('version') FROM generate_series(1, $APPEND_EVENTS);
+INSERT INTO clicks_h (id, v) SELECT (random() * 99999)::bigint, nextval('version') FROM generate_series(1, $APPEND_EVENTS);
+VACUUM ANALYZE clicks_r, clicks_h;
+SQL
+    if [ $(( rep % 2 )) = 1 ]; then
+        routed_ms+="$(timed -c "CALL pipeline.run('routed')") "
+        ahand_ms+="$(timed -c "$APPEND_HAND") "
+    else
+        ahand_ms+="$(timed -c "$APPEND_HAND") "
+        routed_ms+="$(timed -c "CALL pipeline.run('routed')") "
+    fi
+    echo "repetition $rep done"
+done
+left=$(sql -Atc "SELECT (SELECT count(*) FROM clicks_r) + (SELECT count(*) FROM clicks_h)")
+logged=$(sql -Atc "SELECT (SELECT count(*) FROM clicks_r_log) || ' and ' || (SELECT count(*) FROM clicks_h_log)")
+[ "$left" = 0 ] || { say "$left events left staged"; exit 1; }
+rtm=$(echo "$routed_ms" | median); ahm=$(echo "$ahand_ms" | median)
+say "8. a sharded append into a plain table on the coordinator (routed): $APPEND_EVENTS events a run from 32 shards, medians of $REPEAT"
+say "$(printf '   by hand: DELETE ... RETURNING feeding an INSERT   %9.1f ms   (%s)' "$ahm" "$ahand_ms")"
+say "$(printf '   pipeline run (one batch)                          %9.1f ms   (%s)' "$rtm" "$routed_ms")"
+say "$(printf '   pipeline / by hand: %.2fx the throughput; rows appended: %s' \
+    "$(echo "$ahm $rtm" | awk '{print $1 / $2}')" "$logged")"
 say ""
 say "results written to $OUT"
