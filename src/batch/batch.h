@@ -222,8 +222,6 @@ extern char *pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *m
 								List *checks, const char *source, const char *target, const char *rows);
 extern char *pipeline_shard_statement(const PipelineDef *def, const PipelineMapping *map, List *rules,
 									  List *checks);
-extern char *pipeline_routed_sql(const PipelineDef *def, const PipelineMapping *map, List *rules,
-								 List *checks, const char *rows);
 
 /* shard_lookups.c */
 extern List *pipeline_shard_lookup_others(const PipelineDef *def, const char *expr);

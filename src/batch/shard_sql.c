@@ -14,12 +14,10 @@
  * coordinator to quarantine (run/shard_run.c).  Rows of a key are ordered
  * by sequence_by when the target keeps it, then by (_xid, _seq).
  *
- * A sharded append into a table on the coordinator (a plain or reference
- * table) runs the same statement there, routed: it first claims the
- * batch's rows from every shard through Citus (a DELETE ... RETURNING,
- * which Citus runs as a subplan), then maps, judges and writes them, all in
- * the batch's distributed transaction; the run quarantines the rows it
- * names in that transaction too.
+ * A sharded append into a table on the coordinator runs the same statement
+ * there, over a temporary table its batch's rows were first taken into
+ * (run/routed_run.c); its target's change log, on the coordinator too, is
+ * written by it.
  *
  * Data quality checks judge the rows of the shard's batch, in the
  * statement: a row failing a check whose action is quarantine is not
@@ -70,26 +68,19 @@ column_values(const PipelineMapping *map)
 
 /*
  * mapped_rows
- *		"WITH [taken AS (...),] m0 AS (...), ": the staging shard's first
- *		batch_size rows meeting 'rows' (a condition on the staged row s;
- *		routed, p) in
- *		(_xid, _seq) order (its unique index's) -- routed, taken out of every
- *		shard first, and carrying their raw row (__pl_raw) -- mapped, with
- *		whether the filter keeps each (__pl_keep) and whether it deletes
- *		(__pl_del).
+ *		"WITH m0 AS (...), ": the staging shard's first batch_size rows
+ *		meeting 'rows' (a condition on the shard's row s) in (_xid, _seq)
+ *		order (its unique index's), mapped, with whether the filter keeps
+ *		each (__pl_keep) and whether it deletes (__pl_del).
  */
 static void
 mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, const char *source,
-			const char *rows, bool routed)
+			const char *rows)
 {
 	ListCell   *lc;
 
-	appendStringInfoString(sql, "WITH ");
-	if (routed)
-		appendStringInfo(sql, "taken AS (DELETE FROM %s s WHERE (s._xid, s._seq) IN (SELECT p._xid, p._seq "
-						 "FROM %s p WHERE %s ORDER BY p._xid, p._seq LIMIT " INT64_FORMAT ") RETURNING s.*), ",
-						 source, source, rows, def->batch_size);
-	appendStringInfoString(sql, "m0 AS (SELECT s.__pl_ctid, s._xid AS __pl_xid, s._seq AS __pl_seq");
+	appendStringInfoString(sql, "WITH m0 AS (SELECT s.__pl_ctid, s._xid AS __pl_xid, "
+						   "s._seq AS __pl_seq");
 	foreach(lc, map->columns)
 	{
 		ColumnMap  *cm = lfirst(lc);
@@ -97,17 +88,13 @@ mapped_rows(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 		appendStringInfo(sql, ", (%s) AS %s", pipeline_shard_expression(def, cm->expr),
 						 quote_identifier(cm->column));
 	}
-	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del",
+	appendStringInfo(sql, ", %s AS __pl_keep, %s AS __pl_del "
+					 "FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s WHERE %s "
+					 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT ") s), ",
 					 def->filter ? psprintf("((%s)::boolean IS TRUE)", pipeline_shard_expression(def, def->filter)) : "true",
 					 def->delete_when ? psprintf("((%s)::boolean IS TRUE)",
-												 pipeline_shard_expression(def, def->delete_when)) : "false");
-	if (routed)
-		appendStringInfoString(sql, ", pg_catalog.to_jsonb(s) - '_xid' - '_seq' - '__pl_ctid' AS __pl_raw "
-							   "FROM (SELECT NULL::tid AS __pl_ctid, t.* FROM taken t) s), ");
-	else
-		appendStringInfo(sql, " FROM (SELECT s.ctid AS __pl_ctid, s.* FROM ONLY %s s WHERE %s "
-						 "ORDER BY s._xid, s._seq LIMIT " INT64_FORMAT ") s), ",
-						 source, rows, def->batch_size);
+												 pipeline_shard_expression(def, def->delete_when)) : "false",
+					 source, rows, def->batch_size);
 }
 
 /*
@@ -249,20 +236,14 @@ check_names(List *checks, const char *cond)
  *		concurrent statement claimed or changed meanwhile is not claimed
  *		(its ctid no longer matches): it stays for the next run.  With
  *		checks, nor is a row a check quarantines, nor any row of a batch
- *		that failed its checks.  Routed: the rows taken that are written.
+ *		that failed its checks.
  */
 static void
-claimed_rows(StringInfo sql, const char *source, bool checked, bool routed)
+claimed_rows(StringInfo sql, const char *source, bool checked)
 {
-	const char *judged = checked ? " AND m.__pl_act <> 3" : "";
-
-	/* routed, the rows are taken already, and a failed batch rolled back */
-	if (routed)
-		appendStringInfo(sql, "claimed AS (SELECT * FROM m WHERE m.__pl_rule < 0%s), ", judged);
-	else
-		appendStringInfo(sql, "claimed AS (DELETE FROM ONLY %s s USING m WHERE s.ctid = m.__pl_ctid "
-						 "AND m.__pl_rule < 0%s%s RETURNING m.*), ", source, judged,
-						 checked ? " AND NOT (SELECT 2 = ANY (statuses) FROM verdict)" : "");
+	appendStringInfo(sql, "claimed AS (DELETE FROM ONLY %s s USING m WHERE s.ctid = m.__pl_ctid "
+					 "AND m.__pl_rule < 0%s RETURNING m.*), ", source,
+					 checked ? " AND m.__pl_act <> 3 AND NOT (SELECT 2 = ANY (statuses) FROM verdict)" : "");
 }
 
 /*
@@ -316,25 +297,23 @@ checks_failed_list(List *checks)
  *		checks (nothing of it is taken).
  */
 static char *
-rejected_rows(const char *source, List *checks, bool routed)
+rejected_rows(const char *source, List *checks)
 {
-	const char *entry = routed ? "pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, m.__pl_raw)" :
-	"pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, pg_catalog.to_jsonb(s) - '_xid' - '_seq')";
-
-	/* routed, every row taken is quarantined in the batch's transaction */
-	const char *rows = routed ? "m" :
-	psprintf("(SELECT * FROM m WHERE %s LIMIT %d) m JOIN ONLY %s s ON s.ctid = m.__pl_ctid",
-			 checks ? "(m.__pl_rule >= 0 OR m.__pl_act = 3) AND NOT (SELECT 2 = ANY (statuses) FROM verdict)"
-			 : "m.__pl_rule >= 0", PIPELINE_SHARD_MAX_REJECTED, source);
-	const char *which = !routed ? "true" : checks ? "m.__pl_rule >= 0 OR m.__pl_act = 3" : "m.__pl_rule >= 0";
+	const char *entry = "pg_catalog.jsonb_build_array(m.__pl_xid, m.__pl_seq, m.__pl_rule, "
+	"pg_catalog.to_jsonb(s) - '_xid' - '_seq')";
 
 	if (checks == NIL)
-		return psprintf("SELECT coalesce(pg_catalog.jsonb_agg(%s), '[]') FROM %s WHERE %s", entry, rows, which);
+		return psprintf("SELECT coalesce(pg_catalog.jsonb_agg(%s), '[]') FROM (SELECT * FROM m "
+						"WHERE m.__pl_rule >= 0 LIMIT %d) m JOIN ONLY %s s ON s.ctid = m.__pl_ctid",
+						entry, PIPELINE_SHARD_MAX_REJECTED, source);
 	return psprintf("SELECT coalesce(pg_catalog.jsonb_agg(%s || CASE WHEN m.__pl_rule < 0 THEN "
 					"pg_catalog.jsonb_build_array('failed data quality check' || CASE WHEN "
 					"pg_catalog.num_nonnulls(%s) > 1 THEN 's ' ELSE ' ' END || %s, 'PL001') "
-					"ELSE '[]' END), '[]') FROM %s WHERE %s",
-					entry, checks_failed_list(checks), check_names(checks, "NOT m.__pl_c%d"), rows, which);
+					"ELSE '[]' END), '[]') FROM (SELECT * FROM m WHERE (m.__pl_rule >= 0 OR m.__pl_act = 3) "
+					"AND NOT (SELECT 2 = ANY (statuses) FROM verdict) LIMIT %d) m "
+					"JOIN ONLY %s s ON s.ctid = m.__pl_ctid",
+					entry, checks_failed_list(checks), check_names(checks, "NOT m.__pl_c%d"),
+					PIPELINE_SHARD_MAX_REJECTED, source);
 }
 
 /*
@@ -373,7 +352,7 @@ checks_result(List *checks)
  *		than the stored row, or equal to it).
  */
 static void
-result(StringInfo sql, const char *source, bool merges, List *checks, const char *written, bool routed)
+result(StringInfo sql, const char *source, bool merges, List *checks, const char *written)
 {
 	appendStringInfo(sql,
 					 "SELECT pg_catalog.jsonb_build_object("
@@ -386,22 +365,20 @@ result(StringInfo sql, const char *source, bool merges, List *checks, const char
 					 "'rejected', (%s)%s)::text",
 					 merges ? "(SELECT count(*) FROM deleted)" : "0", written,
 					 merges ? " - (SELECT count(*) FROM deleted)" : "",
-					 rejected_rows(source, checks, routed), checks_result(checks));
+					 rejected_rows(source, checks), checks_result(checks));
 }
 
 /*
- * shard_sql
+ * pipeline_shard_sql
  *		The statement merging one pair of co-located shards, 'source' and
  *		'target' being the names to write for the staging and target
  *		tables (quoted as SQL), 'rows' the condition on the staged rows it
- *		reads (SQL over the staged row s; routed, p), 'checks' the pipeline's data
- *		quality checks compiled for it (pipeline_load_shard_checks); or,
- *		'routed', the statement of a batch run on the coordinator over every
- *		shard.
+ *		reads (SQL over the shard's row s), 'checks' the pipeline's data
+ *		quality checks compiled for it (pipeline_load_shard_checks).
  */
-static char *
-shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List *checks,
-		  const char *source, const char *target, const char *rows, bool routed)
+char *
+pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List *checks,
+				   const char *source, const char *target, const char *rows)
 {
 	StringInfoData sql;
 	bool		merges = def->strategy->keyed;
@@ -409,7 +386,7 @@ shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List 
 
 	/* written: claimed rows kept by the filter and not dropped by a check */
 	initStringInfo(&sql);
-	mapped_rows(&sql, def, map, source, rows, routed);
+	mapped_rows(&sql, def, map, source, rows);
 	if (checks)
 	{
 		checked_rows(&sql, rules, checks);
@@ -417,42 +394,21 @@ shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List 
 	}
 	else
 		ruled_rows(&sql, rules, "m0", "m");
-	claimed_rows(&sql, source, checks != NIL, routed);
+	claimed_rows(&sql, source, checks != NIL);
 	if (merges)
 		upsert_and_delete(&sql, def, map, target, written);
 	else
+	{
+		/* (a change log is kept only of a target on the coordinator) */
 		appendStringInfo(&sql, "written AS (INSERT INTO %s AS t (%s) SELECT %s FROM claimed l "
-						 "WHERE %s RETURNING true AS inserted) ",
-						 target, pipeline_mapping_column_list(map), column_values(map), written);
-	result(&sql, source, merges, checks, written, routed);
+						 "WHERE %s RETURNING true AS inserted%s)",
+						 target, pipeline_mapping_column_list(map), column_values(map), written,
+						 pipeline_published_returning(def));
+		pipeline_publish_cte(&sql, def, "written", NULL);
+		appendStringInfoChar(&sql, ' ');
+	}
+	result(&sql, source, merges, checks, written);
 	return sql.data;
-}
-
-/*
- * pipeline_shard_sql
- *		The statement merging one pair of co-located shards (shard_sql),
- *		over the shards' names or, to try it at definition, the tables'.
- */
-char *
-pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List *checks,
-				   const char *source, const char *target, const char *rows)
-{
-	return shard_sql(def, map, rules, checks, source, target, rows, false);
-}
-
-/*
- * pipeline_routed_sql
- *		The statement of a batch of a sharded append into a table on the
- *		coordinator (shard_sql, routed): the staged rows meeting 'rows' (SQL
- *		over the staged row p) taken from every shard, mapped, judged and
- *		written; 'checks' compiled for the target itself.
- */
-char *
-pipeline_routed_sql(const PipelineDef *def, const PipelineMapping *map, List *rules, List *checks,
-					const char *rows)
-{
-	return shard_sql(def, map, rules, checks, pipeline_qualified_name(def->source),
-					 pipeline_qualified_name(def->target), rows, true);
 }
 
 /*

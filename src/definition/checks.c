@@ -463,9 +463,6 @@ pipeline_try_definition_statement(const PipelineDef *def, PipelineMapping *map)
 		return pipeline_try_batch_statement(def, pipeline_batch_sql(def, map, BATCH_FROM_STAGING, rules,
 																	pipeline_load_checks(def, map),
 																	PENDING_RANGE));
-	if (pipeline_sharded_routed(def))
-		return pipeline_try_prepare(def, pipeline_routed_sql(def, map, rules, pipeline_load_shard_checks(def, target),
-															 "true"), 0, NULL);
 	(void) pipeline_shard_statement(def, map, rules,	/* its own checks */
 									pipeline_load_shard_checks(def, PIPELINE_SHARD_TARGET));
 	return pipeline_try_prepare(def, pipeline_shard_sql(def, map, rules, pipeline_load_shard_checks(def, target),

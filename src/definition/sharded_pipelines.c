@@ -347,9 +347,9 @@ pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 			   "Use sequence_by naming a mapped target column, without delete_when; or delete_when without sequence_by.");
 	if (def->ignore_null_updates != NIL)
 		refuse(def, "ignore null updates", "Stage whole rows.");
-	if (OidIsValid(def->change_log))
+	if (OidIsValid(def->change_log) && !pipeline_sharded_routed(def))
 		refuse(def, psprintf("write %s, which other pipelines read", pipeline_qualified_name(def->target)),
-			   "Read the target from a pipeline defined after it only when the target is a plain table.");
+			   "Append from the distributed staging table into a table on the coordinator, and read that table.");
 	if (!pipeline_sharded_routed(def) && has_foreign_keys(def->target))
 		refuse(def, psprintf("write %s, which has foreign keys", pipeline_qualified_name(def->target)),
 			   "Drop the foreign keys of the target; a shard statement cannot look up the referenced table.");

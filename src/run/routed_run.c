@@ -2,232 +2,192 @@
  *
  * routed_run.c
  *	  A batch of a sharded append into a table on the coordinator (a plain
- *	  or a reference table): no shard can write it, so the batch's statement
- *	  (batch/shard_sql.c, routed) runs on the coordinator, as the pipeline's
- *	  owner.  It takes the batch's rows out of every shard through Citus and
- *	  writes them, and the run quarantines the rows it names, all in one
- *	  distributed transaction: Citus's two-phase commit makes the claim on
- *	  the workers and the rows written here one, so each row is appended
- *	  exactly once whatever fails.
+ *	  or a reference table), which no shard can write: routed through the
+ *	  coordinator, in one distributed transaction, so that Citus's
+ *	  two-phase commit makes the rows taken on the workers and the rows
+ *	  written here one -- each row appended exactly once, whatever fails.
+ *
+ * The batch takes its rows out of every shard through Citus into a
+ * temporary table (one DELETE ... RETURNING, which Citus runs on each shard
+ * and returns as one result), then runs the shard statement
+ * (batch/shard_sql.c) over that table as its staging shard, through the
+ * same pipeline.run_shard_statement a worker runs (run/shard_statement.c):
+ * rules, checks, rows raising a data error tried alone, the owner's
+ * privileges.  The rows the statement neither wrote nor rejected (beyond
+ * its batch, or after a row tried alone) go back to the staging table; the
+ * run quarantines the rejected ones in the same transaction.  A batch
+ * failing its checks is rolled back whole.
  *
  * The shards are not merged in parallel, nor apart: a blocked shard holds
- * the batch (for the pipeline's statement_timeout).  A batch failing its
- * checks is rolled back, as on one server.  A row raising a data error
- * (one no row rule foresaw) is found by taking the batch's rows one at a
- * time, each in a subtransaction: those that pass are written, the first
- * that fails is quarantined with its error once a row after it passed; an
- * error every row raises fails the run instead.
+ * the batch, for the pipeline's statement_timeout.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "model.h"
 #include "base/base.h"
 #include "batch/batch.h"
-#include "definition/definition.h"
 #include "run/run.h"
 
-/* The rows of pipeline_read_shard_results: the statements' results, $3. */
+/* The rows of pipeline_read_shard_results: the batch's one result, $3. */
 #define ROUTED_RESULTS \
 	"SELECT NULL::bigint AS shardid1, NULL::text AS nodename, NULL::int AS nodeport, " \
-	"true AS success, e AS result FROM pg_catalog.unnest($3) e"
+	"true AS success, $3 AS result"
 
-/* A routed statement to run, and its result, kept in the caller's memory. */
-typedef struct RoutedCall
+/* A routed batch to run, and its result, kept in the caller's memory. */
+typedef struct RoutedBatch
 {
 	const PipelineDef *def;
-	const char *sql;
+	const ShardBatch *batch;
 	MemoryContext context;
 	char	   *result;
-} RoutedCall;
+} RoutedBatch;
 
 /*
- * run_statement
- *		Runs the routed statement as the pipeline's owner; keeps its result.
- *		A batch that failed its checks is then rolled back, by an error:
- *		its result is kept, for the checks' results.
+ * taken_table
+ *		Creates the temporary table a batch's rows are taken into: the
+ *		staging table's columns, owned by its owner (whose privileges the
+ *		pipeline's owner has), dropped when the batch ends.  Its name, as
+ *		SQL.
+ */
+static char *
+taken_table(const PipelineDef *def)
+{
+	char	   *name = psprintf("pipeline_taken_" INT64_FORMAT, def->id);
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	pipeline_exec(psprintf("CREATE TEMPORARY TABLE %s (LIKE %s) ON COMMIT DROP", quote_identifier(name),
+						   pipeline_qualified_name(def->source)), 0, NULL, NULL, NULL, false, 0);
+	pipeline_exec(psprintf("ALTER TABLE pg_temp.%s OWNER TO %s", quote_identifier(name),
+						   quote_identifier(GetUserNameFromId(pipeline_relation_owner(def->source), false))),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+	return psprintf("pg_temp.%s", quote_identifier(name));
+}
+
+/*
+ * take_rows
+ *		Takes the staged rows up to the batch_size-th lowest _seq (unique
+ *		across the shards: one sequence) out of every shard into 'taken', as
+ *		the staging table's owner.  Citus computes the bound once, then runs
+ *		the DELETE on each shard, with no list of rows to send them.
  */
 static void
-run_statement(void *arg)
+take_rows(const PipelineDef *def, const char *taken)
 {
-	RoutedCall *call = arg;
+	const char *source = pipeline_qualified_name(def->source);
 	PipelineUserContext ctx;
+
+	pipeline_become_relation_owner(def->source, &ctx);
+	pipeline_exec(psprintf("WITH t AS (DELETE FROM %s s WHERE s._seq <= (SELECT max(b._seq) FROM "
+						   "(SELECT p._seq FROM %s p ORDER BY p._seq LIMIT " INT64_FORMAT ") b) "
+						   "RETURNING s.*) INSERT INTO %s SELECT * FROM t",
+						   source, source, def->batch_size, taken),
+				  0, NULL, NULL, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * merge_taken
+ *		The shard statement over 'taken' and the target, as the pipeline's
+ *		owner, through pipeline.run_shard_statement (which applies the
+ *		pipeline's search_path in a security-restricted operation; the run
+ *		has armed its statement_timeout); its result (a jsonb, as text).
+ */
+static char *
+merge_taken(const PipelineDef *def, const ShardBatch *batch, const char *taken)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[5];
+	PipelineUserContext ctx;
+	char	   *result;
+
+	values[0] = CStringGetTextDatum(taken);
+	values[1] = CStringGetTextDatum(pipeline_qualified_name(def->target));
+	values[2] = CStringGetTextDatum(batch->statement);
+	values[3] = CStringGetTextDatum(def->search_path);
+	values[4] = Int64GetDatum(def->batch_size);
+	pipeline_become_owner(def, &ctx);
+	pipeline_exec("SELECT pipeline.run_shard_statement($1, $2, $3, $4, 0, '{}', $5)",
+				  5, types, values, NULL, false, 0);
+	result = pipeline_result_text(0, 0);
+	pipeline_restore_user(&ctx);
+	return result;
+}
+
+/*
+ * put_back
+ *		Returns to the staging table, as its owner, the rows the statement
+ *		left in 'taken' but those it rejected (quarantined by the run).
+ */
+static void
+put_back(const PipelineDef *def, const char *taken, const char *result)
+{
+	Oid			type = JSONBOID;
+	Datum		value = DirectFunctionCall1(jsonb_in, CStringGetDatum(result));
+	PipelineUserContext ctx;
+
+	pipeline_become_relation_owner(def->source, &ctx);
+	pipeline_exec(psprintf("WITH b AS (DELETE FROM %s t WHERE (t._xid, t._seq) NOT IN (SELECT (e->>0)::xid8, "
+						   "(e->>1)::bigint FROM pg_catalog.jsonb_array_elements($1->'rejected') e) "
+						   "RETURNING t.*) INSERT INTO %s SELECT * FROM b",
+						   taken, pipeline_qualified_name(def->source)),
+				  1, &type, &value, NULL, false, 0);
+	pipeline_restore_user(&ctx);
+}
+
+/*
+ * run_batch
+ *		Takes, merges and puts back, keeping the result in the caller's
+ *		memory; a batch that failed its checks is then rolled back, by an
+ *		error, its result kept for the checks' results.
+ */
+static void
+run_batch(void *arg)
+{
+	RoutedBatch *rb = arg;
+	char	   *taken = taken_table(rb->def);
 	Oid			type = TEXTOID;
 	Datum		value;
 	bool		isnull;
 
-	pipeline_become_owner(call->def, &ctx);
-	pipeline_exec(call->sql, 0, NULL, NULL, NULL, false, 0);
-	call->result = MemoryContextStrdup(call->context, pipeline_result_text(0, 0));
-	pipeline_restore_user(&ctx);
-	value = CStringGetTextDatum(call->result);
+	take_rows(rb->def, taken);
+	rb->result = MemoryContextStrdup(rb->context, merge_taken(rb->def, rb->batch, taken));
+	value = CStringGetTextDatum(rb->result);
 	pipeline_exec("SELECT $1::jsonb->>'check_failed' IS NOT NULL", 1, &type, &value, NULL, true, 1);
 	if (DatumGetBool(pipeline_result_datum(0, 0, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_PIPELINE_CHECK_FAILED),
-				 errmsg("the batch of pipeline \"%s\" failed its data quality checks", call->def->name)));
-}
-
-/*
- * one_row_statement
- *		The routed statement taking the first staged row meeting 'rows' (SQL
- *		over the staged row p).
- */
-static char *
-one_row_statement(const PipelineDef *def, const char *rows)
-{
-	PipelineDef copy = *def;
-	PipelineMapping *map;
-	PipelineUserContext ctx;
-	char	   *sql;
-
-	copy.batch_size = 1;
-	pipeline_become_owner(def, &ctx);
-	map = pipeline_build_mapping(&copy);
-	sql = pipeline_routed_sql(&copy, map, pipeline_row_rules(&copy, map),
-							  pipeline_load_shard_checks(&copy, pipeline_qualified_name(def->target)), rows);
-	pipeline_restore_user(&ctx);
-	return sql;
-}
-
-/*
- * try_statement
- *		Runs a routed statement in a subtransaction: NULL, its result kept
- *		in 'results' (a failed check's too); or the error it raised.
- */
-static ErrorData *
-try_statement(const PipelineDef *def, const char *sql, List **results)
-{
-	RoutedCall	call = {def, sql, CurrentMemoryContext, NULL};
-	ErrorData  *error = pipeline_try(run_statement, &call);
-
-	if (call.result != NULL)
-		*results = lappend(*results, call.result);
-	return call.result != NULL ? NULL : error;
-}
-
-/*
- * first_row
- *		The first staged row meeting 'rows', as [_xid, _seq, -1, raw row]
- *		(text), read as the staging table's owner; NULL when none is.
- */
-static char *
-first_row(const PipelineDef *def, const char *rows)
-{
-	PipelineUserContext ctx;
-	char	   *row = NULL;
-
-	pipeline_become_relation_owner(def->source, &ctx);
-	if (pipeline_exec(psprintf("SELECT pg_catalog.jsonb_build_array(p._xid, p._seq, -1, "
-							   "pg_catalog.to_jsonb(p) - '_xid' - '_seq')::text FROM %s p WHERE %s "
-							   "ORDER BY p._xid, p._seq LIMIT 1", pipeline_qualified_name(def->source), rows),
-					  0, NULL, NULL, NULL, true, 1) > 0)
-		row = pipeline_result_text(0, 0);
-	pipeline_restore_user(&ctx);
-	return row;
-}
-
-/*
- * taken_failing
- *		Takes the rows that failed alone ('failing': a jsonb array of [_xid,
- *		_seq, -1, raw row, message, SQLSTATE], as text) out of the staging
- *		table, as its owner; the result naming them for the quarantine.
- */
-static char *
-taken_failing(const PipelineDef *def, const char *failing)
-{
-	Oid			type = JSONBOID;
-	Datum		value = DirectFunctionCall1(jsonb_in, CStringGetDatum(failing));
-	PipelineUserContext ctx;
-
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec(psprintf("DELETE FROM %s s WHERE (s._xid, s._seq) IN (SELECT (e->>0)::xid8, (e->>1)::bigint "
-						   "FROM pg_catalog.jsonb_array_elements($1) e)", pipeline_qualified_name(def->source)),
-				  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
-	return psprintf("{\"read\": %d, \"rejected\": %s, \"more\": true}",
-					(int) SPI_processed, failing);
-}
-
-/*
- * isolate_rows
- *		After a data error: the batch's rows taken one at a time, each in a
- *		subtransaction (kept when it passes), until a row failed and one
- *		after it passed, or the batch's size is reached; the rows that
- *		failed are then taken out for the quarantine.  The results of the
- *		statements kept are added to 'results'.  An error no row raises
- *		alone, or every row tried raises, fails the batch.
- */
-static void
-isolate_rows(const PipelineDef *def, ErrorData *error, List **results)
-{
-	StringInfoData failing;
-	StringInfoData excluded;
-	int			passed = 0;
-
-	initStringInfo(&failing);
-	initStringInfo(&excluded);
-	for (int64 i = 0; i < def->batch_size && !(failing.len > 0 && passed > 0); i++)
-	{
-		const char *rows = excluded.len ? psprintf("(p._xid, p._seq) NOT IN (%s)", excluded.data) : "true";
-		char	   *row = first_row(def, rows);
-		ErrorData  *row_error;
-
-		if (row == NULL)
-			break;
-		row_error = try_statement(def, one_row_statement(def, rows), results);
-		if (row_error == NULL)
-		{
-			passed++;
-			continue;
-		}
-		if (!pipeline_is_row_error(row_error->sqlerrcode))
-			ReThrowError(row_error);
-		/* the entry without its "]", then the error's message and SQLSTATE */
-		appendStringInfo(&failing, "%s%.*s, ", failing.len ? ", " : "", (int) strlen(row) - 1, row);
-		escape_json(&failing, row_error->message);
-		appendStringInfoString(&failing, ", ");
-		escape_json(&failing, unpack_sql_state(row_error->sqlerrcode));
-		appendStringInfoChar(&failing, ']');
-		appendStringInfo(&excluded, "%s(((%s::jsonb)->>0)::xid8, ((%s::jsonb)->>1)::bigint)",
-						 excluded.len ? ", " : "", quote_literal_cstr(row), quote_literal_cstr(row));
-	}
-	if (failing.len == 0 || passed == 0)
-		ReThrowError(error);
-	*results = lappend(*results, taken_failing(def, psprintf("[%s]", failing.data)));
+				 errmsg("a batch of pipeline \"%s\" failed its data quality checks", rb->def->name)));
+	put_back(rb->def, taken, rb->result);
 }
 
 /*
  * pipeline_claim_routed
- *		One batch of a sharded append into a table on the coordinator: its
- *		rows taken from every shard and written (or, after a data error,
- *		one at a time: isolate_rows); adds what it did to 'counts' and says
- *		in 'batch' what failed (its checks) and what it rejected, for the
- *		run to quarantine in the same transaction.
+ *		One batch of a sharded append into a table on the coordinator
+ *		(run_batch, in a subtransaction); adds what it did to 'counts' and
+ *		says in 'batch' what failed (its checks: the run stops) and what it
+ *		rejected, for the run to quarantine in the same transaction.
  */
 void
 pipeline_claim_routed(const PipelineDef *def, RunCounts *counts, ShardBatch *batch)
 {
-	List	   *results = NIL;
+	RoutedBatch rb = {def, batch, CurrentMemoryContext, NULL};
 	ErrorData  *error;
 
 	pipeline_prepare_shard_batch(def, batch);
-	error = try_statement(def, batch->statement, &results);
-	if (error != NULL)
-	{
-		if (!pipeline_is_row_error(error->sqlerrcode))
-			ReThrowError(error);
-		isolate_rows(def, error, &results);
-	}
-	pipeline_read_shard_results(def, counts, batch, ROUTED_RESULTS, TEXTARRAYOID,
-								pipeline_list_to_text_array(results));
-	/* a failed batch is the whole of it: the run stops */
+	error = pipeline_try(run_batch, &rb);
+	if (error != NULL && rb.result == NULL)
+		ReThrowError(error);
+	pipeline_read_shard_results(def, counts, batch, ROUTED_RESULTS, TEXTOID,
+								CStringGetTextDatum(rb.result));
 	if (batch->failed)
 		batch->full = false;
 	counts->batches++;

@@ -106,18 +106,17 @@ rule_texts(List *rules, bool reasons)
 
 /*
  * pipeline_prepare_shard_batch
- *		The statement of a sharded run's batches -- the shard statement, or
- *		routed, the coordinator's (routed_run.c) -- its checks and its
- *		rules' reasons, built once for each version of the definition the
- *		run's batches see, as the owner (its expressions are parsed as the
- *		owner, who may read what they read).
+ *		The shard statement of a sharded run's batches (run on the workers,
+ *		or routed through the coordinator: routed_run.c), its checks and
+ *		its rules' reasons, built once for each version of the definition
+ *		the run's batches see, as the owner (its expressions are parsed as
+ *		the owner, who may read what they read).
  */
 void
 pipeline_prepare_shard_batch(const PipelineDef *def, ShardBatch *batch)
 {
 	PipelineMapping *map;
 	List	   *rules;
-	bool		routed = pipeline_sharded_routed(def);
 	PipelineUserContext ctx;
 
 	if (batch->statement != NULL && batch->version == def->version)
@@ -125,10 +124,8 @@ pipeline_prepare_shard_batch(const PipelineDef *def, ShardBatch *batch)
 	pipeline_become_owner(def, &ctx);
 	map = pipeline_build_mapping(def);
 	rules = pipeline_row_rules(def, map);
-	batch->checks = pipeline_load_shard_checks(def, routed ? pipeline_qualified_name(def->target)
-											   : PIPELINE_SHARD_TARGET);
-	batch->statement = routed ? pipeline_routed_sql(def, map, rules, batch->checks, "true")
-		: pipeline_shard_statement(def, map, rules, batch->checks);
+	batch->checks = pipeline_load_shard_checks(def, PIPELINE_SHARD_TARGET);
+	batch->statement = pipeline_shard_statement(def, map, rules, batch->checks);
 	batch->reasons = rule_texts(rules, true);
 	batch->sqlstates = rule_texts(rules, false);
 	batch->version = def->version;

@@ -448,6 +448,31 @@ join_capture(Oid relation, Oid reader)
 }
 
 /*
+ * refuse_sharded_writer
+ *		Errors when a sharded pipeline writes a distributed target shard by
+ *		shard: its statements run on the workers, beside no change log.
+ */
+static void
+refuse_sharded_writer(Oid target)
+{
+	Oid			type = OIDOID;
+	Datum		value = ObjectIdGetDatum(target);
+	char	   *writer;
+
+	if (pipeline_citus_kind(target) != CITUS_DISTRIBUTED ||
+		pipeline_exec_internal("SELECT name FROM pipeline.pipeline_defs WHERE target = $1 AND sharded "
+							   "ORDER BY id LIMIT 1", 1, &type, &value, NULL) == 0)
+		return;
+	writer = pipeline_result_text(0, 0);
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("the changes of %s cannot be followed", pipeline_qualified_name(target)),
+			 errdetail("Sharded pipeline \"%s\" writes it shard by shard, on the workers, where no change log is kept.",
+					   writer),
+			 errhint("Append from the distributed staging table into a table on the coordinator (each batch is routed there, with its change log), and read that table.")));
+}
+
+/*
  * create_target_log
  *		The first reader of a target: locks its writers' definitions FOR
  *		UPDATE (which waits for their running batches and holds their next
@@ -461,6 +486,7 @@ create_target_log(Oid target)
 	List	   *writers;
 	ListCell   *lc;
 
+	refuse_sharded_writer(target);
 	pipeline_lock_writers(target);
 	log = pipeline_create_change_log(target);
 	change_log_lock(log, ExclusiveLock, true);

@@ -12,7 +12,9 @@
 #      distribution column, error_if failing a shard's batch alone), and
 #      those a shard cannot judge refused; an append into a table on the
 #      coordinator, each batch routed there (rules, checks and a row the
-#      target refuses quarantined in the batch's transaction); what a sharded run refuses (a transaction block, a
+#      target refuses quarantined in the batch's transaction), read by an
+#      aggregate through its change log; a reader of a target written
+#      shard by shard refused; what a sharded run refuses (a transaction block, a
 #      replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
 #   3. Rows a worker does not show yet -- its prepared transaction not
@@ -428,6 +430,25 @@ is( $coordinator->safe_psql('postgres',
 		"SELECT rows_read || ' ' || rows_inserted || ' ' || rows_filtered || ' ' || rows_quarantined || ' ' || (batches > 3) "
 		  . "FROM pipeline.runs WHERE pipeline = 'click_log'"),
 	'28 24 1 3 true', 'the run counts them, batch by batch');
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE page_counts (page text PRIMARY KEY, n bigint);
+	SELECT pipeline.create_pipeline('page_counts', '"Click Log"', 'page_counts', key => ARRAY['page'],
+	    strategy => 'aggregate', columns => '{"n": "count(*)"}', source_key => ARRAY['id']);
+	CALL pipeline.run('page_counts');
+	INSERT INTO clicks VALUES (31, 'cart', 2), (32, 'home', 2);
+	CALL pipeline.run('click_log');
+	CALL pipeline.run('page_counts');
+});
+is($coordinator->safe_psql('postgres', "SELECT string_agg(page || n, ' ' ORDER BY page) FROM page_counts"),
+	'cart3 home23',
+	'a pipeline reads the coordinator table\'s changes (an aggregate), the routed batches publishing them');
+refused($coordinator,
+	"CREATE TABLE paint_counts (colour text PRIMARY KEY, n bigint); "
+	  . "SELECT pipeline.create_pipeline('paint_counts', 'paint_log', 'paint_counts', key => ARRAY['colour'], "
+	  . "strategy => 'aggregate', columns => '{\"n\": \"count(*)\"}')",
+	qr/the changes of public\.paint_log cannot be followed.*Sharded pipeline "paints" writes it shard by shard/s,
+	'a pipeline reading a target written shard by shard is refused');
 refused($coordinator,
 	"CREATE TABLE taps (id int, page text); SELECT create_distributed_table('taps', 'id', colocate_with => 'stage'); "
 	  . "CREATE TABLE last_click (id int PRIMARY KEY, page text); "
