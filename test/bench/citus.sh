@@ -95,6 +95,32 @@ timed() {
     sql -c '\timing on' "$@" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | awk '{s += $1} END {printf "%.1f", s}'
 }
 
+# new_events: SQL making temp table ev of EVENTS events on distinct keys of
+# the ROWS-row targets, each a newer version.
+new_events() {
+    echo "CREATE TEMP TABLE ev AS
+SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
+  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;"
+}
+
+# in_turn REP VAR SQL VAR SQL ...: times each SQL, appending its milliseconds
+# to the variable named before it; in repetition REP, forwards when odd and
+# backwards when even, so that no contender always goes first.
+in_turn() {
+    local rep=$1 i; shift
+    local -a pairs=("$@") order=()
+    for ((i = 0; i < ${#pairs[@]}; i += 2)); do order+=("$i"); done
+    [ $(( rep % 2 )) = 1 ] || order=($(printf '%s\n' "${order[@]}" | tac))
+    for i in "${order[@]}"; do
+        printf -v "${pairs[i]}" '%s%s ' "${!pairs[i]}" "$(timed -c "${pairs[i + 1]}")"
+    done
+}
+
+# differing A B: how many rows of tables A and B are not in the other.
+differing() {
+    sql -Atc "SELECT count(*) FROM ((TABLE $1 EXCEPT TABLE $2) UNION ALL (TABLE $2 EXCEPT TABLE $1)) d"
+}
+
 # small_runs PIPELINE STAGING SHARDS: RUN_REPEAT runs of PIPELINE, each of
 # 1,000 new events staged into STAGING (keys of a 100,000-row target); says
 # their median for SHARDS shards.
@@ -130,22 +156,13 @@ SQL
 local_ms= ; dist_ms=
 for rep in $(seq "$REPEAT"); do
     sql <<SQL
-CREATE TEMP TABLE ev AS
-SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
-  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;
+$(new_events)
 INSERT INTO events_local SELECT * FROM ev;
 INSERT INTO events_dist SELECT * FROM ev;
 VACUUM ANALYZE events_local, events_dist, accounts_local, accounts_dist;
 SQL
-    if [ $(( rep % 2 )) = 1 ]; then
-        local_ms+="$(timed -c "CALL pipeline.run('local')") "
-        dist_ms+="$(timed -c "CALL pipeline.run('dist')") "
-    else
-        dist_ms+="$(timed -c "CALL pipeline.run('dist')") "
-        local_ms+="$(timed -c "CALL pipeline.run('local')") "
-    fi
-    diff=$(sql -Atc "SELECT count(*) FROM ((TABLE accounts_local EXCEPT TABLE accounts_dist) UNION ALL
-                                           (TABLE accounts_dist EXCEPT TABLE accounts_local)) d")
+    in_turn "$rep" local_ms "CALL pipeline.run('local')" dist_ms "CALL pipeline.run('dist')"
+    diff=$(differing accounts_local accounts_dist)
     [ "$diff" = 0 ] || { say "the plain and the distributed targets differ in $diff rows"; exit 1; }
     echo "repetition $rep done"
 done
@@ -203,26 +220,15 @@ CLAIM="SELECT count(*) FROM run_command_on_colocated_placements('events_claim', 
   ORDER BY id, v DESC ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v WHERE t.v <= EXCLUDED.v') WHERE success"
 for rep in $(seq "$REPEAT"); do
     sql <<SQL
-CREATE TEMP TABLE ev AS
-SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
-  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;
+$(new_events)
 INSERT INTO events_sh (id, v) SELECT * FROM ev;
 INSERT INTO events_hand SELECT * FROM ev;
 INSERT INTO events_claim SELECT * FROM ev;
 VACUUM ANALYZE events_sh, events_hand, events_claim, accounts_sh, accounts_hand, accounts_claim;
 SQL
-    if [ $(( rep % 2 )) = 1 ]; then
-        sharded_ms+="$(timed -c "CALL pipeline.run('sharded')") "
-        hand_ms+="$(timed -c "$HAND") "
-        claim_ms+="$(timed -c "$CLAIM") "
-    else
-        claim_ms+="$(timed -c "$CLAIM") "
-        hand_ms+="$(timed -c "$HAND") "
-        sharded_ms+="$(timed -c "CALL pipeline.run('sharded')") "
-    fi
+    in_turn "$rep" sharded_ms "CALL pipeline.run('sharded')" hand_ms "$HAND" claim_ms "$CLAIM"
     for other in accounts_hand accounts_claim; do
-        diff=$(sql -Atc "SELECT count(*) FROM ((TABLE accounts_sh EXCEPT TABLE $other) UNION ALL
-                                               (TABLE $other EXCEPT TABLE accounts_sh)) d")
+        diff=$(differing accounts_sh "$other")
         [ "$diff" = 0 ] || { say "the sharded target and $other differ in $diff rows"; exit 1; }
     done
     echo "repetition $rep done"
@@ -324,22 +330,13 @@ SQL
 checked_ms= ; unchecked_ms=
 for rep in $(seq "$REPEAT"); do
     sql <<SQL
-CREATE TEMP TABLE ev AS
-SELECT id, nextval('version') AS v FROM (SELECT DISTINCT (random() * ($ROWS - 1))::bigint + 1 AS id
-  FROM generate_series(1, $EVENTS * 11 / 10)) k LIMIT $EVENTS;
+$(new_events)
 INSERT INTO events_sh (id, v) SELECT * FROM ev;
 INSERT INTO events_ck (id, v) SELECT * FROM ev;
 VACUUM ANALYZE events_sh, events_ck, accounts_sh, accounts_ck;
 SQL
-    if [ $(( rep % 2 )) = 1 ]; then
-        checked_ms+="$(timed -c "CALL pipeline.run('checked')") "
-        unchecked_ms+="$(timed -c "CALL pipeline.run('sharded')") "
-    else
-        unchecked_ms+="$(timed -c "CALL pipeline.run('sharded')") "
-        checked_ms+="$(timed -c "CALL pipeline.run('checked')") "
-    fi
-    diff=$(sql -Atc "SELECT count(*) FROM ((TABLE accounts_sh EXCEPT TABLE accounts_ck) UNION ALL
-                                           (TABLE accounts_ck EXCEPT TABLE accounts_sh)) d")
+    in_turn "$rep" checked_ms "CALL pipeline.run('checked')" unchecked_ms "CALL pipeline.run('sharded')"
+    diff=$(differing accounts_sh accounts_ck)
     [ "$diff" = 0 ] || { say "the checked and unchecked targets differ in $diff rows"; exit 1; }
     echo "repetition $rep done"
 done
@@ -370,13 +367,7 @@ INSERT INTO clicks_r (id, v) SELECT (random() * 99999)::bigint, nextval('version
 INSERT INTO clicks_h (id, v) SELECT (random() * 99999)::bigint, nextval('version') FROM generate_series(1, $APPEND_EVENTS);
 VACUUM ANALYZE clicks_r, clicks_h;
 SQL
-    if [ $(( rep % 2 )) = 1 ]; then
-        routed_ms+="$(timed -c "CALL pipeline.run('routed')") "
-        ahand_ms+="$(timed -c "$APPEND_HAND") "
-    else
-        ahand_ms+="$(timed -c "$APPEND_HAND") "
-        routed_ms+="$(timed -c "CALL pipeline.run('routed')") "
-    fi
+    in_turn "$rep" routed_ms "CALL pipeline.run('routed')" ahand_ms "$APPEND_HAND"
     echo "repetition $rep done"
 done
 left=$(sql -Atc "SELECT (SELECT count(*) FROM clicks_r) + (SELECT count(*) FROM clicks_h)")
@@ -385,7 +376,7 @@ logged=$(sql -Atc "SELECT (SELECT count(*) FROM clicks_r_log) || ' and ' || (SEL
 rtm=$(echo "$routed_ms" | median); ahm=$(echo "$ahand_ms" | median)
 say "8. a sharded append into a plain table on the coordinator (routed): $APPEND_EVENTS events a run from 32 shards, medians of $REPEAT"
 say "$(printf '   by hand: DELETE ... RETURNING feeding an INSERT   %9.1f ms   (%s)' "$ahm" "$ahand_ms")"
-say "$(printf '   pipeline run (one batch)                          %9.1f ms   (%s)' "$rtm" "$routed_ms")"
+say "$(printf '   pipeline run (a batch, then one finding none left) %9.1f ms   (%s)' "$rtm" "$routed_ms")"
 say "$(printf '   pipeline / by hand: %.2fx the throughput; rows appended: %s' \
     "$(echo "$ahm $rtm" | awk '{print $1 / $2}')" "$logged")"
 say ""
