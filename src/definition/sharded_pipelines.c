@@ -51,14 +51,14 @@ refuse(const PipelineDef *def, const char *what, const char *hint)
 
 /*
  * pipeline_sharded_routed
- *		Whether a sharded pipeline writes a table on the coordinator (a
- *		plain or reference table: an append), whose batches are routed
- *		there rather than run on the shards (run/routed_run.c).
+ *		Whether a sharded pipeline writes a plain table on the coordinator
+ *		(an append), whose batches are routed there rather than run on the
+ *		shards (run/routed_run.c).
  */
 bool
 pipeline_sharded_routed(const PipelineDef *def)
 {
-	return def->sharded && pipeline_citus_kind(def->target) != CITUS_DISTRIBUTED;
+	return def->sharded && pipeline_citus_kind(def->target) == CITUS_NONE;
 }
 
 /*
@@ -80,6 +80,10 @@ check_placement(const PipelineDef *def, const PipelineMapping *map)
 
 	if (pipeline_sharded_routed(def) && !def->strategy->keyed)
 		return;
+	/* Citus plans no write of a reference table from the coordinator's own */
+	if (pipeline_citus_kind(def->target) == CITUS_REFERENCE)
+		refuse(def, psprintf("write %s, a Citus reference table", pipeline_qualified_name(def->target)),
+			   "Append into a plain table on the coordinator, and fill the reference table from it with a pipeline reading that table.");
 	if (target_column == NULL || !pipeline_citus_colocated(def->source, def->target))
 		refuse(def, psprintf("write %s, which is not distributed co-located with its staging table",
 							 pipeline_qualified_name(def->target)), hint);

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * routed_run.c
- *	  A batch of a sharded append into a table on the coordinator (a plain
- *	  or a reference table), which no shard can write: routed through the
+ *	  A batch of a sharded append into a plain table on the coordinator,
+ *	  which no shard can write: routed through the
  *	  coordinator, in one distributed transaction, so that Citus's
  *	  two-phase commit makes the rows taken on the workers and the rows
  *	  written here one -- each row appended exactly once, whatever fails.

@@ -455,6 +455,11 @@ refused($coordinator,
 	  . "SELECT pipeline.create_pipeline('click_keys', 'taps', 'last_click', key => ARRAY['id'])",
 	qr/sharded pipeline "click_keys" cannot write public\.last_click, which is not distributed co-located.*strategy => 'append'/s,
 	'a merge into a table on the coordinator is refused, pointing to co-location or an append');
+refused($coordinator,
+	"CREATE TABLE ref_log (id int, page text); SELECT create_reference_table('ref_log'); "
+	  . "SELECT pipeline.create_pipeline('to_ref', 'taps', 'ref_log', strategy => 'append')",
+	qr/sharded pipeline "to_ref" cannot write public\.ref_log, a Citus reference table/,
+	'an append into a reference table is refused');
 
 # ---- 3. rows a worker does not show yet
 $coordinator->safe_psql(
