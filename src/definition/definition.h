@@ -53,6 +53,7 @@ extern void pipeline_check_citus_target(const PipelineDef *def);
 /* joins.c */
 extern List *pipeline_read_joins(Jsonb *arg);
 extern void pipeline_check_joins(PipelineDef *def);
+extern void pipeline_refuse_citus_dimensions(const PipelineDef *def);
 extern void pipeline_refuse_deleting_dimension(const PipelineDef *def);
 
 /* schema_change.c */

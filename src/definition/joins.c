@@ -309,6 +309,37 @@ pipeline_refuse_deleting_dimension(const PipelineDef *def)
 }
 
 /*
+ * pipeline_refuse_citus_dimensions
+ *		Errors for a join to a Citus table: the statements that apply a
+ *		dimension's changes to the target mix it with the pipeline's own
+ *		tables in ways Citus plans wrongly or not at all (a reference
+ *		table's change was seen to drop a joined row).  When the pipeline is
+ *		defined and when a run builds its statements (a dimension may have
+ *		been distributed since).
+ */
+void
+pipeline_refuse_citus_dimensions(const PipelineDef *def)
+{
+	ListCell   *lc;
+
+	foreach(lc, def->joins)
+	{
+		DimensionJoin *join = lfirst(lc);
+		CitusKind	kind = pipeline_citus_kind(join->dimension);
+
+		if (kind == CITUS_NONE)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("invalid join %d: %s is a Citus %s table", foreach_current_index(lc) + 1,
+						pipeline_qualified_name(join->dimension),
+						kind == CITUS_REFERENCE ? "reference" : "distributed"),
+				 errdetail("A pipeline applies its dimensions' changes to its target by statements that read the dimension beside tables of its own on the coordinator, which Citus cannot plan."),
+				 errhint("Join a plain table on the coordinator (a pipeline may maintain it), or look the values up in the mapping: (SELECT name FROM customers WHERE id = customer_id).")));
+	}
+}
+
+/*
  * pipeline_check_joins
  *		Checks def's joins against its source (resolved: a change log when
  *		it reads one) and strategy, and sets the change log of each.
@@ -332,6 +363,7 @@ pipeline_check_joins(PipelineDef *def)
 				 errmsg("joins need a source_key"),
 				 errdetail("A dimension's change replaces what each source row it reaches contributes, which needs the rows' identity."),
 				 errhint("Pass source_key => ARRAY['id'] naming the source columns that identify a row.")));
+	pipeline_refuse_citus_dimensions(def);
 	foreach(lc, def->joins)
 	{
 		DimensionJoin *join = lfirst(lc);

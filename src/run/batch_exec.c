@@ -355,6 +355,7 @@ get_statements(const PipelineDef *def, BatchSource from)
 	forget_dropped();
 	pipeline_check_citus_target(def);
 	pipeline_check_citus_checks(def);
+	pipeline_refuse_citus_dimensions(def);
 
 	if (statements_context == NULL)
 		statements_context = AllocSetContextCreate(TopMemoryContext, "pipeline statements",

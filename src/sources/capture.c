@@ -33,7 +33,8 @@ PG_FUNCTION_INFO_V1(pipeline_uncapture);
 /*
  * refuse_capture
  *		Errors for a table that cannot be captured: not a table the caller
- *		owns, a partition, one of the extension's sources, targets or logs,
+ *		owns, a Citus table, a partition, one of the extension's sources,
+ *		targets or logs,
  *		without a primary key, or a partitioned table with a partition that
  *		cannot be (capture_partitions.c).  The caller holds the lock that
  *		keeps its partitions as they are.
@@ -51,6 +52,13 @@ refuse_capture(Oid relation)
 				 errdetail("Only tables and partitioned tables can be captured."),
 				 errhint("Capture the table the view reads.")));
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
+	if (pipeline_citus_kind(relation) != CITUS_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table %s is a Citus %s table", name,
+						pipeline_citus_kind(relation) == CITUS_REFERENCE ? "reference" : "distributed"),
+				 errdetail("Its rows are written on the workers' shards, where no trigger of the capture fires."),
+				 errhint("Keep the table a plain table on the coordinator to capture it, or write it with a pipeline: the pipelines reading it then follow its changes.")));
 	/* CREATE TRIGGER's lock: no partition comes or goes until commit */
 	(void) pipeline_capture_members(relation, ShareRowExclusiveLock);
 	if (get_rel_relispartition(relation))
@@ -187,6 +195,13 @@ pipeline_uncapture(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
+	if (pipeline_citus_kind(relation) != CITUS_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table %s is a Citus %s table", name,
+						pipeline_citus_kind(relation) == CITUS_REFERENCE ? "reference" : "distributed"),
+				 errdetail("Its rows are written on the workers' shards, where no trigger of the capture fires."),
+				 errhint("Keep the table a plain table on the coordinator to capture it, or write it with a pipeline: the pipelines reading it then follow its changes.")));
 	pipeline_become_internal(&ctx);
 	if (pipeline_exec("SELECT change_log::oid FROM pipeline.captures c WHERE c.relation = $1 FOR UPDATE",
 					  1, &type, &value, NULL, false, 1) == 0)

@@ -11,7 +11,9 @@
 #   3. Data quality checks on a distributed target (a reference table
 #      looked up, a value repeated in the batch), and a pipeline reading
 #      its changes; the checks that would look values up in a distributed
-#      table for each row, refused when added and at a run.
+#      table for each row, refused when added and at a run.  A reference
+#      table looked up in a mapping; joined as a dimension, or captured,
+#      refused with the reason.
 #   4. Exactly once: two writers staging out of order while a session runs
 #      a merge into a distributed target, and a worker killed with SIGKILL
 #      (every process of it) in the middle; once it is back and Citus has
@@ -186,6 +188,50 @@ $coordinator->safe_psql(
 refused($coordinator, "CALL pipeline.run('orders')",
 	qr/check "known_amount" of pipeline "orders" cannot read Citus distributed table public\.amounts/,
 	'a table a check reads distributed since: the run says why');
+
+# reference tables: looked up in a mapping, not joined as dimensions
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE buyers (id int PRIMARY KEY, name text);
+	SELECT create_reference_table('buyers');
+	INSERT INTO buyers VALUES (1, 'one'), (2, 'two');
+	CREATE TABLE sales_in (id int, customer_id int);
+	CREATE TABLE sales (id int PRIMARY KEY, customer text);
+	SELECT create_distributed_table('sales', 'id');
+	SELECT pipeline.create_pipeline('sales', 'sales_in', 'sales', key => ARRAY['id'],
+	    columns => '{"id": "id", "customer": "(SELECT c.name FROM buyers c WHERE c.id = customer_id)"}');
+	INSERT INTO sales_in VALUES (10, 1), (11, 2), (12, 3);
+	CALL pipeline.run('sales');
+});
+is($coordinator->safe_psql('postgres', "SELECT string_agg(id || coalesce(customer, '-'), ' ' ORDER BY id) FROM sales"),
+	'10one 11two 12-', 'a reference table looked up in a mapping, into a distributed target');
+refused($coordinator,
+	"CREATE TABLE sales_named (id int PRIMARY KEY, customer text); "
+	  . "SELECT pipeline.create_pipeline('sales_named', 'sales_in', 'sales_named', key => ARRAY['id'], "
+	  . "columns => '{\"id\": \"s.id\", \"customer\": \"c.name\"}', "
+	  . "joins => '[{\"table\": \"buyers\", \"as\": \"c\", \"on\": {\"customer_id\": \"id\"}}]')",
+	qr/invalid join 1: public\.buyers is a Citus reference table.*look the values up in the mapping/s,
+	'a reference table joined as a dimension is refused, pointing to a lookup');
+refused($coordinator, "SELECT pipeline.capture('buyers')",
+	qr/table public\.buyers is a Citus reference table.*no trigger of the capture fires/s,
+	'capturing a reference table is refused with the reason');
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE regions (id int PRIMARY KEY, name text);
+	INSERT INTO regions VALUES (1, 'north');
+	CREATE TABLE regions_in (id int, name text);
+	SELECT pipeline.create_pipeline('regions', 'regions_in', 'regions', key => ARRAY['id']);
+	CREATE TABLE stores_in (id int, region_id int);
+	CREATE TABLE stores (id int PRIMARY KEY, region text);
+	SELECT pipeline.create_pipeline('stores', 'stores_in', 'stores', key => ARRAY['id'],
+	    columns => '{"id": "s.id", "region": "r.name"}',
+	    joins => '[{"table": "regions", "as": "r", "on": {"region_id": "id"}}]');
+	SELECT create_reference_table('regions');
+	INSERT INTO stores_in VALUES (1, 1);
+});
+refused($coordinator, "CALL pipeline.run('stores')",
+	qr/invalid join 1: public\.regions is a Citus reference table/,
+	'a dimension made a reference table since: the run says why');
 
 # ---- 4. exactly once, writers out of order, a worker killed
 $coordinator->safe_psql(
