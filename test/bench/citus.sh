@@ -29,6 +29,9 @@
 #      there, one distributed transaction): CITUS_APPEND_EVENTS events
 #      against the same by hand (a DELETE ... RETURNING of every shard's
 #      rows feeding an INSERT, in one statement), side by side.
+#   9. The coordinator's view at CITUS_MANY sharded pipelines (2 shards
+#      each, one row staged in every tenth): pipeline.status and
+#      pipeline.metrics(), each a query over the shards of every pipeline.
 # On one machine a cluster cannot be faster than one server: these figures
 # say what routing a batch through Citus costs, not what more machines
 # would give.  Needs Citus (test/install_citus.sh builds it from its
@@ -36,7 +39,7 @@
 #
 #   bash test/bench/citus.sh
 #
-# Environment: CITUS_ROWS (1000000), CITUS_EVENTS (500000), CITUS_APPEND_EVENTS (200000), CITUS_REPEAT (3),
+# Environment: CITUS_ROWS (1000000), CITUS_EVENTS (500000), CITUS_APPEND_EVENTS (200000), CITUS_MANY (1000), CITUS_REPEAT (3),
 # CITUS_RUN_REPEAT (5), CITUS_WRITE_SECONDS (20); BENCH_BUILD; BENCH_PORT (55480: the coordinator,
 # then the next two for the workers).
 set -euo pipefail
@@ -49,6 +52,7 @@ REPEAT=${CITUS_REPEAT:-3}
 RUN_REPEAT=${CITUS_RUN_REPEAT:-5}
 WRITE_SECONDS=${CITUS_WRITE_SECONDS:-20}
 APPEND_EVENTS=${CITUS_APPEND_EVENTS:-200000}
+MANY=${CITUS_MANY:-1000}
 PORT=${BENCH_PORT:-55480}
 bench_setup
 PG_CONFIG="$PG_CONFIG" bash "$HERE/../install_citus.sh"
@@ -379,5 +383,33 @@ say "$(printf '   by hand: DELETE ... RETURNING feeding an INSERT   %9.1f ms   (
 say "$(printf '   pipeline run (a batch, then one finding none left) %9.1f ms   (%s)' "$rtm" "$routed_ms")"
 say "$(printf '   pipeline / by hand: %.2fx the throughput; rows appended: %s' \
     "$(echo "$ahm $rtm" | awk '{print $1 / $2}')" "$logged")"
+say ""
+# ---- 9. the coordinator's view of many sharded pipelines
+start=$(date +%s%N)
+sql <<SQL
+DO \$\$ BEGIN
+  FOR i IN 1..$MANY LOOP
+    EXECUTE format('CREATE TABLE many_s%s (id bigint, v bigint)', i);
+    PERFORM create_distributed_table(format('many_s%s', i), 'id', shard_count => 2);
+    EXECUTE format('CREATE TABLE many_t%s (id bigint PRIMARY KEY, v bigint)', i);
+    PERFORM create_distributed_table(format('many_t%s', i), 'id', colocate_with => format('many_s%s', i));
+    PERFORM pipeline.create_pipeline(format('many%s', i), format('many_s%s', i), format('many_t%s', i),
+                                     key => ARRAY['id']);
+    IF i % 10 = 0 THEN EXECUTE format('INSERT INTO many_s%s (id, v) VALUES (1, 1)', i); END IF;
+  END LOOP;
+END \$\$;
+SQL
+defined=$(( ($(date +%s%N) - start) / 1000000 ))
+status_ms= ; metrics_ms=
+for rep in $(seq "$REPEAT"); do
+    status_ms+="$(timed -c "SELECT count(*) FROM pipeline.status WHERE pending_rows IS NOT NULL") "
+    metrics_ms+="$(timed -c "SELECT length(pipeline.metrics())") "
+done
+pending=$(sql -Atc "SELECT sum(pending_rows) FROM pipeline.status WHERE pipeline LIKE 'many%'")
+stm=$(echo "$status_ms" | median); mtm=$(echo "$metrics_ms" | median)
+say "9. $MANY sharded pipelines of 2 shards each (defined in $defined ms), one row staged in every tenth, medians of $REPEAT"
+say "$(printf '   pipeline.status (every pipeline of the database)   %9.1f ms   (%s): %.2f ms a pipeline' "$stm" "$status_ms" "$(echo "$stm $MANY" | awk '{print $1 / $2}')")"
+say "$(printf '   pipeline.metrics()                                 %9.1f ms   (%s)' "$mtm" "$metrics_ms")"
+say "   rows pending over the $MANY pipelines, as status counts them: $pending"
 say ""
 say "results written to $OUT"
