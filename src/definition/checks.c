@@ -669,12 +669,13 @@ pipeline_check_citus_checks(const PipelineDef *def)
 	Datum		values[2] = {Int64GetDatum(def->id), ObjectIdGetDatum(def->target)};
 	List	   *names = NIL;
 	List	   *tables = NIL;
+	List	   *uniques = NIL;
 	int			n;
 
 	if (def->sharded)
 		return;
-	n = pipeline_exec_internal("SELECT name, CASE WHEN kind = 'unique' THEN $2 ELSE ref_table END "
-							   "FROM pipeline.checks WHERE pipeline_id = $1 "
+	n = pipeline_exec_internal("SELECT name, CASE WHEN kind = 'unique' THEN $2 ELSE ref_table END, "
+							   "kind = 'unique' FROM pipeline.checks WHERE pipeline_id = $1 "
 							   "AND ((kind = 'unique' AND coalesce(unique_scope, '') <> 'batch') "
 							   "OR kind = 'relationships') ORDER BY id", 2, types, values, NULL);
 	/* read them all first: pipeline_citus_kind runs queries of its own */
@@ -684,6 +685,7 @@ pipeline_check_citus_checks(const PipelineDef *def)
 
 		names = lappend(names, pipeline_result_text(i, 0));
 		tables = lappend_oid(tables, DatumGetObjectId(pipeline_result_datum(i, 1, &isnull)));
+		uniques = lappend_int(uniques, DatumGetBool(pipeline_result_datum(i, 2, &isnull)));
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -691,7 +693,7 @@ pipeline_check_citus_checks(const PipelineDef *def)
 
 		if (pipeline_citus_kind(table) != CITUS_DISTRIBUTED)
 			continue;
-		if (table == def->target)
+		if (list_nth_int(uniques, i))
 			refuse_citus_check(def, list_nth(names, i), table,
 							   "looks its value up among the target's rows under other keys",
 							   "Give the check unique_scope => 'batch', or keep the values unique with a UNIQUE constraint on the target (with its distribution column): a row breaking it is quarantined.");
@@ -947,6 +949,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	PipelineDef *def;
 	StoredCheck *sc;
 	int64		id;
+	PipelineUserContext ctx;
 
 	pipeline_check_version(ERROR);
 	if (PG_ARGISNULL(ARG_PIPELINE))
@@ -963,7 +966,10 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 	id = insert_check(def, sc);
 	CommandCounterIncrement();
 	pipeline_check_citus_checks(def);
+	/* its expressions are parsed as the owner, as the run will */
+	pipeline_become_owner(def, &ctx);
 	pipeline_check_sharded_checks(def);
+	pipeline_restore_user(&ctx);
 	compile_new_check(def, sc);
 	pipeline_definition_changed(def);
 	SPI_finish();

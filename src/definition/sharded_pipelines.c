@@ -76,12 +76,14 @@ check_placement(const PipelineDef *def, const PipelineMapping *map)
 	char	   *hint = psprintf("SELECT create_distributed_table('%s', '%s', colocate_with => '%s'); (or append, strategy => 'append', into a table on the coordinator)",
 								pipeline_qualified_name(def->target), source_column,
 								pipeline_qualified_name(def->source));
+	CitusKind	kind = pipeline_citus_kind(def->target);
 	ColumnMap  *cm;
 
-	if (pipeline_sharded_routed(def) && !def->strategy->keyed)
+	/* an append into a plain table on the coordinator is routed there */
+	if (kind == CITUS_NONE && !def->strategy->keyed)
 		return;
 	/* Citus plans no write of a reference table from the coordinator's own */
-	if (pipeline_citus_kind(def->target) == CITUS_REFERENCE)
+	if (kind == CITUS_REFERENCE)
 		refuse(def, psprintf("write %s, a Citus reference table", pipeline_qualified_name(def->target)),
 			   "Append into a plain table on the coordinator, and fill the reference table from it with a pipeline reading that table.");
 	if (target_column == NULL || !pipeline_citus_colocated(def->source, def->target))
@@ -259,24 +261,25 @@ refuse_check(const PipelineDef *def, const char *name, const char *what, const c
  *		A data quality check of a sharded pipeline judges the rows of one
  *		shard's batch, in its shard statement: it may look values up in
  *		Citus reference tables only, a unique check must be about the
- *		distribution column (whose equal values share a shard), and no check
+ *		distribution column (whose equal values share a shard) unless the
+ *		batch is 'routed' whole through the coordinator, and no check
  *		judges a whole batch (row_count: the shards commit apart).
+ *		'distribution' is the target's distribution column.
  */
 static void
-check_sharded_check(const PipelineDef *def, const char *name, const char *kind, const char *column,
-					Oid ref_table, const char *expression)
+check_sharded_check(const PipelineDef *def, bool routed, const char *distribution, const char *name,
+					const char *kind, const char *column, Oid ref_table, const char *expression)
 {
-	char	   *distribution = pipeline_citus_distribution_column(def->target);
-
 	if (strcmp(kind, "row_count") == 0)
 		refuse_check(def, name, "a row_count check",
 					 "A sharded run's batch is one statement per shard, each committed on its own; count the rows in a pipeline reading the target, or check freshness.");
-	if (strcmp(kind, "unique") == 0 && !pipeline_sharded_routed(def) &&
-		(distribution == NULL || strcmp(column, distribution) != 0))
+	if (strcmp(kind, "unique") == 0 && !routed && (distribution == NULL || strcmp(column, distribution) != 0))
 		refuse_check(def, name, psprintf("a unique check on %s, which is not the distribution column",
 										 quote_identifier(column)),
 					 "Check uniqueness of the distribution column only (its equal values share a shard), or keep the values unique with a UNIQUE constraint on the target that includes the distribution column.");
-	if (OidIsValid(ref_table) && pipeline_citus_kind(ref_table) != CITUS_REFERENCE)
+	/* (the shard statement reads the reference table's copy on its node) */
+	if (OidIsValid(ref_table) && (pipeline_citus_kind(ref_table) != CITUS_REFERENCE ||
+								  !OidIsValid(pipeline_citus_reference_shard(ref_table))))
 		refuse_check(def, name, psprintf("looking values up in %s, which is not a Citus reference table",
 										 pipeline_qualified_name(ref_table)),
 					 "Look values up in a Citus reference table (create_reference_table): it has a copy on every worker.");
@@ -308,9 +311,13 @@ pipeline_check_sharded_checks(const PipelineDef *def)
 	char	  **columns;
 	char	  **expressions;
 	Oid		   *ref_tables;
+	bool		routed;
+	char	   *distribution;
 
 	if (!def->sharded)
 		return;
+	routed = pipeline_sharded_routed(def);
+	distribution = pipeline_citus_distribution_column(def->target);
 	n = pipeline_exec_internal("SELECT name, kind, column_name, ref_table, expression FROM pipeline.checks "
 							   "WHERE pipeline_id = $1 ORDER BY id", 1, &type, &value, NULL);
 	/* read them all first: the checks below run queries of their own */
@@ -330,7 +337,8 @@ pipeline_check_sharded_checks(const PipelineDef *def)
 		expressions[i] = pipeline_result_text(i, 4);
 	}
 	for (int i = 0; i < n; i++)
-		check_sharded_check(def, names[i], kinds[i], columns[i], ref_tables[i], expressions[i]);
+		check_sharded_check(def, routed, distribution, names[i], kinds[i], columns[i], ref_tables[i],
+							expressions[i]);
 }
 
 /*
@@ -343,18 +351,21 @@ pipeline_check_sharded_checks(const PipelineDef *def)
 void
 pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 {
+	bool		routed;
+
 	if (!def->sharded)
 		return;
+	routed = pipeline_sharded_routed(def);
 	check_source(def);
 	if (OidIsValid(def->tombstones) || pipeline_keeps_source_rows(def))
 		refuse(def, "keep its deletes or sequences on the coordinator (sequence_by with delete_when, or sequence_by over the source row)",
 			   "Use sequence_by naming a mapped target column, without delete_when; or delete_when without sequence_by.");
 	if (def->ignore_null_updates != NIL)
 		refuse(def, "ignore null updates", "Stage whole rows.");
-	if (OidIsValid(def->change_log) && !pipeline_sharded_routed(def))
+	if (OidIsValid(def->change_log) && !routed)
 		refuse(def, psprintf("write %s, which other pipelines read", pipeline_qualified_name(def->target)),
 			   "Append from the distributed staging table into a table on the coordinator, and read that table.");
-	if (!pipeline_sharded_routed(def) && has_foreign_keys(def->target))
+	if (!routed && has_foreign_keys(def->target))
 		refuse(def, psprintf("write %s, which has foreign keys", pipeline_qualified_name(def->target)),
 			   "Drop the foreign keys of the target; a shard statement cannot look up the referenced table.");
 	check_only_reader(def);

@@ -47,6 +47,7 @@ typedef struct RoutedBatch
 	const ShardBatch *batch;
 	MemoryContext context;
 	char	   *result;
+	bool		check_failed;	/* rolled back for its checks, not an error */
 } RoutedBatch;
 
 /*
@@ -54,7 +55,10 @@ typedef struct RoutedBatch
  *		Creates the temporary table a batch's rows are taken into: the
  *		staging table's columns, owned by its owner (whose privileges the
  *		pipeline's owner has), dropped when the batch ends.  Its name, as
- *		SQL.
+ *		SQL.  Created by the extension, which then hands it to the owner:
+ *		no temporary table can be created in the security-restricted
+ *		operation the owner's statements run in, and LIKE runs no code of
+ *		the staging table's.
  */
 static char *
 taken_table(const PipelineDef *def)
@@ -83,15 +87,13 @@ static void
 take_rows(const PipelineDef *def, const char *taken)
 {
 	const char *source = pipeline_qualified_name(def->source);
-	PipelineUserContext ctx;
 
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec(psprintf("WITH t AS (DELETE FROM %s s WHERE s._seq <= (SELECT max(b._seq) FROM "
-						   "(SELECT p._seq FROM %s p ORDER BY p._seq LIMIT " INT64_FORMAT ") b) "
-						   "RETURNING s.*) INSERT INTO %s SELECT * FROM t",
-						   source, source, def->batch_size, taken),
-				  0, NULL, NULL, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("WITH t AS (DELETE FROM %s s WHERE s._seq <= (SELECT max(b._seq) FROM "
+											 "(SELECT p._seq FROM %s p ORDER BY p._seq LIMIT " INT64_FORMAT ") b) "
+											 "RETURNING s.*) INSERT INTO %s SELECT * FROM t",
+											 source, source, def->batch_size, taken),
+									0, NULL, NULL, NULL);
 }
 
 /*
@@ -132,15 +134,14 @@ put_back(const PipelineDef *def, const char *taken, const char *result)
 {
 	Oid			type = JSONBOID;
 	Datum		value = DirectFunctionCall1(jsonb_in, CStringGetDatum(result));
-	PipelineUserContext ctx;
 
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec(psprintf("WITH b AS (DELETE FROM %s t WHERE (t._xid, t._seq) NOT IN (SELECT (e->>0)::xid8, "
-						   "(e->>1)::bigint FROM pg_catalog.jsonb_array_elements($1->'rejected') e) "
-						   "RETURNING t.*) INSERT INTO %s SELECT * FROM b",
-						   taken, pipeline_qualified_name(def->source)),
-				  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("WITH b AS (DELETE FROM %s t WHERE (t._xid, t._seq) NOT IN (SELECT "
+											 "(e->>0)::xid8, (e->>1)::bigint FROM "
+											 "pg_catalog.jsonb_array_elements($1->'rejected') e) "
+											 "RETURNING t.*) INSERT INTO %s SELECT * FROM b",
+											 taken, pipeline_qualified_name(def->source)),
+									1, &type, &value, NULL);
 }
 
 /*
@@ -163,9 +164,14 @@ run_batch(void *arg)
 	value = CStringGetTextDatum(rb->result);
 	pipeline_exec("SELECT $1::jsonb->>'check_failed' IS NOT NULL", 1, &type, &value, NULL, true, 1);
 	if (DatumGetBool(pipeline_result_datum(0, 0, &isnull)))
+	{
+		rb->check_failed = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_PIPELINE_CHECK_FAILED),
-				 errmsg("a batch of pipeline \"%s\" failed its data quality checks", rb->def->name)));
+				 errmsg("a batch of pipeline \"%s\" failed its data quality checks", rb->def->name),
+				 errdetail("The batch is rolled back: its rows go back to the staging table."),
+				 errhint("pipeline.check_results shows the run's checks.")));
+	}
 	put_back(rb->def, taken, rb->result);
 }
 
@@ -179,12 +185,13 @@ run_batch(void *arg)
 void
 pipeline_claim_routed(const PipelineDef *def, RunCounts *counts, ShardBatch *batch)
 {
-	RoutedBatch rb = {def, batch, CurrentMemoryContext, NULL};
+	RoutedBatch rb = {def, batch, CurrentMemoryContext, NULL, false};
 	ErrorData  *error;
 
 	pipeline_prepare_shard_batch(def, batch);
 	error = pipeline_try(run_batch, &rb);
-	if (error != NULL && rb.result == NULL)
+	/* any other error fails the batch: its rows are back, nothing counted */
+	if (error != NULL && !rb.check_failed)
 		ReThrowError(error);
 	pipeline_read_shard_results(def, counts, batch, ROUTED_RESULTS, TEXTOID,
 								CStringGetTextDatum(rb.result));

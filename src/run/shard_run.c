@@ -37,6 +37,7 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
@@ -162,13 +163,11 @@ lock_shards_against_moves(const PipelineDef *def)
 {
 	Oid			type = OIDOID;
 	Datum		value = ObjectIdGetDatum(def->source);
-	PipelineUserContext ctx;
 
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec("SELECT pg_catalog.lock_shard_metadata(5, ARRAY(SELECT shardid "
-				  "FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $1 ORDER BY shardid))",
-				  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_as_relation_owner(def->source,
+									"SELECT pg_catalog.lock_shard_metadata(5, ARRAY(SELECT shardid "
+									"FROM pg_catalog.pg_dist_shard WHERE logicalrelid = $1 ORDER BY shardid))",
+									1, &type, &value, NULL);
 }
 
 /*
@@ -250,7 +249,8 @@ pipeline_read_shard_results(const PipelineDef *def, RunCounts *counts, ShardBatc
 						   "FROM bad), "
 						   "(SELECT coalesce(jsonb_agg(e), '[]')::text FROM ok, jsonb_array_elements(ok.j->'rejected') e), "
 						   "(SELECT coalesce(max((j->>'read')::bigint), 0) FROM ok)::bigint, "
-						   "(SELECT coalesce(bool_or((j->>'more')::boolean), false) FROM ok), "
+						   "(SELECT coalesce(bool_or((j->>'more')::boolean OR "
+						   "jsonb_array_length(j->'rejected') >= " CppAsString2(PIPELINE_SHARD_MAX_REJECTED) "), false) FROM ok), "
 						   "(SELECT array_agg(pg_catalog.shard_name($1, shardid1)) FILTER (WHERE shardid1 IS NOT NULL) FROM bad), "
 						   "(SELECT coalesce(sum((j->>'dropped')::bigint), 0) FROM ok)::bigint, "
 						   "(SELECT coalesce(bool_or(NOT success), false) FROM bad), "
@@ -348,17 +348,15 @@ pipeline_unstage_shard_rows(const PipelineDef *def, const char *rejected)
 {
 	Oid			type = JSONBOID;
 	Datum		value;
-	PipelineUserContext ctx;
 
 	if (strcmp(rejected, "[]") == 0)
 		return;
 	value = DirectFunctionCall1(jsonb_in, CStringGetDatum(rejected));
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec(psprintf("DELETE FROM %s s WHERE (s._xid, s._seq) IN "
-						   "(SELECT (e->>0)::xid8, (e->>1)::bigint FROM pg_catalog.jsonb_array_elements($1) e)",
-						   pipeline_qualified_name(def->source)),
-				  1, &type, &value, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("DELETE FROM %s s WHERE (s._xid, s._seq) IN (SELECT (e->>0)::xid8, "
+											 "(e->>1)::bigint FROM pg_catalog.jsonb_array_elements($1) e)",
+											 pipeline_qualified_name(def->source)),
+									1, &type, &value, NULL);
 }
 
 /*
@@ -410,13 +408,10 @@ pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids)
 	Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8OID};
 	Datum		values[3] = {Int64GetDatum(def->id), ids, Int64GetDatum(run_id)};
 	char		nulls[3] = {' ', ids == (Datum) 0 ? 'n' : ' ', ' '};
-	List	   *columns = NIL;
-	ListCell   *lc;
 	Oid			rows_type = JSONBOID;
 	Datum		rows;
 	bool		isnull;
-	char	   *list;
-	PipelineUserContext ctx;
+	char	   *list = pipeline_quote_list(pipeline_relation_columns(def->source), NULL);
 
 	pipeline_exec_internal("SELECT pg_catalog.jsonb_agg(q.raw_row ORDER BY q.id), pg_catalog.array_agg(q.id) "
 						   "FROM pipeline.quarantine_log q WHERE q.pipeline_id = $1 AND q.requeued_at IS NULL "
@@ -424,19 +419,17 @@ pipeline_restage_quarantined(const PipelineDef *def, int64 run_id, Datum ids)
 	rows = pipeline_result_datum(0, 0, &isnull);
 	if (isnull)
 		return;
-	values[1] = pipeline_result_datum(0, 1, &isnull);
+	/* copied: the statements below replace the result they point into */
+	rows = datumCopy(rows, false, -1);
+	values[1] = datumCopy(pipeline_result_datum(0, 1, &isnull), false, -1);
 	nulls[1] = ' ';
-	foreach(lc, pipeline_relation_columns(def->source))
-	{
-		if (strcmp(lfirst(lc), "_xid") != 0 && strcmp(lfirst(lc), "_seq") != 0)
-			columns = lappend(columns, lfirst(lc));
-	}
-	list = pipeline_quote_list(columns, NULL);
-	pipeline_become_relation_owner(def->source, &ctx);
-	pipeline_exec(psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_recordset(NULL::%s, $1)",
-						   pipeline_qualified_name(def->source), list, list, pipeline_qualified_name(def->source)),
-				  1, &rows_type, &rows, NULL, false, 0);
-	pipeline_restore_user(&ctx);
+	/* (the staging table's columns but _xid and _seq, which it stamps anew) */
+	pipeline_exec_as_relation_owner(def->source,
+									psprintf("INSERT INTO %s (%s) SELECT %s FROM "
+											 "pg_catalog.jsonb_populate_recordset(NULL::%s, $1)",
+											 pipeline_qualified_name(def->source), list, list,
+											 pipeline_qualified_name(def->source)),
+									1, &rows_type, &rows, NULL);
 	pipeline_exec_internal("UPDATE pipeline.quarantine_log SET requeued_at = clock_timestamp(), requeue_run_id = $3 "
 						   "WHERE pipeline_id = $1 AND id = ANY ($2)", 3, types, values, nulls);
 }

@@ -262,9 +262,11 @@ with_failing_rows(const char *result, const char *failing, int nfailing)
  *		The batch's statement over the two shards; on a data error, the
  *		batch's first rows tried alone (try_rows), and the statement run
  *		again over those that passed, its result listing those that failed
- *		among the rejected.  An error that no row raises alone, or that
- *		every row tried raises (not theirs: a constant expression's, say),
- *		fails the shard.  The caller is connected to SPI.
+ *		among the rejected (when all of the first MAX_TRIED passed, the row
+ *		at fault lies further: those are merged, and the next batch tries
+ *		from it).  An error that no row of a shorter batch raises alone, or
+ *		that every row tried raises (not theirs: a constant expression's,
+ *		say), fails the shard.  The caller is connected to SPI.
  */
 static char *
 run_batch(const char *statement, const char *source, const char *target, int64 batch_size)
@@ -278,7 +280,8 @@ run_batch(const char *statement, const char *source, const char *target, int64 b
 	if (!is_row_error(error->sqlerrcode))
 		ReThrowError(error);
 	try_rows(statement, source, target, batch_size, &tried);
-	if (tried.nfailed == 0 || tried.nfailed == tried.ntried)
+	/* a row past those tried may be the one: merge those, and it comes up */
+	if ((tried.nfailed == 0 && tried.ntried < MAX_TRIED) || tried.nfailed == tried.ntried)
 		ReThrowError(error);
 	result = first_value(with_shards(statement, source, target,
 									 psprintf("s.ctid = ANY (ARRAY[%s]::tid[])", tried.passed.data)));
@@ -305,6 +308,7 @@ pipeline_run_shard_statement(PG_FUNCTION_ARGS)
 	char	   *target;
 	char	   *volatile result = NULL;
 
+	pipeline_check_version(ERROR);
 	for (int i = 0; i < 7; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,

@@ -31,6 +31,25 @@ PG_FUNCTION_INFO_V1(pipeline_capture);
 PG_FUNCTION_INFO_V1(pipeline_uncapture);
 
 /*
+ * refuse_citus_table
+ *		Errors for a Citus table: its rows are written on the workers'
+ *		shards, where no trigger of a capture fires.
+ */
+static void
+refuse_citus_table(Oid relation, const char *name)
+{
+	CitusKind	kind = pipeline_citus_kind(relation);
+
+	if (kind == CITUS_NONE)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("table %s is a Citus %s table", name, kind == CITUS_REFERENCE ? "reference" : "distributed"),
+			 errdetail("Its rows are written on the workers' shards, where no trigger of the capture fires."),
+			 errhint("Keep the table a plain table on the coordinator to capture it, or write it with a pipeline: the pipelines reading it then follow its changes.")));
+}
+
+/*
  * refuse_capture
  *		Errors for a table that cannot be captured: not a table the caller
  *		owns, a Citus table, a partition, one of the extension's sources,
@@ -52,13 +71,7 @@ refuse_capture(Oid relation)
 				 errdetail("Only tables and partitioned tables can be captured."),
 				 errhint("Capture the table the view reads.")));
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
-	if (pipeline_citus_kind(relation) != CITUS_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table %s is a Citus %s table", name,
-						pipeline_citus_kind(relation) == CITUS_REFERENCE ? "reference" : "distributed"),
-				 errdetail("Its rows are written on the workers' shards, where no trigger of the capture fires."),
-				 errhint("Keep the table a plain table on the coordinator to capture it, or write it with a pipeline: the pipelines reading it then follow its changes.")));
+	refuse_citus_table(relation, name);
 	/* CREATE TRIGGER's lock: no partition comes or goes until commit */
 	(void) pipeline_capture_members(relation, ShareRowExclusiveLock);
 	if (get_rel_relispartition(relation))
@@ -195,13 +208,6 @@ pipeline_uncapture(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_check_role(pipeline_relation_owner(relation), psprintf("table %s", name));
-	if (pipeline_citus_kind(relation) != CITUS_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table %s is a Citus %s table", name,
-						pipeline_citus_kind(relation) == CITUS_REFERENCE ? "reference" : "distributed"),
-				 errdetail("Its rows are written on the workers' shards, where no trigger of the capture fires."),
-				 errhint("Keep the table a plain table on the coordinator to capture it, or write it with a pipeline: the pipelines reading it then follow its changes.")));
 	pipeline_become_internal(&ctx);
 	if (pipeline_exec("SELECT change_log::oid FROM pipeline.captures c WHERE c.relation = $1 FOR UPDATE",
 					  1, &type, &value, NULL, false, 1) == 0)
