@@ -17,8 +17,11 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # zstd: pipeline.zstd_compress/zstd_decompress (src/archive/zstd.c)
 ZSTD_CFLAGS := $(shell pkg-config --cflags libzstd 2>/dev/null)
 ZSTD_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null || echo -lzstd)
-PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS) -DPIPELINE_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK = $(ZSTD_LIBS)
+# libcurl: the shipper's HTTP POSTs (src/shipping/http_post.c)
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+PG_CPPFLAGS = -I$(srcdir)/src $(ZSTD_CFLAGS) $(CURL_CFLAGS) -DPIPELINE_VERSION='"$(EXTVERSION)"'
+SHLIB_LINK = $(ZSTD_LIBS) $(CURL_LIBS)
 
 # Tests: pg_regress (sql/<name>.sql against expected/<name>.out), isolation
 # specs (test/specs, test/expected) and TAP tests (test/t).  test/check.sh

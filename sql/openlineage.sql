@@ -67,11 +67,17 @@ SELECT pipeline.openlineage_acknowledge(ARRAY(SELECT id FROM pipeline.openlineag
 SELECT pipeline.openlineage_acknowledge(ARRAY[210001, 210002]) AS again;
 SELECT id FROM pipeline.openlineage_pending();
 
--- Retention: events older than pipeline.openlineage_retention go, shipped
--- or not, when a run records new ones.
-UPDATE pipeline.openlineage_outbox SET created_at = created_at - interval '8 days' WHERE run_id = 210001;
+-- Retention, applied when a run records new events: acknowledged events
+-- older than pipeline.openlineage_retention (7 days) go; those nobody
+-- acknowledged stay until pipeline.openlineage_unshipped_retention (30
+-- days), and the server log counts them when they go.
+UPDATE pipeline.openlineage_outbox SET created_at = created_at - interval '8 days' WHERE run_id IN (210001, 210002);
+UPDATE pipeline.openlineage_outbox SET created_at = created_at - interval '31 days' WHERE run_id = 210003;
+SELECT run_id, event_type, acknowledged_at IS NOT NULL AS acknowledged FROM pipeline.openlineage_outbox
+ WHERE run_id <= 210003 ORDER BY id;
 CALL pipeline.run('ol_gold');
-SELECT DISTINCT run_id FROM pipeline.openlineage_outbox ORDER BY 1;
+SELECT run_id, event_type, acknowledged_at IS NOT NULL AS acknowledged FROM pipeline.openlineage_outbox
+ WHERE run_id <= 210003 ORDER BY id;
 
 -- A run records only the facts of its events; their JSON is built when the
 -- outbox is read.  An event that cannot be built does not concern the run:

@@ -36,6 +36,7 @@ int			pipeline_min_schedule_interval = 60;
 char	   *pipeline_openlineage_namespace = NULL;
 bool		pipeline_openlineage_outbox = true;
 int			pipeline_openlineage_retention = 7 * 24 * 3600;
+int			pipeline_openlineage_unshipped_retention = 30 * 24 * 3600;
 
 /*
  * define_run_settings
@@ -154,9 +155,14 @@ define_openlineage_settings(void)
 							 "Whether runs record their OpenLineage events in pipeline.openlineage_outbox.",
 							 NULL, &pipeline_openlineage_outbox, true, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pipeline.openlineage_retention",
-							"How long OpenLineage events stay in the outbox, shipped or not.",
+							"How long OpenLineage events stay in the outbox once acknowledged.",
 							"-1 keeps everything.",
 							&pipeline_openlineage_retention, 7 * 24 * 3600, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.openlineage_unshipped_retention",
+							"How long OpenLineage events nobody acknowledged stay in the outbox.",
+							"-1 keeps them until they are acknowledged; the server log counts those deleted.",
+							&pipeline_openlineage_unshipped_retention, 30 * 24 * 3600, -1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 }
 

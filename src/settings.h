@@ -32,6 +32,7 @@ extern int	pipeline_min_schedule_interval;
 extern char *pipeline_openlineage_namespace;
 extern bool pipeline_openlineage_outbox;
 extern int	pipeline_openlineage_retention;
+extern int	pipeline_openlineage_unshipped_retention;
 
 extern void pipeline_settings_init(void);
 

@@ -242,12 +242,13 @@ CREATE TABLE pipeline.openlineage_run_events (
     event_type      text NOT NULL CHECK (event_type IN ('START', 'COMPLETE', 'FAIL', 'ABORT')),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     acknowledged_at timestamptz,
+    delivery_error  text,               -- why the shipper gave it up (acknowledged)
     UNIQUE (run_id, event_type)
 );
 CREATE INDEX ON pipeline.openlineage_run_events (id) WHERE acknowledged_at IS NULL;
 CREATE INDEX ON pipeline.openlineage_run_events (created_at);
 COMMENT ON TABLE pipeline.openlineage_run_events IS
-    'the OpenLineage events of every run, in order, as facts (run and event type), until pipeline.openlineage_retention; pipeline.openlineage_outbox adds each event''s JSON';
+    'the OpenLineage events of every run, in order, as facts (run and event type), kept pipeline.openlineage_retention once acknowledged and pipeline.openlineage_unshipped_retention until then; pipeline.openlineage_outbox adds each event''s JSON';
 SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.openlineage_run_events_id_seq', '');
 ALTER TABLE pipeline.openlineage_run_events ENABLE ROW LEVEL SECURITY;
@@ -259,10 +260,10 @@ GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_run_events TO PUBLIC;
 CREATE VIEW pipeline.openlineage_outbox WITH (security_invoker = true) AS
     SELECT e.id, e.pipeline_id, e.run_id, e.event_type,
            pipeline.openlineage_event(e.run_id, e.event_type) AS event,
-           e.created_at, e.acknowledged_at
+           e.created_at, e.acknowledged_at, e.delivery_error
       FROM pipeline.openlineage_run_events e;
 COMMENT ON VIEW pipeline.openlineage_outbox IS
-    'OpenLineage events of every run, in order, until pipeline.openlineage_retention, each built when read; a shipper reads the unacknowledged ones and acknowledges them with openlineage_acknowledge';
+    'OpenLineage events of every run, in order, each built when read; a shipper (the transport''s, or your own) reads the unacknowledged ones and acknowledges them (openlineage_acknowledge); delivery_error says why the transport gave one up';
 GRANT SELECT ON pipeline.openlineage_outbox TO PUBLIC;
 GRANT UPDATE (acknowledged_at) ON pipeline.openlineage_outbox TO PUBLIC;
 

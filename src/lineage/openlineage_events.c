@@ -88,6 +88,46 @@ event_type(const char *status)
 }
 
 /*
+ * apply_retention
+ *		Deletes the acknowledged events older than
+ *		pipeline.openlineage_retention, and those nobody acknowledged older
+ *		than pipeline.openlineage_unshipped_retention, counted in the server
+ *		log: an event a shipper has not taken yet stays as long as the
+ *		second setting says, whatever the first.  The bound is now(), which
+ *		the index on created_at can use.
+ */
+static void
+apply_retention(void)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		values[3];
+	int			shipped = pipeline_openlineage_retention;
+	int			unshipped = pipeline_openlineage_unshipped_retention;
+	int64		deleted_unshipped;
+
+	if (shipped < 0 && unshipped < 0)
+		return;
+	values[0] = Int32GetDatum(shipped);
+	values[1] = Int32GetDatum(unshipped);
+	/* the nearer of the two bounds, which every deleted event is past */
+	values[2] = Int32GetDatum(shipped < 0 ? unshipped : unshipped < 0 ? shipped : Min(shipped, unshipped));
+	pipeline_exec_kept("WITH gone AS (DELETE FROM pipeline.openlineage_run_events "
+					   "WHERE created_at < now() - make_interval(secs => $3) "
+					   "AND CASE WHEN acknowledged_at IS NOT NULL "
+					   "THEN $1 >= 0 AND created_at < now() - make_interval(secs => $1) "
+					   "ELSE $2 >= 0 AND created_at < now() - make_interval(secs => $2) END "
+					   "RETURNING acknowledged_at) "
+					   "SELECT count(*) FILTER (WHERE acknowledged_at IS NULL) FROM gone",
+					   3, types, values, NULL, false, 0);
+	deleted_unshipped = pipeline_result_int64(0, 0);
+	if (deleted_unshipped > 0)
+		ereport(LOG,
+				(errmsg("pipeline deleted " INT64_FORMAT " OpenLineage events nobody acknowledged", deleted_unshipped),
+				 errdetail("They were older than pipeline.openlineage_unshipped_retention (%d s).", unshipped),
+				 errhint("Set an OpenLineage transport (pipeline.set_openlineage_transport) or raise the setting.")));
+}
+
+/*
  * record_event
  *		Records that run 'run_id' had event 'kind' (and, for an end whose
  *		START was not recorded -- the outbox was off when it started --
@@ -99,8 +139,6 @@ record_event(Datum pipeline_id, Datum run_id, const char *kind)
 {
 	Oid			types[3] = {INT8OID, INT8OID, TEXTOID};
 	Datum		values[3] = {pipeline_id, run_id, CStringGetTextDatum(kind)};
-	Oid			type = INT4OID;
-	Datum		retention = Int32GetDatum(pipeline_openlineage_retention);
 
 	if (strcmp(kind, "START") != 0)
 	{
@@ -114,11 +152,8 @@ record_event(Datum pipeline_id, Datum run_id, const char *kind)
 	}
 	pipeline_exec_kept("INSERT INTO pipeline.openlineage_run_events (pipeline_id, run_id, event_type) "
 					   "VALUES ($1, $2, $3)", 3, types, values, NULL, false, 0);
-	/* once per run; now(), a bound the index on created_at can use */
-	if (pipeline_openlineage_retention >= 0)
-		pipeline_exec_kept("DELETE FROM pipeline.openlineage_run_events "
-						   "WHERE created_at < now() - make_interval(secs => $1)",
-						   1, &type, &retention, NULL, false, 0);
+	/* once per run */
+	apply_retention();
 }
 
 /*

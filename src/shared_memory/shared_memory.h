@@ -39,6 +39,7 @@ typedef struct PipelineDatabaseSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
 	pid_t		scheduler_pid;	/* 0: no scheduler */
+	pid_t		shipper_pid;	/* 0: no shipper (workers/shipper.c) */
 	struct Latch *scheduler_latch;
 	bool		starting;		/* the launcher registered a scheduler */
 	bool		no_extension;	/* the last scheduler found no extension */

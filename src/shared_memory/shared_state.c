@@ -336,7 +336,7 @@ pipeline_wake_launcher(void)
 
 /*
  * pipeline_stop_database_workers
- *		Asks the scheduler and run workers of a database to stop, keeps the
+ *		Asks the scheduler, shipper and run workers of a database to stop, keeps the
  *		launcher from starting them again for a while, and waits (up to ten
  *		seconds) until they are gone.  For statements that need the
  *		database to themselves.
@@ -360,6 +360,11 @@ pipeline_stop_database_workers(Oid dboid)
 			if (db->scheduler_pid != 0)
 			{
 				kill(db->scheduler_pid, SIGTERM);
+				busy = true;
+			}
+			if (db->shipper_pid != 0)
+			{
+				kill(db->shipper_pid, SIGTERM);
 				busy = true;
 			}
 		}

@@ -202,7 +202,8 @@ start_schedulers(int nap)
 	{
 		PipelineDatabaseSlot *slot = &pipeline_shared->databases[i];
 
-		if (slot->dboid != InvalidOid && slot->scheduler_pid == 0 && !slot->starting &&
+		if (slot->dboid != InvalidOid && slot->scheduler_pid == 0 && slot->shipper_pid == 0 &&
+			!slot->starting &&
 			!list_member_oid(databases, slot->dboid))
 			slot->dboid = InvalidOid;
 	}

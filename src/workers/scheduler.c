@@ -217,6 +217,7 @@ schedule_pass(bool *installed)
 	/* before SPI_finish frees the pass's lists */
 	pipeline_publish_waiting(my_slot, plan.work, unplaced_continuous);
 	pipeline_remember_served(pipelines);
+	pipeline_keep_shipper();
 	pipeline_restore_user(&ctx);
 	SPI_finish();
 	PopActiveSnapshot();

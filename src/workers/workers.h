@@ -2,7 +2,8 @@
  *
  * workers.h
  *	  Background workers: the launcher (launcher.c), one scheduler per
- *	  database (scheduler.c), and run workers (run_worker.c).
+ *	  database (scheduler.c), run workers (run_worker.c), and the shipper
+ *	  of a database's OpenLineage events (shipper.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -57,6 +58,9 @@ extern void pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next
 										  TimestampTz waiting_since);
 extern bool pipeline_quiet_tick(const ScheduledPipeline *p);
 extern void pipeline_record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz next);
+
+/* shipper.c */
+extern void pipeline_keep_shipper(void);
 
 /* worker_placement.c */
 extern void pipeline_forget_stopped_workers(void);

@@ -37,6 +37,7 @@ $node->safe_psql(
 	'postgres', q{
 	CREATE EXTENSION pipeline;
 	CREATE SEQUENCE lsn;
+	CREATE SEQUENCE writes;
 	CREATE SEQUENCE extract_number;
 	CREATE TABLE events (value jsonb);
 	CREATE TABLE customers (id int PRIMARY KEY, v int);
@@ -89,7 +90,8 @@ $node->safe_psql(
 	END $$;
 });
 # One to three events a transaction on 100 keys: an upsert, one in ten a
-# delete, then now and then a Kafka tombstone, a truncate, a redelivery of
+# delete, then now and then a Kafka tombstone, every 50th transaction a
+# truncate (so that every run of the test has some), a redelivery of
 # an event staged before (mostly an early one: stale) or of the latest
 # update staged (mostly its key's latest: unchanged); committing out of
 # the order of their LSNs.
@@ -103,7 +105,7 @@ $node->safe_psql('postgres',
 		  . "FROM generate_series(1, 1 + (random() * 2)::int)) x "
 		  . "UNION ALL SELECT NULL WHERE random() < 0.1 "
 		  . "UNION ALL SELECT jsonb_build_object('op', 't', 'source', jsonb_build_object('lsn', nextval('lsn'))) "
-		  . "WHERE random() < 0.01 "
+		  . "WHERE nextval('writes') % 50 = 0 "
 		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.2 LIMIT 1) "
 		  . "UNION ALL (SELECT value FROM events WHERE random() < 0.1 AND value ->> 'op' = 'u' "
 		  . "ORDER BY _xid DESC, _seq DESC LIMIT 1)"));

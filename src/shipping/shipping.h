@@ -1,0 +1,67 @@
+/*-------------------------------------------------------------------------
+ *
+ * shipping.h
+ *	  Taking events out of the database: HTTP POSTs through libcurl
+ *	  (http_post.c), and the OpenLineage transport, its settings and what
+ *	  it shipped (openlineage_transport.c).  The shipper worker
+ *	  (workers/shipper.c) drives them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_SHIPPING_H
+#define PIPELINE_SHIPPING_H
+
+#include "model.h"
+
+/* What one POST came to. */
+typedef enum HttpOutcome
+{
+	HTTP_DELIVERED,				/* 2xx */
+	HTTP_REFUSED,				/* the receiver will never take this body:
+								 * 400, 413, 422 */
+	HTTP_RETRY					/* no answer, a timeout, or any other status */
+} HttpOutcome;
+
+typedef struct HttpResult
+{
+	HttpOutcome outcome;
+	long		status;			/* 0 when there was no answer */
+	char		error[512];		/* what went wrong, for the delivery state */
+} HttpResult;
+
+/* http_post.c */
+extern void pipeline_http_post(const char *url, const char *bearer, const char *body,
+							   int timeout_ms, HttpResult *result);
+extern void pipeline_http_close(void);
+
+/* The OpenLineage transport of this database, as stored. */
+typedef struct OpenLineageTransport
+{
+	char	   *url;			/* url/endpoint, joined */
+	char	   *api_key;		/* NULL: no Authorization header */
+	int			timeout_ms;
+	int			batch_size;
+	int			retry_base_ms;
+	int			retry_max_ms;
+	bool		enabled;
+	int			failures;		/* in a row */
+	TimestampTz next_attempt_at;	/* 0: now */
+} OpenLineageTransport;
+
+/* An event taken from the outbox to ship. */
+typedef struct OutboxEvent
+{
+	int64		id;
+	char	   *body;			/* its JSON; NULL when it could not be built */
+	char	   *error;			/* why it could not be built */
+} OutboxEvent;
+
+/* openlineage_transport.c */
+extern bool pipeline_read_openlineage_transport(OpenLineageTransport *transport);
+extern List *pipeline_take_outbox_events(int max_events, MemoryContext keep);
+extern int	pipeline_shipping_backoff_ms(const OpenLineageTransport *transport, int failures);
+extern void pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failure,
+									 const OpenLineageTransport *transport);
+extern bool pipeline_openlineage_transport_wanted(void);
+
+#endif							/* PIPELINE_SHIPPING_H */
