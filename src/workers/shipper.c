@@ -18,7 +18,9 @@
  * shipped and which refused (openlineage_transport.c).  An event is
  * acknowledged only after its receiver answered 2xx, so a crash between
  * the two transactions ships it again: at least once, never lost.  After
- * a failure the shipper waits the transport's backoff; with a full batch
+ * a failure the shipper waits the transport's backoff (next_attempt_at,
+ * looked at every SHIPPER_NAPTIME_MS, so that a new setting, a dropped
+ * transport or extension is seen within a second); with a full batch
  * shipped it goes on at once; otherwise it looks again after
  * SHIPPER_NAPTIME_MS, or when its latch is set (SIGHUP, shutdown).
  *
@@ -281,10 +283,11 @@ pipeline_shipper_main(Datum arg)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (wait_ms < 0)
 			break;
+		/* a backoff is waited a second at a time: a change is seen soon */
 		if (wait_ms > 0)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 wait_ms, PG_WAIT_EXTENSION);
+							 Min(wait_ms, SHIPPER_NAPTIME_MS), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 		}
 	}
