@@ -263,8 +263,9 @@ typedef struct PipelineUserContext
 /* An alert to raise (see alerts.c); ids are 0 and strings NULL when absent. */
 typedef struct PipelineAlert
 {
-	const char *kind;			/* "freshness" or "pipeline" */
-	int64		check_id;
+	const char *kind;			/* "freshness", "pipeline" or "check" */
+	const char *severity;		/* "info", "warning", "error" or "critical" */
+	int64		check_id;		/* a freshness check's */
 	int64		pipeline_id;
 	const char *subject;		/* the relation checked, or the pipeline's
 								 * name */

@@ -48,7 +48,11 @@ CREATE TABLE pipeline.pipeline_defs (
     extract_id          text,
     extract_applied     jsonb,
     extract_closed      jsonb,
-    sharded             boolean NOT NULL DEFAULT false
+    sharded             boolean NOT NULL DEFAULT false,
+    -- pipeline.set_failure_policy; NULL: the settings'
+    retry_base_ms       integer CHECK (retry_base_ms > 0),
+    retry_max_ms        integer CHECK (retry_max_ms > 0),
+    suspend_after_failures integer CHECK (suspend_after_failures >= 0)
 );
 /* every batch asks whether its source is a change log, and who reads one */
 CREATE INDEX ON pipeline.pipeline_defs (change_log);

@@ -54,7 +54,7 @@ COMMENT ON TABLE pipeline.freshness_results IS
 CREATE TABLE pipeline.alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     raised_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    kind            text NOT NULL CHECK (kind IN ('freshness', 'pipeline')),
+    kind            text NOT NULL CHECK (kind IN ('freshness', 'pipeline', 'check')),
     check_id        bigint REFERENCES pipeline.freshness_checks (id) ON DELETE CASCADE,
     pipeline_id     bigint REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
     subject         text NOT NULL,
@@ -62,7 +62,9 @@ CREATE TABLE pipeline.alerts (
     state           text NOT NULL,
     message         text,
     owner           regrole NOT NULL,
-    payload         jsonb NOT NULL
+    payload         jsonb NOT NULL,
+    severity        text NOT NULL CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+    relation        regclass            -- the freshness check's, the pipeline's target
 );
 CREATE INDEX ON pipeline.alerts (raised_at);
 COMMENT ON TABLE pipeline.alerts IS

@@ -539,6 +539,8 @@ raise_alert(const FreshnessCheck *check, const char *previous, const FreshnessRe
 				  3, types, values, nulls, true, 1);
 
 	alert.kind = "freshness";
+	alert.severity = strcmp(result->status, "PASS") == 0 ? "info"
+		: strcmp(result->status, "FAIL") == 0 ? "error" : "warning";
 	alert.check_id = check->id;
 	alert.subject = relation;
 	alert.previous_state = previous;

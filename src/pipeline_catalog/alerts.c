@@ -3,10 +3,12 @@
  * alerts.c
  *	  Alerts: changes of state worth telling someone about.
  *
- * Freshness checks changing state and pipelines starting or stopping to
- * fail raise alerts.  Each alert is a row of pipeline.alerts and a
- * NOTIFY on channel pipeline_alerts, sent when the transaction that raised
- * it commits, so a listener never hears of a change that was rolled back.
+ * Freshness checks changing state, pipelines starting or stopping to fail,
+ * and data quality checks changing status raise alerts.  Each alert is a
+ * row of pipeline.alerts and a NOTIFY on channel pipeline_alerts, sent
+ * when the transaction that raised it commits, so a listener never hears
+ * of a change that was rolled back; and a delivery to each alert route it
+ * matches (pipeline.add_alert_route), which the database's shipper posts.
  *
  * The NOTIFY carries the alert's id alone ({"id": 42}).  Any role may
  * LISTEN on any channel, so a channel cannot carry what only some roles
@@ -43,6 +45,31 @@ text_or_null(const char *value, Datum *datum, char *null)
 }
 
 /*
+ * queue_deliveries
+ *		Adds a delivery of alert 'id' for every enabled route that matches
+ *		it: whose owner may see it (is a member of the alert's owner), of
+ *		its kind, pipeline and relation when the route names some, and of
+ *		at least the route's severity.  The caller runs as the extension.
+ */
+static void
+queue_deliveries(int64 id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(id);
+
+	pipeline_exec_kept("INSERT INTO pipeline.alert_deliveries (alert_id, route_id) "
+					   "SELECT a.id, r.id FROM pipeline.alerts a, pipeline.alert_routes r "
+					   "WHERE a.id = $1 AND r.enabled AND pg_has_role(r.owner, a.owner, 'MEMBER') "
+					   "AND (r.kinds IS NULL OR a.kind = ANY (r.kinds)) "
+					   "AND (r.pipelines IS NULL OR (SELECT d.name FROM pipeline.pipeline_defs d "
+					   "WHERE d.id = a.pipeline_id) = ANY (r.pipelines)) "
+					   "AND (r.relations IS NULL OR a.relation = ANY (r.relations)) "
+					   "AND pipeline.severity_rank(a.severity) >= pipeline.severity_rank(r.min_severity) "
+					   "ORDER BY r.id",
+					   1, &type, &value, NULL, false, 0);
+}
+
+/*
  * pipeline_raise_alert
  *		Records an alert and sends its id as NOTIFY pipeline_alerts (see the
  *		file comment).  The alert's payload column is kind, database,
@@ -52,10 +79,10 @@ text_or_null(const char *value, Datum *datum, char *null)
 void
 pipeline_raise_alert(const PipelineAlert *alert)
 {
-	Oid			types[9] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	OIDOID, JSONBOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			types[10] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	OIDOID, JSONBOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10];
 	char	   *message = NULL;
 	PipelineUserContext ctx;
 
@@ -74,16 +101,21 @@ pipeline_raise_alert(const PipelineAlert *alert)
 	text_or_null(message, &values[6], &nulls[6]);
 	values[7] = ObjectIdGetDatum(alert->owner);
 	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(alert->details ? alert->details : "{}"));
+	values[9] = CStringGetTextDatum(alert->severity);
 
 	pipeline_become_internal(&ctx);
+	/* the relation: the freshness check's, or the pipeline's target */
 	pipeline_exec("INSERT INTO pipeline.alerts (kind, check_id, pipeline_id, subject, "
-				  "previous_state, state, message, owner, payload) "
+				  "previous_state, state, message, owner, payload, severity, relation) "
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object("
 				  "'kind', $1, 'database', current_database(), 'previous_state', $5, "
-				  "'state', $6, 'message', $7, 'raised_at', clock_timestamp()) || $9) "
-				  "RETURNING jsonb_build_object('id', id)::text",
-				  9, types, values, nulls, false, 1);
+				  "'state', $6, 'severity', $10, 'message', $7, 'raised_at', clock_timestamp()) || $9, "
+				  "$10, coalesce((SELECT f.relation FROM pipeline.freshness_checks f WHERE f.id = $2), "
+				  "(SELECT d.target FROM pipeline.pipeline_defs d WHERE d.id = $3))) "
+				  "RETURNING jsonb_build_object('id', id)::text, id",
+				  10, types, values, nulls, false, 1);
 	Async_Notify("pipeline_alerts", pipeline_result_text(0, 0));
+	queue_deliveries(pipeline_result_int64(0, 1));
 	pipeline_purge_history("alerts", "raised_at", NULL, 0);
 	pipeline_restore_user(&ctx);
 }

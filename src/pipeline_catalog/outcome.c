@@ -3,12 +3,14 @@
  * outcome.c
  *	  What a finished run leaves behind besides its history row: the
  *	  pipeline's running totals, its streak of failures, alerts when it
- *	  starts or stops failing, and its suspension after too many failures.
+ *	  starts or stops failing and when a check changes status, and its
+ *	  suspension after too many failures.
  *
  * The totals in pipeline.run_totals only grow (the history retention
  * deletes old runs, never these), so pipeline.metrics() can publish them
  * as Prometheus counters.  A pipeline whose last run failed is "failing";
- * after pipeline.suspend_after_failures failed runs in a row it is
+ * after pipeline.suspend_after_failures (or its own
+ * pipeline.set_failure_policy) failed runs in a row it is
  * suspended: run() refuses it until resume(), so a broken pipeline called
  * every minute by a scheduler does not fail every minute forever.
  *
@@ -17,6 +19,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -38,6 +41,7 @@ typedef struct RunOutcome
 	bool		suspended;
 	int32		previous_streak;
 	int32		streak;
+	int32		suspend_after;	/* the pipeline's, or the setting's */
 } RunOutcome;
 
 /*
@@ -48,16 +52,17 @@ typedef struct RunOutcome
 static bool
 read_outcome(int64 run_id, RunOutcome *out)
 {
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(run_id);
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(run_id), Int32GetDatum(pipeline_suspend_after_failures)};
 	bool		isnull;
 
 	if (pipeline_exec_kept("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
 						   "l.error_message, d.suspended_at IS NOT NULL, "
-						   "coalesce(t.consecutive_failures, 0) "
+						   "coalesce(t.consecutive_failures, 0), "
+						   "coalesce(d.suspend_after_failures, $2) "
 						   "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
 						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = l.pipeline_id "
-						   "WHERE l.run_id = $1", 1, &type, &value, NULL,
+						   "WHERE l.run_id = $1", 2, types, values, NULL,
 						   false, 1) != 1)	/* not read-only: it must see the
 											 * run just closed */
 		return false;
@@ -70,6 +75,7 @@ read_outcome(int64 run_id, RunOutcome *out)
 	out->message = pipeline_result_text(0, 5);
 	out->suspended = DatumGetBool(pipeline_result_datum(0, 6, &isnull));
 	out->previous_streak = (int32) pipeline_result_int64(0, 7);
+	out->suspend_after = (int32) pipeline_result_int64(0, 8);
 	return true;
 }
 
@@ -131,7 +137,7 @@ add_to_totals(int64 run_id)
  */
 static void
 pipeline_alert(const RunOutcome *out, const char *previous, const char *state,
-			   const char *message)
+			   const char *severity, const char *message)
 {
 	PipelineAlert alert = {0};
 	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID};
@@ -149,6 +155,7 @@ pipeline_alert(const RunOutcome *out, const char *previous, const char *state,
 				  5, types, values, nulls, true, 1);
 
 	alert.kind = "pipeline";
+	alert.severity = severity;
 	alert.pipeline_id = out->pipeline_id;
 	alert.subject = out->pipeline;
 	alert.previous_state = previous;
@@ -167,9 +174,56 @@ static void
 suspend(const RunOutcome *out)
 {
 	pipeline_suspend(out->pipeline_id);
-	pipeline_alert(out, "failing", "suspended",
+	pipeline_alert(out, "failing", "suspended", "critical",
 				   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
 							out->streak, out->message ? out->message : "(no message)"));
+}
+
+/*
+ * check_alerts
+ *		Raises an alert for each data quality check of the run whose status
+ *		differs from its result in the pipeline's previous run with it (a
+ *		first result differs unless it passes): a check now past its warn or
+ *		error threshold, or passing again.
+ */
+static void
+check_alerts(const RunOutcome *out)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(out->run_id);
+	SPITupleTable *changes;
+	int			n;
+
+	n = pipeline_exec_kept("SELECT cr.check_name, coalesce(p.status, 'PASS'), cr.status, cr.message, "
+						   "jsonb_build_object('pipeline', d.name, 'pipeline_id', d.id, 'run_id', cr.run_id, "
+						   "'check', cr.check_name, 'failing', cr.failing, 'total', cr.total, "
+						   "'observed', cr.observed)::text "
+						   "FROM pipeline.check_results cr "
+						   "JOIN pipeline.pipeline_defs d ON d.id = cr.pipeline_id "
+						   "LEFT JOIN LATERAL (SELECT p.status FROM pipeline.check_results p "
+						   "WHERE p.check_id = cr.check_id AND p.run_id < cr.run_id "
+						   "ORDER BY p.checked_at DESC LIMIT 1) p ON true "
+						   "WHERE cr.run_id = $1 AND cr.status IS DISTINCT FROM coalesce(p.status, 'PASS') "
+						   "ORDER BY cr.check_name",
+						   1, &type, &value, NULL, false, 0);	/* sees this run's */
+	changes = SPI_tuptable;
+	for (int i = 0; i < n; i++)
+	{
+		PipelineAlert alert = {0};
+
+		SPI_tuptable = changes;
+		alert.kind = "check";
+		alert.pipeline_id = out->pipeline_id;
+		alert.subject = psprintf("%s.%s", out->pipeline, pipeline_result_text(i, 0));
+		alert.previous_state = pipeline_result_text(i, 1);
+		alert.state = pipeline_result_text(i, 2);
+		alert.severity = strcmp(alert.state, "FAIL") == 0 ? "error"
+			: strcmp(alert.state, "WARN") == 0 ? "warning" : "info";
+		alert.message = pipeline_result_text(i, 3);
+		alert.owner = out->owner;
+		alert.details = pipeline_result_text(i, 4);
+		pipeline_raise_alert(&alert);
+	}
 }
 
 /*
@@ -186,17 +240,17 @@ pipeline_record_outcome(int64 run_id)
 	if (!read_outcome(run_id, &out))
 		return;
 	out.streak = add_to_totals(run_id);
+	check_alerts(&out);
 
 	if (strcmp(out.status, "failed") == 0)
 	{
 		if (out.previous_streak == 0)
-			pipeline_alert(&out, "idle", "failing", out.message);
-		if (pipeline_suspend_after_failures > 0 && !out.suspended &&
-			out.streak >= pipeline_suspend_after_failures)
+			pipeline_alert(&out, "idle", "failing", "error", out.message);
+		if (out.suspend_after > 0 && !out.suspended && out.streak >= out.suspend_after)
 			suspend(&out);
 	}
 	else if (strcmp(out.status, "succeeded") == 0 && out.previous_streak > 0)
-		pipeline_alert(&out, "failing", "idle",
+		pipeline_alert(&out, "failing", "idle", "info",
 					   psprintf("run %lld succeeded after %d failed runs",
 								(long long) run_id, out.previous_streak));
 }

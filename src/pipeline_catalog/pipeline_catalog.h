@@ -78,6 +78,8 @@ typedef struct ScheduleRow
 	TimestampTz waiting_since;	/* 0 if not waiting for a worker */
 	Oid			source;
 	TimestampTz last_empty_tick_at; /* 0 if none */
+	int32		retry_base_ms;	/* its failure policy's; -1: the setting's */
+	int32		retry_max_ms;
 } ScheduleRow;
 
 /*
@@ -138,6 +140,8 @@ extern void pipeline_save_truncated_at(int64 pipeline_id, const char *floor);
 extern void pipeline_save_extract(int64 pipeline_id, const char *extract, bool applied);
 extern void pipeline_set_paused(int64 pipeline_id, bool paused);
 extern void pipeline_suspend(int64 pipeline_id);
+extern void pipeline_save_failure_policy(int64 pipeline_id, int32 retry_base_ms, int32 retry_max_ms,
+										 int32 suspend_after_failures);
 extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);
 extern const char *pipeline_archived_unconsumed_reason(int64 pipeline_id);
 extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);

@@ -28,13 +28,15 @@
 	"d.id, d.name, d.owner::oid, d.schedule, d.paused OR d.suspended_at IS NOT NULL, " \
 	"coalesce(t.consecutive_failures, 0), t.last_failure_at, " \
 	"greatest((SELECT max(l.started_at) FROM pipeline.run_log l WHERE l.pipeline_id = d.id), " \
-	"s.last_empty_tick_at), s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at"
+	"s.last_empty_tick_at), s.next_run_at, s.waiting_since, d.source::oid, s.last_empty_tick_at, " \
+	"coalesce(d.retry_base_ms, -1), coalesce(d.retry_max_ms, -1)"
 
 /* Their positions. */
 enum
 {
 	SC_ID, SC_NAME, SC_OWNER, SC_SCHEDULE, SC_STOPPED, SC_FAILURES, SC_LAST_FAILURE_AT,
-	SC_LAST_START, SC_NEXT_RUN_AT, SC_WAITING_SINCE, SC_SOURCE, SC_LAST_EMPTY_TICK_AT
+	SC_LAST_START, SC_NEXT_RUN_AT, SC_WAITING_SINCE, SC_SOURCE, SC_LAST_EMPTY_TICK_AT,
+	SC_RETRY_BASE, SC_RETRY_MAX
 };
 
 /*
@@ -83,6 +85,8 @@ pipeline_scheduled_definitions(void)
 		r->waiting_since = timestamp_at(i, SC_WAITING_SINCE);
 		r->source = DatumGetObjectId(pipeline_result_datum(i, SC_SOURCE, &isnull));
 		r->last_empty_tick_at = timestamp_at(i, SC_LAST_EMPTY_TICK_AT);
+		r->retry_base_ms = (int32) pipeline_result_int64(i, SC_RETRY_BASE);
+		r->retry_max_ms = (int32) pipeline_result_int64(i, SC_RETRY_MAX);
 		rows = lappend(rows, r);
 	}
 	return rows;

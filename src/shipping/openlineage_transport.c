@@ -35,70 +35,8 @@
 PG_FUNCTION_INFO_V1(pipeline_set_openlineage_transport);
 PG_FUNCTION_INFO_V1(pipeline_drop_openlineage_transport);
 
-/* The longest timeout and backoff the settings take (one hour). */
-#define TRANSPORT_MAX_MS (3600 * 1000)
 /* The most events one batch takes. */
 #define TRANSPORT_MAX_BATCH 10000
-
-/*
- * required_argument
- *		The argument 'n' of the call, which may not be NULL.
- */
-static Datum
-required_argument(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s of the OpenLineage transport may not be null", name),
-				 errdetail("Only api_key may be null (no Authorization header)."),
-				 n == 0 ? errhint("Pass the receiver's base URL, such as 'http://marquez:5000'.")
-				 : errhint("Leave %s out for its default.", name)));
-	return PG_GETARG_DATUM(n);
-}
-
-/*
- * interval_ms
- *		An interval setting in milliseconds, between 1 ms and an hour.
- */
-static int
-interval_ms(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	Interval   *span = DatumGetIntervalP(required_argument(fcinfo, n, name));
-	double		ms = span->time / 1000.0 + (span->day + span->month * 30.0) * 86400000.0;
-
-	if (ms < 1 || ms > TRANSPORT_MAX_MS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of the OpenLineage transport must be between 1 millisecond and 1 hour", name),
-				 errdetail("It is %s.", DatumGetCString(DirectFunctionCall1(interval_out,
-																			IntervalPGetDatum(span)))),
-				 errhint("Pass an interval such as '5 seconds'.")));
-	return (int) ms;
-}
-
-/*
- * checked_url
- *		The url argument: http:// or https://, and a host after it.
- */
-static char *
-checked_url(FunctionCallInfo fcinfo)
-{
-	char	   *url = text_to_cstring(DatumGetTextPP(required_argument(fcinfo, 0, "url")));
-	const char *rest = NULL;
-
-	if (pg_strncasecmp(url, "http://", 7) == 0)
-		rest = url + 7;
-	else if (pg_strncasecmp(url, "https://", 8) == 0)
-		rest = url + 8;
-	if (rest == NULL || rest[0] == '\0' || rest[0] == '/' || strpbrk(url, " \t\r\n") != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" is not a URL the OpenLineage transport can post to", url),
-				 errdetail("The transport posts over http:// or https:// to a host."),
-				 errhint("Pass the receiver's base URL, such as 'http://marquez:5000'; the endpoint is added to it.")));
-	return url;
-}
 
 /*
  * pipeline_set_openlineage_transport
@@ -118,10 +56,11 @@ pipeline_set_openlineage_transport(PG_FUNCTION_ARGS)
 	int			batch_size;
 
 	pipeline_check_version(ERROR);
-	values[0] = CStringGetTextDatum(checked_url(fcinfo));
+	values[0] = CStringGetTextDatum(pipeline_endpoint_url(fcinfo, 0, "the OpenLineage transport"));
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	endpoint = text_to_cstring(DatumGetTextPP(required_argument(fcinfo, 2, "endpoint")));
+	endpoint = text_to_cstring(DatumGetTextPP(pipeline_endpoint_argument(fcinfo, 2, "endpoint",
+																		 "the OpenLineage transport")));
 	if (strpbrk(endpoint, " \t\r\n?#") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -129,8 +68,8 @@ pipeline_set_openlineage_transport(PG_FUNCTION_ARGS)
 				 errdetail("The endpoint is a path added to the URL, without spaces, query or fragment."),
 				 errhint("Leave it out for api/v1/lineage, or pass '' to post to the URL itself.")));
 	values[2] = CStringGetTextDatum(endpoint);
-	values[3] = Int32GetDatum(interval_ms(fcinfo, 3, "timeout"));
-	batch_size = DatumGetInt32(required_argument(fcinfo, 4, "batch_size"));
+	values[3] = Int32GetDatum(pipeline_endpoint_interval_ms(fcinfo, 3, "timeout", "the OpenLineage transport"));
+	batch_size = DatumGetInt32(pipeline_endpoint_argument(fcinfo, 4, "batch_size", "the OpenLineage transport"));
 	if (batch_size < 1 || batch_size > TRANSPORT_MAX_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -138,15 +77,11 @@ pipeline_set_openlineage_transport(PG_FUNCTION_ARGS)
 				 errdetail("It is %d.", batch_size),
 				 errhint("A batch is the events read, posted and acknowledged together; 100 suits most receivers.")));
 	values[4] = Int32GetDatum(batch_size);
-	values[5] = Int32GetDatum(interval_ms(fcinfo, 5, "retry_base"));
-	values[6] = Int32GetDatum(interval_ms(fcinfo, 6, "retry_max"));
-	if (DatumGetInt32(values[6]) < DatumGetInt32(values[5]))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("retry_max of the OpenLineage transport is shorter than retry_base"),
-				 errdetail("The wait after a failure doubles from retry_base up to retry_max."),
-				 errhint("Pass a retry_max at least retry_base.")));
-	values[7] = required_argument(fcinfo, 7, "enabled");
+	values[5] = Int32GetDatum(pipeline_endpoint_interval_ms(fcinfo, 5, "retry_base", "the OpenLineage transport"));
+	values[6] = Int32GetDatum(pipeline_endpoint_interval_ms(fcinfo, 6, "retry_max", "the OpenLineage transport"));
+	pipeline_endpoint_check_backoff(DatumGetInt32(values[5]), DatumGetInt32(values[6]),
+									"the OpenLineage transport");
+	values[7] = pipeline_endpoint_argument(fcinfo, 7, "enabled", "the OpenLineage transport");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -330,21 +265,6 @@ errors_array(List *events)
 }
 
 /*
- * pipeline_shipping_backoff_ms
- *		How long the shipper waits after 'failures' failures in a row:
- *		retry_base doubling, at most retry_max.
- */
-int
-pipeline_shipping_backoff_ms(const OpenLineageTransport *transport, int failures)
-{
-	double		wait = transport->retry_base_ms;
-
-	for (int i = 1; i < failures && wait < transport->retry_max_ms; i++)
-		wait *= 2;
-	return (int) Min(wait, (double) transport->retry_max_ms);
-}
-
-/*
  * pipeline_record_shipping
  *		Records a batch: the events shipped are acknowledged, those refused
  *		acknowledged with their error (and logged), and the transport's
@@ -376,7 +296,8 @@ pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failur
 	values[3] = failure ? CStringGetTextDatum(failure->error) : (Datum) 0;
 	nulls[3] = failure ? ' ' : 'n';
 	values[4] = Int32GetDatum(failure ? transport->failures + 1 : 0);
-	values[5] = Int32GetDatum(failure ? pipeline_shipping_backoff_ms(transport, transport->failures + 1) : 0);
+	values[5] = Int32GetDatum(failure ? pipeline_backoff_ms(transport->retry_base_ms, transport->retry_max_ms,
+															transport->failures + 1) : 0);
 	pipeline_exec_kept("WITH shipped AS (UPDATE pipeline.openlineage_run_events "
 					   "SET acknowledged_at = clock_timestamp() "
 					   "WHERE id = ANY ($1) AND acknowledged_at IS NULL RETURNING 1), "

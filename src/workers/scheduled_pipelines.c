@@ -32,20 +32,23 @@
 /*
  * pipeline_retry_delay_ms
  *		The delay before the retry that follows 'failures' failed runs in a
- *		row: retry_base doubled per further failure, capped at retry_max,
+ *		row: retry_base doubled per further failure, capped at retry_max
+ *		(the pipeline's own, pipeline.set_failure_policy, or the settings),
  *		times a jitter factor in [0.5, 1.5) that is a fixed function of the
  *		pipeline and the count (so every pass, and a restart, agree).
  */
 int64
-pipeline_retry_delay_ms(int64 pipeline_id, int32 failures)
+pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures)
 {
-	double		delay = pipeline_retry_base;
-	uint32		h = hash_combine(hash_bytes_uint32((uint32) pipeline_id),
+	int32		base = p->retry_base_ms >= 0 ? p->retry_base_ms : pipeline_retry_base;
+	int32		max = p->retry_max_ms >= 0 ? p->retry_max_ms : pipeline_retry_max;
+	double		delay = base;
+	uint32		h = hash_combine(hash_bytes_uint32((uint32) p->id),
 								 hash_bytes_uint32((uint32) failures));
 
-	for (int i = 1; i < failures && delay < pipeline_retry_max; i++)
+	for (int i = 1; i < failures && delay < max; i++)
 		delay *= 2;
-	delay = Min(delay, (double) pipeline_retry_max);
+	delay = Min(delay, (double) max);
 	return (int64) (delay * (0.5 + (double) h / ((double) PG_UINT32_MAX + 1)));
 }
 
@@ -78,6 +81,8 @@ pipeline_read_scheduled(void)
 		p->waiting_since = r->waiting_since;
 		p->source = r->source;
 		p->last_empty_tick_at = r->last_empty_tick_at;
+		p->retry_base_ms = r->retry_base_ms;
+		p->retry_max_ms = r->retry_max_ms;
 		pipelines = lappend(pipelines, p);
 	}
 	return pipelines;
@@ -139,7 +144,7 @@ pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
 	if (p->stopped)
 		return DT_NOEND;
 	if (p->failures > 0 && p->last_failure_at != 0)
-		return p->last_failure_at + pipeline_retry_delay_ms(p->id, p->failures) * 1000;
+		return p->last_failure_at + pipeline_retry_delay_ms(p, p->failures) * 1000;
 	switch (p->schedule.kind)
 	{
 		case SCHEDULE_CONTINUOUS:

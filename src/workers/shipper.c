@@ -2,14 +2,16 @@
  *
  * shipper.c
  *	  The shipper of a database: a background worker that ships the
- *	  OpenLineage outbox to the database's transport, and the scheduler's
- *	  part in keeping it running.
+ *	  OpenLineage outbox to the database's transport and delivers alerts to
+ *	  their routes' webhooks, and the scheduler's part in keeping it
+ *	  running.
  *
  * The scheduler starts the shipper while its database has a transport
- * enabled (pipeline.set_openlineage_transport), and again when it stopped;
- * the shipper stops when the transport is dropped or disabled, or the
- * extension is.  Nothing a run does waits for it: runs only add rows to
- * the outbox, and the shipper holds no transaction while it posts.
+ * (pipeline.set_openlineage_transport) or an alert route
+ * (pipeline.add_alert_route) enabled, and again when it stopped; the
+ * shipper stops when neither is, or the extension is dropped.  Nothing a
+ * run does waits for it: runs only add rows to the outbox and to the
+ * deliveries, and the shipper holds no transaction while it posts.
  *
  * A pass takes the oldest unacknowledged events (a batch, in outbox
  * order, which is each run's order), in one short transaction; posts them
@@ -17,12 +19,15 @@
  * the first failure; then records, in a second transaction, which were
  * shipped and which refused (openlineage_transport.c).  An event is
  * acknowledged only after its receiver answered 2xx, so a crash between
- * the two transactions ships it again: at least once, never lost.  After
- * a failure the shipper waits the transport's backoff (next_attempt_at,
- * looked at every SHIPPER_NAPTIME_MS, so that a new setting, a dropped
- * transport or extension is seen within a second); with a full batch
- * shipped it goes on at once; otherwise it looks again after
- * SHIPPER_NAPTIME_MS, or when its latch is set (SIGHUP, shutdown).
+ * the two transactions ships it again: at least once, never lost.  Then
+ * the same for each alert route whose backoff has passed, route by route
+ * (alert_routes.c): one route's failure holds back that route alone.
+ * After a failure the transport, or the route, waits its backoff
+ * (next_attempt_at, looked at every SHIPPER_NAPTIME_MS, so that a new
+ * setting, a dropped transport or extension is seen within a second);
+ * with a full batch shipped the shipper goes on at once; otherwise it
+ * looks again after SHIPPER_NAPTIME_MS, or when its latch is set (SIGHUP,
+ * shutdown).
  *
  *-------------------------------------------------------------------------
  */
@@ -50,8 +55,10 @@
 
 PGDLLEXPORT void pipeline_shipper_main(Datum arg);
 
-/* How often an idle shipper looks for new events. */
+/* How often an idle shipper looks for new events and alerts. */
 #define SHIPPER_NAPTIME_MS 1000
+/* The most deliveries of one route a pass posts. */
+#define ALERT_BATCH 100
 
 /* The scheduler's handle of its database's shipper (NULL: none started). */
 static BackgroundWorkerHandle *shipper_handle = NULL;
@@ -61,8 +68,8 @@ static PipelineDatabaseSlot *my_slot = NULL;
 /*
  * pipeline_keep_shipper
  *		Called by the scheduler in each pass, connected to SPI as the
- *		extension: starts the database's shipper when a transport is
- *		enabled and none runs.
+ *		extension: starts the database's shipper when a transport or an
+ *		alert route is enabled and none runs.
  */
 void
 pipeline_keep_shipper(void)
@@ -81,7 +88,7 @@ pipeline_keep_shipper(void)
 	LWLockRelease(pipeline_shared->lock);
 	if (running)
 		return;
-	if (!pipeline_openlineage_transport_wanted())
+	if (!pipeline_openlineage_transport_wanted() && !pipeline_alert_routes_wanted())
 		return;
 	if (shipper_handle != NULL)
 		pfree(shipper_handle);
@@ -163,13 +170,15 @@ end_catalog_work(PipelineUserContext *ctx)
 }
 
 /*
- * post_events
- *		Posts the events in order, up to the first failure (returned, or
- *		NULL); those the receiver took go to *shipped, those it refused or
- *		that could not be built to *rejected, with their error.
+ * post_in_order
+ *		Posts the events (or deliveries) to url in order, up to the first
+ *		failure (returned, or NULL); those the receiver took go to *taken,
+ *		those it refused or that could not be built to *rejected, with
+ *		their error.
  */
 static HttpResult *
-post_events(const OpenLineageTransport *transport, List *events, List **shipped, List **rejected)
+post_in_order(const char *url, const char *bearer, int timeout_ms, List *events,
+			  List **taken, List **rejected)
 {
 	static HttpResult result;
 	ListCell   *lc;
@@ -184,8 +193,7 @@ post_events(const OpenLineageTransport *transport, List *events, List **shipped,
 			*rejected = lappend(*rejected, event);
 			continue;
 		}
-		pipeline_http_post(transport->url, transport->api_key, event->body,
-						   transport->timeout_ms, &result);
+		pipeline_http_post(url, bearer, event->body, timeout_ms, &result);
 		if (result.outcome == HTTP_RETRY)
 			return &result;
 		if (result.outcome == HTTP_REFUSED)
@@ -194,29 +202,30 @@ post_events(const OpenLineageTransport *transport, List *events, List **shipped,
 			*rejected = lappend(*rejected, event);
 		}
 		else
-			*shipped = lappend(*shipped, event);
+			*taken = lappend(*taken, event);
 	}
 	return NULL;
 }
 
 /*
- * ship_batch
- *		One pass; returns how long to wait before the next (ms), or -1 when
- *		the shipper should stop.  What it allocates lives in 'batch'.
+ * ship_openlineage
+ *		Ships one batch of the OpenLineage outbox; returns how long to wait
+ *		before the next (ms), -1 when there is no transport to ship to, or
+ *		-2 when the extension is gone.  Allocates in 'batch'.
  */
 static long
-ship_batch(MemoryContext batch)
+ship_openlineage(MemoryContext batch)
 {
 	PipelineUserContext ctx;
 	OpenLineageTransport transport;
-	List	   *events = NIL;
+	List	   *events;
 	List	   *shipped = NIL;
 	List	   *rejected = NIL;
 	HttpResult *failure;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (!begin_catalog_work(&ctx))
-		return -1;
+		return -2;
 	if (!pipeline_read_openlineage_transport(&transport) || !transport.enabled)
 	{
 		end_catalog_work(&ctx);
@@ -237,14 +246,87 @@ ship_batch(MemoryContext batch)
 		return SHIPPER_NAPTIME_MS;
 
 	pgstat_report_activity(STATE_RUNNING, "shipping OpenLineage events");
-	failure = post_events(&transport, events, &shipped, &rejected);
+	failure = post_in_order(transport.url, transport.api_key, transport.timeout_ms, events,
+							&shipped, &rejected);
 	if (!begin_catalog_work(&ctx))
-		return -1;
+		return -2;
 	pipeline_record_shipping(shipped, rejected, failure, &transport);
 	end_catalog_work(&ctx);
+	MemoryContextSwitchTo(batch);
 	if (failure != NULL)
-		return pipeline_shipping_backoff_ms(&transport, transport.failures + 1);
+		return pipeline_backoff_ms(transport.retry_base_ms, transport.retry_max_ms, transport.failures + 1);
 	return list_length(events) < transport.batch_size ? SHIPPER_NAPTIME_MS : 0;
+}
+
+/*
+ * deliver_alerts
+ *		Delivers the due routes' oldest pending alerts, route by route;
+ *		returns how long to wait before the next pass (ms: 0 when a route
+ *		had a full batch), -1 when no route is enabled, -2 when the
+ *		extension is gone.  A route that fails waits its own backoff
+ *		(next_attempt_at), which the next pass respects.
+ */
+static long
+deliver_alerts(MemoryContext batch)
+{
+	PipelineUserContext ctx;
+	List	   *routes;
+	bool		wanted;
+	bool		more = false;
+	ListCell   *lc;
+
+	if (!begin_catalog_work(&ctx))
+		return -2;
+	wanted = pipeline_alert_routes_wanted();
+	routes = wanted ? pipeline_take_due_deliveries(ALERT_BATCH, batch) : NIL;
+	end_catalog_work(&ctx);
+	MemoryContextSwitchTo(batch);
+	if (!wanted)
+		return -1;
+
+	foreach(lc, routes)
+	{
+		AlertRoute *route = lfirst(lc);
+		List	   *delivered = NIL;
+		List	   *rejected = NIL;
+		HttpResult *failure;
+
+		pgstat_report_activity(STATE_RUNNING, "delivering alerts");
+		failure = post_in_order(route->url, NULL, route->timeout_ms, route->deliveries,
+								&delivered, &rejected);
+		if (!begin_catalog_work(&ctx))
+			return -2;
+		pipeline_record_deliveries(route, delivered, rejected, failure);
+		end_catalog_work(&ctx);
+		MemoryContextSwitchTo(batch);
+		more |= failure == NULL && list_length(route->deliveries) == ALERT_BATCH;
+	}
+	return more ? 0 : SHIPPER_NAPTIME_MS;
+}
+
+/*
+ * ship_pass
+ *		One pass of both jobs; returns how long to wait before the next
+ *		(ms), or -1 when the shipper should stop: the extension is gone, or
+ *		neither a transport nor an alert route is enabled.
+ */
+static long
+ship_pass(MemoryContext batch)
+{
+	long		lineage = ship_openlineage(batch);
+	long		alerts;
+
+	if (lineage == -2)
+		return -1;
+	MemoryContextReset(batch);
+	alerts = deliver_alerts(batch);
+	if (alerts == -2 || (lineage == -1 && alerts == -1))
+		return -1;
+	if (lineage < 0)
+		return alerts;
+	if (alerts < 0)
+		return lineage;
+	return Min(lineage, alerts);
 }
 
 /*
@@ -278,7 +360,7 @@ pipeline_shipper_main(Datum arg)
 		}
 		MemoryContextReset(batch);
 		MemoryContextSwitchTo(batch);
-		wait_ms = ship_batch(batch);
+		wait_ms = ship_pass(batch);
 		MemoryContextSwitchTo(TopMemoryContext);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (wait_ms < 0)

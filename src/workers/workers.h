@@ -28,6 +28,8 @@ typedef struct ScheduledPipeline
 	TimestampTz next_run_at;	/* as stored, 0 if none */
 	TimestampTz waiting_since;	/* as stored, 0 if not waiting for a worker */
 	TimestampTz last_empty_tick_at; /* 0 if none */
+	int32		retry_base_ms;	/* its failure policy's; -1: the setting's */
+	int32		retry_max_ms;
 	Oid			source;			/* the relation it reads */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
 	bool		started;		/* this pass started its worker */
@@ -48,7 +50,7 @@ typedef struct PassPlan
 extern void pipeline_launcher_register(void);
 
 /* scheduled_pipelines.c */
-extern int64 pipeline_retry_delay_ms(int64 pipeline_id, int32 failures);
+extern int64 pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures);
 extern List *pipeline_read_scheduled(void);
 extern TimestampTz pipeline_due_at(const ScheduledPipeline *p, TimestampTz now);
 extern List *pipeline_recheck_failures(List *due, TimestampTz now);

@@ -6,6 +6,7 @@
 # while the receiver runs:
 #   ok            200
 #   fail          500
+#   fail:PATH     500 for a request to PATH, 200 for the others
 #   hang          answers nothing while the mode stays so (a minute at most)
 #   refuse:TEXT   400 for a body holding TEXT, 200 for the others
 #   slow:MS       200 after MS milliseconds
@@ -56,7 +57,7 @@ sub answer
 {
 	my ($self, $request) = @_;
 	my $mode = slurp_file($self->{mode});
-	return 500 if $mode eq 'fail';
+	return 500 if $mode eq 'fail' || $mode eq 'fail:' . $request->uri->path;
 	if ($mode eq 'hang')
 	{
 		# until the mode changes, a minute at most
@@ -139,11 +140,13 @@ sub requests
 	return map { decode_json($_) } grep { /\S/ } split /\n/, slurp_file($self->{log});
 }
 
-# delivered(): the events of the requests answered 200, in arrival order.
+# delivered([PATH]): the bodies of the requests answered 200 (to PATH
+# only, when given), decoded, in arrival order.
 sub delivered
 {
-	my ($self) = @_;
-	return map { decode_json($_->{body}) } grep { $_->{status} == 200 } $self->requests;
+	my ($self, $path) = @_;
+	return map { decode_json($_->{body}) }
+	  grep { $_->{status} == 200 && (!defined $path || $_->{path} eq $path) } $self->requests;
 }
 
 sub DESTROY { my ($self) = @_; $self->stop; }
