@@ -87,7 +87,12 @@ SELECT r.name AS route, a.kind, a.subject, a.state
   JOIN pipeline.alerts a ON a.id = x.alert_id
  WHERE a.subject LIKE 'ad%' ORDER BY r.name, x.id;
 
--- The bodies: the alert as JSON, or Slack's message.
+-- A route replaced is a new one: the deliveries the old one matched go.
+SELECT pipeline.add_alert_route('ad-billing', 'http://127.0.0.1:1/pager', owner => 'ad_sales') > 0 AS replaced;
+SELECT count(*) AS deliveries_of_the_replaced FROM pipeline.alert_deliveries x
+  JOIN pipeline.alert_routes r ON r.id = x.route_id WHERE r.name = 'ad-billing';
+
+-- The bodies: the alert as JSON, or Slack's message (with Slack's escapes).
 SELECT jsonb_pretty(pipeline.alert_webhook_body(id, 'json') - 'raised_at' - 'id' - 'run_id' - 'pipeline_id')
   FROM pipeline.alerts WHERE kind = 'check' AND subject LIKE 'ad%' ORDER BY id LIMIT 1;
 SELECT pipeline.alert_webhook_body(id, 'slack') ->> 'text' AS slack
@@ -104,9 +109,19 @@ SELECT * FROM error_of($$SELECT url FROM pipeline.alert_routes$$);
 SELECT * FROM error_of($$SELECT * FROM pipeline.alert_deliveries$$);
 SELECT * FROM error_of($$SELECT * FROM pipeline.alert_delivery$$);
 SELECT * FROM error_of($$SELECT pipeline.alert_webhook_body(1, 'json')$$);
+RESET ROLE;
+SELECT pipeline.add_alert_route('ad-upper', 'HTTPS://u:pw@127.0.0.1:1/services/T0/B0/secret?token=x') > 0 AS added;
 SET ROLE ad_monitor;
 SELECT route, url_host FROM pipeline.alert_delivery ORDER BY route;
 RESET ROLE;
+-- A role granted EXECUTE routes only alerts it may see itself.
+GRANT EXECUTE ON FUNCTION pipeline.add_alert_route(text, text, text, regrole, text[], text[], regclass[], text, interval, interval, interval, boolean) TO ad_sales;
+SET ROLE ad_sales;
+SELECT * FROM error_of($$SELECT pipeline.add_alert_route('ad-mine', 'http://127.0.0.1:1/m', owner => 'ad_ops')$$);
+SELECT pipeline.add_alert_route('ad-mine', 'http://127.0.0.1:1/m') > 0 AS added_for_itself;
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pipeline.add_alert_route(text, text, text, regrole, text[], text[], regclass[], text, interval, interval, interval, boolean) FROM ad_sales;
+SELECT owner FROM pipeline.alert_routes WHERE name = 'ad-mine';
 
 -- Dropped with their pending deliveries; dropping again says there was none.
 SELECT pipeline.drop_alert_route(name) FROM pipeline.alert_routes WHERE name LIKE 'ad-%' ORDER BY name;

@@ -15,6 +15,7 @@ SELECT * FROM error_of($$SELECT pipeline.set_openlineage_transport('http://marqu
 SELECT * FROM error_of($$SELECT pipeline.set_openlineage_transport('http://marquez:5000', batch_size => 0)$$);
 SELECT * FROM error_of($$SELECT pipeline.set_openlineage_transport('http://marquez:5000', retry_base => '10 s', retry_max => '1 s')$$);
 SELECT * FROM error_of($$SELECT pipeline.set_openlineage_transport('http://marquez:5000', enabled => NULL)$$);
+SELECT * FROM error_of($$SELECT pipeline.set_openlineage_transport('http://marquez:5000', api_key => E'k\r\nX-Evil: 1')$$);
 SELECT count(*) AS transports FROM pipeline.openlineage_transport;
 
 -- Set (disabled here: no shipper posts to a receiver that is not there),
@@ -26,6 +27,8 @@ SELECT url, endpoint, has_api_key, enabled, pending_events >= 0 AS counts_pendin
        rejected_events, failures, last_error, timeout, batch_size, retry_base, retry_max
   FROM pipeline.openlineage_shipping;
 SELECT api_key FROM pipeline.openlineage_transport;
+SELECT pipeline.set_openlineage_transport('HTTP://lineage:s3cret@marquez.example.com/ol?token=x#f', enabled => false);
+SELECT url FROM pipeline.openlineage_shipping;
 
 -- A role without privileges may neither set nor read the transport (its
 -- API key); a monitoring role reads the delivery state.

@@ -60,10 +60,10 @@ REVOKE ALL ON FUNCTION pipeline.drop_openlineage_transport() FROM PUBLIC;
 
 /*
  * The delivery state, for monitoring roles: never the API key, nor a
- * password written into the URL.
+ * password, query or fragment written into the URL.
  */
 CREATE VIEW pipeline.openlineage_shipping AS
-    SELECT regexp_replace(t.url, '^([a-z]+://)[^/@]*@', '\1') AS url,
+    SELECT regexp_replace(t.url, '^([a-z][a-z0-9+.-]*://)(?:[^/?#@]*@)?([^?#]*).*$', '\1\2', 'i') AS url,
            t.endpoint,
            t.api_key IS NOT NULL AS has_api_key,
            t.enabled,

@@ -90,6 +90,14 @@ COMMENT ON FUNCTION pipeline.drop_alert_route(text) IS
     'stops delivering alerts to a route, its pending deliveries with it; false when there was none of that name';
 REVOKE ALL ON FUNCTION pipeline.drop_alert_route(text) FROM PUBLIC;
 
+/* Slack's escapes: a name or message holding <!channel> pings no one. */
+CREATE FUNCTION pipeline.slack_escape(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT replace(replace(replace(value, '&', '&amp;'), '<', '&lt;'), '>', '&gt;') $$;
+COMMENT ON FUNCTION pipeline.slack_escape(text) IS
+    'internal: text escaped for a Slack message (&, <, >)';
+
 /* The body posted for an alert: the alert itself, or Slack's message. */
 CREATE FUNCTION pipeline.alert_webhook_body(alert_id bigint, format text) RETURNS jsonb
     LANGUAGE sql STABLE
@@ -97,9 +105,10 @@ CREATE FUNCTION pipeline.alert_webhook_body(alert_id bigint, format text) RETURN
     AS $$
       SELECT CASE format
              WHEN 'slack' THEN jsonb_build_object('text',
-                 format('[%s] %s %s in database %s: %s -> %s%s', upper(a.severity), a.kind,
-                        a.subject, a.payload->>'database', coalesce(a.previous_state, 'none'), a.state,
-                        coalesce(E'\n' || a.message, '')))
+                 format('[%s] %s %s in database %s: %s → %s%s', upper(a.severity), a.kind,
+                        pipeline.slack_escape(a.subject), pipeline.slack_escape(a.payload->>'database'),
+                        coalesce(a.previous_state, 'none'), a.state,
+                        coalesce(E'\n' || pipeline.slack_escape(a.message), '')))
              ELSE a.payload || jsonb_build_object('id', a.id)
              END
         FROM pipeline.alerts a WHERE a.id = alert_id
@@ -114,7 +123,7 @@ REVOKE ALL ON FUNCTION pipeline.alert_webhook_body(bigint, text) FROM PUBLIC;
  */
 CREATE VIEW pipeline.alert_delivery AS
     SELECT r.name AS route,
-           regexp_replace(r.url, '^([a-z]+://)(?:[^/@]*@)?([^/]*).*$', '\1\2') AS url_host,
+           regexp_replace(r.url, '^([a-z][a-z0-9+.-]*://)(?:[^/?#@]*@)?([^/?#]*).*$', '\1\2', 'i') AS url_host,
            r.format, r.owner, r.kinds, r.pipelines, r.relations, r.min_severity, r.enabled,
            d.pending_alerts, d.oldest_pending_at,
            r.delivered_alerts, r.rejected_alerts, r.last_delivered_at, r.last_attempt_at,

@@ -92,8 +92,10 @@ event_type(const char *status)
  *		Deletes the acknowledged events older than
  *		pipeline.openlineage_retention, and those nobody acknowledged older
  *		than pipeline.openlineage_unshipped_retention, counted in the server
- *		log: an event a shipper has not taken yet stays as long as the
- *		second setting says, whatever the first.  The bound is now(), which
+ *		log while a transport is enabled (a loss then; without one, nobody
+ *		ships, and the count goes to DEBUG1): an event a shipper has not
+ *		taken yet stays as long as the second setting says, whatever the
+ *		first.  The bound is now(), which
  *		the index on created_at can use.
  */
 static void
@@ -104,6 +106,7 @@ apply_retention(void)
 	int			shipped = pipeline_openlineage_retention;
 	int			unshipped = pipeline_openlineage_unshipped_retention;
 	int64		deleted_unshipped;
+	bool		shipping;
 
 	if (shipped < 0 && unshipped < 0)
 		return;
@@ -120,11 +123,15 @@ apply_retention(void)
 					   "SELECT count(*) FILTER (WHERE acknowledged_at IS NULL) FROM gone",
 					   3, types, values, NULL, false, 0);
 	deleted_unshipped = pipeline_result_int64(0, 0);
-	if (deleted_unshipped > 0)
-		ereport(LOG,
-				(errmsg("pipeline deleted " INT64_FORMAT " OpenLineage events nobody acknowledged", deleted_unshipped),
-				 errdetail("They were older than pipeline.openlineage_unshipped_retention (%d s).", unshipped),
-				 errhint("Set an OpenLineage transport (pipeline.set_openlineage_transport) or raise the setting.")));
+	if (deleted_unshipped == 0)
+		return;
+	/* a loss only when a transport ships: otherwise, the retention at work */
+	shipping = pipeline_exec_kept("SELECT FROM pipeline.openlineage_transport WHERE enabled",
+								  0, NULL, NULL, NULL, true, 1) > 0;
+	ereport(shipping ? LOG : DEBUG1,
+			(errmsg("pipeline deleted " INT64_FORMAT " OpenLineage events nobody acknowledged", deleted_unshipped),
+			 errdetail("They were older than pipeline.openlineage_unshipped_retention (%d s).", unshipped),
+			 errhint("Set an OpenLineage transport (pipeline.set_openlineage_transport) or raise the setting.")));
 }
 
 /*

@@ -47,7 +47,8 @@ text_or_null(const char *value, Datum *datum, char *null)
 /*
  * queue_deliveries
  *		Adds a delivery of alert 'id' for every enabled route that matches
- *		it: whose owner may see it (is a member of the alert's owner), of
+ *		it: whose owner may see it (has the privileges of the alert's
+ *		owner, as the row-level security of pipeline.alerts asks), of
  *		its kind, pipeline and relation when the route names some, and of
  *		at least the route's severity.  The caller runs as the extension.
  */
@@ -59,7 +60,7 @@ queue_deliveries(int64 id)
 
 	pipeline_exec_kept("INSERT INTO pipeline.alert_deliveries (alert_id, route_id) "
 					   "SELECT a.id, r.id FROM pipeline.alerts a, pipeline.alert_routes r "
-					   "WHERE a.id = $1 AND r.enabled AND pg_has_role(r.owner, a.owner, 'MEMBER') "
+					   "WHERE a.id = $1 AND r.enabled AND pg_has_role(r.owner, a.owner, 'USAGE') "
 					   "AND (r.kinds IS NULL OR a.kind = ANY (r.kinds)) "
 					   "AND (r.pipelines IS NULL OR (SELECT d.name FROM pipeline.pipeline_defs d "
 					   "WHERE d.id = a.pipeline_id) = ANY (r.pipelines)) "

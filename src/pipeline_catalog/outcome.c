@@ -183,8 +183,8 @@ suspend(const RunOutcome *out)
  * check_alerts
  *		Raises an alert for each data quality check of the run whose status
  *		differs from its result in the pipeline's previous run with it (a
- *		first result differs unless it passes): a check now past its warn or
- *		error threshold, or passing again.
+ *		first result, previous state none, differs unless it passes): a
+ *		check now past its warn or error threshold, or passing again.
  */
 static void
 check_alerts(const RunOutcome *out)
@@ -194,7 +194,7 @@ check_alerts(const RunOutcome *out)
 	SPITupleTable *changes;
 	int			n;
 
-	n = pipeline_exec_kept("SELECT cr.check_name, coalesce(p.status, 'PASS'), cr.status, cr.message, "
+	n = pipeline_exec_kept("SELECT cr.check_name, p.status, cr.status, cr.message, "
 						   "jsonb_build_object('pipeline', d.name, 'pipeline_id', d.id, 'run_id', cr.run_id, "
 						   "'check', cr.check_name, 'failing', cr.failing, 'total', cr.total, "
 						   "'observed', cr.observed)::text "

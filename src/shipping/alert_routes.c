@@ -85,9 +85,9 @@ check_kinds(FunctionCallInfo fcinfo)
  * pipeline_add_alert_route
  *		SQL: pipeline.add_alert_route(name, url, format, owner, kinds,
  *		pipelines, relations, min_severity, timeout, retry_base, retry_max,
- *		enabled): stores the route (replacing the one of that name, its
- *		state starting over) and wakes the scheduler at commit, which keeps
- *		the database's shipper running; returns the route's id.
+ *		enabled): stores the route (replacing the one of that name, with
+ *		its pending deliveries) and wakes the scheduler at commit, which
+ *		keeps the database's shipper running; returns the route's id.
  */
 Datum
 pipeline_add_alert_route(PG_FUNCTION_ARGS)
@@ -105,6 +105,9 @@ pipeline_add_alert_route(PG_FUNCTION_ARGS)
 	values[2] = pipeline_endpoint_argument(fcinfo, 2, "format", what);
 	pipeline_check_choice("format", TextDatumGetCString(values[2]), route_formats);
 	values[3] = ObjectIdGetDatum(PG_ARGISNULL(3) ? GetUserId() : PG_GETARG_OID(3));
+	/* one granted EXECUTE routes only the alerts it may see itself */
+	pipeline_check_role(DatumGetObjectId(values[3]),
+						psprintf("the alerts of role \"%s\"", GetUserNameFromId(DatumGetObjectId(values[3]), false)));
 	check_kinds(fcinfo);
 	for (int i = 4; i <= 6; i++)
 	{
@@ -121,14 +124,15 @@ pipeline_add_alert_route(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pipeline_exec_internal("INSERT INTO pipeline.alert_routes AS r (name, url, format, owner, kinds, "
+
+	/*
+	 * A route replaced is a new one: the deliveries the old one matched
+	 * (another owner's alerts, maybe) go with it.
+	 */
+	pipeline_exec_internal("DELETE FROM pipeline.alert_routes WHERE name = $1", 1, types, values, nulls);
+	pipeline_exec_internal("INSERT INTO pipeline.alert_routes (name, url, format, owner, kinds, "
 						   "pipelines, relations, min_severity, timeout_ms, retry_base_ms, retry_max_ms, "
-						   "enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-						   "ON CONFLICT (name) DO UPDATE SET url = $2, format = $3, owner = $4, kinds = $5, "
-						   "pipelines = $6, relations = $7, min_severity = $8, timeout_ms = $9, "
-						   "retry_base_ms = $10, retry_max_ms = $11, enabled = $12, "
-						   "created_at = clock_timestamp(), failures = 0, last_error = NULL, "
-						   "next_attempt_at = NULL RETURNING id",
+						   "enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
 						   12, types, values, nulls);
 	id = pipeline_result_int64(0, 0);
 	SPI_finish();
@@ -210,34 +214,6 @@ pipeline_take_due_deliveries(int max_per_route, MemoryContext keep)
 }
 
 /*
- * id_array, error_array
- *		The ids, and the errors, of deliveries as bigint[] and text[].
- */
-static Datum
-id_array(List *deliveries)
-{
-	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(deliveries), 1));
-	ListCell   *lc;
-
-	foreach(lc, deliveries)
-		ids[foreach_current_index(lc)] = Int64GetDatum(((OutboxEvent *) lfirst(lc))->id);
-	return PointerGetDatum(construct_array(ids, list_length(deliveries), INT8OID, 8, true,
-										   TYPALIGN_DOUBLE));
-}
-
-static Datum
-error_array(List *deliveries)
-{
-	Datum	   *errors = palloc(sizeof(Datum) * Max(list_length(deliveries), 1));
-	ListCell   *lc;
-
-	foreach(lc, deliveries)
-		errors[foreach_current_index(lc)] = CStringGetTextDatum(((OutboxEvent *) lfirst(lc))->error);
-	return PointerGetDatum(construct_array(errors, list_length(deliveries), TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
-
-/*
  * pipeline_record_deliveries
  *		Records what one pass posted to a route: the deliveries its
  *		receiver took, those it refused (with their errors, logged), and a
@@ -252,17 +228,13 @@ pipeline_record_deliveries(const AlertRoute *route, List *delivered, List *rejec
 	Oid			types[7] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID};
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	ListCell   *lc;
 
-	foreach(lc, rejected)
-		ereport(WARNING,
-				(errmsg("pipeline gave up alert delivery " INT64_FORMAT, ((OutboxEvent *) lfirst(lc))->id),
-				 errdetail("%s", ((OutboxEvent *) lfirst(lc))->error),
-				 errhint("pipeline.alert_delivery counts it; the alert stays in pipeline.alerts.")));
+	pipeline_log_given_up(rejected, "alert delivery",
+						  "pipeline.alert_delivery counts it; the alert stays in pipeline.alerts.");
 	values[0] = Int64GetDatum(route->id);
-	values[1] = id_array(delivered);
-	values[2] = id_array(rejected);
-	values[3] = error_array(rejected);
+	values[1] = pipeline_posted_ids(delivered);
+	values[2] = pipeline_posted_ids(rejected);
+	values[3] = pipeline_posted_errors(rejected);
 	values[4] = failure ? CStringGetTextDatum(failure->error) : (Datum) 0;
 	nulls[4] = failure ? ' ' : 'n';
 	values[5] = Int32GetDatum(failure ? route->failures + 1 : 0);

@@ -59,6 +59,12 @@ pipeline_set_openlineage_transport(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(pipeline_endpoint_url(fcinfo, 0, "the OpenLineage transport"));
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	if (!PG_ARGISNULL(1) && strpbrk(TextDatumGetCString(values[1]), "\r\n") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("api_key of the OpenLineage transport may not hold a line break"),
+				 errdetail("It is sent in an HTTP header."),
+				 errhint("Pass the key alone.")));
 	endpoint = text_to_cstring(DatumGetTextPP(pipeline_endpoint_argument(fcinfo, 2, "endpoint",
 																		 "the OpenLineage transport")));
 	if (strpbrk(endpoint, " \t\r\n?#") != NULL)
@@ -167,8 +173,15 @@ build_event(void *arg)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2] = {Int64GetDatum(call->run_id), CStringGetTextDatum(call->event_type)};
 
+	char	   *body;
+
 	pipeline_exec_kept("SELECT pipeline.openlineage_event($1, $2)::text", 2, types, values, NULL, true, 1);
-	call->body = MemoryContextStrdup(call->keep, pipeline_result_text(0, 0));
+	body = pipeline_result_text(0, 0);
+	if (body == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run " INT64_FORMAT " has no %s event", call->run_id, call->event_type)));
+	call->body = MemoryContextStrdup(call->keep, body);
 }
 
 /*
@@ -188,12 +201,14 @@ list_append_in(MemoryContext keep, List *list, void *item)
 /*
  * pipeline_take_outbox_events
  *		The oldest max_events unacknowledged events, in order, each with its
- *		JSON or, when it cannot be built (its run's end no longer matches
+ *		JSON or, when it can never be built (its run's end no longer matches
  *		its status: a run log edited by hand), the error why; allocated in
- *		'keep'.  The caller is connected to SPI, as the extension.
+ *		'keep'.  An event that could not be built for another reason ends
+ *		the list before it, with the error in *transient (else left alone).
+ *		The caller is connected to SPI, as the extension.
  */
 List *
-pipeline_take_outbox_events(int max_events, MemoryContext keep)
+pipeline_take_outbox_events(int max_events, MemoryContext keep, char **transient)
 {
 	Oid			type = INT4OID;
 	Datum		value = Int32GetDatum(max_events);
@@ -217,7 +232,12 @@ pipeline_take_outbox_events(int max_events, MemoryContext keep)
 		calls[i].body = NULL;
 		events = list_append_in(keep, events, event);
 	}
-	/* each alone: one that cannot be built is given up, not the batch */
+
+	/*
+	 * Each alone: one that can never be built is given up, not the batch; one
+	 * that failed for another reason (a cancel, a lock, memory, a concurrent
+	 * DDL) ends the batch there, to be built again later.
+	 */
 	foreach(lc, events)
 	{
 		OutboxEvent *event = lfirst(lc);
@@ -225,43 +245,19 @@ pipeline_take_outbox_events(int max_events, MemoryContext keep)
 		ErrorData  *error = pipeline_try(build_event, call);
 
 		event->body = call->body;
-		if (error != NULL)
-			event->error = MemoryContextStrdup(keep, psprintf("the event could not be built: %s",
-															  error->message));
+		if (error == NULL)
+			continue;
+		if (error->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE &&
+			error->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+		{
+			*transient = MemoryContextStrdup(keep, psprintf("an event could not be built now: %s",
+															error->message));
+			return list_truncate(events, foreach_current_index(lc));
+		}
+		event->error = MemoryContextStrdup(keep, psprintf("the event could not be built: %s",
+														  error->message));
 	}
 	return events;
-}
-
-/*
- * ids_array
- *		The ids of events as a bigint[] datum.
- */
-static Datum
-ids_array(List *events)
-{
-	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(events), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, events)
-		ids[n++] = Int64GetDatum(((OutboxEvent *) lfirst(lc))->id);
-	return PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-}
-
-/*
- * errors_array
- *		The errors of events as a text[] datum, in the order of ids_array.
- */
-static Datum
-errors_array(List *events)
-{
-	Datum	   *errors = palloc(sizeof(Datum) * Max(list_length(events), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, events)
-		errors[n++] = CStringGetTextDatum(((OutboxEvent *) lfirst(lc))->error);
-	return PointerGetDatum(construct_array(errors, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
@@ -279,20 +275,12 @@ pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failur
 	Oid			types[6] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	ListCell   *lc;
 
-	foreach(lc, rejected)
-	{
-		OutboxEvent *event = lfirst(lc);
-
-		ereport(WARNING,
-				(errmsg("pipeline gave up OpenLineage event " INT64_FORMAT, event->id),
-				 errdetail("%s", event->error),
-				 errhint("pipeline.openlineage_outbox keeps the event and its delivery_error.")));
-	}
-	values[0] = ids_array(shipped);
-	values[1] = ids_array(rejected);
-	values[2] = errors_array(rejected);
+	pipeline_log_given_up(rejected, "OpenLineage event",
+						  "pipeline.openlineage_outbox keeps the event and its delivery_error.");
+	values[0] = pipeline_posted_ids(shipped);
+	values[1] = pipeline_posted_ids(rejected);
+	values[2] = pipeline_posted_errors(rejected);
 	values[3] = failure ? CStringGetTextDatum(failure->error) : (Datum) 0;
 	nulls[3] = failure ? ' ' : 'n';
 	values[4] = Int32GetDatum(failure ? transport->failures + 1 : 0);

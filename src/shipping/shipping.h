@@ -2,7 +2,8 @@
  *
  * shipping.h
  *	  Taking events out of the database: HTTP POSTs through libcurl
- *	  (http_post.c); what an endpoint is given (endpoint_settings.c); the
+ *	  (http_post.c); posting a list in order (ordered_posts.c); what an
+ *	  endpoint is given (endpoint_settings.c); the
  *	  OpenLineage transport, its settings and what it shipped
  *	  (openlineage_transport.c); the alert routes, their settings and
  *	  deliveries (alert_routes.c).  The shipper worker (workers/shipper.c)
@@ -13,6 +14,7 @@
 #ifndef PIPELINE_SHIPPING_H
 #define PIPELINE_SHIPPING_H
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 
 #include "model.h"
@@ -47,6 +49,14 @@ extern void pipeline_endpoint_check_backoff(int retry_base_ms, int retry_max_ms,
 extern char *pipeline_endpoint_url(FunctionCallInfo fcinfo, int n, const char *what);
 extern int	pipeline_backoff_ms(int retry_base_ms, int retry_max_ms, int failures);
 
+/* ordered_posts.c */
+extern HttpResult *pipeline_post_in_order(const char *url, const char *bearer, int timeout_ms,
+										  List *items, TimestampTz deadline, List **taken,
+										  List **rejected);
+extern Datum pipeline_posted_ids(List *items);
+extern Datum pipeline_posted_errors(List *items);
+extern void pipeline_log_given_up(List *items, const char *what, const char *kept_in);
+
 /* The OpenLineage transport of this database, as stored. */
 typedef struct OpenLineageTransport
 {
@@ -71,7 +81,7 @@ typedef struct OutboxEvent
 
 /* openlineage_transport.c */
 extern bool pipeline_read_openlineage_transport(OpenLineageTransport *transport);
-extern List *pipeline_take_outbox_events(int max_events, MemoryContext keep);
+extern List *pipeline_take_outbox_events(int max_events, MemoryContext keep, char **transient);
 extern void pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failure,
 									 const OpenLineageTransport *transport);
 extern bool pipeline_openlineage_transport_wanted(void);

@@ -59,6 +59,8 @@ PGDLLEXPORT void pipeline_shipper_main(Datum arg);
 #define SHIPPER_NAPTIME_MS 1000
 /* The most deliveries of one route a pass posts. */
 #define ALERT_BATCH 100
+/* How long a pass posts lineage events at most, so that alerts wait no longer. */
+#define PASS_BUDGET_MS 1000
 
 /* The scheduler's handle of its database's shipper (NULL: none started). */
 static BackgroundWorkerHandle *shipper_handle = NULL;
@@ -111,7 +113,12 @@ release_shipper_slot(int code, Datum arg)
 {
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 	if (my_slot != NULL && my_slot->shipper_pid == MyProcPid)
+	{
 		my_slot->shipper_pid = 0;
+		/* a transport set while this one decided to stop gets a new shipper */
+		if (my_slot->scheduler_latch)
+			SetLatch(my_slot->scheduler_latch);
+	}
 	LWLockRelease(pipeline_shared->lock);
 }
 
@@ -127,7 +134,9 @@ take_shipper_slot(void)
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 	my_slot = pipeline_database_slot(MyDatabaseId, false);
-	if (my_slot != NULL && my_slot->shipper_pid == 0)
+	/* not while a DROP or ALTER DATABASE wants the database alone */
+	if (my_slot != NULL && my_slot->shipper_pid == 0 &&
+		my_slot->blocked_until <= GetCurrentTimestamp())
 	{
 		my_slot->shipper_pid = MyProcPid;
 		mine = true;
@@ -170,44 +179,6 @@ end_catalog_work(PipelineUserContext *ctx)
 }
 
 /*
- * post_in_order
- *		Posts the events (or deliveries) to url in order, up to the first
- *		failure (returned, or NULL); those the receiver took go to *taken,
- *		those it refused or that could not be built to *rejected, with
- *		their error.
- */
-static HttpResult *
-post_in_order(const char *url, const char *bearer, int timeout_ms, List *events,
-			  List **taken, List **rejected)
-{
-	static HttpResult result;
-	ListCell   *lc;
-
-	foreach(lc, events)
-	{
-		OutboxEvent *event = lfirst(lc);
-
-		CHECK_FOR_INTERRUPTS();
-		if (event->body == NULL)
-		{
-			*rejected = lappend(*rejected, event);
-			continue;
-		}
-		pipeline_http_post(url, bearer, event->body, timeout_ms, &result);
-		if (result.outcome == HTTP_RETRY)
-			return &result;
-		if (result.outcome == HTTP_REFUSED)
-		{
-			event->error = pstrdup(result.error);
-			*rejected = lappend(*rejected, event);
-		}
-		else
-			*taken = lappend(*taken, event);
-	}
-	return NULL;
-}
-
-/*
  * ship_openlineage
  *		Ships one batch of the OpenLineage outbox; returns how long to wait
  *		before the next (ms), -1 when there is no transport to ship to, or
@@ -222,6 +193,8 @@ ship_openlineage(MemoryContext batch)
 	List	   *shipped = NIL;
 	List	   *rejected = NIL;
 	HttpResult *failure;
+	static HttpResult unbuilt_failure;
+	char	   *unbuilt = NULL;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (!begin_catalog_work(&ctx))
@@ -239,15 +212,28 @@ ship_openlineage(MemoryContext batch)
 		end_catalog_work(&ctx);
 		return Max(1, (long) ((transport.next_attempt_at - now) / 1000));
 	}
-	events = pipeline_take_outbox_events(transport.batch_size, batch);
+	events = pipeline_take_outbox_events(transport.batch_size, batch, &unbuilt);
 	end_catalog_work(&ctx);
 	MemoryContextSwitchTo(batch);
-	if (events == NIL)
+	if (events == NIL && unbuilt == NULL)
 		return SHIPPER_NAPTIME_MS;
 
 	pgstat_report_activity(STATE_RUNNING, "shipping OpenLineage events");
-	failure = post_in_order(transport.url, transport.api_key, transport.timeout_ms, events,
-							&shipped, &rejected);
+	failure = pipeline_post_in_order(transport.url, transport.api_key, transport.timeout_ms, events,
+									 TimestampTzPlusMilliseconds(now, PASS_BUDGET_MS),
+									 &shipped, &rejected);
+
+	/*
+	 * an event that could not be built now is a failure to retry, as one not
+	 * taken
+	 */
+	if (failure == NULL && unbuilt != NULL &&
+		list_length(shipped) + list_length(rejected) == list_length(events))
+	{
+		unbuilt_failure.outcome = HTTP_RETRY;
+		strlcpy(unbuilt_failure.error, unbuilt, sizeof(unbuilt_failure.error));
+		failure = &unbuilt_failure;
+	}
 	if (!begin_catalog_work(&ctx))
 		return -2;
 	pipeline_record_shipping(shipped, rejected, failure, &transport);
@@ -255,7 +241,11 @@ ship_openlineage(MemoryContext batch)
 	MemoryContextSwitchTo(batch);
 	if (failure != NULL)
 		return pipeline_backoff_ms(transport.retry_base_ms, transport.retry_max_ms, transport.failures + 1);
-	return list_length(events) < transport.batch_size ? SHIPPER_NAPTIME_MS : 0;
+	/* a full batch, or one cut short by the pass's budget: more waits */
+	if (list_length(events) == transport.batch_size ||
+		list_length(shipped) + list_length(rejected) < list_length(events))
+		return 0;
+	return SHIPPER_NAPTIME_MS;
 }
 
 /*
@@ -292,8 +282,8 @@ deliver_alerts(MemoryContext batch)
 		HttpResult *failure;
 
 		pgstat_report_activity(STATE_RUNNING, "delivering alerts");
-		failure = post_in_order(route->url, NULL, route->timeout_ms, route->deliveries,
-								&delivered, &rejected);
+		failure = pipeline_post_in_order(route->url, NULL, route->timeout_ms, route->deliveries, 0,
+										 &delivered, &rejected);
 		if (!begin_catalog_work(&ctx))
 			return -2;
 		pipeline_record_deliveries(route, delivered, rejected, failure);
@@ -306,21 +296,22 @@ deliver_alerts(MemoryContext batch)
 
 /*
  * ship_pass
- *		One pass of both jobs; returns how long to wait before the next
+ *		One pass of both jobs, alerts first (a page must not wait for a
+ *		batch of lineage); returns how long to wait before the next
  *		(ms), or -1 when the shipper should stop: the extension is gone, or
  *		neither a transport nor an alert route is enabled.
  */
 static long
 ship_pass(MemoryContext batch)
 {
-	long		lineage = ship_openlineage(batch);
-	long		alerts;
+	long		alerts = deliver_alerts(batch);
+	long		lineage;
 
-	if (lineage == -2)
+	if (alerts == -2)
 		return -1;
 	MemoryContextReset(batch);
-	alerts = deliver_alerts(batch);
-	if (alerts == -2 || (lineage == -1 && alerts == -1))
+	lineage = ship_openlineage(batch);
+	if (lineage == -2 || (lineage == -1 && alerts == -1))
 		return -1;
 	if (lineage < 0)
 		return alerts;

@@ -67,7 +67,7 @@ sub states
 {
 	my %seen;
 	return join(', ',
-		map { "$_->{kind} $_->{previous_state}->$_->{state} $_->{severity}" }
+		map { "$_->{kind} " . ($_->{previous_state} // 'none') . "->$_->{state} $_->{severity}" }
 		  grep { !$seen{ $_->{id} }++ } $rx->delivered($_[0]));
 }
 
@@ -94,13 +94,13 @@ foreach (1 .. 2)
 }
 ok(delivered(), 'every alert is delivered');
 is(states('/all'),
-	'check PASS->WARN warning, pipeline idle->failing error, pipeline failing->suspended critical',
+	'check none->WARN warning, pipeline idle->failing error, pipeline failing->suspended critical',
 	'the route of the superuser, from info up: every alert, in order');
 is(states('/pager'), 'pipeline failing->suspended critical',
 	'the route of billing, critical only: its suspension');
 my @slack = $rx->delivered('/sales');
 is(scalar(@slack), 1, "the route of sales: its own check's alert, none of ops' pipeline");
-like($slack[0]{text} // '', qr/^\[WARNING\] check orders\.positive in database postgres: PASS -> WARN/,
+like($slack[0]{text} // '', qr/^\[WARNING\] check orders\.positive in database postgres: none \x{2192} WARN/,
 	'as a Slack message');
 is(join(',', sort keys %{ ($rx->delivered('/all'))[0] }),
 	'check,database,failing,id,kind,message,observed,pipeline,pipeline_id,previous_state,raised_at,run_id,severity,state,total',
@@ -133,7 +133,7 @@ ok( $node->poll_query_until('postgres',
 $rx->set_mode('ok');
 ok(delivered(), 'once the receiver answers, every alert is delivered');
 is(states('/all'),
-	'check PASS->WARN warning, pipeline idle->failing error, pipeline failing->suspended critical, '
+	'check none->WARN warning, pipeline idle->failing error, pipeline failing->suspended critical, '
 	  . 'check WARN->PASS info, check PASS->WARN warning, check WARN->PASS info',
 	'in order, none missing');
 
