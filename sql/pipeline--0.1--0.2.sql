@@ -587,7 +587,12 @@ CREATE OR REPLACE FUNCTION pipeline.openlineage_column_lineage(pipeline_id bigin
                                                 'field', f.source_column,
                                                 'transformations', f.transformations)
                              ORDER BY d.ds->>'name', f.source_column) AS input_fields
-              FROM f, LATERAL (SELECT pipeline.openlineage_dataset(f.source) - 'facets' AS ds) d
+              -- the dataset's name only: not its schema facet, built and dropped
+              FROM f, LATERAL (SELECT jsonb_build_object('namespace', pipeline.openlineage_namespace(),
+                                                         'name', current_database() || '.' || n.nspname
+                                                                 || '.' || c.relname) AS ds
+                                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                WHERE c.oid = f.source) d
              GROUP BY f.target_column)
         SELECT pipeline.openlineage_facet(
                  'https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet',
