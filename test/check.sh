@@ -3,7 +3,8 @@
 # a throwaway cluster with pipeline and pg_cron preloaded and as an
 # unprivileged user, the pg_regress tests (sql/, expected/), the isolation
 # specs (test/specs/, test/expected/) and the TAP tests (test/t/), after the
-# static checks of the source (test/layers.sh, test/format.sh).
+# static checks of the source (test/layers.sh, test/format.sh); then builds,
+# installs and smoke-tests the Debian package (test/package.sh).
 #
 #   bash test/check.sh          (as root on Debian; installs what is missing)
 #
@@ -107,6 +108,11 @@ if [ ${#taps[@]} -gt 0 ]; then
 else
     echo "== TAP: no tests"
 fi
+
+# The Debian package, built from debian/, installed and smoke-tested
+# (test/package.sh; skipped, passing, where it cannot install packages).
+echo "== package"
+if PG_CONFIG="$PG_CONFIG" bash "$REPO/test/package.sh"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 echo
 echo "$passed passed, $failed failed"
