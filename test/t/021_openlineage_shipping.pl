@@ -204,6 +204,19 @@ is(query('SELECT count(*) FROM pipeline.openlineage_run_events WHERE acknowledge
 is(query("SELECT count(*) FROM pipeline.openlineage_run_events WHERE acknowledged_at IS NULL "
 	  . "AND created_at < now() - interval '7 days'"),
 	$unshipped, 'retention: those not shipped yet stay');
+# a history retention shorter than the runs' age keeps the runs whose
+# events are not shipped (their events would go with them), not the others
+query("UPDATE pipeline.run_log SET finished_at = finished_at - interval '8 days'");
+my $old_runs = query("SELECT count(*) FROM pipeline.run_log WHERE finished_at < now() - interval '1 day'");
+my $old_unshipped_runs = "SELECT count(*) FROM pipeline.run_log l WHERE finished_at < now() - interval '1 day' "
+  . "AND EXISTS (SELECT FROM pipeline.openlineage_run_events e WHERE e.run_id = l.run_id AND e.acknowledged_at IS NULL)";
+my $kept_before = query($old_unshipped_runs);
+$node->safe_psql('postgres',
+	"SET pipeline.history_retention = '1d'; INSERT INTO \"Order Items\" VALUES (4000, 1); CALL pipeline.run('items')");
+cmp_ok($kept_before, ">", 0, "history retention: some old runs have events not shipped");
+is(query($old_unshipped_runs), $kept_before, 'history retention: the runs whose events are not shipped stay');
+cmp_ok(query("SELECT count(*) FROM pipeline.run_log WHERE finished_at < now() - interval '1 day'"),
+	'<', $old_runs - 100, 'history retention: the other old runs are gone');
 my $offset = -s $node->logfile;
 $node->safe_psql('postgres',
 	"SET pipeline.openlineage_unshipped_retention = '1d'; INSERT INTO \"Order Items\" VALUES (5000, 1); "
