@@ -8,12 +8,14 @@
 # after a kill -9 of the shipper and after a power loss in the middle of
 # shipping, every event arrives, each run's START before its end; the
 # outbox keeps what is not shipped whatever pipeline.openlineage_retention
-# says.
+# says; each database ships to its own transport, and its shipper stops for
+# DROP DATABASE and DROP EXTENSION.
 use strict;
 use warnings;
 
 use File::Basename;
 use HttpReceiver;
+use JSON::PP;
 use PipelinePowerLoss;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -225,6 +227,40 @@ ok($node->log_contains(qr/pipeline deleted $unshipped OpenLineage events nobody 
 	'retention: past openlineage_unshipped_retention they go, counted in the server log');
 is(query('SELECT count(*) FROM pipeline.openlineage_run_events WHERE created_at < now() - interval \'1 day\''),
 	'0', 'retention: none of them is left');
+
+# ---- settings per database; a shipper stops for DROP DATABASE and DROP EXTENSION
+$rx->start;
+$rx->set_mode('ok');
+foreach my $db ('lineage_a', 'lineage_b')
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql(
+		$db, qq{
+		CREATE EXTENSION pipeline;
+		CREATE TABLE src (id int, v int);
+		SELECT pipeline.create_pipeline('in_$db', 'src', 'tgt', key => ARRAY['id']);
+		SELECT pipeline.set_openlineage_transport('$url', endpoint => 'to/$db', retry_base => '100 ms', retry_max => '1 s');
+		INSERT INTO src VALUES (1, 1);
+		CALL pipeline.run('in_$db');
+	});
+}
+foreach my $db ('lineage_a', 'lineage_b')
+{
+	ok( $node->poll_query_until($db, 'SELECT pending_events = 0 FROM pipeline.openlineage_shipping'),
+		"$db: its own shipper ships its events");
+	my @got = grep { $_->{path} eq "/to/$db" && $_->{status} == 200 } $rx->requests;
+	is(join(',', sort map { decode_json($_->{body})->{job}{name} . ' ' . decode_json($_->{body})->{eventType} } @got),
+		"$db.in_$db COMPLETE,$db.in_$db START", "$db: to its own endpoint, only its own pipeline's events");
+}
+my $shipper_of_b = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pipeline shipper' AND datname = 'lineage_b'";
+is(query($shipper_of_b), '1', 'a database with a transport has a shipper');
+$node->safe_psql('postgres', 'DROP DATABASE lineage_b');
+is(query("SELECT count(*) FROM pg_database WHERE datname = 'lineage_b'"), '0',
+	'DROP DATABASE stops its shipper and goes through');
+$node->safe_psql('lineage_a', 'DROP EXTENSION pipeline CASCADE');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pipeline shipper' AND datname = 'lineage_a'"),
+	'DROP EXTENSION: the shipper stops');
 
 $rx->stop;
 $node->stop;

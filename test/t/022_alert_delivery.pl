@@ -160,6 +160,25 @@ is(join(',', grep { !exists $first{$_} } @ids), '', 'after kill -9: none is miss
 is(join(',', sort { $first{$a} <=> $first{$b} } grep { exists $first{$_} } @ids), join(',', @ids),
 	'after kill -9: they first arrived in order');
 
+# ---- a pipeline's own retry delays: its scheduler retries it an hour later
+$node->safe_psql(
+	'postgres', q{
+	SET ROLE ops;
+	CREATE TABLE nightly_src (id int, v int);
+	SELECT pipeline.create_pipeline('nightly', 'nightly_src', 'nightly', key => ARRAY['id'],
+	    on_schema_change => 'fail', schedule => '1 second');
+	SELECT pipeline.set_failure_policy('nightly', retry_base => '1 hour', retry_max => '2 hours');
+	ALTER TABLE nightly_src ADD COLUMN note text;
+	INSERT INTO nightly_src (id, v, note) VALUES (1, 1, 'x');
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'retrying' FROM pipeline.status WHERE pipeline = 'nightly'"),
+	'a failing scheduled pipeline is retrying');
+cmp_ok(
+	query("SELECT extract(epoch FROM next_run_at - last_error_at)::int FROM pipeline.status "
+		  . "WHERE pipeline = 'nightly'"),
+	'>=', 1800, "its retry waits its own retry_base (an hour, give or take half; the setting's is 5 s)");
+
 # ---- who may route alerts
 my ($ret, $out, $err) = $node->psql('postgres',
 	"SET ROLE sales; SELECT pipeline.add_alert_route('mine', 'http://127.0.0.1:1/')");
