@@ -40,7 +40,9 @@ SELECT pipeline.add_alert_route('ad-all', 'http://127.0.0.1:1/all', min_severity
 SELECT pipeline.add_alert_route('ad-sales', 'http://u:pw@127.0.0.1:1/services/T0/B0/secret',
     format => 'slack', owner => 'ad_sales') > 0 AS added;
 SELECT pipeline.add_alert_route('ad-billing', 'http://127.0.0.1:1/pager',
-    pipelines => ARRAY['ad_billing'], min_severity => 'critical') > 0 AS added;
+    pipelines => ARRAY['ad_billing'], min_severity => 'error') > 0 AS added;
+SELECT pipeline.add_alert_route('ad-billing-target', 'http://127.0.0.1:1/t',
+    relations => ARRAY['ad.billing'::regclass], min_severity => 'info') > 0 AS added;
 SELECT pipeline.add_alert_route('ad-freshness', 'http://127.0.0.1:1/f', kinds => ARRAY['freshness'],
     relations => ARRAY['ad.orders'::regclass]) > 0 AS added;
 SELECT pipeline.add_alert_route('ad-sales', 'https://127.0.0.1:1/services/T0/B0/other',

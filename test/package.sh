@@ -4,8 +4,9 @@
 # copy of the tree, installs the .deb with apt, checks what it installed,
 # and smoke-tests the installed package on a throwaway cluster (the library
 # preloaded: CREATE EXTENSION, a pipeline run by hand, a continuous one run
-# by a background worker); then removes the package and installs the
-# source tree's build again.  Also checks META.json (PGXN) against the
+# by a background worker, the shipper posting through libcurl); then
+# removes the package and puts back the extension as it was installed
+# before (saved first).  Also checks META.json (PGXN) against the
 # control file.  As root on Debian (it installs packages); otherwise says
 # it is skipped.
 #
@@ -49,12 +50,35 @@ bash "$REPO/test/install_deps.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-package.XXXXXX")
 DATA="$WORK/data"
+libdir=$("$PG_CONFIG" --pkglibdir)
+sharedir=$("$PG_CONFIG" --sharedir)
+# What the package will replace: the extension as installed now (by make
+# install, or a package installed before, which stays), put back after.
+if dpkg-query -W -f='${Status}' postgresql-15-pipeline 2>/dev/null | grep -q "install ok installed"; then
+    echo "package: skipped (postgresql-15-pipeline is installed already; this test would replace it)"
+    exit 0
+fi
+SAVED=$(mktemp -d "${TMPDIR:-/tmp}/pipeline-installed.XXXXXX")
+cp -a "$libdir"/pipeline.so "$sharedir"/extension/pipeline.control "$sharedir"/extension/pipeline--*.sql \
+    "$SAVED"/ 2>/dev/null || true
+[ -d "$libdir/bitcode" ] && cp -a "$libdir/bitcode" "$SAVED/bitcode" 2>/dev/null || true
 cleanup() {
+    local rc=$?
     as_test_user pg_ctl -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
     dpkg --purge postgresql-15-pipeline >/dev/null 2>&1 || true
-    # the source tree's build, as before
-    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    # the extension as it was installed before
+    if [ -n "$(ls -A "$SAVED")" ]; then
+        cp -a "$SAVED"/pipeline.so "$libdir"/ 2>/dev/null
+        cp -a "$SAVED"/pipeline.control "$SAVED"/pipeline--*.sql "$sharedir"/extension/ 2>/dev/null
+        [ -d "$SAVED/bitcode" ] && cp -a "$SAVED/bitcode/." "$libdir/bitcode/"
+        if [ ! -f "$libdir/pipeline.so" ] || [ ! -f "$sharedir/extension/pipeline.control" ]; then
+            echo "package: could not put the installed extension back; its files are in $SAVED" >&2
+            rm -rf "$WORK"
+            exit 1
+        fi
+    fi
+    rm -rf "$WORK" "$SAVED"
+    exit $rc
 }
 trap cleanup EXIT
 
@@ -71,8 +95,6 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
 status=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; status=1; fi; }
 files=$(dpkg -L postgresql-15-pipeline)
-libdir=$("$PG_CONFIG" --pkglibdir)
-sharedir=$("$PG_CONFIG" --sharedir)
 check "the package holds the library" "grep -qx '$libdir/pipeline.so' <<< \"\$files\""
 check "the control file" "grep -qx '$sharedir/extension/pipeline.control' <<< \"\$files\""
 check "the install script of each version and the upgrade script" \
@@ -82,8 +104,9 @@ check "the package depends on PostgreSQL 15" "dpkg -s postgresql-15-pipeline | g
 
 echo "== package: smoke test of the installed package"
 chown "$TEST_USER" "$WORK" 2>/dev/null || { id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home "$TEST_USER"; chown "$TEST_USER" "$WORK"; }
-start_cluster "$DATA" "$WORK" 55480 "shared_preload_libraries = 'pipeline'"
-sql() { as_test_user psql -h "$WORK" -p 55480 -U postgres -d postgres -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+PORT=${PACKAGE_TEST_PORT:-55480}
+start_cluster "$DATA" "$WORK" "$PORT" "shared_preload_libraries = 'pipeline'"
+sql() { as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 sql -c "CREATE EXTENSION pipeline" \
     -c "CREATE TABLE staged (id int, amount int)" \
     -c "SELECT pipeline.create_pipeline('orders', 'staged', 'orders', key => ARRAY['id']) > 0" >/dev/null
@@ -91,7 +114,7 @@ sql -c "INSERT INTO staged VALUES (1, 10), (2, 20), (1, 11)" -c "CALL pipeline.r
 merged=$(sql -c "SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders")
 check "a run merges the staged rows (each key's latest)" '[ "$merged" = "1:11,2:20" ]'
 sql -c "SELECT pipeline.alter_pipeline('orders', schedule => 'continuous')" -c "INSERT INTO staged VALUES (3, 30)" >/dev/null
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
     [ "$(sql -c 'SELECT count(*) FROM orders')" = 3 ] && break
     sleep 0.1
 done
@@ -99,5 +122,13 @@ rows=$(sql -c "SELECT count(*) FROM orders")
 check "a background worker runs a continuous pipeline" '[ "$rows" = 3 ]'
 version=$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'pipeline'")
 check "the extension's version is the package's" '[ "$version" = 0.2 ]'
+# libcurl at work: a transport starts the shipper, which posts (nothing listens)
+sql -c "SELECT pipeline.set_openlineage_transport('http://127.0.0.1:9/', retry_base => '100 ms')" >/dev/null
+for _ in $(seq 1 300); do
+    [ "$(sql -c 'SELECT failures > 0 FROM pipeline.openlineage_shipping')" = t ] && break
+    sleep 0.1
+done
+shipping=$(sql -c "SELECT shipper_pid IS NOT NULL AND failures > 0 AND last_error IS NOT NULL FROM pipeline.openlineage_shipping")
+check "the shipper runs and posts through libcurl" '[ "$shipping" = t ]'
 [ $status -eq 0 ] && echo "package: postgresql-15-pipeline built, installed and working" || echo "package: FAILED"
 exit $status

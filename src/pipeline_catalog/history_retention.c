@@ -40,6 +40,7 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 
 	if (pipeline_history_retention < 0)
 		return;
+
 	/*
 	 * A run whose OpenLineage events are not shipped yet stays too: its
 	 * events would go with it (they are kept as long as

@@ -165,8 +165,9 @@ pipeline_drop_alert_route(PG_FUNCTION_ARGS)
 /*
  * pipeline_take_due_deliveries
  *		The enabled routes whose backoff has passed, each with its oldest
- *		max_per_route pending deliveries and their bodies, in order;
- *		allocated in 'keep'.  The caller is connected to SPI, as the
+ *		max_per_route pending deliveries and their bodies, in order, the
+ *		routes that failed last time after the others (one that hangs
+ *		delays the healthy ones no more); allocated in 'keep'.  The caller is connected to SPI, as the
  *		extension.
  */
 List *
@@ -185,7 +186,7 @@ pipeline_take_due_deliveries(int max_per_route, MemoryContext keep)
 						   "FROM pipeline.alert_deliveries x WHERE x.route_id = r.id "
 						   "AND x.delivered_at IS NULL ORDER BY x.id LIMIT $1) x "
 						   "WHERE r.enabled AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= now()) "
-						   "ORDER BY r.id, x.id",
+						   "ORDER BY r.failures > 0, r.id, x.id",
 						   1, &type, &value, NULL, true, 0);
 	old = MemoryContextSwitchTo(keep);
 	for (int i = 0; i < n; i++)

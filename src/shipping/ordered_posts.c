@@ -38,7 +38,8 @@ pipeline_post_in_order(const char *url, const char *bearer, int timeout_ms, List
 		OutboxEvent *item = lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+		/* at least one item a call: a pass always moves on */
+		if (deadline != 0 && foreach_current_index(lc) > 0 && GetCurrentTimestamp() >= deadline)
 			break;
 		if (item->body == NULL)
 		{

@@ -219,8 +219,13 @@ ship_openlineage(MemoryContext batch)
 		return SHIPPER_NAPTIME_MS;
 
 	pgstat_report_activity(STATE_RUNNING, "shipping OpenLineage events");
+
+	/*
+	 * the budget counts from the first post: building the batch is not
+	 * posting it
+	 */
 	failure = pipeline_post_in_order(transport.url, transport.api_key, transport.timeout_ms, events,
-									 TimestampTzPlusMilliseconds(now, PASS_BUDGET_MS),
+									 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PASS_BUDGET_MS),
 									 &shipped, &rejected);
 
 	/*

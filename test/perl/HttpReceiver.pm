@@ -7,7 +7,9 @@
 #   ok            200
 #   fail          500
 #   fail:PATH     500 for a request to PATH, 200 for the others
-#   hang          answers nothing while the mode stays so (a minute at most)
+#   hang          answers nothing while the mode stays so (a minute at most),
+#                 then 504
+#   status:CODE   CODE
 #   refuse:TEXT   400 for a body holding TEXT, 200 for the others
 #   slow:MS       200 after MS milliseconds
 # stop() kills the child (the receiver is down: connections are refused);
@@ -21,6 +23,7 @@ use HTTP::Daemon;
 use HTTP::Response;
 use HTTP::Status;
 use JSON::PP;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
@@ -58,15 +61,17 @@ sub answer
 	my ($self, $request) = @_;
 	my $mode = slurp_file($self->{mode});
 	return 500 if $mode eq 'fail' || $mode eq 'fail:' . $request->uri->path;
+	return $1 if $mode =~ /^status:(\d+)$/;
 	if ($mode eq 'hang')
 	{
-		# until the mode changes, a minute at most
+		# until the mode changes, a minute at most; then a gateway timeout,
+		# never a 200 the client may have given up waiting for
 		foreach (1 .. 600)
 		{
 			last if slurp_file($self->{mode}) ne 'hang';
 			usleep(100_000);
 		}
-		return 200;
+		return 504;
 	}
 	return 400 if $mode =~ /^refuse:(.*)$/ && index($request->content, $1) >= 0;
 	usleep($1 * 1000) if $mode =~ /^slow:(\d+)$/;
@@ -97,7 +102,8 @@ sub serve
 		}
 		$connection->close;
 	}
-	exit 0;
+	# not exit: the test's END blocks (its clusters) are the parent's
+	POSIX::_exit(0);
 }
 
 sub start
@@ -137,7 +143,10 @@ sub requests
 {
 	my ($self) = @_;
 	return () unless -e $self->{log};
-	return map { decode_json($_) } grep { /\S/ } split /\n/, slurp_file($self->{log});
+	my $log = slurp_file($self->{log});
+	# a line the receiver is still writing is not a request yet
+	$log =~ s/[^\n]*\z//;
+	return map { decode_json($_) } grep { /\S/ } split /\n/, $log;
 }
 
 # delivered([PATH]): the bodies of the requests answered 200 (to PATH
