@@ -10,7 +10,7 @@
  * call only touches rows that are due.  The newest run of a pipeline that
  * brought changes to its target (a replay brings none that are new) is
  * always kept: freshness checks without a column read it; so is a run
- * whose OpenLineage events nobody acknowledged yet.
+ * whose OpenLineage events a transport has not shipped yet.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,16 +42,18 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 		return;
 
 	/*
-	 * A run whose OpenLineage events are not shipped yet stays too: its
-	 * events would go with it (they are kept as long as
-	 * pipeline.openlineage_unshipped_retention says, and the run after).
+	 * While a transport ships, a run whose OpenLineage events are not
+	 * shipped yet stays too: its events would go with it (they are kept
+	 * as long as pipeline.openlineage_unshipped_retention says, and the
+	 * run after).  Without one, nobody ships: the history goes as set.
 	 */
 	if (strcmp(table, "run_log") == 0)
 		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
 			"WHERE pipeline_id = $1 AND status = 'succeeded' AND kind <> 'replay' "
 			"AND rows_inserted + rows_updated + rows_deleted > 0) "
-			"AND NOT EXISTS (SELECT FROM pipeline.openlineage_run_events e "
-			"WHERE e.run_id = run_log.run_id AND e.acknowledged_at IS NULL)";
+			"AND NOT (EXISTS (SELECT FROM pipeline.openlineage_transport WHERE enabled) "
+			"AND EXISTS (SELECT FROM pipeline.openlineage_run_events e "
+			"WHERE e.run_id = run_log.run_id AND e.acknowledged_at IS NULL))";
 	values[0] = Int64GetDatum(key);
 	values[1] = Int32GetDatum(pipeline_history_retention);
 	pipeline_exec_kept(psprintf("DELETE FROM pipeline.%s WHERE %s%s%s "
