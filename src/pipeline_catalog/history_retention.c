@@ -42,10 +42,10 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 		return;
 
 	/*
-	 * While a transport ships, a run whose OpenLineage events are not
-	 * shipped yet stays too: its events would go with it (they are kept
-	 * as long as pipeline.openlineage_unshipped_retention says, and the
-	 * run after).  Without one, nobody ships: the history goes as set.
+	 * While a transport ships, a run whose OpenLineage events are not shipped
+	 * yet stays too: its events would go with it (they are kept as long as
+	 * pipeline.openlineage_unshipped_retention says, and the run after).
+	 * Without one, nobody ships: the history goes as set.
 	 */
 	if (strcmp(table, "run_log") == 0)
 		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
