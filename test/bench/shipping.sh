@@ -33,8 +33,8 @@ bench_clients bench
 bench_results shipping
 cp "$HERE/receiver.js" "$WORK/receiver.js"
 as_test_user node "$WORK/receiver.js" "$RPORT" > "$WORK/receiver.log" 2>&1 &
-RECEIVER=$!
-trap 'kill $RECEIVER 2>/dev/null || true; bench_cleanup' EXIT
+# as_test_user runs it under runuser: stop the node process itself
+trap 'pkill -f "$WORK/receiver.js" 2>/dev/null || true; bench_cleanup' EXIT
 
 as_test_user psql -h "$WORK" -p "$PORT" -U postgres -d postgres -X -q -c 'CREATE DATABASE bench'
 say "pipeline shipping benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
