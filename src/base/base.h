@@ -32,6 +32,11 @@ extern bool pipeline_citus_colocated(Oid a, Oid b);
 extern bool pipeline_citus_replicated(Oid relid);
 extern Oid	pipeline_citus_reference_shard(Oid relid);
 
+/* intervals.c */
+extern int	pipeline_interval_ms(const Interval *span, const char *name, const char *what,
+								 double max_ms, const char *max_text, const char *hint);
+extern int64 pipeline_backoff_ms(int64 base_ms, int64 max_ms, int failures);
+
 /* read_access.c */
 extern void pipeline_require_whole_source(Oid source, Oid owner);
 extern void pipeline_require_read_every_row(Oid relid, Oid role, const char *copy);

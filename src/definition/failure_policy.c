@@ -34,21 +34,11 @@ PG_FUNCTION_INFO_V1(pipeline_set_failure_policy);
 static int32
 delay_ms(FunctionCallInfo fcinfo, int n, const char *name)
 {
-	Interval   *span;
-	double		ms;
-
 	if (PG_ARGISNULL(n))
 		return -1;
-	span = PG_GETARG_INTERVAL_P(n);
-	ms = span->time / 1000.0 + (span->day + span->month * 30.0) * 86400000.0;
-	if (ms < 1 || ms > POLICY_MAX_MS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of a failure policy must be between 1 millisecond and 1 day", name),
-				 errdetail("It is %s.", DatumGetCString(DirectFunctionCall1(interval_out,
-																			IntervalPGetDatum(span)))),
-				 errhint("Pass an interval such as '30 seconds', or NULL for pipeline.%s.", name)));
-	return (int32) ms;
+	return pipeline_interval_ms(PG_GETARG_INTERVAL_P(n), name, "a failure policy", POLICY_MAX_MS, "1 day",
+								psprintf("Pass an interval such as '30 seconds', or NULL for pipeline.%s.",
+										 name));
 }
 
 /*

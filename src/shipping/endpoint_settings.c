@@ -3,7 +3,8 @@
  * endpoint_settings.c
  *	  The checks of what an endpoint is given, shared by the OpenLineage
  *	  transport and the alert routes: a URL to post to, timeouts and
- *	  backoffs, arguments that may not be NULL.
+ *	  backoffs, arguments that may not be NULL.  (The backoff itself is
+ *	  pipeline_backoff_ms, base/intervals.c.)
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,8 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "model.h"
+#include "base/base.h"
 #include "shipping/shipping.h"
 
 /* The longest timeout and backoff the settings take (one hour). */
@@ -43,17 +46,9 @@ pipeline_endpoint_argument(FunctionCallInfo fcinfo, int n, const char *name, con
 int
 pipeline_endpoint_interval_ms(FunctionCallInfo fcinfo, int n, const char *name, const char *what)
 {
-	Interval   *span = DatumGetIntervalP(pipeline_endpoint_argument(fcinfo, n, name, what));
-	double		ms = span->time / 1000.0 + (span->day + span->month * 30.0) * 86400000.0;
-
-	if (ms < 1 || ms > ENDPOINT_MAX_MS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of %s must be between 1 millisecond and 1 hour", name, what),
-				 errdetail("It is %s.", DatumGetCString(DirectFunctionCall1(interval_out,
-																			IntervalPGetDatum(span)))),
-				 errhint("Pass an interval such as '5 seconds'.")));
-	return (int) ms;
+	return pipeline_interval_ms(DatumGetIntervalP(pipeline_endpoint_argument(fcinfo, n, name, what)),
+								name, what, ENDPOINT_MAX_MS, "1 hour",
+								"Pass an interval such as '5 seconds'.");
 }
 
 /*
@@ -93,19 +88,4 @@ pipeline_endpoint_url(FunctionCallInfo fcinfo, int n, const char *what)
 				 errdetail("It posts over http:// or https:// to a host."),
 				 errhint("Pass the receiver's URL, such as 'http://marquez:5000'.")));
 	return url;
-}
-
-/*
- * pipeline_backoff_ms
- *		How long to wait after 'failures' failures in a row: retry_base
- *		doubling, at most retry_max.
- */
-int
-pipeline_backoff_ms(int retry_base_ms, int retry_max_ms, int failures)
-{
-	double		wait = retry_base_ms;
-
-	for (int i = 1; i < failures && wait < retry_max_ms; i++)
-		wait *= 2;
-	return (int) Min(wait, (double) retry_max_ms);
 }

@@ -305,14 +305,15 @@ pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failur
 }
 
 /*
- * pipeline_openlineage_transport_wanted
- *		Whether this database has a transport enabled: the scheduler keeps
- *		a shipper running while it has.  The caller is connected to SPI, as
- *		the extension.
+ * pipeline_shipping_wanted
+ *		Whether this database has something to ship to: a transport or an
+ *		alert route enabled.  The scheduler keeps a shipper running while
+ *		it has.  The caller is connected to SPI, as the extension.
  */
 bool
-pipeline_openlineage_transport_wanted(void)
+pipeline_shipping_wanted(void)
 {
-	return pipeline_exec_kept("SELECT FROM pipeline.openlineage_transport WHERE enabled",
+	return pipeline_exec_kept("SELECT FROM pipeline.openlineage_transport WHERE enabled "
+							  "UNION ALL SELECT FROM pipeline.alert_routes WHERE enabled",
 							  0, NULL, NULL, NULL, true, 1) > 0;
 }

@@ -47,7 +47,6 @@ extern int	pipeline_endpoint_interval_ms(FunctionCallInfo fcinfo, int n, const c
 										  const char *what);
 extern void pipeline_endpoint_check_backoff(int retry_base_ms, int retry_max_ms, const char *what);
 extern char *pipeline_endpoint_url(FunctionCallInfo fcinfo, int n, const char *what);
-extern int	pipeline_backoff_ms(int retry_base_ms, int retry_max_ms, int failures);
 
 /* ordered_posts.c */
 extern HttpResult *pipeline_post_in_order(const char *url, const char *bearer, int timeout_ms,
@@ -84,7 +83,7 @@ extern bool pipeline_read_openlineage_transport(OpenLineageTransport *transport)
 extern List *pipeline_take_outbox_events(int max_events, MemoryContext keep, char **transient);
 extern void pipeline_record_shipping(List *shipped, List *rejected, const HttpResult *failure,
 									 const OpenLineageTransport *transport);
-extern bool pipeline_openlineage_transport_wanted(void);
+extern bool pipeline_shipping_wanted(void);
 
 /* An alert route with deliveries due, as one pass takes it. */
 typedef struct AlertRoute

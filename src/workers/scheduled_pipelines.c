@@ -40,15 +40,12 @@
 int64
 pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures)
 {
-	int32		base = p->retry_base_ms >= 0 ? p->retry_base_ms : pipeline_retry_base;
-	int32		max = p->retry_max_ms >= 0 ? p->retry_max_ms : pipeline_retry_max;
-	double		delay = base;
+	double		delay = pipeline_backoff_ms(p->retry_base_ms >= 0 ? p->retry_base_ms : pipeline_retry_base,
+											p->retry_max_ms >= 0 ? p->retry_max_ms : pipeline_retry_max,
+											failures);
 	uint32		h = hash_combine(hash_bytes_uint32((uint32) p->id),
 								 hash_bytes_uint32((uint32) failures));
 
-	for (int i = 1; i < failures && delay < max; i++)
-		delay *= 2;
-	delay = Min(delay, (double) max);
 	return (int64) (delay * (0.5 + (double) h / ((double) PG_UINT32_MAX + 1)));
 }
 

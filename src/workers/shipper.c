@@ -90,7 +90,7 @@ pipeline_keep_shipper(void)
 	LWLockRelease(pipeline_shared->lock);
 	if (running)
 		return;
-	if (!pipeline_openlineage_transport_wanted() && !pipeline_alert_routes_wanted())
+	if (!pipeline_shipping_wanted())
 		return;
 	if (shipper_handle != NULL)
 		pfree(shipper_handle);
