@@ -98,6 +98,16 @@ struct PipelineStrategy
 	char	   *(*batch_sql) (const PipelineDef *def, const PipelineMapping *map,
 							  BatchSource from, const char *accepted);
 
+	/*
+	 * Run, sharded: appends to a shard statement (batch/shard_sql.c) the CTEs
+	 * writing 'accepted' (its claimed rows to write) into the target shard
+	 * 'target' (its SQL name), the last named applied, of one row: inserted,
+	 * updated, deletes, stale.  NULL: the statement's own upsert (keyed) or
+	 * insert.
+	 */
+	void		(*shard_ctes) (StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+							   const char *accepted, const char *target);
+
 	/* Run: before each batch statement (NULL: nothing). */
 	void		(*begin_batch) (const PipelineDef *def);
 

@@ -143,6 +143,7 @@ extern ColumnMap *pipeline_mapping_column(const PipelineMapping *map, const char
 extern Query *pipeline_analyze_expression(const PipelineDef *def, const char *expr);
 extern bool pipeline_expression_reads_dimensions(const PipelineDef *def, const char *expr);
 extern char *pipeline_mapping_column_list(const PipelineMapping *map);
+extern char *pipeline_mapping_column_values(const PipelineMapping *map, const char *a);
 extern bool pipeline_follows_source(const PipelineDef *def, const char *column);
 
 /* sequence.c */

@@ -293,16 +293,27 @@ pipeline_mapping_column(const PipelineMapping *map, const char *column)
 }
 
 /*
- * pipeline_mapping_column_list
- *		"a, b, c": the mapped target columns, quoted, in order.
+ * pipeline_mapping_column_values
+ *		"a.x, a.y": the mapped target columns, quoted, in order, each of
+ *		alias 'a' (NULL: none).
  */
 char *
-pipeline_mapping_column_list(const PipelineMapping *map)
+pipeline_mapping_column_values(const PipelineMapping *map, const char *a)
 {
 	List	   *names = NIL;
 	ListCell   *lc;
 
 	foreach(lc, map->columns)
 		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
-	return pipeline_quote_list(names, NULL);
+	return pipeline_quote_list(names, a);
+}
+
+/*
+ * pipeline_mapping_column_list
+ *		"x, y": the mapped target columns, quoted, in order.
+ */
+char *
+pipeline_mapping_column_list(const PipelineMapping *map)
+{
+	return pipeline_mapping_column_values(map, NULL);
 }

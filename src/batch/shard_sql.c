@@ -14,6 +14,10 @@
  * coordinator to quarantine (run/shard_run.c).  Rows of a key are ordered
  * by sequence_by when the target keeps it, then by (_xid, _seq).
  *
+ * What it writes is the strategy's: a merge's upsert and an append's
+ * insert are this file's; a strategy writing a shard otherwise (scd2's
+ * versions) appends its own CTEs (PipelineStrategy.shard_ctes).
+ *
  * A sharded append into a table on the coordinator runs the same statement
  * there, over a temporary table its batch's rows were first taken into
  * (run/routed_run.c); its target's change log, on the coordinator too, is
@@ -50,21 +54,6 @@
 #include "base/base.h"
 #include "batch/batch.h"
 #include "strategy.h"
-
-/*
- * column_values
- *		"l.c1, l.c2, ...": the mapped columns of a claimed row (alias l).
- */
-static char *
-column_values(const PipelineMapping *map)
-{
-	List	   *names = NIL;
-	ListCell   *lc;
-
-	foreach(lc, map->columns)
-		names = lappend(names, ((ColumnMap *) lfirst(lc))->column);
-	return pipeline_quote_list(names, "l");
-}
 
 /*
  * mapped_rows
@@ -266,10 +255,10 @@ upsert_and_delete(StringInfo sql, const PipelineDef *def, const PipelineMapping 
 					 keys, written, keys, seq ? psprintf("%s DESC NULLS LAST, ", seq) : "");
 	appendStringInfo(sql, "written AS (INSERT INTO %s AS t (%s) SELECT %s FROM latest l "
 					 "WHERE NOT l.__pl_del%s RETURNING (t.xmax = 0) AS inserted), ",
-					 target, pipeline_mapping_column_list(map), column_values(map),
+					 target, pipeline_mapping_column_list(map), pipeline_mapping_column_values(map, "l"),
 					 pipeline_upsert_conflict(def, map, false));
 	appendStringInfo(sql, "deleted AS (DELETE FROM %s t USING latest l WHERE l.__pl_del AND %s%s "
-					 "RETURNING 1) ", target, pipeline_key_match(def, "t", "l"),
+					 "RETURNING 1)", target, pipeline_key_match(def, "t", "l"),
 					 seq ? psprintf(" AND (t.%s IS NULL OR t.%s <= l.%s)", seq, seq, seq) : "");
 }
 
@@ -346,26 +335,38 @@ checks_result(List *checks)
 
 /*
  * result
- *		The statement's one jsonb, counting as a run does, from its CTEs
- *		written and (for a merge) deleted.  Stale: claimed events that wrote
- *		nothing (an older event of a key in the same batch, an event older
- *		than the stored row, or equal to it).
+ *		The statement's one jsonb, counting as a run does, from the CTE
+ *		applied (inserted, updated, deletes, stale: claimed events that
+ *		wrote nothing).
  */
 static void
-result(StringInfo sql, const char *source, bool merges, List *checks, const char *written)
+result(StringInfo sql, const char *source, List *checks)
 {
 	appendStringInfo(sql,
-					 "SELECT pg_catalog.jsonb_build_object("
+					 " SELECT pg_catalog.jsonb_build_object("
 					 "'read', (SELECT count(*) FROM m), "
 					 "'filtered', (SELECT count(*) FROM claimed WHERE NOT __pl_keep), "
-					 "'inserted', (SELECT count(*) FROM written WHERE inserted), "
-					 "'updated', (SELECT count(*) FROM written WHERE NOT inserted), "
-					 "'deleted', %s, "
-					 "'stale', (SELECT count(*) FROM claimed WHERE %s) - (SELECT count(*) FROM written)%s, "
-					 "'rejected', (%s)%s)::text",
-					 merges ? "(SELECT count(*) FROM deleted)" : "0", written,
-					 merges ? " - (SELECT count(*) FROM deleted)" : "",
+					 "'inserted', a.inserted, 'updated', a.updated, 'deleted', a.deletes, "
+					 "'stale', a.stale, 'rejected', (%s)%s)::text FROM applied a",
 					 rejected_rows(source, checks), checks_result(checks));
+}
+
+/*
+ * applied_cte
+ *		", applied AS (...)": what a merge or an append wrote ('written' the
+ *		condition on claimed of the events it writes), for result: stale,
+ *		the events that wrote nothing (an older event of a key in the same
+ *		batch, an event older than the stored row, or equal to it).
+ */
+static void
+applied_cte(StringInfo sql, bool merges, const char *written)
+{
+	const char *deletes = merges ? "(SELECT count(*) FROM deleted)" : "0";
+
+	appendStringInfo(sql, ", applied AS (SELECT (SELECT count(*) FROM written WHERE inserted) AS inserted, "
+					 "(SELECT count(*) FROM written WHERE NOT inserted) AS updated, %s AS deletes, "
+					 "(SELECT count(*) FROM claimed WHERE %s) - (SELECT count(*) FROM written) - %s AS stale)",
+					 deletes, written, deletes);
 }
 
 /*
@@ -395,19 +396,25 @@ pipeline_shard_sql(const PipelineDef *def, const PipelineMapping *map, List *rul
 	else
 		ruled_rows(&sql, rules, "m0", "m");
 	claimed_rows(&sql, source, checks != NIL);
-	if (merges)
+	if (def->strategy->shard_ctes)
+		def->strategy->shard_ctes(&sql, def, map, psprintf("(SELECT * FROM claimed WHERE %s) b", written),
+								  target);
+	else if (merges)
+	{
 		upsert_and_delete(&sql, def, map, target, written);
+		applied_cte(&sql, true, written);
+	}
 	else
 	{
 		/* (a change log is kept only of a target on the coordinator) */
 		appendStringInfo(&sql, "written AS (INSERT INTO %s AS t (%s) SELECT %s FROM claimed l "
 						 "WHERE %s RETURNING true AS inserted%s)",
-						 target, pipeline_mapping_column_list(map), column_values(map), written,
+						 target, pipeline_mapping_column_list(map), pipeline_mapping_column_values(map, "l"), written,
 						 pipeline_published_returning(def));
 		pipeline_publish_cte(&sql, def, "written", NULL);
-		appendStringInfoChar(&sql, ' ');
+		applied_cte(&sql, false, written);
 	}
-	result(&sql, source, merges, checks, written);
+	result(&sql, source, checks);
 	return sql.data;
 }
 

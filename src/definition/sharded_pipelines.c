@@ -234,9 +234,9 @@ pipeline_check_sharded_kind(const PipelineDef *def)
 {
 	if (!def->sharded)
 		return;
-	if (strcmp(def->strategy->name, "merge") != 0 && strcmp(def->strategy->name, "append") != 0)
+	if (def->strategy->groups)
 		refuse(def, psprintf("use strategy %s", def->strategy->name),
-			   "Use merge or append; keep versions (scd2) or groups (aggregate) in a pipeline reading a plain staging table.");
+			   "Use merge, scd2 or append; keep groups (aggregate) in a pipeline reading a plain staging table, or the target of a sharded append into a table on the coordinator.");
 	if (def->joins != NIL)
 		refuse(def, "join dimension tables",
 			   "Map the columns the staging rows carry; join in a downstream view or pipeline.");
@@ -357,6 +357,9 @@ pipeline_check_sharded(const PipelineDef *def, const PipelineMapping *map)
 		return;
 	routed = pipeline_sharded_routed(def);
 	check_source(def);
+	if (def->strategy->versioned && def->delete_when)
+		refuse(def, "close versions by delete_when",
+			   "An scd2 pipeline remembers its deletes in a table on the coordinator. Append the rows into a table on the coordinator and keep their versions with an scd2 pipeline reading that table.");
 	if (OidIsValid(def->tombstones) || pipeline_keeps_source_rows(def))
 		refuse(def, "keep its deletes or sequences on the coordinator (sequence_by with delete_when, or sequence_by over the source row)",
 			   "Use sequence_by naming a mapped target column, without delete_when; or delete_when without sequence_by.");

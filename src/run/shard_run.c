@@ -47,6 +47,7 @@
 #include "definition/definition.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "run/run.h"
+#include "strategy.h"
 
 /*
  * double_percents
@@ -292,6 +293,9 @@ pipeline_merge_shards(const PipelineDef *def, RunCounts *counts, ShardBatch *bat
 {
 	PipelineUserContext ctx;
 
+	/* (scd2: no other pipeline rewrites the target's versions meanwhile) */
+	if (def->strategy->begin_batch)
+		def->strategy->begin_batch(def);
 	lock_shards_against_moves(def);
 	pipeline_prepare_shard_batch(def, batch);
 	pipeline_become_owner(def, &ctx);

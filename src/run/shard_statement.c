@@ -22,8 +22,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -158,6 +160,9 @@ try_statement(const char *sql, bool probe, ErrorData **error)
  */
 #define MAX_TRIED PIPELINE_SHARD_MAX_REJECTED
 
+/* Advisory lock class of a target shard: its statements run one at a time. */
+#define SHARD_LOCK_CLASS 0x5348
+
 /*
  * TriedRows: the rows of a failed batch tried alone -- the ctids (SQL
  * literals) of those that passed and of those that failed, and the latter
@@ -291,6 +296,26 @@ run_batch(const char *statement, const char *source, const char *target, int64 b
 }
 
 /*
+ * lock_target_shard
+ *		Waits, within the statement timeout, until no other shard statement
+ *		writes the target shard, for the rest of the transaction (see the
+ *		file comment); the statement's snapshot is taken afterwards.
+ */
+static void
+lock_target_shard(const char *target)
+{
+	LOCKTAG		tag;
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(target)),
+										 NoLock, true);
+
+	/* (no such table: the statement says so itself) */
+	if (!OidIsValid(relid))
+		return;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, relid, SHARD_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
  * pipeline_run_shard_statement
  *		SQL: pipeline.run_shard_statement(source_shard, target_shard,
  *		statement, search_path, timeout_ms, skipped_shards, batch_size) ->
@@ -334,6 +359,7 @@ pipeline_run_shard_statement(PG_FUNCTION_ARGS)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		lock_target_shard(target);
 		result = run_batch(text_to_cstring(PG_GETARG_TEXT_PP(2)), source, target,
 						   Max(PG_GETARG_INT64(6), 1));
 		SPI_finish();

@@ -402,6 +402,7 @@ const PipelineStrategy pipeline_scd2_strategy = {
 	.target_elements = target_elements,
 	.target_extras = target_extras,
 	.batch_sql = pipeline_scd2_sql,
+	.shard_ctes = pipeline_scd2_shard_ctes,
 	.begin_batch = begin_batch,
 	.check_error = check_error,
 };

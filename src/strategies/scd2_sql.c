@@ -160,20 +160,21 @@ extract_events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMappin
 
 /*
  * events_ctes
- *		events: the batch's accepted rows in the target's types; batch_keys:
- *		each key's earliest event (it names the key's rewrite in row marks);
- *		existing: the stored versions of those keys that end at or after it,
- *		each with the start of the key's next stored version.
+ *		"events AS (...), ...": the batch's accepted rows in the target's
+ *		types; batch_keys: each key's earliest event (it names the key's
+ *		rewrite in row marks); existing: the stored versions of those keys
+ *		in 'target' (its SQL name) that end at or after it, each with the
+ *		start of the key's next stored version.
  */
 static void
 events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, BatchSource from,
-			const char *accepted)
+			const char *accepted, const char *target)
 {
 	char	   *keys = pipeline_quote_list(def->key, NULL);
 	const char *seq = quote_identifier(def->sequence_by);
 	ListCell   *lc;
 
-	appendStringInfo(sql, "WITH %s AS %s(SELECT b.__pl_xid, b.__pl_seq",
+	appendStringInfo(sql, "%s AS %s(SELECT b.__pl_xid, b.__pl_seq",
 					 pipeline_reads_extracts(def) ? "extract_rows" : "events",
 					 pipeline_reads_extracts(def) ? "MATERIALIZED " : "");
 	foreach(lc, map->columns)
@@ -196,8 +197,7 @@ events_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, 
 					 "ORDER BY t.__start_at) AS __pl_next FROM %s t JOIN batch_keys k ON %s "
 					 "WHERE t.__end_at IS NULL OR t.__end_at >= k.__pl_from)",
 					 pipeline_quote_list(def->key, "t"), pipeline_quote_list(value_columns(map), "t"),
-					 pipeline_quote_list(def->key, "t"), pipeline_qualified_name(def->target),
-					 pipeline_key_match(def, "t", "k"));
+					 pipeline_quote_list(def->key, "t"), target, pipeline_key_match(def, "t", "k"));
 }
 
 /*
@@ -380,15 +380,16 @@ diff_cte(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 
 /*
  * write_ctes
- *		deleted, changed, added: the diff's actions.  Each waits for the one
- *		before it (an uncorrelated subquery runs before the first row), so
- *		that a key never has two current versions at any moment.
+ *		deleted, changed, added: the diff's actions on 'target' (its SQL
+ *		name).  Each waits for the one before it (an uncorrelated subquery
+ *		runs before the first row), so that a key never has two current
+ *		versions at any moment.  With 'marks', the first value written is
+ *		wrapped in mark_value, so that a failing row is named.
  */
 static void
-write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
+write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map, const char *target,
+		   bool marks)
 {
-	bool		distributed = pipeline_citus_routes(def->target);
-	char	   *target = pipeline_qualified_name(def->target);
 	StringInfoData set;
 	char	   *cols,
 			   *vals;
@@ -398,18 +399,12 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 					 "AND %s AND t.__start_at = d.__pl_old_start RETURNING t.*)",
 					 target, pipeline_key_match(def, "t", "d"));
 
-	/*
-	 * the first column is wrapped in mark_value so that a failing row is
-	 * named; not for a Citus distributed or reference target, whose shards
-	 * take no volatile function in an UPDATE (a failing row is then found by
-	 * splitting the batch, batch_exec.c)
-	 */
 	initStringInfo(&set);
 	foreach(lc, value_columns(map))
 	{
 		const char *c = quote_identifier(lfirst(lc));
 
-		if (set.len == 0 && !distributed)
+		if (set.len == 0 && marks)
 			appendStringInfo(&set, "%s = pipeline.mark_value(d.__pl_xid, d.__pl_seq, d.%s)", c, c);
 		else
 			appendStringInfo(&set, "%s%s = d.%s", set.len ? ", " : "", c, c);
@@ -419,11 +414,34 @@ write_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map)
 					 "AND (SELECT count(*) FROM deleted) >= 0 RETURNING t.*)",
 					 target, set.data, pipeline_key_match(def, "t", "d"));
 
-	pipeline_insert_column_lists(map, "d", NIL, &cols, &vals);
+	if (marks)
+		pipeline_insert_column_lists(map, "d", NIL, &cols, &vals);
+	else
+	{
+		cols = pipeline_mapping_column_list(map);
+		vals = pipeline_mapping_column_values(map, "d");
+	}
 	appendStringInfo(sql, ", added AS (INSERT INTO %s AS t (%s, __start_at, __end_at) "
 					 "SELECT %s, d.__pl_start, d.__pl_end FROM diff d WHERE d.__pl_action = 'i' "
 					 "AND (SELECT count(*) FROM changed) >= 0 RETURNING t.*)",
 					 target, cols, vals);
+}
+
+/*
+ * applied_cte
+ *		", applied AS (...)": what the batch did, as a run counts it:
+ *		versions inserted, versions updated or deleted, delete events
+ *		applied (deletes), and stale events (those that wrote nothing).
+ */
+static void
+applied_cte(StringInfo sql)
+{
+	appendStringInfoString(sql, ", applied AS (SELECT (SELECT count(*) FROM added) AS inserted, "
+						   "(SELECT count(*) FROM changed) + (SELECT count(*) FROM deleted) AS updated, "
+						   "a.deletes, (SELECT count(*) FROM events) - a.upserts - a.deletes AS stale "
+						   "FROM (SELECT coalesce(sum(__pl_upserts), 0) AS upserts, "
+						   "coalesce(sum(__pl_deletes), 0) AS deletes FROM diff "
+						   "WHERE __pl_action IN ('i', 'u')) a)");
 }
 
 /*
@@ -437,14 +455,22 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSourc
 				  const char *accepted)
 {
 	StringInfoData sql;
+	char	   *target = pipeline_qualified_name(def->target);
 	const char *tombstones;
 
 	initStringInfo(&sql);
-	events_ctes(&sql, def, map, from, accepted);
+	appendStringInfoString(&sql, "WITH ");
+	events_ctes(&sql, def, map, from, accepted, target);
 	points_cte(&sql, def, map);
 	versions_ctes(&sql, def, map);
 	diff_cte(&sql, def, map);
-	write_ctes(&sql, def, map);
+
+	/*
+	 * not marked for a Citus distributed or reference target, whose shards
+	 * take no volatile function in an UPDATE (a failing row is then found by
+	 * splitting the batch, batch_exec.c)
+	 */
+	write_ctes(&sql, def, map, target, !pipeline_citus_routes(def->target));
 	tombstones = tombstone_ctes(&sql, def);
 
 	/*
@@ -454,14 +480,33 @@ pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map, BatchSourc
 	 * the row marks are live (see row_watch.c).
 	 */
 	pipeline_publish_cte(&sql, def, "(SELECT * FROM added UNION ALL SELECT * FROM changed) w", "deleted");
-	appendStringInfo(&sql, ", applied AS (SELECT coalesce(sum(__pl_upserts), 0) AS upserts, "
-					 "coalesce(sum(__pl_deletes), 0) AS deletes FROM diff WHERE __pl_action IN ('i', 'u')) "
-					 "SELECT (SELECT count(*) FROM added), "
-					 "(SELECT count(*) FROM changed) + (SELECT count(*) FROM deleted), deletes, "
-					 "(SELECT count(*) FROM events) - upserts - deletes%s%s FROM applied",
+	applied_cte(&sql);
+	appendStringInfo(&sql, " SELECT inserted, updated, deletes, stale%s%s FROM applied",
 					 OidIsValid(def->change_log) ? ", (SELECT count(*) FROM published)" : "",
 					 tombstones);
 	return sql.data;
+}
+
+/*
+ * pipeline_scd2_shard_ctes
+ *		A sharded scd2 pipeline's batch (batch/shard_sql.c's statement):
+ *		"events AS (...), ..., applied AS (...)" over 'accepted' (the rows
+ *		its shard statement claimed, as for pipeline_scd2_sql) into the
+ *		target shard 'target'.  No tombstones nor change log: a sharded
+ *		pipeline keeps neither (definition/sharded_pipelines.c); no marks:
+ *		a shard statement calls no function of the extension (a failing
+ *		row is found alone on the worker, run/shard_statement.c).
+ */
+void
+pipeline_scd2_shard_ctes(StringInfo sql, const PipelineDef *def, const PipelineMapping *map,
+						 const char *accepted, const char *target)
+{
+	events_ctes(sql, def, map, BATCH_FROM_STAGING, accepted, target);
+	points_cte(sql, def, map);
+	versions_ctes(sql, def, map);
+	diff_cte(sql, def, map);
+	write_ctes(sql, def, map, target, false);
+	applied_cte(sql);
 }
 
 /*

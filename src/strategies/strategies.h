@@ -55,6 +55,9 @@ extern char *pipeline_merge_fill_nulls(const PipelineDef *def, const PipelineMap
 /* scd2_sql.c */
 extern char *pipeline_scd2_sql(const PipelineDef *def, const PipelineMapping *map,
 							   BatchSource from, const char *accepted);
+extern void pipeline_scd2_shard_ctes(StringInfo sql, const PipelineDef *def,
+									 const PipelineMapping *map, const char *accepted,
+									 const char *target);
 extern List *pipeline_scd2_tracked(const PipelineDef *def, const PipelineMapping *map);
 
 /* aggregate_calls.c: the aggregates an aggregate pipeline maintains */

@@ -32,6 +32,9 @@
 #   9. The coordinator's view at CITUS_MANY sharded pipelines (2 shards
 #      each, one row staged in every tenth): pipeline.status and
 #      pipeline.metrics(), each a query over the shards of every pipeline.
+#  10. A sharded scd2 pipeline: CITUS_EVENTS events, a new version each,
+#      into a history of CITUS_ROWS keys (32 shards), against the same scd2
+#      pipeline on one server (on the coordinator), side by side.
 # On one machine a cluster cannot be faster than one server: these figures
 # say what routing a batch through Citus costs, not what more machines
 # would give.  Needs Citus (test/install_citus.sh builds it from its
@@ -125,6 +128,24 @@ differing() {
     sql -Atc "SELECT count(*) FROM ((TABLE $1 EXCEPT TABLE $2) UNION ALL (TABLE $2 EXCEPT TABLE $1)) d"
 }
 
+# two_runs STAGE A_VAR A_PIPELINE A_TARGET B_VAR B_PIPELINE B_TARGET: REPEAT
+# times, new events (temp table ev) staged by the SQL STAGE, then the runs
+# of the two pipelines in turn, their milliseconds appended to A_VAR and
+# B_VAR; the two targets must then be equal.
+two_runs() {
+    local stage=$1 rep diff
+    for rep in $(seq "$REPEAT"); do
+        sql <<SQL
+$(new_events)
+$stage
+SQL
+        in_turn "$rep" "$2" "CALL pipeline.run('$3')" "$5" "CALL pipeline.run('$6')"
+        diff=$(differing "$4" "$7")
+        [ "$diff" = 0 ] || { say "$4 and $7 differ in $diff rows"; exit 1; }
+        echo "repetition $rep done"
+    done
+}
+
 # small_runs PIPELINE STAGING SHARDS: RUN_REPEAT runs of PIPELINE, each of
 # 1,000 new events staged into STAGING (keys of a 100,000-row target); says
 # their median for SHARDS shards.
@@ -158,18 +179,9 @@ SELECT pipeline.create_pipeline('dist', 'events_dist', 'accounts_dist', key => A
 CREATE SEQUENCE version;
 SQL
 local_ms= ; dist_ms=
-for rep in $(seq "$REPEAT"); do
-    sql <<SQL
-$(new_events)
-INSERT INTO events_local SELECT * FROM ev;
-INSERT INTO events_dist SELECT * FROM ev;
-VACUUM ANALYZE events_local, events_dist, accounts_local, accounts_dist;
-SQL
-    in_turn "$rep" local_ms "CALL pipeline.run('local')" dist_ms "CALL pipeline.run('dist')"
-    diff=$(differing accounts_local accounts_dist)
-    [ "$diff" = 0 ] || { say "the plain and the distributed targets differ in $diff rows"; exit 1; }
-    echo "repetition $rep done"
-done
+two_runs "INSERT INTO events_local SELECT * FROM ev; INSERT INTO events_dist SELECT * FROM ev;
+VACUUM ANALYZE events_local, events_dist, accounts_local, accounts_dist;" \
+    local_ms local accounts_local dist_ms dist accounts_dist
 loc=$(echo "$local_ms" | median); dis=$(echo "$dist_ms" | median)
 say "1. $EVENTS events merged into a $ROWS-row target, medians of $REPEAT"
 say "$(printf '   plain target on one server      %9.1f ms   (%s)' "$loc" "$local_ms")"
@@ -332,18 +344,9 @@ SELECT pipeline.add_check('checked', 'id in range', 'id BETWEEN 1 AND $ROWS', er
 SELECT pipeline.add_check('checked', 'one event a key', kind => 'unique', column_name => 'id', action => 'warn');
 SQL
 checked_ms= ; unchecked_ms=
-for rep in $(seq "$REPEAT"); do
-    sql <<SQL
-$(new_events)
-INSERT INTO events_sh (id, v) SELECT * FROM ev;
-INSERT INTO events_ck (id, v) SELECT * FROM ev;
-VACUUM ANALYZE events_sh, events_ck, accounts_sh, accounts_ck;
-SQL
-    in_turn "$rep" checked_ms "CALL pipeline.run('checked')" unchecked_ms "CALL pipeline.run('sharded')"
-    diff=$(differing accounts_sh accounts_ck)
-    [ "$diff" = 0 ] || { say "the checked and unchecked targets differ in $diff rows"; exit 1; }
-    echo "repetition $rep done"
-done
+two_runs "INSERT INTO events_sh (id, v) SELECT * FROM ev; INSERT INTO events_ck (id, v) SELECT * FROM ev;
+VACUUM ANALYZE events_sh, events_ck, accounts_sh, accounts_ck;" \
+    checked_ms checked accounts_ck unchecked_ms sharded accounts_sh
 ckm=$(echo "$checked_ms" | median); unm=$(echo "$unchecked_ms" | median)
 say "7. data quality checks on a sharded pipeline: $EVENTS events into $ROWS rows (32 shards), four checks every row passes (not_null, range, an expression with error_if, unique on the distribution column), medians of $REPEAT"
 say "$(printf '   without checks   %9.1f ms   (%s)' "$unm" "$unchecked_ms")"
@@ -411,5 +414,36 @@ say "9. $MANY sharded pipelines of 2 shards each (defined in $defined ms), one r
 say "$(printf '   pipeline.status (every pipeline of the database)   %9.1f ms   (%s): %.2f ms a pipeline' "$stm" "$status_ms" "$(echo "$stm $MANY" | awk '{print $1 / $2}')")"
 say "$(printf '   pipeline.metrics()                                 %9.1f ms   (%s)' "$mtm" "$metrics_ms")"
 say "   rows pending over the $MANY pipelines, as status counts them: $pending"
+say ""
+# ---- 10. a sharded scd2 against the same scd2 on one server
+sql <<SQL
+SET citus.shard_count = 32;
+CREATE TABLE hist_ev_sh (id bigint, v bigint, amount bigint);
+SELECT create_distributed_table('hist_ev_sh', 'id');
+CREATE TABLE hist_sh (id bigint NOT NULL, v bigint NOT NULL, amount bigint, __start_at bigint NOT NULL, __end_at bigint,
+    PRIMARY KEY (id, __start_at));
+CREATE UNIQUE INDEX ON hist_sh (id) WHERE __end_at IS NULL;
+CREATE TABLE hist_ev_one (id bigint, v bigint, amount bigint);
+CREATE TABLE hist_one (LIKE hist_sh INCLUDING ALL);
+INSERT INTO hist_one SELECT g, 0, 0, 0, NULL FROM generate_series(1, $ROWS) g;
+INSERT INTO hist_sh TABLE hist_one;
+SELECT create_distributed_table('hist_sh', 'id', colocate_with => 'hist_ev_sh');
+SELECT pipeline.create_pipeline('hist_sh', 'hist_ev_sh', 'hist_sh', strategy => 'scd2', key => ARRAY['id'],
+    sequence_by => 'v', batch_size => $EVENTS);
+SELECT pipeline.create_pipeline('hist_one', 'hist_ev_one', 'hist_one', strategy => 'scd2', key => ARRAY['id'],
+    sequence_by => 'v', batch_size => $EVENTS);
+SQL
+hist_sh_ms= ; hist_one_ms=
+two_runs "INSERT INTO hist_ev_sh (id, v, amount) SELECT id, v, v % 1000 FROM ev;
+INSERT INTO hist_ev_one (id, v, amount) SELECT id, v, v % 1000 FROM ev;
+VACUUM ANALYZE hist_ev_sh, hist_ev_one, hist_sh, hist_one;" \
+    hist_sh_ms hist_sh hist_sh hist_one_ms hist_one hist_one
+hsm=$(echo "$hist_sh_ms" | median); hom=$(echo "$hist_one_ms" | median)
+say "10. a sharded scd2: $EVENTS events (a new version each) into a history of $ROWS keys, 32 shards, against the same scd2 pipeline on one server (staging and target on the coordinator), medians of $REPEAT"
+say "$(printf '   scd2 on one server   %9.1f ms   (%s)' "$hom" "$hist_one_ms")"
+say "$(printf '   sharded scd2         %9.1f ms   (%s)' "$hsm" "$hist_sh_ms")"
+say "$(printf '   sharded / one server: %.2fx the throughput; versions: %s' \
+    "$(echo "$hom $hsm" | awk '{print $1 / $2}')" "$(sql -Atc 'SELECT count(*) FROM hist_sh')")"
+say "   after every repetition both histories are equal"
 say ""
 say "results written to $OUT"

@@ -77,8 +77,18 @@ refused($coordinator,
 	qr/cannot feed the target's distribution column id with anything but the staging table's/,
 	'a distribution column computed otherwise is refused');
 refused($coordinator,
-	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', strategy => 'scd2', key => ARRAY['id'], sequence_by => 'ts')",
-	qr/cannot use strategy scd2/, 'scd2 is refused');
+	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', strategy => 'aggregate', key => ARRAY['id'], "
+	  . "columns => '{\"v\": \"max(v)\"}')",
+	qr/cannot use strategy aggregate.*a table on the coordinator/s, 'an aggregate is refused, pointing to a routed append');
+$coordinator->safe_psql('postgres',
+	"CREATE TABLE versions (id int NOT NULL, v text, ts int NOT NULL, __start_at int NOT NULL, __end_at int, "
+	  . "PRIMARY KEY (id, __start_at)); CREATE UNIQUE INDEX ON versions (id) WHERE __end_at IS NULL; "
+	  . "SELECT create_distributed_table('versions', 'id', colocate_with => 'stage')");
+refused($coordinator,
+	"SELECT pipeline.create_pipeline('p', 'stage', 'versions', strategy => 'scd2', key => ARRAY['id'], sequence_by => 'ts', "
+	  . "delete_when => 'del', except_columns => ARRAY['del'])",
+	qr/sharded pipeline "p" cannot close versions by delete_when.*scd2 pipeline reading that table/s,
+	'an scd2 closing versions by delete_when is refused (its deletes are remembered on the coordinator)');
 refused($coordinator,
 	"SELECT pipeline.create_pipeline('p', 'stage', 'colocated', key => ARRAY['id'], sequence_by => 'ts', delete_when => 'del')",
 	qr/cannot keep its deletes or sequences on the coordinator/, 'a tombstone table is refused');
@@ -400,6 +410,62 @@ is( $coordinator->safe_psql('postgres',
 	'1 0 requeue 1',
 	'a requeue stages the mended row again, and its run merges it through the checks');
 
+# scd2: each shard's events slotted into its keys' histories where the
+# shard lives -- the same versions as an scd2 pipeline on one server fed
+# the same events, late ones, ties and unchanged values included, with
+# batches of 4 rows a shard
+$coordinator->safe_psql(
+	'postgres', q{
+	CREATE TABLE "Hist Stage" ("Id" int, "Value" text, ts int);
+	SELECT create_distributed_table('"Hist Stage"', 'Id', shard_count => 4);
+	CREATE TABLE "Hist" ("Id" int NOT NULL, "Value" text NOT NULL, ts int NOT NULL, __start_at int NOT NULL,
+	    __end_at int, CHECK (__end_at >= __start_at), PRIMARY KEY ("Id", __start_at));
+	CREATE UNIQUE INDEX ON "Hist" ("Id") WHERE __end_at IS NULL;
+	SELECT create_distributed_table('"Hist"', 'Id', colocate_with => '"Hist Stage"');
+	SELECT pipeline.create_pipeline('hist', '"Hist Stage"', '"Hist"', strategy => 'scd2', key => ARRAY['Id'],
+	    sequence_by => 'ts', batch_size => 4, filter => $$"Value" IS DISTINCT FROM 'skip'$$);
+	SELECT pipeline.add_check('hist', 'known value', $$"Value" <> 'bad'$$);
+	CREATE TABLE hist_stage_plain ("Id" int, "Value" text, ts int);
+	CREATE TABLE hist_plain (LIKE "Hist" INCLUDING ALL);
+	CREATE UNIQUE INDEX ON hist_plain ("Id") WHERE __end_at IS NULL;
+	SELECT pipeline.create_pipeline('hist_plain', 'hist_stage_plain', 'hist_plain', strategy => 'scd2',
+	    key => ARRAY['Id'], sequence_by => 'ts', batch_size => 4, filter => $$"Value" IS DISTINCT FROM 'skip'$$);
+	SELECT pipeline.add_check('hist_plain', 'known value', $$"Value" <> 'bad'$$);
+});
+my @hist_rounds = (
+	"SELECT g, 'a' || g, 10 FROM generate_series(1, 30) g UNION ALL SELECT g, 'b' || g, 20 FROM generate_series(1, 10) g "
+	  . "UNION ALL VALUES (5, 'c', 15), (31, NULL, 10), (32, 'skip', 10), (33, 'bad', 10), (6, 'tie1', 20), (6, 'tie2', 20)",
+	"VALUES (1, 'early', 5), (2, 'mid', 15), (3, 'b3', 30), (4, 'a4', 30), (7, 'late', 12), (7, 'later', 25), "
+	  . "(8, 'b8', 15), (40, 'new', 1), (40, 'new', 2)",
+	"SELECT g, 'c' || g, 40 FROM generate_series(1, 40, 3) g UNION ALL VALUES (2, 'mid', 14), (9, 'b9', 20)");
+foreach my $round (@hist_rounds)
+{
+	$coordinator->safe_psql('postgres',
+		"INSERT INTO \"Hist Stage\" (\"Id\", \"Value\", ts) $round; INSERT INTO hist_stage_plain (\"Id\", \"Value\", ts) $round; "
+		  . "CALL pipeline.run('hist'); CALL pipeline.run('hist_plain')");
+}
+my $hist_versions = 'SELECT "Id", "Value", ts, __start_at, __end_at FROM';
+is( $coordinator->safe_psql('postgres', 'SELECT count(*) FROM "Hist"') . ' '
+	  . differences($coordinator, "$hist_versions \"Hist\"", "$hist_versions hist_plain"),
+	'61 0', 'scd2: the versions are those an scd2 pipeline on one server writes from the same events');
+is( $coordinator->safe_psql('postgres',
+		q{SELECT string_agg("Value" || ':' || __start_at || '-' || coalesce(__end_at::text, ''), ' ' ORDER BY __start_at) }
+		  . q{FROM "Hist" WHERE "Id" = 7}),
+	'a7:10-12 late:12-20 b7:20-25 later:25-40 c7:40-',
+	'late events slot in between the versions');
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(pipeline || ' ' || reason, '; ' ORDER BY pipeline, reason) FROM pipeline.quarantine "
+		  . "WHERE pipeline IN ('hist', 'hist_plain')"),
+	'hist failed data quality check "known value"; hist null value in column "Value" violates not-null constraint; '
+	  . 'hist_plain failed data quality check "known value"; hist_plain null value in column "Value" violates not-null constraint',
+	'the rows failing a check or the target quarantined in both');
+is( $coordinator->safe_psql('postgres',
+		"SELECT string_agg(sum::text, ' ' ORDER BY pipeline) FROM (SELECT pipeline, sum(rows_read) || '/' || "
+		  . "sum(rows_filtered) || '/' || sum(rows_quarantined) AS sum FROM pipeline.runs WHERE pipeline IN ('hist', 'hist_plain') "
+		  . "GROUP BY pipeline) s"),
+	'71/1/2 71/1/2', 'both read, filter and quarantine the same rows');
+is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM "Hist Stage"'), '0', 'the staging table drained');
+
 # an append into a table on the coordinator: each batch routed there
 $coordinator->safe_psql(
 	'postgres', q{
@@ -605,6 +671,15 @@ $coordinator->safe_psql(
 	CREATE TABLE page_visit_log (id int, x bigint);
 	SELECT pipeline.create_pipeline('page_visit_log', 'page_visits', 'page_visit_log', strategy => 'append', batch_size => 30);
 	CREATE TABLE page_visits_ledger (id int, x bigint);
+	CREATE TABLE balance_events (id int, v bigint, at bigint);
+	SELECT create_distributed_table('balance_events', 'id', colocate_with => 'stage');
+	CREATE TABLE balance_history (id int NOT NULL, v bigint, at bigint NOT NULL, __start_at bigint NOT NULL,
+	    __end_at bigint, PRIMARY KEY (id, __start_at));
+	CREATE UNIQUE INDEX ON balance_history (id) WHERE __end_at IS NULL;
+	SELECT create_distributed_table('balance_history', 'id', colocate_with => 'stage');
+	SELECT pipeline.create_pipeline('balance_history', 'balance_events', 'balance_history', strategy => 'scd2',
+	    key => ARRAY['id'], sequence_by => 'at', batch_size => 20);
+	CREATE TABLE balance_ledger (id int, v bigint);
 });
 $coordinator->safe_psql('postgres',
 	out_of_order_writer(
@@ -614,10 +689,13 @@ $coordinator->safe_psql('postgres',
 		  . "WITH r AS (INSERT INTO ledger SELECT (random() * 199)::int, nextval('version') RETURNING id, x) "
 		  . "INSERT INTO events (id, x) SELECT id, x FROM r; "
 		  . "WITH r AS (INSERT INTO page_visits_ledger SELECT (random() * 199)::int, nextval('version') RETURNING id, x) "
-		  . "INSERT INTO page_visits (id, x) SELECT id, x FROM r"));
+		  . "INSERT INTO page_visits (id, x) SELECT id, x FROM r; "
+		  . "WITH r AS (INSERT INTO balance_ledger SELECT 1 + (random() * 99)::int, nextval('version') RETURNING id, v) "
+		  . "INSERT INTO balance_events (id, v, at) SELECT id, v, v FROM r"));
 append_to_file("$scripts/write.sql", "CALL write_rows(600);\n");
-append_to_file("$scripts/run.sql",
-	"CALL pipeline.run('accounts');\nCALL pipeline.run('event_log');\nCALL pipeline.run('page_visit_log');\n" x 100000);
+my $round = "CALL pipeline.run('accounts');\nCALL pipeline.run('event_log');\nCALL pipeline.run('page_visit_log');\n"
+  . "CALL pipeline.run('balance_history');\n";
+append_to_file("$scripts/run.sql", $round x 100000);
 my $after = last_run($coordinator);
 my @load = map { start_psql($coordinator, "$scripts/write.sql") } 1 .. 2;
 my $runner = start_psql($coordinator, "$scripts/run.sql");
@@ -671,7 +749,7 @@ $coordinator->safe_psql('postgres', 'SELECT recover_prepared_transactions()');
 $_->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts') foreach @workers;
 $coordinator->safe_psql('postgres',
 	"SELECT pipeline.resume(name) FROM pipeline.pipelines; CALL pipeline.run('accounts'); CALL pipeline.run('event_log'); "
-	  . "CALL pipeline.run('page_visit_log')");
+	  . "CALL pipeline.run('page_visit_log'); CALL pipeline.run('balance_history')");
 is($coordinator->safe_psql('postgres', 'SELECT count(*) FROM changes') + 0,
 	0, 'every staged change was claimed');
 is( differences($coordinator, 'SELECT id, max(v) FROM changes_ledger GROUP BY id', 'SELECT id, v FROM accounts'),
@@ -681,12 +759,21 @@ is(differences($coordinator, 'SELECT id, x FROM ledger', 'SELECT id, x FROM even
 is( $coordinator->safe_psql('postgres', 'SELECT count(*) FROM page_visits') . ' '
 	  . differences($coordinator, 'SELECT id, x FROM page_visits_ledger', 'SELECT id, x FROM page_visit_log'),
 	'0 0', 'append into a table on the coordinator (routed): each row written is in it once');
+# every event a version of its own (each a new value), slotted by its
+# sequence number, late ones (committed after later numbers) included
+is( $coordinator->safe_psql('postgres', 'SELECT count(*) FROM balance_events') . ' '
+	  . differences($coordinator, 'SELECT id, v, v FROM balance_ledger', 'SELECT id, v, __start_at FROM balance_history')
+	  . ' '
+	  . $coordinator->safe_psql('postgres',
+		"SELECT count(*) FROM (SELECT __end_at IS DISTINCT FROM lead(__start_at) OVER (PARTITION BY id ORDER BY __start_at) "
+		  . "AS broken FROM balance_history) h WHERE broken"),
+	'0 0 0', 'scd2: each event written is one version, each ending where the next starts');
 is( $coordinator->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE status = 'failed') > 0 AND sum(rows_read) > 300 FROM pipeline.runs WHERE pipeline = 'accounts'"
 	),
 	't', 'runs failed while the worker was gone, and many rows went through');
 is( $coordinator->safe_psql('postgres',
-		"SELECT count(*) FROM pipeline.quarantine WHERE pipeline IN ('accounts', 'event_log', 'page_visit_log')"),
+		"SELECT count(*) FROM pipeline.quarantine WHERE pipeline IN ('accounts', 'event_log', 'page_visit_log', 'balance_history')"),
 	'0', 'nothing was quarantined');
 
 done_testing();
