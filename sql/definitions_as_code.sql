@@ -21,6 +21,15 @@ SELECT pipeline.create_pipeline('sku_totals', '"Sales".items', '"Sales".sku_tota
     strategy => 'aggregate', columns => '{"units": "sum(qty)", "orders": "count(*)"}') > 0 AS created;
 SELECT pipeline.create_pipeline('item_history', '"Sales".items', '"Sales".item_history', key => ARRAY['id'],
     strategy => 'scd2', sequence_by => 'at', track_history => ARRAY['qty']) > 0 AS created;
+-- a second pipeline writing the same target, and one joining a captured
+-- table to it
+CREATE TABLE "Sales".returns (id int, sku text, qty int, price numeric, note text, at timestamptz);
+SELECT pipeline.create_pipeline('returns', '"Sales".returns', '"Sales".items', key => ARRAY['id'],
+    sequence_by => 'at', except_columns => ARRAY['note']) > 0 AS created;
+SELECT pipeline.capture('"Sales".skus');
+SELECT pipeline.create_pipeline('named_items', '"Sales".items', '"Sales".named_items', key => ARRAY['id'],
+    columns => '{"id": "id", "name": "k.name"}',
+    joins => '[{"table": "\"Sales\".skus", "as": "k", "on": {"sku": "sku"}, "type": "left"}]') > 0 AS created;
 SELECT pipeline.add_check('Order Items', 'positive price', 'price > 0', action => 'warn') > 0 AS added;
 SELECT pipeline.add_check('Order Items', 'known sku', kind => 'relationships', column_name => 'sku',
     ref_table => '"Sales".skus', ref_column => 'sku') > 0 AS added;
@@ -42,8 +51,9 @@ SELECT action, count(*) FROM pipeline.apply(pipeline.export()) GROUP BY action O
 CREATE TABLE pg_temp.doc AS SELECT pipeline.export() AS d;
 SELECT pipeline.drop_retention('"Sales"."Order Items"');
 SELECT pipeline.drop_freshness_check(id) FROM pipeline.freshness_checks WHERE relation = '"Sales".items'::regclass;
-SELECT pipeline.drop_pipeline(name) FROM unnest(ARRAY['sku_totals', 'item_history', 'Order Items']) name;
-DROP TABLE "Sales".items, "Sales".sku_totals, "Sales".item_history CASCADE;
+SELECT pipeline.drop_pipeline(name)
+  FROM unnest(ARRAY['named_items', 'sku_totals', 'item_history', 'returns', 'Order Items']) name;
+DROP TABLE "Sales".items, "Sales".sku_totals, "Sales".item_history, "Sales".named_items CASCADE;
 SELECT jsonb_pretty(pipeline.export());
 SELECT * FROM pipeline.apply((SELECT d FROM pg_temp.doc), dry_run => false);
 SELECT pipeline.export() = (SELECT d FROM pg_temp.doc) AS same_document;
@@ -100,10 +110,21 @@ SELECT step, action, object FROM pipeline.apply((SELECT d FROM pg_temp.doc), dry
  WHERE action <> 'unchanged';
 SELECT pipeline.export() = (SELECT d FROM pg_temp.doc) AS same_document;
 
--- A document dropping a pipeline other pipelines of it read: refused at
--- that pipeline, nothing changed.
-SELECT code, message, detail FROM error_of($$SELECT pipeline.apply((SELECT d FROM pg_temp.doc) #- '{pipelines,Order Items}',
-    dry_run => false, allow_data_loss => true)$$);
+-- A change alter_pipeline does not make to an aggregate (its columns shaped
+-- its groups) makes it again, a loss of data.
+SELECT step, action, object, detail, data_loss FROM pipeline.apply(jsonb_set((SELECT d FROM pg_temp.doc),
+    '{pipelines,sku_totals,columns,units}', '"sum(qty * 2)"')) WHERE action <> 'unchanged';
+
+-- Making again a pipeline that others, which stay, read: refused before
+-- anything changes.
+SELECT code, message, detail FROM error_of($$SELECT pipeline.apply(jsonb_set((SELECT d FROM pg_temp.doc),
+    '{pipelines,Order Items,strategy}', '"append"') #- '{pipelines,Order Items,key}' #- '{pipelines,Order Items,sequence_by}')$$);
+
+-- A document dropping the pipelines writing a target other pipelines of
+-- it read: refused at the last writer, nothing changed.
+SELECT code, message, detail FROM error_of($$SELECT pipeline.apply((SELECT d FROM pg_temp.doc) #- '{pipelines,Order Items}'
+    #- '{pipelines,returns}', dry_run => false, allow_data_loss => true)$$);
+SELECT count(*) AS pipelines FROM pipeline.pipeline_defs WHERE owner = 'dac_team'::regrole;
 
 -- Only the sections a document has are made to match: an empty retention
 -- section drops the retention, and leaves the pipelines alone.
@@ -115,11 +136,14 @@ SELECT * FROM error_of($$SELECT pipeline.apply(NULL)$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipeline": {}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"version": 2, "pipelines": {}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": []}')$$);
+SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": null}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": 1}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "kee": ["id"]}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "key": "id"}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "key": [1]}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "batch_size": "big"}}}')$$);
+SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "batch_size": 500.5}}}')$$);
+SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "owner": "nobody_here"}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "name": "q"}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "statement_timeout": "soon"}}}')$$);
 SELECT * FROM error_of($$SELECT pipeline.apply('{"pipelines": {"p": {"source": "\"Sales\".\"Order Items\"", "target": "t", "checks": {"c": {"expresion": "qty > 0"}}}}}')$$);
@@ -152,8 +176,25 @@ SELECT action, object FROM pipeline.apply(jsonb_build_object('alert_routes',
       || jsonb_build_object('dac_route', (pipeline.export()->'alert_routes'->'dac_route') || '{"min_severity": "warning"}'))) WHERE action <> 'unchanged';
 SELECT pipeline.drop_alert_route('dac_route');
 
+-- A superuser's document keeps each definition's owner: the whole
+-- database's export applied changes nothing (the other test files'
+-- definitions included), and a pipeline added with an owner is made as
+-- that owner.
+SELECT step, action, object, detail FROM pipeline.apply(pipeline.export() - 'alert_routes') WHERE action <> 'unchanged';
+SELECT action, count(*) > 0 AS some FROM pipeline.apply(pipeline.export() - 'alert_routes', dry_run => false) GROUP BY action;
+CREATE TABLE "Sales".refunds (id int, amount numeric);
+ALTER TABLE "Sales".refunds OWNER TO dac_team;
+SELECT step, action, object FROM pipeline.apply(jsonb_set(pipeline.export(), '{pipelines,refunds}',
+    '{"source": "\"Sales\".refunds", "target": "\"Sales\".refund_totals", "key": ["id"], "owner": "dac_team"}'),
+    dry_run => false) WHERE action <> 'unchanged';
+SELECT owner, (SELECT tableowner FROM pg_tables WHERE tablename = 'refund_totals') AS target_owner
+  FROM pipeline.pipeline_defs WHERE name = 'refunds';
+SELECT pipeline.export()->'pipelines'->'refunds'->>'owner' AS exported_owner;
+
 SET ROLE dac_team;
-SELECT pipeline.drop_pipeline(name) FROM unnest(ARRAY['sku_totals', 'item_history', 'Order Items']) name;
+SELECT pipeline.export()->'pipelines'->'refunds' ? 'owner' AS owner_written_for_its_own;
+SELECT pipeline.drop_pipeline(name)
+  FROM unnest(ARRAY['refunds', 'named_items', 'sku_totals', 'item_history', 'returns', 'Order Items']) name;
 SELECT pipeline.drop_retention('"Sales"."Order Items"');
 SELECT pipeline.drop_freshness_check(id) FROM pipeline.freshness_checks WHERE relation = '"Sales".items'::regclass;
 RESET ROLE;

@@ -39,7 +39,7 @@ COMMENT ON FUNCTION pipeline.definition_step(text) IS
 -- error naming 'path' when the value is not of that type.
 CREATE FUNCTION pipeline.definition_argument(path text, given jsonb, type regtype, made text[] DEFAULT '{}')
     RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
     wanted text := CASE
@@ -50,39 +50,40 @@ DECLARE
         ELSE 'string' END;
     refused text;
 BEGIN
-    IF jsonb_typeof(given) = 'null' THEN
+    IF pg_catalog.jsonb_typeof(given) = 'null' THEN
         RETURN 'NULL::' || type::text;
     END IF;
-    IF wanted IS NOT NULL AND (jsonb_typeof(given) <> wanted OR wanted = 'array' AND
-           EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(given) = 'array' THEN given ELSE '[]' END) e
-                    WHERE jsonb_typeof(e) <> 'string')) THEN
+    IF wanted IS NOT NULL AND (pg_catalog.jsonb_typeof(given) <> wanted OR wanted = 'array' AND
+           EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(given) = 'array' THEN given ELSE '[]' END) e
+                    WHERE pg_catalog.jsonb_typeof(e) <> 'string')) THEN
         RAISE EXCEPTION 'invalid pipeline document at %', path
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The value must be %s; it is %s.',
+                  DETAIL = pg_catalog.format('The value must be %s; it is %s.',
                                   CASE wanted WHEN 'array' THEN 'an array of strings' ELSE 'a ' || wanted END,
-                                  CASE WHEN jsonb_typeof(given) = 'array' THEN 'an array of ' ||
-                                       (SELECT string_agg(DISTINCT jsonb_typeof(e) || 's', ' and ') FROM jsonb_array_elements(given) e)
+                                  CASE WHEN pg_catalog.jsonb_typeof(given) = 'array' THEN 'an array of ' ||
+                                       (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.jsonb_typeof(e) || 's', ' and ') FROM pg_catalog.jsonb_array_elements(given) e)
                                   ELSE pipeline.definition_kind_of(given) END),
-                  HINT = format('Write it as the argument of type %s of the function that makes it.', type);
+                  HINT = pg_catalog.format('Write it as the argument of type %s of the function that makes it.', type);
     END IF;
-    -- a value its type refuses (an interval, a relation that does not
-    -- exist but for one the document makes) is refused at its place
-    IF wanted = 'string' AND NOT (type = 'regclass'::regtype AND pipeline.definition_relation(given #>> '{}') = ANY (coalesce(made, '{}'))) THEN
+    -- a value its type refuses (an interval, a fraction for an integer, a
+    -- relation that does not exist but for one the document makes) is
+    -- refused at its place
+    IF wanted IN ('string', 'number') AND NOT (type = 'regclass'::regtype AND pipeline.definition_relation(given #>> '{}') = ANY (coalesce(made, '{}'))) THEN
         BEGIN
-            EXECUTE format('SELECT %L::%s', given #>> '{}', type);
+            EXECUTE pg_catalog.format('SELECT %L::%s', given #>> '{}', type);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT;
             RAISE EXCEPTION 'invalid pipeline document at %', path
                 USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('The value is not of type %s: %s.', type, refused),
+                      DETAIL = pg_catalog.format('The value is not of type %s: %s.', type, refused),
                       HINT = CASE WHEN type = 'regclass'::regtype THEN 'Name a table that exists, schema-qualified.'
-                                  ELSE format('Write it as the argument of type %s of the function that makes it.', type) END;
+                                  ELSE pg_catalog.format('Write it as the argument of type %s of the function that makes it.', type) END;
         END;
     END IF;
     RETURN CASE
-        WHEN wanted = 'array' THEN format('ARRAY(SELECT jsonb_array_elements_text(%L::jsonb))::%s', given, type)
-        WHEN wanted IS NULL THEN format('%L::jsonb', given)
-        ELSE format('%L::%s', given #>> '{}', type) END;
+        WHEN wanted = 'array' THEN pg_catalog.format('ARRAY(SELECT pg_catalog.jsonb_array_elements_text(%L::jsonb))::%s', given, type)
+        WHEN wanted IS NULL THEN pg_catalog.format('%L::jsonb', given)
+        ELSE pg_catalog.format('%L::%s', given #>> '{}', type) END;
 END $$;
 COMMENT ON FUNCTION pipeline.definition_argument(text, jsonb, regtype, text[]) IS
     'apply: the SQL passing a document value as an argument of a type, or an error naming its place';
@@ -104,24 +105,27 @@ DECLARE
     entry record;
     i integer;
 BEGIN
-    SELECT proargnames, ARRAY(SELECT unnest(proargtypes)) INTO params, types FROM pg_proc WHERE oid = function;
-    FOR entry IN SELECT key, value FROM jsonb_each(fixed || args) ORDER BY key LOOP
-        i := array_position(params, entry.key);
-        IF i IS NULL OR entry.key = ANY (ARRAY(SELECT jsonb_object_keys(fixed))) AND args ? entry.key THEN
+    SELECT proargnames, ARRAY(SELECT pg_catalog.unnest(proargtypes)) INTO params, types FROM pg_catalog.pg_proc WHERE oid = function;
+    FOR entry IN SELECT key, value FROM pg_catalog.jsonb_each(fixed || args) ORDER BY key LOOP
+        i := pg_catalog.array_position(params, entry.key);
+        IF i IS NULL OR entry.key = ANY (ARRAY(SELECT pg_catalog.jsonb_object_keys(fixed))) AND args ? entry.key THEN
             RAISE EXCEPTION 'invalid pipeline document at %', path || pipeline.definition_step(entry.key)
                 USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('%s takes no %s%s.', function::regproc,
-                                      quote_ident(entry.key),
+                      DETAIL = pg_catalog.format('%s takes no %s%s.', function::regproc,
+                                      pg_catalog.quote_ident(entry.key),
                                       CASE WHEN i IS NOT NULL THEN ' here: the document says it elsewhere' END),
-                      HINT = format('Its keys are the arguments of %s: %s.', function::regproc,
-                                    array_to_string(ARRAY(SELECT p FROM unnest(params) p
+                      HINT = pg_catalog.format('Its keys are the arguments of %s: %s.', function::regproc,
+                                    pg_catalog.array_to_string(ARRAY(SELECT p FROM pg_catalog.unnest(params) p
                                                           WHERE NOT fixed ? p ORDER BY p), ', '));
         END IF;
-        list := list || format('%I => %s', entry.key,
+        list := list || pg_catalog.format('%I => %s', entry.key,
                                pipeline.definition_argument(path || pipeline.definition_step(entry.key), entry.value, types[i]::regtype,
                                                            made));
     END LOOP;
-    RETURN format('SELECT %s(%s)', function::regproc, array_to_string(list, ', '));
+    RETURN pg_catalog.format('SELECT %I.%I(%s)', (SELECT n.nspname FROM pg_catalog.pg_proc f JOIN pg_catalog.pg_namespace n
+                                                    ON n.oid = f.pronamespace WHERE f.oid = function),
+                             (SELECT f.proname FROM pg_catalog.pg_proc f WHERE f.oid = function),
+                             pg_catalog.array_to_string(list, ', '));
 END $$;
 COMMENT ON FUNCTION pipeline.definition_call(text, regprocedure, jsonb, jsonb, text[]) IS
     'apply: the call making a document item, its keys and values checked against the function''s parameters';
@@ -147,9 +151,10 @@ COMMENT ON FUNCTION pipeline.definition_object(text, jsonb) IS
     'apply: the JSON object at a place of a document, or an error naming it';
 
 -- A document's items: one row per call that makes a definition -- its kind,
--- its identity (unique within the kind), where it is in the document, the
--- pipeline it belongs to, and the call's arguments as the document writes
--- them.  Errors naming the place of anything that is not where it may be.
+-- its identity (unique within the kind; a check's is [pipeline, check] as
+-- JSON), where it is in the document, the pipeline it belongs to, and the
+-- call's arguments as the document writes them.  Errors naming the place
+-- of anything that is not where it may be.
 CREATE FUNCTION pipeline.definition_items(document jsonb)
     RETURNS TABLE (kind text, identity text, path text, pipeline text, args jsonb)
     LANGUAGE plpgsql STABLE
@@ -184,13 +189,22 @@ BEGIN
                   DETAIL = format('This extension reads documents of version 1; this one says %s.', document->'version'),
                   HINT = 'Export the document again with this version of the extension.';
     END IF;
+    -- a section given is made whole: null is no empty section, but a mistake
+    FOR unknown IN SELECT k FROM jsonb_object_keys(document) k WHERE k <> 'version' ORDER BY k LOOP
+        IF jsonb_typeof(document->unknown) <> 'object' THEN
+            RAISE EXCEPTION 'invalid pipeline document at %', pipeline.definition_step(unknown)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('A section must be an object; it is %s.', pipeline.definition_kind_of(document->unknown)),
+                      HINT = 'Write {} to have none, or leave the section out to leave it alone.';
+        END IF;
+    END LOOP;
     FOR p IN SELECT key, value FROM jsonb_each(pipeline.definition_object('.pipelines', document->'pipelines')) ORDER BY key LOOP
         fpath := '.pipelines' || pipeline.definition_step(p.key);
         kind := 'pipeline'; identity := p.key; path := fpath; pipeline := p.key;
         args := pipeline.definition_object(fpath, p.value) - 'checks' - 'failure_policy';
         RETURN NEXT;
         FOR c IN SELECT key, value FROM jsonb_each(pipeline.definition_object(fpath || '.checks', p.value->'checks')) ORDER BY key LOOP
-            kind := 'check'; identity := p.key || '.' || c.key; path := fpath || '.checks' || pipeline.definition_step(c.key);
+            kind := 'check'; identity := jsonb_build_array(p.key, c.key)::text; path := fpath || '.checks' || pipeline.definition_step(c.key);
             args := pipeline.definition_object(path, c.value);
             RETURN NEXT;
         END LOOP;
@@ -214,12 +228,29 @@ END $$;
 COMMENT ON FUNCTION pipeline.definition_items(jsonb) IS
     'a document''s items, one per call that makes a definition: kind, identity, place, pipeline, arguments';
 
+-- The table a change log mirrors: the target of the pipelines writing it,
+-- or the captured table (NULL for any other relation, or for the target of
+-- pipelines row-level security hides from the caller: no function of the
+-- extension is SECURITY DEFINER).
+CREATE FUNCTION pipeline.change_log_relation(log regclass) RETURNS regclass
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT coalesce((SELECT u.target FROM pipeline.pipeline_defs u WHERE u.change_log = log ORDER BY u.id LIMIT 1),
+                (SELECT c.relation FROM pipeline.captures c WHERE c.change_log = log))
+$$;
+COMMENT ON FUNCTION pipeline.change_log_relation(regclass) IS
+    'the table a change log mirrors (a pipeline target, a captured table), or NULL';
+
 -- The arguments of create_pipeline that made a pipeline, as a document
--- writes them: the source as given (a pipeline reading another's target is
--- stored reading that target's change log), the defaults the definition
--- filled in left out (delete_when of a change log, an aggregate's
--- source_key from the target's primary key), except_columns as the
--- columns object keeps them ({"column": null}).
+-- writes them: the source as given (a pipeline reading another's target,
+-- or a captured table, is stored reading its change log), the defaults the
+-- definition filled in left out (delete_when of a change log, an
+-- aggregate's source_key from the mirrored table's primary key, the
+-- defaults of a format, the __deleted column of hard_deletes
+-- 'new_record'), except_columns as the columns object keeps them
+-- ({"column": null}).  A change log's deletes turned off are written
+-- "false": an empty delete_when would get the default again.
 CREATE FUNCTION pipeline.pipeline_arguments(d pipeline.pipeline_defs) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -227,13 +258,20 @@ CREATE FUNCTION pipeline.pipeline_arguments(d pipeline.pipeline_defs) RETURNS js
     AS $$
 SELECT pipeline.definition_strip(jsonb_build_object(
     'source', coalesce(up.target, d.source)::text,
+    'owner', CASE WHEN d.owner::oid <> current_user::regrole::oid THEN d.owner::text END,
     'target', d.target::text,
     'key', to_jsonb(d.key),
     'strategy', nullif(d.strategy, 'merge'),
-    'sequence_by', d.sequence_by,
+    'sequence_by', CASE WHEN d.format = 'debezium' AND d.strategy IN ('merge', 'aggregate')
+                             AND d.sequence_by = '_lsn' THEN NULL ELSE d.sequence_by END,
     'delete_when', CASE WHEN up.target IS NOT NULL AND d.strategy <> 'append'
-                             AND d.delete_when = '_op = ''delete''' THEN NULL ELSE d.delete_when END,
-    'columns', nullif(d.columns, '{}'),
+                        THEN CASE WHEN d.delete_when = '_op = ''delete''' THEN NULL
+                                  ELSE coalesce(d.delete_when, 'false') END
+                        WHEN d.format = 'debezium' AND d.strategy <> 'append' AND d.delete_when = '_op = ''d'''
+                        THEN NULL
+                        ELSE d.delete_when END,
+    'columns', nullif(CASE WHEN d.hard_deletes = 'new_record' THEN d.columns - '__deleted' ELSE d.columns END,
+                      '{}'),
     'filter', d.filter,
     'on_schema_change', nullif(d.on_schema_change, 'ignore'),
     'batch_size', nullif(d.batch_size, 100000),
@@ -249,17 +287,19 @@ SELECT pipeline.definition_strip(jsonb_build_object(
                        THEN NULL ELSE to_jsonb(d.source_key) END,
     'group_filter', d.group_filter,
     'joins', (SELECT jsonb_agg(jsonb_build_object(
-                  'table', j.dimension::text, 'as', j.alias, 'kind', j.kind,
+                  'table', j.dimension::text, 'as', j.alias, 'type', j.kind,
                   'on', (SELECT jsonb_object_agg(s, c) FROM unnest(j.source_columns, j.dimension_columns) u(s, c)))
                   ORDER BY j.position)
               FROM pipeline.pipeline_joins j WHERE j.pipeline_id = d.id),
     'format', d.format,
     'ignore_null_updates', to_jsonb(d.ignore_null_updates),
-    'hard_deletes', d.hard_deletes,
-    'max_delete_share', d.max_delete_share,
-    'on_truncate', d.on_truncate,
+    'hard_deletes', CASE WHEN d.format = 'snapshot' AND d.hard_deletes = CASE d.strategy WHEN 'scd2' THEN 'invalidate'
+                                                                           ELSE 'delete' END
+                         THEN NULL ELSE d.hard_deletes END,
+    'max_delete_share', CASE WHEN d.format = 'snapshot' AND d.max_delete_share = 0.5 THEN NULL ELSE d.max_delete_share END,
+    'on_truncate', CASE WHEN d.format = 'debezium' AND d.on_truncate = 'quarantine' THEN NULL ELSE d.on_truncate END,
     'extract_id', d.extract_id))
-FROM (SELECT (SELECT u.target FROM pipeline.pipeline_defs u WHERE u.change_log = d.source) AS target) up
+FROM (SELECT pipeline.change_log_relation(d.source) AS target) up
 $$;
 COMMENT ON FUNCTION pipeline.pipeline_arguments(pipeline.pipeline_defs) IS
     'export: the create_pipeline arguments that made a pipeline, defaults left out';
@@ -281,13 +321,17 @@ COMMENT ON FUNCTION pipeline.check_arguments(pipeline.checks) IS
     'export: the add_check arguments that made a check, defaults left out';
 
 -- A freshness check's name in a document: its relation, then its column in
--- parentheses and its filter after "where", when it has them.
-CREATE FUNCTION pipeline.freshness_label(relation text, column_name text, filter text) RETURNS text
-    LANGUAGE sql IMMUTABLE
+-- parentheses and its filter after "where", when it has them, and its
+-- owner after "by" when that is not the caller.
+CREATE FUNCTION pipeline.freshness_label(relation text, column_name text, filter text, owner text) RETURNS text
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT relation || coalesce(' (' || column_name || ')', '') || coalesce(' where ' || filter, '') $$;
-COMMENT ON FUNCTION pipeline.freshness_label(text, text, text) IS
-    'a freshness check''s name in a document: relation, (column), where filter';
+    AS $$
+SELECT relation || coalesce(' (' || column_name || ')', '') || coalesce(' where ' || filter, '')
+       || coalesce(' by ' || nullif(owner, current_user::regrole::text), '')
+$$;
+COMMENT ON FUNCTION pipeline.freshness_label(text, text, text, text) IS
+    'a freshness check''s name in a document: relation, (column), where filter, by owner (another role)';
 
 -- The arguments of add_alert_route that made each alert route (the
 -- superuser's: a route's URL is a credential), by name.
@@ -298,7 +342,7 @@ CREATE FUNCTION pipeline.alert_route_arguments() RETURNS jsonb
     AS $$
 SELECT coalesce((
         SELECT jsonb_object_agg(a.name, pipeline.definition_strip(jsonb_build_object(
-                   'url', a.url, 'format', nullif(a.format, 'json'), 'owner', a.owner::text,
+                   'url', a.url, 'format', nullif(a.format, 'json'), 'owner', CASE WHEN a.owner::oid <> current_user::regrole::oid THEN a.owner::text END,
                    'kinds', to_jsonb(a.kinds), 'pipelines', to_jsonb(a.pipelines),
                    'relations', to_jsonb(a.relations::text[]),
                    'min_severity', nullif(a.min_severity, 'warning'),
@@ -329,9 +373,10 @@ SELECT pipeline.definition_strip(jsonb_build_object(
                      'suspend_after_failures', d.suspend_after_failures)), '{}'))))
         FROM pipeline.pipeline_defs d), '{}'),
     'freshness_checks', coalesce((
-        SELECT jsonb_object_agg(pipeline.freshness_label(f.relation::text, f.column_name, f.filter),
+        SELECT jsonb_object_agg(pipeline.freshness_label(f.relation::text, f.column_name, f.filter, f.owner::text),
                                 pipeline.definition_strip(jsonb_build_object(
                                     'relation', f.relation::text, 'column_name', f.column_name, 'filter', f.filter,
+                                    'owner', CASE WHEN f.owner::oid <> current_user::regrole::oid THEN f.owner::text END,
                                     'warn_after', f.warn_after::text, 'error_after', f.error_after::text,
                                     'deadline', f.deadline::text, 'timezone', nullif(f.timezone, 'UTC'),
                                     'schedule', f.schedule)))
@@ -354,7 +399,7 @@ COMMENT ON FUNCTION pipeline.export() IS
 -- itself when given none (beside its parameters' defaults), which a
 -- document may leave out.
 CREATE FUNCTION pipeline.definition_function(kind text, OUT function regprocedure, OUT filled jsonb)
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
 SELECT CASE kind
@@ -365,7 +410,11 @@ SELECT CASE kind
          WHEN 'retention' THEN 'pipeline.set_retention(regclass, interval, boolean, integer, integer, integer, interval)'
          WHEN 'alert_route' THEN 'pipeline.add_alert_route(text, text, text, regrole, text[], text[], regclass[], text, interval, interval, interval, boolean)'
        END::regprocedure,
-       CASE kind WHEN 'check' THEN '{"kind": "expression", "action": "quarantine"}' ELSE '{}' END::jsonb
+       CASE kind WHEN 'check' THEN '{"kind": "expression", "action": "quarantine"}'::jsonb
+                 WHEN 'pipeline' THEN jsonb_build_object('owner', current_user::regrole::text)
+                 WHEN 'freshness_check' THEN jsonb_build_object('owner', current_user::regrole::text)
+                 WHEN 'alert_route' THEN jsonb_build_object('owner', current_user::regrole::text)
+                 ELSE '{}' END
 $$;
 COMMENT ON FUNCTION pipeline.definition_function(text) IS
     'apply: the function making a document item of a kind, and what it fills in by default';
@@ -411,9 +460,11 @@ BEGIN
     SELECT proargnames, ARRAY(SELECT pg_catalog.unnest(proargtypes)) INTO params, types FROM pg_catalog.pg_proc WHERE oid = f.function;
     FOR entry IN SELECT key, value FROM pg_catalog.jsonb_each(args) LOOP
         i := pg_catalog.array_position(params, entry.key);
-        CONTINUE WHEN i IS NULL OR pg_catalog.jsonb_typeof(entry.value) = 'null' OR f.filled->entry.key = entry.value;
-        type := types[i];
+        -- (a pipeline's and a freshness check's owner is the document's own key)
+        CONTINUE WHEN i IS NULL AND entry.key <> 'owner' OR pg_catalog.jsonb_typeof(entry.value) = 'null';
+        type := CASE WHEN i IS NULL THEN 'regrole'::regtype ELSE types[i] END;
         normal := CASE
+            WHEN type = 'regrole'::regtype THEN pg_catalog.to_jsonb((entry.value #>> '{}')::regrole::text)
             WHEN type = 'interval'::regtype THEN pg_catalog.to_jsonb((entry.value #>> '{}')::interval)
             WHEN type = 'time'::regtype THEN pg_catalog.to_jsonb((entry.value #>> '{}')::time)
             WHEN type = 'regclass'::regtype OR entry.key = 'target' THEN
@@ -424,7 +475,7 @@ BEGIN
             ELSE entry.value END;
         EXECUTE 'SELECT pg_catalog.to_jsonb(' || coalesce(pg_catalog.pg_get_function_arg_default(f.function, i), 'NULL::text') || ')'
             INTO fallback;
-        IF normal IS DISTINCT FROM fallback THEN
+        IF normal IS DISTINCT FROM fallback AND normal IS DISTINCT FROM f.filled->entry.key THEN
             result := result || pg_catalog.jsonb_build_object(entry.key, normal);
         END IF;
     END LOOP;
@@ -441,12 +492,13 @@ CREATE FUNCTION pipeline.definition_drop(kind text, identity text, pipeline text
     AS $$
 SELECT CASE kind
     WHEN 'pipeline' THEN format('SELECT pipeline.drop_pipeline(%L)', identity)
-    WHEN 'check' THEN format('SELECT pipeline.drop_check(%L, %L)', pipeline, substr(identity, length(pipeline) + 2))
+    WHEN 'check' THEN format('SELECT pipeline.drop_check(%L, %L)', pipeline, identity::jsonb->>1)
     WHEN 'failure_policy' THEN format('SELECT pipeline.set_failure_policy(%L)', identity)
     WHEN 'freshness_check' THEN format('SELECT pipeline.drop_freshness_check(f.id) FROM pipeline.freshness_checks f '
                                        'WHERE f.relation = %L::regclass AND f.column_name IS NOT DISTINCT FROM %L '
-                                       'AND f.filter IS NOT DISTINCT FROM %L AND pg_has_role(f.owner, ''USAGE'')',
-                                       args->>'relation', args->>'column_name', args->>'filter')
+                                       'AND f.filter IS NOT DISTINCT FROM %L AND f.owner = %L::regrole',
+                                       args->>'relation', args->>'column_name', args->>'filter',
+                                       coalesce(args->>'owner', current_user::text))
     WHEN 'retention' THEN format('SELECT pipeline.drop_retention(%L)', identity)
     WHEN 'alert_route' THEN format('SELECT pipeline.drop_alert_route(%L)', identity)
 END
@@ -456,120 +508,172 @@ COMMENT ON FUNCTION pipeline.definition_drop(text, text, text, jsonb) IS
 
 -- What makes the database match 'document': one row per item of the
 -- document's sections and of the database's in those sections (a section
--- the document leaves out is left alone), in the order apply takes them.
+-- the document leaves out is left alone), in the order apply makes them,
+-- with the call dropping the old item (drop_sql: apply runs every drop
+-- first, in drop_order) and the call making the new one (make_sql, as the
+-- role run_as when the document names an owner).
 CREATE FUNCTION pipeline.definition_plan(document jsonb)
     RETURNS TABLE (step integer, action text, kind text, object text, detail text, data_loss boolean,
-                   drop_sql text, make_sql text)
+                   drop_order integer, drop_sql text, make_sql text, run_as text)
     LANGUAGE plpgsql VOLATILE
     AS $$
 #variable_conflict use_column
 DECLARE
     sections text[] := ARRAY(SELECT pg_catalog.jsonb_object_keys(document)
                              WHERE pg_catalog.jsonb_typeof(document) = 'object');
-    recreated text[];
+    kept_reader record;
 BEGIN
     CREATE TEMP TABLE pg_temp.pipeline_plan ON COMMIT DROP AS
     WITH items AS MATERIALIZED (SELECT * FROM pipeline.definition_items(document)),
-    made AS MATERIALIZED (SELECT pg_catalog.array_agg(pipeline.definition_relation(i.args->>'target')) AS targets
+    made AS MATERIALIZED (SELECT coalesce(pg_catalog.array_agg(pipeline.definition_relation(i.args->>'target')), '{}') AS targets
                             FROM items i WHERE i.kind = 'pipeline'),
     called AS MATERIALIZED (
-        SELECT w.*, pipeline.definition_call(w.path, (pipeline.definition_function(w.kind)).function,
+        SELECT w.*, w.args->>'owner' AS run_as,
+               pipeline.definition_call(w.path, (pipeline.definition_function(w.kind)).function,
                    CASE w.kind WHEN 'pipeline' THEN pg_catalog.jsonb_build_object('name', w.identity)
                                WHEN 'check' THEN pg_catalog.jsonb_build_object('pipeline_name', w.pipeline, 'check_name',
-                                   pg_catalog.substr(w.identity, pg_catalog.length(w.pipeline) + 2))
+                                   w.identity::jsonb->>1)
                                WHEN 'failure_policy' THEN pg_catalog.jsonb_build_object('pipeline_name', w.pipeline)
                                WHEN 'retention' THEN pg_catalog.jsonb_build_object('source', w.identity)
                                WHEN 'alert_route' THEN pg_catalog.jsonb_build_object('name', w.identity)
-                               ELSE '{}' END, w.args, (SELECT m.targets FROM made m)) AS make_sql
+                               ELSE '{}' END,
+                   CASE WHEN w.kind IN ('pipeline', 'freshness_check') THEN w.args - 'owner' ELSE w.args END,
+                   (SELECT m.targets FROM made m)) AS make_sql,
+               -- an owner the document names is a role (checked here, before anything changes)
+               CASE WHEN w.kind IN ('pipeline', 'freshness_check') AND w.args ? 'owner'
+                    THEN pipeline.definition_argument(w.path || '.owner', w.args->'owner', 'regrole') END AS owner_checked
           FROM items w),
     wanted AS (SELECT w.*, pipeline.definition_normal(w.kind, w.args) AS normal FROM called w),
     wanted_keyed AS (
         SELECT w.*, CASE w.kind
-                      WHEN 'freshness_check' THEN pipeline.freshness_label(w.normal->>'relation', w.normal->>'column_name', w.normal->>'filter')
+                      WHEN 'freshness_check' THEN pipeline.freshness_label(w.normal->>'relation', w.normal->>'column_name',
+                                                                           w.normal->>'filter', w.normal->>'owner')
                       WHEN 'retention' THEN pipeline.definition_relation(w.identity)
                       ELSE w.identity END AS key
           FROM wanted w),
     current AS (
-        SELECT c.*, c.identity AS key FROM pipeline.definition_items(pipeline.export()) c
+        SELECT c.*, c.identity AS key,
+               (SELECT d.strategy = 'aggregate' OR d.row_state IS NOT NULL OR d.group_state IS NOT NULL
+                       OR EXISTS (SELECT 1 FROM pipeline.pipeline_joins j WHERE j.pipeline_id = d.id)
+                  FROM pipeline.pipeline_defs d WHERE d.name = c.identity AND c.kind = 'pipeline') AS unshapable,
+               (SELECT d.tombstones IS NOT NULL FROM pipeline.pipeline_defs d
+                 WHERE d.name = c.identity AND c.kind = 'pipeline') AS has_tombstones
+          FROM pipeline.definition_items(pipeline.export()) c
          WHERE CASE c.kind WHEN 'pipeline' THEN 'pipelines' WHEN 'check' THEN 'pipelines'
                            WHEN 'failure_policy' THEN 'pipelines' WHEN 'freshness_check' THEN 'freshness_checks'
-                           WHEN 'retention' THEN 'retention' ELSE 'alert_routes' END = ANY (sections))
-    SELECT coalesce(w.kind, c.kind) AS kind, coalesce(w.key, c.key) AS key, coalesce(w.path, c.path) AS object,
-           coalesce(w.pipeline, c.pipeline) AS pipeline,
-           CASE WHEN c.kind IS NULL THEN 'create' WHEN w.kind IS NULL THEN 'drop'
-                WHEN w.normal = c.args THEN 'unchanged'
-                WHEN w.kind = 'pipeline' AND NOT EXISTS (
-                     SELECT 1 FROM pg_catalog.jsonb_each(w.normal || c.args) e
-                      WHERE (w.normal->e.key) IS DISTINCT FROM (c.args->e.key)
-                        AND e.key NOT IN ('key', 'sequence_by', 'delete_when', 'columns', 'filter', 'on_schema_change',
-                                          'batch_size', 'schedule', 'tombstone_retention', 'statement_timeout', 'track_history'))
+                           WHEN 'retention' THEN 'retention' ELSE 'alert_routes' END = ANY (sections)),
+    compared AS (
+        SELECT w.kind AS w_kind, c.kind AS c_kind, coalesce(w.kind, c.kind) AS kind, coalesce(w.key, c.key) AS key,
+               coalesce(w.path, c.path) AS object, coalesce(w.pipeline, c.pipeline) AS pipeline,
+               w.normal, c.args AS current_args, w.make_sql, w.run_as, c.unshapable, c.has_tombstones,
+               pipeline.definition_drop(c.kind, c.identity, c.pipeline, c.args) AS drop_sql,
+               ARRAY(SELECT e.key FROM pg_catalog.jsonb_each(coalesce(w.normal, '{}') || coalesce(c.args, '{}')) e
+                      WHERE (w.normal->e.key) IS DISTINCT FROM (c.args->e.key) ORDER BY e.key) AS changed
+          FROM wanted_keyed w FULL JOIN current c ON c.kind = w.kind AND c.key = w.key)
+    SELECT x.*,
+           CASE WHEN x.c_kind IS NULL THEN 'create' WHEN x.w_kind IS NULL THEN 'drop'
+                WHEN x.changed = '{}' THEN 'unchanged'
+                -- what alter_pipeline changes in place (not the settings that
+                -- shaped the state an aggregate, joins or a row state keep)
+                WHEN x.kind = 'pipeline' AND x.changed <@ ARRAY['batch_size', 'schedule', 'tombstone_retention',
+                                                                 'statement_timeout', 'track_history', 'on_schema_change',
+                                                                 'key', 'sequence_by', 'delete_when', 'columns', 'filter']
+                     AND NOT (x.unshapable AND x.changed && ARRAY['key', 'sequence_by', 'delete_when', 'columns', 'filter'])
+                     AND (x.normal ? 'key' OR NOT 'key' = ANY (x.changed))
                      THEN 'alter'
-                WHEN w.kind IN ('failure_policy', 'retention') THEN 'alter'
-                ELSE 'replace' END AS action,
-           (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key) FROM pg_catalog.jsonb_each(coalesce(w.normal, '{}') || coalesce(c.args, '{}')) e
-             WHERE (w.normal->e.key) IS DISTINCT FROM (c.args->e.key)) AS changed,
-           w.normal, c.args AS current_args, w.make_sql,
-           pipeline.definition_drop(c.kind, c.identity, c.pipeline, c.args) AS drop_sql
-      FROM wanted_keyed w FULL JOIN current c ON c.kind = w.kind AND c.key = w.key;
+                WHEN x.kind IN ('failure_policy', 'retention') THEN 'alter'
+                WHEN x.kind = 'alert_route' THEN 'alter'
+                ELSE 'replace' END AS action
+      FROM compared x;
 
     -- a pipeline dropped or replaced takes its checks and policy with it:
     -- those of the document are made again
-    recreated := ARRAY(SELECT p.key FROM pg_temp.pipeline_plan p WHERE p.kind = 'pipeline' AND p.action IN ('drop', 'replace'));
     UPDATE pg_temp.pipeline_plan p SET action = 'create', drop_sql = NULL
-     WHERE p.kind IN ('check', 'failure_policy') AND p.pipeline = ANY (recreated) AND p.make_sql IS NOT NULL;
+     WHERE p.kind IN ('check', 'failure_policy') AND p.make_sql IS NOT NULL
+       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace'));
     UPDATE pg_temp.pipeline_plan p SET drop_sql = NULL
-     WHERE p.kind IN ('check', 'failure_policy') AND p.pipeline = ANY (recreated) AND p.action = 'drop';
+     WHERE p.kind IN ('check', 'failure_policy') AND p.action = 'drop'
+       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace'));
+
+    -- a pipeline replaced while another that stays reads its target cannot
+    -- be dropped: refused here, before anything changes
+    SELECT r.object, pg_catalog.string_agg(d2.name, ', ' ORDER BY d2.name) AS readers INTO kept_reader
+      FROM pg_temp.pipeline_plan r
+      JOIN pipeline.pipeline_defs d ON d.name = r.key
+      JOIN pipeline.pipeline_defs d2 ON d2.source = d.change_log AND d2.id <> d.id
+     WHERE r.kind = 'pipeline' AND r.action = 'replace'
+       AND NOT EXISTS (SELECT 1 FROM pg_temp.pipeline_plan o
+                        WHERE o.kind = 'pipeline' AND o.key = d2.name AND o.action IN ('drop', 'replace'))
+     GROUP BY r.object ORDER BY r.object LIMIT 1;
+    IF kept_reader.object IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot apply % of the pipeline document: the pipeline would be dropped and made again, and % read its target',
+                        kept_reader.object, kept_reader.readers
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'A pipeline other pipelines read cannot be dropped; what changed is a setting alter_pipeline does not change.',
+                  HINT = 'Change only the settings alter_pipeline changes, or make the readers again too (take them out of the document, apply, put them back).';
+    END IF;
 
     RETURN QUERY
     WITH RECURSIVE
-    -- pipelines to make, after the pipelines whose targets they read
-    making AS (SELECT p.key, p.normal->>'source' AS source, pipeline.definition_relation(p.normal->>'target') AS target
+    -- pipelines made, after the pipelines whose targets they read or join
+    making AS (SELECT p.key, pipeline.definition_relation(p.normal->>'target') AS target,
+                      ARRAY[pipeline.definition_relation(p.normal->>'source')]
+                        || ARRAY(SELECT pipeline.definition_relation(j->>'table')
+                                   FROM pg_catalog.jsonb_array_elements(coalesce(p.normal->'joins', '[]')) j) AS reads
                  FROM pg_temp.pipeline_plan p WHERE p.kind = 'pipeline' AND p.action IN ('create', 'replace', 'alter')),
     depth AS (SELECT m.key, m.target, 0 AS depth FROM making m
-               WHERE NOT EXISTS (SELECT 1 FROM making u WHERE u.target = m.source AND u.key <> m.key)
+               WHERE NOT EXISTS (SELECT 1 FROM making u WHERE u.target = ANY (m.reads) AND u.key <> m.key)
               UNION ALL
-              SELECT m.key, m.target, d.depth + 1 FROM making m JOIN depth d ON d.target = m.source AND d.key <> m.key
+              SELECT m.key, m.target, d.depth + 1 FROM making m JOIN depth d ON d.target = ANY (m.reads) AND d.key <> m.key
                WHERE d.depth < 1000),
-    -- pipelines to drop, after the pipelines reading their targets
+    made_depth AS (SELECT d.key, pg_catalog.max(d.depth) AS depth FROM depth d GROUP BY d.key),
+    -- pipelines dropped, after the pipelines reading their targets
     defined AS (SELECT d.name, 0 AS depth FROM pipeline.pipeline_defs d
                  WHERE NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs u WHERE u.change_log = d.source)
                 UNION ALL
                 SELECT d.name, g.depth + 1 FROM pipeline.pipeline_defs d
                   JOIN pipeline.pipeline_defs u ON u.change_log = d.source JOIN defined g ON g.name = u.name
                  WHERE g.depth < 1000),
+    defined_depth AS (SELECT g.name, pg_catalog.max(g.depth) AS depth FROM defined g GROUP BY g.name),
     ordered AS (
         SELECT p.*,
-               -- drops first, pipelines before what belongs to them
-               CASE WHEN p.action = 'drop' AND p.kind <> 'pipeline' THEN 1
-                    WHEN p.kind = 'pipeline' AND p.action IN ('drop', 'replace') THEN 2
-                    WHEN p.kind = 'pipeline' THEN 3
-                    ELSE 4 END AS phase,
-               (SELECT max(d.depth) FROM depth d WHERE d.key = p.key) AS made_depth,
-               (SELECT max(g.depth) FROM defined g WHERE g.name = p.key AND p.kind = 'pipeline') AS defined_depth
-          FROM pg_temp.pipeline_plan p)
-    SELECT (row_number() OVER (ORDER BY o.phase, CASE WHEN o.phase = 2 THEN -o.defined_depth END,
-                                         o.made_depth, o.kind, o.object))::integer,
+               CASE WHEN p.kind = 'pipeline' THEN 1 ELSE 2 END AS phase,
+               md.depth AS make_depth, dd.depth AS drop_depth,
+               CASE WHEN p.kind = 'pipeline' AND p.action IN ('drop', 'replace') THEN
+                   (SELECT b.pending_rows FROM pipeline.backlog(p.key, quiet => true) b) END AS pending,
+               CASE WHEN p.kind = 'pipeline' AND p.action IN ('drop', 'replace') THEN
+                   (SELECT pg_catalog.count(*) FROM pipeline.quarantine q WHERE q.pipeline = p.key) END AS quarantined
+          FROM pg_temp.pipeline_plan p
+          LEFT JOIN made_depth md ON md.key = p.key AND p.kind = 'pipeline'
+          LEFT JOIN defined_depth dd ON dd.name = p.key AND p.kind = 'pipeline')
+    SELECT (pg_catalog.row_number() OVER (ORDER BY o.phase, o.make_depth, o.kind, o.object))::integer,
            o.action, o.kind, o.object,
-           CASE o.action
-               WHEN 'create' THEN NULL
-               WHEN 'unchanged' THEN NULL
-               WHEN 'drop' THEN CASE WHEN o.kind = 'pipeline' THEN
-                   (SELECT CASE WHEN b.pending_rows = 1 THEN 'a staged row not merged yet is left behind'
-                                WHEN b.pending_rows > 1 THEN pg_catalog.format('%s staged rows not merged yet are left behind', b.pending_rows) END
-                      FROM pipeline.backlog(o.key, quiet => true) b) END
-               ELSE 'changes ' || o.changed ||
+           CASE WHEN o.action IN ('create', 'unchanged') THEN NULL
+                ELSE pg_catalog.concat_ws('; ',
+                    CASE WHEN o.action <> 'drop' THEN 'changes ' || pg_catalog.array_to_string(o.changed, ', ') END,
                     CASE WHEN o.kind = 'pipeline' AND o.action = 'replace'
-                         THEN ': dropped and created again, its cursor, history and quarantine lost, the staged rows it has not archived read again'
-                         WHEN o.kind = 'pipeline' AND o.current_args->'key' IS DISTINCT FROM o.normal->'key'
-                         THEN ': a new key, by which the target''s existing rows no longer match the events'
-                         ELSE '' END
+                         THEN 'dropped and made again: its cursor, history and quarantine go, and the staged rows it has not archived are read again' END,
+                    CASE WHEN o.kind = 'pipeline' AND o.action = 'alter' AND 'key' = ANY (o.changed)
+                         THEN 'a new key, by which the target''s rows no longer match the events' END,
+                    CASE WHEN o.kind = 'pipeline' AND o.action = 'alter' AND o.has_tombstones
+                         THEN 'the deletes it remembers are forgotten (an older event may bring a deleted row back)' END,
+                    CASE WHEN o.pending IS NULL AND o.kind = 'pipeline' AND o.action IN ('drop', 'replace')
+                         THEN 'its staged rows could not be counted' END,
+                    CASE WHEN o.pending = 1 THEN 'a staged row not merged yet is left behind'
+                         WHEN o.pending > 1 THEN pg_catalog.format('%s staged rows not merged yet are left behind', o.pending) END,
+                    CASE WHEN o.quarantined = 1 THEN 'a quarantined row goes with it'
+                         WHEN o.quarantined > 1 THEN pg_catalog.format('%s quarantined rows go with it', o.quarantined) END,
+                    CASE WHEN o.kind = 'freshness_check' AND o.action = 'replace' THEN 'its results and alerts go with it' END)
            END,
            o.kind = 'pipeline' AND (o.action = 'replace'
-               OR o.action = 'alter' AND o.current_args->'key' IS DISTINCT FROM o.normal->'key'
-               OR o.action = 'drop' AND coalesce((SELECT b.pending_rows > 0 FROM pipeline.backlog(o.key, quiet => true) b), false)),
+               OR o.action = 'alter' AND ('key' = ANY (o.changed) OR o.has_tombstones)
+               OR o.action = 'drop' AND (o.pending IS DISTINCT FROM 0 OR o.quarantined > 0)),
+           (pg_catalog.row_number() OVER (ORDER BY CASE WHEN o.kind = 'pipeline' THEN 2 ELSE 1 END,
+                                                   -o.drop_depth, o.kind, o.object))::integer,
            CASE WHEN o.action IN ('drop', 'replace') THEN o.drop_sql END,
            CASE WHEN o.action IN ('create', 'replace') OR o.action = 'alter' AND o.kind <> 'pipeline' THEN o.make_sql
-                WHEN o.action = 'alter' THEN pipeline.definition_alter(o.key, o.normal, o.current_args) END
+                WHEN o.action = 'alter' THEN pipeline.definition_alter(o.key, o.normal, o.current_args) END,
+           o.run_as
       FROM ordered o;
     DROP TABLE pg_temp.pipeline_plan;
 END $$;
@@ -598,6 +702,36 @@ $$;
 COMMENT ON FUNCTION pipeline.definition_alter(text, jsonb, jsonb) IS
     'apply: the alter_pipeline call changing a pipeline''s settings to a document''s';
 
+-- Runs a step of apply, as role 'run_as' when the document names an owner
+-- (the caller must be a member of it), back as 'caller_role' after; an
+-- error is the step's, prefixed with its place in the document.
+CREATE FUNCTION pipeline.definition_execute(object text, sql text, run_as text, caller_role text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+DECLARE
+    message text;
+    err_detail text;
+    err_hint text;
+    state text;
+BEGIN
+    IF run_as IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('role', run_as, true);
+    END IF;
+    EXECUTE sql;
+    IF run_as IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('role', caller_role, true);
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, err_detail = PG_EXCEPTION_DETAIL,
+                            err_hint = PG_EXCEPTION_HINT, state = RETURNED_SQLSTATE;
+    RAISE EXCEPTION 'cannot apply % of the pipeline document: %', object, message
+        USING ERRCODE = state,
+              DETAIL = coalesce(nullif(err_detail, '') || ' ', '') || 'Nothing of the document was applied.',
+              HINT = coalesce(nullif(err_hint, ''), 'Mend the document at that place.');
+END $$;
+COMMENT ON FUNCTION pipeline.definition_execute(text, text, text, text) IS
+    'apply: runs one step of the plan (as the owner the document names), its error prefixed with its place';
+
 CREATE FUNCTION pipeline.apply(document jsonb, dry_run boolean DEFAULT true, allow_data_loss boolean DEFAULT false)
     RETURNS TABLE (step integer, action text, kind text, object text, detail text, data_loss boolean)
     LANGUAGE plpgsql VOLATILE
@@ -606,10 +740,7 @@ CREATE FUNCTION pipeline.apply(document jsonb, dry_run boolean DEFAULT true, all
 DECLARE
     plan record;
     losses text;
-    message text;
-    err_detail text;
-    err_hint text;
-    state text;
+    caller_role text := pg_catalog.current_setting('role');
 BEGIN
     IF dry_run IS NULL OR allow_data_loss IS NULL THEN
         RAISE EXCEPTION 'dry_run and allow_data_loss of pipeline.apply must not be null'
@@ -618,6 +749,7 @@ BEGIN
                   HINT = 'Pass true or false.';
     END IF;
     -- one apply at a time: each plans against what the one before did
+    -- (whose changes a READ COMMITTED statement sees once it has the lock)
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline.apply'));
     CREATE TEMP TABLE pg_temp.pipeline_apply_plan ON COMMIT DROP AS SELECT * FROM pipeline.definition_plan(document);
     SELECT pg_catalog.string_agg(p.object, ', ' ORDER BY p.step) INTO losses
@@ -633,22 +765,15 @@ BEGIN
                   HINT = 'Apply it with allow_data_loss => true once that is what you want.';
     END IF;
     IF NOT dry_run THEN
-        FOR plan IN SELECT * FROM pg_temp.pipeline_apply_plan p ORDER BY p.step LOOP
-            BEGIN
-                IF plan.drop_sql IS NOT NULL THEN
-                    EXECUTE plan.drop_sql;
-                END IF;
-                IF plan.make_sql IS NOT NULL THEN
-                    EXECUTE plan.make_sql;
-                END IF;
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, err_detail = PG_EXCEPTION_DETAIL,
-                                        err_hint = PG_EXCEPTION_HINT, state = RETURNED_SQLSTATE;
-                RAISE EXCEPTION 'cannot apply % of the pipeline document: %', plan.object, message
-                    USING ERRCODE = state,
-                          DETAIL = coalesce(nullif(err_detail, '') || ' ', '') || 'Nothing of the document was applied.',
-                          HINT = coalesce(nullif(err_hint, ''), 'Mend the document at that place.');
-            END;
+        -- every drop first (the readers of a pipeline's target before it),
+        -- then every make in step order
+        FOR plan IN SELECT p.object, p.drop_sql AS sql, NULL::text AS run_as FROM pg_temp.pipeline_apply_plan p
+                     WHERE p.drop_sql IS NOT NULL ORDER BY p.drop_order LOOP
+            PERFORM pipeline.definition_execute(plan.object, plan.sql, plan.run_as, caller_role);
+        END LOOP;
+        FOR plan IN SELECT p.object, p.make_sql AS sql, p.run_as FROM pg_temp.pipeline_apply_plan p
+                     WHERE p.make_sql IS NOT NULL ORDER BY p.step LOOP
+            PERFORM pipeline.definition_execute(plan.object, plan.sql, plan.run_as, caller_role);
         END LOOP;
     END IF;
     RETURN QUERY SELECT p.step, p.action, p.kind, p.object, p.detail, p.data_loss
