@@ -99,8 +99,13 @@ check "the package holds the library" "grep -qx '$libdir/pipeline.so' <<< \"\$fi
 check "the control file" "grep -qx '$sharedir/extension/pipeline.control' <<< \"\$files\""
 check "the install script of each version and the upgrade script" \
     "grep -q 'pipeline--0.2.sql' <<< \"\$files\" && grep -q 'pipeline--0.1.sql' <<< \"\$files\" && grep -q 'pipeline--0.1--0.2.sql' <<< \"\$files\""
-check "the library links libcurl and libzstd" "ldd '$libdir/pipeline.so' | grep -q libcurl && ldd '$libdir/pipeline.so' | grep -q libzstd"
-check "the package depends on PostgreSQL 15" "dpkg -s postgresql-15-pipeline | grep -q '^Depends:.*postgresql-15'"
+# (ldd's output read whole: grep -q stopping early would end ldd with
+# SIGPIPE, which pipefail counts as a failure)
+links=$(ldd "$libdir/pipeline.so")
+check "the library links libcurl and libzstd" "grep -q libcurl <<< \"\$links\" && grep -q libzstd <<< \"\$links\""
+
+status_text=$(dpkg -s postgresql-15-pipeline)
+check "the package depends on PostgreSQL 15" "grep -q '^Depends:.*postgresql-15' <<< \"\$status_text\""
 
 echo "== package: smoke test of the installed package"
 chown "$TEST_USER" "$WORK" 2>/dev/null || { id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home "$TEST_USER"; chown "$TEST_USER" "$WORK"; }
