@@ -165,6 +165,10 @@ SET ROLE dac_other;
 SELECT pipeline.export();
 SELECT code, message FROM error_of($$SELECT pipeline.apply((SELECT d FROM pg_temp.doc), dry_run => false)$$);
 SELECT count(*) AS pipelines FROM pipeline.pipeline_defs;
+-- nor can it make a pipeline as the team by naming it its owner
+SELECT code, message FROM error_of($$SELECT pipeline.apply('{"pipelines": {"theirs": {"source": "\"Sales\".returns",
+    "target": "\"Sales\".theirs", "key": ["id"], "owner": "dac_team"}}}', dry_run => false)$$);
+SELECT count(*) AS pipelines FROM pipeline.pipeline_defs WHERE name = 'theirs';
 RESET ROLE;
 
 -- A superuser's document has the alert routes too.

@@ -553,12 +553,11 @@ BEGIN
           FROM wanted w),
     current AS (
         SELECT c.*, c.identity AS key,
-               (SELECT d.strategy = 'aggregate' OR d.row_state IS NOT NULL OR d.group_state IS NOT NULL
-                       OR EXISTS (SELECT 1 FROM pipeline.pipeline_joins j WHERE j.pipeline_id = d.id)
-                  FROM pipeline.pipeline_defs d WHERE d.name = c.identity AND c.kind = 'pipeline') AS unshapable,
-               (SELECT d.tombstones IS NOT NULL FROM pipeline.pipeline_defs d
-                 WHERE d.name = c.identity AND c.kind = 'pipeline') AS has_tombstones
+               d.strategy = 'aggregate' OR d.row_state IS NOT NULL OR d.group_state IS NOT NULL
+                   OR EXISTS (SELECT 1 FROM pipeline.pipeline_joins j WHERE j.pipeline_id = d.id) AS unshapable,
+               d.tombstones IS NOT NULL AS has_tombstones
           FROM pipeline.definition_items(pipeline.export()) c
+          LEFT JOIN pipeline.pipeline_defs d ON c.kind = 'pipeline' AND d.name = c.identity
          WHERE CASE c.kind WHEN 'pipeline' THEN 'pipelines' WHEN 'check' THEN 'pipelines'
                            WHEN 'failure_policy' THEN 'pipelines' WHEN 'freshness_check' THEN 'freshness_checks'
                            WHEN 'retention' THEN 'retention' ELSE 'alert_routes' END = ANY (sections)),
@@ -714,6 +713,14 @@ DECLARE
     err_hint text;
     state text;
 BEGIN
+    -- (SET ROLE asks only the session's user: a role the session set
+    -- itself to must be a member of the owner too)
+    IF run_as IS NOT NULL AND NOT pg_catalog.pg_has_role(current_user, run_as, 'MEMBER') THEN
+        RAISE EXCEPTION 'role "%" is not a member of role "%"', current_user, run_as
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The document names it the owner of this definition, which apply makes as that role.',
+                  HINT = 'Apply the document as a member of that role, or leave the owner out to own the definition yourself.';
+    END IF;
     IF run_as IS NOT NULL THEN
         PERFORM pg_catalog.set_config('role', run_as, true);
     END IF;
