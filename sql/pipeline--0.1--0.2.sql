@@ -154,6 +154,11 @@ ALTER TABLE pipeline.lineage_edges
     ADD CONSTRAINT lineage_edges_origin_check
         CHECK (origin IN ('pipeline', 'mapping', 'filter', 'delete_when', 'sequence_by', 'joins'));
 
+/* A test's run (pipeline.test), recorded only inside the test it rolls back. */
+ALTER TABLE pipeline.run_log
+    DROP CONSTRAINT run_log_kind_check,
+    ADD CONSTRAINT run_log_kind_check CHECK (kind IN ('run', 'requeue', 'replay', 'test'));
+
 /* the scheduler reads every scheduled pipeline's last start at each pass */
 CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);
 /* every run looks for the runs of its pipeline left running: not through its history */
@@ -1926,3 +1931,21 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION pipeline.apply(jsonb, boolean, boolean) IS
     'makes the definitions of the document''s sections match it (create, alter, replace, drop), as the current role, in one transaction; returns the plan, and with dry_run (the default) only the plan; a change that would lose data needs allow_data_loss';
+
+-- Tests of pipelines: pipeline.test(name, rows) runs a pipeline's logic
+-- over fixture rows given as JSON, in a subtransaction it rolls back, and
+-- returns what would land (test_run.c; doc/reference.md, "pipeline.test").
+
+CREATE FUNCTION pipeline.test(pipeline_name text, rows jsonb, against text DEFAULT 'current')
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pipeline_test'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pipeline.test(text, jsonb, text) IS
+    'runs the pipeline over the rows given (a JSON array of staging rows) against its current target or an empty one, rolls everything back, and returns what would land: status, error, counts, target rows written, quarantined rows with reasons, check results';
+
+-- The rows of the test under way, read by its batch statements.
+CREATE FUNCTION pipeline.test_rows() RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pipeline_test_rows'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION pipeline.test_rows() IS
+    'internal: the rows of the pipeline.test under way in this session (NULL outside a test), which its batch statements read';

@@ -201,8 +201,10 @@ typedef enum BatchSource
 	BATCH_FROM_QUARANTINE,		/* quarantined rows put back by requeue */
 	BATCH_FROM_REPLAY,			/* rows earlier runs consumed, staged or
 								 * archived */
-	BATCH_FROM_DIMENSION		/* source rows a dimension's change sends
+	BATCH_FROM_DIMENSION,		/* source rows a dimension's change sends
 								 * again (joins_sql.c) */
+	BATCH_FROM_FIXTURE			/* the rows pipeline.test gives
+								 * (fixture_rows.c) */
 } BatchSource;
 
 /* What one batch (or a whole run) did. */

@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron libzstd-dev
           pkg-config make gcc libipc-run-perl perl prometheus sqlsmith pg-bsd-indent
           prometheus-postgres-exporter libcurl4-openssl-dev libhttp-daemon-perl
-          debhelper fakeroot dpkg-dev build-essential postgresql-server-dev-all)
+          debhelper fakeroot dpkg-dev build-essential postgresql-server-dev-all
+          postgresql-15-pgtap)
 # JSON Schema validator of the OpenLineage events (test/openlineage/validate.js)
 npm_packages=(ajv@8.20.0 ajv-formats@3.0.1)
 

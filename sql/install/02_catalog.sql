@@ -170,7 +170,7 @@ CREATE TABLE pipeline.run_log (
     run_id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pipeline_id         bigint NOT NULL
                         REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
-    kind                text NOT NULL DEFAULT 'run' CHECK (kind IN ('run', 'requeue', 'replay')),
+    kind                text NOT NULL DEFAULT 'run' CHECK (kind IN ('run', 'requeue', 'replay', 'test')),
     status              text NOT NULL DEFAULT 'running'
                         CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
     started_at          timestamptz NOT NULL DEFAULT clock_timestamp(),

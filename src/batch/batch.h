@@ -4,13 +4,15 @@
  *	  One batch's statement, up to the rows it accepts: the batch's
  *	  parameters and state (batch.c), the mapping (mapping.c), row rules
  *	  (rules.c), and the SQL of pending rows (pending_sql.c) and accepted
- *	  rows (batch_sql.c).
+ *	  rows (batch_sql.c); the rows of a test (fixture_rows.c).
  *	  How accepted rows reach the target is the strategy's (strategy.h).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PIPELINE_BATCH_H
 #define PIPELINE_BATCH_H
+
+#include "utils/jsonb.h"
 
 #include "model.h"
 
@@ -234,6 +236,9 @@ extern char *pipeline_shard_check_expression(const PipelineDef *def, const char 
 extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 								  const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
+
+/* fixture_rows.c */
+extern void pipeline_fixture_set(Jsonb *rows);
 
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);

@@ -72,6 +72,22 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
 }
 
 /*
+ * fixture_relation
+ *		The rows of the test under way (fixture_rows.c) as rows of the
+ *		source: _xid 0, _seq the row's place in the fixture (from 1), the
+ *		columns a row leaves out NULL.
+ */
+static char *
+fixture_relation(const PipelineDef *def)
+{
+	return psprintf("SELECT '0'::xid8 AS _xid, f.n AS _seq, %s "
+					"FROM pg_catalog.jsonb_array_elements(pipeline.test_rows()) WITH ORDINALITY AS f(value, n) "
+					"CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, f.value) r",
+					pipeline_quote_list(pipeline_relation_columns(def->source), "r"),
+					pipeline_qualified_name(def->source));
+}
+
+/*
  * pipeline_pending_sql
  *		A query returning the pending rows: "SELECT <select_list> FROM (...) s",
  *		where s has the source's columns plus _xid and _seq.  By 'shape':
@@ -140,6 +156,10 @@ pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 						P(PIPELINE_ID), P(RUN_ID), P(REQUEUE_IDS), P(REQUEUE_IDS),
 						shape == PENDING_WHOLE ? "" :
 						psprintf(" WHERE %s AND %s", bounds, not_excluded()));
+	if (from == BATCH_FROM_FIXTURE)
+		return psprintf("SELECT %s FROM (%s) s%s", select_list, fixture_relation(def),
+						shape == PENDING_WHOLE ? "" :
+						psprintf(" WHERE %s AND %s", bounds, not_excluded()));
 	if (shape == PENDING_ORDERED)
 		return psprintf("SELECT %s FROM ("
 						"SELECT s._xid, s._seq FROM %s s WHERE %s AND %s "
@@ -186,6 +206,11 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 						"AND (x." PIPELINE_ROW_FACT " ->> '_xid')::xid8 = r.xid "
 						"AND (x." PIPELINE_ROW_FACT " ->> '_seq')::bigint = r.seq",
 						insert, rejected, pipeline_qualified_name(def->row_state));
+	if (from == BATCH_FROM_FIXTURE)
+		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, f.value, NULL, r.seq "
+						"FROM %s JOIN pg_catalog.jsonb_array_elements(pipeline.test_rows()) "
+						"WITH ORDINALITY AS f(value, n) ON f.n = r.seq",
+						insert, rejected);
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, q.raw_row, q.source_xid, "
 						"q.source_seq FROM %s JOIN pipeline.quarantine_log q ON q.id = r.seq",

@@ -77,7 +77,7 @@ PG_FUNCTION_INFO_V1(pipeline_replay);
 static const char *running_pipeline = NULL;
 
 /* run_log.kind of a run, by what it reads (a run reads its dimensions too). */
-static const char *const run_kind[] = {"run", "requeue", "replay", "run"};
+static const char *const run_kind[] = {"run", "requeue", "replay", "run", "test"};
 
 /*
  * A staging run's two phases (run_staging), planned before the run is
@@ -783,19 +783,15 @@ run_staging(RunState *rs)
 }
 
 /*
- * run_requeue
- *		Puts quarantined rows back through the pipeline as one batch, and
- *		marks them requeued (those that fail again are quarantined anew).
+ * merge_whole
+ *		Merges every row the run reads (rs->from) as one batch: a requeue's
+ *		quarantined rows, a test's fixture.
  */
 static void
-run_requeue(RunState *rs)
+merge_whole(RunState *rs)
 {
 	BatchParams params;
 	FullTransactionId none = FullTransactionIdFromU64(0);
-	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	PipelineUserContext ctx;
 
 	rs->snapshot = pipeline_run_snapshot();
 	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
@@ -804,7 +800,22 @@ run_requeue(RunState *rs)
 	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 	merge_timed_batch(rs, rs->from, &params, true);
+}
 
+/*
+ * run_requeue
+ *		Puts quarantined rows back through the pipeline as one batch, and
+ *		marks them requeued (those that fail again are quarantined anew).
+ */
+static void
+run_requeue(RunState *rs)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	PipelineUserContext ctx;
+
+	merge_whole(rs);
 	values[0] = Int64GetDatum(rs->def->id);
 	values[1] = Int64GetDatum(rs->run_id);
 	values[2] = rs->requeue_ids;
@@ -1344,6 +1355,64 @@ call_run(FunctionCallInfo fcinfo, RunState *rs)
 				   !castNode(CallContext, fcinfo->context)->atomic);
 	run_pipeline(rs, PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	return result_row(fcinfo, rs);
+}
+
+/*
+ * run_fixture
+ *		The body of a test's run (pipeline_try): the fixture's rows as one
+ *		batch, as a run of the pipeline does them.
+ */
+static void
+run_fixture(void *arg)
+{
+	RunState   *rs = (RunState *) arg;
+
+	running_pipeline = rs->def->name;
+	pipeline_check_change_log_reader(rs->def);
+	merge_whole(rs);
+	running_pipeline = NULL;
+}
+
+/*
+ * pipeline_run_fixture
+ *		For pipeline.test (test_run.c), in the caller's transaction, which
+ *		it rolls back: a run of the pipeline over the rows it holds
+ *		(fixture_rows.c), recorded as a run of kind 'test' so that its
+ *		quarantined rows and check results are where a run's are.  The
+ *		run lock is not taken: a test moves no cursor and consumes nothing.
+ *		A run that fails (a check failing the batch, an error of the target)
+ *		is recorded as failed, as an atomic run's failure would be, with its
+ *		batch's check results, and its error returned in '*error'; a
+ *		cancel ends the test.  Returns the run's id; '*counts' what it did.
+ */
+int64
+pipeline_run_fixture(const char *name, RunCounts *counts, ErrorData **error)
+{
+	RunState   *rs = palloc0(sizeof(RunState));
+	RunCounts	none = {0};
+
+	refuse_nested_run(name);
+	rs->from = BATCH_FROM_FIXTURE;
+	rs->atomic = true;
+	rs->max_rows = -1;
+	rs->def = pipeline_load(name, false, DEF_LOCK_SHARE);
+	rs->started_at = GetCurrentTimestamp();
+	pipeline_batch_state_init(&rs->batch);
+	record_start(rs);
+	*error = pipeline_try(run_fixture, rs);
+	running_pipeline = NULL;
+	if (*error && (*error)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(*error);
+	if (*error)
+	{
+		pipeline_checks_save_pending(&rs->batch);
+		rs->counts = none;
+	}
+	pipeline_run_finish(rs->run_id, *error ? "failed" : "succeeded", &rs->counts,
+						*error ? unpack_sql_state((*error)->sqlerrcode) : NULL,
+						*error ? (*error)->message : NULL);
+	*counts = rs->counts;
+	return rs->run_id;
 }
 
 /*

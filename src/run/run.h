@@ -97,6 +97,7 @@ extern void pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, co
 extern volatile sig_atomic_t pipeline_stop_requested;
 extern void pipeline_fail_dead_runs(void);
 extern void pipeline_run_nonatomic(const char *name);
+extern int64 pipeline_run_fixture(const char *name, RunCounts *counts, ErrorData **error);
 extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 /* replay.c */

@@ -14,8 +14,8 @@
 #      coordinator, each batch routed there (rules, checks and a row the
 #      target refuses quarantined in the batch's transaction), read by an
 #      aggregate through its change log; a reader of a target written
-#      shard by shard refused; what a sharded run refuses (a transaction block, a
-#      replay); a plain staging table distributed after its pipeline was
+#      shard by shard refused; what a sharded run refuses (a transaction
+#      block, a test, a replay); a plain staging table distributed after its pipeline was
 #      defined, refused at the next run.
 #   3. Rows a worker does not show yet -- its prepared transaction not
 #      committed, while the coordinator has committed -- are not lost: they
@@ -298,6 +298,9 @@ refused($coordinator, "BEGIN; CALL pipeline.run('flags'); COMMIT;",
 	qr/sharded pipeline "flags" cannot run inside a transaction block/, 'a run inside a transaction block is refused');
 refused($coordinator, "CALL pipeline.replay('flags')",
 	qr/sharded pipeline "flags" keeps no consumed rows to replay/, 'a replay is refused');
+refused($coordinator, qq{SELECT pipeline.test('flags', '[{"id": 1}]')},
+	qr/pipeline.test cannot run pipeline "flags".*staging table is distributed by Citus/s,
+	'a test is refused (its shards would be written on the workers)');
 
 # a plain staging table distributed after its pipeline was defined: the
 # cursor's consumed rows must not be claimed again
