@@ -424,6 +424,31 @@ against_empty(FunctionCallInfo fcinfo)
 }
 
 /*
+ * test_fixture
+ *		Types the fixture's rows and runs the test over them, the rows held
+ *		for the test's statements meanwhile; returns the test's error, or
+ *		NULL.
+ */
+static ErrorData *
+test_fixture(PipelineTest *t, Jsonb *rows)
+{
+	ErrorData  *volatile error = NULL;
+
+	pipeline_fixture_set(rows);
+	PG_TRY();
+	{
+		check_fixture_types(t->def, JB_ROOT_COUNT(rows));
+		error = pipeline_try_undone(run_test, t);
+	}
+	PG_FINALLY();
+	{
+		pipeline_fixture_set(NULL);
+	}
+	PG_END_TRY();
+	return error;
+}
+
+/*
  * pipeline_test
  *		SQL: pipeline.test(pipeline_name, rows, against => 'current') ->
  *		jsonb.
@@ -453,17 +478,7 @@ pipeline_test(PG_FUNCTION_ARGS)
 	pipeline_check_manage(t.def);
 	refuse_untestable(t.def);
 	check_fixture_shape(t.def, rows);
-	pipeline_fixture_set(rows);
-	PG_TRY();
-	{
-		check_fixture_types(t.def, JB_ROOT_COUNT(rows));
-		error = pipeline_try_undone(run_test, &t);
-	}
-	PG_FINALLY();
-	{
-		pipeline_fixture_set(NULL);
-	}
-	PG_END_TRY();
+	error = test_fixture(&t, rows);
 	if (error)
 		ReThrowError(error);
 	result = MemoryContextStrdup(callcxt, test_result(&t));
