@@ -237,8 +237,12 @@ extern char *pipeline_pending_sql(const PipelineDef *def, BatchSource from,
 								  const char *select_list, PendingShape shape);
 extern char *pipeline_quarantine_sql(const PipelineDef *def, BatchSource from);
 
-/* fixture_rows.c */
+/* fixture_rows.c: the rows of a test, numbered n from 1, as f.value */
+#define PIPELINE_FIXTURE_ROWS \
+	"pg_catalog.jsonb_array_elements(pipeline.test_rows()) WITH ORDINALITY AS f(value, n)"
 extern void pipeline_fixture_set(Jsonb *rows);
+extern bool pipeline_fixture_held(void);
+extern char *pipeline_fixture_row_sql(Oid source);
 
 /* rules.c */
 extern List *pipeline_row_rules(const PipelineDef *def, const PipelineMapping *map);

@@ -75,16 +75,15 @@ replay_relation(const PipelineDef *def, const char *lo, const char *hi)
  * fixture_relation
  *		The rows of the test under way (fixture_rows.c) as rows of the
  *		source: _xid 0, _seq the row's place in the fixture (from 1), the
- *		columns a row leaves out NULL.
+ *		columns a row leaves out at their defaults.
  */
 static char *
 fixture_relation(const PipelineDef *def)
 {
-	return psprintf("SELECT '0'::xid8 AS _xid, f.n AS _seq, %s "
-					"FROM pg_catalog.jsonb_array_elements(pipeline.test_rows()) WITH ORDINALITY AS f(value, n) "
-					"CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, f.value) r",
+	return psprintf("SELECT '0'::xid8 AS _xid, f.n AS _seq, %s FROM " PIPELINE_FIXTURE_ROWS
+					" CROSS JOIN LATERAL %s r",
 					pipeline_quote_list(pipeline_relation_columns(def->source), "r"),
-					pipeline_qualified_name(def->source));
+					pipeline_fixture_row_sql(def->source));
 }
 
 /*
@@ -208,8 +207,7 @@ pipeline_quarantine_sql(const PipelineDef *def, BatchSource from)
 						insert, rejected, pipeline_qualified_name(def->row_state));
 	if (from == BATCH_FROM_FIXTURE)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, f.value, NULL, r.seq "
-						"FROM %s JOIN pg_catalog.jsonb_array_elements(pipeline.test_rows()) "
-						"WITH ORDINALITY AS f(value, n) ON f.n = r.seq",
+						"FROM %s JOIN " PIPELINE_FIXTURE_ROWS " ON f.n = r.seq",
 						insert, rejected);
 	if (from == BATCH_FROM_QUARANTINE)
 		return psprintf("%s SELECT $1, $2, r.reason, r.sqlstate, q.raw_row, q.source_xid, "

@@ -188,7 +188,8 @@ pipeline_openlineage_record_run(int64 pipeline_id, int64 run_id, const char *sta
  *		AFTER INSERT and AFTER UPDATE OF status row trigger on run_log: a
  *		run that starts records its START event, a run that ends its end
  *		event, unless pipeline.openlineage_outbox is off.  A run inserted
- *		already finished (a restored run log) is history, not news.
+ *		already finished (a restored run log) is history, not news; a test's
+ *		run is never news.
  */
 Datum
 pipeline_openlineage_on_run(PG_FUNCTION_ARGS)
@@ -208,6 +209,9 @@ pipeline_openlineage_on_run(PG_FUNCTION_ARGS)
 		: trigdata->tg_trigtuple;
 	status = TextDatumGetCString(run_log_value(trigdata, row, "status", &isnull));
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && strcmp(status, "running") != 0)
+		return PointerGetDatum(NULL);
+	/* a test's run (pipeline.test) is rolled back: nothing to tell */
+	if (strcmp(TextDatumGetCString(run_log_value(trigdata, row, "kind", &isnull)), "test") == 0)
 		return PointerGetDatum(NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

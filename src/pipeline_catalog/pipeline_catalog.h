@@ -205,7 +205,7 @@ extern int64 pipeline_run_record_empty(int64 pipeline_id, const RunRecord *run);
 extern void pipeline_run_progress(int64 run_id, const RunCounts *counts, int64 pending);
 extern bool pipeline_last_run_succeeded(int64 pipeline_id);
 extern void pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
-								const char *sqlstate, const char *message);
+								const char *sqlstate, const char *message, bool outcome);
 extern void pipeline_fail_interrupted_runs(int64 pipeline_id);
 extern void pipeline_run_cursor_after(int64 run_id, Datum consumed, const RowPosition *partial);
 extern bool pipeline_runs_selected(int64 pipeline_id, const ReplayRequest *req,

@@ -187,11 +187,14 @@ pipeline_last_run_succeeded(int64 pipeline_id)
 
 /*
  * pipeline_run_finish
- *		Closes a run with its final status, counts and error (if any).
+ *		Closes a run with its final status, counts and error (if any), and
+ *		records what it leaves behind (outcome.c) -- but for a test's run
+ *		('outcome' false), which is rolled back: no totals, no streak of
+ *		failures, no alert.
  */
 void
 pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
-					const char *sqlstate, const char *message)
+					const char *sqlstate, const char *message, bool outcome)
 {
 	Oid			types[COUNTS_NPARAMS + 4];
 	Datum		values[COUNTS_NPARAMS + 4];
@@ -220,7 +223,8 @@ pipeline_run_finish(int64 run_id, const char *status, const RunCounts *counts,
 	pipeline_exec_kept("UPDATE pipeline.run_log SET " COUNTS_SET ", status = $12, "
 					   "error_sqlstate = $13, error_message = $14, finished_at = clock_timestamp() "
 					   "WHERE run_id = $1", COUNTS_NPARAMS + 4, types, values, nulls, false, 0);
-	pipeline_record_outcome(run_id);
+	if (outcome)
+		pipeline_record_outcome(run_id);
 	pipeline_restore_user(&ctx);
 }
 

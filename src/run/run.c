@@ -1082,7 +1082,7 @@ run_sharded(RunState *rs)
 	/* every shard's last batch was short: all rows staged before it are out */
 	if (strcmp(rs->status, "succeeded") == 0 && !batch.full)
 		pipeline_cursor_caught_up(rs->def->id, rs->started_at);
-	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+	pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message, true);
 	end_run(rs);
 }
 
@@ -1143,7 +1143,7 @@ execute_run(RunState *rs)
 	if (rs->status == NULL)
 		rs->status = "succeeded";
 	if (strcmp(rs->status, "cancelled") != 0 || pipeline_load_by_id(rs->def->id, DEF_LOCK_NONE))
-		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message);
+		pipeline_run_finish(rs->run_id, rs->status, &rs->counts, NULL, rs->message, true);
 
 	/*
 	 * The archive pass after the commit: one that fails or is cancelled
@@ -1184,7 +1184,7 @@ record_failure(RunState *rs, ErrorData *edata)
 		pipeline_checks_save_pending(&rs->batch);
 		/* what the rolled-back step counted did not happen */
 		pipeline_run_finish(rs->run_id, "failed", &rs->committed,
-							unpack_sql_state(edata->sqlerrcode), edata->message);
+							unpack_sql_state(edata->sqlerrcode), edata->message, true);
 	}
 	SPI_commit();
 }
@@ -1359,43 +1359,63 @@ call_run(FunctionCallInfo fcinfo, RunState *rs)
 
 /*
  * run_fixture
- *		The body of a test's run (pipeline_try): the fixture's rows as one
- *		batch, as a run of the pipeline does them.
+ *		The body of a test's run (pipeline_try): what a run from the staging
+ *		table does first (maintain_staging), then the fixture's rows in
+ *		batches of batch_size, as a run consumes staged rows.  (No deferred
+ *		trigger is left for a commit: a batch statement runs in a
+ *		security-restricted operation, where PostgreSQL refuses to queue
+ *		one, and fails as a run's would.)
  */
 static void
 run_fixture(void *arg)
 {
 	RunState   *rs = (RunState *) arg;
+	BatchParams params;
+	FullTransactionId none = FullTransactionIdFromU64(0);
 
 	running_pipeline = rs->def->name;
-	pipeline_check_change_log_reader(rs->def);
-	merge_whole(rs);
+	maintain_staging(rs);
+	rs->snapshot = pipeline_run_snapshot();
+	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	params.lo = position(none, PG_INT64_MIN);
+	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
+	/* a fixture's rows are _xid 0, _seq 1 to n */
+	for (int64 done = 0; done < rs->pending; done += rs->def->batch_size)
+	{
+		params.lo = position(none, done);
+		params.hi = position(none, done + rs->def->batch_size);
+		merge_timed_batch(rs, rs->from, &params, false);
+	}
 	running_pipeline = NULL;
 }
 
 /*
  * pipeline_run_fixture
- *		For pipeline.test (test_run.c), in the caller's transaction, which
- *		it rolls back: a run of the pipeline over the rows it holds
- *		(fixture_rows.c), recorded as a run of kind 'test' so that its
- *		quarantined rows and check results are where a run's are.  The
- *		run lock is not taken: a test moves no cursor and consumes nothing.
- *		A run that fails (a check failing the batch, an error of the target)
- *		is recorded as failed, as an atomic run's failure would be, with its
- *		batch's check results, and its error returned in '*error'; a
- *		cancel ends the test.  Returns the run's id; '*counts' what it did.
+ *		For pipeline.test (test_run.c), in the caller's subtransaction,
+ *		which it rolls back: a run of the pipeline 'def' (loaded
+ *		share-locked) over the rows it holds (fixture_rows.c), recorded as
+ *		a run of kind 'test' so that its quarantined rows and check results
+ *		are where a run's are, and nothing else (no totals, alerts or
+ *		OpenLineage events).  The run lock is not taken: a test moves no
+ *		cursor and consumes nothing.  A run that fails (a check failing a
+ *		batch, an error of the target) is recorded as failed, as an atomic
+ *		run's failure would be, with its batch's check results, and its
+ *		error returned in '*error'; a cancel, or the pipeline's
+ *		statement_timeout, ends the test.  Returns the run's id; '*counts'
+ *		what it did.
  */
 int64
-pipeline_run_fixture(const char *name, RunCounts *counts, ErrorData **error)
+pipeline_run_fixture(PipelineDef *def, RunCounts *counts, ErrorData **error)
 {
 	RunState   *rs = palloc0(sizeof(RunState));
 	RunCounts	none = {0};
 
-	refuse_nested_run(name);
+	refuse_nested_run(def->name);
 	rs->from = BATCH_FROM_FIXTURE;
 	rs->atomic = true;
 	rs->max_rows = -1;
-	rs->def = pipeline_load(name, false, DEF_LOCK_SHARE);
+	rs->def = def;
 	rs->started_at = GetCurrentTimestamp();
 	pipeline_batch_state_init(&rs->batch);
 	record_start(rs);
@@ -1410,7 +1430,7 @@ pipeline_run_fixture(const char *name, RunCounts *counts, ErrorData **error)
 	}
 	pipeline_run_finish(rs->run_id, *error ? "failed" : "succeeded", &rs->counts,
 						*error ? unpack_sql_state((*error)->sqlerrcode) : NULL,
-						*error ? (*error)->message : NULL);
+						*error ? (*error)->message : NULL, false);
 	*counts = rs->counts;
 	return rs->run_id;
 }

@@ -97,7 +97,16 @@ extern void pipeline_checks_save_shards(const PipelineDef *def, int64 run_id, co
 extern volatile sig_atomic_t pipeline_stop_requested;
 extern void pipeline_fail_dead_runs(void);
 extern void pipeline_run_nonatomic(const char *name);
-extern int64 pipeline_run_fixture(const char *name, RunCounts *counts, ErrorData **error);
+extern int64 pipeline_run_fixture(PipelineDef *def, RunCounts *counts, ErrorData **error);
+
+/* test_fixture.c, test_results.c: pipeline.test's rows and results */
+extern void pipeline_check_fixture_shape(const PipelineDef *def, Jsonb *rows);
+extern void pipeline_check_fixture_rows(const PipelineDef *def, int nrows);
+extern char *pipeline_test_written_rows(const PipelineDef *def);
+extern char *pipeline_test_deleted_rows(const PipelineDef *def, CommandId cid);
+extern char *pipeline_test_run_rows(int64 run_id);
+extern char *pipeline_test_document(const RunCounts *counts, const ErrorData *error,
+									const char *target, const char *deleted);
 extern bool pipeline_run_lock_held(int64 pipeline_id);
 
 /* replay.c */

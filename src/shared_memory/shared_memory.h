@@ -94,6 +94,17 @@ extern void pipeline_shared_state_init(void);
 extern PipelineDatabaseSlot *pipeline_database_slot(Oid dboid, bool create);
 extern PipelineWorkerSlot *pipeline_worker_slot_of(Oid dboid, int64 pipeline_id);
 extern void pipeline_note_staged_rows(void);
+
+/* What a transaction noted of staged rows, to forget a rolled-back part. */
+typedef struct PipelineStagedNote
+{
+	bool		staged_rows;
+	int64		unattributed_rows;
+	int			sources;
+} PipelineStagedNote;
+
+extern void pipeline_staged_rows_mark(PipelineStagedNote *note);
+extern void pipeline_staged_rows_rewind(const PipelineStagedNote *note);
 extern void pipeline_wake_launcher(void);
 extern void pipeline_want_scheduler(void);
 extern void pipeline_schedules_changed(void);
@@ -107,6 +118,8 @@ extern bool pipeline_start_worker(const char *function, const char *type, const 
 /* staged_sources.c */
 extern void pipeline_staged_sources_init(void);
 extern void pipeline_note_staged_row(void);
+extern void pipeline_staged_sources_mark(PipelineStagedNote *note);
+extern void pipeline_staged_sources_rewind(const PipelineStagedNote *note);
 extern void pipeline_publish_staged_sources(PipelineStagedSources *set);
 extern void pipeline_forget_staged_sources(void);
 extern void pipeline_take_staged_sources(PipelineDatabaseSlot *db, PipelineStagedSources *copy);

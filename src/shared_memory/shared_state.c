@@ -284,6 +284,30 @@ pipeline_note_staged_rows(void)
 }
 
 /*
+ * pipeline_staged_rows_mark
+ *		What this transaction noted of staged rows so far: a test keeps it
+ *		and puts it back once its subtransaction is rolled back, so that
+ *		the rows it wrote there wake nobody at commit.
+ */
+void
+pipeline_staged_rows_mark(PipelineStagedNote *note)
+{
+	note->staged_rows = staged_rows_in_xact;
+	pipeline_staged_sources_mark(note);
+}
+
+/*
+ * pipeline_staged_rows_rewind
+ *		Back to what 'note' kept.
+ */
+void
+pipeline_staged_rows_rewind(const PipelineStagedNote *note)
+{
+	staged_rows_in_xact = note->staged_rows;
+	pipeline_staged_sources_rewind(note);
+}
+
+/*
  * pipeline_schedules_changed
  *		A pipeline was defined, altered, paused or resumed: when this
  *		transaction commits, the database's scheduler looks again at once.

@@ -108,6 +108,30 @@ pipeline_note_staged_row(void)
 }
 
 /*
+ * pipeline_staged_sources_mark
+ *		What this transaction noted of staged rows so far (for
+ *		pipeline_staged_sources_rewind).
+ */
+void
+pipeline_staged_sources_mark(PipelineStagedNote *note)
+{
+	note->unattributed_rows = unattributed_rows;
+	note->sources = list_length(xact_sources);
+}
+
+/*
+ * pipeline_staged_sources_rewind
+ *		Forgets what was noted since 'note': rows staged in a subtransaction
+ *		that was rolled back (a test's).
+ */
+void
+pipeline_staged_sources_rewind(const PipelineStagedNote *note)
+{
+	unattributed_rows = note->unattributed_rows;
+	xact_sources = list_truncate(xact_sources, note->sources);
+}
+
+/*
  * pipeline_publish_staged_sources
  *		At commit: adds the sources this transaction staged rows into to the
  *		database's set (all of them when some rows went unattributed, or the
