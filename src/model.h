@@ -194,6 +194,30 @@ typedef struct QualityCheck
 	CheckThreshold error_if;
 } QualityCheck;
 
+/* An orchestration step (steps/), as pipeline.steps keeps it. */
+typedef struct StepDef
+{
+	int64		id;				/* 0: not saved yet */
+	char	   *name;
+	Oid			owner;
+	char	   *command;		/* one SQL statement */
+	char	   *kind;			/* "refresh", "call" or "statement" */
+	char	   *schedule;		/* "upstream", "manual", an interval or cron */
+	char	   *search_path;	/* the command runs with it */
+	char	   *statement_timeout;	/* interval text, or NULL for none */
+	int64		statement_timeout_ms;	/* 0 for none */
+	List	   *reads;			/* of Oid: relations declared read */
+	List	   *writes;			/* of Oid: relations declared written */
+	bool		paused;
+} StepDef;
+
+/* A pipeline or step a step runs after. */
+typedef struct StepUpstream
+{
+	int64		id;
+	bool		is_step;
+} StepUpstream;
+
 /* Where a batch's rows come from. */
 typedef enum BatchSource
 {

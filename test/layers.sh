@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Bottom to top.  model.h, compat.h, settings.h and strategy.h are the
 # ground every area stands on.
 layers=(base shared_memory pipeline_catalog cursor sources batch archive strategies lineage
-        definition run freshness shipping workers)
+        definition run steps freshness shipping workers)
 
 rank() {
   local i

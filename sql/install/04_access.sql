@@ -40,3 +40,24 @@ GRANT INSERT ON pipeline.quarantine_log TO PUBLIC;
 GRANT UPDATE (raw_row) ON pipeline.quarantine_log TO PUBLIC;
 REVOKE ALL ON pipeline.clock FROM PUBLIC;
 GRANT SELECT ON pipeline.clock TO PUBLIC;
+
+/* Steps: a role sees the steps it is a member of the owner of, and their runs. */
+CREATE FUNCTION pipeline.may_manage_step(step_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT EXISTS (SELECT 1 FROM pipeline.steps s WHERE s.id = step_id) $$;
+COMMENT ON FUNCTION pipeline.may_manage_step(bigint) IS
+    'true when the current role may see the step (row-level security of steps applies inside)';
+ALTER TABLE pipeline.steps ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_upstreams ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_run_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_lineage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON pipeline.steps
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY owner_only ON pipeline.step_upstreams
+    USING (pipeline.may_manage_step(step_id));
+CREATE POLICY owner_only ON pipeline.step_run_log
+    USING (pipeline.may_manage_step(step_id));
+CREATE POLICY owner_only ON pipeline.step_lineage
+    USING (pipeline.may_manage_step(step_id));
+GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_lineage TO PUBLIC;

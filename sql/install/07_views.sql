@@ -21,16 +21,24 @@ COMMENT ON VIEW pipeline.pipelines IS
 
 CREATE VIEW pipeline.dependencies WITH (security_invoker = true) AS
 SELECT u.name AS upstream, u.target AS relation, r.source AS change_log,
-       r.name AS downstream, r.target AS downstream_target
+       r.name AS downstream, r.target AS downstream_target,
+       'pipeline' AS upstream_kind, 'pipeline' AS downstream_kind
   FROM pipeline.pipeline_defs r
   JOIN pipeline.pipeline_defs u ON u.change_log = r.source
 UNION ALL
-SELECT u.name, u.target, j.change_log, r.name, r.target
+SELECT u.name, u.target, j.change_log, r.name, r.target, 'pipeline', 'pipeline'
   FROM pipeline.pipeline_joins j
   JOIN pipeline.pipeline_defs r ON r.id = j.pipeline_id
-  JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log;
+  JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log
+UNION ALL
+SELECT coalesce(p.name, us.name), p.target, NULL, s.name, NULL,
+       CASE WHEN p.id IS NULL THEN 'step' ELSE 'pipeline' END, 'step'
+  FROM pipeline.step_upstreams su
+  JOIN pipeline.steps s ON s.id = su.step_id
+  LEFT JOIN pipeline.pipeline_defs p ON p.id = su.upstream_pipeline
+  LEFT JOIN pipeline.steps us ON us.id = su.upstream_step;
 COMMENT ON VIEW pipeline.dependencies IS
-    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins';
+    'the DAG: one row per pipeline reading another pipeline''s target (through the target''s change log), as its source or as a dimension it joins, and per step running after a pipeline or a step';
 
 CREATE VIEW pipeline.runs WITH (security_invoker = true) AS
 SELECT l.run_id, d.name AS pipeline, l.kind, l.status, l.started_at, l.finished_at,
@@ -60,5 +68,15 @@ SELECT q.id,
  WHERE q.requeued_at IS NULL;
 COMMENT ON VIEW pipeline.quarantine IS
     'rows waiting in quarantine; UPDATE raw_row to fix one, then requeue_quarantine';
-GRANT SELECT ON pipeline.pipelines, pipeline.dependencies, pipeline.runs, pipeline.quarantine TO PUBLIC;
+CREATE VIEW pipeline.step_runs WITH (security_invoker = true) AS
+SELECT r.run_id, s.name AS step, r.trigger, r.status, r.started_at, r.finished_at,
+       coalesce(r.finished_at, clock_timestamp()) - r.started_at AS duration,
+       r.rows_affected, r.error_sqlstate, r.error_message, r.backend_pid, r.run_as
+  FROM pipeline.step_run_log r
+  JOIN pipeline.steps s ON s.id = r.step_id;
+COMMENT ON VIEW pipeline.step_runs IS
+    'history of the runs of the steps the current role may manage: what started each (manual, schedule, upstream, retry), status, rows its command affected, error; a skipped run says why in error_message';
+
+GRANT SELECT ON pipeline.pipelines, pipeline.dependencies, pipeline.runs, pipeline.quarantine,
+    pipeline.step_runs TO PUBLIC;
 GRANT UPDATE (raw_row) ON pipeline.quarantine TO PUBLIC;

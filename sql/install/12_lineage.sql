@@ -88,7 +88,9 @@ views (source, target) AS (
      WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refclassid = 'pg_class'::regclass
        AND dep.refobjid <> rw.ev_class
        AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
-            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid))
+            OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid)
+            OR EXISTS (SELECT 1 FROM pipeline.step_lineage e WHERE e.source = dep.refobjid)
+            OR EXISTS (SELECT 1 FROM pipeline.step_lineage e WHERE e.target = dep.refobjid))
     UNION
     SELECT dep.refobjid, rw.ev_class
       FROM views v
@@ -99,19 +101,26 @@ views (source, target) AS (
 SELECT s.pipeline,
        CASE WHEN s.source_column IS NULL THEN 'table' ELSE 'column' END AS level,
        s.source, s.source_column, s.target, s.target_column,
-       s.lineage_type, s.subtype, s.origin, s.transformation
+       s.lineage_type, s.subtype, s.origin, s.transformation, NULL::text AS step
   FROM stored s
  WHERE pipeline.may_see(s.source) AND pipeline.may_see(s.target)
    AND (s.source_column IS NULL OR pipeline.may_see_column(s.source, s.source_attnum))
    AND (s.target_column IS NULL OR pipeline.may_see_column(s.target, s.target_attnum))
 UNION ALL
 SELECT NULL, 'table', v.source::regclass, NULL, v.target::regclass, NULL, 'DIRECT', NULL,
-       CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, NULL
+       CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, NULL, NULL
   FROM views v
   JOIN pg_class c ON c.oid = v.target
- WHERE pipeline.may_see(v.source::regclass) AND pipeline.may_see(v.target::regclass);
+ WHERE pipeline.may_see(v.source::regclass) AND pipeline.may_see(v.target::regclass)
+UNION ALL
+SELECT NULL, 'table', l.source, NULL, l.target, NULL, 'DIRECT', NULL, 'step', st.kind, st.name
+  FROM pipeline.step_lineage l
+  JOIN pipeline.steps st ON st.id = l.step_id
+ WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.source)
+   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.target)
+   AND pipeline.may_see(l.source) AND pipeline.may_see(l.target);
 COMMENT ON VIEW pipeline.lineage IS
-    'one row per lineage edge (table: relation to relation through a pipeline or a view; column: source column to target column), of the relations and columns the current role may see';
+    'one row per lineage edge (table: relation to relation through a pipeline, a view or a step; column: source column to target column), of the relations and columns the current role may see';
 GRANT SELECT ON pipeline.lineage TO PUBLIC;
 
 CREATE FUNCTION pipeline.relation_kind(relation regclass) RETURNS text
@@ -147,11 +156,11 @@ CREATE FUNCTION pipeline.lineage_walk(start regclass, max_depth integer, down bo
           UNION
           SELECT w.depth + 1, e.next, e.via
             FROM walk w
-           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.origin) AS via
+           CROSS JOIN LATERAL (SELECT l.target AS next, coalesce(l.pipeline, l.step, l.origin) AS via
                                  FROM pipeline.lineage l
                                 WHERE down AND l.level = 'table' AND l.source = w.relation
                                UNION ALL
-                               SELECT l.source, coalesce(l.pipeline, l.origin)
+                               SELECT l.source, coalesce(l.pipeline, l.step, l.origin)
                                  FROM pipeline.lineage l
                                 WHERE NOT down AND l.level = 'table' AND l.target = w.relation) e
            WHERE w.depth < coalesce(max_depth, 1000)),
@@ -253,11 +262,12 @@ COMMENT ON FUNCTION pipeline.dot_record_field(text) IS
 
 /*
  * Graphviz DOT of the lineage: relations as boxes (views dashed,
- * materialized views rounded), pipelines as ellipses between them; edges
- * that only decide are dashed.  With columns, a relation is a record of its
- * name (port t) and the columns on column edges (ports c<attnum>, stacked
- * in left-to-right ranks); column edges leave a field on its east side and
- * enter one on its west side, a row edge enters the name.
+ * materialized views rounded), pipelines as ellipses and steps as hexagons
+ * between them; edges that only decide are dashed.  With columns, a
+ * relation is a record of its name (port t) and the columns on column
+ * edges (ports c<attnum>, stacked in left-to-right ranks); column edges
+ * leave a field on its east side and enter one on its west side, a row
+ * edge enters the name.
  */
 CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boolean DEFAULT false)
     RETURNS text
@@ -304,7 +314,12 @@ CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boo
           SELECT 2, '  ' || pipeline.dot_quote('pipeline:' || p.pipeline)
                  || ' [shape=ellipse, style=filled, fillcolor="#dde8f7", label='
                  || pipeline.dot_quote(p.pipeline) || '];'
-            FROM (SELECT DISTINCT t.pipeline FROM t WHERE t.pipeline IS NOT NULL) p),
+            FROM (SELECT DISTINCT t.pipeline FROM t WHERE t.pipeline IS NOT NULL) p
+          UNION ALL
+          SELECT 2, '  ' || pipeline.dot_quote('step:' || s.step)
+                 || ' [shape=hexagon, style=filled, fillcolor="#e8f0dd", label='
+                 || pipeline.dot_quote(s.step) || '];'
+            FROM (SELECT DISTINCT t.step FROM t WHERE t.step IS NOT NULL) s),
       edges (ord, line) AS (
           SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
                  || pipeline.dot_quote('pipeline:' || t.pipeline)
@@ -316,8 +331,16 @@ CREATE FUNCTION pipeline.lineage_dot(relation regclass DEFAULT NULL, columns boo
             FROM t, p WHERE t.pipeline IS NOT NULL
           UNION
           SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
+                 || pipeline.dot_quote('step:' || t.step) || ';'
+            FROM t, p WHERE t.step IS NOT NULL
+          UNION
+          SELECT 3, '  ' || pipeline.dot_quote('step:' || t.step) || ' -> '
+                 || pipeline.dot_quote('rel:' || t.target::text) || p.title || ';'
+            FROM t, p WHERE t.step IS NOT NULL
+          UNION
+          SELECT 3, '  ' || pipeline.dot_quote('rel:' || t.source::text) || p.title || ' -> '
                  || pipeline.dot_quote('rel:' || t.target::text) || p.title || ' [style=dotted];'
-            FROM t, p WHERE t.pipeline IS NULL
+            FROM t, p WHERE t.pipeline IS NULL AND t.step IS NULL
           UNION
           SELECT 4, '  ' || pipeline.dot_quote('rel:' || c.source::text) || ':c' || sa.attnum || ':e -> '
                  || pipeline.dot_quote('rel:' || c.target::text)

@@ -47,6 +47,8 @@ extern void pipeline_become_internal(PipelineUserContext *saved);
 extern void pipeline_become_owner(const PipelineDef *def, PipelineUserContext *saved);
 extern void pipeline_become_role(Oid role, const char *search_path,
 								 PipelineUserContext *saved);
+extern void pipeline_become_role_for_refresh(Oid role, const char *search_path,
+											 PipelineUserContext *saved);
 extern void pipeline_become_relation_owner(Oid relid, PipelineUserContext *saved);
 extern void pipeline_restore_user(PipelineUserContext *saved);
 extern void pipeline_check_role(Oid role, const char *what);
@@ -69,6 +71,8 @@ extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_undone(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs,
 									   Oid *types);
+extern TimestampTz pipeline_arm_timeout(int ms);
+extern void pipeline_disarm_timeout(int ms, TimestampTz outer);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
 											Oid *types, Datum *values, const char *nulls);
 extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,
@@ -81,6 +85,7 @@ extern int	pipeline_exec_internal_kept(const char *sql, int nargs, Oid *types, D
 extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 extern Datum pipeline_oid_list_to_array(List *oids);
+extern List *pipeline_oid_array_to_list(Datum array);
 extern void pipeline_check_choice(const char *option, const char *value,
 								  const char *const *choices);
 extern bool pipeline_list_has_string(List *list, const char *s);

@@ -87,6 +87,20 @@ pipeline_become_role(Oid role, const char *search_path, PipelineUserContext *sav
 }
 
 /*
+ * pipeline_become_role_for_refresh
+ *		As pipeline_become_role, but outside a security-restricted operation:
+ *		only for REFRESH MATERIALIZED VIEW of a view the role owns, which
+ *		runs the view's query in a security-restricted operation of its own
+ *		and, with CONCURRENTLY, must create its temporary table in between
+ *		(which a security-restricted operation forbids).
+ */
+void
+pipeline_become_role_for_refresh(Oid role, const char *search_path, PipelineUserContext *saved)
+{
+	switch_user(role, 0, search_path, saved);
+}
+
+/*
  * pipeline_check_role
  *		Errors unless the current user may manage an object 'role' owns: a
  *		superuser, or a member of that role.  'what' names the object.

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * sqlexec.c
- *	  Small helpers around SPI, around quoting names into SQL text, and
- *	  around the users' expressions the extension splices into it.
+ *	  Small helpers around SPI, around quoting names into SQL text, around
+ *	  the users' expressions the extension splices into it, and around the
+ *	  timeout of a statement it runs for them.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -402,6 +405,27 @@ pipeline_oid_list_to_array(List *oids)
 }
 
 /*
+ * pipeline_oid_array_to_list
+ *		An oid[] (or regclass[]) datum as a List of Oid, NULL elements left
+ *		out, each once.
+ */
+List *
+pipeline_oid_array_to_list(Datum array)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+	List	   *oids = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &values, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			oids = list_append_unique_oid(oids, DatumGetObjectId(values[i]));
+	return oids;
+}
+
+/*
  * pipeline_list_to_text_array
  *		A List of C strings as a text[] datum.
  */
@@ -664,4 +688,43 @@ bool
 pipeline_list_has_string(List *list, const char *s)
 {
 	return pipeline_list_position(list, s) >= 0;
+}
+
+/*
+ * pipeline_arm_timeout
+ *		Starts a statement_timeout of 'ms' (none when 0 or less) for a
+ *		statement the extension runs on a user's behalf (a batch, a step's
+ *		command).  Statements inside a procedure do not arm
+ *		statement_timeout, so the timer is set here; a sooner deadline of
+ *		the caller's own statement_timeout is kept.  Returns that deadline
+ *		(0: none), for pipeline_disarm_timeout.
+ */
+TimestampTz
+pipeline_arm_timeout(int ms)
+{
+	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
+	get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	TimestampTz mine;
+
+	if (ms <= 0)
+		return outer;
+	mine = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	if (outer == 0 || mine < outer)
+		enable_timeout_at(STATEMENT_TIMEOUT, mine);
+	return outer;
+}
+
+/*
+ * pipeline_disarm_timeout
+ *		After the statement: back to the caller's deadline, if it had one.
+ */
+void
+pipeline_disarm_timeout(int ms, TimestampTz outer)
+{
+	if (ms <= 0)
+		return;
+	if (outer != 0)
+		enable_timeout_at(STATEMENT_TIMEOUT, outer);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
 }

@@ -554,12 +554,12 @@ normalized_schedule(const char *text)
 }
 
 /*
- * statement_timeout_arg
+ * pipeline_statement_timeout_arg
  *		A statement_timeout argument as interval text; NULL for none (SQL
  *		NULL or zero).  Errors when negative.
  */
-static char *
-statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
+char *
+pipeline_statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
 {
 	Interval   *span;
 
@@ -574,7 +574,7 @@ statement_timeout_arg(FunctionCallInfo fcinfo, int arg)
 				 errmsg("statement_timeout must not be negative"),
 				 errdetail("statement_timeout was %s.",
 						   DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(span)))),
-				 errhint("Pass how long one batch may take, such as '5 minutes', or 0 for no limit.")));
+				 errhint("Pass how long one statement may take, such as '5 minutes', or 0 for no limit.")));
 	return DatumGetCString(DirectFunctionCall1(interval_out, PointerGetDatum(span)));
 }
 
@@ -910,7 +910,7 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->schedule = normalized_schedule(PG_ARGISNULL(11) ? "manual" : arg_text(fcinfo, 11));
 	def->tombstone_retention = PG_ARGISNULL(12) ? "7 days"
 		: DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(12)));
-	def->statement_timeout = statement_timeout_arg(fcinfo, 13);
+	def->statement_timeout = pipeline_statement_timeout_arg(fcinfo, 13);
 	if (!PG_ARGISNULL(14))
 		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(14), "track_history");
 	if (!PG_ARGISNULL(15))
@@ -1050,7 +1050,7 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 		def->tombstone_retention = DatumGetCString(DirectFunctionCall1(interval_out,
 																	   PG_GETARG_DATUM(9)));
 	if (!PG_ARGISNULL(11))
-		def->statement_timeout = statement_timeout_arg(fcinfo, 11);
+		def->statement_timeout = pipeline_statement_timeout_arg(fcinfo, 11);
 	if (!PG_ARGISNULL(12))
 		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(12), "track_history");
 	if (new_name != NULL && strcmp(new_name, def->name) != 0)
@@ -1075,6 +1075,23 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * refuse_drop_of_followed
+ *		A pipeline steps run after is not dropped under them.
+ */
+static void
+refuse_drop_of_followed(const PipelineDef *def)
+{
+	char	   *steps = pipeline_step_followers(def->id, false);
+
+	if (steps != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop pipeline \"%s\" because steps run after it", def->name),
+				 errdetail("Steps running after it: %s.", steps),
+				 errhint("Drop those steps first (pipeline.drop_step), or alter them to run after something else.")));
 }
 
 /*
@@ -1103,6 +1120,7 @@ pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	pipeline_check_manage(def);
+	refuse_drop_of_followed(def);
 	pipeline_refuse_last_writer_drop(def);
 	drop_own_tables(def);
 	pipeline_delete_definition(def->id);

@@ -68,6 +68,9 @@ extern List *pipeline_copy_checks(List *checks);
 extern void pipeline_checks_on_drop(bool cascade);
 extern void pipeline_checks_verify_columns(const PipelineDef *def, const PipelineMapping *map);
 
+/* define.c */
+extern char *pipeline_statement_timeout_arg(FunctionCallInfo fcinfo, int arg);
+
 /* schedule_spec.c */
 extern void pipeline_schedule_parse(const char *text, PipelineSchedule *schedule);
 extern TimestampTz pipeline_schedule_next(const PipelineSchedule *schedule, TimestampTz after);

@@ -255,6 +255,13 @@ on_sql_drop(EventTriggerData *trigdata)
 		char	   *pipeline;
 
 		refuse_drop_of_read_capture();
+		if (pipeline_dropped_step_relation(&relation, &pipeline))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop %s because step \"%s\" uses it", relation, pipeline),
+					 errdetail("The step's command, or what it declared, reads or writes it."),
+					 errhint("Drop the step first with pipeline.drop_step('%s'), or use DROP ... CASCADE to drop it too.",
+							 pipeline)));
 		if (pipeline_dropped_relation_used(&relation, &pipeline))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -269,6 +276,10 @@ on_sql_drop(EventTriggerData *trigdata)
 		List	   *logs = NIL;
 		ListCell   *lc;
 
+		/* the steps after the pipelines that go, first: they name them */
+		foreach(lc, pipeline_delete_dropped_steps())
+			ereport(NOTICE,
+					(errmsg("drop cascades to step \"%s\"", (char *) lfirst(lc))));
 		foreach(lc, pipeline_delete_dropped_definitions())
 		{
 			DroppedDefinition *d = lfirst(lc);

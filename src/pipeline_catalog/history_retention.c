@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * history_retention.c
- *	  Retention of run history, freshness results and alerts.
+ *	  Retention of run history (of pipelines and steps), freshness results
+ *	  and alerts.
  *
  * A continuous pipeline runs every second; its history must not grow the
  * catalog without bound.  Whoever adds a row (a run, a check, an alert)
@@ -10,7 +11,8 @@
  * call only touches rows that are due.  The newest run of a pipeline that
  * brought changes to its target (a replay brings none that are new) is
  * always kept: freshness checks without a column read it; so is a run
- * whose OpenLineage events a transport has not shipped yet.
+ * whose OpenLineage events a transport has not shipped yet, and a step's
+ * last run (the steps after it wait on its status).
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +56,10 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 			"AND NOT (EXISTS (SELECT FROM pipeline.openlineage_transport WHERE enabled) "
 			"AND EXISTS (SELECT FROM pipeline.openlineage_run_events e "
 			"WHERE e.run_id = run_log.run_id AND e.acknowledged_at IS NULL))";
+	/* a step's last run (not skipped) tells the steps after it how it went */
+	if (strcmp(table, "step_run_log") == 0)
+		keep = " AND run_id IS DISTINCT FROM (SELECT max(r.run_id) FROM pipeline.step_run_log r "
+			"WHERE r.step_id = $1 AND r.status <> 'skipped')";
 	values[0] = Int64GetDatum(key);
 	values[1] = Int32GetDatum(pipeline_history_retention);
 	pipeline_exec_kept(psprintf("DELETE FROM pipeline.%s WHERE %s%s%s "

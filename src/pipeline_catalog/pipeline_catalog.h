@@ -7,8 +7,8 @@
  *	  relations (pipeline_graph.c), what a DROP takes with it
  *	  (dropped_objects.c), cursors (cursors.c), run history (run_log.c),
  *	  what a finished run leaves behind (outcome.c), alerts (alerts.c), how
- *	  long history is kept (history_retention.c), and what they share
- *	  (catalog.c).
+ *	  long history is kept (history_retention.c), orchestration steps
+ *	  (steps.c), and what they share (catalog.c).
  *
  * Every function here expects an open SPI connection and does its work as
  * the extension (pipeline_become_internal): the caller checked the
@@ -130,6 +130,22 @@ extern RowPosition pipeline_catalog_position(int row, int col);
 extern void pipeline_catalog_cursor_args(Datum consumed, const RowPosition *partial,
 										 Oid *types, Datum *values, char *nulls);
 
+/* steps.c */
+extern StepDef *pipeline_step_load(const char *name, bool missing_ok, bool lock);
+extern int64 pipeline_step_save(const StepDef *step);
+extern void pipeline_step_set_paused(int64 step_id, bool paused);
+extern int64 pipeline_step_find_upstream(const char *name, bool *is_step, Oid *owner);
+extern void pipeline_step_set_upstreams(int64 step_id, List *upstreams);
+extern char *pipeline_step_cycle(int64 step_id);
+extern void pipeline_step_set_lineage(const StepDef *step, List *reads, List *writes);
+extern char *pipeline_step_followers(int64 id, bool is_step);
+extern List *pipeline_step_delete(int64 step_id, bool cascade);
+extern char *pipeline_step_failing_upstream(int64 step_id);
+extern int64 pipeline_step_run_start(int64 step_id, const char *trigger, const char *status,
+									 const char *message);
+extern void pipeline_step_run_finish(int64 run_id, const char *status, int64 rows,
+									 const char *sqlstate, const char *message);
+
 /* definitions.c */
 extern PipelineDef *pipeline_load(const char *name, bool missing_ok, DefLock lock);
 extern void pipeline_report_missing(const char *name) pg_attribute_noreturn();
@@ -174,6 +190,8 @@ extern char *pipeline_cycle_path(Oid source, Oid target, Oid role);
 extern char *pipeline_change_log_dependents(Oid log);
 extern bool pipeline_dropped_capture_read(char **relation, char **pipeline);
 extern bool pipeline_dropped_relation_used(char **relation, char **pipeline);
+extern bool pipeline_dropped_step_relation(char **relation, char **step);
+extern List *pipeline_delete_dropped_steps(void);
 extern List *pipeline_delete_dropped_definitions(void);
 extern void pipeline_unpublish_dropped_logs(void);
 extern bool pipeline_dropped_check_reference(char **relation, char **check, char **pipeline);

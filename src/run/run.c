@@ -43,7 +43,6 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "model.h"
@@ -359,44 +358,6 @@ start_batch(RunState *rs)
 }
 
 /*
- * arm_batch_timeout
- *		Starts the pipeline's statement_timeout for one batch statement.
- *		Statements inside a procedure do not arm statement_timeout, so the
- *		timer is set here; a sooner deadline of the caller's own
- *		statement_timeout is kept.  Returns that deadline (0: none), for
- *		disarm_batch_timeout.
- */
-static TimestampTz
-arm_batch_timeout(const PipelineDef *def)
-{
-	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
-	get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
-	TimestampTz mine;
-
-	if (def->statement_timeout_ms <= 0)
-		return outer;
-	mine = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), def->statement_timeout_ms);
-	if (outer == 0 || mine < outer)
-		enable_timeout_at(STATEMENT_TIMEOUT, mine);
-	return outer;
-}
-
-/*
- * disarm_batch_timeout
- *		After the batch: back to the caller's deadline, if it had one.
- */
-static void
-disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
-{
-	if (def->statement_timeout_ms <= 0)
-		return;
-	if (outer != 0)
-		enable_timeout_at(STATEMENT_TIMEOUT, outer);
-	else
-		disable_timeout(STATEMENT_TIMEOUT, false);
-}
-
-/*
  * merge_timed_batch
  *		One batch statement under the pipeline's statement_timeout; the
  *		timer is disarmed however the statement ends, so that a failed batch
@@ -405,7 +366,7 @@ disarm_batch_timeout(const PipelineDef *def, TimestampTz outer)
 static void
 merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, bool whole_phase)
 {
-	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
+	TimestampTz outer_deadline = pipeline_arm_timeout(rs->def->statement_timeout_ms);
 
 	PG_TRY();
 	{
@@ -413,7 +374,7 @@ merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, boo
 	}
 	PG_FINALLY();
 	{
-		disarm_batch_timeout(rs->def, outer_deadline);
+		pipeline_disarm_timeout(rs->def->statement_timeout_ms, outer_deadline);
 	}
 	PG_END_TRY();
 }
@@ -426,7 +387,7 @@ merge_timed_batch(RunState *rs, BatchSource from, const BatchParams *params, boo
 static void
 claim_timed_batch(RunState *rs, ShardBatch *batch)
 {
-	TimestampTz outer_deadline = arm_batch_timeout(rs->def);
+	TimestampTz outer_deadline = pipeline_arm_timeout(rs->def->statement_timeout_ms);
 
 	PG_TRY();
 	{
@@ -434,7 +395,7 @@ claim_timed_batch(RunState *rs, ShardBatch *batch)
 	}
 	PG_FINALLY();
 	{
-		disarm_batch_timeout(rs->def, outer_deadline);
+		pipeline_disarm_timeout(rs->def->statement_timeout_ms, outer_deadline);
 	}
 	PG_END_TRY();
 }

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * steps.h
+ *	  Orchestration steps: a statement -- REFRESH MATERIALIZED VIEW, a
+ *	  procedure call, a cleanup -- run as its owner after the pipelines and
+ *	  steps it follows succeeded, or by hand.  What a command is and may do
+ *	  (step_command.c); create_step, alter_step, drop_step and pausing
+ *	  (step_define.c); running one (step_run.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIPELINE_STEPS_H
+#define PIPELINE_STEPS_H
+
+#include "model.h"
+
+/* A step's command, as parsing and checking it found it. */
+typedef struct StepCommand
+{
+	const char *kind;			/* "refresh", "call" or "statement" */
+	List	   *reads;			/* of Oid: relations it reads */
+	List	   *writes;			/* of Oid: relations it writes */
+} StepCommand;
+
+/* step_define.c */
+extern void pipeline_step_name_required(void) pg_attribute_noreturn();
+
+/* step_command.c */
+extern void pipeline_step_check_command(const StepDef *step, StepCommand *command);
+
+#endif							/* PIPELINE_STEPS_H */
