@@ -29,7 +29,9 @@ SELECT pipeline.create_step('note', $$CALL note_refresh('daily sales')$$, after 
     reads => ARRAY['"Gold Layer"."Daily Sales"'::regclass], writes => ARRAY['"Gold Layer".audit'::regclass]) > 0 AS created;
 SELECT pipeline.create_step('cleanup', $$DELETE FROM audit WHERE at < current_date - 30$$,
     after => ARRAY['note', 'orders'], statement_timeout => '1 minute') > 0 AS created;
-SELECT name, kind, command, schedule, statement_timeout, reads, writes FROM pipeline.steps ORDER BY id;
+SELECT name, kind, command, statement_timeout, reads, writes FROM pipeline.steps ORDER BY id;
+SELECT s.name, r.relation, r.access, r.origin FROM pipeline.step_relations r
+  JOIN pipeline.steps s ON s.id = r.step_id ORDER BY s.name, r.access, r.relation::text;
 SELECT upstream, relation, downstream, upstream_kind, downstream_kind
   FROM pipeline.dependencies ORDER BY downstream, upstream;
 SELECT step, source, target, origin, transformation FROM pipeline.lineage WHERE step IS NOT NULL
@@ -71,6 +73,23 @@ CALL pipeline.run_step('cleanup', force => true);
 SELECT step, trigger, status, rows_affected, error_sqlstate, error_message
   FROM pipeline.step_runs WHERE run_id > 710005 ORDER BY run_id;
 
+-- A failure holds back the whole chain: the pipeline fails, the refresh
+-- after it is skipped, and so is the step after the refresh.
+CREATE OR REPLACE PROCEDURE note_refresh(what text) LANGUAGE sql
+    AS $$ INSERT INTO "Gold Layer".audit VALUES (current_date, what || ' by ' || current_user) $$;
+SELECT pipeline.add_check('orders', 'small', 'amount < 100', action => 'fail') > 0 AS added;
+INSERT INTO "Order Items" VALUES (4, 1000, '2026-01-03');
+CALL pipeline.run('orders');
+SET client_min_messages = notice;
+CALL pipeline.run_step('refresh daily');
+CALL pipeline.run_step('note');
+SET client_min_messages = warning;
+SELECT pipeline.drop_check('orders', 'small');
+CALL pipeline.run('orders');
+CALL pipeline.run_step('refresh daily');
+CALL pipeline.run_step('note');
+SELECT step, status, error_message FROM pipeline.step_runs WHERE run_id > 710008 ORDER BY run_id;
+
 -- A statement_timeout ends the command; the run is recorded failed.
 SELECT pipeline.create_step('slow', 'SELECT pg_sleep(5)', statement_timeout => '100 ms') > 0 AS created;
 CALL pipeline.run_step('slow');
@@ -100,6 +119,13 @@ SELECT pipeline.create_step('two', 'REFRESH MATERIALIZED VIEW "Daily Sales"; SEL
 SELECT pipeline.create_step('ddl', 'CREATE TABLE x (a int)');
 SELECT pipeline.create_step('into', 'SELECT 1 INTO y');
 SELECT pipeline.create_step('broken', 'DELET FROM audit');
+CREATE TABLE ignored (a int);
+CREATE RULE ignore_all AS ON DELETE TO ignored DO INSTEAD NOTHING;
+SELECT pipeline.create_step('rewritten', 'DELETE FROM ignored');
+SELECT pipeline.create_step('orders', 'SELECT 1');
+SELECT pipeline.create_step('nested', $$CALL pipeline.run_step('cleanup')$$) > 0 AS created;
+CALL pipeline.run_step('nested');
+SELECT pipeline.drop_step('nested');
 SELECT pipeline.create_step('not a view', 'REFRESH MATERIALIZED VIEW audit');
 SELECT pipeline.create_step('missing', 'REFRESH MATERIALIZED VIEW nowhere');
 SELECT pipeline.create_step('no proc', 'CALL nothing_here()');
@@ -138,6 +164,8 @@ SELECT pipeline.create_step('theirs', 'REFRESH MATERIALIZED VIEW others');
 SELECT pipeline.create_step('private', 'DELETE FROM private');
 SELECT pipeline.create_step('private call', 'CALL private_proc()');
 SELECT pipeline.create_step('after theirs', 'SELECT 1', after => ARRAY['other']);
+SELECT pipeline.create_step('claims', 'SELECT 1', reads => ARRAY['"Gold Layer".private'::regclass]);
+SELECT pipeline.create_step('claims', 'SELECT 1', writes => ARRAY['"Gold Layer".others'::regclass]);
 
 -- A procedure trying to take another role's rights -- even one its owner
 -- is a member of -- runs as the step's owner, in a security-restricted
@@ -165,10 +193,12 @@ SET client_min_messages = notice;
 SELECT pipeline.drop_step('cleanup', cascade => true);
 SELECT name FROM pipeline.steps ORDER BY name;
 SELECT pipeline.create_step('cleanup', $$DELETE FROM audit$$, after => ARRAY['refresh daily']) > 0 AS created;
+DROP TABLE audit;
 DROP MATERIALIZED VIEW "Daily Sales";
 DROP MATERIALIZED VIEW "Daily Sales" CASCADE;
 SELECT name FROM pipeline.steps ORDER BY name;
 SELECT pipeline.create_step('refresh again', 'SELECT 1', after => ARRAY['orders']) > 0 AS created;
+SELECT pipeline.create_pipeline('refresh again', 'audit', 'audit_copy', strategy => 'append');
 DROP TABLE "Order Items" CASCADE;
 SELECT name FROM pipeline.steps ORDER BY name;
 SET client_min_messages = warning;

@@ -202,7 +202,6 @@ typedef struct StepDef
 	Oid			owner;
 	char	   *command;		/* one SQL statement */
 	char	   *kind;			/* "refresh", "call" or "statement" */
-	char	   *schedule;		/* "upstream", "manual", an interval or cron */
 	char	   *search_path;	/* the command runs with it */
 	char	   *statement_timeout;	/* interval text, or NULL for none */
 	int64		statement_timeout_ms;	/* 0 for none */

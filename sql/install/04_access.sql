@@ -51,13 +51,13 @@ COMMENT ON FUNCTION pipeline.may_manage_step(bigint) IS
 ALTER TABLE pipeline.steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_upstreams ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_run_log ENABLE ROW LEVEL SECURITY;
-ALTER TABLE pipeline.step_lineage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_relations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.steps
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 CREATE POLICY owner_only ON pipeline.step_upstreams
     USING (pipeline.may_manage_step(step_id));
 CREATE POLICY owner_only ON pipeline.step_run_log
     USING (pipeline.may_manage_step(step_id));
-CREATE POLICY owner_only ON pipeline.step_lineage
+CREATE POLICY owner_only ON pipeline.step_relations
     USING (pipeline.may_manage_step(step_id));
-GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_lineage TO PUBLIC;
+GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations TO PUBLIC;

@@ -32,7 +32,7 @@ SELECT u.name, u.target, j.change_log, r.name, r.target, 'pipeline', 'pipeline'
   JOIN pipeline.pipeline_defs u ON u.change_log = j.change_log
 UNION ALL
 SELECT coalesce(p.name, us.name), p.target, NULL, s.name, NULL,
-       CASE WHEN p.id IS NULL THEN 'step' ELSE 'pipeline' END, 'step'
+       CASE WHEN su.upstream_pipeline IS NULL THEN 'step' ELSE 'pipeline' END, 'step'
   FROM pipeline.step_upstreams su
   JOIN pipeline.steps s ON s.id = su.step_id
   LEFT JOIN pipeline.pipeline_defs p ON p.id = su.upstream_pipeline
@@ -75,7 +75,7 @@ SELECT r.run_id, s.name AS step, r.trigger, r.status, r.started_at, r.finished_a
   FROM pipeline.step_run_log r
   JOIN pipeline.steps s ON s.id = r.step_id;
 COMMENT ON VIEW pipeline.step_runs IS
-    'history of the runs of the steps the current role may manage: what started each (manual, schedule, upstream, retry), status, rows its command affected, error; a skipped run says why in error_message';
+    'history of the runs of the steps the current role may manage: what started each (manual: run_step), status, rows its command affected, error; a skipped run says why in error_message';
 
 GRANT SELECT ON pipeline.pipelines, pipeline.dependencies, pipeline.runs, pipeline.quarantine,
     pipeline.step_runs TO PUBLIC;

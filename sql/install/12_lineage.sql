@@ -89,8 +89,7 @@ views (source, target) AS (
        AND dep.refobjid <> rw.ev_class
        AND (EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.source = dep.refobjid)
             OR EXISTS (SELECT 1 FROM pipeline.lineage_edges e WHERE e.target = dep.refobjid)
-            OR EXISTS (SELECT 1 FROM pipeline.step_lineage e WHERE e.source = dep.refobjid)
-            OR EXISTS (SELECT 1 FROM pipeline.step_lineage e WHERE e.target = dep.refobjid))
+            OR EXISTS (SELECT 1 FROM pipeline.step_relations e WHERE e.relation = dep.refobjid))
     UNION
     SELECT dep.refobjid, rw.ev_class
       FROM views v
@@ -113,12 +112,14 @@ SELECT NULL, 'table', v.source::regclass, NULL, v.target::regclass, NULL, 'DIREC
   JOIN pg_class c ON c.oid = v.target
  WHERE pipeline.may_see(v.source::regclass) AND pipeline.may_see(v.target::regclass)
 UNION ALL
-SELECT NULL, 'table', l.source, NULL, l.target, NULL, 'DIRECT', NULL, 'step', st.kind, st.name
-  FROM pipeline.step_lineage l
-  JOIN pipeline.steps st ON st.id = l.step_id
- WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.source)
-   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.target)
-   AND pipeline.may_see(l.source) AND pipeline.may_see(l.target);
+SELECT DISTINCT NULL, 'table', r.relation, NULL, w.relation, NULL, 'DIRECT', NULL, 'step', st.kind, st.name
+  FROM pipeline.step_relations r
+  JOIN pipeline.step_relations w ON w.step_id = r.step_id AND w.access = 'write' AND w.relation <> r.relation
+  JOIN pipeline.steps st ON st.id = r.step_id
+ WHERE r.access = 'read'
+   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.relation)
+   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = w.relation)
+   AND pipeline.may_see(r.relation) AND pipeline.may_see(w.relation);
 COMMENT ON VIEW pipeline.lineage IS
     'one row per lineage edge (table: relation to relation through a pipeline, a view or a step; column: source column to target column), of the relations and columns the current role may see';
 GRANT SELECT ON pipeline.lineage TO PUBLIC;

@@ -71,8 +71,8 @@ extern ErrorData *pipeline_try(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_undone(void (*fn) (void *arg), void *arg);
 extern ErrorData *pipeline_try_prepare(const PipelineDef *def, const char *sql, int nargs,
 									   Oid *types);
-extern TimestampTz pipeline_arm_timeout(int ms);
-extern void pipeline_disarm_timeout(int ms, TimestampTz outer);
+extern TimestampTz pipeline_arm_timeout(int64 ms);
+extern void pipeline_disarm_timeout(int64 ms, TimestampTz outer);
 extern int	pipeline_exec_as_relation_owner(Oid relid, const char *sql, int nargs,
 											Oid *types, Datum *values, const char *nulls);
 extern void pipeline_ensure_trigger(Oid relid, const char *name, const char *definition,

@@ -700,7 +700,7 @@ pipeline_list_has_string(List *list, const char *s)
  *		(0: none), for pipeline_disarm_timeout.
  */
 TimestampTz
-pipeline_arm_timeout(int ms)
+pipeline_arm_timeout(int64 ms)
 {
 	TimestampTz outer = get_timeout_active(STATEMENT_TIMEOUT) ?
 	get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
@@ -719,7 +719,7 @@ pipeline_arm_timeout(int ms)
  *		After the statement: back to the caller's deadline, if it had one.
  */
 void
-pipeline_disarm_timeout(int ms, TimestampTz outer)
+pipeline_disarm_timeout(int64 ms, TimestampTz outer)
 {
 	if (ms <= 0)
 		return;

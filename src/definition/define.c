@@ -856,7 +856,8 @@ resolve_source(PipelineDef *def)
 
 /*
  * refuse_duplicate
- *		Errors when a pipeline of that name exists.
+ *		Errors when a pipeline of that name exists, or a step (steps run
+ *		after pipelines and steps named alike).
  */
 static void
 refuse_duplicate(const char *name)
@@ -867,6 +868,12 @@ refuse_duplicate(const char *name)
 				 errmsg("pipeline \"%s\" already exists", name),
 				 errdetail("Pipeline names are unique within a database."),
 				 errhint("Choose another name, or change the existing pipeline with pipeline.alter_pipeline.")));
+	if (pipeline_step_load(name, true, false) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("a step is named \"%s\"", name),
+				 errdetail("Steps run after pipelines and steps named alike: one name cannot be both."),
+				 errhint("Choose another name for the pipeline.")));
 }
 
 /* -------------------------------------------------------- SQL functions */
@@ -1091,7 +1098,7 @@ refuse_drop_of_followed(const PipelineDef *def)
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop pipeline \"%s\" because steps run after it", def->name),
 				 errdetail("Steps running after it: %s.", steps),
-				 errhint("Drop those steps first (pipeline.drop_step), or alter them to run after something else.")));
+				 errhint("Those steps' owners drop them (pipeline.drop_step) or alter them to run after something else; DROP TABLE ... CASCADE of the pipeline's source drops them with it.")));
 }
 
 /*

@@ -109,11 +109,10 @@ pipeline_dropped_relation_used(char **relation, char **pipeline)
 	return true;
 }
 
-/* Steps (alias s) whose lineage names a relation the DROP removed. */
+/* Relations a step reads or writes (alias l) that the DROP removed (o). */
 #define STEP_USES_DROPPED \
-	"EXISTS (SELECT 1 FROM pipeline.step_lineage l JOIN pg_event_trigger_dropped_objects() o " \
-	"ON o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid IN (l.source::oid, l.target::oid) " \
-	"WHERE l.step_id = s.id)"
+	"JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass " \
+	"AND o.objsubid = 0 AND o.objid = l.relation::oid"
 
 /*
  * pipeline_dropped_step_relation
@@ -124,10 +123,8 @@ bool
 pipeline_dropped_step_relation(char **relation, char **step)
 {
 	if (dropped_query("SELECT o.object_identity, s.name FROM pipeline.steps s "
-					  "JOIN pipeline.step_lineage l ON l.step_id = s.id "
-					  "JOIN pg_event_trigger_dropped_objects() o ON o.classid = 'pg_class'::regclass "
-					  "AND o.objsubid = 0 AND o.objid IN (l.source::oid, l.target::oid) "
-					  "ORDER BY o.object_identity, s.name LIMIT 1",
+					  "JOIN pipeline.step_relations l ON l.step_id = s.id " STEP_USES_DROPPED
+					  " ORDER BY o.object_identity, s.name LIMIT 1",
 					  true, 1) == 0)
 		return false;
 	*relation = pipeline_result_text(0, 0);
@@ -144,21 +141,11 @@ pipeline_dropped_step_relation(char **relation, char **step)
 List *
 pipeline_delete_dropped_steps(void)
 {
-	List	   *names = NIL;
-	int			n;
-
-	n = dropped_query("WITH RECURSIVE doomed(id) AS ("
-					  "  SELECT s.id FROM pipeline.steps s WHERE " STEP_USES_DROPPED
-					  "  UNION SELECT u.step_id FROM pipeline.step_upstreams u "
-					  "    JOIN pipeline.pipeline_defs d ON d.id = u.upstream_pipeline "
-					  "    JOIN pg_event_trigger_dropped_objects() o ON " USES_DROPPED_RELATION
-					  "  UNION SELECT u.step_id FROM doomed x "
-					  "    JOIN pipeline.step_upstreams u ON u.upstream_step = x.id) "
-					  ", gone AS (DELETE FROM pipeline.steps s USING doomed x WHERE s.id = x.id "
-					  "RETURNING s.name) SELECT name FROM gone ORDER BY name", false, 0);
-	for (int i = 0; i < n; i++)
-		names = lappend(names, pipeline_result_text(i, 0));
-	return names;
+	return pipeline_steps_delete("SELECT l.step_id FROM pipeline.step_relations l " STEP_USES_DROPPED
+								 " UNION SELECT u.step_id FROM pipeline.step_upstreams u "
+								 "JOIN pipeline.pipeline_defs d ON d.id = u.upstream_pipeline "
+								 "JOIN pg_event_trigger_dropped_objects() o ON " USES_DROPPED_RELATION,
+								 0, true);
 }
 
 /*

@@ -11,8 +11,8 @@
  * call only touches rows that are due.  The newest run of a pipeline that
  * brought changes to its target (a replay brings none that are new) is
  * always kept: freshness checks without a column read it; so is a run
- * whose OpenLineage events a transport has not shipped yet, and a step's
- * last run (the steps after it wait on its status).
+ * whose OpenLineage events a transport has not shipped yet, and the last
+ * run of a pipeline or a step (the steps after it wait on its status).
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +53,9 @@ pipeline_purge_history(const char *table, const char *time_column, const char *k
 		keep = " AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
 			"WHERE pipeline_id = $1 AND status = 'succeeded' AND kind <> 'replay' "
 			"AND rows_inserted + rows_updated + rows_deleted > 0) "
+		/* the last run or replay: the steps after the pipeline wait on it */
+			"AND run_id IS DISTINCT FROM (SELECT max(run_id) FROM pipeline.run_log "
+			"WHERE pipeline_id = $1 AND kind IN ('run', 'replay')) "
 			"AND NOT (EXISTS (SELECT FROM pipeline.openlineage_transport WHERE enabled) "
 			"AND EXISTS (SELECT FROM pipeline.openlineage_run_events e "
 			"WHERE e.run_id = run_log.run_id AND e.acknowledged_at IS NULL))";

@@ -133,13 +133,15 @@ extern void pipeline_catalog_cursor_args(Datum consumed, const RowPosition *part
 /* steps.c */
 extern StepDef *pipeline_step_load(const char *name, bool missing_ok, bool lock);
 extern int64 pipeline_step_save(const StepDef *step);
+extern void pipeline_step_lock_row(int64 step_id);
 extern void pipeline_step_set_paused(int64 step_id, bool paused);
 extern int64 pipeline_step_find_upstream(const char *name, bool *is_step, Oid *owner);
 extern void pipeline_step_set_upstreams(int64 step_id, List *upstreams);
 extern char *pipeline_step_cycle(int64 step_id);
-extern void pipeline_step_set_lineage(const StepDef *step, List *reads, List *writes);
+extern void pipeline_step_set_relations(const StepDef *step, List *reads, List *writes);
 extern char *pipeline_step_followers(int64 id, bool is_step);
-extern List *pipeline_step_delete(int64 step_id, bool cascade);
+extern List *pipeline_steps_delete(const char *roots, int64 id, bool cascade);
+extern void pipeline_step_fail_interrupted(int64 step_id);
 extern char *pipeline_step_failing_upstream(int64 step_id);
 extern int64 pipeline_step_run_start(int64 step_id, const char *trigger, const char *status,
 									 const char *message);

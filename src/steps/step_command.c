@@ -41,22 +41,49 @@
 #include "base/base.h"
 #include "steps/steps.h"
 
+/* A command being parsed, and its statements. */
+typedef struct CommandParse
+{
+	const char *command;
+	List	   *statements;
+} CommandParse;
+
+/*
+ * parse_raw
+ *		The raw parse of the command (pipeline_try).
+ */
+static void
+parse_raw(void *arg)
+{
+	CommandParse *parse = (CommandParse *) arg;
+
+	parse->statements = raw_parser(parse->command, RAW_PARSE_DEFAULT);
+}
+
 /*
  * parse_one
- *		The command's one statement, raw; other counts are refused.
+ *		The command's one statement, raw; a syntax error is the command's,
+ *		other counts are refused.
  */
 static Node *
 parse_one(const char *command)
 {
-	List	   *statements = raw_parser(command, RAW_PARSE_DEFAULT);
+	CommandParse parse = {command, NIL};
+	ErrorData  *error = pipeline_try(parse_raw, &parse);
 
-	if (list_length(statements) != 1)
+	if (error != NULL)
+		ereport(ERROR,
+				(errcode(error->sqlerrcode),
+				 errmsg("a step's command does not parse: %s", error->message),
+				 errdetail("The command is: %s", command),
+				 errhint("Write the command as it would be typed in psql, one statement without a terminating semicolon needed.")));
+	if (list_length(parse.statements) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a step's command must be one statement"),
-				 errdetail("The command holds %d statements.", list_length(statements)),
+				 errdetail("The command holds %d statements.", list_length(parse.statements)),
 				 errhint("Make each statement a step of its own (after => the one before), or put them in a procedure and CALL it.")));
-	return linitial_node(RawStmt, statements)->stmt;
+	return linitial_node(RawStmt, parse.statements)->stmt;
 }
 
 /*
@@ -144,12 +171,12 @@ check_refresh(const StepDef *step, RefreshMatViewStmt *refresh, StepCommand *com
 				 errhint("Name a materialized view.")));
 	require_owner_of(view, step->owner, "materialized view");
 	command->writes = list_make1_oid(view);
-	pipeline_exec("SELECT DISTINCT d.refobjid FROM pg_catalog.pg_depend d "
-				  "JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid "
-				  "WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
-				  "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-				  "AND r.ev_class = $1 AND d.refobjid <> $1 ORDER BY 1",
-				  1, &type, &value, NULL, true, 0);
+	pipeline_exec_internal("SELECT DISTINCT d.refobjid FROM pg_catalog.pg_depend d "
+						   "JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid "
+						   "WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+						   "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+						   "AND r.ev_class = $1 AND d.refobjid <> $1 ORDER BY 1",
+						   1, &type, &value, NULL);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -178,80 +205,107 @@ check_truncate(const StepDef *step, TruncateStmt *truncate, StepCommand *command
 	}
 }
 
-/* The relations a query reads, and the one it writes. */
+/* The relations a query reads, and those it writes. */
 typedef struct QueryRelations
 {
 	List	   *reads;
-	Oid			writes;
+	List	   *writes;
 } QueryRelations;
 
 /*
  * relations_walker
- *		Collects the relations of a query, its subqueries, CTEs and
- *		sublinks.
+ *		Collects the relations of a query, its subqueries, CTEs (a
+ *		data-modifying one writes its result relation) and sublinks; a
+ *		relation written is not also counted as read.
  */
 static bool
 relations_walker(Node *node, QueryRelations *found)
 {
 	if (node == NULL)
 		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *query = (Query *) node;
+
+		if (query->resultRelation > 0)
+			found->writes = list_append_unique_oid(found->writes,
+												   rt_fetch(query->resultRelation, query->rtable)->relid);
+		return query_tree_walker(query, relations_walker, found, QTW_EXAMINE_RTES_BEFORE);
+	}
 	if (IsA(node, RangeTblEntry))
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) node;
 
-		if (rte->rtekind == RTE_RELATION && rte->relid != found->writes)
+		if (rte->rtekind == RTE_RELATION)
 			found->reads = list_append_unique_oid(found->reads, rte->relid);
 		return false;
 	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, relations_walker, found, QTW_EXAMINE_RTES_BEFORE);
 	return expression_tree_walker(node, relations_walker, found);
+}
+
+/*
+ * check_call
+ *		A CALL: the owner holds EXECUTE on the procedure.
+ */
+static void
+check_call(const StepDef *step, CallStmt *call_stmt)
+{
+	Oid			procedure = call_stmt->funcexpr->funcid;
+
+	if (pipeline_proc_aclcheck(procedure, step->owner, ACL_EXECUTE) == ACLCHECK_OK)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for procedure %s", get_func_name(procedure)),
+			 errdetail("Role \"%s\" owns the step and lacks the EXECUTE privilege on it.",
+					   GetUserNameFromId(step->owner, false)),
+			 errhint("GRANT EXECUTE ON PROCEDURE %s TO %s;", get_func_name(procedure),
+					 quote_identifier(GetUserNameFromId(step->owner, false)))));
 }
 
 /*
  * check_planned
  *		A statement PostgreSQL plans (INSERT, UPDATE, DELETE, MERGE, SELECT)
- *		or a CALL: prepared as the owner, which resolves every name; a
- *		statement then explained, whose executor start checks every
- *		privilege it needs without running it; a procedure's EXECUTE
- *		privilege checked.  The lineage of a statement is its relations.
+ *		or a CALL: prepared as the owner, which resolves every name (and
+ *		applies the rules of the tables it names); a statement then
+ *		explained, whose executor start checks every privilege it needs
+ *		without running it; a procedure's EXECUTE privilege checked.  The
+ *		lineage of a statement is the relations of every query it is
+ *		rewritten into.  One rewritten into nothing (a DO INSTEAD NOTHING
+ *		rule) is refused: a run would do nothing.
  */
 static void
 check_planned(const StepDef *step, StepCommand *command)
 {
 	SPIPlanPtr	plan = SPI_prepare(step->command, 0, NULL);
 	CachedPlanSource *source;
-	Query	   *query;
+	QueryRelations found = {NIL, NIL};
+	bool		call = false;
+	ListCell   *lc;
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	source = linitial(SPI_plan_get_plan_sources(plan));
-	query = linitial_node(Query, source->query_list);
-	if (query->commandType == CMD_UTILITY && IsA(query->utilityStmt, CallStmt))
+	if (source->query_list == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the command is rewritten into nothing"),
+				 errdetail("A rule of a table it names (DO INSTEAD NOTHING) replaces it: a run would do nothing."),
+				 errhint("Name the table the rule does not rewrite, or drop the rule.")));
+	foreach(lc, source->query_list)
 	{
-		FuncExpr   *call = castNode(CallStmt, query->utilityStmt)->funcexpr;
+		Query	   *query = lfirst_node(Query, lc);
 
-		if (pipeline_proc_aclcheck(call->funcid, step->owner, ACL_EXECUTE) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for procedure %s", get_func_name(call->funcid)),
-					 errdetail("Role \"%s\" owns the step and lacks the EXECUTE privilege on it.",
-							   GetUserNameFromId(step->owner, false)),
-					 errhint("GRANT EXECUTE ON PROCEDURE %s TO %s;", get_func_name(call->funcid),
-							 quote_identifier(GetUserNameFromId(step->owner, false)))));
+		call = query->commandType == CMD_UTILITY && IsA(query->utilityStmt, CallStmt);
+		if (call)
+			check_call(step, (CallStmt *) query->utilityStmt);
+		else
+			(void) relations_walker((Node *) query, &found);
 	}
-	else
-	{
-		QueryRelations found = {NIL, InvalidOid};
-
-		if (query->resultRelation > 0)
-			found.writes = rt_fetch(query->resultRelation, query->rtable)->relid;
-		(void) relations_walker((Node *) query, &found);
-		command->reads = found.reads;
-		if (OidIsValid(found.writes))
-			command->writes = list_make1_oid(found.writes);
+	command->writes = found.writes;
+	command->reads = list_difference_oid(found.reads, found.writes);
+	if (!call)
 		pipeline_exec(psprintf("EXPLAIN (COSTS OFF) %s", step->command), 0, NULL, NULL, NULL, false, 0);
-	}
 	SPI_freeplan(plan);
 }
 

@@ -19,6 +19,7 @@
 #include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "model.h"
@@ -113,6 +114,35 @@ oids_arg(FunctionCallInfo fcinfo, int arg)
 }
 
 /*
+ * check_declared
+ *		The owner may read what a step declares it reads, and write what it
+ *		declares it writes: a declaration is a claim on the relation (its
+ *		DROP then takes the step into account, lineage shows it).
+ */
+static void
+check_declared(const StepDef *step)
+{
+	ListCell   *lc;
+
+	foreach(lc, list_concat_copy(step->reads, step->writes))
+	{
+		bool		reads = foreach_current_index(lc) < list_length(step->reads);
+		AclMode		needed = reads ? ACL_SELECT : ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE;
+
+		if (pg_class_aclmask(lfirst_oid(lc), step->owner, needed, ACLMASK_ANY) != 0)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for relation %s", pipeline_qualified_name(lfirst_oid(lc))),
+				 errdetail("Role \"%s\" owns the step and may not %s the relation it declares it %s.",
+						   GetUserNameFromId(step->owner, false), reads ? "read" : "write",
+						   reads ? "reads" : "writes"),
+				 errhint("Declare only relations the step's owner may %s.",
+						 reads ? "SELECT" : "INSERT, UPDATE, DELETE or TRUNCATE")));
+	}
+}
+
+/*
  * save_upstreams
  *		The step's upstreams, refused when they would make it run after
  *		itself.
@@ -156,7 +186,6 @@ pipeline_create_step(PG_FUNCTION_ARGS)
 				 errhint("Pass command => 'REFRESH MATERIALIZED VIEW ...', 'CALL ...' or a statement.")));
 	step->owner = GetUserId();
 	step->search_path = pstrdup(namespace_search_path);
-	step->schedule = "manual";
 	step->statement_timeout = pipeline_statement_timeout_arg(fcinfo, ARG_STATEMENT_TIMEOUT);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -166,15 +195,22 @@ pipeline_create_step(PG_FUNCTION_ARGS)
 				 errmsg("step \"%s\" already exists", step->name),
 				 errdetail("Step names are unique in a database."),
 				 errhint("Choose another name, or change the step with pipeline.alter_step.")));
+	if (pipeline_load(step->name, true, DEF_LOCK_NONE) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("a pipeline is named \"%s\"", step->name),
+				 errdetail("A step runs after pipelines and steps named alike: one name cannot be both."),
+				 errhint("Choose another name for the step.")));
 	if (!PG_ARGISNULL(ARG_AFTER))
 		upstreams = upstreams_arg(fcinfo, step);
 	pipeline_step_check_command(step, &command);
 	step->kind = pstrdup(command.kind);
 	step->reads = oids_arg(fcinfo, ARG_READS);
 	step->writes = oids_arg(fcinfo, ARG_WRITES);
+	check_declared(step);
 	step->id = pipeline_step_save(step);
 	save_upstreams(step, upstreams);
-	pipeline_step_set_lineage(step, command.reads, command.writes);
+	pipeline_step_set_relations(step, command.reads, command.writes);
 	SPI_finish();
 	PG_RETURN_INT64(step->id);
 }
@@ -229,6 +265,7 @@ pipeline_alter_step(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	step = load_managed(fcinfo);
+	pipeline_step_wait_for_runs(step->id);
 	if (!PG_ARGISNULL(ARG_COMMAND))
 		step->command = text_arg(fcinfo, ARG_COMMAND);
 	if (!PG_ARGISNULL(ARG_STATEMENT_TIMEOUT))
@@ -237,12 +274,13 @@ pipeline_alter_step(PG_FUNCTION_ARGS)
 		step->reads = oids_arg(fcinfo, ARG_READS);
 	if (!PG_ARGISNULL(ARG_WRITES))
 		step->writes = oids_arg(fcinfo, ARG_WRITES);
+	check_declared(step);
 	pipeline_step_check_command(step, &command);
 	step->kind = pstrdup(command.kind);
 	(void) pipeline_step_save(step);
 	if (!PG_ARGISNULL(ARG_AFTER))
 		save_upstreams(step, upstreams_arg(fcinfo, step));
-	pipeline_step_set_lineage(step, command.reads, command.writes);
+	pipeline_step_set_relations(step, command.reads, command.writes);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -265,6 +303,13 @@ pipeline_drop_step(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	step = load_managed(fcinfo);
+
+	/*
+	 * a run under way finishes first; a step made meanwhile to run after it
+	 * waits
+	 */
+	pipeline_step_wait_for_runs(step->id);
+	pipeline_step_lock_row(step->id);
 	followers = pipeline_step_followers(step->id, true);
 	if (followers != NULL && !cascade)
 		ereport(ERROR,
@@ -272,7 +317,8 @@ pipeline_drop_step(PG_FUNCTION_ARGS)
 				 errmsg("cannot drop step \"%s\" because other steps run after it", step->name),
 				 errdetail("Steps running after it: %s.", followers),
 				 errhint("Drop or alter those steps first, or pass cascade => true to drop them too.")));
-	foreach(lc, pipeline_step_delete(step->id, cascade))
+	foreach(lc, pipeline_steps_delete("SELECT $1::bigint", step->id, cascade))
+		if (strcmp(lfirst(lc), step->name) != 0)
 		ereport(NOTICE, (errmsg("drop cascades to step \"%s\"", (char *) lfirst(lc))));
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -10,13 +10,17 @@
  * runs as the step's owner, in a security-restricted operation, with the
  * step's search_path and statement_timeout, in a subtransaction (a
  * REFRESH MATERIALIZED VIEW, of a view the owner owns, makes that
- * operation itself, around the view's query): called
- * with CALL outside a transaction block, the run is recorded as running
- * and committed first, then the command commits with its result, or its
- * failure is recorded and committed after the command was rolled back --
- * as a pipeline's run.  Inside a transaction block, everything is the
- * caller's transaction: an error propagates and nothing is recorded.  Two
- * runs of one step never overlap: the second is skipped.
+ * operation itself, around the view's query).  Called with CALL outside a
+ * transaction block, the run is recorded as running and committed first,
+ * then the command commits with its result, or its failure is recorded and
+ * committed after the command was rolled back -- as a pipeline's run.
+ * Inside a transaction block, everything is the caller's transaction: an
+ * error propagates and nothing is recorded.
+ *
+ * Two runs of one step never overlap: a run holds the step's advisory lock
+ * (for the session, outside a transaction block) until its last commit; a
+ * second run is skipped, and alter_step and drop_step wait for the first.
+ * A run cannot start another (its command calling run_step).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +31,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lock.h"
+#include "tcop/dest.h"
 #include "utils/builtins.h"
 
 #include "model.h"
@@ -39,6 +44,9 @@ PG_FUNCTION_INFO_V1(pipeline_run_step);
 /* Distinguishes the step run lock from other advisory locks on the same ids. */
 #define STEP_LOCK_CLASS 0x5354
 
+/* The step this backend is running (NULL: none). */
+static const char *running_step = NULL;
+
 /* A run of a step, from its start to its result. */
 typedef struct StepRun
 {
@@ -46,7 +54,7 @@ typedef struct StepRun
 	bool		atomic;			/* all in the caller's transaction */
 	int64		run_id;
 	const char *status;
-	int64		rows;
+	int64		rows;			/* -1: not a count (a REFRESH, a CALL) */
 } StepRun;
 
 /*
@@ -61,6 +69,36 @@ step_lock_tag(LOCKTAG *tag, int64 step_id)
 }
 
 /*
+ * pipeline_step_wait_for_runs
+ *		Waits for a run of the step under way, and keeps new ones from
+ *		starting, until the transaction ends (alter_step, drop_step).
+ */
+void
+pipeline_step_wait_for_runs(int64 step_id)
+{
+	LOCKTAG		tag;
+
+	step_lock_tag(&tag, step_id);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * execute_command
+ *		The command through SPI, its rows (a SELECT's) discarded as they
+ *		come, not kept; returns how many it processed.
+ */
+static int64
+execute_command(const char *command)
+{
+	SPIExecuteOptions options = {0};
+
+	options.dest = None_Receiver;
+	if (SPI_execute_extended(command, &options) < 0)
+		elog(ERROR, "SPI_execute_extended failed");
+	return (int64) SPI_processed;
+}
+
+/*
  * run_command
  *		The command, as the step's owner, under its statement_timeout
  *		(pipeline_try: in a subtransaction).
@@ -69,20 +107,20 @@ static void
 run_command(void *arg)
 {
 	StepRun    *run = (StepRun *) arg;
-	int			ms = (int) Min(run->step->statement_timeout_ms, INT_MAX);
+	int64		ms = run->step->statement_timeout_ms;
+	bool		refresh = strcmp(run->step->kind, "refresh") == 0;
 	PipelineUserContext ctx;
 	TimestampTz outer;
+	int64		rows;
 
-	if (strcmp(run->step->kind, "refresh") == 0)
+	if (refresh)
 		pipeline_become_role_for_refresh(run->step->owner, run->step->search_path, &ctx);
 	else
 		pipeline_become_role(run->step->owner, run->step->search_path, &ctx);
 	outer = pipeline_arm_timeout(ms);
 	PG_TRY();
 	{
-		pipeline_exec(run->step->command, 0, NULL, NULL, NULL, false, 0);
-		/* a REFRESH or a CALL reports no rows */
-		run->rows = strcmp(run->step->kind, "statement") == 0 ? (int64) SPI_processed : -1;
+		rows = execute_command(run->step->command);
 	}
 	PG_FINALLY();
 	{
@@ -90,6 +128,8 @@ run_command(void *arg)
 	}
 	PG_END_TRY();
 	pipeline_restore_user(&ctx);
+	/* a REFRESH or a CALL reports no rows */
+	run->rows = strcmp(run->step->kind, "statement") == 0 ? rows : -1;
 }
 
 /*
@@ -108,10 +148,10 @@ commit_unless_atomic(const StepRun *run)
  *		Records the run as skipped, why, and says so.
  */
 static void
-skip(StepRun *run, const char *trigger, const char *why, const char *hint)
+skip(StepRun *run, const char *why, const char *hint)
 {
 	run->status = "skipped";
-	run->run_id = pipeline_step_run_start(run->step->id, trigger, run->status, why);
+	run->run_id = pipeline_step_run_start(run->step->id, "manual", run->status, why);
 	ereport(NOTICE,
 			(errmsg("step \"%s\" skipped: %s", run->step->name, why),
 			 errhint("%s", hint)));
@@ -120,23 +160,29 @@ skip(StepRun *run, const char *trigger, const char *why, const char *hint)
 /*
  * execute_step
  *		The run, once the step's lock is held: skipped when an upstream is
- *		not done (unless 'force'), else the command, recorded.
+ *		not done (unless 'force'), else the command, recorded.  Outside a
+ *		transaction block, everything it recorded is committed on return.
  */
 static void
-execute_step(StepRun *run, const char *trigger, bool force)
+execute_step(StepRun *run, bool force)
 {
-	char	   *held_back = force ? NULL : pipeline_step_failing_upstream(run->step->id);
+	char	   *held_back;
 	ErrorData  *error;
 
+	pipeline_step_fail_interrupted(run->step->id);
+	held_back = force ? NULL : pipeline_step_failing_upstream(run->step->id);
 	if (held_back != NULL)
 	{
-		skip(run, trigger, held_back,
+		skip(run, held_back,
 			 "It runs once every pipeline and step it runs after ended its last run successfully; pass force => true to run it now.");
+		commit_unless_atomic(run);
 		return;
 	}
-	run->run_id = pipeline_step_run_start(run->step->id, trigger, NULL, NULL);
+	run->run_id = pipeline_step_run_start(run->step->id, "manual", NULL, NULL);
 	commit_unless_atomic(run);
+	running_step = run->step->name;
 	error = pipeline_try(run_command, run);
+	running_step = NULL;
 	if (error != NULL)
 	{
 		if (run->atomic)
@@ -148,15 +194,32 @@ execute_step(StepRun *run, const char *trigger, bool force)
 	}
 	run->status = "succeeded";
 	pipeline_step_run_finish(run->run_id, run->status, run->rows, NULL, NULL);
+	commit_unless_atomic(run);
+}
+
+/*
+ * refuse_nested_step
+ *		A step's command calling run_step would run inside the run of a step.
+ */
+static void
+refuse_nested_step(void)
+{
+	if (running_step == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot run a step inside a step"),
+			 errdetail("This session is running step \"%s\"; runs of steps do not nest.", running_step),
+			 errhint("Make the other step run after this one (after => ...).")));
 }
 
 /*
  * run_step
  *		Loads the step, checks the caller may run it, and runs it under its
- *		lock.
+ *		lock, held until the run's last commit.
  */
 static void
-run_step(StepRun *run, const char *name, const char *trigger, bool force)
+run_step(StepRun *run, const char *name, bool force)
 {
 	LOCKTAG		tag;
 
@@ -164,18 +227,18 @@ run_step(StepRun *run, const char *name, const char *trigger, bool force)
 	pipeline_check_role(run->step->owner, psprintf("step \"%s\"", run->step->name));
 	if (run->step->paused)
 	{
-		skip(run, trigger, "it is paused", psprintf("Call pipeline.resume_step('%s') to let it run.", name));
+		skip(run, "it is paused", psprintf("Call pipeline.resume_step('%s') to let it run.", name));
 		return;
 	}
 	step_lock_tag(&tag, run->step->id);
 	if (LockAcquire(&tag, ExclusiveLock, !run->atomic, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
-		skip(run, trigger, "it is already running", "Runs of one step never overlap; see pipeline.step_runs.");
+		skip(run, "it is already running", "Runs of one step never overlap; see pipeline.step_runs.");
 		return;
 	}
 	PG_TRY();
 	{
-		execute_step(run, trigger, force);
+		execute_step(run, force);
 	}
 	PG_FINALLY();
 	{
@@ -201,13 +264,14 @@ pipeline_run_step(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 
 	pipeline_check_version(ERROR);
+	if (PG_ARGISNULL(0))
+		pipeline_step_name_required();
+	refuse_nested_step();
 	run->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 					!castNode(CallContext, fcinfo->context)->atomic);
 	if (SPI_connect_ext(run->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (PG_ARGISNULL(0))
-		pipeline_step_name_required();
-	run_step(run, text_to_cstring(PG_GETARG_TEXT_PP(0)), "manual", !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	run_step(run, text_to_cstring(PG_GETARG_TEXT_PP(0)), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
 	SPI_finish();
 	MemoryContextSwitchTo(callcxt);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

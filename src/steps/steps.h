@@ -25,6 +25,9 @@ typedef struct StepCommand
 /* step_define.c */
 extern void pipeline_step_name_required(void) pg_attribute_noreturn();
 
+/* step_run.c */
+extern void pipeline_step_wait_for_runs(int64 step_id);
+
 /* step_command.c */
 extern void pipeline_step_check_command(const StepDef *step, StepCommand *command);
 
