@@ -111,7 +111,7 @@ run_command(void *arg)
 	bool		refresh = strcmp(run->step->kind, "refresh") == 0;
 	PipelineUserContext ctx;
 	TimestampTz outer;
-	int64		rows;
+	volatile int64 rows = 0;
 
 	if (refresh)
 		pipeline_become_role_for_refresh(run->step->owner, run->step->search_path, &ctx);
