@@ -159,6 +159,7 @@ ALTER TABLE pipeline.run_log
     DROP CONSTRAINT run_log_kind_check,
     ADD CONSTRAINT run_log_kind_check CHECK (kind IN ('run', 'requeue', 'replay', 'test'));
 
+-- steps catalog begin
 /*
  * Orchestration steps (steps/): a statement -- REFRESH MATERIALIZED VIEW, a
  * procedure call, a cleanup -- run as its owner after the pipelines and
@@ -259,6 +260,7 @@ CREATE POLICY owner_only ON pipeline.step_run_log
 CREATE POLICY owner_only ON pipeline.step_relations
     USING (pipeline.may_manage_step(step_id));
 GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations TO PUBLIC;
+-- steps catalog end
 
 /* the scheduler reads every scheduled pipeline's last start at each pass */
 CREATE INDEX ON pipeline.run_log (pipeline_id, started_at);

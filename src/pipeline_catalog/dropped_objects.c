@@ -11,8 +11,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "model.h"
 #include "base/base.h"
@@ -115,6 +117,17 @@ pipeline_dropped_relation_used(char **relation, char **pipeline)
 	"AND o.objsubid = 0 AND o.objid = l.relation::oid"
 
 /*
+ * steps_catalog_exists
+ *		Whether the steps' catalog exists: not yet while ALTER EXTENSION
+ *		UPDATE from 0.1 drops what it replaces before making it.
+ */
+static bool
+steps_catalog_exists(void)
+{
+	return OidIsValid(get_relname_relid("step_relations", get_namespace_oid(PIPELINE_SCHEMA, false)));
+}
+
+/*
  * pipeline_dropped_step_relation
  *		Whether the DROP removes a relation a step reads or writes: the
  *		relation's identity and the step's name (the first of them).
@@ -122,6 +135,8 @@ pipeline_dropped_relation_used(char **relation, char **pipeline)
 bool
 pipeline_dropped_step_relation(char **relation, char **step)
 {
+	if (!steps_catalog_exists())
+		return false;
 	if (dropped_query("SELECT o.object_identity, s.name FROM pipeline.steps s "
 					  "JOIN pipeline.step_relations l ON l.step_id = s.id " STEP_USES_DROPPED
 					  " ORDER BY o.object_identity, s.name LIMIT 1",
@@ -141,6 +156,8 @@ pipeline_dropped_step_relation(char **relation, char **step)
 List *
 pipeline_delete_dropped_steps(void)
 {
+	if (!steps_catalog_exists())
+		return NIL;
 	return pipeline_steps_delete("SELECT l.step_id FROM pipeline.step_relations l " STEP_USES_DROPPED
 								 " UNION SELECT u.step_id FROM pipeline.step_upstreams u "
 								 "JOIN pipeline.pipeline_defs d ON d.id = u.upstream_pipeline "
