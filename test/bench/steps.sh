@@ -41,7 +41,7 @@ sql -c 'CREATE EXTENSION pipeline' -c 'CREATE SCHEMA m' -c "DO \$\$ BEGIN
     EXECUTE format('INSERT INTO m.t_%s SELECT g, g FROM generate_series(1, 100) g', i);
     EXECUTE format('CREATE MATERIALIZED VIEW m.mv_%s AS SELECT count(*) AS n, sum(v) AS v FROM m.t_%s', i, i);
     EXECUTE format('CREATE TABLE m.log_%s (at timestamptz)', i);
-    PERFORM pipeline.create_pipeline('p_' || i, format('m.s_%s', i)::regclass, format('m.t_%s', i)::regclass,
+    PERFORM pipeline.create_pipeline('p_' || i, format('m.s_%s', i), format('m.t_%s', i),
                                      key => ARRAY['id']);
   END LOOP;
 END \$\$"
