@@ -180,7 +180,11 @@ execute_step(StepRun *run, bool force)
 		return;
 	}
 	run->run_id = pipeline_step_run_start(run->step->id, "manual", NULL, NULL);
-	/* a crash may lose the row of a run that did nothing yet: no flush to wait for */
+
+	/*
+	 * a crash may lose the row of a run that did nothing yet: no flush to
+	 * wait for
+	 */
 	if (!run->atomic)
 		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
