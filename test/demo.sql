@@ -182,7 +182,34 @@ SELECT order_id, status, updated_at, __start_at, __end_at FROM silver.order_hist
 SELECT count(*) AS versions, count(*) FILTER (WHERE __end_at IS NULL) AS current_orders
   FROM silver.order_history;
 
-\echo '== 13. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
+\echo '== 13. A test of a pipeline, and a step after one: what a few rows would do (rolled back), then a report refreshed once the gold pipeline succeeded'
+-- an update, a delete, a new order and one with a malformed email, as
+-- orders_silver would merge them now; nothing of it stays
+SELECT t->'status' AS status, (t->'counts') - 'stale' - 'dropped' - 'unchanged' - 'read' AS counts,
+       t->'deleted'->0->>'order_id' AS deleted_order,
+       t->'quarantined'->0->>'reason' AS quarantined_because
+  FROM pipeline.test('orders_silver', $$[
+    {"order_id": 1, "customer": "customer_1", "email": "c1@example.com", "amount": "10.00", "status": "paid", "op": "u", "updated_at": "2026-11-03 09:00"},
+    {"order_id": 2, "op": "d", "updated_at": "2026-11-03 09:00"},
+    {"order_id": 9001, "customer": "zoe", "email": "Zoe@Example.com", "amount": "12.50", "status": "new", "op": "u", "updated_at": "2026-11-03 09:00"},
+    {"order_id": 9002, "customer": "yann", "email": "not an email", "amount": "5.00", "status": "new", "op": "u", "updated_at": "2026-11-03 09:00"}
+  ]$$) t;
+SELECT count(*) FILTER (WHERE order_id = 9001) AS zoe_is_not_there FROM silver.orders;
+-- a materialized view over the gold table, refreshed by a step that runs
+-- after revenue_by_tier, as its owner, only once that pipeline succeeded
+CREATE MATERIALIZED VIEW gold.tier_report AS
+SELECT tier, revenue, round(100 * revenue / sum(revenue) OVER (), 1) AS share_pct FROM gold.revenue_by_tier;
+CREATE UNIQUE INDEX ON gold.tier_report (tier);
+SELECT pipeline.create_step('refresh tier report', 'REFRESH MATERIALIZED VIEW CONCURRENTLY gold.tier_report',
+    after => ARRAY['revenue_by_tier']) > 0 AS created;
+UPDATE silver.customers SET tier = 'gold' WHERE customer = 'customer_3';
+CALL pipeline.run('revenue_by_tier');
+CALL pipeline.run_step('refresh tier report');
+SELECT * FROM gold.tier_report ORDER BY tier;
+SELECT step, status, duration < interval '10 seconds' AS quick FROM pipeline.step_runs;
+SELECT upstream, downstream, upstream_kind, downstream_kind FROM pipeline.dependencies ORDER BY downstream;
+
+\echo '== 14. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'
 SELECT pipeline.add_freshness_check('silver.orders', warn_after => '15 minutes', error_after => '1 hour',
                                     schedule => '*/5 * * * *') AS check_id \gset
 SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_minute
@@ -190,14 +217,14 @@ SELECT check_id, relation, status, lag < interval '1 minute' AS merged_within_a_
 SELECT id, relation, state, schedule, attainment_7d FROM pipeline.freshness;
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobid;
 
-\echo '== 14. The operator''s view: what each pipeline is doing, and the same for Prometheus'
+\echo '== 15. The operator''s view: what each pipeline is doing, and the same for Prometheus'
 SELECT pipeline, state, schedule, pending_rows, lag, last_status, consecutive_failures,
        rows_per_second > 0 AS has_throughput
   FROM pipeline.status;
 SELECT line FROM regexp_split_to_table(pipeline.metrics(), E'\n') line
  WHERE line ~ '^pipeline_(state|runs_total|rows_total|pending_rows|quarantined_rows)\{' AND line !~ '} 0$';
 
-\echo '== 15. Lineage: where a gold column comes from, what a change to raw.orders reaches, the run as OpenLineage'
+\echo '== 16. Lineage: where a gold column comes from, what a change to raw.orders reaches, the run as OpenLineage'
 CREATE VIEW gold.big_spenders AS SELECT customer, amount FROM gold.last_order WHERE amount >= 100;
 SELECT depth, source, source_column, target, target_column, lineage_type, subtype, origin
   FROM pipeline.column_lineage('gold.last_order', 'amount');
