@@ -11,6 +11,8 @@
 #ifndef PIPELINE_BASE_H
 #define PIPELINE_BASE_H
 
+#include "fmgr.h"
+
 #include "model.h"
 
 /* Whether an index of relid (its pg_index tuple) is the one looked for. */
@@ -86,6 +88,8 @@ extern List *pipeline_text_array_to_list(Datum array, const char *what);
 extern Datum pipeline_list_to_text_array(List *names);
 extern Datum pipeline_oid_list_to_array(List *oids);
 extern List *pipeline_oid_array_to_list(Datum array);
+extern char *pipeline_text_arg(FunctionCallInfo fcinfo, int n);
+extern void pipeline_check_name(const char *name, const char *what);
 extern void pipeline_check_choice(const char *option, const char *value,
 								  const char *const *choices);
 extern bool pipeline_list_has_string(List *list, const char *s);

@@ -641,6 +641,33 @@ pipeline_require_expression(const char *expr, const char *what)
 }
 
 /*
+ * pipeline_text_arg
+ *		Text argument 'n' of an SQL function as a C string, NULL for SQL
+ *		NULL.
+ */
+char *
+pipeline_text_arg(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * pipeline_check_name
+ *		A pipeline's or a step's name ('what'): 1 to 63 bytes.
+ */
+void
+pipeline_check_name(const char *name, const char *what)
+{
+	if (name != NULL && name[0] != '\0' && strlen(name) <= NAMEDATALEN - 1)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_NAME),
+			 errmsg("invalid %s name", what),
+			 errdetail("A %s name is 1 to %d bytes long.", what, NAMEDATALEN - 1),
+			 errhint("Choose a shorter, non-empty name.")));
+}
+
+/*
  * pipeline_check_choice
  *		Errors unless value is one of the NULL-terminated choices.
  */

@@ -745,16 +745,6 @@ enum
 };
 
 /*
- * arg_text
- *		A text argument as a C string, or NULL.
- */
-static char *
-arg_text(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-/*
  * check_from_args
  *		The check pipeline.add_check describes.  The kind defaults to
  *		expression when an expression is given.
@@ -764,23 +754,23 @@ check_from_args(FunctionCallInfo fcinfo)
 {
 	StoredCheck *sc = palloc0(sizeof(StoredCheck));
 
-	sc->name = arg_text(fcinfo, ARG_NAME);
-	sc->expression = arg_text(fcinfo, ARG_EXPRESSION);
-	sc->kind = arg_text(fcinfo, ARG_KIND);
+	sc->name = pipeline_text_arg(fcinfo, ARG_NAME);
+	sc->expression = pipeline_text_arg(fcinfo, ARG_EXPRESSION);
+	sc->kind = pipeline_text_arg(fcinfo, ARG_KIND);
 	if (sc->kind == NULL)
 		sc->kind = "expression";
 	pipeline_check_choice("kind", sc->kind, check_kinds);
 	if (strcmp(sc->kind, "between") == 0)
 		sc->kind = "range";
-	sc->column = arg_text(fcinfo, ARG_COLUMN);
+	sc->column = pipeline_text_arg(fcinfo, ARG_COLUMN);
 	sc->accepted = PG_ARGISNULL(ARG_ACCEPTED) ? NIL
 		: pipeline_text_array_to_list(PG_GETARG_DATUM(ARG_ACCEPTED), "accepted_values");
-	sc->min_value = arg_text(fcinfo, ARG_MIN_VALUE);
-	sc->max_value = arg_text(fcinfo, ARG_MAX_VALUE);
-	sc->pattern = arg_text(fcinfo, ARG_PATTERN);
+	sc->min_value = pipeline_text_arg(fcinfo, ARG_MIN_VALUE);
+	sc->max_value = pipeline_text_arg(fcinfo, ARG_MAX_VALUE);
+	sc->pattern = pipeline_text_arg(fcinfo, ARG_PATTERN);
 	sc->ref_table = PG_ARGISNULL(ARG_REF_TABLE) ? InvalidOid : PG_GETARG_OID(ARG_REF_TABLE);
-	sc->ref_column = arg_text(fcinfo, ARG_REF_COLUMN);
-	sc->unique_scope = arg_text(fcinfo, ARG_UNIQUE_SCOPE);
+	sc->ref_column = pipeline_text_arg(fcinfo, ARG_REF_COLUMN);
+	sc->unique_scope = pipeline_text_arg(fcinfo, ARG_UNIQUE_SCOPE);
 	sc->min_rows = PG_ARGISNULL(ARG_MIN_ROWS) ? -1 : PG_GETARG_INT64(ARG_MIN_ROWS);
 	sc->max_rows = PG_ARGISNULL(ARG_MAX_ROWS) ? -1 : PG_GETARG_INT64(ARG_MAX_ROWS);
 
@@ -789,11 +779,11 @@ check_from_args(FunctionCallInfo fcinfo)
 	 * the run
 	 */
 	if (!PG_ARGISNULL(ARG_ACTION))
-		sc->action = arg_text(fcinfo, ARG_ACTION);
+		sc->action = pipeline_text_arg(fcinfo, ARG_ACTION);
 	else
 		sc->action = strcmp(sc->kind, "row_count") == 0 ? "fail" : "quarantine";
-	sc->warn_if = arg_text(fcinfo, ARG_WARN_IF);
-	sc->error_if = arg_text(fcinfo, ARG_ERROR_IF);
+	sc->warn_if = pipeline_text_arg(fcinfo, ARG_WARN_IF);
+	sc->error_if = pipeline_text_arg(fcinfo, ARG_ERROR_IF);
 	sc->mostly = PG_ARGISNULL(ARG_MOSTLY) ? 0 : PG_GETARG_FLOAT8(ARG_MOSTLY);
 
 	if (sc->name == NULL || sc->name[0] == '\0' || strlen(sc->name) > NAMEDATALEN - 1)
@@ -956,7 +946,7 @@ pipeline_add_check(PG_FUNCTION_ARGS)
 		pipeline_report_missing("");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(arg_text(fcinfo, ARG_PIPELINE), false, DEF_LOCK_UPDATE);
+	def = pipeline_load(pipeline_text_arg(fcinfo, ARG_PIPELINE), false, DEF_LOCK_UPDATE);
 	pipeline_check_manage(def);
 	sc = check_from_args(fcinfo);
 	validate_thresholds(sc);
@@ -985,7 +975,7 @@ Datum
 pipeline_drop_check(PG_FUNCTION_ARGS)
 {
 	PipelineDef *def;
-	char	   *name = arg_text(fcinfo, 1);
+	char	   *name = pipeline_text_arg(fcinfo, 1);
 	bool		if_exists = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
@@ -994,7 +984,7 @@ pipeline_drop_check(PG_FUNCTION_ARGS)
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_UPDATE);
+	def = pipeline_load(pipeline_text_arg(fcinfo, 0), false, DEF_LOCK_UPDATE);
 	pipeline_check_manage(def);
 	values[0] = Int64GetDatum(def->id);
 	values[1] = CStringGetTextDatum(name ? name : "");

@@ -66,16 +66,6 @@ PG_FUNCTION_INFO_V1(pipeline_discard_quarantine);
 /* ---------------------------------------------------------------- helpers */
 
 /*
- * arg_text
- *		A text argument as a C string, or NULL.
- */
-static char *
-arg_text(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-/*
  * empty_to_null
  *		alter_pipeline clears an optional expression with ''.
  */
@@ -590,12 +580,7 @@ check_options(const PipelineDef *def)
 	"sync_all_columns", NULL};
 	const PipelineStrategy *strategy = def->strategy;
 
-	if (def->name == NULL || def->name[0] == '\0' || strlen(def->name) > NAMEDATALEN - 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid pipeline name"),
-				 errdetail("A pipeline name is 1 to %d bytes long.", NAMEDATALEN - 1),
-				 errhint("Choose a shorter, non-empty name.")));
+	pipeline_check_name(def->name, "pipeline");
 	pipeline_check_choice("on_schema_change", def->on_schema_change, schema_modes);
 	if (def->batch_size <= 0)
 		ereport(ERROR,
@@ -901,20 +886,20 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("source must not be null"),
 				 errdetail("A pipeline reads one staging table."),
 				 errhint("Pass source => 'schema.table'.")));
-	def->name = arg_text(fcinfo, 0);
+	def->name = pipeline_text_arg(fcinfo, 0);
 	def->owner = GetUserId();
 	def->source = PG_GETARG_OID(1);
-	target_rv = parse_target(arg_text(fcinfo, 2));
+	target_rv = parse_target(pipeline_text_arg(fcinfo, 2));
 	def->key = PG_ARGISNULL(3) ? NIL : pipeline_text_array_to_list(PG_GETARG_DATUM(3), "key");
-	def->strategy = pipeline_find_strategy(PG_ARGISNULL(4) ? "merge" : arg_text(fcinfo, 4));
-	def->sequence_by = empty_to_null(arg_text(fcinfo, 5));
-	def->delete_when = empty_to_null(arg_text(fcinfo, 6));
+	def->strategy = pipeline_find_strategy(PG_ARGISNULL(4) ? "merge" : pipeline_text_arg(fcinfo, 4));
+	def->sequence_by = empty_to_null(pipeline_text_arg(fcinfo, 5));
+	def->delete_when = empty_to_null(pipeline_text_arg(fcinfo, 6));
 	def->columns = PG_ARGISNULL(7) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
 		: PG_GETARG_JSONB_P(7);
-	def->filter = empty_to_null(arg_text(fcinfo, 8));
-	def->on_schema_change = PG_ARGISNULL(9) ? "ignore" : arg_text(fcinfo, 9);
+	def->filter = empty_to_null(pipeline_text_arg(fcinfo, 8));
+	def->on_schema_change = PG_ARGISNULL(9) ? "ignore" : pipeline_text_arg(fcinfo, 9);
 	def->batch_size = PG_ARGISNULL(10) ? 100000 : PG_GETARG_INT64(10);
-	def->schedule = normalized_schedule(PG_ARGISNULL(11) ? "manual" : arg_text(fcinfo, 11));
+	def->schedule = normalized_schedule(PG_ARGISNULL(11) ? "manual" : pipeline_text_arg(fcinfo, 11));
 	def->tombstone_retention = PG_ARGISNULL(12) ? "7 days"
 		: DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(12)));
 	def->statement_timeout = pipeline_statement_timeout_arg(fcinfo, 13);
@@ -922,15 +907,15 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 		def->track_history = pipeline_text_array_to_list(PG_GETARG_DATUM(14), "track_history");
 	if (!PG_ARGISNULL(15))
 		def->source_key = pipeline_text_array_to_list(PG_GETARG_DATUM(15), "source_key");
-	def->group_filter = empty_to_null(arg_text(fcinfo, 16));
+	def->group_filter = empty_to_null(pipeline_text_arg(fcinfo, 16));
 	if (!PG_ARGISNULL(17))
 		def->joins = pipeline_read_joins(PG_GETARG_JSONB_P(17));
-	def->format = empty_to_null(arg_text(fcinfo, 18));
+	def->format = empty_to_null(pipeline_text_arg(fcinfo, 18));
 	if (!PG_ARGISNULL(19))
 		def->ignore_null_updates = pipeline_text_array_to_list(PG_GETARG_DATUM(19), "ignore_null_updates");
 	if (!PG_ARGISNULL(20))
 		leave_out_columns(def, pipeline_text_array_to_list(PG_GETARG_DATUM(20), "except_columns"));
-	def->hard_deletes = empty_to_null(arg_text(fcinfo, 21));
+	def->hard_deletes = empty_to_null(pipeline_text_arg(fcinfo, 21));
 
 	/*
 	 * 0: not given (source_format.c sets the default); given, it must be
@@ -939,8 +924,8 @@ pipeline_create_pipeline(PG_FUNCTION_ARGS)
 	def->max_delete_share = PG_ARGISNULL(22) ? 0 : PG_GETARG_FLOAT4(22);
 	if (!PG_ARGISNULL(22) && !(def->max_delete_share > 0))
 		def->max_delete_share = -1;
-	def->on_truncate = empty_to_null(arg_text(fcinfo, 23));
-	def->extract_id = empty_to_null(arg_text(fcinfo, 24));
+	def->on_truncate = empty_to_null(pipeline_text_arg(fcinfo, 23));
+	def->extract_id = empty_to_null(pipeline_text_arg(fcinfo, 24));
 	def->search_path = pstrdup(namespace_search_path);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1025,12 +1010,12 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 {
 	PipelineDef *def;
 	PipelineDef *old;
-	char	   *new_name = arg_text(fcinfo, 10);
+	char	   *new_name = pipeline_text_arg(fcinfo, 10);
 
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_UPDATE);
+	def = pipeline_load(pipeline_text_arg(fcinfo, 0), false, DEF_LOCK_UPDATE);
 	pipeline_check_manage(def);
 	old = palloc(sizeof(PipelineDef));
 	memcpy(old, def, sizeof(PipelineDef));
@@ -1040,19 +1025,19 @@ pipeline_alter_pipeline(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		def->key = pipeline_text_array_to_list(PG_GETARG_DATUM(1), "key");
 	if (!PG_ARGISNULL(2))
-		def->sequence_by = empty_to_null(arg_text(fcinfo, 2));
+		def->sequence_by = empty_to_null(pipeline_text_arg(fcinfo, 2));
 	if (!PG_ARGISNULL(3))
-		def->delete_when = empty_to_null(arg_text(fcinfo, 3));
+		def->delete_when = empty_to_null(pipeline_text_arg(fcinfo, 3));
 	if (!PG_ARGISNULL(4))
 		def->columns = PG_GETARG_JSONB_P(4);
 	if (!PG_ARGISNULL(5))
-		def->filter = empty_to_null(arg_text(fcinfo, 5));
+		def->filter = empty_to_null(pipeline_text_arg(fcinfo, 5));
 	if (!PG_ARGISNULL(6))
-		def->on_schema_change = arg_text(fcinfo, 6);
+		def->on_schema_change = pipeline_text_arg(fcinfo, 6);
 	if (!PG_ARGISNULL(7))
 		def->batch_size = PG_GETARG_INT64(7);
 	if (!PG_ARGISNULL(8))
-		def->schedule = normalized_schedule(arg_text(fcinfo, 8));
+		def->schedule = normalized_schedule(pipeline_text_arg(fcinfo, 8));
 	if (!PG_ARGISNULL(9))
 		def->tombstone_retention = DatumGetCString(DirectFunctionCall1(interval_out,
 																	   PG_GETARG_DATUM(9)));
@@ -1112,7 +1097,7 @@ Datum
 pipeline_drop_pipeline(PG_FUNCTION_ARGS)
 {
 	bool		if_exists = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-	char	   *name = arg_text(fcinfo, 0);
+	char	   *name = pipeline_text_arg(fcinfo, 0);
 	PipelineDef *def;
 
 	pipeline_check_version(ERROR);
@@ -1148,7 +1133,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
+	def = pipeline_load(pipeline_text_arg(fcinfo, 0), false, DEF_LOCK_NONE);
 	pipeline_check_manage(def);
 	pipeline_set_paused(def->id, paused);
 	pipeline_schedules_changed();
@@ -1240,7 +1225,7 @@ pipeline_discard_quarantine(PG_FUNCTION_ARGS)
 	pipeline_check_version(ERROR);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(arg_text(fcinfo, 0), false, DEF_LOCK_NONE);
+	def = pipeline_load(pipeline_text_arg(fcinfo, 0), false, DEF_LOCK_NONE);
 	pipeline_check_manage(def);
 	values[0] = Int64GetDatum(def->id);
 	if (PG_ARGISNULL(1))

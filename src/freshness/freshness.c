@@ -591,16 +591,6 @@ record_result(const FreshnessCheck *check, const FreshnessResult *result)
 }
 
 /*
- * arg_text_or_null
- *		A text argument as a C string, NULL for SQL NULL.
- */
-static char *
-arg_text_or_null(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-/*
  * arg_as_text
  *		Any argument as its text output, NULL for SQL NULL.
  */
@@ -703,11 +693,11 @@ pipeline_add_freshness_check(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	check.relation = PG_GETARG_OID(0);
-	check.column = arg_text_or_null(fcinfo, 1);
+	check.column = pipeline_text_arg(fcinfo, 1);
 	check.warn_after = arg_as_text(fcinfo, 2, INTERVALOID);
 	check.error_after = arg_as_text(fcinfo, 3, INTERVALOID);
-	check.schedule = pipeline_cron_normalize_schedule(arg_text_or_null(fcinfo, 4));
-	check.filter = arg_text_or_null(fcinfo, 5);
+	check.schedule = pipeline_cron_normalize_schedule(pipeline_text_arg(fcinfo, 4));
+	check.filter = pipeline_text_arg(fcinfo, 5);
 	check.deadline = arg_as_text(fcinfo, 6, TIMEOID);
 	check.timezone = PG_ARGISNULL(7) ? "UTC" : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	check.owner = GetUserId();
@@ -737,17 +727,17 @@ pipeline_alter_freshness_check(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		check.error_after = arg_as_text(fcinfo, 2, INTERVALOID);
 	if (!PG_ARGISNULL(3))
-		check.schedule = pipeline_cron_normalize_schedule(arg_text_or_null(fcinfo, 3));
+		check.schedule = pipeline_cron_normalize_schedule(pipeline_text_arg(fcinfo, 3));
 	if (!PG_ARGISNULL(4))
 	{
-		check.filter = arg_text_or_null(fcinfo, 4);
+		check.filter = pipeline_text_arg(fcinfo, 4);
 		if (check.filter[0] == '\0')
 			check.filter = NULL;
 	}
 	if (!PG_ARGISNULL(5))
 		check.deadline = arg_as_text(fcinfo, 5, TIMEOID);
 	if (!PG_ARGISNULL(6))
-		check.timezone = arg_text_or_null(fcinfo, 6);
+		check.timezone = pipeline_text_arg(fcinfo, 6);
 	validate_settings(&check);
 	store_check(&check);
 	SPI_finish();

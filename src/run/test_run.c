@@ -42,7 +42,6 @@ PG_FUNCTION_INFO_V1(pipeline_test);
 typedef struct PipelineTest
 {
 	char	   *name;
-	int64		pipeline_id;
 	Jsonb	   *rows;
 	bool		empty;			/* against an empty target */
 	RunCounts	counts;
@@ -118,12 +117,10 @@ static void
 run_test(void *arg)
 {
 	PipelineTest *t = (PipelineTest *) arg;
-	PipelineDef *def = pipeline_load_by_id(t->pipeline_id, DEF_LOCK_SHARE);
+	PipelineDef *def = pipeline_load(t->name, false, DEF_LOCK_SHARE);
 	CommandId	before_run;
 	int64		run_id;
 
-	if (def == NULL)
-		pipeline_report_missing(t->name);
 	pipeline_check_manage(def);
 	refuse_untestable(def);
 	/* its rows are read back as the pipeline's owner: all of them */
@@ -225,7 +222,6 @@ pipeline_test(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	t.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	t.pipeline_id = pipeline_load(t.name, false, DEF_LOCK_NONE)->id;
 	error = test_fixture(&t);
 	if (error)
 		ReThrowError(error);

@@ -46,31 +46,6 @@ enum StepArg
 };
 
 /*
- * text_arg
- *		A text argument, or NULL.
- */
-static char *
-text_arg(FunctionCallInfo fcinfo, int arg)
-{
-	return PG_ARGISNULL(arg) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(arg));
-}
-
-/*
- * check_name
- *		A step's name: 1 to 63 bytes.
- */
-static void
-check_name(const char *name)
-{
-	if (name == NULL || name[0] == '\0' || strlen(name) > NAMEDATALEN - 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid step name"),
-				 errdetail("A step name is 1 to %d bytes long.", NAMEDATALEN - 1),
-				 errhint("Choose a shorter, non-empty name.")));
-}
-
-/*
  * upstreams_arg
  *		The pipelines and steps 'after' names (a text[]), resolved: each
  *		one the step's owner manages, none twice, not the step itself.
@@ -175,9 +150,9 @@ pipeline_create_step(PG_FUNCTION_ARGS)
 	List	   *upstreams = NIL;
 
 	pipeline_check_version(ERROR);
-	step->name = text_arg(fcinfo, ARG_NAME);
-	check_name(step->name);
-	step->command = text_arg(fcinfo, ARG_COMMAND);
+	step->name = pipeline_text_arg(fcinfo, ARG_NAME);
+	pipeline_check_name(step->name, "step");
+	step->command = pipeline_text_arg(fcinfo, ARG_COMMAND);
 	if (step->command == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -240,7 +215,7 @@ load_managed(FunctionCallInfo fcinfo)
 
 	if (PG_ARGISNULL(ARG_NAME))
 		pipeline_step_name_required();
-	step = pipeline_step_load(text_arg(fcinfo, ARG_NAME), false, false);
+	step = pipeline_step_load(pipeline_text_arg(fcinfo, ARG_NAME), false, false);
 
 	pipeline_check_role(step->owner, psprintf("step \"%s\"", step->name));
 	return step;
@@ -267,7 +242,7 @@ pipeline_alter_step(PG_FUNCTION_ARGS)
 	step = load_managed(fcinfo);
 	pipeline_step_wait_for_runs(step->id);
 	if (!PG_ARGISNULL(ARG_COMMAND))
-		step->command = text_arg(fcinfo, ARG_COMMAND);
+		step->command = pipeline_text_arg(fcinfo, ARG_COMMAND);
 	if (!PG_ARGISNULL(ARG_STATEMENT_TIMEOUT))
 		step->statement_timeout = pipeline_statement_timeout_arg(fcinfo, ARG_STATEMENT_TIMEOUT);
 	if (!PG_ARGISNULL(ARG_READS))
