@@ -177,7 +177,13 @@ CREATE TABLE pipeline.steps (
     reads               regclass[],
     writes              regclass[],
     paused              boolean NOT NULL DEFAULT false,
-    created_at          timestamptz NOT NULL DEFAULT now()
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    schedule            text NOT NULL DEFAULT 'manual',
+    suspended_at        timestamptz,
+    -- pipeline.set_failure_policy; NULL: the settings'
+    retry_base_ms       integer CHECK (retry_base_ms > 0),
+    retry_max_ms        integer CHECK (retry_max_ms > 0),
+    suspend_after_failures integer CHECK (suspend_after_failures >= 0)
 );
 COMMENT ON TABLE pipeline.steps IS
     'orchestration steps: a statement run as its owner once the pipelines and steps it runs after succeeded; change them with create_step, alter_step and drop_step';
@@ -189,6 +195,10 @@ COMMENT ON COLUMN pipeline.steps.writes IS
     'relations the step writes beyond what parse analysis of its command finds (a procedure''s), as declared';
 COMMENT ON COLUMN pipeline.steps.search_path IS
     'the search_path the command runs with: the creating session''s';
+COMMENT ON COLUMN pipeline.steps.schedule IS
+    'who starts its runs besides run_step: manual (nobody), on_upstream (the scheduler, when an upstream did new work and every upstream''s last run succeeded), an interval or cron text (the scheduler, at its times)';
+COMMENT ON COLUMN pipeline.steps.suspended_at IS
+    'set when pipeline.suspend_after_failures (or its own failure policy) consecutive runs failed; resume_step clears it';
 
 CREATE TABLE pipeline.step_upstreams (
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
@@ -206,7 +216,7 @@ COMMENT ON TABLE pipeline.step_upstreams IS
 CREATE TABLE pipeline.step_run_log (
     run_id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
-    trigger             text NOT NULL CHECK (trigger IN ('manual')),
+    trigger             text NOT NULL CHECK (trigger IN ('manual', 'schedule', 'upstream', 'retry')),
     status              text NOT NULL DEFAULT 'running'
                         CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
     started_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -221,6 +231,32 @@ CREATE INDEX ON pipeline.step_run_log (step_id, run_id);
 CREATE INDEX ON pipeline.step_run_log (step_id, finished_at);
 COMMENT ON TABLE pipeline.step_run_log IS
     'history of step runs: what started them, status, rows the command affected, error';
+
+/*
+ * Totals of every step run ever finished (pipeline.metrics, the failure
+ * streak that retries and suspends a step), and when the scheduler runs a
+ * scheduled step next.
+ */
+CREATE TABLE pipeline.step_state (
+    step_id             bigint PRIMARY KEY REFERENCES pipeline.steps (id) ON DELETE CASCADE,
+    runs_succeeded      bigint NOT NULL DEFAULT 0,
+    runs_failed         bigint NOT NULL DEFAULT 0,
+    runs_skipped        bigint NOT NULL DEFAULT 0,
+    duration_seconds_sum float8 NOT NULL DEFAULT 0,
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    last_success_at     timestamptz,
+    last_failure_at     timestamptz,
+    next_run_at         timestamptz,
+    waiting_since       timestamptz
+);
+COMMENT ON TABLE pipeline.step_state IS
+    'counters over every finished run of a step (kept whatever the history retention deletes), its streak of failures, and when its scheduler runs it next';
+COMMENT ON COLUMN pipeline.step_state.consecutive_failures IS
+    'failed runs since the last successful one (skipped runs neither break nor extend the streak)';
+COMMENT ON COLUMN pipeline.step_state.next_run_at IS
+    'when the scheduler runs the step next: a retry after failures, or its schedule''s next time (NULL: not by a time)';
+COMMENT ON COLUMN pipeline.step_state.waiting_since IS
+    'since when the step is due and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
 
 CREATE TABLE pipeline.step_relations (
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
@@ -239,6 +275,7 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.step_upstreams', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_run_log_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_relations', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.step_state', '');
 
 /* Steps: a role sees the steps it is a member of the owner of, and their runs. */
 CREATE FUNCTION pipeline.may_manage_step(step_id bigint) RETURNS boolean
@@ -251,6 +288,7 @@ ALTER TABLE pipeline.steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_upstreams ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_run_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_relations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_state ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.steps
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 CREATE POLICY owner_only ON pipeline.step_upstreams
@@ -259,7 +297,10 @@ CREATE POLICY owner_only ON pipeline.step_run_log
     USING (pipeline.may_manage_step(step_id));
 CREATE POLICY owner_only ON pipeline.step_relations
     USING (pipeline.may_manage_step(step_id));
-GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations TO PUBLIC;
+CREATE POLICY owner_only ON pipeline.step_state
+    USING (pipeline.may_manage_step(step_id));
+GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations,
+    pipeline.step_state TO PUBLIC;
 -- steps catalog end
 
 /* the scheduler reads every scheduled pipeline's last start at each pass */
@@ -364,6 +405,51 @@ CREATE FUNCTION pipeline.prometheus_escape(value text) RETURNS text
 COMMENT ON FUNCTION pipeline.prometheus_escape(text) IS
     'internal: a label value escaped for the Prometheus text format';
 
+/*
+ * pipeline.step_status: what each step is doing, as pipeline.status for
+ * pipelines.  A step runs while a session holds its run lock (step_run.c,
+ * class 0x5354 = 21332).
+ */
+CREATE VIEW pipeline.step_status WITH (security_invoker = true) AS
+WITH running AS MATERIALIZED (
+    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS step_id
+      FROM pg_locks k
+     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 21332
+       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT s.name AS step,
+       CASE WHEN s.paused THEN 'paused'
+            WHEN s.suspended_at IS NOT NULL THEN 'suspended'
+            WHEN rn.step_id IS NOT NULL THEN 'running'
+            WHEN st.waiting_since IS NOT NULL THEN 'waiting for a worker'
+            WHEN coalesce(st.consecutive_failures, 0) > 0 AND s.schedule <> 'manual' THEN 'retrying'
+            WHEN coalesce(st.consecutive_failures, 0) > 0 THEN 'failing'
+            ELSE 'idle' END AS state,
+       s.schedule,
+       last.run_id AS last_run_id, last.trigger AS last_trigger, last.status AS last_status,
+       last.finished_at AS last_run_at,
+       st.last_success_at, st.last_failure_at AS last_error_at,
+       err.error_sqlstate AS last_error_sqlstate, err.error_message AS last_error,
+       coalesce(st.consecutive_failures, 0) AS consecutive_failures,
+       coalesce(st.runs_succeeded, 0) AS runs_succeeded,
+       coalesce(st.runs_failed, 0) AS runs_failed,
+       coalesce(st.runs_skipped, 0) AS runs_skipped,
+       CASE WHEN NOT s.paused AND s.suspended_at IS NULL AND s.schedule <> 'manual'
+            THEN st.next_run_at END AS next_run_at,
+       s.suspended_at, s.id
+  FROM pipeline.steps s
+  LEFT JOIN running rn ON rn.step_id = s.id
+  LEFT JOIN pipeline.step_state st ON st.step_id = s.id
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.step_run_log l
+                      WHERE l.step_id = s.id AND l.status <> 'running'
+                      ORDER BY l.run_id DESC LIMIT 1) last ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.step_run_log l
+                      WHERE l.step_id = s.id AND l.status = 'failed'
+                      ORDER BY l.run_id DESC LIMIT 1) err ON true;
+COMMENT ON VIEW pipeline.step_status IS
+    'one row per step: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), schedule, last run and what started it, last success and error, failures in a row, run counts, next scheduled run';
+GRANT SELECT ON pipeline.step_status TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION pipeline.metrics() RETURNS text
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -391,6 +477,13 @@ f AS (
            || pipeline.prometheus_escape(c.column_name) || '"' AS lb
       FROM pipeline.freshness c
 ),
+steps AS (
+    SELECT s.step, s.state, s.consecutive_failures, s.runs_succeeded, s.runs_failed, s.runs_skipped,
+           s.last_success_at,
+           '{database="' || pipeline.prometheus_escape(current_database()) || '",step="'
+           || pipeline.prometheus_escape(s.step) || '"' AS lb
+      FROM pipeline.step_status s
+),
 families (ord, name, type, help) AS (VALUES
     (1, 'pipeline_info', 'gauge', 'A defined pipeline, with its source, target and strategy; always 1.'),
     (2, 'pipeline_state', 'gauge', 'The pipeline''s state: 1 for its current state, 0 for the others.'),
@@ -405,7 +498,11 @@ families (ord, name, type, help) AS (VALUES
     (11, 'pipeline_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the last successful run.'),
     (12, 'pipeline_freshness_state', 'gauge', 'A freshness check''s state: 1 for its current state, 0 for the others.'),
     (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
-    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.')
+    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.'),
+    (15, 'pipeline_step_state', 'gauge', 'A step''s state: 1 for its current state, 0 for the others.'),
+    (16, 'pipeline_step_runs_total', 'counter', 'Finished runs of a step, by status.'),
+    (17, 'pipeline_step_consecutive_failures', 'gauge', 'Failed runs of a step since its last successful run.'),
+    (18, 'pipeline_step_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the step''s last successful run.')
 ),
 samples (ord, grp, lines) AS (
     SELECT 1, p.pipeline,
@@ -487,6 +584,28 @@ samples (ord, grp, lines) AS (
     SELECT 14, lpad(f.id::text, 20, '0'),
            'pipeline_freshness_attainment_ratio' || f.lb || '} ' || f.attainment_7d::float8 || E'\n'
       FROM f WHERE f.attainment_7d IS NOT NULL
+    UNION ALL
+    SELECT 15, stp.step,
+           (SELECT string_agg('pipeline_step_state' || stp.lb || ',state="' || x.s || '"} '
+                              || (stp.state = x.s)::int || E'\n', '' ORDER BY x.i)
+              FROM unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                                'waiting for a worker']) WITH ORDINALITY x(s, i))
+      FROM steps stp
+    UNION ALL
+    SELECT 16, stp.step,
+           'pipeline_step_runs_total' || stp.lb || ',status="succeeded"} ' || stp.runs_succeeded || E'\n'
+           || 'pipeline_step_runs_total' || stp.lb || ',status="failed"} ' || stp.runs_failed || E'\n'
+           || 'pipeline_step_runs_total' || stp.lb || ',status="skipped"} ' || stp.runs_skipped || E'\n'
+      FROM steps stp
+    UNION ALL
+    SELECT 17, stp.step,
+           'pipeline_step_consecutive_failures' || stp.lb || '} ' || stp.consecutive_failures || E'\n'
+      FROM steps stp
+    UNION ALL
+    SELECT 18, stp.step,
+           'pipeline_step_last_success_timestamp_seconds' || stp.lb || '} '
+           || extract(epoch FROM stp.last_success_at)::float8 || E'\n'
+      FROM steps stp WHERE stp.last_success_at IS NOT NULL
 )
 SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
   FROM (SELECT fa.ord,
@@ -497,7 +616,7 @@ SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
          GROUP BY fa.ord, fa.name, fa.type, fa.help) b
 $$;
 COMMENT ON FUNCTION pipeline.metrics() IS
-    'the pipelines and freshness checks the current role may see, in the Prometheus text exposition format';
+    'the pipelines, steps and freshness checks the current role may see, in the Prometheus text exposition format';
 DROP FUNCTION pipeline.prometheus_labels(text[]);
 
 /* -------------------------------------------------------------- lineage */
@@ -1199,9 +1318,10 @@ ALTER TABLE pipeline.pipeline_defs
     ADD COLUMN suspend_after_failures integer CHECK (suspend_after_failures >= 0);
 ALTER TABLE pipeline.alerts
     DROP CONSTRAINT alerts_kind_check,
-    ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('freshness', 'pipeline', 'check')),
+    ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('freshness', 'pipeline', 'check', 'step')),
     ADD COLUMN severity text,
-    ADD COLUMN relation regclass;
+    ADD COLUMN relation regclass,
+    ADD COLUMN step_id bigint REFERENCES pipeline.steps (id) ON DELETE CASCADE;
 UPDATE pipeline.alerts
    SET severity = CASE WHEN state IN ('PASS', 'idle') THEN 'info' WHEN state = 'suspended' THEN 'critical'
                        WHEN state IN ('FAIL', 'failing') THEN 'error' ELSE 'warning' END,
@@ -1232,7 +1352,7 @@ CREATE TABLE pipeline.alert_routes (
     format            text NOT NULL CHECK (format IN ('json', 'slack')),
     owner             regrole NOT NULL,     -- it carries the alerts this role may see
     kinds             text[],               -- NULL: every kind
-    pipelines         text[],               -- NULL: every pipeline (and the alerts of none)
+    pipelines         text[],               -- NULL: every pipeline and step (and the alerts of none)
     relations         regclass[],           -- NULL: every relation (and the alerts of none)
     min_severity      text NOT NULL CHECK (min_severity IN ('info', 'warning', 'error', 'critical')),
     timeout_ms        integer NOT NULL,
@@ -1365,7 +1485,7 @@ CREATE FUNCTION pipeline.set_failure_policy(
     AS 'MODULE_PATHNAME', 'pipeline_set_failure_policy'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pipeline.set_failure_policy(text, interval, interval, integer) IS
-    'a pipeline''s own retry delays and suspension after failures in a row; NULL: pipeline.retry_base, pipeline.retry_max, pipeline.suspend_after_failures';
+    'a pipeline''s or a step''s own retry delays and suspension after failures in a row; NULL: pipeline.retry_base, pipeline.retry_max, pipeline.suspend_after_failures';
 
 -- Definitions as code: pipeline.export() writes every definition the
 -- calling role may see as one JSON document, in the terms of the calls that
@@ -2187,12 +2307,13 @@ CREATE FUNCTION pipeline.create_step(
     after               text[] DEFAULT NULL,
     statement_timeout   interval DEFAULT NULL,
     reads               regclass[] DEFAULT NULL,
-    writes              regclass[] DEFAULT NULL)
+    writes              regclass[] DEFAULT NULL,
+    schedule            text DEFAULT 'manual')
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pipeline_create_step'
     LANGUAGE C;
-COMMENT ON FUNCTION pipeline.create_step(text, text, text[], interval, regclass[], regclass[]) IS
-    'defines a step: one statement (REFRESH MATERIALIZED VIEW, CALL, INSERT, UPDATE, DELETE, MERGE, SELECT, TRUNCATE) run as the caller after the pipelines and steps after names succeeded; reads and writes declare lineage its command does not show (a procedure''s); returns its id';
+COMMENT ON FUNCTION pipeline.create_step(text, text, text[], interval, regclass[], regclass[], text) IS
+    'defines a step: one statement (REFRESH MATERIALIZED VIEW, CALL, INSERT, UPDATE, DELETE, MERGE, SELECT, TRUNCATE) run as the caller after the pipelines and steps after names succeeded; reads and writes declare lineage its command does not show (a procedure''s); schedule: manual (run_step only), on_upstream (whenever an upstream did new work), an interval or cron text; returns its id';
 
 CREATE FUNCTION pipeline.alter_step(
     step_name           text,
@@ -2200,11 +2321,12 @@ CREATE FUNCTION pipeline.alter_step(
     after               text[] DEFAULT NULL,
     statement_timeout   interval DEFAULT NULL,
     reads               regclass[] DEFAULT NULL,
-    writes              regclass[] DEFAULT NULL)
+    writes              regclass[] DEFAULT NULL,
+    schedule            text DEFAULT NULL)
     RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_alter_step'
     LANGUAGE C;
-COMMENT ON FUNCTION pipeline.alter_step(text, text, text[], interval, regclass[], regclass[]) IS
+COMMENT ON FUNCTION pipeline.alter_step(text, text, text[], interval, regclass[], regclass[], text) IS
     'changes what is given of a step (after => ''{}'': after nothing; statement_timeout 0: no limit); its command is checked again as its owner';
 
 CREATE FUNCTION pipeline.drop_step(step_name text, cascade boolean DEFAULT false)
@@ -2218,13 +2340,13 @@ CREATE FUNCTION pipeline.pause_step(step_name text) RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_pause_step'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.pause_step(text) IS
-    'pauses a step: its runs are skipped until resume_step';
+    'pauses a step: its runs are skipped, and its scheduler starts none, until resume_step';
 
 CREATE FUNCTION pipeline.resume_step(step_name text) RETURNS void
     AS 'MODULE_PATHNAME', 'pipeline_resume_step'
     LANGUAGE C;
 COMMENT ON FUNCTION pipeline.resume_step(text) IS
-    'resumes a paused step';
+    'resumes a paused or suspended step';
 
 CREATE PROCEDURE pipeline.run_step(
     step_name           text,

@@ -208,6 +208,8 @@ typedef struct StepDef
 	List	   *reads;			/* of Oid: relations declared read */
 	List	   *writes;			/* of Oid: relations declared written */
 	bool		paused;
+	bool		suspended;		/* after failures in a row; resume_step */
+	char	   *schedule;		/* manual, on_upstream, interval or cron */
 } StepDef;
 
 /* A pipeline or step a step runs after. */
@@ -288,12 +290,13 @@ typedef struct PipelineUserContext
 /* An alert to raise (see alerts.c); ids are 0 and strings NULL when absent. */
 typedef struct PipelineAlert
 {
-	const char *kind;			/* "freshness", "pipeline" or "check" */
+	const char *kind;			/* "freshness", "pipeline", "check" or "step" */
 	const char *severity;		/* "info", "warning", "error" or "critical" */
 	int64		check_id;		/* a freshness check's */
 	int64		pipeline_id;
-	const char *subject;		/* the relation checked, or the pipeline's
-								 * name */
+	int64		step_id;
+	const char *subject;		/* the relation checked, or the pipeline's or
+								 * step's name */
 	const char *previous_state;
 	const char *state;
 	const char *message;

@@ -319,7 +319,13 @@ CREATE TABLE pipeline.steps (
     reads               regclass[],
     writes              regclass[],
     paused              boolean NOT NULL DEFAULT false,
-    created_at          timestamptz NOT NULL DEFAULT now()
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    schedule            text NOT NULL DEFAULT 'manual',
+    suspended_at        timestamptz,
+    -- pipeline.set_failure_policy; NULL: the settings'
+    retry_base_ms       integer CHECK (retry_base_ms > 0),
+    retry_max_ms        integer CHECK (retry_max_ms > 0),
+    suspend_after_failures integer CHECK (suspend_after_failures >= 0)
 );
 COMMENT ON TABLE pipeline.steps IS
     'orchestration steps: a statement run as its owner once the pipelines and steps it runs after succeeded; change them with create_step, alter_step and drop_step';
@@ -331,6 +337,10 @@ COMMENT ON COLUMN pipeline.steps.writes IS
     'relations the step writes beyond what parse analysis of its command finds (a procedure''s), as declared';
 COMMENT ON COLUMN pipeline.steps.search_path IS
     'the search_path the command runs with: the creating session''s';
+COMMENT ON COLUMN pipeline.steps.schedule IS
+    'who starts its runs besides run_step: manual (nobody), on_upstream (the scheduler, when an upstream did new work and every upstream''s last run succeeded), an interval or cron text (the scheduler, at its times)';
+COMMENT ON COLUMN pipeline.steps.suspended_at IS
+    'set when pipeline.suspend_after_failures (or its own failure policy) consecutive runs failed; resume_step clears it';
 
 CREATE TABLE pipeline.step_upstreams (
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
@@ -348,7 +358,7 @@ COMMENT ON TABLE pipeline.step_upstreams IS
 CREATE TABLE pipeline.step_run_log (
     run_id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
-    trigger             text NOT NULL CHECK (trigger IN ('manual')),
+    trigger             text NOT NULL CHECK (trigger IN ('manual', 'schedule', 'upstream', 'retry')),
     status              text NOT NULL DEFAULT 'running'
                         CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
     started_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -363,6 +373,32 @@ CREATE INDEX ON pipeline.step_run_log (step_id, run_id);
 CREATE INDEX ON pipeline.step_run_log (step_id, finished_at);
 COMMENT ON TABLE pipeline.step_run_log IS
     'history of step runs: what started them, status, rows the command affected, error';
+
+/*
+ * Totals of every step run ever finished (pipeline.metrics, the failure
+ * streak that retries and suspends a step), and when the scheduler runs a
+ * scheduled step next.
+ */
+CREATE TABLE pipeline.step_state (
+    step_id             bigint PRIMARY KEY REFERENCES pipeline.steps (id) ON DELETE CASCADE,
+    runs_succeeded      bigint NOT NULL DEFAULT 0,
+    runs_failed         bigint NOT NULL DEFAULT 0,
+    runs_skipped        bigint NOT NULL DEFAULT 0,
+    duration_seconds_sum float8 NOT NULL DEFAULT 0,
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    last_success_at     timestamptz,
+    last_failure_at     timestamptz,
+    next_run_at         timestamptz,
+    waiting_since       timestamptz
+);
+COMMENT ON TABLE pipeline.step_state IS
+    'counters over every finished run of a step (kept whatever the history retention deletes), its streak of failures, and when its scheduler runs it next';
+COMMENT ON COLUMN pipeline.step_state.consecutive_failures IS
+    'failed runs since the last successful one (skipped runs neither break nor extend the streak)';
+COMMENT ON COLUMN pipeline.step_state.next_run_at IS
+    'when the scheduler runs the step next: a retry after failures, or its schedule''s next time (NULL: not by a time)';
+COMMENT ON COLUMN pipeline.step_state.waiting_since IS
+    'since when the step is due and every run worker (pipeline.max_workers) is busy; NULL when it is not waiting';
 
 CREATE TABLE pipeline.step_relations (
     step_id             bigint NOT NULL REFERENCES pipeline.steps (id) ON DELETE CASCADE,
@@ -395,3 +431,4 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline.step_upstreams', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_run_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_run_log_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pipeline.step_relations', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline.step_state', '');

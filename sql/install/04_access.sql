@@ -52,6 +52,7 @@ ALTER TABLE pipeline.steps ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_upstreams ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_run_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline.step_relations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pipeline.step_state ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON pipeline.steps
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 CREATE POLICY owner_only ON pipeline.step_upstreams
@@ -60,4 +61,7 @@ CREATE POLICY owner_only ON pipeline.step_run_log
     USING (pipeline.may_manage_step(step_id));
 CREATE POLICY owner_only ON pipeline.step_relations
     USING (pipeline.may_manage_step(step_id));
-GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations TO PUBLIC;
+CREATE POLICY owner_only ON pipeline.step_state
+    USING (pipeline.may_manage_step(step_id));
+GRANT SELECT ON pipeline.steps, pipeline.step_upstreams, pipeline.step_run_log, pipeline.step_relations,
+    pipeline.step_state TO PUBLIC;

@@ -54,7 +54,7 @@ COMMENT ON TABLE pipeline.freshness_results IS
 CREATE TABLE pipeline.alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     raised_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    kind            text NOT NULL CHECK (kind IN ('freshness', 'pipeline', 'check')),
+    kind            text NOT NULL CHECK (kind IN ('freshness', 'pipeline', 'check', 'step')),
     check_id        bigint REFERENCES pipeline.freshness_checks (id) ON DELETE CASCADE,
     pipeline_id     bigint REFERENCES pipeline.pipeline_defs (id) ON DELETE CASCADE,
     subject         text NOT NULL,
@@ -64,7 +64,8 @@ CREATE TABLE pipeline.alerts (
     owner           regrole NOT NULL,
     payload         jsonb NOT NULL,
     severity        text NOT NULL CHECK (severity IN ('info', 'warning', 'error', 'critical')),
-    relation        regclass            -- the freshness check's, the pipeline's target
+    relation        regclass,           -- the freshness check's, the pipeline's target
+    step_id         bigint REFERENCES pipeline.steps (id) ON DELETE CASCADE
 );
 CREATE INDEX ON pipeline.alerts (raised_at);
 COMMENT ON TABLE pipeline.alerts IS

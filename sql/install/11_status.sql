@@ -93,6 +93,51 @@ COMMENT ON VIEW pipeline.status IS
     'one row per pipeline: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), backlog and lag, the running run''s progress, last run, last success and error, failures in a row, throughput, schedule and its empty ticks';
 
 /*
+ * pipeline.step_status: what each step is doing, as pipeline.status for
+ * pipelines.  A step runs while a session holds its run lock (step_run.c,
+ * class 0x5354 = 21332).
+ */
+CREATE VIEW pipeline.step_status WITH (security_invoker = true) AS
+WITH running AS MATERIALIZED (
+    SELECT DISTINCT (k.classid::int8 << 32) | k.objid::int8 AS step_id
+      FROM pg_locks k
+     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 21332
+       AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT s.name AS step,
+       CASE WHEN s.paused THEN 'paused'
+            WHEN s.suspended_at IS NOT NULL THEN 'suspended'
+            WHEN rn.step_id IS NOT NULL THEN 'running'
+            WHEN st.waiting_since IS NOT NULL THEN 'waiting for a worker'
+            WHEN coalesce(st.consecutive_failures, 0) > 0 AND s.schedule <> 'manual' THEN 'retrying'
+            WHEN coalesce(st.consecutive_failures, 0) > 0 THEN 'failing'
+            ELSE 'idle' END AS state,
+       s.schedule,
+       last.run_id AS last_run_id, last.trigger AS last_trigger, last.status AS last_status,
+       last.finished_at AS last_run_at,
+       st.last_success_at, st.last_failure_at AS last_error_at,
+       err.error_sqlstate AS last_error_sqlstate, err.error_message AS last_error,
+       coalesce(st.consecutive_failures, 0) AS consecutive_failures,
+       coalesce(st.runs_succeeded, 0) AS runs_succeeded,
+       coalesce(st.runs_failed, 0) AS runs_failed,
+       coalesce(st.runs_skipped, 0) AS runs_skipped,
+       CASE WHEN NOT s.paused AND s.suspended_at IS NULL AND s.schedule <> 'manual'
+            THEN st.next_run_at END AS next_run_at,
+       s.suspended_at, s.id
+  FROM pipeline.steps s
+  LEFT JOIN running rn ON rn.step_id = s.id
+  LEFT JOIN pipeline.step_state st ON st.step_id = s.id
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.step_run_log l
+                      WHERE l.step_id = s.id AND l.status <> 'running'
+                      ORDER BY l.run_id DESC LIMIT 1) last ON true
+  LEFT JOIN LATERAL (SELECT l.* FROM pipeline.step_run_log l
+                      WHERE l.step_id = s.id AND l.status = 'failed'
+                      ORDER BY l.run_id DESC LIMIT 1) err ON true;
+COMMENT ON VIEW pipeline.step_status IS
+    'one row per step: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), schedule, last run and what started it, last success and error, failures in a row, run counts, next scheduled run';
+GRANT SELECT ON pipeline.step_status TO PUBLIC;
+
+/*
  * Prometheus text exposition format (version 0.0.4).  Label values are
  * escaped as the format requires; families come in a fixed order, each
  * with its HELP and TYPE lines.
@@ -130,6 +175,13 @@ f AS (
            || pipeline.prometheus_escape(c.column_name) || '"' AS lb
       FROM pipeline.freshness c
 ),
+steps AS (
+    SELECT s.step, s.state, s.consecutive_failures, s.runs_succeeded, s.runs_failed, s.runs_skipped,
+           s.last_success_at,
+           '{database="' || pipeline.prometheus_escape(current_database()) || '",step="'
+           || pipeline.prometheus_escape(s.step) || '"' AS lb
+      FROM pipeline.step_status s
+),
 families (ord, name, type, help) AS (VALUES
     (1, 'pipeline_info', 'gauge', 'A defined pipeline, with its source, target and strategy; always 1.'),
     (2, 'pipeline_state', 'gauge', 'The pipeline''s state: 1 for its current state, 0 for the others.'),
@@ -144,7 +196,11 @@ families (ord, name, type, help) AS (VALUES
     (11, 'pipeline_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the last successful run.'),
     (12, 'pipeline_freshness_state', 'gauge', 'A freshness check''s state: 1 for its current state, 0 for the others.'),
     (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
-    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.')
+    (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.'),
+    (15, 'pipeline_step_state', 'gauge', 'A step''s state: 1 for its current state, 0 for the others.'),
+    (16, 'pipeline_step_runs_total', 'counter', 'Finished runs of a step, by status.'),
+    (17, 'pipeline_step_consecutive_failures', 'gauge', 'Failed runs of a step since its last successful run.'),
+    (18, 'pipeline_step_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the step''s last successful run.')
 ),
 samples (ord, grp, lines) AS (
     SELECT 1, p.pipeline,
@@ -226,6 +282,28 @@ samples (ord, grp, lines) AS (
     SELECT 14, lpad(f.id::text, 20, '0'),
            'pipeline_freshness_attainment_ratio' || f.lb || '} ' || f.attainment_7d::float8 || E'\n'
       FROM f WHERE f.attainment_7d IS NOT NULL
+    UNION ALL
+    SELECT 15, stp.step,
+           (SELECT string_agg('pipeline_step_state' || stp.lb || ',state="' || x.s || '"} '
+                              || (stp.state = x.s)::int || E'\n', '' ORDER BY x.i)
+              FROM unnest(ARRAY['idle', 'running', 'paused', 'retrying', 'failing', 'suspended',
+                                'waiting for a worker']) WITH ORDINALITY x(s, i))
+      FROM steps stp
+    UNION ALL
+    SELECT 16, stp.step,
+           'pipeline_step_runs_total' || stp.lb || ',status="succeeded"} ' || stp.runs_succeeded || E'\n'
+           || 'pipeline_step_runs_total' || stp.lb || ',status="failed"} ' || stp.runs_failed || E'\n'
+           || 'pipeline_step_runs_total' || stp.lb || ',status="skipped"} ' || stp.runs_skipped || E'\n'
+      FROM steps stp
+    UNION ALL
+    SELECT 17, stp.step,
+           'pipeline_step_consecutive_failures' || stp.lb || '} ' || stp.consecutive_failures || E'\n'
+      FROM steps stp
+    UNION ALL
+    SELECT 18, stp.step,
+           'pipeline_step_last_success_timestamp_seconds' || stp.lb || '} '
+           || extract(epoch FROM stp.last_success_at)::float8 || E'\n'
+      FROM steps stp WHERE stp.last_success_at IS NOT NULL
 )
 SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
   FROM (SELECT fa.ord,
@@ -236,5 +314,5 @@ SELECT coalesce(string_agg(block, '' ORDER BY ord), '')
          GROUP BY fa.ord, fa.name, fa.type, fa.help) b
 $$;
 COMMENT ON FUNCTION pipeline.metrics() IS
-    'the pipelines and freshness checks the current role may see, in the Prometheus text exposition format';
+    'the pipelines, steps and freshness checks the current role may see, in the Prometheus text exposition format';
 GRANT SELECT ON pipeline.status TO PUBLIC;

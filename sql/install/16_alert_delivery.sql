@@ -18,7 +18,7 @@ CREATE TABLE pipeline.alert_routes (
     format            text NOT NULL CHECK (format IN ('json', 'slack')),
     owner             regrole NOT NULL,     -- it carries the alerts this role may see
     kinds             text[],               -- NULL: every kind
-    pipelines         text[],               -- NULL: every pipeline (and the alerts of none)
+    pipelines         text[],               -- NULL: every pipeline and step (and the alerts of none)
     relations         regclass[],           -- NULL: every relation (and the alerts of none)
     min_severity      text NOT NULL CHECK (min_severity IN ('info', 'warning', 'error', 'critical')),
     timeout_ms        integer NOT NULL,
@@ -151,4 +151,4 @@ CREATE FUNCTION pipeline.set_failure_policy(
     AS 'MODULE_PATHNAME', 'pipeline_set_failure_policy'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pipeline.set_failure_policy(text, interval, interval, integer) IS
-    'a pipeline''s own retry delays and suspension after failures in a row; NULL: pipeline.retry_base, pipeline.retry_max, pipeline.suspend_after_failures';
+    'a pipeline''s or a step''s own retry delays and suspension after failures in a row; NULL: pipeline.retry_base, pipeline.retry_max, pipeline.suspend_after_failures';

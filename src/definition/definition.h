@@ -19,7 +19,8 @@ typedef enum PipelineScheduleKind
 	SCHEDULE_MANUAL,
 	SCHEDULE_CONTINUOUS,
 	SCHEDULE_INTERVAL,
-	SCHEDULE_CRON
+	SCHEDULE_CRON,
+	SCHEDULE_ON_UPSTREAM		/* a step's: when an upstream did new work */
 } PipelineScheduleKind;
 
 typedef struct PipelineSchedule
@@ -73,6 +74,7 @@ extern char *pipeline_statement_timeout_arg(FunctionCallInfo fcinfo, int arg);
 
 /* schedule_spec.c */
 extern void pipeline_schedule_parse(const char *text, PipelineSchedule *schedule);
+extern void pipeline_step_schedule_parse(const char *text, PipelineSchedule *schedule);
 extern TimestampTz pipeline_schedule_next(const PipelineSchedule *schedule, TimestampTz after);
 
 #endif							/* PIPELINE_DEFINITION_H */

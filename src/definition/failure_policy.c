@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * failure_policy.c
- *	  A pipeline's own failure policy: how long its scheduler waits before
- *	  retrying it after failures, and after how many failed runs in a row
- *	  it is suspended, when not the settings' (pipeline.retry_base,
- *	  pipeline.retry_max, pipeline.suspend_after_failures).
+ *	  A pipeline's or a step's own failure policy: how long its scheduler
+ *	  waits before retrying it after failures, and after how many failed
+ *	  runs in a row it is suspended, when not the settings'
+ *	  (pipeline.retry_base, pipeline.retry_max,
+ *	  pipeline.suspend_after_failures).  Pipelines and steps share one
+ *	  namespace: the name says which.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,13 +46,16 @@ delay_ms(FunctionCallInfo fcinfo, int n, const char *name)
 /*
  * pipeline_set_failure_policy
  *		SQL: pipeline.set_failure_policy(name, retry_base, retry_max,
- *		suspend_after_failures): the pipeline's own policy; a NULL argument
- *		is the setting's.  Only those who may manage the pipeline set it.
+ *		suspend_after_failures): the pipeline's or step's own policy; a
+ *		NULL argument is the setting's.  Only those who may manage the
+ *		pipeline or step set it.
  */
 Datum
 pipeline_set_failure_policy(PG_FUNCTION_ARGS)
 {
 	PipelineDef *def;
+	StepDef    *step;
+	char	   *name;
 	int32		base = delay_ms(fcinfo, 1, "retry_base");
 	int32		max = delay_ms(fcinfo, 2, "retry_max");
 	int32		suspend = PG_ARGISNULL(3) ? -1 : PG_GETARG_INT32(3);
@@ -60,8 +65,8 @@ pipeline_set_failure_policy(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline name must not be null"),
-				 errdetail("A failure policy is a pipeline's."),
-				 errhint("Pass the name of the pipeline.")));
+				 errdetail("A failure policy is a pipeline's or a step's."),
+				 errhint("Pass the name of the pipeline or step.")));
 	if (base >= 0 && max >= 0 && max < base)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -73,12 +78,28 @@ pipeline_set_failure_policy(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("suspend_after_failures of a failure policy must be 0 or more"),
 				 errdetail("It is %d.", suspend),
-				 errhint("Pass how many failed runs in a row suspend the pipeline, 0 for never, or NULL for pipeline.suspend_after_failures.")));
+				 errhint("Pass how many failed runs in a row suspend it, 0 for never, or NULL for pipeline.suspend_after_failures.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = pipeline_load(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, DEF_LOCK_NONE);
-	pipeline_check_manage(def);
-	pipeline_save_failure_policy(def->id, base, max, suspend);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	def = pipeline_load(name, true, DEF_LOCK_NONE);
+	step = def == NULL ? pipeline_step_load(name, true, false) : NULL;
+	if (def != NULL)
+	{
+		pipeline_check_manage(def);
+		pipeline_save_failure_policy("pipeline_defs", def->id, base, max, suspend);
+	}
+	else if (step != NULL)
+	{
+		pipeline_check_role(step->owner, psprintf("step \"%s\"", step->name));
+		pipeline_save_failure_policy("steps", step->id, base, max, suspend);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline or step \"%s\" does not exist", name),
+				 errdetail("No pipeline or step of that name is defined in this database."),
+				 errhint("See pipeline.pipelines and pipeline.steps for those you can manage.")));
 	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();

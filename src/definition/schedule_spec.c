@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * schedule_spec.c
- *	  A pipeline's schedule: when the background workers run it.
+ *	  A pipeline's or a step's schedule: when the background workers run
+ *	  it.
  *
  * Four forms:
  *	  'manual'        never by itself; pipeline.run runs it.
@@ -13,6 +14,11 @@
  *	                  @hourly, @daily, @weekly, @monthly, @yearly.  Times are
  *	                  UTC, as pg_cron's.  When both day fields are
  *	                  restricted, a day matching either runs (as in cron).
+ *
+ * A step's schedule is 'manual', an interval, cron text, or 'on_upstream':
+ * whenever a pipeline or step it runs after did new work and every one
+ * ended its last run successfully.  A step is a statement, not a reader
+ * of staged rows: 'continuous' means nothing for it.
  *
  *-------------------------------------------------------------------------
  */
@@ -228,6 +234,24 @@ try_parse_interval(void *arg)
 }
 
 /*
+ * trimmed_copy
+ *		A copy of the text without its leading and trailing white space.
+ */
+static char *
+trimmed_copy(const char *text)
+{
+	char	   *trimmed = pstrdup(text);
+	int			len;
+
+	while (isspace((unsigned char) *trimmed))
+		trimmed++;
+	len = strlen(trimmed);
+	while (len > 0 && isspace((unsigned char) trimmed[len - 1]))
+		trimmed[--len] = '\0';
+	return trimmed;
+}
+
+/*
  * pipeline_schedule_parse
  *		Parses a schedule (see the file header); errors on anything else.
  *		s->text is the schedule as it should be stored.
@@ -235,15 +259,8 @@ try_parse_interval(void *arg)
 void
 pipeline_schedule_parse(const char *text, PipelineSchedule *s)
 {
-	char	   *trimmed = pstrdup(text);
-	int			len;
+	char	   *trimmed = trimmed_copy(text);
 	ErrorData  *error;
-
-	while (isspace((unsigned char) *trimmed))
-		trimmed++;
-	len = strlen(trimmed);
-	while (len > 0 && isspace((unsigned char) trimmed[len - 1]))
-		trimmed[--len] = '\0';
 
 	memset(s, 0, sizeof(*s));
 	s->text = trimmed;
@@ -268,6 +285,57 @@ pipeline_schedule_parse(const char *text, PipelineSchedule *s)
 			ReThrowError(error);
 		invalid_schedule(text, "It is neither 'manual', 'continuous', cron text nor an interval.");
 	}
+}
+
+/*
+ * try_parse_schedule
+ *		pipeline_schedule_parse of s->text, for pipeline_try.
+ */
+static void
+try_parse_schedule(void *arg)
+{
+	PipelineSchedule *s = arg;
+
+	pipeline_schedule_parse(s->text, s);
+}
+
+/*
+ * pipeline_step_schedule_parse
+ *		Parses a step's schedule (see the file header); errors on anything
+ *		else, 'continuous' included.
+ */
+void
+pipeline_step_schedule_parse(const char *text, PipelineSchedule *s)
+{
+	const char *hint = "Use 'manual', 'on_upstream', an interval such as '30 minutes', or cron text "
+	"such as '0 3 * * *' (UTC).";
+	char	   *trimmed = trimmed_copy(text);
+	ErrorData  *error;
+
+	if (pg_strcasecmp(trimmed, "on_upstream") == 0)
+	{
+		memset(s, 0, sizeof(*s));
+		s->kind = SCHEDULE_ON_UPSTREAM;
+		s->text = "on_upstream";
+		return;
+	}
+	if (pg_strcasecmp(trimmed, "continuous") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid schedule \"%s\" for a step", text),
+				 errdetail("A step runs a statement; it reads no staged rows whose commits could start it."),
+				 errhint("%s", hint)));
+	s->text = text;
+
+	error = pipeline_try(try_parse_schedule, s);
+	if (error != NULL)
+		ereport(ERROR,
+				(errcode(error->sqlerrcode),
+				 errmsg("invalid schedule \"%s\" for a step", text),
+				 errdetail("%s", strncmp(error->detail ? error->detail : "", "It is neither", 13) == 0 ?
+						   "It is neither 'manual', 'on_upstream', cron text nor an interval." :
+						   error->detail ? error->detail : error->message),
+				 errhint("%s", hint)));
 }
 
 /*

@@ -3,7 +3,7 @@
  * alerts.c
  *	  Alerts: changes of state worth telling someone about.
  *
- * Freshness checks changing state, pipelines starting or stopping to fail,
+ * Freshness checks changing state, pipelines and steps starting or stopping to fail,
  * and data quality checks changing status raise alerts.  Each alert is a
  * row of pipeline.alerts and a NOTIFY on channel pipeline_alerts, sent
  * when the transaction that raised it commits, so a listener never hears
@@ -49,7 +49,7 @@ text_or_null(const char *value, Datum *datum, char *null)
  *		Adds a delivery of alert 'id' for every enabled route that matches
  *		it: whose owner may see it (has the privileges of the alert's
  *		owner, as the row-level security of pipeline.alerts asks), of
- *		its kind, pipeline and relation when the route names some, and of
+ *		its kind, pipeline or step and relation when the route names some, and of
  *		at least the route's severity.  The caller runs as the extension.
  */
 static void
@@ -62,8 +62,9 @@ queue_deliveries(int64 id)
 					   "SELECT a.id, r.id FROM pipeline.alerts a, pipeline.alert_routes r "
 					   "WHERE a.id = $1 AND r.enabled AND pg_has_role(r.owner, a.owner, 'USAGE') "
 					   "AND (r.kinds IS NULL OR a.kind = ANY (r.kinds)) "
-					   "AND (r.pipelines IS NULL OR (SELECT d.name FROM pipeline.pipeline_defs d "
-					   "WHERE d.id = a.pipeline_id) = ANY (r.pipelines)) "
+					   "AND (r.pipelines IS NULL OR coalesce((SELECT d.name FROM pipeline.pipeline_defs d "
+					   "WHERE d.id = a.pipeline_id), (SELECT s.name FROM pipeline.steps s "
+					   "WHERE s.id = a.step_id)) = ANY (r.pipelines)) "
 					   "AND (r.relations IS NULL OR a.relation = ANY (r.relations)) "
 					   "AND pipeline.severity_rank(a.severity) >= pipeline.severity_rank(r.min_severity) "
 					   "ORDER BY r.id",
@@ -80,10 +81,10 @@ queue_deliveries(int64 id)
 void
 pipeline_raise_alert(const PipelineAlert *alert)
 {
-	Oid			types[10] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	OIDOID, JSONBOID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10];
+	Oid			types[11] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	OIDOID, JSONBOID, TEXTOID, INT8OID};
+	Datum		values[11];
+	char		nulls[11];
 	char	   *message = NULL;
 	PipelineUserContext ctx;
 
@@ -103,18 +104,20 @@ pipeline_raise_alert(const PipelineAlert *alert)
 	values[7] = ObjectIdGetDatum(alert->owner);
 	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(alert->details ? alert->details : "{}"));
 	values[9] = CStringGetTextDatum(alert->severity);
+	values[10] = Int64GetDatum(alert->step_id);
+	nulls[10] = alert->step_id ? ' ' : 'n';
 
 	pipeline_become_internal(&ctx);
 	/* the relation: the freshness check's, or the pipeline's target */
 	pipeline_exec("INSERT INTO pipeline.alerts (kind, check_id, pipeline_id, subject, "
-				  "previous_state, state, message, owner, payload, severity, relation) "
+				  "previous_state, state, message, owner, payload, severity, relation, step_id) "
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, jsonb_build_object("
 				  "'kind', $1, 'database', current_database(), 'previous_state', $5, "
 				  "'state', $6, 'severity', $10, 'message', $7, 'raised_at', clock_timestamp()) || $9, "
 				  "$10, coalesce((SELECT f.relation FROM pipeline.freshness_checks f WHERE f.id = $2), "
-				  "(SELECT d.target FROM pipeline.pipeline_defs d WHERE d.id = $3))) "
+				  "(SELECT d.target FROM pipeline.pipeline_defs d WHERE d.id = $3)), $11) "
 				  "RETURNING jsonb_build_object('id', id)::text, id",
-				  10, types, values, nulls, false, 1);
+				  11, types, values, nulls, false, 1);
 	Async_Notify("pipeline_alerts", pipeline_result_text(0, 0));
 	queue_deliveries(pipeline_result_int64(0, 1));
 	pipeline_purge_history("alerts", "raised_at", NULL, 0);

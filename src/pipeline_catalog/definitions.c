@@ -598,21 +598,22 @@ pipeline_suspend(int64 pipeline_id)
 
 /*
  * pipeline_save_failure_policy
- *		Stores a pipeline's own retry delays and suspension threshold; -1
- *		stores NULL (the setting's).
+ *		Stores a pipeline's (table pipeline_defs) or step's (steps) own
+ *		retry delays and suspension threshold; -1 stores NULL (the
+ *		setting's).
  */
 void
-pipeline_save_failure_policy(int64 pipeline_id, int32 retry_base_ms, int32 retry_max_ms,
+pipeline_save_failure_policy(const char *table, int64 id, int32 retry_base_ms, int32 retry_max_ms,
 							 int32 suspend_after_failures)
 {
 	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
-	Datum		values[4] = {Int64GetDatum(pipeline_id), Int32GetDatum(retry_base_ms),
+	Datum		values[4] = {Int64GetDatum(id), Int32GetDatum(retry_base_ms),
 	Int32GetDatum(retry_max_ms), Int32GetDatum(suspend_after_failures)};
 	char		nulls[4] = {' ', retry_base_ms < 0 ? 'n' : ' ', retry_max_ms < 0 ? 'n' : ' ',
 	suspend_after_failures < 0 ? 'n' : ' '};
 
-	pipeline_catalog_exec("UPDATE pipeline.pipeline_defs SET retry_base_ms = $2, retry_max_ms = $3, "
-						  "suspend_after_failures = $4 WHERE id = $1",
+	pipeline_catalog_exec(psprintf("UPDATE pipeline.%s SET retry_base_ms = $2, retry_max_ms = $3, "
+								   "suspend_after_failures = $4 WHERE id = $1", table),
 						  4, types, values, nulls, false, 0, false);
 }
 

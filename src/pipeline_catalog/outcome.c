@@ -249,8 +249,12 @@ pipeline_record_outcome(int64 run_id)
 		if (out.suspend_after > 0 && !out.suspended && out.streak >= out.suspend_after)
 			suspend(&out);
 	}
-	else if (strcmp(out.status, "succeeded") == 0 && out.previous_streak > 0)
-		pipeline_alert(&out, "failing", "idle", "info",
-					   psprintf("run %lld succeeded after %d failed runs",
-								(long long) run_id, out.previous_streak));
+	else if (strcmp(out.status, "succeeded") == 0)
+	{
+		if (out.previous_streak > 0)
+			pipeline_alert(&out, "failing", "idle", "info",
+						   psprintf("run %lld succeeded after %d failed runs",
+									(long long) run_id, out.previous_streak));
+		pipeline_wake_step_followers(out.pipeline_id, false);
+	}
 }

@@ -63,10 +63,17 @@ typedef struct DroppedCheck
 	char	   *pipeline;
 } DroppedCheck;
 
-/* A scheduled pipeline as its scheduler's pass reads it (schedule_state.c). */
+/*
+ * A scheduled pipeline or step as its scheduler's pass reads it
+ * (schedule_state.c).
+ */
 typedef struct ScheduleRow
 {
 	int64		id;
+	bool		step;
+	bool		ready;			/* a step: every upstream's last run succeeded */
+	bool		triggered;		/* a step: an upstream did new work since its
+								 * last start */
 	char	   *name;
 	Oid			owner;
 	char	   *schedule;		/* as stored */
@@ -137,6 +144,7 @@ extern void pipeline_step_lock_row(int64 step_id);
 extern void pipeline_step_set_paused(int64 step_id, bool paused);
 extern int64 pipeline_step_find_upstream(const char *name, bool *is_step, Oid *owner);
 extern void pipeline_step_set_upstreams(int64 step_id, List *upstreams);
+extern bool pipeline_step_has_upstreams(int64 step_id);
 extern char *pipeline_step_cycle(int64 step_id);
 extern void pipeline_step_set_relations(const StepDef *step, List *reads, List *writes);
 extern char *pipeline_step_followers(int64 id, bool is_step);
@@ -158,8 +166,8 @@ extern void pipeline_save_truncated_at(int64 pipeline_id, const char *floor);
 extern void pipeline_save_extract(int64 pipeline_id, const char *extract, bool applied);
 extern void pipeline_set_paused(int64 pipeline_id, bool paused);
 extern void pipeline_suspend(int64 pipeline_id);
-extern void pipeline_save_failure_policy(int64 pipeline_id, int32 retry_base_ms, int32 retry_max_ms,
-										 int32 suspend_after_failures);
+extern void pipeline_save_failure_policy(const char *table, int64 id, int32 retry_base_ms,
+										 int32 retry_max_ms, int32 suspend_after_failures);
 extern void pipeline_suspend_archived_unconsumed(int64 pipeline_id, const char *reason);
 extern const char *pipeline_archived_unconsumed_reason(int64 pipeline_id);
 extern void pipeline_store_source_columns(int64 pipeline_id, Jsonb *columns);
@@ -235,10 +243,14 @@ extern bool pipeline_last_change(Oid target, TimestampTz *finished_at);
 
 /* schedule_state.c */
 extern List *pipeline_scheduled_definitions(void);
-extern List *pipeline_current_failures(int64 *ids, int nids);
+extern List *pipeline_current_failures(int64 *ids, int nids, bool steps);
 extern void pipeline_save_schedule_state(int64 pipeline_id, TimestampTz next,
 										 TimestampTz waiting_since);
 extern void pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next);
+extern List *pipeline_scheduled_steps(void);
+extern void pipeline_save_step_schedule_state(int64 step_id, TimestampTz next,
+											  TimestampTz waiting_since);
+extern char *pipeline_runnable_step(int64 step_id, bool retrying, const char **trigger);
 
 /* history_retention.c */
 extern void pipeline_purge_history(const char *table, const char *time_column,
@@ -249,5 +261,9 @@ extern void pipeline_raise_alert(const PipelineAlert *alert);
 
 /* outcome.c */
 extern void pipeline_record_outcome(int64 run_id);
+
+/* step_outcome.c */
+extern void pipeline_record_step_outcome(int64 run_id);
+extern void pipeline_wake_step_followers(int64 id, bool is_step);
 
 #endif							/* PIPELINE_CATALOG_H */

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * schedule_state.c
- *	  The schedulers' catalog (pipeline.schedule_state): what each pass
- *	  reads of the scheduled pipelines, and what it records of them (when
- *	  each runs next, since when it waits for a worker, its empty ticks).
+ *	  The schedulers' catalog (pipeline.schedule_state, and
+ *	  pipeline.step_state for steps): what each pass reads of the
+ *	  scheduled pipelines and steps, and what it records of them (when
+ *	  each runs next, since when it waits for a worker, a pipeline's empty
+ *	  ticks).
  *
  * A pass reads every scheduled pipeline, so the statement is planned once
  * (a kept plan is planned again when the catalog changes) and each
@@ -95,13 +97,13 @@ pipeline_scheduled_definitions(void)
 /*
  * pipeline_current_failures
  *		The failures in a row, and the last one's time, of the pipelines
- *		'ids' (as ScheduleRows with only id, failures and last_failure_at
- *		set), read with a new snapshot: a run that ended
+ *		(or steps, when 'steps') 'ids' (as ScheduleRows with only id, step,
+ *		failures and last_failure_at set), read with a new snapshot: a run that ended
  *		after the pass's snapshot was taken counts.  The caller holds an
  *		active snapshot, which is replaced.
  */
 List *
-pipeline_current_failures(int64 *ids, int nids)
+pipeline_current_failures(int64 *ids, int nids, bool steps)
 {
 	Oid			type = INT8ARRAYOID;
 	Datum	   *elems = palloc(sizeof(Datum) * nids);
@@ -115,7 +117,10 @@ pipeline_current_failures(int64 *ids, int nids)
 	PopActiveSnapshot();
 	/* (the latest, whatever the isolation level) */
 	PushActiveSnapshot(GetLatestSnapshot());
-	n = pipeline_catalog_exec("SELECT pipeline_id, consecutive_failures, last_failure_at FROM pipeline.run_totals "
+	n = pipeline_catalog_exec(steps ?
+							  "SELECT step_id, consecutive_failures, last_failure_at FROM pipeline.step_state "
+							  "WHERE step_id = ANY ($1)" :
+							  "SELECT pipeline_id, consecutive_failures, last_failure_at FROM pipeline.run_totals "
 							  "WHERE pipeline_id = ANY ($1)",
 							  1, &type, &value, NULL, true, 0, true);
 	for (int i = 0; i < n; i++)
@@ -123,6 +128,7 @@ pipeline_current_failures(int64 *ids, int nids)
 		ScheduleRow *r = palloc0(sizeof(ScheduleRow));
 
 		r->id = pipeline_result_int64(i, 0);
+		r->step = steps;
 		r->failures = (int32) pipeline_result_int64(i, 1);
 		r->last_failure_at = timestamp_at(i, 2);
 		rows = lappend(rows, r);
@@ -171,4 +177,131 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 						  "last_empty_tick_at) VALUES ($1, $3, 1, $2) ON CONFLICT (pipeline_id) DO UPDATE "
 						  "SET next_run_at = $3, empty_ticks = s.empty_ticks + 1, last_empty_tick_at = $2, "
 						  "updated_at = now()", 3, types, values, NULL, false, 0, true);
+}
+
+/*
+ * The columns a pass reads of each scheduled step, in this order: as a
+ * pipeline's (SCHEDULED_COLUMNS, without source and empty ticks), then
+ * whether it is ready (every upstream's last run succeeded, as
+ * pipeline_step_failing_upstream asks) and whether an upstream did new
+ * work since the step's last start (or its creation): a pipeline's run or
+ * replay or requeue that succeeded and wrote rows, a step's run that
+ * succeeded.  Each probe is by index, over the runs since.
+ */
+#define SCHEDULED_STEP_COLUMNS \
+	"s.id, s.name, s.owner::oid, s.schedule, s.paused OR s.suspended_at IS NOT NULL, " \
+	"coalesce(t.consecutive_failures, 0), t.last_failure_at, ls.started_at, t.next_run_at, " \
+	"t.waiting_since, coalesce(s.retry_base_ms, -1), coalesce(s.retry_max_ms, -1), " \
+	"coalesce(up.ready, true), coalesce(up.new_work, false)"
+
+#define SCHEDULED_STEP_FROM \
+	"FROM pipeline.steps s LEFT JOIN pipeline.step_state t ON t.step_id = s.id " \
+	"LEFT JOIN LATERAL (SELECT l.started_at FROM pipeline.step_run_log l WHERE l.step_id = s.id " \
+	"  ORDER BY l.run_id DESC LIMIT 1) ls ON true " \
+	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(l0.status, l1.status) = 'succeeded') AS ready, " \
+	"  bool_or(CASE WHEN u.upstream_pipeline IS NOT NULL THEN EXISTS (" \
+	"      SELECT FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
+	"         AND r.finished_at > coalesce(ls.started_at, s.created_at) AND r.status = 'succeeded' " \
+	"         AND r.kind <> 'test' AND r.rows_inserted + r.rows_updated + r.rows_deleted > 0) " \
+	"    ELSE EXISTS (SELECT FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step " \
+	"         AND r.finished_at > coalesce(ls.started_at, s.created_at) AND r.status = 'succeeded') " \
+	"    END) AS new_work " \
+	"  FROM pipeline.step_upstreams u " \
+	"  LEFT JOIN LATERAL (SELECT r.status FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
+	"     AND r.kind IN ('run', 'replay') ORDER BY r.run_id DESC LIMIT 1) l0 ON true " \
+	"  LEFT JOIN LATERAL (SELECT r.status FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step " \
+	"     ORDER BY r.run_id DESC LIMIT 1) l1 ON true " \
+	"  WHERE u.step_id = s.id) up ON true "
+
+enum
+{
+	SS_ID, SS_NAME, SS_OWNER, SS_SCHEDULE, SS_STOPPED, SS_FAILURES, SS_LAST_FAILURE_AT,
+	SS_LAST_START, SS_NEXT_RUN_AT, SS_WAITING_SINCE, SS_RETRY_BASE, SS_RETRY_MAX, SS_READY,
+	SS_TRIGGERED
+};
+
+/*
+ * pipeline_scheduled_steps
+ *		The steps with a schedule other than 'manual', by id, as a List of
+ *		ScheduleRow * (step set).
+ */
+List *
+pipeline_scheduled_steps(void)
+{
+	List	   *rows = NIL;
+	int			n;
+
+	n = pipeline_catalog_exec("SELECT " SCHEDULED_STEP_COLUMNS " " SCHEDULED_STEP_FROM
+							  "WHERE s.schedule <> 'manual' ORDER BY s.id",
+							  0, NULL, NULL, NULL, true, 0, true);
+	for (int i = 0; i < n; i++)
+	{
+		ScheduleRow *r = palloc0(sizeof(ScheduleRow));
+		bool		isnull;
+
+		r->id = pipeline_result_int64(i, SS_ID);
+		r->step = true;
+		r->name = pipeline_result_text(i, SS_NAME);
+		r->owner = DatumGetObjectId(pipeline_result_datum(i, SS_OWNER, &isnull));
+		r->schedule = pipeline_result_text(i, SS_SCHEDULE);
+		r->stopped = DatumGetBool(pipeline_result_datum(i, SS_STOPPED, &isnull));
+		r->failures = (int32) pipeline_result_int64(i, SS_FAILURES);
+		r->last_failure_at = timestamp_at(i, SS_LAST_FAILURE_AT);
+		r->last_start = timestamp_at(i, SS_LAST_START);
+		r->next_run_at = timestamp_at(i, SS_NEXT_RUN_AT);
+		r->waiting_since = timestamp_at(i, SS_WAITING_SINCE);
+		r->retry_base_ms = (int32) pipeline_result_int64(i, SS_RETRY_BASE);
+		r->retry_max_ms = (int32) pipeline_result_int64(i, SS_RETRY_MAX);
+		r->ready = DatumGetBool(pipeline_result_datum(i, SS_READY, &isnull));
+		r->triggered = DatumGetBool(pipeline_result_datum(i, SS_TRIGGERED, &isnull));
+		rows = lappend(rows, r);
+	}
+	return rows;
+}
+
+/*
+ * pipeline_save_step_schedule_state
+ *		Records when the step runs next and since when it waits for a
+ *		worker (0: NULL, not by a time / not waiting).
+ */
+void
+pipeline_save_step_schedule_state(int64 step_id, TimestampTz next, TimestampTz waiting_since)
+{
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(step_id);
+	values[1] = TimestampTzGetDatum(next);
+	nulls[1] = next == 0 ? 'n' : ' ';
+	values[2] = TimestampTzGetDatum(waiting_since);
+	nulls[2] = waiting_since == 0 ? 'n' : ' ';
+	pipeline_catalog_exec("INSERT INTO pipeline.step_state AS s (step_id, next_run_at, waiting_since) "
+						  "VALUES ($1, $2, $3) ON CONFLICT (step_id) DO UPDATE SET next_run_at = $2, "
+						  "waiting_since = $3",
+						  3, types, values, nulls, false, 0, true);
+}
+
+/*
+ * pipeline_runnable_step
+ *		The name of the step if its scheduler may run it now (it exists,
+ *		is neither paused nor suspended, and has a schedule), else NULL;
+ *		*trigger says what starts the run: a retry after failures, an
+ *		upstream's new work (on_upstream), or its schedule.  A run worker
+ *		asks before the run.
+ */
+char *
+pipeline_runnable_step(int64 step_id, bool retrying, const char **trigger)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(step_id);
+	char	   *schedule;
+
+	if (pipeline_catalog_exec("SELECT name, schedule FROM pipeline.steps WHERE id = $1 AND NOT paused "
+							  "AND suspended_at IS NULL AND schedule <> 'manual'",
+							  1, &type, &value, NULL, true, 1, true) != 1)
+		return NULL;
+	schedule = pipeline_result_text(0, 1);
+	*trigger = retrying ? "retry" : strcmp(schedule, "on_upstream") == 0 ? "upstream" : "schedule";
+	return pipeline_result_text(0, 0);
 }

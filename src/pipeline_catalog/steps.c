@@ -32,7 +32,8 @@
 #define STEP_COLUMNS "s.id, s.name, s.owner::oid, s.command, s.kind, s.search_path, " \
 	"s.statement_timeout::text, s.paused, coalesce(s.reads::oid[], '{}'), " \
 	"coalesce(s.writes::oid[], '{}'), " \
-	"coalesce(extract(epoch FROM s.statement_timeout) * 1000, 0)::bigint"
+	"coalesce(extract(epoch FROM s.statement_timeout) * 1000, 0)::bigint, " \
+	"s.suspended_at IS NOT NULL, s.schedule"
 
 /*
  * step_from_row
@@ -55,6 +56,8 @@ step_from_row(int row)
 	step->reads = pipeline_oid_array_to_list(pipeline_result_datum(row, 8, &isnull));
 	step->writes = pipeline_oid_array_to_list(pipeline_result_datum(row, 9, &isnull));
 	step->statement_timeout_ms = pipeline_result_int64(row, 10);
+	step->suspended = DatumGetBool(pipeline_result_datum(row, 11, &isnull));
+	step->schedule = pipeline_result_text(row, 12);
 	return step;
 }
 
@@ -91,10 +94,10 @@ pipeline_step_load(const char *name, bool missing_ok, bool lock)
 int64
 pipeline_step_save(const StepDef *step)
 {
-	Oid			types[9] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	OIDARRAYOID, OIDARRAYOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			types[10] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	OIDARRAYOID, OIDARRAYOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(step->id);
@@ -109,17 +112,18 @@ pipeline_step_save(const StepDef *step)
 		nulls[6] = 'n';
 	values[7] = pipeline_oid_list_to_array(step->reads);
 	values[8] = pipeline_oid_list_to_array(step->writes);
+	values[9] = CStringGetTextDatum(step->schedule);
 	if (step->id == 0)
 		pipeline_catalog_exec("INSERT INTO pipeline.steps (name, owner, command, kind, search_path, "
-							  "statement_timeout, reads, writes) VALUES ($2, $3::oid::regrole, $4, $5, $6, "
-							  "$7::interval, nullif($8, '{}')::regclass[], nullif($9, '{}')::regclass[]) "
+							  "statement_timeout, reads, writes, schedule) VALUES ($2, $3::oid::regrole, $4, $5, "
+							  "$6, $7::interval, nullif($8, '{}')::regclass[], nullif($9, '{}')::regclass[], $10) "
 							  "RETURNING id",
-							  9, types, values, nulls, false, 0, false);
+							  10, types, values, nulls, false, 0, false);
 	else
 		pipeline_catalog_exec("UPDATE pipeline.steps SET command = $4, kind = $5, "
 							  "statement_timeout = $7::interval, reads = nullif($8, '{}')::regclass[], "
-							  "writes = nullif($9, '{}')::regclass[] WHERE id = $1 RETURNING id",
-							  9, types, values, nulls, false, 0, false);
+							  "writes = nullif($9, '{}')::regclass[], schedule = $10 WHERE id = $1 RETURNING id",
+							  10, types, values, nulls, false, 0, false);
 	return pipeline_result_int64(0, 0);
 }
 
@@ -140,7 +144,7 @@ pipeline_step_lock_row(int64 step_id)
 
 /*
  * pipeline_step_set_paused
- *		Pauses or resumes a step.
+ *		Pauses or resumes a step; resuming also lifts its suspension.
  */
 void
 pipeline_step_set_paused(int64 step_id, bool paused)
@@ -148,7 +152,8 @@ pipeline_step_set_paused(int64 step_id, bool paused)
 	Oid			types[2] = {INT8OID, BOOLOID};
 	Datum		values[2] = {Int64GetDatum(step_id), BoolGetDatum(paused)};
 
-	pipeline_catalog_exec("UPDATE pipeline.steps SET paused = $2 WHERE id = $1",
+	pipeline_catalog_exec("UPDATE pipeline.steps SET paused = $2, "
+						  "suspended_at = CASE WHEN $2 THEN suspended_at END WHERE id = $1",
 						  2, types, values, NULL, false, 0, false);
 }
 
@@ -229,6 +234,20 @@ pipeline_step_set_upstreams(int64 step_id, List *upstreams)
 		pipeline_catalog_exec("INSERT INTO pipeline.step_upstreams VALUES ($1, $2, $3, $4)",
 							  4, types, values, nulls, false, 0, false);
 	}
+}
+
+/*
+ * pipeline_step_has_upstreams
+ *		Whether the step runs after any pipeline or step.
+ */
+bool
+pipeline_step_has_upstreams(int64 step_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(step_id);
+
+	return pipeline_catalog_exec("SELECT FROM pipeline.step_upstreams WHERE step_id = $1 LIMIT 1",
+								 1, &type, &value, NULL, false, 1, false) > 0;
 }
 
 /*
@@ -421,7 +440,10 @@ pipeline_step_run_start(int64 step_id, const char *trigger, const char *status, 
 						  5, types, values, NULL, false, 0, false);
 	run_id = pipeline_result_int64(0, 0);
 	if (status != NULL)
+	{
+		pipeline_record_step_outcome(run_id);
 		purge_runs(step_id);
+	}
 	return run_id;
 }
 
@@ -436,12 +458,22 @@ pipeline_step_fail_interrupted(int64 step_id)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(step_id);
+	int			n;
+	int64	   *run_ids;
 
-	pipeline_catalog_exec("UPDATE pipeline.step_run_log SET status = 'failed', finished_at = clock_timestamp(), "
-						  "error_sqlstate = '57P02', error_message = 'run interrupted: the session running it "
-						  "ended (server crash or restart, or terminated backend) before it finished' "
-						  "WHERE step_id = $1 AND status = 'running'",
-						  1, &type, &value, NULL, false, 0, false);
+	n = pipeline_catalog_exec("UPDATE pipeline.step_run_log SET status = 'failed', "
+							  "finished_at = clock_timestamp(), error_sqlstate = '57P02', "
+							  "error_message = 'run interrupted: the session running it ended (server crash or "
+							  "restart, or terminated backend) before it finished' "
+							  "WHERE step_id = $1 AND status = 'running' RETURNING run_id",
+							  1, &type, &value, NULL, false, 0, false);
+	run_ids = palloc(sizeof(int64) * Max(n, 1));
+
+	/* the outcome of each reads and writes through SPI: their ids first */
+	for (int i = 0; i < n; i++)
+		run_ids[i] = pipeline_result_int64(i, 0);
+	for (int i = 0; i < n; i++)
+		pipeline_record_step_outcome(run_ids[i]);
 }
 
 /*
@@ -463,5 +495,10 @@ pipeline_step_run_finish(int64 run_id, const char *status, int64 rows, const cha
 						  "WHERE run_id = $1 RETURNING step_id",
 						  5, types, values, NULL, false, 0, false);
 	if (SPI_processed == 1)
-		purge_runs(pipeline_result_int64(0, 0));
+	{
+		int64		step_id = pipeline_result_int64(0, 0);
+
+		pipeline_record_step_outcome(run_id);
+		purge_runs(step_id);
+	}
 }

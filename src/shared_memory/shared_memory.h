@@ -14,10 +14,11 @@
 
 /* Shared memory of the background workers (shared_state.c). */
 
-/* A pipeline waiting for a worker, as its scheduler found it. */
+/* A pipeline (or step) waiting for a worker, as its scheduler found it. */
 typedef struct PipelineHandoff
 {
-	int64		pipeline_id;
+	int64		pipeline_id;	/* the step's id when 'step' */
+	bool		step;
 	Oid			owner;
 	bool		continuous;
 	bool		retrying;
@@ -60,7 +61,8 @@ typedef struct PipelineWorkerSlot
 {
 	bool		in_use;
 	Oid			dboid;
-	int64		pipeline_id;
+	int64		pipeline_id;	/* the step's id when 'step' */
+	bool		step;			/* it runs a step (steps/), not a pipeline */
 	Oid			owner;
 	bool		continuous;
 	bool		retrying;		/* after failures: runs even with nothing to
@@ -92,7 +94,7 @@ extern PipelineShared *pipeline_shared;
 /* shared_state.c */
 extern void pipeline_shared_state_init(void);
 extern PipelineDatabaseSlot *pipeline_database_slot(Oid dboid, bool create);
-extern PipelineWorkerSlot *pipeline_worker_slot_of(Oid dboid, int64 pipeline_id);
+extern PipelineWorkerSlot *pipeline_worker_slot_of(Oid dboid, int64 id, bool step);
 extern void pipeline_note_staged_rows(void);
 
 /* What a transaction noted of staged rows, to forget a rolled-back part. */

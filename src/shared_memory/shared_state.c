@@ -157,17 +157,17 @@ pipeline_database_slot(Oid dboid, bool create)
 
 /*
  * pipeline_worker_slot_of
- *		The run worker slot running a pipeline of a database, or NULL.  The
- *		caller holds the lock.
+ *		The run worker slot running a pipeline (or a step, when 'step') of
+ *		a database, or NULL.  The caller holds the lock.
  */
 PipelineWorkerSlot *
-pipeline_worker_slot_of(Oid dboid, int64 pipeline_id)
+pipeline_worker_slot_of(Oid dboid, int64 id, bool step)
 {
 	for (int i = 0; i < pipeline_max_workers; i++)
 	{
 		PipelineWorkerSlot *slot = &pipeline_shared->workers[i];
 
-		if (slot->in_use && slot->dboid == dboid && slot->pipeline_id == pipeline_id)
+		if (slot->in_use && slot->dboid == dboid && slot->pipeline_id == id && slot->step == step)
 			return slot;
 	}
 	return NULL;
@@ -455,10 +455,11 @@ take_handoff(PipelineWorkerSlot *slot, PipelineDatabaseSlot *db)
 
 		db->handoffs--;
 		memmove(&db->handoff[0], &db->handoff[1], db->handoffs * sizeof(PipelineHandoff));
-		if (pipeline_worker_slot_of(db->dboid, next.pipeline_id) != NULL)
+		if (pipeline_worker_slot_of(db->dboid, next.pipeline_id, next.step) != NULL)
 			continue;			/* the scheduler started one meanwhile */
 		db->waiting = Max(db->waiting - 1, 0);
 		slot->pipeline_id = next.pipeline_id;
+		slot->step = next.step;
 		slot->owner = next.owner;
 		slot->continuous = next.continuous;
 		slot->retrying = next.retrying;

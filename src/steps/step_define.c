@@ -26,6 +26,7 @@
 #include "base/base.h"
 #include "definition/definition.h"
 #include "pipeline_catalog/pipeline_catalog.h"
+#include "shared_memory/shared_memory.h"
 #include "steps/steps.h"
 
 PG_FUNCTION_INFO_V1(pipeline_create_step);
@@ -42,7 +43,8 @@ enum StepArg
 	ARG_AFTER,
 	ARG_STATEMENT_TIMEOUT,
 	ARG_READS,
-	ARG_WRITES
+	ARG_WRITES,
+	ARG_SCHEDULE
 };
 
 /*
@@ -89,6 +91,22 @@ oids_arg(FunctionCallInfo fcinfo, int arg)
 }
 
 /*
+ * schedule_arg
+ *		The schedule argument as it is stored, checked; 'otherwise' when it
+ *		is NULL.
+ */
+static char *
+schedule_arg(FunctionCallInfo fcinfo, char *otherwise)
+{
+	PipelineSchedule schedule;
+
+	if (PG_ARGISNULL(ARG_SCHEDULE))
+		return otherwise;
+	pipeline_step_schedule_parse(pipeline_text_arg(fcinfo, ARG_SCHEDULE), &schedule);
+	return pstrdup(schedule.text);
+}
+
+/*
  * check_declared
  *		The owner may read what a step declares it reads, and write what it
  *		declares it writes: a declaration is a claim on the relation (its
@@ -118,6 +136,22 @@ check_declared(const StepDef *step)
 }
 
 /*
+ * check_on_upstream
+ *		A step run on its upstreams' new work must have some.
+ */
+static void
+check_on_upstream(const StepDef *step)
+{
+	if (strcmp(step->schedule, "on_upstream") != 0 || pipeline_step_has_upstreams(step->id))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("step \"%s\" runs on its upstreams' work but runs after nothing", step->name),
+			 errdetail("Schedule on_upstream starts the step when a pipeline or step it runs after did new work."),
+			 errhint("Name its upstreams in after, or give it another schedule.")));
+}
+
+/*
  * save_upstreams
  *		The step's upstreams, refused when they would make it run after
  *		itself.
@@ -128,6 +162,7 @@ save_upstreams(const StepDef *step, List *upstreams)
 	char	   *cycle;
 
 	pipeline_step_set_upstreams(step->id, upstreams);
+	check_on_upstream(step);
 	cycle = pipeline_step_cycle(step->id);
 	if (cycle != NULL)
 		ereport(ERROR,
@@ -160,6 +195,7 @@ pipeline_create_step(PG_FUNCTION_ARGS)
 				 errdetail("A step runs one SQL statement."),
 				 errhint("Pass command => 'REFRESH MATERIALIZED VIEW ...', 'CALL ...' or a statement.")));
 	step->owner = GetUserId();
+	step->schedule = schedule_arg(fcinfo, "manual");
 	step->search_path = pstrdup(namespace_search_path);
 	step->statement_timeout = pipeline_statement_timeout_arg(fcinfo, ARG_STATEMENT_TIMEOUT);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -186,6 +222,7 @@ pipeline_create_step(PG_FUNCTION_ARGS)
 	step->id = pipeline_step_save(step);
 	save_upstreams(step, upstreams);
 	pipeline_step_set_relations(step, command.reads, command.writes);
+	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_INT64(step->id);
 }
@@ -249,13 +286,17 @@ pipeline_alter_step(PG_FUNCTION_ARGS)
 		step->reads = oids_arg(fcinfo, ARG_READS);
 	if (!PG_ARGISNULL(ARG_WRITES))
 		step->writes = oids_arg(fcinfo, ARG_WRITES);
+	step->schedule = schedule_arg(fcinfo, step->schedule);
 	check_declared(step);
 	pipeline_step_check_command(step, &command);
 	step->kind = pstrdup(command.kind);
 	(void) pipeline_step_save(step);
 	if (!PG_ARGISNULL(ARG_AFTER))
 		save_upstreams(step, upstreams_arg(fcinfo, step));
+	else
+		check_on_upstream(step);
 	pipeline_step_set_relations(step, command.reads, command.writes);
+	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -310,6 +351,7 @@ set_paused(FunctionCallInfo fcinfo, bool paused)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	pipeline_step_set_paused(load_managed(fcinfo)->id, paused);
+	pipeline_schedules_changed();
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -22,6 +22,11 @@
  * second run is skipped, and alter_step and drop_step wait for the first.
  * A run cannot start another (its command calling run_step).
  *
+ * The scheduler's run workers run a step the same way, outside a
+ * transaction block, as its owner (pipeline_run_step_in_worker), recorded
+ * with what started it: its schedule, an upstream's new work, or a retry.
+ * A paused or suspended step is skipped.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,6 +57,7 @@ static const char *running_step = NULL;
 typedef struct StepRun
 {
 	StepDef    *step;
+	const char *trigger;		/* manual, schedule, upstream or retry */
 	bool		atomic;			/* all in the caller's transaction */
 	int64		run_id;
 	const char *status;
@@ -152,7 +158,7 @@ static void
 skip(StepRun *run, const char *why, const char *hint)
 {
 	run->status = "skipped";
-	run->run_id = pipeline_step_run_start(run->step->id, "manual", run->status, why);
+	run->run_id = pipeline_step_run_start(run->step->id, run->trigger, run->status, why);
 	ereport(NOTICE,
 			(errmsg("step \"%s\" skipped: %s", run->step->name, why),
 			 errhint("%s", hint)));
@@ -179,7 +185,7 @@ execute_step(StepRun *run, bool force)
 		commit_unless_atomic(run);
 		return;
 	}
-	run->run_id = pipeline_step_run_start(run->step->id, "manual", NULL, NULL);
+	run->run_id = pipeline_step_run_start(run->step->id, run->trigger, NULL, NULL);
 
 	/*
 	 * a crash may lose the row of a run that did nothing yet: no flush to
@@ -234,9 +240,10 @@ run_step(StepRun *run, const char *name, bool force)
 
 	run->step = pipeline_step_load(name, false, true);
 	pipeline_check_role(run->step->owner, psprintf("step \"%s\"", run->step->name));
-	if (run->step->paused)
+	if (run->step->paused || run->step->suspended)
 	{
-		skip(run, "it is paused", psprintf("Call pipeline.resume_step('%s') to let it run.", name));
+		skip(run, run->step->paused ? "it is paused" : "it is suspended after failed runs in a row",
+			 psprintf("Call pipeline.resume_step('%s') to let it run.", name));
 		return;
 	}
 	step_lock_tag(&tag, run->step->id);
@@ -258,6 +265,43 @@ run_step(StepRun *run, const char *name, bool force)
 }
 
 /*
+ * pipeline_run_step_in_worker
+ *		A run of the step by a run worker, started by 'trigger' (schedule,
+ *		upstream or retry): as CALL pipeline.run_step(name) outside a
+ *		transaction block does it.  The worker runs as the step's owner,
+ *		in a portal for SPI's non-atomic mode; a failure propagates once
+ *		recorded.
+ */
+void
+pipeline_run_step_in_worker(const char *name, const char *trigger)
+{
+	StepRun    *run = palloc0(sizeof(StepRun));
+
+	run->trigger = trigger;
+	run->atomic = false;
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_step(run, name, false);
+	SPI_finish();
+}
+
+/*
+ * pipeline_step_lock_held
+ *		Whether a session runs the step now (holds its run lock).
+ */
+bool
+pipeline_step_lock_held(int64 step_id)
+{
+	LOCKTAG		tag;
+
+	step_lock_tag(&tag, step_id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, false);
+	return false;
+}
+
+/*
  * pipeline_run_step
  *		SQL: CALL pipeline.run_step(step_name, force => false): the run's
  *		id, status (succeeded or skipped; a failure is an error) and the
@@ -276,6 +320,7 @@ pipeline_run_step(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		pipeline_step_name_required();
 	refuse_nested_step();
+	run->trigger = "manual";
 	run->atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 					!castNode(CallContext, fcinfo->context)->atomic);
 	if (SPI_connect_ext(run->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)

@@ -2,7 +2,7 @@
  *
  * run_worker.c
  *	  A run worker: runs one pipeline for its scheduler, as the pipeline's
- *	  owner.
+ *	  owner; or one step (steps/), as the step's owner.
  *
  * The worker runs the pipeline exactly as a client's CALL pipeline.run(<name>)
  * outside a transaction block does, by calling the run directly (run.c):
@@ -22,6 +22,10 @@
  * started, so that a stream of small commits makes fewer, larger runs; it
  * stops when the pipeline fails (its scheduler retries it after a backoff),
  * is paused, suspended, dropped or no longer continuous.
+ *
+ * A worker of a step runs it once, as CALL pipeline.run_step(<name>) outside
+ * a transaction block would, recorded with what started it (its schedule,
+ * an upstream's new work, a retry), after the same checks of its owner.
  *
  * Between two runs (after a run, or when woken with nothing to read) a
  * worker first looks for a pipeline waiting for a worker (shared_state.c):
@@ -65,6 +69,7 @@
 #include "run/run.h"
 #include "settings.h"
 #include "shared_memory/shared_memory.h"
+#include "steps/steps.h"
 #include "workers/workers.h"
 
 PGDLLEXPORT void pipeline_run_worker_main(Datum arg);
@@ -129,21 +134,21 @@ release_worker_slot(int code, Datum arg)
 }
 
 /*
- * check_may_call_run
- *		What CALL pipeline.run checks of its caller, checked of the owner:
- *		USAGE on the schema (the lookup by qualified name checks it) and
- *		EXECUTE on the procedure; the object access hook hears of the call
- *		as of any procedure's.  An owner who may not call pipeline.run gets
- *		no run from a worker either.
+ * check_may_call
+ *		What CALL pipeline.run (or run_step) checks of its caller, checked
+ *		of the owner: USAGE on the schema (the lookup by qualified name
+ *		checks it) and EXECUTE on the procedure; the object access hook
+ *		hears of the call as of any procedure's.  An owner who may not call
+ *		pipeline.run gets no run from a worker either.
  */
 static void
-check_may_call_run(void)
+check_may_call(const char *procedure)
 {
 	ObjectWithArgs *run = makeNode(ObjectWithArgs);
 	Oid			proc;
 	AclResult	acl;
 
-	run->objname = list_make2(makeString(PIPELINE_SCHEMA), makeString("run"));
+	run->objname = list_make2(makeString(PIPELINE_SCHEMA), makeString(pstrdup(procedure)));
 	run->args_unspecified = true;
 	proc = LookupFuncWithArgs(OBJECT_PROCEDURE, run, false);
 	acl = pipeline_proc_aclcheck(proc, GetUserId(), ACL_EXECUTE);
@@ -199,18 +204,19 @@ close_call_portal(Portal portal)
 
 /*
  * run_as_call
- *		Runs the pipeline as a client's CALL pipeline.run(name) outside a
- *		transaction block does, calling the run directly instead of parsing
- *		and planning that statement: a transaction of its own, a portal for
- *		SPI's non-atomic mode (see pipeline_run_nonatomic).  pg_stat_activity
- *		and the server log's STATEMENT lines show that CALL, the statement a
- *		client would type for the same run.  Errors propagate; the run
- *		recorded them.
+ *		Runs the pipeline (or step) as a client's CALL pipeline.run(name)
+ *		(or run_step) outside a transaction block does, calling the run
+ *		directly instead of parsing and planning that statement: a
+ *		transaction of its own, a portal for SPI's non-atomic mode (see
+ *		pipeline_run_nonatomic).  pg_stat_activity and the server log's
+ *		STATEMENT lines show that CALL, the statement a client would type
+ *		for the same run.  Errors propagate; the run recorded them.
  */
 static void
-run_as_call(const char *name)
+run_as_call(const char *name, const char *step_trigger)
 {
-	char	   *activity = psprintf("CALL pipeline.run(%s)", quote_literal_cstr(name));
+	const char *procedure = step_trigger ? "run_step" : "run";
+	char	   *activity = psprintf("CALL pipeline.%s(%s)", procedure, quote_literal_cstr(name));
 	MemoryContext cxt = CurrentMemoryContext;
 	Portal		portal;
 
@@ -218,12 +224,15 @@ run_as_call(const char *name)
 	StartTransactionCommand();
 	debug_query_string = activity;
 	pgstat_report_activity(STATE_RUNNING, activity);
-	check_may_call_run();
+	check_may_call(procedure);
 
 	portal = open_call_portal(activity);
 	PG_TRY();
 	{
-		pipeline_run_nonatomic(name);
+		if (step_trigger)
+			pipeline_run_step_in_worker(name, step_trigger);
+		else
+			pipeline_run_nonatomic(name);
 	}
 	PG_CATCH();
 	{
@@ -246,7 +255,9 @@ run_as_call(const char *name)
 /*
  * still_wanted
  *		Whether the pipeline should run (again): it exists, is neither
- *		paused nor suspended, and (for another run) is still continuous.
+ *		paused nor suspended, and (for another run) is still continuous;
+ *		a step: it exists, is neither paused nor suspended, and is still
+ *		scheduled (*step_trigger set to what starts its run).
  *		Sets *name to its current name, allocated in cxt, and, for another
  *		run (or the first run of a continuous pipeline that is not a retry),
  *		*idle when no staged row waits for it: a commit to another source
@@ -254,13 +265,14 @@ run_as_call(const char *name)
  *		and an empty run would only fill the run history.
  */
 static bool
-still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
+still_wanted(bool again, MemoryContext cxt, char **name, bool *idle, const char **step_trigger)
 {
 	bool		wanted = false;
 	PipelineUserContext ctx;
 	char	   *runnable;
 
 	*idle = false;
+	*step_trigger = NULL;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -271,13 +283,16 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 	{
 		/* never with the database's search_path: this process is a superuser */
 		pipeline_become_internal(&ctx);
-		runnable = pipeline_runnable_name(my_slot->pipeline_id, again);
+		if (my_slot->step)
+			runnable = pipeline_runnable_step(my_slot->pipeline_id, my_slot->retrying, step_trigger);
+		else
+			runnable = pipeline_runnable_name(my_slot->pipeline_id, again);
 		if (runnable != NULL)
 		{
 			*name = MemoryContextStrdup(cxt, runnable);
 			wanted = true;
 			/* one probe of the source's index, as the scheduler asks */
-			*idle = (again || (my_slot->continuous && !my_slot->retrying)) &&
+			*idle = !my_slot->step && (again || (my_slot->continuous && !my_slot->retrying)) &&
 				pipeline_is_caught_up(my_slot->pipeline_id);
 		}
 		pipeline_restore_user(&ctx);
@@ -290,11 +305,11 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle)
 
 /*
  * run_once
- *		One run of the pipeline as its owner; false when it failed (the run
- *		recorded its error itself; the log gets it too).
+ *		One run of the pipeline (or step) as its owner; false when it failed
+ *		(the run recorded its error itself; the log gets it too).
  */
 static bool
-run_once(const char *name)
+run_once(const char *name, const char *step_trigger)
 {
 	MemoryContext old = CurrentMemoryContext;
 	Oid			saved_user;
@@ -305,7 +320,7 @@ run_once(const char *name)
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(my_slot->owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
-		run_as_call(name);
+		run_as_call(name, step_trigger);
 		SetUserIdAndSecContext(saved_user, saved_context);
 	}
 	PG_CATCH();
@@ -354,21 +369,22 @@ pipeline_run_worker_main(Datum arg)
 		TimestampTz run_started;
 		bool		idle;
 		bool		ran_ok = true;
+		const char *step_trigger;
 
 		MemoryContextReset(iteration);
 		ResetLatch(MyLatch);	/* commits from now on wake the next run */
 		run_started = GetCurrentTimestamp();
 		if (pipeline_stop_requested)
 			break;
-		if (!still_wanted(again, iteration, &name, &idle))
+		if (!still_wanted(again, iteration, &name, &idle, &step_trigger))
 			my_slot->continuous = false;	/* gone, paused: no further run of
 											 * it */
 		else
 		{
 			MemoryContextSwitchTo(iteration);
-			pgstat_report_appname(psprintf("pipeline worker: %s", name));
+			pgstat_report_appname(psprintf("pipeline worker: %s%s", step_trigger ? "step " : "", name));
 			if (!idle)
-				ran_ok = run_once(name);
+				ran_ok = run_once(name, step_trigger);
 		}
 		/* between two runs: a pipeline waiting for a worker goes first */
 		switch (ran_ok ? pipeline_hand_over(my_slot) : HANDOFF_YIELD)

@@ -13,6 +13,13 @@
  * due again after an exponential backoff with jitter (pipeline.retry_base
  * doubling up to pipeline.retry_max).
  *
+ * A scheduled step (steps/) is due at its interval or cron times, or, with
+ * schedule 'on_upstream', as soon as an upstream did new work while every
+ * upstream's last run succeeded.  A failed step is retried with the same
+ * backoff, once its upstreams are done: a retry that would only be skipped
+ * waits for them (their success wakes the scheduler).  A step has no
+ * staged rows: its ticks are never empty.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -51,9 +58,9 @@ pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures)
 
 /*
  * pipeline_read_scheduled
- *		The pipelines with a schedule other than 'manual', as this pass
- *		sees them (schedule_state.c reads them).  The caller is in a
- *		transaction, connected to SPI.
+ *		The pipelines, then the steps, with a schedule other than 'manual',
+ *		as this pass sees them (schedule_state.c reads them).  The caller
+ *		is in a transaction, connected to SPI.
  */
 List *
 pipeline_read_scheduled(void)
@@ -61,15 +68,21 @@ pipeline_read_scheduled(void)
 	List	   *pipelines = NIL;
 	ListCell   *lc;
 
-	foreach(lc, pipeline_scheduled_definitions())
+	foreach(lc, list_concat(pipeline_scheduled_definitions(), pipeline_scheduled_steps()))
 	{
 		ScheduleRow *r = lfirst(lc);
 		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
 
 		p->id = r->id;
+		p->step = r->step;
+		p->ready = r->ready;
+		p->triggered = r->triggered;
 		p->name = r->name;
 		p->owner = r->owner;
-		pipeline_schedule_parse(r->schedule, &p->schedule);
+		if (r->step)
+			pipeline_step_schedule_parse(r->schedule, &p->schedule);
+		else
+			pipeline_schedule_parse(r->schedule, &p->schedule);
 		p->stopped = r->stopped;
 		p->failures = r->failures;
 		p->last_failure_at = r->last_failure_at;
@@ -96,18 +109,27 @@ pipeline_read_scheduled(void)
 List *
 pipeline_recheck_failures(List *due, TimestampTz now)
 {
-	int64	   *ids;
+	int64	   *ids[2];
+	int			nids[2] = {0, 0};
 	List	   *still_due = NIL;
 	ListCell   *lc;
 	ListCell   *lr;
-	List	   *rows;
+	List	   *rows = NIL;
 
 	if (due == NIL)
 		return NIL;
-	ids = palloc(sizeof(int64) * list_length(due));
+	/* [0]: the pipelines' ids, [1]: the steps' */
+	ids[0] = palloc(sizeof(int64) * list_length(due));
+	ids[1] = palloc(sizeof(int64) * list_length(due));
 	foreach(lc, due)
-		ids[foreach_current_index(lc)] = ((ScheduledPipeline *) lfirst(lc))->id;
-	rows = pipeline_current_failures(ids, list_length(due));
+	{
+		ScheduledPipeline *p = lfirst(lc);
+
+		ids[p->step][nids[p->step]++] = p->id;
+	}
+	for (int k = 0; k < 2; k++)
+		if (nids[k] > 0)
+			rows = list_concat(rows, pipeline_current_failures(ids[k], nids[k], k == 1));
 	foreach(lc, due)
 	{
 		ScheduledPipeline *p = lfirst(lc);
@@ -116,7 +138,7 @@ pipeline_recheck_failures(List *due, TimestampTz now)
 		{
 			ScheduleRow *r = lfirst(lr);
 
-			if (r->id != p->id)
+			if (r->id != p->id || r->step != p->step)
 				continue;
 			p->failures = r->failures;
 			p->last_failure_at = r->last_failure_at;
@@ -133,12 +155,17 @@ pipeline_recheck_failures(List *due, TimestampTz now)
  * pipeline_due_at
  *		When the pipeline should run next: a retry after failures, its
  *		schedule's next time after its last start (or empty tick), or now
- *		for a continuous one.  DT_NOEND when never (paused, suspended).
+ *		for a continuous one (or a step an upstream's new work triggered).
+ *		DT_NOEND when never (paused, suspended), or not by a time (a step
+ *		waiting for its upstreams).
  */
 TimestampTz
 pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
 {
 	if (p->stopped)
+		return DT_NOEND;
+	/* it would only be skipped: an upstream's success wakes the scheduler */
+	if (p->step && !p->ready && (p->failures > 0 || p->schedule.kind == SCHEDULE_ON_UPSTREAM))
 		return DT_NOEND;
 	if (p->failures > 0 && p->last_failure_at != 0)
 		return p->last_failure_at + pipeline_retry_delay_ms(p, p->failures) * 1000;
@@ -157,6 +184,8 @@ pipeline_due_at(const ScheduledPipeline *p, TimestampTz now)
 			if (p->last_start == 0 && p->next_run_at != 0)
 				return p->next_run_at;
 			return pipeline_schedule_next(&p->schedule, p->last_start ? p->last_start : now);
+		case SCHEDULE_ON_UPSTREAM:
+			return p->triggered ? now : DT_NOEND;
 		default:
 			return DT_NOEND;
 	}
@@ -175,7 +204,10 @@ pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampT
 		next = 0;
 	if (next == p->next_run_at && waiting_since == p->waiting_since)
 		return;
-	pipeline_save_schedule_state(p->id, next, waiting_since);
+	if (p->step)
+		pipeline_save_step_schedule_state(p->id, next, waiting_since);
+	else
+		pipeline_save_schedule_state(p->id, next, waiting_since);
 	p->next_run_at = next;
 	p->waiting_since = waiting_since;
 }
@@ -203,7 +235,7 @@ still_caught_up(const ScheduledPipeline *p)
 bool
 pipeline_quiet_tick(const ScheduledPipeline *p)
 {
-	return (p->schedule.kind == SCHEDULE_INTERVAL || p->schedule.kind == SCHEDULE_CRON) &&
+	return !p->step && (p->schedule.kind == SCHEDULE_INTERVAL || p->schedule.kind == SCHEDULE_CRON) &&
 		p->failures == 0 && (still_caught_up(p) || pipeline_is_caught_up(p->id));
 }
 
@@ -224,13 +256,15 @@ pipeline_record_empty_tick(ScheduledPipeline *p, TimestampTz now, TimestampTz ne
 /*
  * pipeline_next_due
  *		When to look at the pipeline again after this pass: a continuous one
- *		runs on commit, not at a time (unless a retry is due); another one
- *		that was just started, at its schedule's next time.
+ *		runs on commit, not at a time (unless a retry is due), as does a step
+ *		run on its upstreams' new work; another one that was just started,
+ *		at its schedule's next time.
  */
 TimestampTz
 pipeline_next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now)
 {
-	if (p->schedule.kind == SCHEDULE_CONTINUOUS && (p->failures == 0 || p->started))
+	if ((p->schedule.kind == SCHEDULE_CONTINUOUS || p->schedule.kind == SCHEDULE_ON_UPSTREAM) &&
+		(p->failures == 0 || p->started))
 		return DT_NOEND;
 	if (p->started)
 		return pipeline_schedule_next(&p->schedule, now);

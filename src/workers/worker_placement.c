@@ -29,6 +29,7 @@
 #include "run/run.h"
 #include "settings.h"
 #include "shared_memory/shared_memory.h"
+#include "steps/steps.h"
 #include "workers/workers.h"
 
 /* A run worker this scheduler started, until it is seen stopped. */
@@ -95,7 +96,7 @@ start_worker(const ScheduledPipeline *p)
 
 	LWLockAcquire(pipeline_shared->lock, LW_EXCLUSIVE);
 	/* a worker may have taken it over since this pass looked */
-	if (pipeline_worker_slot_of(MyDatabaseId, p->id) != NULL)
+	if (pipeline_worker_slot_of(MyDatabaseId, p->id, p->step) != NULL)
 	{
 		LWLockRelease(pipeline_shared->lock);
 		return true;
@@ -110,6 +111,7 @@ start_worker(const ScheduledPipeline *p)
 			slot->in_use = true;
 			slot->dboid = MyDatabaseId;
 			slot->pipeline_id = p->id;
+			slot->step = p->step;
 			slot->owner = p->owner;
 			slot->continuous = p->schedule.kind == SCHEDULE_CONTINUOUS;
 			slot->retrying = p->failures > 0;
@@ -125,7 +127,7 @@ start_worker(const ScheduledPipeline *p)
 	w->slot = index;
 	w->launch_id = slot->launch_id;
 	registered = pipeline_start_worker("pipeline_run_worker_main", "pipeline worker",
-									   psprintf("pipeline worker for %s", p->name),
+									   psprintf("pipeline worker for %s%s", p->step ? "step " : "", p->name),
 									   Int32GetDatum(index), &w->handle);
 	if (!registered)
 	{
@@ -143,18 +145,20 @@ start_worker(const ScheduledPipeline *p)
 
 /*
  * pipeline_is_running
- *		Whether the pipeline runs: in a run worker of this database (noted
- *		in p->has_worker), or in any session holding its run lock (a
- *		client's CALL).  A worker started then would only find the run lock
+ *		Whether the pipeline (or step) runs: in a run worker of this
+ *		database (noted in p->has_worker), or in any session holding its
+ *		run lock (a client's CALL).  A worker started then would only find the run lock
  *		taken, exit, and be started again at once.
  */
 bool
 pipeline_is_running(ScheduledPipeline *p)
 {
 	LWLockAcquire(pipeline_shared->lock, LW_SHARED);
-	p->has_worker = pipeline_worker_slot_of(MyDatabaseId, p->id) != NULL;
+	p->has_worker = pipeline_worker_slot_of(MyDatabaseId, p->id, p->step) != NULL;
 	LWLockRelease(pipeline_shared->lock);
-	return p->has_worker || pipeline_run_lock_held(p->id);
+	if (p->has_worker)
+		return true;
+	return p->step ? pipeline_step_lock_held(p->id) : pipeline_run_lock_held(p->id);
 }
 
 /*
@@ -188,7 +192,8 @@ pipeline_remember_served(List *pipelines)
 	{
 		ScheduledPipeline *p = lfirst(lc);
 
-		if (p->has_worker || p->started || p->waits)
+		/* only continuous pipelines ask (may_have_rows) */
+		if (!p->step && (p->has_worker || p->started || p->waits))
 			served[served_count++] = p->id;
 	}
 	qsort(served, served_count, sizeof(int64), compare_int64);
@@ -304,6 +309,7 @@ pipeline_publish_waiting(PipelineDatabaseSlot *slot, List *work, int unplaced_co
 			PipelineHandoff *h = &slot->handoff[slot->handoffs++];
 
 			h->pipeline_id = p->id;
+			h->step = p->step;
 			h->owner = p->owner;
 			h->continuous = p->schedule.kind == SCHEDULE_CONTINUOUS;
 			h->retrying = p->failures > 0;

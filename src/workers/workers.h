@@ -14,10 +14,15 @@
 #include "definition/definition.h"
 #include "shared_memory/shared_memory.h"
 
-/* A scheduled pipeline, as one pass sees it. */
+/*
+ * A scheduled pipeline, as one pass sees it; or a scheduled step (step:
+ * steps/), which has no source, never a continuous schedule, and may have
+ * to wait for its upstreams.
+ */
 typedef struct ScheduledPipeline
 {
 	int64		id;
+	bool		step;
 	char	   *name;
 	Oid			owner;
 	PipelineSchedule schedule;
@@ -30,7 +35,10 @@ typedef struct ScheduledPipeline
 	TimestampTz last_empty_tick_at; /* 0 if none */
 	int32		retry_base_ms;	/* its failure policy's; -1: the setting's */
 	int32		retry_max_ms;
-	Oid			source;			/* the relation it reads */
+	Oid			source;			/* the relation it reads (not a step's) */
+	bool		ready;			/* a step: every upstream's last run succeeded */
+	bool		triggered;		/* a step: an upstream did new work since its
+								 * last start */
 	bool		has_worker;		/* a run worker of this scheduler runs it */
 	bool		started;		/* this pass started its worker */
 	bool		waits;			/* this pass found no worker free for it */

@@ -1,0 +1,219 @@
+/*-------------------------------------------------------------------------
+ *
+ * step_outcome.c
+ *	  What a finished run of a step leaves besides its history row, as
+ *	  outcome.c does for pipelines: the step's totals and streak of
+ *	  failures (pipeline.step_state), alerts when it starts or stops
+ *	  failing, its suspension after too many failures in a row, and a word
+ *	  to the scheduler when a scheduled step has something to do.
+ *
+ * A skipped run neither breaks nor extends a streak: a step held back by
+ * a failing upstream is not itself failing.  A suspended step is skipped
+ * (by run_step and by its scheduler) until resume_step.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "model.h"
+#include "base/base.h"
+#include "pipeline_catalog/pipeline_catalog.h"
+#include "settings.h"
+#include "shared_memory/shared_memory.h"
+
+/* A finished run of a step, as read back with its step's state. */
+typedef struct StepOutcome
+{
+	int64		run_id;
+	int64		step_id;
+	char	   *step;
+	Oid			owner;
+	char	   *status;
+	char	   *sqlstate;
+	char	   *message;
+	bool		suspended;
+	bool		scheduled;		/* a schedule other than manual */
+	int32		previous_streak;
+	int32		streak;
+	int32		suspend_after;	/* the step's, or the setting's */
+} StepOutcome;
+
+/*
+ * read_outcome
+ *		The run and its step's streak before it; false when the step is
+ *		gone.
+ */
+static bool
+read_outcome(int64 run_id, StepOutcome *out)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(run_id), Int32GetDatum(pipeline_suspend_after_failures)};
+	bool		isnull;
+
+	/* not read-only: it must see the run just closed */
+	if (pipeline_catalog_exec("SELECT s.id, s.name, s.owner::oid, l.status, l.error_sqlstate, "
+							  "l.error_message, s.suspended_at IS NOT NULL, s.schedule <> 'manual', "
+							  "coalesce(t.consecutive_failures, 0), coalesce(s.suspend_after_failures, $2) "
+							  "FROM pipeline.step_run_log l JOIN pipeline.steps s ON s.id = l.step_id "
+							  "LEFT JOIN pipeline.step_state t ON t.step_id = s.id "
+							  "WHERE l.run_id = $1",
+							  2, types, values, NULL, false, 1, true) != 1)
+		return false;
+	out->run_id = run_id;
+	out->step_id = pipeline_result_int64(0, 0);
+	out->step = pipeline_result_text(0, 1);
+	out->owner = DatumGetObjectId(pipeline_result_datum(0, 2, &isnull));
+	out->status = pipeline_result_text(0, 3);
+	out->sqlstate = pipeline_result_text(0, 4);
+	out->message = pipeline_result_text(0, 5);
+	out->suspended = DatumGetBool(pipeline_result_datum(0, 6, &isnull));
+	out->scheduled = DatumGetBool(pipeline_result_datum(0, 7, &isnull));
+	out->previous_streak = (int32) pipeline_result_int64(0, 8);
+	out->suspend_after = (int32) pipeline_result_int64(0, 9);
+	return true;
+}
+
+/*
+ * add_to_totals
+ *		Adds the run to its step's totals; returns the new streak.
+ */
+static int32
+add_to_totals(int64 run_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(run_id);
+
+	pipeline_catalog_exec("INSERT INTO pipeline.step_state AS t (step_id, runs_succeeded, runs_failed, "
+						  "runs_skipped, duration_seconds_sum, consecutive_failures, last_success_at, "
+						  "last_failure_at) "
+						  "SELECT l.step_id, (l.status = 'succeeded')::int, (l.status = 'failed')::int, "
+						  "(l.status = 'skipped')::int, "
+						  "extract(epoch FROM l.finished_at - l.started_at)::float8, "
+						  "(l.status = 'failed')::int, "
+						  "CASE WHEN l.status = 'succeeded' THEN l.finished_at END, "
+						  "CASE WHEN l.status = 'failed' THEN l.finished_at END "
+						  "FROM pipeline.step_run_log l WHERE l.run_id = $1 "
+						  "ON CONFLICT (step_id) DO UPDATE SET "
+						  "runs_succeeded = t.runs_succeeded + excluded.runs_succeeded, "
+						  "runs_failed = t.runs_failed + excluded.runs_failed, "
+						  "runs_skipped = t.runs_skipped + excluded.runs_skipped, "
+						  "duration_seconds_sum = t.duration_seconds_sum + excluded.duration_seconds_sum, "
+						  "consecutive_failures = CASE WHEN excluded.runs_succeeded > 0 THEN 0 "
+						  "    ELSE t.consecutive_failures + excluded.consecutive_failures END, "
+						  "last_success_at = coalesce(excluded.last_success_at, t.last_success_at), "
+						  "last_failure_at = coalesce(excluded.last_failure_at, t.last_failure_at) "
+						  "RETURNING consecutive_failures",
+						  1, &type, &value, NULL, false, 1, true);
+	return (int32) pipeline_result_int64(0, 0);
+}
+
+/*
+ * step_alert
+ *		Raises an alert about the run's step changing state.
+ */
+static void
+step_alert(const StepOutcome *out, const char *previous, const char *state,
+		   const char *severity, const char *message)
+{
+	PipelineAlert alert = {0};
+	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(out->step);
+	values[1] = Int64GetDatum(out->step_id);
+	values[2] = Int64GetDatum(out->run_id);
+	values[3] = out->sqlstate ? CStringGetTextDatum(out->sqlstate) : (Datum) 0;
+	nulls[3] = out->sqlstate ? ' ' : 'n';
+	values[4] = Int32GetDatum(out->streak);
+	pipeline_exec("SELECT jsonb_build_object('step', $1, 'step_id', $2, 'run_id', $3, "
+				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
+				  5, types, values, nulls, true, 1);
+
+	alert.kind = "step";
+	alert.severity = severity;
+	alert.step_id = out->step_id;
+	alert.subject = out->step;
+	alert.previous_state = previous;
+	alert.state = state;
+	alert.message = message;
+	alert.owner = out->owner;
+	alert.details = pipeline_result_text(0, 0);
+	pipeline_raise_alert(&alert);
+}
+
+/*
+ * suspend
+ *		Suspends the run's step after its streak reached the limit.
+ */
+static void
+suspend(const StepOutcome *out)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(out->step_id);
+
+	pipeline_catalog_exec("UPDATE pipeline.steps SET suspended_at = now() WHERE id = $1",
+						  1, &type, &value, NULL, false, 0, false);
+	step_alert(out, "failing", "suspended", "critical",
+			   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
+						out->streak, out->message ? out->message : "(no message)"));
+}
+
+/*
+ * pipeline_wake_step_followers
+ *		Wakes the scheduler, when the transaction commits, if a step with a
+ *		schedule other than manual runs after the pipeline (or step) that
+ *		just succeeded: an on_upstream step may now have work, a retry of
+ *		one held back by this upstream may now go.
+ */
+void
+pipeline_wake_step_followers(int64 id, bool is_step)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(id);
+
+	if (pipeline_catalog_exec(is_step ?
+							  "SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps s ON s.id = u.step_id "
+							  "WHERE u.upstream_step = $1 AND s.schedule <> 'manual' LIMIT 1" :
+							  "SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps s ON s.id = u.step_id "
+							  "WHERE u.upstream_pipeline = $1 AND s.schedule <> 'manual' LIMIT 1",
+							  1, &type, &value, NULL, false, 1, true) > 0)
+		pipeline_schedules_changed();
+}
+
+/*
+ * pipeline_record_step_outcome
+ *		Called once for every run of a step that finished (succeeded,
+ *		failed, skipped, or found interrupted), in the transaction recording
+ *		it.
+ */
+void
+pipeline_record_step_outcome(int64 run_id)
+{
+	StepOutcome out;
+
+	if (!read_outcome(run_id, &out))
+		return;
+	out.streak = add_to_totals(run_id);
+	if (strcmp(out.status, "failed") == 0)
+	{
+		if (out.previous_streak == 0)
+			step_alert(&out, "idle", "failing", "error", out.message);
+		if (out.suspend_after > 0 && !out.suspended && out.streak >= out.suspend_after)
+			suspend(&out);
+		else if (out.scheduled)
+			pipeline_schedules_changed();	/* its retry */
+	}
+	else if (strcmp(out.status, "succeeded") == 0)
+	{
+		if (out.previous_streak > 0)
+			step_alert(&out, "failing", "idle", "info",
+					   psprintf("run %lld succeeded after %d failed runs",
+								(long long) run_id, out.previous_streak));
+		pipeline_wake_step_followers(out.step_id, true);
+	}
+}
