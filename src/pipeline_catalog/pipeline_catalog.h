@@ -150,6 +150,7 @@ extern void pipeline_step_set_relations(const StepDef *step, List *reads, List *
 extern char *pipeline_step_followers(int64 id, bool is_step);
 extern List *pipeline_steps_delete(const char *roots, int64 id, bool cascade);
 extern void pipeline_step_fail_interrupted(int64 step_id);
+extern List *pipeline_running_steps(void);
 extern char *pipeline_step_failing_upstream(int64 step_id);
 extern int64 pipeline_step_run_start(int64 step_id, const char *trigger, const char *status,
 									 const char *message);

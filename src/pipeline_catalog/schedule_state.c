@@ -198,7 +198,7 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 	"FROM pipeline.steps s LEFT JOIN pipeline.step_state t ON t.step_id = s.id " \
 	"LEFT JOIN LATERAL (SELECT l.started_at FROM pipeline.step_run_log l WHERE l.step_id = s.id " \
 	"  ORDER BY l.run_id DESC LIMIT 1) ls ON true " \
-	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(l0.status, l1.status) = 'succeeded') AS ready, " \
+	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(coalesce(l0.status, l1.status) = 'succeeded', false)) AS ready, " \
 	"  bool_or(CASE WHEN u.upstream_pipeline IS NOT NULL THEN EXISTS (" \
 	"      SELECT FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
 	"         AND r.finished_at > coalesce(ls.started_at, s.created_at) AND r.status = 'succeeded' " \

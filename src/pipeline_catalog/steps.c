@@ -477,6 +477,28 @@ pipeline_step_fail_interrupted(int64 step_id)
 }
 
 /*
+ * pipeline_running_steps
+ *		The steps with a run recorded as running, as a List of int64 *.
+ */
+List *
+pipeline_running_steps(void)
+{
+	List	   *ids = NIL;
+	int			n;
+
+	n = pipeline_catalog_exec("SELECT DISTINCT step_id FROM pipeline.step_run_log WHERE status = 'running'",
+							  0, NULL, NULL, NULL, true, 0, false);
+	for (int i = 0; i < n; i++)
+	{
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = pipeline_result_int64(i, 0);
+		ids = lappend(ids, id);
+	}
+	return ids;
+}
+
+/*
  * pipeline_step_run_finish
  *		Records how a step's run ended: 'rows' the command affected (-1:
  *		not a count), or the error's SQLSTATE and message.

@@ -42,7 +42,7 @@ PG_FUNCTION_INFO_V1(pipeline_drop_alert_route);
 
 static const char *const route_formats[] = {"json", "slack", NULL};
 static const char *const severities[] = {"info", "warning", "error", "critical", NULL};
-static const char *const alert_kinds[] = {"freshness", "pipeline", "check", NULL};
+static const char *const alert_kinds[] = {"freshness", "pipeline", "check", "step", NULL};
 
 /*
  * checked_name

@@ -302,6 +302,30 @@ pipeline_step_lock_held(int64 step_id)
 }
 
 /*
+ * pipeline_step_fail_dead_runs
+ *		Marks failed the runs of steps recorded as running whose session is
+ *		gone (a crash or a restart ended them), holding each step's run
+ *		lock meanwhile (until the transaction ends), so that a run starting
+ *		now is not taken for one of them: the retry of a scheduled step
+ *		then follows.  The scheduler calls it when it starts.
+ */
+void
+pipeline_step_fail_dead_runs(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pipeline_running_steps())
+	{
+		int64		step_id = *(int64 *) lfirst(lc);
+		LOCKTAG		tag;
+
+		step_lock_tag(&tag, step_id);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			pipeline_step_fail_interrupted(step_id);
+	}
+}
+
+/*
  * pipeline_run_step
  *		SQL: CALL pipeline.run_step(step_name, force => false): the run's
  *		id, status (succeeded or skipped; a failure is an error) and the

@@ -29,6 +29,7 @@ extern void pipeline_step_name_required(void) pg_attribute_noreturn();
 extern void pipeline_step_wait_for_runs(int64 step_id);
 extern void pipeline_run_step_in_worker(const char *name, const char *trigger);
 extern bool pipeline_step_lock_held(int64 step_id);
+extern void pipeline_step_fail_dead_runs(void);
 
 /* step_command.c */
 extern void pipeline_step_check_command(const StepDef *step, StepCommand *command);

@@ -12,14 +12,16 @@
  * (worker_placement.c).  When each pipeline runs next, and since when it
  * waits, is kept in pipeline.schedule_state for the status view.  A
  * pipeline is suspended after pipeline.suspend_after_failures failures
- * (outcome.c).
+ * (outcome.c).  Scheduled steps (steps/) are placed alike, after the
+ * pipelines in each pass's list.
  *
  * Between passes it sleeps until the next pipeline is due, or until
  * something changes (see SCHEDULER_NAPTIME_MS).
  *
  * The scheduler stops when the extension is dropped from its database, on
  * SIGTERM, and before DROP DATABASE (the utility hook asks it to).  On
- * start it marks failed the runs a crash left "running".  While this
+ * start it marks failed the runs (of pipelines and steps) a crash left
+ * "running".  While this
  * database's extension is of another version than the library (version.c),
  * it starts nothing and waits for ALTER EXTENSION pipeline UPDATE, having
  * logged why once.
@@ -50,6 +52,7 @@
 #include "run/run.h"
 #include "settings.h"
 #include "shared_memory/shared_memory.h"
+#include "steps/steps.h"
 #include "workers/workers.h"
 
 PGDLLEXPORT void pipeline_scheduler_main(Datum arg);
@@ -278,6 +281,7 @@ pipeline_scheduler_main(Datum arg)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		pipeline_fail_dead_runs();
+		pipeline_step_fail_dead_runs();
 		SPI_finish();
 	}
 	PopActiveSnapshot();
