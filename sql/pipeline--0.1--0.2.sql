@@ -1489,7 +1489,7 @@ COMMENT ON FUNCTION pipeline.set_failure_policy(text, interval, interval, intege
 
 -- Definitions as code: pipeline.export() writes every definition the
 -- calling role may see as one JSON document, in the terms of the calls that
--- make them (create_pipeline, add_check, set_failure_policy,
+-- make them (create_pipeline, add_check, set_failure_policy, create_step,
 -- add_freshness_check, set_retention, add_alert_route), defaults left out;
 -- pipeline.apply(document) makes the database match a document, through
 -- those same calls, as the calling role (doc/reference.md, "Definitions as
@@ -1569,6 +1569,11 @@ BEGIN
                                   ELSE pg_catalog.format('Write it as the argument of type %s of the function that makes it.', type) END;
         END;
     END IF;
+    -- each relation of an array, at its place in it
+    IF type = 'regclass[]'::regtype THEN
+        PERFORM pipeline.definition_argument(path || '[' || (e.n - 1) || ']', e.v, 'regclass', made)
+           FROM pg_catalog.jsonb_array_elements(given) WITH ORDINALITY e(v, n);
+    END IF;
     RETURN CASE
         WHEN wanted = 'array' THEN pg_catalog.format('ARRAY(SELECT pg_catalog.jsonb_array_elements_text(%L::jsonb))::%s', given, type)
         WHEN wanted IS NULL THEN pg_catalog.format('%L::jsonb', given)
@@ -1593,8 +1598,18 @@ DECLARE
     list text[] := '{}';
     entry record;
     i integer;
+    missing text;
 BEGIN
     SELECT proargnames, ARRAY(SELECT pg_catalog.unnest(proargtypes)) INTO params, types FROM pg_catalog.pg_proc WHERE oid = function;
+    -- an argument without a default is needed
+    SELECT p INTO missing FROM pg_catalog.pg_proc f, pg_catalog.unnest(params[1:f.pronargs - f.pronargdefaults]) p
+     WHERE f.oid = function AND NOT (fixed || args) ? p LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid pipeline document at %', path
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('%s needs %s.', function::regproc, pg_catalog.quote_ident(missing)),
+                  HINT = pg_catalog.format('Give it %s.', pg_catalog.quote_ident(missing));
+    END IF;
     FOR entry IN SELECT key, value FROM pg_catalog.jsonb_each(fixed || args) ORDER BY key LOOP
         i := pg_catalog.array_position(params, entry.key);
         IF i IS NULL OR entry.key = ANY (ARRAY(SELECT pg_catalog.jsonb_object_keys(fixed))) AND args ? entry.key THEN
@@ -1665,12 +1680,12 @@ BEGIN
                   HINT = 'See pipeline.export() for the shape of a document.';
     END IF;
     SELECT k INTO unknown FROM jsonb_object_keys(document) k
-     WHERE k NOT IN ('version', 'pipelines', 'freshness_checks', 'retention', 'alert_routes') ORDER BY k LIMIT 1;
+     WHERE k NOT IN ('version', 'pipelines', 'steps', 'freshness_checks', 'retention', 'alert_routes') ORDER BY k LIMIT 1;
     IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'invalid pipeline document at %', pipeline.definition_step(unknown)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('A document has no section %s.', quote_ident(unknown)),
-                  HINT = 'Its sections are version, pipelines, freshness_checks, retention and alert_routes.';
+                  HINT = 'Its sections are version, pipelines, steps, freshness_checks, retention and alert_routes.';
     END IF;
     IF document ? 'version' AND document->'version' <> '1' THEN
         RAISE EXCEPTION 'invalid pipeline document at .version'
@@ -1699,6 +1714,17 @@ BEGIN
         END LOOP;
         IF p.value->'failure_policy' IS NOT NULL AND jsonb_typeof(p.value->'failure_policy') <> 'null' THEN
             kind := 'failure_policy'; identity := p.key; path := fpath || '.failure_policy';
+            args := pipeline.definition_object(path, p.value->'failure_policy');
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    FOR p IN SELECT key, value FROM jsonb_each(pipeline.definition_object('.steps', document->'steps')) ORDER BY key LOOP
+        fpath := '.steps' || pipeline.definition_step(p.key);
+        kind := 'step'; identity := p.key; path := fpath; pipeline := p.key;
+        args := pipeline.definition_object(fpath, p.value) - 'failure_policy';
+        RETURN NEXT;
+        IF p.value->'failure_policy' IS NOT NULL AND jsonb_typeof(p.value->'failure_policy') <> 'null' THEN
+            kind := 'step_failure_policy'; identity := p.key; path := fpath || '.failure_policy';
             args := pipeline.definition_object(path, p.value->'failure_policy');
             RETURN NEXT;
         END IF;
@@ -1809,6 +1835,45 @@ $$;
 COMMENT ON FUNCTION pipeline.check_arguments(pipeline.checks) IS
     'export: the add_check arguments that made a check, defaults left out';
 
+-- The arguments of create_step that made a step: its upstreams in their
+-- order, the relations it declares, its owner when not the caller, the
+-- defaults left out.
+CREATE FUNCTION pipeline.step_arguments(s pipeline.steps) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    SET intervalstyle = postgres
+    AS $$
+SELECT pipeline.definition_strip(jsonb_build_object(
+    'command', s.command,
+    'owner', CASE WHEN s.owner::oid <> current_user::regrole::oid THEN s.owner::text END,
+    'after', (SELECT jsonb_agg(coalesce(d.name, o.name) ORDER BY u.position)
+                FROM pipeline.step_upstreams u
+                LEFT JOIN pipeline.pipeline_defs d ON d.id = u.upstream_pipeline
+                LEFT JOIN pipeline.steps o ON o.id = u.upstream_step
+               WHERE u.step_id = s.id),
+    'statement_timeout', s.statement_timeout::text,
+    'reads', (SELECT jsonb_agg(r::text) FROM unnest(s.reads) r),
+    'writes', (SELECT jsonb_agg(w::text) FROM unnest(s.writes) w),
+    'schedule', nullif(s.schedule, 'manual')))
+$$;
+COMMENT ON FUNCTION pipeline.step_arguments(pipeline.steps) IS
+    'export: the create_step arguments that made a step, defaults left out';
+
+-- A failure policy as a document writes it (NULL when it is the settings').
+CREATE FUNCTION pipeline.failure_policy_arguments(retry_base_ms integer, retry_max_ms integer,
+                                                  suspend_after_failures integer) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    SET intervalstyle = postgres
+    AS $$
+SELECT nullif(pipeline.definition_strip(jsonb_build_object(
+    'retry_base', (retry_base_ms * interval '1 ms')::text,
+    'retry_max', (retry_max_ms * interval '1 ms')::text,
+    'suspend_after_failures', suspend_after_failures)), '{}')
+$$;
+COMMENT ON FUNCTION pipeline.failure_policy_arguments(integer, integer, integer) IS
+    'export: the set_failure_policy arguments of a pipeline''s or step''s own policy';
+
 -- A freshness check's name in a document: its relation, then its column in
 -- parentheses and its filter after "where", when it has them, and its
 -- owner after "by" when that is not the caller.
@@ -1856,11 +1921,15 @@ SELECT pipeline.definition_strip(jsonb_build_object(
             || pipeline.definition_strip(jsonb_build_object(
                  'checks', (SELECT jsonb_object_agg(c.name, pipeline.check_arguments(c))
                             FROM pipeline.checks c WHERE c.pipeline_id = d.id),
-                 'failure_policy', nullif(pipeline.definition_strip(jsonb_build_object(
-                     'retry_base', (d.retry_base_ms * interval '1 ms')::text,
-                     'retry_max', (d.retry_max_ms * interval '1 ms')::text,
-                     'suspend_after_failures', d.suspend_after_failures)), '{}'))))
+                 'failure_policy', pipeline.failure_policy_arguments(d.retry_base_ms, d.retry_max_ms,
+                                                                     d.suspend_after_failures))))
         FROM pipeline.pipeline_defs d), '{}'),
+    'steps', coalesce((
+        SELECT jsonb_object_agg(s.name, pipeline.step_arguments(s)
+            || pipeline.definition_strip(jsonb_build_object(
+                 'failure_policy', pipeline.failure_policy_arguments(s.retry_base_ms, s.retry_max_ms,
+                                                                     s.suspend_after_failures))))
+        FROM pipeline.steps s), '{}'),
     'freshness_checks', coalesce((
         SELECT jsonb_object_agg(pipeline.freshness_label(f.relation::text, f.column_name, f.filter, f.owner::text),
                                 pipeline.definition_strip(jsonb_build_object(
@@ -1882,7 +1951,7 @@ SELECT pipeline.definition_strip(jsonb_build_object(
                          THEN pipeline.alert_route_arguments() END))
 $$;
 COMMENT ON FUNCTION pipeline.export() IS
-    'every definition the current role may see -- pipelines with their checks and failure policies, freshness checks, retention, and (superusers) alert routes -- as one JSON document for pipeline.apply';
+    'every definition the current role may see -- pipelines with their checks and failure policies, steps with theirs, freshness checks, retention, and (superusers) alert routes -- as one JSON document for pipeline.apply';
 
 -- The function that makes an item of each kind, and the values it fills in
 -- itself when given none (beside its parameters' defaults), which a
@@ -1895,12 +1964,15 @@ SELECT CASE kind
          WHEN 'pipeline' THEN 'pipeline.create_pipeline(text, regclass, text, text[], text, text, text, jsonb, text, text, bigint, text, interval, interval, text[], text[], text, jsonb, text, text[], text[], text, real, text, text)'
          WHEN 'check' THEN 'pipeline.add_check(text, text, text, text, text, text[], text, text, text, regclass, text, text, bigint, bigint, text, text, text, double precision)'
          WHEN 'failure_policy' THEN 'pipeline.set_failure_policy(text, interval, interval, integer)'
+         WHEN 'step' THEN 'pipeline.create_step(text, text, text[], interval, regclass[], regclass[], text)'
+         WHEN 'step_failure_policy' THEN 'pipeline.set_failure_policy(text, interval, interval, integer)'
          WHEN 'freshness_check' THEN 'pipeline.add_freshness_check(regclass, text, interval, interval, text, text, time without time zone, text)'
          WHEN 'retention' THEN 'pipeline.set_retention(regclass, interval, boolean, integer, integer, integer, interval)'
          WHEN 'alert_route' THEN 'pipeline.add_alert_route(text, text, text, regrole, text[], text[], regclass[], text, interval, interval, interval, boolean)'
        END::regprocedure,
        CASE kind WHEN 'check' THEN '{"kind": "expression", "action": "quarantine"}'::jsonb
                  WHEN 'pipeline' THEN jsonb_build_object('owner', current_user::regrole::text)
+                 WHEN 'step' THEN jsonb_build_object('owner', current_user::regrole::text)
                  WHEN 'freshness_check' THEN jsonb_build_object('owner', current_user::regrole::text)
                  WHEN 'alert_route' THEN jsonb_build_object('owner', current_user::regrole::text)
                  ELSE '{}' END
@@ -1949,7 +2021,7 @@ BEGIN
     SELECT proargnames, ARRAY(SELECT pg_catalog.unnest(proargtypes)) INTO params, types FROM pg_catalog.pg_proc WHERE oid = f.function;
     FOR entry IN SELECT key, value FROM pg_catalog.jsonb_each(args) LOOP
         i := pg_catalog.array_position(params, entry.key);
-        -- (a pipeline's and a freshness check's owner is the document's own key)
+        -- (a pipeline's, a step's and a freshness check's owner is the document's own key)
         CONTINUE WHEN i IS NULL AND entry.key <> 'owner' OR pg_catalog.jsonb_typeof(entry.value) = 'null';
         type := CASE WHEN i IS NULL THEN 'regrole'::regtype ELSE types[i] END;
         normal := CASE
@@ -1983,6 +2055,8 @@ SELECT CASE kind
     WHEN 'pipeline' THEN format('SELECT pipeline.drop_pipeline(%L)', identity)
     WHEN 'check' THEN format('SELECT pipeline.drop_check(%L, %L)', pipeline, identity::jsonb->>1)
     WHEN 'failure_policy' THEN format('SELECT pipeline.set_failure_policy(%L)', identity)
+    WHEN 'step' THEN format('SELECT pipeline.drop_step(%L)', identity)
+    WHEN 'step_failure_policy' THEN format('SELECT pipeline.set_failure_policy(%L)', identity)
     WHEN 'freshness_check' THEN format('SELECT pipeline.drop_freshness_check(f.id) FROM pipeline.freshness_checks f '
                                        'WHERE f.relation = %L::regclass AND f.column_name IS NOT DISTINCT FROM %L '
                                        'AND f.filter IS NOT DISTINCT FROM %L AND f.owner = %L::regrole',
@@ -2023,13 +2097,15 @@ BEGIN
                                WHEN 'check' THEN pg_catalog.jsonb_build_object('pipeline_name', w.pipeline, 'check_name',
                                    w.identity::jsonb->>1)
                                WHEN 'failure_policy' THEN pg_catalog.jsonb_build_object('pipeline_name', w.pipeline)
+                               WHEN 'step' THEN pg_catalog.jsonb_build_object('step_name', w.identity)
+                               WHEN 'step_failure_policy' THEN pg_catalog.jsonb_build_object('pipeline_name', w.pipeline)
                                WHEN 'retention' THEN pg_catalog.jsonb_build_object('source', w.identity)
                                WHEN 'alert_route' THEN pg_catalog.jsonb_build_object('name', w.identity)
                                ELSE '{}' END,
-                   CASE WHEN w.kind IN ('pipeline', 'freshness_check') THEN w.args - 'owner' ELSE w.args END,
+                   CASE WHEN w.kind IN ('pipeline', 'step', 'freshness_check') THEN w.args - 'owner' ELSE w.args END,
                    (SELECT m.targets FROM made m)) AS make_sql,
                -- an owner the document names is a role (checked here, before anything changes)
-               CASE WHEN w.kind IN ('pipeline', 'freshness_check') AND w.args ? 'owner'
+               CASE WHEN w.kind IN ('pipeline', 'step', 'freshness_check') AND w.args ? 'owner'
                     THEN pipeline.definition_argument(w.path || '.owner', w.args->'owner', 'regrole') END AS owner_checked
           FROM items w),
     wanted AS (SELECT w.*, pipeline.definition_normal(w.kind, w.args) AS normal FROM called w),
@@ -2049,6 +2125,7 @@ BEGIN
           LEFT JOIN pipeline.pipeline_defs d ON c.kind = 'pipeline' AND d.name = c.identity
          WHERE CASE c.kind WHEN 'pipeline' THEN 'pipelines' WHEN 'check' THEN 'pipelines'
                            WHEN 'failure_policy' THEN 'pipelines' WHEN 'freshness_check' THEN 'freshness_checks'
+                           WHEN 'step' THEN 'steps' WHEN 'step_failure_policy' THEN 'steps'
                            WHEN 'retention' THEN 'retention' ELSE 'alert_routes' END = ANY (sections)),
     compared AS (
         SELECT w.kind AS w_kind, c.kind AS c_kind, coalesce(w.kind, c.kind) AS kind, coalesce(w.key, c.key) AS key,
@@ -2069,19 +2146,23 @@ BEGIN
                      AND NOT (x.unshapable AND x.changed && ARRAY['key', 'sequence_by', 'delete_when', 'columns', 'filter'])
                      AND (x.normal ? 'key' OR NOT 'key' = ANY (x.changed))
                      THEN 'alter'
-                WHEN x.kind IN ('failure_policy', 'retention') THEN 'alter'
+                WHEN x.kind IN ('failure_policy', 'step_failure_policy', 'retention') THEN 'alter'
+                -- alter_step changes all but who owns it
+                WHEN x.kind = 'step' AND NOT 'owner' = ANY (x.changed) THEN 'alter'
                 WHEN x.kind = 'alert_route' THEN 'alter'
                 ELSE 'replace' END AS action
       FROM compared x;
 
-    -- a pipeline dropped or replaced takes its checks and policy with it:
-    -- those of the document are made again
+    -- a pipeline (or step) dropped or replaced takes its checks and policy
+    -- with it: those of the document are made again
     UPDATE pg_temp.pipeline_plan p SET action = 'create', drop_sql = NULL
-     WHERE p.kind IN ('check', 'failure_policy') AND p.make_sql IS NOT NULL
-       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace'));
+     WHERE p.kind IN ('check', 'failure_policy', 'step_failure_policy') AND p.make_sql IS NOT NULL
+       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r
+                           WHERE r.kind IN ('pipeline', 'step') AND r.action IN ('drop', 'replace'));
     UPDATE pg_temp.pipeline_plan p SET drop_sql = NULL
-     WHERE p.kind IN ('check', 'failure_policy') AND p.action = 'drop'
-       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace'));
+     WHERE p.kind IN ('check', 'failure_policy', 'step_failure_policy') AND p.action = 'drop'
+       AND p.pipeline IN (SELECT r.key FROM pg_temp.pipeline_plan r
+                           WHERE r.kind IN ('pipeline', 'step') AND r.action IN ('drop', 'replace'));
 
     -- a pipeline replaced while another that stays reads its target cannot
     -- be dropped: refused here, before anything changes
@@ -2093,6 +2174,25 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pg_temp.pipeline_plan o
                         WHERE o.kind = 'pipeline' AND o.key = d2.name AND o.action IN ('drop', 'replace'))
      GROUP BY r.object ORDER BY r.object LIMIT 1;
+    IF kept_reader.object IS NULL THEN
+        -- nor one a step that stays runs after
+        SELECT r.object, pg_catalog.string_agg(s.name, ', ' ORDER BY s.name) AS readers INTO kept_reader
+          FROM pg_temp.pipeline_plan r
+          JOIN pipeline.pipeline_defs d ON d.name = r.key
+          JOIN pipeline.step_upstreams u ON u.upstream_pipeline = d.id
+          JOIN pipeline.steps s ON s.id = u.step_id
+         WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace')
+           AND NOT EXISTS (SELECT 1 FROM pg_temp.pipeline_plan o
+                            WHERE o.kind = 'step' AND o.key = s.name AND o.action IN ('drop', 'replace'))
+         GROUP BY r.object ORDER BY r.object LIMIT 1;
+        IF kept_reader.object IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot apply % of the pipeline document: the pipeline would be dropped, and steps % run after it',
+                            kept_reader.object, kept_reader.readers
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = 'A pipeline steps run after cannot be dropped.',
+                      HINT = 'Drop those steps in the same document (leave them out of its steps section), or keep the pipeline.';
+        END IF;
+    END IF;
     IF kept_reader.object IS NOT NULL THEN
         RAISE EXCEPTION 'cannot apply % of the pipeline document: the pipeline would be dropped and made again, and % read its target',
                         kept_reader.object, kept_reader.readers
@@ -2115,6 +2215,25 @@ BEGIN
               SELECT m.key, m.target, d.depth + 1 FROM making m JOIN depth d ON d.target = ANY (m.reads) AND d.key <> m.key
                WHERE d.depth < 1000),
     made_depth AS (SELECT d.key, pg_catalog.max(d.depth) AS depth FROM depth d GROUP BY d.key),
+    -- steps made, after the steps they run after
+    making_steps AS (SELECT p.key, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(p.normal->'after', '[]')))
+                                   AS after
+                       FROM pg_temp.pipeline_plan p WHERE p.kind = 'step' AND p.action IN ('create', 'replace', 'alter')),
+    step_depth AS (SELECT m.key, 0 AS depth FROM making_steps m
+                    WHERE NOT EXISTS (SELECT 1 FROM making_steps u WHERE u.key = ANY (m.after) AND u.key <> m.key)
+                   UNION ALL
+                   SELECT m.key, d.depth + 1 FROM making_steps m JOIN step_depth d ON d.key = ANY (m.after) AND d.key <> m.key
+                    WHERE d.depth < 1000),
+    made_step_depth AS (SELECT d.key, pg_catalog.max(d.depth) AS depth FROM step_depth d GROUP BY d.key),
+    -- steps dropped, after the steps running after them
+    defined_steps AS (SELECT s.id, s.name, 0 AS depth FROM pipeline.steps s
+                       WHERE NOT EXISTS (SELECT 1 FROM pipeline.step_upstreams u
+                                          WHERE u.step_id = s.id AND u.upstream_step IS NOT NULL)
+                      UNION ALL
+                      SELECT s.id, s.name, g.depth + 1 FROM pipeline.steps s
+                        JOIN pipeline.step_upstreams u ON u.step_id = s.id JOIN defined_steps g ON g.id = u.upstream_step
+                       WHERE g.depth < 1000),
+    defined_step_depth AS (SELECT g.name, pg_catalog.max(g.depth) AS depth FROM defined_steps g GROUP BY g.name),
     -- pipelines dropped, after the pipelines reading their targets
     defined AS (SELECT d.name, 0 AS depth FROM pipeline.pipeline_defs d
                  WHERE NOT EXISTS (SELECT 1 FROM pipeline.pipeline_defs u WHERE u.change_log = d.source)
@@ -2125,15 +2244,18 @@ BEGIN
     defined_depth AS (SELECT g.name, pg_catalog.max(g.depth) AS depth FROM defined g GROUP BY g.name),
     ordered AS (
         SELECT p.*,
-               CASE WHEN p.kind = 'pipeline' THEN 1 ELSE 2 END AS phase,
-               md.depth AS make_depth, dd.depth AS drop_depth,
+               CASE p.kind WHEN 'pipeline' THEN 1 WHEN 'step' THEN 3 WHEN 'step_failure_policy' THEN 4 ELSE 2 END
+                   AS phase,
+               coalesce(md.depth, sd.depth) AS make_depth, coalesce(dd.depth, ds.depth) AS drop_depth,
                CASE WHEN p.kind = 'pipeline' AND p.action IN ('drop', 'replace') THEN
                    (SELECT b.pending_rows FROM pipeline.backlog(p.key, quiet => true) b) END AS pending,
                CASE WHEN p.kind = 'pipeline' AND p.action IN ('drop', 'replace') THEN
                    (SELECT pg_catalog.count(*) FROM pipeline.quarantine q WHERE q.pipeline = p.key) END AS quarantined
           FROM pg_temp.pipeline_plan p
           LEFT JOIN made_depth md ON md.key = p.key AND p.kind = 'pipeline'
-          LEFT JOIN defined_depth dd ON dd.name = p.key AND p.kind = 'pipeline')
+          LEFT JOIN defined_depth dd ON dd.name = p.key AND p.kind = 'pipeline'
+          LEFT JOIN made_step_depth sd ON sd.key = p.key AND p.kind = 'step'
+          LEFT JOIN defined_step_depth ds ON ds.name = p.key AND p.kind = 'step')
     SELECT (pg_catalog.row_number() OVER (ORDER BY o.phase, o.make_depth, o.kind, o.object))::integer,
            o.action, o.kind, o.object,
            CASE WHEN o.action IN ('create', 'unchanged') THEN NULL
@@ -2159,8 +2281,18 @@ BEGIN
            (pg_catalog.row_number() OVER (ORDER BY CASE WHEN o.kind = 'pipeline' THEN 2 ELSE 1 END,
                                                    -o.drop_depth, o.kind, o.object))::integer,
            CASE WHEN o.action IN ('drop', 'replace') THEN o.drop_sql END,
-           CASE WHEN o.action IN ('create', 'replace') OR o.action = 'alter' AND o.kind <> 'pipeline' THEN o.make_sql
-                WHEN o.action = 'alter' THEN pipeline.definition_alter(o.key, o.normal, o.current_args) END,
+           CASE WHEN o.action IN ('create', 'replace') OR o.action = 'alter' AND o.kind NOT IN ('pipeline', 'step')
+                THEN o.make_sql
+                WHEN o.action = 'alter' AND o.kind = 'pipeline' THEN
+                    pipeline.definition_alter('pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text, interval, text[])',
+                        o.key, o.normal, o.current_args,
+                        '{"columns": "{}", "on_schema_change": "ignore", "batch_size": "100000", "schedule": "manual",
+                          "tombstone_retention": "7 days", "statement_timeout": "0", "track_history": "{}"}')
+                WHEN o.action = 'alter' THEN
+                    pipeline.definition_alter('pipeline.alter_step(text, text, text[], interval, regclass[], regclass[], text)',
+                        o.key, o.normal, o.current_args,
+                        '{"after": "{}", "statement_timeout": "0", "reads": "{}", "writes": "{}", "schedule": "manual"}')
+           END,
            o.run_as
       FROM ordered o;
     DROP TABLE pg_temp.pipeline_plan;
@@ -2168,27 +2300,27 @@ END $$;
 COMMENT ON FUNCTION pipeline.definition_plan(jsonb) IS
     'apply: the plan making the database match a document, in order, with the calls';
 
--- "SELECT pipeline.alter_pipeline(...)": the settings of pipeline 'name'
--- that differ between its arguments 'current' and 'wanted' (both
--- normalised), a setting the document leaves out set back to its default.
-CREATE FUNCTION pipeline.definition_alter(name text, wanted jsonb, current jsonb) RETURNS text
+-- "SELECT pipeline.alter_pipeline(...)" (or alter_step): the settings of
+-- the pipeline (or step) 'name' that differ between its arguments
+-- 'current' and 'wanted' (both normalised), a setting the document leaves
+-- out set back to what 'defaults' says.
+CREATE FUNCTION pipeline.definition_alter(alter regprocedure, name text, wanted jsonb, current jsonb, defaults jsonb)
+    RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-SELECT format('SELECT pipeline.alter_pipeline(name => %L%s)', name, string_agg(format(', %I => %s', e.key,
-           CASE WHEN wanted ? e.key THEN pipeline.definition_argument('', wanted->e.key, t.type)
-                ELSE format('%L::%s', CASE e.key WHEN 'columns' THEN '{}' WHEN 'on_schema_change' THEN 'ignore'
-                                                 WHEN 'batch_size' THEN '100000' WHEN 'schedule' THEN 'manual'
-                                                 WHEN 'tombstone_retention' THEN '7 days' WHEN 'statement_timeout' THEN '0'
-                                                 WHEN 'track_history' THEN '{}' ELSE '' END, t.type) END), '' ORDER BY e.key))
-  FROM jsonb_each(wanted || current) e
-  CROSS JOIN LATERAL (SELECT p.proargtypes[array_position(p.proargnames, e.key) - 1]::regtype AS type
-                        FROM pg_proc p
-                       WHERE p.oid = 'pipeline.alter_pipeline(text, text[], text, text, jsonb, text, text, bigint, text, interval, text, interval, text[])'::regprocedure) t
- WHERE wanted->e.key IS DISTINCT FROM current->e.key
+SELECT format('SELECT %s(%I => %L%s)', alter::regproc, p.proargnames[1], name,
+              string_agg(format(', %I => %s', e.key,
+                  CASE WHEN wanted ? e.key THEN pipeline.definition_argument('', wanted->e.key, t.type)
+                       ELSE format('%L::%s', coalesce(defaults->>e.key, ''), t.type) END), '' ORDER BY e.key))
+  FROM pg_proc p
+  CROSS JOIN jsonb_each(wanted || current) e
+  CROSS JOIN LATERAL (SELECT p.proargtypes[array_position(p.proargnames, e.key) - 1]::regtype AS type) t
+ WHERE p.oid = alter AND wanted->e.key IS DISTINCT FROM current->e.key
+ GROUP BY p.proargnames
 $$;
-COMMENT ON FUNCTION pipeline.definition_alter(text, jsonb, jsonb) IS
-    'apply: the alter_pipeline call changing a pipeline''s settings to a document''s';
+COMMENT ON FUNCTION pipeline.definition_alter(regprocedure, text, jsonb, jsonb, jsonb) IS
+    'apply: the alter_pipeline (or alter_step) call changing a definition''s settings to a document''s';
 
 -- Runs a step of apply, as role 'run_as' when the document names an owner
 -- (the caller must be a member of it), back as 'caller_role' after; an
