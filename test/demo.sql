@@ -182,7 +182,7 @@ SELECT order_id, status, updated_at, __start_at, __end_at FROM silver.order_hist
 SELECT count(*) AS versions, count(*) FILTER (WHERE __end_at IS NULL) AS current_orders
   FROM silver.order_history;
 
-\echo '== 13. A test of a pipeline, and a step after one: what a few rows would do (rolled back), then a report refreshed once the gold pipeline succeeded'
+\echo '== 13. A test of a pipeline, and a step after one: what a few rows would do (rolled back), then a report refreshed by itself whenever the gold pipeline writes'
 -- an update, a delete, a new order and one with a malformed email, as
 -- orders_silver would merge them now; nothing of it stays
 SELECT t->'status' AS status, (t->'counts') - 'stale' - 'dropped' - 'unchanged' - 'read' AS counts,
@@ -195,18 +195,27 @@ SELECT t->'status' AS status, (t->'counts') - 'stale' - 'dropped' - 'unchanged' 
     {"order_id": 9002, "customer": "yann", "email": "not an email", "amount": "5.00", "status": "new", "op": "u", "updated_at": "2026-11-03 09:00"}
   ]$$) t;
 SELECT count(*) FILTER (WHERE order_id = 9001) AS zoe_is_not_there FROM silver.orders;
--- a materialized view over the gold table, refreshed by a step that runs
--- after revenue_by_tier, as its owner, only once that pipeline succeeded
+-- a materialized view over the gold table, refreshed by a step that the
+-- scheduler runs, as its owner, whenever revenue_by_tier wrote rows and
+-- succeeded (schedule on_upstream): no call, no cron job
 CREATE MATERIALIZED VIEW gold.tier_report AS
 SELECT tier, revenue, round(100 * revenue / sum(revenue) OVER (), 1) AS share_pct FROM gold.revenue_by_tier;
 CREATE UNIQUE INDEX ON gold.tier_report (tier);
 SELECT pipeline.create_step('refresh tier report', 'REFRESH MATERIALIZED VIEW CONCURRENTLY gold.tier_report',
-    after => ARRAY['revenue_by_tier']) > 0 AS created;
+    after => ARRAY['revenue_by_tier'], schedule => 'on_upstream') > 0 AS created;
 UPDATE silver.customers SET tier = 'gold' WHERE customer = 'customer_3';
 CALL pipeline.run('revenue_by_tier');
-CALL pipeline.run_step('refresh tier report');
+-- no CALL of the step: wait (at most 10 s) until the scheduler has run it
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        EXIT WHEN EXISTS (SELECT FROM pipeline.step_runs WHERE status = 'succeeded');
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
 SELECT * FROM gold.tier_report ORDER BY tier;
-SELECT step, status, duration < interval '10 seconds' AS quick FROM pipeline.step_runs;
+SELECT step, trigger, status, duration < interval '10 seconds' AS quick FROM pipeline.step_runs;
+SELECT step, state, schedule, last_status, consecutive_failures FROM pipeline.step_status;
 SELECT upstream, downstream, upstream_kind, downstream_kind FROM pipeline.dependencies ORDER BY downstream;
 
 \echo '== 14. Freshness: silver.orders must have been merged into within 15 minutes, checked every 5 by pg_cron'

@@ -4,18 +4,24 @@
 # checks its upstreams, records the run, commits, runs the command as the
 # owner and records the result -- against the same command by hand, one
 # refresh of a small materialized view and one small cleanup DELETE each;
-# defining the 1,000 steps; and the DAG view at that size.  See README.md.
+# defining the 1,000 steps; the DAG view at that size; and the scheduler
+# with every step scheduled on_upstream: its CPU while idle, against the
+# same steps left manual, and how soon an upstream's new work starts the
+# step after it.  See README.md.
 #
 #   bash test/bench/steps.sh
 #
-# Environment: STEPS_COUNT (1000); STEPS_REPEAT (5); BENCH_BUILD,
-# BENCH_PORT (55483).
+# Environment: STEPS_COUNT (1000); STEPS_REPEAT (5); STEPS_IDLE_SECONDS
+# (30) of scheduler CPU sampling each way; STEPS_TRIGGERS (20) upstream
+# runs timed; BENCH_BUILD, BENCH_PORT (55483).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../common.sh"
 
 STEPS=${STEPS_COUNT:-1000}
 REPEAT=${STEPS_REPEAT:-5}
+IDLE=${STEPS_IDLE_SECONDS:-30}
+TRIGGERS=${STEPS_TRIGGERS:-20}
 PORT=${BENCH_PORT:-55483}
 bench_setup
 bench_results steps
@@ -92,5 +98,49 @@ for rep in $(seq "$REPEAT"); do
     view_ms+="$(ms "$WORK/view.sql") "
 done
 say "$(printf '3. SELECT count(*) FROM pipeline.dependencies with %d steps: %.1f ms (median of %d: %s)' "$((2 * STEPS))" "$(echo "$view_ms" | median)" "$REPEAT" "$view_ms")"
+say ""
+
+# 4. The scheduler.  Every pass reads each scheduled step (its last start,
+# its upstreams' last runs and new work: index probes); sampled while idle
+# with the steps manual, then with all of them on_upstream (nothing new
+# upstream: no run starts), its utime + stime from /proc.
+HZ=$(getconf CLK_TCK)
+scheduler_pid() { sql -Atc "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pipeline scheduler' AND datname = 'bench'"; }
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+idle_cpu() {
+    local pid t0
+    sleep 12    # a pass after the change, then only the naptime's
+    pid=$(scheduler_pid); t0=$(cpu_ticks "$pid")
+    sleep "$IDLE"
+    awk -v d=$(( $(cpu_ticks "$pid") - t0 )) -v hz="$HZ" -v s="$IDLE" 'BEGIN {printf "%.3f", 100 * d / hz / s}'
+}
+manual_cpu=$(idle_cpu)
+sql -c "UPDATE pipeline.steps SET schedule = 'on_upstream'" -c "SELECT pipeline.pause_step('refresh 0')" \
+    -c "SELECT pipeline.resume_step('refresh 0')" >/dev/null
+scheduled_cpu=$(idle_cpu)
+say "4. the scheduler, idle, with the $((2 * STEPS)) steps (% of one core over $IDLE s, a pass at least every 10 s)"
+say "$(printf '   steps manual                 %6s %%' "$manual_cpu")"
+say "$(printf '   steps scheduled on_upstream  %6s %%   (no run started: %s step runs recorded since)' "$scheduled_cpu" \
+    "$(sql -Atc "SELECT count(*) FROM pipeline.step_runs WHERE trigger <> 'manual'")")"
+
+# How soon a pipeline's new work starts the refresh after it: its run's
+# end to the step run's start, and to the cleanup after the refresh.
+lat= ; chain=
+for i in $(seq 0 $((TRIGGERS - 1))); do
+    sql -c "INSERT INTO m.s_$i VALUES ($i + 1000, 1)" -c "CALL pipeline.run('p_$i')" >/dev/null
+    for _ in $(seq 100); do
+        [ "$(sql -Atc "SELECT count(*) FROM pipeline.step_runs WHERE step = 'cleanup $i' AND trigger = 'upstream' AND status = 'succeeded'")" = 1 ] && break
+        sleep 0.1
+    done
+    read -r a b < <(sql -Atc "SELECT round(extract(epoch FROM s.started_at - r.finished_at) * 1000, 1),
+                                    round(extract(epoch FROM c.started_at - r.finished_at) * 1000, 1)
+                               FROM pipeline.runs r, pipeline.step_runs s, pipeline.step_runs c
+                              WHERE r.pipeline = 'p_$i' AND s.step = 'refresh $i' AND c.step = 'cleanup $i'
+                                AND s.trigger = 'upstream' AND c.trigger = 'upstream'
+                              ORDER BY r.run_id DESC LIMIT 1" | tr '|' ' ')
+    lat+="$a "; chain+="$b "
+done
+say "$(printf '   a pipeline run writing a row to the start of its refresh step: %s ms (median of %d: %s)' "$(echo "$lat" | median)" "$TRIGGERS" "$lat")"
+say "$(printf '   ... to the start of the cleanup step after the refresh: %s ms (median: %s)' "$(echo "$chain" | median)" "$chain")"
 say ""
 say "results written to $OUT"
