@@ -3,8 +3,9 @@
  * alerts.c
  *	  Alerts: changes of state worth telling someone about.
  *
- * Freshness checks changing state, pipelines and steps starting or stopping to fail,
- * and data quality checks changing status raise alerts.  Each alert is a
+ * Freshness checks changing state, pipelines and steps starting or
+ * stopping to fail (pipeline_alert_streak), and data quality checks
+ * changing status raise alerts.  Each alert is a
  * row of pipeline.alerts and a NOTIFY on channel pipeline_alerts, sent
  * when the transaction that raised it commits, so a listener never hears
  * of a change that was rolled back; and a delivery to each alert route it
@@ -122,4 +123,74 @@ pipeline_raise_alert(const PipelineAlert *alert)
 	queue_deliveries(pipeline_result_int64(0, 1));
 	pipeline_purge_history("alerts", "raised_at", NULL, 0);
 	pipeline_restore_user(&ctx);
+}
+
+/*
+ * streak_alert
+ *		Raises an alert about the run's pipeline or step changing state;
+ *		the payload names it, the run, the error's SQLSTATE and the failed
+ *		runs in a row.
+ */
+static void
+streak_alert(const RunStreak *run, const char *previous, const char *state,
+			 const char *severity, const char *message)
+{
+	PipelineAlert alert = {0};
+	Oid			types[6] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(run->name);
+	values[1] = Int64GetDatum(run->id);
+	values[2] = Int64GetDatum(run->run_id);
+	text_or_null(run->sqlstate, &values[3], &nulls[3]);
+	values[4] = Int32GetDatum(run->streak);
+	values[5] = CStringGetTextDatum(run->kind);
+	pipeline_exec("SELECT jsonb_build_object($6, $1, $6 || '_id', $2, 'run_id', $3, "
+				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
+				  6, types, values, nulls, true, 1);
+
+	alert.kind = run->kind;
+	alert.severity = severity;
+	if (strcmp(run->kind, "step") == 0)
+		alert.step_id = run->id;
+	else
+		alert.pipeline_id = run->id;
+	alert.subject = run->name;
+	alert.previous_state = previous;
+	alert.state = state;
+	alert.message = message;
+	alert.owner = run->owner;
+	alert.details = pipeline_result_text(0, 0);
+	pipeline_raise_alert(&alert);
+}
+
+/*
+ * pipeline_alert_streak
+ *		The alerts a finished run of a pipeline or step raises: idle ->
+ *		failing at the first failure, failing -> suspended when the streak
+ *		reaches its limit (after 'suspend' suspended it), failing -> idle at
+ *		the success that ends a streak.  Returns whether it suspended it.
+ */
+bool
+pipeline_alert_streak(const RunStreak *run, void (*suspend) (int64 id))
+{
+	if (strcmp(run->status, "failed") == 0)
+	{
+		if (run->previous_streak == 0)
+			streak_alert(run, "idle", "failing", "error", run->message);
+		if (run->suspend_after > 0 && !run->suspended && run->streak >= run->suspend_after)
+		{
+			suspend(run->id);
+			streak_alert(run, "failing", "suspended", "critical",
+						 psprintf("suspended after %d failed runs in a row; the last failed with: %s",
+								  run->streak, run->message ? run->message : "(no message)"));
+			return true;
+		}
+	}
+	else if (strcmp(run->status, "succeeded") == 0 && run->previous_streak > 0)
+		streak_alert(run, "failing", "idle", "info",
+					 psprintf("run %lld succeeded after %d failed runs",
+							  (long long) run->run_id, run->previous_streak));
+	return false;
 }

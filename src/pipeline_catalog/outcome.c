@@ -28,29 +28,13 @@
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "settings.h"
 
-/* A finished run, as read back from the history. */
-typedef struct RunOutcome
-{
-	int64		run_id;
-	int64		pipeline_id;
-	char	   *pipeline;
-	Oid			owner;
-	char	   *status;
-	char	   *sqlstate;
-	char	   *message;
-	bool		suspended;
-	int32		previous_streak;
-	int32		streak;
-	int32		suspend_after;	/* the pipeline's, or the setting's */
-} RunOutcome;
-
 /*
  * read_outcome
  *		The run and its pipeline's streak before this run; false when the
  *		pipeline is gone.
  */
 static bool
-read_outcome(int64 run_id, RunOutcome *out)
+read_outcome(int64 run_id, RunStreak *out)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(run_id), Int32GetDatum(pipeline_suspend_after_failures)};
@@ -66,9 +50,10 @@ read_outcome(int64 run_id, RunOutcome *out)
 						   false, 1) != 1)	/* not read-only: it must see the
 											 * run just closed */
 		return false;
+	out->kind = "pipeline";
 	out->run_id = run_id;
-	out->pipeline_id = pipeline_result_int64(0, 0);
-	out->pipeline = pipeline_result_text(0, 1);
+	out->id = pipeline_result_int64(0, 0);
+	out->name = pipeline_result_text(0, 1);
 	out->owner = DatumGetObjectId(pipeline_result_datum(0, 2, &isnull));
 	out->status = pipeline_result_text(0, 3);
 	out->sqlstate = pipeline_result_text(0, 4);
@@ -132,54 +117,6 @@ add_to_totals(int64 run_id)
 }
 
 /*
- * pipeline_alert
- *		Raises an alert about the run's pipeline changing state.
- */
-static void
-pipeline_alert(const RunOutcome *out, const char *previous, const char *state,
-			   const char *severity, const char *message)
-{
-	PipelineAlert alert = {0};
-	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	values[0] = CStringGetTextDatum(out->pipeline);
-	values[1] = Int64GetDatum(out->pipeline_id);
-	values[2] = Int64GetDatum(out->run_id);
-	values[3] = out->sqlstate ? CStringGetTextDatum(out->sqlstate) : (Datum) 0;
-	nulls[3] = out->sqlstate ? ' ' : 'n';
-	values[4] = Int32GetDatum(out->streak);
-	pipeline_exec("SELECT jsonb_build_object('pipeline', $1, 'pipeline_id', $2, 'run_id', $3, "
-				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
-				  5, types, values, nulls, true, 1);
-
-	alert.kind = "pipeline";
-	alert.severity = severity;
-	alert.pipeline_id = out->pipeline_id;
-	alert.subject = out->pipeline;
-	alert.previous_state = previous;
-	alert.state = state;
-	alert.message = message;
-	alert.owner = out->owner;
-	alert.details = pipeline_result_text(0, 0);
-	pipeline_raise_alert(&alert);
-}
-
-/*
- * suspend
- *		Suspends the run's pipeline after its streak reached the limit.
- */
-static void
-suspend(const RunOutcome *out)
-{
-	pipeline_suspend(out->pipeline_id);
-	pipeline_alert(out, "failing", "suspended", "critical",
-				   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
-							out->streak, out->message ? out->message : "(no message)"));
-}
-
-/*
  * check_alerts
  *		Raises an alert for each data quality check of the run whose status
  *		differs from its result in the pipeline's previous run with it (a
@@ -187,7 +124,7 @@ suspend(const RunOutcome *out)
  *		check now past its warn or error threshold, or passing again.
  */
 static void
-check_alerts(const RunOutcome *out)
+check_alerts(const RunStreak *out)
 {
 	Oid			type = INT8OID;
 	Datum		value = Int64GetDatum(out->run_id);
@@ -213,8 +150,8 @@ check_alerts(const RunOutcome *out)
 
 		SPI_tuptable = changes;
 		alert.kind = "check";
-		alert.pipeline_id = out->pipeline_id;
-		alert.subject = psprintf("%s.%s", out->pipeline, pipeline_result_text(i, 0));
+		alert.pipeline_id = out->id;
+		alert.subject = psprintf("%s.%s", out->name, pipeline_result_text(i, 0));
 		alert.previous_state = pipeline_result_text(i, 1);
 		alert.state = pipeline_result_text(i, 2);
 		alert.severity = strcmp(alert.state, "FAIL") == 0 ? "error"
@@ -235,26 +172,13 @@ check_alerts(const RunOutcome *out)
 void
 pipeline_record_outcome(int64 run_id)
 {
-	RunOutcome	out;
+	RunStreak	out;
 
 	if (!read_outcome(run_id, &out))
 		return;
 	out.streak = add_to_totals(run_id);
 	check_alerts(&out);
-
-	if (strcmp(out.status, "failed") == 0)
-	{
-		if (out.previous_streak == 0)
-			pipeline_alert(&out, "idle", "failing", "error", out.message);
-		if (out.suspend_after > 0 && !out.suspended && out.streak >= out.suspend_after)
-			suspend(&out);
-	}
-	else if (strcmp(out.status, "succeeded") == 0)
-	{
-		if (out.previous_streak > 0)
-			pipeline_alert(&out, "failing", "idle", "info",
-						   psprintf("run %lld succeeded after %d failed runs",
-									(long long) run_id, out.previous_streak));
-		pipeline_wake_step_followers(out.pipeline_id, false);
-	}
+	(void) pipeline_alert_streak(&out, pipeline_suspend);
+	if (strcmp(out.status, "succeeded") == 0)
+		pipeline_wake_step_followers(out.id, false);
 }

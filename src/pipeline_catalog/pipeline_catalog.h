@@ -257,8 +257,29 @@ extern char *pipeline_runnable_step(int64 step_id, bool retrying, const char **t
 extern void pipeline_purge_history(const char *table, const char *time_column,
 								   const char *key_column, int64 key);
 
+/*
+ * A finished run of a pipeline or a step, with the streak of failed runs
+ * it extended or ended (outcome.c, step_outcome.c; alerts.c).
+ */
+typedef struct RunStreak
+{
+	const char *kind;			/* "pipeline" or "step" */
+	int64		id;				/* the pipeline's or step's */
+	char	   *name;
+	Oid			owner;
+	int64		run_id;
+	char	   *status;
+	char	   *sqlstate;
+	char	   *message;
+	bool		suspended;		/* before this run */
+	int32		previous_streak;
+	int32		streak;
+	int32		suspend_after;	/* its own policy's, or the setting's */
+} RunStreak;
+
 /* alerts.c */
 extern void pipeline_raise_alert(const PipelineAlert *alert);
+extern bool pipeline_alert_streak(const RunStreak *run, void (*suspend) (int64 id));
 
 /* outcome.c */
 extern void pipeline_record_outcome(int64 run_id);

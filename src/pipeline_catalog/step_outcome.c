@@ -25,30 +25,13 @@
 #include "settings.h"
 #include "shared_memory/shared_memory.h"
 
-/* A finished run of a step, as read back with its step's state. */
-typedef struct StepOutcome
-{
-	int64		run_id;
-	int64		step_id;
-	char	   *step;
-	Oid			owner;
-	char	   *status;
-	char	   *sqlstate;
-	char	   *message;
-	bool		suspended;
-	bool		scheduled;		/* a schedule other than manual */
-	int32		previous_streak;
-	int32		streak;
-	int32		suspend_after;	/* the step's, or the setting's */
-} StepOutcome;
-
 /*
  * read_outcome
  *		The run and its step's streak before it; false when the step is
  *		gone.
  */
 static bool
-read_outcome(int64 run_id, StepOutcome *out)
+read_outcome(int64 run_id, RunStreak *out, bool *scheduled)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(run_id), Int32GetDatum(pipeline_suspend_after_failures)};
@@ -63,15 +46,16 @@ read_outcome(int64 run_id, StepOutcome *out)
 							  "WHERE l.run_id = $1",
 							  2, types, values, NULL, false, 1, true) != 1)
 		return false;
+	out->kind = "step";
 	out->run_id = run_id;
-	out->step_id = pipeline_result_int64(0, 0);
-	out->step = pipeline_result_text(0, 1);
+	out->id = pipeline_result_int64(0, 0);
+	out->name = pipeline_result_text(0, 1);
 	out->owner = DatumGetObjectId(pipeline_result_datum(0, 2, &isnull));
 	out->status = pipeline_result_text(0, 3);
 	out->sqlstate = pipeline_result_text(0, 4);
 	out->message = pipeline_result_text(0, 5);
 	out->suspended = DatumGetBool(pipeline_result_datum(0, 6, &isnull));
-	out->scheduled = DatumGetBool(pipeline_result_datum(0, 7, &isnull));
+	*scheduled = DatumGetBool(pipeline_result_datum(0, 7, &isnull));
 	out->previous_streak = (int32) pipeline_result_int64(0, 8);
 	out->suspend_after = (int32) pipeline_result_int64(0, 9);
 	return true;
@@ -112,55 +96,17 @@ add_to_totals(int64 run_id)
 }
 
 /*
- * step_alert
- *		Raises an alert about the run's step changing state.
- */
-static void
-step_alert(const StepOutcome *out, const char *previous, const char *state,
-		   const char *severity, const char *message)
-{
-	PipelineAlert alert = {0};
-	Oid			types[5] = {TEXTOID, INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	values[0] = CStringGetTextDatum(out->step);
-	values[1] = Int64GetDatum(out->step_id);
-	values[2] = Int64GetDatum(out->run_id);
-	values[3] = out->sqlstate ? CStringGetTextDatum(out->sqlstate) : (Datum) 0;
-	nulls[3] = out->sqlstate ? ' ' : 'n';
-	values[4] = Int32GetDatum(out->streak);
-	pipeline_exec("SELECT jsonb_build_object('step', $1, 'step_id', $2, 'run_id', $3, "
-				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
-				  5, types, values, nulls, true, 1);
-
-	alert.kind = "step";
-	alert.severity = severity;
-	alert.step_id = out->step_id;
-	alert.subject = out->step;
-	alert.previous_state = previous;
-	alert.state = state;
-	alert.message = message;
-	alert.owner = out->owner;
-	alert.details = pipeline_result_text(0, 0);
-	pipeline_raise_alert(&alert);
-}
-
-/*
  * suspend
- *		Suspends the run's step after its streak reached the limit.
+ *		Suspends a step after its streak reached the limit.
  */
 static void
-suspend(const StepOutcome *out)
+suspend(int64 step_id)
 {
 	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(out->step_id);
+	Datum		value = Int64GetDatum(step_id);
 
 	pipeline_catalog_exec("UPDATE pipeline.steps SET suspended_at = now() WHERE id = $1",
 						  1, &type, &value, NULL, false, 0, false);
-	step_alert(out, "failing", "suspended", "critical",
-			   psprintf("suspended after %d failed runs in a row; the last failed with: %s",
-						out->streak, out->message ? out->message : "(no message)"));
 }
 
 /*
@@ -194,26 +140,16 @@ pipeline_wake_step_followers(int64 id, bool is_step)
 void
 pipeline_record_step_outcome(int64 run_id)
 {
-	StepOutcome out;
+	RunStreak	out;
+	bool		scheduled;
 
-	if (!read_outcome(run_id, &out))
+	if (!read_outcome(run_id, &out, &scheduled))
 		return;
 	out.streak = add_to_totals(run_id);
-	if (strcmp(out.status, "failed") == 0)
-	{
-		if (out.previous_streak == 0)
-			step_alert(&out, "idle", "failing", "error", out.message);
-		if (out.suspend_after > 0 && !out.suspended && out.streak >= out.suspend_after)
-			suspend(&out);
-		else if (out.scheduled)
-			pipeline_schedules_changed();	/* its retry */
-	}
+	if (pipeline_alert_streak(&out, suspend))
+		return;
+	if (strcmp(out.status, "failed") == 0 && scheduled)
+		pipeline_schedules_changed();	/* its retry */
 	else if (strcmp(out.status, "succeeded") == 0)
-	{
-		if (out.previous_streak > 0)
-			step_alert(&out, "failing", "idle", "info",
-					   psprintf("run %lld succeeded after %d failed runs",
-								(long long) run_id, out.previous_streak));
-		pipeline_wake_step_followers(out.step_id, true);
-	}
+		pipeline_wake_step_followers(out.id, true);
 }
