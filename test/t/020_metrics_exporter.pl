@@ -46,6 +46,8 @@ $node->safe_psql(
 	INSERT INTO "Order Items" VALUES (4, 40);
 	SELECT pipeline.add_freshness_check('items', 'at', warn_after => '1 hour');
 	SELECT * FROM pipeline.check_freshness('items'::regclass);
+	SELECT pipeline.create_step('prune items', 'DELETE FROM items WHERE amount < 0', after => ARRAY['items']);
+	CALL pipeline.run_step('prune items');
 });
 
 # scrape(ROLE): /metrics of an exporter connected as ROLE, with the
@@ -99,6 +101,9 @@ like($metrics, qr/^pg_pipeline_lag_seconds\{pipeline="items",[^}]*\} \d/m, 'the 
 like($metrics, qr/^pg_pipeline_state_active\{pipeline="items",[^}]*state="idle"\} 1$/m, 'the state, one-hot');
 like($metrics, qr/^pg_pipeline_freshness_state_active\{check_id="\d+",relation="items",[^}]*state="PASS"\} 1$/m,
 	'a freshness check\'s state');
+like($metrics, qr/^pg_pipeline_step_runs_total\{[^}]*status="succeeded",step="prune items"\} 1$/m, 'a step\'s runs');
+like($metrics, qr/^pg_pipeline_step_state_active\{[^}]*state="idle",step="prune items"\} 1$/m, 'a step\'s state');
+like($metrics, qr/^pg_pipeline_step_consecutive_failures\{[^}]*step="prune items"\} 0$/m, 'a step\'s failures');
 
 my $stranger = scrape('stranger');
 like($stranger, qr/^pg_exporter_last_scrape_error 0$/m, 'an exporter connected as another role scrapes');
