@@ -67,8 +67,28 @@ SELECT name FROM pipeline.steps ORDER BY name;
 SELECT step, action, object FROM pipeline.apply((SELECT d FROM pg_temp.doc), dry_run => false) WHERE action <> 'unchanged';
 SELECT pipeline.export() = (SELECT d FROM pg_temp.doc) AS same_document;
 
--- A pipeline that a step which stays runs after cannot be dropped (nor made
--- again): refused before anything changes.
+-- A step that stays but stops running after one the document drops: its
+-- upstreams are cut before the drop, set after the makes.
+SELECT step, action, kind, object, detail FROM pipeline.apply((SELECT d FROM pg_temp.doc) #- '{steps,note}'
+    #- '{steps,prune,after,0}', dry_run => false) WHERE action <> 'unchanged';
+SELECT upstream, downstream FROM pipeline.dependencies WHERE downstream_kind = 'step' ORDER BY 2, 1;
+SELECT step, action, object FROM pipeline.apply((SELECT d FROM pg_temp.doc), dry_run => false) WHERE action <> 'unchanged';
+
+-- A pipeline made again (a setting alter_pipeline does not change), steps
+-- running after it that stay: cut from it before its drop, after it again
+-- once it is made; their history kept.
+CALL pipeline.run_step('prune', force => true);
+SELECT step, action, kind, object, data_loss FROM pipeline.apply(
+    jsonb_set((SELECT d FROM pg_temp.doc), '{pipelines,sac orders,strategy}', '"append"') #- '{pipelines,sac orders,key}',
+    dry_run => false, allow_data_loss => true) WHERE action <> 'unchanged';
+SELECT upstream, downstream FROM pipeline.dependencies WHERE downstream_kind = 'step' ORDER BY 2, 1;
+SELECT count(*) AS prune_runs_kept FROM pipeline.step_runs WHERE step = 'prune';
+SELECT step, action, object FROM pipeline.apply((SELECT d FROM pg_temp.doc), dry_run => false, allow_data_loss => true)
+ WHERE action <> 'unchanged';
+SELECT pipeline.export() = (SELECT d FROM pg_temp.doc) AS same_document;
+
+-- A pipeline that steps of the document still run after cannot be
+-- dropped: refused before anything changes.
 SELECT code, message, detail FROM error_of($$SELECT pipeline.apply((SELECT d FROM pg_temp.doc) #- '{pipelines,sac orders}',
     dry_run => false, allow_data_loss => true)$$);
 SELECT count(*) AS pipelines, (SELECT count(*) FROM pipeline.steps) AS steps FROM pipeline.pipeline_defs;

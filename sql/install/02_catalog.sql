@@ -367,12 +367,15 @@ CREATE TABLE pipeline.step_run_log (
     run_as              regrole NOT NULL,
     rows_affected       bigint,
     error_sqlstate      text,
-    error_message       text
+    error_message       text,
+    upstream_marks      jsonb
 );
 CREATE INDEX ON pipeline.step_run_log (step_id, run_id);
 CREATE INDEX ON pipeline.step_run_log (step_id, finished_at);
 COMMENT ON TABLE pipeline.step_run_log IS
     'history of step runs: what started them, status, rows the command affected, error';
+COMMENT ON COLUMN pipeline.step_run_log.upstream_marks IS
+    'the last finished run of each upstream the run''s start saw ({"p<pipeline id>": run_id, "s<step id>": run_id}): an upstream''s later runs are new work for on_upstream (runs of one pipeline or step never overlap, so a later id ends later)';
 
 /*
  * Totals of every step run ever finished (pipeline.metrics, the failure

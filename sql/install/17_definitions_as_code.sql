@@ -686,22 +686,19 @@ BEGIN
                         WHERE o.kind = 'pipeline' AND o.key = d2.name AND o.action IN ('drop', 'replace'))
      GROUP BY r.object ORDER BY r.object LIMIT 1;
     IF kept_reader.object IS NULL THEN
-        -- nor one a step that stays runs after
-        SELECT r.object, pg_catalog.string_agg(s.name, ', ' ORDER BY s.name) AS readers INTO kept_reader
+        -- nor one that steps of the document still run after
+        SELECT r.object, pg_catalog.string_agg(o.key, ', ' ORDER BY o.key) AS readers INTO kept_reader
           FROM pg_temp.pipeline_plan r
-          JOIN pipeline.pipeline_defs d ON d.name = r.key
-          JOIN pipeline.step_upstreams u ON u.upstream_pipeline = d.id
-          JOIN pipeline.steps s ON s.id = u.step_id
-         WHERE r.kind = 'pipeline' AND r.action IN ('drop', 'replace')
-           AND NOT EXISTS (SELECT 1 FROM pg_temp.pipeline_plan o
-                            WHERE o.kind = 'step' AND o.key = s.name AND o.action IN ('drop', 'replace'))
+          JOIN pg_temp.pipeline_plan o ON o.kind = 'step' AND o.action NOT IN ('drop', 'replace')
+                                      AND o.normal->'after' ? r.key
+         WHERE r.kind = 'pipeline' AND r.action = 'drop'
          GROUP BY r.object ORDER BY r.object LIMIT 1;
         IF kept_reader.object IS NOT NULL THEN
             RAISE EXCEPTION 'cannot apply % of the pipeline document: the pipeline would be dropped, and steps % run after it',
                             kept_reader.object, kept_reader.readers
                 USING ERRCODE = 'dependent_objects_still_exist',
-                      DETAIL = 'A pipeline steps run after cannot be dropped.',
-                      HINT = 'Drop those steps in the same document (leave them out of its steps section), or keep the pipeline.';
+                      DETAIL = 'The document drops the pipeline, and its steps section still names it in their after.',
+                      HINT = 'Keep the pipeline, or take it out of those steps'' after.';
         END IF;
     END IF;
     IF kept_reader.object IS NOT NULL THEN
@@ -711,6 +708,36 @@ BEGIN
                   DETAIL = 'A pipeline other pipelines read cannot be dropped; what changed is a setting alter_pipeline does not change.',
                   HINT = 'Change only the settings alter_pipeline changes, or make the readers again too (take them out of the document, apply, put them back).';
     END IF;
+
+    -- a step that stays but stops running after a pipeline or step, or runs
+    -- after one the plan drops or makes again, would hold the drop back:
+    -- before the drops, its upstreams are cut to those that stay (and an
+    -- on_upstream step left with none made manual meanwhile); after the
+    -- makes, its alter sets them as the document says
+    ALTER TABLE pg_temp.pipeline_plan ADD COLUMN pre_sql text;
+    WITH gone AS (SELECT r.key FROM pg_temp.pipeline_plan r
+                   WHERE r.kind IN ('pipeline', 'step') AND r.action IN ('drop', 'replace')),
+    kept AS (
+        SELECT p.key, ARRAY(SELECT e.a FROM pg_catalog.jsonb_array_elements_text(p.current_args->'after')
+                                            WITH ORDINALITY e(a, n)
+                             WHERE coalesce(p.normal->'after', '[]') ? e.a AND e.a NOT IN (SELECT g.key FROM gone g)
+                             ORDER BY e.n) AS after
+          FROM pg_temp.pipeline_plan p
+         WHERE p.kind = 'step' AND p.action IN ('alter', 'unchanged')
+           AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(coalesce(p.current_args->'after', '[]')) e(a)
+                        WHERE NOT coalesce(p.normal->'after', '[]') ? e.a OR e.a IN (SELECT g.key FROM gone g))),
+    cut AS (SELECT k.key, k.after,
+                   k.after = '{}' AND p.current_args->>'schedule' = 'on_upstream' AS made_manual
+              FROM kept k JOIN pg_temp.pipeline_plan p ON p.kind = 'step' AND p.key = k.key)
+    UPDATE pg_temp.pipeline_plan p
+       SET pre_sql = pg_catalog.format('SELECT pipeline.alter_step(step_name => %L, after => %L::text[]%s)', c.key, c.after,
+                                       CASE WHEN c.made_manual THEN ', schedule => ''manual''' ELSE '' END),
+           current_args = pipeline.definition_strip(p.current_args || pg_catalog.jsonb_build_object(
+                              'after', CASE WHEN c.after <> '{}' THEN pg_catalog.to_jsonb(c.after) END,
+                              'schedule', CASE WHEN NOT c.made_manual THEN p.current_args->'schedule' END)),
+           action = 'alter'
+      FROM cut c WHERE p.kind = 'step' AND p.key = c.key;
+    UPDATE pg_temp.pipeline_plan p SET changed = ARRAY['after'] WHERE p.pre_sql IS NOT NULL AND p.changed = '{}';
 
     RETURN QUERY
     WITH RECURSIVE
@@ -789,9 +816,10 @@ BEGIN
            o.kind = 'pipeline' AND (o.action = 'replace'
                OR o.action = 'alter' AND ('key' = ANY (o.changed) OR o.has_tombstones)
                OR o.action = 'drop' AND (o.pending IS DISTINCT FROM 0 OR o.quarantined > 0)),
-           (pg_catalog.row_number() OVER (ORDER BY CASE WHEN o.kind = 'pipeline' THEN 2 ELSE 1 END,
+           (pg_catalog.row_number() OVER (ORDER BY CASE WHEN o.pre_sql IS NOT NULL THEN 0
+                                                        WHEN o.kind = 'pipeline' THEN 2 ELSE 1 END,
                                                    -o.drop_depth, o.kind, o.object))::integer,
-           CASE WHEN o.action IN ('drop', 'replace') THEN o.drop_sql END,
+           CASE WHEN o.action IN ('drop', 'replace') THEN o.drop_sql ELSE o.pre_sql END,
            CASE WHEN o.action IN ('create', 'replace') OR o.action = 'alter' AND o.kind NOT IN ('pipeline', 'step')
                 THEN o.make_sql
                 WHEN o.action = 'alter' AND o.kind = 'pipeline' THEN

@@ -75,6 +75,7 @@ extern char *pipeline_statement_timeout_arg(FunctionCallInfo fcinfo, int arg);
 /* schedule_spec.c */
 extern void pipeline_schedule_parse(const char *text, PipelineSchedule *schedule);
 extern void pipeline_step_schedule_parse(const char *text, PipelineSchedule *schedule);
+extern void pipeline_stored_step_schedule(const char *text, PipelineSchedule *schedule);
 extern TimestampTz pipeline_schedule_next(const PipelineSchedule *schedule, TimestampTz after);
 
 #endif							/* PIPELINE_DEFINITION_H */

@@ -314,9 +314,7 @@ pipeline_step_schedule_parse(const char *text, PipelineSchedule *s)
 
 	if (pg_strcasecmp(trimmed, "on_upstream") == 0)
 	{
-		memset(s, 0, sizeof(*s));
-		s->kind = SCHEDULE_ON_UPSTREAM;
-		s->text = "on_upstream";
+		pipeline_stored_step_schedule("on_upstream", s);
 		return;
 	}
 	if (pg_strcasecmp(trimmed, "continuous") == 0)
@@ -336,6 +334,25 @@ pipeline_step_schedule_parse(const char *text, PipelineSchedule *s)
 						   "It is neither 'manual', 'on_upstream', cron text nor an interval." :
 						   error->detail ? error->detail : error->message),
 				 errhint("%s", hint)));
+}
+
+/*
+ * pipeline_stored_step_schedule
+ *		A step's schedule as stored (checked when it was set): no
+ *		subtransaction per step and pass, as pipeline_step_schedule_parse's
+ *		rewording of errors would cost.
+ */
+void
+pipeline_stored_step_schedule(const char *text, PipelineSchedule *s)
+{
+	if (strcmp(text, "on_upstream") == 0)
+	{
+		memset(s, 0, sizeof(*s));
+		s->kind = SCHEDULE_ON_UPSTREAM;
+		s->text = "on_upstream";
+		return;
+	}
+	pipeline_schedule_parse(text, s);
 }
 
 /*

@@ -146,8 +146,8 @@ streak_alert(const RunStreak *run, const char *previous, const char *state,
 	text_or_null(run->sqlstate, &values[3], &nulls[3]);
 	values[4] = Int32GetDatum(run->streak);
 	values[5] = CStringGetTextDatum(run->kind);
-	pipeline_exec("SELECT jsonb_build_object($6, $1, $6 || '_id', $2, 'run_id', $3, "
-				  "'sqlstate', $4, 'consecutive_failures', $5)::text",
+	pipeline_exec("SELECT pg_catalog.jsonb_build_object($6, $1, $6 OPERATOR(pg_catalog.||) '_id', $2, "
+				  "'run_id', $3, 'sqlstate', $4, 'consecutive_failures', $5)::pg_catalog.text",
 				  6, types, values, nulls, true, 1);
 
 	alert.kind = run->kind;
@@ -167,7 +167,8 @@ streak_alert(const RunStreak *run, const char *previous, const char *state,
 
 /*
  * pipeline_alert_streak
- *		The alerts a finished run of a pipeline or step raises: idle ->
+ *		The alerts a finished run of a pipeline or step raises (the caller
+ *		runs as the extension): idle ->
  *		failing at the first failure, failing -> suspended when the streak
  *		reaches its limit (after 'suspend' suspended it), failing -> idle at
  *		the success that ends a streak.  Returns whether it suspended it.

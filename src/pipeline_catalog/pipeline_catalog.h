@@ -251,7 +251,7 @@ extern void pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, Timestam
 extern List *pipeline_scheduled_steps(void);
 extern void pipeline_save_step_schedule_state(int64 step_id, TimestampTz next,
 											  TimestampTz waiting_since);
-extern char *pipeline_runnable_step(int64 step_id, bool retrying, const char **trigger);
+extern ScheduleRow *pipeline_scheduled_step(int64 step_id);
 
 /* history_retention.c */
 extern void pipeline_purge_history(const char *table, const char *time_column,

@@ -184,10 +184,18 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
  * pipeline's (SCHEDULED_COLUMNS, without source and empty ticks), then
  * whether it is ready (every upstream's last run succeeded, as
  * pipeline_step_failing_upstream asks) and whether an upstream did new
- * work since the step's last start (or its creation): a pipeline's run or
- * replay or requeue that succeeded and wrote rows, a step's run that
- * succeeded.  Each probe is by index, over the runs since.
+ * work since the step last ran (a skipped run does not count): a run of
+ * the upstream after the last one that run's start saw (its
+ * upstream_marks: runs of one pipeline or step never overlap, so ids
+ * follow commits) -- a pipeline's run, replay or requeue that succeeded
+ * and wrote rows, a step's run that succeeded --, or, for a step never
+ * run, one that finished after it was made.  Each probe is by index, over
+ * the runs since.
  */
+/* a pipeline's run r that did new work */
+#define PIPELINE_NEW_WORK \
+	"r.status = 'succeeded' AND r.kind <> 'test' AND r.rows_inserted + r.rows_updated + r.rows_deleted > 0"
+
 #define SCHEDULED_STEP_COLUMNS \
 	"s.id, s.name, s.owner::oid, s.schedule, s.paused OR s.suspended_at IS NOT NULL, " \
 	"coalesce(t.consecutive_failures, 0), t.last_failure_at, ls.started_at, t.next_run_at, " \
@@ -198,13 +206,21 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 	"FROM pipeline.steps s LEFT JOIN pipeline.step_state t ON t.step_id = s.id " \
 	"LEFT JOIN LATERAL (SELECT l.started_at FROM pipeline.step_run_log l WHERE l.step_id = s.id " \
 	"  ORDER BY l.run_id DESC LIMIT 1) ls ON true " \
+	"LEFT JOIN LATERAL (SELECT l.upstream_marks AS marks FROM pipeline.step_run_log l " \
+	"  WHERE l.step_id = s.id AND l.status <> 'skipped' ORDER BY l.run_id DESC LIMIT 1) lr ON true " \
 	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(coalesce(l0.status, l1.status) = 'succeeded', false)) AS ready, " \
-	"  bool_or(CASE WHEN u.upstream_pipeline IS NOT NULL THEN EXISTS (" \
+	"  bool_or(CASE WHEN u.upstream_pipeline IS NOT NULL AND lr.marks IS NULL THEN EXISTS (" \
 	"      SELECT FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
-	"         AND r.finished_at > coalesce(ls.started_at, s.created_at) AND r.status = 'succeeded' " \
-	"         AND r.kind <> 'test' AND r.rows_inserted + r.rows_updated + r.rows_deleted > 0) " \
+	"         AND r.finished_at > s.created_at AND " PIPELINE_NEW_WORK ") " \
+	"    WHEN u.upstream_pipeline IS NOT NULL THEN EXISTS (" \
+	"      SELECT FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
+	"         AND r.run_id > coalesce((lr.marks ->> ('p' || u.upstream_pipeline))::bigint, 0) " \
+	"         AND " PIPELINE_NEW_WORK ") " \
+	"    WHEN lr.marks IS NULL THEN EXISTS (SELECT FROM pipeline.step_run_log r " \
+	"      WHERE r.step_id = u.upstream_step AND r.finished_at > s.created_at AND r.status = 'succeeded') " \
 	"    ELSE EXISTS (SELECT FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step " \
-	"         AND r.finished_at > coalesce(ls.started_at, s.created_at) AND r.status = 'succeeded') " \
+	"         AND r.run_id > coalesce((lr.marks ->> ('s' || u.upstream_step))::bigint, 0) " \
+	"         AND r.status = 'succeeded') " \
 	"    END) AS new_work " \
 	"  FROM pipeline.step_upstreams u " \
 	"  LEFT JOIN LATERAL (SELECT r.status FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
@@ -221,6 +237,34 @@ enum
 };
 
 /*
+ * step_row_at
+ *		The scheduled step of row i of the last result (SCHEDULED_STEP_COLUMNS).
+ */
+static ScheduleRow *
+step_row_at(int i)
+{
+	ScheduleRow *r = palloc0(sizeof(ScheduleRow));
+	bool		isnull;
+
+	r->id = pipeline_result_int64(i, SS_ID);
+	r->step = true;
+	r->name = pipeline_result_text(i, SS_NAME);
+	r->owner = DatumGetObjectId(pipeline_result_datum(i, SS_OWNER, &isnull));
+	r->schedule = pipeline_result_text(i, SS_SCHEDULE);
+	r->stopped = DatumGetBool(pipeline_result_datum(i, SS_STOPPED, &isnull));
+	r->failures = (int32) pipeline_result_int64(i, SS_FAILURES);
+	r->last_failure_at = timestamp_at(i, SS_LAST_FAILURE_AT);
+	r->last_start = timestamp_at(i, SS_LAST_START);
+	r->next_run_at = timestamp_at(i, SS_NEXT_RUN_AT);
+	r->waiting_since = timestamp_at(i, SS_WAITING_SINCE);
+	r->retry_base_ms = (int32) pipeline_result_int64(i, SS_RETRY_BASE);
+	r->retry_max_ms = (int32) pipeline_result_int64(i, SS_RETRY_MAX);
+	r->ready = DatumGetBool(pipeline_result_datum(i, SS_READY, &isnull));
+	r->triggered = DatumGetBool(pipeline_result_datum(i, SS_TRIGGERED, &isnull));
+	return r;
+}
+
+/*
  * pipeline_scheduled_steps
  *		The steps with a schedule other than 'manual', by id, as a List of
  *		ScheduleRow * (step set).
@@ -235,28 +279,27 @@ pipeline_scheduled_steps(void)
 							  "WHERE s.schedule <> 'manual' ORDER BY s.id",
 							  0, NULL, NULL, NULL, true, 0, true);
 	for (int i = 0; i < n; i++)
-	{
-		ScheduleRow *r = palloc0(sizeof(ScheduleRow));
-		bool		isnull;
-
-		r->id = pipeline_result_int64(i, SS_ID);
-		r->step = true;
-		r->name = pipeline_result_text(i, SS_NAME);
-		r->owner = DatumGetObjectId(pipeline_result_datum(i, SS_OWNER, &isnull));
-		r->schedule = pipeline_result_text(i, SS_SCHEDULE);
-		r->stopped = DatumGetBool(pipeline_result_datum(i, SS_STOPPED, &isnull));
-		r->failures = (int32) pipeline_result_int64(i, SS_FAILURES);
-		r->last_failure_at = timestamp_at(i, SS_LAST_FAILURE_AT);
-		r->last_start = timestamp_at(i, SS_LAST_START);
-		r->next_run_at = timestamp_at(i, SS_NEXT_RUN_AT);
-		r->waiting_since = timestamp_at(i, SS_WAITING_SINCE);
-		r->retry_base_ms = (int32) pipeline_result_int64(i, SS_RETRY_BASE);
-		r->retry_max_ms = (int32) pipeline_result_int64(i, SS_RETRY_MAX);
-		r->ready = DatumGetBool(pipeline_result_datum(i, SS_READY, &isnull));
-		r->triggered = DatumGetBool(pipeline_result_datum(i, SS_TRIGGERED, &isnull));
-		rows = lappend(rows, r);
-	}
+		rows = lappend(rows, step_row_at(i));
 	return rows;
+}
+
+/*
+ * pipeline_scheduled_step
+ *		Step 'step_id' as a pass would read it now, NULL when it is gone or
+ *		no longer scheduled: a run worker asks before the run, which a run
+ *		that ended since the pass may have made needless.
+ */
+ScheduleRow *
+pipeline_scheduled_step(int64 step_id)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(step_id);
+
+	if (pipeline_catalog_exec("SELECT " SCHEDULED_STEP_COLUMNS " " SCHEDULED_STEP_FROM
+							  "WHERE s.id = $1 AND s.schedule <> 'manual'",
+							  1, &type, &value, NULL, true, 1, true) != 1)
+		return NULL;
+	return step_row_at(0);
 }
 
 /*
@@ -280,28 +323,4 @@ pipeline_save_step_schedule_state(int64 step_id, TimestampTz next, TimestampTz w
 						  "VALUES ($1, $2, $3) ON CONFLICT (step_id) DO UPDATE SET next_run_at = $2, "
 						  "waiting_since = $3",
 						  3, types, values, nulls, false, 0, true);
-}
-
-/*
- * pipeline_runnable_step
- *		The name of the step if its scheduler may run it now (it exists,
- *		is neither paused nor suspended, and has a schedule), else NULL;
- *		*trigger says what starts the run: a retry after failures, an
- *		upstream's new work (on_upstream), or its schedule.  A run worker
- *		asks before the run.
- */
-char *
-pipeline_runnable_step(int64 step_id, bool retrying, const char **trigger)
-{
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(step_id);
-	char	   *schedule;
-
-	if (pipeline_catalog_exec("SELECT name, schedule FROM pipeline.steps WHERE id = $1 AND NOT paused "
-							  "AND suspended_at IS NULL AND schedule <> 'manual'",
-							  1, &type, &value, NULL, true, 1, true) != 1)
-		return NULL;
-	schedule = pipeline_result_text(0, 1);
-	*trigger = retrying ? "retry" : strcmp(schedule, "on_upstream") == 0 ? "upstream" : "schedule";
-	return pipeline_result_text(0, 0);
 }

@@ -132,13 +132,11 @@ pipeline_wake_step_followers(int64 id, bool is_step)
 }
 
 /*
- * pipeline_record_step_outcome
- *		Called once for every run of a step that finished (succeeded,
- *		failed, skipped, or found interrupted), in the transaction recording
- *		it.
+ * record_outcome
+ *		pipeline_record_step_outcome, as the extension.
  */
-void
-pipeline_record_step_outcome(int64 run_id)
+static void
+record_outcome(int64 run_id)
 {
 	RunStreak	out;
 	bool		scheduled;
@@ -152,4 +150,22 @@ pipeline_record_step_outcome(int64 run_id)
 		pipeline_schedules_changed();	/* its retry */
 	else if (strcmp(out.status, "succeeded") == 0)
 		pipeline_wake_step_followers(out.id, true);
+}
+
+/*
+ * pipeline_record_step_outcome
+ *		Called once for every run of a step that finished (succeeded,
+ *		failed, skipped, or found interrupted), in the transaction recording
+ *		it, by whoever ran it (a client, a worker, the scheduler): every
+ *		statement of it runs as the extension, with a search_path no user
+ *		can plant objects in.
+ */
+void
+pipeline_record_step_outcome(int64 run_id)
+{
+	PipelineUserContext ctx;
+
+	pipeline_become_internal(&ctx);
+	record_outcome(run_id);
+	pipeline_restore_user(&ctx);
 }

@@ -433,9 +433,21 @@ pipeline_step_run_start(int64 step_id, const char *trigger, const char *status, 
 	CStringGetTextDatum(message ? message : "")};
 	int64		run_id;
 
+	/*
+	 * the last finished run of each upstream it saw: on_upstream counts the
+	 * later ones as new work (one running now among them)
+	 */
 	pipeline_catalog_exec("INSERT INTO pipeline.step_run_log (step_id, trigger, run_as, status, finished_at, "
-						  "error_message) VALUES ($1, $2, $3::regrole, $4, "
-						  "CASE WHEN $4 <> 'running' THEN clock_timestamp() END, nullif($5, '')) "
+						  "error_message, upstream_marks) VALUES ($1, $2, $3::regrole, $4, "
+						  "CASE WHEN $4 <> 'running' THEN clock_timestamp() END, nullif($5, ''), "
+						  "(SELECT coalesce(jsonb_object_agg(CASE WHEN u.upstream_step IS NULL "
+						  "   THEN 'p' || u.upstream_pipeline ELSE 's' || u.upstream_step END, "
+						  "   coalesce(CASE WHEN u.upstream_step IS NULL "
+						  "     THEN (SELECT max(r.run_id) FROM pipeline.run_log r "
+						  "            WHERE r.pipeline_id = u.upstream_pipeline AND r.status <> 'running') "
+						  "     ELSE (SELECT max(r.run_id) FROM pipeline.step_run_log r "
+						  "            WHERE r.step_id = u.upstream_step AND r.status <> 'running') END, 0)), '{}') "
+						  " FROM pipeline.step_upstreams u WHERE u.step_id = $1)) "
 						  "RETURNING run_id",
 						  5, types, values, NULL, false, 0, false);
 	run_id = pipeline_result_int64(0, 0);

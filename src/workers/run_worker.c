@@ -284,7 +284,7 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle, const char 
 		/* never with the database's search_path: this process is a superuser */
 		pipeline_become_internal(&ctx);
 		if (my_slot->step)
-			runnable = pipeline_runnable_step(my_slot->pipeline_id, my_slot->retrying, step_trigger);
+			runnable = pipeline_due_step(my_slot->pipeline_id, step_trigger);
 		else
 			runnable = pipeline_runnable_name(my_slot->pipeline_id, again);
 		if (runnable != NULL)

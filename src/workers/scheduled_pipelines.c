@@ -57,6 +57,38 @@ pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures)
 }
 
 /*
+ * scheduled_from_row
+ *		A scheduled pipeline or step as a pass sees it, from its row.
+ */
+static ScheduledPipeline *
+scheduled_from_row(const ScheduleRow *r)
+{
+	ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
+
+	p->id = r->id;
+	p->step = r->step;
+	p->ready = r->ready;
+	p->triggered = r->triggered;
+	p->name = r->name;
+	p->owner = r->owner;
+	if (r->step)
+		pipeline_stored_step_schedule(r->schedule, &p->schedule);
+	else
+		pipeline_schedule_parse(r->schedule, &p->schedule);
+	p->stopped = r->stopped;
+	p->failures = r->failures;
+	p->last_failure_at = r->last_failure_at;
+	p->last_start = r->last_start;
+	p->next_run_at = r->next_run_at;
+	p->waiting_since = r->waiting_since;
+	p->source = r->source;
+	p->last_empty_tick_at = r->last_empty_tick_at;
+	p->retry_base_ms = r->retry_base_ms;
+	p->retry_max_ms = r->retry_max_ms;
+	return p;
+}
+
+/*
  * pipeline_read_scheduled
  *		The pipelines, then the steps, with a schedule other than 'manual',
  *		as this pass sees them (schedule_state.c reads them).  The caller
@@ -69,33 +101,33 @@ pipeline_read_scheduled(void)
 	ListCell   *lc;
 
 	foreach(lc, list_concat(pipeline_scheduled_definitions(), pipeline_scheduled_steps()))
-	{
-		ScheduleRow *r = lfirst(lc);
-		ScheduledPipeline *p = palloc0(sizeof(ScheduledPipeline));
-
-		p->id = r->id;
-		p->step = r->step;
-		p->ready = r->ready;
-		p->triggered = r->triggered;
-		p->name = r->name;
-		p->owner = r->owner;
-		if (r->step)
-			pipeline_step_schedule_parse(r->schedule, &p->schedule);
-		else
-			pipeline_schedule_parse(r->schedule, &p->schedule);
-		p->stopped = r->stopped;
-		p->failures = r->failures;
-		p->last_failure_at = r->last_failure_at;
-		p->last_start = r->last_start;
-		p->next_run_at = r->next_run_at;
-		p->waiting_since = r->waiting_since;
-		p->source = r->source;
-		p->last_empty_tick_at = r->last_empty_tick_at;
-		p->retry_base_ms = r->retry_base_ms;
-		p->retry_max_ms = r->retry_max_ms;
-		pipelines = lappend(pipelines, p);
-	}
+		pipelines = lappend(pipelines, scheduled_from_row(lfirst(lc)));
 	return pipelines;
+}
+
+/*
+ * pipeline_due_step
+ *		The name of step 'step_id' when it is due now, as a pass would find
+ *		it (read again: a run that ended since the pass started it may have
+ *		done its work), with what starts the run in *trigger: a retry after
+ *		failures, an upstream's new work, or its schedule; NULL when it is
+ *		not due (or gone, paused, suspended, no longer scheduled).  The
+ *		caller is in a transaction, connected to SPI.
+ */
+char *
+pipeline_due_step(int64 step_id, const char **trigger)
+{
+	ScheduleRow *r = pipeline_scheduled_step(step_id);
+	ScheduledPipeline *p;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (r == NULL)
+		return NULL;
+	p = scheduled_from_row(r);
+	if (pipeline_due_at(p, now) > now)
+		return NULL;
+	*trigger = p->failures > 0 ? "retry" : p->schedule.kind == SCHEDULE_ON_UPSTREAM ? "upstream" : "schedule";
+	return p->name;
 }
 
 /*

@@ -60,6 +60,7 @@ extern void pipeline_launcher_register(void);
 /* scheduled_pipelines.c */
 extern int64 pipeline_retry_delay_ms(const ScheduledPipeline *p, int32 failures);
 extern List *pipeline_read_scheduled(void);
+extern char *pipeline_due_step(int64 step_id, const char **trigger);
 extern TimestampTz pipeline_due_at(const ScheduledPipeline *p, TimestampTz now);
 extern List *pipeline_recheck_failures(List *due, TimestampTz now);
 extern TimestampTz pipeline_next_due(const ScheduledPipeline *p, TimestampTz due, TimestampTz now);

@@ -2,7 +2,8 @@
 # on_upstream chain (a refresh after a pipeline, an audit after the
 # refresh) runs by itself when the pipeline wrote rows, as the steps'
 # owner, and not when it wrote none; a step after two upstreams waits while
-# one of them fails; a failing step is retried with backoff, suspended by
+# one of them fails, and a run of it skipped meanwhile does not use up the
+# new work it waits on; a failing step is retried with backoff, suspended by
 # its own failure policy with alerts delivered to a real HTTP receiver, and
 # runs again after resume_step; an interval schedule runs and stops when
 # paused; a kill -9 in the middle of a step's run is marked failed at the
@@ -134,6 +135,36 @@ is(runs('both'), 'upstream:succeeded', 'the step after both ran once');
 is($node->safe_psql('postgres', "SELECT state, consecutive_failures FROM pipeline.step_status WHERE step = 'flaky'"),
 	'idle|0', 'its streak ended');
 
+# --- new work waits while another upstream fails; a skipped run (by hand)
+# does not use it up: once the failing upstream succeeds -- writing
+# nothing itself -- the step runs for the new work it waited on
+$node->safe_psql(
+	'postgres', q{
+	SET ROLE analysts;
+	CREATE TABLE gate_src (id int, v int);
+	SELECT pipeline.create_pipeline('gate', 'gate_src', 'gate', key => ARRAY['id']);
+	SELECT pipeline.add_check('gate', 'positive', 'v > 0', action => 'fail');
+	SELECT pipeline.create_step('after gate', 'INSERT INTO audit (n, by_role) VALUES (-2, current_user)',
+	                            after => ARRAY['orders', 'gate'], schedule => 'on_upstream');
+	INSERT INTO gate_src VALUES (1, -1);
+});
+my ($rc) = $node->psql('postgres', q{CALL pipeline.run('gate')});
+isnt($rc, 0, 'the gate pipeline fails its check');
+$node->safe_psql('postgres', q{INSERT INTO "Order Items" VALUES (5, 50); CALL pipeline.run('orders')});
+$node->safe_psql('postgres', q{CALL pipeline.run_step('after gate')});
+sleep 2;
+is(runs('after gate'), 'manual:skipped', 'new work upstream, another upstream failing: only the run by hand, skipped');
+$node->safe_psql(
+	'postgres', q{
+	SET ROLE analysts;
+	SELECT pipeline.drop_check('gate', 'positive');
+	SELECT pipeline.add_check('gate', 'positive', 'v > 0', action => 'drop');
+	CALL pipeline.run('gate');
+});
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM audit WHERE n = -2"),
+	'once the gate succeeds (writing nothing), the step runs for the work it waited on');
+is(runs('after gate'), 'manual:skipped,upstream:succeeded', 'started by the upstream\'s work');
+
 # --- an interval schedule runs by itself; paused, it stops
 $node->safe_psql(
 	'postgres', q{
@@ -183,7 +214,7 @@ is(runs('slow'), 'upstream:failed,retry:succeeded', 'the run the crash ended is 
 is( $node->safe_psql('postgres',
 		"SELECT error_sqlstate FROM pipeline.step_runs WHERE step = 'slow' ORDER BY run_id LIMIT 1"),
 	'57P02', 'as interrupted');
-is($node->safe_psql('postgres', "SELECT count(*) FROM audit WHERE n = 4"), '1',
+is($node->safe_psql('postgres', "SELECT count(*) FROM audit WHERE n = 5"), '1',
 	'the refresh and audit after the pipeline ran once for its new rows');
 
 done_testing();
