@@ -76,7 +76,7 @@ SELECT kind, subject, previous_state, state, severity, message, payload->>'step'
 UPDATE flag SET fail = false;
 SELECT pipeline.resume_step('work');
 CALL pipeline.run_step('work');
-SELECT step, state, last_status, consecutive_failures, runs_succeeded, runs_failed, runs_skipped,
+SELECT step, state, last_status, consecutive_failures, runs_succeeded, runs_failed,
        last_success_at IS NOT NULL AS succeeded, suspended_at
   FROM pipeline.step_status WHERE step = 'work';
 SELECT previous_state, state, severity, message FROM pipeline.alerts WHERE kind = 'step' ORDER BY id DESC LIMIT 1;

@@ -386,7 +386,6 @@ CREATE TABLE pipeline.step_state (
     step_id             bigint PRIMARY KEY REFERENCES pipeline.steps (id) ON DELETE CASCADE,
     runs_succeeded      bigint NOT NULL DEFAULT 0,
     runs_failed         bigint NOT NULL DEFAULT 0,
-    runs_skipped        bigint NOT NULL DEFAULT 0,
     duration_seconds_sum float8 NOT NULL DEFAULT 0,
     consecutive_failures integer NOT NULL DEFAULT 0,
     last_success_at     timestamptz,
@@ -395,7 +394,7 @@ CREATE TABLE pipeline.step_state (
     waiting_since       timestamptz
 );
 COMMENT ON TABLE pipeline.step_state IS
-    'counters over every finished run of a step (kept whatever the history retention deletes), its streak of failures, and when its scheduler runs it next';
+    'counters over every run of a step that succeeded or failed (kept whatever the history retention deletes), its streak of failures, and when its scheduler runs it next';
 COMMENT ON COLUMN pipeline.step_state.consecutive_failures IS
     'failed runs since the last successful one (skipped runs neither break nor extend the streak)';
 COMMENT ON COLUMN pipeline.step_state.next_run_at IS

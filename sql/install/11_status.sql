@@ -120,7 +120,6 @@ SELECT s.name AS step,
        coalesce(st.consecutive_failures, 0) AS consecutive_failures,
        coalesce(st.runs_succeeded, 0) AS runs_succeeded,
        coalesce(st.runs_failed, 0) AS runs_failed,
-       coalesce(st.runs_skipped, 0) AS runs_skipped,
        CASE WHEN NOT s.paused AND s.suspended_at IS NULL AND s.schedule <> 'manual'
             THEN st.next_run_at END AS next_run_at,
        s.suspended_at, s.id
@@ -134,7 +133,7 @@ SELECT s.name AS step,
                       WHERE l.step_id = s.id AND l.status = 'failed'
                       ORDER BY l.run_id DESC LIMIT 1) err ON true;
 COMMENT ON VIEW pipeline.step_status IS
-    'one row per step: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), schedule, last run and what started it, last success and error, failures in a row, run counts, next scheduled run';
+    'one row per step: state (paused, suspended, running, waiting for a worker, retrying, failing, idle), schedule, last run and what started it, last success and error, failures in a row, runs succeeded and failed, next scheduled run';
 GRANT SELECT ON pipeline.step_status TO PUBLIC;
 
 /*
@@ -176,7 +175,7 @@ f AS (
       FROM pipeline.freshness c
 ),
 steps AS (
-    SELECT s.step, s.state, s.consecutive_failures, s.runs_succeeded, s.runs_failed, s.runs_skipped,
+    SELECT s.step, s.state, s.consecutive_failures, s.runs_succeeded, s.runs_failed,
            s.last_success_at,
            '{database="' || pipeline.prometheus_escape(current_database()) || '",step="'
            || pipeline.prometheus_escape(s.step) || '"' AS lb
@@ -198,7 +197,7 @@ families (ord, name, type, help) AS (VALUES
     (13, 'pipeline_freshness_lag_seconds', 'gauge', 'Age of the newest data a freshness check saw.'),
     (14, 'pipeline_freshness_attainment_ratio', 'gauge', 'Share of a freshness check''s results of the last 7 days that passed.'),
     (15, 'pipeline_step_state', 'gauge', 'A step''s state: 1 for its current state, 0 for the others.'),
-    (16, 'pipeline_step_runs_total', 'counter', 'Finished runs of a step, by status.'),
+    (16, 'pipeline_step_runs_total', 'counter', 'Finished runs of a step, by status (skipped runs are not counted).'),
     (17, 'pipeline_step_consecutive_failures', 'gauge', 'Failed runs of a step since its last successful run.'),
     (18, 'pipeline_step_last_success_timestamp_seconds', 'gauge', 'Unix time of the end of the step''s last successful run.')
 ),
@@ -293,7 +292,6 @@ samples (ord, grp, lines) AS (
     SELECT 16, stp.step,
            'pipeline_step_runs_total' || stp.lb || ',status="succeeded"} ' || stp.runs_succeeded || E'\n'
            || 'pipeline_step_runs_total' || stp.lb || ',status="failed"} ' || stp.runs_failed || E'\n'
-           || 'pipeline_step_runs_total' || stp.lb || ',status="skipped"} ' || stp.runs_skipped || E'\n'
       FROM steps stp
     UNION ALL
     SELECT 17, stp.step,

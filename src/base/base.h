@@ -115,5 +115,6 @@ extern Jsonb *pipeline_source_columns_json(Oid source);
 extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *columns);
 
 extern bool pipeline_check_version(int elevel);
+extern bool pipeline_lock_extension(void);
 
 #endif							/* PIPELINE_BASE_H */

@@ -23,6 +23,8 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -118,4 +120,26 @@ pipeline_check_version(int elevel)
 			 ? errhint("Restart the server so that it loads the library of version %s.", installed)
 			 : errhint("Run ALTER EXTENSION pipeline UPDATE in this database.")));
 	return false;
+}
+
+/*
+ * pipeline_lock_extension
+ *		Whether the extension exists (committed) in this database, locked
+ *		(shared) until the transaction ends.  DROP EXTENSION locks the
+ *		extension before the tables it drops: a background worker that
+ *		holds this lock first never holds a catalog table the DROP waits
+ *		for while waiting for one the DROP holds (a scheduler's pass reads
+ *		several, statement after statement), so the two never deadlock; the
+ *		DROP waits for the worker's transaction, or the worker for the DROP
+ *		and then finds no extension.  The caller is in a transaction.
+ */
+bool
+pipeline_lock_extension(void)
+{
+	Oid			extension = get_extension_oid("pipeline", true);
+
+	if (!OidIsValid(extension))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	return OidIsValid(get_extension_oid("pipeline", true));
 }

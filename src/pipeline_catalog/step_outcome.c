@@ -7,9 +7,12 @@
  *	  failing, its suspension after too many failures in a row, and a word
  *	  to the scheduler when a scheduled step has something to do.
  *
- * A skipped run neither breaks nor extends a streak: a step held back by
- * a failing upstream is not itself failing.  A suspended step is skipped
- * (by run_step and by its scheduler) until resume_step.
+ * A skipped run leaves nothing here: it neither breaks nor extends a
+ * streak (a step held back by a failing upstream is not itself failing),
+ * and recording it must not wait for the step's state row, which the run
+ * it was skipped for may hold until its caller's transaction ends.  A
+ * suspended step is skipped (by run_step and by its scheduler) until
+ * resume_step.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,10 +75,8 @@ add_to_totals(int64 run_id)
 	Datum		value = Int64GetDatum(run_id);
 
 	pipeline_catalog_exec("INSERT INTO pipeline.step_state AS t (step_id, runs_succeeded, runs_failed, "
-						  "runs_skipped, duration_seconds_sum, consecutive_failures, last_success_at, "
-						  "last_failure_at) "
+						  "duration_seconds_sum, consecutive_failures, last_success_at, last_failure_at) "
 						  "SELECT l.step_id, (l.status = 'succeeded')::int, (l.status = 'failed')::int, "
-						  "(l.status = 'skipped')::int, "
 						  "extract(epoch FROM l.finished_at - l.started_at)::float8, "
 						  "(l.status = 'failed')::int, "
 						  "CASE WHEN l.status = 'succeeded' THEN l.finished_at END, "
@@ -84,7 +85,6 @@ add_to_totals(int64 run_id)
 						  "ON CONFLICT (step_id) DO UPDATE SET "
 						  "runs_succeeded = t.runs_succeeded + excluded.runs_succeeded, "
 						  "runs_failed = t.runs_failed + excluded.runs_failed, "
-						  "runs_skipped = t.runs_skipped + excluded.runs_skipped, "
 						  "duration_seconds_sum = t.duration_seconds_sum + excluded.duration_seconds_sum, "
 						  "consecutive_failures = CASE WHEN excluded.runs_succeeded > 0 THEN 0 "
 						  "    ELSE t.consecutive_failures + excluded.consecutive_failures END, "
@@ -141,7 +141,7 @@ record_outcome(int64 run_id)
 	RunStreak	out;
 	bool		scheduled;
 
-	if (!read_outcome(run_id, &out, &scheduled))
+	if (!read_outcome(run_id, &out, &scheduled) || strcmp(out.status, "skipped") == 0)
 		return;
 	out.streak = add_to_totals(run_id);
 	if (pipeline_alert_streak(&out, suspend))

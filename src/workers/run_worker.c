@@ -42,7 +42,6 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
@@ -279,7 +278,7 @@ still_wanted(bool again, MemoryContext cxt, char **name, bool *idle, const char 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* the extension may have been dropped or updated meanwhile */
-	if (OidIsValid(get_extension_oid("pipeline", true)) && pipeline_check_version(DEBUG1))
+	if (pipeline_lock_extension() && pipeline_check_version(DEBUG1))
 	{
 		/* never with the database's search_path: this process is a superuser */
 		pipeline_become_internal(&ctx);

@@ -31,7 +31,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -134,17 +133,6 @@ take_database_slot(void)
 }
 
 /*
- * extension_installed
- *		Whether the extension exists (committed) in this database.  The
- *		caller is in a transaction.
- */
-static bool
-extension_installed(void)
-{
-	return OidIsValid(get_extension_oid("pipeline", true));
-}
-
-/*
  * schedule_pass
  *		One pass: starts the due pipelines' workers, records the next runs
  *		and who waits for a worker; returns how long to sleep (ms).  False
@@ -175,7 +163,7 @@ schedule_pass(bool *installed)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	*installed = extension_installed();
+	*installed = pipeline_lock_extension();
 	if (!*installed)
 	{
 		PopActiveSnapshot();
@@ -276,7 +264,7 @@ pipeline_scheduler_main(Datum arg)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (extension_installed() && pipeline_check_version(DEBUG1))
+	if (pipeline_lock_extension() && pipeline_check_version(DEBUG1))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");

@@ -34,7 +34,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -156,7 +155,7 @@ begin_catalog_work(PipelineUserContext *ctx)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!OidIsValid(get_extension_oid("pipeline", true)) || !pipeline_check_version(DEBUG1))
+	if (!pipeline_lock_extension() || !pipeline_check_version(DEBUG1))
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
