@@ -35,7 +35,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "storage/lock.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -46,9 +45,6 @@
 #include "steps/steps.h"
 
 PG_FUNCTION_INFO_V1(pipeline_run_step);
-
-/* Distinguishes the step run lock from other advisory locks on the same ids. */
-#define STEP_LOCK_CLASS 0x5354
 
 /* The step this backend is running (NULL: none). */
 static const char *running_step = NULL;
@@ -63,31 +59,6 @@ typedef struct StepRun
 	const char *status;
 	int64		rows;			/* -1: not a count (a REFRESH, a CALL) */
 } StepRun;
-
-/*
- * step_lock_tag
- *		The advisory lock that keeps runs of one step from overlapping.
- */
-static void
-step_lock_tag(LOCKTAG *tag, int64 step_id)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (step_id >> 32), (uint32) step_id,
-						 STEP_LOCK_CLASS);
-}
-
-/*
- * pipeline_step_wait_for_runs
- *		Waits for a run of the step under way, and keeps new ones from
- *		starting, until the transaction ends (alter_step, drop_step).
- */
-void
-pipeline_step_wait_for_runs(int64 step_id)
-{
-	LOCKTAG		tag;
-
-	step_lock_tag(&tag, step_id);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
 
 /*
  * execute_command
@@ -236,8 +207,6 @@ refuse_nested_step(void)
 static void
 run_step(StepRun *run, const char *name, bool force)
 {
-	LOCKTAG		tag;
-
 	run->step = pipeline_step_load(name, false, true);
 	pipeline_check_role(run->step->owner, psprintf("step \"%s\"", run->step->name));
 	if (run->step->paused || run->step->suspended)
@@ -246,8 +215,7 @@ run_step(StepRun *run, const char *name, bool force)
 			 psprintf("Call pipeline.resume_step('%s') to let it run.", name));
 		return;
 	}
-	step_lock_tag(&tag, run->step->id);
-	if (LockAcquire(&tag, ExclusiveLock, !run->atomic, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (!pipeline_step_try_lock(run->step->id, !run->atomic))
 	{
 		skip(run, "it is already running", "Runs of one step never overlap; see pipeline.step_runs.");
 		return;
@@ -259,7 +227,7 @@ run_step(StepRun *run, const char *name, bool force)
 	PG_FINALLY();
 	{
 		if (!run->atomic)
-			LockRelease(&tag, ExclusiveLock, true);
+			pipeline_step_unlock(run->step->id);
 	}
 	PG_END_TRY();
 }
@@ -283,46 +251,6 @@ pipeline_run_step_in_worker(const char *name, const char *trigger)
 		elog(ERROR, "SPI_connect failed");
 	run_step(run, name, false);
 	SPI_finish();
-}
-
-/*
- * pipeline_step_lock_held
- *		Whether a session runs the step now (holds its run lock).
- */
-bool
-pipeline_step_lock_held(int64 step_id)
-{
-	LOCKTAG		tag;
-
-	step_lock_tag(&tag, step_id);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ExclusiveLock, false);
-	return false;
-}
-
-/*
- * pipeline_step_fail_dead_runs
- *		Marks failed the runs of steps recorded as running whose session is
- *		gone (a crash or a restart ended them), holding each step's run
- *		lock meanwhile (until the transaction ends), so that a run starting
- *		now is not taken for one of them: the retry of a scheduled step
- *		then follows.  The scheduler calls it when it starts.
- */
-void
-pipeline_step_fail_dead_runs(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, pipeline_running_steps())
-	{
-		int64		step_id = *(int64 *) lfirst(lc);
-		LOCKTAG		tag;
-
-		step_lock_tag(&tag, step_id);
-		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
-			pipeline_step_fail_interrupted(step_id);
-	}
 }
 
 /*

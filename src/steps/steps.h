@@ -5,7 +5,8 @@
  *	  procedure call, a cleanup -- run as its owner after the pipelines and
  *	  steps it follows succeeded, or by hand.  What a command is and may do
  *	  (step_command.c); create_step, alter_step, drop_step and pausing
- *	  (step_define.c); running one (step_run.c).
+ *	  (step_define.c); running one (step_run.c), under a lock that keeps
+ *	  runs of one step from overlapping (step_lock.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -26,8 +27,12 @@ typedef struct StepCommand
 extern void pipeline_step_name_required(void) pg_attribute_noreturn();
 
 /* step_run.c */
-extern void pipeline_step_wait_for_runs(int64 step_id);
 extern void pipeline_run_step_in_worker(const char *name, const char *trigger);
+
+/* step_lock.c */
+extern bool pipeline_step_try_lock(int64 step_id, bool session);
+extern void pipeline_step_unlock(int64 step_id);
+extern void pipeline_step_wait_for_runs(int64 step_id);
 extern bool pipeline_step_lock_held(int64 step_id);
 extern void pipeline_step_fail_dead_runs(void);
 
