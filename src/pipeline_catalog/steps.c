@@ -74,7 +74,7 @@ pipeline_step_load(const char *name, bool missing_ok, bool lock)
 
 	if (pipeline_catalog_exec(psprintf("SELECT " STEP_COLUMNS " FROM pipeline.steps s WHERE s.name = $1%s",
 									   lock ? " FOR SHARE" : ""),
-							  1, &type, &value, NULL, !lock, 1, false) == 0)
+							  1, &type, &value, NULL, !lock, 1, true) == 0)
 	{
 		if (missing_ok)
 			return NULL;
@@ -400,7 +400,7 @@ pipeline_step_failing_upstream(int64 step_id)
 							  "LATERAL (SELECT coalesce(l0.status, l1.status) AS status) l "
 							  "WHERE u.step_id = $1 AND l.status IS DISTINCT FROM 'succeeded' "
 							  "ORDER BY u.position LIMIT 1",
-							  1, &type, &value, NULL, true, 1, false) == 0)
+							  1, &type, &value, NULL, true, 1, true) == 0)
 		return NULL;
 	return pipeline_result_text(0, 0);
 }
@@ -449,7 +449,7 @@ pipeline_step_run_start(int64 step_id, const char *trigger, const char *status, 
 						  "            WHERE r.step_id = u.upstream_step AND r.status <> 'running') END, 0)), '{}') "
 						  " FROM pipeline.step_upstreams u WHERE u.step_id = $1)) "
 						  "RETURNING run_id",
-						  5, types, values, NULL, false, 0, false);
+						  5, types, values, NULL, false, 0, true);
 	run_id = pipeline_result_int64(0, 0);
 	if (status != NULL)
 	{
@@ -478,7 +478,7 @@ pipeline_step_fail_interrupted(int64 step_id)
 							  "error_message = 'run interrupted: the session running it ended (server crash or "
 							  "restart, or terminated backend) before it finished' "
 							  "WHERE step_id = $1 AND status = 'running' RETURNING run_id",
-							  1, &type, &value, NULL, false, 0, false);
+							  1, &type, &value, NULL, false, 0, true);
 	run_ids = palloc(sizeof(int64) * Max(n, 1));
 
 	/* the outcome of each reads and writes through SPI: their ids first */
@@ -527,7 +527,7 @@ pipeline_step_run_finish(int64 run_id, const char *status, int64 rows, const cha
 						  "rows_affected = CASE WHEN $2 = 'succeeded' AND $3 >= 0 THEN $3 END, "
 						  "error_sqlstate = nullif($4, ''), error_message = nullif($5, '') "
 						  "WHERE run_id = $1 RETURNING step_id",
-						  5, types, values, NULL, false, 0, false);
+						  5, types, values, NULL, false, 0, true);
 	if (SPI_processed == 1)
 	{
 		int64		step_id = pipeline_result_int64(0, 0);
