@@ -159,6 +159,8 @@ SELECT count(*) AS steps_seen FROM pipeline.steps;
 CALL pipeline.run_step('cleanup');
 SELECT pipeline.alter_step('cleanup', command => 'SELECT 1');
 SELECT pipeline.drop_step('cleanup');
+SELECT pipeline.pause_step('cleanup');
+SELECT pipeline.resume_step('cleanup');
 SET ROLE st_team;
 SELECT pipeline.create_step('theirs', 'REFRESH MATERIALIZED VIEW others');
 SELECT pipeline.create_step('private', 'DELETE FROM private');

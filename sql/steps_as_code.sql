@@ -108,6 +108,20 @@ SELECT * FROM error_of($$SELECT pipeline.apply('{"steps": {"s": {"command": "DRO
 SELECT * FROM error_of($$SELECT pipeline.apply('{"steps": {"s": {"command": "SELECT 1", "after": ["s"]}}}', dry_run => false)$$);
 SELECT pipeline.export() = (SELECT d FROM pg_temp.doc) AS nothing_changed;
 
+-- Another role can neither make a step as the team by naming it the owner
+-- nor change the team's steps, which its own document does not hold.
+RESET ROLE;
+CREATE ROLE sac_other;
+SET ROLE sac_other;
+SELECT code, message FROM error_of($$SELECT pipeline.apply('{"steps": {"x": {"command": "SELECT 1", "owner": "sac_team"}}}',
+    dry_run => false)$$);
+SELECT pipeline.export()->'steps' AS other_steps;
+SELECT code, message FROM error_of($$SELECT pipeline.set_failure_policy('prune', suspend_after_failures => 1)$$);
+RESET ROLE;
+DROP ROLE sac_other;
+SET ROLE sac_team;
+SET search_path = "Step Code", public;
+
 -- Clean up.
 SELECT pipeline.drop_step('refresh totals', cascade => true);
 SELECT pipeline.drop_pipeline('sac orders');

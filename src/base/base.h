@@ -4,7 +4,8 @@
  *	  The ground every area stands on: whose privileges work runs with
  *	  (security.c), SPI, quoting and users' expressions (sqlexec.c), facts
  *	  about the user's relations (relations.c), who may read a relation
- *	  whole (read_access.c), and the library's version check (version.c).
+ *	  whole (read_access.c), the library's version check (version.c), and
+ *	  advisory locks on a pipeline's or step's id (id_locks.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -116,5 +117,10 @@ extern bool pipeline_index_on_exactly(Oid relid, HeapTuple index_tuple, List *co
 
 extern bool pipeline_check_version(int elevel);
 extern bool pipeline_lock_extension(void);
+
+/* id_locks.c */
+struct LOCKTAG;
+extern void pipeline_id_lock_tag(struct LOCKTAG *tag, int64 id, uint16 lock_class);
+extern bool pipeline_id_lock_held(int64 id, uint16 lock_class);
 
 #endif							/* PIPELINE_BASE_H */

@@ -81,7 +81,7 @@ pipeline_set_failure_policy(PG_FUNCTION_ARGS)
 				 errhint("Pass how many failed runs in a row suspend it, 0 for never, or NULL for pipeline.suspend_after_failures.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	name = pipeline_text_arg(fcinfo, 0);
 	def = pipeline_load(name, true, DEF_LOCK_NONE);
 	step = def == NULL ? pipeline_step_load(name, true, false) : NULL;
 	if (def != NULL)

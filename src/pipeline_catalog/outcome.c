@@ -27,6 +27,7 @@
 #include "base/base.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "settings.h"
+#include "shared_memory/shared_memory.h"
 
 /*
  * read_outcome
@@ -43,7 +44,10 @@ read_outcome(int64 run_id, RunStreak *out)
 	if (pipeline_exec_kept("SELECT l.pipeline_id, d.name, d.owner::oid, l.status, l.error_sqlstate, "
 						   "l.error_message, d.suspended_at IS NOT NULL, "
 						   "coalesce(t.consecutive_failures, 0), "
-						   "coalesce(d.suspend_after_failures, $2) "
+						   "coalesce(d.suspend_after_failures, $2), "
+	/* a scheduled step runs after it: wake the scheduler on success */
+						   "EXISTS (SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps f ON f.id = u.step_id "
+						   "        WHERE u.upstream_pipeline = l.pipeline_id AND f.schedule <> 'manual') "
 						   "FROM pipeline.run_log l JOIN pipeline.pipeline_defs d ON d.id = l.pipeline_id "
 						   "LEFT JOIN pipeline.run_totals t ON t.pipeline_id = l.pipeline_id "
 						   "WHERE l.run_id = $1", 2, types, values, NULL,
@@ -61,6 +65,7 @@ read_outcome(int64 run_id, RunStreak *out)
 	out->suspended = DatumGetBool(pipeline_result_datum(0, 6, &isnull));
 	out->previous_streak = (int32) pipeline_result_int64(0, 7);
 	out->suspend_after = (int32) pipeline_result_int64(0, 8);
+	out->scheduled_followers = DatumGetBool(pipeline_result_datum(0, 9, &isnull));
 	return true;
 }
 
@@ -179,6 +184,6 @@ pipeline_record_outcome(int64 run_id)
 	out.streak = add_to_totals(run_id);
 	check_alerts(&out);
 	(void) pipeline_alert_streak(&out, pipeline_suspend);
-	if (strcmp(out.status, "succeeded") == 0)
-		pipeline_wake_step_followers(out.id, false);
+	if (strcmp(out.status, "succeeded") == 0 && out.scheduled_followers)
+		pipeline_schedules_changed();
 }

@@ -137,6 +137,20 @@ extern RowPosition pipeline_catalog_position(int row, int col);
 extern void pipeline_catalog_cursor_args(Datum consumed, const RowPosition *partial,
 										 Oid *types, Datum *values, char *nulls);
 
+/*
+ * The status of the last run of each upstream u (a row of
+ * pipeline.step_upstreams) of a step, as l.status: a pipeline's last run
+ * or replay (not its tests or requeues), a step's last run; NULL when it
+ * never ran.  A step is ready when every one is 'succeeded' (steps.c,
+ * schedule_state.c).
+ */
+#define STEP_UPSTREAM_LAST_STATUS \
+	"LEFT JOIN LATERAL (SELECT r.status FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
+	"   AND r.kind IN ('run', 'replay') ORDER BY r.run_id DESC LIMIT 1) l0 ON true " \
+	"LEFT JOIN LATERAL (SELECT r.status FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step " \
+	"   ORDER BY r.run_id DESC LIMIT 1) l1 ON true " \
+	"CROSS JOIN LATERAL (SELECT coalesce(l0.status, l1.status) AS status) l "
+
 /* steps.c */
 extern StepDef *pipeline_step_load(const char *name, bool missing_ok, bool lock);
 extern int64 pipeline_step_save(const StepDef *step);
@@ -245,12 +259,10 @@ extern bool pipeline_last_change(Oid target, TimestampTz *finished_at);
 /* schedule_state.c */
 extern List *pipeline_scheduled_definitions(void);
 extern List *pipeline_current_failures(int64 *ids, int nids, bool steps);
-extern void pipeline_save_schedule_state(int64 pipeline_id, TimestampTz next,
+extern void pipeline_save_schedule_state(int64 id, bool step, TimestampTz next,
 										 TimestampTz waiting_since);
 extern void pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next);
 extern List *pipeline_scheduled_steps(void);
-extern void pipeline_save_step_schedule_state(int64 step_id, TimestampTz next,
-											  TimestampTz waiting_since);
 extern ScheduleRow *pipeline_scheduled_step(int64 step_id);
 
 /* history_retention.c */
@@ -275,6 +287,8 @@ typedef struct RunStreak
 	int32		previous_streak;
 	int32		streak;
 	int32		suspend_after;	/* its own policy's, or the setting's */
+	bool		scheduled_followers;	/* a step with a schedule runs after
+										 * it */
 } RunStreak;
 
 /* alerts.c */
@@ -286,6 +300,5 @@ extern void pipeline_record_outcome(int64 run_id);
 
 /* step_outcome.c */
 extern void pipeline_record_step_outcome(int64 run_id);
-extern void pipeline_wake_step_followers(int64 id, bool is_step);
 
 #endif							/* PIPELINE_CATALOG_H */

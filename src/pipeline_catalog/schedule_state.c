@@ -138,22 +138,27 @@ pipeline_current_failures(int64 *ids, int nids, bool steps)
 
 /*
  * pipeline_save_schedule_state
- *		Records when the pipeline runs next and since when it waits for a
- *		worker (0: NULL, not by a schedule / not waiting).
+ *		Records when the pipeline (or the step, when 'step') runs next and
+ *		since when it waits for a worker (0: NULL, not by a time / not
+ *		waiting).
  */
 void
-pipeline_save_schedule_state(int64 pipeline_id, TimestampTz next, TimestampTz waiting_since)
+pipeline_save_schedule_state(int64 id, bool step, TimestampTz next, TimestampTz waiting_since)
 {
 	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 
-	values[0] = Int64GetDatum(pipeline_id);
+	values[0] = Int64GetDatum(id);
 	values[1] = TimestampTzGetDatum(next);
 	nulls[1] = next == 0 ? 'n' : ' ';
 	values[2] = TimestampTzGetDatum(waiting_since);
 	nulls[2] = waiting_since == 0 ? 'n' : ' ';
-	pipeline_catalog_exec("INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, waiting_since) "
+	pipeline_catalog_exec(step ?
+						  "INSERT INTO pipeline.step_state AS s (step_id, next_run_at, waiting_since) "
+						  "VALUES ($1, $2, $3) ON CONFLICT (step_id) DO UPDATE SET next_run_at = $2, "
+						  "waiting_since = $3" :
+						  "INSERT INTO pipeline.schedule_state AS s (pipeline_id, next_run_at, waiting_since) "
 						  "VALUES ($1, $2, $3) ON CONFLICT (pipeline_id) DO UPDATE SET next_run_at = $2, "
 						  "waiting_since = $3, updated_at = now()",
 						  3, types, values, nulls, false, 0, true);
@@ -182,11 +187,11 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 /*
  * The columns a pass reads of each scheduled step, in this order: as a
  * pipeline's (SCHEDULED_COLUMNS, without source and empty ticks), then
- * whether it is ready (every upstream's last run succeeded, as
- * pipeline_step_failing_upstream asks) and whether an upstream did new
- * work since the step last ran (a skipped run does not count): a run of
- * the upstream after the last one that run's start saw (its
- * upstream_marks: runs of one pipeline or step never overlap, so ids
+ * whether it is ready (every upstream's last run succeeded:
+ * STEP_UPSTREAM_LAST_STATUS, as pipeline_step_failing_upstream asks) and
+ * whether an upstream did new work since the step last ran (a skipped
+ * run does not count): a run of the upstream after the last one that
+ * run's start saw (its upstream_marks: runs of one pipeline or step never overlap, so ids
  * follow commits) -- a pipeline's run, replay or requeue that succeeded
  * and wrote rows, a step's run that succeeded --, or, for a step never
  * run, one that finished after it was made.  Each probe is by index, over
@@ -208,7 +213,7 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 	"  ORDER BY l.run_id DESC LIMIT 1) ls ON true " \
 	"LEFT JOIN LATERAL (SELECT l.upstream_marks AS marks FROM pipeline.step_run_log l " \
 	"  WHERE l.step_id = s.id AND l.status <> 'skipped' ORDER BY l.run_id DESC LIMIT 1) lr ON true " \
-	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(coalesce(l0.status, l1.status) = 'succeeded', false)) AS ready, " \
+	"LEFT JOIN LATERAL (SELECT bool_and(coalesce(l.status = 'succeeded', false)) AS ready, " \
 	"  bool_or(CASE WHEN u.upstream_pipeline IS NOT NULL AND lr.marks IS NULL THEN EXISTS (" \
 	"      SELECT FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
 	"         AND r.finished_at > s.created_at AND " PIPELINE_NEW_WORK ") " \
@@ -222,11 +227,7 @@ pipeline_save_empty_tick(int64 pipeline_id, TimestampTz at, TimestampTz next)
 	"         AND r.run_id > coalesce((lr.marks ->> ('s' || u.upstream_step))::bigint, 0) " \
 	"         AND r.status = 'succeeded') " \
 	"    END) AS new_work " \
-	"  FROM pipeline.step_upstreams u " \
-	"  LEFT JOIN LATERAL (SELECT r.status FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline " \
-	"     AND r.kind IN ('run', 'replay') ORDER BY r.run_id DESC LIMIT 1) l0 ON true " \
-	"  LEFT JOIN LATERAL (SELECT r.status FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step " \
-	"     ORDER BY r.run_id DESC LIMIT 1) l1 ON true " \
+	"  FROM pipeline.step_upstreams u " STEP_UPSTREAM_LAST_STATUS \
 	"  WHERE u.step_id = s.id) up ON true "
 
 enum
@@ -300,27 +301,4 @@ pipeline_scheduled_step(int64 step_id)
 							  1, &type, &value, NULL, true, 1, true) != 1)
 		return NULL;
 	return step_row_at(0);
-}
-
-/*
- * pipeline_save_step_schedule_state
- *		Records when the step runs next and since when it waits for a
- *		worker (0: NULL, not by a time / not waiting).
- */
-void
-pipeline_save_step_schedule_state(int64 step_id, TimestampTz next, TimestampTz waiting_since)
-{
-	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-
-	values[0] = Int64GetDatum(step_id);
-	values[1] = TimestampTzGetDatum(next);
-	nulls[1] = next == 0 ? 'n' : ' ';
-	values[2] = TimestampTzGetDatum(waiting_since);
-	nulls[2] = waiting_since == 0 ? 'n' : ' ';
-	pipeline_catalog_exec("INSERT INTO pipeline.step_state AS s (step_id, next_run_at, waiting_since) "
-						  "VALUES ($1, $2, $3) ON CONFLICT (step_id) DO UPDATE SET next_run_at = $2, "
-						  "waiting_since = $3",
-						  3, types, values, nulls, false, 0, true);
 }

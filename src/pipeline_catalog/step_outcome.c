@@ -43,7 +43,9 @@ read_outcome(int64 run_id, RunStreak *out, bool *scheduled)
 	/* not read-only: it must see the run just closed */
 	if (pipeline_catalog_exec("SELECT s.id, s.name, s.owner::oid, l.status, l.error_sqlstate, "
 							  "l.error_message, s.suspended_at IS NOT NULL, s.schedule <> 'manual', "
-							  "coalesce(t.consecutive_failures, 0), coalesce(s.suspend_after_failures, $2) "
+							  "coalesce(t.consecutive_failures, 0), coalesce(s.suspend_after_failures, $2), "
+							  "EXISTS (SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps f ON f.id = u.step_id "
+							  "        WHERE u.upstream_step = s.id AND f.schedule <> 'manual') "
 							  "FROM pipeline.step_run_log l JOIN pipeline.steps s ON s.id = l.step_id "
 							  "LEFT JOIN pipeline.step_state t ON t.step_id = s.id "
 							  "WHERE l.run_id = $1",
@@ -61,6 +63,7 @@ read_outcome(int64 run_id, RunStreak *out, bool *scheduled)
 	*scheduled = DatumGetBool(pipeline_result_datum(0, 7, &isnull));
 	out->previous_streak = (int32) pipeline_result_int64(0, 8);
 	out->suspend_after = (int32) pipeline_result_int64(0, 9);
+	out->scheduled_followers = DatumGetBool(pipeline_result_datum(0, 10, &isnull));
 	return true;
 }
 
@@ -110,28 +113,6 @@ suspend(int64 step_id)
 }
 
 /*
- * pipeline_wake_step_followers
- *		Wakes the scheduler, when the transaction commits, if a step with a
- *		schedule other than manual runs after the pipeline (or step) that
- *		just succeeded: an on_upstream step may now have work, a retry of
- *		one held back by this upstream may now go.
- */
-void
-pipeline_wake_step_followers(int64 id, bool is_step)
-{
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(id);
-
-	if (pipeline_catalog_exec(is_step ?
-							  "SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps s ON s.id = u.step_id "
-							  "WHERE u.upstream_step = $1 AND s.schedule <> 'manual' LIMIT 1" :
-							  "SELECT FROM pipeline.step_upstreams u JOIN pipeline.steps s ON s.id = u.step_id "
-							  "WHERE u.upstream_pipeline = $1 AND s.schedule <> 'manual' LIMIT 1",
-							  1, &type, &value, NULL, false, 1, true) > 0)
-		pipeline_schedules_changed();
-}
-
-/*
  * record_outcome
  *		pipeline_record_step_outcome, as the extension.
  */
@@ -148,8 +129,8 @@ record_outcome(int64 run_id)
 		return;
 	if (strcmp(out.status, "failed") == 0 && scheduled)
 		pipeline_schedules_changed();	/* its retry */
-	else if (strcmp(out.status, "succeeded") == 0)
-		pipeline_wake_step_followers(out.id, true);
+	else if (strcmp(out.status, "succeeded") == 0 && out.scheduled_followers)
+		pipeline_schedules_changed();	/* a step after it may have work */
 }
 
 /*

@@ -391,13 +391,7 @@ pipeline_step_failing_upstream(int64 step_id)
 							  "FROM pipeline.step_upstreams u "
 							  "LEFT JOIN pipeline.pipeline_defs d ON d.id = u.upstream_pipeline "
 							  "LEFT JOIN pipeline.steps s ON s.id = u.upstream_step "
-							  "LEFT JOIN LATERAL ("
-							  "  SELECT r.status FROM pipeline.run_log r WHERE r.pipeline_id = u.upstream_pipeline "
-							  "     AND r.kind IN ('run', 'replay') ORDER BY r.run_id DESC LIMIT 1) l0 ON true "
-							  "LEFT JOIN LATERAL ("
-							  "  SELECT r.status FROM pipeline.step_run_log r WHERE r.step_id = u.upstream_step "
-							  "   ORDER BY r.run_id DESC LIMIT 1) l1 ON true, "
-							  "LATERAL (SELECT coalesce(l0.status, l1.status) AS status) l "
+							  STEP_UPSTREAM_LAST_STATUS
 							  "WHERE u.step_id = $1 AND l.status IS DISTINCT FROM 'succeeded' "
 							  "ORDER BY u.position LIMIT 1",
 							  1, &type, &value, NULL, true, 1, true) == 0)

@@ -128,17 +128,6 @@ typedef struct RunState
 } RunState;
 
 /*
- * run_lock_tag
- *		The advisory lock that keeps runs of one pipeline from overlapping.
- */
-static void
-run_lock_tag(LOCKTAG *tag, int64 pipeline_id)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (pipeline_id >> 32),
-						 (uint32) pipeline_id, RUN_LOCK_CLASS);
-}
-
-/*
  * running_backend
  *		The pid holding a pipeline's run lock, or 0.
  */
@@ -189,13 +178,7 @@ pipeline_fail_dead_runs(void)
 bool
 pipeline_run_lock_held(int64 pipeline_id)
 {
-	LOCKTAG		tag;
-
-	run_lock_tag(&tag, pipeline_id);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ExclusiveLock, false);
-	return false;
+	return pipeline_id_lock_held(pipeline_id, RUN_LOCK_CLASS);
 }
 
 /*
@@ -744,21 +727,33 @@ run_staging(RunState *rs)
 }
 
 /*
+ * count_whole
+ *		Takes the run's snapshot, sets 'params' to every row the run reads
+ *		(rs->from: a requeue's quarantined rows, a test's fixture, neither
+ *		behind a cursor) and counts them in rs->pending.
+ */
+static void
+count_whole(RunState *rs, BatchParams *params)
+{
+	FullTransactionId none = FullTransactionIdFromU64(0);
+
+	rs->snapshot = pipeline_run_snapshot();
+	base_params(rs, params, PointerGetDatum(construct_empty_array(XID8OID)), none);
+	params->lo = position(none, PG_INT64_MIN);
+	params->hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
+	rs->pending = pipeline_count_pending(rs->def, rs->from, params);
+}
+
+/*
  * merge_whole
- *		Merges every row the run reads (rs->from) as one batch: a requeue's
- *		quarantined rows, a test's fixture.
+ *		Merges a requeue's quarantined rows as one batch.
  */
 static void
 merge_whole(RunState *rs)
 {
 	BatchParams params;
-	FullTransactionId none = FullTransactionIdFromU64(0);
 
-	rs->snapshot = pipeline_run_snapshot();
-	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
-	params.lo = position(none, PG_INT64_MIN);
-	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
-	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
+	count_whole(rs, &params);
 	pipeline_run_progress(rs->run_id, &rs->counts, rs->pending);
 	merge_timed_batch(rs, rs->from, &params, true);
 }
@@ -1260,7 +1255,7 @@ run_pipeline(RunState *rs, const char *name)
 		return;
 	}
 
-	run_lock_tag(&tag, rs->def->id);
+	pipeline_id_lock_tag(&tag, rs->def->id, RUN_LOCK_CLASS);
 	if (LockAcquire(&tag, ExclusiveLock, !rs->atomic, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
 		int			pid = running_backend(rs->def->id);
@@ -1336,11 +1331,7 @@ run_fixture(void *arg)
 
 	running_pipeline = rs->def->name;
 	maintain_staging(rs);
-	rs->snapshot = pipeline_run_snapshot();
-	base_params(rs, &params, PointerGetDatum(construct_empty_array(XID8OID)), none);
-	params.lo = position(none, PG_INT64_MIN);
-	params.hi = position(FullTransactionIdFromU64(PG_UINT64_MAX), PG_INT64_MAX);
-	rs->pending = pipeline_count_pending(rs->def, rs->from, &params);
+	count_whole(rs, &params);
 	/* a fixture's rows are _xid 0, _seq 1 to n */
 	for (int64 done = 0; done < rs->pending; done += rs->def->batch_size)
 	{

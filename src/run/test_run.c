@@ -172,7 +172,7 @@ test_fixture(PipelineTest *t)
 static bool
 against_empty(FunctionCallInfo fcinfo)
 {
-	char	   *against = PG_ARGISNULL(2) ? "current" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *against = PG_ARGISNULL(2) ? "current" : pipeline_text_arg(fcinfo, 2);
 	const char *const choices[] = {"current", "empty", NULL};
 
 	pipeline_check_choice("against", against, choices);
@@ -221,7 +221,7 @@ pipeline_test(PG_FUNCTION_ARGS)
 	t.empty = against_empty(fcinfo);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	t.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	t.name = pipeline_text_arg(fcinfo, 0);
 	error = test_fixture(&t);
 	if (error)
 		ReThrowError(error);

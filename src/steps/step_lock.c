@@ -15,22 +15,12 @@
 #include "storage/lock.h"
 
 #include "model.h"
+#include "base/base.h"
 #include "pipeline_catalog/pipeline_catalog.h"
 #include "steps/steps.h"
 
 /* Distinguishes the step run lock from other advisory locks on the same ids. */
 #define STEP_LOCK_CLASS 0x5354
-
-/*
- * step_lock_tag
- *		The advisory lock of step 'step_id'.
- */
-static void
-step_lock_tag(LOCKTAG *tag, int64 step_id)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (step_id >> 32), (uint32) step_id,
-						 STEP_LOCK_CLASS);
-}
 
 /*
  * pipeline_step_try_lock
@@ -42,7 +32,7 @@ pipeline_step_try_lock(int64 step_id, bool session)
 {
 	LOCKTAG		tag;
 
-	step_lock_tag(&tag, step_id);
+	pipeline_id_lock_tag(&tag, step_id, STEP_LOCK_CLASS);
 	return LockAcquire(&tag, ExclusiveLock, session, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
@@ -55,7 +45,7 @@ pipeline_step_unlock(int64 step_id)
 {
 	LOCKTAG		tag;
 
-	step_lock_tag(&tag, step_id);
+	pipeline_id_lock_tag(&tag, step_id, STEP_LOCK_CLASS);
 	LockRelease(&tag, ExclusiveLock, true);
 }
 
@@ -69,7 +59,7 @@ pipeline_step_wait_for_runs(int64 step_id)
 {
 	LOCKTAG		tag;
 
-	step_lock_tag(&tag, step_id);
+	pipeline_id_lock_tag(&tag, step_id, STEP_LOCK_CLASS);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
@@ -80,13 +70,7 @@ pipeline_step_wait_for_runs(int64 step_id)
 bool
 pipeline_step_lock_held(int64 step_id)
 {
-	LOCKTAG		tag;
-
-	step_lock_tag(&tag, step_id);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ExclusiveLock, false);
-	return false;
+	return pipeline_id_lock_held(step_id, STEP_LOCK_CLASS);
 }
 
 /*

@@ -277,7 +277,7 @@ pipeline_run_step(PG_FUNCTION_ARGS)
 					!castNode(CallContext, fcinfo->context)->atomic);
 	if (SPI_connect_ext(run->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_step(run, text_to_cstring(PG_GETARG_TEXT_PP(0)), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
+	run_step(run, pipeline_text_arg(fcinfo, 0), !PG_ARGISNULL(1) && PG_GETARG_BOOL(1));
 	SPI_finish();
 	MemoryContextSwitchTo(callcxt);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

@@ -236,10 +236,7 @@ pipeline_store_schedule_state(ScheduledPipeline *p, TimestampTz next, TimestampT
 		next = 0;
 	if (next == p->next_run_at && waiting_since == p->waiting_since)
 		return;
-	if (p->step)
-		pipeline_save_step_schedule_state(p->id, next, waiting_since);
-	else
-		pipeline_save_schedule_state(p->id, next, waiting_since);
+	pipeline_save_schedule_state(p->id, p->step, next, waiting_since);
 	p->next_run_at = next;
 	p->waiting_since = waiting_since;
 }

@@ -3,8 +3,8 @@
 # quarantine, data quality checks and their results, lineage, and its
 # cursors stay exact: consumed rows are not applied again, pending ones and
 # rows written after the restore are applied once.  The same holds for a
-# DAG's change log and a captured table, and for the archive of consumed
-# rows.
+# DAG's change log and a captured table, for the archive of consumed
+# rows, and for orchestration steps.
 use strict;
 use warnings;
 
@@ -315,6 +315,60 @@ is($new->safe_psql('parts', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM 
 	'1,2,3,4,5', 'rows pending at the dump and written after the restore are merged');
 is( $new->safe_psql('parts', q{SELECT string_agg(rows_read::text, ',' ORDER BY run_id) FROM pipeline.runs}),
 	'2,3', 'each once');
+
+# Orchestration steps: their definitions, upstreams, relations (regclass),
+# failure policy, history and totals are restored; a restored step runs
+# after its restored upstream, and the next step made takes a new id;
+# DROP EXTENSION takes the steps and leaves the views they refreshed.
+$old->safe_psql('postgres', 'CREATE DATABASE steps');
+$old->safe_psql(
+	'steps', q{
+	CREATE EXTENSION pipeline;
+	CREATE TABLE "Order Items" (id int, v int);
+	SELECT pipeline.create_pipeline('orders', '"Order Items"', 'orders', key => ARRAY['id']);
+	CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n FROM orders;
+	CREATE TABLE audit (n bigint);
+	SELECT pipeline.create_step('refresh totals', 'REFRESH MATERIALIZED VIEW totals', after => ARRAY['orders'],
+	                            statement_timeout => '1 min');
+	SELECT pipeline.create_step('note', 'INSERT INTO audit SELECT n FROM totals', after => ARRAY['refresh totals'],
+	                            reads => ARRAY['totals'::regclass]);
+	SELECT pipeline.set_failure_policy('note', suspend_after_failures => 4);
+	INSERT INTO "Order Items" SELECT g, g FROM generate_series(1, 5) g;
+	CALL pipeline.run('orders');
+	CALL pipeline.run_step('refresh totals');
+	CALL pipeline.run_step('note');
+});
+my $steps_of = q{SELECT string_agg(format('%s %s %s %s', s.name, s.statement_timeout, s.suspend_after_failures,
+                                         t.runs_succeeded), ', ' ORDER BY s.name)
+                   FROM pipeline.steps s LEFT JOIN pipeline.step_state t ON t.step_id = s.id};
+my $graph_of = q{SELECT string_agg(upstream || ' > ' || downstream, ', ' ORDER BY downstream) FROM pipeline.dependencies
+                  WHERE downstream_kind = 'step'};
+my $steps_before = $old->safe_psql('steps', $steps_of);
+my $steps_dump = $old->basedir . '/steps.dump';
+$old->command_ok([ 'pg_dump', '-Fc', '-f', $steps_dump, '-d', $old->connstr('steps') ], 'pg_dump of steps');
+$new->safe_psql('postgres', 'CREATE DATABASE steps');
+$new->command_ok([ 'pg_restore', '-d', $new->connstr('steps'), $steps_dump ], 'pg_restore of steps');
+is($new->safe_psql('steps', $steps_of), $steps_before, 'the steps, their failure policy and totals are restored');
+is($new->safe_psql('steps', $graph_of), 'refresh totals > note, orders > refresh totals', 'and their upstreams');
+is( $new->safe_psql('steps',
+		q{SELECT string_agg(relation::text || ' ' || access, ', ' ORDER BY relation::text, access) FROM pipeline.step_relations}),
+	'audit write, orders read, totals read, totals write', 'and what they read and write');
+is($new->safe_psql('steps', q{SELECT count(*) FROM pipeline.step_runs WHERE status = 'succeeded'}), '2',
+	'and their history');
+$new->safe_psql(
+	'steps', q{
+	INSERT INTO "Order Items" VALUES (6, 6);
+	CALL pipeline.run('orders');
+	CALL pipeline.run_step('refresh totals');
+	CALL pipeline.run_step('note');
+});
+is($new->safe_psql('steps', 'SELECT string_agg(n::text, \',\' ORDER BY n) FROM audit'), '5,6',
+	'a restored step runs after its restored upstream');
+cmp_ok($new->safe_psql('steps', q{SELECT pipeline.create_step('later', 'SELECT 1')}), '>',
+	$new->safe_psql('steps', q{SELECT max(id) FROM pipeline.steps WHERE name <> 'later'}),
+	'a step made after the restore takes a new id');
+$new->safe_psql('steps', 'DROP EXTENSION pipeline CASCADE');
+is($new->safe_psql('steps', 'SELECT n FROM totals'), '6', 'DROP EXTENSION leaves the refreshed view');
 
 $old->stop;
 $new->stop;
