@@ -25,6 +25,17 @@ CALL pipeline.run('Order Items');
 -- staged, not merged yet: a test must leave it for the next run
 INSERT INTO "Order Items" VALUES (3, 1, 'new', '2026-01-02');
 
+-- What a run leaves besides the target, to compare after the test.
+CREATE FUNCTION pg_temp.run_traces_now() RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object(
+    'totals', (SELECT to_jsonb(t) FROM pipeline.run_totals t
+                 JOIN pipeline.pipeline_defs d ON d.id = t.pipeline_id WHERE d.name = 'Order Items'),
+    'alerts', (SELECT count(*) FROM pipeline.alerts a
+                 JOIN pipeline.pipeline_defs d ON d.id = a.pipeline_id WHERE d.name = 'Order Items'),
+    'events', (SELECT count(*) FROM pipeline.openlineage_run_events e
+                 JOIN pipeline.pipeline_defs d ON d.id = e.pipeline_id WHERE d.name = 'Order Items')) $$;
+CREATE TEMP TABLE run_traces AS SELECT pg_temp.run_traces_now() AS t;
+
 -- Against the current target: an update, a delete, an insert, a stale
 -- event, a row its check quarantines, a filtered row, a NULL key, and a
 -- NULL the target refuses; the rows are numbered from 0 as in the array.
@@ -48,6 +59,8 @@ SELECT count(*) AS quarantined FROM pipeline.quarantine WHERE pipeline = 'Order 
 SELECT count(*) AS check_results FROM pipeline.check_results c
   JOIN pipeline.pipeline_defs d ON d.id = c.pipeline_id WHERE d.name = 'Order Items';
 SELECT pipeline.test_rows() IS NULL AS no_rows_outside_a_test;
+-- nor the run totals, alerts or OpenLineage events a run leaves
+SELECT (SELECT r.t FROM pg_temp.run_traces r) = pg_temp.run_traces_now() AS traces_unchanged;
 -- the next run merges the staged row, once
 CALL pipeline.run('Order Items');
 SELECT * FROM orders ORDER BY id;
